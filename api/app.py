@@ -1,0 +1,57 @@
+"""``create_app(settings)``: the one place the HTTP application is assembled.
+
+Nothing happens at import time: the lifespan builds the engine from the settings it was given
+(or uses one handed in by a test) and disposes of it on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from api.limits import BodySizeLimit
+from api.problems import install_problem_handlers
+from api.routes import health
+from api.settings import Settings
+from lineage import create_store_engine
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    """Build the Warden HTTP application.
+
+    Args:
+        settings: The configuration of this process.
+        engine: An engine to use instead of building one from the settings (tests, ``warden up``).
+
+    Returns:
+        The FastAPI application, with every router, the problem+json handlers and the body limit.
+    """
+    owns_engine = engine is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = engine or create_store_engine(settings.resolved_database_url())
+        try:
+            yield
+        finally:
+            if owns_engine:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Warden",
+        version="0.1.0",
+        summary="Governance and monitoring for ML models: lineage, monitors, policies, audit.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if engine is not None:
+        app.state.engine = engine
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,57 @@
+"""Run Alembic migrations programmatically (``warden migrate``, ``/readyz``, tests).
+
+Each package owns a branch of the revision graph (``lineage``, ``governance``, ``monitors``,
+``retrain``), all rooted at the kernel revision, so rooms evolve their schema independently;
+"at head" therefore means "at every head".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from lineage import create_store_engine
+
+__all__ = ["alembic_config", "downgrade", "is_at_head", "pending_heads", "upgrade"]
+
+_SCRIPTS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    """Return an Alembic config for ``url`` pointing at Warden's revision scripts."""
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Upgrade the database at ``url`` to ``revision`` (every branch head by default)."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    """Downgrade the database at ``url`` to ``revision`` (empty by default)."""
+    command.downgrade(alembic_config(url), revision)
+
+
+def pending_heads(engine: Engine) -> set[str]:
+    """Return the head revisions the database has not reached yet (empty when current)."""
+    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return set(script.get_heads()) - current
+
+
+def is_at_head(url: str) -> bool:
+    """Return whether the database at ``url`` is migrated to every head."""
+    engine = create_store_engine(url)
+    try:
+        return not pending_heads(engine)
+    finally:
+        engine.dispose()

@@ -1,0 +1,51 @@
+"""Liveness and readiness probes: the only routes that need no credentials.
+
+``/healthz`` says the process answers; ``/readyz`` says it can do work: the database answers and
+its schema is migrated to every head. Neither reveals anything but that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import EngineDep
+from api.migrate import pending_heads
+from api.problems import problem_response
+
+__all__ = ["PUBLIC_PATHS", "router"]
+
+router = APIRouter(tags=["health"])
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Answer as long as the process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+def readyz(engine: EngineDep) -> dict[str, Any] | JSONResponse:
+    """Answer 200 when the database is reachable and migrated, 503 otherwise."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        missing = pending_heads(engine)
+    except sa.exc.SQLAlchemyError:
+        return problem_response(
+            status=503,
+            title="Service unavailable",
+            detail="the database cannot be reached; check WARDEN_DATABASE_URL",
+        )
+    if missing:
+        return problem_response(
+            status=503,
+            title="Service unavailable",
+            detail="the database schema is behind; run `warden migrate`",
+        )
+    return {"status": "ready", "database": "ok", "migrations": "at head"}

@@ -1,0 +1,3 @@
+"""Monitors: specs, reference baselines, runners, typed findings and reports."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Retrain: pipelines and their runs, the MLflow adapter, deployers, findings → actions."""
+
+__all__: list[str] = []

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.migrate import downgrade
+from api.settings import Settings
+from lineage import create_store_engine
+
+
+def test_healthz_answers_without_credentials(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_a_migrated_store_ready(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["migrations"] == "at head"
+
+
+def test_readyz_reports_a_store_behind_its_migrations(settings: Settings) -> None:
+    url = settings.resolved_database_url()
+    downgrade(url, "base")
+    engine = create_store_engine(url)
+    try:
+        with TestClient(create_app(settings, engine=engine)) as client:
+            response = client.get("/readyz")
+    finally:
+        engine.dispose()
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "warden migrate" in response.json()["detail"]
+
+
+def test_unknown_route_is_a_problem_not_a_page(client: TestClient) -> None:
+    response = client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
