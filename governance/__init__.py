@@ -1,3 +1,6 @@
 """Governance: identity, roles and permissions, approvals, the audit log and policies."""
 
-__all__: list[str] = []
+from governance.actors import Actor, PrincipalKind
+from governance.permissions import Permission
+
+__all__ = ["Actor", "Permission", "PrincipalKind"]
