@@ -1,0 +1,566 @@
+"""Reference baselines: a mergeable per-column summary of the reference data (typically training).
+
+A monitor run compares a window against a ``Baseline`` and never needs the raw reference data:
+
+* a numeric column keeps quantile bin edges (2,048 bins by default), the count strictly inside
+  each bin, exact counts at heavy values ("atoms": values holding at least one quantile, such as
+  the zeros of ``capital_gain``), moments, range and missing count; with few distinct values
+  (≤ ``FREQUENCY_LIMIT``) it keeps their exact frequencies instead; with a small reference
+  (≤ ``RAW_LIMIT`` rows) it also keeps the raw values, which the exact small-sample tests
+  (Kolmogorov-Smirnov) need;
+* a categorical column keeps category frequencies and its missing count;
+* ``extras`` holds named JSON-ready sections other kinds own (``"performance"``: reference
+  metrics; ``"fairness"``: reference group metrics; ``"explanations"``: reference importance);
+* ``sample`` optionally holds a small reference sample for Evidently's rendered drift page only.
+
+Column types follow Evidently 0.7's inference so that drift methods match its defaults: floats
+are numeric, integers with at most 10 distinct values categorical, strings, booleans and
+categories categorical.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from lineage.errors import InvalidInput
+
+__all__ = [
+    "BINS",
+    "FREQUENCY_LIMIT",
+    "INTEGER_CARDINALITY_LIMIT",
+    "RAW_LIMIT",
+    "SAMPLE_LIMIT",
+    "Baseline",
+    "CategoricalSummary",
+    "ColumnType",
+    "NumericSummary",
+    "build_baseline",
+    "column_type",
+    "merge",
+    "numeric_values",
+]
+
+BINS = 2048
+"""Default number of quantile bins per numeric column."""
+FREQUENCY_LIMIT = 64
+"""A numeric column with at most this many distinct values keeps exact value frequencies."""
+RAW_LIMIT = 1000
+"""A reference with at most this many values keeps them (Evidently's small-sample boundary)."""
+SAMPLE_LIMIT = 5000
+"""Default size of the reference sample kept for Evidently's rendered page."""
+INTEGER_CARDINALITY_LIMIT = 10
+"""Integers with at most this many distinct values are categorical (as in Evidently 0.7)."""
+
+ColumnType = Literal["numeric", "categorical"]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def column_type(values: pd.Series) -> ColumnType:
+    """Return the column type Evidently 0.7 would infer, so drift methods match its defaults."""
+    name = values.dtype.name
+    if name.startswith("float"):
+        return "numeric"
+    if name.startswith(("int", "uint", "Int", "UInt")):
+        return "categorical" if values.nunique() <= INTEGER_CARDINALITY_LIMIT else "numeric"
+    return "categorical"
+
+
+def numeric_values(values: pd.Series) -> FloatArray:
+    """Return the finite values of a numeric column as float64 (missing and ±inf dropped)."""
+    array: FloatArray = np.asarray(
+        pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
+        dtype=np.float64,
+    )
+    return array[np.isfinite(array)]
+
+
+def _histogram(sorted_values: FloatArray, edges: FloatArray, atoms: FloatArray) -> IntArray:
+    """Count sorted values per bin of ``edges``, leaving out values equal to an atom.
+
+    Bin ``i`` holds ``edges[i] <= v < edges[i + 1]`` (the last bin also holds ``edges[-1]``);
+    values outside ``[edges[0], edges[-1]]`` are not counted.
+    """
+    positions = np.searchsorted(sorted_values, edges, side="left")
+    last = np.searchsorted(sorted_values, edges[-1], side="right")
+    positions[-1] = last
+    counts = np.diff(positions).astype(np.int64)
+    if atoms.size and counts.size:
+        atom_counts = _atom_counts(sorted_values, atoms)
+        index = np.clip(np.searchsorted(edges, atoms, side="right") - 1, 0, counts.size - 1)
+        np.subtract.at(counts, index, atom_counts)
+    return counts
+
+
+def _atom_counts(sorted_values: FloatArray, atoms: FloatArray) -> IntArray:
+    left = np.searchsorted(sorted_values, atoms, side="left")
+    right = np.searchsorted(sorted_values, atoms, side="right")
+    return (right - left).astype(np.int64)
+
+
+@dataclass(slots=True)
+class NumericSummary:
+    """The mergeable summary of one numeric column.
+
+    Attributes:
+        count: Finite values seen.
+        missing: Missing (or non-finite) values seen.
+        minimum: Smallest finite value (``nan`` when ``count`` is 0).
+        maximum: Largest finite value.
+        mean: Mean of the finite values.
+        m2: Sum of squared deviations from the mean (merged with Chan's formula).
+        edges: Sorted, distinct bin edges from ``minimum`` to ``maximum``.
+        bin_counts: Values inside each bin, atoms excluded (``len(edges) - 1`` entries).
+        atoms: Sorted values holding a point mass (each is one of the edges).
+        atom_counts: Exact count at each atom.
+        distinct: Number of distinct values, or ``None`` when above ``FREQUENCY_LIMIT``.
+        values: The sorted raw values when ``count`` ≤ ``RAW_LIMIT``, else ``None``.
+        dtype: The pandas dtype the reference had (schema checks compare it).
+    """
+
+    count: int
+    missing: int
+    minimum: float
+    maximum: float
+    mean: float
+    m2: float
+    edges: FloatArray
+    bin_counts: IntArray
+    atoms: FloatArray
+    atom_counts: IntArray
+    distinct: int | None
+    values: FloatArray | None
+    dtype: str
+    type: Literal["numeric"] = "numeric"
+
+    @property
+    def std(self) -> float:
+        """Return the population standard deviation (``np.std``, as Evidently normalises by)."""
+        return math.sqrt(self.m2 / self.count) if self.count else 0.0
+
+    @property
+    def missing_share(self) -> float:
+        """Return the share of missing values."""
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+    def frequencies(self) -> dict[float, int] | None:
+        """Return exact value frequencies when the column has few distinct values."""
+        if self.distinct is None:
+            return None
+        return {
+            float(value): int(count)
+            for value, count in zip(self.atoms, self.atom_counts, strict=True)
+            if count
+        }
+
+    @classmethod
+    def from_values(
+        cls,
+        values: FloatArray,
+        *,
+        missing: int,
+        bins: int = BINS,
+        dtype: str = "float64",
+    ) -> NumericSummary:
+        """Summarise finite values (any order) into quantile bins, atoms and moments."""
+        ordered = np.sort(np.asarray(values, dtype=np.float64))
+        count = int(ordered.size)
+        if count == 0:
+            empty = np.empty(0, dtype=np.float64)
+            return cls(
+                count=0, missing=missing, minimum=math.nan, maximum=math.nan, mean=math.nan,
+                m2=0.0, edges=empty, bin_counts=np.empty(0, dtype=np.int64), atoms=empty,
+                atom_counts=np.empty(0, dtype=np.int64), distinct=0, values=None, dtype=dtype,
+            )  # fmt: skip
+        mean = float(ordered.mean())
+        m2 = float(np.square(ordered - mean).sum())
+        change = np.flatnonzero(np.diff(ordered)) + 1
+        distinct = int(change.size + 1)
+        if distinct <= FREQUENCY_LIMIT:
+            atoms = ordered[np.concatenate(([0], change))]
+            edges = atoms
+        else:
+            picks = ordered[np.linspace(0, count - 1, bins + 1).round().astype(np.int64)]
+            repeated = picks[1:][picks[1:] == picks[:-1]]
+            atoms = np.unique(repeated)
+            edges = np.unique(picks)
+        atom_counts = _atom_counts(ordered, atoms)
+        return cls(
+            count=count,
+            missing=missing,
+            minimum=float(ordered[0]),
+            maximum=float(ordered[-1]),
+            mean=mean,
+            m2=m2,
+            edges=edges,
+            bin_counts=_histogram(ordered, edges, atoms),
+            atoms=atoms,
+            atom_counts=atom_counts,
+            distinct=distinct if distinct <= FREQUENCY_LIMIT else None,
+            values=ordered if count <= RAW_LIMIT else None,
+            dtype=dtype,
+        )
+
+    def cumulative(self, points: FloatArray) -> FloatArray:
+        """Return the (approximate) number of values ≤ each point.
+
+        Exact at every edge and atom; linear inside a bin, which is what "uniform within a
+        quantile bin" means.
+        """
+        if self.count == 0:
+            return np.zeros(points.shape, dtype=np.float64)
+        if self.values is not None:
+            return np.searchsorted(self.values, points, side="right").astype(np.float64)
+        edges = self.edges
+        inner = np.concatenate(([0.0], np.cumsum(self.bin_counts, dtype=np.float64)))
+        continuous = np.interp(points, edges, inner, left=0.0, right=float(inner[-1]))
+        atoms = np.cumsum(self.atom_counts, dtype=np.float64)
+        index = np.searchsorted(self.atoms, points, side="right")
+        at_atoms = np.where(index > 0, atoms[np.maximum(index - 1, 0)], 0.0) if atoms.size else 0.0
+        return np.asarray(continuous + at_atoms, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "type": "numeric",
+            "count": self.count,
+            "missing": self.missing,
+            "minimum": _json_float(self.minimum),
+            "maximum": _json_float(self.maximum),
+            "mean": _json_float(self.mean),
+            "m2": self.m2,
+            "edges": self.edges.tolist(),
+            "bin_counts": self.bin_counts.tolist(),
+            "atoms": self.atoms.tolist(),
+            "atom_counts": self.atom_counts.tolist(),
+            "distinct": self.distinct,
+            "values": None if self.values is None else self.values.tolist(),
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NumericSummary:
+        """Rebuild a summary from ``to_dict`` output."""
+        return cls(
+            count=int(data["count"]),
+            missing=int(data["missing"]),
+            minimum=_float(data["minimum"]),
+            maximum=_float(data["maximum"]),
+            mean=_float(data["mean"]),
+            m2=float(data["m2"]),
+            edges=np.asarray(data["edges"], dtype=np.float64),
+            bin_counts=np.asarray(data["bin_counts"], dtype=np.int64),
+            atoms=np.asarray(data["atoms"], dtype=np.float64),
+            atom_counts=np.asarray(data["atom_counts"], dtype=np.int64),
+            distinct=data["distinct"],
+            values=None if data["values"] is None else np.asarray(data["values"], np.float64),
+            dtype=str(data["dtype"]),
+        )
+
+
+@dataclass(slots=True)
+class CategoricalSummary:
+    """The mergeable summary of one categorical column.
+
+    Attributes:
+        frequencies: Count per category (keys are the original values: str, int or bool).
+        missing: Missing values seen.
+        dtype: The pandas dtype the reference had.
+    """
+
+    frequencies: dict[Any, int]
+    missing: int
+    dtype: str = "object"
+    type: Literal["categorical"] = "categorical"
+
+    @property
+    def count(self) -> int:
+        """Return the number of non-missing values."""
+        return sum(self.frequencies.values())
+
+    @property
+    def missing_share(self) -> float:
+        """Return the share of missing values."""
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+    @classmethod
+    def from_series(cls, values: pd.Series) -> CategoricalSummary:
+        """Count the categories of a column (missing values counted apart)."""
+        counts = values.value_counts(dropna=True, sort=False)
+        frequencies = {_plain(key): int(count) for key, count in counts.items() if count}
+        return cls(
+            frequencies=frequencies,
+            missing=int(values.isna().sum()),
+            dtype=values.dtype.name,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (frequencies as ``[value, count]`` pairs, keys keep type)."""
+        return {
+            "type": "categorical",
+            "frequencies": [[key, count] for key, count in self.frequencies.items()],
+            "missing": self.missing,
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CategoricalSummary:
+        """Rebuild a summary from ``to_dict`` output."""
+        return cls(
+            frequencies={_plain(key): int(count) for key, count in data["frequencies"]},
+            missing=int(data["missing"]),
+            dtype=str(data["dtype"]),
+        )
+
+
+ColumnSummary = NumericSummary | CategoricalSummary
+
+
+@dataclass(slots=True)
+class Baseline:
+    """The stored reference of a monitor: one summary per column plus named extras.
+
+    Attributes:
+        rows: Reference rows summarised.
+        columns: Summary per column name, in the reference's column order.
+        extras: Named JSON-ready sections owned by other kinds (performance, fairness,
+            explanations); merging keeps the first baseline's extras.
+        sample: A small reference sample for Evidently's rendered drift page, if kept.
+    """
+
+    rows: int
+    columns: dict[str, ColumnSummary]
+    extras: dict[str, Any] = field(default_factory=dict)
+    sample: pd.DataFrame | None = None
+
+    def column(self, name: str) -> ColumnSummary:
+        """Return the summary of ``name`` or fail naming the columns that exist."""
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise InvalidInput(
+                f"column {name!r} is not in the baseline; it has {sorted(self.columns)}",
+                field="columns",
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (the sample column-wise, missing values as ``null``)."""
+        sample = None
+        if self.sample is not None:
+            sample = {
+                "columns": [str(name) for name in self.sample.columns],
+                "dtypes": [dtype.name for dtype in self.sample.dtypes],
+                "data": json.loads(self.sample.to_json(orient="split", index=False))["data"],
+            }
+        return {
+            "format": "warden.baseline/1",
+            "rows": self.rows,
+            "columns": {name: summary.to_dict() for name, summary in self.columns.items()},
+            "extras": self.extras,
+            "sample": sample,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Baseline:
+        """Rebuild a baseline from ``to_dict`` output."""
+        if data.get("format") != "warden.baseline/1":
+            raise InvalidInput("not a Warden baseline (format warden.baseline/1)", field="format")
+        columns: dict[str, ColumnSummary] = {}
+        for name, summary in data["columns"].items():
+            if summary["type"] == "numeric":
+                columns[name] = NumericSummary.from_dict(summary)
+            else:
+                columns[name] = CategoricalSummary.from_dict(summary)
+        sample = None
+        if data.get("sample") is not None:
+            raw = data["sample"]
+            sample = pd.DataFrame(raw["data"], columns=raw["columns"])
+            for name, dtype in zip(raw["columns"], raw["dtypes"], strict=True):
+                if dtype != "object":
+                    sample[name] = sample[name].astype(dtype)
+        return cls(rows=int(data["rows"]), columns=columns, extras=data["extras"], sample=sample)
+
+    def to_json(self) -> str:
+        """Serialise to a JSON document (what the artifact store keeps)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Baseline:
+        """Read a baseline written by ``to_json``."""
+        return cls.from_dict(json.loads(text))
+
+
+def build_baseline(
+    frame: pd.DataFrame,
+    *,
+    categorical: list[str] | None = None,
+    numeric: list[str] | None = None,
+    bins: int = BINS,
+    sample_size: int = SAMPLE_LIMIT,
+    seed: int = 0,
+    extras: dict[str, Any] | None = None,
+) -> Baseline:
+    """Summarise a reference DataFrame column by column.
+
+    Args:
+        frame: The reference data, typically the training set (with label and prediction
+            columns when performance or prediction drift will be judged).
+        categorical: Columns forced categorical, overriding Evidently's inference.
+        numeric: Columns forced numeric.
+        bins: Quantile bins per numeric column.
+        sample_size: Rows kept as a reference sample for Evidently's page (0 keeps none).
+        seed: Seed of the sample draw.
+        extras: Named sections other kinds need (see the module docstring).
+    """
+    if bins < 2:
+        raise InvalidInput("bins must be at least 2", field="bins")
+    forced_categorical = set(categorical or [])
+    forced_numeric = set(numeric or [])
+    for name in forced_categorical | forced_numeric:
+        if name not in frame.columns:
+            raise InvalidInput(f"column {name!r} is not in the reference data", field="columns")
+    columns: dict[str, ColumnSummary] = {}
+    for name in frame.columns:
+        series = frame[name]
+        kind = column_type(series)
+        if name in forced_categorical:
+            kind = "categorical"
+        elif name in forced_numeric:
+            kind = "numeric"
+        if kind == "numeric":
+            finite = numeric_values(series)
+            columns[str(name)] = NumericSummary.from_values(
+                finite, missing=len(series) - finite.size, bins=bins, dtype=series.dtype.name
+            )
+        else:
+            columns[str(name)] = CategoricalSummary.from_series(series)
+    sample = None
+    if sample_size > 0:
+        take = min(sample_size, len(frame))
+        sample = frame.sample(n=take, random_state=seed).reset_index(drop=True)
+    return Baseline(rows=len(frame), columns=columns, extras=dict(extras or {}), sample=sample)
+
+
+def merge(first: Baseline, second: Baseline, *, bins: int = BINS, seed: int = 0) -> Baseline:
+    """Merge two baselines of the same columns (e.g. two partitions of the training data).
+
+    Counts, frequencies and moments merge exactly; numeric bins are re-cut at the combined
+    quantiles (exact at every edge and atom of either side, linear inside bins).
+    """
+    if set(first.columns) != set(second.columns):
+        raise InvalidInput(
+            "baselines summarise different columns: "
+            f"{sorted(set(first.columns) ^ set(second.columns))}",
+            field="columns",
+        )
+    columns: dict[str, ColumnSummary] = {}
+    for name, left in first.columns.items():
+        right = second.columns[name]
+        if isinstance(left, NumericSummary) and isinstance(right, NumericSummary):
+            columns[name] = _merge_numeric(left, right, bins=bins)
+        elif isinstance(left, CategoricalSummary) and isinstance(right, CategoricalSummary):
+            frequencies = dict(left.frequencies)
+            for key, count in right.frequencies.items():
+                frequencies[key] = frequencies.get(key, 0) + count
+            columns[name] = CategoricalSummary(
+                frequencies=frequencies, missing=left.missing + right.missing, dtype=left.dtype
+            )
+        else:
+            raise InvalidInput(
+                f"column {name!r} is numeric in one baseline and categorical in the other",
+                field="columns",
+            )
+    sample = _merge_samples(first, second, seed=seed)
+    return Baseline(
+        rows=first.rows + second.rows, columns=columns, extras=dict(first.extras), sample=sample
+    )
+
+
+def _merge_samples(first: Baseline, second: Baseline, *, seed: int) -> pd.DataFrame | None:
+    samples = [sample for sample in (first.sample, second.sample) if sample is not None]
+    if not samples:
+        return None
+    limit = max(len(sample) for sample in samples)
+    combined = pd.concat(samples, ignore_index=True)
+    if len(combined) > limit:
+        combined = combined.sample(n=limit, random_state=seed).reset_index(drop=True)
+    return combined
+
+
+def _merge_numeric(left: NumericSummary, right: NumericSummary, *, bins: int) -> NumericSummary:
+    if right.count == 0:
+        return left
+    if left.count == 0:
+        return right
+    missing = left.missing + right.missing
+    if left.values is not None and right.values is not None:
+        merged = NumericSummary.from_values(
+            np.concatenate([left.values, right.values]), missing=missing, bins=bins,
+            dtype=left.dtype,
+        )  # fmt: skip
+        return merged
+    count = left.count + right.count
+    delta = right.mean - left.mean
+    mean = left.mean + delta * right.count / count
+    m2 = left.m2 + right.m2 + delta * delta * left.count * right.count / count
+    atoms = np.union1d(left.atoms, right.atoms)
+    points = np.union1d(np.union1d(left.edges, right.edges), atoms)
+    atom_counts = np.zeros(atoms.size, dtype=np.int64)
+    for side in (left, right):
+        atom_counts[np.searchsorted(atoms, side.atoms)] += side.atom_counts
+    total = left.cumulative(points) + right.cumulative(points)
+    at_atoms = np.zeros(points.size, dtype=np.float64)
+    at_atoms[np.searchsorted(points, atoms)] = atom_counts
+    continuous = total - np.cumsum(at_atoms)
+    distinct = None
+    if left.distinct is not None and right.distinct is not None:
+        union = atoms.size
+        distinct = union if union <= FREQUENCY_LIMIT else None
+    if distinct is None and points.size > bins + 1:
+        levels = np.linspace(0.0, continuous[-1], bins + 1)
+        keep = np.unique(np.concatenate((np.searchsorted(continuous, levels), [0])))
+        keep = keep[keep < points.size]
+        keep = np.union1d(keep, np.searchsorted(points, atoms))
+        keep = np.union1d(keep, [points.size - 1])
+        points = points[keep]
+        continuous = continuous[keep]
+    bin_counts = np.diff(continuous).round().astype(np.int64)
+    return NumericSummary(
+        count=count,
+        missing=missing,
+        minimum=min(left.minimum, right.minimum),
+        maximum=max(left.maximum, right.maximum),
+        mean=mean,
+        m2=m2,
+        edges=points,
+        bin_counts=bin_counts,
+        atoms=atoms,
+        atom_counts=atom_counts,
+        distinct=distinct,
+        values=None,
+        dtype=left.dtype,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy scalars into Python ones so keys compare and serialise predictably."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else float(value)

@@ -1,0 +1,274 @@
+"""The monitor-kind registry: spec → runner → typed findings.
+
+Contract for a kind (fairness and explanations plug in through exactly this):
+
+* A kind is a function ``run(spec: MonitorSpec, context: MonitorContext) -> KindResult``,
+  registered under its ``Kind`` value with ``@register_kind(Kind.X)`` in the module listed for it
+  in ``BUILTIN_KINDS``. That module is imported lazily the first time the kind runs, so heavy
+  libraries (scipy, fairlearn, shap, evidently) load only in the process that runs monitors.
+* It reads the window with ``context.frame(columns)`` (a pandas DataFrame; a window may be a
+  Parquet file, which ``frame`` loads column-wise) and the reference with ``context.baseline``
+  (``Baseline``: per-column summaries plus ``extras``, a dict of named JSON-ready sections such as
+  ``"performance"``, ``"fairness"`` or ``"explanations"`` that each kind owns and documents).
+* It may use ``context.model`` (anything with ``predict``; ``predict_proba`` when it exists) and
+  ``context.feature_names``; it calls ``context.report_progress(fraction, message)`` on long work.
+* It returns ``KindResult(findings, report, charts)``:
+  ``findings`` are ``monitors.findings.Finding`` with ``monitor`` set to the kind name;
+  ``report`` is a JSON-ready dict (every metric, threshold and verdict of the run);
+  ``charts`` are ``Chart`` values (data, not pictures; ``monitors.report`` draws them).
+* It raises ``lineage.errors.InvalidInput(detail, field=...)`` for a spec that cannot apply
+  (unknown column, missing label column, unknown threshold key); it never commits, never writes
+  files, and never decides what a finding means (governance does).
+* The runner, not the kind, handles too-small windows: ``run_monitor`` returns one
+  ``insufficient`` finding when the window has fewer than ``spec.min_rows`` rows, without calling
+  the kind. A kind marks smaller scopes (a column, a group) ``insufficient`` itself.
+
+Charts (``Chart.kind`` and the keys of ``Chart.data``):
+
+* ``"distribution"`` — reference vs current shares: ``labels`` (category names or bin labels),
+  ``reference`` and ``current`` (lists of shares, same length).
+* ``"bars"`` — one value per label: ``labels``, ``values``, optional ``threshold``.
+* ``"intervals"`` — a value with a confidence interval per label: ``labels``, ``values``,
+  ``lower``, ``upper``, optional ``reference`` (a line to compare against).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import pandas as pd
+
+from lineage.errors import InvalidInput
+from monitors.baseline import Baseline
+from monitors.findings import Finding, FindingSink, Status, worst_status
+from monitors.spec import Kind, MonitorSpec
+
+__all__ = [
+    "BUILTIN_KINDS",
+    "Chart",
+    "ChartKind",
+    "KindFunction",
+    "KindResult",
+    "Model",
+    "MonitorContext",
+    "MonitorResult",
+    "Progress",
+    "get_kind",
+    "register_kind",
+    "registered_kinds",
+    "run_monitor",
+]
+
+ChartKind = Literal["distribution", "bars", "intervals"]
+Progress = Callable[[float, str], None]
+
+BUILTIN_KINDS: dict[str, str] = {
+    Kind.DRIFT: "monitors.drift",
+    Kind.PREDICTION_DRIFT: "monitors.drift",
+    Kind.QUALITY: "monitors.quality",
+    Kind.PERFORMANCE: "monitors.performance",
+    Kind.FAIRNESS: "monitors.fairness",
+    Kind.EXPLANATIONS: "monitors.explanations",
+}
+"""Which module registers each shipped kind (imported on first use)."""
+
+
+class Model(Protocol):
+    """What a monitor needs of a model: ``predict`` (``predict_proba`` is used when present)."""
+
+    def predict(self, features: pd.DataFrame) -> Any:
+        """Return one prediction per row."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """A chart as data, drawn by ``monitors.report`` (see the module docstring for kinds).
+
+    Attributes:
+        title: The caption shown above the chart.
+        kind: ``distribution``, ``bars`` or ``intervals``.
+        data: The series the kind needs, JSON-ready.
+    """
+
+    title: str
+    kind: ChartKind
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {"title": self.title, "kind": self.kind, "data": self.data}
+
+
+@dataclass(slots=True)
+class KindResult:
+    """What one kind returns: typed findings, a JSON-ready report section and charts."""
+
+    findings: list[Finding]
+    report: dict[str, Any] = field(default_factory=dict)
+    charts: list[Chart] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MonitorContext:
+    """Everything a kind may read: the window, the reference baseline, and optionally a model.
+
+    Attributes:
+        window: The current data, as a DataFrame or the path of a Parquet file (streamed).
+        baseline: The stored reference summary.
+        model: The model under watch, for kinds that need predictions or explanations.
+        feature_names: The model's input columns, in order.
+        progress: Called with a fraction in [0, 1] and a message during long work.
+    """
+
+    window: pd.DataFrame | Path
+    baseline: Baseline
+    model: Model | None = None
+    feature_names: list[str] | None = None
+    progress: Progress | None = None
+
+    def row_count(self) -> int:
+        """Return the window's number of rows (Parquet metadata only, for a file)."""
+        if isinstance(self.window, pd.DataFrame):
+            return len(self.window)
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(self.window).metadata.num_rows)
+
+    def window_columns(self) -> list[str]:
+        """Return the window's column names (schema only, for a file)."""
+        if isinstance(self.window, pd.DataFrame):
+            return [str(column) for column in self.window.columns]
+        import pyarrow.parquet as pq
+
+        return [str(name) for name in pq.ParquetFile(self.window).schema_arrow.names]
+
+    def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """Return the window (or the given columns of it) as a DataFrame."""
+        if isinstance(self.window, pd.DataFrame):
+            return self.window if columns is None else self.window[columns]
+        import pyarrow.parquet as pq
+
+        frame: pd.DataFrame = pq.read_table(self.window, columns=columns).to_pandas()
+        return frame
+
+    def report_progress(self, fraction: float, message: str) -> None:
+        """Tell the caller how far a long computation is (a no-op without a callback)."""
+        if self.progress is not None:
+            self.progress(min(max(fraction, 0.0), 1.0), message)
+
+
+KindFunction = Callable[[MonitorSpec, MonitorContext], KindResult]
+
+_KINDS: dict[str, KindFunction] = {}
+
+
+def register_kind(kind: Kind | str) -> Callable[[KindFunction], KindFunction]:
+    """Register the decorated function as the runner of ``kind`` (one function per kind)."""
+
+    def decorate(function: KindFunction) -> KindFunction:
+        existing = _KINDS.get(str(kind))
+        if existing is not None and existing is not function:
+            raise ValueError(f"monitor kind {kind!s} is registered twice")
+        _KINDS[str(kind)] = function
+        return function
+
+    return decorate
+
+
+def registered_kinds() -> list[str]:
+    """Return the names of the kinds registered so far (shipped kinds register on first use)."""
+    return sorted(_KINDS)
+
+
+def get_kind(kind: Kind | str) -> KindFunction:
+    """Return the runner of ``kind``, importing the module that registers it if needed."""
+    name = str(kind)
+    if name not in _KINDS and name in BUILTIN_KINDS:
+        importlib.import_module(BUILTIN_KINDS[name])
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise InvalidInput(
+            f"monitor kind {name!r} is not available; use one of {sorted(BUILTIN_KINDS)}",
+            field="kind",
+        ) from None
+
+
+@dataclass(slots=True)
+class MonitorResult:
+    """The outcome of one monitor run: its findings, overall status, report section and charts.
+
+    Attributes:
+        kind: The kind that ran.
+        status: The worst status among the findings.
+        rows: The number of rows in the window.
+        findings: The typed findings (handed to the sink, if one was given).
+        report: The kind's JSON-ready report section.
+        charts: The kind's charts.
+        seconds: Wall-clock duration of the run.
+    """
+
+    kind: str
+    status: Status
+    rows: int
+    findings: list[Finding]
+    report: dict[str, Any]
+    charts: list[Chart]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict of the whole result."""
+        return {
+            "kind": self.kind,
+            "status": self.status.value,
+            "rows": self.rows,
+            "seconds": self.seconds,
+            "findings": [finding.to_dict() for finding in self.findings],
+            "report": self.report,
+            "charts": [chart.to_dict() for chart in self.charts],
+        }
+
+
+def run_monitor(
+    spec: MonitorSpec, context: MonitorContext, *, sink: FindingSink | None = None
+) -> MonitorResult:
+    """Run one monitor on a window and hand its findings to ``sink``.
+
+    A window smaller than ``spec.min_rows`` yields a single ``insufficient`` finding and no
+    kind is run: too little data is reported, never alerted on.
+    """
+    started = time.perf_counter()
+    rows = context.row_count()
+    if rows < spec.min_rows:
+        finding = Finding(
+            monitor=str(spec.kind),
+            metric="row_count",
+            scope="dataset",
+            value=None,
+            threshold=float(spec.min_rows),
+            status=Status.INSUFFICIENT,
+            detail={"rows": rows, "min_rows": spec.min_rows},
+        )
+        result = KindResult(
+            findings=[finding],
+            report={"insufficient": True, "rows": rows, "min_rows": spec.min_rows},
+        )
+    else:
+        result = get_kind(spec.kind)(spec, context)
+    outcome = MonitorResult(
+        kind=str(spec.kind),
+        status=worst_status([finding.status for finding in result.findings]),
+        rows=rows,
+        findings=result.findings,
+        report=result.report,
+        charts=result.charts,
+        seconds=time.perf_counter() - started,
+    )
+    if sink is not None:
+        sink(outcome.findings)
+    return outcome

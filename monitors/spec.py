@@ -1,0 +1,80 @@
+"""What a monitor run is asked to do: the declarative ``MonitorSpec`` every kind reads.
+
+A spec is stored with a monitor and sent by clients, so it is strict (``extra="forbid"``) and
+carries only configuration: no ids, owners or timestamps. Each kind reads the fields that concern
+it and documents the ``thresholds`` keys it understands (unknown keys are refused by the kind).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DriftMethod", "Kind", "MonitorSpec", "Task"]
+
+
+class Kind(StrEnum):
+    """The monitor kinds Warden ships; each names a function in the kind registry."""
+
+    DRIFT = "drift"
+    PREDICTION_DRIFT = "prediction_drift"
+    QUALITY = "quality"
+    PERFORMANCE = "performance"
+    FAIRNESS = "fairness"
+    EXPLANATIONS = "explanations"
+
+
+class DriftMethod(StrEnum):
+    """The per-column drift statistics, named as Evidently names its stat tests."""
+
+    KS = "ks"
+    CHI_SQUARE = "chisquare"
+    Z = "z"
+    WASSERSTEIN = "wasserstein"
+    JENSEN_SHANNON = "jensenshannon"
+
+
+Task = Literal["classification", "regression"]
+
+
+class MonitorSpec(BaseModel):
+    """Configure one monitor: which kind, on which columns, judged against which thresholds.
+
+    Attributes:
+        kind: The registered kind to run.
+        columns: Columns to judge; ``None`` means every column the baseline summarises
+            (minus label, prediction and score columns for data drift).
+        thresholds: Named thresholds, per kind (see each kind's docstring), e.g.
+            ``{"drift_share": 0.5}`` for drift or ``{"accuracy": 0.05}`` for performance.
+        methods: Per-column drift method overrides, e.g. ``{"age": "ks"}``.
+        column_thresholds: Per-column drift thresholds (p-value level or distance).
+        fdr: False-discovery rate for p-value drift tests, controlled across columns by
+            Benjamini-Hochberg; ``None`` judges raw p-values (as Evidently does).
+        min_rows: A window with fewer rows yields ``insufficient`` findings, never an alert.
+        label_column: The ground-truth column (performance, fairness).
+        prediction_column: The model's predicted class or value.
+        score_column: The predicted probability of the positive class (ROC AUC, score drift).
+        task: Classification or regression; inferred from the labels when ``None``.
+        positive_label: The positive class for binary metrics.
+        sensitive_features: Columns whose groups fairness compares (and intersections of them).
+        options: Kind-specific extras that are not thresholds (sample sizes, seeds, group minimums).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    columns: list[str] | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    methods: dict[str, DriftMethod] = Field(default_factory=dict)
+    column_thresholds: dict[str, float] = Field(default_factory=dict)
+    fdr: float | None = Field(default=0.05, gt=0, lt=1)
+    min_rows: int = Field(default=100, ge=1)
+    label_column: str | None = None
+    prediction_column: str | None = None
+    score_column: str | None = None
+    task: Task | None = None
+    positive_label: int | str = 1
+    sensitive_features: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
