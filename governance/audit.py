@@ -1,0 +1,432 @@
+"""The tamper-evident audit log: one append-only, hash-chained entry per governance action.
+
+Contract for every other room::
+
+    from governance import append
+
+    def promote(*, session: Session, actor: Actor, version: ModelVersion) -> None:
+        before = version.alias
+        version.alias = "champion"
+        append(session=session, actor=actor, action="model.promote",
+               target=f"model_version:{version.id}", detail={"before": before, "after": "champion"})
+
+:func:`append` writes into the caller's transaction and never commits, so the action and its
+entry land together or not at all. A *denied* attempt must survive the request's rollback: write
+it with :func:`append_in_own_transaction` (its own session, committed at once).
+
+Chain. Entry *n* stores ``prev_hash`` (the hash of entry *n-1*, 64 zeros for entry 1) and
+``hash = SHA-256(canonical_json(payload))`` where the payload holds every column of the entry
+except ``hash`` itself (:func:`entry_payload`). Canonical JSON is RFC 8785-style: object keys
+sorted, no whitespace, UTF-8 with non-ASCII characters as they are (no escapes), no NaN/Infinity;
+timestamps are ISO 8601 UTC with exactly six fractional digits and ``Z``; UUIDs are lowercase
+hyphenated strings. (Floats in ``detail`` use Python's shortest round-trip form, which agrees with
+RFC 8785 except for exponents above 1e16; prefer strings or integers for such values.)
+
+Serialisation. Appends must never fork the chain: on SQLite every writer begins with
+``BEGIN IMMEDIATE`` (see :mod:`lineage.store`), so one transaction at a time reads the head; on
+PostgreSQL :func:`append` takes a transaction-scoped advisory lock before reading the head (the
+lock is released at commit, and under READ COMMITTED the next writer then sees the new head).
+The unique ``seq`` column is the last line of defence: a fork would fail to insert, not persist.
+Reading the head is one indexed ``ORDER BY seq DESC LIMIT 1``: append is O(1).
+
+The database refuses UPDATE and DELETE on the entry and checkpoint tables (triggers created by
+the ``audit`` migration branch), so even a bug in Warden cannot rewrite history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, col, select
+
+from governance.actors import Actor, PrincipalKind
+from governance.checkpoints import AuditCheckpoint, format_time, policy_for, sign_head
+from governance.signing import Signer
+from lineage.errors import InvalidInput
+from lineage.store import session_scope
+from lineage.tables import Record
+
+__all__ = [
+    "ADVISORY_LOCK_KEY",
+    "GENESIS_HASH",
+    "MAX_DETAIL_BYTES",
+    "AuditEntry",
+    "AuditFilter",
+    "ChainHead",
+    "Outcome",
+    "append",
+    "append_in_own_transaction",
+    "canonical_json",
+    "checkpoint",
+    "entry_hash",
+    "entry_payload",
+    "head",
+    "iter_entries",
+    "list_entries",
+]
+
+GENESIS_HASH = "0" * 64
+MAX_DETAIL_BYTES = 64 * 1024
+# pg_advisory_xact_lock key: the first 8 bytes of SHA-256("warden.audit"), as a signed bigint.
+ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"warden.audit").digest()[:8], "big", signed=True)
+
+
+class Outcome(enum.StrEnum):
+    """How an audited attempt ended: done, refused by a rule, or failed while being done."""
+
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILURE = "failure"
+
+
+class AuditEntry(Record, table=True):
+    """One audited action or denied attempt, chained to its predecessor by ``prev_hash``.
+
+    ``created_at`` (from :class:`Record`) is the time of the entry. ``project_id`` is ``None`` for
+    global actions (bootstrap, global roles), which only global administrators may read.
+    """
+
+    __tablename__ = "governance_audit_entry"
+
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, unique=True))
+    actor_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
+    actor_name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    actor_kind: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    project_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("lineage_project.id"), nullable=True, index=True
+        ),
+    )
+    action: str = Field(sa_column=sa.Column(sa.String(100), nullable=False, index=True))
+    target: str = Field(sa_column=sa.Column(sa.String(300), nullable=False, index=True))
+    outcome: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    reason: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    request_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(100), nullable=True))
+    detail: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False))
+    prev_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+
+    def detail_object(self) -> dict[str, Any]:
+        """Return ``detail`` parsed back from its canonical JSON text."""
+        parsed: dict[str, Any] = json.loads(self.detail)
+        return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last entry's sequence number and hash (``0`` and the genesis hash when empty)."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """What a reader asks for; every field narrows the result (``None`` means "any").
+
+    ``project_ids`` is the object-level restriction set by the caller's roles: ``None`` for a
+    global administrator (everything, global entries included), otherwise only entries of those
+    projects.
+    """
+
+    project_ids: frozenset[uuid.UUID] | None = None
+    project_id: uuid.UUID | None = None
+    actor: str | None = None
+    action: str | None = None
+    target: str | None = None
+    outcome: Outcome | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    after_seq: int = 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return format_time(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def canonical_json(value: Any) -> str:
+    """Return the canonical JSON text of ``value`` (sorted keys, no whitespace, no NaN).
+
+    UUIDs become strings, aware datetimes ISO 8601 UTC with microseconds, enums their value,
+    decimals strings; anything else non-JSON raises ``TypeError``/``ValueError``.
+    """
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_json_default,
+    )
+
+
+def entry_payload(entry: AuditEntry) -> dict[str, Any]:
+    """Return what an entry's hash covers: every column but ``hash``, in canonical types."""
+    return {
+        "action": entry.action,
+        "actor_id": str(entry.actor_id) if entry.actor_id else None,
+        "actor_kind": entry.actor_kind,
+        "actor_name": entry.actor_name,
+        "created_at": format_time(entry.created_at),
+        "detail": entry.detail_object(),
+        "id": str(entry.id),
+        "outcome": entry.outcome,
+        "prev_hash": entry.prev_hash,
+        "project_id": str(entry.project_id) if entry.project_id else None,
+        "reason": entry.reason,
+        "request_id": entry.request_id,
+        "seq": entry.seq,
+        "target": entry.target,
+    }
+
+
+def entry_hash(payload: Mapping[str, Any]) -> str:
+    """Return the SHA-256 (hex) of the canonical JSON of an entry payload."""
+    return hashlib.sha256(canonical_json(dict(payload)).encode("utf-8")).hexdigest()
+
+
+def _lock_chain(session: Session) -> None:
+    connection = session.connection()  # on SQLite this is BEGIN IMMEDIATE: the write lock
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+        )
+
+
+def head(*, session: Session) -> ChainHead:
+    """Return the current head of the chain (read in the caller's transaction)."""
+    row = session.exec(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(col(AuditEntry.seq).desc()).limit(1)
+    ).first()
+    if row is None:
+        return ChainHead(seq=0, hash=GENESIS_HASH)
+    return ChainHead(seq=row[0], hash=row[1])
+
+
+def _check_text(value: str, *, field: str, limit: int, required: bool) -> None:
+    if required and not value.strip():
+        raise InvalidInput(f"audit {field} is empty; say what was done or to what", field=field)
+    if len(value) > limit:
+        raise InvalidInput(
+            f"audit {field} is {len(value)} characters; keep it under {limit} and put the rest "
+            "into detail",
+            field=field,
+        )
+
+
+def _canonical_detail(detail: Mapping[str, Any] | None) -> str:
+    try:
+        text = canonical_json(dict(detail or {}))
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(
+            f"audit detail is not canonical JSON ({error}); pass str/int/bool/None, lists and "
+            "dicts with string keys (UUIDs, datetimes, enums are converted)",
+            field="detail",
+        ) from error
+    if len(text.encode("utf-8")) > MAX_DETAIL_BYTES:
+        raise InvalidInput(
+            f"audit detail is larger than {MAX_DETAIL_BYTES} bytes; record ids and a summary, "
+            "not whole documents",
+            field="detail",
+        )
+    return text
+
+
+def append(
+    *,
+    session: Session,
+    actor: Actor,
+    action: str,
+    target: str,
+    outcome: Outcome | Literal["success", "denied", "failure"] = Outcome.SUCCESS,
+    reason: str = "",
+    detail: Mapping[str, Any] | None = None,
+    project_id: uuid.UUID | None = None,
+) -> AuditEntry:
+    """Append one entry to the audit chain in the caller's transaction (never commits).
+
+    Args:
+        session: The caller's session; the entry commits or rolls back with the action.
+        actor: Who acted; its ``project_id`` and ``request_id`` are recorded.
+        action: What was done, ``<object>.<verb>`` (e.g. ``model.promote``, ``role.grant``).
+        target: What it was done to, ``<kind>:<id or name>`` (e.g. ``model_version:<uuid>``).
+        outcome: ``success``, ``denied`` or ``failure``.
+        reason: Why: the approver's reason, the rule that denied, the error that failed.
+        detail: Structured context, ``{"before": …, "after": …}`` where it applies.
+        project_id: The project, when it is not the actor's current one.
+
+    Returns:
+        The flushed entry, with its sequence number and hash.
+
+    Raises:
+        InvalidInput: A field is empty, too long or not JSON-serialisable.
+    """
+    _check_text(action, field="action", limit=100, required=True)
+    _check_text(target, field="target", limit=300, required=True)
+    _check_text(reason, field="reason", limit=4000, required=False)
+    try:
+        outcome = Outcome(outcome)
+    except ValueError as error:
+        raise InvalidInput(
+            f"audit outcome {outcome!r} is not one of success, denied, failure", field="outcome"
+        ) from error
+    detail_text = _canonical_detail(detail)
+    kind = actor.kind.value if isinstance(actor.kind, PrincipalKind) else str(actor.kind)
+
+    _lock_chain(session)
+    previous = head(session=session)
+    entry = AuditEntry(
+        seq=previous.seq + 1,
+        actor_id=actor.principal_id,
+        actor_name=actor.name,
+        actor_kind=kind,
+        project_id=project_id or actor.project_id,
+        action=action,
+        target=target,
+        outcome=outcome.value,
+        reason=reason,
+        request_id=actor.request_id,
+        detail=detail_text,
+        prev_hash=previous.hash,
+        hash="",
+    )
+    entry.hash = entry_hash(entry_payload(entry))
+    session.add(entry)
+    session.flush()
+
+    policy = policy_for(session)
+    if policy is not None and entry.seq % policy.every == 0:
+        sign_head(session=session, seq=entry.seq, entry_hash=entry.hash, signer=policy.signer)
+    return entry
+
+
+def append_in_own_transaction(
+    *,
+    engine: Engine,
+    actor: Actor,
+    action: str,
+    target: str,
+    outcome: Outcome | Literal["success", "denied", "failure"] = Outcome.DENIED,
+    reason: str = "",
+    detail: Mapping[str, Any] | None = None,
+    project_id: uuid.UUID | None = None,
+) -> AuditEntry:
+    """Append one entry in a transaction of its own, committed before returning.
+
+    Use it for denials and failed authentications: the request that was refused rolls back, but
+    the record that it was attempted must survive. Arguments are those of :func:`append`;
+    ``outcome`` defaults to ``denied``.
+
+    Call it while the calling thread holds no open write transaction on the same store: on
+    SQLite the request's own ``BEGIN IMMEDIATE`` lock, and on PostgreSQL an uncommitted
+    :func:`append` (the chain lock), would make it wait for itself. Do the gate's reads in a
+    short transaction of their own (as ``api.security`` does), then audit, then raise.
+    """
+    with session_scope(engine) as session:
+        return append(
+            session=session,
+            actor=actor,
+            action=action,
+            target=target,
+            outcome=outcome,
+            reason=reason,
+            detail=detail,
+            project_id=project_id,
+        )
+
+
+def checkpoint(*, session: Session, signer: Signer) -> AuditCheckpoint | None:
+    """Sign the current head now (on demand), in the caller's transaction.
+
+    Returns the existing checkpoint when the head is already signed, and ``None`` when the log
+    is empty (there is nothing to pin yet).
+    """
+    _lock_chain(session)
+    current = head(session=session)
+    if current.seq == 0:
+        return None
+    existing = session.exec(
+        select(AuditCheckpoint).where(AuditCheckpoint.seq == current.seq)
+    ).first()
+    if existing is not None:
+        return existing
+    return sign_head(session=session, seq=current.seq, entry_hash=current.hash, signer=signer)
+
+
+def _filtered(query: Any, where: AuditFilter) -> Any:
+    if where.project_ids is not None:
+        query = query.where(col(AuditEntry.project_id).in_(where.project_ids))
+    if where.project_id is not None:
+        query = query.where(AuditEntry.project_id == where.project_id)
+    if where.actor is not None:
+        try:
+            actor_id = uuid.UUID(where.actor)
+        except ValueError:
+            query = query.where(AuditEntry.actor_name == where.actor)
+        else:
+            query = query.where(AuditEntry.actor_id == actor_id)
+    if where.action is not None:
+        query = query.where(AuditEntry.action == where.action)
+    if where.target is not None:
+        query = query.where(AuditEntry.target == where.target)
+    if where.outcome is not None:
+        query = query.where(AuditEntry.outcome == where.outcome.value)
+    if where.since is not None:
+        query = query.where(col(AuditEntry.created_at) >= where.since)
+    if where.until is not None:
+        query = query.where(col(AuditEntry.created_at) < where.until)
+    if where.after_seq:
+        query = query.where(col(AuditEntry.seq) > where.after_seq)
+    return query
+
+
+def list_entries(*, session: Session, where: AuditFilter, limit: int = 100) -> list[AuditEntry]:
+    """Return up to ``limit`` entries matching ``where``, oldest first, after ``where.after_seq``.
+
+    Pagination is by cursor: pass the last ``seq`` you received as ``after_seq`` for the next
+    page; it stays stable while new entries are appended.
+    """
+    if not 1 <= limit <= 1000:
+        raise InvalidInput(f"limit must be between 1 and 1000, got {limit}", field="limit")
+    query = _filtered(select(AuditEntry), where).order_by(col(AuditEntry.seq)).limit(limit)
+    return list(session.exec(query).all())
+
+
+def iter_entries(
+    *, session: Session, where: AuditFilter | None = None, batch: int = 1000
+) -> Iterator[AuditEntry]:
+    """Yield every entry matching ``where`` in sequence order, reading ``batch`` rows at a time."""
+    where = where or AuditFilter()
+    after = where.after_seq
+    while True:
+        query = _filtered(select(AuditEntry), where).where(col(AuditEntry.seq) > after)
+        rows = list(session.exec(query.order_by(col(AuditEntry.seq)).limit(batch)).all())
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = rows[-1].seq
