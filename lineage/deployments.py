@@ -1,0 +1,222 @@
+"""Deployments: which model version is live under which name, in which environment, and when.
+
+A deployment *slot* is ``(name, environment)``; at most one model version is live in a slot at a
+time. Recording a deployment ends the slot's previous one at the instant the new one goes live,
+so the history of a slot is a sequence of non-overlapping ``[live_from, live_until)`` intervals
+and "what was live at time T" is a plain interval query.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import sqlalchemy as sa
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlmodel import Session, col, select
+
+from lineage.edges import link
+from lineage.errors import Conflict, InvalidInput, NotFound
+from lineage.models import Deployment, EdgeKind, ModelVersion
+from lineage.registry import MODEL_NAME_PATTERN, VERSION_PATTERN
+from lineage.tables import utcnow
+
+__all__ = [
+    "DeploymentCreate",
+    "end_deployment",
+    "get_deployment",
+    "list_deployments",
+    "live_deployments",
+    "record_deployment",
+]
+
+_SLUG = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class DeploymentCreate(BaseModel):
+    """What a client says when a model version goes live.
+
+    Attributes:
+        name: The deployment (endpoint, service) name.
+        environment: Where it runs, e.g. ``staging`` or ``production``.
+        model_name: The registered model name.
+        model_version: The version of that model now serving.
+        live_from: When it went live; now if unset. Never before the slot's latest deployment.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=_SLUG)]
+    environment: Annotated[str, Field(pattern=_SLUG)]
+    model_name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    model_version: Annotated[str, Field(pattern=VERSION_PATTERN)]
+    live_from: AwareDatetime | None = None
+
+
+def _slot_latest(
+    *, session: Session, project_id: uuid.UUID, name: str, environment: str
+) -> Deployment | None:
+    return session.exec(
+        select(Deployment)
+        .where(
+            Deployment.project_id == project_id,
+            Deployment.name == name,
+            Deployment.environment == environment,
+        )
+        .order_by(sa.desc(col(Deployment.live_from)))
+    ).first()
+
+
+def record_deployment(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    spec: DeploymentCreate,
+    recorded_by: uuid.UUID | None = None,
+) -> Deployment:
+    """Record that a model version went live in a slot, ending the slot's previous deployment.
+
+    Recording the version that is already live in the slot returns that deployment unchanged,
+    so a deployer may report the same state twice.
+
+    Args:
+        session: The caller's session; nothing is committed here.
+        project_id: The project of the deployment and of the model version.
+        spec: Slot, model version and the moment it went live.
+        recorded_by: The principal recording it.
+
+    Raises:
+        InvalidInput: The model version is not registered in this project, or ``live_from``
+            is before the slot's latest deployment (history is append-only).
+    """
+    model_version = session.exec(
+        select(ModelVersion).where(
+            ModelVersion.project_id == project_id,
+            ModelVersion.name == spec.model_name,
+            ModelVersion.version == spec.model_version,
+        )
+    ).first()
+    if model_version is None:
+        raise InvalidInput(
+            f"model {spec.model_name!r} version {spec.model_version!r} is not registered in this "
+            "project; register it under …/models/{name}/versions first",
+            field="model_version",
+        )
+    at = spec.live_from or utcnow()
+    previous = _slot_latest(
+        session=session, project_id=project_id, name=spec.name, environment=spec.environment
+    )
+    if previous is not None:
+        if previous.live_until is None and previous.model_version_id == model_version.id:
+            return previous
+        if at < previous.live_from or (previous.live_until and at < previous.live_until):
+            raise InvalidInput(
+                f"live_from {at.isoformat()} is before the latest deployment of "
+                f"{spec.name!r} in {spec.environment!r}; history is append-only, "
+                "give a later time or leave live_from out",
+                field="live_from",
+            )
+        if previous.live_until is None:
+            previous.live_until = at
+            session.add(previous)
+    deployment = Deployment(
+        project_id=project_id,
+        name=spec.name,
+        environment=spec.environment,
+        model_version_id=model_version.id,
+        live_from=at,
+        recorded_by=recorded_by,
+    )
+    session.add(deployment)
+    session.flush()
+    link(
+        session=session,
+        project_id=project_id,
+        kind=EdgeKind.SERVES,
+        source_id=model_version.id,
+        target_id=deployment.id,
+    )
+    session.flush()
+    return deployment
+
+
+def end_deployment(
+    *, session: Session, project_id: uuid.UUID, deployment_id: uuid.UUID, at: datetime | None = None
+) -> Deployment:
+    """Mark a live deployment as no longer serving (its slot is then empty).
+
+    Raises:
+        NotFound: No such deployment in the project.
+        Conflict: It has ended already.
+        InvalidInput: ``at`` is before it went live.
+    """
+    deployment = get_deployment(session=session, project_id=project_id, deployment_id=deployment_id)
+    if deployment.live_until is not None:
+        raise Conflict(
+            f"deployment {deployment_id} ended at {deployment.live_until.isoformat()} already"
+        )
+    end = at or utcnow()
+    if end < deployment.live_from:
+        raise InvalidInput(
+            "the end is before the deployment went live; give a later time", field="at"
+        )
+    deployment.live_until = end
+    session.add(deployment)
+    session.flush()
+    return deployment
+
+
+def get_deployment(
+    *, session: Session, project_id: uuid.UUID, deployment_id: uuid.UUID
+) -> Deployment:
+    """Return one deployment of the project or raise :class:`NotFound`."""
+    deployment = session.get(Deployment, deployment_id)
+    if deployment is None or deployment.project_id != project_id:
+        raise NotFound(
+            f"no deployment {deployment_id} in this project; list them with GET …/deployments"
+        )
+    return deployment
+
+
+def list_deployments(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    name: str | None = None,
+    environment: str | None = None,
+) -> list[Deployment]:
+    """Return the project's deployment history, newest first, optionally for one slot."""
+    query = select(Deployment).where(Deployment.project_id == project_id)
+    if name is not None:
+        query = query.where(Deployment.name == name)
+    if environment is not None:
+        query = query.where(Deployment.environment == environment)
+    query = query.order_by(sa.desc(col(Deployment.live_from)))
+    return list(session.exec(query).all())
+
+
+def live_deployments(
+    *, session: Session, project_id: uuid.UUID, as_of: datetime | None = None
+) -> list[Deployment]:
+    """Return what was live in each slot at ``as_of`` (now when unset), by name and environment.
+
+    Raises:
+        InvalidInput: ``as_of`` is a naive datetime, whose meaning depends on the writer's clock.
+    """
+    if as_of is not None and as_of.tzinfo is None:
+        raise InvalidInput(
+            "as_of has no timezone; give an ISO 8601 time with an offset, e.g. 2026-11-30T12:00Z",
+            field="as_of",
+        )
+    at = as_of or utcnow()
+    query = (
+        select(Deployment)
+        .where(
+            Deployment.project_id == project_id,
+            col(Deployment.live_from) <= at,
+            sa.or_(col(Deployment.live_until).is_(None), col(Deployment.live_until) > at),
+        )
+        .order_by(sa.asc(col(Deployment.name)), sa.asc(col(Deployment.environment)))
+    )
+    return list(session.exec(query).all())

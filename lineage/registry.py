@@ -1,0 +1,206 @@
+"""Model versions: register one (artifact, hash, training run, scores, input schema), find them.
+
+A model version is the unit that monitors watch, policies judge and deployments serve. Its
+``artifact_sha256`` is what Warden checks before ever loading the artifact, and its
+``source_run_id`` ties it to the OpenLineage run that trained it, which is where its provenance
+starts. The training run must have been reported (``POST /api/v1/lineage``) before the version is
+registered, so that provenance is never silently cut.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from enum import StrEnum
+from typing import Annotated
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, col, select
+
+from lineage.edges import link
+from lineage.errors import Conflict, InvalidInput, NotFound
+from lineage.models import EdgeKind, ModelVersion, Run
+
+__all__ = [
+    "MODEL_NAME_PATTERN",
+    "VERSION_PATTERN",
+    "FeatureType",
+    "ModelVersionCreate",
+    "get_model_version",
+    "get_model_version_by_id",
+    "list_model_versions",
+    "register_model_version",
+]
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_NAME_RE = re.compile(MODEL_NAME_PATTERN)
+
+
+class FeatureType(StrEnum):
+    """The column types an inference log may declare for a model's inputs."""
+
+    BOOLEAN = "boolean"
+    CATEGORY = "category"
+    DATETIME = "datetime"
+    FLOAT = "float"
+    INTEGER = "integer"
+    STRING = "string"
+
+
+class ModelVersionCreate(BaseModel):
+    """What a client says about a new model version (the name comes from the URL).
+
+    Attributes:
+        version: The version label, e.g. the MLflow registry version; the next integer if unset.
+        source_run_id: The OpenLineage ``runId`` of the training run, already reported.
+        artifact_uri: Where the artifact lives (``models:/…``, ``s3://…``, a path).
+        artifact_sha256: SHA-256 of the artifact, lowercase hex; checked before loading.
+        parameters: Training parameters.
+        metrics: Evaluation metrics.
+        feature_schema: Input column → type, used to validate inference logs.
+        description: Free text for people.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Annotated[str, Field(pattern=VERSION_PATTERN)] | None = None
+    source_run_id: uuid.UUID | None = None
+    artifact_uri: Annotated[str, Field(min_length=1, max_length=2048)]
+    artifact_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    feature_schema: dict[Annotated[str, Field(min_length=1, max_length=256)], FeatureType] = Field(
+        default_factory=dict
+    )
+    description: Annotated[str, Field(max_length=10_000)] = ""
+
+
+def _next_version(*, session: Session, project_id: uuid.UUID, name: str) -> str:
+    versions = session.exec(
+        select(ModelVersion.version).where(
+            ModelVersion.project_id == project_id, ModelVersion.name == name
+        )
+    ).all()
+    numbers = [int(v) for v in versions if v.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
+def register_model_version(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    name: str,
+    spec: ModelVersionCreate,
+    registered_by: uuid.UUID | None = None,
+) -> ModelVersion:
+    """Register a model version and link it to the run that trained it.
+
+    Args:
+        session: The caller's session; nothing is committed here.
+        project_id: The project the model belongs to.
+        name: The registered model name (a slug: letters, digits, ``.``, ``_``, ``-``).
+        spec: What the client says about the version.
+        registered_by: The principal registering it, kept for separation of duties.
+
+    Raises:
+        InvalidInput: The name is not a slug, or the training run is unknown in this project.
+        Conflict: This name and version are registered already.
+    """
+    if not _NAME_RE.match(name):
+        raise InvalidInput(
+            f"model name {name!r} is not valid: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            field="name",
+        )
+    run: Run | None = None
+    if spec.source_run_id is not None:
+        run = session.exec(
+            select(Run).where(Run.project_id == project_id, Run.run_id == spec.source_run_id)
+        ).first()
+        if run is None:
+            raise InvalidInput(
+                f"no run {spec.source_run_id} in this project; report the training run through "
+                "POST /api/v1/lineage first, or leave source_run_id out",
+                field="source_run_id",
+            )
+    version = spec.version or _next_version(session=session, project_id=project_id, name=name)
+    existing = session.exec(
+        select(ModelVersion.id).where(
+            ModelVersion.project_id == project_id,
+            ModelVersion.name == name,
+            ModelVersion.version == version,
+        )
+    ).first()
+    if existing is not None:
+        raise Conflict(
+            f"model {name!r} version {version!r} is registered already; versions are immutable, "
+            "register a new version",
+            field="version",
+        )
+    model_version = ModelVersion(
+        project_id=project_id,
+        name=name,
+        version=version,
+        source_run_id=run.id if run else None,
+        artifact_uri=spec.artifact_uri,
+        artifact_sha256=spec.artifact_sha256,
+        parameters=dict(spec.parameters),
+        metrics=dict(spec.metrics),
+        feature_schema={column: str(kind) for column, kind in spec.feature_schema.items()},
+        description=spec.description,
+        registered_by=registered_by,
+    )
+    session.add(model_version)
+    session.flush()
+    if run is not None:
+        link(
+            session=session,
+            project_id=project_id,
+            kind=EdgeKind.RUN_MODEL,
+            source_id=run.id,
+            target_id=model_version.id,
+        )
+        session.flush()
+    return model_version
+
+
+def get_model_version(
+    *, session: Session, project_id: uuid.UUID, name: str, version: str
+) -> ModelVersion:
+    """Return the model version ``name``/``version`` of the project or raise :class:`NotFound`."""
+    model_version = session.exec(
+        select(ModelVersion).where(
+            ModelVersion.project_id == project_id,
+            ModelVersion.name == name,
+            ModelVersion.version == version,
+        )
+    ).first()
+    if model_version is None:
+        raise NotFound(
+            f"no version {version!r} of model {name!r} in this project; "
+            f"list them with GET …/models/{name}/versions"
+        )
+    return model_version
+
+
+def get_model_version_by_id(
+    *, session: Session, project_id: uuid.UUID, model_version_id: uuid.UUID
+) -> ModelVersion:
+    """Return a model version by id, only if it belongs to the project."""
+    model_version = session.get(ModelVersion, model_version_id)
+    if model_version is None or model_version.project_id != project_id:
+        raise NotFound(f"no model version {model_version_id} in this project")
+    return model_version
+
+
+def list_model_versions(
+    *, session: Session, project_id: uuid.UUID, name: str | None = None
+) -> list[ModelVersion]:
+    """Return the project's model versions (of one model when ``name`` is given), oldest first."""
+    query = select(ModelVersion).where(ModelVersion.project_id == project_id)
+    if name is not None:
+        query = query.where(ModelVersion.name == name)
+    query = query.order_by(sa.asc(col(ModelVersion.name)), sa.asc(col(ModelVersion.created_at)))
+    return list(session.exec(query).all())
