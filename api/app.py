@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from api.limits import BodySizeLimit
 from api.problems import install_problem_handlers
-from api.routes import health
+from api.routes import health, projects
 from api.settings import Settings
 from lineage import create_store_engine
 
@@ -54,4 +54,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(projects.router)
     return app

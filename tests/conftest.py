@@ -11,19 +11,26 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine, make_url
+from sqlmodel import select
 
 from api.app import create_app
 from api.migrate import upgrade
 from api.settings import Settings
+from governance.actors import Actor
+from governance.identity import Principal, create_person, create_service_account, issue_api_key
+from governance.roles import Role, grant_role
 from lineage import create_store_engine
+from lineage.projects import Project, create_project
+from lineage.store import session_scope
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -102,3 +109,82 @@ def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
     """Return an HTTP client on an app built for this test's store."""
     with TestClient(create_app(settings, engine=engine), raise_server_exceptions=False) as client:
         yield client
+
+
+class Issued(NamedTuple):
+    """A principal made by :func:`make_principal` and its raw API key (unpacks as a pair)."""
+
+    principal: Principal
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return the ``Authorization`` header that authenticates as this principal."""
+        return bearer(self.key)
+
+
+def bearer(key: str) -> dict[str, str]:
+    """Return ``{"Authorization": "Bearer <key>"}`` for an httpx/TestClient request."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def make_project(engine: Engine) -> Callable[[str], Project]:
+    """Return a factory creating (or fetching) the project called ``name`` in this test's store.
+
+    Usage: ``project = make_project("acme")``.
+    """
+
+    def make(name: str = "acme") -> Project:
+        with session_scope(engine) as session:
+            found = session.exec(select(Project).where(Project.name == name)).first()
+            return found or create_project(session=session, name=name)
+
+    return make
+
+
+@pytest.fixture
+def make_principal(engine: Engine, make_project: Callable[[str], Project]) -> Callable[..., Issued]:
+    """Return a factory for principals with roles, each with a fresh API key.
+
+    ``make_principal(role=Role.VIEWER, project="acme")`` makes a person holding ``viewer`` in
+    project ``acme`` (created when missing) and returns ``Issued(principal, key)``; use
+    ``issued.headers`` (or ``bearer(key)``) on requests. Keywords: ``role`` (a role or a list of
+    roles; ``None`` for no grant), ``project`` (name), ``admin=True`` for a global administrator,
+    ``service=True`` for a service account, ``name`` (default: unique per call). Grants are made
+    by the system actor, so fixtures never trip the self-grant rule.
+    """
+    counter = iter(range(1, 10_000))
+
+    def make(
+        *,
+        role: Role | str | list[Role] | None = None,
+        project: str = "acme",
+        admin: bool = False,
+        service: bool = False,
+        name: str | None = None,
+    ) -> Issued:
+        name = name or f"{'svc' if service else 'user'}-{next(counter)}"
+        roles = [] if role is None else role if isinstance(role, list) else [role]
+        project_id = make_project(project).id if roles else None
+        system = Actor.system()
+        with session_scope(engine) as session:
+            if service:
+                principal = create_service_account(session=session, actor=system, name=name)
+            else:
+                principal = create_person(session=session, actor=system, name=name, is_admin=admin)
+            for each in roles:
+                assert project_id is not None
+                grant_role(
+                    session=session,
+                    actor=system,
+                    project_id=project_id,
+                    principal_id=principal.id,
+                    role=each,
+                )
+            issued = issue_api_key(
+                session=session, actor=system, principal_id=principal.id, label="test"
+            )
+        return Issued(principal, issued.secret)
+
+    return make

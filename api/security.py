@@ -1,0 +1,280 @@
+"""The permission gate: every route declares what it needs, and the default is deny.
+
+Use it on a route as data::
+
+    @router.post("/api/v1/projects/{project}/monitors",
+                 dependencies=[Depends(require(Permission.MONITOR_WRITE))])
+
+or, when the handler needs the caller::
+
+    def handler(actor: Annotated[Actor, Depends(require(Permission.MONITOR_WRITE))],
+                project: CurrentProject, session: SessionDep) -> ...
+
+What the gate does, in order:
+
+1. Gives the request an id (``X-Request-ID`` if the client sent a sane one, else a fresh one),
+   echoed in the response and carried in :attr:`Actor.request_id`.
+2. Refuses a source that failed authentication too often (429 with ``Retry-After``).
+3. Authenticates ``Authorization: Bearer <API key>`` (401 when missing or bad; a bad key is
+   counted for throttling and audited). Other credential readers (the dashboard's session
+   cookie) plug in through :data:`CREDENTIAL_READERS`.
+4. For routes with a ``{project}`` path parameter: loads the project by name; 404 when it does
+   not exist *or* the caller has no role there (no existence leak; global admins see all);
+   403 when the caller's roles lack the permission. The project is put on
+   ``request.state.project`` (read it with :data:`CurrentProject`) and the actor is scoped to it.
+5. For routes without ``{project}``: global admins pass; others pass when they hold the
+   permission in at least one project, and the handler must then check the object's project
+   with :func:`governance.roles.authorize`. ``require_admin()`` admits global admins only;
+   ``require_authenticated()`` admits anyone signed in (for "my own" routes).
+
+Denied attempts are written to the audit log in their own transaction, so they survive the
+failed request. The gate reads in its own short transaction too, so it never holds the
+request's session (and, on SQLite, its write lock) while auditing.
+
+The route sweep (``tests/api/test_route_sweep.py``) finds the :class:`Gate` in each route's
+dependencies and reads its :attr:`Gate.permission`, so new routes are covered automatically.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api.deps import EngineDep
+from governance.actors import Actor, PrincipalKind
+from governance.audit import Outcome, append
+from governance.identity import (
+    AuthThrottle,
+    Principal,
+    actor_for,
+    authenticate_api_key,
+    check_throttle,
+    record_auth_failure,
+)
+from governance.permissions import Permission
+from governance.roles import holds_anywhere, permissions_of
+from lineage.errors import NotFound, PermissionDenied, Unauthenticated, WardenError
+from lineage.projects import Project
+from lineage.store import session_scope
+
+__all__ = [
+    "CREDENTIAL_READERS",
+    "PROJECT_PATH_PARAM",
+    "REQUEST_ID_HEADER",
+    "CurrentProject",
+    "Gate",
+    "current_project",
+    "request_id_of",
+    "require",
+    "require_admin",
+    "require_authenticated",
+]
+
+PROJECT_PATH_PARAM = "project"
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_NO_PROJECT = "no such project, or you have no role in it; list yours with GET /api/v1/projects"
+
+_bearer = HTTPBearer(auto_error=False, description="A Warden API key: `wdn_<prefix>_<secret>`.")
+
+CredentialReader = Callable[[Request, Session], "Principal | None"]
+"""Reads a non-bearer credential (e.g. a session cookie); returns the principal or ``None``.
+
+A reader raises :class:`~lineage.errors.Unauthenticated` for a credential that is present but
+bad, so it is counted and audited like a bad API key."""
+
+CREDENTIAL_READERS: list[CredentialReader] = []
+"""Credential readers tried, in order, when a request carries no bearer token."""
+
+
+def request_id_of(request: Request) -> str:
+    """Return this request's id, taking a sane ``X-Request-ID`` or minting one once."""
+    existing = getattr(request.state, "request_id", None)
+    if isinstance(existing, str):
+        return existing
+    sent = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = sent if _REQUEST_ID_RE.match(sent) else uuid.uuid4().hex
+    request.state.request_id = request_id
+    return request_id
+
+
+def _source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class _Denial:
+    error: WardenError
+    actor: Actor | None
+    route: str
+    target_kind: str
+    target_id: str
+
+
+def _record_denial(
+    engine: Engine, denial: _Denial, *, request_id: str, source: str, throttle: AuthThrottle
+) -> None:
+    """Audit the denial (and count a failed authentication) in a transaction of its own."""
+    actor = denial.actor or Actor(
+        principal_id=None,
+        name=f"anonymous@{source}",
+        kind=PrincipalKind.SYSTEM,
+        request_id=request_id,
+    )
+    with session_scope(engine) as session:
+        if denial.actor is None:
+            record_auth_failure(session=session, source=source, throttle=throttle)
+        append(
+            session=session,
+            actor=actor,
+            action="auth.failed" if denial.actor is None else "access.denied",
+            target=f"{denial.target_kind}:{denial.target_id}",
+            outcome=Outcome.DENIED,
+            reason=f"{denial.route}: {denial.error.detail}",
+        )
+
+
+def _action(request: Request) -> str:
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+
+class Gate:
+    """The dependency that authenticates the caller and checks one permission.
+
+    Attributes:
+        permission: The permission the route needs, or ``None`` for authentication only.
+        admin_only: Whether only global administrators pass.
+    """
+
+    def __init__(self, permission: Permission | None, *, admin_only: bool = False) -> None:
+        self.permission = permission
+        self.admin_only = admin_only
+
+    def __repr__(self) -> str:
+        """Show the requirement, as it appears in error logs and the route sweep."""
+        return f"Gate({self.permission!s}, admin_only={self.admin_only})"
+
+    def __call__(
+        self,
+        request: Request,
+        response: Response,
+        engine: EngineDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Actor:
+        """Authenticate, authorize and return the actor; raise the matching error otherwise."""
+        request_id = request_id_of(request)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        throttle: AuthThrottle = getattr(request.app.state, "auth_throttle", AuthThrottle())
+        source = _source(request)
+        action = _action(request)
+        denial: _Denial | None = None
+        with session_scope(engine) as session:
+            check_throttle(session=session, source=source, throttle=throttle)
+            try:
+                principal = self._authenticate(request, session, credentials)
+            except Unauthenticated as error:
+                denial = _Denial(error, None, action, "route", action)
+                principal = None
+            if principal is not None:
+                result = self._authorize(
+                    request, session, actor_for(principal, request_id=request_id), action
+                )
+                if isinstance(result, Actor):
+                    return result
+                denial = result
+        if denial is None:
+            raise Unauthenticated(
+                "credentials required: send `Authorization: Bearer <API key>` "
+                "(create a key with `warden admin key create`)"
+            )
+        _record_denial(engine, denial, request_id=request_id, source=source, throttle=throttle)
+        raise denial.error
+
+    def _authenticate(
+        self,
+        request: Request,
+        session: Session,
+        credentials: HTTPAuthorizationCredentials | None,
+    ) -> Principal | None:
+        if credentials is not None:
+            principal, _key = authenticate_api_key(session=session, raw_key=credentials.credentials)
+            return principal
+        for reader in CREDENTIAL_READERS:
+            found = reader(request, session)
+            if found is not None:
+                return found
+        return None
+
+    def _authorize(
+        self, request: Request, session: Session, actor: Actor, action: str
+    ) -> Actor | _Denial:
+        name = request.path_params.get(PROJECT_PATH_PARAM)
+        if self.admin_only and not actor.is_admin:
+            error = PermissionDenied("only a global administrator may do this")
+            return _Denial(error, actor, action, "route", action)
+        if name is None:
+            if self.permission is None or self.admin_only:
+                return actor
+            if holds_anywhere(session=session, actor=actor, permission=self.permission):
+                return actor
+            error = PermissionDenied(
+                f"none of your roles grants {self.permission.value!r}; ask a project admin"
+            )
+            return _Denial(error, actor, action, "route", action)
+        project = session.exec(select(Project).where(Project.name == name)).first()
+        if project is None:
+            return _Denial(NotFound(_NO_PROJECT), actor, action, "project", name)
+        held = permissions_of(session=session, actor=actor, project_id=project.id)
+        if not held:
+            return _Denial(NotFound(_NO_PROJECT), actor, action, "project", str(project.id))
+        scoped = actor.in_project(project.id)
+        if self.permission is not None and self.permission not in held:
+            error = PermissionDenied(
+                f"your roles in project {name!r} lack {self.permission.value!r}; ask a project "
+                "admin for a role that grants it (see docs/security.md)"
+            )
+            return _Denial(error, scoped, action, "project", str(project.id))
+        request.state.project = project
+        return scoped
+
+
+def require(permission: Permission) -> Gate:
+    """Return the gate for ``permission``: ``Depends(require(Permission.X))`` on every route."""
+    return Gate(permission)
+
+
+def require_admin() -> Gate:
+    """Return the gate admitting global administrators only (creating projects, principals)."""
+    return Gate(None, admin_only=True)
+
+
+def require_authenticated() -> Gate:
+    """Return the gate admitting any authenticated principal (routes about the caller itself)."""
+    return Gate(None)
+
+
+def current_project(request: Request) -> Project:
+    """Return the project the gate loaded for this request's ``{project}`` path parameter.
+
+    Raises:
+        RuntimeError: The route has no gate before this dependency (a programming error:
+            declare ``require(...)`` in ``dependencies=[...]`` or as an earlier parameter).
+    """
+    project = getattr(request.state, "project", None)
+    if not isinstance(project, Project):
+        raise RuntimeError(
+            "CurrentProject used without a gate: declare Depends(require(...)) before it"
+        )
+    return project
+
+
+CurrentProject = Annotated[Project, Depends(current_project)]
