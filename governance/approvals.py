@@ -1,0 +1,474 @@
+"""Approvals: a risky action (promote, redeploy, roll back, change a policy) waits for people.
+
+Contract for other rooms (services never commit; the caller's transaction does)::
+
+    approval = request_approval(session=session, actor=actor, action=ApprovalAction.PROMOTE,
+                                target_kind="model_version", target_id=str(version.id),
+                                reason="beats champion on AUC", barred={trainer_id, registrar_id})
+    ...
+    if not is_approved(session=session, project_id=project.id, action=ApprovalAction.PROMOTE,
+                       target_kind="model_version", target_id=str(version.id)):
+        raise PermissionDenied("promotion needs an approved request")
+
+Separation-of-duty rules, enforced by :func:`decide`, each refusing with
+:class:`~lineage.errors.SeparationOfDuties`:
+
+- the requester, and everyone the caller listed in ``barred`` (the trainer and the registrar of a
+  model version, say), cannot approve or reject the request;
+- service accounts (and Warden itself) may request, never decide: automation proposes, people
+  dispose;
+- one principal counts once: a request needs ``required_approvals`` *distinct* approvers, fixed
+  when the request is made from the project's :class:`ApprovalRule` for the action (default 1);
+  any one rejection rejects it.
+
+Every request and decision writes an audit entry in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, col, select
+
+from governance.actors import Actor, PrincipalKind
+from governance.audit import append
+from governance.permissions import Permission
+from governance.roles import authorize, permissions_of
+from lineage.errors import Conflict, InvalidInput, NotFound, SeparationOfDuties
+from lineage.tables import AwareDateTime, Record, utcnow
+
+__all__ = [
+    "MAX_REQUIRED_APPROVERS",
+    "ApprovalAction",
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "ApprovalRule",
+    "ApprovalStatus",
+    "decide",
+    "decisions_of",
+    "find_approved",
+    "get_request",
+    "is_approved",
+    "list_requests",
+    "list_rules",
+    "pending_for",
+    "request_approval",
+    "required_approvers",
+    "set_required_approvers",
+]
+
+MAX_REQUIRED_APPROVERS = 10
+
+
+class ApprovalAction(StrEnum):
+    """What an approval request asks to do."""
+
+    PROMOTE = "promote"
+    REDEPLOY = "redeploy"
+    ROLLBACK = "rollback"
+    POLICY_CHANGE = "policy_change"
+
+
+class ApprovalStatus(StrEnum):
+    """Where a request stands: waiting, approved by enough people, or rejected by one."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ApprovalRequest(Record, table=True):
+    """A request to carry out a risky action, who asked, why, and who may not decide it."""
+
+    __tablename__ = "governance_approval_request"
+
+    project_id: uuid.UUID = Field(foreign_key="lineage_project.id", index=True)
+    action: ApprovalAction = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    target_kind: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    target_id: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    requested_by_id: uuid.UUID | None = Field(default=None, foreign_key="governance_principal.id")
+    requested_by_name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    barred_principal_ids: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    required_approvals: int = Field(default=1, nullable=False)
+    status: ApprovalStatus = Field(
+        default=ApprovalStatus.PENDING,
+        sa_column=sa.Column(sa.String(16), nullable=False, index=True),
+    )
+    decided_at: datetime | None = Field(default=None, sa_type=AwareDateTime, nullable=True)
+
+    def barred(self) -> set[uuid.UUID]:
+        """Return everyone who may not decide this request: the barred list and the requester."""
+        ids = {uuid.UUID(i) for i in self.barred_principal_ids}
+        if self.requested_by_id is not None:
+            ids.add(self.requested_by_id)
+        return ids
+
+
+class ApprovalDecision(Record, table=True):
+    """One approver's yes or no on one request, with their reason (one per approver)."""
+
+    __tablename__ = "governance_approval_decision"
+    __table_args__ = (sa.UniqueConstraint("request_id", "principal_id"),)
+
+    request_id: uuid.UUID = Field(foreign_key="governance_approval_request.id", index=True)
+    principal_id: uuid.UUID = Field(foreign_key="governance_principal.id")
+    principal_name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    approve: bool = Field(nullable=False)
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+
+
+class ApprovalRule(Record, table=True):
+    """How many distinct approvers a project requires for one kind of action."""
+
+    __tablename__ = "governance_approval_rule"
+    __table_args__ = (sa.UniqueConstraint("project_id", "action"),)
+
+    project_id: uuid.UUID = Field(foreign_key="lineage_project.id")
+    action: ApprovalAction = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    required_approvers: int = Field(nullable=False)
+
+
+def _project_of(actor: Actor) -> uuid.UUID:
+    if actor.project_id is None:
+        raise InvalidInput("approvals belong to a project; scope the actor to one first")
+    return actor.project_id
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("a reason is required; say why, for the audit log", field="reason")
+    if len(reason) > 2000:
+        raise InvalidInput("the reason is longer than 2000 characters; shorten it", field="reason")
+    return reason
+
+
+def _action(action: ApprovalAction | str) -> ApprovalAction:
+    try:
+        return ApprovalAction(action)
+    except ValueError:
+        known = ", ".join(a.value for a in ApprovalAction)
+        raise InvalidInput(
+            f"unknown action {action!r}; use one of: {known}", field="action"
+        ) from None
+
+
+def required_approvers(
+    *, session: Session, project_id: uuid.UUID, action: ApprovalAction | str
+) -> int:
+    """Return how many distinct approvers ``action`` needs in the project (default 1)."""
+    rule = session.exec(
+        select(ApprovalRule).where(
+            ApprovalRule.project_id == project_id, ApprovalRule.action == _action(action)
+        )
+    ).first()
+    return rule.required_approvers if rule is not None else 1
+
+
+def set_required_approvers(
+    *, session: Session, actor: Actor, action: ApprovalAction | str, count: int
+) -> ApprovalRule:
+    """Require ``count`` distinct approvers for ``action`` in the actor's project.
+
+    Requests made earlier keep the number they were made with, so changing the rule cannot
+    approve a request that is in flight.
+
+    Raises:
+        InvalidInput: ``count`` is outside 1..:data:`MAX_REQUIRED_APPROVERS`.
+    """
+    project_id = _project_of(actor)
+    action = _action(action)
+    if not 1 <= count <= MAX_REQUIRED_APPROVERS:
+        raise InvalidInput(
+            f"required_approvers must be between 1 and {MAX_REQUIRED_APPROVERS}",
+            field="required_approvers",
+        )
+    rule = session.exec(
+        select(ApprovalRule).where(
+            ApprovalRule.project_id == project_id, ApprovalRule.action == action
+        )
+    ).first()
+    before = rule.required_approvers if rule is not None else 1
+    if rule is None:
+        rule = ApprovalRule(project_id=project_id, action=action, required_approvers=count)
+    rule.required_approvers = count
+    session.add(rule)
+    session.flush()
+    append(
+        session=session,
+        actor=actor,
+        action="approval_rule.set",
+        target=f"approval_rule:{action.value}",
+        detail={"before": {"required_approvers": before}, "after": {"required_approvers": count}},
+    )
+    return rule
+
+
+def list_rules(*, session: Session, project_id: uuid.UUID) -> dict[ApprovalAction, int]:
+    """Return the number of approvers each action needs in the project (defaults included)."""
+    rules = {a: 1 for a in ApprovalAction}
+    for rule in session.exec(select(ApprovalRule).where(ApprovalRule.project_id == project_id)):
+        rules[ApprovalAction(rule.action)] = rule.required_approvers
+    return rules
+
+
+def request_approval(
+    *,
+    session: Session,
+    actor: Actor,
+    action: ApprovalAction | str,
+    target_kind: str,
+    target_id: str,
+    reason: str,
+    barred: Iterable[uuid.UUID] = (),
+) -> ApprovalRequest:
+    """Ask for approval to carry out ``action`` on a target, in the actor's project.
+
+    Args:
+        session: The caller's session (not committed here).
+        actor: Who asks; scoped to the project. People and service accounts may ask.
+        action: What to do (promote, redeploy, rollback, policy_change).
+        target_kind: The kind of object, e.g. ``model_version`` or ``policy``.
+        target_id: Its id (or name), as text.
+        reason: Why, shown to approvers and kept in the audit log.
+        barred: Principals who must not decide it besides the requester, e.g. the trainer and
+            the registrar of the model version to promote.
+
+    Raises:
+        PermissionDenied: The actor lacks ``approval:request`` in the project.
+        Conflict: The same action on the same target is pending already.
+    """
+    project_id = _project_of(actor)
+    action = _action(action)
+    if actor.kind != PrincipalKind.SYSTEM:
+        authorize(
+            session=session,
+            actor=actor,
+            project_id=project_id,
+            permission=Permission.APPROVAL_REQUEST,
+        )
+    if not target_kind.strip() or not target_id.strip():
+        raise InvalidInput("name the target: target_kind and target_id", field="target_id")
+    pending = session.exec(
+        select(ApprovalRequest).where(
+            ApprovalRequest.project_id == project_id,
+            ApprovalRequest.action == action,
+            ApprovalRequest.target_kind == target_kind,
+            ApprovalRequest.target_id == target_id,
+            ApprovalRequest.status == ApprovalStatus.PENDING,
+        )
+    ).first()
+    if pending is not None:
+        raise Conflict(
+            f"request {pending.id} for the same action and target is pending; decide it first"
+        )
+    request = ApprovalRequest(
+        project_id=project_id,
+        action=action,
+        target_kind=target_kind,
+        target_id=target_id,
+        reason=_reason(reason),
+        requested_by_id=actor.principal_id,
+        requested_by_name=actor.name,
+        barred_principal_ids=sorted({str(b) for b in barred}),
+        required_approvals=required_approvers(
+            session=session, project_id=project_id, action=action
+        ),
+    )
+    session.add(request)
+    session.flush()
+    append(
+        session=session,
+        actor=actor,
+        action="approval.request",
+        target=f"approval:{request.id}",
+        reason=request.reason,
+        detail={
+            "after": {
+                "action": action.value,
+                "target": f"{target_kind}:{target_id}",
+                "barred": request.barred_principal_ids,
+                "required_approvals": request.required_approvals,
+            }
+        },
+    )
+    return request
+
+
+def get_request(
+    *, session: Session, project_id: uuid.UUID, approval_id: uuid.UUID
+) -> ApprovalRequest:
+    """Return a request of the project or raise :class:`NotFound` (other projects' are hidden)."""
+    request = session.get(ApprovalRequest, approval_id)
+    if request is None or request.project_id != project_id:
+        raise NotFound("no such approval request in this project; list them first")
+    return request
+
+
+def decisions_of(*, session: Session, approval_id: uuid.UUID) -> list[ApprovalDecision]:
+    """Return the decisions on a request, oldest first."""
+    query = (
+        select(ApprovalDecision)
+        .where(ApprovalDecision.request_id == approval_id)
+        .order_by(sa.asc(col(ApprovalDecision.created_at)))
+    )
+    return list(session.exec(query).all())
+
+
+def _check_may_decide(*, session: Session, actor: Actor, request: ApprovalRequest) -> uuid.UUID:
+    if actor.kind != PrincipalKind.PERSON or actor.principal_id is None:
+        raise SeparationOfDuties(
+            "service accounts and automation may request approvals but never decide them; "
+            "a person with the approver role must decide"
+        )
+    authorize(
+        session=session,
+        actor=actor,
+        project_id=request.project_id,
+        permission=Permission.APPROVAL_DECIDE,
+    )
+    if actor.principal_id == request.requested_by_id:
+        raise SeparationOfDuties("you requested this; another approver must decide it")
+    if actor.principal_id in request.barred():
+        raise SeparationOfDuties(
+            "you are barred from deciding this request (you trained or registered its target); "
+            "another approver must decide it"
+        )
+    return actor.principal_id
+
+
+def decide(
+    *, session: Session, actor: Actor, approval_id: uuid.UUID, approve: bool, reason: str
+) -> ApprovalRequest:
+    """Approve or reject a pending request on behalf of ``actor``.
+
+    The request becomes ``approved`` once ``required_approvals`` distinct eligible people have
+    approved it, and ``rejected`` at the first rejection.
+
+    Raises:
+        NotFound: No such request in the actor's project.
+        Conflict: The request was decided already, or the actor decided it already.
+        SeparationOfDuties: The actor requested it, is barred, or is not a person.
+        PermissionDenied: The actor lacks ``approval:decide``.
+        InvalidInput: The reason is empty.
+    """
+    request = get_request(session=session, project_id=_project_of(actor), approval_id=approval_id)
+    reason = _reason(reason)
+    principal_id = _check_may_decide(session=session, actor=actor, request=request)
+    if request.status != ApprovalStatus.PENDING:
+        raise Conflict(f"the request is {request.status} already; make a new request")
+    if any(
+        d.principal_id == principal_id
+        for d in decisions_of(session=session, approval_id=request.id)
+    ):
+        raise Conflict("you decided this request already; it needs a different approver")
+    session.add(
+        ApprovalDecision(
+            request_id=request.id,
+            principal_id=principal_id,
+            principal_name=actor.name,
+            approve=approve,
+            reason=reason,
+        )
+    )
+    session.flush()
+    approvals = sum(1 for d in decisions_of(session=session, approval_id=request.id) if d.approve)
+    before = request.status
+    if not approve:
+        request.status = ApprovalStatus.REJECTED
+    elif approvals >= request.required_approvals:
+        request.status = ApprovalStatus.APPROVED
+    if request.status != ApprovalStatus.PENDING:
+        request.decided_at = utcnow()
+    session.add(request)
+    session.flush()
+    append(
+        session=session,
+        actor=actor,
+        action="approval.approve" if approve else "approval.reject",
+        target=f"approval:{request.id}",
+        reason=reason,
+        detail={
+            "before": {"status": before},
+            "after": {"status": request.status, "approvals": approvals},
+            "required_approvals": request.required_approvals,
+        },
+    )
+    return request
+
+
+def find_approved(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    action: ApprovalAction | str,
+    target_kind: str,
+    target_id: str,
+) -> ApprovalRequest | None:
+    """Return the latest approved request for ``action`` on the target, if there is one."""
+    query = (
+        select(ApprovalRequest)
+        .where(
+            ApprovalRequest.project_id == project_id,
+            ApprovalRequest.action == _action(action),
+            ApprovalRequest.target_kind == target_kind,
+            ApprovalRequest.target_id == target_id,
+            ApprovalRequest.status == ApprovalStatus.APPROVED,
+        )
+        .order_by(sa.desc(col(ApprovalRequest.decided_at)))
+    )
+    return session.exec(query).first()
+
+
+def is_approved(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    action: ApprovalAction | str,
+    target_kind: str,
+    target_id: str,
+) -> bool:
+    """Return whether ``action`` on the target has an approved request in the project."""
+    found = find_approved(
+        session=session,
+        project_id=project_id,
+        action=action,
+        target_kind=target_kind,
+        target_id=target_id,
+    )
+    return found is not None
+
+
+def list_requests(
+    *, session: Session, project_id: uuid.UUID, status: ApprovalStatus | None = None
+) -> list[ApprovalRequest]:
+    """Return the project's requests, newest first, optionally only those in ``status``."""
+    query = select(ApprovalRequest).where(ApprovalRequest.project_id == project_id)
+    if status is not None:
+        query = query.where(ApprovalRequest.status == status)
+    return list(session.exec(query.order_by(sa.desc(col(ApprovalRequest.created_at)))).all())
+
+
+def pending_for(*, session: Session, actor: Actor) -> list[ApprovalRequest]:
+    """Return the pending requests of the actor's project that the actor may still decide."""
+    project_id = _project_of(actor)
+    if actor.kind != PrincipalKind.PERSON or actor.principal_id is None:
+        return []
+    held = permissions_of(session=session, actor=actor, project_id=project_id)
+    if Permission.APPROVAL_DECIDE not in held:
+        return []
+    eligible = []
+    for request in list_requests(
+        session=session, project_id=project_id, status=ApprovalStatus.PENDING
+    ):
+        decided = {d.principal_id for d in decisions_of(session=session, approval_id=request.id)}
+        if actor.principal_id not in request.barred() | decided:
+            eligible.append(request)
+    return eligible
