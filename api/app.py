@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 from api.limits import BodySizeLimit
 from api.problems import install_problem_handlers
 from api.routes import health, projects
+from api.routes import lineage as lineage_routes
+from api.routes import models as model_routes
 from api.settings import Settings
 from lineage import create_store_engine
 
@@ -55,4 +57,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(projects.router)
+    app.include_router(lineage_routes.router)
+    app.include_router(model_routes.router)
     return app

@@ -1,0 +1,312 @@
+"""OpenLineage ingestion and lineage queries, compatible with Marquez's ``/api/v1/lineage``.
+
+``POST /api/v1/lineage`` takes one RunEvent, JobEvent or DatasetEvent (spec 2-0-x), plain or
+``Content-Encoding: gzip``; the decompressed body is bounded by ``settings.max_body_bytes``.
+``GET /api/v1/lineage?nodeId=…&depth=…`` returns the graph around a node in Marquez's shape.
+
+Which project an event lands in: the ``project`` query parameter when given (point the stock
+client's ``endpoint`` option at ``api/v1/lineage?project=<name>``), otherwise the one project
+the caller holds a role in; a caller with roles in several projects must name one.
+
+Provenance of a model version and impact of a dataset version are project routes.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import AwareDatetime, BaseModel
+from sqlmodel import Session
+
+from api.deps import SessionDep, SettingsDep
+from api.routes.models import DeploymentPublic, ModelVersionPublic
+from api.security import CurrentProject, require
+from governance.actors import Actor
+from governance.audit import append
+from governance.permissions import Permission
+from governance.roles import authorize, visible_project_ids
+from lineage.errors import InvalidInput, PayloadTooLarge
+from lineage.graph import (
+    MAX_DEPTH,
+    dataset_impact,
+    get_dataset_version,
+    lineage_graph,
+    model_provenance_by_name,
+)
+from lineage.ingest import ingest_event
+from lineage.models import Dataset, DatasetVersion, Job, Run
+from lineage.projects import Project, get_project, list_projects
+
+__all__ = [
+    "DatasetVersionPublic",
+    "ImpactPublic",
+    "IngestPublic",
+    "ProvenancePublic",
+    "RunPublic",
+    "router",
+]
+
+router = APIRouter(tags=["lineage"])
+
+
+class IngestPublic(BaseModel):
+    """The answer to a posted event: its id and whether it was new (``False`` for a replay)."""
+
+    id: uuid.UUID
+    kind: str
+    created: bool
+
+
+class RunPublic(BaseModel):
+    """A run as clients see it: its OpenLineage runId, job, state and times."""
+
+    run_id: uuid.UUID
+    job_namespace: str
+    job_name: str
+    state: str
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    @classmethod
+    def of(cls, run: Run, job: Job) -> RunPublic:
+        """Build the public view of a run of ``job``."""
+        return cls(
+            run_id=run.run_id,
+            job_namespace=job.namespace,
+            job_name=job.name,
+            state=run.state,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+        )
+
+
+class DatasetVersionPublic(BaseModel):
+    """A dataset version as clients see it."""
+
+    id: uuid.UUID
+    namespace: str
+    name: str
+    version: str
+    schema_fields: list[dict[str, Any]] | None
+    row_count: int | None
+    uri: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, version: DatasetVersion, dataset: Dataset) -> DatasetVersionPublic:
+        """Build the public view of a version of ``dataset``."""
+        return cls(
+            id=version.id,
+            namespace=dataset.namespace,
+            name=dataset.name,
+            version=version.version,
+            schema_fields=version.schema_fields,
+            row_count=version.row_count,
+            uri=version.uri,
+            created_at=version.created_at,
+        )
+
+
+class ProvenancePublic(BaseModel):
+    """Everything upstream of a model version."""
+
+    model_version: ModelVersionPublic
+    runs: list[RunPublic]
+    dataset_versions: list[DatasetVersionPublic]
+
+
+class ImpactPublic(BaseModel):
+    """Everything downstream of a dataset version, and the deployments serving it at ``as_of``."""
+
+    dataset_version: DatasetVersionPublic
+    runs: list[RunPublic]
+    dataset_versions: list[DatasetVersionPublic]
+    model_versions: list[ModelVersionPublic]
+    deployments: list[DeploymentPublic]
+    as_of: datetime | None
+
+
+def _decompress(body: bytes, *, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise InvalidInput(
+            f"the body is not valid gzip ({error}); compress it with gzip or drop the "
+            "Content-Encoding header",
+            field="body",
+        ) from None
+    if len(out) > limit:
+        raise PayloadTooLarge(
+            f"the decompressed event exceeds {limit} bytes; send smaller events",
+            field="body",
+        )
+    if not inflater.eof or inflater.unused_data:
+        raise InvalidInput(
+            "the gzip stream is truncated or followed by extra bytes; send one complete gzip "
+            "member",
+            field="body",
+        )
+    return out
+
+
+async def event_body(request: Request, settings: SettingsDep) -> bytes:
+    """Return the request body, gunzipped when it says so, bounded after decompression."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    body = await request.body()
+    if encoding in ("", "identity"):
+        return body
+    if encoding == "gzip":
+        return _decompress(body, limit=settings.max_body_bytes)
+    raise InvalidInput(
+        f"Content-Encoding {encoding!r} is not supported; send plain JSON or gzip",
+        field="Content-Encoding",
+    )
+
+
+def _event_project(
+    *, session: Session, actor: Actor, name: str | None, permission: Permission
+) -> Project:
+    """Return the project named by ``?project=``, else the caller's only project."""
+    if name is not None:
+        project = get_project(session=session, name=name)
+        authorize(session=session, actor=actor, project_id=project.id, permission=permission)
+        return project
+    visible = visible_project_ids(session=session, actor=actor)
+    projects = list_projects(session=session, ids=visible)
+    if len(projects) != 1:
+        raise InvalidInput(
+            f"you may write to {len(projects)} projects; say which one with ?project=<name> "
+            "(for the OpenLineage client, set endpoint to api/v1/lineage?project=<name>)",
+            field="project",
+        )
+    authorize(session=session, actor=actor, project_id=projects[0].id, permission=permission)
+    return projects[0]
+
+
+ProjectQuery = Annotated[
+    str | None,
+    Query(description="The project's name; defaults to the caller's only project.", max_length=63),
+]
+
+
+@router.post(
+    "/api/v1/lineage",
+    status_code=status.HTTP_201_CREATED,
+    summary="Ingest one OpenLineage event (Marquez-compatible)",
+    responses={200: {"description": "The event had been received before; nothing changed."}},
+)
+def post_lineage(
+    response: Response,
+    actor: Annotated[Actor, Depends(require(Permission.LINEAGE_WRITE))],
+    body: Annotated[bytes, Depends(event_body)],
+    session: SessionDep,
+    project: ProjectQuery = None,
+) -> IngestPublic:
+    """Store an OpenLineage event unchanged and derive jobs, runs, datasets and edges from it."""
+    target = _event_project(
+        session=session, actor=actor, name=project, permission=Permission.LINEAGE_WRITE
+    )
+    result = ingest_event(session=session, project_id=target.id, body=body)
+    if result.created:
+        append(
+            session=session,
+            actor=actor.in_project(target.id),
+            action="lineage.ingest",
+            target=f"lineage_event:{result.event_id}",
+            detail={"kind": result.kind},
+        )
+    else:
+        response.status_code = status.HTTP_200_OK
+    return IngestPublic(id=result.event_id, kind=result.kind, created=result.created)
+
+
+@router.get("/api/v1/lineage", summary="The lineage graph around a node (Marquez's shape)")
+def get_lineage(
+    actor: Annotated[Actor, Depends(require(Permission.LINEAGE_READ))],
+    session: SessionDep,
+    node_id: Annotated[
+        str,
+        Query(
+            alias="nodeId",
+            min_length=1,
+            max_length=2100,
+            description="dataset:<namespace>:<name>, job:<namespace>:<name> or "
+            "model:<name>:<version>",
+        ),
+    ],
+    depth: Annotated[int, Query(ge=0, le=MAX_DEPTH)] = 20,
+    project: ProjectQuery = None,
+) -> dict[str, Any]:
+    """Return ``{"graph": [{id, type, data, inEdges, outEdges}, …]}`` within ``depth`` edges."""
+    target = _event_project(
+        session=session, actor=actor, name=project, permission=Permission.LINEAGE_READ
+    )
+    return lineage_graph(session=session, project_id=target.id, node_id=node_id, depth=depth)
+
+
+def _runs(runs: list[Run], jobs: dict[uuid.UUID, Job]) -> list[RunPublic]:
+    return [RunPublic.of(run, jobs[run.job_id]) for run in runs]
+
+
+def _versions(
+    versions: list[DatasetVersion], datasets: dict[uuid.UUID, Dataset]
+) -> list[DatasetVersionPublic]:
+    return [DatasetVersionPublic.of(v, datasets[v.dataset_id]) for v in versions]
+
+
+@router.get(
+    "/api/v1/projects/{project}/models/{name}/versions/{version}/provenance",
+    dependencies=[Depends(require(Permission.LINEAGE_READ))],
+    summary="Everything upstream of a model version",
+)
+def get_provenance(
+    name: str, version: str, project: CurrentProject, session: SessionDep
+) -> ProvenancePublic:
+    """Return every run and dataset version that led to a model version."""
+    found = model_provenance_by_name(
+        session=session, project_id=project.id, name=name, version=version
+    )
+    return ProvenancePublic(
+        model_version=ModelVersionPublic.of(found.model_version, session=session),
+        runs=_runs(found.runs, found.jobs),
+        dataset_versions=_versions(found.dataset_versions, found.datasets),
+    )
+
+
+@router.get(
+    "/api/v1/projects/{project}/datasets/impact",
+    dependencies=[Depends(require(Permission.LINEAGE_READ))],
+    summary="Everything downstream of a dataset version, and what serves it now",
+)
+def get_impact(
+    project: CurrentProject,
+    session: SessionDep,
+    namespace: Annotated[str, Query(min_length=1, max_length=1024)],
+    name: Annotated[str, Query(min_length=1, max_length=1024)],
+    version: Annotated[
+        str | None, Query(max_length=256, description="The latest version when unset.")
+    ] = None,
+    as_of: Annotated[
+        AwareDatetime | None, Query(description="Read live deployments at this moment.")
+    ] = None,
+) -> ImpactPublic:
+    """Return the runs, derived data, model versions and live deployments a dataset fed."""
+    start = get_dataset_version(
+        session=session, project_id=project.id, namespace=namespace, name=name, version=version
+    )
+    found = dataset_impact(
+        session=session, project_id=project.id, dataset_version_id=start.id, as_of=as_of
+    )
+    return ImpactPublic(
+        dataset_version=DatasetVersionPublic.of(start, found.datasets[start.dataset_id]),
+        runs=_runs(found.runs, found.jobs),
+        dataset_versions=_versions(found.dataset_versions, found.datasets),
+        model_versions=[ModelVersionPublic.of(m, session=session) for m in found.model_versions],
+        deployments=[DeploymentPublic.of(d, session=session) for d in found.deployments],
+        as_of=found.as_of,
+    )

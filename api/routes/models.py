@@ -1,0 +1,267 @@
+"""Model versions and deployments over REST: register, list, read; record, list, end.
+
+Every write is permission-gated on the route and audited in the request's transaction, so the
+action and its audit entry commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+from pydantic import AwareDatetime, BaseModel
+from sqlmodel import Session
+
+from api.deps import SessionDep
+from api.security import CurrentProject, require
+from governance.actors import Actor
+from governance.audit import append
+from governance.permissions import Permission
+from lineage.deployments import (
+    DeploymentCreate,
+    end_deployment,
+    get_deployment,
+    list_deployments,
+    live_deployments,
+    record_deployment,
+)
+from lineage.models import Deployment, ModelVersion, Run
+from lineage.registry import (
+    ModelVersionCreate,
+    get_model_version,
+    list_model_versions,
+    register_model_version,
+)
+
+__all__ = ["DeploymentPublic", "ModelVersionPublic", "router"]
+
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["models"])
+
+
+class ModelVersionPublic(BaseModel):
+    """A registered model version as clients see it; ``source_run_id`` is the OpenLineage runId."""
+
+    id: uuid.UUID
+    name: str
+    version: str
+    source_run_id: uuid.UUID | None
+    artifact_uri: str
+    artifact_sha256: str
+    parameters: dict[str, Any]
+    metrics: dict[str, float]
+    feature_schema: dict[str, str]
+    description: str
+    registered_by: uuid.UUID | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, model_version: ModelVersion, *, session: Session) -> ModelVersionPublic:
+        """Build the public view, translating the training run to its OpenLineage runId."""
+        run = session.get(Run, model_version.source_run_id) if model_version.source_run_id else None
+        return cls(
+            id=model_version.id,
+            name=model_version.name,
+            version=model_version.version,
+            source_run_id=run.run_id if run else None,
+            artifact_uri=model_version.artifact_uri,
+            artifact_sha256=model_version.artifact_sha256,
+            parameters=model_version.parameters,
+            metrics=model_version.metrics,
+            feature_schema=model_version.feature_schema,
+            description=model_version.description,
+            registered_by=model_version.registered_by,
+            created_at=model_version.created_at,
+        )
+
+
+class DeploymentPublic(BaseModel):
+    """A deployment as clients see it, with the model version it serves and its input schema."""
+
+    id: uuid.UUID
+    name: str
+    environment: str
+    model_version_id: uuid.UUID
+    model_name: str
+    model_version: str
+    feature_schema: dict[str, str]
+    live_from: datetime
+    live_until: datetime | None
+    recorded_by: uuid.UUID | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, deployment: Deployment, *, session: Session) -> DeploymentPublic:
+        """Build the public view of a stored deployment."""
+        model_version = session.get(ModelVersion, deployment.model_version_id)
+        assert model_version is not None  # a foreign key guarantees it
+        return cls(
+            id=deployment.id,
+            name=deployment.name,
+            environment=deployment.environment,
+            model_version_id=model_version.id,
+            model_name=model_version.name,
+            model_version=model_version.version,
+            feature_schema=model_version.feature_schema,
+            live_from=deployment.live_from,
+            live_until=deployment.live_until,
+            recorded_by=deployment.recorded_by,
+            created_at=deployment.created_at,
+        )
+
+
+@router.post(
+    "/models/{name}/versions",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a model version",
+)
+def register_version(
+    name: str,
+    spec: ModelVersionCreate,
+    actor: Annotated[Actor, Depends(require(Permission.MODEL_WRITE))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> ModelVersionPublic:
+    """Register a version of model ``name``: artifact, hash, training run, scores, input schema."""
+    model_version = register_model_version(
+        session=session,
+        project_id=project.id,
+        name=name,
+        spec=spec,
+        registered_by=actor.principal_id,
+    )
+    append(
+        session=session,
+        actor=actor,
+        action="model_version.register",
+        target=f"model_version:{model_version.id}",
+        detail={
+            "name": name,
+            "version": model_version.version,
+            "artifact_sha256": model_version.artifact_sha256,
+        },
+    )
+    return ModelVersionPublic.of(model_version, session=session)
+
+
+@router.get(
+    "/models/{name}/versions",
+    dependencies=[Depends(require(Permission.MODEL_READ))],
+    summary="List a model's versions",
+)
+def list_versions(
+    name: str, project: CurrentProject, session: SessionDep
+) -> list[ModelVersionPublic]:
+    """Return every registered version of model ``name``, oldest first."""
+    versions = list_model_versions(session=session, project_id=project.id, name=name)
+    return [ModelVersionPublic.of(v, session=session) for v in versions]
+
+
+@router.get(
+    "/models/{name}/versions/{version}",
+    dependencies=[Depends(require(Permission.MODEL_READ))],
+    summary="Read a model version",
+)
+def read_version(
+    name: str, version: str, project: CurrentProject, session: SessionDep
+) -> ModelVersionPublic:
+    """Return one model version, with its artifact hash."""
+    model_version = get_model_version(
+        session=session, project_id=project.id, name=name, version=version
+    )
+    return ModelVersionPublic.of(model_version, session=session)
+
+
+@router.post(
+    "/deployments",
+    status_code=status.HTTP_201_CREATED,
+    summary="Record a deployment",
+)
+def create_deployment(
+    spec: DeploymentCreate,
+    actor: Annotated[Actor, Depends(require(Permission.DEPLOYMENT_WRITE))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> DeploymentPublic:
+    """Record that a model version went live, ending the slot's previous deployment."""
+    deployment = record_deployment(
+        session=session, project_id=project.id, spec=spec, recorded_by=actor.principal_id
+    )
+    append(
+        session=session,
+        actor=actor,
+        action="deployment.record",
+        target=f"deployment:{deployment.id}",
+        detail={
+            "name": spec.name,
+            "environment": spec.environment,
+            "model": f"{spec.model_name}:{spec.model_version}",
+            "live_from": deployment.live_from.isoformat(),
+        },
+    )
+    return DeploymentPublic.of(deployment, session=session)
+
+
+@router.get(
+    "/deployments",
+    dependencies=[Depends(require(Permission.MODEL_READ))],
+    summary="List deployments: history, live now, or live at a time",
+)
+def read_deployments(
+    project: CurrentProject,
+    session: SessionDep,
+    live: Annotated[bool, Query(description="Only what is live (at `as_of`, else now).")] = False,
+    as_of: Annotated[
+        AwareDatetime | None, Query(description="A moment with offset; implies `live`.")
+    ] = None,
+    name: Annotated[str | None, Query(max_length=256)] = None,
+    environment: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[DeploymentPublic]:
+    """Return the deployment history (newest first), or what was live at ``as_of``/now."""
+    if live or as_of is not None:
+        found = live_deployments(session=session, project_id=project.id, as_of=as_of)
+        found = [
+            d
+            for d in found
+            if (name is None or d.name == name)
+            and (environment is None or d.environment == environment)
+        ]
+    else:
+        found = list_deployments(
+            session=session, project_id=project.id, name=name, environment=environment
+        )
+    return [DeploymentPublic.of(d, session=session) for d in found]
+
+
+@router.get(
+    "/deployments/{deployment_id}",
+    dependencies=[Depends(require(Permission.MODEL_READ))],
+    summary="Read a deployment",
+)
+def read_deployment(
+    deployment_id: uuid.UUID, project: CurrentProject, session: SessionDep
+) -> DeploymentPublic:
+    """Return one deployment of the project."""
+    deployment = get_deployment(session=session, project_id=project.id, deployment_id=deployment_id)
+    return DeploymentPublic.of(deployment, session=session)
+
+
+@router.post("/deployments/{deployment_id}/end", summary="End a live deployment")
+def finish_deployment(
+    deployment_id: uuid.UUID,
+    actor: Annotated[Actor, Depends(require(Permission.DEPLOYMENT_WRITE))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> DeploymentPublic:
+    """Mark a live deployment as no longer serving, now; its slot is then empty."""
+    deployment = end_deployment(session=session, project_id=project.id, deployment_id=deployment_id)
+    assert deployment.live_until is not None
+    append(
+        session=session,
+        actor=actor,
+        action="deployment.end",
+        target=f"deployment:{deployment.id}",
+        detail={"live_until": deployment.live_until.isoformat()},
+    )
+    return DeploymentPublic.of(deployment, session=session)
