@@ -6,6 +6,9 @@ libraries are imported inside the commands that need them so ``warden --help`` s
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import typer
 
 from api.settings import Settings
@@ -18,6 +21,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def _settings() -> Settings:
@@ -55,16 +62,68 @@ def up(
     host: str | None = typer.Option(None, help="Interface to bind (default WARDEN_HOST)."),
     port: int | None = typer.Option(None, help="Port to bind (default WARDEN_PORT)."),
 ) -> None:
-    """Run everything in one process on the embedded store: migrate, then serve."""
+    """Run everything in one process on the embedded store: API, scheduler and one worker."""
     import uvicorn
 
     from api.app import create_app
     from api.migrate import upgrade
+    from api.scheduler import Scheduler
+    from api.worker import run_worker
+    from lineage import create_store_engine
 
     settings = _settings()
     upgrade(settings.resolved_database_url())
+    engine = create_store_engine(settings.resolved_database_url())
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=Scheduler(engine=engine, settings=settings).run, args=(stop,)),
+        threading.Thread(target=run_worker, args=(settings, engine, stop)),
+    ]
+    for thread in threads:
+        thread.start()
     typer.echo(f"Warden is up on http://{host or settings.host}:{port or settings.port}")
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    try:
+        uvicorn.run(
+            create_app(settings, engine=engine),
+            host=host or settings.host,
+            port=port or settings.port,
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        engine.dispose()
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler: the lease holder queues due monitor slots, others stand by."""
+    from api.scheduler import Scheduler
+    from api.worker import stop_on_signals
+    from lineage import create_store_engine
+
+    settings = _settings()
+    _log_to_stderr()
+    engine = create_store_engine(settings.resolved_database_url())
+    try:
+        Scheduler(engine=engine, settings=settings).run(stop_on_signals())
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker: claim queued jobs (monitor runs, pipeline runs, reports) and run them."""
+    from api.worker import run_worker, stop_on_signals
+    from lineage import create_store_engine
+
+    settings = _settings()
+    _log_to_stderr()
+    engine = create_store_engine(settings.resolved_database_url())
+    try:
+        run_worker(settings, engine, stop_on_signals())
+    finally:
+        engine.dispose()
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ read at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,49 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024,
         description="Largest request body accepted, after decompression.",
+    )
+    scheduler_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Scheduler leadership lasts this long without a heartbeat; a standby takes "
+        "over at most this long (plus one heartbeat) after the leader dies.",
+    )
+    scheduler_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often the scheduler renews or tries to take the lease."
+    )
+    scheduler_sync_seconds: float = Field(
+        default=30.0, gt=0, description="How often the scheduler re-reads the monitor table."
+    )
+    scheduler_misfire: Literal["coalesce", "all", "skip"] = Field(
+        default="coalesce",
+        description="Slots missed during downtime: one catch-up run, every slot, or none.",
+    )
+    scheduler_misfire_grace_seconds: float = Field(
+        default=60.0, ge=0, description="A slot this late still counts as on time."
+    )
+    scheduler_max_catch_up: int = Field(
+        default=100, ge=1, description="With misfire 'all': run at most this many missed slots."
+    )
+    worker_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A claimed job is re-queued this long after its last heartbeat.",
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=10.0, gt=0, description="How often a worker renews the lease of its job."
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How long an idle worker waits before looking again."
+    )
+    worker_retry_delay_seconds: float = Field(
+        default=10.0, ge=0, description="Backoff after a failed attempt, times the attempt number."
+    )
+    worker_max_attempts: int = Field(
+        default=3, ge=1, description="Attempts per job before it is marked failed."
+    )
+    worker_handlers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra or replacement job handlers: job kind -> 'module:function' (JSON).",
     )
 
     def resolved_database_url(self) -> str:

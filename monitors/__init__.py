@@ -2,6 +2,17 @@
 
 from monitors.baseline import Baseline, CategoricalSummary, NumericSummary, build_baseline, merge
 from monitors.findings import Finding, FindingSink, Status, worst_status
+from monitors.models import (
+    Monitor,
+    MonitorCreate,
+    MonitorPublic,
+    MonitorRun,
+    MonitorRunPublic,
+    MonitorUpdate,
+    RunState,
+    RunTrigger,
+    Schedule,
+)
 from monitors.registry import (
     Chart,
     KindResult,
@@ -12,6 +23,17 @@ from monitors.registry import (
     register_kind,
     registered_kinds,
     run_monitor,
+)
+from monitors.schedules import (
+    MisfirePolicy,
+    create_monitor,
+    get_monitor,
+    get_monitor_run,
+    list_monitor_runs,
+    list_monitors,
+    pause_monitor,
+    resume_monitor,
+    update_monitor,
 )
 from monitors.spec import DriftMethod, Kind, MonitorSpec
 
@@ -24,17 +46,35 @@ __all__ = [
     "FindingSink",
     "Kind",
     "KindResult",
+    "MisfirePolicy",
     "Model",
+    "Monitor",
     "MonitorContext",
+    "MonitorCreate",
+    "MonitorPublic",
     "MonitorResult",
+    "MonitorRun",
+    "MonitorRunPublic",
     "MonitorSpec",
+    "MonitorUpdate",
     "NumericSummary",
+    "RunState",
+    "RunTrigger",
+    "Schedule",
     "Status",
     "build_baseline",
+    "create_monitor",
     "get_kind",
+    "get_monitor",
+    "get_monitor_run",
+    "list_monitor_runs",
+    "list_monitors",
     "merge",
+    "pause_monitor",
     "register_kind",
     "registered_kinds",
+    "resume_monitor",
     "run_monitor",
+    "update_monitor",
     "worst_status",
 ]
