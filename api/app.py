@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from api.limits import BodySizeLimit
 from api.problems import install_problem_handlers
+from api.routes import audit as audit_routes
 from api.routes import health, projects
 from api.routes import lineage as lineage_routes
 from api.routes import models as model_routes
@@ -38,6 +39,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or create_store_engine(settings.resolved_database_url())
+        app.state.audit_signer = audit_routes.attach_audit_signer(app.state.engine, settings)
         try:
             yield
         finally:
@@ -57,6 +59,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(projects.router)
+    app.include_router(audit_routes.router)
     app.include_router(lineage_routes.router)
     app.include_router(model_routes.router)
     return app

@@ -85,6 +85,21 @@ class Settings(BaseSettings):
         description="Extra or replacement job handlers: job kind -> 'module:function' (JSON).",
     )
 
+    audit_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 key signing audit checkpoints (PEM, mode 0600), generated on first "
+        "start; defaults to <data_dir>/keys/audit-ed25519.pem.",
+    )
+    audit_checkpoint_every: int = Field(
+        default=100,
+        ge=1,
+        description="Sign a checkpoint of the audit chain's head every this many entries.",
+    )
+
+    def resolved_audit_key_path(self) -> Path:
+        """Return the audit signing key's path, defaulting to ``<data_dir>/keys/``."""
+        return self.audit_key_path or self.data_dir / "keys" / "audit-ed25519.pem"
+
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to ``<data_dir>/warden.db``."""
         if self.database_url:
