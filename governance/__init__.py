@@ -1,21 +1,32 @@
 """Governance: identity, roles and permissions, approvals, the audit log and policies."""
 
 from governance.actors import Actor, PrincipalKind
+from governance.alerts import AlertRule, RuleChannel
 from governance.approvals import ApprovalDecision, ApprovalRequest, ApprovalRule
 from governance.audit import AuditEntry, Outcome, append, append_in_own_transaction
+from governance.channels import Channel, SecretBox
+from governance.delivery import Attempt, Delivery, deliver_due
 from governance.identity import ApiKey, AuthFailure, IssuedKey, Principal
+from governance.incidents import Incident, route_findings
+from governance.outbound import AllowEntry
 from governance.permissions import Permission
 from governance.roles import ROLE_PERMISSIONS, Role, RoleGrant
 
 __all__ = [
     "ROLE_PERMISSIONS",
     "Actor",
+    "AlertRule",
+    "AllowEntry",
     "ApiKey",
     "ApprovalDecision",
     "ApprovalRequest",
     "ApprovalRule",
+    "Attempt",
     "AuditEntry",
     "AuthFailure",
+    "Channel",
+    "Delivery",
+    "Incident",
     "IssuedKey",
     "Outcome",
     "Permission",
@@ -23,6 +34,10 @@ __all__ = [
     "PrincipalKind",
     "Role",
     "RoleGrant",
+    "RuleChannel",
+    "SecretBox",
     "append",
     "append_in_own_transaction",
+    "deliver_due",
+    "route_findings",
 ]

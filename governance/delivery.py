@@ -1,0 +1,626 @@
+"""Outbound deliveries: one row per (event, channel), one row per attempt, retried with backoff.
+
+Services enqueue deliveries in the caller's transaction (so an incident and the message about it
+commit together); :func:`deliver_due` — run periodically by the worker process — sends what is
+due, outside any transaction, and records each attempt. Several workers may run it at once: a
+delivery is claimed by moving its ``next_attempt_at`` forward with a conditional update, so two
+workers never send the same attempt.
+
+Wire formats:
+
+- **Webhook**: a CloudEvents 1.0 event in *structured* JSON mode
+  (``Content-Type: application/cloudevents+json``), signed as Standard Webhooks specifies:
+  ``webhook-id`` (the event id, stable across retries and re-sends, for idempotency),
+  ``webhook-timestamp`` (Unix seconds at sending) and ``webhook-signature: v1,<base64
+  HMAC-SHA256 over "{id}.{timestamp}.{body}">`` keyed with the base64-decoded part of the
+  channel's ``whsec_`` secret.
+- **Slack**: ``{"text": …}`` posted to the incoming-webhook URL.
+- **E-mail**: a plain-text message through ``smtplib`` (STARTTLS, implicit TLS or none).
+
+Attempts fail permanently (no retry) when the outbound guard refuses the target or the receiver
+answers with a redirect, which is never followed; any other failure is retried after
+``backoff_base * 2**(attempt-1)`` seconds (capped) until ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import smtplib
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from enum import StrEnum
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import JSON, Session, col, select
+from sqlmodel import Field as SQLField
+
+from governance.channels import Channel, ChannelKind, SecretBox
+from governance.outbound import AllowEntry as _AllowEntry
+from governance.outbound import OutboundRefused, Resolver, check_host, check_url
+from lineage.errors import Conflict, NotFound
+from lineage.projects import Project
+from lineage.store import session_scope
+from lineage.tables import AwareDateTime, Record, new_id, utcnow
+
+__all__ = [
+    "CLOUDEVENTS_CONTENT_TYPE",
+    "Attempt",
+    "AttemptOutcome",
+    "Delivery",
+    "DeliveryPolicy",
+    "DeliveryState",
+    "build_event",
+    "deliver_due",
+    "delivery_view",
+    "enqueue",
+    "event_text",
+    "get_delivery",
+    "list_attempts",
+    "list_deliveries",
+    "resend",
+    "sign",
+]
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+_USER_AGENT = "Warden-Webhooks/0.1"
+
+
+class DeliveryState(StrEnum):
+    """Where a delivery stands: waiting for an attempt, delivered, or given up."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """How hard Warden tries: attempts, backoff, timeouts.
+
+    Attributes:
+        max_attempts: Attempts before a delivery is marked failed (re-send starts afresh).
+        backoff_base_seconds: Delay before the second attempt; doubles each time.
+        backoff_max_seconds: Cap on the delay between attempts.
+        timeout_seconds: Connect/read timeout of one attempt.
+        claim_seconds: How long a claimed attempt is hidden from other workers.
+        batch: Most deliveries sent by one :func:`deliver_due` call.
+    """
+
+    max_attempts: int = 6
+    backoff_base_seconds: float = 30.0
+    backoff_max_seconds: float = 3600.0
+    timeout_seconds: float = 10.0
+    claim_seconds: float = 300.0
+    batch: int = 50
+
+    def backoff(self, attempt: int) -> timedelta:
+        """Return the wait after failed attempt number ``attempt`` (1-based)."""
+        seconds = self.backoff_base_seconds * 2 ** max(attempt - 1, 0)
+        return timedelta(seconds=min(seconds, self.backoff_max_seconds))
+
+
+class Delivery(Record, table=True):
+    """One event to be delivered to one channel, with its retry state."""
+
+    __tablename__ = "governance_delivery"
+
+    project_id: uuid.UUID = SQLField(foreign_key="lineage_project.id", index=True)
+    channel_id: uuid.UUID = SQLField(foreign_key="governance_alert_channel.id", index=True)
+    incident_id: uuid.UUID | None = SQLField(
+        default=None, foreign_key="governance_incident.id", index=True
+    )
+    resent_from: uuid.UUID | None = SQLField(default=None, foreign_key="governance_delivery.id")
+    event_id: str = SQLField(sa_column=sa.Column(sa.String(64), nullable=False, index=True))
+    event_type: str = SQLField(sa_column=sa.Column(sa.String(100), nullable=False))
+    event: dict[str, Any] = SQLField(sa_column=sa.Column(JSON, nullable=False))
+    state: str = SQLField(
+        default=DeliveryState.PENDING, sa_column=sa.Column(sa.String(20), nullable=False)
+    )
+    attempts: int = SQLField(default=0, nullable=False)
+    max_attempts: int = SQLField(default=6, nullable=False)
+    next_attempt_at: datetime | None = SQLField(
+        default=None, sa_column=sa.Column(AwareDateTime(), nullable=True, index=True)
+    )
+    last_status_code: int | None = SQLField(default=None)
+    last_error: str = SQLField(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    delivered_at: datetime | None = SQLField(
+        default=None, sa_column=sa.Column(AwareDateTime(), nullable=True)
+    )
+
+
+class Attempt(Record, table=True):
+    """One try at sending a delivery: when, how long, what came back."""
+
+    __tablename__ = "governance_delivery_attempt"
+
+    delivery_id: uuid.UUID = SQLField(foreign_key="governance_delivery.id", index=True)
+    number: int = SQLField(nullable=False)
+    outcome: str = SQLField(sa_column=sa.Column(sa.String(20), nullable=False))
+    status_code: int | None = SQLField(default=None)
+    duration_ms: float = SQLField(default=0.0, nullable=False)
+    error: str = SQLField(default="", sa_column=sa.Column(sa.Text, nullable=False))
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt ended."""
+
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"
+    GAVE_UP = "gave_up"
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    outcome: AttemptOutcome
+    status_code: int | None = None
+    error: str = ""
+
+
+@dataclass(slots=True)
+class _Job:
+    delivery_id: uuid.UUID
+    number: int
+    kind: str
+    config: dict[str, Any]
+    secrets: dict[str, str]
+    event: dict[str, Any]
+    allowlist: list[str] = field(default_factory=list)
+
+
+def build_event(
+    *,
+    project: Project,
+    event_type: str,
+    subject: str,
+    data: dict[str, Any],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Return a CloudEvents 1.0 event (structured mode) about ``subject`` in ``project``.
+
+    ``data`` should carry a one-line ``title`` and a ``summary`` paragraph: Slack and e-mail show
+    those, webhooks get everything.
+    """
+    return {
+        "specversion": "1.0",
+        "id": f"msg_{new_id().hex}",
+        "source": f"/api/v1/projects/{project.name}",
+        "type": event_type,
+        "subject": subject,
+        "time": (now or utcnow()).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def event_text(event: dict[str, Any]) -> tuple[str, str]:
+    """Return the (subject line, body text) people read in Slack and e-mail."""
+    data = event.get("data") or {}
+    title = str(data.get("title") or event.get("type", "Warden event"))
+    summary = str(data.get("summary") or "")
+    return title, f"{title}\n{summary}".strip()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Return the Standard Webhooks ``webhook-signature`` value for one message."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def enqueue(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    channel_ids: list[uuid.UUID],
+    event: dict[str, Any],
+    incident_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+    policy: DeliveryPolicy | None = None,
+) -> list[Delivery]:
+    """Queue ``event`` for each enabled channel; the worker's :func:`deliver_due` sends it."""
+    policy = policy or DeliveryPolicy()
+    due = now or utcnow()
+    queued: list[Delivery] = []
+    for channel_id in channel_ids:
+        channel = session.get(Channel, channel_id)
+        if channel is None or channel.project_id != project_id or not channel.enabled:
+            continue
+        delivery = Delivery(
+            project_id=project_id,
+            channel_id=channel_id,
+            incident_id=incident_id,
+            event_id=str(event["id"]),
+            event_type=str(event["type"]),
+            event=event,
+            max_attempts=policy.max_attempts,
+            next_attempt_at=due,
+        )
+        session.add(delivery)
+        queued.append(delivery)
+    session.flush()
+    return queued
+
+
+def get_delivery(*, session: Session, project_id: uuid.UUID, delivery_id: uuid.UUID) -> Delivery:
+    """Return the project's delivery or raise :class:`NotFound`."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.project_id != project_id:
+        raise NotFound(f"no delivery {delivery_id} in this project; list deliveries first")
+    return delivery
+
+
+def list_deliveries(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    state: DeliveryState | None = None,
+    channel_id: uuid.UUID | None = None,
+    incident_id: uuid.UUID | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Delivery]:
+    """Return the project's deliveries, newest first, optionally filtered."""
+    query = select(Delivery).where(Delivery.project_id == project_id)
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    if channel_id is not None:
+        query = query.where(Delivery.channel_id == channel_id)
+    if incident_id is not None:
+        query = query.where(Delivery.incident_id == incident_id)
+    query = query.order_by(col(Delivery.created_at).desc()).offset(offset).limit(limit)
+    return list(session.exec(query).all())
+
+
+def list_attempts(*, session: Session, delivery_id: uuid.UUID) -> list[Attempt]:
+    """Return a delivery's attempts in order."""
+    query = (
+        select(Attempt)
+        .where(Attempt.delivery_id == delivery_id)
+        .order_by(col(Attempt.number).asc())
+    )
+    return list(session.exec(query).all())
+
+
+def delivery_view(delivery: Delivery, attempts: list[Attempt] | None = None) -> dict[str, Any]:
+    """Return a JSON-ready view of a delivery (and its attempts, when given)."""
+    view: dict[str, Any] = {
+        "id": str(delivery.id),
+        "channel_id": str(delivery.channel_id),
+        "incident_id": str(delivery.incident_id) if delivery.incident_id else None,
+        "resent_from": str(delivery.resent_from) if delivery.resent_from else None,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "state": delivery.state,
+        "attempts": delivery.attempts,
+        "max_attempts": delivery.max_attempts,
+        "next_attempt_at": delivery.next_attempt_at.isoformat()
+        if delivery.next_attempt_at
+        else None,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+        "created_at": delivery.created_at.isoformat(),
+    }
+    if attempts is not None:
+        view["attempt_log"] = [
+            {
+                "number": a.number,
+                "at": a.created_at.isoformat(),
+                "outcome": a.outcome,
+                "status_code": a.status_code,
+                "duration_ms": round(a.duration_ms, 1),
+                "error": a.error,
+            }
+            for a in attempts
+        ]
+    return view
+
+
+def resend(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    now: datetime | None = None,
+    policy: DeliveryPolicy | None = None,
+) -> Delivery:
+    """Queue the same event again to the same channel, as a new delivery with fresh attempts.
+
+    The event id is kept, so receivers that deduplicate on ``webhook-id`` can tell it is the
+    same event; the original delivery's record stays as it was.
+    """
+    policy = policy or DeliveryPolicy()
+    original = get_delivery(session=session, project_id=project_id, delivery_id=delivery_id)
+    if original.state == DeliveryState.PENDING:
+        raise Conflict(
+            "this delivery is still being attempted; wait for it to succeed or fail, then re-send"
+        )
+    channel = session.get(Channel, original.channel_id)
+    if channel is None or not channel.enabled:
+        raise Conflict("the channel of this delivery is disabled; enable it, then re-send")
+    copy = Delivery(
+        project_id=project_id,
+        channel_id=original.channel_id,
+        incident_id=original.incident_id,
+        resent_from=original.id,
+        event_id=original.event_id,
+        event_type=original.event_type,
+        event=original.event,
+        max_attempts=policy.max_attempts,
+        next_attempt_at=now or utcnow(),
+    )
+    session.add(copy)
+    session.flush()
+    return copy
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+def _http_post(
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    allowlist: list[str],
+    timeout: float,
+    resolver: Resolver | None,
+) -> _Result:
+    try:
+        target = check_url(url, allowlist=allowlist, resolver=resolver)
+    except OutboundRefused as error:
+        return _Result(AttemptOutcome.GAVE_UP, error=error.detail)
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    try:
+        with httpx.Client(follow_redirects=False, trust_env=False, timeout=timeout) as client:
+            response = client.post(
+                target.pinned_url(url),
+                content=body,
+                headers={**headers, "Host": target.host_header, "User-Agent": _USER_AGENT},
+                extensions=extensions,
+            )
+    except httpx.HTTPError as error:
+        return _Result(AttemptOutcome.RETRY, error=f"{type(error).__name__}: {error}")
+    code = response.status_code
+    if 200 <= code < 300:
+        return _Result(AttemptOutcome.SUCCEEDED, status_code=code)
+    if 300 <= code < 400:
+        location = response.headers.get("location", "")
+        return _Result(
+            AttemptOutcome.GAVE_UP,
+            status_code=code,
+            error=f"the receiver redirected to {location!r}; redirects are not followed — "
+            "point the channel at the final URL",
+        )
+    return _Result(
+        AttemptOutcome.RETRY, status_code=code, error=f"HTTP {code}: {response.text[:200]}".strip()
+    )
+
+
+def _send_webhook(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Result:
+    body = json.dumps(job.event, separators=(",", ":"), sort_keys=True).encode()
+    msg_id = str(job.event["id"])
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": CLOUDEVENTS_CONTENT_TYPE,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(job.secrets["signing_secret"], msg_id, timestamp, body),
+    }
+    return _http_post(
+        str(job.config["url"]),
+        body=body,
+        headers=headers,
+        allowlist=job.allowlist,
+        timeout=timeout,
+        resolver=resolver,
+    )
+
+
+def _send_slack(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Result:
+    _title, text = event_text(job.event)
+    body = json.dumps({"text": text}).encode()
+    return _http_post(
+        job.secrets["url"],
+        body=body,
+        headers={"Content-Type": "application/json"},
+        allowlist=job.allowlist,
+        timeout=timeout,
+        resolver=resolver,
+    )
+
+
+class _PinnedSMTP(smtplib.SMTP):
+    """SMTP that connects to the checked address while TLS still verifies the host name."""
+
+    def __init__(self, address: str, **kwargs: Any) -> None:
+        self._pinned = address
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return socket.create_connection((self._pinned, port), timeout, self.source_address)
+
+
+class _PinnedSMTPSSL(smtplib.SMTP_SSL):
+    """Implicit-TLS SMTP pinned to the checked address."""
+
+    def __init__(self, address: str, **kwargs: Any) -> None:
+        self._pinned = address
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        raw = socket.create_connection((self._pinned, port), timeout, self.source_address)
+        return self.context.wrap_socket(raw, server_hostname=host)
+
+
+def _send_email(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Result:
+    config = job.config
+    host = str(config["smtp_host"])
+    port = int(config["smtp_port"])
+    try:
+        target = check_host(
+            scheme="smtp", host=host, port=port, allowlist=job.allowlist, resolver=resolver
+        )
+    except OutboundRefused as error:
+        return _Result(AttemptOutcome.GAVE_UP, error=error.detail)
+    subject, text = event_text(job.event)
+    message = EmailMessage()
+    message["Subject"] = f"[Warden] {subject}"
+    message["From"] = str(config["sender"])
+    message["To"] = ", ".join(config["recipients"])
+    message["Message-ID"] = f"<{job.event['id']}.{job.delivery_id.hex}@warden>"
+    message.set_content(text + "\n\n" + json.dumps(job.event.get("data", {}), indent=2))
+    security = config.get("security", "starttls")
+    client: smtplib.SMTP
+    try:
+        if security == "ssl":
+            client = _PinnedSMTPSSL(
+                target.address, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            client = _PinnedSMTP(target.address, timeout=timeout)
+        with client:
+            client.connect(target.host, port)
+            if security == "starttls":
+                client.starttls(context=ssl.create_default_context())
+            if config.get("username"):
+                client.login(str(config["username"]), job.secrets.get("password", ""))
+            client.send_message(message)
+    except (OSError, smtplib.SMTPException) as error:
+        return _Result(AttemptOutcome.RETRY, error=f"{type(error).__name__}: {error}")
+    return _Result(AttemptOutcome.SUCCEEDED, status_code=250)
+
+
+_SENDERS: dict[str, Callable[..., _Result]] = {
+    ChannelKind.WEBHOOK: _send_webhook,
+    ChannelKind.SLACK: _send_slack,
+    ChannelKind.EMAIL: _send_email,
+}
+
+
+def _claim(*, engine: Engine, box: SecretBox, now: datetime, policy: DeliveryPolicy) -> list[_Job]:
+    jobs: list[_Job] = []
+    with session_scope(engine) as session:
+        due = session.exec(
+            select(Delivery)
+            .where(Delivery.state == DeliveryState.PENDING)
+            .where(col(Delivery.next_attempt_at) <= now)
+            .order_by(col(Delivery.next_attempt_at).asc())
+            .limit(policy.batch)
+        ).all()
+        hidden_until = now + timedelta(seconds=policy.claim_seconds)
+        for delivery in due:
+            claimed = session.execute(
+                sa.update(Delivery)
+                .where(col(Delivery.id) == delivery.id)
+                .where(col(Delivery.state) == DeliveryState.PENDING)
+                .where(col(Delivery.next_attempt_at) == delivery.next_attempt_at)
+                .values(next_attempt_at=hidden_until)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            channel = session.get(Channel, delivery.channel_id)
+            assert channel is not None
+            allowlist = session.exec(
+                select(_AllowEntry.target).where(_AllowEntry.project_id == delivery.project_id)
+            ).all()
+            jobs.append(
+                _Job(
+                    delivery_id=delivery.id,
+                    number=delivery.attempts + 1,
+                    kind=channel.kind,
+                    config=dict(channel.config),
+                    secrets=box.open(channel.sealed),
+                    event=dict(delivery.event),
+                    allowlist=list(allowlist),
+                )
+            )
+    return jobs
+
+
+def _record(
+    *,
+    engine: Engine,
+    job: _Job,
+    result: _Result,
+    duration_ms: float,
+    now: datetime,
+    policy: DeliveryPolicy,
+) -> None:
+    with session_scope(engine) as session:
+        delivery = session.get(Delivery, job.delivery_id)
+        assert delivery is not None
+        session.add(
+            Attempt(
+                delivery_id=delivery.id,
+                number=job.number,
+                outcome=result.outcome,
+                status_code=result.status_code,
+                duration_ms=duration_ms,
+                error=result.error,
+            )
+        )
+        delivery.attempts = job.number
+        delivery.last_status_code = result.status_code
+        delivery.last_error = result.error
+        if result.outcome == AttemptOutcome.SUCCEEDED:
+            delivery.state = DeliveryState.SUCCEEDED
+            delivery.delivered_at = utcnow()
+            delivery.next_attempt_at = None
+        elif result.outcome == AttemptOutcome.RETRY and job.number < delivery.max_attempts:
+            delivery.next_attempt_at = now + policy.backoff(job.number)
+        else:
+            delivery.state = DeliveryState.FAILED
+            delivery.next_attempt_at = None
+        session.add(delivery)
+
+
+def deliver_due(
+    *,
+    engine: Engine,
+    box: SecretBox,
+    now: datetime | None = None,
+    policy: DeliveryPolicy | None = None,
+    resolver: Resolver | None = None,
+) -> int:
+    """Send every delivery due at ``now`` and record each attempt; return how many were tried.
+
+    Call it periodically from a worker (every few seconds); it opens its own short
+    transactions and sends outside them, so a slow receiver never holds a database lock.
+
+    Args:
+        engine: The store.
+        box: Opens the channels' secrets (the same key that sealed them).
+        now: The current time (tests pass a clock to step through backoff).
+        policy: Attempts, backoff and timeouts.
+        resolver: Host resolver for the outbound guard (the system's by default).
+    """
+    policy = policy or DeliveryPolicy()
+    at = now or utcnow()
+    jobs = _claim(engine=engine, box=box, now=at, policy=policy)
+    for job in jobs:
+        started = time.perf_counter()
+        sender = _SENDERS.get(job.kind)
+        if sender is None:
+            result = _Result(AttemptOutcome.GAVE_UP, error=f"unknown channel kind {job.kind!r}")
+        else:
+            result = sender(job, timeout=policy.timeout_seconds, resolver=resolver)
+        duration_ms = (time.perf_counter() - started) * 1000
+        _record(
+            engine=engine, job=job, result=result, duration_ms=duration_ms, now=at, policy=policy
+        )
+    return len(jobs)
