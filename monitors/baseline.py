@@ -5,7 +5,7 @@ A monitor run compares a window against a ``Baseline`` and never needs the raw r
 * a numeric column keeps quantile bin edges (2,048 bins by default), the count strictly inside
   each bin, exact counts at heavy values ("atoms": values holding at least one quantile, such as
   the zeros of ``capital_gain``), moments, range and missing count; with few distinct values
-  (≤ ``FREQUENCY_LIMIT``) it keeps their exact frequencies instead; with a small reference
+  (≤ ``bins``) every value is an atom, so its counts are exact; with a small reference
   (≤ ``RAW_LIMIT`` rows) it also keeps the raw values, which the exact small-sample tests
   (Kolmogorov-Smirnov) need;
 * a categorical column keeps category frequencies and its missing count;
@@ -39,12 +39,18 @@ __all__ = [
     "SAMPLE_LIMIT",
     "Baseline",
     "CategoricalSummary",
+    "ColumnSummary",
     "ColumnType",
+    "FloatArray",
+    "IntArray",
     "NumericSummary",
+    "bin_totals",
     "build_baseline",
     "column_type",
+    "count_at_atoms",
     "merge",
     "numeric_values",
+    "plain_value",
 ]
 
 BINS = 2048
@@ -75,31 +81,57 @@ def column_type(values: pd.Series) -> ColumnType:
 
 def numeric_values(values: pd.Series) -> FloatArray:
     """Return the finite values of a numeric column as float64 (missing and ±inf dropped)."""
-    array: FloatArray = np.asarray(
-        pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
-        dtype=np.float64,
-    )
-    return array[np.isfinite(array)]
+    if values.dtype.kind in "fiu":
+        array: FloatArray = np.asarray(values.to_numpy(), dtype=np.float64)
+    else:
+        array = np.asarray(
+            pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
+            dtype=np.float64,
+        )
+    finite = np.isfinite(array)
+    return array if finite.all() else array[finite]
 
 
-def _histogram(sorted_values: FloatArray, edges: FloatArray, atoms: FloatArray) -> IntArray:
-    """Count sorted values per bin of ``edges``, leaving out values equal to an atom.
+def bin_totals(
+    sorted_values: FloatArray, edges: FloatArray, atoms: FloatArray
+) -> tuple[IntArray, FloatArray]:
+    """Count and sum sorted values per bin of ``edges``, leaving out values equal to an atom.
 
     Bin ``i`` holds ``edges[i] <= v < edges[i + 1]`` (the last bin also holds ``edges[-1]``);
-    values outside ``[edges[0], edges[-1]]`` are not counted.
+    values outside ``[edges[0], edges[-1]]`` are not counted. Sorting first makes this a few
+    binary searches per edge instead of one per value.
     """
     positions = np.searchsorted(sorted_values, edges, side="left")
-    last = np.searchsorted(sorted_values, edges[-1], side="right")
-    positions[-1] = last
+    positions[-1] = np.searchsorted(sorted_values, edges[-1], side="right")
+    running = np.concatenate(([0.0], np.cumsum(sorted_values)))
     counts = np.diff(positions).astype(np.int64)
+    sums = np.diff(running[positions])
     if atoms.size and counts.size:
-        atom_counts = _atom_counts(sorted_values, atoms)
+        at_atoms = count_at_atoms(sorted_values, atoms)
         index = np.clip(np.searchsorted(edges, atoms, side="right") - 1, 0, counts.size - 1)
-        np.subtract.at(counts, index, atom_counts)
-    return counts
+        np.subtract.at(counts, index, at_atoms)
+        np.subtract.at(sums, index, at_atoms * atoms)
+    return counts, sums
 
 
-def _atom_counts(sorted_values: FloatArray, atoms: FloatArray) -> IntArray:
+def _tail_ranks(count: int, bins: int) -> IntArray:
+    """Return extra ranks that split the two outer quantile bins geometrically.
+
+    Tails are where bins are widest (a long right tail spans most of the range in its last
+    bin), so halving the outer bins again and again keeps distances accurate there.
+    """
+    step = count / bins
+    offsets: list[int] = []
+    size = step / 2
+    while size >= 1:
+        offsets.append(round(size))
+        size /= 1.5
+    ranks = np.asarray(offsets, dtype=np.int64)
+    return np.unique(np.clip(np.concatenate((ranks, count - 1 - ranks)), 0, count - 1))
+
+
+def count_at_atoms(sorted_values: FloatArray, atoms: FloatArray) -> IntArray:
+    """Count sorted values exactly equal to each atom."""
     left = np.searchsorted(sorted_values, atoms, side="left")
     right = np.searchsorted(sorted_values, atoms, side="right")
     return (right - left).astype(np.int64)
@@ -118,6 +150,8 @@ class NumericSummary:
         m2: Sum of squared deviations from the mean (merged with Chan's formula).
         edges: Sorted, distinct bin edges from ``minimum`` to ``maximum``.
         bin_counts: Values inside each bin, atoms excluded (``len(edges) - 1`` entries).
+        bin_sums: Sum of the values inside each bin, which makes the Wasserstein distance
+            exact wherever the two CDFs do not cross inside a bin.
         atoms: Sorted values holding a point mass (each is one of the edges).
         atom_counts: Exact count at each atom.
         distinct: Number of distinct values, or ``None`` when above ``FREQUENCY_LIMIT``.
@@ -133,6 +167,7 @@ class NumericSummary:
     m2: float
     edges: FloatArray
     bin_counts: IntArray
+    bin_sums: FloatArray
     atoms: FloatArray
     atom_counts: IntArray
     distinct: int | None
@@ -175,24 +210,27 @@ class NumericSummary:
         count = int(ordered.size)
         if count == 0:
             empty = np.empty(0, dtype=np.float64)
+            none = np.empty(0, dtype=np.int64)
             return cls(
                 count=0, missing=missing, minimum=math.nan, maximum=math.nan, mean=math.nan,
-                m2=0.0, edges=empty, bin_counts=np.empty(0, dtype=np.int64), atoms=empty,
-                atom_counts=np.empty(0, dtype=np.int64), distinct=0, values=None, dtype=dtype,
+                m2=0.0, edges=empty, bin_counts=none, bin_sums=empty, atoms=empty,
+                atom_counts=none, distinct=0, values=None, dtype=dtype,
             )  # fmt: skip
         mean = float(ordered.mean())
         m2 = float(np.square(ordered - mean).sum())
         change = np.flatnonzero(np.diff(ordered)) + 1
         distinct = int(change.size + 1)
-        if distinct <= FREQUENCY_LIMIT:
+        if distinct <= bins:
             atoms = ordered[np.concatenate(([0], change))]
             edges = atoms
         else:
-            picks = ordered[np.linspace(0, count - 1, bins + 1).round().astype(np.int64)]
+            uniform = np.linspace(0, count - 1, bins + 1).round().astype(np.int64)
+            picks = ordered[uniform]
             repeated = picks[1:][picks[1:] == picks[:-1]]
             atoms = np.unique(repeated)
-            edges = np.unique(picks)
-        atom_counts = _atom_counts(ordered, atoms)
+            edges = np.unique(np.concatenate((picks, ordered[_tail_ranks(count, bins)])))
+        atom_counts = count_at_atoms(ordered, atoms)
+        bin_counts, bin_sums = bin_totals(ordered, edges, atoms)
         return cls(
             count=count,
             missing=missing,
@@ -201,7 +239,8 @@ class NumericSummary:
             mean=mean,
             m2=m2,
             edges=edges,
-            bin_counts=_histogram(ordered, edges, atoms),
+            bin_counts=bin_counts,
+            bin_sums=bin_sums,
             atoms=atoms,
             atom_counts=atom_counts,
             distinct=distinct if distinct <= FREQUENCY_LIMIT else None,
@@ -239,6 +278,7 @@ class NumericSummary:
             "m2": self.m2,
             "edges": self.edges.tolist(),
             "bin_counts": self.bin_counts.tolist(),
+            "bin_sums": self.bin_sums.tolist(),
             "atoms": self.atoms.tolist(),
             "atom_counts": self.atom_counts.tolist(),
             "distinct": self.distinct,
@@ -258,6 +298,7 @@ class NumericSummary:
             m2=float(data["m2"]),
             edges=np.asarray(data["edges"], dtype=np.float64),
             bin_counts=np.asarray(data["bin_counts"], dtype=np.int64),
+            bin_sums=np.asarray(data["bin_sums"], dtype=np.float64),
             atoms=np.asarray(data["atoms"], dtype=np.float64),
             atom_counts=np.asarray(data["atom_counts"], dtype=np.int64),
             distinct=data["distinct"],
@@ -296,7 +337,7 @@ class CategoricalSummary:
     def from_series(cls, values: pd.Series) -> CategoricalSummary:
         """Count the categories of a column (missing values counted apart)."""
         counts = values.value_counts(dropna=True, sort=False)
-        frequencies = {_plain(key): int(count) for key, count in counts.items() if count}
+        frequencies = {plain_value(key): int(count) for key, count in counts.items() if count}
         return cls(
             frequencies=frequencies,
             missing=int(values.isna().sum()),
@@ -316,7 +357,7 @@ class CategoricalSummary:
     def from_dict(cls, data: dict[str, Any]) -> CategoricalSummary:
         """Rebuild a summary from ``to_dict`` output."""
         return cls(
-            frequencies={_plain(key): int(count) for key, count in data["frequencies"]},
+            frequencies={plain_value(key): int(count) for key, count in data["frequencies"]},
             missing=int(data["missing"]),
             dtype=str(data["dtype"]),
         )
@@ -534,6 +575,7 @@ def _merge_numeric(left: NumericSummary, right: NumericSummary, *, bins: int) ->
         points = points[keep]
         continuous = continuous[keep]
     bin_counts = np.diff(continuous).round().astype(np.int64)
+    bin_sums = bin_counts * (points[:-1] + points[1:]) / 2
     return NumericSummary(
         count=count,
         missing=missing,
@@ -543,6 +585,7 @@ def _merge_numeric(left: NumericSummary, right: NumericSummary, *, bins: int) ->
         m2=m2,
         edges=points,
         bin_counts=bin_counts,
+        bin_sums=bin_sums,
         atoms=atoms,
         atom_counts=atom_counts,
         distinct=distinct,
@@ -551,8 +594,8 @@ def _merge_numeric(left: NumericSummary, right: NumericSummary, *, bins: int) ->
     )
 
 
-def _plain(value: Any) -> Any:
-    """Turn numpy scalars into Python ones so keys compare and serialise predictably."""
+def plain_value(value: Any) -> Any:
+    """Turn a numpy scalar into a Python one so category keys compare and serialise alike."""
     if isinstance(value, np.generic):
         return value.item()
     return value
