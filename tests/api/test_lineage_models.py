@@ -1,0 +1,199 @@
+"""Model versions and deployments over REST: gated, audited, strict, project-scoped."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from governance.audit import AuditEntry
+from governance.roles import Role
+from lineage import session_scope
+from tests.conftest import Issued
+from tests.lineage.counts import row_counts
+
+SHA = hashlib.sha256(b"model").hexdigest()
+VERSIONS = "/api/v1/projects/acme/models/income/versions"
+DEPLOYMENTS = "/api/v1/projects/acme/deployments"
+T = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def scientist(make_principal: Callable[..., Issued]) -> Issued:
+    """Return a data scientist of project ``acme``."""
+    return make_principal(role=Role.DATA_SCIENTIST, project="acme")
+
+
+def _actions(engine: Engine) -> list[str]:
+    with session_scope(engine) as session:
+        return [e.action for e in session.exec(select(AuditEntry).order_by(AuditEntry.seq))]  # type: ignore[arg-type]
+
+
+def _register(client: TestClient, who: Issued, **body: object) -> dict[str, object]:
+    response = client.post(
+        VERSIONS,
+        json={"artifact_uri": "models:/income/1", "artifact_sha256": SHA, **body},
+        headers=who.headers,
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, object] = response.json()
+    return result
+
+
+def test_register_list_and_read_a_model_version(
+    client: TestClient, engine: Engine, scientist: Issued
+) -> None:
+    created = _register(client, scientist, metrics={"auc": 0.9}, feature_schema={"age": "integer"})
+    assert created["version"] == "1"
+    assert created["artifact_sha256"] == SHA
+    assert created["registered_by"] == str(scientist.principal.id)
+    assert "model_version.register" in _actions(engine)
+    listed = client.get(VERSIONS, headers=scientist.headers)
+    assert [v["version"] for v in listed.json()] == ["1"]
+    read = client.get(f"{VERSIONS}/1", headers=scientist.headers)
+    assert read.json() == created
+    missing = client.get(f"{VERSIONS}/7", headers=scientist.headers)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"artifact_uri": "x", "artifact_sha256": SHA, "id": str(uuid.uuid4())}, "id"),
+        ({"artifact_uri": "x", "artifact_sha256": "md5:abc"}, "artifact_sha256"),
+        ({"artifact_uri": "x"}, "artifact_sha256"),
+        (
+            {"artifact_uri": "x", "artifact_sha256": SHA, "source_run_id": str(uuid.uuid4())},
+            "source_run_id",
+        ),
+    ],
+)
+def test_a_bad_registration_names_the_field_and_stores_nothing(
+    client: TestClient, engine: Engine, scientist: Issued, body: dict[str, object], field: str
+) -> None:
+    before = row_counts(engine)
+    response = client.post(VERSIONS, json=body, headers=scientist.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert row_counts(engine) == before
+
+
+def test_a_duplicate_version_conflicts(client: TestClient, scientist: Issued) -> None:
+    _register(client, scientist, version="3")
+    again = client.post(
+        VERSIONS,
+        json={"artifact_uri": "x", "artifact_sha256": SHA, "version": "3"},
+        headers=scientist.headers,
+    )
+    assert again.status_code == 409
+    assert again.json()["field"] == "version"
+
+
+def test_a_viewer_reads_but_may_not_register_or_deploy(
+    client: TestClient, engine: Engine, scientist: Issued, make_principal: Callable[..., Issued]
+) -> None:
+    _register(client, scientist)
+    viewer = make_principal(role=Role.VIEWER, project="acme")
+    before = row_counts(engine)
+    denied = client.post(
+        VERSIONS, json={"artifact_uri": "x", "artifact_sha256": SHA}, headers=viewer.headers
+    )
+    deploy = client.post(
+        DEPLOYMENTS,
+        json={"name": "api", "environment": "prod", "model_name": "income", "model_version": "1"},
+        headers=viewer.headers,
+    )
+    assert (denied.status_code, deploy.status_code) == (403, 403)
+    assert row_counts(engine) == before
+    assert client.get(VERSIONS, headers=viewer.headers).status_code == 200
+
+
+def test_another_projects_models_are_invisible(
+    client: TestClient, scientist: Issued, make_principal: Callable[..., Issued]
+) -> None:
+    _register(client, scientist)
+    outsider = make_principal(role=Role.ADMIN, project="other")
+    response = client.get(f"{VERSIONS}/1", headers=outsider.headers)
+    assert response.status_code == 404
+
+
+def test_deployments_record_list_live_as_of_read_and_end(
+    client: TestClient, engine: Engine, scientist: Issued
+) -> None:
+    _register(client, scientist)
+    _register(client, scientist)
+
+    def deploy(version: str, at: datetime) -> dict[str, object]:
+        response = client.post(
+            DEPLOYMENTS,
+            json={
+                "name": "income-api",
+                "environment": "production",
+                "model_name": "income",
+                "model_version": version,
+                "live_from": at.isoformat(),
+            },
+            headers=scientist.headers,
+        )
+        assert response.status_code == 201, response.text
+        result: dict[str, object] = response.json()
+        return result
+
+    first = deploy("1", T)
+    second = deploy("2", T + timedelta(hours=2))
+    assert first["feature_schema"] == {}
+    assert (second["model_name"], second["model_version"]) == ("income", "2")
+
+    history = client.get(DEPLOYMENTS, headers=scientist.headers).json()
+    assert [d["id"] for d in history] == [second["id"], first["id"]]
+    assert history[1]["live_until"] is not None
+    live = client.get(DEPLOYMENTS, params={"live": "true"}, headers=scientist.headers).json()
+    assert [d["id"] for d in live] == [second["id"]]
+    then = client.get(
+        DEPLOYMENTS,
+        params={"as_of": (T + timedelta(hours=1)).isoformat()},
+        headers=scientist.headers,
+    ).json()
+    assert [d["id"] for d in then] == [first["id"]]
+    naive = client.get(
+        DEPLOYMENTS, params={"as_of": "2026-11-25T11:00:00"}, headers=scientist.headers
+    )
+    assert naive.status_code == 422
+    assert naive.json()["field"] == "as_of"
+
+    one = client.get(f"{DEPLOYMENTS}/{second['id']}", headers=scientist.headers)
+    assert one.json() == second
+    ended = client.post(f"{DEPLOYMENTS}/{second['id']}/end", headers=scientist.headers)
+    assert ended.status_code == 200
+    assert ended.json()["live_until"] is not None
+    again = client.post(f"{DEPLOYMENTS}/{second['id']}/end", headers=scientist.headers)
+    assert again.status_code == 409
+    assert client.get(DEPLOYMENTS, params={"live": "true"}, headers=scientist.headers).json() == []
+    assert _actions(engine).count("deployment.record") == 2
+    assert "deployment.end" in _actions(engine)
+
+
+def test_deploying_an_unregistered_version_is_refused(
+    client: TestClient, engine: Engine, scientist: Issued
+) -> None:
+    before = row_counts(engine)
+    response = client.post(
+        DEPLOYMENTS,
+        json={"name": "api", "environment": "prod", "model_name": "income", "model_version": "4"},
+        headers=scientist.headers,
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "model_version"
+    assert row_counts(engine) == before
+
+
+def test_an_unknown_deployment_is_not_found(client: TestClient, scientist: Issued) -> None:
+    response = client.get(f"{DEPLOYMENTS}/{uuid.uuid4()}", headers=scientist.headers)
+    assert response.status_code == 404

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from lineage import (
+    DeploymentCreate,
+    InvalidInput,
+    ModelVersionCreate,
+    NotFound,
+    dataset_impact,
+    get_dataset_version,
+    get_model_version,
+    ingest_event,
+    lineage_graph,
+    model_provenance,
+    record_deployment,
+    register_model_version,
+    session_scope,
+)
+from tests.lineage.events import dataset, encode, run_event
+
+DB = "postgres://db.internal:5432"
+T = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def _train(session: Session, project_id: uuid.UUID, raw_version: str, minutes: int) -> str:
+    """Run featurize(raw@raw_version) → features, train(features) → a new model version."""
+    featurize, train = uuid.uuid4(), uuid.uuid4()
+    raw = dataset(DB, "public.adult", version=raw_version)
+    features = dataset("file", "/features.parquet")
+    for event in (
+        run_event(
+            event_type="START", run_id=featurize, job="featurize", inputs=[raw], minutes=minutes
+        ),
+        run_event(
+            event_type="COMPLETE",
+            run_id=featurize,
+            job="featurize",
+            inputs=[raw],
+            outputs=[features],
+            minutes=minutes + 1,
+        ),
+        run_event(
+            event_type="COMPLETE", run_id=train, job="train", inputs=[features], minutes=minutes + 2
+        ),
+    ):
+        ingest_event(session=session, project_id=project_id, body=encode(event))
+    spec = ModelVersionCreate(
+        source_run_id=train, artifact_uri="m", artifact_sha256=hashlib.sha256(b"m").hexdigest()
+    )
+    return register_model_version(
+        session=session, project_id=project_id, name="income", spec=spec
+    ).version
+
+
+@pytest.fixture
+def two_generations(engine: Engine, project_id: uuid.UUID) -> None:
+    """Train model 1 on raw v1 and model 2 on raw v2; deploy 1 at T and 2 at T + 1 day."""
+    with session_scope(engine) as session:
+        for generation in ("1", "2"):
+            version = _train(session, project_id, f"v{generation}", minutes=10 * int(generation))
+            record_deployment(
+                session=session,
+                project_id=project_id,
+                spec=DeploymentCreate(
+                    name="api",
+                    environment="prod",
+                    model_name="income",
+                    model_version=version,
+                    live_from=T + timedelta(days=int(generation) - 1),
+                ),
+            )
+
+
+@pytest.mark.usefixtures("two_generations")
+def test_provenance_holds_exactly_the_runs_and_data_that_made_the_version(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    with session_scope(engine) as session:
+        first = get_model_version(
+            session=session, project_id=project_id, name="income", version="1"
+        )
+        found = model_provenance(session=session, project_id=project_id, model_version_id=first.id)
+        jobs = [found.jobs[r.job_id].name for r in found.runs]
+        data = [(found.datasets[v.dataset_id].name, v.version) for v in found.dataset_versions]
+    assert jobs == ["featurize", "train"]
+    assert data[0] == ("public.adult", "v1")
+    assert [name for name, _ in data] == ["public.adult", "/features.parquet"]
+
+
+@pytest.mark.usefixtures("two_generations")
+def test_impact_follows_one_version_and_reads_deployments_as_of(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    with session_scope(engine) as session:
+        v1 = get_dataset_version(
+            session=session, project_id=project_id, namespace=DB, name="public.adult", version="v1"
+        )
+        now = dataset_impact(session=session, project_id=project_id, dataset_version_id=v1.id)
+        then = dataset_impact(
+            session=session,
+            project_id=project_id,
+            dataset_version_id=v1.id,
+            as_of=T + timedelta(hours=1),
+        )
+        latest = get_dataset_version(
+            session=session, project_id=project_id, namespace=DB, name="public.adult"
+        )
+    assert [m.version for m in now.model_versions] == ["1"]
+    assert now.deployments == []  # version 2 replaced it
+    assert [d.live_from for d in then.deployments] == [T]
+    assert [now.jobs[r.job_id].name for r in now.runs] == ["featurize", "train"]
+    assert len(now.dataset_versions) == 1
+    assert latest.version == "v2"
+
+
+@pytest.mark.usefixtures("two_generations")
+def test_the_marquez_graph_spans_namespaces_with_colons_and_respects_depth(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    start = f"dataset:{DB}:public.adult"
+    with session_scope(engine) as session:
+        near = lineage_graph(session=session, project_id=project_id, node_id=start, depth=1)
+        far = lineage_graph(session=session, project_id=project_id, node_id=start, depth=20)
+    assert {n["id"] for n in near["graph"]} == {start, "job:pipelines:featurize"}
+    nodes = {n["id"]: n for n in far["graph"]}
+    assert set(nodes) == {
+        start,
+        "job:pipelines:featurize",
+        "dataset:file:/features.parquet",
+        "job:pipelines:train",
+        "model:income:1",
+        "model:income:2",
+        "deployment:prod:api",
+    }
+    assert nodes[start]["data"] == {
+        "id": start,
+        "type": "DATASET",
+        "namespace": DB,
+        "name": "public.adult",
+    }
+    assert nodes["deployment:prod:api"]["inEdges"] == [
+        {"origin": "model:income:1", "destination": "deployment:prod:api"},
+        {"origin": "model:income:2", "destination": "deployment:prod:api"},
+    ]
+    assert nodes["deployment:prod:api"]["data"]["liveModel"] == "model:income:2"
+
+
+def test_graph_inputs_are_checked(engine: Engine, project_id: uuid.UUID) -> None:
+    with session_scope(engine) as session:
+        with pytest.raises(InvalidInput, match="depth") as caught:
+            lineage_graph(session=session, project_id=project_id, node_id="job:a:b", depth=101)
+        assert caught.value.field == "depth"
+        with pytest.raises(InvalidInput, match="nodeId"):
+            lineage_graph(session=session, project_id=project_id, node_id="column:a:b")
+        with pytest.raises(NotFound, match="no node"):
+            lineage_graph(session=session, project_id=project_id, node_id="job:a:b")
+        with pytest.raises(NotFound, match="no dataset"):
+            get_dataset_version(session=session, project_id=project_id, namespace="a", name="b")
+        with pytest.raises(NotFound, match="no dataset version"):
+            dataset_impact(session=session, project_id=project_id, dataset_version_id=uuid.uuid4())
