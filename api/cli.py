@@ -11,6 +11,7 @@ import threading
 
 import typer
 
+from api.cli_audit import app as audit_app
 from api.settings import Settings
 
 __all__ = ["app", "main"]
@@ -21,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(audit_app, name="audit")
 
 
 def _log_to_stderr() -> None:

@@ -1,0 +1,155 @@
+"""``warden audit …``: verify the chain (online or offline), export it, sign a checkpoint.
+
+Offline verification needs no database and no Warden configuration, only the exported file and
+the public key (``GET /api/v1/audit/public-key`` or ``warden audit public-key``)::
+
+    warden audit verify --file export.jsonl --public-key audit.pem
+
+The command exits 0 when the chain and every checkpoint are intact, 1 when something is broken
+(the first broken sequence number is printed), and 2 on unusable input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from api.settings import Settings
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="audit",
+    help="Verify, export and checkpoint the tamper-evident audit log.",
+    no_args_is_help=True,
+)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _echo_report(report: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True))
+    elif report["intact"]:
+        typer.echo(
+            f"intact: {report['entries']} entries (head {report['head_seq']}), "
+            f"{report['checkpoints_verified']}/{report['checkpoints']} checkpoints verified"
+        )
+    else:
+        typer.echo(
+            f"BROKEN at sequence number {report['first_broken_seq']}: {report['problem']}",
+            err=True,
+        )
+    if report["intact"] and report["checkpoints_verified"] < report["checkpoints"]:
+        typer.echo(
+            "warning: checkpoint signatures were not checked (no public key given)", err=True
+        )
+
+
+@app.command()
+def verify(
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="Verify this exported JSONL file offline, not the database."),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="PEM public key (default: this data dir's key)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the hash chain and checkpoint signatures; report the first broken sequence number."""
+    from governance.audit_export import verify_export, verify_store
+    from governance.signing import load_or_create_signer, load_public_key
+    from lineage import WardenError, create_store_engine
+
+    try:
+        key = load_public_key(public_key.read_bytes()) if public_key else None
+        if file is not None:
+            with file.open(encoding="utf-8") as handle:
+                report = verify_export(list(handle), public_key=key)
+        else:
+            settings = _settings()
+            if key is None and settings.resolved_audit_key_path().exists():
+                key = load_or_create_signer(settings.resolved_audit_key_path()).public_key
+            engine = create_store_engine(settings.resolved_database_url())
+            try:
+                report = verify_store(engine=engine, public_key=key)
+            finally:
+                engine.dispose()
+    except (WardenError, OSError) as error:
+        typer.echo(f"error: {getattr(error, 'detail', error)}", err=True)
+        raise typer.Exit(2) from error
+    _echo_report(report.as_dict(), as_json=as_json)
+    raise typer.Exit(0 if report.intact else 1)
+
+
+@app.command()
+def export(
+    out: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
+) -> None:
+    """Export the whole chain as JSONL (unredacted; the export is itself audited)."""
+    from governance.actors import Actor
+    from governance.audit import append, head
+    from governance.audit_export import export_lines
+    from governance.signing import load_or_create_signer
+    from lineage import create_store_engine, session_scope
+
+    settings = _settings()
+    signer = load_or_create_signer(settings.resolved_audit_key_path())
+    engine = create_store_engine(settings.resolved_database_url())
+    try:
+        with session_scope(engine) as session:
+            up_to = head(session=session).seq
+            append(
+                session=session,
+                actor=Actor.system(request_id="cli"),
+                action="audit.export",
+                target=f"audit:1..{up_to}",
+                detail={"head_seq": up_to, "redacted": False, "via": "cli"},
+            )
+        lines = export_lines(engine=engine, readable=None, key_id=signer.key_id, up_to=up_to)
+        if out is None:
+            sys.stdout.writelines(lines)
+        else:
+            with out.open("w", encoding="utf-8") as handle:
+                handle.writelines(lines)
+            typer.echo(f"exported entries 1..{up_to} to {out}", err=True)
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def checkpoint() -> None:
+    """Sign the current head of the chain now."""
+    from governance.audit import checkpoint as sign_now
+    from governance.signing import load_or_create_signer
+    from lineage import create_store_engine, session_scope
+
+    settings = _settings()
+    signer = load_or_create_signer(settings.resolved_audit_key_path())
+    engine = create_store_engine(settings.resolved_database_url())
+    try:
+        with session_scope(engine) as session:
+            made = sign_now(session=session, signer=signer)
+            if made is None:
+                typer.echo("the audit log is empty; nothing to sign yet")
+                return
+            typer.echo(f"checkpoint at {made.seq}: {made.entry_hash} (key {made.key_id})")
+    finally:
+        engine.dispose()
+
+
+@app.command("public-key")
+def public_key_command() -> None:
+    """Print the PEM public key that checkpoint signatures verify against."""
+    from governance.signing import load_or_create_signer
+
+    settings = _settings()
+    typer.echo(load_or_create_signer(settings.resolved_audit_key_path()).public_pem(), nl=False)
