@@ -70,13 +70,15 @@ def up(
     from api.app import create_app
     from api.migrate import upgrade
     from api.scheduler import Scheduler
-    from api.worker import run_worker
+    from api.worker import run_worker, stop_on_signals
     from lineage import create_store_engine
 
     settings = _settings()
     upgrade(settings.resolved_database_url())
     engine = create_store_engine(settings.resolved_database_url())
-    stop = threading.Event()
+    # uvicorn restores these handlers and re-raises the signal it caught once it has shut down,
+    # so the signal ends up setting ``stop`` and the scheduler and worker finish cleanly.
+    stop = stop_on_signals()
     threads = [
         threading.Thread(target=Scheduler(engine=engine, settings=settings).run, args=(stop,)),
         threading.Thread(target=run_worker, args=(settings, engine, stop)),
