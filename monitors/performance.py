@@ -1,0 +1,324 @@
+"""Model performance once labels exist, with confidence intervals, against the reference.
+
+Classification: accuracy, precision, recall, F1 (of ``positive_label`` for two classes, macro
+averages otherwise) and ROC AUC (two classes, with a score column). Regression: MAE and RMSE.
+
+Intervals (95 %):
+
+* confusion-matrix metrics by bootstrap: resampling rows is the same as drawing the confusion
+  matrix's cells from a multinomial with the observed shares, so ``BOOTSTRAP`` resamples cost
+  microseconds whatever the window's size;
+* ROC AUC by the Hanley-McNeil standard error;
+* MAE and RMSE by the normal approximation of the mean absolute and mean squared error.
+
+The reference values live in ``baseline.extras["performance"]`` (``reference_performance``
+computes them, typically on a held-out set at training time). A metric degrades when it is worse
+than the reference by more than its threshold (``spec.thresholds`` by metric name): an absolute
+drop for classification metrics (default 0.05), a relative increase for MAE and RMSE (default
+0.1, i.e. 10 %). It is an ``alert`` when the whole interval lies beyond that margin, a ``warn``
+when only the point estimate does. Rows without a label are left out; fewer than
+``spec.min_rows`` labelled rows make every metric ``insufficient``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from lineage.errors import InvalidInput
+from monitors.findings import Finding, Status
+from monitors.registry import Chart, KindResult, MonitorContext, register_kind
+from monitors.spec import Kind, MonitorSpec, Task
+
+__all__ = [
+    "BOOTSTRAP",
+    "CLASSIFICATION_METRICS",
+    "DEFAULT_THRESHOLDS",
+    "REGRESSION_METRICS",
+    "compute_performance",
+    "reference_performance",
+    "run_performance",
+]
+
+BOOTSTRAP = 1000
+"""Bootstrap resamples for confusion-matrix metrics."""
+Z95 = 1.959963984540054
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+REGRESSION_METRICS = ("mae", "rmse")
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "accuracy": 0.05,
+    "precision": 0.05,
+    "recall": 0.05,
+    "f1": 0.05,
+    "roc_auc": 0.05,
+    "mae": 0.1,
+    "rmse": 0.1,
+}
+"""Allowed degradation per metric: absolute for classification, relative for regression."""
+
+Metric = dict[str, float | None]
+
+
+def _infer_task(labels: pd.Series, predictions: pd.Series) -> Task:
+    if predictions.dtype.kind == "f" and predictions.nunique() > 20:
+        return "regression"
+    if labels.dtype.kind == "f" and labels.nunique() > 20:
+        return "regression"
+    return "classification"
+
+
+def _confusion_metrics(
+    matrices: npt.NDArray[np.float64], positive: int | None
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Return accuracy, precision, recall and F1 of stacked confusion matrices (truth by row)."""
+    total = matrices.sum(axis=(-2, -1))
+    diagonal = np.diagonal(matrices, axis1=-2, axis2=-1)
+    predicted = matrices.sum(axis=-2)
+    actual = matrices.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, diagonal / predicted, 0.0)
+        recall = np.where(actual > 0, diagonal / actual, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        accuracy = diagonal.sum(axis=-1) / total
+    if positive is None:
+        return {
+            "accuracy": accuracy,
+            "precision": precision.mean(axis=-1),
+            "recall": recall.mean(axis=-1),
+            "f1": f1.mean(axis=-1),
+        }
+    return {
+        "accuracy": accuracy,
+        "precision": precision[..., positive],
+        "recall": recall[..., positive],
+        "f1": f1[..., positive],
+    }
+
+
+def _roc_auc(truth: npt.NDArray[np.bool_], scores: npt.NDArray[np.float64]) -> float | None:
+    """Return ROC AUC via the rank-sum (Mann-Whitney) statistic, ties averaged."""
+    from scipy import stats
+
+    positives = int(truth.sum())
+    negatives = truth.size - positives
+    if positives == 0 or negatives == 0:
+        return None
+    ranks = stats.rankdata(scores)
+    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _hanley_mcneil(auc: float, positives: int, negatives: int) -> tuple[float, float]:
+    q1 = auc / (2 - auc)
+    q2 = 2 * auc * auc / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)
+    half = Z95 * math.sqrt(max(variance, 0.0))
+    return max(auc - half, 0.0), min(auc + half, 1.0)
+
+
+def compute_performance(
+    frame: pd.DataFrame,
+    *,
+    label_column: str,
+    prediction_column: str,
+    score_column: str | None = None,
+    task: Task | None = None,
+    positive_label: int | str = 1,
+    seed: int = 0,
+    bootstrap: int = BOOTSTRAP,
+) -> dict[str, Any]:
+    """Return every metric with its 95 % interval, over the rows that have a label.
+
+    Returns:
+        ``{"task", "rows", "metrics": {name: {"value", "lower", "upper"}}, ...}``.
+    """
+    for field_name, name in (
+        ("label_column", label_column),
+        ("prediction_column", prediction_column),
+        ("score_column", score_column),
+    ):
+        if name is not None and name not in frame.columns:
+            raise InvalidInput(f"column {name!r} is not in the window", field=field_name)
+    labelled = frame[frame[label_column].notna() & frame[prediction_column].notna()]
+    labels, predictions = labelled[label_column], labelled[prediction_column]
+    chosen: Task = task or _infer_task(labels, predictions)
+    metrics: dict[str, Metric] = {}
+    result: dict[str, Any] = {"task": chosen, "rows": len(labelled), "metrics": metrics}
+    if labelled.empty:
+        return result
+    if chosen == "regression":
+        errors = predictions.to_numpy(np.float64) - labels.to_numpy(np.float64)
+        absolute, squared = np.abs(errors), errors**2
+        size = errors.size
+        mae_half = Z95 * float(absolute.std(ddof=1)) / math.sqrt(size) if size > 1 else math.nan
+        mse = float(squared.mean())
+        mse_half = Z95 * float(squared.std(ddof=1)) / math.sqrt(size) if size > 1 else math.nan
+        metrics["mae"] = {
+            "value": float(absolute.mean()),
+            "lower": max(float(absolute.mean()) - mae_half, 0.0),
+            "upper": float(absolute.mean()) + mae_half,
+        }
+        metrics["rmse"] = {
+            "value": math.sqrt(mse),
+            "lower": math.sqrt(max(mse - mse_half, 0.0)),
+            "upper": math.sqrt(mse + mse_half),
+        }
+        return result
+    classes = sorted(set(labels.tolist()) | set(predictions.tolist()), key=str)
+    index = {value: position for position, value in enumerate(classes)}
+    truth = labels.map(index).to_numpy(np.int64)
+    guess = predictions.map(index).to_numpy(np.int64)
+    size = len(classes)
+    matrix = np.bincount(truth * size + guess, minlength=size * size).reshape(size, size)
+    positive = index.get(positive_label) if size <= 2 else None
+    if size <= 2 and positive is None:
+        positive = size - 1
+    point = _confusion_metrics(matrix.astype(np.float64), positive)
+    draws = np.random.default_rng(seed).multinomial(
+        int(matrix.sum()), (matrix / matrix.sum()).ravel(), size=bootstrap
+    )
+    resampled = _confusion_metrics(
+        draws.reshape(bootstrap, size, size).astype(np.float64), positive
+    )
+    for name, value in point.items():
+        lower, upper = np.quantile(resampled[name], [0.025, 0.975])
+        metrics[name] = {"value": float(value), "lower": float(lower), "upper": float(upper)}
+    result["classes"] = [str(value) for value in classes]
+    result["confusion_matrix"] = matrix.tolist()
+    if score_column is not None and size <= 2:
+        scores = labelled[score_column].to_numpy(np.float64)
+        is_positive = labels.to_numpy() == (classes[positive] if positive is not None else None)
+        auc = _roc_auc(np.asarray(is_positive, dtype=bool), scores)
+        if auc is not None:
+            positives = int(is_positive.sum())
+            lower, upper = _hanley_mcneil(auc, positives, is_positive.size - positives)
+            metrics["roc_auc"] = {"value": auc, "lower": lower, "upper": upper}
+    return result
+
+
+def reference_performance(
+    frame: pd.DataFrame,
+    *,
+    label_column: str,
+    prediction_column: str,
+    score_column: str | None = None,
+    task: Task | None = None,
+    positive_label: int | str = 1,
+) -> dict[str, Any]:
+    """Return the ``baseline.extras["performance"]`` section for a labelled reference frame."""
+    return compute_performance(
+        frame, label_column=label_column, prediction_column=prediction_column,
+        score_column=score_column, task=task, positive_label=positive_label,
+    )  # fmt: skip
+
+
+def _judge(
+    name: str, metric: Metric, reference: float | None, threshold: float
+) -> tuple[Status, float | None]:
+    value = metric["value"]
+    if reference is None or value is None:
+        return Status.OK, None
+    if name in REGRESSION_METRICS:
+        limit = reference * (1 + threshold)
+        if value <= limit:
+            return Status.OK, limit
+        lower = metric["lower"]
+        return (Status.ALERT if lower is not None and lower > limit else Status.WARN), limit
+    limit = reference - threshold
+    if value >= limit:
+        return Status.OK, limit
+    upper = metric["upper"]
+    return (Status.ALERT if upper is not None and upper < limit else Status.WARN), limit
+
+
+@register_kind(Kind.PERFORMANCE)
+def run_performance(spec: MonitorSpec, context: MonitorContext) -> KindResult:
+    """Run performance: each metric with its interval, judged against the reference.
+
+    Thresholds: allowed degradation per metric name (see ``DEFAULT_THRESHOLDS``).
+    Options: ``seed`` (bootstrap seed, default 0).
+    """
+    unknown = sorted(set(spec.thresholds) - set(DEFAULT_THRESHOLDS))
+    if unknown:
+        raise InvalidInput(
+            f"unknown thresholds {unknown} for performance; use {sorted(DEFAULT_THRESHOLDS)}",
+            field="thresholds",
+        )
+    if spec.label_column is None or spec.prediction_column is None:
+        raise InvalidInput(
+            "performance needs label_column and prediction_column",
+            field="label_column" if spec.label_column is None else "prediction_column",
+        )
+    columns = [spec.label_column, spec.prediction_column]
+    if spec.score_column:
+        columns.append(spec.score_column)
+    missing = [name for name in columns if name not in context.window_columns()]
+    if missing:
+        raise InvalidInput(f"the window has no column {missing[0]!r}", field="label_column")
+    result = compute_performance(
+        context.frame(columns), label_column=spec.label_column,
+        prediction_column=spec.prediction_column, score_column=spec.score_column,
+        task=spec.task, positive_label=spec.positive_label,
+        seed=int(spec.options.get("seed", 0)),
+    )  # fmt: skip
+    reference: dict[str, Any] = context.baseline.extras.get("performance", {}).get("metrics", {})
+    thresholds = {**DEFAULT_THRESHOLDS, **spec.thresholds}
+    findings: list[Finding] = []
+    insufficient = result["rows"] < spec.min_rows
+    names = REGRESSION_METRICS if result["task"] == "regression" else CLASSIFICATION_METRICS
+    for name in names:
+        metric: Metric | None = result["metrics"].get(name)
+        if metric is None:
+            continue
+        ref_value = reference.get(name, {}).get("value")
+        if insufficient:
+            status, limit = Status.INSUFFICIENT, None
+        else:
+            status, limit = _judge(name, metric, ref_value, thresholds[name])
+        findings.append(
+            Finding(
+                monitor=Kind.PERFORMANCE.value,
+                metric=name,
+                scope="dataset",
+                value=None if insufficient else metric["value"],
+                threshold=limit,
+                status=status,
+                detail={
+                    "lower": metric["lower"],
+                    "upper": metric["upper"],
+                    "reference": ref_value,
+                    "rows": result["rows"],
+                    "allowed_degradation": thresholds[name],
+                },
+            )
+        )
+    if not findings:
+        findings.append(
+            Finding(
+                monitor=Kind.PERFORMANCE.value, metric="labelled_rows", scope="dataset",
+                value=None, threshold=float(spec.min_rows), status=Status.INSUFFICIENT,
+                detail={"rows": result["rows"]},
+            )
+        )  # fmt: skip
+    shown = [finding for finding in findings if finding.metric in names]
+    chart = Chart(
+        title="Performance with 95% intervals (line: reference)",
+        kind="intervals",
+        data={
+            "labels": [finding.metric for finding in shown],
+            "values": [result["metrics"][finding.metric]["value"] for finding in shown],
+            "lower": [result["metrics"][finding.metric]["lower"] for finding in shown],
+            "upper": [result["metrics"][finding.metric]["upper"] for finding in shown],
+            "reference": [finding.detail["reference"] for finding in shown],
+        },
+    )
+    return KindResult(
+        findings=findings,
+        report={**result, "reference": reference, "thresholds": thresholds},
+        charts=[chart] if shown else [],
+    )

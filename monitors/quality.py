@@ -1,0 +1,329 @@
+"""Data quality of a window against the reference: schema, missing values, bad values.
+
+Ingestion keeps well-formed records with bad values; this monitor counts them:
+
+* schema: reference columns missing from the window (``alert``), extra columns (``warn``),
+  a column whose type family changed, e.g. numbers arriving as text (``alert``);
+* per column: the share of missing values against the reference's own share plus
+  ``missing_share_increase``; for numeric columns the share of values that are not numbers at
+  all (``type_error_share``) and of values outside the reference range, ±inf included
+  (``out_of_range_share``); for categorical columns the share of categories the reference never
+  saw (``unseen_share``).
+
+Thresholds (``spec.thresholds`` keys, defaults in ``DEFAULT_THRESHOLDS``) are shares of the
+window's rows; a share above its threshold is a ``warn``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lineage.errors import InvalidInput
+from monitors.baseline import (
+    Baseline,
+    CategoricalSummary,
+    ColumnType,
+    NumericSummary,
+    plain_value,
+)
+from monitors.findings import Finding, Status
+from monitors.registry import Chart, KindResult, MonitorContext, register_kind
+from monitors.spec import Kind, MonitorSpec
+
+__all__ = ["DEFAULT_THRESHOLDS", "ColumnQuality", "QualityResult", "check_quality", "run_quality"]
+
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "missing_share_increase": 0.05,
+    "type_error_share": 0.0,
+    "out_of_range_share": 0.01,
+    "unseen_share": 0.01,
+}
+"""Shares of the window's rows above which a quality metric warns."""
+EXAMPLES = 10
+
+
+def _family(dtype: Any) -> str:
+    """Return the type family of a dtype: number, bool, text or time."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _family(dtype.categories.dtype)
+    kind = np.dtype(dtype).kind if not isinstance(dtype, pd.api.extensions.ExtensionDtype) else ""
+    name = str(dtype).lower()
+    if kind in "iuf" or name.startswith(("int", "uint", "float")):
+        return "number"
+    if kind == "b" or name == "boolean":
+        return "bool"
+    if kind == "M" or name.startswith("datetime"):
+        return "time"
+    return "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnQuality:
+    """Counts of one window column.
+
+    Attributes:
+        column: The column.
+        type: The reference's column type.
+        rows: Rows in the window.
+        missing: Missing values (``None``, ``NaN``).
+        reference_missing_share: The reference's missing share.
+        type_errors: Values present but not numbers, in a numeric column.
+        out_of_range: Numbers outside the reference's ``[min, max]`` (±inf included).
+        unseen: Categories the reference never saw.
+        examples: A few offending values, for people to read.
+    """
+
+    column: str
+    type: ColumnType
+    rows: int
+    missing: int
+    reference_missing_share: float
+    type_errors: int = 0
+    out_of_range: int = 0
+    unseen: int = 0
+    examples: list[Any] = field(default_factory=list)
+
+    def share(self, count: int) -> float:
+        """Return ``count`` as a share of the window's rows."""
+        return count / self.rows if self.rows else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "column": self.column,
+            "type": self.type,
+            "rows": self.rows,
+            "missing": self.missing,
+            "missing_share": self.share(self.missing),
+            "reference_missing_share": self.reference_missing_share,
+            "type_errors": self.type_errors,
+            "out_of_range": self.out_of_range,
+            "unseen": self.unseen,
+            "examples": [str(value) for value in self.examples],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QualityResult:
+    """The schema differences and per-column counts of one window."""
+
+    rows: int
+    missing_columns: list[str]
+    extra_columns: list[str]
+    type_changes: dict[str, tuple[str, str]]
+    columns: list[ColumnQuality]
+
+    def column(self, name: str) -> ColumnQuality:
+        """Return the counts of one column."""
+        for column in self.columns:
+            if column.column == name:
+                return column
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "rows": self.rows,
+            "missing_columns": self.missing_columns,
+            "extra_columns": self.extra_columns,
+            "type_changes": {
+                name: {"reference": old, "current": new}
+                for name, (old, new) in self.type_changes.items()
+            },
+            "columns": [column.to_dict() for column in self.columns],
+        }
+
+
+def _numeric_quality(name: str, values: pd.Series, reference: NumericSummary) -> ColumnQuality:
+    missing_mask = values.isna().to_numpy()
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    type_error_mask = np.isnan(numbers) & ~missing_mask
+    present = numbers[~np.isnan(numbers)]
+    outside = ~np.isfinite(present)
+    if reference.count:
+        outside |= (present < reference.minimum) | (present > reference.maximum)
+    examples = list(values[type_error_mask].head(EXAMPLES)) + [
+        float(value) for value in present[outside][:EXAMPLES]
+    ]
+    return ColumnQuality(
+        column=name,
+        type="numeric",
+        rows=len(values),
+        missing=int(missing_mask.sum()),
+        reference_missing_share=reference.missing_share,
+        type_errors=int(type_error_mask.sum()),
+        out_of_range=int(outside.sum()),
+        examples=examples[:EXAMPLES],
+    )
+
+
+def _categorical_quality(
+    name: str, values: pd.Series, reference: CategoricalSummary
+) -> ColumnQuality:
+    counts = values.value_counts(dropna=True, sort=True)
+    unseen = [
+        (plain_value(key), int(count))
+        for key, count in counts.items()
+        if plain_value(key) not in reference.frequencies
+    ]
+    return ColumnQuality(
+        column=name,
+        type="categorical",
+        rows=len(values),
+        missing=int(values.isna().sum()),
+        reference_missing_share=reference.missing_share,
+        unseen=sum(count for _, count in unseen),
+        examples=[key for key, _ in unseen[:EXAMPLES]],
+    )
+
+
+def check_quality(
+    baseline: Baseline, window: pd.DataFrame, *, columns: list[str] | None = None
+) -> QualityResult:
+    """Count schema differences and bad values of a window against the baseline."""
+    names = list(baseline.columns) if columns is None else columns
+    for name in names:
+        baseline.column(name)
+    missing_columns = [name for name in names if name not in window.columns]
+    extra_columns = (
+        [str(name) for name in window.columns if name not in baseline.columns]
+        if columns is None
+        else []
+    )
+    type_changes: dict[str, tuple[str, str]] = {}
+    results: list[ColumnQuality] = []
+    for name in names:
+        if name not in window.columns:
+            continue
+        reference = baseline.columns[name]
+        values = window[name]
+        before, after = _family(reference.dtype), _family(values.dtype)
+        if before != after and not (values.isna().all()):
+            type_changes[name] = (reference.dtype, values.dtype.name)
+        if isinstance(reference, NumericSummary):
+            results.append(_numeric_quality(name, values, reference))
+        else:
+            results.append(_categorical_quality(name, values, reference))
+    return QualityResult(
+        rows=len(window),
+        missing_columns=missing_columns,
+        extra_columns=extra_columns,
+        type_changes=type_changes,
+        columns=results,
+    )
+
+
+def _share_finding(
+    metric: str, column: ColumnQuality, count: int, threshold: float, detail: dict[str, Any]
+) -> Finding:
+    share = column.share(count)
+    return Finding(
+        monitor=Kind.QUALITY.value,
+        metric=metric,
+        scope=f"column:{column.column}",
+        value=share,
+        threshold=threshold,
+        status=Status.WARN if share > threshold else Status.OK,
+        detail={"count": count, "rows": column.rows, **detail},
+    )
+
+
+def _findings(result: QualityResult, thresholds: dict[str, float]) -> list[Finding]:
+    findings = [
+        Finding(
+            monitor=Kind.QUALITY.value,
+            metric="missing_columns",
+            scope="dataset",
+            value=float(len(result.missing_columns)),
+            threshold=0.0,
+            status=Status.ALERT if result.missing_columns else Status.OK,
+            detail={"columns": result.missing_columns},
+        ),
+        Finding(
+            monitor=Kind.QUALITY.value,
+            metric="extra_columns",
+            scope="dataset",
+            value=float(len(result.extra_columns)),
+            threshold=0.0,
+            status=Status.WARN if result.extra_columns else Status.OK,
+            detail={"columns": result.extra_columns},
+        ),
+    ]
+    for name, (before, after) in result.type_changes.items():
+        findings.append(
+            Finding(
+                monitor=Kind.QUALITY.value,
+                metric="type_changed",
+                scope=f"column:{name}",
+                value=1.0,
+                threshold=0.0,
+                status=Status.ALERT,
+                detail={"reference": before, "current": after},
+            )
+        )
+    for column in result.columns:
+        allowed = column.reference_missing_share + thresholds["missing_share_increase"]
+        findings.append(
+            _share_finding(
+                "missing_share", column, column.missing, allowed,
+                {"reference_missing_share": column.reference_missing_share},
+            )
+        )  # fmt: skip
+        examples = {"examples": [str(value) for value in column.examples]}
+        if column.type == "numeric":
+            checks = [
+                ("type_error_share", column.type_errors),
+                ("out_of_range_share", column.out_of_range),
+            ]
+        else:
+            checks = [("unseen_share", column.unseen)]
+        for metric, count in checks:
+            findings.append(_share_finding(metric, column, count, thresholds[metric], examples))
+    return findings
+
+
+@register_kind(Kind.QUALITY)
+def run_quality(spec: MonitorSpec, context: MonitorContext) -> KindResult:
+    """Run data quality: schema changes and bad-value shares per column.
+
+    Thresholds: ``missing_share_increase``, ``type_error_share``, ``out_of_range_share``,
+    ``unseen_share`` (shares of the window's rows; see ``DEFAULT_THRESHOLDS``).
+    """
+    unknown = sorted(set(spec.thresholds) - set(DEFAULT_THRESHOLDS))
+    if unknown:
+        raise InvalidInput(
+            f"unknown thresholds {unknown} for quality; use {sorted(DEFAULT_THRESHOLDS)}",
+            field="thresholds",
+        )
+    thresholds = {**DEFAULT_THRESHOLDS, **spec.thresholds}
+    result = check_quality(context.baseline, context.frame(), columns=spec.columns)
+    charts = [
+        Chart(
+            title="Missing share per column",
+            kind="bars",
+            data={
+                "labels": [column.column for column in result.columns],
+                "values": [column.share(column.missing) for column in result.columns],
+            },
+        ),
+        Chart(
+            title="Bad values per column (type errors, out of range, unseen)",
+            kind="bars",
+            data={
+                "labels": [column.column for column in result.columns],
+                "values": [
+                    column.share(column.type_errors + column.out_of_range + column.unseen)
+                    for column in result.columns
+                ],
+            },
+        ),
+    ]
+    return KindResult(
+        findings=_findings(result, thresholds),
+        report={**result.to_dict(), "thresholds": thresholds},
+        charts=charts,
+    )
