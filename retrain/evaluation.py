@@ -1,0 +1,242 @@
+"""Evaluate a candidate version against the champion on the same held-out data.
+
+Both models score the very same rows; performance (accuracy, precision, recall, F1, ROC AUC,
+log loss) and fairness (selection rate per group, demographic-parity difference and ratio,
+equalized-odds difference, from :func:`monitors.fairness.compute_fairness`) are stored side by
+side with the candidate version in an :class:`Evaluation` row, together with the differences
+``candidate - champion``. Promotion gates (policies) read these rows; people read them before they
+approve. Models are loaded only through :class:`~retrain.deployers.ModelLoader`, so both are
+hash-checked first.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, col, select
+
+from governance import Actor, append
+from lineage.errors import InvalidInput
+from lineage.models import ModelVersion
+from lineage.registry import get_model_version
+from lineage.tables import Record
+from monitors.fairness import FairnessConfig, compute_fairness
+from retrain.deployers import ModelLoader
+from retrain.promotion import current_champion
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Evaluation", "evaluate_version", "latest_evaluation", "score_model"]
+
+_FAIRNESS_METRICS = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+)
+
+
+class Evaluation(Record, table=True):
+    """A candidate version and the champion scored on the same held-out rows."""
+
+    __tablename__ = "retrain_evaluation"
+
+    project_id: uuid.UUID = Field(foreign_key="lineage_project.id", index=True)
+    model_name: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    candidate_version_id: uuid.UUID = Field(foreign_key="lineage_model_version.id", index=True)
+    champion_version_id: uuid.UUID | None = Field(
+        default=None, foreign_key="lineage_model_version.id"
+    )
+    holdout: str = Field(sa_column=sa.Column(sa.String(2048), nullable=False))
+    rows: int = Field(nullable=False)
+    sensitive_features: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False)
+    )
+    performance: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False)
+    )
+    fairness: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False)
+    )
+    evaluated_by: uuid.UUID | None = Field(default=None)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def score_model(
+    *,
+    model: Any,
+    model_version: ModelVersion,
+    holdout: pd.DataFrame,
+    target: str,
+    sensitive_features: Sequence[str],
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """Return ``(performance, fairness)`` of one model on the held-out rows."""
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        log_loss,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
+    features = list(model_version.feature_schema) or [c for c in holdout.columns if c != target]
+    inputs = holdout[features].copy()
+    for column, kind in model_version.feature_schema.items():
+        if kind in ("float", "integer"):
+            inputs[column] = inputs[column].astype("float64")
+    y_true = holdout[target].astype(int).to_numpy()
+    y_pred = model.predict(inputs)
+    performance: dict[str, float | None] = {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
+        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
+        "selection_rate": float(y_pred.mean()),
+    }
+    if hasattr(model, "predict_proba") and len(set(y_true)) == 2:
+        scores = model.predict_proba(inputs)[:, 1]
+        performance["roc_auc"] = float(roc_auc_score(y_true, scores))
+        performance["log_loss"] = float(log_loss(y_true, scores, labels=[0, 1]))
+    fairness: dict[str, Any] = {}
+    if sensitive_features:
+        result = compute_fairness(
+            sensitive=holdout[list(sensitive_features)],
+            y_pred=y_pred,
+            y_true=y_true,
+            config=FairnessConfig(
+                sensitive_features=tuple(sensitive_features), bootstrap_samples=200
+            ),
+        )
+        for disparity in result.disparities:
+            key = "&".join(disparity.features)
+            fairness[key] = {
+                "metrics": {
+                    name: _finite(estimate.value)
+                    for name, estimate in disparity.metrics.items()
+                    if name in _FAIRNESS_METRICS
+                },
+                "selection_rate": {
+                    group.label: _finite(group.metrics["selection_rate"].value)
+                    for group in disparity.groups
+                    if "selection_rate" in group.metrics
+                },
+            }
+    return performance, fairness
+
+
+def _difference(candidate: Any, champion: Any) -> Any:
+    if isinstance(candidate, dict) and isinstance(champion, dict):
+        return {k: _difference(candidate[k], champion.get(k)) for k in candidate if k in champion}
+    if isinstance(candidate, int | float) and isinstance(champion, int | float):
+        return float(candidate) - float(champion)
+    return None
+
+
+def evaluate_version(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    model_name: str,
+    version: str,
+    holdout: pd.DataFrame,
+    holdout_name: str,
+    target: str,
+    sensitive_features: Sequence[str],
+    loader: ModelLoader,
+    actor: Actor,
+    champion_version: str | None = None,
+) -> Evaluation:
+    """Score a candidate and the champion (the latest promoted version, unless named) side by side.
+
+    Raises:
+        InvalidInput: The held-out rows lack the target or a sensitive feature, or are empty.
+    """
+    if holdout.empty or target not in holdout.columns:
+        raise InvalidInput(
+            f"the held-out data must be non-empty and hold the label column {target!r}",
+            field="holdout",
+        )
+    missing = [f for f in sensitive_features if f not in holdout.columns]
+    if missing:
+        raise InvalidInput(
+            f"sensitive features {missing} are not columns of the held-out data",
+            field="sensitive_features",
+        )
+    candidate = get_model_version(
+        session=session, project_id=project_id, name=model_name, version=version
+    )
+    champion = (
+        get_model_version(
+            session=session, project_id=project_id, name=model_name, version=champion_version
+        )
+        if champion_version
+        else current_champion(session=session, project_id=project_id, model_name=model_name)
+    )
+    if champion is not None and champion.id == candidate.id:
+        champion = None
+    performance: dict[str, Any] = {}
+    fairness: dict[str, Any] = {}
+    for role, model_version in (("candidate", candidate), ("champion", champion)):
+        if model_version is None:
+            continue
+        perf, fair = score_model(
+            model=loader.load(model_version),
+            model_version=model_version,
+            holdout=holdout,
+            target=target,
+            sensitive_features=sensitive_features,
+        )
+        performance[role] = perf
+        fairness[role] = fair
+    if champion is not None:
+        performance["difference"] = _difference(performance["candidate"], performance["champion"])
+        fairness["difference"] = _difference(fairness["candidate"], fairness["champion"])
+    evaluation = Evaluation(
+        project_id=project_id,
+        model_name=model_name,
+        candidate_version_id=candidate.id,
+        champion_version_id=champion.id if champion else None,
+        holdout=holdout_name[:2048],
+        rows=len(holdout),
+        sensitive_features=list(sensitive_features),
+        performance=performance,
+        fairness=fairness,
+        evaluated_by=actor.principal_id,
+    )
+    session.add(evaluation)
+    session.flush()
+    append(
+        session=session,
+        actor=actor,
+        action="model.evaluate",
+        target=f"model_version:{candidate.id}",
+        detail={
+            "evaluation_id": str(evaluation.id),
+            "champion": champion.version if champion else None,
+            "rows": len(holdout),
+        },
+        project_id=project_id,
+    )
+    return evaluation
+
+
+def latest_evaluation(
+    *, session: Session, project_id: uuid.UUID, model_version_id: uuid.UUID
+) -> Evaluation | None:
+    """Return the newest evaluation of a candidate version, if it has one."""
+    return session.exec(
+        select(Evaluation)
+        .where(
+            Evaluation.project_id == project_id,
+            Evaluation.candidate_version_id == model_version_id,
+        )
+        .order_by(sa.desc(col(Evaluation.created_at)))
+    ).first()

@@ -1,0 +1,111 @@
+"""Fixtures for the retrain room: a project, its people, real MLflow, and the Adult pipeline."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from api.settings import Settings
+from governance.actors import Actor
+from governance.identity import actor_for
+from governance.roles import Role
+from lineage.projects import Project
+from lineage.store import session_scope
+from retrain.pipelines import Pipeline, PipelineSpec, Step, create_pipeline
+from retrain.registry import Registry
+from retrain.runner import RunnerConfig
+from retrain.step import StepContext
+from tests.conftest import Issued
+
+ADULT_TRAIN = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.data.gz"
+
+
+@pytest.fixture
+def project(make_project: Callable[[str], Project]) -> Project:
+    return make_project("acme")
+
+
+@pytest.fixture
+def person(make_principal: Callable[..., Issued], project: Project) -> Callable[..., Actor]:
+    """Make a person with ``role`` in ``acme``; return their actor scoped to it."""
+
+    def make(role: Role | list[Role]) -> Actor:
+        issued = make_principal(role=role, project=project.name)
+        return actor_for(issued.principal, project_id=project.id)
+
+    return make
+
+
+@pytest.fixture
+def trainer(person: Callable[..., Actor]) -> Actor:
+    return person([Role.DATA_SCIENTIST, Role.APPROVER])
+
+
+@pytest.fixture
+def approver(person: Callable[..., Actor]) -> Actor:
+    return person(Role.APPROVER)
+
+
+@pytest.fixture
+def runner_config(settings: Settings) -> RunnerConfig:
+    return RunnerConfig(
+        data_dir=settings.data_dir,
+        tracking_uri=settings.resolved_mlflow_uri(),
+        poll_seconds=0.05,
+        kill_grace_seconds=2.0,
+    )
+
+
+@pytest.fixture
+def registry(runner_config: RunnerConfig) -> Registry:
+    return runner_config.registry()
+
+
+def adult_spec(**overrides: Any) -> PipelineSpec:
+    """Return the Adult training pipeline on a few thousand rows (fast, still a real model)."""
+    fields: dict[str, Any] = {
+        "name": "income-train",
+        "model_name": "income",
+        "steps": [Step(name="train", entrypoint="retrain.adult:train")],
+        "parameters": {"train_path": str(ADULT_TRAIN), "max_rows": 3000, "max_iter": 30},
+        "time_limit_seconds": 300,
+    }
+    fields.update(overrides)
+    return PipelineSpec(**fields)
+
+
+@pytest.fixture
+def make_pipeline(engine: Engine, project: Project, trainer: Actor) -> Callable[..., Pipeline]:
+    """Register a pipeline (the Adult one unless overridden) as the trainer."""
+
+    def make(**overrides: Any) -> Pipeline:
+        with session_scope(engine) as session:
+            return create_pipeline(
+                session=session, project_id=project.id, spec=adult_spec(**overrides), actor=trainer
+            )
+
+    return make
+
+
+@pytest.fixture
+def step_context(runner_config: RunnerConfig, project: Project, tmp_path: Path) -> StepContext:
+    """A context for calling the Adult step in-process (same code the subprocess runs)."""
+    work = tmp_path / "step"
+    work.mkdir()
+    return StepContext(
+        run_id=str(uuid.uuid4()),
+        project_id=str(project.id),
+        pipeline="income-train",
+        model_name="income",
+        experiment="warden/income",
+        tracking_uri=runner_config.tracking_uri,
+        artifact_root=str(runner_config.artifact_root),
+        work_dir=str(work),
+        output_path=str(work / "output.json"),
+        parameters={"train_path": str(ADULT_TRAIN), "max_rows": 3000, "max_iter": 30},
+    )
