@@ -27,7 +27,8 @@ Charts (``Chart.kind`` and the keys of ``Chart.data``):
 
 * ``"distribution"`` — reference vs current shares: ``labels`` (category names or bin labels),
   ``reference`` and ``current`` (lists of shares, same length).
-* ``"bars"`` — one value per label: ``labels``, ``values``, optional ``threshold``.
+* ``"bars"`` — one value per label: ``labels``, ``values``; optional ``threshold`` (one line)
+  or ``thresholds`` (one mark per label) and ``flags`` (booleans: highlight these bars).
 * ``"intervals"`` — a value with a confidence interval per label: ``labels``, ``values``,
   ``lower``, ``upper``, optional ``reference`` (a line to compare against).
 """
