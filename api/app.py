@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 
 from api.limits import BodySizeLimit
 from api.problems import install_problem_handlers
+from api.routes import approvals, health, principals, projects
 from api.routes import audit as audit_routes
-from api.routes import health, projects
 from api.routes import lineage as lineage_routes
 from api.routes import models as model_routes
 from api.settings import Settings
@@ -59,6 +59,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(projects.router)
+    app.include_router(principals.router)
+    app.include_router(approvals.router)
     app.include_router(audit_routes.router)
     app.include_router(lineage_routes.router)
     app.include_router(model_routes.router)

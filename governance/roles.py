@@ -24,6 +24,7 @@ from governance.audit import append
 from governance.identity import Principal
 from governance.permissions import Permission
 from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied, SeparationOfDuties
+from lineage.projects import Project
 from lineage.tables import Record
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "permissions_of",
     "render_matrix",
     "revoke_role",
+    "roles_held",
     "roles_of",
     "visible_project_ids",
 ]
@@ -111,6 +113,17 @@ def roles_of(*, session: Session, principal_id: uuid.UUID, project_id: uuid.UUID
         )
     ).all()
     return {Role(r) for r in rows}
+
+
+def roles_held(*, session: Session, principal_id: uuid.UUID) -> list[tuple[str, Role]]:
+    """Return ``(project name, role)`` for every role the principal holds, by project name."""
+    rows = session.exec(
+        select(Project.name, RoleGrant.role)
+        .join(RoleGrant, col(RoleGrant.project_id) == col(Project.id))
+        .where(RoleGrant.principal_id == principal_id)
+        .order_by(col(Project.name), col(RoleGrant.role))
+    ).all()
+    return [(name, Role(role)) for name, role in rows]
 
 
 def permissions_of(
