@@ -27,10 +27,11 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from lineage.edges import link
-from lineage.errors import InvalidInput
+from lineage.errors import Conflict, InvalidInput
 from lineage.models import (
     Dataset,
     DatasetVersion,
@@ -432,6 +433,7 @@ def ingest_event(*, session: Session, project_id: uuid.UUID, body: bytes) -> Ing
             error names the field. Fields are checked before anything is written; a run that
             changes job is caught later, so roll the session back on error (``session_scope``
             and the request session do).
+        Conflict: A concurrent request kept colliding with this one; the client should retry.
     """
     text, payload = _parse(body)
     event = _validate(payload)
@@ -444,6 +446,36 @@ def ingest_event(*, session: Session, project_id: uuid.UUID, body: bytes) -> Ing
         else "job"
     )
     digest = canonical_digest(payload)
+    for attempt in (1, 2):
+        try:
+            with session.begin_nested():
+                return _store(
+                    session=session,
+                    project_id=project_id,
+                    event=event,
+                    kind=kind,
+                    digest=digest,
+                    text=text,
+                )
+        except IntegrityError:
+            # A concurrent request created the same event, job, run or dataset first and has
+            # committed (PostgreSQL waits for it); a second pass finds its rows and reuses them.
+            if attempt == 2:
+                raise Conflict(
+                    "another request was writing the same lineage at the same moment; retry"
+                ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _store(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    event: _RunEvent | _JobEvent | _DatasetEvent,
+    kind: str,
+    digest: str,
+    text: str,
+) -> IngestResult:
     stored = session.exec(
         select(LineageEvent).where(
             LineageEvent.project_id == project_id, LineageEvent.digest == digest
