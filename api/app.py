@@ -18,6 +18,7 @@ from api.routes import approvals, health, principals, projects
 from api.routes import audit as audit_routes
 from api.routes import lineage as lineage_routes
 from api.routes import models as model_routes
+from api.routes import monitors as monitor_routes
 from api.settings import Settings
 from lineage import create_store_engine
 
@@ -64,4 +65,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(lineage_routes.router)
     app.include_router(model_routes.router)
+    app.include_router(monitor_routes.router)
     return app

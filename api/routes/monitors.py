@@ -1,0 +1,201 @@
+"""Monitors over HTTP: create, change, pause, resume, list; queue a run now; watch a run.
+
+Every change is permission-checked (``monitor:write``, ``monitor:run``, ``monitor:read``) and
+written to the audit log in the request's transaction. Running happens in a worker: ``POST
+…/monitors/{id}/runs`` only queues the run and answers ``202`` with its id; ``GET
+…/monitor-runs/{id}`` shows its state and progress while it works.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import PlainTextResponse
+
+from api.deps import SessionDep, SettingsDep
+from api.security import CurrentProject, require
+from governance.actors import Actor
+from governance.audit import append
+from governance.permissions import Permission
+from lineage import utcnow
+from lineage.deployments import get_deployment
+from lineage.errors import Conflict, InvalidInput, NotFound
+from monitors.models import (
+    Monitor,
+    MonitorCreate,
+    MonitorPublic,
+    MonitorRunPublic,
+    MonitorUpdate,
+    RunTrigger,
+)
+from monitors.schedules import (
+    create_monitor,
+    get_monitor,
+    get_monitor_run,
+    list_monitor_runs,
+    list_monitors,
+    pause_monitor,
+    resume_monitor,
+    update_monitor,
+)
+from retrain.jobs import get_job, queue_monitor_run
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["monitors"])
+
+Writer = Annotated[Actor, Depends(require(Permission.MONITOR_WRITE))]
+Runner = Annotated[Actor, Depends(require(Permission.MONITOR_RUN))]
+_READ = [Depends(require(Permission.MONITOR_READ))]
+
+
+def _snapshot(monitor: Monitor) -> dict[str, Any]:
+    return MonitorPublic.of(monitor).model_dump(
+        mode="json", exclude={"created_at", "updated_at", "scheduled_through"}
+    )
+
+
+def _audit(
+    session: SessionDep,
+    actor: Actor,
+    action: str,
+    monitor: Monitor,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    append(
+        session=session,
+        actor=actor,
+        action=action,
+        target=f"monitor:{monitor.id}",
+        detail=detail,
+        project_id=monitor.project_id,
+    )
+
+
+@router.post("/monitors", status_code=status.HTTP_201_CREATED)
+def create(
+    body: MonitorCreate, actor: Writer, project: CurrentProject, session: SessionDep
+) -> MonitorPublic:
+    """Create a monitor; an interval schedule runs first at once, then every interval."""
+    if body.deployment_id is not None:
+        try:
+            get_deployment(session=session, project_id=project.id, deployment_id=body.deployment_id)
+        except NotFound as error:
+            raise InvalidInput(error.detail, field="deployment_id") from error
+    monitor = create_monitor(session=session, project_id=project.id, spec=body)
+    _audit(session, actor, "monitor.create", monitor, {"after": _snapshot(monitor)})
+    return MonitorPublic.of(monitor)
+
+
+@router.get("/monitors", dependencies=_READ)
+def list_all(project: CurrentProject, session: SessionDep) -> list[MonitorPublic]:
+    """List the project's monitors by name."""
+    return [MonitorPublic.of(m) for m in list_monitors(session=session, project_id=project.id)]
+
+
+@router.get("/monitors/{monitor_id}", dependencies=_READ)
+def read(monitor_id: uuid.UUID, project: CurrentProject, session: SessionDep) -> MonitorPublic:
+    """Return one monitor."""
+    return MonitorPublic.of(
+        get_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
+    )
+
+
+@router.patch("/monitors/{monitor_id}")
+def change(
+    monitor_id: uuid.UUID,
+    body: MonitorUpdate,
+    actor: Writer,
+    project: CurrentProject,
+    session: SessionDep,
+) -> MonitorPublic:
+    """Change name, spec, schedule or window; a new schedule starts afresh from now."""
+    if not body.model_fields_set:
+        raise InvalidInput(
+            "nothing to change: send one or more of name, spec, schedule, window", field="body"
+        )
+    monitor = get_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
+    before = _snapshot(monitor)
+    update_monitor(session=session, project_id=project.id, monitor_id=monitor_id, changes=body)
+    _audit(
+        session, actor, "monitor.change", monitor, {"before": before, "after": _snapshot(monitor)}
+    )
+    return MonitorPublic.of(monitor)
+
+
+@router.post("/monitors/{monitor_id}/pause")
+def pause(
+    monitor_id: uuid.UUID, actor: Writer, project: CurrentProject, session: SessionDep
+) -> MonitorPublic:
+    """Stop scheduling the monitor (queued runs still run; manual runs stay possible)."""
+    monitor = pause_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
+    _audit(session, actor, "monitor.pause", monitor)
+    return MonitorPublic.of(monitor)
+
+
+@router.post("/monitors/{monitor_id}/resume")
+def resume(
+    monitor_id: uuid.UUID, actor: Writer, project: CurrentProject, session: SessionDep
+) -> MonitorPublic:
+    """Schedule the monitor again from now on; slots missed while paused are not run."""
+    monitor = resume_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
+    _audit(session, actor, "monitor.resume", monitor)
+    return MonitorPublic.of(monitor)
+
+
+@router.post("/monitors/{monitor_id}/runs", status_code=status.HTTP_202_ACCEPTED)
+def run_now(
+    monitor_id: uuid.UUID,
+    actor: Runner,
+    project: CurrentProject,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> MonitorRunPublic:
+    """Queue a run of the monitor now; a worker executes it. Answers 202 with the run."""
+    monitor = get_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
+    run = queue_monitor_run(
+        session=session,
+        monitor=monitor,
+        scheduled_for=utcnow(),
+        trigger=RunTrigger.MANUAL,
+        max_attempts=settings.worker_max_attempts,
+    )
+    if run is None:
+        raise Conflict("a run of this monitor was queued at this very instant; retry")
+    _audit(session, actor, "monitor.run", monitor, {"after": {"run_id": str(run.id)}})
+    response.headers["Location"] = f"/api/v1/projects/{project.name}/monitor-runs/{run.id}"
+    return MonitorRunPublic.model_validate(run)
+
+
+@router.get("/monitors/{monitor_id}/runs", dependencies=_READ)
+def runs(
+    monitor_id: uuid.UUID,
+    project: CurrentProject,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[MonitorRunPublic]:
+    """List the monitor's most recent runs, newest slot first."""
+    found = list_monitor_runs(
+        session=session, project_id=project.id, monitor_id=monitor_id, limit=limit
+    )
+    return [MonitorRunPublic.model_validate(run) for run in found]
+
+
+@router.get("/monitor-runs/{run_id}", dependencies=_READ)
+def read_run(run_id: uuid.UUID, project: CurrentProject, session: SessionDep) -> MonitorRunPublic:
+    """Return a run's state, progress and (when finished) its summary or error."""
+    return MonitorRunPublic.model_validate(
+        get_monitor_run(session=session, project_id=project.id, run_id=run_id)
+    )
+
+
+@router.get("/monitor-runs/{run_id}/logs", dependencies=_READ, response_class=PlainTextResponse)
+def run_logs(run_id: uuid.UUID, project: CurrentProject, session: SessionDep) -> str:
+    """Return the log lines its worker(s) wrote for the run, every attempt included."""
+    run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
+    if run.job_id is None:
+        return ""
+    return get_job(session=session, job_id=run.job_id, project_id=project.id).logs

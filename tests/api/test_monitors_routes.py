@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from governance.roles import Role
+from lineage import session_scope
+from retrain.handlers import default_registry
+from retrain.worker import Worker
+from tests.conftest import Issued
+
+Make = Callable[..., Issued]
+BASE = "/api/v1/projects/acme"
+BODY: dict[str, Any] = {
+    "name": "drift-hourly",
+    "spec": {"kind": "drift", "columns": ["age", "hours-per-week"]},
+    "schedule": {"interval_seconds": 3600},
+    "window": "last:24h",
+}
+
+
+@pytest.fixture
+def scientist(make_principal: Make) -> Issued:
+    return make_principal(role=Role.DATA_SCIENTIST, project="acme")
+
+
+@pytest.fixture
+def viewer(make_principal: Make) -> Issued:
+    return make_principal(role=Role.VIEWER, project="acme")
+
+
+def _audit_actions(engine: Engine) -> list[str]:
+    with session_scope(engine) as session:
+        rows = session.execute(sa.text("SELECT action FROM governance_audit_entry ORDER BY seq"))
+        return [row[0] for row in rows]
+
+
+def _count(engine: Engine, table: str) -> int:
+    with session_scope(engine) as session:
+        query = sa.select(sa.func.count()).select_from(sa.table(table))
+        return int(session.execute(query).scalar_one())
+
+
+def test_create_list_change_pause_resume_are_audited(
+    client: TestClient, engine: Engine, scientist: Issued
+) -> None:
+    created = client.post(f"{BASE}/monitors", json=BODY, headers=scientist.headers)
+    assert created.status_code == 201, created.text
+    monitor = created.json()
+    assert monitor["kind"] == "drift"
+    assert monitor["schedule"] == {"interval_seconds": 3600, "cron": None, "timezone": "UTC"}
+    assert monitor["spec"]["columns"] == ["age", "hours-per-week"]
+    url = f"{BASE}/monitors/{monitor['id']}"
+
+    changed = client.patch(
+        url,
+        json={"schedule": {"cron": "0 6 * * *", "timezone": "Europe/Berlin"}},
+        headers=scientist.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["schedule"]["cron"] == "0 6 * * *"
+    assert client.post(f"{url}/pause", headers=scientist.headers).json()["paused"] is True
+    assert client.post(f"{url}/resume", headers=scientist.headers).json()["paused"] is False
+
+    listed = client.get(f"{BASE}/monitors", headers=scientist.headers).json()
+    assert [m["name"] for m in listed] == ["drift-hourly"]
+    assert _audit_actions(engine)[-4:] == [
+        "monitor.create",
+        "monitor.change",
+        "monitor.pause",
+        "monitor.resume",
+    ]
+
+
+def test_a_viewer_reads_but_cannot_write_or_run(
+    client: TestClient, engine: Engine, scientist: Issued, viewer: Issued
+) -> None:
+    monitor = client.post(f"{BASE}/monitors", json=BODY, headers=scientist.headers).json()
+    assert client.get(f"{BASE}/monitors", headers=viewer.headers).status_code == 200
+    denied = client.post(f"{BASE}/monitors", json=BODY | {"name": "x"}, headers=viewer.headers)
+    assert denied.status_code == 403
+    assert "monitor:write" in denied.json()["detail"]
+    run = client.post(f"{BASE}/monitors/{monitor['id']}/runs", headers=viewer.headers)
+    assert run.status_code == 403
+    assert "monitor:run" in run.json()["detail"]
+    assert client.get(f"{BASE}/monitors").status_code == 401
+    assert _count(engine, "monitors_monitor_run") == 0
+
+
+def test_a_manual_run_is_queued_with_202_and_watchable_until_done(
+    client: TestClient, engine: Engine, scientist: Issued
+) -> None:
+    monitor = client.post(f"{BASE}/monitors", json=BODY, headers=scientist.headers).json()
+    queued = client.post(f"{BASE}/monitors/{monitor['id']}/runs", headers=scientist.headers)
+    assert queued.status_code == 202, queued.text
+    run = queued.json()
+    assert (run["state"], run["trigger"], run["progress"]) == ("queued", "manual", 0.0)
+    assert queued.headers["location"] == f"{BASE}/monitor-runs/{run['id']}"
+    assert "monitor.run" in _audit_actions(engine)
+
+    assert Worker(engine=engine, registry=default_registry()).run_once()
+    done = client.get(f"{BASE}/monitor-runs/{run['id']}", headers=scientist.headers).json()
+    assert (done["state"], done["progress"], done["attempts"]) == ("succeeded", 1.0, 1)
+    assert done["summary"]["computed"] is False
+    logs = client.get(f"{BASE}/monitor-runs/{run['id']}/logs", headers=scientist.headers)
+    assert "succeeded" in logs.text
+    runs = client.get(f"{BASE}/monitors/{monitor['id']}/runs", headers=scientist.headers).json()
+    assert [r["id"] for r in runs] == [run["id"]]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"window": "yesterday"}, "window", "last:<duration>"),
+        ({"schedule": {"interval_seconds": 60, "cron": "* * * * *"}}, "schedule", "exactly one"),
+        ({"schedule": {"cron": "0 6 * * *", "timezone": "Mars/Base"}}, "schedule.timezone", "IANA"),
+        ({"spec": {"kind": "astrology"}}, "spec.kind", "drift"),
+        ({"id": "00000000-0000-0000-0000-000000000000"}, "id", "not accepted"),
+        ({"name": "Bad Name"}, "name", "pattern"),
+    ],
+)
+def test_bad_input_names_the_field_and_changes_nothing(
+    client: TestClient,
+    engine: Engine,
+    scientist: Issued,
+    change: dict[str, Any],
+    field: str,
+    message: str,
+) -> None:
+    response = client.post(f"{BASE}/monitors", json=BODY | change, headers=scientist.headers)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["field"] == field
+    assert message in problem["detail"]
+    assert _count(engine, "monitors_monitor") == 0
+
+
+def test_unknown_deployment_and_duplicate_names_are_refused(
+    client: TestClient, engine: Engine, scientist: Issued
+) -> None:
+    body = BODY | {"deployment_id": "00000000-0000-0000-0000-000000000001"}
+    missing = client.post(f"{BASE}/monitors", json=body, headers=scientist.headers)
+    assert missing.status_code == 422
+    assert missing.json()["field"] == "deployment_id"
+    assert client.post(f"{BASE}/monitors", json=BODY, headers=scientist.headers).status_code == 201
+    again = client.post(f"{BASE}/monitors", json=BODY, headers=scientist.headers)
+    assert again.status_code == 409
+    assert "exists in this project" in again.json()["detail"]
+    assert _count(engine, "monitors_monitor") == 1
+
+
+def test_monitors_of_other_projects_stay_invisible(
+    client: TestClient, scientist: Issued, make_principal: Make
+) -> None:
+    monitor = client.post(f"{BASE}/monitors", json=BODY, headers=scientist.headers).json()
+    outsider = make_principal(role=Role.DATA_SCIENTIST, project="other")
+    other = "/api/v1/projects/other"
+    assert (
+        client.get(f"{other}/monitors/{monitor['id']}", headers=outsider.headers).status_code == 404
+    )
+    run = client.post(f"{other}/monitors/{monitor['id']}/runs", headers=outsider.headers)
+    assert run.status_code == 404
+    assert client.get(f"{BASE}/monitors", headers=outsider.headers).status_code == 404
+
+
+def test_an_empty_change_is_refused(client: TestClient, scientist: Issued) -> None:
+    monitor = client.post(f"{BASE}/monitors", json=BODY, headers=scientist.headers).json()
+    empty = client.patch(f"{BASE}/monitors/{monitor['id']}", json={}, headers=scientist.headers)
+    assert empty.status_code == 422
+    assert "nothing to change" in empty.json()["detail"]
