@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ from governance.audit import (
 from governance.checkpoints import AuditCheckpoint
 from governance.signing import Signer, load_or_create_signer
 from lineage import InvalidInput, create_project, session_scope
+from tests.conftest import POSTGRES_URL
 
 
 @pytest.fixture
@@ -204,3 +207,44 @@ def test_head_and_filters(engine: Engine, alice: Actor) -> None:
         assert [e.seq for e in iter_entries(session=session, batch=2)] == [1, 2, 3]
         with pytest.raises(InvalidInput, match="limit"):
             list_entries(session=session, where=AuditFilter(), limit=0)
+
+
+def test_the_hash_follows_the_documented_canonical_form(engine: Engine, alice: Actor) -> None:
+    with session_scope(engine) as session:
+        entry = append(
+            session=session,
+            actor=alice,
+            action="role.grant",
+            target="principal:bob",
+            reason="new auditor",
+            detail={"role": "auditor", "ünïcode": True},
+        )
+    payload = {
+        "action": "role.grant",
+        "actor_id": str(alice.principal_id),
+        "actor_kind": "person",
+        "actor_name": "alice",
+        "created_at": entry.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "detail": {"role": "auditor", "ünïcode": True},
+        "id": str(entry.id),
+        "outcome": "success",
+        "prev_hash": "0" * 64,
+        "project_id": None,
+        "reason": "new auditor",
+        "request_id": "req-1",
+        "seq": 1,
+        "target": "principal:bob",
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert '"ünïcode"' in text
+    assert entry.hash == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs TEST_DATABASE_URL (PostgreSQL)")
+def test_postgres_refuses_truncate(engine: Engine, alice: Actor) -> None:
+    with session_scope(engine) as session:
+        append(session=session, actor=alice, action="model.promote", target="model_version:1")
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as connection:
+        connection.execute(sa.text("TRUNCATE governance_audit_entry"))
+    assert len(_entries(engine)) == 1
