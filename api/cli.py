@@ -11,6 +11,7 @@ import threading
 
 import typer
 
+from api.cli_admin import app as admin_app
 from api.cli_audit import app as audit_app
 from api.settings import Settings
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 
 

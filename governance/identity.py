@@ -55,6 +55,7 @@ __all__ = [
     "create_person",
     "create_service_account",
     "get_principal",
+    "get_principal_by_name",
     "issue_api_key",
     "list_api_keys",
     "list_principals",
@@ -222,6 +223,14 @@ def get_principal(*, session: Session, principal_id: uuid.UUID) -> Principal:
     principal = session.get(Principal, principal_id)
     if principal is None:
         raise NotFound("no such principal; list principals with GET /api/v1/principals")
+    return principal
+
+
+def get_principal_by_name(*, session: Session, name: str) -> Principal:
+    """Return the principal called ``name`` or raise :class:`NotFound`."""
+    principal = session.exec(select(Principal).where(Principal.name == name)).first()
+    if principal is None:
+        raise NotFound(f"no principal named {name!r}; list principals first")
     return principal
 
 
