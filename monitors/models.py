@@ -103,7 +103,9 @@ class Monitor(Record, table=True):
     __table_args__ = (sa.UniqueConstraint("project_id", "name"),)
 
     project_id: uuid.UUID = Field(foreign_key="lineage_project.id", index=True, nullable=False)
-    deployment_id: uuid.UUID | None = Field(default=None, index=True)
+    deployment_id: uuid.UUID | None = Field(
+        default=None, foreign_key="lineage_deployment.id", index=True
+    )
     name: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
     kind: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,9 @@ from sqlalchemy.engine import Engine
 
 from governance.roles import Role
 from lineage import session_scope
+from lineage.deployments import DeploymentCreate, record_deployment
+from lineage.projects import Project
+from lineage.registry import ModelVersionCreate, register_model_version
 from retrain.handlers import default_registry
 from retrain.worker import Worker
 from tests.conftest import Issued
@@ -173,3 +177,31 @@ def test_an_empty_change_is_refused(client: TestClient, scientist: Issued) -> No
     empty = client.patch(f"{BASE}/monitors/{monitor['id']}", json={}, headers=scientist.headers)
     assert empty.status_code == 422
     assert "nothing to change" in empty.json()["detail"]
+
+
+def test_a_monitor_watches_a_deployment_of_its_project(
+    client: TestClient,
+    engine: Engine,
+    scientist: Issued,
+    make_project: Callable[[str], Project],
+) -> None:
+    project_id = make_project("acme").id
+    digest = hashlib.sha256(b"model").hexdigest()
+    with session_scope(engine) as session:
+        register_model_version(
+            session=session,
+            project_id=project_id,
+            name="income",
+            spec=ModelVersionCreate(artifact_uri="x", artifact_sha256=digest),
+        )
+        deployment = record_deployment(
+            session=session,
+            project_id=project_id,
+            spec=DeploymentCreate(
+                name="api", environment="prod", model_name="income", model_version="1"
+            ),
+        )
+    body = BODY | {"deployment_id": str(deployment.id)}
+    created = client.post(f"{BASE}/monitors", json=body, headers=scientist.headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["deployment_id"] == str(deployment.id)
