@@ -14,6 +14,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from lineage.edges import link
@@ -89,6 +90,7 @@ def record_deployment(
     Raises:
         InvalidInput: The model version is not registered in this project, or ``live_from``
             is before the slot's latest deployment (history is append-only).
+        Conflict: A concurrent request recorded a deployment in the same slot first.
     """
     model_version = session.exec(
         select(ModelVersion).where(
@@ -117,9 +119,6 @@ def record_deployment(
                 "give a later time or leave live_from out",
                 field="live_from",
             )
-        if previous.live_until is None:
-            previous.live_until = at
-            session.add(previous)
     deployment = Deployment(
         project_id=project_id,
         name=spec.name,
@@ -128,8 +127,19 @@ def record_deployment(
         live_from=at,
         recorded_by=recorded_by,
     )
-    session.add(deployment)
-    session.flush()
+    try:
+        with session.begin_nested():
+            if previous is not None and previous.live_until is None:
+                previous.live_until = at
+                session.add(previous)
+                session.flush()
+            session.add(deployment)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"another deployment of {spec.name!r} in {spec.environment!r} was recorded at the "
+            "same moment; read the slot's history and retry"
+        ) from None
     link(
         session=session,
         project_id=project_id,

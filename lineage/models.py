@@ -184,11 +184,23 @@ class ModelVersion(Record, table=True):
 class Deployment(Record, table=True):
     """A model version live under a deployment name in an environment, from/until a time.
 
-    At most one row per (project, name, environment) has ``live_until`` unset: recording a new
-    deployment ends the previous one at the moment the new one goes live.
+    At most one row per (project, name, environment) has ``live_until`` unset (a partial unique
+    index enforces it): recording a new deployment ends the previous one at the moment the new
+    one goes live.
     """
 
     __tablename__ = "lineage_deployment"
+    __table_args__ = (
+        sa.Index(
+            "ix_lineage_deployment_live_slot",
+            "project_id",
+            "name",
+            "environment",
+            unique=True,
+            sqlite_where=sa.text("live_until IS NULL"),
+            postgresql_where=sa.text("live_until IS NULL"),
+        ),
+    )
 
     project_id: uuid.UUID = Field(foreign_key=_PROJECT_FK, index=True)
     name: str = Field(sa_column=sa.Column(sa.String(256), nullable=False))

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from lineage.edges import link
@@ -106,7 +107,7 @@ def register_model_version(
 
     Raises:
         InvalidInput: The name is not a slug, or the training run is unknown in this project.
-        Conflict: This name and version are registered already.
+        Conflict: This name and version are registered already (or concurrently).
     """
     if not _NAME_RE.match(name):
         raise InvalidInput(
@@ -152,8 +153,16 @@ def register_model_version(
         description=spec.description,
         registered_by=registered_by,
     )
-    session.add(model_version)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(model_version)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"model {name!r} version {version!r} was registered by a concurrent request; "
+            "list the versions and retry",
+            field="version",
+        ) from None
     if run is not None:
         link(
             session=session,

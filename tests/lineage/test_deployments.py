@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from lineage import (
     Conflict,
+    Deployment,
     DeploymentCreate,
     InvalidInput,
     ModelVersionCreate,
@@ -137,3 +139,21 @@ def test_a_naive_as_of_is_refused(engine: Engine, project_id: uuid.UUID) -> None
     with pytest.raises(InvalidInput, match="timezone") as caught, session_scope(engine) as session:
         live_deployments(session=session, project_id=project_id, as_of=datetime(2026, 1, 1))
     assert caught.value.field == "as_of"
+
+
+def test_the_store_itself_refuses_two_live_deployments_in_a_slot(
+    engine: Engine, project_id: uuid.UUID, versions: list[str]
+) -> None:
+    first = _deploy(engine, project_id, "1", T)
+    with session_scope(engine) as session:
+        model_version_id = session.get(Deployment, first).model_version_id  # type: ignore[union-attr]
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        session.add(
+            Deployment(
+                project_id=project_id,
+                name="api",
+                environment="prod",
+                model_version_id=model_version_id,
+                live_from=T + timedelta(hours=1),
+            )
+        )

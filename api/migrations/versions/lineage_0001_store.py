@@ -249,10 +249,18 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_lineage_deployment_project_id"), ["project_id"], unique=False
         )
+        batch_op.create_index(
+            "ix_lineage_deployment_live_slot",
+            ["project_id", "name", "environment"],
+            unique=True,
+            sqlite_where=sa.text("live_until IS NULL"),
+            postgresql_where=sa.text("live_until IS NULL"),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("lineage_deployment", schema=None) as batch_op:
+        batch_op.drop_index("ix_lineage_deployment_live_slot")
         batch_op.drop_index(batch_op.f("ix_lineage_deployment_project_id"))
         batch_op.drop_index(batch_op.f("ix_lineage_deployment_model_version_id"))
 
