@@ -13,7 +13,9 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from api.limits import BodySizeLimit
+from api.metrics import install_metrics
 from api.problems import install_problem_handlers
+from api.routes import alerts as alert_routes
 from api.routes import approvals, health, principals, projects
 from api.routes import audit as audit_routes
 from api.routes import lineage as lineage_routes
@@ -66,4 +68,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(lineage_routes.router)
     app.include_router(model_routes.router)
     app.include_router(monitor_routes.router)
+    app.include_router(alert_routes.router)
+    install_metrics(app)
     return app

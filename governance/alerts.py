@@ -255,13 +255,17 @@ def update_rule(
 def delete_rule(*, session: Session, project_id: uuid.UUID, rule_id: uuid.UUID) -> AlertRule:
     """Delete a rule that has no incidents; disable it instead to keep its history."""
     rule = get_rule(session=session, project_id=project_id, rule_id=rule_id)
-    for link in session.exec(select(RuleChannel).where(RuleChannel.rule_id == rule.id)).all():
-        session.delete(link)
-    session.delete(rule)
+    name = rule.name
     try:
-        session.flush()
+        with session.begin_nested():
+            for link in session.exec(
+                select(RuleChannel).where(RuleChannel.rule_id == rule.id)
+            ).all():
+                session.delete(link)
+            session.flush()
+            session.delete(rule)
     except sa.exc.IntegrityError as error:
         raise Conflict(
-            f"alert rule {rule.name!r} has incidents; disable it instead of deleting it",
+            f"alert rule {name!r} has incidents; disable it instead of deleting it",
         ) from error
     return rule

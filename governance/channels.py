@@ -238,7 +238,10 @@ def create_channel(
         sealed = {"url": spec.url}
     else:
         if check_target is not None:
-            check_target(spec.smtp_host, spec.smtp_port)
+            try:
+                check_target(spec.smtp_host, spec.smtp_port)
+            except InvalidInput as error:
+                raise type(error)(error.detail, field="smtp_host") from error
         if spec.username and not spec.password:
             raise InvalidInput("an SMTP username needs a password; add it", field="password")
         config = {
@@ -302,12 +305,13 @@ def update_channel(
 def delete_channel(*, session: Session, project_id: uuid.UUID, channel_id: uuid.UUID) -> Channel:
     """Delete a channel that no rule routes to and that has no delivery history."""
     channel = get_channel(session=session, project_id=project_id, channel_id=channel_id)
-    session.delete(channel)
+    name = channel.name
     try:
-        session.flush()
+        with session.begin_nested():
+            session.delete(channel)
     except sa.exc.IntegrityError as error:
         raise Conflict(
-            f"channel {channel.name!r} is used by alert rules or has deliveries; remove it from "
+            f"channel {name!r} is used by alert rules or has deliveries; remove it from "
             "the rules, or disable it instead of deleting",
         ) from error
     return channel
