@@ -320,8 +320,13 @@ def append(
     session.flush()
 
     policy = policy_for(session)
-    if policy is not None and entry.seq % policy.every == 0:
-        sign_head(session=session, seq=entry.seq, entry_hash=entry.hash, signer=policy.signer)
+    if policy is not None:
+        # "Since the last checkpoint", not "seq % every": a process without the key (a CLI
+        # command, a worker not configured to sign) may have appended past a multiple of N, and
+        # the next process holding the key catches up instead of skipping a checkpoint.
+        last = session.exec(select(sa.func.max(AuditCheckpoint.seq))).one() or 0
+        if entry.seq - last >= policy.every:
+            sign_head(session=session, seq=entry.seq, entry_hash=entry.hash, signer=policy.signer)
     return entry
 
 

@@ -215,6 +215,19 @@ def test_checkpoints_every_n_entries_and_on_demand(
         attach_signer(engine, signer, every=0)
 
 
+def test_a_process_with_the_key_catches_up_on_missed_checkpoints(
+    engine: Engine, alice: Actor, signer: Signer
+) -> None:
+    _fill(engine, alice, 4)  # appended by a process that does not hold the key
+    attach_signer(engine, signer, every=3)
+    try:
+        _fill(engine, alice, 1)
+    finally:
+        detach_signer(engine)
+    with Session(engine) as session:
+        assert list(session.exec(select(AuditCheckpoint.seq)).all()) == [5]
+
+
 def test_checkpoint_of_an_empty_log_is_none(engine: Engine, signer: Signer) -> None:
     with session_scope(engine) as session:
         assert checkpoint(session=session, signer=signer) is None
