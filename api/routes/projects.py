@@ -13,10 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import SessionDep
+from api.deps import EngineDep, SessionDep
 from api.security import CurrentProject, require, require_admin, require_authenticated
 from governance.actors import Actor
-from governance.audit import append
+from governance.audit import append, append_in_own_transaction
 from governance.identity import get_principal
 from governance.permissions import Permission
 from governance.roles import (
@@ -27,7 +27,7 @@ from governance.roles import (
     revoke_role,
     visible_project_ids,
 )
-from lineage.errors import NotFound
+from lineage.errors import NotFound, SeparationOfDuties
 from lineage.projects import PROJECT_NAME_PATTERN, Project, create_project, list_projects
 
 __all__ = ["GrantCreate", "GrantPublic", "ProjectCreate", "ProjectPublic", "router"]
@@ -138,17 +138,29 @@ def grant(
     body: GrantCreate,
     actor: Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))],
     project: CurrentProject,
+    engine: EngineDep,
     session: SessionDep,
 ) -> GrantPublic:
     """Grant a role in the project to a principal (never to oneself)."""
     get_principal(session=session, principal_id=body.principal_id)
-    created = grant_role(
-        session=session,
-        actor=actor,
-        project_id=project.id,
-        principal_id=body.principal_id,
-        role=body.role,
-    )
+    try:
+        created = grant_role(
+            session=session,
+            actor=actor,
+            project_id=project.id,
+            principal_id=body.principal_id,
+            role=body.role,
+        )
+    except SeparationOfDuties as error:
+        session.rollback()  # release the request's transaction (SQLite's write lock) first
+        append_in_own_transaction(
+            engine=engine,
+            actor=actor,
+            action="role.grant",
+            target=f"principal:{body.principal_id}",
+            reason=error.detail,
+        )
+        raise
     return GrantPublic.of(created)
 
 
