@@ -1,5 +1,6 @@
 """Lineage: the store kernel and the provenance of data, models and deployments."""
 
+from lineage.artifacts import artifact_sha256, verify_artifact
 from lineage.deployments import (
     DeploymentCreate,
     end_deployment,
@@ -89,6 +90,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "WardenError",
+    "artifact_sha256",
     "create_project",
     "create_store_engine",
     "dataset_impact",
@@ -112,4 +114,5 @@ __all__ = [
     "register_model_version",
     "session_scope",
     "utcnow",
+    "verify_artifact",
 ]
