@@ -199,6 +199,23 @@ ProjectQuery = Annotated[
     status_code=status.HTTP_201_CREATED,
     summary="Ingest one OpenLineage event (Marquez-compatible)",
     responses={200: {"description": "The event had been received before; nothing changed."}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "One OpenLineage RunEvent, JobEvent or DatasetEvent (spec 2-0-x), "
+            "plain or with Content-Encoding: gzip.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "externalDocs": {
+                            "url": "https://openlineage.io/spec/2-0-2/OpenLineage.json"
+                        },
+                    }
+                }
+            },
+        }
+    },
 )
 def post_lineage(
     response: Response,
