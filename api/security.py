@@ -17,7 +17,8 @@ What the gate does, in order:
 2. Refuses a source that failed authentication too often (429 with ``Retry-After``).
 3. Authenticates ``Authorization: Bearer <API key>`` (401 when missing or bad; a bad key is
    counted for throttling and audited). Other credential readers (the dashboard's session
-   cookie) plug in through :data:`CREDENTIAL_READERS`.
+   cookie) plug in per app through ``app.state.credential_readers`` (see
+   :data:`CredentialReader`).
 4. For routes with a ``{project}`` path parameter: loads the project by name; 404 when it does
    not exist *or* the caller has no role there (no existence leak; global admins see all);
    403 when the caller's roles lack the permission. The project is put on
@@ -41,6 +42,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -49,6 +51,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api.deps import EngineDep
+from api.settings import Settings
 from governance.actors import Actor, PrincipalKind
 from governance.audit import Outcome, append
 from governance.identity import (
@@ -66,9 +69,9 @@ from lineage.projects import Project
 from lineage.store import session_scope
 
 __all__ = [
-    "CREDENTIAL_READERS",
     "PROJECT_PATH_PARAM",
     "REQUEST_ID_HEADER",
+    "CredentialReader",
     "CurrentProject",
     "Gate",
     "current_project",
@@ -88,11 +91,10 @@ _bearer = HTTPBearer(auto_error=False, description="A Warden API key: `wdn_<pref
 CredentialReader = Callable[[Request, Session], "Principal | None"]
 """Reads a non-bearer credential (e.g. a session cookie); returns the principal or ``None``.
 
-A reader raises :class:`~lineage.errors.Unauthenticated` for a credential that is present but
-bad, so it is counted and audited like a bad API key."""
-
-CREDENTIAL_READERS: list[CredentialReader] = []
-"""Credential readers tried, in order, when a request carries no bearer token."""
+Readers are tried in order when a request has no bearer token; register them per app as
+``app.state.credential_readers = [...]``. A reader raises
+:class:`~lineage.errors.Unauthenticated` for a credential that is present but bad, so it is
+counted and audited like a bad API key."""
 
 
 def request_id_of(request: Request) -> str:
@@ -173,7 +175,11 @@ class Gate:
         """Authenticate, authorize and return the actor; raise the matching error otherwise."""
         request_id = request_id_of(request)
         response.headers[REQUEST_ID_HEADER] = request_id
-        throttle: AuthThrottle = getattr(request.app.state, "auth_throttle", AuthThrottle())
+        settings: Settings = request.app.state.settings
+        throttle = AuthThrottle(
+            max_failures=settings.auth_max_failures,
+            window=timedelta(seconds=settings.auth_failure_window_seconds),
+        )
         source = _source(request)
         action = _action(request)
         denial: _Denial | None = None
@@ -208,7 +214,8 @@ class Gate:
         if credentials is not None:
             principal, _key = authenticate_api_key(session=session, raw_key=credentials.credentials)
             return principal
-        for reader in CREDENTIAL_READERS:
+        readers: list[CredentialReader] = getattr(request.app.state, "credential_readers", [])
+        for reader in readers:
             found = reader(request, session)
             if found is not None:
                 return found

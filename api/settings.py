@@ -95,6 +95,16 @@ class Settings(BaseSettings):
         ge=1,
         description="Sign a checkpoint of the audit chain's head every this many entries.",
     )
+    auth_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed authentications one address may make per window before a 429.",
+    )
+    auth_failure_window_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="The window over which failed authentications are counted, in seconds.",
+    )
 
     def resolved_audit_key_path(self) -> Path:
         """Return the audit signing key's path, defaulting to ``<data_dir>/keys/``."""

@@ -4,19 +4,20 @@ from collections.abc import Callable
 from typing import Annotated
 
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from api.app import create_app
 from api.security import CurrentProject, require
 from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import AuditEntry
-from governance.identity import AuthThrottle
+from governance.identity import Principal
 from governance.permissions import Permission
 from governance.roles import Role
+from lineage.errors import Unauthenticated
 from lineage.store import session_scope
 from tests.conftest import Issued, bearer
 
@@ -114,7 +115,8 @@ def test_a_global_admin_passes_everywhere(
 def test_repeated_failures_are_rate_limited_with_retry_after(
     gated: TestClient, make_principal: Callable[..., Issued]
 ) -> None:
-    gated.app.state.auth_throttle = AuthThrottle(max_failures=3)  # type: ignore[attr-defined]
+    settings = gated.app.state.settings  # type: ignore[attr-defined]
+    gated.app.state.settings = settings.model_copy(update={"auth_max_failures": 3})  # type: ignore[attr-defined]
     good = make_principal(role=Role.DATA_SCIENTIST)
     for _ in range(3):
         assert (
@@ -123,3 +125,25 @@ def test_repeated_failures_are_rate_limited_with_retry_after(
     limited = gated.post("/api/v1/projects/acme/probe", headers=good.headers)
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["retry-after"]) <= 60
+
+
+def test_an_app_can_plug_in_another_credential_reader(
+    gated: TestClient, make_principal: Callable[..., Issued], engine: Engine
+) -> None:
+    scientist = make_principal(role=Role.DATA_SCIENTIST)
+
+    def cookie_reader(request: Request, session: Session) -> Principal | None:
+        name = request.cookies.get("test_session")
+        if name is None:
+            return None
+        found = session.exec(select(Principal).where(Principal.name == name)).first()
+        if found is None:
+            raise Unauthenticated("the session is unknown; sign in again")
+        return found
+
+    gated.app.state.credential_readers = [cookie_reader]  # type: ignore[attr-defined]
+    gated.cookies.set("test_session", scientist.principal.name)
+    assert gated.post("/api/v1/projects/acme/probe").status_code == 200
+    gated.cookies.set("test_session", "forged")
+    assert gated.post("/api/v1/projects/acme/probe").status_code == 401
+    assert [e.action for e in _audit(engine)][-1] == "auth.failed"
