@@ -76,6 +76,22 @@ __all__ = [
 ]
 
 GENESIS_HASH = "0" * 64
+_COLUMNS = (
+    "action",
+    "actor_id",
+    "actor_kind",
+    "actor_name",
+    "created_at",
+    "detail",
+    "id",
+    "outcome",
+    "prev_hash",
+    "project_id",
+    "reason",
+    "request_id",
+    "seq",
+    "target",
+)
 MAX_DETAIL_BYTES = 64 * 1024
 # pg_advisory_xact_lock key: the first 8 bytes of SHA-256("warden.audit"), as a signed bigint.
 ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"warden.audit").digest()[:8], "big", signed=True)
@@ -185,23 +201,31 @@ def canonical_json(value: Any) -> str:
     )
 
 
-def entry_payload(entry: AuditEntry) -> dict[str, Any]:
-    """Return what an entry's hash covers: every column but ``hash``, in canonical types."""
+def entry_payload(entry: AuditEntry | Mapping[Any, Any]) -> dict[str, Any]:
+    """Return what an entry's hash covers: every column but ``hash``, in canonical types.
+
+    Accepts an :class:`AuditEntry` or a row mapping of its table (verification and export read
+    plain rows: building ORM objects would cost more than hashing them).
+    """
+    row: Mapping[Any, Any] = (
+        entry if isinstance(entry, Mapping) else {name: getattr(entry, name) for name in _COLUMNS}
+    )
+    actor_id, project_id = row["actor_id"], row["project_id"]
     return {
-        "action": entry.action,
-        "actor_id": str(entry.actor_id) if entry.actor_id else None,
-        "actor_kind": entry.actor_kind,
-        "actor_name": entry.actor_name,
-        "created_at": format_time(entry.created_at),
-        "detail": entry.detail_object(),
-        "id": str(entry.id),
-        "outcome": entry.outcome,
-        "prev_hash": entry.prev_hash,
-        "project_id": str(entry.project_id) if entry.project_id else None,
-        "reason": entry.reason,
-        "request_id": entry.request_id,
-        "seq": entry.seq,
-        "target": entry.target,
+        "action": row["action"],
+        "actor_id": str(actor_id) if actor_id else None,
+        "actor_kind": row["actor_kind"],
+        "actor_name": row["actor_name"],
+        "created_at": format_time(row["created_at"]),
+        "detail": json.loads(row["detail"]),
+        "id": str(row["id"]),
+        "outcome": row["outcome"],
+        "prev_hash": row["prev_hash"],
+        "project_id": str(project_id) if project_id else None,
+        "reason": row["reason"],
+        "request_id": row["request_id"],
+        "seq": row["seq"],
+        "target": row["target"],
     }
 
 

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -289,20 +290,23 @@ def _stored_checkpoints(engine: Engine, *, up_to: int | None = None) -> list[Che
 
 def _entries_in_order(
     engine: Engine, *, up_to: int | None = None, batch: int = 1000
-) -> Iterator[AuditEntry]:
-    # One short transaction per batch: the log is append-only, so batches read at different
-    # moments still form one consistent prefix, and no reader holds SQLite's write lock for long.
+) -> Iterator[sa.RowMapping]:
+    # Plain rows, one short transaction per batch: the log is append-only, so batches read at
+    # different moments still form one consistent prefix, and no reader holds SQLite's write
+    # lock for long.
+    table: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
     after = 0
     while True:
-        with session_scope(engine) as session:
-            query = select(AuditEntry).where(col(AuditEntry.seq) > after)
-            if up_to is not None:
-                query = query.where(col(AuditEntry.seq) <= up_to)
-            rows = list(session.exec(query.order_by(col(AuditEntry.seq)).limit(batch)).all())
+        query = sa.select(table).where(table.c.seq > after)
+        if up_to is not None:
+            query = query.where(table.c.seq <= up_to)
+        with engine.connect() as connection:
+            rows = list(connection.execute(query.order_by(table.c.seq).limit(batch)).mappings())
+            connection.rollback()
         yield from rows
         if len(rows) < batch:
             return
-        after = rows[-1].seq
+        after = rows[-1]["seq"]
 
 
 def verify_store(*, engine: Engine, public_key: Ed25519PublicKey | None) -> VerifyReport:
@@ -313,8 +317,8 @@ def verify_store(*, engine: Engine, public_key: Ed25519PublicKey | None) -> Veri
         public_key: The checkpoint key; ``None`` checks the chain only (signatures unchecked).
     """
     verifier = ChainVerifier(_stored_checkpoints(engine), public_key)
-    for entry in _entries_in_order(engine):
-        verifier.entry(entry_payload(entry), entry.hash)
+    for row in _entries_in_order(engine):
+        verifier.entry(entry_payload(row), row["hash"])
     return verifier.finish()
 
 
@@ -339,18 +343,18 @@ def export_lines(
         "record": "header",
     }
     yield canonical_json(header) + "\n"
-    for entry in _entries_in_order(engine, up_to=up_to):
-        if readable is None or entry.project_id in readable:
-            line = {"record": "entry", **entry_payload(entry), "hash": entry.hash}
+    for row in _entries_in_order(engine, up_to=up_to):
+        if readable is None or row["project_id"] in readable:
+            line = {"record": "entry", **entry_payload(row), "hash": row["hash"]}
         else:
             line = {
-                "hash": entry.hash,
-                "prev_hash": entry.prev_hash,
+                "hash": row["hash"],
+                "prev_hash": row["prev_hash"],
                 "record": "redacted",
-                "seq": entry.seq,
+                "seq": row["seq"],
             }
         yield canonical_json(line) + "\n"
-        pinned = checkpoints.get(entry.seq)
+        pinned = checkpoints.get(row["seq"])
         if pinned is not None:
             yield canonical_json(pinned.line()) + "\n"
 
