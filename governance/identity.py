@@ -54,6 +54,7 @@ __all__ = [
     "check_throttle",
     "create_person",
     "create_service_account",
+    "disable_principal",
     "get_principal",
     "get_principal_by_name",
     "issue_api_key",
@@ -237,6 +238,39 @@ def get_principal_by_name(*, session: Session, name: str) -> Principal:
 def list_principals(*, session: Session) -> list[Principal]:
     """Return every principal ordered by name."""
     return list(session.exec(select(Principal).order_by(sa.asc(col(Principal.name)))).all())
+
+
+def disable_principal(*, session: Session, actor: Actor, principal_id: uuid.UUID) -> Principal:
+    """Disable a principal at once: its keys and password stop working; its history stays.
+
+    Raises:
+        NotFound: No such principal.
+        Conflict: It is the last active global administrator (that would lock everyone out).
+    """
+    principal = get_principal(session=session, principal_id=principal_id)
+    if principal.disabled_at is not None:
+        return principal
+    if principal.is_admin:
+        others = session.exec(
+            select(Principal.id).where(
+                Principal.is_admin == sa.true(),
+                col(Principal.disabled_at).is_(None),
+                Principal.id != principal_id,
+            )
+        ).first()
+        if others is None:
+            raise Conflict("this is the last active administrator; create another one first")
+    principal.disabled_at = utcnow()
+    session.add(principal)
+    session.flush()
+    append(
+        session=session,
+        actor=actor,
+        action="principal.disable",
+        target=f"principal:{principal.id}",
+        detail={"before": {"disabled": False}, "after": {"disabled": True}},
+    )
+    return principal
 
 
 def verify_password(*, session: Session, name: str, password: str) -> Principal | None:

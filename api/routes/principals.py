@@ -24,6 +24,7 @@ from governance.identity import (
     Principal,
     create_person,
     create_service_account,
+    disable_principal,
     get_principal,
     issue_api_key,
     list_api_keys,
@@ -188,6 +189,14 @@ def read(principal_id: uuid.UUID, actor: Authenticated, session: SessionDep) -> 
     """Return one principal (oneself, or anyone for global administrators)."""
     _own_or_admin(actor, principal_id)
     return PrincipalPublic.of(get_principal(session=session, principal_id=principal_id))
+
+
+@router.post("/{principal_id}/disable")
+def disable(principal_id: uuid.UUID, actor: Admin, session: SessionDep) -> PrincipalPublic:
+    """Disable a principal (global administrators only); its keys stop working at once."""
+    return PrincipalPublic.of(
+        disable_principal(session=session, actor=actor, principal_id=principal_id)
+    )
 
 
 @router.post("/{principal_id}/keys", status_code=status.HTTP_201_CREATED)

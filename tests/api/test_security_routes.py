@@ -253,3 +253,20 @@ def test_n_approvers_rule_over_http_and_other_projects_requests_are_hidden(
     assert client.post(approve, json={"reason": "b"}, headers=second.headers).json()["status"] == (
         "approved"
     )
+
+
+def test_a_disabled_principal_is_locked_out_but_the_last_admin_stays(
+    client: TestClient, make_principal: MakePrincipal
+) -> None:
+    admin = make_principal(admin=True)
+    scientist = make_principal(role=Role.DATA_SCIENTIST)
+    assert client.get("/api/v1/projects/acme", headers=scientist.headers).status_code == 200
+    disabled = client.post(
+        f"/api/v1/principals/{scientist.principal.id}/disable", headers=admin.headers
+    )
+    assert disabled.status_code == 200
+    assert disabled.json()["disabled"] is True
+    assert client.get("/api/v1/projects/acme", headers=scientist.headers).status_code == 401
+    last = client.post(f"/api/v1/principals/{admin.principal.id}/disable", headers=admin.headers)
+    assert last.status_code == 409
+    assert "last active administrator" in last.json()["detail"]
