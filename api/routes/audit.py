@@ -50,9 +50,12 @@ from lineage.tables import utcnow
 __all__ = [
     "AuditEntryPublic",
     "AuditPage",
+    "AuditReader",
     "CheckpointPublic",
+    "SignerDep",
     "VerifyPublic",
     "attach_audit_signer",
+    "get_signer",
     "router",
 ]
 
