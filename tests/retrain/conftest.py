@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,23 @@ from api.settings import Settings
 from governance.actors import Actor
 from governance.identity import actor_for
 from governance.roles import Role
+from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.store import session_scope
-from retrain.pipelines import Pipeline, PipelineSpec, Step, create_pipeline
+from retrain import adult
+from retrain.pipelines import (
+    Pipeline,
+    PipelineRun,
+    PipelineRunState,
+    PipelineSpec,
+    Step,
+    claim_run,
+    create_pipeline,
+    finish_run,
+    request_run,
+)
 from retrain.registry import Registry
-from retrain.runner import RunnerConfig
+from retrain.runner import RunnerConfig, record_trained_version
 from retrain.step import StepContext
 from tests.conftest import Issued
 
@@ -51,8 +65,20 @@ def approver(person: Callable[..., Actor]) -> Actor:
     return person(Role.APPROVER)
 
 
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Create MLflow's own schema once per session; each test starts from a copy of it."""
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    Registry(tracking_uri=f"sqlite:///{path}", artifact_root=path.parent).registered_model_names()
+    return path
+
+
 @pytest.fixture
-def runner_config(settings: Settings) -> RunnerConfig:
+def runner_config(settings: Settings, mlflow_template: Path) -> RunnerConfig:
+    uri = settings.resolved_mlflow_uri()
+    target = Path(uri.removeprefix("sqlite:///"))
+    if uri.startswith("sqlite:///") and not target.exists():
+        shutil.copyfile(mlflow_template, target)
     return RunnerConfig(
         data_dir=settings.data_dir,
         tracking_uri=settings.resolved_mlflow_uri(),
@@ -109,3 +135,58 @@ def step_context(runner_config: RunnerConfig, project: Project, tmp_path: Path) 
         output_path=str(work / "output.json"),
         parameters={"train_path": str(ADULT_TRAIN), "max_rows": 3000, "max_iter": 30},
     )
+
+
+@pytest.fixture
+def train_version(
+    engine: Engine,
+    make_pipeline: Callable[..., Pipeline],
+    trainer: Actor,
+    runner_config: RunnerConfig,
+    step_context: StepContext,
+) -> Callable[..., ModelVersion]:
+    """Train and register an Adult version through a pipeline run, with the step in-process.
+
+    The runner's subprocess is tested in ``test_runner.py``; here the same entry point runs in
+    this process to keep tests quick, and the run is recorded exactly as the runner records it.
+    """
+    pipelines: list[Pipeline] = []
+
+    def train(**parameters: Any) -> ModelVersion:
+        if not pipelines:
+            pipelines.append(
+                make_pipeline(parameters={**step_context.parameters, "random_state": 0})
+            )
+        pipeline = pipelines[0]
+        with session_scope(engine) as session:
+            run = request_run(
+                session=session, pipeline=pipeline, actor=trainer, parameters=parameters
+            ).run
+        with session_scope(engine) as session:
+            claim_run(session=session, run_id=run.id)
+        context = replace(
+            step_context,
+            run_id=str(run.id),
+            parameters={**step_context.parameters, **run.parameters},
+        )
+        produced = adult.train(context)
+        with session_scope(engine) as session:
+            claimed = session.get(PipelineRun, run.id)
+            assert claimed is not None
+            version = record_trained_version(
+                session=session,
+                run=claimed,
+                pipeline=pipeline,
+                inputs=[],
+                produced=produced,
+                registry=runner_config.registry(),
+            )
+            finish_run(
+                session=session,
+                run=claimed,
+                state=PipelineRunState.SUCCEEDED,
+                actor=Actor.system(),
+            )
+        return version
+
+    return train
