@@ -1,6 +1,16 @@
 """Lineage: the store kernel and the provenance of data, models and deployments."""
 
 from lineage.artifacts import artifact_sha256, verify_artifact
+from lineage.catalog import (
+    DatasetSummary,
+    JobSummary,
+    RunDetail,
+    get_run,
+    list_dataset_versions,
+    list_datasets,
+    list_jobs,
+    list_runs,
+)
 from lineage.deployments import (
     DeploymentCreate,
     end_deployment,
@@ -63,6 +73,7 @@ __all__ = [
     "AwareDateTime",
     "Conflict",
     "Dataset",
+    "DatasetSummary",
     "DatasetVersion",
     "Deployment",
     "DeploymentCreate",
@@ -73,6 +84,7 @@ __all__ = [
     "IngestResult",
     "InvalidInput",
     "Job",
+    "JobSummary",
     "LineageEvent",
     "ModelVersion",
     "ModelVersionCreate",
@@ -85,6 +97,7 @@ __all__ = [
     "RateLimited",
     "Record",
     "Run",
+    "RunDetail",
     "RunState",
     "SeparationOfDuties",
     "Unauthenticated",
@@ -100,12 +113,17 @@ __all__ = [
     "get_model_version",
     "get_model_version_by_id",
     "get_project",
+    "get_run",
     "ingest_event",
     "is_sqlite",
     "lineage_graph",
+    "list_dataset_versions",
+    "list_datasets",
     "list_deployments",
+    "list_jobs",
     "list_model_versions",
     "list_projects",
+    "list_runs",
     "live_deployments",
     "model_provenance",
     "model_provenance_by_name",

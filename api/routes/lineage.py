@@ -29,6 +29,7 @@ from governance.actors import Actor
 from governance.audit import append
 from governance.permissions import Permission
 from governance.roles import authorize, visible_project_ids
+from lineage.catalog import get_run, list_dataset_versions, list_datasets, list_jobs
 from lineage.errors import InvalidInput, PayloadTooLarge
 from lineage.graph import (
     MAX_DEPTH,
@@ -42,10 +43,13 @@ from lineage.models import Dataset, DatasetVersion, Job, Run
 from lineage.projects import Project, get_project, list_projects
 
 __all__ = [
+    "DatasetPublic",
     "DatasetVersionPublic",
     "ImpactPublic",
     "IngestPublic",
+    "JobPublic",
     "ProvenancePublic",
+    "RunDetailPublic",
     "RunPublic",
     "router",
 ]
@@ -109,6 +113,36 @@ class DatasetVersionPublic(BaseModel):
             uri=version.uri,
             created_at=version.created_at,
         )
+
+
+class DatasetPublic(BaseModel):
+    """A dataset with its newest version and how many versions it has."""
+
+    namespace: str
+    name: str
+    facets: dict[str, Any]
+    latest_version: DatasetVersionPublic | None
+    versions: int
+
+
+class JobPublic(BaseModel):
+    """A job with its most recent run and how many runs it has."""
+
+    namespace: str
+    name: str
+    facets: dict[str, Any]
+    latest_run: RunPublic | None
+    runs: int
+
+
+class RunDetailPublic(BaseModel):
+    """One run with the dataset versions it read and wrote and the model versions it trained."""
+
+    run: RunPublic
+    facets: dict[str, Any]
+    inputs: list[DatasetVersionPublic]
+    outputs: list[DatasetVersionPublic]
+    model_versions: list[ModelVersionPublic]
 
 
 class ProvenancePublic(BaseModel):
@@ -326,4 +360,81 @@ def get_impact(
         model_versions=[ModelVersionPublic.of(m, session=session) for m in found.model_versions],
         deployments=[DeploymentPublic.of(d, session=session) for d in found.deployments],
         as_of=found.as_of,
+    )
+
+
+@router.get(
+    "/api/v1/projects/{project}/datasets",
+    dependencies=[Depends(require(Permission.LINEAGE_READ))],
+    summary="List datasets with their newest version",
+)
+def read_datasets(project: CurrentProject, session: SessionDep) -> list[DatasetPublic]:
+    """Return every dataset of the project, by namespace and name."""
+    return [
+        DatasetPublic(
+            namespace=s.dataset.namespace,
+            name=s.dataset.name,
+            facets=s.dataset.facets,
+            latest_version=DatasetVersionPublic.of(s.latest, s.dataset) if s.latest else None,
+            versions=s.versions,
+        )
+        for s in list_datasets(session=session, project_id=project.id)
+    ]
+
+
+@router.get(
+    "/api/v1/projects/{project}/datasets/versions",
+    dependencies=[Depends(require(Permission.LINEAGE_READ))],
+    summary="List the versions of one dataset",
+)
+def read_dataset_versions(
+    project: CurrentProject,
+    session: SessionDep,
+    namespace: Annotated[str, Query(min_length=1, max_length=1024)],
+    name: Annotated[str, Query(min_length=1, max_length=1024)],
+) -> list[DatasetVersionPublic]:
+    """Return the versions of a dataset, newest first."""
+    versions = list_dataset_versions(
+        session=session, project_id=project.id, namespace=namespace, name=name
+    )
+    if not versions:
+        return []
+    dataset = session.get(Dataset, versions[0].dataset_id)
+    assert dataset is not None  # a foreign key guarantees it
+    return [DatasetVersionPublic.of(v, dataset) for v in versions]
+
+
+@router.get(
+    "/api/v1/projects/{project}/jobs",
+    dependencies=[Depends(require(Permission.LINEAGE_READ))],
+    summary="List jobs with their most recent run",
+)
+def read_jobs(project: CurrentProject, session: SessionDep) -> list[JobPublic]:
+    """Return every job of the project, by namespace and name."""
+    return [
+        JobPublic(
+            namespace=s.job.namespace,
+            name=s.job.name,
+            facets=s.job.facets,
+            latest_run=RunPublic.of(s.latest_run, s.job) if s.latest_run else None,
+            runs=s.runs,
+        )
+        for s in list_jobs(session=session, project_id=project.id)
+    ]
+
+
+@router.get(
+    "/api/v1/projects/{project}/runs/{run_id}",
+    dependencies=[Depends(require(Permission.LINEAGE_READ))],
+    summary="Read a run: what it read, wrote and trained",
+)
+def read_run(run_id: uuid.UUID, project: CurrentProject, session: SessionDep) -> RunDetailPublic:
+    """Return a run by its OpenLineage runId."""
+    found = get_run(session=session, project_id=project.id, run_id=run_id)
+    return RunDetailPublic(
+        run=RunPublic.of(found.run, found.job),
+        facets=found.run.facets,
+        inputs=[DatasetVersionPublic.of(v, d) for d, v in found.inputs],
+        outputs=[DatasetVersionPublic.of(v, d) for d, v in found.outputs],
+        model_versions=[ModelVersionPublic.of(m, session=session) for m in found.model_versions],
     )

@@ -146,6 +146,17 @@ def register_version(
 
 
 @router.get(
+    "/models",
+    dependencies=[Depends(require(Permission.MODEL_READ))],
+    summary="List every model version of the project",
+)
+def list_all_versions(project: CurrentProject, session: SessionDep) -> list[ModelVersionPublic]:
+    """Return every registered model version of the project, by name, oldest first."""
+    versions = list_model_versions(session=session, project_id=project.id)
+    return [ModelVersionPublic.of(v, session=session) for v in versions]
+
+
+@router.get(
     "/models/{name}/versions",
     dependencies=[Depends(require(Permission.MODEL_READ))],
     summary="List a model's versions",
