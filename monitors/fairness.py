@@ -45,25 +45,31 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lineage.errors import InvalidInput
 from monitors.findings import Finding, Status
+from monitors.registry import Chart, KindResult, Model, MonitorContext, register_kind
+from monitors.spec import Kind, MonitorSpec
 
 __all__ = [
     "DISPARITY_METRICS",
     "GROUP_METRICS",
+    "THRESHOLD_KEYS",
     "Disparity",
     "Estimate",
     "FairnessConfig",
     "FairnessResult",
     "GroupResult",
     "compute_fairness",
-    "fairness_chart_svg",
+    "config_from_spec",
+    "fairness_charts",
     "fairness_findings",
+    "reference_fairness",
+    "run_fairness",
 ]
 
-MONITOR = "fairness"
+MONITOR = Kind.FAIRNESS.value
 MISSING = "<missing>"
 GROUP_METRICS = ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
 DISPARITY_METRICS = (
@@ -72,6 +78,14 @@ DISPARITY_METRICS = (
     "equalized_odds_difference",
 )
 _LABEL_METRICS = frozenset(GROUP_METRICS[1:])
+THRESHOLD_KEYS = {
+    "demographic_parity_difference": "max_demographic_parity_difference",
+    "demographic_parity_ratio": "min_demographic_parity_ratio",
+    "equalized_odds_difference": "max_equalized_odds_difference",
+    "group_shift": "max_group_shift",
+}
+"""``MonitorSpec.thresholds`` keys this kind reads, and the config field each sets."""
+_OPTION_KEYS = ("intersections", "min_group_size", "bootstrap_samples", "confidence", "seed")
 _INT = npt.NDArray[np.int64]
 _FLOAT = npt.NDArray[np.float64]
 
@@ -600,77 +614,160 @@ def fairness_findings(
     return findings
 
 
-def fairness_chart_svg(
+def fairness_charts(
     result: FairnessResult,
     *,
-    metric: str = "selection_rate",
     reference: Mapping[str, Mapping[str, float | None]] | None = None,
-) -> str:
-    """Draw one group metric per group with its interval as a static SVG (for HTML and PDF).
+) -> list[Chart]:
+    """Return interval charts per feature set: selection rate, and TPR once labels exist.
 
-    Groups too small to judge are drawn hollow and labelled with their count, so a reader sees
-    them without mistaking them for evidence; reference values, when given, are black ticks.
+    Groups too small to judge are left out of a chart (their findings say so) rather than
+    drawn as if their value meant something; the title counts them.
+    """
+    metrics = ["selection_rate"] + (["true_positive_rate"] if result.labelled else [])
+    charts = []
+    for disparity in result.disparities:
+        for metric in metrics:
+            shown = [
+                g
+                for g in disparity.groups
+                if g.metrics[metric].sufficient and g.metrics[metric].value is not None
+            ]
+            if not shown:
+                continue
+            hidden = len(disparity.groups) - len(shown)
+            estimates = [g.metrics[metric] for g in shown]
+            title = (
+                f"{metric.replace('_', ' ').capitalize()} by {' & '.join(disparity.features)}"
+                f" ({result.config.confidence:.0%} interval; mark: reference)"
+                + (f"; {hidden} group(s) too small to judge left out" if hidden else "")
+            )
+            charts.append(
+                Chart(
+                    title=title,
+                    kind="intervals",
+                    data={
+                        "labels": [g.label for g in shown],
+                        "values": [e.value for e in estimates],
+                        "lower": [e.value if e.low is None else e.low for e in estimates],
+                        "upper": [e.value if e.high is None else e.high for e in estimates],
+                        "reference": [
+                            (reference or {}).get(g.scope, {}).get(metric) for g in shown
+                        ],
+                    },
+                )
+            )
+    return charts
+
+
+def config_from_spec(spec: MonitorSpec) -> FairnessConfig:
+    """Read a fairness config from a monitor spec, refusing what this kind does not understand.
+
+    ``spec.sensitive_features`` and ``spec.positive_label`` carry over; ``spec.thresholds`` may
+    hold the keys of :data:`THRESHOLD_KEYS`; ``spec.options`` may hold ``intersections`` (a list
+    of feature lists), ``min_group_size``, ``bootstrap_samples``, ``confidence`` and ``seed``.
 
     Raises:
-        InvalidInput: ``metric`` is not a group metric.
+        InvalidInput: No sensitive features, an unknown key, or a value out of range.
     """
-    if metric not in GROUP_METRICS:
+    if not spec.sensitive_features:
         raise InvalidInput(
-            f"no chart for {metric!r}; choose one of {', '.join(GROUP_METRICS)}", field="metric"
+            "fairness needs sensitive_features, the columns whose groups it compares "
+            "(e.g. ['sex', 'race'])",
+            field="sensitive_features",
         )
-    from matplotlib import rc_context
-    from matplotlib.figure import Figure
-
-    panels = result.disparities
-    heights = [max(len(d.groups), 1) for d in panels]
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "warden", "font.size": 8}):
-        figure = Figure(figsize=(6.4, 0.9 + 0.28 * sum(heights) + 0.45 * len(panels)))
-        axes = figure.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
-        for ax, disparity in zip(axes, panels, strict=True):
-            _draw_groups(ax, disparity, metric, reference or {})
-        axes[-1].set_xlabel(f"{metric.replace('_', ' ')} ({result.config.confidence:.0%} interval)")
-        figure.tight_layout()
-        return _svg(figure)
-
-
-def _draw_groups(
-    ax: Any, disparity: Disparity, metric: str, reference: Mapping[str, Mapping[str, float | None]]
-) -> None:
-    labels, values, errors, colours = [], [], [], []
-    for group in disparity.groups:
-        estimate = group.metrics[metric]
-        value = estimate.value or 0.0
-        labels.append(
-            "&".join(group.values) + ("" if estimate.sufficient else f" (n={estimate.n})")
+    for section, given, known in (
+        ("thresholds", spec.thresholds, THRESHOLD_KEYS),
+        ("options", spec.options, _OPTION_KEYS),
+    ):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise InvalidInput(
+                f"unknown {section} {unknown} for fairness; use {sorted(known)}", field=section
+            )
+    fields = {THRESHOLD_KEYS[key]: value for key, value in spec.thresholds.items()}
+    try:
+        return FairnessConfig.model_validate(
+            {
+                "sensitive_features": tuple(spec.sensitive_features),
+                "positive_label": spec.positive_label,
+                **fields,
+                **spec.options,
+            }
         )
-        values.append(value)
-        low = estimate.low if estimate.low is not None else value
-        high = estimate.high if estimate.high is not None else value
-        errors.append((max(value - low, 0.0), max(high - value, 0.0)))
-        colours.append("#3b6ea8" if estimate.sufficient else "none")
-    positions = np.arange(len(labels))
-    ax.barh(
-        positions,
-        values,
-        xerr=np.array(errors).T if errors else None,
-        color=colours,
-        edgecolor="#3b6ea8",
-        capsize=2,
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "options"
+        keys = {v: k for k, v in THRESHOLD_KEYS.items()}
+        where = f"thresholds.{keys[name]}" if name in keys else f"options.{name}"
+        raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+
+
+def _predictions(
+    spec: MonitorSpec, frame: pd.DataFrame, model: Model | None, features: list[str] | None
+) -> npt.ArrayLike:
+    if spec.prediction_column is not None:
+        return frame[spec.prediction_column].to_numpy()
+    if model is None:
+        raise InvalidInput(
+            "fairness needs the model's decisions: set prediction_column, or run with the model",
+            field="prediction_column",
+        )
+    columns = features or [str(c) for c in frame.columns]
+    return np.asarray(model.predict(frame[columns]))
+
+
+def reference_fairness(
+    frame: pd.DataFrame, *, spec: MonitorSpec, model: Model | None = None
+) -> dict[str, Any]:
+    """Return the ``baseline.extras["fairness"]`` section for reference (training/eval) rows.
+
+    The frame needs the sensitive columns, the label column when ``spec`` names one, and the
+    prediction column, or else ``model`` to predict from the frame's feature columns.
+    """
+    config = config_from_spec(spec)
+    predicted = _predictions(spec, frame, model, getattr(model, "feature_names_in_", None))
+    labels = None if spec.label_column is None else frame[spec.label_column].to_numpy()
+    return compute_fairness(
+        sensitive=frame, y_pred=predicted, y_true=labels, config=config
+    ).to_dict()
+
+
+@register_kind(Kind.FAIRNESS)
+def run_fairness(spec: MonitorSpec, context: MonitorContext) -> KindResult:
+    """Run fairness: group metrics with intervals, disparities, judged as the module says.
+
+    Reads ``spec.sensitive_features``, ``prediction_column`` (or predicts with
+    ``context.model``), ``label_column`` (optional: without labels only selection rates and
+    demographic parity) and ``positive_label``; thresholds and options as in
+    :func:`config_from_spec`; the reference from ``baseline.extras["fairness"]`` (built by
+    :func:`reference_fairness`).
+    """
+    config = config_from_spec(spec)
+    available = set(context.window_columns())
+    wanted = {f for scope in config.scopes() for f in scope}
+    for name, field_name in [
+        *((feature, "sensitive_features") for feature in sorted(wanted)),
+        (spec.prediction_column, "prediction_column"),
+        (spec.label_column, "label_column"),
+    ]:
+        if name is not None and name not in available:
+            raise InvalidInput(
+                f"the window has no column {name!r} (set in {field_name}); "
+                f"its columns are {sorted(available)}",
+                field=field_name,
+            )
+    columns = sorted(wanted | {c for c in (spec.prediction_column, spec.label_column) if c})
+    if spec.prediction_column is None:
+        columns = sorted(set(columns) | set(context.feature_names or available))
+    frame = context.frame(columns)
+    predicted = _predictions(spec, frame, context.model, context.feature_names)
+    labels = None if spec.label_column is None else frame[spec.label_column].to_numpy()
+    context.report_progress(0.1, f"fairness over {len(frame)} rows")
+    result = compute_fairness(sensitive=frame, y_pred=predicted, y_true=labels, config=config)
+    reference = context.baseline.extras.get("fairness", {}).get("groups")
+    return KindResult(
+        findings=fairness_findings(result, reference=reference),
+        report={**result.to_dict(), "reference": reference},
+        charts=fairness_charts(result, reference=reference),
     )
-    for position, group in zip(positions, disparity.groups, strict=True):
-        expected = reference.get(group.scope, {}).get(metric)
-        if expected is not None:
-            ax.plot([expected, expected], [position - 0.4, position + 0.4], color="black")
-    ax.set_yticks(positions, labels)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_title(" & ".join(disparity.features), loc="left")
-
-
-def _svg(figure: Any) -> str:
-    from io import StringIO
-
-    buffer = StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import numpy as np
@@ -21,15 +22,21 @@ from pydantic import ValidationError
 from sklearn.metrics import accuracy_score
 
 from lineage.errors import InvalidInput
+from monitors.baseline import Baseline
 from monitors.fairness import (
     DISPARITY_METRICS,
     FairnessConfig,
     FairnessResult,
     compute_fairness,
-    fairness_chart_svg,
+    config_from_spec,
+    fairness_charts,
     fairness_findings,
+    reference_fairness,
 )
 from monitors.findings import Finding, Status
+from monitors.registry import MonitorContext, run_monitor
+from monitors.report import render_chart_svg
+from monitors.spec import MonitorSpec
 from tests.adult import FEATURES, TARGET, adult_model, adult_test, adult_train
 
 SCOPES = [("sex",), ("race",), ("sex", "race")]
@@ -274,13 +281,118 @@ def test_config_refuses_one_feature_intersections_and_unknown_keys() -> None:
     assert FairnessConfig(sensitive_features=("sex",)).scopes() == [("sex",)]
 
 
-def test_chart_is_static_svg_with_groups_intervals_and_small_groups_marked() -> None:
+def test_charts_are_intervals_per_feature_set_without_small_groups() -> None:
     result = run(min_group_size=100)
-    svg = fairness_chart_svg(result, reference=result.group_values())
+    charts = fairness_charts(result, reference=result.group_values())
+    assert [c.kind for c in charts] == ["intervals"] * 6
+    intersection = charts[4]
+    assert intersection.title.startswith("Selection rate by sex & race")
+    assert "4 group(s) too small to judge left out" in intersection.title
+    assert "sex=Female&race=Other" not in intersection.data["labels"]
+    assert intersection.data["reference"] == intersection.data["values"]
+    for low, value, high in zip(
+        intersection.data["lower"],
+        intersection.data["values"],
+        intersection.data["upper"],
+        strict=True,
+    ):
+        assert low <= value <= high
+    svg = render_chart_svg(charts[0])
     assert svg.startswith("<svg")
-    assert "Female" in svg
-    assert "Other&amp;Female" in svg or "Female&amp;Other" in svg
-    assert "(n=46)" in svg
-    assert "<script" not in svg
-    with pytest.raises(InvalidInput, match="no chart for 'recall'"):
-        fairness_chart_svg(result, metric="recall")
+    assert "sex=Female" in svg
+
+
+def spec(**fields: object) -> MonitorSpec:
+    return MonitorSpec.model_validate(
+        {
+            "kind": "fairness",
+            "sensitive_features": ["sex", "race"],
+            "prediction_column": "prediction",
+            "label_column": TARGET,
+            **fields,
+        }
+    )
+
+
+def scored(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(prediction=adult_model().predict(frame[FEATURES]))
+
+
+def test_the_kind_runs_through_the_registry_against_a_stored_reference() -> None:
+    reference = reference_fairness(scored(adult_train()), spec=spec())
+    stored = Baseline.from_json(
+        Baseline(rows=len(adult_train()), columns={}, extras={"fairness": reference}).to_json()
+    )
+    window = scored(adult_test())
+    outcome = run_monitor(spec(), MonitorContext(window=window, baseline=stored))
+
+    assert outcome.kind == "fairness"
+    assert outcome.status is Status.ALERT
+    found = by_scope(outcome.findings)
+    assert found["demographic_parity_difference", "feature:sex"].status is Status.ALERT
+    female = found["selection_rate", "group:sex=Female"]
+    assert female.status is Status.OK
+    assert female.detail["reference"] == pytest.approx(
+        reference["groups"]["group:sex=Female"]["selection_rate"]
+    )
+    assert outcome.report["rows"] == len(window)
+    assert outcome.report["reference"] == reference["groups"]
+    assert {c.kind for c in outcome.charts} == {"intervals"}
+    json.dumps(outcome.to_dict(), allow_nan=False)
+
+
+def test_the_kind_predicts_with_the_model_when_there_is_no_prediction_column() -> None:
+    window = adult_test()
+    context = MonitorContext(
+        window=window,
+        baseline=Baseline(rows=0, columns={}),
+        model=adult_model(),
+        feature_names=FEATURES,
+    )
+    outcome = run_monitor(spec(prediction_column=None, label_column=None), context)
+    found = by_scope(outcome.findings)
+    expected = demographic_parity_difference(
+        window[TARGET], adult_model().predict(window[FEATURES]), sensitive_features=window["sex"]
+    )
+    assert found["demographic_parity_difference", "feature:sex"].value == pytest.approx(expected)
+    assert found["equalized_odds_difference", "feature:sex"].status is Status.INSUFFICIENT
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"sensitive_features": []}, "sensitive_features", "needs sensitive_features"),
+        ({"sensitive_features": ["gender"]}, "sensitive_features", "no column 'gender'"),
+        ({"label_column": "truth"}, "label_column", "no column 'truth'"),
+        ({"thresholds": {"parity": 0.1}}, "thresholds", r"unknown thresholds \['parity'\]"),
+        ({"options": {"min_size": 5}}, "options", r"unknown options \['min_size'\]"),
+        ({"options": {"min_group_size": 0}}, "options.min_group_size", "greater than or equal"),
+        (
+            {"thresholds": {"demographic_parity_ratio": 2}},
+            "thresholds.demographic_parity_ratio",
+            "less than or equal to 1",
+        ),
+        ({"prediction_column": None}, "prediction_column", "run with the model"),
+    ],
+)
+def test_the_kind_refuses_a_spec_it_cannot_apply(
+    fields: dict[str, object], field: str, message: str
+) -> None:
+    context = MonitorContext(window=scored(adult_test()), baseline=Baseline(rows=0, columns={}))
+    with pytest.raises(InvalidInput, match=message) as error:
+        run_monitor(spec(**fields), context)
+    assert error.value.field == field
+
+
+def test_spec_options_and_thresholds_reach_the_config() -> None:
+    config = config_from_spec(
+        spec(
+            thresholds={"demographic_parity_difference": 0.2, "group_shift": 0.05},
+            options={"min_group_size": 50, "intersections": [["race", "sex"]], "seed": 4},
+        )
+    )
+    assert config.max_demographic_parity_difference == 0.2
+    assert config.max_group_shift == 0.05
+    assert config.min_group_size == 50
+    assert config.seed == 4
+    assert config.scopes() == [("sex",), ("race",), ("race", "sex")]
