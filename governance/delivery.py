@@ -48,7 +48,7 @@ from sqlmodel import Field as SQLField
 
 from governance.channels import Channel, ChannelKind, SecretBox
 from governance.outbound import AllowEntry as _AllowEntry
-from governance.outbound import OutboundRefused, Resolver, check_host, check_url
+from governance.outbound import OutboundRefused, Resolver, Target, check_host, check_url
 from lineage.errors import Conflict, NotFound
 from lineage.projects import Project
 from lineage.store import session_scope
@@ -96,6 +96,8 @@ class DeliveryPolicy:
         timeout_seconds: Connect/read timeout of one attempt.
         claim_seconds: How long a claimed attempt is hidden from other workers.
         batch: Most deliveries sent by one :func:`deliver_due` call.
+        ca_file: A PEM bundle of extra certificate authorities to trust for https and SMTP TLS
+            (receivers behind an internal CA); the system's trust store otherwise.
     """
 
     max_attempts: int = 6
@@ -104,11 +106,16 @@ class DeliveryPolicy:
     timeout_seconds: float = 10.0
     claim_seconds: float = 300.0
     batch: int = 50
+    ca_file: str | None = None
 
     def backoff(self, attempt: int) -> timedelta:
         """Return the wait after failed attempt number ``attempt`` (1-based)."""
         seconds = self.backoff_base_seconds * 2 ** max(attempt - 1, 0)
         return timedelta(seconds=min(seconds, self.backoff_max_seconds))
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Return the TLS context that verifies receivers (host name and chain)."""
+        return ssl.create_default_context(cafile=self.ca_file)
 
 
 class Delivery(Record, table=True):
@@ -376,7 +383,7 @@ def _http_post(
     body: bytes,
     headers: dict[str, str],
     allowlist: list[str],
-    timeout: float,
+    policy: DeliveryPolicy,
     resolver: Resolver | None,
 ) -> _Result:
     try:
@@ -385,7 +392,12 @@ def _http_post(
         return _Result(AttemptOutcome.GAVE_UP, error=error.detail)
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     try:
-        with httpx.Client(follow_redirects=False, trust_env=False, timeout=timeout) as client:
+        with httpx.Client(
+            follow_redirects=False,
+            trust_env=False,
+            timeout=policy.timeout_seconds,
+            verify=policy.tls_context(),
+        ) as client:
             response = client.post(
                 target.pinned_url(url),
                 content=body,
@@ -410,7 +422,7 @@ def _http_post(
     )
 
 
-def _send_webhook(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Result:
+def _send_webhook(job: _Job, *, policy: DeliveryPolicy, resolver: Resolver | None) -> _Result:
     body = json.dumps(job.event, separators=(",", ":"), sort_keys=True).encode()
     msg_id = str(job.event["id"])
     timestamp = int(time.time())
@@ -425,12 +437,12 @@ def _send_webhook(job: _Job, *, timeout: float, resolver: Resolver | None) -> _R
         body=body,
         headers=headers,
         allowlist=job.allowlist,
-        timeout=timeout,
+        policy=policy,
         resolver=resolver,
     )
 
 
-def _send_slack(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Result:
+def _send_slack(job: _Job, *, policy: DeliveryPolicy, resolver: Resolver | None) -> _Result:
     _title, text = event_text(job.event)
     body = json.dumps({"text": text}).encode()
     return _http_post(
@@ -438,7 +450,7 @@ def _send_slack(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Res
         body=body,
         headers={"Content-Type": "application/json"},
         allowlist=job.allowlist,
-        timeout=timeout,
+        policy=policy,
         resolver=resolver,
     )
 
@@ -446,9 +458,10 @@ def _send_slack(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Res
 class _PinnedSMTP(smtplib.SMTP):
     """SMTP that connects to the checked address while TLS still verifies the host name."""
 
-    def __init__(self, address: str, **kwargs: Any) -> None:
-        self._pinned = address
+    def __init__(self, target: Target, **kwargs: Any) -> None:
+        self._pinned = target.address
         super().__init__(**kwargs)
+        self._host = target.host  # what STARTTLS verifies; smtplib sets it only in __init__
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return socket.create_connection((self._pinned, port), timeout, self.source_address)
@@ -457,16 +470,17 @@ class _PinnedSMTP(smtplib.SMTP):
 class _PinnedSMTPSSL(smtplib.SMTP_SSL):
     """Implicit-TLS SMTP pinned to the checked address."""
 
-    def __init__(self, address: str, **kwargs: Any) -> None:
-        self._pinned = address
+    def __init__(self, target: Target, **kwargs: Any) -> None:
+        self._pinned = target.address
         super().__init__(**kwargs)
+        self._host = target.host
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         raw = socket.create_connection((self._pinned, port), timeout, self.source_address)
-        return self.context.wrap_socket(raw, server_hostname=host)
+        return self.context.wrap_socket(raw, server_hostname=self._host)
 
 
-def _send_email(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Result:
+def _send_email(job: _Job, *, policy: DeliveryPolicy, resolver: Resolver | None) -> _Result:
     config = job.config
     host = str(config["smtp_host"])
     port = int(config["smtp_port"])
@@ -478,7 +492,7 @@ def _send_email(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Res
         return _Result(AttemptOutcome.GAVE_UP, error=error.detail)
     subject, text = event_text(job.event)
     message = EmailMessage()
-    message["Subject"] = f"[Warden] {subject}"
+    message["Subject"] = "[Warden] " + " ".join(subject.split())
     message["From"] = str(config["sender"])
     message["To"] = ", ".join(config["recipients"])
     message["Message-ID"] = f"<{job.event['id']}.{job.delivery_id.hex}@warden>"
@@ -488,14 +502,14 @@ def _send_email(job: _Job, *, timeout: float, resolver: Resolver | None) -> _Res
     try:
         if security == "ssl":
             client = _PinnedSMTPSSL(
-                target.address, timeout=timeout, context=ssl.create_default_context()
+                target, timeout=policy.timeout_seconds, context=policy.tls_context()
             )
         else:
-            client = _PinnedSMTP(target.address, timeout=timeout)
+            client = _PinnedSMTP(target, timeout=policy.timeout_seconds)
         with client:
             client.connect(target.host, port)
             if security == "starttls":
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=policy.tls_context())
             if config.get("username"):
                 client.login(str(config["username"]), job.secrets.get("password", ""))
             client.send_message(message)
@@ -618,7 +632,10 @@ def deliver_due(
         if sender is None:
             result = _Result(AttemptOutcome.GAVE_UP, error=f"unknown channel kind {job.kind!r}")
         else:
-            result = sender(job, timeout=policy.timeout_seconds, resolver=resolver)
+            try:
+                result = sender(job, policy=policy, resolver=resolver)
+            except Exception as error:  # one bad delivery must not stop the batch
+                result = _Result(AttemptOutcome.RETRY, error=f"{type(error).__name__}: {error}")
         duration_ms = (time.perf_counter() - started) * 1000
         _record(
             engine=engine, job=job, result=result, duration_ms=duration_ms, now=at, policy=policy

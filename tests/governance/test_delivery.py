@@ -30,13 +30,14 @@ from governance.delivery import (
 )
 from governance.outbound import (
     OutboundRefused,
+    Resolver,
     add_allow_entry,
     guard_for_project,
     list_allow_entries,
     remove_allow_entry,
 )
 from lineage import Conflict, Project, create_project, session_scope, utcnow
-from tests.governance.receivers import free_port, http_receiver, smtp_receiver
+from tests.governance.receivers import free_port, http_receiver, self_signed, smtp_receiver
 
 FAST = DeliveryPolicy(max_attempts=4, backoff_base_seconds=30, timeout_seconds=5)
 
@@ -104,6 +105,10 @@ def load(engine: Engine, delivery_id: uuid.UUID) -> Delivery:
         found = session.get(Delivery, delivery_id)
         assert found is not None
         return found
+
+
+def dns(table: dict[str, list[str]]) -> Resolver:
+    return lambda host, _port: table[host]
 
 
 def verify_standard_webhook(secret: str, headers: dict[str, str], body: bytes) -> None:
@@ -404,3 +409,85 @@ def test_secrets_are_sealed_and_the_key_file_is_private(
     assert secret not in json.dumps(public_view(channel))
     reopened = SecretBox.from_key_file(path)
     assert reopened.open(channel.sealed) == {"signing_secret": secret}
+
+
+def test_https_goes_to_the_checked_address_and_still_verifies_the_host_name(
+    engine: Engine, box: SecretBox, tmp_path: Path
+) -> None:
+    ca_file, server_tls = self_signed(tmp_path, ["hooks.test", "mail.test"])
+    resolver = dns({"hooks.test": ["127.0.0.1"]})
+    with session_scope(engine) as session:
+        project = create_project(session=session, name="tls")
+        add_allow_entry(
+            session=session, project_id=project.id, target="hooks.test", note="", created_by="a"
+        )
+    with http_receiver(tls=server_tls) as receiver:
+        url = f"https://hooks.test:{receiver.port}/in"
+        with session_scope(engine) as session:
+            channel, secret = create_channel(
+                session=session,
+                project_id=project.id,
+                spec={"kind": "webhook", "name": "tls", "url": url},
+                box=box,
+                created_by="alice",
+                check_target=guard_for_project(
+                    session=session, project_id=project.id, resolver=resolver
+                ),
+            )
+        delivery = queue_event(engine, project, channel)
+        trusted = DeliveryPolicy(ca_file=str(ca_file))
+        untrusted = DeliveryPolicy()
+        deliver_due(engine=engine, box=box, policy=untrusted, resolver=resolver)
+        refused = load(engine, delivery.id)
+        assert (refused.state, refused.attempts) == ("pending", 1)
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.last_error
+        assert receiver.requests == []
+        later = utcnow() + timedelta(hours=1)
+        deliver_due(engine=engine, box=box, now=later, policy=trusted, resolver=resolver)
+        [request] = receiver.requests
+    assert request.headers["host"] == f"hooks.test:{receiver.port}"
+    assert secret is not None
+    verify_standard_webhook(secret, request.headers, request.body)
+    assert load(engine, delivery.id).state == "succeeded"
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_email_uses_tls_and_the_sealed_password(
+    engine: Engine, project: Project, box: SecretBox, tmp_path: Path, security: str
+) -> None:
+    ca_file, server_tls = self_signed(tmp_path, ["mail.test"])
+    resolver = dns({"mail.test": ["127.0.0.1"]})
+    with session_scope(engine) as session:
+        add_allow_entry(
+            session=session, project_id=project.id, target="mail.test", note="", created_by="a"
+        )
+    with smtp_receiver(tls=server_tls, implicit=security == "ssl") as smtp:
+        with session_scope(engine) as session:
+            channel, _ = create_channel(
+                session=session,
+                project_id=project.id,
+                spec={
+                    "kind": "email",
+                    "name": "mail",
+                    "smtp_host": "mail.test",
+                    "smtp_port": smtp.port,
+                    "security": security,
+                    "username": "warden",
+                    "password": "s3cret-pw",
+                    "sender": "warden@example.org",
+                    "recipients": ["oncall@example.org"],
+                },
+                box=box,
+                created_by="alice",
+                check_target=guard_for_project(
+                    session=session, project_id=project.id, resolver=resolver
+                ),
+            )
+        assert "s3cret-pw" not in channel.sealed
+        assert "s3cret-pw" not in json.dumps(public_view(channel))
+        queue_event(engine, project, channel)
+        policy = DeliveryPolicy(ca_file=str(ca_file))
+        assert deliver_due(engine=engine, box=box, policy=policy, resolver=resolver) == 1
+        [mail] = smtp.mails
+    assert mail.tls
+    assert mail.login == "warden:s3cret-pw"
