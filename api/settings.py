@@ -106,6 +106,22 @@ class Settings(BaseSettings):
         description="The window over which failed authentications are counted, in seconds.",
     )
 
+    outbound_key_path: Path | None = Field(
+        default=None,
+        description="Key sealing alert-channel secrets (Fernet, mode 0600), generated on first "
+        "use; defaults to <data_dir>/keys/outbound.key. API and workers must share it.",
+    )
+    outbound_ca_file: Path | None = Field(
+        default=None,
+        description="Extra CA bundle (PEM) trusted for https webhooks and SMTP TLS.",
+    )
+    outbound_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Connect/read timeout of one outbound delivery attempt, in seconds.",
+    )
+
     def resolved_audit_key_path(self) -> Path:
         """Return the audit signing key's path, defaulting to ``<data_dir>/keys/``."""
         return self.audit_key_path or self.data_dir / "keys" / "audit-ed25519.pem"

@@ -103,8 +103,8 @@ Admin = Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))]
 
 
 def outbound_key_path(settings: Settings) -> Path:
-    """Return where the key sealing channel secrets lives."""
-    return settings.data_dir / "keys" / "outbound.key"
+    """Return where the key sealing channel secrets lives (``WARDEN_OUTBOUND_KEY_PATH``)."""
+    return settings.outbound_key_path or settings.data_dir / "keys" / "outbound.key"
 
 
 def secret_box(settings: Settings) -> SecretBox:
@@ -114,7 +114,11 @@ def secret_box(settings: Settings) -> SecretBox:
 
 def deliver_due_now(*, settings: Settings, engine: Engine, now: datetime | None = None) -> int:
     """Send the deliveries due now; what the worker process calls every few seconds."""
-    return deliver_due(engine=engine, box=secret_box(settings), now=now, policy=DeliveryPolicy())
+    policy = DeliveryPolicy(
+        timeout_seconds=settings.outbound_timeout_seconds,
+        ca_file=str(settings.outbound_ca_file) if settings.outbound_ca_file else None,
+    )
+    return deliver_due(engine=engine, box=secret_box(settings), now=now, policy=policy)
 
 
 def _box(request: Request) -> SecretBox:
