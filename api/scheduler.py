@@ -85,13 +85,22 @@ class Scheduler:
                 self.step()
                 stop.wait(self.heartbeat.total_seconds())
         finally:
-            self._stop_leading()
-            try:
-                with session_scope(self.engine) as session:
-                    release_lease(session=session, name=LEASE_NAME, holder=self.holder)
-            except SQLAlchemyError:
-                _log.exception("could not release the scheduler lease; it will expire")
+            self.stand_down()
             _log.info("scheduler %s stopped", self.holder)
+
+    def stand_down(self) -> None:
+        """Stop scheduling and release the lease, so a standby takes over at its next try."""
+        self._stop_leading()
+        try:
+            with session_scope(self.engine) as session:
+                release_lease(session=session, name=LEASE_NAME, holder=self.holder)
+        except SQLAlchemyError:
+            _log.exception("could not release the scheduler lease; it will expire")
+
+    def monitor_job_ids(self) -> set[str]:
+        """Return the ids of the monitors that have an APScheduler job right now."""
+        with self._lock:
+            return set(self._fingerprints) if self.leading else set()
 
     def step(self) -> bool:
         """Take or renew the lease once; start or stop leading accordingly. Return leadership."""

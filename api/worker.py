@@ -1,9 +1,11 @@
 """The worker process: build the handler registry from the settings and run the claim loop.
 
 ``warden worker`` (and a thread of ``warden up``) runs :func:`run_worker`. The registry starts
-from :func:`retrain.handlers.default_registry`; ``WARDEN_WORKER_HANDLERS`` (JSON, job kind →
-``"module:function"``) adds or replaces handlers — for plug-ins, and for tests that need a handler
-with observable timing. Queue semantics and the handler contract are in :mod:`retrain.worker`.
+from :func:`retrain.handlers.default_registry` plus the pipeline runner of :mod:`retrain.runner`
+(bound to the data directory and MLflow URI of the settings). ``WARDEN_WORKER_HANDLERS`` (JSON,
+job kind → ``"module:function"``) adds or replaces handlers — for plug-ins, and for tests that need
+a handler with observable timing. Queue semantics and the handler contract are in
+:mod:`retrain.worker`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from sqlalchemy.engine import Engine
 from api.settings import Settings
 from lineage.errors import InvalidInput
 from retrain.handlers import default_registry
+from retrain.jobs import JobKind
+from retrain.runner import RunnerConfig, pipeline_handler
 from retrain.worker import Handler, HandlerRegistry, Worker
 
 __all__ = ["build_registry", "build_worker", "run_worker", "stop_on_signals"]
@@ -40,8 +44,14 @@ def _load(path: str, kind: str) -> Handler:
 
 
 def build_registry(settings: Settings) -> HandlerRegistry:
-    """Return the default handlers plus those named in ``settings.worker_handlers``."""
+    """Return the built-in handlers (monitor runs, pipeline runs) plus configured ones.
+
+    Handlers named in ``settings.worker_handlers`` are added last, so they may replace a
+    built-in one.
+    """
     registry = default_registry()
+    runner = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
+    registry.register(JobKind.PIPELINE_RUN, pipeline_handler(runner))
     for kind, path in sorted(settings.worker_handlers.items()):
         registry.register(kind, _load(path, kind))
     return registry
