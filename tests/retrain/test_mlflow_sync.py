@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from governance.actors import Actor
+from lineage.models import DatasetVersion, Edge, EdgeKind, ModelVersion, Run
+from lineage.projects import Project
+from lineage.store import session_scope
+from retrain import adult
+from retrain.mlflow_sync import SyncReport, sync_mlflow
+from retrain.registry import Registry
+from retrain.step import StepContext
+
+
+def _sync(engine: Engine, project: Project, registry: Registry) -> SyncReport:
+    with session_scope(engine) as session:
+        return sync_mlflow(
+            session=session, project_id=project.id, registry=registry, actor=Actor.system()
+        )
+
+
+@pytest.mark.slow
+def test_sync_imports_versions_with_their_runs_and_inputs_once(
+    engine: Engine, project: Project, registry: Registry, step_context: StepContext
+) -> None:
+    produced = adult.train(step_context)  # trained outside Warden, straight into MLflow
+
+    first = _sync(engine, project, registry)
+    second = _sync(engine, project, registry)
+
+    assert first.imported == ["income/1"]
+    assert first.refused == {}
+    assert second.imported == []
+    assert second.skipped == ["income/1"]
+    with session_scope(engine) as session:
+        version = session.exec(select(ModelVersion)).one()
+        run = session.exec(select(Run)).one()
+        datasets = session.exec(select(DatasetVersion)).all()
+        edges = {(e.kind, e.source_id, e.target_id) for e in session.exec(select(Edge)).all()}
+    assert version.artifact_sha256 == registry.artifact_hash("income", "1")
+    assert version.metrics["roc_auc"] == pytest.approx(produced["metrics"]["roc_auc"])
+    assert run.run_id == uuid.UUID(hex=produced["mlflow_run_id"])
+    assert (EdgeKind.RUN_MODEL, run.id, version.id) in edges
+    assert [d.version for d in datasets] == [produced["inputs"][0]["version"]]
+    assert (EdgeKind.RUN_INPUT, datasets[0].id, run.id) in edges
