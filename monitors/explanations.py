@@ -46,22 +46,42 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lineage.errors import InvalidInput
 from monitors.findings import Finding, Status
+from monitors.registry import Chart, KindResult, MonitorContext, register_kind
+from monitors.spec import Kind, MonitorSpec
 
 __all__ = [
+    "THRESHOLD_KEYS",
     "Contributions",
     "ExplanationConfig",
     "Importance",
     "attribution_ndcg",
+    "config_from_spec",
     "explain_one",
+    "explanation_charts",
     "explanation_findings",
     "global_importance",
+    "reference_importance",
+    "run_explanations",
 ]
 
-MONITOR = "explanations"
+MONITOR = Kind.EXPLANATIONS.value
+THRESHOLD_KEYS = {
+    "attribution_ndcg": "min_attribution_ndcg",
+    "attribution_share_shift": "max_share_shift",
+}
+"""``MonitorSpec.thresholds`` keys this kind reads, and the config field each sets."""
+_OPTION_KEYS = (
+    "background_size",
+    "max_agnostic_rows",
+    "ndcg_top_k",
+    "permutations",
+    "sample_size",
+    "seed",
+)
 Method = Literal["tree", "permutation"]
 _FLOAT = npt.NDArray[np.float64]
 
@@ -557,3 +577,124 @@ def explanation_findings(
             )
         )
     return findings
+
+
+def explanation_charts(current: Importance, reference: Importance | None) -> list[Chart]:
+    """Return the importance bars of the window and, with a reference, the shares side by side."""
+    charts = [
+        Chart(
+            title=f"Feature importance, mean |SHAP| over {current.rows} rows ({current.method})",
+            kind="bars",
+            data={"labels": list(current.values), "values": list(current.values.values())},
+        )
+    ]
+    if reference is not None:
+        now, before = current.shares(), reference.shares()
+        names = list(dict.fromkeys([*reference.values, *current.values]))
+        charts.append(
+            Chart(
+                title="Share of total importance: reference (training) vs window",
+                kind="distribution",
+                data={
+                    "labels": names,
+                    "reference": [before.get(n, 0.0) for n in names],
+                    "current": [now.get(n, 0.0) for n in names],
+                },
+            )
+        )
+    return charts
+
+
+def config_from_spec(spec: MonitorSpec) -> ExplanationConfig:
+    """Read an explanations config from a monitor spec, refusing what this kind does not know.
+
+    ``spec.thresholds`` may hold the keys of :data:`THRESHOLD_KEYS`; ``spec.options`` may hold
+    ``sample_size``, ``background_size``, ``max_agnostic_rows``, ``permutations``, ``seed`` and
+    ``ndcg_top_k``.
+
+    Raises:
+        InvalidInput: An unknown key or a value out of range.
+    """
+    for section, given, known in (
+        ("thresholds", spec.thresholds, THRESHOLD_KEYS),
+        ("options", spec.options, _OPTION_KEYS),
+    ):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise InvalidInput(
+                f"unknown {section} {unknown} for explanations; use {sorted(known)}",
+                field=section,
+            )
+    fields = {THRESHOLD_KEYS[key]: value for key, value in spec.thresholds.items()}
+    try:
+        return ExplanationConfig.model_validate({**fields, **spec.options})
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "options"
+        keys = {v: k for k, v in THRESHOLD_KEYS.items()}
+        where = f"thresholds.{keys[name]}" if name in keys else f"options.{name}"
+        raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+
+
+def reference_importance(
+    frame: pd.DataFrame, *, model: Any, spec: MonitorSpec | None = None
+) -> dict[str, Any]:
+    """Return the ``baseline.extras["explanations"]`` section: importance on reference rows.
+
+    Computed once when the baseline is built (typically on the training data), with the same
+    sample sizes as the monitor's spec, so runs compare like with like.
+    """
+    config = config_from_spec(spec) if spec is not None else ExplanationConfig()
+    return global_importance(model=model, frame=frame, config=config).to_dict()
+
+
+@register_kind(Kind.EXPLANATIONS)
+def run_explanations(spec: MonitorSpec, context: MonitorContext) -> KindResult:
+    """Run explanations: the window's importance and its drift from the reference importance.
+
+    Needs ``context.model``; reads the model's input columns (``context.feature_names``, else
+    the model's ``feature_names_in_``, else ``spec.columns``) and the reference from
+    ``baseline.extras["explanations"]`` (built by :func:`reference_importance`). Thresholds and
+    options as in :func:`config_from_spec`. Heavy: run it in the worker, never in a request.
+    """
+    config = config_from_spec(spec)
+    model = context.model
+    if model is None:
+        raise InvalidInput(
+            "explanations needs the model under watch; run it where the registered model "
+            "version is loaded (the worker)",
+            field="model",
+        )
+    available = context.window_columns()
+    features = (
+        context.feature_names
+        or [str(c) for c in getattr(model, "feature_names_in_", [])]
+        or spec.columns
+        or available
+    )
+    missing = [name for name in features if name not in available]
+    if missing:
+        raise InvalidInput(
+            f"the window lacks the model's input columns {missing}; log every feature",
+            field="columns",
+        )
+    frame = context.frame(list(features))
+    context.report_progress(0.1, f"explaining {min(len(frame), config.sample_size)} rows")
+    current = global_importance(model=model, frame=frame, config=config)
+    context.report_progress(0.9, "comparing with the reference importance")
+    stored = context.baseline.extras.get("explanations")
+    reference = Importance.from_dict(stored) if stored else None
+    findings = explanation_findings(current, reference=reference, config=config)
+    ndcg = next(f for f in findings if f.metric == "attribution_ndcg")
+    return KindResult(
+        findings=findings,
+        report={
+            "importance": current.to_dict(),
+            "reference": None if reference is None else reference.to_dict(),
+            "attribution_ndcg": ndcg.value,
+            "thresholds": {key: getattr(config, name) for key, name in THRESHOLD_KEYS.items()},
+            "ndcg": "rank by window importance; gain = reference importance; "
+            "DCG = sum gain_i / log2(i + 1) over the top k; NDCG = DCG / ideal DCG",
+        },
+        charts=explanation_charts(current, reference),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import numpy as np
@@ -10,20 +11,27 @@ import pytest
 import shap
 from pydantic import ValidationError
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from lineage.errors import InvalidInput
+from monitors.baseline import Baseline
 from monitors.explanations import (
     ExplanationConfig,
     Importance,
     attribution_ndcg,
+    config_from_spec,
     explain_one,
     explanation_findings,
     global_importance,
+    reference_importance,
 )
 from monitors.findings import Finding, Status
+from monitors.registry import MonitorContext, run_monitor
+from monitors.report import render_chart_svg
+from monitors.spec import MonitorSpec
 from tests.adult import (
     CATEGORICAL,
     FEATURES,
@@ -215,14 +223,110 @@ def test_multiclass_models_explain_the_predicted_class() -> None:
     model = Pipeline(
         [
             ("encode", ColumnTransformer([("numeric", "passthrough", NUMERIC)])),
-            ("classify", adult_model()[-1].__class__(max_iter=20, random_state=0)),
+            ("classify", RandomForestClassifier(n_estimators=5, max_depth=5, random_state=0)),
         ]
     )
     classes = pd.cut(train["age"], [0, 30, 50, 120], labels=False)
     model.fit(train[NUMERIC], classes)
     row = adult_test()[NUMERIC].iloc[[0]]
     explained = explain_one(model, row)
-    margins = model.decision_function(row)[0]
-    assert explained.output_class == int(np.argmax(margins))
-    assert explained.output == pytest.approx(margins[explained.output_class])
+    probabilities = model.predict_proba(row)[0]
+    assert explained.output_class == int(np.argmax(probabilities))
+    assert explained.output == pytest.approx(probabilities[explained.output_class])
     assert set(explained.contributions) == set(NUMERIC)
+
+
+SPEC = MonitorSpec.model_validate({"kind": "explanations", "options": {"sample_size": 2000}})
+
+
+@cache
+def stored_baseline() -> Baseline:
+    """A baseline whose extras carry the training importance, after a JSON round trip."""
+    section = reference_importance(adult_train()[FEATURES], model=adult_model(), spec=SPEC)
+    baseline = Baseline(rows=len(adult_train()), columns={}, extras={"explanations": section})
+    return Baseline.from_json(baseline.to_json())
+
+
+def context(window: pd.DataFrame, baseline: Baseline | None = None) -> MonitorContext:
+    return MonitorContext(
+        window=window,
+        baseline=baseline or stored_baseline(),
+        model=adult_model(),
+        feature_names=FEATURES,
+    )
+
+
+def test_the_kind_runs_through_the_registry_and_flags_a_shifted_window() -> None:
+    test = adult_test()
+    steady = run_monitor(SPEC, context(test))
+    assert steady.status is Status.OK
+    assert steady.report["attribution_ndcg"] > 0.98
+
+    progress: list[tuple[float, str]] = []
+    shifted_context = context(test[test["capital_loss"] > 0])
+    shifted_context.progress = lambda fraction, message: progress.append((fraction, message))
+    shifted = run_monitor(SPEC, shifted_context)
+    assert shifted.status is Status.ALERT
+    assert shifted.report["attribution_ndcg"] < 0.9
+    assert shifted.report["importance"]["rows"] == (test["capital_loss"] > 0).sum()
+    assert [fraction for fraction, _ in progress] == [0.1, 0.9]
+    assert [c.kind for c in shifted.charts] == ["bars", "distribution"]
+    bars = shifted.charts[0]
+    assert bars.data["labels"][0] == "capital_loss"
+    assert render_chart_svg(bars).startswith("<svg")
+    json.dumps(shifted.to_dict(), allow_nan=False)
+
+
+def test_the_kind_without_a_reference_reports_importance_only() -> None:
+    outcome = run_monitor(SPEC, context(adult_test(), Baseline(rows=0, columns={})))
+    assert outcome.status is Status.OK
+    found = by_scope(outcome.findings)
+    assert found["attribution_ndcg", "dataset"].status is Status.INSUFFICIENT
+    assert [c.kind for c in outcome.charts] == ["bars"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"thresholds": {"ndcg": 0.8}}, "thresholds", r"unknown thresholds \['ndcg'\]"),
+        ({"options": {"rows": 5}}, "options", r"unknown options \['rows'\]"),
+        ({"options": {"sample_size": 10**6}}, "options.sample_size", "less than or equal"),
+        (
+            {"thresholds": {"attribution_ndcg": 1.5}},
+            "thresholds.attribution_ndcg",
+            "less than or equal to 1",
+        ),
+    ],
+)
+def test_the_kind_refuses_a_spec_it_cannot_apply(
+    fields: dict[str, object], field: str, message: str
+) -> None:
+    spec = MonitorSpec.model_validate({"kind": "explanations", **fields})
+    with pytest.raises(InvalidInput, match=message) as error:
+        run_monitor(spec, context(adult_test()))
+    assert error.value.field == field
+
+
+def test_the_kind_needs_the_model_and_its_columns() -> None:
+    window = adult_test()
+    bare = MonitorContext(window=window, baseline=stored_baseline())
+    with pytest.raises(InvalidInput, match="needs the model") as error:
+        run_monitor(SPEC, bare)
+    assert error.value.field == "model"
+    with pytest.raises(InvalidInput, match=r"lacks the model's input columns \['sex'\]"):
+        run_monitor(SPEC, context(window.drop(columns="sex")))
+
+
+def test_spec_thresholds_and_options_reach_the_config() -> None:
+    spec = MonitorSpec.model_validate(
+        {
+            "kind": "explanations",
+            "thresholds": {"attribution_ndcg": 0.95, "attribution_share_shift": 0.2},
+            "options": {"ndcg_top_k": 5, "seed": 2},
+        }
+    )
+    config = config_from_spec(spec)
+    assert config.min_attribution_ndcg == 0.95
+    assert config.max_share_shift == 0.2
+    assert config.ndcg_top_k == 5
+    assert config.seed == 2
