@@ -574,7 +574,10 @@ def _merge_numeric(left: NumericSummary, right: NumericSummary, *, bins: int) ->
         keep = np.union1d(keep, [points.size - 1])
         points = points[keep]
         continuous = continuous[keep]
-    bin_counts = np.diff(continuous).round().astype(np.int64)
+    rounded = continuous.round()
+    bin_counts = np.diff(rounded).astype(np.int64)
+    if bin_counts.size:
+        bin_counts[0] += int(rounded[0])
     bin_sums = bin_counts * (points[:-1] + points[1:]) / 2
     return NumericSummary(
         count=count,
