@@ -16,11 +16,12 @@ from api.limits import BodySizeLimit
 from api.metrics import install_metrics
 from api.problems import install_problem_handlers
 from api.routes import alerts as alert_routes
-from api.routes import approvals, health, principals, projects
+from api.routes import approvals, deployments_serving, health, pipelines, principals, projects
 from api.routes import audit as audit_routes
 from api.routes import lineage as lineage_routes
 from api.routes import models as model_routes
 from api.routes import monitors as monitor_routes
+from api.routes import promotions as promotion_routes
 from api.settings import Settings
 from lineage import create_store_engine
 
@@ -69,5 +70,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(model_routes.router)
     app.include_router(monitor_routes.router)
     app.include_router(alert_routes.router)
+    app.include_router(pipelines.router)
+    app.include_router(promotion_routes.router)
+    app.include_router(deployments_serving.router)
     install_metrics(app)
     return app

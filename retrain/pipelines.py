@@ -50,6 +50,7 @@ __all__ = [
     "PipelineSpec",
     "Resources",
     "RunRequest",
+    "Scalar",
     "Step",
     "TrainingData",
     "cancel_run",

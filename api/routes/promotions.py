@@ -1,0 +1,267 @@
+"""Promotion, rollback and evaluations over REST.
+
+* ``POST …/models/{name}/versions/{version}/promotion-requests`` asks for approval, barring the
+  version's trainers from deciding it (``approval:request``).
+* ``POST …/models/{name}/versions/{version}/promote`` makes an approved version live in a slot
+  with the chosen deployer and moves the ``champion`` alias (``model:promote``).
+* ``POST …/deployments/{name}/rollback`` puts the previous version back (``model:promote``).
+* ``GET …/models/{name}/versions/{version}/evaluations`` reads the stored comparisons with the
+  champion (``model:read``).
+
+The rules (approvals, separation of duties, the order of deploy → record → alias) live in
+:mod:`retrain.promotion`; these routes only gate, parse and present.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import col, select
+
+from api.deps import SessionDep
+from api.routes.deployments_serving import get_embedded_deployer, get_registry
+from api.security import CurrentProject, require
+from governance.actors import Actor
+from governance.permissions import Permission
+from lineage.models import ModelVersion
+from lineage.registry import get_model_version
+from retrain.deployers import AliasDeployer, Deployer
+from retrain.evaluation import Evaluation
+from retrain.promotion import Promotion, promote, request_promotion, rollback
+
+__all__ = [
+    "EvaluationPublic",
+    "PromoteRequest",
+    "PromotionPublic",
+    "PromotionRequestCreate",
+    "RollbackRequest",
+    "router",
+]
+
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["promotion"])
+
+_SLUG = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class PromotionRequestCreate(BaseModel):
+    """Why the version should go live (shown to the approvers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class PromoteRequest(BaseModel):
+    """Where the approved version goes live, and through which deployer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployment: str = Field(pattern=_SLUG)
+    environment: str = Field(default="production", pattern=_SLUG)
+    deployer: Literal["embedded", "alias"] = "embedded"
+    reason: str = Field(default="", max_length=4000)
+
+
+class RollbackRequest(BaseModel):
+    """Which slot to roll back, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    environment: str = Field(default="production", pattern=_SLUG)
+    deployer: Literal["embedded", "alias"] = "embedded"
+    reason: str = Field(default="", max_length=4000)
+
+
+class PromotionPublic(BaseModel):
+    """One change of a slot's live version."""
+
+    id: uuid.UUID
+    kind: str
+    model_name: str
+    model_version: str
+    previous_version: str | None
+    deployment: str
+    environment: str
+    deployer: str
+    approval_id: uuid.UUID | None
+    lineage_deployment_id: uuid.UUID
+    actor_name: str
+    reason: str
+    created_at: datetime
+
+
+class EvaluationPublic(BaseModel):
+    """A candidate and the champion scored side by side on the same rows."""
+
+    id: uuid.UUID
+    model_name: str
+    candidate_version_id: uuid.UUID
+    champion_version_id: uuid.UUID | None
+    holdout: str
+    rows: int
+    sensitive_features: list[str]
+    performance: dict[str, Any]
+    fairness: dict[str, Any]
+    created_at: datetime
+
+
+class ApprovalRequested(BaseModel):
+    """The approval request opened for a promotion."""
+
+    approval_id: uuid.UUID
+    status: str
+    required_approvals: int
+
+
+def _public(promotion: Promotion, session: SessionDep) -> PromotionPublic:
+    version = session.get(ModelVersion, promotion.model_version_id)
+    previous = (
+        session.get(ModelVersion, promotion.previous_version_id)
+        if promotion.previous_version_id
+        else None
+    )
+    assert version is not None
+    return PromotionPublic(
+        id=promotion.id,
+        kind=promotion.kind,
+        model_name=promotion.model_name,
+        model_version=version.version,
+        previous_version=previous.version if previous else None,
+        deployment=promotion.deployment,
+        environment=promotion.environment,
+        deployer=promotion.deployer,
+        approval_id=promotion.approval_id,
+        lineage_deployment_id=promotion.lineage_deployment_id,
+        actor_name=promotion.actor_name,
+        reason=promotion.reason,
+        created_at=promotion.created_at,
+    )
+
+
+def _deployer(request: Request, kind: str) -> Deployer:
+    if kind == "alias":
+        return AliasDeployer(registry=get_registry(request))
+    return get_embedded_deployer(request)
+
+
+@router.post(
+    "/models/{name}/versions/{version}/promotion-requests",
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask for approval to promote a version",
+)
+def ask_promotion(
+    name: str,
+    version: str,
+    body: PromotionRequestCreate,
+    actor: Annotated[Actor, Depends(require(Permission.APPROVAL_REQUEST))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> ApprovalRequested:
+    """Open an approval request; whoever trained or registered the version may not decide it."""
+    model_version = get_model_version(
+        session=session, project_id=project.id, name=name, version=version
+    )
+    approval = request_promotion(
+        session=session, actor=actor, model_version=model_version, reason=body.reason
+    )
+    return ApprovalRequested(
+        approval_id=approval.id,
+        status=str(approval.status),
+        required_approvals=approval.required_approvals,
+    )
+
+
+@router.post(
+    "/models/{name}/versions/{version}/promote",
+    summary="Promote an approved version to champion of a deployment",
+)
+def promote_version(
+    name: str,
+    version: str,
+    body: PromoteRequest,
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.MODEL_PROMOTE))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> PromotionPublic:
+    """Deploy, record the deployment, audit, then move the ``champion`` alias."""
+    promotion = promote(
+        session=session,
+        project_id=project.id,
+        model_name=name,
+        version=version,
+        deployment=body.deployment,
+        environment=body.environment,
+        actor=actor,
+        registry=get_registry(request),
+        deployer=_deployer(request, body.deployer),
+        reason=body.reason,
+    )
+    return _public(promotion, session)
+
+
+@router.post("/deployments/{name}/rollback", summary="Roll a deployment back one version")
+def roll_back(
+    name: str,
+    body: RollbackRequest,
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.MODEL_PROMOTE))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> PromotionPublic:
+    """Put the version the live one replaced back live, in one audited call."""
+    promotion = rollback(
+        session=session,
+        project_id=project.id,
+        deployment=name,
+        environment=body.environment,
+        actor=actor,
+        registry=get_registry(request),
+        deployer=_deployer(request, body.deployer),
+        reason=body.reason,
+    )
+    return _public(promotion, session)
+
+
+@router.get(
+    "/deployments/{name}/promotions",
+    dependencies=[Depends(require(Permission.MODEL_READ))],
+    summary="List a deployment's promotions and rollbacks",
+)
+def read_promotions(
+    name: str, project: CurrentProject, session: SessionDep
+) -> list[PromotionPublic]:
+    """Return the slot's history of promotions and rollbacks, newest first."""
+    rows = session.exec(
+        select(Promotion)
+        .where(Promotion.project_id == project.id, Promotion.deployment == name)
+        .order_by(col(Promotion.created_at).desc())
+    ).all()
+    return [_public(row, session) for row in rows]
+
+
+@router.get(
+    "/models/{name}/versions/{version}/evaluations",
+    dependencies=[Depends(require(Permission.MODEL_READ))],
+    summary="List a version's evaluations against the champion",
+)
+def read_evaluations(
+    name: str, version: str, project: CurrentProject, session: SessionDep
+) -> list[EvaluationPublic]:
+    """Return the stored evaluations of a candidate version, newest first."""
+    model_version = get_model_version(
+        session=session, project_id=project.id, name=name, version=version
+    )
+    rows = session.exec(
+        select(Evaluation)
+        .where(
+            Evaluation.project_id == project.id,
+            Evaluation.candidate_version_id == model_version.id,
+        )
+        .order_by(col(Evaluation.created_at).desc())
+    ).all()
+    return [EvaluationPublic.model_validate(row, from_attributes=True) for row in rows]

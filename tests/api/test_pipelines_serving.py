@@ -1,0 +1,110 @@
+"""The retraining loop over HTTP: pipeline run → version → approval → promotion → predictions."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.settings import Settings
+from governance.roles import Role
+from retrain.runner import RunnerConfig, execute_run
+from tests.adult import FEATURES, adult_test
+from tests.conftest import Issued
+
+ADULT_TRAIN = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.data.gz"
+BASE = "/api/v1/projects/acme"
+
+
+def _rows(count: int) -> list[dict[str, Any]]:
+    frame = adult_test().head(count)[FEATURES]
+    return [
+        {str(k): None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+@pytest.mark.slow
+def test_a_trained_version_is_promoted_after_approval_and_serves_predictions(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    make_principal: Callable[..., Issued],
+) -> None:
+    scientist = make_principal(role=Role.DATA_SCIENTIST)
+    approver = make_principal(role=Role.APPROVER)
+    spec = {
+        "name": "income-train",
+        "model_name": "income",
+        "steps": [{"name": "train", "entrypoint": "retrain.adult:train"}],
+        "parameters": {"train_path": str(ADULT_TRAIN), "max_rows": 3000, "max_iter": 30},
+    }
+    assert client.post(f"{BASE}/pipelines", json=spec, headers=scientist.headers).is_success
+    run = client.post(
+        f"{BASE}/pipelines/income-train/runs",
+        json={"reason": "first model"},
+        headers=scientist.headers,
+    ).json()
+
+    # What the worker's pipeline_run handler does, in this process.
+    config = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
+    execute_run(engine=engine, run_id=uuid.UUID(run["id"]), config=config)
+    done = client.get(f"{BASE}/pipeline-runs/{run['id']}", headers=scientist.headers).json()
+    assert done["state"] == "succeeded", done["error"] + done["log_tail"]
+    assert done["model_version"] == "1"
+    version = client.get(f"{BASE}/models/income/versions/1", headers=scientist.headers).json()
+    assert version["registered_by"] == str(scientist.principal.id)
+
+    predict_url = f"{BASE}/deployments/income-api/predict"
+    before = client.post(predict_url, json={"rows": _rows(3)}, headers=scientist.headers)
+    assert before.status_code == 404
+
+    promote_url = f"{BASE}/models/income/versions/1/promote"
+    target = {"deployment": "income-api", "environment": "production"}
+    blocked = client.post(promote_url, json=target, headers=scientist.headers)
+    assert blocked.status_code == 403
+    assert "approved request" in blocked.json()["detail"]
+
+    asked = client.post(
+        f"{BASE}/models/income/versions/1/promotion-requests",
+        json={"reason": "first income model"},
+        headers=scientist.headers,
+    )
+    assert asked.status_code == 201, asked.text
+    approval = asked.json()["approval_id"]
+    own = client.post(
+        f"{BASE}/approvals/{approval}/approve", json={"reason": "mine"}, headers=scientist.headers
+    )
+    assert own.status_code == 403
+    approved = client.post(
+        f"{BASE}/approvals/{approval}/approve",
+        json={"reason": "looks fine"},
+        headers=approver.headers,
+    )
+    assert approved.status_code == 200, approved.text
+    assert client.post(promote_url, json=target, headers=approver.headers).status_code == 403
+
+    promoted = client.post(promote_url, json=target, headers=scientist.headers)
+    assert promoted.status_code == 200, promoted.text
+    assert promoted.json()["kind"] == "promote"
+    assert promoted.json()["approval_id"] == approval
+
+    answer = client.post(predict_url, json={"rows": _rows(25)}, headers=scientist.headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_version"] == "1"
+    assert len(body["predictions"]) == 25
+    assert set(body["predictions"]) <= {0, 1}
+    assert all(0 <= s <= 1 for s in body["scores"])
+
+    missing = client.post(predict_url, json={"rows": [{"age": 30}]}, headers=scientist.headers)
+    assert missing.status_code == 422
+    assert missing.json()["field"] == "rows"
+    live = client.get(f"{BASE}/deployments/income-api/promotions", headers=approver.headers)
+    assert [p["model_version"] for p in live.json()] == ["1"]
