@@ -308,7 +308,21 @@ def _as_binary(values: npt.ArrayLike, rows: int, positive: object, *, field_name
             "give one value per row",
             field=field_name,
         )
-    return np.asarray(array == positive, dtype=np.int64)
+    if array.dtype.kind == "f" and not np.all(np.isnan(array) | (array == np.round(array))):
+        raise InvalidInput(
+            f"{field_name} holds fractional values, which look like scores; fairness compares "
+            "decisions: give the predicted classes (or threshold the scores first)",
+            field=field_name,
+        )
+    chosen = np.asarray(array == positive, dtype=np.int64)
+    if array.dtype.kind in "OUS" and rows and not chosen.any():
+        seen = sorted({str(value) for value in array[:1000]})[:5]
+        raise InvalidInput(
+            f"positive_label {positive!r} never appears among the predictions (e.g. {seen}); "
+            "set positive_label to the favourable class",
+            field="positive_label",
+        )
+    return chosen
 
 
 def _as_label_state(values: npt.ArrayLike, rows: int, positive: object) -> _INT:

@@ -396,3 +396,21 @@ def test_spec_options_and_thresholds_reach_the_config() -> None:
     assert config.min_group_size == 50
     assert config.seed == 4
     assert config.scopes() == [("sex",), ("race",), ("race", "sex")]
+
+
+def test_scores_and_a_foreign_positive_label_are_refused() -> None:
+    frame, predicted, labels = window()
+    scores = adult_model().predict_proba(frame[FEATURES])[:, 1]
+    config = FairnessConfig(sensitive_features=("sex",))
+    with pytest.raises(InvalidInput, match="look like scores") as error:
+        compute_fairness(sensitive=frame, y_pred=scores, y_true=labels, config=config)
+    assert error.value.field == "prediction"
+    words = np.where(predicted == 1, ">50K", "<=50K")
+    with pytest.raises(InvalidInput, match="positive_label 1 never appears") as error:
+        compute_fairness(sensitive=frame, y_pred=words, y_true=None, config=config)
+    assert error.value.field == "positive_label"
+    by_word = FairnessConfig(sensitive_features=("sex",), positive_label=">50K")
+    result = compute_fairness(sensitive=frame, y_pred=words, y_true=None, config=by_word)
+    assert result.disparities[0].metrics["demographic_parity_difference"].value == pytest.approx(
+        demographic_parity_difference(labels, predicted, sensitive_features=frame["sex"])
+    )
