@@ -13,6 +13,7 @@ import typer
 
 from api.cli_admin import app as admin_app
 from api.cli_audit import app as audit_app
+from api.cli_retrain import lineage_app, models_app, pipelines_app
 from api.settings import Settings
 
 __all__ = ["app", "main"]
@@ -25,6 +26,9 @@ app = typer.Typer(
 )
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
+app.add_typer(lineage_app, name="lineage")
+app.add_typer(models_app, name="models")
+app.add_typer(pipelines_app, name="pipelines")
 
 
 def _log_to_stderr() -> None:
