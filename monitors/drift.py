@@ -67,7 +67,7 @@ __all__ = [
     "summarise_window",
 ]
 
-BATCH_ROWS = 65_536
+BATCH_ROWS = 262_144
 """Rows per Parquet batch when a window streams from a file."""
 EXACT_KS_LIMIT = 10_000
 """Up to this many window values KS p-values are exact (scipy's ``auto`` boundary)."""
@@ -235,7 +235,14 @@ def _add_arrow(summary: WindowSummary, array: Any) -> None:
             _add_series(summary, array.to_pandas())
         return
     if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
+        indices = array.indices.to_numpy(zero_copy_only=False)
+        if array.null_count:
+            indices = indices[array.is_valid().to_numpy(zero_copy_only=False)]
+        counts = np.bincount(indices.astype(np.int64), minlength=len(array.dictionary))
+        keys = array.dictionary.to_pylist()
+        pairs = zip(keys, counts.tolist(), strict=True)
+        summary.add(((key, count) for key, count in pairs if key is not None), array.null_count)
+        return
     counted = pc.value_counts(array)
     pairs = zip(
         counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True

@@ -46,17 +46,18 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 EXAMPLES = 10
 
 
-def _family(dtype: Any) -> str:
-    """Return the type family of a dtype: number, bool, text or time."""
+def _family(dtype: Any) -> str | None:
+    """Return the type family of a dtype (number, bool, text, time); ``None`` when unknown."""
     if isinstance(dtype, pd.CategoricalDtype):
         return _family(dtype.categories.dtype)
-    kind = np.dtype(dtype).kind if not isinstance(dtype, pd.api.extensions.ExtensionDtype) else ""
     name = str(dtype).lower()
-    if kind in "iuf" or name.startswith(("int", "uint", "float")):
+    if name == "category":
+        return None
+    if name.startswith(("int", "uint", "float")):
         return "number"
-    if kind == "b" or name == "boolean":
+    if name in {"bool", "boolean"}:
         return "bool"
-    if kind == "M" or name.startswith("datetime"):
+    if name.startswith("datetime"):
         return "time"
     return "text"
 
@@ -202,7 +203,7 @@ def check_quality(
         reference = baseline.columns[name]
         values = window[name]
         before, after = _family(reference.dtype), _family(values.dtype)
-        if before != after and not (values.isna().all()):
+        if None not in (before, after) and before != after and not values.isna().all():
             type_changes[name] = (reference.dtype, values.dtype.name)
         if isinstance(reference, NumericSummary):
             results.append(_numeric_quality(name, values, reference))

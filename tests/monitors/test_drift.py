@@ -166,12 +166,16 @@ def test_a_parquet_window_streams_to_the_same_result(
     adult_baseline: Baseline, older_window: pd.DataFrame, tmp_path: Path
 ) -> None:
     path = tmp_path / "window.parquet"
-    older_window.to_parquet(path, index=False)
-    in_memory = compute_drift(adult_baseline, older_window)
+    window = older_window.astype({"sex": "category", "race": "category"})
+    window.loc[window.index[:40], "race"] = np.nan
+    window.to_parquet(path, index=False)
+    in_memory = compute_drift(adult_baseline, window)
     streamed = compute_drift(adult_baseline, path, batch_rows=700)
     for left, right in zip(in_memory.columns, streamed.columns, strict=True):
         assert left.value == pytest.approx(right.value, rel=1e-9), left.column
         assert left.drifted == right.drifted
+        assert left.current_rows == right.current_rows, left.column
+    assert streamed.column("race").current_rows == len(window) - 40
 
 
 def test_method_overrides_apply_per_column(

@@ -1,0 +1,253 @@
+"""Benchmark: Warden's drift against Evidently 0.7's ``DataDriftPreset`` on the same data.
+
+Run ``python -m bench.drift`` (defaults: 1,000,000 rows x 25 columns against a reference of the
+same size, then a 10,000,000-row window streamed from Parquet); ``--rows`` runs it small.
+
+What is measured, in one process:
+
+* time: wall clock of Evidently's ``Report([DataDriftPreset()], include_tests=True).run`` and of
+  Warden's ``compute_drift`` against a baseline built beforehand (building the baseline, done
+  once per model version, is timed and printed apart);
+* memory: the peak resident-set growth during each call (``/proc/self/clear_refs`` resets the
+  high-water mark, ``VmHWM`` minus ``VmRSS`` at the start). Warden runs first, so memory it frees
+  can only make Evidently's growth look smaller, never larger;
+* accuracy: every Warden statistic against the exact value from scipy on the full data;
+* agreement: Warden's drift verdict per column against Evidently's.
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+NUMERIC = 20
+CATEGORICAL = 5
+SHIFTED_NUMERIC = {2, 5, 9, 13, 17}
+SHIFTED_CATEGORICAL = {1, 3}
+LETTERS = np.array([f"cat_{index:02d}" for index in range(40)])
+
+
+def _numeric(index: int, rng: np.random.Generator, rows: int, *, shifted: bool) -> np.ndarray:
+    kind = index % 5
+    if kind == 0:
+        values = rng.normal(0.0, 1.0, rows)
+    elif kind == 1:
+        values = rng.lognormal(0.0, 0.8, rows)
+    elif kind == 2:
+        values = rng.exponential(2.0, rows)
+    elif kind == 3:
+        values = rng.uniform(-5.0, 5.0, rows)
+    else:
+        values = np.where(rng.random(rows) < 0.3, rng.normal(-2, 0.5, rows), rng.gamma(3, 1, rows))
+    if shifted:
+        values = values * 1.25 + 0.5 * float(np.std(values[:10_000]))
+    return values.astype(np.float64)
+
+
+def _categorical(
+    index: int, rng: np.random.Generator, rows: int, *, shifted: bool
+) -> pd.Categorical:
+    size = (5, 8, 12, 20, 40)[index]
+    weights = np.linspace(1.0, 3.0, size)
+    if shifted:
+        weights = weights[::-1] ** 2
+    codes = rng.choice(size, rows, p=weights / weights.sum())
+    return pd.Categorical.from_codes(codes.tolist(), categories=pd.Index(LETTERS[:size]))
+
+
+def make_frame(rows: int, *, seed: int, current: bool) -> pd.DataFrame:
+    """Build 20 numeric and 5 categorical columns; in ``current`` some columns shift."""
+    rng = np.random.default_rng(seed)
+    columns: dict[str, Any] = {}
+    for index in range(NUMERIC):
+        shifted = current and index in SHIFTED_NUMERIC
+        columns[f"num_{index:02d}"] = _numeric(index, rng, rows, shifted=shifted)
+    for index in range(CATEGORICAL):
+        shifted = current and index in SHIFTED_CATEGORICAL
+        columns[f"cat_{index}"] = _categorical(index, rng, rows, shifted=shifted)
+    return pd.DataFrame(columns)
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key):
+                return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+class Measure:
+    """Wall time and peak RSS growth of a block."""
+
+    seconds: float = 0.0
+    peak_mib: float = 0.0
+
+
+@contextmanager
+def measure() -> Iterator[Measure]:
+    """Time a block and measure its peak resident-set growth."""
+    result = Measure()
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    start_rss = _status_kib("VmRSS")
+    started = time.perf_counter()
+    yield result
+    result.seconds = time.perf_counter() - started
+    result.peak_mib = max(_status_kib("VmHWM") - start_rss, 0) / 1024
+
+
+def _exact(reference: pd.DataFrame, current: pd.DataFrame, name: str, method: str) -> float:
+    from scipy import stats
+    from scipy.spatial import distance
+
+    if method == "wasserstein":
+        ref = reference[name].to_numpy(np.float64)
+        return float(stats.wasserstein_distance(ref, current[name].to_numpy(np.float64))) / max(
+            float(np.std(ref)), 0.001
+        )
+    keys = sorted(set(reference[name].unique()) | set(current[name].unique()), key=str)
+    ref_counts = reference[name].value_counts()
+    cur_counts = current[name].value_counts()
+    ref_shares = np.array([ref_counts.get(key, 0) for key in keys]) / len(reference)
+    cur_shares = np.array([cur_counts.get(key, 0) for key in keys]) / len(current)
+    return float(distance.jensenshannon(ref_shares, cur_shares))
+
+
+def _write_parquet(path: Path, rows: int, *, seed: int, chunk: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: Any = None
+    written = 0
+    part = 0
+    while written < rows:
+        size = min(chunk, rows - written)
+        frame = make_frame(size, seed=seed + 1000 + part, current=True)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+        written += size
+        part += 1
+    if writer is not None:
+        writer.close()
+
+
+def run(rows: int, parquet_rows: int, *, seed: int, evidently: bool) -> dict[str, Any]:
+    """Run the benchmark and return its figures."""
+    from monitors.baseline import build_baseline
+    from monitors.drift import compute_drift
+
+    print(f"generating {rows:,} reference and {rows:,} current rows x 25 columns", flush=True)
+    reference = make_frame(rows, seed=seed, current=False)
+    current = make_frame(rows, seed=seed + 1, current=True)
+
+    with measure() as building:
+        baseline = build_baseline(reference, sample_size=0)
+    print(f"warden baseline: {building.seconds:.3f} s (once per model version)", flush=True)
+    compute_drift(baseline, current.head(1000))  # load scipy before measuring
+    with measure() as warden:
+        ours = compute_drift(baseline, current, fdr=None)
+    print(f"warden drift:    {warden.seconds:.3f} s, peak +{warden.peak_mib:.1f} MiB", flush=True)
+
+    errors: dict[str, float] = {}
+    for column in ours.columns:
+        exact = _exact(reference, current, column.column, column.method.value)
+        value = column.value or 0.0
+        errors[column.column] = abs(value - exact) / exact if exact else abs(value)
+    worst = max(errors, key=errors.__getitem__)
+    print(f"max relative error vs scipy on full data: {errors[worst]:.5%} ({worst})", flush=True)
+
+    figures: dict[str, Any] = {
+        "rows": rows,
+        "columns": len(reference.columns),
+        "warden_seconds": round(warden.seconds, 4),
+        "warden_peak_mib": round(warden.peak_mib, 2),
+        "warden_baseline_seconds": round(building.seconds, 4),
+        "max_relative_error": errors[worst],
+        "drifted_columns": ours.drifted_columns,
+        "memory_method": "peak RSS growth (VmHWM after clear_refs)",
+    }
+    if evidently:
+        from monitors.evidently_report import evidently_verdicts
+
+        evidently_verdicts(reference.head(200), current.head(200))  # import and warm up
+        with measure() as theirs_measure:
+            theirs = evidently_verdicts(reference, current)
+        print(
+            f"evidently:       {theirs_measure.seconds:.3f} s, "
+            f"peak +{theirs_measure.peak_mib:.1f} MiB",
+            flush=True,
+        )
+        agreeing = [c.column for c in ours.columns if c.drifted == theirs[c.column].drifted]
+        figures.update(
+            evidently_seconds=round(theirs_measure.seconds, 3),
+            evidently_peak_mib=round(theirs_measure.peak_mib, 1),
+            speedup=round(theirs_measure.seconds / warden.seconds, 1),
+            memory_ratio=round(theirs_measure.peak_mib / max(warden.peak_mib, 0.01), 1),
+            verdict_agreement=len(agreeing),
+            evidently_drifted_columns=sorted(c for c, v in theirs.items() if v.drifted),
+        )
+        print(
+            f"speedup {figures['speedup']}x, memory ratio {figures['memory_ratio']}x, "
+            f"verdicts agree on {len(agreeing)}/{len(ours.columns)} columns",
+            flush=True,
+        )
+    del reference, current
+
+    if parquet_rows:
+        with tempfile.TemporaryDirectory(prefix="warden-bench-") as directory:
+            path = Path(directory) / "window.parquet"
+            print(f"writing a {parquet_rows:,}-row Parquet window", flush=True)
+            _write_parquet(path, parquet_rows, seed=seed, chunk=min(rows, 1_000_000))
+            with measure() as streamed:
+                from_file = compute_drift(baseline, path, fdr=None)
+            print(
+                f"parquet window:  {streamed.seconds:.3f} s, peak +{streamed.peak_mib:.1f} MiB, "
+                f"drifted {from_file.drifted_columns}",
+                flush=True,
+            )
+            figures.update(
+                parquet_rows=parquet_rows,
+                parquet_seconds=round(streamed.seconds, 3),
+                parquet_peak_mib=round(streamed.peak_mib, 1),
+                parquet_file_mib=round(path.stat().st_size / 2**20, 1),
+            )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run, print the figures as the last line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per side")
+    parser.add_argument(
+        "--parquet-rows", type=int, default=None, help="rows of the Parquet window (10x rows)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-evidently", action="store_true", help="time Warden only")
+    options = parser.parse_args(argv)
+    parquet_rows = options.rows * 10 if options.parquet_rows is None else options.parquet_rows
+    figures = run(
+        options.rows, parquet_rows, seed=options.seed, evidently=not options.skip_evidently
+    )
+    print(json.dumps(figures, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
