@@ -490,11 +490,14 @@ def _disparity(
         excluded[name] = sorted(
             {results[g].label for m in inputs for g in np.flatnonzero(~judged[m])}
         )
+        if counted < 2:  # no gap between fewer than two judged groups: say so, guess nothing
+            metrics[name] = Estimate(None, None, None, counted, False)
+            continue
         metrics[name] = estimate(
             float(point_gaps[name]),
             None if boot_gaps is None else boot_gaps[name],
             counted,
-            counted >= 2,
+            True,
         )
     return Disparity(features=features, groups=results, metrics=metrics, excluded=excluded)
 
@@ -566,11 +569,12 @@ def fairness_findings(
         "equalized_odds_difference": (config.max_equalized_odds_difference, True),
     }
     findings: list[Finding] = []
+    detail: dict[str, Any]
     for disparity in result.disparities:
         for name in DISPARITY_METRICS:
             estimate = disparity.metrics[name]
             threshold, upper = thresholds[name]
-            detail: dict[str, Any] = {
+            detail = {
                 "low": estimate.low,
                 "high": estimate.high,
                 "confidence": config.confidence,
@@ -604,12 +608,14 @@ def fairness_findings(
                 estimate = group.metrics[name]
                 expected = baseline.get(name)
                 status = _judge_shift(estimate, expected, config.max_group_shift)
-                detail = {"low": estimate.low, "high": estimate.high, "n": estimate.n}
+                detail = {"n": estimate.n}
                 if status is Status.INSUFFICIENT:
                     detail["reason"] = (
                         f"{estimate.n} rows behind this rate, fewer than "
                         f"min_group_size={config.min_group_size}"
                     )
+                else:
+                    detail.update(low=estimate.low, high=estimate.high)
                 if expected is not None:
                     detail["reference"] = expected
                     if estimate.value is not None:

@@ -162,6 +162,7 @@ def test_small_groups_are_marked_and_left_out_of_the_gaps() -> None:
     assert small.status is Status.INSUFFICIENT
     assert small.value is None
     assert "min_group_size=100" in small.detail["reason"]
+    assert "low" not in small.detail
 
     gap = found["demographic_parity_difference", "feature:sex&race"]
     sizes = frame.groupby(["sex", "race"])["sex"].transform("size")
@@ -184,6 +185,8 @@ def test_a_gap_needs_two_judged_groups() -> None:
     gap = found["demographic_parity_difference", "feature:sex"]
     assert gap.status is Status.INSUFFICIENT
     assert gap.value is None
+    assert gap.detail["low"] is None
+    assert gap.detail["high"] is None
 
 
 def test_without_labels_only_selection_rates_are_judged() -> None:
