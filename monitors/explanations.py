@@ -104,9 +104,9 @@ class ExplanationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sample_size: int = Field(default=10_000, ge=1, le=10_000)
-    permutations: int = Field(default=3, ge=1, le=50)
     background_size: int = Field(default=100, ge=1, le=100)
     max_agnostic_rows: int = Field(default=200, ge=1, le=1_000)
+    permutations: int = Field(default=3, ge=1, le=50)
     seed: int = 0
     min_attribution_ndcg: float = Field(default=0.9, ge=0, le=1)
     max_share_shift: float = Field(default=0.1, ge=0, le=1)
