@@ -43,6 +43,7 @@ from retrain.jobs import JobKind, enqueue
 __all__ = [
     "ACTIVE_STATES",
     "ENTRYPOINT_PATTERN",
+    "EvaluationSpec",
     "InferenceQuery",
     "Pipeline",
     "PipelineRun",
@@ -150,6 +151,31 @@ class Resources(BaseModel):
 Scalar = str | int | float | bool | None
 
 
+class EvaluationSpec(BaseModel):
+    """Held-out data every new version is scored on, beside the champion, after a run succeeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    holdout_uri: str | None = Field(
+        default=None, min_length=1, max_length=2048, description="A file the reader can read."
+    )
+    holdout_dataset_version_id: uuid.UUID | None = None
+    reader: str = Field(
+        default="retrain.adult:read_adult",
+        pattern=ENTRYPOINT_PATTERN,
+        description="`module:function` taking the URI and returning a pandas DataFrame.",
+    )
+    target: str = Field(min_length=1, max_length=256)
+    sensitive_features: list[str] = Field(default_factory=list, max_length=10)
+    max_rows: int = Field(default=5000, ge=10, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> EvaluationSpec:
+        if (self.holdout_uri is None) == (self.holdout_dataset_version_id is None):
+            raise ValueError("give exactly one of 'holdout_uri' or 'holdout_dataset_version_id'")
+        return self
+
+
 class PipelineSpec(BaseModel):
     """A pipeline definition as a client sends it."""
 
@@ -165,6 +191,9 @@ class PipelineSpec(BaseModel):
     training_data: TrainingData = Field(default_factory=TrainingData)
     resources: Resources = Field(default_factory=Resources)
     time_limit_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    evaluation: EvaluationSpec | None = Field(
+        default=None, description="Score each new version against the champion when set."
+    )
 
     @field_validator("parameters")
     @classmethod

@@ -16,6 +16,7 @@ separation of duties bars from approving the version's promotion.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -37,7 +38,16 @@ from lineage.models import Dataset, DatasetVersion, ModelVersion
 from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from retrain.pipelines import Pipeline, PipelineRun, PipelineRunState, claim_run, finish_run
+from retrain.deployers import ModelLoader
+from retrain.evaluation import evaluate_version
+from retrain.pipelines import (
+    EvaluationSpec,
+    Pipeline,
+    PipelineRun,
+    PipelineRunState,
+    claim_run,
+    finish_run,
+)
 from retrain.registry import Registry
 from retrain.step import CONTEXT_ENV, StepContext, TrainingInput, read_output
 from retrain.worker import Handler, JobContext
@@ -354,6 +364,69 @@ def _log_tail(directory: Path) -> str:
         return handle.read().decode("utf-8", errors="replace")
 
 
+def _holdout_uri(session: Session, project_id: uuid.UUID, spec: EvaluationSpec) -> str:
+    if spec.holdout_uri is not None:
+        return spec.holdout_uri
+    version = session.get(DatasetVersion, spec.holdout_dataset_version_id)
+    if version is None or version.project_id != project_id or not version.uri:
+        raise InvalidInput(
+            f"held-out dataset version {spec.holdout_dataset_version_id} is not in this project "
+            "or has no uri; fix the pipeline's evaluation",
+            field="evaluation.holdout_dataset_version_id",
+        )
+    return version.uri
+
+
+def _evaluate(
+    *, engine: Engine, run: PipelineRun, pipeline: Pipeline, config: RunnerConfig, actor: Actor
+) -> None:
+    """Score the new version beside the champion when the pipeline asks for it.
+
+    The run has succeeded already: a failed evaluation is written to its log, never undone.
+    """
+    spec = pipeline.parsed_spec().evaluation
+    if spec is None or run.model_version is None:
+        return
+    loader = ModelLoader(registry=config.registry(), cache_dir=config.data_dir / "models")
+    try:
+        with session_scope(engine) as session:
+            uri = _holdout_uri(session, run.project_id, spec)
+            module_name, _, function_name = spec.reader.partition(":")
+            reader = getattr(importlib.import_module(module_name), function_name)
+            holdout = reader(uri)
+            if len(holdout) > spec.max_rows:
+                holdout = holdout.sample(n=spec.max_rows, random_state=0)
+            evaluation = evaluate_version(
+                session=session,
+                project_id=run.project_id,
+                model_name=run.model_name,
+                version=run.model_version,
+                holdout=holdout,
+                holdout_name=f"{uri} ({len(holdout)} rows)",
+                target=spec.target,
+                sensitive_features=spec.sensitive_features,
+                loader=loader,
+                actor=actor,
+            )
+            difference = evaluation.performance.get("difference") or {}
+            note = (
+                f"evaluated version {run.model_version} on {len(holdout)} held-out rows; "
+                f"candidate - champion: {json.dumps(difference, sort_keys=True)}"
+            )
+    except Exception as error:  # the reader is pipeline code: report whatever it raised
+        detail = error.detail if isinstance(error, WardenError) else repr(error)
+        note = f"evaluation failed: {detail}"
+    directory = run_directory(config.data_dir, run.id)
+    with (directory / "log.txt").open("a", encoding="utf-8") as log:
+        log.write(f"==> {note}\n")
+    with session_scope(engine) as session:
+        stored = session.get(PipelineRun, run.id)
+        if stored is not None:
+            stored.log_tail = _log_tail(directory)
+            session.add(stored)
+            run.log_tail = stored.log_tail
+
+
 def execute_run(*, engine: Engine, run_id: uuid.UUID, config: RunnerConfig) -> PipelineRun:
     """Run a queued pipeline run to a final state and return it.
 
@@ -414,12 +487,14 @@ def execute_run(*, engine: Engine, run_id: uuid.UUID, config: RunnerConfig) -> P
                     session=session, run=run, state=PipelineRunState.SUCCEEDED, actor=actor,
                     exit_code=0, log_tail=tail,
                 )  # fmt: skip
-                return run
         except (WardenError, ValueError) as error:
             detail = error.detail if isinstance(error, WardenError) else str(error)
             outcome = _StepOutcome(
                 PipelineRunState.FAILED, f"recording the result failed: {detail}", 0
             )
+        else:
+            _evaluate(engine=engine, run=run, pipeline=pipeline, config=config, actor=actor)
+            return run
 
     with session_scope(engine) as session:
         run = session.get(PipelineRun, run_id) or run

@@ -14,9 +14,19 @@ from governance.audit import AuditEntry
 from lineage.models import Edge, EdgeKind, ModelVersion, Run
 from lineage.projects import Project
 from lineage.store import session_scope
-from retrain.pipelines import Pipeline, PipelineRun, PipelineRunState, Step, cancel_run, request_run
+from retrain.evaluation import Evaluation
+from retrain.pipelines import (
+    EvaluationSpec,
+    Pipeline,
+    PipelineRun,
+    PipelineRunState,
+    Step,
+    cancel_run,
+    request_run,
+)
 from retrain.registry import Registry
 from retrain.runner import RunnerConfig, execute_run, run_directory
+from tests.retrain.conftest import ADULT_TRAIN
 
 SLEEP = [sys.executable, "-c", "import time; print('sleeping', flush=True); time.sleep(60)"]
 
@@ -34,7 +44,11 @@ def test_a_run_trains_registers_and_records_lineage(
     runner_config: RunnerConfig,
     registry: Registry,
 ) -> None:
-    pipeline = make_pipeline()
+    holdout = ADULT_TRAIN.with_name("adult.test.gz")
+    evaluation = EvaluationSpec(
+        holdout_uri=str(holdout), target="income", sensitive_features=["sex"], max_rows=1000
+    )
+    pipeline = make_pipeline(evaluation=evaluation)
     queued = _queue(engine, pipeline, trainer)
 
     run = execute_run(engine=engine, run_id=queued.id, config=runner_config)
@@ -65,6 +79,14 @@ def test_a_run_trains_registers_and_records_lineage(
     assert (EdgeKind.RUN_MODEL, version.id) in kinds
     assert (EdgeKind.RUN_INPUT, lineage_run.id) in kinds
     assert "pipeline_run.succeeded" in actions
+    # The new version was scored on the held-out rows (no champion yet: the candidate alone).
+    assert "evaluated version 1 on 1000 held-out rows" in run.log_tail
+    with session_scope(engine) as session:
+        scored = session.exec(select(Evaluation)).one()
+    assert scored.candidate_version_id == version.id
+    assert scored.champion_version_id is None
+    assert scored.performance["candidate"]["accuracy"] > 0.8
+    assert "sex=Female" in scored.fairness["candidate"]["sex"]["selection_rate"]
 
 
 def test_a_running_run_can_be_cancelled(
