@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 from governance import Actor, append
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.tables import AwareDateTime, Record, utcnow
-from retrain.jobs import JobKind, enqueue
+from retrain.jobs import Job, JobKind, JobState, enqueue
 
 __all__ = [
     "ACTIVE_STATES",
@@ -253,6 +253,7 @@ class PipelineRun(Record, table=True):
     model_version_id: uuid.UUID | None = SQLField(
         default=None, foreign_key="lineage_model_version.id"
     )
+    job_id: uuid.UUID | None = SQLField(default=None, foreign_key="retrain_job.id")
     metrics: dict[str, float] = SQLField(
         default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False)
     )
@@ -324,12 +325,45 @@ def list_pipelines(*, session: Session, project_id: uuid.UUID) -> list[Pipeline]
     return list(session.exec(query).all())
 
 
+_FINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+def _orphaned(session: Session, run: PipelineRun) -> Job | None:
+    """Return the run's job if it ended while the run is still active (its worker died)."""
+    if run.job_id is None:
+        return None
+    job = session.get(Job, run.job_id)
+    return job if job is not None and job.state in _FINAL_JOB_STATES else None
+
+
 def _active_run(session: Session, project_id: uuid.UUID, model_name: str) -> PipelineRun | None:
-    return session.exec(
+    run = session.exec(
         select(PipelineRun).where(
             PipelineRun.project_id == project_id, PipelineRun.active_model == model_name
         )
     ).first()
+    job = None if run is None else _orphaned(session, run)
+    if run is not None and job is not None:
+        # Its worker stopped (crash, lost machine) and the job will not be retried: the run can
+        # never finish, so it must not hold the model any longer.
+        _move(run, PipelineRunState.FAILED)
+        run.error = (
+            f"its worker job ended ({job.state}: {job.error or 'no reason given'}) before the "
+            "run finished; start a new run"
+        )
+        session.add(run)
+        session.flush()
+        append(
+            session=session,
+            actor=Actor.system(),
+            action="pipeline_run.failed",
+            target=_target(run),
+            outcome="failure",
+            reason=run.error,
+            project_id=run.project_id,
+        )
+        return None
+    return run
 
 
 def request_run(
@@ -379,13 +413,16 @@ def request_run(
             raise
         return RunRequest(run=existing, created=False)
     # One attempt: a run whose worker died is failed, never silently trained twice.
-    enqueue(
+    job = enqueue(
         session=session,
         project_id=pipeline.project_id,
         kind=JobKind.PIPELINE_RUN,
         payload={"run_id": str(run.id)},
         max_attempts=1,
     )
+    run.job_id = job.id
+    session.add(run)
+    session.flush()
     append(
         session=session,
         actor=actor,
@@ -481,9 +518,9 @@ def cancel_run(
     if run.run_state not in ACTIVE_STATES:
         raise Conflict(f"pipeline run {run_id} is {run.state} already; nothing to cancel")
     run.cancel_requested = True
-    if run.run_state is PipelineRunState.QUEUED:
+    if run.run_state is PipelineRunState.QUEUED or _orphaned(session, run) is not None:
         _move(run, PipelineRunState.CANCELLED)
-        run.error = f"cancelled by {actor.name} before it started"
+        run.error = f"cancelled by {actor.name} before it could finish"
     session.add(run)
     session.flush()
     append(

@@ -15,7 +15,7 @@ from governance.audit import AuditEntry
 from lineage.errors import Conflict, InvalidInput
 from lineage.projects import Project
 from lineage.store import session_scope
-from retrain.jobs import Job, JobKind
+from retrain.jobs import Job, JobKind, JobState
 from retrain.pipelines import (
     Pipeline,
     PipelineRun,
@@ -24,6 +24,7 @@ from retrain.pipelines import (
     cancel_run,
     claim_run,
     finish_run,
+    get_run,
     list_runs,
     request_run,
 )
@@ -178,3 +179,40 @@ def test_spec_round_trips_through_the_table(
 ) -> None:
     pipeline = make_pipeline(time_limit_seconds=42)
     assert pipeline.parsed_spec() == adult_spec(time_limit_seconds=42)
+
+
+def _worker_died(engine: Engine, run: PipelineRun) -> None:
+    with session_scope(engine) as session:
+        job = session.get(Job, run.job_id)
+        assert job is not None
+        job.state = JobState.FAILED
+        job.error = "lease expired after 1 attempt"
+        session.add(job)
+
+
+def test_a_run_whose_worker_died_releases_its_model(
+    make_pipeline: Callable[..., Pipeline], engine: Engine, trainer: Actor, project: Project
+) -> None:
+    pipeline = make_pipeline()
+    with session_scope(engine) as session:
+        stuck = request_run(session=session, pipeline=pipeline, actor=trainer).run
+    with session_scope(engine) as session:
+        claim_run(session=session, run_id=stuck.id)
+    _worker_died(engine, stuck)
+
+    with session_scope(engine) as session:
+        fresh = request_run(session=session, pipeline=pipeline, actor=trainer)
+    assert fresh.created
+    with session_scope(engine) as session:
+        old = get_run(session=session, project_id=project.id, run_id=stuck.id)
+    assert old.state == PipelineRunState.FAILED
+    assert "lease expired after 1 attempt" in old.error
+
+    with session_scope(engine) as session:
+        claim_run(session=session, run_id=fresh.run.id)
+    _worker_died(engine, fresh.run)
+    with session_scope(engine) as session:
+        cancelled = cancel_run(
+            session=session, project_id=project.id, run_id=fresh.run.id, actor=trainer
+        )
+    assert cancelled.state == PipelineRunState.CANCELLED
