@@ -128,7 +128,7 @@ class AuditEntry(Record, table=True):
     target: str = Field(sa_column=sa.Column(sa.String(300), nullable=False, index=True))
     outcome: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
     reason: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
-    request_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(100), nullable=True))
+    request_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(128), nullable=True))
     detail: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False))
     prev_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
     hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
@@ -313,6 +313,8 @@ def append(
     _check_text(action, field="action", limit=100, required=True)
     _check_text(target, field="target", limit=300, required=True)
     _check_text(reason, field="reason", limit=4000, required=False)
+    _check_text(actor.name, field="actor.name", limit=200, required=True)
+    _check_text(actor.request_id or "", field="actor.request_id", limit=128, required=False)
     try:
         outcome = Outcome(outcome)
     except ValueError as error:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -247,4 +248,21 @@ def test_postgres_refuses_truncate(engine: Engine, alice: Actor) -> None:
         append(session=session, actor=alice, action="model.promote", target="model_version:1")
     with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as connection:
         connection.execute(sa.text("TRUNCATE governance_audit_entry"))
+    assert len(_entries(engine)) == 1
+
+
+def test_actor_fields_are_bounded(engine: Engine, alice: Actor) -> None:
+    longest = replace(alice, request_id="r" * 128)
+    with session_scope(engine) as session:
+        entry = append(session=session, actor=longest, action="a.b", target="t:1")
+    assert entry.request_id == "r" * 128
+    with pytest.raises(InvalidInput, match=r"actor\.request_id") as raised:
+        append_in_own_transaction(
+            engine=engine, actor=replace(alice, request_id="r" * 129), action="a.b", target="t:1"
+        )
+    assert raised.value.field == "actor.request_id"
+    with pytest.raises(InvalidInput, match=r"actor\.name"):
+        append_in_own_transaction(
+            engine=engine, actor=replace(alice, name="n" * 201), action="a.b", target="t:1"
+        )
     assert len(_entries(engine)) == 1

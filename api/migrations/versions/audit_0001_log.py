@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("target", sa.String(length=300), nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("request_id", sa.String(length=100), nullable=True),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
