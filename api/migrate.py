@@ -44,8 +44,11 @@ def pending_heads(engine: Engine) -> set[str]:
     """Return the head revisions the database has not reached yet (empty when current)."""
     script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
     with engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    return set(script.get_heads()) - current
+        current = MigrationContext.configure(connection).get_current_heads()
+    # Alembic records only the tips; a head that another branch ``depends_on`` is applied but
+    # not recorded, so count everything below the recorded tips as applied.
+    applied = {revision.revision for revision in script.iterate_revisions(current, "base")}
+    return set(script.get_heads()) - applied
 
 
 def is_at_head(url: str) -> bool:
