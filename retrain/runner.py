@@ -317,15 +317,22 @@ def _run_steps(
         with log_path.open("ab") as log:
             log.write(f"==> step {step.name}: {' '.join(argv)}\n".encode())
             log.flush()
-            process = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=directory,
-                env=env,
-                start_new_session=True,
-            )
+            try:
+                process = subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=directory,
+                    env=env,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                return _StepOutcome(
+                    PipelineRunState.FAILED,
+                    f"step {step.name!r} could not start: {error.strerror or error}; "
+                    "check its command",
+                )
             last_check = 0.0
             while process.poll() is None:
                 now = time.monotonic()

@@ -152,3 +152,27 @@ def test_the_run_log_is_served_from_the_worker_capture(
     run = client.get(f"{BASE}/pipeline-runs/{run_id}", headers=scientist.headers).json()
     assert run["state"] == "failed"
     assert "no step reported a model_version" in run["error"]
+
+
+def test_the_worker_executes_queued_pipeline_runs(
+    client: TestClient, scientist: Issued, settings: Settings, engine: Engine
+) -> None:
+    from api.worker import build_worker
+    from retrain.jobs import Job
+
+    script = "import time; time.sleep(0.2); print('step ran')"
+    spec = _spec(steps=[{"name": "work", "command": [sys.executable, "-c", script]}], parameters={})
+    client.post(f"{BASE}/pipelines", json=spec, headers=scientist.headers)
+    run_id = client.post(
+        f"{BASE}/pipelines/income-train/runs", json={}, headers=scientist.headers
+    ).json()["id"]
+
+    assert build_worker(settings, engine).run_once()
+
+    run = client.get(f"{BASE}/pipeline-runs/{run_id}", headers=scientist.headers).json()
+    assert run["state"] == "failed"
+    assert "step ran" in run["log_tail"]
+    with session_scope(engine) as session:
+        job = session.exec(select(Job)).one()
+    assert job.state == "succeeded"
+    assert job.result == {"run_id": run_id, "state": "failed", "model_version": None}

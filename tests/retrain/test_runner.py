@@ -176,3 +176,19 @@ def test_steps_that_register_nothing_fail_the_run(
     assert run.state == PipelineRunState.FAILED
     assert "no step reported a model_version" in run.error
     assert run.active_model is None
+
+
+def test_a_command_that_does_not_exist_fails_the_run(
+    make_pipeline: Callable[..., Pipeline],
+    engine: Engine,
+    trainer: Actor,
+    runner_config: RunnerConfig,
+) -> None:
+    missing = [str(runner_config.data_dir / "no-such-program")]
+    pipeline = make_pipeline(steps=[Step(name="ghost", command=missing)], parameters={})
+    run = execute_run(
+        engine=engine, run_id=_queue(engine, pipeline, trainer).id, config=runner_config
+    )
+    assert run.state == PipelineRunState.FAILED
+    assert "step 'ghost' could not start" in run.error
+    assert run.active_model is None
