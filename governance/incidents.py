@@ -186,7 +186,7 @@ def _notify(
     )
 
 
-def _open_incident(*, session: Session, project_id: uuid.UUID, key: str) -> Incident | None:
+def _open_incident(*, session: Session, key: str) -> Incident | None:
     return session.exec(select(Incident).where(Incident.open_key == key)).first()
 
 
@@ -229,7 +229,7 @@ def route_findings(
         if not rule.covers(source_id):
             continue
         key = _key(project_id, source_kind, source_id, rule.id)
-        incident = _open_incident(session=session, project_id=project_id, key=key)
+        incident = _open_incident(session=session, key=key)
         firing = triggering(rule, findings)
         if firing:
             severity = worst_status([f.status for f in firing])
