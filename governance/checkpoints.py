@@ -21,7 +21,7 @@ from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session
+from sqlmodel import Field, Session, col, select
 
 from governance.signing import Signer
 from lineage.tables import Record, utcnow
@@ -34,6 +34,7 @@ __all__ = [
     "checkpoint_message",
     "detach_signer",
     "format_time",
+    "list_checkpoints",
     "policy_for",
     "sign_head",
 ]
@@ -120,3 +121,16 @@ def sign_head(*, session: Session, seq: int, entry_hash: str, signer: Signer) ->
     session.add(checkpoint)
     session.flush()
     return checkpoint
+
+
+def list_checkpoints(
+    *, session: Session, after_seq: int = 0, limit: int = 100
+) -> list[AuditCheckpoint]:
+    """Return up to ``limit`` checkpoints after ``after_seq``, oldest first (for archiving)."""
+    query = (
+        select(AuditCheckpoint)
+        .where(col(AuditCheckpoint.seq) > after_seq)
+        .order_by(col(AuditCheckpoint.seq))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())

@@ -39,7 +39,7 @@ from governance.audit_export import (
     readable_project_ids,
     verify_store,
 )
-from governance.checkpoints import AuditCheckpoint, attach_signer, format_time
+from governance.checkpoints import AuditCheckpoint, attach_signer, format_time, list_checkpoints
 from governance.permissions import Permission
 from governance.signing import Signer, load_or_create_signer
 from lineage.errors import Conflict, InvalidInput, NotFound
@@ -291,6 +291,18 @@ def public_key(_actor: AuditReader, signer: SignerDep) -> PlainTextResponse:
         media_type="application/x-pem-file",
         headers={"X-Key-Id": signer.key_id},
     )
+
+
+@router.get("/checkpoints")
+def list_audit_checkpoints(
+    _actor: AuditReader,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, description="Cursor: the last seq received.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[CheckpointPublic]:
+    """List signed checkpoints, oldest first, to archive where the database owner cannot write."""
+    found = list_checkpoints(session=session, after_seq=after, limit=limit)
+    return [CheckpointPublic.of(c) for c in found]
 
 
 @router.post("/checkpoints", dependencies=[Depends(require_admin())], status_code=201)

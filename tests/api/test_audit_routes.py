@@ -18,7 +18,7 @@ from governance.signing import load_public_key
 from lineage.projects import Project
 from lineage.store import session_scope
 from tests.conftest import Issued
-from tests.governance.test_audit_verify import drop_triggers
+from tests.governance.tamper import drop_triggers
 
 Make = Callable[..., Issued]
 
@@ -42,7 +42,7 @@ def admin(make_principal: Make) -> Issued:
 
 def test_reading_needs_audit_read(client: TestClient, make_principal: Make) -> None:
     viewer = make_principal(role=Role.VIEWER, project="acme")
-    for path in ("", "/export", "/verify", "/public-key"):
+    for path in ("", "/export", "/verify", "/public-key", "/checkpoints"):
         assert client.get(f"/api/v1/audit{path}").status_code == 401
         denied = client.get(f"/api/v1/audit{path}", headers=viewer.headers)
         assert denied.status_code == 403, path
@@ -192,6 +192,13 @@ def test_checkpoints_on_demand_are_admin_only_and_verify(
     report = client.get("/api/v1/audit/verify", headers=auditor.headers).json()
     assert report["intact"] is True
     assert report["checkpoints_verified"] >= 1
+    listed = client.get("/api/v1/audit/checkpoints", headers=auditor.headers)
+    assert listed.status_code == 200
+    assert [c["seq"] for c in listed.json()] == [made.json()["seq"]]
+    after = client.get(
+        "/api/v1/audit/checkpoints", params={"after": made.json()["seq"]}, headers=auditor.headers
+    )
+    assert after.json() == []
 
 
 def test_the_signing_key_is_created_once_with_mode_0600(

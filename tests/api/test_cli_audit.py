@@ -13,7 +13,7 @@ from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import append
 from lineage import create_project, session_scope
-from tests.governance.test_audit_verify import drop_triggers
+from tests.governance.tamper import drop_triggers
 
 runner = CliRunner()
 

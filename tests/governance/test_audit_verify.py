@@ -24,19 +24,7 @@ from governance.audit_export import export_lines, verify_export, verify_store
 from governance.checkpoints import AuditCheckpoint, attach_signer, detach_signer
 from governance.signing import Signer, load_or_create_signer
 from lineage import create_project, session_scope
-
-_TABLES = ("governance_audit_entry", "governance_audit_checkpoint")
-
-
-def drop_triggers(engine: Engine) -> None:
-    """Remove the append-only triggers, as someone with raw database access could."""
-    with engine.begin() as connection:
-        for table in _TABLES:
-            if engine.dialect.name == "sqlite":
-                for verb in ("update", "delete"):
-                    connection.execute(sa.text(f"DROP TRIGGER {table}_no_{verb}"))
-            else:
-                connection.execute(sa.text(f"DROP TRIGGER {table}_append_only ON {table}"))
+from tests.governance.tamper import drop_triggers
 
 
 @pytest.fixture
