@@ -5,7 +5,9 @@ without one fails) and derives what to expect from the gate's permission:
 
 - without credentials → 401;
 - with roles lacking the permission (or a non-admin on an admin-only route) → 403;
-- project routes, called by a principal whose roles are all in *another* project → 404.
+- project routes, called by a principal whose roles are all in *another* project → 404;
+- project routes, called by the first role holding the permission → never 401/403 and no
+  denial in the audit log (the table grants what the gate checks).
 
 Only :data:`api.routes.health.PUBLIC_PATHS` are exempt.
 """
@@ -21,14 +23,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from api.routes.health import PUBLIC_PATHS
 from api.security import PROJECT_PATH_PARAM, Gate
+from governance.audit import AuditEntry
 from governance.roles import ROLE_PERMISSIONS, Role
+from lineage.store import session_scope
 from tests.conftest import Issued
 
 
@@ -120,6 +127,7 @@ def test_every_route_refuses_requests_without_credentials(
     assert wrong == {}
 
 
+@pytest.mark.slow
 def test_every_route_refuses_roles_lacking_its_permission(
     client: TestClient, sweep: list[Endpoint], make_principal: Callable[..., Issued]
 ) -> None:
@@ -151,6 +159,7 @@ def test_every_route_refuses_roles_lacking_its_permission(
     assert checked > 0
 
 
+@pytest.mark.slow
 def test_project_routes_hide_other_projects(
     client: TestClient, sweep: list[Endpoint], make_principal: Callable[..., Issued]
 ) -> None:
@@ -178,3 +187,30 @@ def test_a_route_without_a_gate_is_caught(client: TestClient) -> None:
 
     _, ungated = _endpoints(app)
     assert ungated == ["GET /api/v1/forgotten"]
+
+
+def test_every_project_route_admits_a_role_holding_its_permission(
+    client: TestClient, sweep: list[Endpoint], make_principal: Callable[..., Issued], engine: Engine
+) -> None:
+    holders = {role: make_principal(role=role, project="acme") for role in Role}
+    wrong = {}
+    for endpoint in sweep:
+        permission = endpoint.gate.permission
+        if not endpoint.in_project or endpoint.gate.admin_only or permission is None:
+            continue
+        role = next(r for r in Role if permission in ROLE_PERMISSIONS[r])
+        before = _denials(engine)
+        response = client.request(
+            endpoint.method, _url(endpoint, "acme"), headers=holders[role].headers
+        )
+        if response.status_code in (401, 403) or _denials(engine) != before:
+            wrong[f"{endpoint} as {role}"] = response.status_code
+    assert wrong == {}
+
+
+def _denials(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        query = (
+            select(sa.func.count()).select_from(AuditEntry).where(AuditEntry.outcome == "denied")
+        )
+        return session.exec(query).one()
