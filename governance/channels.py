@@ -70,12 +70,23 @@ class SecretBox:
 
     @classmethod
     def from_key_file(cls, path: Path) -> SecretBox:
-        """Load the key at ``path``, creating it (mode 0600) on first use."""
+        """Load the key at ``path``, creating it (mode 0600) on first use.
+
+        Creation is atomic (written aside, then hard-linked into place), so an API and a worker
+        starting together agree on one key instead of overwriting each other's.
+        """
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(Fernet.generate_key())
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # another process won the race; use its key
+            finally:
+                draft.unlink()
         return cls(path.read_bytes().strip())
 
     def seal(self, values: dict[str, str]) -> str:

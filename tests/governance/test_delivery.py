@@ -491,3 +491,20 @@ def test_email_uses_tls_and_the_sealed_password(
         [mail] = smtp.mails
     assert mail.tls
     assert mail.login == "warden:s3cret-pw"
+
+
+def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "outbound.key"
+    boxes: list[SecretBox] = []
+    starters = [
+        threading.Thread(target=lambda: boxes.append(SecretBox.from_key_file(path)))
+        for _ in range(8)
+    ]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join(10)
+    assert len(boxes) == 8
+    token = boxes[0].seal({"k": "v"})
+    assert all(box.open(token) == {"k": "v"} for box in boxes)
+    assert [p.name for p in path.parent.iterdir()] == ["outbound.key"]
