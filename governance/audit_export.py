@@ -222,6 +222,15 @@ class ChainVerifier:
             self._expected = seq + 1
             self._last_hash = stored_hash
 
+    def expect_head(self, seq: int) -> None:
+        """Check that entries reached ``seq`` (an export's header says where it ends)."""
+        if self._max_seq < seq:
+            self._break(
+                self._max_seq + 1,
+                f"the export ends at entry {self._max_seq} but its header says {seq}: lines were "
+                "cut from its end",
+            )
+
     def finish(self) -> VerifyReport:
         """Check the checkpoints against the chain read so far and return the report."""
         verified = 0
@@ -405,6 +414,7 @@ def verify_export(lines: Iterable[str], *, public_key: Ed25519PublicKey | None) 
                     f"line {number}: checkpoint lacks {error}", field="file"
                 ) from error
     verifier = ChainVerifier(checkpoints, public_key)
+    declared_head = 0
     for number, record in records:
         kind = record.pop("record")
         try:
@@ -413,8 +423,11 @@ def verify_export(lines: Iterable[str], *, public_key: Ed25519PublicKey | None) 
                 verifier.entry(record, stored)
             elif kind == "redacted":
                 verifier.redacted(int(record["seq"]), str(record["prev_hash"]), str(record["hash"]))
+            elif kind == "header":
+                declared_head = int(record["head_seq"])
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidInput(
                 f"line {number}: the {kind} record lacks or garbles {error}", field="file"
             ) from error
+    verifier.expect_head(declared_head)
     return verifier.finish()

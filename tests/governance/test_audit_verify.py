@@ -250,6 +250,9 @@ def test_offline_verification_of_an_export(engine: Engine, alice: Actor, signer:
     dropped = [line for i, line in enumerate(lines) if i != index]
     assert verify_export(dropped, public_key=signer.public_key).first_broken_seq == 8
 
+    cut = [line for line in lines if '"seq":12,' not in line]
+    assert verify_export(cut, public_key=signer.public_key).first_broken_seq == 12
+
     forged = [
         line.replace('"signature":"', '"signature":"A') if '"checkpoint"' in line else line
         for line in lines
