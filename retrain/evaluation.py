@@ -1,7 +1,8 @@
 """Evaluate a candidate version against the champion on the same held-out data.
 
-Both models score the very same rows; performance (accuracy, precision, recall, F1, ROC AUC,
-log loss) and fairness (selection rate per group, demographic-parity difference and ratio,
+Both models score the very same rows; performance (accuracy, precision, recall, F1 and ROC AUC
+with 95 % intervals, from :func:`monitors.performance.compute_performance`, and the selection
+rate) and fairness (selection rate per group, demographic-parity difference and ratio,
 equalized-odds difference, from :func:`monitors.fairness.compute_fairness`) are stored side by
 side with the candidate version in an :class:`Evaluation` row, together with the differences
 ``candidate - champion``. Promotion gates (policies) read these rows; people read them before they
@@ -25,6 +26,7 @@ from lineage.models import ModelVersion
 from lineage.registry import get_model_version
 from lineage.tables import Record
 from monitors.fairness import FairnessConfig, compute_fairness
+from monitors.performance import compute_performance
 from retrain.deployers import ModelLoader
 from retrain.promotion import current_champion
 
@@ -76,16 +78,14 @@ def score_model(
     holdout: pd.DataFrame,
     target: str,
     sensitive_features: Sequence[str],
-) -> tuple[dict[str, float | None], dict[str, Any]]:
-    """Return ``(performance, fairness)`` of one model on the held-out rows."""
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        log_loss,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
+) -> tuple[dict[str, float | None], dict[str, Any], dict[str, list[float | None]]]:
+    """Return ``(performance, fairness, intervals)`` of one model on the held-out rows.
+
+    Performance is :func:`monitors.performance.compute_performance` (the numbers the performance
+    monitor reports later, so a gate and a monitor agree), plus the selection rate; ``intervals``
+    holds its 95 % intervals.
+    """
+    import pandas as pd
 
     features = list(model_version.feature_schema) or [c for c in holdout.columns if c != target]
     inputs = holdout[features].copy()
@@ -94,17 +94,24 @@ def score_model(
             inputs[column] = inputs[column].astype("float64")
     y_true = holdout[target].astype(int).to_numpy()
     y_pred = model.predict(inputs)
+    scored = pd.DataFrame({"label": y_true, "prediction": y_pred})
+    if hasattr(model, "predict_proba"):
+        scored["score"] = model.predict_proba(inputs)[:, 1]
+    measured = compute_performance(
+        scored,
+        label_column="label",
+        prediction_column="prediction",
+        score_column="score" if "score" in scored.columns else None,
+        task="classification",
+    )
     performance: dict[str, float | None] = {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
-        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
-        "selection_rate": float(y_pred.mean()),
+        name: _finite(metric["value"]) for name, metric in measured["metrics"].items()
     }
-    if hasattr(model, "predict_proba") and len(set(y_true)) == 2:
-        scores = model.predict_proba(inputs)[:, 1]
-        performance["roc_auc"] = float(roc_auc_score(y_true, scores))
-        performance["log_loss"] = float(log_loss(y_true, scores, labels=[0, 1]))
+    performance["selection_rate"] = float(y_pred.mean())
+    intervals: dict[str, list[float | None]] = {
+        name: [_finite(metric["lower"]), _finite(metric["upper"])]
+        for name, metric in measured["metrics"].items()
+    }
     fairness: dict[str, Any] = {}
     if sensitive_features:
         result = compute_fairness(
@@ -129,7 +136,7 @@ def score_model(
                     if "selection_rate" in group.metrics
                 },
             }
-    return performance, fairness
+    return performance, fairness, intervals
 
 
 def _difference(candidate: Any, champion: Any) -> Any:
@@ -187,7 +194,7 @@ def evaluate_version(
     for role, model_version in (("candidate", candidate), ("champion", champion)):
         if model_version is None:
             continue
-        perf, fair = score_model(
+        perf, fair, spread = score_model(
             model=loader.load(model_version),
             model_version=model_version,
             holdout=holdout,
@@ -195,6 +202,7 @@ def evaluate_version(
             sensitive_features=sensitive_features,
         )
         performance[role] = perf
+        performance.setdefault("intervals", {})[role] = spread
         fairness[role] = fair
     if champion is not None:
         performance["difference"] = _difference(performance["candidate"], performance["champion"])
