@@ -122,8 +122,8 @@ class VerifyReport:
     Attributes:
         intact: Whether every entry and checkpoint checked out.
         entries: How many entries were read.
-        head_seq: The last sequence number read.
-        head_hash: The hash of the last entry read.
+        head_seq: The last sequence number verified in order (the head, when intact).
+        head_hash: The hash of that entry.
         checkpoints: How many checkpoints were read.
         checkpoints_verified: How many of them carry a valid signature and match the chain.
         first_broken_seq: The first untrustworthy sequence number, ``None`` when intact.
