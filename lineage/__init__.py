@@ -42,7 +42,6 @@ from lineage.graph import (
 )
 from lineage.ingest import IngestResult, ingest_event
 from lineage.models import (
-    EDGE_ENDS,
     Dataset,
     DatasetVersion,
     Deployment,
@@ -51,7 +50,6 @@ from lineage.models import (
     Job,
     LineageEvent,
     ModelVersion,
-    NodeKind,
     Run,
     RunState,
 )
@@ -68,7 +66,6 @@ from lineage.store import create_store_engine, is_sqlite, session_scope
 from lineage.tables import NAMING_CONVENTION, AwareDateTime, Record, new_id, utcnow
 
 __all__ = [
-    "EDGE_ENDS",
     "NAMING_CONVENTION",
     "AwareDateTime",
     "Conflict",
@@ -88,7 +85,6 @@ __all__ = [
     "LineageEvent",
     "ModelVersion",
     "ModelVersionCreate",
-    "NodeKind",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",

@@ -27,7 +27,6 @@ from sqlmodel import Field
 from lineage.tables import AwareDateTime, Record
 
 __all__ = [
-    "EDGE_ENDS",
     "Dataset",
     "DatasetVersion",
     "Deployment",
@@ -36,16 +35,11 @@ __all__ = [
     "Job",
     "LineageEvent",
     "ModelVersion",
-    "NodeKind",
     "Run",
     "RunState",
 ]
 
 _PROJECT_FK = "lineage_project.id"
-
-
-def _json(*, nullable: bool = False) -> Any:
-    return Field(default=None, sa_column=sa.Column(sa.JSON(), nullable=nullable))
 
 
 class RunState(StrEnum):
@@ -59,19 +53,13 @@ class RunState(StrEnum):
     OTHER = "OTHER"
 
 
-class NodeKind(StrEnum):
-    """What an edge end is; the name of each node table without its prefix."""
-
-    DATASET = "dataset"
-    DATASET_VERSION = "dataset_version"
-    JOB = "job"
-    RUN = "run"
-    MODEL_VERSION = "model_version"
-    DEPLOYMENT = "deployment"
-
-
 class EdgeKind(StrEnum):
-    """The kinds of edge, each with fixed end kinds (see :data:`EDGE_ENDS`)."""
+    """The kinds of edge; each kind fixes what its ends are.
+
+    ``job_input`` dataset → job, ``job_output`` job → dataset, ``run_input`` dataset version →
+    run, ``run_output`` run → dataset version, ``run_model`` run → model version, ``serves``
+    model version → deployment.
+    """
 
     JOB_INPUT = "job_input"
     JOB_OUTPUT = "job_output"
@@ -79,16 +67,6 @@ class EdgeKind(StrEnum):
     RUN_OUTPUT = "run_output"
     RUN_MODEL = "run_model"
     SERVES = "serves"
-
-
-EDGE_ENDS: dict[EdgeKind, tuple[NodeKind, NodeKind]] = {
-    EdgeKind.JOB_INPUT: (NodeKind.DATASET, NodeKind.JOB),
-    EdgeKind.JOB_OUTPUT: (NodeKind.JOB, NodeKind.DATASET),
-    EdgeKind.RUN_INPUT: (NodeKind.DATASET_VERSION, NodeKind.RUN),
-    EdgeKind.RUN_OUTPUT: (NodeKind.RUN, NodeKind.DATASET_VERSION),
-    EdgeKind.RUN_MODEL: (NodeKind.RUN, NodeKind.MODEL_VERSION),
-    EdgeKind.SERVES: (NodeKind.MODEL_VERSION, NodeKind.DEPLOYMENT),
-}
 
 
 class Dataset(Record, table=True):
@@ -114,7 +92,9 @@ class DatasetVersion(Record, table=True):
     project_id: uuid.UUID = Field(foreign_key=_PROJECT_FK, index=True)
     dataset_id: uuid.UUID = Field(foreign_key="lineage_dataset.id", index=True)
     version: str = Field(sa_column=sa.Column(sa.String(256), nullable=False))
-    schema_fields: list[dict[str, Any]] | None = _json(nullable=True)
+    schema_fields: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON(), nullable=True)
+    )
     row_count: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
     uri: str | None = Field(default=None, sa_column=sa.Column(sa.String(2048)))
 
