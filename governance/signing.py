@@ -79,7 +79,7 @@ def load_or_create_signer(path: Path) -> Signer:
     Raises:
         InvalidInput: The file is not a private Ed25519 PEM key, or it is readable by others.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(

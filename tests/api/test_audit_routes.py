@@ -206,6 +206,7 @@ def test_the_signing_key_is_created_once_with_mode_0600(
 ) -> None:
     path = settings.resolved_audit_key_path()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     first = client.get("/api/v1/audit/public-key", headers=admin.headers)
     assert first.headers["x-key-id"]
     assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
