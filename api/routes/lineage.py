@@ -20,17 +20,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel
-from sqlmodel import Session
+from sqlalchemy.engine import Engine
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import EngineDep, SessionDep, SettingsDep
 from api.routes.models import DeploymentPublic, ModelVersionPublic
 from api.security import CurrentProject, require
 from governance.actors import Actor
-from governance.audit import append
+from governance.audit import Outcome, append, append_in_own_transaction
 from governance.permissions import Permission
 from governance.roles import authorize, visible_project_ids
 from lineage.catalog import get_run, list_dataset_versions, list_datasets, list_jobs
-from lineage.errors import InvalidInput, PayloadTooLarge
+from lineage.errors import InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
 from lineage.graph import (
     MAX_DEPTH,
     dataset_impact,
@@ -41,6 +41,7 @@ from lineage.graph import (
 from lineage.ingest import ingest_event
 from lineage.models import Dataset, DatasetVersion, Job, Run
 from lineage.projects import Project, get_project, list_projects
+from lineage.store import session_scope
 
 __all__ = [
     "DatasetPublic",
@@ -203,23 +204,41 @@ async def event_body(request: Request, settings: SettingsDep) -> bytes:
 
 
 def _event_project(
-    *, session: Session, actor: Actor, name: str | None, permission: Permission
+    *, engine: Engine, actor: Actor, name: str | None, permission: Permission, action: str
 ) -> Project:
-    """Return the project named by ``?project=``, else the caller's only project."""
-    if name is not None:
-        project = get_project(session=session, name=name)
-        authorize(session=session, actor=actor, project_id=project.id, permission=permission)
-        return project
-    visible = visible_project_ids(session=session, actor=actor)
-    projects = list_projects(session=session, ids=visible)
-    if len(projects) != 1:
-        raise InvalidInput(
-            f"you may write to {len(projects)} projects; say which one with ?project=<name> "
-            "(for the OpenLineage client, set endpoint to api/v1/lineage?project=<name>)",
-            field="project",
-        )
-    authorize(session=session, actor=actor, project_id=projects[0].id, permission=permission)
-    return projects[0]
+    """Return the project named by ``?project=``, else the caller's only project.
+
+    The check reads in a short transaction of its own and a denial is audited in another, as
+    the gate does for ``{project}`` routes, so the request's session holds no lock meanwhile.
+    """
+    with session_scope(engine) as session:
+        try:
+            if name is not None:
+                project = get_project(session=session, name=name)
+            else:
+                visible = visible_project_ids(session=session, actor=actor)
+                projects = list_projects(session=session, ids=visible)
+                if len(projects) != 1:
+                    raise InvalidInput(
+                        f"you may use {len(projects)} projects; say which one with "
+                        "?project=<name> (for the OpenLineage client, set endpoint to "
+                        "api/v1/lineage?project=<name>)",
+                        field="project",
+                    )
+                project = projects[0]
+            authorize(session=session, actor=actor, project_id=project.id, permission=permission)
+            return project
+        except (NotFound, PermissionDenied) as error:
+            denied = error
+    append_in_own_transaction(
+        engine=engine,
+        actor=actor,
+        action="access.denied",
+        target=f"project:{name}",
+        outcome=Outcome.DENIED,
+        reason=f"{action}: {denied.detail}",
+    )
+    raise denied
 
 
 ProjectQuery = Annotated[
@@ -255,12 +274,17 @@ def post_lineage(
     response: Response,
     actor: Annotated[Actor, Depends(require(Permission.LINEAGE_WRITE))],
     body: Annotated[bytes, Depends(event_body)],
+    engine: EngineDep,
     session: SessionDep,
     project: ProjectQuery = None,
 ) -> IngestPublic:
     """Store an OpenLineage event unchanged and derive jobs, runs, datasets and edges from it."""
     target = _event_project(
-        session=session, actor=actor, name=project, permission=Permission.LINEAGE_WRITE
+        engine=engine,
+        actor=actor,
+        name=project,
+        permission=Permission.LINEAGE_WRITE,
+        action="POST /api/v1/lineage",
     )
     result = ingest_event(session=session, project_id=target.id, body=body)
     if result.created:
@@ -279,6 +303,7 @@ def post_lineage(
 @router.get("/api/v1/lineage", summary="The lineage graph around a node (Marquez's shape)")
 def get_lineage(
     actor: Annotated[Actor, Depends(require(Permission.LINEAGE_READ))],
+    engine: EngineDep,
     session: SessionDep,
     node_id: Annotated[
         str,
@@ -295,7 +320,11 @@ def get_lineage(
 ) -> dict[str, Any]:
     """Return ``{"graph": [{id, type, data, inEdges, outEdges}, …]}`` within ``depth`` edges."""
     target = _event_project(
-        session=session, actor=actor, name=project, permission=Permission.LINEAGE_READ
+        engine=engine,
+        actor=actor,
+        name=project,
+        permission=Permission.LINEAGE_READ,
+        action="GET /api/v1/lineage",
     )
     return lineage_graph(session=session, project_id=target.id, node_id=node_id, depth=depth)
 

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from api.app import create_app
 from api.settings import Settings
 from governance.actors import Actor
+from governance.audit import AuditEntry
 from governance.roles import Role, grant_role
 from lineage import get_project, session_scope
 from tests.conftest import Issued
@@ -275,3 +277,31 @@ def test_the_graph_query_refuses_a_bad_node_id(client: TestClient, writer: Issue
         "job:pipelines:featurize",
     }
     assert {n["type"] for n in found.json()["graph"]} == {"DATASET", "JOB"}
+
+
+def test_a_denied_project_is_refused_and_audited(
+    client: TestClient, engine: Engine, writer: Issued, make_principal: Callable[..., Issued]
+) -> None:
+    make_principal(role=Role.VIEWER, project="other")
+    with session_scope(engine) as session:
+        other = get_project(session=session, name="other")
+        grant_role(
+            session=session,
+            actor=Actor.system(),
+            project_id=other.id,
+            principal_id=writer.principal.id,
+            role=Role.VIEWER,
+        )
+    before = row_counts(engine)
+    read_only = client.post(
+        "/api/v1/lineage?project=other", content=encode(_event()), headers=writer.headers
+    )
+    unknown = client.post(
+        "/api/v1/lineage?project=nope", content=encode(_event()), headers=writer.headers
+    )
+    assert (read_only.status_code, unknown.status_code) == (403, 404)
+    assert row_counts(engine) == before
+    with session_scope(engine) as session:
+        denials = session.exec(select(AuditEntry).where(AuditEntry.action == "access.denied")).all()
+    assert sorted(d.target for d in denials) == ["project:nope", "project:other"]
+    assert all(d.actor_id == writer.principal.id for d in denials)
