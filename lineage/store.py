@@ -54,6 +54,8 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
         cursor = dbapi_connection.cursor()
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL never corrupts the file; a power cut may lose the last commits only.
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
