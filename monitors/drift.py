@@ -269,11 +269,12 @@ def summarise_window(
         return summaries
     import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(window)
+    # No pre-buffering: it reads whole row groups ahead, and memory would follow their size.
+    source = pq.ParquetFile(window, pre_buffer=False, buffer_size=1 << 20)
     present = [name for name in columns if name in source.schema_arrow.names]
     if not present:
         return summaries
-    for batch in source.iter_batches(batch_size=batch_rows, columns=present):
+    for batch in source.iter_batches(batch_size=batch_rows, columns=present, use_threads=False):
         for name in present:
             _add_arrow(summaries[name], batch.column(name))
     return summaries
