@@ -25,7 +25,8 @@ again walks further back through the slot's history.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, col, select
@@ -49,6 +50,7 @@ from retrain.registry import CHALLENGER, CHAMPION, Registry
 
 __all__ = [
     "Promotion",
+    "PromotionGate",
     "current_champion",
     "promote",
     "request_promotion",
@@ -79,6 +81,20 @@ class Promotion(Record, table=True):
     actor_id: uuid.UUID | None = Field(default=None)
     actor_name: str = Field(sa_column=sa.Column(sa.String(256), nullable=False))
     reason: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False))
+
+
+class PromotionGate(Protocol):
+    """A rule a version must pass to go live (policies plug in here); raise to block it.
+
+    Called after the approval check and before anything changes, with the version and the
+    champion it would replace. A gate blocks by raising
+    :class:`~lineage.errors.PermissionDenied` with a message naming the rule and the numbers.
+    """
+
+    def __call__(
+        self, *, session: Session, model_version: ModelVersion, champion: ModelVersion | None
+    ) -> None:
+        """Return to let the promotion proceed; raise to block it."""
 
 
 def trainers_of(*, session: Session, model_version: ModelVersion) -> set[uuid.UUID]:
@@ -247,6 +263,7 @@ def promote(
     registry: Registry,
     deployer: Deployer,
     reason: str = "",
+    gates: Sequence[PromotionGate] = (),
 ) -> Promotion:
     """Make ``model_name`` ``version`` live in a slot after its approval; see the module doc.
 
@@ -254,6 +271,7 @@ def promote(
         NotFound: No such version in the project.
         PermissionDenied: No approved request for this version.
         SeparationOfDuties: Someone who trained or registered it approved it.
+        PermissionDenied: A gate blocked it.
         Conflict: It is live in the slot already, or the deployer refused it.
     """
     target = get_model_version(
@@ -266,6 +284,8 @@ def promote(
         raise Conflict(
             f"version {version} of {model_name!r} is live in {deployment!r} ({environment}) already"
         )
+    for gate in gates:
+        gate(session=session, model_version=target, champion=previous)
     return _make_live(
         session=session,
         project_id=project_id,

@@ -22,11 +22,13 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
-from api.deps import SessionDep
+from api.deps import EngineDep, SessionDep
 from api.routes.deployments_serving import get_embedded_deployer, get_registry
 from api.security import CurrentProject, require
 from governance.actors import Actor
+from governance.audit import append_in_own_transaction
 from governance.permissions import Permission
+from lineage.errors import PermissionDenied
 from lineage.models import ModelVersion
 from lineage.registry import get_model_version
 from retrain.deployers import AliasDeployer, Deployer
@@ -187,20 +189,40 @@ def promote_version(
     actor: Annotated[Actor, Depends(require(Permission.MODEL_PROMOTE))],
     project: CurrentProject,
     session: SessionDep,
+    engine: EngineDep,
 ) -> PromotionPublic:
-    """Deploy, record the deployment, audit, then move the ``champion`` alias."""
-    promotion = promote(
-        session=session,
-        project_id=project.id,
-        model_name=name,
-        version=version,
-        deployment=body.deployment,
-        environment=body.environment,
-        actor=actor,
-        registry=get_registry(request),
-        deployer=_deployer(request, body.deployer),
-        reason=body.reason,
-    )
+    """Deploy, record the deployment, audit, then move the ``champion`` alias.
+
+    A refusal (no approval, separation of duties, a gate) is audited as ``denied`` in its own
+    transaction, so it survives the request's rollback. Gates are the callables the app keeps in
+    ``app.state.promotion_gates`` (policies install them).
+    """
+    try:
+        promotion = promote(
+            session=session,
+            project_id=project.id,
+            model_name=name,
+            version=version,
+            deployment=body.deployment,
+            environment=body.environment,
+            actor=actor,
+            registry=get_registry(request),
+            deployer=_deployer(request, body.deployer),
+            reason=body.reason,
+            gates=tuple(getattr(request.app.state, "promotion_gates", ())),
+        )
+    except PermissionDenied as denied:
+        session.rollback()  # release the store (SQLite's write lock) before auditing apart
+        append_in_own_transaction(
+            engine=engine,
+            actor=actor,
+            action="model.promote",
+            target=f"model:{name}/{version}",
+            reason=denied.detail,
+            detail={"deployment": body.deployment, "environment": body.environment},
+            project_id=project.id,
+        )
+        raise
     return _public(promotion, session)
 
 

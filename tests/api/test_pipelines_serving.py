@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from api.settings import Settings
+from governance.audit import AuditEntry
 from governance.roles import Role
+from lineage.store import session_scope
 from retrain.runner import RunnerConfig, execute_run
 from tests.adult import FEATURES, adult_test
 from tests.conftest import Issued
@@ -70,6 +73,9 @@ def test_a_trained_version_is_promoted_after_approval_and_serves_predictions(
     blocked = client.post(promote_url, json=target, headers=scientist.headers)
     assert blocked.status_code == 403
     assert "approved request" in blocked.json()["detail"]
+    with session_scope(engine) as session:
+        denied = session.exec(select(AuditEntry).where(AuditEntry.action == "model.promote")).one()
+    assert (denied.outcome, denied.target) == ("denied", "model:income/1")
 
     asked = client.post(
         f"{BASE}/models/income/versions/1/promotion-requests",

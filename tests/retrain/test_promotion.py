@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from governance.actors import Actor
 from governance.approvals import ApprovalAction, decide, request_approval
@@ -167,6 +167,34 @@ def test_promote_serve_and_roll_back(
         )
 
     _approve(engine, trainer, approver, second)
+    seen: list[tuple[str, str | None]] = []
+
+    def card_gate(
+        *, session: Session, model_version: ModelVersion, champion: ModelVersion | None
+    ) -> None:
+        seen.append((model_version.version, champion.version if champion else None))
+        raise PermissionDenied("gate 'model card complete' failed: the card has no intended use")
+
+    with (
+        pytest.raises(PermissionDenied, match="model card complete"),
+        session_scope(engine) as session,
+    ):
+        promote(
+            session=session,
+            project_id=project.id,
+            model_name="income",
+            version="2",
+            deployment="income-api",
+            environment="production",
+            actor=trainer,
+            registry=registry,
+            deployer=deployer,
+            gates=[card_gate],
+        )
+    assert seen == [("2", "1")]
+    assert registry.alias_version("income", CHAMPION) == "1"
+    assert _live(engine, project) == ["1"]
+
     promoted = _promote(engine, project, trainer, registry, deployer, "2")
     assert promoted.previous_version_id == first.id
     assert registry.alias_version("income", CHAMPION) == "2"
