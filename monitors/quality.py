@@ -11,12 +11,13 @@ Ingestion keeps well-formed records with bad values; this monitor counts them:
   saw (``unseen_share``).
 
 Thresholds (``spec.thresholds`` keys, defaults in ``DEFAULT_THRESHOLDS``) are shares of the
-window's rows; a share above its threshold is a ``warn``.
+window's rows; a share above its threshold is a ``warn``. Parquet windows stream in batches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from monitors.baseline import (
     NumericSummary,
     plain_value,
 )
+from monitors.drift import BATCH_ROWS
 from monitors.findings import Finding, Status
 from monitors.registry import Chart, KindResult, MonitorContext, register_kind
 from monitors.spec import Kind, MonitorSpec
@@ -182,19 +184,7 @@ def _categorical_quality(
     )
 
 
-def check_quality(
-    baseline: Baseline, window: pd.DataFrame, *, columns: list[str] | None = None
-) -> QualityResult:
-    """Count schema differences and bad values of a window against the baseline."""
-    names = list(baseline.columns) if columns is None else columns
-    for name in names:
-        baseline.column(name)
-    missing_columns = [name for name in names if name not in window.columns]
-    extra_columns = (
-        [str(name) for name in window.columns if name not in baseline.columns]
-        if columns is None
-        else []
-    )
+def _check_frame(baseline: Baseline, window: pd.DataFrame, names: list[str]) -> QualityResult:
     type_changes: dict[str, tuple[str, str]] = {}
     results: list[ColumnQuality] = []
     for name in names:
@@ -211,10 +201,67 @@ def check_quality(
             results.append(_categorical_quality(name, values, reference))
     return QualityResult(
         rows=len(window),
-        missing_columns=missing_columns,
-        extra_columns=extra_columns,
+        missing_columns=[],
+        extra_columns=[],
         type_changes=type_changes,
         columns=results,
+    )
+
+
+def _combine(total: ColumnQuality, part: ColumnQuality) -> ColumnQuality:
+    return replace(
+        total,
+        rows=total.rows + part.rows,
+        missing=total.missing + part.missing,
+        type_errors=total.type_errors + part.type_errors,
+        out_of_range=total.out_of_range + part.out_of_range,
+        unseen=total.unseen + part.unseen,
+        examples=[*total.examples, *part.examples][:EXAMPLES],
+    )
+
+
+def check_quality(
+    baseline: Baseline,
+    window: pd.DataFrame | Path,
+    *,
+    columns: list[str] | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> QualityResult:
+    """Count schema differences and bad values of a window against the baseline.
+
+    A Parquet window streams in batches of ``batch_rows``; counts add up across batches.
+    """
+    names = list(baseline.columns) if columns is None else columns
+    for name in names:
+        baseline.column(name)
+    if isinstance(window, pd.DataFrame):
+        present = [str(name) for name in window.columns]
+        result = _check_frame(baseline, window, names)
+    else:
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(window, pre_buffer=False, buffer_size=1 << 20)
+        present = [str(name) for name in source.schema_arrow.names]
+        wanted = [name for name in names if name in present]
+        result = _check_frame(baseline, source.schema_arrow.empty_table().to_pandas(), wanted)
+        for batch in source.iter_batches(batch_size=batch_rows, columns=wanted, use_threads=False):
+            part = _check_frame(baseline, batch.to_pandas(), wanted)
+            merged = {column.column: column for column in result.columns}
+            for column in part.columns:
+                merged[column.column] = _combine(merged[column.column], column)
+            result = QualityResult(
+                rows=result.rows + part.rows,
+                missing_columns=[],
+                extra_columns=[],
+                type_changes={**part.type_changes, **result.type_changes},
+                columns=[merged[column.column] for column in result.columns],
+            )
+    return replace(
+        result,
+        missing_columns=[name for name in names if name not in present],
+        extra_columns=(
+            [name for name in present if name not in baseline.columns] if columns is None else []
+        ),
     )
 
 
@@ -301,7 +348,7 @@ def run_quality(spec: MonitorSpec, context: MonitorContext) -> KindResult:
             field="thresholds",
         )
     thresholds = {**DEFAULT_THRESHOLDS, **spec.thresholds}
-    result = check_quality(context.baseline, context.frame(), columns=spec.columns)
+    result = check_quality(context.baseline, context.window, columns=spec.columns)
     charts = [
         Chart(
             title="Missing share per column",

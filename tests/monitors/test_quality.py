@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -114,3 +116,15 @@ def test_unknown_quality_thresholds_are_refused(
             MonitorContext(window=random_window, baseline=adult_baseline),
         )
     assert error.value.field == "thresholds"
+
+
+def test_a_parquet_window_streams_to_the_same_counts(
+    adult_baseline: Baseline, bad_window: pd.DataFrame, tmp_path: Path
+) -> None:
+    window = bad_window.drop(columns=["hours_per_week"])
+    path = tmp_path / "window.parquet"
+    window.to_parquet(path, index=False)
+    streamed = check_quality(adult_baseline, path, batch_rows=700)
+    assert streamed.to_dict() == check_quality(adult_baseline, window).to_dict()
+    assert streamed.column("age").out_of_range == 8
+    assert streamed.missing_columns == ["fnlwgt", "hours_per_week"]
