@@ -5,11 +5,13 @@ from governance.alerts import AlertRule, RuleChannel
 from governance.approvals import ApprovalDecision, ApprovalRequest, ApprovalRule
 from governance.audit import AuditEntry, Outcome, append, append_in_own_transaction
 from governance.channels import Channel, SecretBox
+from governance.decisions import FindingBatch, PolicyDecision, PromotionBlock
 from governance.delivery import Attempt, Delivery, deliver_due
 from governance.identity import ApiKey, AuthFailure, IssuedKey, Principal
 from governance.incidents import Incident, route_findings
 from governance.outbound import AllowEntry
 from governance.permissions import Permission
+from governance.policies import Policy, PolicyVersion
 from governance.roles import ROLE_PERMISSIONS, Role, RoleGrant
 
 __all__ = [
@@ -26,12 +28,17 @@ __all__ = [
     "AuthFailure",
     "Channel",
     "Delivery",
+    "FindingBatch",
     "Incident",
     "IssuedKey",
     "Outcome",
     "Permission",
+    "Policy",
+    "PolicyDecision",
+    "PolicyVersion",
     "Principal",
     "PrincipalKind",
+    "PromotionBlock",
     "Role",
     "RoleGrant",
     "RuleChannel",

@@ -1,0 +1,401 @@
+"""The one place that chains findings → policies → actions.
+
+The worker calls :func:`after_monitor_run` (or anything holding a run's findings calls
+:func:`on_findings`) once per monitor run. In the caller's transaction it:
+
+1. records the run's findings (:class:`governance.decisions.FindingBatch`); a run seen before
+   (a retried job) decides nothing again;
+2. evaluates the project's active policies with :func:`governance.policies.evaluate` over the
+   monitor's recent runs, the decisions that fired before (cooldowns) and the time;
+3. stores each decision and executes the actions of those that fire, each in its own savepoint
+   so one failing action (a pipeline that no longer exists) neither undoes nor stops the others:
+
+   ==================  ==========================================================================
+   ``alert``,          route the triggering findings through the project's alert rules
+   ``open_incident``   (:func:`governance.incidents.route_findings`, source ``policy``)
+   ``retrain``         :func:`retrain.pipelines.request_run` — one run per model even under a
+                       storm: the active run is handed back, not a second one queued
+   ``rollback``        ``request``: an approval request; ``perform``: roll back one version
+                       (:func:`retrain.promotion.rollback`)
+   ``redeploy``        ``request``: an approval request; ``perform``: deploy the live version
+                       again
+   ``block_promotion`` a :class:`governance.decisions.PromotionBlock` the promotion gate honours
+   ==================  ==========================================================================
+
+4. audits each decision as ``policy.decide`` with its inputs (run ids, finding ids, policy id and
+   version) and every action's outcome.
+
+Performing a rollback or redeploy needs the registry and deployer the app or worker runs with;
+without them those actions fail with a message saying so (and ``request`` mode still works).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from governance import Actor, append
+from governance.approvals import ApprovalAction, request_approval
+from governance.decisions import (
+    PolicyDecision,
+    PromotionBlock,
+    history,
+    prior_decisions,
+    record_batch,
+    record_decision,
+)
+from governance.incidents import route_findings
+from governance.policies import (
+    Action,
+    AlertAction,
+    BlockPromotionAction,
+    Decision,
+    OpenIncidentAction,
+    RedeployAction,
+    RetrainAction,
+    RollbackAction,
+    RunFindings,
+    active_policies,
+    evaluate,
+)
+from lineage.errors import InvalidInput, NotFound
+from lineage.models import Deployment, ModelVersion
+from lineage.store import session_scope
+from lineage.tables import utcnow
+from monitors.findings import Finding
+from monitors.models import Monitor, MonitorRun
+from retrain.deployers import Deployer
+from retrain.pipelines import get_pipeline, request_run
+from retrain.promotion import rollback
+from retrain.registry import Registry
+
+__all__ = ["after_monitor_run", "on_findings"]
+
+_MAX_LOOKBACK = 100
+_MAX_COOLDOWN = timedelta(days=31)
+
+
+def on_findings(
+    *,
+    session: Session,
+    actor: Actor,
+    project_id: uuid.UUID,
+    run: RunFindings,
+    now: datetime | None = None,
+    registry: Registry | None = None,
+    deployer: Deployer | None = None,
+) -> list[PolicyDecision]:
+    """Judge one monitor run's findings by the project's policies and act on the decisions.
+
+    Returns the stored decisions (empty when the run was handled before or nothing applied).
+    Never commits.
+    """
+    at = now or utcnow()
+    if record_batch(session=session, project_id=project_id, run=run) is None:
+        return []
+    policies = active_policies(session=session, project_id=project_id)
+    if not policies:
+        return []
+    lookback = (
+        max(r.consecutive_runs for p in policies for r in p.document.rules)
+        if any(p.document.rules for p in policies)
+        else 1
+    )
+    runs = history(
+        session=session,
+        project_id=project_id,
+        source_id=run.source_id,
+        limit=min(lookback, _MAX_LOOKBACK),
+    )
+    prior = prior_decisions(session=session, project_id=project_id, since=at - _MAX_COOLDOWN)
+    decisions = evaluate(history=runs, policies=policies, prior=prior, now=at)
+    scoped = actor.in_project(project_id)
+    stored = []
+    for decision in decisions:
+        row = record_decision(session=session, project_id=project_id, decision=decision, at=at)
+        outcomes: list[dict[str, Any]] = []
+        if decision.status == "fire":
+            for action in decision.actions:
+                outcomes.append(
+                    _execute(
+                        session=session,
+                        actor=scoped,
+                        project_id=project_id,
+                        decision=decision,
+                        row=row,
+                        action=action,
+                        at=at,
+                        registry=registry,
+                        deployer=deployer,
+                    )
+                )
+        row.outcomes = outcomes
+        session.add(row)
+        session.flush()
+        failed = any(o["outcome"] == "failed" for o in outcomes)
+        append(
+            session=session,
+            actor=scoped,
+            action="policy.decide",
+            target=f"policy:{decision.policy_id}",
+            outcome="failure" if failed else "success",
+            reason=decision.reason[:4000],
+            detail={
+                "decision_id": str(row.id),
+                "policy": decision.policy_name,
+                "policy_version": decision.policy_version,
+                "rule": decision.rule,
+                "status": decision.status,
+                "scope": decision.scope_key,
+                "run_ids": list(decision.run_ids),
+                "finding_ids": list(decision.finding_ids)[:50],
+                "outcomes": outcomes,
+            },
+            project_id=project_id,
+        )
+        stored.append(row)
+    return stored
+
+
+def _execute(
+    *,
+    session: Session,
+    actor: Actor,
+    project_id: uuid.UUID,
+    decision: Decision,
+    row: PolicyDecision,
+    action: Action,
+    at: datetime,
+    registry: Registry | None,
+    deployer: Deployer | None,
+) -> dict[str, Any]:
+    reason = (
+        f"policy {decision.policy_name!r} v{decision.policy_version}, rule {decision.rule!r}: "
+        f"{decision.reason}"
+    )[:2000]
+    try:
+        with session.begin_nested():
+            result = _act(
+                session=session,
+                actor=actor,
+                project_id=project_id,
+                decision=decision,
+                row=row,
+                action=action,
+                at=at,
+                reason=reason,
+                registry=registry,
+                deployer=deployer,
+            )
+    except Exception as error:
+        detail = getattr(error, "detail", None) or str(error) or type(error).__name__
+        return {"type": action.type, "outcome": "failed", "error": detail[:1000]}
+    return {"type": action.type, "outcome": "done", **result}
+
+
+def _slot(action: RollbackAction | RedeployAction, decision: Decision) -> tuple[str, str]:
+    deployment = action.deployment or decision.deployment
+    if deployment is None:
+        raise InvalidInput(
+            f"{action.type} needs a deployment: name one in the action, or scope the monitor "
+            "to a deployment",
+            field="deployment",
+        )
+    return deployment, action.environment
+
+
+def _act(
+    *,
+    session: Session,
+    actor: Actor,
+    project_id: uuid.UUID,
+    decision: Decision,
+    row: PolicyDecision,
+    action: Action,
+    at: datetime,
+    reason: str,
+    registry: Registry | None,
+    deployer: Deployer | None,
+) -> dict[str, Any]:
+    if isinstance(action, AlertAction | OpenIncidentAction):
+        incidents = route_findings(
+            session=session,
+            actor=actor,
+            project_id=project_id,
+            source_kind="policy",
+            source_id=f"{decision.policy_name}/{decision.rule}"[:100],
+            run_id=decision.run_ids[-1],
+            findings=list(decision.findings),
+            now=at,
+        )
+        return {"incident_ids": [str(i.id) for i in incidents]}
+    if isinstance(action, RetrainAction):
+        pipeline = get_pipeline(session=session, project_id=project_id, name=action.pipeline)
+        requested = request_run(
+            session=session,
+            pipeline=pipeline,
+            actor=actor,
+            reason=reason,
+            parameters=dict(action.parameters),
+        )
+        return {"pipeline_run_id": str(requested.run.id), "created": requested.created}
+    if isinstance(action, RollbackAction | RedeployAction):
+        deployment, environment = _slot(action, decision)
+        if action.mode == "request":
+            request = request_approval(
+                session=session,
+                actor=actor,
+                action=ApprovalAction.ROLLBACK
+                if isinstance(action, RollbackAction)
+                else ApprovalAction.REDEPLOY,
+                target_kind="deployment",
+                target_id=f"{deployment}/{environment}",
+                reason=reason,
+            )
+            return {"approval_id": str(request.id)}
+        if registry is None or deployer is None:
+            raise InvalidInput(
+                f"performing a {action.type} needs the registry and deployer of a worker or app; "
+                "use mode 'request' or run the loop where they are configured"
+            )
+        if isinstance(action, RollbackAction):
+            promotion = rollback(
+                session=session,
+                project_id=project_id,
+                deployment=deployment,
+                environment=environment,
+                actor=actor,
+                registry=registry,
+                deployer=deployer,
+                reason=reason,
+            )
+            return {"promotion_id": str(promotion.id)}
+        return _redeploy(
+            session=session,
+            actor=actor,
+            project_id=project_id,
+            deployment=deployment,
+            environment=environment,
+            deployer=deployer,
+            reason=reason,
+        )
+    assert isinstance(action, BlockPromotionAction)
+    model = action.model or decision.model
+    if model is None:
+        raise InvalidInput(
+            "block_promotion needs a model: name one in the action, or scope the monitor to a "
+            "deployment",
+            field="model",
+        )
+    block = PromotionBlock(
+        project_id=project_id,
+        model_name=model,
+        until=at + timedelta(seconds=action.duration_seconds),
+        decision_id=row.id,
+        reason=reason,
+    )
+    session.add(block)
+    session.flush()
+    append(
+        session=session,
+        actor=actor,
+        action="model.block_promotion",
+        target=f"model:{model}",
+        reason=reason,
+        detail={"until": block.until.isoformat(), "decision_id": str(row.id)},
+        project_id=project_id,
+    )
+    return {"model": model, "until": block.until.isoformat()}
+
+
+def _redeploy(
+    *,
+    session: Session,
+    actor: Actor,
+    project_id: uuid.UUID,
+    deployment: str,
+    environment: str,
+    deployer: Deployer,
+    reason: str,
+) -> dict[str, Any]:
+    live = session.exec(
+        select(Deployment).where(
+            Deployment.project_id == project_id,
+            Deployment.name == deployment,
+            Deployment.environment == environment,
+            Deployment.live_until == None,  # noqa: E711 - SQL IS NULL
+        )
+    ).first()
+    if live is None:
+        raise NotFound(f"nothing is live in {deployment!r} ({environment}) to redeploy")
+    version = session.get(ModelVersion, live.model_version_id)
+    assert version is not None
+    deployer.deploy(model_version=version, deployment=deployment, environment=environment)
+    append(
+        session=session,
+        actor=actor,
+        action="model.redeploy",
+        target=f"model_version:{version.id}",
+        reason=reason,
+        detail={"deployment": deployment, "environment": environment, "version": version.version},
+        project_id=project_id,
+    )
+    return {"model_version": version.version}
+
+
+def after_monitor_run(
+    *,
+    engine: Engine,
+    monitor_run_id: uuid.UUID,
+    findings: Sequence[Finding],
+    actor: Actor | None = None,
+    registry: Registry | None = None,
+    deployer: Deployer | None = None,
+    now: datetime | None = None,
+) -> list[uuid.UUID]:
+    """Run the loop for a finished monitor run, in its own transaction; return decision ids.
+
+    The monitor's deployment (if it has one) gives the run its model, deployment and
+    environment, which rule scopes match against.
+
+    Raises:
+        NotFound: The monitor run or its monitor no longer exists.
+    """
+    with session_scope(engine) as session:
+        monitor_run = session.get(MonitorRun, monitor_run_id)
+        if monitor_run is None:
+            raise NotFound(f"no monitor run {monitor_run_id}")
+        monitor = session.get(Monitor, monitor_run.monitor_id)
+        if monitor is None:
+            raise NotFound(f"monitor {monitor_run.monitor_id} of run {monitor_run_id} is gone")
+        model = deployment = environment = None
+        if monitor.deployment_id is not None:
+            slot = session.get(Deployment, monitor.deployment_id)
+            if slot is not None:
+                deployment, environment = slot.name, slot.environment
+                version = session.get(ModelVersion, slot.model_version_id)
+                model = version.name if version is not None else None
+        run = RunFindings(
+            run_id=str(monitor_run.id),
+            source_id=str(monitor.id),
+            at=now or monitor_run.finished_at or utcnow(),
+            findings=tuple(findings),
+            model=model,
+            deployment=deployment,
+            environment=environment,
+        )
+        decisions = on_findings(
+            session=session,
+            actor=actor or Actor.system(),
+            project_id=monitor.project_id,
+            run=run,
+            now=now,
+            registry=registry,
+            deployer=deployer,
+        )
+        return [d.id for d in decisions]
