@@ -51,7 +51,7 @@ from monitors.baseline import (
     plain_value,
 )
 from monitors.findings import Finding, Status
-from monitors.registry import Chart, KindResult, MonitorContext, register_kind
+from monitors.registry import Chart, KindResult, MonitorContext, Progress, register_kind
 from monitors.spec import DriftMethod, Kind, MonitorSpec
 
 __all__ = [
@@ -256,10 +256,12 @@ def summarise_window(
     columns: list[str],
     *,
     batch_rows: int = BATCH_ROWS,
+    progress: Progress | None = None,
 ) -> dict[str, WindowSummary]:
     """Summarise the window's ``columns`` against the baseline's bins, streaming files.
 
-    Columns absent from the window get an empty summary (judged ``insufficient``).
+    Columns absent from the window get an empty summary (judged ``insufficient``);
+    ``progress`` hears the share of a file's rows read after each batch.
     """
     summaries = {name: _new_summary(baseline.column(name)) for name in columns}
     if isinstance(window, pd.DataFrame):
@@ -274,9 +276,14 @@ def summarise_window(
     present = [name for name in columns if name in source.schema_arrow.names]
     if not present:
         return summaries
+    total = max(int(source.metadata.num_rows), 1)
+    read = 0
     for batch in source.iter_batches(batch_size=batch_rows, columns=present, use_threads=False):
         for name in present:
             _add_arrow(summaries[name], batch.column(name))
+        read += batch.num_rows
+        if progress is not None:
+            progress(read / total, f"read {read:,} of {total:,} rows")
     return summaries
 
 
@@ -815,6 +822,7 @@ def compute_drift(
     fdr: float | None = 0.05,
     drift_share: float = 0.5,
     batch_rows: int = BATCH_ROWS,
+    progress: Progress | None = None,
 ) -> DriftResult:
     """Compute drift of a window (DataFrame or Parquet file) against a baseline.
 
@@ -828,6 +836,7 @@ def compute_drift(
             p-values at 0.05 as Evidently does.
         drift_share: Share of drifted columns at which the dataset drifts.
         batch_rows: Rows per streamed batch.
+        progress: Called with the share of a Parquet window read so far.
     """
     names = list(baseline.columns) if columns is None else columns
     for name in [*(methods or {}), *(column_thresholds or {})]:
@@ -836,7 +845,7 @@ def compute_drift(
                 f"column {name!r} has an override but is not judged; judged: {names}",
                 field="methods",
             )
-    summaries = summarise_window(baseline, window, names, batch_rows=batch_rows)
+    summaries = summarise_window(baseline, window, names, batch_rows=batch_rows, progress=progress)
     return compare(
         baseline, summaries, methods=methods, column_thresholds=column_thresholds, fdr=fdr,
         drift_share=drift_share,
@@ -920,7 +929,7 @@ def run_drift(spec: MonitorSpec, context: MonitorContext) -> KindResult:
     result = compute_drift(
         context.baseline, context.window, columns=columns, methods=spec.methods,
         column_thresholds=spec.column_thresholds, fdr=spec.fdr,
-        drift_share=spec.thresholds.get("drift_share", 0.5),
+        drift_share=spec.thresholds.get("drift_share", 0.5), progress=context.report_progress,
     )  # fmt: skip
     context.report_progress(1.0, "drift computed")
     findings = list(_column_findings(result, monitor=Kind.DRIFT.value, status=Status.WARN))

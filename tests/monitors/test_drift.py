@@ -170,7 +170,12 @@ def test_a_parquet_window_streams_to_the_same_result(
     window.loc[window.index[:40], "race"] = np.nan
     window.to_parquet(path, index=False)
     in_memory = compute_drift(adult_baseline, window)
-    streamed = compute_drift(adult_baseline, path, batch_rows=700)
+    progress: list[float] = []
+    streamed = compute_drift(
+        adult_baseline, path, batch_rows=700, progress=lambda share, _: progress.append(share)
+    )
+    assert progress == sorted(progress)
+    assert progress[-1] == 1.0
     for left, right in zip(in_memory.columns, streamed.columns, strict=True):
         assert left.value == pytest.approx(right.value, rel=1e-9), left.column
         assert left.drifted == right.drifted
