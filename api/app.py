@@ -18,10 +18,12 @@ from api.problems import install_problem_handlers
 from api.routes import alerts as alert_routes
 from api.routes import approvals, deployments_serving, health, pipelines, principals, projects
 from api.routes import audit as audit_routes
+from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
 from api.routes import models as model_routes
 from api.routes import monitors as monitor_routes
 from api.routes import promotions as promotion_routes
+from api.routes import reports_monitor as monitor_report_routes
 from api.settings import Settings
 from lineage import create_store_engine
 
@@ -73,5 +75,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(pipelines.router)
     app.include_router(promotion_routes.router)
     app.include_router(deployments_serving.router)
+    app.include_router(inference_routes.router)
+    app.include_router(monitor_report_routes.router)
     install_metrics(app)
     return app

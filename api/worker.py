@@ -1,8 +1,12 @@
 """The worker process: build the handler registry from the settings and run the claim loop.
 
 ``warden worker`` (and a thread of ``warden up``) runs :func:`run_worker`. The registry starts
-from :func:`retrain.handlers.default_registry` plus the pipeline runner of :mod:`retrain.runner`
-(bound to the data directory and MLflow URI of the settings). ``WARDEN_WORKER_HANDLERS`` (JSON,
+from :func:`retrain.handlers.default_registry` — monitor runs, bound to the data directory, the
+hash-checking :class:`retrain.deployers.ModelLoader` and :func:`route_monitor_findings` (the one
+place a run's findings go: alert routing now, policy evaluation beside it later) — plus the
+pipeline runner of :mod:`retrain.runner` (bound to the data directory and MLflow URI of the
+settings). Beside the claim loop, a thread sends due alert deliveries every
+``DELIVERY_EVERY_SECONDS``, outside any job's transaction. ``WARDEN_WORKER_HANDLERS`` (JSON,
 job kind → ``"module:function"``) adds or replaces handlers — for plug-ins, and for tests that need
 a handler with observable timing. Queue semantics and the handler contract are in
 :mod:`retrain.worker`.
@@ -11,20 +15,54 @@ a handler with observable timing. Queue semantics and the handler contract are i
 from __future__ import annotations
 
 import importlib
+import logging
 import signal
 import threading
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from api.settings import Settings
+from governance.actors import Actor
+from governance.incidents import route_findings
 from lineage.errors import InvalidInput
+from monitors.findings import Finding
+from monitors.models import Monitor, MonitorRun
+from retrain.deployers import ModelLoader
 from retrain.handlers import default_registry
 from retrain.jobs import JobKind
+from retrain.registry import Registry
 from retrain.runner import RunnerConfig, pipeline_handler
 from retrain.worker import Handler, HandlerRegistry, Worker
 
-__all__ = ["build_registry", "build_worker", "run_worker", "stop_on_signals"]
+__all__ = [
+    "DELIVERY_EVERY_SECONDS",
+    "build_registry",
+    "build_worker",
+    "route_monitor_findings",
+    "run_worker",
+    "stop_on_signals",
+]
+
+DELIVERY_EVERY_SECONDS = 5.0
+"""How often the worker process sends alert deliveries that are due."""
+_log = logging.getLogger("warden.worker")
+
+
+def route_monitor_findings(
+    *, session: Session, monitor: Monitor, run: MonitorRun, findings: list[Finding]
+) -> None:
+    """Hand a monitor run's findings to governance, in the transaction recording the run."""
+    route_findings(
+        session=session,
+        actor=Actor.system(request_id=f"monitor-run:{run.id}"),
+        project_id=run.project_id,
+        source_kind="monitor",
+        source_id=str(monitor.id),
+        run_id=str(run.id),
+        findings=findings,
+    )
 
 
 def _load(path: str, kind: str) -> Handler:
@@ -49,7 +87,16 @@ def build_registry(settings: Settings) -> HandlerRegistry:
     Handlers named in ``settings.worker_handlers`` are added last, so they may replace a
     built-in one.
     """
-    registry = default_registry()
+    loader = ModelLoader(
+        registry=Registry(
+            tracking_uri=settings.resolved_mlflow_uri(),
+            artifact_root=settings.data_dir / "mlflow-artifacts",
+        ),
+        cache_dir=settings.data_dir / "models",
+    )
+    registry = default_registry(
+        data_dir=settings.data_dir, loader=loader, on_findings=route_monitor_findings
+    )
     runner = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
     registry.register(JobKind.PIPELINE_RUN, pipeline_handler(runner))
     for kind, path in sorted(settings.worker_handlers.items()):
@@ -69,9 +116,29 @@ def build_worker(settings: Settings, engine: Engine) -> Worker:
     )
 
 
+def _deliver(settings: Settings, engine: Engine, stop: threading.Event) -> None:
+    """Send due deliveries every few seconds until ``stop`` is set (never inside a job)."""
+    from api.routes.alerts import deliver_due_now
+
+    while not stop.is_set():
+        try:
+            deliver_due_now(settings=settings, engine=engine)
+        except Exception:
+            _log.exception("sending due deliveries failed; will retry")
+        stop.wait(DELIVERY_EVERY_SECONDS)
+
+
 def run_worker(settings: Settings, engine: Engine, stop: threading.Event) -> None:
-    """Claim and run jobs until ``stop`` is set."""
-    build_worker(settings, engine).run(stop)
+    """Claim and run jobs until ``stop`` is set; send due alert deliveries alongside."""
+    sender = threading.Thread(
+        target=_deliver, args=(settings, engine, stop), name="deliveries", daemon=True
+    )
+    sender.start()
+    try:
+        build_worker(settings, engine).run(stop)
+    finally:
+        stop.set()
+        sender.join(timeout=DELIVERY_EVERY_SECONDS * 2)
 
 
 def stop_on_signals() -> threading.Event:

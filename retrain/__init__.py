@@ -2,7 +2,7 @@
 
 from retrain.deployers import AliasDeployer, Deployer, EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
-from retrain.handlers import default_registry, handle_monitor_run
+from retrain.handlers import MonitorRunHandler, default_registry
 from retrain.jobs import Job, JobKind, JobState, enqueue, get_job, queue_depth, queue_monitor_run
 from retrain.leader import LeaderLease, current_leader, try_acquire_lease
 from retrain.pipelines import Pipeline, PipelineRun, PipelineRunState, PipelineSpec, request_run
@@ -23,6 +23,7 @@ __all__ = [
     "JobState",
     "LeaderLease",
     "ModelLoader",
+    "MonitorRunHandler",
     "Pipeline",
     "PipelineRun",
     "PipelineRunState",
@@ -38,7 +39,6 @@ __all__ = [
     "evaluate_version",
     "execute_run",
     "get_job",
-    "handle_monitor_run",
     "pipeline_handler",
     "promote",
     "queue_depth",

@@ -1,49 +1,64 @@
 """The built-in job handlers and the registry a worker starts with.
 
-``monitor_run`` is served by :func:`handle_monitor_run`. Until the monitor computation is wired
-in, it is a placeholder: it checks that the run and its monitor exist, reports progress and
-returns a summary that says plainly that nothing was computed. Wiring the computation in means
-replacing the body of that one function (read the run's window of inferences, run the monitor's
-spec, store findings and report, return the summary); the queue, retries and the run's state
-are handled by :mod:`retrain.worker` and need no change.
+``monitor_run`` is served by a :class:`MonitorRunHandler`: it executes the run end to end with
+:func:`monitors.execute.execute_run` (window from the inference log, stored baseline, the
+computation library, the stored report, lineage) and returns the run's summary, which the
+worker stores on the run when it completes the job. The composition root (``api.worker``) gives
+it the data directory, the model loader (:class:`retrain.deployers.ModelLoader`: hash-checked
+registered versions only) and the findings callback (alert routing, later policies). The queue,
+retries and the run's state are handled by :mod:`retrain.worker`.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from lineage.store import session_scope
-from monitors.models import Monitor, MonitorRun
+from monitors.execute import FindingsCallback, ModelLoader, execute_run
 from retrain.jobs import JobKind
 from retrain.worker import HandlerRegistry, JobContext
 
-__all__ = ["default_registry", "handle_monitor_run"]
+__all__ = ["MonitorRunHandler", "default_registry"]
 
 
-def handle_monitor_run(context: JobContext) -> dict[str, Any]:
-    """Execute one monitor run (placeholder until the monitor computation is wired in).
+@dataclass(frozen=True, slots=True)
+class MonitorRunHandler:
+    """Execute ``monitor_run`` jobs: one persisted monitor run each.
 
-    Raises:
-        LookupError: The run or its monitor no longer exists (the job then fails and retries).
+    Attributes:
+        data_dir: The artifact store (inference logs, baselines, reports).
+        loader: Loads registered, hash-checked model versions for kinds that need the model.
+        on_findings: Receives each run's findings in the transaction that records the run.
     """
-    run_id = uuid.UUID(str(context.payload["monitor_run_id"]))
-    with session_scope(context.engine) as session:
-        run = session.get(MonitorRun, run_id)
-        if run is None:
-            raise LookupError(f"monitor run {run_id} does not exist")
-        monitor = session.get(Monitor, run.monitor_id)
-        if monitor is None:
-            raise LookupError(f"monitor {run.monitor_id} of run {run_id} does not exist")
-        window = {
-            "start": run.window_start.isoformat() if run.window_start else None,
-            "end": run.window_end.isoformat() if run.window_end else None,
-        }
-        kind = monitor.kind
-    context.progress(0.5, f"{kind} monitor: computation not wired in yet")
-    return {"computed": False, "kind": kind, "window": window}
+
+    data_dir: Path
+    loader: ModelLoader | None = None
+    on_findings: FindingsCallback | None = None
+
+    def __call__(self, context: JobContext) -> dict[str, Any]:
+        """Run the job's monitor run and return its summary.
+
+        Raises:
+            LookupError: The run or its monitor no longer exists (the job then fails and retries).
+        """
+        return execute_run(
+            engine=context.engine,
+            data_dir=self.data_dir,
+            run_id=uuid.UUID(str(context.payload["monitor_run_id"])),
+            loader=self.loader,
+            on_findings=self.on_findings,
+            progress=context.progress,
+        )
 
 
-def default_registry() -> HandlerRegistry:
-    """Return the handlers a plain ``warden worker`` serves."""
-    return HandlerRegistry({JobKind.MONITOR_RUN: handle_monitor_run})
+def default_registry(
+    *,
+    data_dir: Path = Path(".warden"),
+    loader: ModelLoader | None = None,
+    on_findings: FindingsCallback | None = None,
+) -> HandlerRegistry:
+    """Return the handlers a plain ``warden worker`` serves (monitor runs)."""
+    handler = MonitorRunHandler(data_dir=data_dir, loader=loader, on_findings=on_findings)
+    return HandlerRegistry({JobKind.MONITOR_RUN: handler})

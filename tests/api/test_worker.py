@@ -7,7 +7,7 @@ import pytest
 from api.settings import Settings
 from api.worker import build_registry
 from lineage import InvalidInput
-from retrain.handlers import handle_monitor_run
+from retrain.handlers import MonitorRunHandler
 from tests.api.marker_handlers import slow_marker
 
 
@@ -18,7 +18,9 @@ def _settings(tmp_path: Path, handlers: dict[str, str]) -> Settings:
 def test_the_default_registry_runs_monitor_and_pipeline_runs(tmp_path: Path) -> None:
     registry = build_registry(_settings(tmp_path, {}))
     assert registry.kinds() == ["monitor_run", "pipeline_run"]
-    assert registry.handler_for("monitor_run") is handle_monitor_run
+    handler = registry.handler_for("monitor_run")
+    assert isinstance(handler, MonitorRunHandler)
+    assert handler.data_dir == tmp_path
 
 
 def test_configured_handlers_add_to_or_replace_the_defaults(tmp_path: Path) -> None:

@@ -1,0 +1,219 @@
+"""Inference logs, labels and reference baselines over HTTP.
+
+* ``POST …/deployments/{deployment_id}/inferences`` — a JSON batch of at most
+  :data:`~monitors.inferences.MAX_BATCH` (10,000) records;
+* ``POST …/deployments/{deployment_id}/inferences/upload`` — the same as a CSV or Parquet file
+  (multipart field ``file``; columns ``request_id``, ``time``, ``prediction``, ``score`` and one
+  per feature), for batch scoring jobs;
+* ``POST …/deployments/{deployment_id}/labels`` — ground truth by request id, arriving later;
+* ``POST …/baselines`` / ``GET …/baselines`` / ``GET …/baselines/{id}`` — reference baselines.
+
+Logging needs ``inference:write``; baselines need ``monitor:write`` to build and ``monitor:read``
+to list. Each accepted batch is audited once, with counts, never the data. A refused batch
+(structure not matching the model's ``feature_schema``) leaves the store unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile, status
+from pydantic import BaseModel, ConfigDict
+
+from api.deps import SessionDep, SettingsDep
+from api.security import CurrentProject, require
+from governance.actors import Actor
+from governance.audit import append
+from governance.permissions import Permission
+from lineage.errors import InvalidInput
+from monitors.baselines_store import (
+    BaselineCreate,
+    BaselinePublic,
+    create_baseline,
+    get_baseline,
+    list_baselines,
+)
+from monitors.inferences import (
+    MAX_BATCH,
+    InferenceRecord,
+    IngestResult,
+    LabelRecord,
+    deployment_of,
+    log_inferences,
+    log_labels,
+    records_from_frame,
+)
+
+__all__ = ["InferencesBody", "IngestPublic", "LabelsBody", "router"]
+
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["inferences"])
+
+Logger = Annotated[Actor, Depends(require(Permission.INFERENCE_WRITE))]
+Writer = Annotated[Actor, Depends(require(Permission.MONITOR_WRITE))]
+_READ = [Depends(require(Permission.MONITOR_READ))]
+
+
+class InferencesBody(BaseModel):
+    """A batch of inference records (at most 10,000)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[InferenceRecord]
+
+
+class LabelsBody(BaseModel):
+    """A batch of labels by request id (at most 10,000)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[LabelRecord]
+
+
+class IngestPublic(BaseModel):
+    """What a logging call stored: the batch, records accepted, duplicates not counted again."""
+
+    batch_id: uuid.UUID | None
+    accepted: int
+    duplicates: int
+    max_batch: int = MAX_BATCH
+
+
+def _answer(
+    session: SessionDep, actor: Actor, action: str, deployment_id: uuid.UUID, result: IngestResult
+) -> IngestPublic:
+    append(
+        session=session,
+        actor=actor,
+        action=action,
+        target=f"deployment:{deployment_id}",
+        detail={"after": result.to_dict()},
+    )
+    return IngestPublic(
+        batch_id=result.batch_id, accepted=result.accepted, duplicates=result.duplicates
+    )
+
+
+@router.post("/deployments/{deployment_id}/inferences", status_code=status.HTTP_201_CREATED)
+def post_inferences(
+    deployment_id: uuid.UUID,
+    body: InferencesBody,
+    actor: Logger,
+    project: CurrentProject,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> IngestPublic:
+    """Log a batch of inferences; re-sent request ids are counted once."""
+    deployment, _ = deployment_of(
+        session=session, project_id=project.id, deployment_id=deployment_id
+    )
+    result = log_inferences(
+        session=session, data_dir=settings.data_dir, deployment=deployment, records=body.records
+    )
+    return _answer(session, actor, "inference.log", deployment_id, result)
+
+
+def _read_upload(upload: UploadFile, content: bytes) -> Any:
+    import pandas as pd
+
+    name = (upload.filename or "").lower()
+    kind = (upload.content_type or "").lower()
+    try:
+        if name.endswith(".parquet") or "parquet" in kind:
+            return pd.read_parquet(io.BytesIO(content))
+        if name.endswith(".csv") or "csv" in kind:
+            return pd.read_csv(io.BytesIO(content))
+    except (ValueError, OSError) as error:
+        raise InvalidInput(f"the file could not be read: {error}", field="file") from None
+    raise InvalidInput("send a .csv or .parquet file (multipart field 'file')", field="file")
+
+
+@router.post("/deployments/{deployment_id}/inferences/upload", status_code=status.HTTP_201_CREATED)
+def upload_inferences(
+    deployment_id: uuid.UUID,
+    file: Annotated[UploadFile, File(description="CSV or Parquet: request_id, features…")],
+    actor: Logger,
+    project: CurrentProject,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> IngestPublic:
+    """Log a batch scoring job's output from a CSV or Parquet file (at most 10,000 rows)."""
+    deployment, _ = deployment_of(
+        session=session, project_id=project.id, deployment_id=deployment_id
+    )
+    frame = _read_upload(file, file.file.read())
+    result = log_inferences(
+        session=session,
+        data_dir=settings.data_dir,
+        deployment=deployment,
+        records=records_from_frame(frame),
+    )
+    return _answer(session, actor, "inference.upload", deployment_id, result)
+
+
+@router.post("/deployments/{deployment_id}/labels", status_code=status.HTTP_201_CREATED)
+def post_labels(
+    deployment_id: uuid.UUID,
+    body: LabelsBody,
+    actor: Logger,
+    project: CurrentProject,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> IngestPublic:
+    """Log ground truth for inferences logged before; the first label of a request id wins."""
+    deployment, _ = deployment_of(
+        session=session, project_id=project.id, deployment_id=deployment_id
+    )
+    result = log_labels(
+        session=session, data_dir=settings.data_dir, deployment=deployment, labels=body.labels
+    )
+    return _answer(session, actor, "inference.label", deployment_id, result)
+
+
+@router.post("/baselines", status_code=status.HTTP_201_CREATED)
+def post_baseline(
+    body: BaselineCreate,
+    actor: Writer,
+    project: CurrentProject,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> BaselinePublic:
+    """Build a deployment's reference baseline from a dataset version in the data directory."""
+    stored = create_baseline(
+        session=session,
+        data_dir=settings.data_dir,
+        project_id=project.id,
+        spec=body,
+        created_by=actor.principal_id,
+    )
+    public = BaselinePublic.model_validate(stored)
+    append(
+        session=session,
+        actor=actor,
+        action="baseline.create",
+        target=f"baseline:{stored.id}",
+        detail={"after": public.model_dump(mode="json", exclude={"created_at"})},
+    )
+    return public
+
+
+@router.get("/baselines", dependencies=_READ)
+def get_baselines(
+    project: CurrentProject,
+    session: SessionDep,
+    deployment_id: Annotated[uuid.UUID | None, Query()] = None,
+) -> list[BaselinePublic]:
+    """List the project's baselines, newest first (of one deployment when given)."""
+    found = list_baselines(session=session, project_id=project.id, deployment_id=deployment_id)
+    return [BaselinePublic.model_validate(row) for row in found]
+
+
+@router.get("/baselines/{baseline_id}", dependencies=_READ)
+def read_baseline(
+    baseline_id: uuid.UUID, project: CurrentProject, session: SessionDep
+) -> BaselinePublic:
+    """Return one baseline."""
+    return BaselinePublic.model_validate(
+        get_baseline(session=session, project_id=project.id, baseline_id=baseline_id)
+    )

@@ -1,0 +1,58 @@
+"""A monitor run's stored report: ``GET …/monitor-runs/{id}/report`` (JSON) and ``report.html``.
+
+The worker writes both files when the run finishes (:func:`monitors.execute.report_paths`, paths
+made of ids); these routes only read them, after checking the run belongs to the project.
+Reading needs ``report:read``. A run without a report yet (queued, running, failed) answers 404
+saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse
+
+from api.deps import SessionDep, SettingsDep
+from api.security import CurrentProject, require
+from governance.permissions import Permission
+from lineage.errors import NotFound
+from monitors.execute import report_paths
+from monitors.schedules import get_monitor_run
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["monitors"])
+_READ = [Depends(require(Permission.REPORT_READ))]
+
+
+def _report(
+    run_id: uuid.UUID, project: CurrentProject, session: SessionDep, settings: SettingsDep
+) -> tuple[Path, Path]:
+    run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
+    paths = report_paths(settings.data_dir, project_id=project.id, run_id=run.id)
+    if not paths[0].is_file():
+        raise NotFound(f"monitor run {run_id} has no report yet (it is {run.state})")
+    return paths
+
+
+@router.get("/monitor-runs/{run_id}/report", dependencies=_READ)
+def read_report(
+    run_id: uuid.UUID, project: CurrentProject, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Return the run's report: every metric, threshold and verdict, and the chart data."""
+    json_path, _ = _report(run_id, project, session, settings)
+    document: dict[str, Any] = json.loads(json_path.read_text(encoding="utf-8"))
+    return document
+
+
+@router.get("/monitor-runs/{run_id}/report.html", dependencies=_READ, response_class=HTMLResponse)
+def read_report_html(
+    run_id: uuid.UUID, project: CurrentProject, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    """Return the run's report as a self-contained HTML page (static SVG charts, no scripts)."""
+    _, html_path = _report(run_id, project, session, settings)
+    return HTMLResponse(html_path.read_text(encoding="utf-8"))

@@ -1,0 +1,345 @@
+"""Stored reference baselines: built once from a dataset version, read by every monitor run.
+
+A baseline belongs to a deployment (and so to the model version it serves). It is built from a
+dataset version of the project, typically the training data, whose URI must resolve to a CSV or
+Parquet file *inside the artifact store* (``data_dir``; an uploaded reference lands there too):
+Warden never reads an arbitrary server path a client names.
+
+Building renames the reference's label, prediction and score columns to the names inference
+windows use (``label``, ``prediction``, ``score``), keeps the model's input columns (numeric
+ones as float64, like logged inferences), and summarises them with
+:func:`monitors.baseline.build_baseline` — per-column mergeable summaries, reference performance
+when the reference holds labels and predictions, and a reference sample. What fairness and
+explanations compare against (reference group metrics, reference SHAP importance) needs the
+model, which is never loaded in a request: the worker computes those from the sample on first
+use (:mod:`monitors.execute`). The summary is kept as JSON in the artifact store at a path made
+of ids (:func:`baseline_path`); the ``monitors_baseline`` row records where it came from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Field as SQLField
+from sqlmodel import Session, col, or_, select
+
+from lineage.errors import InvalidInput, NotFound
+from lineage.models import DatasetVersion, Deployment, ModelVersion
+from lineage.tables import Record
+from monitors.baseline import Baseline, build_baseline
+from monitors.inferences import RESERVED_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "BaselineCreate",
+    "BaselinePublic",
+    "StoredBaseline",
+    "baseline_path",
+    "create_baseline",
+    "get_baseline",
+    "latest_baseline",
+    "list_baselines",
+    "load_baseline",
+    "read_reference",
+    "resolve_inside",
+    "save_baseline",
+]
+
+_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+_COLUMN = Field(default=None, min_length=1, max_length=256)
+
+
+class StoredBaseline(Record, table=True):
+    """A reference baseline of a deployment: where it came from and what it summarises."""
+
+    __tablename__ = "monitors_baseline"
+
+    project_id: uuid.UUID = SQLField(foreign_key="lineage_project.id", index=True, nullable=False)
+    deployment_id: uuid.UUID = SQLField(
+        foreign_key="lineage_deployment.id", index=True, nullable=False
+    )
+    model_version_id: uuid.UUID = SQLField(
+        foreign_key="lineage_model_version.id", index=True, nullable=False
+    )
+    dataset_version_id: uuid.UUID | None = SQLField(
+        default=None, foreign_key="lineage_dataset_version.id"
+    )
+    rows: int = SQLField(nullable=False)
+    columns: list[str] = SQLField(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    extras: list[str] = SQLField(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    created_by: uuid.UUID | None = SQLField(default=None)
+
+
+class BaselineCreate(BaseModel):
+    """Build a baseline for a deployment from a dataset version stored in the artifact store.
+
+    Attributes:
+        deployment_id: The deployment the baseline is the reference of.
+        dataset_version_id: The reference data (a lineage dataset version whose URI is a CSV or
+            Parquet file inside the data directory).
+        label_column: The reference's ground-truth column (renamed ``label``).
+        prediction_column: The reference's prediction column, if it has one (``prediction``).
+        score_column: The reference's positive-class probability column (``score``).
+        positive_label: The positive class, for reference performance.
+        categorical: Columns to treat as categorical whatever their type.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployment_id: uuid.UUID
+    dataset_version_id: uuid.UUID
+    label_column: str | None = _COLUMN
+    prediction_column: str | None = _COLUMN
+    score_column: str | None = _COLUMN
+    positive_label: int | str = 1
+    categorical: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class BaselinePublic(BaseModel):
+    """A baseline as clients see it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    deployment_id: uuid.UUID
+    model_version_id: uuid.UUID
+    dataset_version_id: uuid.UUID | None
+    rows: int
+    columns: list[str]
+    extras: list[str]
+    created_at: datetime
+
+
+def baseline_path(data_dir: Path, *, project_id: uuid.UUID, baseline_id: uuid.UUID) -> Path:
+    """Return where a baseline's JSON lives: ids only, never a client's string."""
+    return data_dir / "baselines" / str(project_id) / f"{baseline_id}.json"
+
+
+def resolve_inside(data_dir: Path, uri: str) -> Path:
+    """Return the file a dataset URI names, if and only if it lies inside the data directory.
+
+    Accepts ``file://`` URIs, absolute paths and paths relative to the data directory; refuses
+    anything that resolves (symbolic links followed) outside it, other schemes, and files that
+    are not CSV or Parquet.
+
+    Raises:
+        InvalidInput: The URI is not a readable reference inside the data directory.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        raise InvalidInput(
+            f"the dataset version lives at {uri!r}; Warden builds baselines only from files in "
+            "its data directory (upload the reference there)",
+            field="dataset_version_id",
+        )
+    raw = Path(unquote(parsed.path) if parsed.scheme == "file" else uri)
+    root = data_dir.resolve()
+    path = (raw if raw.is_absolute() else root / raw).resolve()
+    if not path.is_relative_to(root):
+        raise InvalidInput(
+            "the dataset version's file is outside Warden's data directory; Warden never reads "
+            "arbitrary server paths — copy or upload the reference into the data directory",
+            field="dataset_version_id",
+        )
+    if not path.name.endswith(_SUFFIXES) or not path.is_file():
+        raise InvalidInput(
+            f"the dataset version's file {path.relative_to(root)} is not a CSV or Parquet file "
+            "in the data directory",
+            field="dataset_version_id",
+        )
+    return path
+
+
+def read_reference(path: Path) -> pd.DataFrame:
+    """Read a reference table from a CSV or Parquet file."""
+    import pandas as pd
+
+    if path.name.endswith(".parquet"):
+        frame: pd.DataFrame = pd.read_parquet(path)
+        return frame
+    return pd.read_csv(path)
+
+
+def _prepare(frame: pd.DataFrame, spec: BaselineCreate, schema: dict[str, str]) -> pd.DataFrame:
+    """Rename Warden's columns, keep the model's inputs, cast numeric inputs to float64."""
+    renames = {
+        spec.label_column: "label",
+        spec.prediction_column: "prediction",
+        spec.score_column: "score",
+    }
+    for source, field_name in (
+        (spec.label_column, "label_column"),
+        (spec.prediction_column, "prediction_column"),
+        (spec.score_column, "score_column"),
+    ):
+        if source is not None and source not in frame.columns:
+            raise InvalidInput(
+                f"the reference has no column {source!r}; its columns are "
+                f"{sorted(map(str, frame.columns))}",
+                field=field_name,
+            )
+    features = list(schema) or [
+        str(c) for c in frame.columns if c not in renames and c not in RESERVED_COLUMNS
+    ]
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise InvalidInput(
+            f"the reference lacks the model's input columns {missing}", field="dataset_version_id"
+        )
+    kept = frame[features].copy()
+    for name, kind in schema.items():
+        if kind in ("float", "integer"):
+            kept[name] = kept[name].astype("float64")
+    for source, target in renames.items():
+        if source is not None:
+            kept[target] = frame[source].to_numpy()
+    return kept
+
+
+def save_baseline(
+    *,
+    session: Session,
+    data_dir: Path,
+    deployment: Deployment,
+    baseline: Baseline,
+    dataset_version_id: uuid.UUID | None,
+    created_by: uuid.UUID | None,
+) -> StoredBaseline:
+    """Record a built baseline for a deployment and write its JSON (before the caller commits)."""
+    row = StoredBaseline(
+        project_id=deployment.project_id,
+        deployment_id=deployment.id,
+        model_version_id=deployment.model_version_id,
+        dataset_version_id=dataset_version_id,
+        rows=baseline.rows,
+        columns=list(baseline.columns),
+        extras=sorted(baseline.extras),
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    path = baseline_path(data_dir, project_id=row.project_id, baseline_id=row.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(baseline.to_json(), encoding="utf-8")
+    partial.replace(path)
+    return row
+
+
+def create_baseline(
+    *,
+    session: Session,
+    data_dir: Path,
+    project_id: uuid.UUID,
+    spec: BaselineCreate,
+    created_by: uuid.UUID | None = None,
+) -> StoredBaseline:
+    """Build and store the baseline of a deployment from a dataset version of the project.
+
+    Raises:
+        InvalidInput: The deployment or dataset version is not in the project, the dataset's
+            file is not inside the data directory, or a named column is missing.
+    """
+    from monitors.performance import reference_performance
+
+    deployment = session.get(Deployment, spec.deployment_id)
+    if deployment is None or deployment.project_id != project_id:
+        raise InvalidInput(
+            f"no deployment {spec.deployment_id} in this project", field="deployment_id"
+        )
+    version = session.get(DatasetVersion, spec.dataset_version_id)
+    if version is None or version.project_id != project_id:
+        raise InvalidInput(
+            f"no dataset version {spec.dataset_version_id} in this project",
+            field="dataset_version_id",
+        )
+    if not version.uri:
+        raise InvalidInput(
+            "the dataset version has no URI; report where the data lives (OpenLineage) first",
+            field="dataset_version_id",
+        )
+    model_version = session.get(ModelVersion, deployment.model_version_id)
+    schema = {} if model_version is None else dict(model_version.feature_schema)
+    frame = _prepare(read_reference(resolve_inside(data_dir, version.uri)), spec, schema)
+    extras: dict[str, Any] = {}
+    if spec.label_column is not None and spec.prediction_column is not None:
+        extras["performance"] = reference_performance(
+            frame,
+            label_column="label",
+            prediction_column="prediction",
+            score_column="score" if spec.score_column else None,
+            positive_label=spec.positive_label,
+        )
+    baseline = build_baseline(
+        frame, categorical=[c for c in spec.categorical if c in frame.columns], extras=extras
+    )
+    return save_baseline(
+        session=session,
+        data_dir=data_dir,
+        deployment=deployment,
+        baseline=baseline,
+        dataset_version_id=version.id,
+        created_by=created_by,
+    )
+
+
+def get_baseline(
+    *, session: Session, project_id: uuid.UUID, baseline_id: uuid.UUID
+) -> StoredBaseline:
+    """Return a baseline of the project, or raise :class:`NotFound`."""
+    row = session.get(StoredBaseline, baseline_id)
+    if row is None or row.project_id != project_id:
+        raise NotFound(f"no baseline {baseline_id} in this project")
+    return row
+
+
+def list_baselines(
+    *, session: Session, project_id: uuid.UUID, deployment_id: uuid.UUID | None = None
+) -> list[StoredBaseline]:
+    """Return the project's baselines, newest first (of one deployment when given)."""
+    query = select(StoredBaseline).where(StoredBaseline.project_id == project_id)
+    if deployment_id is not None:
+        query = query.where(StoredBaseline.deployment_id == deployment_id)
+    return list(session.exec(query.order_by(col(StoredBaseline.created_at).desc())).all())
+
+
+def latest_baseline(*, session: Session, deployment: Deployment) -> StoredBaseline:
+    """Return the newest baseline of a deployment, or of the model version it serves.
+
+    Raises:
+        NotFound: There is none: build one first (``POST …/baselines``).
+    """
+    row = session.exec(
+        select(StoredBaseline)
+        .where(
+            StoredBaseline.project_id == deployment.project_id,
+            or_(
+                col(StoredBaseline.deployment_id) == deployment.id,
+                col(StoredBaseline.model_version_id) == deployment.model_version_id,
+            ),
+        )
+        .order_by(col(StoredBaseline.created_at).desc())
+    ).first()
+    if row is None:
+        raise NotFound(
+            f"deployment {deployment.id} has no baseline; build one from the training data "
+            "(POST …/baselines) before running monitors"
+        )
+    return row
+
+
+def load_baseline(*, data_dir: Path, stored: StoredBaseline) -> Baseline:
+    """Read a stored baseline's summary from the artifact store."""
+    path = baseline_path(data_dir, project_id=stored.project_id, baseline_id=stored.id)
+    return Baseline.from_json(path.read_text(encoding="utf-8"))

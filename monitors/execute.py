@@ -1,0 +1,487 @@
+"""Run one persisted monitor run end to end: window in, findings and a stored report out.
+
+:func:`execute_run` is what the worker's ``monitor_run`` handler and ``warden monitor run`` call:
+
+1. read the run, its monitor and the monitor's deployment; load the deployment's newest stored
+   baseline (:mod:`monitors.baselines_store`);
+2. read the window the run was given (``window_start`` → ``window_end``, fixed by the monitor's
+   window rule when the run was queued) from the Parquet inference log, labels joined
+   (:func:`monitors.inferences.read_window`);
+3. load the model, only when the kind needs it, through the :class:`ModelLoader` the composition
+   root passes in (the real one loads only versions registered in Warden after their artifact
+   hash matched lineage; monitors never import it);
+4. run the computation library (:func:`monitors.registry.run_monitor`) with progress reported;
+5. store the JSON and HTML report at paths made of ids (:func:`report_paths`);
+6. in one transaction: write the run's ``summary`` (``status``, ``drift_share``, ``findings``…),
+   record a lineage run whose inputs are the reference dataset version, the baseline and the
+   inference window, and hand the findings to ``on_findings`` (the worker wires
+   ``governance.incidents.route_findings`` there, and policies next to it).
+
+Window conventions: the window's columns are the model's features plus ``prediction``,
+``score`` and ``label``; a spec that leaves ``label_column``, ``prediction_column`` or
+``score_column`` unset gets those names when the window has data in them, and drift and quality
+judge the features only unless the spec names columns. Performance judges the labelled rows;
+fairness judges labelled rows with labels when at least ``min_rows`` have one, else selection
+rates over every row.
+
+A monitor with nothing to read — no deployment, no baseline yet, an empty window — yields a
+run that *succeeds* with status ``insufficient`` and a ``reason``: too little data is reported,
+never alerted on, and never retried. A spec that cannot apply (unknown column) fails the run.
+
+Reference sections a kind needs but the stored baseline lacks (fairness group metrics, SHAP
+importance, performance without reference predictions) are computed here from the baseline's
+reference sample, with the model: that is why baselines can be built in a request without ever
+loading a model.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from lineage.errors import NotFound
+from lineage.ingest import ingest_event
+from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
+from lineage.store import session_scope
+from lineage.tables import utcnow
+from monitors.baseline import Baseline
+from monitors.baselines_store import StoredBaseline, latest_baseline, load_baseline
+from monitors.findings import Finding, Status
+from monitors.inferences import read_window, slot_deployments
+from monitors.models import Monitor, MonitorRun
+from monitors.registry import MonitorContext, MonitorResult, Progress, run_monitor
+from monitors.spec import Kind, MonitorSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "FindingsCallback",
+    "ModelLoader",
+    "execute_run",
+    "report_paths",
+    "summarise",
+]
+
+_PRODUCER = "https://github.com/warden/warden/monitors"
+_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent"
+_HIDDEN = ("request_id", "time", "probabilities")
+_MODEL_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
+
+
+class ModelLoader(Protocol):
+    """Load a registered model version (the worker passes ``retrain.deployers.ModelLoader``).
+
+    An implementation must load only versions registered in Warden, and only after their
+    artifact hash matches ``model_version.artifact_sha256``; it raises otherwise.
+    """
+
+    def load(self, model_version: ModelVersion) -> Any:
+        """Return the loaded model (anything with ``predict``)."""
+
+
+class FindingsCallback(Protocol):
+    """Receive a run's findings inside the transaction that records the run (never commits)."""
+
+    def __call__(
+        self, *, session: Session, monitor: Monitor, run: MonitorRun, findings: list[Finding]
+    ) -> None:
+        """Act on the findings (route alerts, evaluate policies)."""
+
+
+@dataclass(slots=True)
+class _Inputs:
+    """What a run reads, gathered in one short transaction."""
+
+    run: MonitorRun
+    monitor: Monitor
+    spec: MonitorSpec
+    deployment: Deployment | None = None
+    model_version: ModelVersion | None = None
+    stored: StoredBaseline | None = None
+    reference: tuple[Dataset, DatasetVersion] | None = None
+    window: pd.DataFrame | None = None
+    batches: list[uuid.UUID] | None = None
+    reason: str | None = None
+
+
+def report_paths(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> tuple[Path, Path]:
+    """Return where a run's JSON and HTML reports live: ids only, never a client's string."""
+    folder = data_dir / "reports" / str(project_id) / str(run_id)
+    return folder / "report.json", folder / "report.html"
+
+
+def _live_version(session: Session, deployment: Deployment, at: datetime | None) -> ModelVersion:
+    """Return the version serving the deployment's slot at ``at`` (else the deployment's own)."""
+    chosen = deployment
+    if at is not None:
+        for row in slot_deployments(session=session, deployment=deployment):
+            if row.live_from < at and (row.live_until is None or row.live_until >= at):
+                chosen = row
+    model_version = session.get(ModelVersion, chosen.model_version_id)
+    if model_version is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFound(f"deployment {chosen.id} serves no known model version")
+    return model_version
+
+
+def _gather(session: Session, data_dir: Path, run_id: uuid.UUID) -> _Inputs:
+    run = session.get(MonitorRun, run_id)
+    if run is None:
+        raise LookupError(f"monitor run {run_id} does not exist")
+    monitor = session.get(Monitor, run.monitor_id)
+    if monitor is None:
+        raise LookupError(f"monitor {run.monitor_id} of run {run_id} does not exist")
+    inputs = _Inputs(run=run, monitor=monitor, spec=MonitorSpec.model_validate(monitor.spec))
+    if monitor.deployment_id is None:
+        inputs.reason = "the monitor watches no deployment, so there is no inference log to read"
+        return inputs
+    deployment = session.get(Deployment, monitor.deployment_id)
+    if deployment is None:  # pragma: no cover - a foreign key guarantees it
+        raise LookupError(f"deployment {monitor.deployment_id} does not exist")
+    inputs.deployment = deployment
+    inputs.model_version = _live_version(session, deployment, run.window_end)
+    try:
+        inputs.stored = latest_baseline(session=session, deployment=deployment)
+    except NotFound as error:
+        inputs.reason = error.detail
+        return inputs
+    if inputs.stored.dataset_version_id is not None:
+        version = session.get(DatasetVersion, inputs.stored.dataset_version_id)
+        dataset = None if version is None else session.get(Dataset, version.dataset_id)
+        if version is not None and dataset is not None:
+            inputs.reference = (dataset, version)
+    inputs.window, inputs.batches = read_window(
+        session=session,
+        data_dir=data_dir,
+        deployment=deployment,
+        start=run.window_start,
+        end=run.window_end,
+    )
+    if not len(inputs.window):
+        inputs.reason = "no inferences were logged in the window"
+    return inputs
+
+
+def _has_data(frame: pd.DataFrame, name: str) -> bool:
+    return name in frame.columns and bool(frame[name].notna().any())
+
+
+def _conventions(spec: MonitorSpec, window: pd.DataFrame, features: list[str]) -> MonitorSpec:
+    """Fill the column names the window uses where the spec leaves them unset."""
+    update: dict[str, Any] = {}
+    for attribute, name in (
+        ("label_column", "label"),
+        ("prediction_column", "prediction"),
+        ("score_column", "score"),
+    ):
+        if getattr(spec, attribute) is None and _has_data(window, name):
+            update[attribute] = name
+    if spec.columns is None and spec.kind in (Kind.DRIFT, Kind.QUALITY):
+        update["columns"] = list(features)
+    return spec.model_copy(update=update)
+
+
+def _frame_for(spec: MonitorSpec, window: pd.DataFrame) -> tuple[MonitorSpec, pd.DataFrame]:
+    """Return the rows and spec a kind judges (labelled rows for performance and fairness)."""
+    frame = window.drop(columns=[c for c in _HIDDEN if c in window.columns])
+    label = spec.label_column
+    if label is None or label not in frame.columns:
+        return spec, frame
+    labelled = frame[frame[label].notna()]
+    if spec.kind == Kind.FAIRNESS and len(labelled) < spec.min_rows:
+        return spec.model_copy(update={"label_column": None}), frame.drop(columns=[label])
+    if spec.kind in (Kind.PERFORMANCE, Kind.FAIRNESS):
+        labelled = labelled.copy()
+        prediction = spec.prediction_column
+        if (
+            prediction in labelled.columns
+            and labelled[prediction].dtype.kind in "iub"
+            and labelled[label].dtype.kind == "f"
+        ):
+            labelled[label] = labelled[label].astype(labelled[prediction].dtype)
+        return spec, labelled.reset_index(drop=True)
+    return spec, frame.drop(columns=[label])
+
+
+def _model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    return frame[features]
+
+
+def _complete_reference(
+    spec: MonitorSpec, baseline: Baseline, model: Any, features: list[str]
+) -> Baseline:
+    """Compute reference sections the baseline lacks, from its sample (with the model)."""
+    sample = baseline.sample
+    extras = dict(baseline.extras)
+    if sample is None or not len(sample):
+        return baseline
+    has_features = all(name in sample.columns for name in features)
+    if spec.kind == Kind.EXPLANATIONS and "explanations" not in extras and model is not None:
+        from monitors.explanations import reference_importance
+
+        if has_features:
+            extras["explanations"] = reference_importance(
+                _model_inputs(sample, features), model=model, spec=spec
+            )
+    if spec.kind == Kind.FAIRNESS and "fairness" not in extras:
+        from monitors.fairness import reference_fairness
+
+        reference = sample
+        if "prediction" not in sample.columns and model is not None and has_features:
+            reference = sample.assign(prediction=model.predict(_model_inputs(sample, features)))
+        wanted = set(spec.sensitive_features)
+        if "prediction" in reference.columns and wanted <= set(reference.columns):
+            labelled = spec.label_column is not None and spec.label_column in reference.columns
+            extras["fairness"] = reference_fairness(
+                reference,
+                spec=spec.model_copy(
+                    update={
+                        "prediction_column": "prediction",
+                        "label_column": spec.label_column if labelled else None,
+                    }
+                ),
+            )
+    if spec.kind == Kind.PERFORMANCE and "performance" not in extras and model is not None:
+        from monitors.performance import reference_performance
+
+        if has_features and "label" in sample.columns:
+            inputs = _model_inputs(sample, features)
+            scored = sample.assign(prediction=model.predict(inputs))
+            score = None
+            if spec.score_column is not None and hasattr(model, "predict_proba"):
+                scored = scored.assign(score=model.predict_proba(inputs)[:, 1])
+                score = "score"
+            extras["performance"] = reference_performance(
+                scored,
+                label_column="label",
+                prediction_column="prediction",
+                score_column=score,
+                task=spec.task,
+                positive_label=spec.positive_label,
+            )
+    return replace(baseline, extras=extras)
+
+
+def summarise(result: MonitorResult, *, reason: str | None = None) -> dict[str, Any]:
+    """Return the run summary ``/metrics``, the dashboard and the API read.
+
+    Keys: ``status``, ``drift_share`` (the dataset-level share of drifted columns, or ``None``
+    when the kind does not judge drift), ``findings`` (``Finding.to_dict()`` each), ``rows``,
+    ``kind``, ``computed`` (whether the kind ran) and ``reason`` (why nothing was judged).
+    """
+    share = next(
+        (f.value for f in result.findings if f.metric == "drift_share" and f.scope == "dataset"),
+        None,
+    )
+    return {
+        "status": result.status.value,
+        "drift_share": share,
+        "findings": [finding.to_dict() for finding in result.findings],
+        "rows": result.rows,
+        "kind": result.kind,
+        "computed": reason is None,
+        "reason": reason,
+    }
+
+
+def _insufficient(spec: MonitorSpec, reason: str) -> MonitorResult:
+    finding = Finding(
+        monitor=str(spec.kind),
+        metric="row_count",
+        scope="dataset",
+        value=None,
+        threshold=float(spec.min_rows),
+        status=Status.INSUFFICIENT,
+        detail={"reason": reason},
+    )
+    return MonitorResult(
+        kind=str(spec.kind),
+        status=Status.INSUFFICIENT,
+        rows=0,
+        findings=[finding],
+        report={"insufficient": True, "reason": reason},
+        charts=[],
+        seconds=0.0,
+    )
+
+
+def _window_name(deployment: Deployment) -> str:
+    return f"inferences/{deployment.name}/{deployment.environment}"
+
+
+def _lineage_event(inputs: _Inputs, summary: dict[str, Any], at: datetime) -> bytes:
+    """Return the OpenLineage COMPLETE event of the run: reference, baseline and window in."""
+    run, deployment, stored = inputs.run, inputs.deployment, inputs.stored
+    assert deployment is not None
+    assert stored is not None
+    window = f"{_iso(run.window_start)}..{_iso(run.window_end)}"
+    datasets: list[dict[str, Any]] = []
+    if inputs.reference is not None:
+        dataset, version = inputs.reference
+        datasets.append(_dataset(dataset.namespace, dataset.name, version.version))
+    datasets.append(_dataset("warden", f"baselines/{deployment.name}", str(stored.id)))
+    datasets.append(_dataset("warden", _window_name(deployment), window))
+    event = {
+        "eventType": "COMPLETE",
+        "eventTime": at.isoformat(),
+        "producer": _PRODUCER,
+        "schemaURL": _SCHEMA,
+        "run": {
+            "runId": str(run.id),
+            "facets": {
+                "warden_monitor": {
+                    "_producer": _PRODUCER,
+                    "_schemaURL": _SCHEMA,
+                    "monitorId": str(inputs.monitor.id),
+                    "monitorRunId": str(run.id),
+                    "kind": inputs.monitor.kind,
+                    "baselineId": str(stored.id),
+                    "modelVersionId": str(inputs.model_version.id)
+                    if inputs.model_version
+                    else None,
+                    "windowStart": _iso(run.window_start),
+                    "windowEnd": _iso(run.window_end),
+                    "inferenceBatches": [str(b) for b in inputs.batches or []],
+                    "rows": summary["rows"],
+                    "status": summary["status"],
+                }
+            },
+        },
+        "job": {"namespace": "warden", "name": f"monitor/{inputs.monitor.name}"},
+        "inputs": datasets,
+        "outputs": [],
+    }
+    return json.dumps(event, sort_keys=True).encode()
+
+
+def _dataset(namespace: str, name: str, version: str) -> dict[str, Any]:
+    return {
+        "namespace": namespace,
+        "name": name,
+        "facets": {
+            "version": {
+                "_producer": _PRODUCER,
+                "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json",
+                "datasetVersion": version,
+            }
+        },
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def execute_run(
+    *,
+    engine: Engine,
+    data_dir: Path,
+    run_id: uuid.UUID,
+    loader: ModelLoader | None = None,
+    on_findings: FindingsCallback | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Execute one monitor run and record its outcome; return the run's summary.
+
+    Opens its own short transactions (reading, then recording), so no lock is held while the
+    computation runs. Idempotent per run: a retried run overwrites its report, replays its
+    lineage run, and its findings are routed once (``route_findings`` keys on the run id).
+
+    Args:
+        engine: The store.
+        data_dir: The artifact store (inference logs, baselines, reports).
+        run_id: The :class:`~monitors.models.MonitorRun` to execute.
+        loader: Loads the model for kinds that need it; without one, explanations cannot run.
+        on_findings: Called with the findings in the transaction that records the run.
+        progress: Called with a fraction and a message while the run works.
+
+    Raises:
+        LookupError: The run or its monitor does not exist.
+        InvalidInput: The spec cannot apply to this window or baseline (an unknown column).
+    """
+    from monitors.report import build_report
+
+    def tell(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+
+    with session_scope(engine) as session:
+        inputs = _gather(session, data_dir, run_id)
+    tell(0.1, inputs.reason or f"read {len(inputs.window or [])} rows of the window")
+    if inputs.reason is not None:
+        result = _insufficient(inputs.spec, inputs.reason)
+    else:
+        assert inputs.window is not None
+        assert inputs.stored is not None
+        assert inputs.model_version is not None
+        features = list(inputs.model_version.feature_schema) or [
+            str(c)
+            for c in inputs.window.columns
+            if c not in (*_HIDDEN, "prediction", "score", "label")
+        ]
+        spec, frame = _frame_for(_conventions(inputs.spec, inputs.window, features), inputs.window)
+        model = None
+        if spec.kind in _MODEL_KINDS and loader is not None:
+            tell(0.15, f"loading model {inputs.model_version.name} v{inputs.model_version.version}")
+            model = loader.load(inputs.model_version)
+        baseline = load_baseline(data_dir=data_dir, stored=inputs.stored)
+        baseline = _complete_reference(spec, baseline, model, features)
+
+        def scaled(fraction: float, message: str) -> None:
+            tell(0.2 + 0.7 * fraction, message)
+
+        context = MonitorContext(
+            window=frame,
+            baseline=baseline,
+            model=model,
+            feature_names=features,
+            progress=scaled,
+        )
+        result = run_monitor(spec, context)
+    summary = summarise(result, reason=inputs.reason)
+    tell(0.92, "writing the report")
+    at = utcnow()
+    run = inputs.run
+    title = f"{inputs.monitor.name} ({inputs.monitor.kind})"
+    if inputs.deployment is not None:
+        title += f" on {inputs.deployment.name}/{inputs.deployment.environment}"
+    meta = {
+        "monitor_id": str(inputs.monitor.id),
+        "run_id": str(run.id),
+        "window_start": _iso(run.window_start),
+        "window_end": _iso(run.window_end),
+        "baseline_id": None if inputs.stored is None else str(inputs.stored.id),
+        "model_version_id": None if inputs.model_version is None else str(inputs.model_version.id),
+        "reason": inputs.reason,
+    }
+    report = build_report([result], title=title, meta=meta, generated_at=at)
+    json_path, html_path = report_paths(data_dir, project_id=run.project_id, run_id=run.id)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    for path, text in ((json_path, report.to_json()), (html_path, report.html)):
+        partial = path.with_suffix(".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    with session_scope(engine) as session:
+        stored_run = session.get(MonitorRun, run.id)
+        monitor = session.get(Monitor, inputs.monitor.id)
+        if stored_run is None or monitor is None:
+            raise LookupError(f"monitor run {run.id} was deleted while it ran")
+        if inputs.reason is None:
+            ingest_event(
+                session=session, project_id=run.project_id, body=_lineage_event(inputs, summary, at)
+            )
+            summary["lineage_run_id"] = str(run.id)
+        stored_run.summary = summary
+        session.add(stored_run)
+        session.flush()
+        if on_findings is not None:
+            on_findings(session=session, monitor=monitor, run=stored_run, findings=result.findings)
+    tell(1.0, f"{result.kind}: {result.status.value}")
+    return summary
