@@ -1,0 +1,269 @@
+"""Inference logs and labels: what is refused leaves nothing behind, what is accepted is kept."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from lineage.errors import InvalidInput, PayloadTooLarge
+from lineage.models import Deployment
+from lineage.store import session_scope
+from lineage.tables import utcnow
+from monitors.inferences import (
+    MAX_BATCH,
+    InferenceRecord,
+    LabelRecord,
+    log_inferences,
+    log_labels,
+    partition_path,
+    read_window,
+    records_from_frame,
+)
+from tests.adult import FEATURES, adult_test
+from tests.monitors.serving import adult_deployment, records
+
+
+@pytest.fixture
+def deployment(engine: Engine) -> Deployment:
+    return adult_deployment(engine)
+
+
+@pytest.fixture
+def rows() -> pd.DataFrame:
+    return adult_test().iloc[:50]
+
+
+def _count(engine: Engine, table: str) -> int:
+    with session_scope(engine) as session:
+        return int(
+            session.execute(sa.select(sa.func.count()).select_from(sa.table(table))).one()[0]
+        )
+
+
+def _files(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "inferences").rglob("*.parquet")) if data_dir.exists() else []
+
+
+def _log(
+    engine: Engine, data_dir: Path, deployment: Deployment, batch: list[dict[str, Any]]
+) -> Any:
+    parsed = [InferenceRecord.model_validate(record) for record in batch]
+    with session_scope(engine) as session:
+        return log_inferences(
+            session=session, data_dir=data_dir, deployment=deployment, records=parsed
+        )
+
+
+def _window(engine: Engine, data_dir: Path, deployment: Deployment) -> pd.DataFrame:
+    with session_scope(engine) as session:
+        frame, _ = read_window(
+            session=session, data_dir=data_dir, deployment=deployment, start=None, end=None
+        )
+    return frame
+
+
+def _stored(engine: Engine, data_dir: Path) -> tuple[int, int, int]:
+    return (
+        _count(engine, "monitors_inference_batch"),
+        _count(engine, "monitors_inference_key"),
+        len(_files(data_dir)),
+    )
+
+
+def test_a_batch_is_stored_as_one_parquet_partition_and_read_back(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    result = _log(
+        engine, tmp_path, deployment, records(rows, predictions=[0] * 50, scores=[0.25] * 50)
+    )
+    assert (result.accepted, result.duplicates) == (50, 0)
+    assert result.batch_id is not None
+    path = partition_path(
+        tmp_path,
+        project_id=deployment.project_id,
+        deployment_id=deployment.id,
+        kind="inferences",
+        batch_id=result.batch_id,
+    )
+    assert _files(tmp_path) == [path]
+    assert path.relative_to(tmp_path).parts[1:3] == (
+        str(deployment.project_id),
+        str(deployment.id),
+    )
+    window = _window(engine, tmp_path, deployment)
+    assert len(window) == 50
+    assert window["age"].tolist() == rows["age"].astype(float).tolist()
+    assert window["sex"].tolist() == rows["sex"].tolist()
+    assert window["score"].tolist() == [0.25] * 50
+    assert window["label"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda r: r["features"].pop("age"), "records[3].features.age"),
+        (lambda r: r["features"].update({"zodiac": "leo"}), "records[3].features.zodiac"),
+        (
+            lambda r: r["features"].update({"hours_per_week": "forty"}),
+            "records[3].features.hours_per_week",
+        ),
+        (
+            lambda r: r["features"].update({"capital_gain": True}),
+            "records[3].features.capital_gain",
+        ),
+    ],
+    ids=["missing column", "unknown column", "text for a number", "boolean for a number"],
+)
+def test_a_record_of_the_wrong_structure_is_refused_and_nothing_is_stored(
+    engine: Engine,
+    tmp_path: Path,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+    change: Any,
+    field: str,
+) -> None:
+    _log(engine, tmp_path, deployment, records(rows.iloc[:5], prefix="ok"))
+    before = _stored(engine, tmp_path)
+    batch = records(rows)
+    change(batch[3])
+    with pytest.raises(InvalidInput, match=field.split(".")[-1]) as error:
+        _log(engine, tmp_path, deployment, batch)
+    assert error.value.field == field
+    assert _stored(engine, tmp_path) == before
+    assert len(_window(engine, tmp_path, deployment)) == 5
+
+
+def test_bad_values_in_well_formed_records_are_kept_for_the_quality_monitor(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    batch = records(rows.iloc[:4])
+    batch[0]["features"]["age"] = None
+    batch[1]["features"]["age"] = math.nan
+    batch[2]["features"]["age"] = -400
+    batch[3]["features"]["workclass"] = "Astronaut"
+    batch[3]["features"]["sex"] = None
+    result = _log(engine, tmp_path, deployment, batch)
+    assert result.accepted == 4
+    window = _window(engine, tmp_path, deployment).set_index("request_id")
+    assert pd.isna(window.loc["r0", "age"])
+    assert pd.isna(window.loc["r1", "age"])
+    assert window.loc["r2", "age"] == -400.0
+    assert window.loc["r3", "workclass"] == "Astronaut"
+    assert window.loc["r3", "sex"] is None
+
+
+def test_re_sent_request_ids_are_counted_once(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    first = _log(engine, tmp_path, deployment, records(rows.iloc[:10]))
+    assert (first.accepted, first.duplicates) == (10, 0)
+    again = records(rows.iloc[:20])
+    again.append(dict(again[15]))
+    second = _log(engine, tmp_path, deployment, again)
+    assert (second.accepted, second.duplicates) == (10, 11)
+    everything = _log(engine, tmp_path, deployment, records(rows.iloc[:20]))
+    assert (everything.batch_id, everything.accepted, everything.duplicates) == (None, 0, 20)
+    window = _window(engine, tmp_path, deployment)
+    assert len(window) == 20
+    assert window["request_id"].is_unique
+    assert _count(engine, "monitors_inference_key") == 20
+
+
+def test_batches_are_bounded_and_never_empty(
+    engine: Engine, tmp_path: Path, deployment: Deployment
+) -> None:
+    one = InferenceRecord.model_validate(records(adult_test().iloc[:1])[0])
+    too_many = [one.model_copy(update={"request_id": f"x{i}"}) for i in range(MAX_BATCH + 1)]
+    with session_scope(engine) as session, pytest.raises(PayloadTooLarge, match="at most 10,000"):
+        log_inferences(session=session, data_dir=tmp_path, deployment=deployment, records=too_many)
+    with session_scope(engine) as session, pytest.raises(InvalidInput, match="empty"):
+        log_inferences(session=session, data_dir=tmp_path, deployment=deployment, records=[])
+    assert _stored(engine, tmp_path) == (0, 0, 0)
+
+
+def test_labels_join_by_request_id_and_the_first_label_wins(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    _log(engine, tmp_path, deployment, records(rows.iloc[:6], predictions=[1] * 6))
+    with session_scope(engine) as session:
+        first = log_labels(
+            session=session,
+            data_dir=tmp_path,
+            deployment=deployment,
+            labels=[LabelRecord(request_id=f"r{i}", label=i % 2) for i in range(4)],
+        )
+    assert (first.accepted, first.duplicates) == (4, 0)
+    with session_scope(engine) as session:
+        again = log_labels(
+            session=session,
+            data_dir=tmp_path,
+            deployment=deployment,
+            labels=[LabelRecord(request_id="r0", label=1), LabelRecord(request_id="r5", label=1)],
+        )
+    assert (again.accepted, again.duplicates) == (1, 1)
+    window = _window(engine, tmp_path, deployment).set_index("request_id")
+    assert window.loc["r0", "label"] == 0
+    assert window.loc["r1", "label"] == 1
+    assert window.loc["r5", "label"] == 1
+    assert pd.isna(window.loc["r4", "label"])
+
+
+def test_a_label_for_an_unknown_request_id_is_refused_and_nothing_is_stored(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    _log(engine, tmp_path, deployment, records(rows.iloc[:3]))
+    labels = [LabelRecord(request_id="r0", label=1), LabelRecord(request_id="nope", label=0)]
+    with (
+        session_scope(engine) as session,
+        pytest.raises(InvalidInput, match="never logged") as error,
+    ):
+        log_labels(session=session, data_dir=tmp_path, deployment=deployment, labels=labels)
+    assert error.value.field == "labels[1].request_id"
+    assert _count(engine, "monitors_label_key") == 0
+    assert not list((tmp_path / "inferences").rglob("labels/*.parquet"))
+
+
+def test_the_window_keeps_only_records_inside_it(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    now = utcnow()
+    _log(
+        engine,
+        tmp_path,
+        deployment,
+        records(rows.iloc[:5], prefix="old", time=now - timedelta(days=3)),
+    )
+    _log(
+        engine,
+        tmp_path,
+        deployment,
+        records(rows.iloc[:7], prefix="new", time=now - timedelta(hours=1)),
+    )
+    with session_scope(engine) as session:
+        frame, batches = read_window(
+            session=session,
+            data_dir=tmp_path,
+            deployment=deployment,
+            start=now - timedelta(days=1),
+            end=now,
+        )
+    assert sorted(frame["request_id"]) == sorted(f"new{i}" for i in range(7))
+    assert len(batches) == 1
+
+
+def test_an_uploaded_table_becomes_records(rows: pd.DataFrame) -> None:
+    table = rows[FEATURES].assign(request_id=[f"u{i}" for i in range(len(rows))], prediction=1)
+    parsed = records_from_frame(table)
+    assert len(parsed) == len(rows)
+    assert parsed[0].request_id == "u0"
+    assert parsed[0].features["age"] == int(rows.iloc[0]["age"])
+    assert parsed[0].prediction == 1
+    with pytest.raises(InvalidInput, match="request_id"):
+        records_from_frame(rows[FEATURES])
