@@ -270,6 +270,8 @@ class JobContext:
         attempt: Which attempt this is (1-based).
         engine: The store, for the handler's own sessions.
         owner: The lease owner (this worker).
+        lease_lost: Set when another worker took the job over (this one stalled past its
+            lease); a long handler may check it and stop early, its outcome is dropped anyway.
     """
 
     job_id: uuid.UUID
