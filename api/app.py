@@ -22,10 +22,12 @@ from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
 from api.routes import models as model_routes
 from api.routes import monitors as monitor_routes
+from api.routes import policies as policy_routes
 from api.routes import promotions as promotion_routes
 from api.routes import reports_monitor as monitor_report_routes
 from api.settings import Settings
 from lineage import create_store_engine
+from retrain.gates import policy_gate
 
 __all__ = ["create_app"]
 
@@ -74,6 +76,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(alert_routes.router)
     app.include_router(pipelines.router)
     app.include_router(promotion_routes.router)
+    app.include_router(policy_routes.router)
+    app.state.promotion_gates = (policy_gate,)
     app.include_router(deployments_serving.router)
     app.include_router(inference_routes.router)
     app.include_router(monitor_report_routes.router)
