@@ -246,3 +246,30 @@ def test_scheduled_through_never_moves_backwards(session: Session, project_id: u
     mark_scheduled_through(session=session, monitor_id=monitor.id, through=T0)
     session.refresh(monitor)
     assert monitor.scheduled_through == later
+
+
+@pytest.mark.parametrize(
+    ("misfire", "cap", "expected"),
+    [
+        (MisfirePolicy.COALESCE, 1, [0]),
+        (MisfirePolicy.COALESCE, 3, [0]),
+        (MisfirePolicy.ALL, 3, [2, 1, 0]),
+        (MisfirePolicy.ALL, 1, [0]),
+    ],
+)
+def test_a_very_long_downtime_plans_the_slots_just_before_now(
+    session: Session,
+    project_id: uuid.UUID,
+    misfire: MisfirePolicy,
+    cap: int,
+    expected: list[int],
+) -> None:
+    monitor = _create(session, project_id, schedule={"interval_seconds": 1})
+    now = T0 + timedelta(days=1, seconds=0.5)  # 86,400 missed one-second slots
+    plan = plan_due_slots(monitor, now=now, misfire=misfire, max_catch_up=cap)
+    latest = T0 + timedelta(days=1)
+    assert [moment.astimezone(UTC) for moment, _ in plan.runs] == [
+        latest - timedelta(seconds=back) for back in expected
+    ]
+    assert plan.through == latest
+    assert plan.missed >= 10_000 - cap
