@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from api.dashboard import install_dashboard
 from api.limits import BodySizeLimit
 from api.metrics import install_metrics
 from api.problems import install_problem_handlers
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(policy_routes.router)
     app.state.promotion_gates = (policy_gate,)
     app.include_router(deployments_serving.router)
+    install_dashboard(app)
     app.include_router(inference_routes.router)
     app.include_router(monitor_report_routes.router)
     install_metrics(app)

@@ -9,7 +9,8 @@ without one fails) and derives what to expect from the gate's permission:
 - project routes, called by the first role holding the permission → never 401/403 and no
   denial in the audit log (the table grants what the gate checks).
 
-Only :data:`api.routes.health.PUBLIC_PATHS` are exempt.
+Only :data:`api.routes.health.PUBLIC_PATHS` and the dashboard's sign-in page
+(:data:`api.dashboard.PUBLIC_PATHS`) are exempt.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from api.routes.health import PUBLIC_PATHS
+from api.dashboard import PUBLIC_PATHS as DASHBOARD_PUBLIC_PATHS
+from api.routes.health import PUBLIC_PATHS as HEALTH_PUBLIC_PATHS
 from api.security import PROJECT_PATH_PARAM, Gate
 from governance.audit import AuditEntry
 from governance.roles import ROLE_PERMISSIONS, Role
 from lineage.store import session_scope
 from tests.conftest import Issued
+
+PUBLIC_PATHS = HEALTH_PUBLIC_PATHS | DASHBOARD_PUBLIC_PATHS
 
 
 @dataclass(frozen=True)

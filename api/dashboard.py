@@ -1,0 +1,1000 @@
+"""The dashboard: Warden in a browser, server-rendered from the same services as the REST API.
+
+Pages (Jinja2 templates in ``api/templates/``, one stylesheet in ``api/static/``, no JavaScript):
+
+==========================================  ===================  ==============================
+page                                        permission           shows
+==========================================  ===================  ==============================
+``/login`` (GET, POST)                      public               sign-in form
+``/logout`` (POST)                          signed in            sign-out
+``/``                                       signed in            the projects you have a role in
+``/p/{project}``                            ``project:read``     models, live deployments with
+                                                                 their latest monitor status,
+                                                                 open incidents, my approvals
+``/p/{project}/models/{name}``              ``model:read``       versions side by side, lineage
+``/p/{project}/models/{name}/versions/{v}`` ``model:read``       lineage graph, metrics,
+                                                                 fairness and explanation charts
+``/p/{project}/monitors``                   ``monitor:read``     every monitor, latest status
+``/p/{project}/monitors/{id}``              ``monitor:read``     status over time, run history
+``/p/{project}/monitor-runs/{id}``          ``monitor:read``     the run's report
+``…/monitor-runs/{id}/report.{json,html}``  ``report:read``      report downloads
+``/p/{project}/incidents``                  ``alert:read``       incidents and their findings
+``/p/{project}/approvals`` (GET)            ``project:read``     inbox; decide forms if allowed
+``/p/{project}/approvals/{id}`` (POST)      ``approval:decide``  approve / reject with a reason
+``/p/{project}/audit``                      ``audit:read``       searchable, paginated log and
+                                                                 the chain's verification
+==========================================  ===================  ==============================
+
+Every page route carries the same :class:`~api.security.Gate` as the API (so the route sweep
+covers it), authenticated by the session cookie of :mod:`api.web_session`. Actions a role may
+not take are not offered; forced anyway, the gate answers 403 and audits the denial. Browsers get
+errors as HTML pages and are sent to ``/login`` when not signed in; other clients get
+problem+json as from the API.
+
+A monitor run's report is read from the run's ``summary``: the ``warden.report/1`` document of
+:func:`monitors.report.build_report` (``status`` and ``results``, each with ``findings`` and
+``charts``), or a plain ``{"status", "findings"}``. Charts over time are drawn from the
+findings of successive runs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session, col, select
+
+from api.charts import GraphNode, Point, line_chart, lineage_svg
+from api.deps import EngineDep, SessionDep
+from api.routes.audit import get_signer
+from api.security import CurrentProject, request_id_of, require, require_authenticated
+from api.settings import Settings
+from api.web_session import (
+    CSRF_FIELD,
+    LOGIN_CSRF_COOKIE,
+    check_csrf,
+    clear_session_cookie,
+    codec_of,
+    read_session,
+    session_credential_reader,
+    set_session_cookie,
+)
+from governance.actors import Actor, PrincipalKind
+from governance.approvals import (
+    ApprovalRequest,
+    decide,
+    decisions_of,
+    list_requests,
+    pending_for,
+)
+from governance.audit import AuditFilter, Outcome, append, append_in_own_transaction, list_entries
+from governance.audit_export import readable_project_ids, verify_store
+from governance.identity import (
+    AuthThrottle,
+    actor_for,
+    check_throttle,
+    record_auth_failure,
+    verify_password,
+)
+from governance.incidents import list_incidents
+from governance.permissions import Permission
+from governance.roles import permissions_of, visible_project_ids
+from lineage.deployments import get_deployment, list_deployments, live_deployments
+from lineage.errors import InvalidInput, NotFound, PermissionDenied, RateLimited, Unauthenticated
+from lineage.graph import lineage_graph
+from lineage.models import Deployment, ModelVersion
+from lineage.projects import Project, list_projects
+from lineage.registry import get_model_version, list_model_versions
+from lineage.store import session_scope
+from monitors.findings import Status, worst_status
+from monitors.models import Monitor, MonitorRun, RunState
+from monitors.schedules import get_monitor, get_monitor_run, list_monitor_runs, list_monitors
+
+__all__ = ["PUBLIC_PATHS", "install_dashboard", "router"]
+
+PUBLIC_PATHS = frozenset({"/login"})
+"""Dashboard paths open without signing in (the route sweep exempts them)."""
+
+_HERE = Path(__file__).parent
+_AUDIT_PAGE = 50
+_CHART_RUNS = 60
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+
+Viewer = Annotated[Actor, Depends(require_authenticated())]
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def _templates(request: Request) -> Jinja2Templates:
+    templates = getattr(request.app.state, "dashboard_templates", None)
+    if not isinstance(templates, Jinja2Templates):
+        templates = Jinja2Templates(directory=_HERE / "templates")
+        templates.env.filters["when"] = _when
+        templates.env.filters["num"] = _num
+        request.app.state.dashboard_templates = templates
+    return templates
+
+
+def _when(value: datetime | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def _csrf(request: Request) -> str:
+    found = read_session(request)
+    return codec_of(request).csrf_token(found.nonce) if found else ""
+
+
+def _render(
+    request: Request,
+    template: str,
+    actor: Actor | None,
+    *,
+    status_code: int = 200,
+    project: Project | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    held: frozenset[Permission] = frozenset()
+    projects: list[Project] = []
+    if actor is not None:
+        with session_scope(request.app.state.engine) as session:
+            ids = visible_project_ids(session=session, actor=actor)
+            projects = list_projects(session=session, ids=ids)
+            if project is not None:
+                held = permissions_of(session=session, actor=actor, project_id=project.id)
+            session.expunge_all()
+    response = _templates(request).TemplateResponse(
+        request,
+        template,
+        {
+            "me": actor,
+            "project": project,
+            "projects": projects,
+            "can": {p.value for p in held},
+            "csrf": _csrf(request) if actor is not None else "",
+            "csrf_field": CSRF_FIELD,
+            **context,
+        },
+        status_code=status_code,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- monitor run summaries ------------------------------------------------------------------
+
+
+def _results(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not summary:
+        return []
+    results = summary.get("results")
+    if isinstance(results, list):
+        return [r for r in results if isinstance(r, dict)]
+    findings = summary.get("findings")
+    if isinstance(findings, list):
+        return [{"kind": summary.get("kind", ""), "findings": findings, "charts": []}]
+    return []
+
+
+def _findings(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [f for r in _results(summary) for f in r.get("findings", []) if isinstance(f, dict)]
+
+
+def run_status(run: MonitorRun | None) -> str:
+    """Return a run's verdict (``ok``/``warn``/``alert``/``insufficient``) or its state."""
+    if run is None:
+        return "no runs"
+    if run.state != RunState.SUCCEEDED:
+        return str(run.state)
+    summary = run.summary or {}
+    status = summary.get("status")
+    if isinstance(status, str) and status in set(Status):
+        return status
+    findings = _findings(summary)
+    if not findings:
+        return "not computed"
+    return worst_status([Status(f.get("status", "insufficient")) for f in findings]).value
+
+
+def _latest_runs(session: Session, monitors: list[Monitor]) -> dict[uuid.UUID, MonitorRun]:
+    latest: dict[uuid.UUID, MonitorRun] = {}
+    for monitor in monitors:
+        query = (
+            select(MonitorRun)
+            .where(
+                MonitorRun.monitor_id == monitor.id,
+                col(MonitorRun.state).in_([RunState.SUCCEEDED, RunState.FAILED]),
+            )
+            .order_by(col(MonitorRun.scheduled_for).desc())
+            .limit(1)
+        )
+        run = session.exec(query).first()
+        if run is not None:
+            latest[monitor.id] = run
+    return latest
+
+
+def _worst(statuses: list[str]) -> str:
+    judged = [Status(s) for s in statuses if s in set(Status)]
+    if judged:
+        return worst_status(judged).value
+    return statuses[0] if statuses else "no monitors"
+
+
+def _series(runs: list[MonitorRun]) -> list[tuple[str, dict[str, list[Point]], float | None]]:
+    """Turn the findings of successive runs into the monitor page's charts."""
+    charts: dict[str, dict[str, list[Point]]] = defaultdict(lambda: defaultdict(list))
+    thresholds: dict[str, float | None] = {}
+    for run in runs:
+        if run.state != RunState.SUCCEEDED:
+            continue
+        when = run.window_end or run.scheduled_for
+        for finding in _findings(run.summary):
+            value, metric = finding.get("value"), str(finding.get("metric", ""))
+            scope, monitor = str(finding.get("scope", "")), str(finding.get("monitor", ""))
+            if not isinstance(value, int | float):
+                continue
+            if metric == "drift_share":
+                title, label = "Drift share", "share of drifted columns"
+                thresholds[title] = finding.get("threshold")
+            elif monitor in ("drift", "prediction_drift") and scope.startswith("column:"):
+                title, label = "Per-column drift", scope.removeprefix("column:")
+            elif monitor == "performance" and scope == "dataset" and metric != "labelled_rows":
+                title, label = "Performance", metric
+            elif monitor == "fairness" and metric.endswith(("difference", "ratio")):
+                title, label = "Fairness gaps", f"{metric} · {scope}"
+            else:
+                continue
+            charts[title][label].append((when, float(value)))
+    order = ["Drift share", "Per-column drift", "Performance", "Fairness gaps"]
+    return [(t, dict(charts[t]), thresholds.get(t)) for t in order if t in charts]
+
+
+# --- authentication -------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _login_page(
+    request: Request, *, error: str | None, status_code: int, next_url: str, username: str = ""
+) -> HTMLResponse:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or uuid.uuid4().hex
+    response = _render(
+        request,
+        "login.html",
+        None,
+        status_code=status_code,
+        error=error,
+        next_url=next_url,
+        username=username,
+        login_csrf=token,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        path="/login",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    """Show the sign-in form (the only public dashboard page)."""
+    return _login_page(request, error=None, status_code=200, next_url=_safe_next(next))
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    engine: EngineDep,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[str, Form(max_length=128)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    """Sign a person in: throttled per address and audited like a bad API key when it fails."""
+    next_url = _safe_next(next)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not expected or expected != csrf_token:
+        return _login_page(
+            request,
+            error="The form expired; please sign in again.",
+            status_code=400,
+            next_url=next_url,
+            username=username,
+        )
+    settings: Settings = request.app.state.settings
+    throttle = AuthThrottle(
+        max_failures=settings.auth_max_failures,
+        window=timedelta(seconds=settings.auth_failure_window_seconds),
+    )
+    source = request.client.host if request.client else "unknown"  # the gate's throttle key
+    request_id = request_id_of(request)
+    try:
+        with session_scope(engine) as session:
+            check_throttle(session=session, source=source, throttle=throttle)
+            principal = verify_password(session=session, name=username, password=password)
+            if principal is not None and principal.kind == PrincipalKind.PERSON:
+                append(
+                    session=session,
+                    actor=actor_for(principal, request_id=request_id),
+                    action="auth.signin",
+                    target=f"principal:{principal.id}",
+                    reason="dashboard sign-in",
+                )
+                session.expunge(principal)
+            else:
+                principal = None
+    except RateLimited as error:
+        response = _login_page(
+            request, error=error.detail, status_code=429, next_url=next_url, username=username
+        )
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
+    if principal is None:
+        with session_scope(engine) as session:
+            record_auth_failure(session=session, source=source, throttle=throttle)
+            append(
+                session=session,
+                actor=Actor(
+                    principal_id=None,
+                    name=f"anonymous@{source}",
+                    kind=PrincipalKind.SYSTEM,
+                    request_id=request_id,
+                ),
+                action="auth.failed",
+                target="route:POST /login",
+                outcome=Outcome.DENIED,
+                reason=f"POST /login: wrong name or password for {username[:64]!r}",
+            )
+        return _login_page(
+            request,
+            error="Wrong name or password.",
+            status_code=401,
+            next_url=next_url,
+            username=username,
+        )
+    redirect = RedirectResponse(next_url, status_code=303)
+    set_session_cookie(request, redirect, principal)
+    redirect.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return redirect
+
+
+@router.post("/logout", response_model=None)
+def logout(
+    request: Request,
+    _actor: Viewer,
+    csrf_token: Annotated[str | None, Form(max_length=128)] = None,
+) -> Response:
+    """Sign out: drop the session cookie and return to the sign-in page."""
+    check_csrf(request, csrf_token)
+    redirect = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(request, redirect)
+    return redirect
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+
+@router.get("/")
+def home(request: Request, actor: Viewer) -> HTMLResponse:
+    """List the projects the signed-in person has a role in."""
+    return _render(request, "home.html", actor)
+
+
+def _versions_by_id(session: Session, project_id: uuid.UUID) -> dict[uuid.UUID, ModelVersion]:
+    return {v.id: v for v in list_model_versions(session=session, project_id=project_id)}
+
+
+def _deployment_rows(
+    session: Session, project: Project, deployments: list[Deployment]
+) -> list[dict[str, Any]]:
+    versions = _versions_by_id(session, project.id)
+    monitors = list_monitors(session=session, project_id=project.id)
+    latest = _latest_runs(session, monitors)
+    rows = []
+    for deployment in deployments:
+        watching = [m for m in monitors if m.deployment_id == deployment.id]
+        statuses = [run_status(latest.get(m.id)) for m in watching]
+        rows.append(
+            {
+                "deployment": deployment,
+                "version": versions.get(deployment.model_version_id),
+                "status": _worst(statuses) if watching else "no monitors",
+                "monitors": [(m, latest.get(m.id), run_status(latest.get(m.id))) for m in watching],
+            }
+        )
+    return rows
+
+
+@router.get("/p/{project}")
+def overview(
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.PROJECT_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> HTMLResponse:
+    """Show a project at a glance: models, live deployments, incidents, my approvals."""
+    held = permissions_of(session=session, actor=actor, project_id=project.id)
+    models: dict[str, list[ModelVersion]] = defaultdict(list)
+    for version in list_model_versions(session=session, project_id=project.id):
+        models[version.name].append(version)
+    live = _deployment_rows(
+        session, project, live_deployments(session=session, project_id=project.id)
+    )
+    incidents = (
+        list_incidents(session=session, project_id=project.id, open_only=True, limit=20)
+        if Permission.ALERT_READ in held
+        else []
+    )
+    return _render(
+        request,
+        "overview.html",
+        actor,
+        project=project,
+        models=dict(models),
+        live=live,
+        incidents=incidents,
+        mine=pending_for(session=session, actor=actor),
+    )
+
+
+def _graph(session: Session, project: Project, version: ModelVersion) -> Any:
+    found = lineage_graph(
+        session=session, project_id=project.id, node_id=f"model:{version.name}:{version.version}"
+    )
+    base = f"/p/{quote(project.name)}"
+    deployments = {
+        (d.environment, d.name): d for d in list_deployments(session=session, project_id=project.id)
+    }
+    layers: dict[str, list[GraphNode]] = {"DATASET": [], "JOB": [], "MODEL": [], "DEPLOYMENT": []}
+    edges: list[tuple[str, str]] = []
+    for node in found["graph"]:
+        data, kind = node["data"], node["type"]
+        href = None
+        if kind in ("DATASET", "JOB"):
+            label = data["name"]
+        elif kind == "MODEL":
+            label = f"{data['name']} v{data['version']}"
+            href = f"{base}/models/{quote(data['name'])}/versions/{quote(data['version'])}"
+        else:
+            label = f"{data['name']} ({data['environment']})"
+            slot = deployments.get((data["environment"], data["name"]))
+            href = f"{base}/deployments/{slot.id}" if slot else None
+        layers[kind].append(
+            GraphNode(
+                node["id"], label, href, node["id"] == f"model:{version.name}:{version.version}"
+            )
+        )
+        edges.extend((e["origin"], e["destination"]) for e in node["outEdges"])
+    columns = [
+        ("Data", layers["DATASET"]),
+        ("Runs (jobs)", layers["JOB"]),
+        ("Model versions", layers["MODEL"]),
+        ("Deployments", layers["DEPLOYMENT"]),
+    ]
+    return lineage_svg(columns, edges)
+
+
+@router.get("/p/{project}/models/{name}")
+def model_page(
+    request: Request,
+    name: str,
+    actor: Annotated[Actor, Depends(require(Permission.MODEL_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> HTMLResponse:
+    """Show a model's versions side by side (metrics, parameters) and its lineage graph."""
+    versions = list_model_versions(session=session, project_id=project.id, name=name)
+    if not versions:
+        raise NotFound(f"no model {name!r} in project {project.name!r}")
+    metrics = sorted({m for v in versions for m in v.metrics})
+    parameters = sorted({p for v in versions for p in v.parameters})
+    return _render(
+        request,
+        "model.html",
+        actor,
+        project=project,
+        name=name,
+        versions=versions,
+        metrics=metrics,
+        parameters=parameters,
+        graph=_graph(session, project, versions[-1]),
+    )
+
+
+def _version_charts(
+    session: Session, project: Project, version: ModelVersion
+) -> list[tuple[str, Any]]:
+    """The latest fairness and explanation charts of monitors watching this version."""
+    from monitors.registry import Chart
+    from monitors.report import render_chart_svg
+
+    slots = [
+        d.id
+        for d in list_deployments(session=session, project_id=project.id)
+        if d.model_version_id == version.id
+    ]
+    monitors = [
+        m
+        for m in list_monitors(session=session, project_id=project.id)
+        if m.deployment_id in slots and m.kind in ("fairness", "explanations")
+    ]
+    drawn = []
+    for monitor, run in _latest_runs(session, monitors).items():
+        _ = monitor
+        for result in _results(run.summary):
+            for chart in result.get("charts", []):
+                try:
+                    svg = render_chart_svg(Chart(chart["title"], chart["kind"], chart["data"]))
+                except (KeyError, TypeError, ValueError):
+                    continue
+                drawn.append((f"{result.get('kind', '')}: {chart['title']}", svg))
+    return drawn
+
+
+@router.get("/p/{project}/models/{name}/versions/{version}")
+def version_page(
+    request: Request,
+    name: str,
+    version: str,
+    actor: Annotated[Actor, Depends(require(Permission.MODEL_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> HTMLResponse:
+    """Show one version: its lineage graph, metrics, parameters, fairness and explanations."""
+    found = get_model_version(session=session, project_id=project.id, name=name, version=version)
+    from markupsafe import Markup
+
+    charts = [(title, Markup(svg)) for title, svg in _version_charts(session, project, found)]  # noqa: S704
+    return _render(
+        request,
+        "version.html",
+        actor,
+        project=project,
+        version=found,
+        graph=_graph(session, project, found),
+        charts=charts,
+        deployments=[
+            d
+            for d in list_deployments(session=session, project_id=project.id)
+            if d.model_version_id == found.id
+        ],
+    )
+
+
+@router.get("/p/{project}/deployments/{deployment_id}")
+def deployment_page(
+    request: Request,
+    deployment_id: uuid.UUID,
+    actor: Annotated[Actor, Depends(require(Permission.MONITOR_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> HTMLResponse:
+    """Show a deployment and the latest status of every monitor watching it."""
+    deployment = get_deployment(session=session, project_id=project.id, deployment_id=deployment_id)
+    (row,) = _deployment_rows(session, project, [deployment])
+    return _render(request, "deployment.html", actor, project=project, row=row)
+
+
+@router.get("/p/{project}/monitors")
+def monitors_page(
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.MONITOR_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> HTMLResponse:
+    """List every monitor with its deployment and latest status."""
+    monitors = list_monitors(session=session, project_id=project.id)
+    latest = _latest_runs(session, monitors)
+    deployments = {d.id: d for d in list_deployments(session=session, project_id=project.id)}
+    rows = [
+        (m, deployments.get(m.deployment_id) if m.deployment_id else None, latest.get(m.id))
+        for m in monitors
+    ]
+    return _render(
+        request, "monitors.html", actor, project=project, rows=rows, status_of=run_status
+    )
+
+
+@router.get("/p/{project}/monitors/{monitor_id}")
+def monitor_page(
+    request: Request,
+    monitor_id: uuid.UUID,
+    actor: Annotated[Actor, Depends(require(Permission.MONITOR_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> HTMLResponse:
+    """Show a monitor's status over time as charts and its run history."""
+    monitor = get_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
+    runs = list_monitor_runs(
+        session=session, project_id=project.id, monitor_id=monitor.id, limit=_CHART_RUNS
+    )
+    charts = [
+        (title, line_chart(title, series, threshold=threshold))
+        for title, series, threshold in _series(list(reversed(runs)))
+    ]
+    deployment = (
+        get_deployment(session=session, project_id=project.id, deployment_id=monitor.deployment_id)
+        if monitor.deployment_id
+        else None
+    )
+    return _render(
+        request,
+        "monitor.html",
+        actor,
+        project=project,
+        monitor=monitor,
+        deployment=deployment,
+        runs=runs,
+        charts=charts,
+        status_of=run_status,
+    )
+
+
+def _run_context(
+    session: Session, project: Project, run_id: uuid.UUID
+) -> tuple[MonitorRun, Monitor, Deployment | None]:
+    run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
+    monitor = get_monitor(session=session, project_id=project.id, monitor_id=run.monitor_id)
+    deployment = (
+        get_deployment(session=session, project_id=project.id, deployment_id=monitor.deployment_id)
+        if monitor.deployment_id
+        else None
+    )
+    return run, monitor, deployment
+
+
+@router.get("/p/{project}/monitor-runs/{run_id}")
+def run_page(
+    request: Request,
+    run_id: uuid.UUID,
+    actor: Annotated[Actor, Depends(require(Permission.MONITOR_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> HTMLResponse:
+    """Show one run's report: verdict, findings per kind, and the kind's charts."""
+    from markupsafe import Markup
+
+    from monitors.registry import Chart
+    from monitors.report import render_chart_svg
+
+    run, monitor, deployment = _run_context(session, project, run_id)
+    sections = []
+    for result in _results(run.summary):
+        charts = []
+        for chart in result.get("charts", []):
+            try:
+                svg = render_chart_svg(Chart(chart["title"], chart["kind"], chart["data"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            charts.append((chart["title"], Markup(svg)))  # noqa: S704 - matplotlib's own SVG
+        sections.append({**result, "drawn": charts})
+    return _render(
+        request,
+        "run.html",
+        actor,
+        project=project,
+        run=run,
+        monitor=monitor,
+        deployment=deployment,
+        status=run_status(run),
+        sections=sections,
+    )
+
+
+@router.get("/p/{project}/monitor-runs/{run_id}/report.json", response_model=None)
+def run_report_json(
+    run_id: uuid.UUID,
+    _actor: Annotated[Actor, Depends(require(Permission.REPORT_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> Response:
+    """Download a run's report document (JSON)."""
+    run, _monitor, _deployment = _run_context(session, project, run_id)
+    if run.summary is None:
+        raise NotFound("this run has no report yet; it has not finished")
+    return Response(
+        json.dumps(run.summary, indent=1),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="warden-run-{run.id}.json"'},
+    )
+
+
+@router.get("/p/{project}/monitor-runs/{run_id}/report.html", response_model=None)
+def run_report_html(
+    run_id: uuid.UUID,
+    _actor: Annotated[Actor, Depends(require(Permission.REPORT_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> Response:
+    """Download a run's report as one self-contained HTML page (prints to PDF unchanged)."""
+    from monitors.findings import Finding
+    from monitors.registry import Chart, MonitorResult
+    from monitors.report import build_report
+
+    run, monitor, deployment = _run_context(session, project, run_id)
+    results = _results(run.summary)
+    if not results:
+        raise NotFound("this run has no report yet; it has not finished or computed nothing")
+    rebuilt = [
+        MonitorResult(
+            kind=str(r.get("kind", monitor.kind)),
+            status=Status(r.get("status", Status.INSUFFICIENT)),
+            rows=int(r.get("rows", 0)),
+            findings=[
+                Finding(
+                    monitor=str(f.get("monitor", "")),
+                    metric=str(f.get("metric", "")),
+                    scope=str(f.get("scope", "")),
+                    value=f.get("value"),
+                    threshold=f.get("threshold"),
+                    status=Status(f.get("status", Status.INSUFFICIENT)),
+                    detail=dict(f.get("detail", {})),
+                )
+                for f in r.get("findings", [])
+            ],
+            report=dict(r.get("report", {})),
+            charts=[Chart(c["title"], c["kind"], c["data"]) for c in r.get("charts", [])],
+            seconds=float(r.get("seconds", 0.0)),
+        )
+        for r in results
+    ]
+    title = f"{monitor.name}" + (
+        f" · {deployment.name} ({deployment.environment})" if deployment else ""
+    )
+    page = build_report(
+        rebuilt,
+        title=title,
+        meta={
+            "run": str(run.id),
+            "window": f"{_when(run.window_start)} to {_when(run.window_end)}",
+            "project": project.name,
+        },
+        generated_at=run.finished_at,
+    )
+    return Response(
+        page.html,
+        media_type="text/html",
+        headers={"Content-Disposition": f'attachment; filename="warden-run-{run.id}.html"'},
+    )
+
+
+@router.get("/p/{project}/incidents")
+def incidents_page(
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.ALERT_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+    state: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:
+    """List incidents (open first by recency) with their latest findings."""
+    open_only = state != "all"
+    incidents = list_incidents(
+        session=session, project_id=project.id, open_only=open_only, limit=200
+    )
+    return _render(
+        request, "incidents.html", actor, project=project, incidents=incidents, open_only=open_only
+    )
+
+
+def _approval_rows(session: Session, requests: list[ApprovalRequest]) -> list[dict[str, Any]]:
+    return [
+        {"request": r, "decisions": decisions_of(session=session, approval_id=r.id)}
+        for r in requests
+    ]
+
+
+@router.get("/p/{project}/approvals")
+def approvals_page(
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.PROJECT_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+    decided: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:
+    """Show what awaits my decision (with approve / reject forms) and every recent request."""
+    mine = pending_for(session=session, actor=actor)
+    everything = list_requests(session=session, project_id=project.id)[:100]
+    return _render(
+        request,
+        "approvals.html",
+        actor,
+        project=project,
+        mine=_approval_rows(session, mine),
+        everything=_approval_rows(session, everything),
+        decided=decided if decided in ("approved", "rejected") else None,
+    )
+
+
+@router.post("/p/{project}/approvals/{approval_id}", response_model=None)
+def decide_approval(
+    request: Request,
+    approval_id: uuid.UUID,
+    actor: Annotated[Actor, Depends(require(Permission.APPROVAL_DECIDE))],
+    project: CurrentProject,
+    engine: EngineDep,
+    session: SessionDep,
+    decision: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    csrf_token: Annotated[str | None, Form(max_length=128)] = None,
+) -> Response:
+    """Approve or reject a pending request; a reason is required and kept in the audit log."""
+    check_csrf(request, csrf_token)
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("choose 'approve' or 'reject'", field="decision")
+    if not reason.strip():
+        raise InvalidInput(
+            "give a reason for your decision; it is kept in the audit log", field="reason"
+        )
+    approve = decision == "approve"
+    try:
+        decide(
+            session=session, actor=actor, approval_id=approval_id, approve=approve, reason=reason
+        )
+    except PermissionDenied as error:
+        session.rollback()
+        append_in_own_transaction(
+            engine=engine,
+            actor=actor,
+            action="approval.approve" if approve else "approval.reject",
+            target=f"approval:{approval_id}",
+            reason=error.detail,
+        )
+        raise
+    done = "approved" if approve else "rejected"
+    return RedirectResponse(f"/p/{quote(project.name)}/approvals?decided={done}", status_code=303)
+
+
+@router.get("/p/{project}/audit")
+def audit_page(
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.AUDIT_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+    engine: EngineDep,
+    who: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    target: Annotated[str | None, Query(max_length=300)] = None,
+    outcome: Annotated[str | None, Query(max_length=16)] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    """Search the project's audit entries (paginated by cursor) and show the chain's state."""
+    if outcome and outcome not in set(Outcome):
+        raise InvalidInput(f"outcome must be one of {', '.join(sorted(Outcome))}", field="outcome")
+    where = AuditFilter(
+        project_ids=readable_project_ids(session=session, actor=actor),
+        project_id=project.id,
+        actor=who or None,
+        action=action or None,
+        target=target or None,
+        outcome=Outcome(outcome) if outcome else None,
+        after_seq=after,
+    )
+    entries = list_entries(session=session, where=where, limit=_AUDIT_PAGE + 1)
+    more = len(entries) > _AUDIT_PAGE
+    entries = entries[:_AUDIT_PAGE]
+    query = {
+        k: v
+        for k, v in {"who": who, "action": action, "target": target, "outcome": outcome}.items()
+        if v
+    }
+    next_url = f"?{urlencode({**query, 'after': entries[-1].seq})}" if more and entries else None
+    report = verify_store(engine=engine, public_key=get_signer(request).public_key)
+    return _render(
+        request,
+        "audit.html",
+        actor,
+        project=project,
+        entries=entries,
+        next_url=next_url,
+        first_url=f"?{urlencode(query)}" if after else None,
+        filters=query,
+        outcomes=sorted(Outcome),
+        verify=report,
+    )
+
+
+# --- installation ---------------------------------------------------------------------------
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _is_dashboard(path: str) -> bool:
+    return not path.startswith(
+        ("/api/", "/static/", "/metrics", "/healthz", "/readyz", "/docs", "/openapi", "/redoc")
+    )
+
+
+def install_dashboard(app: FastAPI) -> None:
+    """Add the dashboard to ``app``: pages, static files, the cookie reader, HTML errors.
+
+    Browsers (``Accept: text/html``) get error pages as HTML on dashboard paths, and a redirect
+    to ``/login`` when not signed in; API clients keep problem+json.
+    """
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+    readers = list(getattr(app.state, "credential_readers", []))
+    app.state.credential_readers = [*readers, session_credential_reader]
+
+    @app.middleware("http")
+    async def dashboard_errors(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if (
+            response.status_code < 400
+            or not _is_dashboard(request.url.path)
+            or not _wants_html(request)
+            or response.headers.get("content-type", "").startswith("text/html")
+        ):
+            return response
+        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        if response.status_code == 401:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            redirect = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+            if request.cookies.get("warden_session"):
+                clear_session_cookie(request, redirect)
+            return redirect
+        try:
+            problem = json.loads(body)
+        except ValueError:
+            problem = {}
+        try:
+            signed_in = read_session(request) is not None
+        except Unauthenticated:
+            signed_in = False
+        page = _templates(request).TemplateResponse(
+            request,
+            "error.html",
+            {
+                "me": None,
+                "signed_in": signed_in,
+                "project": None,
+                "projects": [],
+                "can": set(),
+                "csrf": _csrf(request) if signed_in else "",
+                "csrf_field": CSRF_FIELD,
+                "status": response.status_code,
+                "title": problem.get("title", "Error"),
+                "detail": problem.get("detail", ""),
+                "field": problem.get("field"),
+            },
+            status_code=response.status_code,
+        )
+        for name in ("retry-after", "x-request-id"):
+            if name in response.headers:
+                page.headers[name] = response.headers[name]
+        return page

@@ -1,0 +1,241 @@
+"""Dashboard sign-in sessions: a signed cookie, its CSRF token, and the gate's credential reader.
+
+The cookie carries ``principal id · expiry · nonce · password fingerprint`` signed with HMAC-SHA256
+under a key kept in the data directory (``<data_dir>/keys/dashboard-session.key``, created 0600 on
+first use and shared by every replica that shares the directory). Nothing is stored server-side,
+so a replica that never saw the sign-in still accepts the cookie. What still ends a session at
+once: disabling the principal, or changing their password (the fingerprint no longer matches).
+Signing out clears the cookie; the cookie itself expires after :data:`SESSION_SECONDS`.
+
+The cookie is ``HttpOnly`` and ``SameSite=Lax`` (other sites cannot post forms with it), and
+``Secure`` when the request came over https. It is read on dashboard paths only: the REST API
+under ``/api/`` keeps taking API keys alone, so a browser's ambient cookie never authorises an
+API call.
+
+CSRF: every dashboard form carries a token, an HMAC of the session's nonce, checked on each
+state-changing request authenticated by the cookie. The sign-in form, before any session exists,
+uses a double-submit token (a random cookie echoed in the form).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request, Response
+from sqlmodel import Session
+
+from api.settings import Settings
+from governance.identity import Principal
+from lineage.errors import PermissionDenied, Unauthenticated
+
+__all__ = [
+    "CSRF_FIELD",
+    "LOGIN_CSRF_COOKIE",
+    "SESSION_COOKIE",
+    "SESSION_SECONDS",
+    "SessionCodec",
+    "WebSession",
+    "check_csrf",
+    "clear_session_cookie",
+    "codec_of",
+    "read_session",
+    "session_credential_reader",
+    "set_session_cookie",
+]
+
+SESSION_COOKIE = "warden_session"
+LOGIN_CSRF_COOKIE = "warden_login_csrf"
+CSRF_FIELD = "csrf_token"
+SESSION_SECONDS = 8 * 3600
+_KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A verified session cookie's content.
+
+    Attributes:
+        principal_id: Who signed in.
+        expires_at: Unix time after which the cookie is refused.
+        nonce: Random per sign-in; the CSRF token is derived from it.
+        fingerprint: A digest of the password hash at sign-in (a new password ends sessions).
+    """
+
+    principal_id: uuid.UUID
+    expires_at: int
+    nonce: str
+    fingerprint: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _fingerprint(principal: Principal) -> str:
+    return hashlib.sha256((principal.password_hash or "").encode()).hexdigest()[:16]
+
+
+class SessionCodec:
+    """Signs and verifies session cookies and derives CSRF tokens under one secret key."""
+
+    def __init__(self, key: bytes) -> None:
+        """Use ``key`` (at least 32 random bytes) for every signature."""
+        if len(key) < _KEY_BYTES:
+            raise ValueError(f"a session key needs at least {_KEY_BYTES} bytes")
+        self._key = key
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> SessionCodec:
+        """Read the key at ``path``, creating it (0600, atomically) on first use."""
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(_KEY_BYTES))
+        key = path.read_bytes()
+        return cls(key)
+
+    def _sign(self, text: str) -> str:
+        return _b64(hmac.new(self._key, text.encode(), hashlib.sha256).digest())
+
+    def issue(self, principal: Principal, *, now: float | None = None) -> tuple[str, WebSession]:
+        """Return a signed cookie value for ``principal`` and the session it encodes."""
+        session = WebSession(
+            principal_id=principal.id,
+            expires_at=int(now if now is not None else time.time()) + SESSION_SECONDS,
+            nonce=secrets.token_urlsafe(16),
+            fingerprint=_fingerprint(principal),
+        )
+        body = f"{session.principal_id}.{session.expires_at}.{session.nonce}.{session.fingerprint}"
+        return f"{body}.{self._sign(body)}", session
+
+    def verify(self, value: str, *, now: float | None = None) -> WebSession | None:
+        """Return the session in a cookie value; ``None`` when it merely expired.
+
+        Raises:
+            Unauthenticated: The value is malformed or its signature is wrong (a forgery or
+                a rotated key), counted and audited like a bad API key.
+        """
+        body, _, signature = value.rpartition(".")
+        if not body or not hmac.compare_digest(self._sign(body), signature):
+            raise Unauthenticated("the session cookie is not valid; sign in again")
+        principal_id, expires_at, nonce, fingerprint = body.split(".")
+        session = WebSession(uuid.UUID(principal_id), int(expires_at), nonce, fingerprint)
+        if session.expires_at < (now if now is not None else time.time()):
+            return None
+        return session
+
+    def csrf_token(self, nonce: str) -> str:
+        """Return the CSRF token that forms of the session with ``nonce`` must carry."""
+        return self._sign(f"csrf:{nonce}")
+
+
+def codec_of(request: Request) -> SessionCodec:
+    """Return the app's session codec, loading its key on first use."""
+    codec = getattr(request.app.state, "session_codec", None)
+    if not isinstance(codec, SessionCodec):
+        settings: Settings = request.app.state.settings
+        codec = SessionCodec.load_or_create(settings.data_dir / "keys" / "dashboard-session.key")
+        request.app.state.session_codec = codec
+    return codec
+
+
+def read_session(request: Request) -> WebSession | None:
+    """Return the request's verified session (cached on the request), or ``None``.
+
+    Raises:
+        Unauthenticated: A session cookie is present but forged.
+    """
+    if hasattr(request.state, "web_session"):
+        cached: WebSession | None = request.state.web_session
+        return cached
+    value = request.cookies.get(SESSION_COOKIE)
+    found = None
+    if value:
+        try:
+            found = codec_of(request).verify(value)
+        except ValueError as error:
+            raise Unauthenticated("the session cookie is not valid; sign in again") from error
+    request.state.web_session = found
+    return found
+
+
+def session_credential_reader(request: Request, session: Session) -> Principal | None:
+    """Authenticate a dashboard request by its session cookie (the gate's credential reader).
+
+    Returns ``None`` on ``/api/`` paths (the API takes keys only), without a cookie, or when the
+    cookie expired. A disabled principal or a changed password ends the session.
+
+    Raises:
+        Unauthenticated: The cookie is forged, or names a principal who may no longer sign in.
+    """
+    if request.url.path.startswith("/api/"):
+        return None
+    found = read_session(request)
+    if found is None:
+        return None
+    principal = session.get(Principal, found.principal_id)
+    if (
+        principal is None
+        or principal.disabled_at is not None
+        or not hmac.compare_digest(_fingerprint(principal), found.fingerprint)
+    ):
+        raise Unauthenticated("your session has ended (account changed); sign in again")
+    return principal
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def set_session_cookie(request: Request, response: Response, principal: Principal) -> WebSession:
+    """Sign ``principal`` in: set the session cookie on ``response`` and return the session."""
+    value, web_session = codec_of(request).issue(principal)
+    response.set_cookie(
+        SESSION_COOKIE,
+        value,
+        max_age=SESSION_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+    )
+    return web_session
+
+
+def clear_session_cookie(request: Request, response: Response) -> None:
+    """Sign out: tell the browser to drop the session cookie."""
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request)
+    )
+
+
+def check_csrf(request: Request, token: str | None) -> None:
+    """Refuse a cookie-authenticated change whose form lacks this session's CSRF token.
+
+    Requests authenticated by an API key (``Authorization`` header) carry no ambient
+    credential and need no token.
+
+    Raises:
+        PermissionDenied: The token is missing or wrong (reload the page and retry).
+    """
+    if request.headers.get("authorization"):
+        return
+    web_session = read_session(request)
+    expected = codec_of(request).csrf_token(web_session.nonce) if web_session else None
+    if expected is None or not token or not hmac.compare_digest(expected, token):
+        raise PermissionDenied(
+            "the form's CSRF token is missing or stale; reload the page and submit again",
+            field=CSRF_FIELD,
+        )
