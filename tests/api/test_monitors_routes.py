@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,7 +98,7 @@ def test_a_viewer_reads_but_cannot_write_or_run(
 
 
 def test_a_manual_run_is_queued_with_202_and_watchable_until_done(
-    client: TestClient, engine: Engine, scientist: Issued
+    client: TestClient, engine: Engine, scientist: Issued, tmp_path: Path
 ) -> None:
     monitor = client.post(f"{BASE}/monitors", json=BODY, headers=scientist.headers).json()
     queued = client.post(f"{BASE}/monitors/{monitor['id']}/runs", headers=scientist.headers)
@@ -107,10 +108,11 @@ def test_a_manual_run_is_queued_with_202_and_watchable_until_done(
     assert queued.headers["location"] == f"{BASE}/monitor-runs/{run['id']}"
     assert "monitor.run" in _audit_actions(engine)
 
-    assert Worker(engine=engine, registry=default_registry()).run_once()
+    assert Worker(engine=engine, registry=default_registry(data_dir=tmp_path)).run_once()
     done = client.get(f"{BASE}/monitor-runs/{run['id']}", headers=scientist.headers).json()
     assert (done["state"], done["progress"], done["attempts"]) == ("succeeded", 1.0, 1)
-    assert done["summary"]["computed"] is False
+    assert done["summary"]["kind"] == "drift"
+    assert done["summary"]["computed"] is False  # no inferences logged: nothing to judge
     logs = client.get(f"{BASE}/monitor-runs/{run['id']}/logs", headers=scientist.headers)
     assert "succeeded" in logs.text
     runs = client.get(f"{BASE}/monitors/{monitor['id']}/runs", headers=scientist.headers).json()
