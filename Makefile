@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/warden up
+	$(BIN)/warden demo
 
 test: $(STAMP)
 	$(BIN)/ruff format --check .

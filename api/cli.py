@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -103,6 +105,26 @@ def up(
         for thread in threads:
             thread.join()
         engine.dispose()
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the demo server on 127.0.0.1.")] = 8000,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Wipe an existing non-demo ./.warden store.")
+    ] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving the dashboard afterwards.")
+    ] = True,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write a machine-readable summary here.")
+    ] = None,
+) -> None:
+    """Run Warden's whole loop on the UCI Adult data in a fresh ./.warden store."""
+    from api.demo import DemoOptions, run
+
+    options = DemoOptions(root=Path.cwd(), port=port, reset=reset, serve=serve, json_path=json_path)
+    raise typer.Exit(run(options))
 
 
 @app.command()
