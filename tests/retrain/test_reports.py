@@ -1,0 +1,342 @@
+"""Model cards built from a real history, read back from the HTML, JSON and PDF files."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pypdf
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from governance.actors import Actor, PrincipalKind
+from governance.alerts import RuleSpec, create_rule
+from governance.approvals import decide
+from governance.channels import SecretBox, create_channel
+from governance.incidents import Incident, route_findings
+from lineage.errors import NotFound
+from lineage.graph import model_provenance
+from lineage.models import Deployment, ModelVersion
+from lineage.projects import Project
+from lineage.registry import ModelVersionCreate, register_model_version
+from lineage.store import session_scope
+from lineage.tables import utcnow
+from monitors.findings import Finding, Status
+from monitors.models import MonitorCreate, RunTrigger, Schedule
+from monitors.schedules import create_monitor
+from monitors.spec import MonitorSpec
+from retrain.adult import read_adult
+from retrain.deployers import EmbeddedDeployer, ModelLoader
+from retrain.evaluation import Evaluation, evaluate_version
+from retrain.handlers import default_registry
+from retrain.jobs import queue_monitor_run
+from retrain.model_cards import ModelCardUpdate, update_model_card
+from retrain.pipelines import PipelineRun
+from retrain.promotion import promote, request_promotion
+from retrain.registry import Registry
+from retrain.report_render import render
+from retrain.reports import REDACTED, model_card
+from retrain.worker import Worker
+
+ADULT_TEST = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.test.gz"
+INTENDED_USE = "Rank loan applications for a second, manual review"
+LIMITATIONS = "Not validated for applicants under 21 or outside the 1994 census population"
+WORKER = Actor(principal_id=None, name="svc-worker", kind=PrincipalKind.SERVICE)
+
+
+def _flat(text: str) -> str:
+    """Remove all whitespace, so text wrapped across PDF lines still compares equal."""
+    return re.sub(r"\s+", "", text)
+
+
+def _files(document: dict[str, Any], directory: Path, stem: str) -> dict[str, str]:
+    """Render the document to files, then read each file back as text."""
+    directory.mkdir(parents=True, exist_ok=True)
+    read: dict[str, str] = {}
+    for fmt in ("html", "json", "pdf"):
+        path = directory / f"{stem}.{fmt}"
+        path.write_bytes(render(document, fmt))
+        if fmt == "pdf":
+            pages = pypdf.PdfReader(io.BytesIO(path.read_bytes())).pages
+            read[fmt] = "\n".join(page.extract_text() for page in pages)
+        else:
+            read[fmt] = path.read_text(encoding="utf-8")
+    return read
+
+
+def _promote(
+    engine: Engine,
+    project: Project,
+    trainer: Actor,
+    approver: Actor,
+    registry: Registry,
+    deployer: EmbeddedDeployer,
+    version: ModelVersion,
+    reason: str,
+) -> None:
+    with session_scope(engine) as session:
+        request = request_promotion(
+            session=session, actor=trainer, model_version=version, reason=f"request: {reason}"
+        )
+    with session_scope(engine) as session:
+        decide(
+            session=session,
+            actor=approver,
+            approval_id=request.id,
+            approve=True,
+            reason=f"approved: {reason}",
+        )
+    with session_scope(engine) as session:
+        promote(
+            session=session,
+            project_id=project.id,
+            model_name="income",
+            version=version.version,
+            deployment="income-api",
+            environment="production",
+            actor=approver,
+            registry=registry,
+            deployer=deployer,
+            reason=f"go live: {reason}",
+        )
+
+
+def _monitor(engine: Engine, project: Project, deployment_id: Any, name: str, kind: str) -> Any:
+    with session_scope(engine) as session:
+        monitor = create_monitor(
+            session=session,
+            project_id=project.id,
+            spec=MonitorCreate(
+                name=name,
+                deployment_id=deployment_id,
+                spec=MonitorSpec(kind=kind),
+                schedule=Schedule(interval_seconds=3600),
+            ),
+        )
+        run = queue_monitor_run(
+            session=session, monitor=monitor, scheduled_for=utcnow(), trigger=RunTrigger.MANUAL
+        )
+        assert run is not None
+        return monitor.id, run.id
+
+
+def _route(engine: Engine, project: Project, monitor_id: Any, run_id: str, status: Status) -> None:
+    finding = Finding(
+        monitor="drift",
+        metric="drift_share",
+        scope="dataset",
+        value=0.6 if status == Status.ALERT else 0.1,
+        threshold=0.5,
+        status=status,
+    )
+    with session_scope(engine) as session:
+        route_findings(
+            session=session,
+            actor=WORKER,
+            project_id=project.id,
+            source_kind="monitor",
+            source_id=str(monitor_id),
+            run_id=run_id,
+            findings=[finding],
+        )
+
+
+@pytest.mark.slow
+def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
+    engine: Engine,
+    project: Project,
+    trainer: Actor,
+    approver: Actor,
+    registry: Registry,
+    tmp_path: Path,
+    train_version: Callable[..., ModelVersion],
+) -> None:
+    loader = ModelLoader(registry=registry, cache_dir=tmp_path / "models")
+    deployer = EmbeddedDeployer(loader=loader)
+    first = train_version()
+    _promote(engine, project, trainer, approver, registry, deployer, first, "first income model")
+    second = train_version(max_iter=5, random_state=1)
+    holdout = read_adult(str(ADULT_TEST)).sample(n=1500, random_state=0)
+    with session_scope(engine) as session:
+        evaluation = evaluate_version(
+            session=session,
+            project_id=project.id,
+            model_name="income",
+            version=second.version,
+            holdout=holdout,
+            holdout_name="adult.test sample",
+            target="income",
+            sensitive_features=["sex"],
+            loader=loader,
+            actor=trainer,
+        )
+        evaluation_id = evaluation.id
+    _promote(engine, project, trainer, approver, registry, deployer, second, "smaller model")
+    with session_scope(engine) as session:
+        update_model_card(
+            session=session,
+            actor=trainer,
+            model_version=second,
+            spec=ModelCardUpdate(intended_use=INTENDED_USE, limitations=LIMITATIONS),
+        )
+        live = session.exec(
+            select(Deployment).where(Deployment.model_version_id == second.id)
+        ).one()
+        deployment_id = live.id
+    drift_monitor, drift_run = _monitor(engine, project, deployment_id, "income-drift", "drift")
+    perf_monitor, perf_run = _monitor(engine, project, deployment_id, "income-perf", "performance")
+    worker = Worker(
+        engine=engine, registry=default_registry(data_dir=tmp_path / "data"), owner="w-reports"
+    )
+    assert worker.run_once()
+    assert worker.run_once()
+    with session_scope(engine) as session:
+        channel, _ = create_channel(
+            session=session,
+            project_id=project.id,
+            spec={"kind": "webhook", "name": "hook", "url": "http://127.0.0.1:9/"},
+            box=SecretBox.generate(),
+            created_by="alice",
+        )
+        create_rule(
+            session=session,
+            project_id=project.id,
+            spec=RuleSpec(name="any-alert", channel_ids=[channel.id]),
+            created_by="alice",
+        )
+    _route(engine, project, drift_monitor, str(drift_run), Status.ALERT)
+    _route(engine, project, drift_monitor, f"{drift_run}-next", Status.OK)
+    _route(engine, project, perf_monitor, str(perf_run), Status.ALERT)
+
+    # The facts, read from the services' own rows (not from the report).
+    with session_scope(engine) as session:
+        provenance = model_provenance(
+            session=session, project_id=project.id, model_version_id=second.id
+        )
+        digests = [v.version for v in provenance.dataset_versions]
+        rows = [v.row_count for v in provenance.dataset_versions]
+        stored = session.get(Evaluation, evaluation_id)
+        assert stored is not None
+        accuracy = stored.performance["candidate"]["accuracy"]
+        low, high = stored.performance["intervals"]["candidate"]["accuracy"]
+        women = stored.fairness["candidate"]["sex"]["selection_rate"]["sex=Female"]
+        pipeline_run = session.exec(
+            select(PipelineRun).where(PipelineRun.model_version_id == second.id)
+        ).one()
+        incidents = {i.source_id: i for i in session.exec(select(Incident)).all()}
+        document = model_card(
+            session=session, project_id=project.id, name="income", version=second.version, full=True
+        )
+        viewer_document = model_card(
+            session=session,
+            project_id=project.id,
+            name="income",
+            version=second.version,
+            full=False,
+        )
+    assert len(digests) == 1
+    assert digests[0]
+    resolved = incidents[str(drift_monitor)]
+    still_open = incidents[str(perf_monitor)]
+    assert resolved.state == "resolved"
+    assert still_open.state == "open"
+
+    files = _files(document, tmp_path / "reports", "card")
+    card = json.loads(files["json"])
+    facts_everywhere = [
+        "income",
+        second.artifact_sha256,
+        digests[0],
+        str(pipeline_run.id),
+        str(pipeline_run.mlflow_run_id),
+        "retrain.adult:train",
+        INTENDED_USE,
+        LIMITATIONS,
+        approver.name,
+        "approved: smaller model",
+        "income-api",
+        "production",
+        "income-drift",
+        "income-perf",
+        str(resolved.id),
+        str(still_open.id),
+    ]
+    for fmt, text in files.items():
+        for fact in facts_everywhere:
+            assert _flat(fact) in _flat(text), f"{fact!r} missing from the {fmt} report"
+    for fmt in ("html", "pdf"):
+        text = _flat(files[fmt])
+        assert _flat(f"{accuracy:.4g}") in text
+        assert _flat(f"{low:.4g}\u2013{high:.4g}") in text
+        assert _flat(f"{women:.4g}") in text
+        assert "NOTFILLEDIN" in text  # ethical considerations were left empty
+        assert "<svg" in files["html"]
+
+    # JSON: Model Card Toolkit sections, with the numbers as stored.
+    assert card["schema_version"] == "0.0.2"
+    assert card["model_details"]["version"]["name"] == second.version
+    metrics = {
+        (m["type"], m["slice"]): m for m in card["quantitative_analysis"]["performance_metrics"]
+    }
+    assert metrics[("accuracy", "")]["value"] == accuracy
+    assert metrics[("accuracy", "")]["confidence_interval"] == {
+        "lower_bound": low,
+        "upper_bound": high,
+    }
+    assert metrics[("selection_rate", "sex=Female")]["value"] == women
+    assert card["model_parameters"]["data"][0]["row_count"] == rows[0]
+    assert card["considerations"]["use_cases"] == [{"description": INTENDED_USE}]
+    warden = card["warden"]
+    assert warden["evaluation"]["against_replaced_version"]["champion_version"] == first.version
+    assert [d["replaced_version"] for d in warden["deployments"]] == [first.version]
+    assert [a["status"] for a in warden["approvals"]] == ["approved"]
+    assert sum(warden["monitor_history"]["run_states"].values()) == 2
+    assert warden["open_incidents"] == 1
+    assert "considerations.ethical_considerations" in warden["missing"]
+    assert "considerations.intended_use" not in warden["missing"]
+
+    # A reader without audit:read sees the facts but not reasons, names or locations.
+    viewer = _files(viewer_document, tmp_path / "viewer", "card")
+    for fmt, text in viewer.items():
+        assert "approved: smaller model" not in text, fmt
+        assert second.artifact_sha256 in _flat(text), fmt
+    assert json.loads(viewer["json"])["model_details"]["path"] == REDACTED
+
+
+def test_model_card_of_an_unknown_version_is_not_found(engine: Engine, project: Project) -> None:
+    with session_scope(engine) as session, pytest.raises(NotFound, match="no version '9'"):
+        model_card(session=session, project_id=project.id, name="income", version="9", full=True)
+
+
+def test_model_card_of_a_bare_version_lists_every_missing_section(
+    engine: Engine, project: Project, trainer: Actor
+) -> None:
+    with session_scope(engine) as session:
+        register_model_version(
+            session=session,
+            project_id=project.id,
+            name="bare",
+            spec=ModelVersionCreate(artifact_uri="models:/bare/1", artifact_sha256="a" * 64),
+        )
+        document = model_card(
+            session=session, project_id=project.id, name="bare", version="1", full=True
+        )
+    assert document["warden"]["missing"] == [
+        "considerations.intended_use",
+        "considerations.out_of_scope_use",
+        "considerations.limitations",
+        "considerations.ethical_considerations",
+        "model_parameters.data",
+        "warden.training",
+        "quantitative_analysis",
+        "explanations",
+        "approvals",
+    ]
+    html = render(document, "html").decode()
+    assert html.count("NOT FILLED IN") == 4
+    assert "No evaluation is recorded for this version." in html
