@@ -3,9 +3,9 @@
 ``warden worker`` (and a thread of ``warden up``) runs :func:`run_worker`. The registry starts
 from :func:`retrain.handlers.default_registry` — monitor runs, bound to the data directory, the
 hash-checking :class:`retrain.deployers.ModelLoader` and :func:`route_monitor_findings` (the one
-place a run's findings go: alert routing now, policy evaluation beside it later) — plus the
-pipeline runner of :mod:`retrain.runner` (bound to the data directory and MLflow URI of the
-settings). Beside the claim loop, a thread sends due alert deliveries every
+place a run's findings go: alert routing, then the policies of :class:`retrain.loop.PolicyLoop`)
+— plus the pipeline runner of :mod:`retrain.runner` (bound to the data directory and MLflow URI
+of the settings). Beside the claim loop, a thread sends due alert deliveries every
 ``DELIVERY_EVERY_SECONDS``, outside any job's transaction. ``WARDEN_WORKER_HANDLERS`` (JSON,
 job kind → ``"module:function"``) adds or replaces handlers — for plug-ins, and for tests that need
 a handler with observable timing. Queue semantics and the handler contract are in
@@ -19,6 +19,7 @@ import logging
 import signal
 import threading
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -29,9 +30,10 @@ from governance.incidents import route_findings
 from lineage.errors import InvalidInput
 from monitors.findings import Finding
 from monitors.models import Monitor, MonitorRun
-from retrain.deployers import ModelLoader
+from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.handlers import default_registry
 from retrain.jobs import JobKind
+from retrain.loop import PolicyLoop
 from retrain.registry import Registry
 from retrain.runner import RunnerConfig, pipeline_handler
 from retrain.worker import Handler, HandlerRegistry, Worker
@@ -51,9 +53,14 @@ _log = logging.getLogger("warden.worker")
 
 
 def route_monitor_findings(
-    *, session: Session, monitor: Monitor, run: MonitorRun, findings: list[Finding]
+    *,
+    session: Session,
+    monitor: Monitor,
+    run: MonitorRun,
+    findings: list[Finding],
+    policies: PolicyLoop | None = None,
 ) -> None:
-    """Hand a monitor run's findings to governance, in the transaction recording the run."""
+    """Hand a monitor run's findings to alert routing, then to the policies (one transaction)."""
     route_findings(
         session=session,
         actor=Actor.system(request_id=f"monitor-run:{run.id}"),
@@ -63,6 +70,8 @@ def route_monitor_findings(
         run_id=str(run.id),
         findings=findings,
     )
+    if policies is not None:
+        policies(session=session, monitor=monitor, run=run, findings=findings)
 
 
 def _load(path: str, kind: str) -> Handler:
@@ -94,8 +103,11 @@ def build_registry(settings: Settings) -> HandlerRegistry:
         ),
         cache_dir=settings.data_dir / "models",
     )
+    policies = PolicyLoop(registry=loader.registry, deployer=EmbeddedDeployer(loader=loader))
     registry = default_registry(
-        data_dir=settings.data_dir, loader=loader, on_findings=route_monitor_findings
+        data_dir=settings.data_dir,
+        loader=loader,
+        on_findings=partial(route_monitor_findings, policies=policies),
     )
     runner = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
     registry.register(JobKind.PIPELINE_RUN, pipeline_handler(runner))

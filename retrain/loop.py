@@ -1,7 +1,8 @@
 """The one place that chains findings → policies → actions.
 
-The worker calls :func:`after_monitor_run` (or anything holding a run's findings calls
-:func:`on_findings`) once per monitor run. In the caller's transaction it:
+The worker hands each monitor run's findings to a :class:`PolicyLoop` (a
+``monitors.execute.FindingsCallback``); anything else holding a run's findings calls
+:func:`on_findings`. In the caller's transaction it:
 
 1. records the run's findings (:class:`governance.decisions.FindingBatch`); a run seen before
    (a retried job) decides nothing again;
@@ -33,10 +34,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from governance import Actor, append
@@ -65,7 +66,6 @@ from governance.policies import (
 )
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Deployment, ModelVersion
-from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.findings import Finding
 from monitors.models import Monitor, MonitorRun
@@ -74,7 +74,7 @@ from retrain.pipelines import get_pipeline, request_run
 from retrain.promotion import rollback
 from retrain.registry import Registry
 
-__all__ = ["after_monitor_run", "on_findings"]
+__all__ = ["PolicyLoop", "on_findings", "run_findings"]
 
 _MAX_LOOKBACK = 100
 _MAX_COOLDOWN = timedelta(days=31)
@@ -348,54 +348,53 @@ def _redeploy(
     return {"model_version": version.version}
 
 
-def after_monitor_run(
-    *,
-    engine: Engine,
-    monitor_run_id: uuid.UUID,
-    findings: Sequence[Finding],
-    actor: Actor | None = None,
-    registry: Registry | None = None,
-    deployer: Deployer | None = None,
-    now: datetime | None = None,
-) -> list[uuid.UUID]:
-    """Run the loop for a finished monitor run, in its own transaction; return decision ids.
+def run_findings(
+    *, session: Session, monitor: Monitor, run: MonitorRun, findings: Sequence[Finding]
+) -> RunFindings:
+    """Return a monitor run's findings with what it watches (model, deployment, environment).
 
-    The monitor's deployment (if it has one) gives the run its model, deployment and
-    environment, which rule scopes match against.
-
-    Raises:
-        NotFound: The monitor run or its monitor no longer exists.
+    The run is placed in time by its slot (``scheduled_for``), so "N consecutive runs" follows
+    the schedule even when a retried run finishes late.
     """
-    with session_scope(engine) as session:
-        monitor_run = session.get(MonitorRun, monitor_run_id)
-        if monitor_run is None:
-            raise NotFound(f"no monitor run {monitor_run_id}")
-        monitor = session.get(Monitor, monitor_run.monitor_id)
-        if monitor is None:
-            raise NotFound(f"monitor {monitor_run.monitor_id} of run {monitor_run_id} is gone")
-        model = deployment = environment = None
-        if monitor.deployment_id is not None:
-            slot = session.get(Deployment, monitor.deployment_id)
-            if slot is not None:
-                deployment, environment = slot.name, slot.environment
-                version = session.get(ModelVersion, slot.model_version_id)
-                model = version.name if version is not None else None
-        run = RunFindings(
-            run_id=str(monitor_run.id),
-            source_id=str(monitor.id),
-            at=now or monitor_run.finished_at or utcnow(),
-            findings=tuple(findings),
-            model=model,
-            deployment=deployment,
-            environment=environment,
-        )
-        decisions = on_findings(
+    model = deployment = environment = None
+    if monitor.deployment_id is not None:
+        slot = session.get(Deployment, monitor.deployment_id)
+        if slot is not None:
+            deployment, environment = slot.name, slot.environment
+            version = session.get(ModelVersion, slot.model_version_id)
+            model = version.name if version is not None else None
+    return RunFindings(
+        run_id=str(run.id),
+        source_id=str(monitor.id),
+        at=run.scheduled_for,
+        findings=tuple(findings),
+        model=model,
+        deployment=deployment,
+        environment=environment,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyLoop:
+    """The findings callback the worker hands each monitor run to (``monitors.execute``).
+
+    Attributes:
+        registry: The MLflow adapter, needed to *perform* a rollback.
+        deployer: The deployer, needed to *perform* a rollback or redeploy.
+    """
+
+    registry: Registry | None = None
+    deployer: Deployer | None = None
+
+    def __call__(
+        self, *, session: Session, monitor: Monitor, run: MonitorRun, findings: list[Finding]
+    ) -> None:
+        """Judge the run's findings by the project's policies and act, in the run's transaction."""
+        on_findings(
             session=session,
-            actor=actor or Actor.system(),
-            project_id=monitor.project_id,
-            run=run,
-            now=now,
-            registry=registry,
-            deployer=deployer,
+            actor=Actor.system(request_id=f"monitor-run:{run.id}"),
+            project_id=run.project_id,
+            run=run_findings(session=session, monitor=monitor, run=run, findings=findings),
+            registry=self.registry,
+            deployer=self.deployer,
         )
-        return [d.id for d in decisions]
