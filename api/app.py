@@ -25,6 +25,7 @@ from api.routes import models as model_routes
 from api.routes import monitors as monitor_routes
 from api.routes import policies as policy_routes
 from api.routes import promotions as promotion_routes
+from api.routes import reports as report_routes
 from api.routes import reports_monitor as monitor_report_routes
 from api.settings import Settings
 from lineage import create_store_engine
@@ -83,5 +84,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_dashboard(app)
     app.include_router(inference_routes.router)
     app.include_router(monitor_report_routes.router)
+    app.include_router(report_routes.router)
     install_metrics(app)
     return app

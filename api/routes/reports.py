@@ -1,0 +1,229 @@
+"""Reports over REST: model cards, project audit reports and "as of T", in HTML, JSON or PDF.
+
+Every route needs ``report:read``; sensitive fields are shown only to readers who also hold
+``audit:read`` in the project (see :mod:`retrain.reports`). Generating a report is audited in the
+request's transaction. Long reports are queued for the worker (``POST …/reports/renders``) and
+fetched when done; the assembly itself lives in ``retrain`` (this module holds no logic).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import FileResponse
+from pydantic import AwareDatetime, BaseModel
+
+from api.deps import EngineDep, SessionDep, SettingsDep
+from api.routes.audit import SignerDep
+from api.security import CurrentProject, require
+from governance.actors import Actor
+from governance.audit_export import verify_store
+from governance.permissions import Permission
+from lineage.registry import get_model_version
+from lineage.tables import utcnow
+from retrain.jobs import Job
+from retrain.model_cards import CARD_FIELDS, ModelCardUpdate, update_model_card
+from retrain.report_jobs import RenderRequest, get_render_job, queue_render, rendered_file
+from retrain.report_render import MEDIA_TYPES, Format, render
+from retrain.reports import as_of, audit_generation, model_card, project_report, sees_sensitive
+
+__all__ = ["ModelCardPublic", "RenderJobPublic", "router"]
+
+router = APIRouter(prefix="/api/v1/projects/{project}/reports", tags=["reports"])
+
+Reader = Annotated[Actor, Depends(require(Permission.REPORT_READ))]
+FormatQuery = Annotated[Format, Query(description="html, json or pdf.")]
+
+
+class ModelCardPublic(BaseModel):
+    """The hand-filled fields of a model card, and who last changed them."""
+
+    intended_use: str
+    out_of_scope_use: str
+    limitations: str
+    ethical_considerations: str
+    updated_by: str
+    updated_at: datetime
+
+
+class RenderJobPublic(BaseModel):
+    """A queued or finished render: poll it, then fetch ``file_url``."""
+
+    id: uuid.UUID
+    state: str
+    progress: float
+    message: str
+    error: str | None
+    result: dict[str, Any] | None
+    file_url: str
+
+    @classmethod
+    def of(cls, job: Job, project: str) -> RenderJobPublic:
+        """Build the public view of a render job."""
+        return cls(
+            id=job.id,
+            state=job.state,
+            progress=job.progress,
+            message=job.message,
+            error=job.error,
+            result=job.result,
+            file_url=f"/api/v1/projects/{project}/reports/renders/{job.id}/file",
+        )
+
+
+def _respond(document: dict[str, Any], fmt: Format, stem: str) -> Response:
+    headers = {"Content-Disposition": f'inline; filename="{stem}.{fmt}"'}
+    return Response(render(document, fmt), media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+@router.get("/models/{name}/{version}", summary="The model card of a version")
+def read_model_card(
+    name: str,
+    version: str,
+    actor: Reader,
+    project: CurrentProject,
+    session: SessionDep,
+    format: FormatQuery = "html",
+) -> Response:
+    """Return a model version's report (model card), built from what Warden recorded."""
+    full = sees_sensitive(session=session, actor=actor, project_id=project.id)
+    document = model_card(
+        session=session, project_id=project.id, name=name, version=version, full=full
+    )
+    audit_generation(
+        session=session,
+        actor=actor,
+        project_id=project.id,
+        report="model",
+        target=f"model:{name}:{version}",
+        fmt=format,
+    )
+    return _respond(document, format, f"model-card-{name}-{version}")
+
+
+@router.put("/models/{name}/{version}/card", summary="Fill in intended use and limitations")
+def write_model_card(
+    name: str,
+    version: str,
+    spec: ModelCardUpdate,
+    actor: Annotated[Actor, Depends(require(Permission.MODEL_WRITE))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> ModelCardPublic:
+    """Store the hand-filled model card fields of a version (audited)."""
+    model_version = get_model_version(
+        session=session, project_id=project.id, name=name, version=version
+    )
+    card = update_model_card(session=session, actor=actor, model_version=model_version, spec=spec)
+    return ModelCardPublic(
+        **{field: getattr(card, field) for field in CARD_FIELDS},
+        updated_by=card.updated_by_name,
+        updated_at=card.updated_at,
+    )
+
+
+@router.get("/project", summary="The audit report of a period")
+def read_project_report(
+    actor: Reader,
+    project: CurrentProject,
+    session: SessionDep,
+    engine: EngineDep,
+    signer: SignerDep,
+    since: Annotated[AwareDatetime, Query(alias="from", description="Period start (ISO 8601).")],
+    until: Annotated[
+        AwareDatetime | None, Query(alias="to", description="Period end; now if unset.")
+    ] = None,
+    format: FormatQuery = "html",
+) -> Response:
+    """Return every audited change of the period and the verdict on the audit chain."""
+    end = until or utcnow()
+    verification = verify_store(engine=engine, public_key=signer.public_key)
+    full = sees_sensitive(session=session, actor=actor, project_id=project.id)
+    document = project_report(
+        session=session,
+        project_id=project.id,
+        since=since,
+        until=end,
+        verification=verification,
+        full=full,
+    )
+    audit_generation(
+        session=session,
+        actor=actor,
+        project_id=project.id,
+        report="project",
+        target=f"period:{since.isoformat()}..{end.isoformat()}",
+        fmt=format,
+    )
+    return _respond(document, format, f"audit-{project.name}")
+
+
+@router.get("/as-of", summary="What served where at a moment, and who changed it")
+def read_as_of(
+    actor: Reader,
+    project: CurrentProject,
+    session: SessionDep,
+    at: Annotated[AwareDatetime, Query(description="The moment (ISO 8601 with offset).")],
+    format: FormatQuery = "html",
+) -> Response:
+    """Return the deployments, policies and baselines in force at ``at``."""
+    full = sees_sensitive(session=session, actor=actor, project_id=project.id)
+    document = as_of(session=session, project_id=project.id, at=at, full=full)
+    audit_generation(
+        session=session,
+        actor=actor,
+        project_id=project.id,
+        report="as_of",
+        target=f"as_of:{at.isoformat()}",
+        fmt=format,
+    )
+    return _respond(document, format, f"as-of-{project.name}")
+
+
+@router.post(
+    "/renders",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Render a long report in the worker",
+)
+def queue_report_render(
+    request: RenderRequest, actor: Reader, project: CurrentProject, session: SessionDep
+) -> RenderJobPublic:
+    """Queue a report render; poll ``GET …/renders/{id}`` for progress."""
+    full = sees_sensitive(session=session, actor=actor, project_id=project.id)
+    job = queue_render(
+        session=session, actor=actor, project_id=project.id, request=request, full=full
+    )
+    return RenderJobPublic.of(job, project.name)
+
+
+@router.get("/renders/{job_id}", summary="Progress of a render")
+def read_report_render(
+    job_id: uuid.UUID, actor: Reader, project: CurrentProject, session: SessionDep
+) -> RenderJobPublic:
+    """Return a render job's state and progress."""
+    job = get_render_job(session=session, project_id=project.id, job_id=job_id)
+    return RenderJobPublic.of(job, project.name)
+
+
+@router.get("/renders/{job_id}/file", summary="The rendered report")
+def read_report_file(
+    job_id: uuid.UUID,
+    actor: Reader,
+    project: CurrentProject,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> FileResponse:
+    """Return the file a finished render job wrote."""
+    full = sees_sensitive(session=session, actor=actor, project_id=project.id)
+    job, path = rendered_file(
+        session=session,
+        data_dir=settings.data_dir,
+        project_id=project.id,
+        job_id=job_id,
+        full=full,
+    )
+    fmt = path.suffix.removeprefix(".")
+    return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=f"report-{job.id}.{fmt}")
