@@ -43,6 +43,7 @@ __all__ = [
     "EmbeddedDeployer",
     "ModelLoader",
     "Prediction",
+    "live_deployment",
     "live_version",
     "mlflow_coordinates",
 ]
@@ -125,8 +126,9 @@ class Deployer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """What the embedded deployer answered, and which version answered it."""
+    """What the embedded deployer answered, and which deployment and version answered it."""
 
+    deployment_id: uuid.UUID
     model_version_id: uuid.UUID
     model_name: str
     model_version: str
@@ -134,10 +136,10 @@ class Prediction:
     scores: list[float] | None
 
 
-def live_version(
+def live_deployment(
     *, session: Session, project_id: uuid.UUID, deployment: str, environment: str
-) -> ModelVersion:
-    """Return the model version lineage says is live in a slot now.
+) -> tuple[Deployment, ModelVersion]:
+    """Return the deployment live in a slot now and the model version it serves.
 
     Raises:
         NotFound: Nothing is live there.
@@ -156,7 +158,20 @@ def live_version(
         )
     model_version = session.get(ModelVersion, row.model_version_id)
     assert model_version is not None
-    return model_version
+    return row, model_version
+
+
+def live_version(
+    *, session: Session, project_id: uuid.UUID, deployment: str, environment: str
+) -> ModelVersion:
+    """Return the model version lineage says is live in a slot now.
+
+    Raises:
+        NotFound: Nothing is live there.
+    """
+    return live_deployment(
+        session=session, project_id=project_id, deployment=deployment, environment=environment
+    )[1]
 
 
 class EmbeddedDeployer:
@@ -185,7 +200,7 @@ class EmbeddedDeployer:
         Raises:
             InvalidInput: A feature the model needs is missing from the rows.
         """
-        model_version = live_version(
+        row, model_version = live_deployment(
             session=session, project_id=project_id, deployment=deployment, environment=environment
         )
         model = self.loader.load(model_version)
@@ -212,6 +227,7 @@ class EmbeddedDeployer:
                 f"the model could not score the rows: {error}", field="rows"
             ) from error
         return Prediction(
+            deployment_id=row.id,
             model_version_id=model_version.id,
             model_name=model_version.name,
             model_version=model_version.version,

@@ -2,8 +2,9 @@
 
 Predictions come from the version lineage says is live in the slot, loaded only from a version
 registered in Warden after its artifact hash matched (:class:`retrain.deployers.ModelLoader`) and
-then kept in this process. Each answered batch is handed to :func:`log_inferences`, the one call
-site for the inference log the monitors read.
+then kept in this process. Each answered batch is logged for the monitors in the same
+transaction (:func:`log_inferences`, through :func:`monitors.inferences.log_inferences`), with
+the client's request ids when it sends them, so its labels can follow later.
 
 The MLflow adapter and the loader are built on first use from the app's settings and kept on
 ``app.state``, so importing this module (and starting the app) does not import MLflow.
@@ -16,13 +17,18 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlmodel import Session
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from api.settings import Settings
 from governance.actors import Actor
+from governance.audit import append
 from governance.permissions import Permission
+from lineage.models import Deployment, ModelVersion
+from monitors.inferences import InferenceRecord
+from monitors.inferences import log_inferences as store_inferences
 from retrain.deployers import EmbeddedDeployer, ModelLoader, Prediction
 from retrain.registry import Registry
 
@@ -74,6 +80,19 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rows: list[dict[str, Cell]] = Field(min_length=1, max_length=10_000)
+    request_ids: list[str] | None = Field(
+        default=None,
+        description="One id per row, to send labels for later; Warden makes them up if unset.",
+    )
+
+    @model_validator(mode="after")
+    def _one_id_per_row(self) -> PredictRequest:
+        ids = self.request_ids
+        if ids is not None and (len(ids) != len(self.rows) or len(set(ids)) != len(ids)):
+            raise ValueError("request_ids must hold one distinct id per row")
+        if ids is not None and any(not 1 <= len(i) <= 200 for i in ids):
+            raise ValueError("each request id must be 1 to 200 characters")
+        return self
 
 
 class PredictResponse(BaseModel):
@@ -84,26 +103,55 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     model_version_id: uuid.UUID
+    request_ids: list[str]
     predictions: list[Any]
     scores: list[float] | None
+    logged: int
 
 
 def log_inferences(
     *,
-    request: Request,
-    project_id: uuid.UUID,
-    deployment: str,
-    environment: str,
-    rows: list[dict[str, Cell]],
-    prediction: Prediction,
+    session: Session,
+    settings: Settings,
     actor: Actor,
-) -> None:
-    """Hand an answered batch to the inference log the monitors read.
+    prediction: Prediction,
+    rows: list[dict[str, Cell]],
+    request_ids: list[str],
+    features: list[str],
+) -> int:
+    """Log an answered batch for the monitors, as ``POST …/inferences`` would; return how many.
 
-    The single call site for inference logging from the embedded deployer: Warden has no
-    inference-log service yet, so this records nothing. When it exists, write the rows, the
-    predictions and scores, ``prediction.model_version_id`` and the slot here.
+    Only the model's input columns are kept. Request ids the client chose make a later
+    ``POST …/inferences`` or ``…/labels`` with the same ids refer to these rows (re-sent ids
+    count once).
     """
+    deployment = session.get(Deployment, prediction.deployment_id)
+    assert deployment is not None  # the deployer just read it
+    scores: list[float | None] = (
+        list(prediction.scores) if prediction.scores is not None else [None] * len(rows)
+    )
+    records = [
+        InferenceRecord(
+            request_id=request_id,
+            features={name: row.get(name) for name in features},
+            prediction=answer,
+            score=score,
+        )
+        for request_id, row, answer, score in zip(
+            request_ids, rows, prediction.predictions, scores, strict=True
+        )
+    ]
+    result = store_inferences(
+        session=session, data_dir=settings.data_dir, deployment=deployment, records=records
+    )
+    append(
+        session=session,
+        actor=actor,
+        action="inference.log",
+        target=f"deployment:{deployment.id}",
+        detail={"after": result.to_dict(), "source": "predict"},
+    )
+    return result.accepted
 
 
 @router.post(
@@ -113,14 +161,18 @@ def log_inferences(
 def predict(
     name: str,
     body: PredictRequest,
-    request: Request,
     actor: Annotated[Actor, Depends(require(Permission.INFERENCE_WRITE))],
     project: CurrentProject,
     session: SessionDep,
+    settings: SettingsDep,
     deployer: Annotated[EmbeddedDeployer, Depends(get_embedded_deployer)],
     environment: Annotated[str, Query(max_length=64)] = "production",
 ) -> PredictResponse:
-    """Score the rows with the version live in ``name`` (``environment``), hash-checked."""
+    """Score the rows with the version live in ``name`` (``environment``) and log them.
+
+    The answer and the logged inferences come from the same, hash-checked version; the
+    response's ``request_ids`` are the ids to send labels for.
+    """
     import pandas as pd
 
     prediction = deployer.predict(
@@ -130,14 +182,17 @@ def predict(
         environment=environment,
         frame=pd.DataFrame.from_records(body.rows),
     )
-    log_inferences(
-        request=request,
-        project_id=project.id,
-        deployment=name,
-        environment=environment,
-        rows=body.rows,
-        prediction=prediction,
+    request_ids = body.request_ids or [str(uuid.uuid4()) for _ in body.rows]
+    model_version = session.get(ModelVersion, prediction.model_version_id)
+    assert model_version is not None
+    logged = log_inferences(
+        session=session,
+        settings=settings,
         actor=actor,
+        prediction=prediction,
+        rows=body.rows,
+        request_ids=request_ids,
+        features=list(model_version.feature_schema) or list(body.rows[0]),
     )
     return PredictResponse(
         deployment=name,
@@ -145,6 +200,8 @@ def predict(
         model_name=prediction.model_name,
         model_version=prediction.model_version,
         model_version_id=prediction.model_version_id,
+        request_ids=request_ids,
         predictions=prediction.predictions,
         scores=prediction.scores,
+        logged=logged,
     )

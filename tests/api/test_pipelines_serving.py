@@ -101,13 +101,34 @@ def test_a_trained_version_is_promoted_after_approval_and_serves_predictions(
     assert promoted.json()["kind"] == "promote"
     assert promoted.json()["approval_id"] == approval
 
-    answer = client.post(predict_url, json={"rows": _rows(25)}, headers=scientist.headers)
+    ids = [f"req-{i}" for i in range(25)]
+    request = {"rows": _rows(25), "request_ids": ids}
+    answer = client.post(predict_url, json=request, headers=scientist.headers)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["model_version"] == "1"
     assert len(body["predictions"]) == 25
     assert set(body["predictions"]) <= {0, 1}
     assert all(0 <= s <= 1 for s in body["scores"])
+    # Logged for the monitors under the client's ids: labels can follow, re-sends count once.
+    assert (body["request_ids"], body["logged"]) == (ids, 25)
+    again = client.post(predict_url, json=request, headers=scientist.headers).json()
+    assert again["logged"] == 0
+    deployment_id = promoted.json()["lineage_deployment_id"]
+    labels = client.post(
+        f"{BASE}/deployments/{deployment_id}/labels",
+        json={"labels": [{"request_id": "req-0", "label": 1}]},
+        headers=scientist.headers,
+    )
+    assert labels.status_code == 201, labels.text
+    assert labels.json()["accepted"] == 1
+    generated = client.post(predict_url, json={"rows": _rows(2)}, headers=scientist.headers)
+    assert len(set(generated.json()["request_ids"])) == 2
+    assert generated.json()["logged"] == 2
+    clash = client.post(
+        predict_url, json={"rows": _rows(2), "request_ids": ["a", "a"]}, headers=scientist.headers
+    )
+    assert clash.status_code == 422
 
     missing = client.post(predict_url, json={"rows": [{"age": 30}]}, headers=scientist.headers)
     assert missing.status_code == 422
