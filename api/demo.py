@@ -177,8 +177,9 @@ class WebhookReceiver:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop answering."""
-        self._server.shutdown()
+        """Stop answering (``shutdown`` would wait forever for a loop that never started)."""
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
     def received(self) -> list[dict[str, Any]]:
@@ -581,7 +582,7 @@ class _Demo:
             "fairness": {"kind": "fairness", "sensitive_features": ["sex", "race"]},
             "explanations": {"kind": "explanations"},
         }
-        intervals = {"drift": 15, "quality": 20, "performance": 25, "fairness": 30}
+        intervals = {"drift": 20, "quality": 30, "performance": 30, "fairness": 45}
         monitors = {}
         for kind in MONITOR_KINDS:
             created = self.api.call(
@@ -592,7 +593,7 @@ class _Demo:
                     "name": f"income-{kind}",
                     "deployment_id": self.facts["deployment_id"],
                     "spec": specs[kind],
-                    "schedule": {"interval_seconds": intervals.get(kind, 40)},
+                    "schedule": {"interval_seconds": intervals.get(kind, 60)},
                     "window": "last:30m",
                 },
             )
@@ -600,7 +601,7 @@ class _Demo:
         self.facts["monitors"] = monitors
         self.console.say(
             "      monitors every "
-            + ", ".join(f"{k} {intervals.get(k, 40)} s" for k in MONITOR_KINDS)
+            + ", ".join(f"{k} {intervals.get(k, 60)} s" for k in MONITOR_KINDS)
         )
         # The administrator allows the local receiver (loopback is refused unless allowed).
         self.api.call(
@@ -888,11 +889,15 @@ class _Demo:
 
         def incident() -> dict[str, Any] | None:
             rows = self.api.call("GET", f"{self.base}/incidents", auditor)
-            return rows[0] if rows else None
+            opened = [r for r in rows if r["source_kind"] == "policy"]
+            return opened[0] if opened else None
 
-        opened = self.wait_for("5", "an incident", incident, timeout=120)
+        opened = self.wait_for("5", "the policy's incident", incident, timeout=120)
         self.facts["incident_id"] = opened["id"]
-        self.console.say(f"      incident {opened['id']}: {opened.get('title', '')}")
+        self.console.say(
+            f"      {opened['severity']} incident {opened['id']} opened by the policy "
+            f"(alert rule {opened['rule_name']!r}, source {opened['source_id']})"
+        )
 
         def heard() -> list[dict[str, Any]] | None:
             return self.receiver.received() or None
@@ -969,42 +974,64 @@ class _Demo:
         raise DemoFailed(step, f"this Warden has no route for the {what} (looked for {needles})")
 
     def step_reports(self) -> None:
-        auditor = self.person("auditor")
+        scientist, auditor = self.person("data_scientist"), self.person("auditor")
         version = self.facts["challenger"]["version"]
-        card_route = self.find_route("6", "model card", "/models/{name}/versions/{version}", "card")
+        card_route = self.find_route("6", "model card", "/reports/models/{name}/{version}")
         card_path = (
             card_route.replace("{project}", PROJECT)
             .replace("{name}", MODEL)
             .replace("{version}", version)
         )
-        card = self.api.client.get(card_path, headers=auditor.headers)
-        if not card.is_success:
-            raise DemoFailed("6", f"GET {card_path} answered {card.status_code}: {card.text[:500]}")
-        report_route = self.find_route(
-            "6", "project audit report", "/projects/{project}/", "report"
+        self.api.call(
+            "PUT",
+            f"{card_path}/card",
+            scientist,
+            json={
+                "intended_use": "Demo: estimate whether a census respondent earns over $50K.",
+                "out_of_scope_use": "Any decision about a real person.",
+                "limitations": f"Retrained after production traffic shifted to {SHIFT}.",
+                "ethical_considerations": "Selection rates differ by sex and race; see fairness.",
+            },
         )
+        reports = self.data_dir / "reports" / "demo"
+        reports.mkdir(parents=True, exist_ok=True)
+        card = self.api.call("GET", card_path, auditor, params={"format": "json"})
+        card_file = reports / f"model-card-{MODEL}-v{version}.html"
+        card_file.write_text(self.api.call("GET", card_path, auditor, params={"format": "html"}))
+        report_route = self.find_route("6", "project audit report", "/reports/project")
         report_path = report_route.replace("{project}", PROJECT)
-        report = self.api.client.get(report_path, headers=auditor.headers)
-        if not report.is_success:
-            raise DemoFailed(
-                "6", f"GET {report_path} answered {report.status_code}: {report.text[:500]}"
-            )
+        period = {"from": self.summary.started_at}
+        report = self.api.call("GET", report_path, auditor, params={**period, "format": "json"})
+        report_file = reports / f"audit-report-{PROJECT}.html"
+        report_file.write_text(
+            self.api.call("GET", report_path, auditor, params={**period, "format": "html"})
+        )
         verify = self.api.call("GET", "/api/v1/audit/verify", auditor)
         if not verify.get("intact"):
             raise DemoFailed("6", f"the audit chain does not verify: {verify}")
         self.facts["audit_verify"] = verify
+        self.facts["model_card_keys"] = sorted(card) if isinstance(card, dict) else []
+        self.facts["audit_report_keys"] = sorted(report) if isinstance(report, dict) else []
+        login = self.api.client.get("/login")
+        if login.status_code != 200:
+            raise DemoFailed("6", f"the dashboard does not answer at /login ({login.status_code})")
+        url = self.base_url
         self.summary.links = {
-            "dashboard": f"{self.base_url}/",
-            "project": f"{self.base_url}/p/{PROJECT}",
-            "monitors": f"{self.base_url}/p/{PROJECT}/monitors",
-            "incidents": f"{self.base_url}/p/{PROJECT}/incidents",
-            "audit": f"{self.base_url}/p/{PROJECT}/audit",
-            "model_card": f"{self.base_url}{card_path}",
-            "audit_report": f"{self.base_url}{report_path}",
-            "api_docs": f"{self.base_url}/docs",
+            "dashboard": f"{url}/",
+            "project": f"{url}/p/{PROJECT}",
+            "model": f"{url}/p/{PROJECT}/models/{MODEL}",
+            "monitors": f"{url}/p/{PROJECT}/monitors",
+            "incidents": f"{url}/p/{PROJECT}/incidents",
+            "approvals": f"{url}/p/{PROJECT}/approvals",
+            "audit": f"{url}/p/{PROJECT}/audit",
+            "model_card": f"{url}{card_path}?format=html",
+            "audit_report": f"{url}{report_path}?from={self.summary.started_at}",
+            "model_card_file": str(card_file),
+            "audit_report_file": str(report_file),
+            "api_docs": f"{url}/docs",
         }
-        self.console.say(f"      model card of v{version}: {self.summary.links['model_card']}")
-        self.console.say(f"      project audit report: {self.summary.links['audit_report']}")
+        self.console.say(f"      model card of v{version}: {card_file}")
+        self.console.say(f"      project audit report: {report_file}")
         self.console.say(f"      audit chain verifies: {_verify_text(verify)}")
 
     # ----------------------------------------------------------------- run
@@ -1102,23 +1129,19 @@ def _number(value: Any) -> str:
 
 
 def _find_metric(data: Any, feature: str, metric: str) -> str | None:
-    """Return a fairness metric for one sensitive feature from an evaluation, if present."""
-    if isinstance(data, dict):
-        if feature in data and isinstance(data[feature], dict) and metric in data[feature]:
-            return _number(data[feature][metric])
-        for value in data.values():
-            found = _find_metric(value, feature, metric)
-            if found is not None:
-                return found
-    return None
+    """Return the candidate's fairness metric for one sensitive feature, if present."""
+    try:
+        return _number(data["candidate"][feature]["metrics"][metric])
+    except (KeyError, TypeError):
+        return None
 
 
 def _versus(evaluation: dict[str, Any]) -> str:
-    differences = evaluation.get("differences") or evaluation.get("performance", {}).get("delta")
+    differences = evaluation.get("performance", {}).get("difference")
     if isinstance(differences, dict):
         flat = {k: v for k, v in differences.items() if isinstance(v, int | float)}
-        return ", ".join(f"{k} {v:+.3f}" for k, v in sorted(flat.items())[:6]) or "no change"
-    return "scored side by side on the same rows"
+        return ", ".join(f"{k} {v:+.3f}" for k, v in sorted(flat.items())) or "no change"
+    return "no champion to compare with"
 
 
 def _outcomes(outcomes: list[dict[str, Any]]) -> str:

@@ -191,3 +191,23 @@ def test_separation_of_duties_held_and_the_audit_chain_verifies(
     assert verify.status_code == 200, verify.text
     assert verify.json()["intact"] is True
     assert verify.json()["first_broken_seq"] is None
+
+
+def test_the_demo_refuses_a_store_that_is_not_a_demo_store(tmp_path: Path) -> None:
+    store = tmp_path / ".warden"
+    store.mkdir()
+    (store / "warden.db").write_bytes(b"someone's data")
+    done = subprocess.run(
+        [_warden(), "demo", "--no-serve", "--port", str(_free_port()), "--json", "out.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "DEMO FAILED at step 1" in done.stdout
+    assert "not a demo store" in done.stdout
+    assert "--reset" in done.stdout
+    assert (store / "warden.db").read_bytes() == b"someone's data"
+    assert json.loads((tmp_path / "out.json").read_text())["facts"]["failed"]["step"] == "1"
