@@ -31,7 +31,14 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from sqlmodel import Field as SQLField
 from sqlmodel import Session, col, select
 
@@ -125,9 +132,15 @@ class InferenceQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     deployment: str = Field(min_length=1, max_length=256)
-    since: datetime | None = None
-    until: datetime | None = None
+    environment: str = Field(default="production", min_length=1, max_length=64)
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
     labelled_only: bool = True
+    label_column: str = Field(
+        default="label",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="The column the labels are given in the training file (the step's target).",
+    )
 
 
 class TrainingData(BaseModel):

@@ -16,6 +16,7 @@ separation of duties bars from approving the version's promotion.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -28,20 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from governance import Actor
 from lineage.errors import Conflict, InvalidInput, WardenError
 from lineage.ingest import ingest_event
-from lineage.models import Dataset, DatasetVersion, ModelVersion
+from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
+from monitors.inferences import read_window
 from retrain.deployers import ModelLoader
 from retrain.evaluation import evaluate_version
 from retrain.pipelines import (
     EvaluationSpec,
+    InferenceQuery,
     Pipeline,
     PipelineRun,
     PipelineRunState,
@@ -104,7 +108,9 @@ def _system_actor(run: PipelineRun) -> Actor:
     return Actor.system(request_id=f"pipeline_run:{run.id}").in_project(run.project_id)
 
 
-def _dataset_inputs(session: Session, run: PipelineRun, pipeline: Pipeline) -> list[TrainingInput]:
+def _dataset_inputs(
+    session: Session, run: PipelineRun, pipeline: Pipeline, config: RunnerConfig
+) -> list[TrainingInput]:
     spec = pipeline.parsed_spec()
     inputs: list[TrainingInput] = []
     for version_id in spec.training_data.dataset_version_ids:
@@ -130,21 +136,63 @@ def _dataset_inputs(session: Session, run: PipelineRun, pipeline: Pipeline) -> l
             )
         )
     if spec.training_data.inferences is not None:
-        inputs.append(_labelled_inferences(session, run, spec.training_data.inferences))
+        inputs.append(_labelled_inferences(session, run, spec.training_data.inferences, config))
     return inputs
 
 
-def _labelled_inferences(session: Session, run: PipelineRun, query: Any) -> TrainingInput:
-    """Export the logged inferences (with labels) a pipeline trains on to a Parquet file.
+def _labelled_inferences(
+    session: Session, run: PipelineRun, query: InferenceQuery, config: RunnerConfig
+) -> TrainingInput:
+    """Export the inferences logged for a deployment slot (labels joined) to a Parquet file.
 
-    This is the single call site for the inference-log service: until it exposes an export of
-    a deployment's labelled inferences for a window, pipelines that train on inferences fail
-    with a clear message instead of training on something else.
+    The file keeps the model's input columns and the label (renamed to ``query.label_column``),
+    in the run's directory; its lineage version is a digest of the inference batches read.
+
+    Raises:
+        InvalidInput: The slot never served, or the window holds no (labelled) inference.
     """
-    raise InvalidInput(
-        f"training on logged inferences of deployment {query.deployment!r} needs the inference "
-        "log export, which this Warden does not have yet; train on dataset versions instead",
-        field="training_data.inferences",
+    latest = session.exec(
+        select(Deployment)
+        .where(
+            Deployment.project_id == run.project_id,
+            Deployment.name == query.deployment,
+            Deployment.environment == query.environment,
+        )
+        .order_by(sa.desc(col(Deployment.live_from)))
+    ).first()
+    if latest is None:
+        raise InvalidInput(
+            f"deployment {query.deployment!r} ({query.environment}) never served in this "
+            "project; fix the pipeline's training_data.inferences",
+            field="training_data.inferences.deployment",
+        )
+    window, batches = read_window(
+        session=session,
+        data_dir=config.data_dir,
+        deployment=latest,
+        start=query.since,
+        end=query.until,
+    )
+    if query.labelled_only and len(window):
+        window = window[window["label"].notna()]
+    if not len(window):
+        raise InvalidInput(
+            f"no {'labelled ' if query.labelled_only else ''}inferences of {query.deployment!r} "
+            "in the window; widen it or wait for labels",
+            field="training_data.inferences",
+        )
+    dropped = ["request_id", "time", "prediction", "score", "probabilities"]
+    frame = window.drop(columns=[c for c in dropped if c in window.columns])
+    frame = frame.rename(columns={"label": query.label_column})
+    path = run_directory(config.data_dir, run.id) / "inferences.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    digest = hashlib.sha256("\n".join(sorted(map(str, batches))).encode()).hexdigest()
+    return TrainingInput(
+        name=f"inferences/{query.deployment}/{query.environment}",
+        uri=str(path.resolve()),
+        namespace=LINEAGE_NAMESPACE,
+        version=f"batches-{digest[:16]}",
     )
 
 
@@ -453,7 +501,7 @@ def execute_run(*, engine: Engine, run_id: uuid.UUID, config: RunnerConfig) -> P
         directory = run_directory(config.data_dir, run.id)
         directory.mkdir(parents=True, exist_ok=True)
         try:
-            inputs = _dataset_inputs(session, run, pipeline)
+            inputs = _dataset_inputs(session, run, pipeline, config)
         except WardenError as error:
             finish_run(
                 session=session,

@@ -11,16 +11,21 @@ from sqlmodel import select
 
 from governance.actors import Actor
 from governance.audit import AuditEntry
-from lineage.models import Edge, EdgeKind, ModelVersion, Run
+from lineage.deployments import DeploymentCreate, record_deployment
+from lineage.models import DatasetVersion, Edge, EdgeKind, ModelVersion, Run
 from lineage.projects import Project
+from lineage.registry import FeatureType, ModelVersionCreate, register_model_version
 from lineage.store import session_scope
+from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
 from retrain.evaluation import Evaluation
 from retrain.pipelines import (
     EvaluationSpec,
+    InferenceQuery,
     Pipeline,
     PipelineRun,
     PipelineRunState,
     Step,
+    TrainingData,
     cancel_run,
     request_run,
 )
@@ -192,3 +197,80 @@ def test_a_command_that_does_not_exist_fails_the_run(
     assert run.state == PipelineRunState.FAILED
     assert "step 'ghost' could not start" in run.error
     assert run.active_model is None
+
+
+def test_a_run_can_train_on_the_labelled_inferences_of_a_deployment(
+    make_pipeline: Callable[..., Pipeline],
+    engine: Engine,
+    trainer: Actor,
+    runner_config: RunnerConfig,
+    project: Project,
+) -> None:
+    with session_scope(engine) as session:
+        register_model_version(
+            session=session,
+            project_id=project.id,
+            name="income",
+            spec=ModelVersionCreate(
+                version="1",
+                artifact_uri="models:/income/1",
+                artifact_sha256="0" * 64,
+                feature_schema={"age": FeatureType.FLOAT, "sex": FeatureType.CATEGORY},
+            ),
+        )
+        deployment = record_deployment(
+            session=session,
+            project_id=project.id,
+            spec=DeploymentCreate(
+                name="income-api", environment="production", model_name="income", model_version="1"
+            ),
+        )
+        log_inferences(
+            session=session,
+            data_dir=runner_config.data_dir,
+            deployment=deployment,
+            records=[
+                InferenceRecord(
+                    request_id=f"r{i}", features={"age": 30 + i, "sex": "Male"}, prediction=1
+                )
+                for i in range(4)
+            ],
+        )
+        log_labels(
+            session=session,
+            data_dir=runner_config.data_dir,
+            deployment=deployment,
+            labels=[LabelRecord(request_id="r0", label=1), LabelRecord(request_id="r1", label=0)],
+        )
+    inspect = (
+        "import json, os; import pandas as pd; "
+        "c = json.load(open(os.environ['WARDEN_STEP_CONTEXT'])); "
+        "f = pd.read_parquet(c['training_inputs'][0]['uri']); "
+        "print('rows', len(f), sorted(f.columns), sorted(f['income']))"
+    )
+    pipeline = make_pipeline(
+        steps=[Step(name="inspect", command=[sys.executable, "-c", inspect])],
+        parameters={},
+        training_data=TrainingData(
+            inferences=InferenceQuery(deployment="income-api", label_column="income")
+        ),
+    )
+    run = execute_run(
+        engine=engine, run_id=_queue(engine, pipeline, trainer).id, config=runner_config
+    )
+    assert "rows 2 ['age', 'income', 'sex'] [0.0, 1.0]" in run.log_tail, run.log_tail
+    with session_scope(engine) as session:
+        versions = session.exec(select(DatasetVersion)).all()
+    assert [v.version.startswith("batches-") for v in versions] == [True]
+
+    empty = make_pipeline(
+        name="from-nowhere",
+        model_name="other",
+        parameters={},
+        training_data=TrainingData(inferences=InferenceQuery(deployment="nowhere")),
+    )
+    failed = execute_run(
+        engine=engine, run_id=_queue(engine, empty, trainer).id, config=runner_config
+    )
+    assert failed.state == PipelineRunState.FAILED
+    assert "'nowhere' (production) never served" in failed.error
