@@ -52,10 +52,11 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from sqlmodel import Session, col, select
 
 from api.charts import GraphNode, Point, line_chart, lineage_svg
-from api.deps import EngineDep, SessionDep
+from api.deps import EngineDep, SessionDep, SettingsDep
 from api.routes.audit import get_signer
 from api.security import CurrentProject, request_id_of, require, require_authenticated
 from api.settings import Settings
@@ -96,6 +97,7 @@ from lineage.models import Deployment, ModelVersion
 from lineage.projects import Project, list_projects
 from lineage.registry import get_model_version, list_model_versions
 from lineage.store import session_scope
+from monitors.execute import report_paths
 from monitors.findings import Status, worst_status
 from monitors.models import Monitor, MonitorRun, RunState
 from monitors.schedules import get_monitor, get_monitor_run, list_monitor_runs, list_monitors
@@ -152,20 +154,21 @@ def _render(
     request: Request,
     template: str,
     actor: Actor | None,
+    session: Session | None,
     *,
     status_code: int = 200,
     project: Project | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    """Render a page; ``session`` is the request's own (SQLite allows one writer at a time)."""
     held: frozenset[Permission] = frozenset()
     projects: list[Project] = []
-    if actor is not None:
-        with session_scope(request.app.state.engine) as session:
-            ids = visible_project_ids(session=session, actor=actor)
-            projects = list_projects(session=session, ids=ids)
-            if project is not None:
-                held = permissions_of(session=session, actor=actor, project_id=project.id)
-            session.expunge_all()
+    if actor is not None and session is not None:
+        projects = list_projects(
+            session=session, ids=visible_project_ids(session=session, actor=actor)
+        )
+        if project is not None:
+            held = permissions_of(session=session, actor=actor, project_id=project.id)
     response = _templates(request).TemplateResponse(
         request,
         template,
@@ -290,6 +293,7 @@ def _login_page(
         request,
         "login.html",
         None,
+        None,
         status_code=status_code,
         error=error,
         next_url=next_url,
@@ -407,9 +411,9 @@ def logout(
 
 
 @router.get("/")
-def home(request: Request, actor: Viewer) -> HTMLResponse:
+def home(request: Request, actor: Viewer, session: SessionDep) -> HTMLResponse:
     """List the projects the signed-in person has a role in."""
-    return _render(request, "home.html", actor)
+    return _render(request, "home.html", actor, session)
 
 
 def _versions_by_id(session: Session, project_id: uuid.UUID) -> dict[uuid.UUID, ModelVersion]:
@@ -461,6 +465,7 @@ def overview(
         request,
         "overview.html",
         actor,
+        session,
         project=project,
         models=dict(models),
         live=live,
@@ -524,6 +529,7 @@ def model_page(
         request,
         "model.html",
         actor,
+        session,
         project=project,
         name=name,
         versions=versions,
@@ -534,12 +540,9 @@ def model_page(
 
 
 def _version_charts(
-    session: Session, project: Project, version: ModelVersion
-) -> list[tuple[str, Any]]:
+    session: Session, settings: Settings, project: Project, version: ModelVersion
+) -> list[tuple[str, Markup]]:
     """The latest fairness and explanation charts of monitors watching this version."""
-    from monitors.registry import Chart
-    from monitors.report import render_chart_svg
-
     slots = [
         d.id
         for d in list_deployments(session=session, project_id=project.id)
@@ -550,16 +553,11 @@ def _version_charts(
         for m in list_monitors(session=session, project_id=project.id)
         if m.deployment_id in slots and m.kind in ("fairness", "explanations")
     ]
-    drawn = []
-    for monitor, run in _latest_runs(session, monitors).items():
-        _ = monitor
-        for result in _results(run.summary):
-            for chart in result.get("charts", []):
-                try:
-                    svg = render_chart_svg(Chart(chart["title"], chart["kind"], chart["data"]))
-                except (KeyError, TypeError, ValueError):
-                    continue
-                drawn.append((f"{result.get('kind', '')}: {chart['title']}", svg))
+    drawn: list[tuple[str, Markup]] = []
+    for run in _latest_runs(session, monitors).values():
+        for result in _results(_stored_report(settings, run)):
+            kind = str(result.get("kind", ""))
+            drawn.extend((f"{kind}: {title}", svg) for title, svg in _drawn(result))
     return drawn
 
 
@@ -571,20 +569,19 @@ def version_page(
     actor: Annotated[Actor, Depends(require(Permission.MODEL_READ))],
     project: CurrentProject,
     session: SessionDep,
+    settings: SettingsDep,
 ) -> HTMLResponse:
     """Show one version: its lineage graph, metrics, parameters, fairness and explanations."""
     found = get_model_version(session=session, project_id=project.id, name=name, version=version)
-    from markupsafe import Markup
-
-    charts = [(title, Markup(svg)) for title, svg in _version_charts(session, project, found)]  # noqa: S704
     return _render(
         request,
         "version.html",
         actor,
+        session,
         project=project,
         version=found,
         graph=_graph(session, project, found),
-        charts=charts,
+        charts=_version_charts(session, settings, project, found),
         deployments=[
             d
             for d in list_deployments(session=session, project_id=project.id)
@@ -604,7 +601,7 @@ def deployment_page(
     """Show a deployment and the latest status of every monitor watching it."""
     deployment = get_deployment(session=session, project_id=project.id, deployment_id=deployment_id)
     (row,) = _deployment_rows(session, project, [deployment])
-    return _render(request, "deployment.html", actor, project=project, row=row)
+    return _render(request, "deployment.html", actor, session, project=project, row=row)
 
 
 @router.get("/p/{project}/monitors")
@@ -623,7 +620,7 @@ def monitors_page(
         for m in monitors
     ]
     return _render(
-        request, "monitors.html", actor, project=project, rows=rows, status_of=run_status
+        request, "monitors.html", actor, session, project=project, rows=rows, status_of=run_status
     )
 
 
@@ -653,6 +650,7 @@ def monitor_page(
         request,
         "monitor.html",
         actor,
+        session,
         project=project,
         monitor=monitor,
         deployment=deployment,
@@ -675,6 +673,32 @@ def _run_context(
     return run, monitor, deployment
 
 
+def _stored_report(settings: Settings, run: MonitorRun) -> dict[str, Any] | None:
+    """Return the run's stored report document (written by the worker), if there is one."""
+    json_path, _ = report_paths(settings.data_dir, project_id=run.project_id, run_id=run.id)
+    if not json_path.is_file():
+        return None
+    document: dict[str, Any] = json.loads(json_path.read_text(encoding="utf-8"))
+    return document
+
+
+_RANK = {"alert": 0, "warn": 1, "ok": 2, "insufficient": 3}
+
+
+def _drawn(result: dict[str, Any]) -> list[tuple[str, Markup]]:
+    from monitors.registry import Chart
+    from monitors.report import render_chart_svg
+
+    drawn: list[tuple[str, Markup]] = []
+    for chart in result.get("charts", []):
+        try:
+            svg = render_chart_svg(Chart(chart["title"], chart["kind"], chart["data"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        drawn.append((str(chart["title"]), Markup(svg)))  # noqa: S704 - matplotlib's own SVG
+    return drawn
+
+
 @router.get("/p/{project}/monitor-runs/{run_id}")
 def run_page(
     request: Request,
@@ -682,35 +706,40 @@ def run_page(
     actor: Annotated[Actor, Depends(require(Permission.MONITOR_READ))],
     project: CurrentProject,
     session: SessionDep,
+    settings: SettingsDep,
 ) -> HTMLResponse:
-    """Show one run's report: verdict, findings per kind, and the kind's charts."""
-    from markupsafe import Markup
-
-    from monitors.registry import Chart
-    from monitors.report import render_chart_svg
-
+    """Show one run's report: verdict, findings per kind (worst first), and the kind's charts."""
     run, monitor, deployment = _run_context(session, project, run_id)
+    document = _stored_report(settings, run)
     sections = []
-    for result in _results(run.summary):
-        charts = []
-        for chart in result.get("charts", []):
-            try:
-                svg = render_chart_svg(Chart(chart["title"], chart["kind"], chart["data"]))
-            except (KeyError, TypeError, ValueError):
-                continue
-            charts.append((chart["title"], Markup(svg)))  # noqa: S704 - matplotlib's own SVG
-        sections.append({**result, "drawn": charts})
+    for result in _results(document or run.summary):
+        findings = sorted(
+            result.get("findings", []), key=lambda f: _RANK.get(str(f.get("status")), 9)
+        )
+        sections.append({**result, "findings": findings, "drawn": _drawn(result)})
     return _render(
         request,
         "run.html",
         actor,
+        session,
         project=project,
         run=run,
         monitor=monitor,
         deployment=deployment,
         status=run_status(run),
         sections=sections,
+        has_report=document is not None,
     )
+
+
+def _download(
+    session: Session, settings: Settings, project: Project, run_id: uuid.UUID, index: int
+) -> tuple[MonitorRun, Path]:
+    run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
+    path = report_paths(settings.data_dir, project_id=project.id, run_id=run.id)[index]
+    if not path.is_file():
+        raise NotFound(f"monitor run {run_id} has no report yet (it is {run.state})")
+    return run, path
 
 
 @router.get("/p/{project}/monitor-runs/{run_id}/report.json", response_model=None)
@@ -719,13 +748,12 @@ def run_report_json(
     _actor: Annotated[Actor, Depends(require(Permission.REPORT_READ))],
     project: CurrentProject,
     session: SessionDep,
+    settings: SettingsDep,
 ) -> Response:
-    """Download a run's report document (JSON)."""
-    run, _monitor, _deployment = _run_context(session, project, run_id)
-    if run.summary is None:
-        raise NotFound("this run has no report yet; it has not finished")
+    """Download a run's stored report document (JSON)."""
+    run, path = _download(session, settings, project, run_id, 0)
     return Response(
-        json.dumps(run.summary, indent=1),
+        path.read_bytes(),
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="warden-run-{run.id}.json"'},
     )
@@ -737,54 +765,12 @@ def run_report_html(
     _actor: Annotated[Actor, Depends(require(Permission.REPORT_READ))],
     project: CurrentProject,
     session: SessionDep,
+    settings: SettingsDep,
 ) -> Response:
-    """Download a run's report as one self-contained HTML page (prints to PDF unchanged)."""
-    from monitors.findings import Finding
-    from monitors.registry import Chart, MonitorResult
-    from monitors.report import build_report
-
-    run, monitor, deployment = _run_context(session, project, run_id)
-    results = _results(run.summary)
-    if not results:
-        raise NotFound("this run has no report yet; it has not finished or computed nothing")
-    rebuilt = [
-        MonitorResult(
-            kind=str(r.get("kind", monitor.kind)),
-            status=Status(r.get("status", Status.INSUFFICIENT)),
-            rows=int(r.get("rows", 0)),
-            findings=[
-                Finding(
-                    monitor=str(f.get("monitor", "")),
-                    metric=str(f.get("metric", "")),
-                    scope=str(f.get("scope", "")),
-                    value=f.get("value"),
-                    threshold=f.get("threshold"),
-                    status=Status(f.get("status", Status.INSUFFICIENT)),
-                    detail=dict(f.get("detail", {})),
-                )
-                for f in r.get("findings", [])
-            ],
-            report=dict(r.get("report", {})),
-            charts=[Chart(c["title"], c["kind"], c["data"]) for c in r.get("charts", [])],
-            seconds=float(r.get("seconds", 0.0)),
-        )
-        for r in results
-    ]
-    title = f"{monitor.name}" + (
-        f" · {deployment.name} ({deployment.environment})" if deployment else ""
-    )
-    page = build_report(
-        rebuilt,
-        title=title,
-        meta={
-            "run": str(run.id),
-            "window": f"{_when(run.window_start)} to {_when(run.window_end)}",
-            "project": project.name,
-        },
-        generated_at=run.finished_at,
-    )
+    """Download a run's stored report: one self-contained HTML page (prints to PDF unchanged)."""
+    run, path = _download(session, settings, project, run_id, 1)
     return Response(
-        page.html,
+        path.read_bytes(),
         media_type="text/html",
         headers={"Content-Disposition": f'attachment; filename="warden-run-{run.id}.html"'},
     )
@@ -804,7 +790,13 @@ def incidents_page(
         session=session, project_id=project.id, open_only=open_only, limit=200
     )
     return _render(
-        request, "incidents.html", actor, project=project, incidents=incidents, open_only=open_only
+        request,
+        "incidents.html",
+        actor,
+        session,
+        project=project,
+        incidents=incidents,
+        open_only=open_only,
     )
 
 
@@ -830,6 +822,7 @@ def approvals_page(
         request,
         "approvals.html",
         actor,
+        session,
         project=project,
         mine=_approval_rows(session, mine),
         everything=_approval_rows(session, everything),
@@ -881,7 +874,6 @@ def audit_page(
     request: Request,
     actor: Annotated[Actor, Depends(require(Permission.AUDIT_READ))],
     project: CurrentProject,
-    session: SessionDep,
     engine: EngineDep,
     who: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=100)] = None,
@@ -889,40 +881,51 @@ def audit_page(
     outcome: Annotated[str | None, Query(max_length=16)] = None,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    """Search the project's audit entries (paginated by cursor) and show the chain's state."""
+    """Search the project's audit entries (paginated by cursor) and show the chain's state.
+
+    The chain is verified first, outside the page's transaction: verification reads in
+    batches of its own, and on SQLite an open transaction would hold the one write lock.
+    """
     if outcome and outcome not in set(Outcome):
         raise InvalidInput(f"outcome must be one of {', '.join(sorted(Outcome))}", field="outcome")
-    where = AuditFilter(
-        project_ids=readable_project_ids(session=session, actor=actor),
-        project_id=project.id,
-        actor=who or None,
-        action=action or None,
-        target=target or None,
-        outcome=Outcome(outcome) if outcome else None,
-        after_seq=after,
-    )
-    entries = list_entries(session=session, where=where, limit=_AUDIT_PAGE + 1)
-    more = len(entries) > _AUDIT_PAGE
-    entries = entries[:_AUDIT_PAGE]
-    query = {
-        k: v
-        for k, v in {"who": who, "action": action, "target": target, "outcome": outcome}.items()
-        if v
-    }
-    next_url = f"?{urlencode({**query, 'after': entries[-1].seq})}" if more and entries else None
     report = verify_store(engine=engine, public_key=get_signer(request).public_key)
-    return _render(
-        request,
-        "audit.html",
-        actor,
-        project=project,
-        entries=entries,
-        next_url=next_url,
-        first_url=f"?{urlencode(query)}" if after else None,
-        filters=query,
-        outcomes=sorted(Outcome),
-        verify=report,
-    )
+    query = {
+        key: value
+        for key, value in {
+            "who": who,
+            "action": action,
+            "target": target,
+            "outcome": outcome,
+        }.items()
+        if value
+    }
+    with session_scope(engine) as session:
+        where = AuditFilter(
+            project_ids=readable_project_ids(session=session, actor=actor),
+            project_id=project.id,
+            actor=who or None,
+            action=action or None,
+            target=target or None,
+            outcome=Outcome(outcome) if outcome else None,
+            after_seq=after,
+        )
+        entries = list_entries(session=session, where=where, limit=_AUDIT_PAGE + 1)
+        more = len(entries) > _AUDIT_PAGE
+        entries = entries[:_AUDIT_PAGE]
+        next_url = f"?{urlencode({**query, 'after': entries[-1].seq})}" if more else None
+        return _render(
+            request,
+            "audit.html",
+            actor,
+            session,
+            project=project,
+            entries=entries,
+            next_url=next_url,
+            first_url=f"?{urlencode(query)}" if after else None,
+            filters=query,
+            outcomes=sorted(Outcome),
+            verify=report,
+        )
 
 
 # --- installation ---------------------------------------------------------------------------
