@@ -29,7 +29,7 @@ from governance.audit import AuditEntry
 from governance.channels import SecretBox, create_channel
 from governance.decisions import FindingBatch, PolicyDecision
 from governance.incidents import Incident
-from governance.policies import RunFindings, create_policy
+from governance.policies import RunFindings, add_version, create_policy, get_policy
 from governance.roles import Role
 from lineage.deployments import live_deployments
 from lineage.models import Dataset, DatasetVersion, Edge, EdgeKind, ModelVersion
@@ -81,6 +81,12 @@ gates:
   - {type: metric_vs_champion, metric: accuracy, max_drop: 0.01}
   - {type: model_card, fields: [feature_schema, metrics, source_run]}
   - {type: approvers, min: 1}
+"""
+
+ROLLBACK_RULE = """  - name: roll-back-on-accuracy
+    scope: {deployment: income-api}
+    when: {monitor: performance, metric: accuracy, op: "<", threshold: 0.7}
+    actions: [{type: rollback, deployment: income-api, mode: perform}]
 """
 
 
@@ -348,6 +354,43 @@ def test_drifted_traffic_retrains_and_the_new_version_goes_live_through_its_gate
     assert positions == sorted(positions), after
     requested = next(e for e in entries if e.target == f"pipeline_run:{retrain_run.id}")
     assert (requested.action, requested.actor_name) == ("pipeline_run.request", "warden")
+
+    # Version 2 then misbehaves: a new policy version rolls the deployment back on its own.
+    with session_scope(engine) as session:
+        add_version(
+            session=session,
+            policy=get_policy(session=session, project_id=project.id, policy_id=policy_id),
+            actor=admin,
+            source=POLICY.replace("gates:", ROLLBACK_RULE + "gates:"),
+        )
+    accuracy = RunFindings(
+        run_id="performance-1",
+        source_id="income-performance",
+        at=utcnow(),
+        findings=(Finding("performance", "accuracy", "dataset", 0.61, 0.8, Status.ALERT),),
+        model="income",
+        deployment="income-api",
+        environment="production",
+    )
+    with session_scope(engine) as session:
+        [rolled] = on_findings(
+            session=session,
+            actor=Actor.system(),
+            project_id=project.id,
+            run=accuracy,
+            registry=registry,
+            deployer=deployer,
+        )
+    assert rolled.policy_version == 2
+    assert [o["outcome"] for o in rolled.outcomes] == ["done"]
+    assert registry.alias_version("income", CHAMPION) == "1"
+    assert _serve(engine, project, deployer, older.head(5)).model_version == "1"
+    back = _audit(engine)[-2:]
+    assert [(e.action, e.actor_name) for e in back] == [
+        ("model.rollback", "warden"),
+        ("policy.decide", "warden"),
+    ]
+    assert "roll-back-on-accuracy" in back[0].reason
 
 
 # --- the loop's rules, on findings handed in directly -------------------------------------
