@@ -765,7 +765,10 @@ def _document(document: Any, source: str | None) -> tuple[PolicyDocument, dict[s
     elif document is not None:
         raw = document
     else:
-        raise InvalidInput("give the policy as 'document' (an object) or 'source' (YAML/JSON text)")
+        raise InvalidInput(
+            "give the policy as 'document' (an object) or 'source' (YAML/JSON text)",
+            field="document",
+        )
     parsed = parse_document(raw)
     stored = _dump(parsed)
     json.dumps(stored)
