@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,11 +11,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
+from governance.actors import Actor
 from governance.audit import AuditEntry
 from governance.decisions import PolicyDecision
-from governance.policies import Policy, PolicyVersion
+from governance.policies import Policy, PolicyVersion, RunFindings
 from governance.roles import Role
+from lineage.projects import Project
 from lineage.store import session_scope
+from lineage.tables import utcnow
+from monitors.findings import Finding, Status
+from retrain.loop import on_findings
 from tests.conftest import Issued
 
 BASE = "/api/v1/projects/acme"
@@ -232,3 +238,46 @@ def test_dry_run_can_name_a_version(client: TestClient, engine: Engine, admin: I
     assert [d["status"] for d in then["decisions"]] == ["fire"]
     with session_scope(engine) as session:
         assert len(session.exec(select(PolicyVersion)).all()) == 2
+
+
+def test_dry_run_replays_the_last_recorded_runs_with_their_cooldowns(
+    client: TestClient, engine: Engine, admin: Issued
+) -> None:
+    policy = _create(client, admin, source=SOURCE).json()
+    with session_scope(engine) as session:
+        project = session.exec(select(Project).where(Project.name == "acme")).one()
+    findings = (
+        Finding("drift", "drift_share", "dataset", 0.5, 0.3, Status.ALERT),
+        Finding("drift", "wasserstein_distance", "column:age", 0.4, 0.1, Status.ALERT),
+    )
+    for index in (1, 2):
+        run = RunFindings(
+            run_id=f"run-{index}",
+            source_id="income-drift",
+            at=utcnow() - timedelta(minutes=10 * (3 - index)),
+            findings=findings,
+            model="income",
+            deployment="income-api",
+            environment="production",
+        )
+        with session_scope(engine) as session:
+            decided = on_findings(
+                session=session, actor=Actor.system(), project_id=project.id, run=run
+            )
+        assert [d.status for d in decided] == (["fire"] if index == 1 else ["cooldown"])
+
+    url = f"{BASE}/policies/{policy['id']}:dry-run"
+    replay = client.post(url, json={"last_runs": 2}, headers=admin.headers).json()
+    assert replay["runs"] == 2
+    [decision] = replay["decisions"]
+    assert decision["status"] == "cooldown"
+    assert decision["run_ids"] == ["run-2"]
+    fresh = client.post(
+        url, json={"last_runs": 2, "with_cooldowns": False}, headers=admin.headers
+    ).json()
+    assert [d["status"] for d in fresh["decisions"]] == ["fire"]
+    assert _count(engine, PolicyDecision) == 2
+    decisions = client.get(f"{BASE}/policies/{policy['id']}/decisions", headers=admin.headers)
+    assert [d["status"] for d in decisions.json()] == ["cooldown", "fire"]
+    assert decisions.json()[1]["outcomes"][0]["outcome"] == "failed"
+    assert "no pipeline named 'income-train'" in decisions.json()[1]["outcomes"][0]["error"]
