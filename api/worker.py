@@ -27,6 +27,7 @@ from sqlmodel import Session
 from api.settings import Settings
 from governance.actors import Actor
 from governance.incidents import route_findings
+from governance.signing import load_or_create_signer
 from lineage.errors import InvalidInput
 from monitors.findings import Finding
 from monitors.models import Monitor, MonitorRun
@@ -35,6 +36,7 @@ from retrain.handlers import default_registry
 from retrain.jobs import JobKind
 from retrain.loop import PolicyLoop
 from retrain.registry import Registry
+from retrain.report_jobs import ReportRenderHandler
 from retrain.runner import RunnerConfig, pipeline_handler
 from retrain.worker import Handler, HandlerRegistry, Worker
 
@@ -91,7 +93,7 @@ def _load(path: str, kind: str) -> Handler:
 
 
 def build_registry(settings: Settings) -> HandlerRegistry:
-    """Return the built-in handlers (monitor runs, pipeline runs) plus configured ones.
+    """Return the built-in handlers (monitor and pipeline runs, report renders) plus plug-ins.
 
     Handlers named in ``settings.worker_handlers`` are added last, so they may replace a
     built-in one.
@@ -111,6 +113,11 @@ def build_registry(settings: Settings) -> HandlerRegistry:
     )
     runner = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
     registry.register(JobKind.PIPELINE_RUN, pipeline_handler(runner))
+    signer = load_or_create_signer(settings.resolved_audit_key_path())
+    registry.register(
+        JobKind.REPORT_RENDER,
+        ReportRenderHandler(data_dir=settings.data_dir, public_key=signer.public_key),
+    )
     for kind, path in sorted(settings.worker_handlers.items()):
         registry.register(kind, _load(path, kind))
     return registry

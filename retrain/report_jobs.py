@@ -5,8 +5,9 @@ seconds to lay out, so neither belongs in a request handler. :func:`queue_render
 request (what, which format, and whether the requester may see sensitive fields) as a job in the
 caller's transaction and audits it; :class:`ReportRenderHandler` (registered for
 :attr:`~retrain.jobs.JobKind.REPORT_RENDER` by ``api.worker``) builds the document, reports
-progress, and writes the file under ``<data_dir>/reports/<project id>/<job id>.<format>`` — a
-path made of ids only. :func:`rendered_file` returns that path for a finished job.
+progress, and writes the file under
+``<data_dir>/reports/<project id>/renders/<job id>.<format>`` — a path made of ids only.
+:func:`rendered_file` returns that path for a finished job.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def queue_render(
 
 def report_path(data_dir: Path, project_id: uuid.UUID, job_id: uuid.UUID, fmt: str) -> Path:
     """Return where a render job's file lives (ids only, never user strings)."""
-    return data_dir / "reports" / str(project_id) / f"{job_id}.{fmt}"
+    return data_dir / "reports" / str(project_id) / "renders" / f"{job_id}.{fmt}"
 
 
 @dataclass(frozen=True, slots=True)

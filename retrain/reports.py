@@ -432,17 +432,70 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-def _explanations(history: dict[str, Any]) -> dict[str, Any] | None:
-    """Return the global importance of the newest explanations run that computed one."""
+def _latest_findings(history: dict[str, Any], kind: str) -> tuple[dict[str, Any], list[Any]]:
+    """Return the newest computed run of a monitor kind and its findings (``{}, []`` if none)."""
     for run in reversed(history["runs"]):
         summary = run.get("summary") or {}
-        importance = summary.get("importance") or summary.get("global_importance")
-        if run["kind"] == "explanations" and isinstance(importance, dict) and importance:
-            return {
-                "source": f"monitor {run['monitor']} at {run['scheduled_for']}",
-                "importance": dict(importance),
+        if run["kind"] == kind and summary.get("computed") and summary.get("findings"):
+            return run, list(summary["findings"])
+    return {}, []
+
+
+def _explanations(history: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the global SHAP importance of the newest explanations run that computed one.
+
+    Each feature's share of the total mean |SHAP| comes from the run's findings
+    (``attribution_share`` without a reference, ``attribution_share_shift`` with one), with the
+    attribution NDCG against the training baseline when there was a reference.
+    """
+    run, findings = _latest_findings(history, "explanations")
+    shares: dict[str, float] = {}
+    ndcg = None
+    for finding in findings:
+        scope = str(finding.get("scope", ""))
+        detail = finding.get("detail") or {}
+        if finding.get("metric") == "attribution_ndcg":
+            ndcg = finding.get("value")
+        elif scope.startswith("feature:"):
+            share = detail.get("share", finding.get("value"))
+            if isinstance(share, int | float):
+                shares[scope.removeprefix("feature:")] = float(share)
+    if not shares:
+        return None
+    return {
+        "source": f"monitor {run['monitor']}, run scheduled for {run['scheduled_for']}",
+        "importance": dict(sorted(shares.items(), key=lambda item: -item[1])),
+        "attribution_ndcg": ndcg,
+    }
+
+
+def _monitored_fairness(history: dict[str, Any]) -> dict[str, Any] | None:
+    """Return per-group rates with intervals from the newest computed fairness run."""
+    run, findings = _latest_findings(history, "fairness")
+    rows = []
+    for finding in findings:
+        scope = str(finding.get("scope", ""))
+        detail = finding.get("detail") or {}
+        if not scope.startswith("group:") or finding.get("value") is None:
+            continue
+        row: dict[str, Any] = {
+            "type": finding["metric"],
+            "slice": scope.removeprefix("group:"),
+            "value": finding["value"],
+            "status": finding.get("status"),
+        }
+        if detail.get("low") is not None and detail.get("high") is not None:
+            row["confidence_interval"] = {
+                "lower_bound": detail["low"],
+                "upper_bound": detail["high"],
             }
-    return None
+        rows.append(row)
+    if not rows:
+        return None
+    return {
+        "source": f"monitor {run['monitor']}, run scheduled for {run['scheduled_for']}",
+        "groups": sorted(rows, key=lambda r: (r["type"], r["slice"])),
+    }
 
 
 def model_card(
@@ -485,6 +538,7 @@ def model_card(
     deployments, deployment_rows = _deployments(session, model_version, hide)
     history, incidents = _monitoring(session, model_version, deployments, hide)
     explanations = _explanations(history)
+    monitored_fairness = _monitored_fairness(history)
     if explanations is None:
         missing.append("explanations")
     approvals = _approvals(session, model_version, hide)
@@ -539,6 +593,7 @@ def model_card(
             "lineage": lineage,
             "evaluation": quantitative,
             "explanations": explanations,
+            "monitored_fairness": monitored_fairness,
             "approvals": approvals,
             "deployments": deployment_rows,
             "monitor_history": history,

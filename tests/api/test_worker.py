@@ -8,6 +8,7 @@ from api.settings import Settings
 from api.worker import build_registry
 from lineage import InvalidInput
 from retrain.handlers import MonitorRunHandler
+from retrain.report_jobs import ReportRenderHandler
 from tests.api.marker_handlers import slow_marker
 
 
@@ -17,7 +18,10 @@ def _settings(tmp_path: Path, handlers: dict[str, str]) -> Settings:
 
 def test_the_default_registry_runs_monitor_and_pipeline_runs(tmp_path: Path) -> None:
     registry = build_registry(_settings(tmp_path, {}))
-    assert registry.kinds() == ["monitor_run", "pipeline_run"]
+    assert registry.kinds() == ["monitor_run", "pipeline_run", "report_render"]
+    renders = registry.handler_for("report_render")
+    assert isinstance(renders, ReportRenderHandler)
+    assert renders.data_dir == tmp_path
     handler = registry.handler_for("monitor_run")
     assert isinstance(handler, MonitorRunHandler)
     assert handler.data_dir == tmp_path

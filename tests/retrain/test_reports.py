@@ -5,32 +5,37 @@ from __future__ import annotations
 import io
 import json
 import re
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pypdf
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
-from governance.actors import Actor, PrincipalKind
+from api.settings import Settings
+from api.worker import route_monitor_findings
+from governance.actors import Actor
 from governance.alerts import RuleSpec, create_rule
 from governance.approvals import decide
 from governance.channels import SecretBox, create_channel
-from governance.incidents import Incident, route_findings
+from governance.incidents import Incident, resolve_incident
 from lineage.errors import NotFound
 from lineage.graph import model_provenance
-from lineage.models import Deployment, ModelVersion
+from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.projects import Project
 from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from monitors.findings import Finding, Status
-from monitors.models import MonitorCreate, RunTrigger, Schedule
+from monitors.baselines_store import BaselineCreate, create_baseline
+from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
+from monitors.models import Monitor, MonitorCreate, MonitorRun, RunTrigger, Schedule
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
-from retrain.adult import read_adult
+from retrain.adult import FEATURES, read_adult
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.handlers import default_registry
@@ -42,11 +47,12 @@ from retrain.registry import Registry
 from retrain.report_render import render
 from retrain.reports import REDACTED, model_card
 from retrain.worker import Worker
+from tests.monitors.serving import records
 
+ADULT_TRAIN = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.data.gz"
 ADULT_TEST = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.test.gz"
 INTENDED_USE = "Rank loan applications for a second, manual review"
 LIMITATIONS = "Not validated for applicants under 21 or outside the 1994 census population"
-WORKER = Actor(principal_id=None, name="svc-worker", kind=PrincipalKind.SERVICE)
 
 
 def _flat(text: str) -> str:
@@ -106,43 +112,134 @@ def _promote(
         )
 
 
-def _monitor(engine: Engine, project: Project, deployment_id: Any, name: str, kind: str) -> Any:
-    with session_scope(engine) as session:
-        monitor = create_monitor(
-            session=session,
-            project_id=project.id,
-            spec=MonitorCreate(
-                name=name,
-                deployment_id=deployment_id,
-                spec=MonitorSpec(kind=kind),
-                schedule=Schedule(interval_seconds=3600),
+class Watch:
+    """Monitors on a live deployment, fed a real baseline and a real (skewed) inference window."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        project: Project,
+        loader: ModelLoader,
+        version: ModelVersion,
+        deployment: Deployment,
+    ) -> None:
+        self.engine = engine
+        self.project = project
+        self.data_dir = settings.data_dir
+        self.deployment = deployment
+        self.model = loader.load(version)
+        self.worker = Worker(
+            engine=engine,
+            registry=default_registry(
+                data_dir=self.data_dir, loader=loader, on_findings=route_monitor_findings
             ),
+            owner="w-reports",
         )
-        run = queue_monitor_run(
-            session=session, monitor=monitor, scheduled_for=utcnow(), trigger=RunTrigger.MANUAL
+
+    def baseline(self) -> None:
+        """Score training rows with the live model and store them as the reference."""
+        reference = read_adult(str(ADULT_TRAIN)).sample(n=2000, random_state=3)
+        reference = reference.assign(
+            predicted=self.model.predict(reference[FEATURES]),
+            proba=self.model.predict_proba(reference[FEATURES])[:, 1],
         )
-        assert run is not None
-        return monitor.id, run.id
+        folder = self.data_dir / "datasets"
+        folder.mkdir(parents=True, exist_ok=True)
+        reference.to_parquet(folder / "reference.parquet", index=False)
+        with session_scope(self.engine) as session:
+            dataset = Dataset(project_id=self.project.id, namespace="file", name="reference")
+            session.add(dataset)
+            session.flush()
+            version = DatasetVersion(
+                project_id=self.project.id,
+                dataset_id=dataset.id,
+                version="ref-1",
+                uri="datasets/reference.parquet",
+            )
+            session.add(version)
+            session.flush()
+            create_baseline(
+                session=session,
+                data_dir=self.data_dir,
+                project_id=self.project.id,
+                spec=BaselineCreate(
+                    deployment_id=self.deployment.id,
+                    dataset_version_id=version.id,
+                    label_column="income",
+                    prediction_column="predicted",
+                    score_column="proba",
+                ),
+            )
+
+    def serve(self, rows: int) -> None:
+        """Log a window of older applicants (drifted on age) with the model's answers and labels."""
+        test = read_adult(str(ADULT_TEST))
+        window = test[test["age"] >= 50].sample(n=rows, random_state=0).reset_index(drop=True)
+        batch = records(
+            window,
+            predictions=self.model.predict(window[FEATURES]),
+            scores=self.model.predict_proba(window[FEATURES])[:, 1],
+        )
+        with session_scope(self.engine) as session:
+            log_inferences(
+                session=session,
+                data_dir=self.data_dir,
+                deployment=self.deployment,
+                records=[InferenceRecord.model_validate(r) for r in batch],
+            )
+            log_labels(
+                session=session,
+                data_dir=self.data_dir,
+                deployment=self.deployment,
+                labels=[
+                    LabelRecord(request_id=f"r{i}", label=int(label))
+                    for i, label in enumerate(window["income"])
+                ],
+            )
+
+    def monitor(self, name: str, spec: MonitorSpec) -> uuid.UUID:
+        with session_scope(self.engine) as session:
+            return create_monitor(
+                session=session,
+                project_id=self.project.id,
+                spec=MonitorCreate(
+                    name=name,
+                    deployment_id=self.deployment.id,
+                    spec=spec,
+                    schedule=Schedule(interval_seconds=3600),
+                ),
+            ).id
+
+    def run(self, monitor_id: uuid.UUID, offset_seconds: int = 0) -> None:
+        """Queue a run of the monitor now (plus an offset) and let the worker execute it."""
+        with session_scope(self.engine) as session:
+            monitor = session.get(Monitor, monitor_id)
+            assert monitor is not None
+            queued = queue_monitor_run(
+                session=session,
+                monitor=monitor,
+                scheduled_for=utcnow() + timedelta(seconds=offset_seconds),
+                trigger=RunTrigger.MANUAL,
+            )
+            assert queued is not None
+        assert self.worker.run_once()
 
 
-def _route(engine: Engine, project: Project, monitor_id: Any, run_id: str, status: Status) -> None:
-    finding = Finding(
-        monitor="drift",
-        metric="drift_share",
-        scope="dataset",
-        value=0.6 if status == Status.ALERT else 0.1,
-        threshold=0.5,
-        status=status,
-    )
+def _alert_rule(engine: Engine, project: Project) -> None:
     with session_scope(engine) as session:
-        route_findings(
+        channel, _ = create_channel(
             session=session,
-            actor=WORKER,
             project_id=project.id,
-            source_kind="monitor",
-            source_id=str(monitor_id),
-            run_id=run_id,
-            findings=[finding],
+            spec={"kind": "webhook", "name": "hook", "url": "http://127.0.0.1:9/"},
+            box=SecretBox.generate(),
+            created_by="alice",
+        )
+        create_rule(
+            session=session,
+            project_id=project.id,
+            spec=RuleSpec(name="drift-alerts", monitor_kinds=["drift"], channel_ids=[channel.id]),
+            created_by="alice",
         )
 
 
@@ -153,6 +250,7 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
     trainer: Actor,
     approver: Actor,
     registry: Registry,
+    settings: Settings,
     tmp_path: Path,
     train_version: Callable[..., ModelVersion],
 ) -> None:
@@ -184,34 +282,32 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
             model_version=second,
             spec=ModelCardUpdate(intended_use=INTENDED_USE, limitations=LIMITATIONS),
         )
-        live = session.exec(
+        deployment = session.exec(
             select(Deployment).where(Deployment.model_version_id == second.id)
         ).one()
-        deployment_id = live.id
-    drift_monitor, drift_run = _monitor(engine, project, deployment_id, "income-drift", "drift")
-    perf_monitor, perf_run = _monitor(engine, project, deployment_id, "income-perf", "performance")
-    worker = Worker(
-        engine=engine, registry=default_registry(data_dir=tmp_path / "data"), owner="w-reports"
+    watch = Watch(engine, settings, project, loader, second, deployment)
+    watch.baseline()
+    watch.serve(rows=600)
+    _alert_rule(engine, project)
+    drift = watch.monitor("income-drift", MonitorSpec(kind="drift"))
+    fairness = watch.monitor(
+        "income-fairness",
+        MonitorSpec(kind="fairness", sensitive_features=["sex"], min_rows=50),
     )
-    assert worker.run_once()
-    assert worker.run_once()
+    explanations = watch.monitor("income-shap", MonitorSpec(kind="explanations"))
+    watch.run(drift)
     with session_scope(engine) as session:
-        channel, _ = create_channel(
+        first_incident = session.exec(select(Incident)).one()
+        resolve_incident(
             session=session,
+            actor=approver,
             project_id=project.id,
-            spec={"kind": "webhook", "name": "hook", "url": "http://127.0.0.1:9/"},
-            box=SecretBox.generate(),
-            created_by="alice",
+            incident_id=first_incident.id,
+            note="older applicants campaign, expected",
         )
-        create_rule(
-            session=session,
-            project_id=project.id,
-            spec=RuleSpec(name="any-alert", channel_ids=[channel.id]),
-            created_by="alice",
-        )
-    _route(engine, project, drift_monitor, str(drift_run), Status.ALERT)
-    _route(engine, project, drift_monitor, f"{drift_run}-next", Status.OK)
-    _route(engine, project, perf_monitor, str(perf_run), Status.ALERT)
+    watch.run(drift, offset_seconds=1)
+    watch.run(fairness)
+    watch.run(explanations)
 
     # The facts, read from the services' own rows (not from the report).
     with session_scope(engine) as session:
@@ -228,7 +324,10 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
         pipeline_run = session.exec(
             select(PipelineRun).where(PipelineRun.model_version_id == second.id)
         ).one()
-        incidents = {i.source_id: i for i in session.exec(select(Incident)).all()}
+        resolved, still_open = session.exec(
+            select(Incident).order_by(col(Incident.first_seen_at))
+        ).all()
+        runs = session.exec(select(MonitorRun).order_by(col(MonitorRun.scheduled_for))).all()
         document = model_card(
             session=session, project_id=project.id, name="income", version=second.version, full=True
         )
@@ -241,10 +340,10 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
         )
     assert len(digests) == 1
     assert digests[0]
-    resolved = incidents[str(drift_monitor)]
-    still_open = incidents[str(perf_monitor)]
     assert resolved.state == "resolved"
     assert still_open.state == "open"
+    assert [run.state for run in runs] == ["succeeded"] * 4
+    assert all((run.summary or {}).get("computed") for run in runs)
 
     files = _files(document, tmp_path / "reports", "card")
     card = json.loads(files["json"])
@@ -262,7 +361,9 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
         "income-api",
         "production",
         "income-drift",
-        "income-perf",
+        "income-fairness",
+        "income-shap",
+        "older applicants campaign, expected",
         str(resolved.id),
         str(still_open.id),
     ]
@@ -295,7 +396,11 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
     assert warden["evaluation"]["against_replaced_version"]["champion_version"] == first.version
     assert [d["replaced_version"] for d in warden["deployments"]] == [first.version]
     assert [a["status"] for a in warden["approvals"]] == ["approved"]
-    assert sum(warden["monitor_history"]["run_states"].values()) == 2
+    assert warden["monitor_history"]["run_states"] == {"succeeded": 4}
+    assert warden["explanations"]["importance"]
+    production = {(g["type"], g["slice"]): g for g in warden["monitored_fairness"]["groups"]}
+    assert "confidence_interval" in production[("selection_rate", "sex=Female")]
+    assert "explanations" not in warden["missing"]
     assert warden["open_incidents"] == 1
     assert "considerations.ethical_considerations" in warden["missing"]
     assert "considerations.intended_use" not in warden["missing"]
