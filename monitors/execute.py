@@ -414,7 +414,8 @@ def execute_run(
 
     with session_scope(engine) as session:
         inputs = _gather(session, data_dir, run_id)
-    tell(0.1, inputs.reason or f"read {len(inputs.window or [])} rows of the window")
+    rows = 0 if inputs.window is None else len(inputs.window)
+    tell(0.1, inputs.reason or f"read {rows} rows of the window")
     if inputs.reason is not None:
         result = _insufficient(inputs.spec, inputs.reason)
     else:
