@@ -46,11 +46,8 @@ def _moment(text: str, name: str) -> datetime:
     return value
 
 
-def _emit(body: bytes, fmt: str, out: Path | None) -> None:
+def _emit(body: bytes, out: Path | None) -> None:
     if out is None:
-        if fmt == "pdf":
-            typer.echo("error: a PDF needs --out FILE", err=True)
-            raise typer.Exit(2)
         sys.stdout.write(body.decode())
         return
     out.write_bytes(body)
@@ -68,6 +65,9 @@ def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Pa
     from retrain.report_render import render
     from retrain.reports import audit_generation
 
+    if fmt == "pdf" and out is None:
+        typer.echo("error: a PDF needs --out FILE", err=True)
+        raise typer.Exit(2)
     settings = Settings()
     engine = create_store_engine(settings.resolved_database_url())
     try:
@@ -93,7 +93,7 @@ def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Pa
                 target=request.target(),
                 fmt=fmt,
             )
-        _emit(render(document, request.format), fmt, out)
+        _emit(render(document, request.format), out)
     except (WardenError, ValueError) as error:
         typer.echo(f"error: {getattr(error, 'detail', error)}", err=True)
         raise typer.Exit(2) from error

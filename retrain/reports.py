@@ -24,6 +24,7 @@ reader may see them (``full=True``: the reader holds ``audit:read`` in the proje
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -753,27 +754,65 @@ def project_report(
     }
 
 
-def _latest_by_target(entries: Iterable[AuditEntry], hide: _Sensitive) -> list[dict[str, Any]]:
-    latest: dict[str, AuditEntry] = {}
+_POLICY_STATE_ACTIONS = (
+    "policy.create",
+    "policy.version",
+    "policy.activate",
+    "policy.enable",
+    "policy.disable",
+)
+
+
+def _detail(entry: AuditEntry) -> dict[str, Any]:
+    try:
+        value = json.loads(entry.detail or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _policy_states(entries: Iterable[AuditEntry], hide: _Sensitive) -> list[dict[str, Any]]:
+    """Replay policy changes in order: each policy's name, active version and switch at the end."""
+    states: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        latest[entry.target] = entry
-    return [
-        {
-            "target": entry.target,
-            "last_change": entry.action,
+        detail = _detail(entry)
+        state = states.setdefault(
+            entry.target,
+            {"target": entry.target, "name": None, "active_version": None, "enabled": True},
+        )
+        state["name"] = detail.get("name", state["name"])
+        if entry.action == "policy.version":
+            state["active_version"] = detail.get("active_version")
+        elif entry.action == "policy.activate":
+            state["active_version"] = detail.get("after")
+        elif entry.action in ("policy.enable", "policy.disable"):
+            state["enabled"] = bool(detail.get("after"))
+        state.update(last_change=entry.action, at=_iso(entry.created_at), by=hide(entry.actor_name))
+    return sorted(states.values(), key=lambda s: (str(s["name"]), s["target"]))
+
+
+def _baseline_states(entries: Iterable[AuditEntry], hide: _Sensitive) -> list[dict[str, Any]]:
+    """Return the newest baseline created for each deployment (the one monitor runs read)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        after = _detail(entry).get("after") or {}
+        deployment = str(after.get("deployment_id") or entry.target)
+        newest[deployment] = {
+            "deployment_id": deployment,
+            "baseline": entry.target,
+            "dataset_version_id": after.get("dataset_version_id"),
             "at": _iso(entry.created_at),
-            "by": entry.actor_name,
-            "detail": hide(entry.detail if entry.detail != "{}" else ""),
+            "by": hide(entry.actor_name),
         }
-        for _, entry in sorted(latest.items())
-    ]
+    return [newest[key] for key in sorted(newest)]
 
 
 def as_of(*, session: Session, project_id: uuid.UUID, at: datetime, full: bool) -> dict[str, Any]:
     """Return what served where at ``at``, under which policies and baselines, and who changed them.
 
-    Policies and baselines are read from the audit log (their last change at or before ``at``
-    per target), so the answer holds whatever their current state is.
+    Policies and baselines are replayed from the audit log up to ``at`` (policy creation,
+    versions, activation and switches; baseline creation), so the answer is what was in force
+    then, whatever the tables hold now, with who made each last change.
 
     Raises:
         InvalidInput: ``at`` is naive.
@@ -804,11 +843,13 @@ def as_of(*, session: Session, project_id: uuid.UUID, at: datetime, full: bool) 
                 "model": version.name if version else None,
                 "version": version.version if version else None,
                 "live_from": _iso(deployment.live_from),
-                "changed_by": promotion.actor_name
-                if promotion
-                else names.get(deployment.recorded_by)
-                if deployment.recorded_by
-                else None,
+                "changed_by": hide(
+                    promotion.actor_name
+                    if promotion
+                    else names.get(deployment.recorded_by)
+                    if deployment.recorded_by
+                    else None
+                ),
                 "change": promotion.kind if promotion else "recorded",
                 "approval_id": str(promotion.approval_id)
                 if promotion and promotion.approval_id
@@ -836,10 +877,8 @@ def as_of(*, session: Session, project_id: uuid.UUID, at: datetime, full: bool) 
         "redacted": not full,
         "at": _iso(at),
         "serving": serving,
-        "policies": _latest_by_target((e for e in changes if e.action.startswith("policy.")), hide),
-        "baselines": _latest_by_target(
-            (e for e in changes if e.action.startswith("baseline.")), hide
-        ),
+        "policies": _policy_states((e for e in changes if e.action in _POLICY_STATE_ACTIONS), hide),
+        "baselines": _baseline_states((e for e in changes if e.action == "baseline.create"), hide),
     }
 
 
