@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from lineage.deployments import DeploymentCreate, record_deployment
-from lineage.models import Deployment
+from lineage.models import Dataset, DatasetVersion, Deployment
 from lineage.projects import create_project
 from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
@@ -73,3 +73,17 @@ def records(
             record["time"] = time.isoformat()
         out.append(record)
     return out
+
+
+def dataset_version(engine: Engine, project_id: uuid.UUID, uri: str) -> uuid.UUID:
+    """Record a dataset version at ``uri`` in lineage (as an OpenLineage run would have)."""
+    with session_scope(engine) as session:
+        dataset = Dataset(project_id=project_id, namespace="file", name="adult/train")
+        session.add(dataset)
+        session.flush()
+        version = DatasetVersion(
+            project_id=project_id, dataset_id=dataset.id, version="v1", uri=uri
+        )
+        session.add(version)
+        session.flush()
+        return version.id

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from api.settings import Settings
-from lineage.models import Dataset, DatasetVersion, Deployment, Edge, EdgeKind, ModelVersion, Run
+from lineage.models import DatasetVersion, Deployment, Edge, EdgeKind, ModelVersion, Run
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baselines_store import BaselineCreate, create_baseline
@@ -38,7 +38,7 @@ from retrain.handlers import default_registry
 from retrain.jobs import queue_monitor_run
 from retrain.worker import Worker
 from tests.adult import FEATURES, TARGET, adult_model, adult_test, adult_train
-from tests.monitors.serving import adult_deployment, records
+from tests.monitors.serving import adult_deployment, dataset_version, records
 
 Routed = list[tuple[uuid.UUID, list[Finding]]]
 
@@ -72,22 +72,6 @@ def _reference(data_dir: Path) -> None:
     _scored_training().to_parquet(folder / "adult-train.parquet", index=False)
 
 
-def _dataset_version(engine: Engine, project_id: uuid.UUID) -> uuid.UUID:
-    with session_scope(engine) as session:
-        dataset = Dataset(project_id=project_id, namespace="file", name="adult/train")
-        session.add(dataset)
-        session.flush()
-        version = DatasetVersion(
-            project_id=project_id,
-            dataset_id=dataset.id,
-            version="v1",
-            uri="datasets/adult-train.parquet",
-        )
-        session.add(version)
-        session.flush()
-        return version.id
-
-
 class Setup:
     """A deployment of the Adult model with a baseline and a logged, labelled window."""
 
@@ -96,7 +80,9 @@ class Setup:
         self.data_dir = settings.data_dir
         self.deployment: Deployment = adult_deployment(engine)
         _reference(self.data_dir)
-        version_id = _dataset_version(engine, self.deployment.project_id)
+        version_id = dataset_version(
+            engine, self.deployment.project_id, "datasets/adult-train.parquet"
+        )
         with session_scope(engine) as session:
             self.baseline = create_baseline(
                 session=session,

@@ -1,0 +1,255 @@
+"""Inference logging, labels, uploads and baselines over HTTP: gates, audit, bad input."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.settings import Settings
+from governance.roles import Role
+from lineage.models import Deployment
+from lineage.projects import Project
+from lineage.store import session_scope
+from tests.adult import FEATURES, TARGET, adult_test
+from tests.conftest import Issued
+from tests.monitors.serving import adult_deployment, dataset_version, records
+
+Make = Callable[..., Issued]
+BASE = "/api/v1/projects/acme"
+
+
+@pytest.fixture
+def scientist(make_principal: Make) -> Issued:
+    return make_principal(role=Role.DATA_SCIENTIST, project="acme")
+
+
+@pytest.fixture
+def deployment(
+    engine: Engine, scientist: Issued, make_project: Callable[[str], Project]
+) -> Deployment:
+    return adult_deployment(engine, project_id=make_project("acme").id)
+
+
+@pytest.fixture
+def rows() -> pd.DataFrame:
+    return adult_test().iloc[:30]
+
+
+def _count(engine: Engine, table: str) -> int:
+    with session_scope(engine) as session:
+        query = sa.select(sa.func.count()).select_from(sa.table(table))
+        return int(session.execute(query).scalar_one())
+
+
+def _stored(engine: Engine, settings: Settings) -> tuple[int, int, int]:
+    files = len(list((settings.data_dir / "inferences").rglob("*.parquet")))
+    return (
+        _count(engine, "monitors_inference_batch"),
+        _count(engine, "monitors_inference_key"),
+        files,
+    )
+
+
+def _audit(engine: Engine) -> list[tuple[str, str]]:
+    with session_scope(engine) as session:
+        found = session.execute(
+            sa.text("SELECT action, detail FROM governance_audit_entry ORDER BY seq")
+        )
+        return [(row[0], str(row[1])) for row in found]
+
+
+def _url(deployment: Deployment, what: str = "inferences") -> str:
+    return f"{BASE}/deployments/{deployment.id}/{what}"
+
+
+def test_a_batch_is_logged_and_audited_once_with_counts_not_data(
+    client: TestClient,
+    engine: Engine,
+    scientist: Issued,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+) -> None:
+    batch = records(rows, predictions=[0] * 30, scores=[0.1] * 30)
+    answer = client.post(_url(deployment), json={"records": batch}, headers=scientist.headers)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["accepted"] == 30
+    assert answer.json()["max_batch"] == 10_000
+    again = client.post(_url(deployment), json={"records": batch[:10]}, headers=scientist.headers)
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 10)
+    entries = [entry for entry in _audit(engine) if entry[0] == "inference.log"]
+    assert len(entries) == 2
+    assert '"accepted":30' in entries[0][1]
+    assert "Private" not in entries[0][1]
+    assert _count(engine, "monitors_inference_key") == 30
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "status"),
+    [
+        (lambda b: b[3]["features"].pop("age"), "records[3].features.age", 422),
+        (lambda b: b[3]["features"].update(zodiac="leo"), "records[3].features.zodiac", 422),
+        (lambda b: b[3]["features"].update(age="old"), "records[3].features.age", 422),
+        (lambda b: b[3].update(colour="red"), "records.3.colour", 422),
+        (lambda b: b[3].pop("request_id"), "records.3.request_id", 422),
+        (
+            lambda b: b.extend([{**b[0], "request_id": f"x{i}"} for i in range(10_000)]),
+            "records",
+            413,
+        ),
+    ],
+    ids=["missing column", "unknown column", "wrong type", "unknown field", "no id", "too many"],
+)
+def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+    change: Callable[[list[dict[str, Any]]], Any],
+    field: str,
+    status: int,
+) -> None:
+    client.post(
+        _url(deployment), json={"records": records(rows, prefix="ok")}, headers=scientist.headers
+    )
+    before = (_stored(engine, settings), len(_audit(engine)))
+    batch = records(rows)
+    change(batch)
+    answer = client.post(_url(deployment), json={"records": batch}, headers=scientist.headers)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == field
+    assert (_stored(engine, settings), len(_audit(engine))) == before
+
+
+def test_logging_needs_inference_write_and_a_deployment_of_the_project(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    make_principal: Make,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+) -> None:
+    viewer = make_principal(role=Role.VIEWER, project="acme")
+    body = {"records": records(rows)}
+    assert client.post(_url(deployment), json=body, headers=viewer.headers).status_code == 403
+    other = make_principal(role=Role.DATA_SCIENTIST, project="other")
+    answer = client.post(
+        f"/api/v1/projects/other/deployments/{deployment.id}/inferences",
+        json=body,
+        headers=other.headers,
+    )
+    assert answer.status_code == 404
+    assert _stored(engine, settings) == (0, 0, 0)
+
+
+def test_labels_are_logged_by_request_id_and_unknown_ids_refused(
+    client: TestClient,
+    engine: Engine,
+    scientist: Issued,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+) -> None:
+    client.post(_url(deployment), json={"records": records(rows)}, headers=scientist.headers)
+    labels = [{"request_id": f"r{i}", "label": int(v)} for i, v in enumerate(rows[TARGET])]
+    answer = client.post(
+        _url(deployment, "labels"), json={"labels": labels}, headers=scientist.headers
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["accepted"] == 30
+    bad = [{"request_id": "r1", "label": 1}, {"request_id": "ghost", "label": 0}]
+    refused = client.post(
+        _url(deployment, "labels"), json={"labels": bad}, headers=scientist.headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "labels[1].request_id"
+    assert _count(engine, "monitors_label_key") == 30
+    assert [a for a, _ in _audit(engine)].count("inference.label") == 1
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_batch_scoring_output_is_uploaded_as_csv_or_parquet(
+    client: TestClient,
+    engine: Engine,
+    scientist: Issued,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+    kind: str,
+) -> None:
+    table = rows[FEATURES].assign(request_id=[f"u{i}" for i in range(len(rows))], prediction=0)
+    buffer = io.BytesIO()
+    if kind == "csv":
+        table.to_csv(buffer, index=False)
+    else:
+        table.to_parquet(buffer, index=False)
+    answer = client.post(
+        _url(deployment, "inferences/upload"),
+        files={"file": (f"scores.{kind}", buffer.getvalue(), "application/octet-stream")},
+        headers=scientist.headers,
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["accepted"] == len(rows)
+    assert _count(engine, "monitors_inference_key") == len(rows)
+    wrong = client.post(
+        _url(deployment, "inferences/upload"),
+        files={"file": ("scores.txt", b"hello", "text/plain")},
+        headers=scientist.headers,
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["field"] == "file"
+
+
+def test_baselines_are_built_only_from_files_inside_the_data_directory(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    tmp_path: Path,
+) -> None:
+    train = adult_test().iloc[:3000][[*FEATURES, TARGET]]
+    outside = tmp_path / "outside.csv"
+    train.to_csv(outside, index=False)
+    (settings.data_dir / "datasets").mkdir()
+    train.to_csv(settings.data_dir / "datasets" / "train.csv", index=False)
+    for uri in (str(outside), "../outside.csv", "s3://bucket/train.csv"):
+        version = dataset_version(engine, deployment.project_id, uri)
+        body = {"deployment_id": str(deployment.id), "dataset_version_id": str(version)}
+        refused = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
+        assert refused.status_code == 422, uri
+        assert refused.json()["field"] == "dataset_version_id"
+        with session_scope(engine) as session:
+            session.execute(sa.text("DELETE FROM lineage_dataset_version"))
+            session.execute(sa.text("DELETE FROM lineage_dataset"))
+    assert _count(engine, "monitors_baseline") == 0
+
+    version = dataset_version(engine, deployment.project_id, "datasets/train.csv")
+    body = {
+        "deployment_id": str(deployment.id),
+        "dataset_version_id": str(version),
+        "label_column": TARGET,
+    }
+    created = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
+    assert created.status_code == 201, created.text
+    baseline = created.json()
+    assert baseline["rows"] == 3000
+    assert set(baseline["columns"]) == {*FEATURES, "label"}
+    listed = client.get(
+        f"{BASE}/baselines", params={"deployment_id": str(deployment.id)}, headers=scientist.headers
+    )
+    assert [b["id"] for b in listed.json()] == [baseline["id"]]
+    assert "baseline.create" in [a for a, _ in _audit(engine)]
+    missing = client.post(
+        f"{BASE}/baselines", json={**body, "label_column": "salary"}, headers=scientist.headers
+    )
+    assert missing.status_code == 422
+    assert missing.json()["field"] == "label_column"
