@@ -41,7 +41,12 @@ from typing import Any
 from sqlmodel import Session, select
 
 from governance import Actor, append
-from governance.approvals import ApprovalAction, request_approval
+from governance.approvals import (
+    ApprovalAction,
+    ApprovalRequest,
+    ApprovalStatus,
+    request_approval,
+)
 from governance.decisions import (
     PolicyDecision,
     PromotionBlock,
@@ -247,17 +252,32 @@ def _act(
     if isinstance(action, RollbackAction | RedeployAction):
         deployment, environment = _slot(action, decision)
         if action.mode == "request":
+            kind = (
+                ApprovalAction.ROLLBACK
+                if isinstance(action, RollbackAction)
+                else ApprovalAction.REDEPLOY
+            )
+            target = f"{deployment}/{environment}"
+            pending = session.exec(
+                select(ApprovalRequest).where(
+                    ApprovalRequest.project_id == project_id,
+                    ApprovalRequest.action == kind,
+                    ApprovalRequest.target_kind == "deployment",
+                    ApprovalRequest.target_id == target,
+                    ApprovalRequest.status == ApprovalStatus.PENDING,
+                )
+            ).first()
+            if pending is not None:  # a storm asks once; people decide the open request
+                return {"approval_id": str(pending.id), "created": False}
             request = request_approval(
                 session=session,
                 actor=actor,
-                action=ApprovalAction.ROLLBACK
-                if isinstance(action, RollbackAction)
-                else ApprovalAction.REDEPLOY,
+                action=kind,
                 target_kind="deployment",
-                target_id=f"{deployment}/{environment}",
+                target_id=target,
                 reason=reason,
             )
-            return {"approval_id": str(request.id)}
+            return {"approval_id": str(request.id), "created": True}
         if registry is None or deployer is None:
             raise InvalidInput(
                 f"performing a {action.type} needs the registry and deployer of a worker or app; "

@@ -31,9 +31,10 @@ from governance.decisions import FindingBatch, PolicyDecision
 from governance.incidents import Incident
 from governance.policies import RunFindings, add_version, create_policy, get_policy
 from governance.roles import Role
-from lineage.deployments import live_deployments
+from lineage.deployments import DeploymentCreate, live_deployments, record_deployment
 from lineage.models import Dataset, DatasetVersion, Edge, EdgeKind, ModelVersion
 from lineage.projects import Project
+from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baselines_store import BaselineCreate, create_baseline
@@ -538,3 +539,80 @@ rules:
         assert (request.action, request.target_id) == ("rollback", "income-api/production")
     [entry] = [e for e in _audit(engine) if e.action == "policy.decide"]
     assert entry.outcome == "failure"
+
+
+class RecordingDeployer:
+    """A deployer that records what it was asked to deploy (the Deployer protocol's fake)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.deployed: list[tuple[str, str, str]] = []
+
+    def deploy(self, *, model_version: ModelVersion, deployment: str, environment: str) -> None:
+        self.deployed.append((model_version.version, deployment, environment))
+
+
+def test_redeploy_is_requested_or_performed_on_the_live_version(
+    engine: Engine, project: Project, admin: Actor, registry: Registry
+) -> None:
+    with session_scope(engine) as session:
+        register_model_version(
+            session=session,
+            project_id=project.id,
+            name="income",
+            spec=ModelVersionCreate(artifact_uri="models:/income/1", artifact_sha256="0" * 64),
+        )
+        record_deployment(
+            session=session,
+            project_id=project.id,
+            spec=DeploymentCreate(
+                name="income-api", environment="production", model_name="income", model_version="1"
+            ),
+        )
+    source = """
+rules:
+  - name: reload
+    scope: {deployment: income-api}
+    when: {monitor: drift, metric: drift_share, op: ">=", threshold: 0.3}
+    actions:
+      - {type: redeploy}
+      - {type: redeploy, mode: perform}
+"""
+    _policy(engine, project, admin, source)
+    deployer = RecordingDeployer()
+    with session_scope(engine) as session:
+        [decision] = on_findings(
+            session=session,
+            actor=Actor.system(),
+            project_id=project.id,
+            run=_drift(1),
+            now=T0,
+            registry=registry,
+            deployer=deployer,
+        )
+    requested, performed = decision.outcomes
+    assert (requested["outcome"], requested["created"]) == ("done", True)
+    assert performed == {"type": "redeploy", "outcome": "done", "model_version": "1"}
+    assert deployer.deployed == [("1", "income-api", "production")]
+    with session_scope(engine) as session:
+        request = session.exec(select(ApprovalRequest)).one()
+    assert (request.action, request.target_kind, request.id) == (
+        "redeploy",
+        "deployment",
+        uuid.UUID(requested["approval_id"]),
+    )
+    assert "model.redeploy" in [e.action for e in _audit(engine)]
+
+    # Without a deployer, performing fails with a message saying what is missing.
+    with session_scope(engine) as session:
+        [again] = on_findings(
+            session=session,
+            actor=Actor.system(),
+            project_id=project.id,
+            run=_drift(2),
+            now=T0,
+        )
+    assert again.outcomes[0] == {**requested, "created": False}
+    assert again.outcomes[1]["outcome"] == "failed"
+    assert "needs the registry and deployer" in again.outcomes[1]["error"]
