@@ -74,6 +74,10 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# Errors of a discriminated union: pydantic locates them at the union, not at its discriminator.
+_TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
+
+
 def _loc_to_field(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
@@ -81,9 +85,46 @@ def _loc_to_field(loc: Sequence[Any]) -> str:
     return ".".join(parts)
 
 
+def _without_union_tags(loc: Sequence[Any], body: Any) -> list[Any]:
+    """Drop the tags pydantic inserts into the location of an error inside a discriminated union.
+
+    ``{"kind": "webhook", "id": 1}`` fails at ``("body", "webhook", "id")``; the client sent ``id``.
+    A part is a tag when it is not the last, not a key of the object at that point, but one of
+    its values.
+    """
+    kept: list[Any] = list(loc[:1])
+    node = body
+    for position, part in enumerate(loc[1:], start=2):
+        tag = position < len(loc) and isinstance(node, dict) and part not in node
+        if tag and part in node.values():
+            continue
+        kept.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return kept
+
+
+def _error_field(error: dict[str, Any], body: Any = None) -> str:
+    """Name the offending field; for a discriminated union, the discriminator (e.g. ``kind``)."""
+    loc = list(error.get("loc", ("body",)))
+    if loc[:1] == ["body"]:
+        loc = _without_union_tags(loc, body)
+    if error.get("type") in _TAG_ERRORS:
+        tag = str(error.get("ctx", {}).get("discriminator", "")).strip("'\"")
+        if tag.isidentifier():
+            loc.append(tag)
+    return _loc_to_field(loc)
+
+
 def _validation_detail(error: dict[str, Any], field: str) -> str:
     kind = error.get("type", "")
     message = str(error.get("msg", "is invalid"))
+    if kind == "union_tag_not_found":
+        return f"field {field!r} is required to tell which kind of object this is; add it"
     if kind == "extra_forbidden":
         return (
             f"field {field!r} is not accepted here; remove it "
@@ -119,10 +160,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _validation(_request: Request, error: RequestValidationError) -> JSONResponse:
         errors = list(error.errors())
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-        field = _loc_to_field(first.get("loc", ("body",)))
+        field = _error_field(first, error.body)
         invalid = [
-            {"field": _loc_to_field(e.get("loc", ())), "message": str(e.get("msg", ""))}
-            for e in errors
+            {"field": _error_field(e, error.body), "message": str(e.get("msg", ""))} for e in errors
         ]
         return problem_response(
             status=422,

@@ -214,13 +214,13 @@ def test_a_refused_destination_is_a_422_naming_the_field_and_stores_nothing(
     [
         (
             {"kind": "webhook", "name": "a", "url": "http://10.0.0.1/", "id": "x"},
-            "webhook.id",
+            "id",
             "not accepted",
         ),
-        ({"kind": "pager", "name": "a"}, "body", "'kind'"),
+        ({"kind": "pager", "name": "a"}, "kind", "'kind'"),
         (
             {"kind": "email", "name": "a", "smtp_host": "10.0.0.1", "sender": "nope"},
-            "email.sender",
+            "sender",
             "pattern",
         ),
     ],
