@@ -61,6 +61,7 @@ RETRAIN_PIPELINE = "income-retrain"
 PEOPLE = {"dana": "data_scientist", "avery": "approver", "alex": "auditor"}
 MONITOR_KINDS = ("drift", "quality", "performance", "fairness", "explanations")
 SHIFT = "married people aged 40 and over"
+_READ_RETRIES = 5
 
 T = TypeVar("T")
 
@@ -228,6 +229,13 @@ class _Api:
         **kwargs: Any,
     ) -> Any:
         answer = self.client.request(method, path, headers=who.headers, **kwargs)
+        retries = 0
+        while method == "GET" and answer.status_code >= 500 and retries < _READ_RETRIES:
+            # A read can meet the embedded store's write lock held by a long job; a client retries.
+            retries += 1
+            print(f"      (GET {path} answered {answer.status_code}; retrying)", flush=True)
+            time.sleep(2.0 * retries)
+            answer = self.client.request(method, path, headers=who.headers, **kwargs)
         if answer.status_code not in expect:
             raise DemoFailed(
                 self.step,
