@@ -1,0 +1,142 @@
+"""The persisted path over HTTP: inferences in, baseline, a queued run, the worker, the report.
+
+The worker is the one ``warden worker`` builds from the settings (real model loader, findings
+routed to governance), so an alert rule sees the run's findings as an incident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from scipy import stats
+from sqlalchemy.engine import Engine
+
+from api.settings import Settings
+from api.worker import build_registry
+from governance.roles import Role
+from lineage.models import Deployment
+from lineage.projects import Project
+from retrain.worker import Worker
+from tests.adult import FEATURES, TARGET, adult_test, adult_train
+from tests.conftest import Issued
+from tests.monitors.serving import adult_deployment, dataset_version, records
+
+Make = Callable[..., Issued]
+BASE = "/api/v1/projects/acme"
+
+
+@pytest.fixture
+def scientist(make_principal: Make) -> Issued:
+    return make_principal(role=Role.DATA_SCIENTIST, project="acme")
+
+
+@pytest.fixture
+def deployment(
+    engine: Engine, scientist: Issued, make_project: Callable[[str], Project]
+) -> Deployment:
+    return adult_deployment(engine, project_id=make_project("acme").id)
+
+
+@pytest.mark.slow
+def test_inferences_in_over_http_a_run_and_its_report_out(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    make_principal: Make,
+    deployment: Deployment,
+) -> None:
+    headers = scientist.headers
+    train = adult_train().sample(5000, random_state=0)[[*FEATURES, TARGET]]
+    (settings.data_dir / "datasets").mkdir()
+    train.to_csv(settings.data_dir / "datasets" / "train.csv", index=False)
+    version = dataset_version(engine, deployment.project_id, "datasets/train.csv")
+    baseline = client.post(
+        f"{BASE}/baselines",
+        json={"deployment_id": str(deployment.id), "dataset_version_id": str(version)},
+        headers=headers,
+    )
+    assert baseline.status_code == 201, baseline.text
+
+    test = adult_test()
+    window = test[test["age"] > 45].sample(1200, random_state=0).reset_index(drop=True)
+    logged = client.post(
+        f"{BASE}/deployments/{deployment.id}/inferences",
+        json={"records": records(window)},
+        headers=headers,
+    )
+    assert logged.status_code == 201, logged.text
+
+    channel = client.post(
+        f"{BASE}/alert-channels",
+        json={"kind": "webhook", "name": "ops", "url": "http://10.0.0.1/hook"},
+        headers=headers,
+    )
+    assert channel.status_code == 201, channel.text
+    rule = client.post(
+        f"{BASE}/alert-rules",
+        json={
+            "name": "drift",
+            "monitor_kinds": ["drift"],
+            "channel_ids": [channel.json()["channel"]["id"]],
+        },
+        headers=headers,
+    )
+    assert rule.status_code == 201, rule.text
+
+    monitor = client.post(
+        f"{BASE}/monitors",
+        json={
+            "name": "drift-daily",
+            "deployment_id": str(deployment.id),
+            "spec": {"kind": "drift", "thresholds": {"drift_share": 0.2}},
+            "schedule": {"interval_seconds": 86400},
+            "window": "last:24h",
+            "paused": True,
+        },
+        headers=headers,
+    ).json()
+    run = client.post(f"{BASE}/monitors/{monitor['id']}/runs", headers=headers).json()
+    report_url = f"{BASE}/monitor-runs/{run['id']}/report"
+    early = client.get(report_url, headers=headers)
+    assert early.status_code == 404
+    assert "no report yet" in early.json()["detail"]
+
+    assert Worker(engine=engine, registry=build_registry(settings)).run_once()
+    done = client.get(f"{BASE}/monitor-runs/{run['id']}", headers=headers).json()
+    assert done["state"] == "succeeded", done["error"]
+    assert done["summary"]["status"] == "alert"
+    assert done["summary"]["rows"] == 1200
+
+    viewer = make_principal(role=Role.VIEWER, project="acme")
+    document = client.get(report_url, headers=viewer.headers)
+    assert document.status_code == 200, document.text
+    body = document.json()
+    assert body["format"] == "warden.report/1"
+    assert body["meta"]["baseline_id"] == baseline.json()["id"]
+    findings = body["results"][0]["findings"]
+    assert findings == done["summary"]["findings"]
+    age = next(f for f in findings if f["scope"] == "column:age")
+    reference = train["age"].to_numpy(np.float64)
+    exact = stats.wasserstein_distance(reference, window["age"].to_numpy(np.float64))
+    assert age["value"] == pytest.approx(exact / np.std(reference), rel=0.02)
+
+    page = client.get(f"{report_url}.html", headers=viewer.headers)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<svg" in page.text
+    assert "drift-daily" in page.text
+    assert "<script" not in page.text
+
+    incidents = client.get(f"{BASE}/incidents", headers=headers).json()
+    assert len(incidents) == 1
+    assert incidents[0]["source_id"] == monitor["id"]
+
+    outsider = make_principal(role=Role.VIEWER, project="other")
+    stranger = client.get(
+        f"/api/v1/projects/other/monitor-runs/{run['id']}/report", headers=outsider.headers
+    )
+    assert stranger.status_code == 404
