@@ -70,6 +70,8 @@ class RenderRequest(BaseModel):
             raise ValueError("a model report needs 'name' and 'version'")
         if self.report == "project" and (self.since is None or self.until is None):
             raise ValueError("a project report needs 'since' and 'until'")
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise ValueError("the period is empty: give 'until' after 'since'")
         if self.report == "as_of" and self.until is None:
             raise ValueError("an as_of report needs 'until' (the moment)")
         return self

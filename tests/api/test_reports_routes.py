@@ -255,4 +255,26 @@ def test_a_render_runs_in_the_worker_with_progress_and_is_fetched_after(
         f"{BASE}/renders", json={"report": "model", "name": "income"}, headers=auditor.headers
     )
     assert incomplete.status_code == 422
-    assert [e.target for e in _reports_generated(engine)] == ["model:income:1"]
+    backwards = client.post(
+        f"{BASE}/renders",
+        json={"report": "project", "since": "2026-11-02T00:00Z", "until": "2026-11-01T00:00Z"},
+        headers=auditor.headers,
+    )
+    assert backwards.status_code == 422
+    assert "'until' after 'since'" in backwards.text
+
+    period = {"since": "2020-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
+    audit = client.post(
+        f"{BASE}/renders",
+        json={"report": "project", "format": "json", **period},
+        headers=viewer.headers,
+    ).json()
+    assert Worker(engine=engine, registry=registry, owner="w-test").run_once()
+    report = client.get(audit["file_url"], headers=viewer.headers)
+    assert report.status_code == 200, report.text
+    assert report.json()["verification"]["intact"] is True
+    assert report.json()["redacted"] is True
+    assert [e.target for e in _reports_generated(engine)] == [
+        "model:income:1",
+        "period:2020-01-01T00:00:00+00:00..2100-01-01T00:00:00+00:00",
+    ]
