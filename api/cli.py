@@ -15,6 +15,7 @@ import typer
 
 from api.cli_admin import app as admin_app
 from api.cli_audit import app as audit_app
+from api.cli_monitors import app as monitor_app
 from api.cli_reports import app as report_app
 from api.cli_retrain import lineage_app, models_app, pipelines_app
 from api.settings import Settings
@@ -31,6 +32,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(lineage_app, name="lineage")
 app.add_typer(models_app, name="models")
+app.add_typer(monitor_app, name="monitor")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(report_app, name="report")
 

@@ -42,6 +42,7 @@ from retrain.worker import Handler, HandlerRegistry, Worker
 
 __all__ = [
     "DELIVERY_EVERY_SECONDS",
+    "build_model_loader",
     "build_registry",
     "build_worker",
     "route_monitor_findings",
@@ -90,6 +91,17 @@ def _load(path: str, kind: str) -> Handler:
             field="WARDEN_WORKER_HANDLERS",
         )
     return handler  # type: ignore[no-any-return]
+
+
+def build_model_loader(settings: Settings) -> ModelLoader:
+    """Return the loader monitors use: registered versions only, after their hash check."""
+    return ModelLoader(
+        registry=Registry(
+            tracking_uri=settings.resolved_mlflow_uri(),
+            artifact_root=settings.data_dir / "mlflow-artifacts",
+        ),
+        cache_dir=settings.data_dir / "models",
+    )
 
 
 def build_registry(settings: Settings) -> HandlerRegistry:
