@@ -94,3 +94,23 @@ def test_nan_values_become_null_in_json() -> None:
     )  # fmt: skip
     document = json.loads(build_report([result], title="t").to_json())
     assert document["results"][0]["report"]["value"] is None
+
+
+def test_the_html_page_converts_to_pdf_with_its_charts(
+    adult_baseline: Baseline, older_window: pd.DataFrame
+) -> None:
+    import io
+
+    import weasyprint
+    from pypdf import PdfReader
+
+    result = run_monitor(
+        MonitorSpec(kind=Kind.DRIFT, columns=["age"]),
+        MonitorContext(window=older_window, baseline=adult_baseline),
+    )
+    report = build_report([result], title="Income model drift")
+    pdf = weasyprint.HTML(string=report.html).write_pdf()
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Income model drift" in text
+    assert f"{result.report['columns'][0]['value']:.4g}" in text
+    assert "age (wasserstein_distance)" in text  # a bar label, only drawn inside the SVG
