@@ -10,6 +10,7 @@ from monitors.baselines_store import (
     latest_baseline,
     list_baselines,
 )
+from monitors.drift import ColumnDrift, DriftResult, compute_drift
 from monitors.execute import FindingsCallback, ModelLoader, execute_run, report_paths
 from monitors.findings import Finding, FindingSink, Status, worst_status
 from monitors.inferences import (
@@ -35,6 +36,8 @@ from monitors.models import (
     RunTrigger,
     Schedule,
 )
+from monitors.performance import compute_performance, reference_performance
+from monitors.quality import QualityResult, check_quality
 from monitors.registry import (
     Chart,
     KindResult,
@@ -46,6 +49,7 @@ from monitors.registry import (
     registered_kinds,
     run_monitor,
 )
+from monitors.report import RunReport, build_report
 from monitors.schedules import (
     MisfirePolicy,
     create_monitor,
@@ -66,7 +70,9 @@ __all__ = [
     "BaselinePublic",
     "CategoricalSummary",
     "Chart",
+    "ColumnDrift",
     "DriftMethod",
+    "DriftResult",
     "Finding",
     "FindingSink",
     "FindingsCallback",
@@ -91,12 +97,18 @@ __all__ = [
     "MonitorSpec",
     "MonitorUpdate",
     "NumericSummary",
+    "QualityResult",
+    "RunReport",
     "RunState",
     "RunTrigger",
     "Schedule",
     "Status",
     "StoredBaseline",
     "build_baseline",
+    "build_report",
+    "check_quality",
+    "compute_drift",
+    "compute_performance",
     "create_baseline",
     "create_monitor",
     "execute_run",
@@ -113,6 +125,7 @@ __all__ = [
     "merge",
     "pause_monitor",
     "read_window",
+    "reference_performance",
     "register_kind",
     "registered_kinds",
     "report_paths",
