@@ -199,6 +199,19 @@ def test_method_overrides_apply_per_column(
     assert result.column("age").drifted
 
 
+def test_ks_on_a_large_reference_is_binned_and_close_to_scipy(
+    adult_baseline: Baseline, train: pd.DataFrame, random_window: pd.DataFrame
+) -> None:
+    result = compute_drift(
+        adult_baseline, random_window, columns=["fnlwgt"], methods={"fnlwgt": DriftMethod.KS}
+    )
+    column = result.column("fnlwgt")
+    expected = stats.ks_2samp(_finite(train["fnlwgt"]), _finite(random_window["fnlwgt"]))
+    assert column.approximate
+    assert column.effect_size == pytest.approx(expected.statistic, abs=0.002)
+    assert column.p_value == pytest.approx(expected.pvalue, abs=0.05)
+
+
 def test_a_numeric_method_on_a_categorical_column_is_refused(
     adult_baseline: Baseline, older_window: pd.DataFrame
 ) -> None:
