@@ -32,10 +32,11 @@ def line_chart(
 
     Args:
         title: What the chart shows; also its accessible name.
-        series: Label → points; labels beyond the palette's eight are dropped (busiest first).
+        series: Label → points, most important first; labels beyond the palette's eight are
+            dropped.
         threshold: A dashed horizontal line (the alerting threshold), when there is one.
     """
-    kept = sorted(series.items(), key=lambda item: -len(item[1]))[: len(_PALETTE)]
+    kept = list(series.items())[: len(_PALETTE)]
     values = [v for _, points in kept for _, v in points]
     times = [t for _, points in kept for t, _ in points]
     label = escape(title)

@@ -14,15 +14,19 @@ page                                        permission           shows
 ``/p/{project}/models/{name}``              ``model:read``       versions side by side, lineage
 ``/p/{project}/models/{name}/versions/{v}`` ``model:read``       lineage graph, metrics,
                                                                  fairness and explanation charts
+``/p/{project}/deployments/{id}``           ``monitor:read``     its monitors' latest status
 ``/p/{project}/monitors``                   ``monitor:read``     every monitor, latest status
 ``/p/{project}/monitors/{id}``              ``monitor:read``     status over time, run history
-``/p/{project}/monitor-runs/{id}``          ``monitor:read``     the run's report
+``/p/{project}/monitor-runs/{id}``          ``monitor:read``     the run's findings, its
+                                                                 stored report embedded
 ``…/monitor-runs/{id}/report.{json,html}``  ``report:read``      report downloads
 ``/p/{project}/incidents``                  ``alert:read``       incidents and their findings
 ``/p/{project}/approvals`` (GET)            ``project:read``     inbox; decide forms if allowed
 ``/p/{project}/approvals/{id}`` (POST)      ``approval:decide``  approve / reject with a reason
 ``/p/{project}/audit``                      ``audit:read``       searchable, paginated log and
                                                                  the chain's verification
+``/p/{project}/reports`` (and ``…/model-``  ``report:read``      generate and download model
+``card``, ``…/audit``)                                           cards and audit reports
 ==========================================  ===================  ==============================
 
 Every page route carries the same :class:`~api.security.Gate` as the API (so the route sweep
@@ -31,10 +35,10 @@ not take are not offered; forced anyway, the gate answers 403 and audits the den
 errors as HTML pages and are sent to ``/login`` when not signed in; other clients get
 problem+json as from the API.
 
-A monitor run's report is read from the run's ``summary``: the ``warden.report/1`` document of
-:func:`monitors.report.build_report` (``status`` and ``results``, each with ``findings`` and
-``charts``), or a plain ``{"status", "findings"}``. Charts over time are drawn from the
-findings of successive runs.
+A monitor run's verdict and findings are read from its ``summary`` (``status``, ``findings``;
+:func:`monitors.execute.summarise`); its report is the worker's stored one
+(:func:`monitors.execute.report_paths`). Charts over time are drawn from the findings of
+successive runs.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -52,7 +56,6 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
 from sqlmodel import Session, col, select
 
 from api.charts import GraphNode, Point, line_chart, lineage_svg
@@ -95,12 +98,15 @@ from lineage.errors import InvalidInput, NotFound, PermissionDenied, RateLimited
 from lineage.graph import lineage_graph
 from lineage.models import Deployment, ModelVersion
 from lineage.projects import Project, list_projects
-from lineage.registry import get_model_version, list_model_versions
+from lineage.registry import get_model_version, get_model_version_by_id, list_model_versions
 from lineage.store import session_scope
+from lineage.tables import utcnow
 from monitors.execute import report_paths
 from monitors.findings import Status, worst_status
 from monitors.models import Monitor, MonitorRun, RunState
 from monitors.schedules import get_monitor, get_monitor_run, list_monitor_runs, list_monitors
+from retrain.report_render import MEDIA_TYPES, Format, render
+from retrain.reports import audit_generation, model_card, project_report, sees_sensitive
 
 __all__ = ["PUBLIC_PATHS", "install_dashboard", "router"]
 
@@ -248,9 +254,13 @@ def _worst(statuses: list[str]) -> str:
 
 
 def _series(runs: list[MonitorRun]) -> list[tuple[str, dict[str, list[Point]], float | None]]:
-    """Turn the findings of successive runs into the monitor page's charts."""
+    """Turn the findings of successive runs (oldest first) into the monitor page's charts.
+
+    Per-column drift keeps the eight columns that drifted most; a threshold line is drawn
+    when every plotted finding of a chart was judged against the same threshold.
+    """
     charts: dict[str, dict[str, list[Point]]] = defaultdict(lambda: defaultdict(list))
-    thresholds: dict[str, float | None] = {}
+    thresholds: dict[str, set[float | None]] = defaultdict(set)
     for run in runs:
         if run.state != RunState.SUCCEEDED:
             continue
@@ -261,8 +271,7 @@ def _series(runs: list[MonitorRun]) -> list[tuple[str, dict[str, list[Point]], f
             if not isinstance(value, int | float):
                 continue
             if metric == "drift_share":
-                title, label = "Drift share", "share of drifted columns"
-                thresholds[title] = finding.get("threshold")
+                title, label = "Drift share", "drift share"
             elif monitor in ("drift", "prediction_drift") and scope.startswith("column:"):
                 title, label = "Per-column drift", scope.removeprefix("column:")
             elif monitor == "performance" and scope == "dataset" and metric != "labelled_rows":
@@ -272,8 +281,17 @@ def _series(runs: list[MonitorRun]) -> list[tuple[str, dict[str, list[Point]], f
             else:
                 continue
             charts[title][label].append((when, float(value)))
+            threshold = finding.get("threshold")
+            thresholds[title].add(float(threshold) if isinstance(threshold, int | float) else None)
     order = ["Drift share", "Per-column drift", "Performance", "Fairness gaps"]
-    return [(t, dict(charts[t]), thresholds.get(t)) for t in order if t in charts]
+    drawn = []
+    for title in order:
+        if title not in charts:
+            continue
+        ranked = sorted(charts[title].items(), key=lambda item: -max(v for _, v in item[1]))
+        (only, *rest) = thresholds[title]
+        drawn.append((title, dict(ranked), None if rest else only))
+    return drawn
 
 
 # --- authentication -------------------------------------------------------------------------
@@ -539,10 +557,10 @@ def model_page(
     )
 
 
-def _version_charts(
+def _version_reports(
     session: Session, settings: Settings, project: Project, version: ModelVersion
-) -> list[tuple[str, Markup]]:
-    """The latest fairness and explanation charts of monitors watching this version."""
+) -> list[tuple[Monitor, MonitorRun]]:
+    """The latest stored fairness and explanations reports of monitors watching this version."""
     slots = [
         d.id
         for d in list_deployments(session=session, project_id=project.id)
@@ -553,12 +571,12 @@ def _version_charts(
         for m in list_monitors(session=session, project_id=project.id)
         if m.deployment_id in slots and m.kind in ("fairness", "explanations")
     ]
-    drawn: list[tuple[str, Markup]] = []
-    for run in _latest_runs(session, monitors).values():
-        for result in _results(_stored_report(settings, run)):
-            kind = str(result.get("kind", ""))
-            drawn.extend((f"{kind}: {title}", svg) for title, svg in _drawn(result))
-    return drawn
+    latest = _latest_runs(session, monitors)
+    return [
+        (m, latest[m.id])
+        for m in monitors
+        if m.id in latest and _stored_report(settings, latest[m.id]) is not None
+    ]
 
 
 @router.get("/p/{project}/models/{name}/versions/{version}")
@@ -581,7 +599,7 @@ def version_page(
         project=project,
         version=found,
         graph=_graph(session, project, found),
-        charts=_version_charts(session, settings, project, found),
+        reports=_version_reports(session, settings, project, found),
         deployments=[
             d
             for d in list_deployments(session=session, project_id=project.id)
@@ -685,20 +703,6 @@ def _stored_report(settings: Settings, run: MonitorRun) -> dict[str, Any] | None
 _RANK = {"alert": 0, "warn": 1, "ok": 2, "insufficient": 3}
 
 
-def _drawn(result: dict[str, Any]) -> list[tuple[str, Markup]]:
-    from monitors.registry import Chart
-    from monitors.report import render_chart_svg
-
-    drawn: list[tuple[str, Markup]] = []
-    for chart in result.get("charts", []):
-        try:
-            svg = render_chart_svg(Chart(chart["title"], chart["kind"], chart["data"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-        drawn.append((str(chart["title"]), Markup(svg)))  # noqa: S704 - matplotlib's own SVG
-    return drawn
-
-
 @router.get("/p/{project}/monitor-runs/{run_id}")
 def run_page(
     request: Request,
@@ -708,7 +712,11 @@ def run_page(
     session: SessionDep,
     settings: SettingsDep,
 ) -> HTMLResponse:
-    """Show one run's report: verdict, findings per kind (worst first), and the kind's charts."""
+    """Show one run's report: verdict and findings (worst first), then the stored report.
+
+    The stored report page (charts drawn by the worker) is embedded, not redrawn: drawing
+    charts here would hold the request's transaction (SQLite's one writer) for seconds.
+    """
     run, monitor, deployment = _run_context(session, project, run_id)
     document = _stored_report(settings, run)
     sections = []
@@ -716,7 +724,7 @@ def run_page(
         findings = sorted(
             result.get("findings", []), key=lambda f: _RANK.get(str(f.get("status")), 9)
         )
-        sections.append({**result, "findings": findings, "drawn": _drawn(result)})
+        sections.append({**result, "findings": findings})
     return _render(
         request,
         "run.html",
@@ -766,13 +774,25 @@ def run_report_html(
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
+    download: bool = False,
 ) -> Response:
-    """Download a run's stored report: one self-contained HTML page (prints to PDF unchanged)."""
+    """Show or download a run's stored report: a self-contained HTML page (prints to PDF).
+
+    Served with a policy allowing no scripts and no requests out, framed only by Warden's own
+    pages (the run page embeds it).
+    """
     run, path = _download(session, settings, project, run_id, 1)
+    disposition = "attachment" if download else "inline"
     return Response(
         path.read_bytes(),
         media_type="text/html",
-        headers={"Content-Disposition": f'attachment; filename="warden-run-{run.id}.html"'},
+        headers={
+            "Content-Disposition": f'{disposition}; filename="warden-run-{run.id}.html"',
+            "Content-Security-Policy": (
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                "frame-ancestors 'self'"
+            ),
+        },
     )
 
 
@@ -926,6 +946,121 @@ def audit_page(
             outcomes=sorted(Outcome),
             verify=report,
         )
+
+
+@router.get("/p/{project}/reports")
+def reports_page(
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.REPORT_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> HTMLResponse:
+    """Offer the reports to generate: a version's model card, a period's audit report."""
+    today = utcnow()
+    return _render(
+        request,
+        "reports.html",
+        actor,
+        session,
+        project=project,
+        versions=list_model_versions(session=session, project_id=project.id),
+        default_from=(today - timedelta(days=30)).strftime("%Y-%m-%d"),
+        default_to=today.strftime("%Y-%m-%d"),
+    )
+
+
+_FORMATS = ("html", "json", "pdf")
+
+
+def _report_format(value: str) -> Format:
+    if value not in _FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(_FORMATS)}", field="format")
+    return value  # type: ignore[return-value]
+
+
+def _attachment(document: dict[str, Any], fmt: Format, stem: str) -> Response:
+    return Response(
+        render(document, fmt),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'},
+    )
+
+
+@router.get("/p/{project}/reports/model-card", response_model=None)
+def model_card_download(
+    actor: Annotated[Actor, Depends(require(Permission.REPORT_READ))],
+    project: CurrentProject,
+    session: SessionDep,
+    version_id: uuid.UUID,
+    format: Annotated[str, Query(max_length=8)] = "html",
+) -> Response:
+    """Generate and download a version's model card (the API's report, audited alike)."""
+    fmt = _report_format(format)
+    version = get_model_version_by_id(
+        session=session, project_id=project.id, model_version_id=version_id
+    )
+    full = sees_sensitive(session=session, actor=actor, project_id=project.id)
+    document = model_card(
+        session=session,
+        project_id=project.id,
+        name=version.name,
+        version=version.version,
+        full=full,
+    )
+    audit_generation(
+        session=session,
+        actor=actor,
+        project_id=project.id,
+        report="model",
+        target=f"model:{version.name}:{version.version}",
+        fmt=fmt,
+    )
+    return _attachment(document, fmt, f"model-card-{version.name}-{version.version}")
+
+
+def _day(value: str, field: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError as error:
+        raise InvalidInput(f"{field} must be a date like 2026-11-30", field=field) from error
+
+
+@router.get("/p/{project}/reports/audit", response_model=None)
+def audit_report_download(
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.REPORT_READ))],
+    project: CurrentProject,
+    engine: EngineDep,
+    since: Annotated[str, Query(alias="from", max_length=10)] = "",
+    until: Annotated[str, Query(alias="to", max_length=10)] = "",
+    format: Annotated[str, Query(max_length=8)] = "html",
+) -> Response:
+    """Generate and download the project's audit report for whole days ``from``..``to``."""
+    fmt = _report_format(format)
+    start = _day(since, "from")
+    end = _day(until, "to") + timedelta(days=1)
+    if end <= start:
+        raise InvalidInput("the period ends before it starts; pick a later 'to'", field="to")
+    verification = verify_store(engine=engine, public_key=get_signer(request).public_key)
+    with session_scope(engine) as session:
+        full = sees_sensitive(session=session, actor=actor, project_id=project.id)
+        document = project_report(
+            session=session,
+            project_id=project.id,
+            since=start,
+            until=end,
+            verification=verification,
+            full=full,
+        )
+        audit_generation(
+            session=session,
+            actor=actor,
+            project_id=project.id,
+            report="project",
+            target=f"period:{start.isoformat()}..{end.isoformat()}",
+            fmt=fmt,
+        )
+    return _attachment(document, fmt, f"audit-{project.name}-{since}-{until}")
 
 
 # --- installation ---------------------------------------------------------------------------

@@ -450,7 +450,7 @@ def test_the_monitor_page_charts_status_over_time_and_the_overview_shows_the_lat
     assert page.status_code == 200
     assert 'aria-label="Drift share"' in page.text
     assert 'aria-label="Per-column drift"' in page.text
-    assert "share of drifted columns: 0.5 at" in page.text
+    assert "drift share: 0.5 at" in page.text
     assert "age: 0.31 at" in page.text
     run = client.get(f"/p/acme/monitor-runs/{store.run_ids[1]}", headers=HTML)
     assert run.status_code == 200
@@ -479,3 +479,41 @@ def test_model_pages_compare_versions_and_hide_other_projects(
     home = client.get("/", headers=HTML)
     assert "/p/acme" in home.text
     assert "/p/secret" not in home.text
+
+
+def test_reports_are_generated_downloaded_and_audited(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    client = sign_in(new_client(), "vic")
+    page = client.get("/p/acme/reports", headers=HTML)
+    assert page.status_code == 200
+    version_id = re.search(r'<option value="([0-9a-f-]{36})">income v1</option>', page.text)
+    assert version_id is not None
+    card = client.get(
+        f"/p/acme/reports/model-card?version_id={version_id.group(1)}&format=json", headers=HTML
+    )
+    assert card.status_code == 200
+    assert card.headers["content-disposition"].startswith("attachment;")
+    assert card.json()["model_details"]["name"] == "income"
+    audit = client.get("/p/acme/reports/audit?from=2026-01-01&to=2026-12-31", headers=HTML)
+    assert audit.status_code == 200
+    assert audit.headers["content-type"].startswith("text/html")
+    backwards = client.get("/p/acme/reports/audit?from=2026-12-31&to=2026-01-01", headers=HTML)
+    assert backwards.status_code == 422
+    assert "ends before it starts" in backwards.text
+    assert (
+        client.get(
+            f"/p/acme/reports/model-card?version_id={version_id.group(1)}&format=exe"
+        ).status_code
+        == 422
+    )
+    assert len([e for e in _all_audit(engine) if e.actor_name == "vic"]) == 2
+
+
+def _all_audit(engine: Engine) -> list[AuditEntry]:
+    with session_scope(engine) as session:
+        found = list(
+            session.exec(select(AuditEntry).where(col(AuditEntry.action).like("report%"))).all()
+        )
+        session.expunge_all()
+        return found
