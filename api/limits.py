@@ -10,7 +10,11 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodySizeLimit"]
+__all__ = ["MAX_SQL_INTEGER", "BodySizeLimit"]
+
+MAX_SQL_INTEGER = 2**63 - 1
+"""The largest integer a SQL ``BIGINT`` holds: the upper bound of every integer query parameter that
+reaches the store (cursors, offsets, versions), so a huge value is a 422, not a driver overflow."""
 
 
 class _TooLarge(Exception):

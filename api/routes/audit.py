@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api.deps import EngineDep, SessionDep
+from api.limits import MAX_SQL_INTEGER
 from api.security import require, require_admin
 from api.settings import Settings
 from governance.actors import Actor
@@ -210,7 +211,9 @@ def list_audit(
     outcome: Outcome | None = None,
     since: Annotated[datetime | None, Query(description="Inclusive, ISO 8601 with offset.")] = None,
     until: Annotated[datetime | None, Query(description="Exclusive, ISO 8601 with offset.")] = None,
-    after: Annotated[int, Query(ge=0, description="Cursor: the last seq received.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SQL_INTEGER, description="Cursor: the last seq received.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     """List audit entries you may read, oldest first, filtered and paginated by cursor."""
@@ -297,7 +300,9 @@ def public_key(_actor: AuditReader, signer: SignerDep) -> PlainTextResponse:
 def list_audit_checkpoints(
     _actor: AuditReader,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0, description="Cursor: the last seq received.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SQL_INTEGER, description="Cursor: the last seq received.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CheckpointPublic]:
     """List signed checkpoints, oldest first, to archive where the database owner cannot write."""
