@@ -30,7 +30,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import Session, col, or_, select
 
 from lineage.errors import InvalidInput, NotFound
-from lineage.models import DatasetVersion, Deployment, ModelVersion
+from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.tables import Record
 from monitors.baseline import Baseline, build_baseline
 from monitors.inferences import RESERVED_COLUMNS
@@ -51,9 +51,12 @@ __all__ = [
     "read_reference",
     "resolve_inside",
     "save_baseline",
+    "store_reference",
 ]
 
 _SUFFIXES = (".csv", ".csv.gz", ".parquet")
+_VERSION_FACET = "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json"
+_SOURCE_FACET = "https://openlineage.io/spec/facets/1-0-1/DatasourceDatasetFacet.json"
 _COLUMN = Field(default=None, min_length=1, max_length=256)
 
 
@@ -292,6 +295,76 @@ def create_baseline(
         dataset_version_id=version.id,
         created_by=created_by,
     )
+
+
+def store_reference(
+    *, session: Session, data_dir: Path, project_id: uuid.UUID, content: bytes, suffix: str
+) -> uuid.UUID:
+    """Keep an uploaded reference file in the artifact store and record it as a dataset version.
+
+    The file lands at ``references/<project id>/<sha256><suffix>`` (a path made of the project id
+    and the content digest only) and is recorded in lineage through an OpenLineage dataset event
+    (namespace ``warden``, name ``references/<sha256>``, version the digest, ``dataSource`` the
+    path), so a baseline built from it has the same provenance as one built from any dataset.
+
+    Returns:
+        The id of the dataset version to build the baseline from.
+
+    Raises:
+        InvalidInput: The file is empty or not CSV or Parquet.
+    """
+    import hashlib
+    import json
+
+    from lineage.ingest import ingest_event
+    from lineage.tables import utcnow
+
+    if suffix not in (".csv", ".parquet"):
+        raise InvalidInput("send a .csv or .parquet file", field="file")
+    if not content:
+        raise InvalidInput("the file is empty", field="file")
+    digest = hashlib.sha256(content).hexdigest()
+    relative = Path("references") / str(project_id) / f"{digest}{suffix}"
+    path = data_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(content)
+    partial.replace(path)
+    producer = "https://github.com/warden/warden/monitors"
+    event = {
+        "eventTime": utcnow().isoformat(),
+        "producer": producer,
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/DatasetEvent",
+        "dataset": {
+            "namespace": "warden",
+            "name": f"references/{digest}",
+            "facets": {
+                "version": {
+                    "_producer": producer,
+                    "_schemaURL": _VERSION_FACET,
+                    "datasetVersion": digest,
+                },
+                "dataSource": {
+                    "_producer": producer,
+                    "_schemaURL": _SOURCE_FACET,
+                    "name": "warden",
+                    "uri": relative.as_posix(),
+                },
+            },
+        },
+    }
+    ingest_event(session=session, project_id=project_id, body=json.dumps(event).encode())
+    version = session.exec(
+        select(DatasetVersion)
+        .join(Dataset, col(Dataset.id) == col(DatasetVersion.dataset_id))
+        .where(
+            Dataset.project_id == project_id,
+            Dataset.namespace == "warden",
+            Dataset.name == f"references/{digest}",
+            DatasetVersion.version == digest,
+        )
+    ).one()
+    return version.id
 
 
 def get_baseline(

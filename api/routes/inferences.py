@@ -6,7 +6,9 @@
   (multipart field ``file``; columns ``request_id``, ``time``, ``prediction``, ``score`` and one
   per feature), for batch scoring jobs;
 * ``POST …/deployments/{deployment_id}/labels`` — ground truth by request id, arriving later;
-* ``POST …/baselines`` / ``GET …/baselines`` / ``GET …/baselines/{id}`` — reference baselines.
+* ``POST …/baselines`` / ``GET …/baselines`` / ``GET …/baselines/{id}`` — reference baselines,
+  built from a dataset version whose file is inside the data directory, or
+  ``POST …/baselines/upload`` (multipart ``file`` plus form fields) to upload the reference.
 
 Logging needs ``inference:write``; baselines need ``monitor:write`` to build and ``monitor:read``
 to list. Each accepted batch is audited once, with counts, never the data. A refused batch
@@ -19,8 +21,8 @@ import io
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile, status
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
@@ -34,6 +36,7 @@ from monitors.baselines_store import (
     create_baseline,
     get_baseline,
     list_baselines,
+    store_reference,
 )
 from monitors.inferences import (
     MAX_BATCH,
@@ -196,6 +199,43 @@ def post_baseline(
         detail={"after": public.model_dump(mode="json", exclude={"created_at"})},
     )
     return public
+
+
+@router.post("/baselines/upload", status_code=status.HTTP_201_CREATED)
+def upload_baseline(
+    file: Annotated[UploadFile, File(description="The reference data, CSV or Parquet")],
+    deployment_id: Annotated[uuid.UUID, Form()],
+    actor: Writer,
+    project: CurrentProject,
+    session: SessionDep,
+    settings: SettingsDep,
+    label_column: Annotated[str | None, Form(max_length=256)] = None,
+    prediction_column: Annotated[str | None, Form(max_length=256)] = None,
+    score_column: Annotated[str | None, Form(max_length=256)] = None,
+) -> BaselinePublic:
+    """Upload the reference data itself (kept in the data directory) and build the baseline."""
+    name = (file.filename or "").lower()
+    suffix = ".parquet" if name.endswith(".parquet") else ".csv" if name.endswith(".csv") else ""
+    version_id = store_reference(
+        session=session,
+        data_dir=settings.data_dir,
+        project_id=project.id,
+        content=file.file.read(),
+        suffix=suffix,
+    )
+    try:
+        spec = BaselineCreate(
+            deployment_id=deployment_id,
+            dataset_version_id=version_id,
+            label_column=label_column,
+            prediction_column=prediction_column,
+            score_column=score_column,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+    return post_baseline(spec, actor, project, session, settings)
 
 
 @router.get("/baselines", dependencies=_READ)

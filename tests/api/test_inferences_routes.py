@@ -253,3 +253,38 @@ def test_baselines_are_built_only_from_files_inside_the_data_directory(
     )
     assert missing.status_code == 422
     assert missing.json()["field"] == "label_column"
+
+
+def test_a_reference_can_be_uploaded_and_is_recorded_in_lineage(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+) -> None:
+    train = adult_test().iloc[:2000][[*FEATURES, TARGET]]
+    buffer = io.BytesIO()
+    train.to_parquet(buffer, index=False)
+    form = {"deployment_id": str(deployment.id), "label_column": TARGET}
+    created = client.post(
+        f"{BASE}/baselines/upload",
+        data=form,
+        files={"file": ("train.parquet", buffer.getvalue(), "application/octet-stream")},
+        headers=scientist.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["rows"] == 2000
+    stored = list((settings.data_dir / "references").rglob("*.parquet"))
+    assert len(stored) == 1
+    assert pd.read_parquet(stored[0]).equals(train.reset_index(drop=True))
+    with session_scope(engine) as session:
+        uri = session.execute(sa.text("SELECT uri FROM lineage_dataset_version")).scalar_one()
+    assert uri == stored[0].relative_to(settings.data_dir).as_posix()
+    empty = client.post(
+        f"{BASE}/baselines/upload",
+        data=form,
+        files={"file": ("train.txt", b"x", "text/plain")},
+        headers=scientist.headers,
+    )
+    assert empty.status_code == 422
+    assert empty.json()["field"] == "file"
