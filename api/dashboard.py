@@ -820,11 +820,41 @@ def incidents_page(
     )
 
 
-def _approval_rows(session: Session, requests: list[ApprovalRequest]) -> list[dict[str, Any]]:
-    return [
-        {"request": r, "decisions": decisions_of(session=session, approval_id=r.id)}
-        for r in requests
-    ]
+def _target(session: Session, project: Project, request: ApprovalRequest) -> tuple[str, str | None]:
+    """Name a request's target for people (``income v2``, linked) instead of its raw id."""
+    if request.target_kind == "model_version":
+        try:
+            version = get_model_version_by_id(
+                session=session,
+                project_id=project.id,
+                model_version_id=uuid.UUID(request.target_id),
+            )
+        except (ValueError, NotFound):
+            pass
+        else:
+            href = (
+                f"/p/{quote(project.name)}/models/{quote(version.name)}"
+                f"/versions/{quote(version.version)}"
+            )
+            return f"{version.name} v{version.version}", href
+    return f"{request.target_kind} {request.target_id}", None
+
+
+def _approval_rows(
+    session: Session, project: Project, requests: list[ApprovalRequest]
+) -> list[dict[str, Any]]:
+    rows = []
+    for request in requests:
+        label, href = _target(session, project, request)
+        rows.append(
+            {
+                "request": request,
+                "decisions": decisions_of(session=session, approval_id=request.id),
+                "label": label,
+                "href": href,
+            }
+        )
+    return rows
 
 
 @router.get("/p/{project}/approvals")
@@ -844,8 +874,8 @@ def approvals_page(
         actor,
         session,
         project=project,
-        mine=_approval_rows(session, mine),
-        everything=_approval_rows(session, everything),
+        mine=_approval_rows(session, project, mine),
+        everything=_approval_rows(session, project, everything),
         decided=decided if decided in ("approved", "rejected") else None,
     )
 

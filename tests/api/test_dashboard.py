@@ -327,6 +327,7 @@ def test_an_approver_decides_with_a_required_reason_and_a_csrf_token(
     client = sign_in(new_client(), "alex")
     inbox = client.get("/p/acme/approvals", headers=HTML)
     assert f'id="a-{store.approval_id}"' in inbox.text
+    assert '<a href="/p/acme/models/income/versions/1">income v1</a>' in inbox.text
     assert ">Approve</button>" in inbox.text
     url = f"/p/acme/approvals/{store.approval_id}"
     no_token = client.post(url, data={"decision": "approve", "reason": "fine"})
