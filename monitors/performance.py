@@ -155,19 +155,16 @@ def compute_performance(
         errors = predictions.to_numpy(np.float64) - labels.to_numpy(np.float64)
         absolute, squared = np.abs(errors), errors**2
         size = errors.size
-        mae_half = Z95 * float(absolute.std(ddof=1)) / math.sqrt(size) if size > 1 else math.nan
-        mse = float(squared.mean())
-        mse_half = Z95 * float(squared.std(ddof=1)) / math.sqrt(size) if size > 1 else math.nan
-        metrics["mae"] = {
-            "value": float(absolute.mean()),
-            "lower": max(float(absolute.mean()) - mae_half, 0.0),
-            "upper": float(absolute.mean()) + mae_half,
-        }
-        metrics["rmse"] = {
-            "value": math.sqrt(mse),
-            "lower": math.sqrt(max(mse - mse_half, 0.0)),
-            "upper": math.sqrt(mse + mse_half),
-        }
+        mae, mse = float(absolute.mean()), float(squared.mean())
+        metrics["mae"] = {"value": mae, "lower": None, "upper": None}
+        metrics["rmse"] = {"value": math.sqrt(mse), "lower": None, "upper": None}
+        if size > 1:  # one error has no spread: its interval stays unknown
+            mae_half = Z95 * float(absolute.std(ddof=1)) / math.sqrt(size)
+            mse_half = Z95 * float(squared.std(ddof=1)) / math.sqrt(size)
+            metrics["mae"].update(lower=max(mae - mae_half, 0.0), upper=mae + mae_half)
+            metrics["rmse"].update(
+                lower=math.sqrt(max(mse - mse_half, 0.0)), upper=math.sqrt(mse + mse_half)
+            )
         return result
     classes = sorted(set(labels.tolist()) | set(predictions.tolist()), key=str)
     index = {value: position for position, value in enumerate(classes)}

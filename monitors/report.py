@@ -85,6 +85,14 @@ def _brief(detail: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _or_nan(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _whisker(length: float) -> float:
+    return 0.0 if math.isnan(length) else max(length, 0.0)
+
+
 def render_chart_svg(chart: Chart) -> str:
     """Draw one chart as an inline ``<svg>`` element (no XML prolog)."""
     from matplotlib import rc_context
@@ -125,12 +133,13 @@ def render_chart_svg(chart: Chart) -> str:
             axes.set_yticks(positions, labels)
             axes.invert_yaxis()
         else:
-            values = [float(value) for value in data.get("values", [])]
-            lower = [float(value) for value in data.get("lower", values)]
-            upper = [float(value) for value in data.get("upper", values)]
+            values = [_or_nan(value) for value in data.get("values", [])]
+            lower = [_or_nan(value) for value in data.get("lower", values)]
+            upper = [_or_nan(value) for value in data.get("upper", values)]
+            # An unknown bound (None: too little data) draws no whisker on that side.
             errors = [
-                [max(v - lo, 0.0) for v, lo in zip(values, lower, strict=True)],
-                [max(up - v, 0.0) for v, up in zip(values, upper, strict=True)],
+                [_whisker(v - lo) for v, lo in zip(values, lower, strict=True)],
+                [_whisker(up - v) for v, up in zip(values, upper, strict=True)],
             ]
             axes.errorbar(
                 values, positions, xerr=errors, fmt="o", color=_CURRENT, capsize=3,

@@ -153,3 +153,12 @@ def test_performance_needs_label_and_prediction_columns(scored: pd.DataFrame) ->
     assert error.value.field == "label_column"
     with pytest.raises(InvalidInput, match="no column 'truth'"):
         run_monitor(_spec(label_column="truth"), context)
+
+
+def test_a_single_regression_error_has_no_interval() -> None:
+    result = compute_performance(
+        pd.DataFrame({"y": [1.0], "p": [3.0]}), label_column="y", prediction_column="p",
+        task="regression",
+    )  # fmt: skip
+    assert result["metrics"]["mae"] == {"value": 2.0, "lower": None, "upper": None}
+    assert result["metrics"]["rmse"]["value"] == 2.0

@@ -81,6 +81,19 @@ def test_charts_are_inline_svg_with_text_kept_as_text() -> None:
     )
     assert svg.startswith("<svg")
     assert "age: reference vs current" in svg
+    gaps = render_chart_svg(
+        Chart(
+            "by group",
+            "intervals",
+            {
+                "labels": ["a", "b"],
+                "values": [0.5, None],
+                "lower": [None, None],
+                "upper": [0.6, None],
+            },
+        )
+    )
+    assert "by group" in gaps
     bars = render_chart_svg(
         Chart("drift", "bars", {"labels": ["a", "b"], "values": [0.2, None], "threshold": 0.1})
     )
