@@ -134,7 +134,7 @@ class Target:
 def _system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as error:
+    except (OSError, UnicodeError) as error:  # UnicodeError: not a valid IDNA host name
         raise OutboundRefused(
             f"the host {host!r} cannot be resolved ({error}); check the name", field="url"
         ) from error

@@ -59,6 +59,12 @@ def test_local_and_metadata_host_names_are_refused_before_resolving(host: str) -
         check_url(f"http://{host}/x", resolver=never, own_addresses=NO_OWN)
 
 
+@pytest.mark.parametrize("host", ["x\U000f53c5y.example", "a" * 64 + ".example"])
+def test_a_host_that_is_no_valid_idna_name_is_refused_not_crashed(host: str) -> None:
+    with pytest.raises(OutboundRefused, match="cannot be resolved"):
+        check_host(scheme="smtp", host=host, port=25, own_addresses=NO_OWN)
+
+
 def test_a_name_resolving_to_an_internal_address_is_refused() -> None:
     resolver = dns({"hooks.example.com": ["203.0.113.7", "169.254.169.254"]})
     with pytest.raises(OutboundRefused, match=r"169\.254\.169\.254, which is a cloud metadata"):
