@@ -1,8 +1,8 @@
 """The UCI Adult data shipped in ``data/adult`` and a real model trained on it, for tests.
 
-The model is what the demo trains too: an ``OrdinalEncoder`` for the categorical columns in front
-of scikit-learn's ``HistGradientBoostingClassifier`` (TreeSHAP can explain the final tree model on
-the encoded features).
+The column lists and the model are the product's own (``retrain.adult``: what the demo trains);
+this module only caches them per test session. The reader keeps the file's integer dtypes, as a
+user's raw frame would have them, where the training step converts numerics to floats.
 """
 
 from __future__ import annotations
@@ -11,24 +11,22 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
+
+from retrain.adult import CATEGORICAL, COLUMNS, FEATURES, NUMERIC, TARGET, build_model
+
+__all__ = [
+    "CATEGORICAL",
+    "DATA",
+    "FEATURES",
+    "NUMERIC",
+    "TARGET",
+    "adult_model",
+    "adult_test",
+    "adult_train",
+]
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "adult"
-COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
-    "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week",
-    "native_country", "income",
-]  # fmt: skip
-CATEGORICAL = [
-    "workclass", "education", "marital_status", "occupation", "relationship", "race", "sex",
-    "native_country",
-]  # fmt: skip
-NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
-FEATURES = NUMERIC + CATEGORICAL
-TARGET = "income"
 
 
 def _read(name: str, *, skip: int) -> pd.DataFrame:
@@ -54,15 +52,8 @@ def adult_test() -> pd.DataFrame:
 
 @cache
 def adult_model() -> Pipeline:
-    """Return an income classifier trained on the training rows (about 2 s on one core)."""
-    encoder = ColumnTransformer(
-        [("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                        encoded_missing_value=-1), CATEGORICAL)],
-        remainder="passthrough", verbose_feature_names_out=False,
-    )  # fmt: skip
-    model = Pipeline(
-        [("encode", encoder), ("classify", HistGradientBoostingClassifier(random_state=0))]
-    )
+    """Return the product's income classifier trained on the training rows."""
+    model = build_model()
     train = adult_train()
     model.fit(train[FEATURES], train[TARGET])
     return model
