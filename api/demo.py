@@ -520,7 +520,7 @@ class _Demo:
         version = str(run["model_version"])
         self.console.say(
             f"      pipeline run {run['id']} registered {MODEL} v{version}; metrics "
-            + ", ".join(f"{k} {v:.3f}" for k, v in sorted(run["metrics"].items()))
+            + ", ".join(f"{k} {_metric(v)}" for k, v in sorted(run["metrics"].items()))
         )
         evaluation = self.evaluation("2", version, scientist)
         self.report_evaluation(evaluation)
@@ -1092,7 +1092,7 @@ class _Demo:
         print("  rollback-guard policy stands ready; the audit chain verifies")
         print("\nOpen")
         for name, url in self.summary.links.items():
-            print(f"  {name:13} {url}")
+            print(f"  {name:17} {url}")
         print("  sign in as alex (auditor), avery (approver) or dana (data scientist)", flush=True)
 
 
@@ -1123,6 +1123,10 @@ def _first_row(frame: pd.DataFrame) -> dict[str, Any]:
     from retrain.adult import FEATURES
 
     return {str(k): _cell(v) for k, v in frame[FEATURES].iloc[0].items()}
+
+
+def _metric(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3f}"
 
 
 def _number(value: Any) -> str:
