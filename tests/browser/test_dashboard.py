@@ -84,6 +84,13 @@ def test_model_pages_draw_lineage_with_click_through(page: Page, live: Live) -> 
     page.goto(f"{live.url}/p/acme/incidents?state=all")
     expect(page.get_by_role("heading", name="Incidents and alerts")).to_be_visible()
     screenshot(page, "09-incidents")
+    page.get_by_role("link", name="Reports").click()
+    expect(page.get_by_role("heading", name="Model card of a version")).to_be_visible()
+    screenshot(page, "12-reports")
+    page.get_by_label("Model version").select_option(label="income v1")
+    with page.expect_download() as card:
+        page.get_by_role("button", name="Generate and download").first.click()
+    assert card.value.suggested_filename == "model-card-income-1.html"
 
 
 def _entries(live: Live, action: str, actor: str) -> list[AuditEntry]:
