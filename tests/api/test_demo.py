@@ -142,7 +142,6 @@ def test_every_step_of_the_loop_happened_in_order(demo: dict[str, Any], api: Tes
             entries, "incident.open", detail="policy:drift-retrain"
         )["seq"],
         "retraining requested by the policy": policy_run["seq"],
-        "policy decision recorded": _first(entries, "policy.decide")["seq"],
         "v2 evaluated against v1": _first(entries, "model.evaluate", detail='"champion":"1"')[
             "seq"
         ],
@@ -151,6 +150,8 @@ def test_every_step_of_the_loop_happened_in_order(demo: dict[str, Any], api: Tes
         "reports generated": _first(entries, "report.generate")["seq"],
     }
     assert list(seq.values()) == sorted(seq.values()), seq
+    decided = _first(entries, "policy.decide")["seq"]
+    assert seq["policy set"] < decided < seq["v2 evaluated against v1"]
     assert v1_promoted["detail"]["after"] == champion["version"] == "1"
     assert (v2_promoted["detail"]["before"], v2_promoted["detail"]["after"]) == ("1", "2")
     assert "policy 'drift-retrain'" in policy_run["reason"]
