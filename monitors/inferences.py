@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -75,7 +75,9 @@ MAX_BATCH = 10_000
 RESERVED_COLUMNS = ("request_id", "time", "prediction", "score", "probabilities", "label")
 """Window columns Warden adds beside the features; no feature may carry these names."""
 
-Cell = str | int | float | bool | None
+# An integer Parquet can hold (int64); a larger one validates as the float it approximates.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Cell = str | Int64 | float | bool | None
 BatchKind = Literal["inferences", "labels"]
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
@@ -110,7 +112,7 @@ class LabelRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=200)
-    label: str | int | float | bool
+    label: str | Int64 | float | bool
 
 
 class InferenceBatch(Record, table=True):

@@ -159,6 +159,19 @@ def test_bad_values_in_well_formed_records_are_kept_for_the_quality_monitor(
     assert window.loc["r3", "sex"] is None
 
 
+def test_an_integer_beyond_int64_is_kept_as_the_float_it_approximates(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    huge = 2**80
+    batch = records(rows.iloc[:2])
+    batch[0]["prediction"] = huge
+    batch[1]["prediction"] = 1
+    assert _log(engine, tmp_path, deployment, batch).accepted == 2
+    window = _window(engine, tmp_path, deployment).set_index("request_id")
+    assert window.loc["r0", "prediction"] == float(huge)
+    assert LabelRecord(request_id="r0", label=-huge).label == -float(huge)
+
+
 def test_re_sent_request_ids_are_counted_once(
     engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
 ) -> None:
