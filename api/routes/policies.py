@@ -18,11 +18,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from api.deps import EngineDep, SessionDep
+from api.limits import MAX_SQL_INTEGER
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import append_in_own_transaction
@@ -187,7 +188,7 @@ class DryRun(BaseModel):
 
     runs: list[RunIn] | None = Field(default=None, max_length=100)
     last_runs: int | None = Field(default=None, ge=1, le=100)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_SQL_INTEGER)
     now: AwareDatetime | None = None
     with_cooldowns: bool = True
 
@@ -314,7 +315,7 @@ def read_versions(
 @router.post("/policies/{policy_id}/versions/{version}:activate", summary="Activate a version")
 def activate(
     policy_id: uuid.UUID,
-    version: int,
+    version: Annotated[int, Path(ge=1, le=MAX_SQL_INTEGER)],
     actor: Annotated[Actor, Depends(require(Permission.POLICY_WRITE))],
     project: CurrentProject,
     session: SessionDep,
