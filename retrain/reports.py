@@ -78,7 +78,7 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("policies_and_decisions", ("policy.", "decision.", "gate.", "action.", "retrain.")),
     ("approvals", ("approval.", "approval_rule.")),
     ("alerts_and_incidents", ("incident.", "alert_", "delivery.")),
-    ("monitors", ("monitor", "baseline.")),
+    ("monitors", ("monitor", "baseline.", "inference.")),
     ("access", ("role.", "principal.", "api_key.", "project.", "auth.", "access.")),
     ("reports_and_audit", ("report.", "audit.")),
 )
