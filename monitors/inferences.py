@@ -33,12 +33,12 @@ import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field as SQLField
 from sqlmodel import Session, col, select
@@ -82,6 +82,9 @@ BatchKind = Literal["inferences", "labels"]
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
 _KEY_CHUNK = 500
+# The span of nanosecond timestamps (pandas, Parquet), in whole years.
+_EARLIEST = datetime(1678, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 
 
 class InferenceRecord(BaseModel):
@@ -104,6 +107,14 @@ class InferenceRecord(BaseModel):
     prediction: Cell = None
     score: float | None = None
     probabilities: dict[str, float] | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _storable(cls, time: datetime | None) -> datetime | None:
+        """Refuse a time the Parquet partition cannot hold (nanoseconds since 1970 in int64)."""
+        if time is not None and not _EARLIEST <= time < _LATEST:
+            raise ValueError(f"the time must lie between {_EARLIEST:%Y} and {_LATEST:%Y}")
+        return time
 
 
 class LabelRecord(BaseModel):

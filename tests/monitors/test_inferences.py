@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from lineage.errors import InvalidInput, PayloadTooLarge
@@ -170,6 +171,12 @@ def test_an_integer_beyond_int64_is_kept_as_the_float_it_approximates(
     window = _window(engine, tmp_path, deployment).set_index("request_id")
     assert window.loc["r0", "prediction"] == float(huge)
     assert LabelRecord(request_id="r0", label=-huge).label == -float(huge)
+
+
+@pytest.mark.parametrize("time", ["0638-05-30T02:23:21+22:11", "9999-12-31T00:00:00Z"])
+def test_a_time_parquet_cannot_hold_is_refused(time: str) -> None:
+    with pytest.raises(ValidationError, match="between 1678 and 2262"):
+        InferenceRecord.model_validate({"request_id": "r", "time": time, "features": {}})
 
 
 def test_re_sent_request_ids_are_counted_once(
