@@ -79,7 +79,7 @@ _TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
 
 
 def _loc_to_field(loc: Sequence[Any]) -> str:
-    parts = [str(p) for p in loc]
+    parts = [str(p) or "''" for p in loc]  # an empty key is still a field the client can find
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:] if len(parts) > 1 else parts
     return ".".join(parts)

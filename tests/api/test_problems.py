@@ -53,3 +53,13 @@ def test_other_errors_keep_their_location(client: TestClient, writer: dict[str, 
     missing = client.post(CHANNELS, json={"kind": "webhook", "name": "url"}, headers=writer)
     assert missing.status_code == 422
     assert missing.json()["field"] == "url"
+
+
+def test_an_extra_field_with_an_empty_name_is_still_named(
+    client: TestClient, writer: dict[str, str]
+) -> None:
+    response = client.post(
+        CHANNELS, json={"kind": "webhook", "name": "ops", "url": "http://x", "": 1}, headers=writer
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "''"
