@@ -108,7 +108,7 @@ from monitors.schedules import get_monitor, get_monitor_run, list_monitor_runs, 
 from retrain.report_render import MEDIA_TYPES, Format, render
 from retrain.reports import audit_generation, model_card, project_report, sees_sensitive
 
-__all__ = ["PUBLIC_PATHS", "install_dashboard", "router"]
+__all__ = ["PUBLIC_PATHS", "install_dashboard", "router", "run_status"]
 
 PUBLIC_PATHS = frozenset({"/login"})
 """Dashboard paths open without signing in (the route sweep exempts them)."""
@@ -999,13 +999,13 @@ def reports_page(
     )
 
 
-_FORMATS = ("html", "json", "pdf")
+_FORMATS: dict[str, Format] = {"html": "html", "json": "json", "pdf": "pdf"}
 
 
 def _report_format(value: str) -> Format:
     if value not in _FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(_FORMATS)}", field="format")
-    return value  # type: ignore[return-value]
+    return _FORMATS[value]
 
 
 def _attachment(document: dict[str, Any], fmt: Format, stem: str) -> Response:
