@@ -89,7 +89,7 @@ def seeded(client: TestClient, admin: Issued) -> dict[str, dict[str, str]]:
         "/reports/models/{name}/": {"name": "income", "version": "1"},
         "/deployments/{name}/": {"name": "api"},
         "{deployment_id}": {"deployment_id": deployment["id"]},
-        "{policy_id}": {"policy_id": policy["id"], "version": "1"},
+        "{policy_id}": {"policy_id": policy["id"]},
     }
 
 
