@@ -159,16 +159,33 @@ def _deliver(settings: Settings, engine: Engine, stop: threading.Event) -> None:
         stop.wait(DELIVERY_EVERY_SECONDS)
 
 
+def _either(first: threading.Event, second: threading.Event) -> threading.Event:
+    """Return an event set as soon as ``first`` is set or ``second`` is, polled each second."""
+    both = threading.Event()
+
+    def watch() -> None:
+        while not (first.wait(1.0) or second.is_set()):
+            pass
+        both.set()
+
+    threading.Thread(target=watch, name="stop-watch", daemon=True).start()
+    return both
+
+
 def run_worker(settings: Settings, engine: Engine, stop: threading.Event) -> None:
     """Claim and run jobs until ``stop`` is set; send due alert deliveries alongside."""
+    finished = threading.Event()
     sender = threading.Thread(
-        target=_deliver, args=(settings, engine, stop), name="deliveries", daemon=True
+        target=_deliver,
+        args=(settings, engine, _either(stop, finished)),
+        name="deliveries",
+        daemon=True,
     )
     sender.start()
     try:
         build_worker(settings, engine).run(stop)
     finally:
-        stop.set()
+        finished.set()
         sender.join(timeout=DELIVERY_EVERY_SECONDS * 2)
 
 
