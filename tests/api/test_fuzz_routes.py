@@ -20,6 +20,7 @@ swept even after a failure, and the assertion lists all failing operations at on
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -157,12 +158,16 @@ def _strategy(operation: Operation, pins: dict[str, dict[str, str]]) -> st.Searc
     )
 
 
-def _sweep(client: TestClient, engine: Engine, admin: Issued, case: AnyCase) -> None:
+def _sweep(
+    client: TestClient, engine: Engine, admin: Issued, case: AnyCase, seen: Counter[str]
+) -> None:
     write = case.method.upper() != "GET"
     before = _row_counts(engine) if write else {}
     response = _send(client, case, admin)
     wrong = _problems(response)
+    seen[f"{response.status_code // 100}xx"] += 1
     if write and response.status_code >= 400:
+        seen["refused writes"] += 1
         after = _row_counts(engine)
         changed = {t: (n, after.get(t)) for t, n in before.items() if after.get(t) != n}
         if changed:
@@ -179,6 +184,7 @@ def test_bad_input_never_yields_a_500(
     schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
     failures: list[str] = []
     swept = 0
+    seen: Counter[str] = Counter()
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), f"the OpenAPI document is invalid: {result.err()}"
         operation = result.ok()
@@ -194,7 +200,7 @@ def test_bad_input_never_yields_a_500(
         )
         @given(case=_strategy(operation, seeded))
         def check(case: AnyCase) -> None:
-            _sweep(client, engine, admin, case)
+            _sweep(client, engine, admin, case, seen)
 
         try:
             check()
@@ -202,4 +208,7 @@ def test_bad_input_never_yields_a_500(
             failures.append(f"{operation.label}: {error}")
         swept += 1
     assert swept > 100, "the sweep must see every operation of the OpenAPI document"
+    assert seen["2xx"] > 100, f"too few cases reached a handler and succeeded: {seen}"
+    assert seen["4xx"] > 300, f"too few cases were refused: {seen}"
+    assert seen["refused writes"] > 200, f"too few refused writes were checked: {seen}"
     assert not failures, "\n".join(failures)
