@@ -11,7 +11,10 @@
    root passes in (the real one loads only versions registered in Warden after their artifact
    hash matched lineage; monitors never import it);
 4. run the computation library (:func:`monitors.registry.run_monitor`) with progress reported;
-5. store the JSON and HTML report at paths made of ids (:func:`report_paths`);
+5. store the JSON and HTML report at paths made of ids (:func:`report_paths`); a drift run
+   also stores Evidently's detailed drift page beside them (:func:`drift_page_path`), rendered
+   here in the worker on at most ``DRIFT_PAGE_ROWS`` rows per side (the baseline's reference
+   sample against a sample of the window) and linked from the HTML report;
 6. in one transaction: write the run's ``summary`` (``status``, ``drift_share``, ``findings``…),
    record a lineage run whose inputs are the reference dataset version, the baseline and the
    inference window, and hand the findings to ``on_findings`` (the worker wires
@@ -63,8 +66,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "DRIFT_PAGE_ROWS",
     "FindingsCallback",
     "ModelLoader",
+    "drift_page_path",
     "execute_run",
     "report_paths",
     "summarise",
@@ -74,6 +79,11 @@ _PRODUCER = "https://github.com/warden/warden/monitors"
 _SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent"
 _HIDDEN = ("request_id", "time", "probabilities")
 _MODEL_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
+_DRIFT_PAGE = "drift.html"
+
+DRIFT_PAGE_ROWS = 2000
+"""Rows per side Evidently's drift page is rendered on: the page is detail, not the verdict
+(Warden's own computation judges the whole window), and Evidently is slow on large frames."""
 
 
 class ModelLoader(Protocol):
@@ -116,6 +126,31 @@ def report_paths(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) ->
     """Return where a run's JSON and HTML reports live: ids only, never a client's string."""
     folder = data_dir / "reports" / str(project_id) / str(run_id)
     return folder / "report.json", folder / "report.html"
+
+
+def drift_page_path(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> Path:
+    """Return where a drift run's Evidently page lives: beside its report, ids only."""
+    return report_paths(data_dir, project_id=project_id, run_id=run_id)[0].parent / _DRIFT_PAGE
+
+
+def _drift_page(spec: MonitorSpec, baseline: Baseline, frame: pd.DataFrame) -> str | None:
+    """Render Evidently's drift page on a bounded sample; ``None`` without a reference sample."""
+    from monitors.evidently_report import render_drift_html
+
+    sample = baseline.sample
+    if sample is None or sample.empty:
+        return None
+    names = [c for c in spec.columns or [] if c in sample.columns and c in frame.columns]
+    if not names:
+        return None
+    return render_drift_html(baseline, frame, columns=names, sample_rows=DRIFT_PAGE_ROWS)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` atomically (a reader never sees half a file)."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def _live_version(session: Session, deployment: Deployment, at: datetime | None) -> ModelVersion:
@@ -414,6 +449,7 @@ def execute_run(
 
     with session_scope(engine) as session:
         inputs = _gather(session, data_dir, run_id)
+    drift_html: str | None = None
     rows = 0 if inputs.window is None else len(inputs.window)
     tell(0.1, inputs.reason or f"read {rows} rows of the window")
     if inputs.reason is not None:
@@ -446,6 +482,9 @@ def execute_run(
             progress=scaled,
         )
         result = run_monitor(spec, context)
+        if spec.kind == Kind.DRIFT:
+            tell(0.9, "rendering Evidently's drift page on a sample of the window")
+            drift_html = _drift_page(spec, baseline, frame)
     summary = summarise(result, reason=inputs.reason)
     tell(0.92, "writing the report")
     at = utcnow()
@@ -462,13 +501,17 @@ def execute_run(
         "model_version_id": None if inputs.model_version is None else str(inputs.model_version.id),
         "reason": inputs.reason,
     }
-    report = build_report([result], title=title, meta=meta, generated_at=at)
+    links = {} if drift_html is None else {"Evidently drift page (sampled)": _DRIFT_PAGE}
+    report = build_report([result], title=title, meta=meta, generated_at=at, links=links)
     json_path, html_path = report_paths(data_dir, project_id=run.project_id, run_id=run.id)
     json_path.parent.mkdir(parents=True, exist_ok=True)
+    page = drift_page_path(data_dir, project_id=run.project_id, run_id=run.id)
+    if drift_html is not None:
+        _write(page, drift_html)
+    else:
+        page.unlink(missing_ok=True)
     for path, text in ((json_path, report.to_json()), (html_path, report.html)):
-        partial = path.with_suffix(".partial")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
+        _write(path, text)
     with session_scope(engine) as session:
         stored_run = session.get(MonitorRun, run.id)
         monitor = session.get(Monitor, inputs.monitor.id)

@@ -169,6 +169,7 @@ def build_report(
     title: str,
     meta: dict[str, Any] | None = None,
     generated_at: datetime | None = None,
+    links: dict[str, str] | None = None,
 ) -> RunReport:
     """Build the JSON document and the HTML page of one run (one section per kind run).
 
@@ -177,6 +178,8 @@ def build_report(
         title: The page title (monitor and deployment names, say).
         meta: Extra facts shown in a table and kept in the JSON (run id, window, baseline).
         generated_at: When the report was built (default: now, UTC).
+        links: Companion pages, label → relative URL (Evidently's drift page, say), linked
+            from the HTML page and kept in the JSON so readers find them.
     """
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -189,6 +192,7 @@ def build_report(
             "generated_at": when.isoformat(),
             "status": status.value,
             "meta": meta or {},
+            "links": links or {},
             "results": [result.to_dict() for result in results],
         }
     )
@@ -217,6 +221,7 @@ def build_report(
         generated_at=when.isoformat(timespec="seconds"),
         status=status.value,
         meta=meta or {},
+        links=links or {},
         sections=sections,
     )
     return RunReport(document=document, html=html)

@@ -2,8 +2,9 @@
 
 The worker writes both files when the run finishes (:func:`monitors.execute.report_paths`, paths
 made of ids); these routes only read them, after checking the run belongs to the project.
-Reading needs ``report:read``. A run without a report yet (queued, running, failed) answers 404
-saying so.
+A drift run also has Evidently's detailed drift page, ``…/drift.html`` (rendered by the worker
+on a sample of the window). Reading needs ``report:read``. A run without a report yet (queued,
+running, failed) answers 404 saying so.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from governance.permissions import Permission
 from lineage.errors import NotFound
-from monitors.execute import report_paths
+from monitors.execute import drift_page_path, report_paths
 from monitors.schedules import get_monitor_run
 
 __all__ = ["router"]
@@ -56,3 +57,18 @@ def read_report_html(
     """Return the run's report as a self-contained HTML page (static SVG charts, no scripts)."""
     _, html_path = _report(run_id, project, session, settings)
     return HTMLResponse(html_path.read_text(encoding="utf-8"))
+
+
+@router.get("/monitor-runs/{run_id}/drift.html", dependencies=_READ, response_class=HTMLResponse)
+def read_drift_page(
+    run_id: uuid.UUID, project: CurrentProject, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    """Return Evidently's detailed drift page of a drift run (sampled; rendered by the worker)."""
+    run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
+    page = drift_page_path(settings.data_dir, project_id=project.id, run_id=run.id)
+    if not page.is_file():
+        raise NotFound(
+            f"monitor run {run_id} has no drift page (only finished drift runs whose baseline "
+            f"keeps a reference sample have one; it is {run.state})"
+        )
+    return HTMLResponse(page.read_text(encoding="utf-8"))

@@ -104,6 +104,8 @@ def test_inferences_in_over_http_a_run_and_its_report_out(
     early = client.get(report_url, headers=headers)
     assert early.status_code == 404
     assert "no report yet" in early.json()["detail"]
+    drift_url = f"{BASE}/monitor-runs/{run['id']}/drift.html"
+    assert client.get(drift_url, headers=headers).status_code == 404
 
     assert Worker(engine=engine, registry=build_registry(settings)).run_once()
     done = client.get(f"{BASE}/monitor-runs/{run['id']}", headers=headers).json()
@@ -130,6 +132,16 @@ def test_inferences_in_over_http_a_run_and_its_report_out(
     assert "<svg" in page.text
     assert "drift-daily" in page.text
     assert "<script" not in page.text
+    assert 'href="drift.html"' in page.text
+    assert body["links"] == {"Evidently drift page (sampled)": "drift.html"}
+
+    evidently = client.get(drift_url, headers=viewer.headers)
+    assert evidently.status_code == 200, evidently.text
+    assert evidently.headers["content-type"].startswith("text/html")
+    assert "Drifted Columns" in evidently.text  # Evidently's dataset-drift widget
+    assert f"out of {len(FEATURES)})" in evidently.text
+    for name in FEATURES:
+        assert f"Drift for column {name}" in evidently.text, name
 
     incidents = client.get(f"{BASE}/incidents", headers=headers).json()
     assert len(incidents) == 1
@@ -140,3 +152,7 @@ def test_inferences_in_over_http_a_run_and_its_report_out(
         f"/api/v1/projects/other/monitor-runs/{run['id']}/report", headers=outsider.headers
     )
     assert stranger.status_code == 404
+    elsewhere = client.get(
+        f"/api/v1/projects/other/monitor-runs/{run['id']}/drift.html", headers=outsider.headers
+    )
+    assert elsewhere.status_code == 404
