@@ -23,7 +23,8 @@ so a committed batch always has its file; a file whose transaction rolled back i
 so it is never read.
 
 A monitor reads a window with :func:`read_window`: the inference partitions of a deployment
-slot overlapping ``[start, end)``, filtered by record time, with labels joined by request id.
+slot overlapping ``[start, end)``, filtered by record time, with labels joined by request id;
+a local explanation reads one logged record with :func:`read_inference`.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ __all__ = [
     "log_inferences",
     "log_labels",
     "partition_path",
+    "read_inference",
     "read_window",
     "records_from_frame",
     "slot_deployments",
@@ -690,3 +692,38 @@ def read_window(
     else:
         window["label"] = pd.Series([None] * len(window), dtype=object)
     return window, used
+
+
+def read_inference(
+    *, session: Session, data_dir: Path, deployment: Deployment, request_id: str
+) -> pd.DataFrame:
+    """Return the one logged inference of ``request_id`` as a one-row frame (window columns).
+
+    The request id's key row names the batch that stored it, so exactly one partition is read.
+
+    Raises:
+        NotFound: The deployment logged no inference with this request id.
+    """
+    import pyarrow.parquet as pq
+
+    key = session.exec(
+        select(InferenceKey).where(
+            InferenceKey.deployment_id == deployment.id, InferenceKey.request_id == request_id
+        )
+    ).first()
+    batch = None if key is None else session.get(InferenceBatch, key.batch_id)
+    if batch is None:
+        raise NotFound(f"deployment {deployment.id} logged no inference {request_id!r}")
+    path = partition_path(
+        data_dir,
+        project_id=batch.project_id,
+        deployment_id=batch.deployment_id,
+        kind="inferences",
+        batch_id=batch.id,
+    )
+    frame: pd.DataFrame = pq.read_table(
+        path, filters=[("request_id", "==", request_id)]
+    ).to_pandas()
+    if len(frame) != 1:  # pragma: no cover - the key is written with its record
+        raise NotFound(f"inference {request_id!r} is listed but not stored in batch {batch.id}")
+    return frame.reset_index(drop=True)

@@ -6,7 +6,9 @@ computation library, the stored report, lineage) and returns the run's summary, 
 worker stores on the run when it completes the job. The composition root (``api.worker``) gives
 it the data directory, the model loader (:class:`retrain.deployers.ModelLoader`: hash-checked
 registered versions only) and the findings callback (alert routing, later policies). The queue,
-retries and the run's state are handled by :mod:`retrain.worker`.
+retries and the run's state are handled by :mod:`retrain.worker`. ``explanation`` jobs (one
+logged inference explained with the same loader) are served by
+:class:`retrain.explanation_jobs.ExplanationHandler`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from monitors.execute import FindingsCallback, ModelLoader, execute_run
+from retrain.explanation_jobs import ExplanationHandler
 from retrain.jobs import JobKind
 from retrain.worker import HandlerRegistry, JobContext
 
@@ -59,6 +62,11 @@ def default_registry(
     loader: ModelLoader | None = None,
     on_findings: FindingsCallback | None = None,
 ) -> HandlerRegistry:
-    """Return the handlers a plain ``warden worker`` serves (monitor runs)."""
+    """Return the handlers a plain ``warden worker`` serves (monitor runs, local explanations)."""
     handler = MonitorRunHandler(data_dir=data_dir, loader=loader, on_findings=on_findings)
-    return HandlerRegistry({JobKind.MONITOR_RUN: handler})
+    return HandlerRegistry(
+        {
+            JobKind.EXPLANATION: ExplanationHandler(data_dir=data_dir, loader=loader),
+            JobKind.MONITOR_RUN: handler,
+        }
+    )

@@ -1,6 +1,6 @@
 """The work queue: one ``retrain_job`` row per unit of background work, and how work is queued.
 
-Jobs are monitor runs, pipeline runs and report renders. A job moves
+Jobs are monitor runs, pipeline runs, report renders and local explanations. A job moves
 ``queued → running → succeeded | failed`` (or ``queued → cancelled``); a running job whose worker
 stops heart-beating goes back to ``queued`` until ``max_attempts`` is spent, then ``failed`` with
 the reason. Claiming, heart-beating and finishing live in :mod:`retrain.worker`.
@@ -42,6 +42,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 class JobKind(StrEnum):
     """The kinds of background work; each has one handler in the worker's registry."""
 
+    EXPLANATION = "explanation"
     MONITOR_RUN = "monitor_run"
     PIPELINE_RUN = "pipeline_run"
     REPORT_RENDER = "report_render"

@@ -6,11 +6,15 @@
   (multipart field ``file``; columns ``request_id``, ``time``, ``prediction``, ``score`` and one
   per feature), for batch scoring jobs;
 * ``POST …/deployments/{deployment_id}/labels`` — ground truth by request id, arriving later;
+* ``POST …/deployments/{deployment_id}/inferences/{request_id}/explanation`` — queue the local
+  explanation of one logged inference (202, ``Location`` the same URL; the model is loaded only
+  in the worker), ``GET`` the same URL for its state and, once done, the contributions;
 * ``POST …/baselines`` / ``GET …/baselines`` / ``GET …/baselines/{id}`` — reference baselines,
   built from a dataset version whose file is inside the data directory, or
   ``POST …/baselines/upload`` (multipart ``file`` plus form fields) to upload the reference.
 
-Logging needs ``inference:write``; baselines need ``monitor:write`` to build and ``monitor:read``
+Logging needs ``inference:write``; explanations need ``monitor:run`` to request (audited) and
+``monitor:read`` to read; baselines need ``monitor:write`` to build and ``monitor:read``
 to list. Each accepted batch is audited once, with counts, never the data. A refused batch
 (structure not matching the model's ``feature_schema``) leaves the store unchanged.
 """
@@ -20,8 +24,9 @@ from __future__ import annotations
 import io
 import uuid
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.deps import SessionDep, SettingsDep
@@ -48,13 +53,16 @@ from monitors.inferences import (
     log_labels,
     records_from_frame,
 )
+from retrain.explanation_jobs import latest_explanation, queue_explanation
+from retrain.jobs import Job
 
-__all__ = ["InferencesBody", "IngestPublic", "LabelsBody", "router"]
+__all__ = ["ExplanationPublic", "InferencesBody", "IngestPublic", "LabelsBody", "router"]
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["inferences"])
 
 Logger = Annotated[Actor, Depends(require(Permission.INFERENCE_WRITE))]
 Writer = Annotated[Actor, Depends(require(Permission.MONITOR_WRITE))]
+Runner = Annotated[Actor, Depends(require(Permission.MONITOR_RUN))]
 _READ = [Depends(require(Permission.MONITOR_READ))]
 
 
@@ -256,4 +264,75 @@ def read_baseline(
     """Return one baseline."""
     return BaselinePublic.model_validate(
         get_baseline(session=session, project_id=project.id, baseline_id=baseline_id)
+    )
+
+
+class ExplanationPublic(BaseModel):
+    """A local explanation's job and, once it succeeded, the explanation.
+
+    ``explanation`` holds ``base_value``, ``contributions`` (feature → contribution to the
+    model's margin), ``output`` (``base_value`` plus the contributions), ``method`` (``tree`` or
+    ``permutation``), ``output_class`` and the ``model_version_id`` explained.
+    """
+
+    job_id: uuid.UUID
+    state: str
+    progress: float
+    message: str
+    error: str | None
+    explanation: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, job: Job) -> ExplanationPublic:
+        """Return the public view of an explanation job."""
+        return cls(
+            job_id=job.id,
+            state=job.state,
+            progress=job.progress,
+            message=job.message,
+            error=job.error,
+            explanation=job.result if job.state == "succeeded" else None,
+        )
+
+
+_EXPLANATION = "/deployments/{deployment_id}/inferences/{request_id}/explanation"
+
+
+@router.post(_EXPLANATION, status_code=status.HTTP_202_ACCEPTED)
+def request_explanation(
+    deployment_id: uuid.UUID,
+    request_id: str,
+    actor: Runner,
+    project: CurrentProject,
+    session: SessionDep,
+    response: Response,
+) -> ExplanationPublic:
+    """Queue the explanation of one logged inference; the worker loads the model and explains."""
+    job = queue_explanation(
+        session=session,
+        actor=actor,
+        project_id=project.id,
+        deployment_id=deployment_id,
+        request_id=request_id,
+    )
+    response.headers["Location"] = (
+        f"/api/v1/projects/{project.name}/deployments/{deployment_id}/inferences/"
+        f"{quote(request_id, safe='')}/explanation"
+    )
+    return ExplanationPublic.of(job)
+
+
+@router.get(_EXPLANATION, dependencies=_READ)
+def read_explanation(
+    deployment_id: uuid.UUID, request_id: str, project: CurrentProject, session: SessionDep
+) -> ExplanationPublic:
+    """Return the newest explanation of one logged inference: its state, then its contributions."""
+    deployment_of(session=session, project_id=project.id, deployment_id=deployment_id)
+    return ExplanationPublic.of(
+        latest_explanation(
+            session=session,
+            project_id=project.id,
+            deployment_id=deployment_id,
+            request_id=request_id,
+        )
     )

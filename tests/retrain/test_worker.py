@@ -294,7 +294,7 @@ def test_two_workers_never_run_the_same_job(engine: Engine, project_id: uuid.UUI
 def test_the_registry_names_a_missing_kind() -> None:
     with pytest.raises(LookupError, match="no handler registered for job kind 'report_render'"):
         default_registry().handler_for("report_render")
-    assert default_registry().kinds() == ["monitor_run"]
+    assert default_registry().kinds() == ["explanation", "monitor_run"]
 
 
 def test_requeue_mirrors_onto_the_monitor_run(engine: Engine, project_id: uuid.UUID) -> None:

@@ -1,0 +1,172 @@
+"""Local explanations of logged inferences, computed in the worker on request.
+
+Explaining one prediction needs the model, and models are loaded only in the process that runs
+monitors (through the hash-checking loader), never in a request. So a request
+(:func:`queue_explanation`) only checks that the inference was logged, queues an
+:attr:`~retrain.jobs.JobKind.EXPLANATION` job and audits the request, in the caller's
+transaction. :class:`ExplanationHandler` (registered by :func:`retrain.handlers.default_registry`)
+reads the logged record from the inference log, loads the deployment's model version and stores
+the contributions (base value, per-feature contributions, output, method:
+:func:`monitors.explanations.explain_one`) as the job's result, which
+:func:`latest_explanation` finds again by deployment and request id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from governance.actors import Actor
+from governance.audit import append
+from lineage.errors import NotFound
+from lineage.store import session_scope
+from monitors.baselines_store import latest_baseline, load_baseline
+from monitors.execute import ModelLoader
+from monitors.inferences import RESERVED_COLUMNS, InferenceKey, deployment_of, read_inference
+from retrain.jobs import Job, JobKind, JobState, enqueue
+from retrain.worker import JobContext
+
+__all__ = ["ExplanationHandler", "latest_explanation", "queue_explanation"]
+
+_MAX_ATTEMPTS = 2
+
+
+def _jobs(project_id: uuid.UUID, deployment_id: uuid.UUID, request_id: str) -> Any:
+    payload = Job.__table__.c.payload  # type: ignore[attr-defined]
+    return (
+        select(Job)
+        .where(
+            Job.project_id == project_id,
+            Job.kind == JobKind.EXPLANATION,
+            payload["deployment_id"].as_string() == str(deployment_id),
+            payload["request_id"].as_string() == request_id,
+        )
+        .order_by(sa.desc(col(Job.created_at)))
+    )
+
+
+def latest_explanation(
+    *, session: Session, project_id: uuid.UUID, deployment_id: uuid.UUID, request_id: str
+) -> Job:
+    """Return the newest explanation job of one logged inference (its ``result`` once done).
+
+    Raises:
+        NotFound: Nobody asked for an explanation of this inference yet.
+    """
+    job = session.exec(_jobs(project_id, deployment_id, request_id)).first()
+    if job is None:
+        raise NotFound(
+            f"no explanation of inference {request_id!r} was requested; POST to this URL first"
+        )
+    assert isinstance(job, Job)
+    return job
+
+
+def queue_explanation(
+    *,
+    session: Session,
+    actor: Actor,
+    project_id: uuid.UUID,
+    deployment_id: uuid.UUID,
+    request_id: str,
+) -> Job:
+    """Queue the explanation of one logged inference and audit the request (never commits).
+
+    An explanation already queued or running is returned instead of queuing a second one; a
+    finished one is computed again (the deployment may serve another version by now).
+
+    Raises:
+        NotFound: The deployment is not the project's, or logged no such request id.
+    """
+    deployment, _ = deployment_of(
+        session=session, project_id=project_id, deployment_id=deployment_id
+    )
+    logged = session.exec(
+        select(InferenceKey.id).where(
+            InferenceKey.deployment_id == deployment.id, InferenceKey.request_id == request_id
+        )
+    ).first()
+    if logged is None:
+        raise NotFound(f"deployment {deployment_id} logged no inference {request_id!r}")
+    pending = session.exec(_jobs(project_id, deployment_id, request_id)).first()
+    if isinstance(pending, Job) and pending.state in (JobState.QUEUED, JobState.RUNNING):
+        return pending
+    job = enqueue(
+        session=session,
+        project_id=project_id,
+        kind=JobKind.EXPLANATION,
+        payload={"deployment_id": str(deployment_id), "request_id": request_id},
+        max_attempts=_MAX_ATTEMPTS,
+    )
+    append(
+        session=session,
+        actor=actor,
+        action="inference.explain",
+        target=f"deployment:{deployment_id}",
+        detail={"after": {"request_id": request_id, "job_id": str(job.id)}},
+    )
+    return job
+
+
+@dataclass(frozen=True, slots=True)
+class ExplanationHandler:
+    """Execute ``explanation`` jobs: explain one logged inference with the deployment's model.
+
+    Attributes:
+        data_dir: The artifact store (inference logs, baselines).
+        loader: Loads registered, hash-checked model versions; without one nothing is explained.
+    """
+
+    data_dir: Path
+    loader: ModelLoader | None = None
+
+    def __call__(self, context: JobContext) -> dict[str, Any]:
+        """Explain the job's inference and return the contributions (the job's result).
+
+        Raises:
+            NotFound: The deployment or the logged inference no longer exists.
+            RuntimeError: The worker was started without a model loader.
+        """
+        from monitors.explanations import explain_one
+
+        if self.loader is None:
+            raise RuntimeError("this worker has no model loader, so it cannot explain inferences")
+        deployment_id = uuid.UUID(str(context.payload["deployment_id"]))
+        request_id = str(context.payload["request_id"])
+        with session_scope(context.engine) as session:
+            deployment, model_version = deployment_of(
+                session=session, project_id=context.project_id, deployment_id=deployment_id
+            )
+            row = read_inference(
+                session=session,
+                data_dir=self.data_dir,
+                deployment=deployment,
+                request_id=request_id,
+            )
+            try:
+                stored = latest_baseline(session=session, deployment=deployment)
+            except NotFound:
+                stored = None
+        features = list(model_version.feature_schema) or [
+            str(name) for name in row.columns if name not in RESERVED_COLUMNS
+        ]
+        context.progress(0.2, f"loading model {model_version.name} v{model_version.version}")
+        model = self.loader.load(model_version)
+        background = None
+        if stored is not None:
+            sample = load_baseline(data_dir=self.data_dir, stored=stored).sample
+            if sample is not None and set(features) <= set(sample.columns):
+                background = sample[features]
+        context.progress(0.6, f"explaining inference {request_id}")
+        contributions = explain_one(model, row[features], background=background)
+        return {
+            "deployment_id": str(deployment_id),
+            "request_id": request_id,
+            "model_version_id": str(model_version.id),
+            **contributions.to_dict(),
+        }
