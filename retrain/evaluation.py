@@ -135,6 +135,20 @@ def score_model(
                     for group in disparity.groups
                     if "selection_rate" in group.metrics
                 },
+                "intervals": {
+                    group.label: [_finite(estimate.low), _finite(estimate.high)]
+                    for group in disparity.groups
+                    if (estimate := group.metrics.get("selection_rate")) is not None
+                    and estimate.low is not None
+                    and estimate.high is not None
+                },
+                "metric_intervals": {
+                    name: [_finite(estimate.low), _finite(estimate.high)]
+                    for name, estimate in disparity.metrics.items()
+                    if name in _FAIRNESS_METRICS
+                    and estimate.low is not None
+                    and estimate.high is not None
+                },
             }
     return performance, fairness, intervals
 

@@ -149,9 +149,15 @@ def _fairness_rows(fairness: dict[str, Any]) -> list[dict[str, Any]]:
             if bounds:
                 row["confidence_interval"] = {"lower_bound": bounds[0], "upper_bound": bounds[1]}
             rows.append(row)
+        metric_intervals = entry.get("metric_intervals", {})
         for metric, value in sorted(entry.get("metrics", {}).items()):
-            if value is not None:
-                rows.append({"type": metric, "slice": feature, "value": value})
+            if value is None:
+                continue
+            row = {"type": metric, "slice": feature, "value": value}
+            bounds = metric_intervals.get(metric) if isinstance(metric_intervals, dict) else None
+            if bounds:
+                row["confidence_interval"] = {"lower_bound": bounds[0], "upper_bound": bounds[1]}
+            rows.append(row)
     return rows
 
 

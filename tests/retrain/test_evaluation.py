@@ -65,6 +65,12 @@ def test_candidate_and_champion_are_scored_side_by_side_on_the_same_rows(
     # The documented disparity on Adult: men are selected far more often than women.
     assert sex["selection_rate"]["sex=Male"] > sex["selection_rate"]["sex=Female"]
     assert sex["metrics"]["demographic_parity_difference"] > 0.05
+    # Every group's selection rate and every gap carries its bootstrap interval.
+    for group, rate in sex["selection_rate"].items():
+        low, high = sex["intervals"][group]
+        assert low <= rate <= high
+    low, high = sex["metric_intervals"]["demographic_parity_difference"]
+    assert low <= sex["metrics"]["demographic_parity_difference"] <= high
     assert "demographic_parity_difference" in fairness["difference"]["sex"]["metrics"]
     with session_scope(engine) as session:
         stored = latest_evaluation(
