@@ -33,7 +33,15 @@ from retrain.promotion import current_champion
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Evaluation", "evaluate_version", "latest_evaluation", "score_model"]
+__all__ = [
+    "Evaluation",
+    "evaluate_version",
+    "latest_evaluation",
+    "record_evaluation",
+    "resolve_pair",
+    "score_model",
+    "score_pair",
+]
 
 _FAIRNESS_METRICS = (
     "demographic_parity_difference",
@@ -161,21 +169,48 @@ def _difference(candidate: Any, champion: Any) -> Any:
     return None
 
 
-def evaluate_version(
+def resolve_pair(
     *,
     session: Session,
     project_id: uuid.UUID,
     model_name: str,
     version: str,
+    champion_version: str | None = None,
+) -> tuple[ModelVersion, ModelVersion | None]:
+    """Return the candidate version and the champion to compare it with (``None`` if none).
+
+    The champion is the latest promoted version unless ``champion_version`` names one; a
+    candidate that is itself the champion is compared with nothing.
+    """
+    candidate = get_model_version(
+        session=session, project_id=project_id, name=model_name, version=version
+    )
+    champion = (
+        get_model_version(
+            session=session, project_id=project_id, name=model_name, version=champion_version
+        )
+        if champion_version
+        else current_champion(session=session, project_id=project_id, model_name=model_name)
+    )
+    if champion is not None and champion.id == candidate.id:
+        champion = None
+    return candidate, champion
+
+
+def score_pair(
+    *,
+    candidate: ModelVersion,
+    champion: ModelVersion | None,
     holdout: pd.DataFrame,
-    holdout_name: str,
     target: str,
     sensitive_features: Sequence[str],
     loader: ModelLoader,
-    actor: Actor,
-    champion_version: str | None = None,
-) -> Evaluation:
-    """Score a candidate and the champion (the latest promoted version, unless named) side by side.
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score candidate and champion on the same rows; return ``(performance, fairness)``.
+
+    Pure computation, no store access: callers run it outside any transaction, because loading
+    models and bootstrapping intervals takes seconds and an open SQLite transaction would hold
+    the store's write lock for all of them.
 
     Raises:
         InvalidInput: The held-out rows lack the target or a sensitive feature, or are empty.
@@ -191,18 +226,6 @@ def evaluate_version(
             f"sensitive features {missing} are not columns of the held-out data",
             field="sensitive_features",
         )
-    candidate = get_model_version(
-        session=session, project_id=project_id, name=model_name, version=version
-    )
-    champion = (
-        get_model_version(
-            session=session, project_id=project_id, name=model_name, version=champion_version
-        )
-        if champion_version
-        else current_champion(session=session, project_id=project_id, model_name=model_name)
-    )
-    if champion is not None and champion.id == candidate.id:
-        champion = None
     performance: dict[str, Any] = {}
     fairness: dict[str, Any] = {}
     for role, model_version in (("candidate", candidate), ("champion", champion)):
@@ -221,13 +244,29 @@ def evaluate_version(
     if champion is not None:
         performance["difference"] = _difference(performance["candidate"], performance["champion"])
         fairness["difference"] = _difference(fairness["candidate"], fairness["champion"])
+    return performance, fairness
+
+
+def record_evaluation(
+    *,
+    session: Session,
+    candidate: ModelVersion,
+    champion: ModelVersion | None,
+    holdout_name: str,
+    rows: int,
+    sensitive_features: Sequence[str],
+    performance: dict[str, Any],
+    fairness: dict[str, Any],
+    actor: Actor,
+) -> Evaluation:
+    """Store an evaluation computed by :func:`score_pair` and audit it, in the caller's session."""
     evaluation = Evaluation(
-        project_id=project_id,
-        model_name=model_name,
+        project_id=candidate.project_id,
+        model_name=candidate.name,
         candidate_version_id=candidate.id,
         champion_version_id=champion.id if champion else None,
         holdout=holdout_name[:2048],
-        rows=len(holdout),
+        rows=rows,
         sensitive_features=list(sensitive_features),
         performance=performance,
         fairness=fairness,
@@ -243,11 +282,61 @@ def evaluate_version(
         detail={
             "evaluation_id": str(evaluation.id),
             "champion": champion.version if champion else None,
-            "rows": len(holdout),
+            "rows": rows,
         },
-        project_id=project_id,
+        project_id=candidate.project_id,
     )
     return evaluation
+
+
+def evaluate_version(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    model_name: str,
+    version: str,
+    holdout: pd.DataFrame,
+    holdout_name: str,
+    target: str,
+    sensitive_features: Sequence[str],
+    loader: ModelLoader,
+    actor: Actor,
+    champion_version: str | None = None,
+) -> Evaluation:
+    """Score a candidate and the champion side by side and store the result, in one session.
+
+    Convenient where holding a transaction for the scoring is fine; long-running callers (the
+    worker) use :func:`resolve_pair`, :func:`score_pair` and :func:`record_evaluation` apart.
+
+    Raises:
+        InvalidInput: The held-out rows lack the target or a sensitive feature, or are empty.
+    """
+    candidate, champion = resolve_pair(
+        session=session,
+        project_id=project_id,
+        model_name=model_name,
+        version=version,
+        champion_version=champion_version,
+    )
+    performance, fairness = score_pair(
+        candidate=candidate,
+        champion=champion,
+        holdout=holdout,
+        target=target,
+        sensitive_features=sensitive_features,
+        loader=loader,
+    )
+    return record_evaluation(
+        session=session,
+        candidate=candidate,
+        champion=champion,
+        holdout_name=holdout_name,
+        rows=len(holdout),
+        sensitive_features=sensitive_features,
+        performance=performance,
+        fairness=fairness,
+        actor=actor,
+    )
 
 
 def latest_evaluation(

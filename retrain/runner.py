@@ -42,7 +42,7 @@ from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.inferences import read_window
 from retrain.deployers import ModelLoader
-from retrain.evaluation import evaluate_version
+from retrain.evaluation import record_evaluation, resolve_pair, score_pair
 from retrain.pipelines import (
     EvaluationSpec,
     InferenceQuery,
@@ -444,30 +444,46 @@ def _evaluate(
         return
     loader = ModelLoader(registry=config.registry(), cache_dir=config.data_dir / "models")
     try:
+        # Read and score outside any transaction: on SQLite an open one holds the store's write
+        # lock, and loading models and bootstrapping intervals takes seconds.
         with session_scope(engine) as session:
             uri = _holdout_uri(session, run.project_id, spec)
-            module_name, _, function_name = spec.reader.partition(":")
-            reader = getattr(importlib.import_module(module_name), function_name)
-            holdout = reader(uri)
-            if len(holdout) > spec.max_rows:
-                holdout = holdout.sample(n=spec.max_rows, random_state=0)
-            evaluation = evaluate_version(
+            candidate, champion = resolve_pair(
                 session=session,
                 project_id=run.project_id,
                 model_name=run.model_name,
                 version=run.model_version,
-                holdout=holdout,
+            )
+        module_name, _, function_name = spec.reader.partition(":")
+        reader = getattr(importlib.import_module(module_name), function_name)
+        holdout = reader(uri)
+        if len(holdout) > spec.max_rows:
+            holdout = holdout.sample(n=spec.max_rows, random_state=0)
+        performance, fairness = score_pair(
+            candidate=candidate,
+            champion=champion,
+            holdout=holdout,
+            target=spec.target,
+            sensitive_features=spec.sensitive_features,
+            loader=loader,
+        )
+        with session_scope(engine) as session:
+            record_evaluation(
+                session=session,
+                candidate=candidate,
+                champion=champion,
                 holdout_name=f"{uri} ({len(holdout)} rows)",
-                target=spec.target,
+                rows=len(holdout),
                 sensitive_features=spec.sensitive_features,
-                loader=loader,
+                performance=performance,
+                fairness=fairness,
                 actor=actor,
             )
-            difference = evaluation.performance.get("difference") or {}
-            note = (
-                f"evaluated version {run.model_version} on {len(holdout)} held-out rows; "
-                f"candidate - champion: {json.dumps(difference, sort_keys=True)}"
-            )
+        difference = performance.get("difference") or {}
+        note = (
+            f"evaluated version {run.model_version} on {len(holdout)} held-out rows; "
+            f"candidate - champion: {json.dumps(difference, sort_keys=True)}"
+        )
     except Exception as error:  # the reader is pipeline code: report whatever it raised
         detail = error.detail if isinstance(error, WardenError) else repr(error)
         note = f"evaluation failed: {detail}"
