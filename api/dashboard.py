@@ -148,6 +148,8 @@ def _num(value: Any) -> str:
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"  # counts read as counts, not 2.605e+04
     return f"{value:.4g}"
 
 

@@ -518,3 +518,13 @@ def _all_audit(engine: Engine) -> list[AuditEntry]:
         )
         session.expunge_all()
         return found
+
+
+def test_numbers_on_pages_read_as_people_write_them() -> None:
+    from api.dashboard import _num
+
+    assert _num(26050.0) == "26,050"
+    assert _num(6513) == "6,513"
+    assert _num(0.87064) == "0.8706"
+    assert _num(None) == "—"
+    assert _num(True) == "True"
