@@ -40,6 +40,7 @@ loading a model.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -79,6 +80,7 @@ _PRODUCER = "https://github.com/warden/warden/monitors"
 _SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent"
 _HIDDEN = ("request_id", "time", "probabilities")
 _MODEL_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
+_log = logging.getLogger("warden.monitors")
 _DRIFT_PAGE = "drift.html"
 
 DRIFT_PAGE_ROWS = 2000
@@ -450,6 +452,7 @@ def execute_run(
     with session_scope(engine) as session:
         inputs = _gather(session, data_dir, run_id)
     drift_html: str | None = None
+    drift_page_error: str | None = None
     rows = 0 if inputs.window is None else len(inputs.window)
     tell(0.1, inputs.reason or f"read {rows} rows of the window")
     if inputs.reason is not None:
@@ -484,7 +487,11 @@ def execute_run(
         result = run_monitor(spec, context)
         if spec.kind == Kind.DRIFT:
             tell(0.9, "rendering Evidently's drift page on a sample of the window")
-            drift_html = _drift_page(spec, baseline, frame)
+            try:
+                drift_html = _drift_page(spec, baseline, frame)
+            except Exception as error:  # the page illustrates; the findings stand without it
+                drift_page_error = f"{type(error).__name__}: {error}"[:500]
+                _log.warning("Evidently's drift page failed for run %s: %s", inputs.run.id, error)
     summary = summarise(result, reason=inputs.reason)
     tell(0.92, "writing the report")
     at = utcnow()
@@ -501,6 +508,8 @@ def execute_run(
         "model_version_id": None if inputs.model_version is None else str(inputs.model_version.id),
         "reason": inputs.reason,
     }
+    if drift_page_error is not None:
+        meta["drift_page_error"] = drift_page_error
     links = {} if drift_html is None else {"Evidently drift page (sampled)": _DRIFT_PAGE}
     report = build_report([result], title=title, meta=meta, generated_at=at, links=links)
     json_path, html_path = report_paths(data_dir, project_id=run.project_id, run_id=run.id)

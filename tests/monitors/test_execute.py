@@ -351,3 +351,22 @@ def test_a_spec_that_cannot_apply_fails_the_run(plain: Setup) -> None:
 def test_execute_run_refuses_an_unknown_run(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(LookupError, match="does not exist"):
         execute_run(engine=engine, data_dir=tmp_path, run_id=uuid.uuid4())
+
+
+def test_a_failing_evidently_page_leaves_the_drift_findings_standing(
+    older: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Evidently is a third-party renderer: simulate it breaking on some window.
+    import monitors.evidently_report
+
+    def broken(*_args: Any, **_kwargs: Any) -> str:
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(monitors.evidently_report, "render_drift_html", broken)
+    run = older.run({"kind": "drift", "thresholds": {"drift_share": 0.25}})
+    assert run.state == "succeeded", run.error
+    assert run.summary is not None
+    assert run.summary["status"] == "alert"
+    document = older.report(run)
+    assert document["meta"]["drift_page_error"] == "RuntimeError: renderer broke"
+    assert not document.get("links")
