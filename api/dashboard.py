@@ -106,7 +106,7 @@ from monitors.findings import Status, worst_status
 from monitors.models import Monitor, MonitorRun, RunState
 from monitors.schedules import get_monitor, get_monitor_run, list_monitor_runs, list_monitors
 from retrain.report_render import MEDIA_TYPES, Format, render
-from retrain.reports import audit_generation, model_card, project_report, sees_sensitive
+from retrain.reports import generate_model_card, generate_project_report
 
 __all__ = ["PUBLIC_PATHS", "install_dashboard", "router", "run_status"]
 
@@ -1031,20 +1031,12 @@ def model_card_download(
     version = get_model_version_by_id(
         session=session, project_id=project.id, model_version_id=version_id
     )
-    full = sees_sensitive(session=session, actor=actor, project_id=project.id)
-    document = model_card(
-        session=session,
-        project_id=project.id,
-        name=version.name,
-        version=version.version,
-        full=full,
-    )
-    audit_generation(
+    document = generate_model_card(
         session=session,
         actor=actor,
         project_id=project.id,
-        report="model",
-        target=f"model:{version.name}:{version.version}",
+        name=version.name,
+        version=version.version,
         fmt=fmt,
     )
     return _attachment(document, fmt, f"model-card-{version.name}-{version.version}")
@@ -1075,21 +1067,13 @@ def audit_report_download(
         raise InvalidInput("the period ends before it starts; pick a later 'to'", field="to")
     verification = verify_store(engine=engine, public_key=get_signer(request).public_key)
     with session_scope(engine) as session:
-        full = sees_sensitive(session=session, actor=actor, project_id=project.id)
-        document = project_report(
+        document = generate_project_report(
             session=session,
+            actor=actor,
             project_id=project.id,
             since=start,
             until=end,
             verification=verification,
-            full=full,
-        )
-        audit_generation(
-            session=session,
-            actor=actor,
-            project_id=project.id,
-            report="project",
-            target=f"period:{start.isoformat()}..{end.isoformat()}",
             fmt=fmt,
         )
     return _attachment(document, fmt, f"audit-{project.name}-{since}-{until}")

@@ -61,6 +61,8 @@ __all__ = [
     "REDACTED",
     "as_of",
     "audit_generation",
+    "generate_model_card",
+    "generate_project_report",
     "model_card",
     "project_report",
     "sees_sensitive",
@@ -900,3 +902,57 @@ def audit_generation(
         detail={"report": report, "format": fmt},
         project_id=project_id,
     )
+
+
+def generate_model_card(
+    *, session: Session, actor: Actor, project_id: uuid.UUID, name: str, version: str, fmt: str
+) -> dict[str, Any]:
+    """Build a version's model card as ``actor`` may see it, and audit that it was generated.
+
+    The one path the API, the dashboard and the CLI share, so every generation is redacted and
+    audited alike.
+    """
+    full = sees_sensitive(session=session, actor=actor, project_id=project_id)
+    document = model_card(
+        session=session, project_id=project_id, name=name, version=version, full=full
+    )
+    audit_generation(
+        session=session,
+        actor=actor,
+        project_id=project_id,
+        report="model",
+        target=f"model:{name}:{version}",
+        fmt=fmt,
+    )
+    return document
+
+
+def generate_project_report(
+    *,
+    session: Session,
+    actor: Actor,
+    project_id: uuid.UUID,
+    since: datetime,
+    until: datetime,
+    verification: VerifyReport,
+    fmt: str,
+) -> dict[str, Any]:
+    """Build a project's audit report for ``[since, until)`` as ``actor`` may see it, audited."""
+    full = sees_sensitive(session=session, actor=actor, project_id=project_id)
+    document = project_report(
+        session=session,
+        project_id=project_id,
+        since=since,
+        until=until,
+        verification=verification,
+        full=full,
+    )
+    audit_generation(
+        session=session,
+        actor=actor,
+        project_id=project_id,
+        report="project",
+        target=f"period:{since.isoformat()}..{until.isoformat()}",
+        fmt=fmt,
+    )
+    return document

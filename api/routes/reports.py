@@ -28,7 +28,13 @@ from retrain.jobs import Job
 from retrain.model_cards import CARD_FIELDS, ModelCardUpdate, update_model_card
 from retrain.report_jobs import RenderRequest, get_render_job, queue_render, rendered_file
 from retrain.report_render import MEDIA_TYPES, Format, render
-from retrain.reports import as_of, audit_generation, model_card, project_report, sees_sensitive
+from retrain.reports import (
+    as_of,
+    audit_generation,
+    generate_model_card,
+    generate_project_report,
+    sees_sensitive,
+)
 
 __all__ = ["ModelCardPublic", "RenderJobPublic", "router"]
 
@@ -89,16 +95,12 @@ def read_model_card(
     format: FormatQuery = "html",
 ) -> Response:
     """Return a model version's report (model card), built from what Warden recorded."""
-    full = sees_sensitive(session=session, actor=actor, project_id=project.id)
-    document = model_card(
-        session=session, project_id=project.id, name=name, version=version, full=full
-    )
-    audit_generation(
+    document = generate_model_card(
         session=session,
         actor=actor,
         project_id=project.id,
-        report="model",
-        target=f"model:{name}:{version}",
+        name=name,
+        version=version,
         fmt=format,
     )
     return _respond(document, format, f"model-card-{name}-{version}")
@@ -141,21 +143,13 @@ def read_project_report(
     """Return every audited change of the period and the verdict on the audit chain."""
     end = until or utcnow()
     verification = verify_store(engine=engine, public_key=signer.public_key)
-    full = sees_sensitive(session=session, actor=actor, project_id=project.id)
-    document = project_report(
+    document = generate_project_report(
         session=session,
+        actor=actor,
         project_id=project.id,
         since=since,
         until=end,
         verification=verification,
-        full=full,
-    )
-    audit_generation(
-        session=session,
-        actor=actor,
-        project_id=project.id,
-        report="project",
-        target=f"period:{since.isoformat()}..{end.isoformat()}",
         fmt=format,
     )
     return _respond(document, format, f"audit-{project.name}")
