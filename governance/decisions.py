@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, col, select
 
-from governance.policies import Decision, PriorDecision, RunFindings
+from governance.policy_evaluation import Decision, PriorDecision, RunFindings
 from lineage.tables import AwareDateTime, Record
 from monitors.findings import Finding, Status
 

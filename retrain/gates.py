@@ -29,13 +29,13 @@ from sqlmodel import Session
 
 from governance.approvals import ApprovalAction, decisions_of, find_approved
 from governance.decisions import active_block
-from governance.policies import (
+from governance.policies import active_policies
+from governance.policy_language import (
     ApproversGate,
     FairnessMaxGate,
     Gate,
     MetricVsChampionGate,
     ModelCardGate,
-    active_policies,
 )
 from lineage.errors import PermissionDenied
 from lineage.models import ModelVersion

@@ -6,8 +6,8 @@ The worker hands each monitor run's findings to a :class:`PolicyLoop` (a
 
 1. records the run's findings (:class:`governance.decisions.FindingBatch`); a run seen before
    (a retried job) decides nothing again;
-2. evaluates the project's active policies with :func:`governance.policies.evaluate` over the
-   monitor's recent runs, the decisions that fired before (cooldowns) and the time;
+2. evaluates the project's active policies (:func:`governance.policy_evaluation.evaluate`)
+   over the monitor's recent runs, the decisions that fired before (cooldowns) and the time;
 3. stores each decision and executes the actions of those that fire, each in its own savepoint
    so one failing action (a pipeline that no longer exists) neither undoes nor stops the others:
 
@@ -56,18 +56,16 @@ from governance.decisions import (
     record_decision,
 )
 from governance.incidents import route_findings
-from governance.policies import (
+from governance.policies import active_policies
+from governance.policy_evaluation import Decision, RunFindings, evaluate
+from governance.policy_language import (
     Action,
     AlertAction,
     BlockPromotionAction,
-    Decision,
     OpenIncidentAction,
     RedeployAction,
     RetrainAction,
     RollbackAction,
-    RunFindings,
-    active_policies,
-    evaluate,
 )
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Deployment, ModelVersion

@@ -31,19 +31,17 @@ from governance.decisions import PolicyDecision, history, prior_decisions
 from governance.permissions import Permission
 from governance.policies import (
     Policy,
-    PolicyRef,
     PolicyVersion,
-    RunFindings,
     activate_version,
     add_version,
     create_policy,
-    evaluate,
     get_policy,
     get_version,
     list_policies,
     list_versions,
     set_enabled,
 )
+from governance.policy_evaluation import PolicyRef, RunFindings, evaluate
 from lineage.errors import InvalidInput, PermissionDenied
 from lineage.tables import utcnow
 from monitors.findings import Finding, Status

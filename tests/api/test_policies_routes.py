@@ -14,7 +14,8 @@ from sqlmodel import func, select
 from governance.actors import Actor
 from governance.audit import AuditEntry
 from governance.decisions import PolicyDecision
-from governance.policies import Policy, PolicyVersion, RunFindings
+from governance.policies import Policy, PolicyVersion
+from governance.policy_evaluation import RunFindings
 from governance.roles import Role
 from lineage.projects import Project
 from lineage.store import session_scope

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from governance.policies import (
-    PolicyRef,
-    PriorDecision,
+from governance.policy_evaluation import PolicyRef, PriorDecision, RunFindings, evaluate
+from governance.policy_language import (
+    AllCondition,
+    AnyCondition,
+    FairnessMaxGate,
     RetrainAction,
-    RunFindings,
-    evaluate,
+    dump_document,
+    load_document,
     load_source,
     parse_document,
 )
@@ -145,6 +148,27 @@ def test_yaml_syntax_errors_name_the_line() -> None:
 
 def test_an_empty_policy_is_refused() -> None:
     assert _invalid({"rules": [], "gates": []}).field == "rules"
+
+
+def test_a_stored_document_reads_back_typed_and_decides_the_same() -> None:
+    parsed = parse_document(load_source(SOURCE))
+    stored = dump_document(parsed)
+    loaded = load_document(json.loads(json.dumps(stored)))
+    assert dump_document(loaded) == stored
+    assert isinstance(loaded.rules[0].when, AllCondition)
+    assert isinstance(loaded.rules[0].when.all[1], AnyCondition)
+    assert isinstance(loaded.rules[0].actions[1], RetrainAction)
+    assert isinstance(loaded.gates[1], FairnessMaxGate)
+    held = [_run(1, share=0.1), _run(2, share=0.5), _run(3, share=0.6)]
+    as_parsed = evaluate(history=held, policies=[_policy()], prior=[], now=T0)
+    as_stored = evaluate(
+        history=held,
+        policies=[PolicyRef(policy_id=POLICY_ID, name="drift", version=1, document=loaded)],
+        prior=[],
+        now=T0,
+    )
+    assert as_stored == as_parsed
+    assert [d.status for d in as_stored] == ["fire"]
 
 
 def test_a_rule_fires_only_after_n_consecutive_runs() -> None:

@@ -14,15 +14,12 @@ from sqlmodel import Session, select
 
 from governance.actors import Actor
 from governance.decisions import PolicyDecision, PromotionBlock
-from governance.policies import (
+from governance.policies import add_version, create_policy, get_policy, list_policies
+from governance.policy_language import (
     ApproversGate,
     FairnessMaxGate,
     MetricVsChampionGate,
     ModelCardGate,
-    add_version,
-    create_policy,
-    get_policy,
-    list_policies,
 )
 from governance.roles import Role
 from lineage.errors import PermissionDenied

@@ -29,7 +29,8 @@ from governance.audit import AuditEntry
 from governance.channels import SecretBox, create_channel
 from governance.decisions import FindingBatch, PolicyDecision
 from governance.incidents import Incident
-from governance.policies import RunFindings, add_version, create_policy, get_policy
+from governance.policies import add_version, create_policy, get_policy
+from governance.policy_evaluation import RunFindings
 from governance.roles import Role
 from lineage.deployments import DeploymentCreate, live_deployments, record_deployment
 from lineage.models import Dataset, DatasetVersion, Edge, EdgeKind, ModelVersion
