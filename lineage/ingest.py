@@ -43,7 +43,7 @@ from lineage.models import (
     RunState,
 )
 
-__all__ = ["IngestResult", "canonical_digest", "ingest_event"]
+__all__ = ["IngestResult", "canonical_digest", "ingest_event", "ingest_payload"]
 
 _Name = Annotated[str, Field(min_length=1, max_length=1024)]
 _TERMINAL = frozenset({RunState.COMPLETE, RunState.ABORT, RunState.FAIL})
@@ -436,6 +436,24 @@ def ingest_event(*, session: Session, project_id: uuid.UUID, body: bytes) -> Ing
         Conflict: A concurrent request kept colliding with this one; the client should retry.
     """
     text, payload = _parse(body)
+    return _ingest(session=session, project_id=project_id, payload=payload, text=text)
+
+
+def ingest_payload(
+    *, session: Session, project_id: uuid.UUID, payload: dict[str, Any]
+) -> IngestResult:
+    """Validate and store an event Warden built itself (see :mod:`lineage.openlineage_events`).
+
+    The same checks as :func:`ingest_event`, without encoding and parsing the JSON once more; the
+    raw event is stored in its canonical JSON form.
+    """
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    return _ingest(session=session, project_id=project_id, payload=payload, text=text)
+
+
+def _ingest(
+    *, session: Session, project_id: uuid.UUID, payload: dict[str, Any], text: str
+) -> IngestResult:
     event = _validate(payload)
     _check_versions(event)
     kind = (

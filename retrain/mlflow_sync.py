@@ -17,28 +17,21 @@ downloaded) are reported, not guessed.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlmodel import Session, select
 
 from governance import Actor, append
 from lineage.errors import WardenError
-from lineage.ingest import ingest_event
 from lineage.models import ModelVersion
+from lineage.openlineage_events import DatasetRef, emit, run_event
 from lineage.registry import ModelVersionCreate, register_model_version
 from retrain.registry import ModelVersionInfo, Registry, RunInfo
 
 __all__ = ["SyncReport", "sync_mlflow"]
-
-_PRODUCER = "https://github.com/warden-ml/warden/mlflow-sync"
-_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
-_VERSION_FACET_URL = (
-    "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json"
-    "#/$defs/DatasetVersionDatasetFacet"
-)
 
 
 @dataclass
@@ -50,35 +43,24 @@ class SyncReport:
     refused: dict[str, str] = field(default_factory=dict)
 
 
-def _run_event(run: RunInfo) -> bytes:
+def _run_event(run: RunInfo) -> dict[str, Any]:
     at = run.ended_at or run.started_at or datetime.fromtimestamp(0, UTC)
-    inputs = []
-    for item in run.inputs:
-        namespace = "file" if item.source_type == "local" else item.source_type or "mlflow"
-        inputs.append(
-            {
-                "namespace": namespace,
-                "name": item.source or item.name,
-                "facets": {
-                    "version": {
-                        "_producer": _PRODUCER,
-                        "_schemaURL": _VERSION_FACET_URL,
-                        "datasetVersion": item.digest,
-                    }
-                },
-            }
+    inputs = [
+        DatasetRef(
+            namespace="file" if item.source_type == "local" else item.source_type or "mlflow",
+            name=item.source or item.name,
+            version=item.digest,
         )
-    event = {
-        "eventType": "COMPLETE" if run.status == "FINISHED" else "FAIL",
-        "eventTime": at.isoformat(),
-        "producer": _PRODUCER,
-        "schemaURL": _SCHEMA_URL,
-        "run": {"runId": str(uuid.UUID(hex=run.run_id))},
-        "job": {"namespace": "mlflow", "name": f"experiment-{run.experiment_id}"},
-        "inputs": inputs,
-        "outputs": [],
-    }
-    return json.dumps(event, sort_keys=True).encode()
+        for item in run.inputs
+    ]
+    return run_event(
+        event_type="COMPLETE" if run.status == "FINISHED" else "FAIL",
+        event_time=at,
+        run_id=uuid.UUID(hex=run.run_id),
+        job_namespace="mlflow",
+        job_name=f"experiment-{run.experiment_id}",
+        inputs=inputs,
+    )
 
 
 def _known(session: Session, project_id: uuid.UUID, info: ModelVersionInfo) -> bool:
@@ -98,7 +80,7 @@ def _import_version(
     run = registry.run(info.run_id) if info.run_id else None
     source_run_id: uuid.UUID | None = None
     if run is not None:
-        ingest_event(session=session, project_id=project_id, body=_run_event(run))
+        emit(session=session, project_id=project_id, event=_run_event(run))
         source_run_id = uuid.UUID(hex=run.run_id)
     register_model_version(
         session=session,

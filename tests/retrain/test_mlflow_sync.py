@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -7,13 +8,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from governance.actors import Actor
-from lineage.models import DatasetVersion, Edge, EdgeKind, ModelVersion, Run
+from lineage.models import DatasetVersion, Edge, EdgeKind, LineageEvent, ModelVersion, Run
 from lineage.projects import Project
 from lineage.store import session_scope
 from retrain import adult
 from retrain.mlflow_sync import SyncReport, sync_mlflow
 from retrain.registry import Registry
 from retrain.step import StepContext
+from tests.lineage.openlineage_spec import assert_spec_event
 
 
 def _sync(engine: Engine, project: Project, registry: Registry) -> SyncReport:
@@ -41,6 +43,9 @@ def test_sync_imports_versions_with_their_runs_and_inputs_once(
         run = session.exec(select(Run)).one()
         datasets = session.exec(select(DatasetVersion)).all()
         edges = {(e.kind, e.source_id, e.target_id) for e in session.exec(select(Edge)).all()}
+        events = [json.loads(e.body) for e in session.exec(select(LineageEvent)).all()]
+    assert len(events) == 1
+    assert_spec_event(events[0])
     assert version.artifact_sha256 == registry.artifact_hash("income", "1")
     assert version.metrics["roc_auc"] == pytest.approx(produced["metrics"]["roc_auc"])
     assert run.run_id == uuid.UUID(hex=produced["mlflow_run_id"])
