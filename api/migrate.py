@@ -15,9 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from lineage import create_store_engine
-
-__all__ = ["alembic_config", "downgrade", "is_at_head", "pending_heads", "upgrade"]
+__all__ = ["alembic_config", "downgrade", "pending_heads", "upgrade"]
 
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
 
@@ -49,12 +47,3 @@ def pending_heads(engine: Engine) -> set[str]:
     # not recorded, so count everything below the recorded tips as applied.
     applied = {revision.revision for revision in script.iterate_revisions(current, "base")}
     return set(script.get_heads()) - applied
-
-
-def is_at_head(url: str) -> bool:
-    """Return whether the database at ``url`` is migrated to every head."""
-    engine = create_store_engine(url)
-    try:
-        return not pending_heads(engine)
-    finally:
-        engine.dispose()

@@ -65,11 +65,6 @@ class AwareDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def aware_column(*, nullable: bool = False, index: bool = False) -> Any:
-    """Return a ``Field`` for a timezone-aware timestamp column."""
-    return Field(sa_column=sa.Column(AwareDateTime(), nullable=nullable, index=index))
-
-
 class Record(SQLModel):
     """Mixin for tables: a UUID primary key and the time the row was created."""
 
