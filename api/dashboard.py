@@ -69,6 +69,7 @@ from api.web_session import (
     check_csrf,
     clear_session_cookie,
     codec_of,
+    end_session,
     read_session,
     session_credential_reader,
     set_session_cookie,
@@ -85,8 +86,10 @@ from governance.audit import AuditFilter, Outcome, append, append_in_own_transac
 from governance.audit_export import readable_project_ids, verify_store
 from governance.identity import (
     AuthThrottle,
+    Principal,
     actor_for,
     check_throttle,
+    may_sign_in,
     record_auth_failure,
     verify_password,
 )
@@ -346,7 +349,11 @@ def login(
     csrf_token: Annotated[str, Form(max_length=128)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    """Sign a person in: throttled per address and audited like a bad API key when it fails."""
+    """Sign a person in: throttled per name (not per address) and audited when it fails.
+
+    The failure audit names a known principal; a name no one has (perhaps a password typed
+    into the wrong field) is recorded only as a keyed digest, never as the text.
+    """
     next_url = _safe_next(next)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not expected or expected != csrf_token:
@@ -362,13 +369,16 @@ def login(
         max_failures=settings.auth_max_failures,
         window=timedelta(seconds=settings.auth_failure_window_seconds),
     )
-    source = request.client.host if request.client else "unknown"  # the gate's throttle key
+    pseudonym = codec_of(request).pseudonym(username)
+    bucket = f"signin:{pseudonym}"
     request_id = request_id_of(request)
+    redirect = RedirectResponse(next_url, status_code=303)
     try:
         with session_scope(engine) as session:
-            check_throttle(session=session, source=source, throttle=throttle)
+            check_throttle(session=session, source=bucket, throttle=throttle)
             principal = verify_password(session=session, name=username, password=password)
-            if principal is not None and principal.kind == PrincipalKind.PERSON:
+            if principal is not None and may_sign_in(principal):
+                set_session_cookie(request, redirect, principal, session=session)
                 append(
                     session=session,
                     actor=actor_for(principal, request_id=request_id),
@@ -376,7 +386,6 @@ def login(
                     target=f"principal:{principal.id}",
                     reason="dashboard sign-in",
                 )
-                session.expunge(principal)
             else:
                 principal = None
     except RateLimited as error:
@@ -386,8 +395,11 @@ def login(
         response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response
     if principal is None:
+        source = request.client.host if request.client else "unknown"
         with session_scope(engine) as session:
-            record_auth_failure(session=session, source=source, throttle=throttle)
+            record_auth_failure(session=session, source=bucket, throttle=throttle)
+            known = session.exec(select(Principal.id).where(Principal.name == username)).first()
+            named = repr(username) if known is not None else f"an unknown name ({pseudonym})"
             append(
                 session=session,
                 actor=Actor(
@@ -399,7 +411,7 @@ def login(
                 action="auth.failed",
                 target="route:POST /login",
                 outcome=Outcome.DENIED,
-                reason=f"POST /login: wrong name or password for {username[:64]!r}",
+                reason=f"POST /login: wrong name or password for {named}",
             )
         return _login_page(
             request,
@@ -408,8 +420,6 @@ def login(
             next_url=next_url,
             username=username,
         )
-    redirect = RedirectResponse(next_url, status_code=303)
-    set_session_cookie(request, redirect, principal)
     redirect.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return redirect
 
@@ -417,13 +427,21 @@ def login(
 @router.post("/logout", response_model=None)
 def logout(
     request: Request,
-    _actor: Viewer,
+    actor: Viewer,
+    session: SessionDep,
     csrf_token: Annotated[str | None, Form(max_length=128)] = None,
 ) -> Response:
-    """Sign out: drop the session cookie and return to the sign-in page."""
+    """Sign out: end the session in the store (a replayed cookie is refused) and drop the cookie."""
     check_csrf(request, csrf_token)
     redirect = RedirectResponse("/login", status_code=303)
-    clear_session_cookie(request, redirect)
+    end_session(request, redirect, session=session)
+    append(
+        session=session,
+        actor=actor,
+        action="auth.signout",
+        target=f"principal:{actor.principal_id}",
+        reason="dashboard sign-out",
+    )
     return redirect
 
 

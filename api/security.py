@@ -14,11 +14,15 @@ What the gate does, in order:
 
 1. Gives the request an id (``X-Request-ID`` if the client sent a sane one, else a fresh one),
    echoed in the response and carried in :attr:`Actor.request_id`.
-2. Refuses a source that failed authentication too often (429 with ``Retry-After``).
-3. Authenticates ``Authorization: Bearer <API key>`` (401 when missing or bad; a bad key is
+2. Authenticates ``Authorization: Bearer <API key>`` (401 when missing or bad; a bad key is
    counted for throttling and audited). Other credential readers (the dashboard's session
    cookie) plug in per app through ``app.state.credential_readers`` (see
    :data:`CredentialReader`).
+3. Throttles *failing* credentials only: once an address has sent too many bad credentials in
+   the window, further bad ones get 429 with ``Retry-After`` (and are no longer audited, so a
+   flood cannot grow the log), while valid keys from the same address keep working. API keys
+   and session cookies cannot be guessed (256 random bits; an HMAC key), so answering a valid
+   one is no oracle; passwords, which can be guessed, are throttled per name at sign-in.
 4. For routes with a ``{project}`` path parameter: loads the project by name; 404 when it does
    not exist *or* the caller has no role there (no existence leak; global admins see all);
    403 when the caller's roles lack the permission. The project is put on
@@ -112,6 +116,11 @@ def _source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _failure_bucket(source: str) -> str:
+    """Return the throttle bucket of bad credentials sent from ``source``."""
+    return f"addr:{source}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Denial:
     error: WardenError
@@ -133,7 +142,8 @@ def _record_denial(
     )
     with session_scope(engine) as session:
         if denial.actor is None:
-            record_auth_failure(session=session, source=source, throttle=throttle)
+            check_throttle(session=session, source=_failure_bucket(source), throttle=throttle)
+            record_auth_failure(session=session, source=_failure_bucket(source), throttle=throttle)
         append(
             session=session,
             actor=actor,
@@ -184,7 +194,6 @@ class Gate:
         action = _action(request)
         denial: _Denial | None = None
         with session_scope(engine) as session:
-            check_throttle(session=session, source=source, throttle=throttle)
             try:
                 principal = self._authenticate(request, session, credentials)
             except Unauthenticated as error:

@@ -2,10 +2,14 @@
 
 The cookie carries ``principal id · expiry · nonce · password fingerprint`` signed with HMAC-SHA256
 under a key kept in the data directory (``<data_dir>/keys/dashboard-session.key``, created 0600 on
-first use and shared by every replica that shares the directory). Nothing is stored server-side,
-so a replica that never saw the sign-in still accepts the cookie. What still ends a session at
-once: disabling the principal, or changing their password (the fingerprint no longer matches).
-Signing out clears the cookie; the cookie itself expires after :data:`SESSION_SECONDS`.
+first use and shared by every replica that shares the directory). A valid signature is not enough:
+the sign-in is also recorded in the store (:class:`governance.identity.DashboardSession`, by a
+digest of the nonce), and the cookie is honoured only while that row is open. So signing out
+ends the session for good (a replayed cookie is refused), as do disabling the principal and
+changing their password (the fingerprint no longer matches); the cookie expires after
+:data:`SESSION_SECONDS`. Only people who may sign in (:func:`governance.identity.may_sign_in`:
+a person with a password) can hold a session, so a cookie can never stand for a service account
+or the password-less bootstrap administrator.
 
 The cookie is ``HttpOnly`` and ``SameSite=Lax`` (other sites cannot post forms with it), and
 ``Secure`` when the request came over https. It is read on dashboard paths only: the REST API
@@ -27,13 +31,20 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import Request, Response
 from sqlmodel import Session
 
 from api.settings import Settings
-from governance.identity import Principal
+from governance.identity import (
+    Principal,
+    dashboard_session_active,
+    end_dashboard_session,
+    may_sign_in,
+    open_dashboard_session,
+)
 from lineage.errors import PermissionDenied, Unauthenticated
 
 __all__ = [
@@ -46,6 +57,8 @@ __all__ = [
     "check_csrf",
     "clear_session_cookie",
     "codec_of",
+    "end_session",
+    "nonce_digest",
     "read_session",
     "session_credential_reader",
     "set_session_cookie",
@@ -140,6 +153,19 @@ class SessionCodec:
         """Return the CSRF token that forms of the session with ``nonce`` must carry."""
         return self._sign(f"csrf:{nonce}")
 
+    def pseudonym(self, text: str) -> str:
+        """Return a keyed digest of ``text``: equal texts match, the text cannot be read back.
+
+        Used for what a visitor typed but must not be kept (an unknown sign-in name may be a
+        password typed into the wrong field); without the key it cannot be brute-forced.
+        """
+        return "h:" + hmac.new(self._key, f"name:{text}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def nonce_digest(nonce: str) -> str:
+    """Return the digest under which a session's nonce is recorded server-side."""
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
 
 def codec_of(request: Request) -> SessionCodec:
     """Return the app's session codec, loading its key on first use."""
@@ -175,10 +201,11 @@ def session_credential_reader(request: Request, session: Session) -> Principal |
     """Authenticate a dashboard request by its session cookie (the gate's credential reader).
 
     Returns ``None`` on ``/api/`` paths (the API takes keys only), without a cookie, or when the
-    cookie expired. A disabled principal or a changed password ends the session.
+    cookie expired. Signing out, a disabled principal or a changed password ends the session.
 
     Raises:
-        Unauthenticated: The cookie is forged, or names a principal who may no longer sign in.
+        Unauthenticated: The cookie is forged, was signed out, or names a principal who may not
+            sign in (disabled, a service account, or a person without a password).
     """
     if request.url.path.startswith("/api/"):
         return None
@@ -188,10 +215,14 @@ def session_credential_reader(request: Request, session: Session) -> Principal |
     principal = session.get(Principal, found.principal_id)
     if (
         principal is None
-        or principal.disabled_at is not None
+        or not may_sign_in(principal)
         or not hmac.compare_digest(_fingerprint(principal), found.fingerprint)
     ):
         raise Unauthenticated("your session has ended (account changed); sign in again")
+    if not dashboard_session_active(
+        session=session, principal_id=principal.id, nonce_digest=nonce_digest(found.nonce)
+    ):
+        raise Unauthenticated("your session has ended (signed out); sign in again")
     return principal
 
 
@@ -199,9 +230,21 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session_cookie(request: Request, response: Response, principal: Principal) -> WebSession:
-    """Sign ``principal`` in: set the session cookie on ``response`` and return the session."""
+def set_session_cookie(
+    request: Request, response: Response, principal: Principal, *, session: Session
+) -> WebSession:
+    """Sign ``principal`` in: record the session, set its cookie on ``response``, return it.
+
+    Raises:
+        Unauthenticated: ``principal`` may not sign in (no password, a service account).
+    """
     value, web_session = codec_of(request).issue(principal)
+    open_dashboard_session(
+        session=session,
+        principal=principal,
+        nonce_digest=nonce_digest(web_session.nonce),
+        expires_at=datetime.fromtimestamp(web_session.expires_at, UTC),
+    )
     response.set_cookie(
         SESSION_COOKIE,
         value,
@@ -212,6 +255,14 @@ def set_session_cookie(request: Request, response: Response, principal: Principa
         secure=_secure(request),
     )
     return web_session
+
+
+def end_session(request: Request, response: Response, *, session: Session) -> None:
+    """Sign out: end the request's session in the store and clear its cookie."""
+    found = read_session(request)
+    if found is not None:
+        end_dashboard_session(session=session, nonce_digest=nonce_digest(found.nonce))
+    clear_session_cookie(request, response)
 
 
 def clear_session_cookie(request: Request, response: Response) -> None:

@@ -7,7 +7,7 @@ from governance.audit import AuditEntry, Outcome, append, append_in_own_transact
 from governance.channels import Channel, SecretBox
 from governance.decisions import FindingBatch, PolicyDecision, PromotionBlock
 from governance.delivery import Attempt, Delivery, deliver_due
-from governance.identity import ApiKey, AuthFailure, IssuedKey, Principal
+from governance.identity import ApiKey, AuthFailure, DashboardSession, IssuedKey, Principal
 from governance.incidents import Incident, route_findings
 from governance.outbound import AllowEntry
 from governance.permissions import Permission
@@ -27,6 +27,7 @@ __all__ = [
     "AuditEntry",
     "AuthFailure",
     "Channel",
+    "DashboardSession",
     "Delivery",
     "FindingBatch",
     "Incident",

@@ -10,8 +10,14 @@ randomness, so a stolen digest cannot be brute-forced, and a fast hash keeps per
 verification cheap (a slow hash on every request would hand attackers a denial of service).
 Passwords, chosen by people and guessable, are hashed with Argon2 via pwdlib.
 
-Failed authentication is counted per source (client address) in the store, so every API replica
-sees the same count; past the limit the source is refused for the rest of the window.
+Failed authentication is counted per *failing credential* in the store, so every API replica sees
+the same count: the caller names the bucket (a sign-in name's keyed digest, or the address that
+sent a bad API key), and past the limit that bucket is refused for the rest of the window. A
+valid credential is never refused because someone else failed from the same address.
+
+Dashboard sign-ins are recorded server-side (:class:`DashboardSession`, by a digest of the
+cookie's nonce), so signing out, disabling a person or changing a password ends a session at
+once, on every replica, even though the cookie itself is still validly signed.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ __all__ = [
     "ApiKey",
     "AuthFailure",
     "AuthThrottle",
+    "DashboardSession",
     "IssuedKey",
     "Principal",
     "actor_for",
@@ -54,12 +61,16 @@ __all__ = [
     "check_throttle",
     "create_person",
     "create_service_account",
+    "dashboard_session_active",
     "disable_principal",
+    "end_dashboard_session",
     "get_principal",
     "get_principal_by_name",
     "issue_api_key",
     "list_api_keys",
     "list_principals",
+    "may_sign_in",
+    "open_dashboard_session",
     "record_auth_failure",
     "revoke_api_key",
     "verify_password",
@@ -103,11 +114,29 @@ class ApiKey(Record, table=True):
 
 
 class AuthFailure(Record, table=True):
-    """One failed authentication from one source, kept for the length of the throttle window."""
+    """One failed authentication in one throttle bucket, kept for the length of the window.
+
+    ``source`` is the bucket the caller chose: never a typed secret or name in clear.
+    """
 
     __tablename__ = "governance_auth_failure"
 
     source: str = Field(sa_column=sa.Column(sa.String(128), nullable=False, index=True))
+
+
+class DashboardSession(Record, table=True):
+    """One dashboard sign-in; the cookie is honoured only while its row is open.
+
+    Only a digest of the cookie's random nonce is kept, so the table cannot be turned back into
+    cookies (which also need the signing key).
+    """
+
+    __tablename__ = "governance_dashboard_session"
+
+    principal_id: uuid.UUID = Field(foreign_key="governance_principal.id", index=True)
+    nonce_digest: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    expires_at: datetime = Field(sa_type=AwareDateTime, nullable=False)
+    ended_at: datetime | None = Field(default=None, sa_type=AwareDateTime, nullable=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +291,14 @@ def disable_principal(*, session: Session, actor: Actor, principal_id: uuid.UUID
             raise Conflict("this is the last active administrator; create another one first")
     principal.disabled_at = utcnow()
     session.add(principal)
+    session.execute(
+        sa.update(DashboardSession)
+        .where(
+            col(DashboardSession.principal_id) == principal_id,
+            col(DashboardSession.ended_at).is_(None),
+        )
+        .values(ended_at=principal.disabled_at)
+    )
     session.flush()
     append(
         session=session,
@@ -271,6 +308,19 @@ def disable_principal(*, session: Session, actor: Actor, principal_id: uuid.UUID
         detail={"before": {"disabled": False}, "after": {"disabled": True}},
     )
     return principal
+
+
+def may_sign_in(principal: Principal) -> bool:
+    """Return whether ``principal`` may hold a dashboard session: an active person with a password.
+
+    Service accounts and people without a password (the bootstrap administrator) use API keys
+    only, so no session cookie may ever stand for them.
+    """
+    return (
+        principal.kind == PrincipalKind.PERSON
+        and bool(principal.password_hash)
+        and principal.disabled_at is None
+    )
 
 
 def verify_password(*, session: Session, name: str, password: str) -> Principal | None:
@@ -430,7 +480,7 @@ def actor_for(
 def check_throttle(
     *, session: Session, source: str, throttle: AuthThrottle, now: datetime | None = None
 ) -> None:
-    """Refuse ``source`` while it has made too many failed attempts in the current window.
+    """Refuse the bucket ``source`` while it holds too many failures in the current window.
 
     Raises:
         RateLimited: With the seconds until the oldest counted failure leaves the window.
@@ -446,7 +496,7 @@ def check_throttle(
         return
     retry = max(1, math.ceil((recent[-1] + throttle.window - now).total_seconds()))
     raise RateLimited(
-        f"too many failed authentication attempts from this address; retry in {retry} s",
+        f"too many failed attempts with this credential; retry in {retry} s",
         retry_after_seconds=retry,
     )
 
@@ -454,10 +504,64 @@ def check_throttle(
 def record_auth_failure(
     *, session: Session, source: str, throttle: AuthThrottle, now: datetime | None = None
 ) -> None:
-    """Count one failed authentication from ``source`` and forget failures older than a window."""
+    """Count one failure in the bucket ``source`` and forget failures older than a window."""
     now = now or utcnow()
     session.execute(
         sa.delete(AuthFailure).where(col(AuthFailure.created_at) <= now - throttle.window)
     )
     session.add(AuthFailure(source=source[:128], created_at=now))
     session.flush()
+
+
+def open_dashboard_session(
+    *,
+    session: Session,
+    principal: Principal,
+    nonce_digest: str,
+    expires_at: datetime,
+    now: datetime | None = None,
+) -> DashboardSession:
+    """Record a dashboard sign-in (and drop sessions that expired long enough ago).
+
+    Raises:
+        Unauthenticated: ``principal`` may not sign in (see :func:`may_sign_in`).
+    """
+    if not may_sign_in(principal):
+        raise Unauthenticated("this principal cannot sign in to the dashboard; use an API key")
+    now = now or utcnow()
+    session.execute(sa.delete(DashboardSession).where(col(DashboardSession.expires_at) <= now))
+    row = DashboardSession(
+        principal_id=principal.id, nonce_digest=nonce_digest, expires_at=expires_at
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def dashboard_session_active(
+    *, session: Session, principal_id: uuid.UUID, nonce_digest: str, now: datetime | None = None
+) -> bool:
+    """Return whether the sign-in ``nonce_digest`` of ``principal_id`` is open and unexpired."""
+    row = session.exec(
+        select(DashboardSession).where(DashboardSession.nonce_digest == nonce_digest)
+    ).first()
+    return (
+        row is not None
+        and row.principal_id == principal_id
+        and row.ended_at is None
+        and row.expires_at > (now or utcnow())
+    )
+
+
+def end_dashboard_session(
+    *, session: Session, nonce_digest: str, now: datetime | None = None
+) -> DashboardSession | None:
+    """End the sign-in ``nonce_digest`` (sign-out); a replayed cookie is refused from now on."""
+    row = session.exec(
+        select(DashboardSession).where(DashboardSession.nonce_digest == nonce_digest)
+    ).first()
+    if row is not None and row.ended_at is None:
+        row.ended_at = now or utcnow()
+        session.add(row)
+        session.flush()
+    return row

@@ -112,8 +112,8 @@ def test_a_global_admin_passes_everywhere(
     assert gated.post("/api/v1/projects/other/probe", headers=admin.headers).status_code == 200
 
 
-def test_repeated_failures_are_rate_limited_with_retry_after(
-    gated: TestClient, make_principal: Callable[..., Issued]
+def test_repeated_bad_keys_are_throttled_but_valid_keys_from_the_address_still_work(
+    gated: TestClient, make_principal: Callable[..., Issued], engine: Engine
 ) -> None:
     settings = gated.app.state.settings  # type: ignore[attr-defined]
     gated.app.state.settings = settings.model_copy(update={"auth_max_failures": 3})  # type: ignore[attr-defined]
@@ -122,9 +122,18 @@ def test_repeated_failures_are_rate_limited_with_retry_after(
         assert (
             gated.post("/api/v1/projects/acme/probe", headers=bearer("wdn_x_y")).status_code == 401
         )
-    limited = gated.post("/api/v1/projects/acme/probe", headers=good.headers)
+    limited = gated.post("/api/v1/projects/acme/probe", headers=bearer("wdn_x_z"))
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["retry-after"]) <= 60
+    audited = len(_audit(engine))
+    # The attacker keeps hammering; the log stops growing and the valid key behind the same
+    # address (one proxy, one NAT) keeps working.
+    for _ in range(5):
+        assert (
+            gated.post("/api/v1/projects/acme/probe", headers=bearer("wdn_a_b")).status_code == 429
+        )
+    assert len(_audit(engine)) == audited
+    assert gated.post("/api/v1/projects/acme/probe", headers=good.headers).status_code == 200
 
 
 def test_an_app_can_plug_in_another_credential_reader(
