@@ -81,6 +81,7 @@ def up(
 
     from api.app import create_app
     from api.migrate import upgrade
+    from api.routes.audit import attach_audit_signer
     from api.scheduler import Scheduler
     from api.worker import run_worker, stop_on_signals
     from lineage import create_store_engine
@@ -88,6 +89,7 @@ def up(
     settings = _settings()
     upgrade(settings.resolved_database_url())
     engine = create_store_engine(settings.resolved_database_url())
+    attach_audit_signer(engine, settings)  # the scheduler and worker append from the start
     # uvicorn restores these handlers and re-raises the signal it caught once it has shut down,
     # so the signal ends up setting ``stop`` and the scheduler and worker finish cleanly.
     stop = stop_on_signals()
@@ -134,6 +136,7 @@ def demo(
 @app.command()
 def scheduler() -> None:
     """Run the scheduler: the lease holder queues due monitor slots, others stand by."""
+    from api.routes.audit import attach_audit_signer
     from api.scheduler import Scheduler
     from api.worker import stop_on_signals
     from lineage import create_store_engine
@@ -141,6 +144,7 @@ def scheduler() -> None:
     settings = _settings()
     _log_to_stderr()
     engine = create_store_engine(settings.resolved_database_url())
+    attach_audit_signer(engine, settings)  # its appends keep the checkpoint schedule
     try:
         Scheduler(engine=engine, settings=settings).run(stop_on_signals())
     finally:
@@ -150,12 +154,14 @@ def scheduler() -> None:
 @app.command()
 def worker() -> None:
     """Run a worker: claim queued jobs (monitor runs, pipeline runs, reports) and run them."""
+    from api.routes.audit import attach_audit_signer
     from api.worker import run_worker, stop_on_signals
     from lineage import create_store_engine
 
     settings = _settings()
     _log_to_stderr()
     engine = create_store_engine(settings.resolved_database_url())
+    attach_audit_signer(engine, settings)  # its appends keep the checkpoint schedule
     try:
         run_worker(settings, engine, stop_on_signals())
     finally:

@@ -5,6 +5,12 @@ the public key (``GET /api/v1/audit/public-key`` or ``warden audit public-key``)
 
     warden audit verify --file export.jsonl --public-key audit.pem
 
+Either form can also be checked against a copy of the checkpoints kept outside the database
+(``--anchor``: the anchor file, or the checkpoint CloudEvents a receiver stored, one per line),
+which finds truncation and rewrites re-signed with a stolen key::
+
+    warden audit verify --anchor /mnt/worm/audit-anchor.jsonl
+
 The command exits 0 when the chain and every checkpoint are intact, 1 when something is broken
 (the first broken sequence number is printed), and 2 on unusable input.
 """
@@ -36,7 +42,8 @@ def _settings() -> Settings:
 def _echo_report(report: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report, sort_keys=True))
-    elif report["intact"]:
+        return
+    if report["intact"]:
         typer.echo(
             f"intact: {report['entries']} entries (head {report['head_seq']}), "
             f"{report['checkpoints_verified']}/{report['checkpoints']} checkpoints verified"
@@ -50,6 +57,17 @@ def _echo_report(report: dict[str, Any], *, as_json: bool) -> None:
         typer.echo(
             "warning: checkpoint signatures were not checked (no public key given)", err=True
         )
+    if report["anchor"] is not None:
+        typer.echo(
+            f"anchor {report['anchor']}: {report['anchored']} checkpoints agree, "
+            f"{report['unanchored']} not anchored"
+        )
+        if report["unanchored"]:
+            typer.echo(
+                "warning: checkpoints missing from the anchor are not protected against a "
+                "re-signed rewrite; check that Warden can append to the anchor",
+                err=True,
+            )
 
 
 @app.command()
@@ -62,25 +80,58 @@ def verify(
         Path | None,
         typer.Option("--public-key", help="PEM public key (default: this data dir's key)."),
     ] = None,
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchor",
+            help="Compare with this copy of the checkpoints kept outside the database "
+            "(default online: WARDEN_AUDIT_ANCHOR_PATH).",
+        ),
+    ] = None,
+    every: Annotated[
+        int | None,
+        typer.Option(
+            "--every",
+            min=1,
+            help="The checkpoint interval promised (default online: "
+            "WARDEN_AUDIT_CHECKPOINT_EVERY).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Check the hash chain and checkpoint signatures; report the first broken sequence number."""
+    """Check the chain, checkpoints and anchor; report the first broken sequence number."""
+    from governance.anchors import FileAnchor
     from governance.audit_export import verify_export, verify_store
     from governance.signing import load_or_create_signer, load_public_key
     from lineage import WardenError, create_store_engine
 
     try:
         key = load_public_key(public_key.read_bytes()) if public_key else None
+        if anchor is not None and not anchor.is_file():
+            raise OSError(f"the anchor {anchor} is not a file")
         if file is not None:
             with file.open(encoding="utf-8") as handle:
-                report = verify_export(list(handle), public_key=key)
+                lines = list(handle)
+            outside = FileAnchor(anchor) if anchor is not None else None
+            report = verify_export(
+                lines,
+                public_key=key,
+                every=every,
+                anchored=outside.read() if outside is not None else None,
+                anchor=outside.location if outside is not None else None,
+            )
         else:
             settings = _settings()
             if key is None and settings.resolved_audit_key_path().exists():
                 key = load_or_create_signer(settings.resolved_audit_key_path()).public_key
             engine = create_store_engine(settings.resolved_database_url())
             try:
-                report = verify_store(engine=engine, public_key=key)
+                report = verify_store(
+                    engine=engine,
+                    public_key=key,
+                    every=every or settings.audit_checkpoint_every,
+                    anchor=FileAnchor(anchor or settings.resolved_audit_anchor_path()),
+                )
             finally:
                 engine.dispose()
     except (WardenError, OSError) as error:
@@ -95,15 +146,15 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
 ) -> None:
     """Export the whole chain as JSONL (unredacted; the export is itself audited)."""
+    from api.routes.audit import attach_audit_signer
     from governance.actors import Actor
     from governance.audit import append, head
     from governance.audit_export import export_lines
-    from governance.signing import load_or_create_signer
     from lineage import create_store_engine, session_scope
 
     settings = _settings()
-    signer = load_or_create_signer(settings.resolved_audit_key_path())
     engine = create_store_engine(settings.resolved_database_url())
+    signer = attach_audit_signer(engine, settings)
     try:
         with session_scope(engine) as session:
             up_to = head(session=session).seq
@@ -127,14 +178,14 @@ def export(
 
 @app.command()
 def checkpoint() -> None:
-    """Sign the current head of the chain now."""
+    """Sign the current head of the chain now (and any position the schedule missed)."""
+    from api.routes.audit import attach_audit_signer
     from governance.audit import checkpoint as sign_now
-    from governance.signing import load_or_create_signer
     from lineage import create_store_engine, session_scope
 
     settings = _settings()
-    signer = load_or_create_signer(settings.resolved_audit_key_path())
     engine = create_store_engine(settings.resolved_database_url())
+    signer = attach_audit_signer(engine, settings)
     try:
         with session_scope(engine) as session:
             made = sign_now(session=session, signer=signer)

@@ -93,7 +93,19 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = Field(
         default=100,
         ge=1,
-        description="Sign a checkpoint of the audit chain's head every this many entries.",
+        description="Sign a checkpoint of the audit chain's head every this many entries; "
+        "verification treats a longer stretch without one as a break.",
+    )
+    audit_anchor_path: Path | None = Field(
+        default=None,
+        description="Append-only JSON-lines file that receives a copy of every audit checkpoint, "
+        "outside the database; defaults to audit-anchor.jsonl beside the signing key. Put it "
+        "where the database's owner cannot rewrite it (another host's mount, chattr +a).",
+    )
+    audit_anchor_channels: list[str] = Field(
+        default_factory=list,
+        description="Alert channels ('project/channel', JSON list) that receive every audit "
+        "checkpoint as a signed CloudEvent, so a third party holds a copy too.",
     )
     auth_max_failures: int = Field(
         default=10,
@@ -125,6 +137,12 @@ class Settings(BaseSettings):
     def resolved_audit_key_path(self) -> Path:
         """Return the audit signing key's path, defaulting to ``<data_dir>/keys/``."""
         return self.audit_key_path or self.data_dir / "keys" / "audit-ed25519.pem"
+
+    def resolved_audit_anchor_path(self) -> Path:
+        """Return the audit anchor file's path, defaulting to beside the signing key."""
+        return self.audit_anchor_path or self.resolved_audit_key_path().parent / (
+            "audit-anchor.jsonl"
+        )
 
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to ``<data_dir>/warden.db``."""

@@ -14,6 +14,10 @@ Contract for every other room::
 entry land together or not at all. A *denied* attempt must survive the request's rollback: write
 it with :func:`append_in_own_transaction` (its own session, committed at once).
 
+One rule for who writes: the service function that performs an action writes its entry, in the
+same session (:func:`act_then_audit` is the helper); routes never append for actions, they write
+only denials.
+
 Chain. Entry *n* stores ``prev_hash`` (the hash of entry *n-1*, 64 zeros for entry 1) and
 ``hash = SHA-256(canonical_json(payload))`` where the payload holds every column of the entry
 except ``hash`` itself (:func:`entry_payload`). Canonical JSON is RFC 8785-style: object keys
@@ -30,7 +34,9 @@ The unique ``seq`` column is the last line of defence: a fork would fail to inse
 Reading the head is one indexed ``ORDER BY seq DESC LIMIT 1``: append is O(1).
 
 The database refuses UPDATE and DELETE on the entry and checkpoint tables (triggers created by
-the ``audit`` migration branch), so even a bug in Warden cannot rewrite history.
+the ``audit`` migration branch), so even a bug in Warden cannot rewrite history. Its owner can
+drop them; signed, chained checkpoints (:mod:`governance.checkpoints`) copied outside the
+database (:mod:`governance.anchors`) are what find that.
 """
 
 from __future__ import annotations
@@ -40,17 +46,25 @@ import enum
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, col, select
 
 from governance.actors import Actor, PrincipalKind
-from governance.checkpoints import AuditCheckpoint, format_time, policy_for, sign_head
+from governance.anchors import announce, publish_after_commit
+from governance.checkpoints import (
+    AuditCheckpoint,
+    CheckpointPolicy,
+    format_time,
+    last_checkpoint,
+    policy_for,
+    sign_head,
+)
 from governance.signing import Signer
 from lineage.errors import InvalidInput
 from lineage.store import session_scope
@@ -58,12 +72,14 @@ from lineage.tables import Record
 
 __all__ = [
     "ADVISORY_LOCK_KEY",
+    "DEFAULT_CHECKPOINT_EVERY",
     "GENESIS_HASH",
     "MAX_DETAIL_BYTES",
     "AuditEntry",
     "AuditFilter",
     "ChainHead",
     "Outcome",
+    "act_then_audit",
     "append",
     "append_in_own_transaction",
     "canonical_json",
@@ -76,6 +92,7 @@ __all__ = [
 ]
 
 GENESIS_HASH = "0" * 64
+DEFAULT_CHECKPOINT_EVERY = 100
 _COLUMNS = (
     "action",
     "actor_id",
@@ -347,13 +364,52 @@ def append(
 
     policy = policy_for(session)
     if policy is not None:
-        # "Since the last checkpoint", not "seq % every": a process without the key (a CLI
-        # command, a worker not configured to sign) may have appended past a multiple of N, and
-        # the next process holding the key catches up instead of skipping a checkpoint.
-        last = session.exec(select(sa.func.max(AuditCheckpoint.seq))).one() or 0
-        if entry.seq - last >= policy.every:
-            sign_head(session=session, seq=entry.seq, entry_hash=entry.hash, signer=policy.signer)
+        _seal(session=session, policy=policy, current=ChainHead(entry.seq, entry.hash))
     return entry
+
+
+def _hash_at(session: Session, seq: int) -> str:
+    return session.exec(select(AuditEntry.hash).where(AuditEntry.seq == seq)).one()
+
+
+def _seal(
+    *, session: Session, policy: CheckpointPolicy, current: ChainHead, at_head: bool = False
+) -> list[AuditCheckpoint]:
+    # Checkpoints fall at exact positions, every ``policy.every`` entries after the previous one,
+    # so a verifier knows where they must be. A process without the key (a CLI command, a worker
+    # not configured to sign) may have appended past such a position: the next process holding
+    # the key signs the missed positions then, from the hashes already in the chain.
+    last = last_checkpoint(session=session)
+    last_seq = last.seq if last is not None else 0
+    made: list[AuditCheckpoint] = []
+    while current.seq - last_seq >= policy.every:
+        target = last_seq + policy.every
+        target_hash = current.hash if target == current.seq else _hash_at(session, target)
+        made.append(
+            sign_head(
+                session=session,
+                seq=target,
+                entry_hash=target_hash,
+                signer=policy.signer,
+                every=policy.every,
+            )
+        )
+        last_seq = target
+    if at_head and last_seq < current.seq:
+        made.append(
+            sign_head(
+                session=session,
+                seq=current.seq,
+                entry_hash=current.hash,
+                signer=policy.signer,
+                every=policy.every,
+            )
+        )
+    if made and policy.anchor is not None:
+        publish_after_commit(session=session, anchor=policy.anchor, made=made)
+    if made and policy.announce_to:
+        announce(session=session, made=made, channels=policy.announce_to)
+    return made
 
 
 def append_in_own_transaction(
@@ -391,22 +447,81 @@ def append_in_own_transaction(
         )
 
 
-def checkpoint(*, session: Session, signer: Signer) -> AuditCheckpoint | None:
+def checkpoint(
+    *, session: Session, signer: Signer, every: int | None = None
+) -> AuditCheckpoint | None:
     """Sign the current head now (on demand), in the caller's transaction.
 
-    Returns the existing checkpoint when the head is already signed, and ``None`` when the log
-    is empty (there is nothing to pin yet).
+    Positions the schedule missed (entries appended by a process without the key) are signed
+    first, so the checkpoints stay where verification expects them. The checkpoint is anchored
+    and announced as the policy attached to the engine says (when it uses the same key).
+
+    Args:
+        session: The caller's session.
+        signer: The checkpoint key.
+        every: The interval to record; defaults to the attached policy's, else 100.
+
+    Returns:
+        The checkpoint at the head (the existing one when the head is already signed), or
+        ``None`` when the log is empty (there is nothing to pin yet).
     """
     _lock_chain(session)
     current = head(session=session)
     if current.seq == 0:
         return None
-    existing = session.exec(
-        select(AuditCheckpoint).where(AuditCheckpoint.seq == current.seq)
-    ).first()
-    if existing is not None:
-        return existing
-    return sign_head(session=session, seq=current.seq, entry_hash=current.hash, signer=signer)
+    attached = policy_for(session)
+    if attached is not None and attached.signer.key_id == signer.key_id:
+        policy = attached if every is None else replace(attached, every=every)
+    else:
+        fallback = attached.every if attached is not None else DEFAULT_CHECKPOINT_EVERY
+        policy = CheckpointPolicy(signer=signer, every=every or fallback)
+    made = _seal(session=session, policy=policy, current=current, at_head=True)
+    if made:
+        return made[-1]
+    return session.exec(select(AuditCheckpoint).where(AuditCheckpoint.seq == current.seq)).one()
+
+
+_T = TypeVar("_T")
+
+
+def act_then_audit(
+    act: Callable[[], _T],
+    *,
+    session: Session,
+    actor: Actor,
+    action: str,
+    target: str | Callable[[_T], str],
+    detail: Mapping[str, Any] | Callable[[_T], Mapping[str, Any]] | None = None,
+    reason: str = "",
+    project_id: uuid.UUID | None = None,
+) -> _T:
+    """Do ``act`` and, only if it succeeds, write its audit entry in the same transaction.
+
+    The one rule for audit: the service function that performs an action writes its entry,
+    in the caller's session, after the action is flushed (so ids exist and a constraint that
+    refuses the action raises before anything is recorded). Routes never append for actions;
+    they record only denials (:func:`append_in_own_transaction`). ``target`` and ``detail`` may
+    be functions of the action's result::
+
+        grant = act_then_audit(
+            lambda: _add_grant(session, ...),
+            session=session, actor=actor, action="role.grant",
+            target=lambda g: f"principal:{g.principal_id}",
+            detail=lambda g: {"after": {"role": g.role}},
+        )
+    """
+    result = act()
+    session.flush()
+    append(
+        session=session,
+        actor=actor,
+        action=action,
+        target=target(result) if callable(target) else target,
+        detail=detail(result) if callable(detail) else detail,
+        reason=reason,
+        project_id=project_id,
+    )
+    return result
 
 
 def _filtered(query: Any, where: AuditFilter) -> Any:

@@ -9,16 +9,19 @@ Export format (``warden.audit.export/v1``), one canonical JSON object per line, 
 - ``{"record": "redacted", "seq": …, "prev_hash": …, "hash": …}`` for entries of projects the
   reader may not see, so the chain still links from 1 to n and an auditor of one project can
   prove their entries belong to the one chain without learning anything else about the others;
-- ``{"record": "checkpoint", "seq", "hash", "key_id", "at", "signature"}`` right after the entry
-  it pins.
+- ``{"record": "checkpoint", "seq", "hash", "key_id", "at", "signature", "prev", "every"}``
+  right after the entry it pins (``prev`` and ``every`` absent on unchained ``v1`` checkpoints).
 
 Verification (:class:`ChainVerifier`, used by :func:`verify_store` on the database and by
 :func:`verify_export` on a file, offline) checks, entry by entry: sequence numbers run 1..n
 without gaps; each entry's hash is the SHA-256 of its canonical payload; each ``prev_hash`` is the
-previous entry's hash. Then every checkpoint: signed by the given public key, and pinning the hash
-the chain actually has at that sequence number (so a chain rewritten and re-hashed from entry k
-on is caught by the first checkpoint at or after k, and a truncated chain by a checkpoint beyond
-its end). It reports the first broken sequence number, or that chain and checkpoints are intact.
+previous entry's hash. Then the checkpoints: each signed by the given public key and pinning the
+hash the chain actually has at its sequence number; each chained to the one before it; none
+missing from the schedule (no two further apart than the interval, nor the head further from the
+last one). Last, when an anchor is given (:mod:`governance.anchors`), every anchored checkpoint
+must be in the log, unchanged, over the same entry hash: so truncation (with the checkpoints
+deleted) and a rewrite re-signed with the stolen key are found against the outside copy. It
+reports the first broken sequence number, or that all is intact.
 
 When entry *n*'s own hash is right but its ``prev_hash`` disagrees with entry *n-1*, entry *n-1*
 was rewritten and re-hashed (its successor still vouches for the original), so *n-1* is reported.
@@ -38,6 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from governance.actors import Actor
+from governance.anchors import Anchor
 from governance.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -45,7 +49,13 @@ from governance.audit import (
     entry_hash,
     entry_payload,
 )
-from governance.checkpoints import AuditCheckpoint, checkpoint_message, format_time
+from governance.checkpoints import (
+    GENESIS_DIGEST,
+    AuditCheckpoint,
+    CheckpointRecord,
+    format_time,
+    policy_for,
+)
 from governance.permissions import Permission
 from governance.roles import ROLE_PERMISSIONS, Role, RoleGrant
 from governance.signing import key_id_of, verify_signature
@@ -90,32 +100,6 @@ def readable_project_ids(*, session: Session, actor: Actor) -> frozenset[uuid.UU
 
 
 @dataclass(frozen=True, slots=True)
-class CheckpointRecord:
-    """A checkpoint as the verifier sees it (from the database or an export line)."""
-
-    seq: int
-    hash: str
-    key_id: str
-    at: str
-    signature: str
-
-    @classmethod
-    def of(cls, checkpoint: AuditCheckpoint) -> CheckpointRecord:
-        """Return the verifier's view of a stored checkpoint."""
-        return cls(
-            seq=checkpoint.seq,
-            hash=checkpoint.entry_hash,
-            key_id=checkpoint.key_id,
-            at=format_time(checkpoint.created_at),
-            signature=checkpoint.signature,
-        )
-
-    def line(self) -> dict[str, Any]:
-        """Return the export line of this checkpoint."""
-        return {"record": "checkpoint", **asdict(self)}
-
-
-@dataclass(frozen=True, slots=True)
 class VerifyReport:
     """What verification found: intact, or the first sequence number that cannot be trusted.
 
@@ -129,6 +113,10 @@ class VerifyReport:
         first_broken_seq: The first untrustworthy sequence number, ``None`` when intact.
         problem: What was wrong there, and what it means.
         redacted: How many entries were redacted (their content could not be checked).
+        every: The checkpoint interval the configuration promises (``None``: not checked).
+        anchor: Where the outside copy of the checkpoints was read (``None``: not compared).
+        anchored: How many checkpoints the anchor holds that agree with the chain.
+        unanchored: How many checkpoints of the chain the anchor does not hold (yet).
     """
 
     intact: bool
@@ -140,6 +128,10 @@ class VerifyReport:
     first_broken_seq: int | None = None
     problem: str | None = None
     redacted: int = 0
+    every: int | None = None
+    anchor: str | None = None
+    anchored: int = 0
+    unanchored: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data (API and ``--json``)."""
@@ -151,11 +143,26 @@ class ChainVerifier:
     """Check a stream of entries against the chain rules, then the checkpoints against it.
 
     Feed entries in sequence order with :meth:`entry` (or :meth:`redacted`), then call
-    :meth:`finish`. Checkpoints are given up front so their sequence numbers can be remembered.
+    :meth:`finish`. Checkpoints (and the anchor's copies) are given up front so the hashes at
+    their sequence numbers can be remembered.
+
+    Attributes:
+        checkpoints: The chain's own checkpoints (database or export).
+        public_key: The checkpoint key; ``None`` leaves signatures unchecked.
+        every: The interval the configuration promises; checkpoints may be no further apart
+            (nor the head further from the last one) than it, or than the interval each
+            checkpoint signed. ``None`` checks only the signed intervals.
+        anchored: The records of the outside copy; ``None`` when no anchor is compared.
+        anchor: Where the outside copy was read, for the report.
+        anchor_up_to: Ignore anchor records after this seq (an export is a prefix of the log).
     """
 
     checkpoints: list[CheckpointRecord]
     public_key: Ed25519PublicKey | None
+    every: int | None = None
+    anchored: list[CheckpointRecord] | None = None
+    anchor: str | None = None
+    anchor_up_to: int | None = None
     _expected: int = 1
     _last_hash: str = GENESIS_HASH
     _entries: int = 0
@@ -166,7 +173,11 @@ class ChainVerifier:
     _seqs: frozenset[int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._seqs = frozenset(c.seq for c in self.checkpoints)
+        if self.anchored is not None and self.anchor_up_to is not None:
+            self.anchored = [r for r in self.anchored if r.seq <= self.anchor_up_to]
+        self._seqs = frozenset(c.seq for c in self.checkpoints) | frozenset(
+            r.seq for r in self.anchored or ()
+        )
 
     def _seen(self, seq: int, stored_hash: str) -> None:
         self._entries += 1
@@ -231,32 +242,30 @@ class ChainVerifier:
                 "cut from its end",
             )
 
-    def finish(self) -> VerifyReport:
-        """Check the checkpoints against the chain read so far and return the report."""
-        verified = 0
-        expected_key = key_id_of(self.public_key) if self.public_key is not None else None
-        for checkpoint in sorted(self.checkpoints, key=lambda c: c.seq):
-            message = checkpoint_message(
-                seq=checkpoint.seq,
-                entry_hash=checkpoint.hash,
-                key_id=checkpoint.key_id,
-                at=checkpoint.at,
+    def _signed(self, record: CheckpointRecord, where: str) -> bool:
+        if self.public_key is None:
+            return True
+        expected_key = key_id_of(self.public_key)
+        if record.key_id != expected_key:
+            self._break(
+                record.seq,
+                f"the checkpoint at {record.seq}{where} names key {record.key_id}, not the "
+                f"given public key {expected_key}",
             )
-            if expected_key is not None and checkpoint.key_id != expected_key:
-                self._break(
-                    checkpoint.seq,
-                    f"the checkpoint at {checkpoint.seq} names key {checkpoint.key_id}, not the "
-                    f"given public key {expected_key}",
-                )
-                continue
-            if self.public_key is not None and not verify_signature(
-                self.public_key, message, checkpoint.signature
-            ):
-                self._break(
-                    checkpoint.seq,
-                    f"the checkpoint at {checkpoint.seq} has an invalid signature: it was forged "
-                    "or altered",
-                )
+            return False
+        if not verify_signature(self.public_key, record.message(), record.signature):
+            self._break(
+                record.seq,
+                f"the checkpoint at {record.seq}{where} has an invalid signature: it was forged "
+                "or altered",
+            )
+            return False
+        return True
+
+    def _check_pins(self, ordered: list[CheckpointRecord]) -> int:
+        verified = 0
+        for checkpoint in ordered:
+            if not self._signed(checkpoint, ""):
                 continue
             pinned = self._pinned.get(checkpoint.seq)
             if pinned is None:
@@ -275,6 +284,101 @@ class ChainVerifier:
                 continue
             if self.public_key is not None:
                 verified += 1
+        return verified
+
+    def _check_links(self, ordered: list[CheckpointRecord]) -> None:
+        previous: CheckpointRecord | None = None
+        for checkpoint in ordered:
+            if checkpoint.prev is not None:
+                expected = previous.digest() if previous is not None else GENESIS_DIGEST
+                if checkpoint.prev != expected:
+                    after = previous.seq if previous is not None else 0
+                    self._break(
+                        checkpoint.seq,
+                        f"the checkpoint at {checkpoint.seq} chains to a checkpoint that is not "
+                        f"in the log: a checkpoint after entry {after} was deleted",
+                    )
+            previous = checkpoint
+
+    def _check_schedule(self, ordered: list[CheckpointRecord]) -> None:
+        # Checkpoints fall every N entries (N signed in each checkpoint, and configured): a
+        # stretch longer than the interval in force at either end means one was deleted.
+        last_seq, last_every = 0, None
+        for checkpoint in ordered:
+            bounds = [b for b in (last_every, checkpoint.every or self.every) if b]
+            allowed = max(bounds) if bounds else None
+            if allowed is not None and checkpoint.seq - last_seq > allowed:
+                due = last_seq + allowed
+                self._break(
+                    due,
+                    f"the checkpoint due at entry {due} (every {allowed} entries) is missing: "
+                    f"none between entries {last_seq} and {checkpoint.seq}, so checkpoints were "
+                    "deleted",
+                )
+            last_seq, last_every = checkpoint.seq, checkpoint.every or last_every
+        bounds = [b for b in (last_every, self.every) if b]
+        head = self._max_seq
+        if bounds and head - last_seq >= max(bounds):
+            due = last_seq + max(bounds)
+            self._break(
+                due,
+                f"the checkpoint due at entry {due} (every {max(bounds)} entries) is missing: "
+                "checkpoints were deleted, or entries were appended only by processes without "
+                "the signing key since (`warden audit checkpoint` signs the missed positions)",
+            )
+
+    def _check_anchor(self, ours: dict[int, CheckpointRecord]) -> tuple[int, int]:
+        if self.anchored is None:
+            return 0, 0
+        at: dict[int, CheckpointRecord] = {}
+        for record in sorted(self.anchored, key=lambda r: r.seq):
+            if not self._signed(record, " in the anchor"):
+                continue
+            kept = at.setdefault(record.seq, record)
+            if kept != record:
+                self._break(
+                    record.seq,
+                    f"the anchor holds two different checkpoints at entry {record.seq}: one was "
+                    "signed later, over a rewritten or truncated chain",
+                )
+        matched = 0
+        for seq, record in at.items():
+            pinned = self._pinned.get(seq)
+            if pinned is None:
+                self._break(
+                    min(seq, self._max_seq + 1),
+                    f"the anchor holds a checkpoint at entry {seq}, but the log ends at entry "
+                    f"{self._max_seq}: entries were truncated (with their checkpoints)",
+                )
+            elif pinned != record.hash:
+                self._break(
+                    seq,
+                    f"entry {seq} differs from the hash the anchor keeps for it: the chain was "
+                    "rewritten up to here" + (" and re-signed" if seq in ours else ""),
+                )
+            elif seq not in ours:
+                self._break(
+                    seq,
+                    f"the checkpoint at entry {seq} is in the anchor but not in the log: it was "
+                    "deleted",
+                )
+            elif ours[seq] != record:
+                self._break(
+                    seq,
+                    f"the checkpoint at entry {seq} differs from the anchored copy: it was "
+                    "re-signed",
+                )
+            else:
+                matched += 1
+        return matched, sum(1 for seq in ours if seq not in at)
+
+    def finish(self) -> VerifyReport:
+        """Check the checkpoints against the chain, the schedule and the anchor; report."""
+        ordered = sorted(self.checkpoints, key=lambda c: c.seq)
+        verified = self._check_pins(ordered)
+        self._check_links(ordered)
+        self._check_schedule(ordered)
+        anchored, unanchored = self._check_anchor({c.seq: c for c in ordered})
         broken = self._broken
         return VerifyReport(
             intact=broken is None,
@@ -286,6 +390,10 @@ class ChainVerifier:
             first_broken_seq=broken[0] if broken else None,
             problem=broken[1] if broken else None,
             redacted=self._redacted,
+            every=self.every,
+            anchor=self.anchor if self.anchored is not None else None,
+            anchored=anchored,
+            unanchored=unanchored,
         )
 
 
@@ -318,15 +426,48 @@ def _entries_in_order(
         after = rows[-1]["seq"]
 
 
-def verify_store(*, engine: Engine, public_key: Ed25519PublicKey | None) -> VerifyReport:
-    """Verify the whole chain and every checkpoint in the database.
+def _head_seq(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return session.exec(select(sa.func.max(AuditEntry.seq))).one() or 0
+
+
+def verify_store(
+    *,
+    engine: Engine,
+    public_key: Ed25519PublicKey | None,
+    every: int | None = None,
+    anchor: Anchor | None = None,
+) -> VerifyReport:
+    """Verify the whole chain, every checkpoint, the schedule and the outside copy.
 
     Args:
         engine: The store; read in short transactions, so appends continue meanwhile.
         public_key: The checkpoint key; ``None`` checks the chain only (signatures unchecked).
+        every: The checkpoint interval the configuration promises; defaults to the one attached
+            to ``engine`` (:func:`governance.checkpoints.attach_signer`), if any.
+        anchor: The outside copy to compare with; defaults to the engine's attached anchor.
     """
-    verifier = ChainVerifier(_stored_checkpoints(engine), public_key)
-    for row in _entries_in_order(engine):
+    policy = policy_for(engine)
+    if policy is not None:
+        every = every or policy.every
+        anchor = anchor or policy.anchor
+    # Order matters, because appends go on meanwhile. The anchor is written after commit, so
+    # reading it before the head never sees a checkpoint whose entry is not read. Checkpoints
+    # are read between two reads of the head: those at or below the first head are complete
+    # (entries and checkpoints commit together), those past the second were there before the
+    # entries they pin vanished (truncation); those in between are new, and left for next time.
+    anchored = anchor.read() if anchor is not None else None
+    up_to = _head_seq(engine)
+    stored = _stored_checkpoints(engine)
+    later = _head_seq(engine)
+    verifier = ChainVerifier(
+        [c for c in stored if c.seq <= up_to or c.seq > later],
+        public_key,
+        every=every,
+        anchored=anchored,
+        anchor=anchor.location if anchor is not None else None,
+    )
+    for row in _entries_in_order(engine, up_to=up_to):
         verifier.entry(entry_payload(row), row["hash"])
     return verifier.finish()
 
@@ -388,33 +529,42 @@ def _parse(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, record
 
 
-def verify_export(lines: Iterable[str], *, public_key: Ed25519PublicKey | None) -> VerifyReport:
+def verify_export(
+    lines: Iterable[str],
+    *,
+    public_key: Ed25519PublicKey | None,
+    every: int | None = None,
+    anchored: list[CheckpointRecord] | None = None,
+    anchor: str | None = None,
+) -> VerifyReport:
     """Verify an exported JSONL file offline, without the database.
 
-    ``lines`` must be re-iterable (a list, or a file read twice): checkpoints are collected in a
-    first pass. A line that does not parse, or an entry whose fields are missing, is reported as
-    broken at that entry.
+    A line that does not parse, or an entry whose fields are missing, is reported as broken at
+    that entry. ``every`` and ``anchored`` are as for :func:`verify_store`; anchor records after
+    the export's head are not judged (an export is a prefix of the log).
     """
     records = list(_parse(lines))
     checkpoints: list[CheckpointRecord] = []
-    for number, record in records:
-        if record["record"] == "checkpoint":
-            try:
-                checkpoints.append(
-                    CheckpointRecord(
-                        seq=int(record["seq"]),
-                        hash=str(record["hash"]),
-                        key_id=str(record["key_id"]),
-                        at=str(record["at"]),
-                        signature=str(record["signature"]),
-                    )
-                )
-            except (KeyError, TypeError, ValueError) as error:
-                raise InvalidInput(
-                    f"line {number}: checkpoint lacks {error}", field="file"
-                ) from error
-    verifier = ChainVerifier(checkpoints, public_key)
     declared_head = 0
+    for number, record in records:
+        try:
+            if record["record"] == "checkpoint":
+                checkpoints.append(CheckpointRecord.parse(record))
+            elif record["record"] == "header":
+                declared_head = int(record["head_seq"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidInput(
+                f"line {number}: the {record['record']} record lacks or garbles {error}",
+                field="file",
+            ) from error
+    verifier = ChainVerifier(
+        checkpoints,
+        public_key,
+        every=every,
+        anchored=anchored,
+        anchor=anchor,
+        anchor_up_to=declared_head,
+    )
     for number, record in records:
         kind = record.pop("record")
         try:
@@ -423,8 +573,6 @@ def verify_export(lines: Iterable[str], *, public_key: Ed25519PublicKey | None) 
                 verifier.entry(record, stored)
             elif kind == "redacted":
                 verifier.redacted(int(record["seq"]), str(record["prev_hash"]), str(record["hash"]))
-            elif kind == "header":
-                declared_head = int(record["head_seq"])
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidInput(
                 f"line {number}: the {kind} record lacks or garbles {error}", field="file"

@@ -26,6 +26,7 @@ from api.limits import MAX_SQL_INTEGER
 from api.security import require, require_admin
 from api.settings import Settings
 from governance.actors import Actor
+from governance.anchors import ChannelRef, FileAnchor
 from governance.audit import (
     AuditEntry,
     AuditFilter,
@@ -67,10 +68,18 @@ def attach_audit_signer(engine: Engine, settings: Settings) -> Signer:
     """Load (or create, on first start) the checkpoint key and attach it to ``engine``.
 
     Call it wherever a process appends through ``engine`` (the app's lifespan, the scheduler,
-    the worker), so a checkpoint is signed every ``audit_checkpoint_every`` entries.
+    the worker, CLI commands that append), so a checkpoint is signed every
+    ``audit_checkpoint_every`` entries, appended to the anchor file and announced to the
+    configured channels.
     """
     signer = load_or_create_signer(settings.resolved_audit_key_path())
-    attach_signer(engine, signer, every=settings.audit_checkpoint_every)
+    attach_signer(
+        engine,
+        signer,
+        every=settings.audit_checkpoint_every,
+        anchor=FileAnchor(settings.resolved_audit_anchor_path()),
+        announce_to=tuple(ChannelRef.parse(text) for text in settings.audit_anchor_channels),
+    )
     return signer
 
 
@@ -168,6 +177,10 @@ class VerifyPublic(BaseModel):
     first_broken_seq: int | None
     problem: str | None
     key_id: str
+    every: int | None
+    anchor: str | None
+    anchored: int
+    unanchored: int
 
 
 def _readable_filter(
@@ -267,7 +280,12 @@ def export_audit(actor: AuditReader, engine: EngineDep, signer: SignerDep) -> St
 
 @router.get("/verify")
 def verify_audit(_actor: AuditReader, engine: EngineDep, signer: SignerDep) -> VerifyPublic:
-    """Verify the chain and every checkpoint; report the first broken seq or that all is intact."""
+    """Verify the chain, its checkpoints and their schedule, against the anchor file.
+
+    Reports the first broken seq, or that all is intact. The anchor (``anchor``) is the copy of
+    the checkpoints this server appends outside the database; an auditor should also check
+    against their own copy with ``warden audit verify --anchor``.
+    """
     report = verify_store(engine=engine, public_key=signer.public_key)
     return VerifyPublic(
         intact=report.intact,
@@ -279,6 +297,10 @@ def verify_audit(_actor: AuditReader, engine: EngineDep, signer: SignerDep) -> V
         first_broken_seq=report.first_broken_seq,
         problem=report.problem,
         key_id=signer.key_id,
+        every=report.every,
+        anchor=report.anchor,
+        anchored=report.anchored,
+        unanchored=report.unanchored,
     )
 
 
