@@ -20,6 +20,10 @@ Wire formats:
 Attempts fail permanently (no retry) when the outbound guard refuses the target or the receiver
 answers with a redirect, which is never followed; any other failure is retried after
 ``backoff_base * 2**(attempt-1)`` seconds (capped) until ``max_attempts``.
+
+A channel URL's path and query are credentials (a Slack incoming-webhook URL *is* the secret), so
+before the first send a filter is put on the HTTP client's loggers that cuts every URL in their
+records down to ``scheme://host:port/…``; no log line carries a channel's secret part.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -376,6 +382,47 @@ def resend(
 
 # --- sending -------------------------------------------------------------------------------
 
+_URL_TAIL = re.compile(r"\b(https?://)(?:[^/\s\"'@]*@)?([^/\s\"'?#]+)[^\s\"']*")
+_HTTP_CLIENT_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+)
+
+
+def _redact(value: object) -> object:
+    if isinstance(value, httpx.URL):
+        port = f":{value.port}" if value.port else ""
+        return f"{value.scheme}://{value.host}{port}/…"
+    if isinstance(value, str) and "://" in value:
+        return _URL_TAIL.sub(r"\1\2/…", value)
+    return value
+
+
+class _RedactUrls(logging.Filter):
+    """Cut URLs in log records down to scheme, host and port: their paths may be credentials."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message and arguments in place; never drop the record."""
+        if isinstance(record.msg, str):
+            record.msg = str(_redact(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _redact(arg) for key, arg in record.args.items()}
+        return True
+
+
+def _redact_http_client_logs() -> None:
+    """Put :class:`_RedactUrls` on the HTTP client's loggers, once per process."""
+    for name in _HTTP_CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactUrls) for f in logger.filters):
+            logger.addFilter(_RedactUrls())
+
 
 def _http_post(
     url: str,
@@ -391,6 +438,7 @@ def _http_post(
     except OutboundRefused as error:
         return _Result(AttemptOutcome.GAVE_UP, error=error.detail)
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    _redact_http_client_logs()
     try:
         with httpx.Client(
             follow_redirects=False,
@@ -405,7 +453,7 @@ def _http_post(
                 extensions=extensions,
             )
     except httpx.HTTPError as error:
-        return _Result(AttemptOutcome.RETRY, error=f"{type(error).__name__}: {error}")
+        return _Result(AttemptOutcome.RETRY, error=str(_redact(f"{type(error).__name__}: {error}")))
     code = response.status_code
     if 200 <= code < 300:
         return _Result(AttemptOutcome.SUCCEEDED, status_code=code)

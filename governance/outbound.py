@@ -7,8 +7,9 @@ that changes between check and connect — rebinding — cannot slip through).
 
 Refused unless an admin allow-listed the target for the project:
 
-- loopback (``127.0.0.0/8``, ``::1``) and the addresses of this machine's own hostname
-  (Warden itself);
+- loopback (``127.0.0.0/8``, ``::1``) and every address of this machine (Warden itself): an
+  address counts as this machine's when a socket can be bound to it, which finds every
+  interface's address (not only what the host name resolves to);
 - link-local (``169.254.0.0/16``, ``fe80::/10``), which includes the metadata service
   ``169.254.169.254``, and other well-known metadata addresses and host names;
 - unspecified (``0.0.0.0``, ``::``), multicast and reserved addresses;
@@ -19,7 +20,10 @@ usually notifies services on its own network. Redirects are never followed (a 3x
 attempt), proxies from the environment are ignored, and every call has a timeout.
 
 An allow-list entry is a host name (exact match) or an IP network in CIDR form (a bare address
-means that one address); it is stored per project by an admin and audited by the caller.
+means that one address); it is stored per project by an admin and audited by the caller. A
+network may let loopback, link-local or metadata addresses through only by naming the single
+address: a range that covers them (``0.0.0.0/1`` covers ``127.0.0.0/8``) is refused when added,
+and an older stored one is not honoured for them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -141,16 +145,44 @@ def _system_resolver(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-def _own_addresses() -> set[IPAddress]:
-    """Return the addresses of this machine's host name: reaching them reaches Warden."""
-    found: set[IPAddress] = set()
+_NEVER_LOCAL = ipaddress.ip_address("203.0.113.254")  # TEST-NET-3: no machine owns it
+
+
+def _bindable(address: IPAddress) -> bool:
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
     try:
-        _name, _aliases, addresses = socket.gethostbyname_ex(socket.gethostname())
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(address), 0))
     except OSError:
-        return found
-    for text in addresses:
-        found.add(ipaddress.ip_address(text))
-    return found
+        return False
+    return True
+
+
+class _ThisMachine:
+    """The addresses that reach Warden itself: those a socket can bind, and the host name's.
+
+    Binding asks the kernel directly, so every interface counts (a second network card, a
+    container bridge), not only what the host name resolves to. Where the kernel lets any
+    address be bound (``net.ipv4.ip_nonlocal_bind``), only the host name's addresses count.
+    """
+
+    def __init__(self) -> None:
+        try:
+            _name, _aliases, addresses = socket.gethostbyname_ex(socket.gethostname())
+        except OSError:
+            addresses = []
+        self._named: set[IPAddress] = {ipaddress.ip_address(text) for text in addresses}
+        self._probe = not _bindable(_NEVER_LOCAL)
+
+    def __contains__(self, address: object) -> bool:
+        if not isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            return False
+        return address in self._named or (self._probe and _bindable(address))
+
+
+def _own_addresses() -> Container[IPAddress]:
+    """Return the addresses of this machine: reaching them reaches Warden."""
+    return _ThisMachine()
 
 
 def _normalise(address: IPAddress) -> IPAddress:
@@ -159,7 +191,7 @@ def _normalise(address: IPAddress) -> IPAddress:
     return address
 
 
-def _refusal(address: IPAddress, own: set[IPAddress]) -> str | None:
+def _refusal(address: IPAddress, own: Container[IPAddress]) -> str | None:
     """Return why ``address`` is refused by default, or ``None`` when it may be reached."""
     if address in METADATA_ADDRESSES:
         return "a cloud metadata service"
@@ -185,6 +217,41 @@ def _parse_entry(text: str) -> IPNetwork | str:
         return text.lower().rstrip(".")
 
 
+_SINGLE_ONLY = (
+    *(
+        ipaddress.ip_network(n)
+        for n in ("127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/32", "::/128")
+    ),
+    *(ipaddress.ip_network(a) for a in sorted(METADATA_ADDRESSES, key=str)),
+)
+"""Ranges an allow-list network may open only one address at a time (never by a wide prefix)."""
+
+
+def _guarded_range(network: IPNetwork) -> IPNetwork | None:
+    """Return the loopback, link-local or metadata range a multi-address ``network`` covers."""
+    if network.num_addresses == 1:
+        return None
+    return next(
+        (
+            guarded
+            for guarded in _SINGLE_ONLY
+            if guarded.version == network.version and network.overlaps(guarded)
+        ),
+        None,
+    )
+
+
+def _single_only(address: IPAddress) -> bool:
+    return address in METADATA_ADDRESSES or address.is_loopback or address.is_link_local
+
+
+def _admits(entry: IPNetwork | str, address: IPAddress) -> bool:
+    """Return whether the network ``entry`` lets ``address`` through (host names: never here)."""
+    if isinstance(entry, str) or address not in entry:
+        return False
+    return entry.num_addresses == 1 or not _single_only(address)
+
+
 def check_host(
     *,
     scheme: str,
@@ -192,7 +259,7 @@ def check_host(
     port: int,
     allowlist: Iterable[str] = (),
     resolver: Resolver | None = None,
-    own_addresses: set[IPAddress] | None = None,
+    own_addresses: Container[IPAddress] | None = None,
 ) -> Target:
     """Resolve ``host`` and return the address to connect to, or raise :class:`OutboundRefused`.
 
@@ -228,10 +295,7 @@ def check_host(
         reason = _refusal(address, own)
         if reason is None or named is not None:
             continue
-        network = next(
-            (e for e in entries if not isinstance(e, str) and address in e),
-            None,
-        )
+        network = next((e for e in entries if _admits(e, address)), None)
         if network is None:
             raise OutboundRefused(
                 f"the host {host!r} resolves to {address}, which is {reason}; outbound calls "
@@ -250,7 +314,7 @@ def check_url(
     *,
     allowlist: Iterable[str] = (),
     resolver: Resolver | None = None,
-    own_addresses: set[IPAddress] | None = None,
+    own_addresses: Container[IPAddress] | None = None,
 ) -> Target:
     """Check an ``http``/``https`` URL with :func:`check_host` and return its pinned target."""
     try:
@@ -305,6 +369,13 @@ def add_allow_entry(
         if parsed.prefixlen == 0:
             raise InvalidInput(
                 "allowing every address defeats the guard; give a narrower network",
+                field="target",
+            )
+        guarded = _guarded_range(parsed)
+        if guarded is not None:
+            raise InvalidInput(
+                f"{str(parsed)!r} covers {guarded} (loopback, link-local or a metadata "
+                "service); allow such an address only one at a time, e.g. '127.0.0.1'",
                 field="target",
             )
         normalised = str(parsed)

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import stat
 import threading
 import time
@@ -508,3 +509,34 @@ def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
     token = boxes[0].seal({"k": "v"})
     assert all(box.open(token) == {"k": "v"} for box in boxes)
     assert [p.name for p in path.parent.iterdir()] == ["outbound.key"]
+
+
+def test_no_log_line_carries_a_channel_urls_secret(
+    engine: Engine, project: Project, box: SecretBox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with http_receiver(statuses=[500]) as receiver:
+        slack, _ = make_channel(
+            engine,
+            project,
+            box,
+            {"kind": "slack", "name": "s", "url": receiver.url + "/services/T0/B0/SLACKSECRET"},
+        )
+        hook, signing = make_channel(
+            engine,
+            project,
+            box,
+            {"kind": "webhook", "name": "w", "url": receiver.url + "/in/HOOKPATH?token=QSECRET"},
+        )
+        queue_event(engine, project, slack)
+        queue_event(engine, project, hook)
+        deliver_due(engine=engine, box=box, policy=FAST)
+        deliver_due(engine=engine, box=box, policy=FAST, now=utcnow() + timedelta(minutes=5))
+        assert len(receiver.requests) == 3
+    assert signing is not None
+    text = "\n".join(
+        f"{record.name} {record.getMessage()} {record.exc_text or ''}" for record in caplog.records
+    )
+    assert "HTTP Request: POST" in text, "the HTTP client's log lines were captured"
+    for secret in ("SLACKSECRET", "HOOKPATH", "QSECRET", signing, signing.removeprefix("whsec_")):
+        assert secret not in text

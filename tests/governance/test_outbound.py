@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Sequence
 
 import pytest
@@ -166,3 +168,71 @@ def test_bad_allow_list_entries_are_refused(engine: Engine, target: str, match: 
             add_allow_entry(
                 session=session, project_id=acme.id, target=target, note="", created_by="a"
             )
+
+
+def _this_machines_address() -> ipaddress.IPv4Address:
+    """Return this machine's address on its default route (connecting UDP sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.123", 9))
+        except OSError:
+            pytest.skip("this machine has no IPv4 route off loopback")
+        address = ipaddress.IPv4Address(probe.getsockname()[0])
+    if address.is_loopback:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    return address
+
+
+def test_this_machines_own_non_loopback_address_is_refused() -> None:
+    address = _this_machines_address()
+    with pytest.raises(OutboundRefused, match=r"this machine \(Warden itself\)"):
+        check_url(f"http://{address}:8000/api/v1/projects")
+    resolver = dns({"innocent.example.com": [str(address)]})
+    with pytest.raises(OutboundRefused, match="Warden itself"):
+        check_url("https://innocent.example.com/hook", resolver=resolver)
+    assert (
+        check_url(
+            "https://hooks.example.com/", resolver=dns({"hooks.example.com": ["203.0.113.7"]})
+        ).address
+        == "203.0.113.7"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "covered"),
+    [
+        ("0.0.0.0/1", "127.0.0.0/8"),
+        ("127.0.0.0/8", "127.0.0.0/8"),
+        ("127.0.0.0/31", "127.0.0.0/8"),
+        ("169.254.0.0/16", "169.254.0.0/16"),
+        ("169.254.169.0/24", "169.254.0.0/16"),
+        ("100.64.0.0/10", "100.100.100.200/32"),
+        ("::/1", "::1/128"),
+        ("fe80::/64", "fe80::/10"),
+        ("fd00:ec2::/64", "fd00:ec2::254/128"),
+    ],
+)
+def test_an_allow_list_range_may_not_cover_loopback_link_local_or_metadata(
+    engine: Engine, target: str, covered: str
+) -> None:
+    with session_scope(engine) as session:
+        acme = create_project(session=session, name="acme")
+        with pytest.raises(InvalidInput, match=f"covers {re.escape(covered)}"):
+            add_allow_entry(
+                session=session, project_id=acme.id, target=target, note="", created_by="a"
+            )
+        for single in ("127.0.0.1", "169.254.169.254", "10.0.0.0/8", "fd12::/16"):
+            add_allow_entry(
+                session=session, project_id=acme.id, target=single, note="", created_by="a"
+            )
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8000/", "http://169.254.169.254/latest/", "http://100.100.100.200/"],
+)
+def test_a_stored_wide_entry_is_not_honoured_for_guarded_addresses(url: str) -> None:
+    wide = ["0.0.0.0/1", "64.0.0.0/2", "169.254.0.0/16"]
+    with pytest.raises(OutboundRefused, match="refused unless"):
+        check_url(url, allowlist=wide, own_addresses=NO_OWN)
+    assert check_url("http://10.9.8.7/", allowlist=wide, own_addresses=NO_OWN).allowed_by is None
