@@ -1,7 +1,7 @@
 """Monitors: specs, reference baselines, runners, typed findings and reports."""
 
 from monitors.baseline import Baseline, CategoricalSummary, NumericSummary, build_baseline, merge
-from monitors.baselines_store import (
+from monitors.baseline.storage import (
     BaselineCreate,
     BaselinePublic,
     StoredBaseline,
@@ -25,6 +25,17 @@ from monitors.inferences import (
     log_labels,
     read_window,
 )
+from monitors.kinds import (
+    Chart,
+    KindResult,
+    Model,
+    MonitorContext,
+    MonitorResult,
+    get_kind,
+    register_kind,
+    registered_kinds,
+    run_monitor,
+)
 from monitors.models import (
     Monitor,
     MonitorCreate,
@@ -38,17 +49,6 @@ from monitors.models import (
 )
 from monitors.performance import compute_performance, reference_performance
 from monitors.quality import QualityResult, check_quality
-from monitors.registry import (
-    Chart,
-    KindResult,
-    Model,
-    MonitorContext,
-    MonitorResult,
-    get_kind,
-    register_kind,
-    registered_kinds,
-    run_monitor,
-)
 from monitors.report import RunReport, build_report
 from monitors.schedules import (
     MisfirePolicy,

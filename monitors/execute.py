@@ -3,14 +3,14 @@
 :func:`execute_run` is what the worker's ``monitor_run`` handler and ``warden monitor run`` call:
 
 1. read the run, its monitor and the monitor's deployment; load the deployment's newest stored
-   baseline (:mod:`monitors.baselines_store`);
+   baseline (:mod:`monitors.baseline.storage`);
 2. read the window the run was given (``window_start`` → ``window_end``, fixed by the monitor's
    window rule when the run was queued) from the Parquet inference log, labels joined
    (:func:`monitors.inferences.read_window`);
 3. load the model, only when the kind needs it, through the :class:`ModelLoader` the composition
    root passes in (the real one loads only versions registered in Warden after their artifact
    hash matched lineage; monitors never import it);
-4. run the computation library (:func:`monitors.registry.run_monitor`) with progress reported;
+4. run the computation library (:func:`monitors.kinds.run_monitor`) with progress reported;
 5. store the JSON and HTML report at paths made of ids (:func:`report_paths`); a drift run
    also stores Evidently's detailed drift page beside them (:func:`drift_page_path`), rendered
    here in the worker on at most ``DRIFT_PAGE_ROWS`` rows per side (the baseline's reference
@@ -56,11 +56,11 @@ from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline import Baseline
-from monitors.baselines_store import StoredBaseline, latest_baseline, load_baseline
+from monitors.baseline.storage import StoredBaseline, latest_baseline, load_baseline
 from monitors.findings import Finding, Status
 from monitors.inferences import read_window, slot_deployments
+from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.models import Monitor, MonitorRun
-from monitors.registry import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.spec import Kind, MonitorSpec
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from lineage.errors import InvalidInput
 from monitors.findings import Finding, Status
-from monitors.registry import Chart, KindResult, MonitorContext, register_kind
+from monitors.kinds import Chart, KindResult, MonitorContext, register_kind
 from monitors.spec import Kind, MonitorSpec, Task
 
 __all__ = [

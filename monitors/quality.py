@@ -24,16 +24,16 @@ import numpy as np
 import pandas as pd
 
 from lineage.errors import InvalidInput
-from monitors.baseline import (
-    Baseline,
+from monitors.baseline.column_summary import (
     CategoricalSummary,
     ColumnType,
     NumericSummary,
     plain_value,
 )
-from monitors.drift import BATCH_ROWS
+from monitors.baseline.summary import Baseline
+from monitors.drift.window import BATCH_ROWS
 from monitors.findings import Finding, Status
-from monitors.registry import Chart, KindResult, MonitorContext, register_kind
+from monitors.kinds import Chart, KindResult, MonitorContext, register_kind
 from monitors.spec import Kind, MonitorSpec
 
 __all__ = ["DEFAULT_THRESHOLDS", "ColumnQuality", "QualityResult", "check_quality", "run_quality"]

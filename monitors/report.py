@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from lineage.tables import utcnow
 from monitors.findings import worst_status
-from monitors.registry import Chart, MonitorResult
+from monitors.kinds import Chart, MonitorResult
 
 __all__ = ["RunReport", "build_report", "render_chart_svg"]
 

@@ -16,7 +16,7 @@ __all__ = ["DriftMethod", "Kind", "MonitorSpec", "Task"]
 
 
 class Kind(StrEnum):
-    """The monitor kinds Warden ships; each names a function in the kind registry."""
+    """The monitor kinds Warden ships; each names a runner registered in monitors.kinds."""
 
     DRIFT = "drift"
     PREDICTION_DRIFT = "prediction_drift"

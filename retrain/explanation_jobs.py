@@ -25,7 +25,7 @@ from governance.actors import Actor
 from governance.audit import append
 from lineage.errors import NotFound
 from lineage.store import session_scope
-from monitors.baselines_store import latest_baseline, load_baseline
+from monitors.baseline.storage import latest_baseline, load_baseline
 from monitors.execute import ModelLoader
 from monitors.inferences import RESERVED_COLUMNS, InferenceKey, deployment_of, read_inference
 from retrain.jobs import Job, JobKind, JobState, enqueue

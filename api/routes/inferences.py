@@ -35,7 +35,7 @@ from governance.actors import Actor
 from governance.audit import append
 from governance.permissions import Permission
 from lineage.errors import InvalidInput
-from monitors.baselines_store import (
+from monitors.baseline.storage import (
     BaselineCreate,
     BaselinePublic,
     create_baseline,

@@ -14,7 +14,7 @@ from api.cli import app
 from api.settings import Settings
 from lineage.projects import Project
 from lineage.store import session_scope
-from monitors.baselines_store import BaselineCreate, create_baseline
+from monitors.baseline.storage import BaselineCreate, create_baseline
 from monitors.inferences import InferenceRecord, log_inferences
 from monitors.models import MonitorCreate, MonitorRun, Schedule
 from monitors.schedules import create_monitor

@@ -14,7 +14,7 @@ from lineage.errors import InvalidInput
 from monitors.baseline import Baseline, build_baseline
 from monitors.drift import benjamini_hochberg, choose_method, compute_drift
 from monitors.findings import Finding, Status
-from monitors.registry import MonitorContext, run_monitor
+from monitors.kinds import MonitorContext, run_monitor
 from monitors.spec import DriftMethod, Kind, MonitorSpec
 from tests.adult import CATEGORICAL, NUMERIC
 

@@ -27,7 +27,7 @@ from api.settings import Settings
 from lineage.models import DatasetVersion, Deployment, Edge, EdgeKind, ModelVersion, Run
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from monitors.baselines_store import BaselineCreate, create_baseline
+from monitors.baseline.storage import BaselineCreate, create_baseline
 from monitors.execute import execute_run, report_paths
 from monitors.findings import Finding
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels

@@ -29,7 +29,7 @@ from monitors.explanations import (
     reference_importance,
 )
 from monitors.findings import Finding, Status
-from monitors.registry import MonitorContext, run_monitor
+from monitors.kinds import MonitorContext, run_monitor
 from monitors.report import render_chart_svg
 from monitors.spec import MonitorSpec
 from tests.adult import (

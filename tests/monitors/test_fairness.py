@@ -34,7 +34,7 @@ from monitors.fairness import (
     reference_fairness,
 )
 from monitors.findings import Finding, Status
-from monitors.registry import MonitorContext, run_monitor
+from monitors.kinds import MonitorContext, run_monitor
 from monitors.report import render_chart_svg
 from monitors.spec import MonitorSpec
 from tests.adult import FEATURES, TARGET, adult_model, adult_test, adult_train

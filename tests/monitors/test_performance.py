@@ -10,8 +10,8 @@ from sklearn import metrics
 from lineage.errors import InvalidInput
 from monitors.baseline import build_baseline
 from monitors.findings import Status
+from monitors.kinds import MonitorContext, run_monitor
 from monitors.performance import compute_performance, reference_performance
-from monitors.registry import MonitorContext, run_monitor
 from monitors.spec import Kind, MonitorSpec
 from tests.adult import FEATURES, TARGET, adult_model
 

@@ -11,8 +11,8 @@ import pytest
 from lineage.errors import InvalidInput
 from monitors.baseline import Baseline
 from monitors.findings import Finding, Status
+from monitors.kinds import MonitorContext, run_monitor
 from monitors.quality import check_quality
-from monitors.registry import MonitorContext, run_monitor
 from monitors.spec import Kind, MonitorSpec
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from monitors.baseline import Baseline
 from monitors.findings import Finding, Status
-from monitors.registry import Chart, MonitorContext, MonitorResult, run_monitor
+from monitors.kinds import Chart, MonitorContext, MonitorResult, run_monitor
 from monitors.report import build_report, render_chart_svg
 from monitors.spec import Kind, MonitorSpec
 

@@ -38,7 +38,7 @@ from lineage.projects import Project
 from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from monitors.baselines_store import BaselineCreate, create_baseline
+from monitors.baseline.storage import BaselineCreate, create_baseline
 from monitors.findings import Finding, Status
 from monitors.inferences import InferenceRecord, log_inferences
 from monitors.models import MonitorCreate, MonitorRun, RunTrigger, Schedule

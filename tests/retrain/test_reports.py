@@ -30,7 +30,7 @@ from lineage.projects import Project
 from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from monitors.baselines_store import BaselineCreate, create_baseline
+from monitors.baseline.storage import BaselineCreate, create_baseline
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
 from monitors.models import Monitor, MonitorCreate, MonitorRun, RunTrigger, Schedule
 from monitors.schedules import create_monitor

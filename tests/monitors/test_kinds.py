@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from lineage.errors import InvalidInput
 from monitors.baseline import Baseline, build_baseline
 from monitors.findings import Finding, Status
-from monitors.registry import (
+from monitors.kinds import (
     BUILTIN_KINDS,
     KindResult,
     MonitorContext,

@@ -8,12 +8,13 @@ Warden never reads an arbitrary server path a client names.
 Building renames the reference's label, prediction and score columns to the names inference
 windows use (``label``, ``prediction``, ``score``), keeps the model's input columns (numeric
 ones as float64, like logged inferences), and summarises them with
-:func:`monitors.baseline.build_baseline` — per-column mergeable summaries, reference performance
-when the reference holds labels and predictions, and a reference sample. What fairness and
-explanations compare against (reference group metrics, reference SHAP importance) needs the
-model, which is never loaded in a request: the worker computes those from the sample on first
-use (:mod:`monitors.execute`). The summary is kept as JSON in the artifact store at a path made
-of ids (:func:`baseline_path`); the ``monitors_baseline`` row records where it came from.
+:func:`monitors.baseline.summary.build_baseline` — per-column mergeable summaries, reference
+performance when the reference holds labels and predictions, and a reference sample. What
+fairness and explanations compare against (reference group metrics, reference SHAP importance)
+needs the model, which is never loaded in a request: the worker computes those from the sample
+on first use (:mod:`monitors.execute`). The summary is kept as JSON in the artifact store at a
+path made of ids (:func:`baseline_path`); the ``monitors_baseline`` row records where it came
+from.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlmodel import Session, col, or_, select
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.tables import Record
-from monitors.baseline import Baseline, build_baseline
+from monitors.baseline.summary import Baseline, build_baseline
 from monitors.inferences import RESERVED_COLUMNS
 
 if TYPE_CHECKING:

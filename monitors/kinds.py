@@ -1,4 +1,4 @@
-"""The monitor-kind registry: spec → runner → typed findings.
+"""Monitor kinds as plug-ins: spec → runner → typed findings, and the contract a kind keeps.
 
 Contract for a kind (fairness and explanations plug in through exactly this):
 
@@ -45,7 +45,7 @@ from typing import Any, Literal, Protocol
 import pandas as pd
 
 from lineage.errors import InvalidInput
-from monitors.baseline import Baseline
+from monitors.baseline.summary import Baseline
 from monitors.findings import Finding, FindingSink, Status, worst_status
 from monitors.spec import Kind, MonitorSpec
 
@@ -69,12 +69,12 @@ ChartKind = Literal["distribution", "bars", "intervals"]
 Progress = Callable[[float, str], None]
 
 BUILTIN_KINDS: dict[str, str] = {
-    Kind.DRIFT: "monitors.drift",
-    Kind.PREDICTION_DRIFT: "monitors.drift",
+    Kind.DRIFT: "monitors.drift.monitor",
+    Kind.PREDICTION_DRIFT: "monitors.drift.monitor",
     Kind.QUALITY: "monitors.quality",
     Kind.PERFORMANCE: "monitors.performance",
-    Kind.FAIRNESS: "monitors.fairness",
-    Kind.EXPLANATIONS: "monitors.explanations",
+    Kind.FAIRNESS: "monitors.fairness.monitor",
+    Kind.EXPLANATIONS: "monitors.explanations.monitor",
 }
 """Which module registers each shipped kind (imported on first use)."""
 

@@ -13,9 +13,9 @@ from monitors.baseline import (
     CategoricalSummary,
     NumericSummary,
     build_baseline,
-    column_type,
     merge,
 )
+from monitors.baseline.column_summary import column_type
 from tests.adult import CATEGORICAL, NUMERIC
 
 

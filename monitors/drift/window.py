@@ -1,0 +1,251 @@
+"""Window summaries: a window's columns counted into the baseline's bins, streamed from files.
+
+A window is never compared value by value with the reference. Each numeric column is sorted once
+per batch and counted into the baseline's quantile bins (plus exact counts at heavy values and
+the exact mass beyond the reference range); small windows also keep raw values for exact tests.
+Parquet windows stream in batches, so memory stays bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitors.baseline.column_summary import (
+    FREQUENCY_LIMIT,
+    CategoricalSummary,
+    FloatArray,
+    IntArray,
+    NumericSummary,
+    bin_totals,
+    count_at_atoms,
+    numeric_values,
+    plain_value,
+)
+from monitors.baseline.summary import Baseline
+from monitors.kinds import Progress
+
+__all__ = [
+    "BATCH_ROWS",
+    "EXACT_KS_LIMIT",
+    "CategoricalWindow",
+    "NumericWindow",
+    "WindowSummary",
+    "summarise_window",
+]
+
+BATCH_ROWS = 262_144
+"""Rows per Parquet batch when a window streams from a file."""
+EXACT_KS_LIMIT = 10_000
+"""Up to this many window values KS p-values are exact (scipy's ``auto`` boundary)."""
+
+
+@dataclass(slots=True)
+class NumericWindow:
+    """The running summary of one numeric window column against its reference bins."""
+
+    reference: NumericSummary
+    count: int = 0
+    missing: int = 0
+    total: float = 0.0
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    bin_counts: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    bin_sums: FloatArray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
+    atom_counts: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    below: int = 0
+    below_mass: float = 0.0
+    above: int = 0
+    above_mass: float = 0.0
+    grid_le: IntArray | None = None
+    grid_lt: IntArray | None = None
+    frequencies: dict[float, int] | None = field(default_factory=dict)
+    raw: list[FloatArray] | None = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        edges = self.reference.edges
+        self.bin_counts = np.zeros(max(edges.size - 1, 0), dtype=np.int64)
+        self.bin_sums = np.zeros(max(edges.size - 1, 0), dtype=np.float64)
+        self.atom_counts = np.zeros(self.reference.atoms.size, dtype=np.int64)
+        if self.reference.distinct is None:
+            self.frequencies = None
+        if self.reference.values is not None:
+            self.grid_le = np.zeros(np.unique(self.reference.values).size, dtype=np.int64)
+            self.grid_lt = np.zeros_like(self.grid_le)
+
+    def add(self, finite: FloatArray, missing: int) -> None:
+        """Fold a batch of finite values (and how many were missing) into the summary."""
+        self.missing += missing
+        if finite.size == 0:
+            return
+        ordered = np.sort(finite)
+        size = int(ordered.size)
+        self.count += size
+        self.total += float(ordered.sum())
+        self.minimum = min(self.minimum, float(ordered[0]))
+        self.maximum = max(self.maximum, float(ordered[-1]))
+        reference = self.reference
+        if reference.edges.size:
+            low, high = float(reference.edges[0]), float(reference.edges[-1])
+            below = int(np.searchsorted(ordered, low, side="left"))
+            start = int(np.searchsorted(ordered, high, side="right"))
+            self.below += below
+            self.below_mass += below * low - float(ordered[:below].sum())
+            self.above += size - start
+            self.above_mass += float(ordered[start:].sum()) - (size - start) * high
+            if self.bin_counts.size:
+                counts, sums = bin_totals(ordered, reference.edges, reference.atoms)
+                self.bin_counts += counts
+                self.bin_sums += sums
+            self.atom_counts += count_at_atoms(ordered, reference.atoms)
+        if self.grid_le is not None and self.grid_lt is not None and reference.values is not None:
+            grid = np.unique(reference.values)
+            self.grid_le += np.searchsorted(ordered, grid, side="right")
+            self.grid_lt += np.searchsorted(ordered, grid, side="left")
+        if self.frequencies is not None:
+            change = np.flatnonzero(np.diff(ordered)) + 1
+            if change.size + 1 + len(self.frequencies) > 2 * FREQUENCY_LIMIT:
+                self.frequencies = None
+            else:
+                starts = np.concatenate(([0], change))
+                counts = np.diff(np.concatenate((starts, [size])))
+                for value, count in zip(ordered[starts], counts, strict=True):
+                    key = float(value)
+                    self.frequencies[key] = self.frequencies.get(key, 0) + int(count)
+                if len(self.frequencies) > FREQUENCY_LIMIT:
+                    self.frequencies = None
+        if self.raw is not None:
+            if self.count > EXACT_KS_LIMIT:
+                self.raw = None
+            else:
+                self.raw.append(ordered)
+
+    def raw_values(self) -> FloatArray | None:
+        """Return every window value when the window was small enough to keep them."""
+        if self.raw is None:
+            return None
+        if not self.raw:
+            return np.empty(0, dtype=np.float64)
+        return np.sort(np.concatenate(self.raw))
+
+
+@dataclass(slots=True)
+class CategoricalWindow:
+    """The running category counts of one categorical window column."""
+
+    frequencies: dict[Any, int] = field(default_factory=dict)
+    missing: int = 0
+
+    @property
+    def count(self) -> int:
+        """Return the non-missing values counted."""
+        return sum(self.frequencies.values())
+
+    def add(self, counts: Iterable[tuple[Any, int]], missing: int) -> None:
+        """Fold a batch's category counts into the summary."""
+        self.missing += missing
+        for key, count in counts:
+            if count:
+                value = plain_value(key)
+                self.frequencies[value] = self.frequencies.get(value, 0) + int(count)
+
+
+WindowSummary = NumericWindow | CategoricalWindow
+
+
+def _new_summary(reference: NumericSummary | CategoricalSummary) -> WindowSummary:
+    if isinstance(reference, NumericSummary):
+        return NumericWindow(reference=reference)
+    return CategoricalWindow()
+
+
+def _add_series(summary: WindowSummary, values: pd.Series) -> None:
+    if isinstance(summary, NumericWindow):
+        finite = numeric_values(values)
+        summary.add(finite, len(values) - int(finite.size))
+    else:
+        counts = values.value_counts(dropna=False, sort=False)
+        present = [(key, count) for key, count in counts.items() if not _is_missing(key)]
+        summary.add(present, int(counts.sum()) - sum(count for _, count in present))
+
+
+def _is_missing(value: Any) -> bool:
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
+    )
+
+
+def _add_arrow(summary: WindowSummary, array: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if isinstance(summary, NumericWindow):
+        if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
+            values = array.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            finite = values[np.isfinite(values)]
+            summary.add(finite, len(values) - int(finite.size))
+        else:
+            _add_series(summary, array.to_pandas())
+        return
+    if pa.types.is_dictionary(array.type):
+        indices = array.indices.to_numpy(zero_copy_only=False)
+        if array.null_count:
+            indices = indices[array.is_valid().to_numpy(zero_copy_only=False)]
+        counts = np.bincount(indices.astype(np.int64), minlength=len(array.dictionary))
+        keys = array.dictionary.to_pylist()
+        pairs = zip(keys, counts.tolist(), strict=True)
+        summary.add(((key, count) for key, count in pairs if key is not None), array.null_count)
+        return
+    counted = pc.value_counts(array)
+    pairs = zip(
+        counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
+    )
+    summary.add(((key, count) for key, count in pairs if key is not None), array.null_count)
+
+
+def summarise_window(
+    baseline: Baseline,
+    window: pd.DataFrame | Path,
+    columns: list[str],
+    *,
+    batch_rows: int = BATCH_ROWS,
+    progress: Progress | None = None,
+) -> dict[str, WindowSummary]:
+    """Summarise the window's ``columns`` against the baseline's bins, streaming files.
+
+    Columns absent from the window get an empty summary (judged ``insufficient``);
+    ``progress`` hears the share of a file's rows read after each batch.
+    """
+    summaries = {name: _new_summary(baseline.column(name)) for name in columns}
+    if isinstance(window, pd.DataFrame):
+        for name in columns:
+            if name in window.columns:
+                _add_series(summaries[name], window[name])
+        return summaries
+    import pyarrow.parquet as pq
+
+    # No pre-buffering: it reads whole row groups ahead, and memory would follow their size.
+    source = pq.ParquetFile(window, pre_buffer=False, buffer_size=1 << 20)
+    present = [name for name in columns if name in source.schema_arrow.names]
+    if not present:
+        return summaries
+    total = max(int(source.metadata.num_rows), 1)
+    read = 0
+    for batch in source.iter_batches(batch_size=batch_rows, columns=present, use_threads=False):
+        for name in present:
+            _add_arrow(summaries[name], batch.column(name))
+        read += batch.num_rows
+        if progress is not None:
+            progress(read / total, f"read {read:,} of {total:,} rows")
+    return summaries

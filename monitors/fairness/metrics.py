@@ -1,0 +1,400 @@
+"""Fairness metrics: per-group rates and the gaps between groups, with bootstrap intervals.
+
+Every metric is a function of the confusion counts per group, so a window is reduced once to a
+``(group, label, prediction)`` count table; a bootstrap replicate is one multinomial draw over
+its cells (see :mod:`monitors.fairness` for why, and how fairlearn stays the reference).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from lineage.errors import InvalidInput
+from monitors.fairness.config import FairnessConfig
+
+__all__ = [
+    "DISPARITY_METRICS",
+    "GROUP_METRICS",
+    "LABEL_METRICS",
+    "Disparity",
+    "Estimate",
+    "FairnessResult",
+    "GroupResult",
+    "compute_fairness",
+]
+
+MISSING = "<missing>"
+GROUP_METRICS = ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
+DISPARITY_METRICS = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+)
+LABEL_METRICS = frozenset(GROUP_METRICS[1:])
+"""Group metrics that need labels (all but the selection rate)."""
+_INT = npt.NDArray[np.int64]
+_FLOAT = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """One metric value with its bootstrap interval and the count it rests on.
+
+    ``value`` is the point estimate on the window (``None`` when undefined, e.g. no labelled
+    positives); ``sufficient`` says whether ``n`` reached ``min_group_size`` and so whether the
+    value may be judged at all.
+    """
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+    sufficient: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "value": self.value,
+            "low": self.low,
+            "high": self.high,
+            "n": self.n,
+            "sufficient": self.sufficient,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """The metrics of one group (``sex=Female`` or ``sex=Female&race=Black``)."""
+
+    features: tuple[str, ...]
+    values: tuple[str, ...]
+    size: int
+    metrics: dict[str, Estimate]
+
+    @property
+    def label(self) -> str:
+        """Return ``feature=value`` pairs joined by ``&``."""
+        return "&".join(f"{f}={v}" for f, v in zip(self.features, self.values, strict=True))
+
+    @property
+    def scope(self) -> str:
+        """Return the finding scope, ``group:<label>``."""
+        return f"group:{self.label}"
+
+
+@dataclass(frozen=True, slots=True)
+class Disparity:
+    """The groups of one feature set and the gaps between them.
+
+    ``excluded`` names, per disparity metric, the groups left out as too small to judge.
+    """
+
+    features: tuple[str, ...]
+    groups: tuple[GroupResult, ...]
+    metrics: dict[str, Estimate]
+    excluded: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> str:
+        """Return the finding scope, ``feature:<a>&<b>``."""
+        return "feature:" + "&".join(self.features)
+
+
+@dataclass(frozen=True, slots=True)
+class FairnessResult:
+    """Everything one fairness computation measured; ``to_dict`` is what baselines store."""
+
+    rows: int
+    labelled: int
+    disparities: tuple[Disparity, ...]
+    config: FairnessConfig
+
+    def group_values(self) -> dict[str, dict[str, float | None]]:
+        """Return ``{group scope: {metric: value}}``, the shape a reference is read in."""
+        return {
+            group.scope: {name: est.value for name, est in group.metrics.items()}
+            for disparity in self.disparities
+            for group in disparity.groups
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict; its ``groups`` entry can serve as a later reference."""
+        return {
+            "rows": self.rows,
+            "labelled": self.labelled,
+            "groups": self.group_values(),
+            "disparities": [
+                {
+                    "features": list(d.features),
+                    "metrics": {k: v.to_dict() for k, v in d.metrics.items()},
+                    "excluded": d.excluded,
+                    "groups": [
+                        {
+                            "values": list(g.values),
+                            "size": g.size,
+                            "metrics": {k: v.to_dict() for k, v in g.metrics.items()},
+                        }
+                        for g in d.groups
+                    ],
+                }
+                for d in self.disparities
+            ],
+            "config": self.config.model_dump(mode="json"),
+        }
+
+
+def compute_fairness(
+    *,
+    sensitive: pd.DataFrame,
+    y_pred: npt.ArrayLike,
+    y_true: npt.ArrayLike | None,
+    config: FairnessConfig,
+) -> FairnessResult:
+    """Measure group metrics and disparities of a window's predictions.
+
+    Args:
+        sensitive: The window's sensitive columns (other columns are ignored); a missing value
+            is a group of its own, ``<missing>``.
+        y_pred: The predicted classes, one per row.
+        y_true: The labels, one per row, ``None``/NaN where not (yet) known; ``None`` when the
+            window has no labels at all (then only selection rates and demographic parity).
+        config: Which groups, intervals and thresholds.
+
+    Raises:
+        InvalidInput: A sensitive feature is not a column, or the lengths disagree.
+    """
+    for name in {f for scope in config.scopes() for f in scope}:
+        if name not in sensitive.columns:
+            raise InvalidInput(
+                f"sensitive feature {name!r} is not a column of the window; "
+                f"the columns are {sorted(map(str, sensitive.columns))}",
+                field="sensitive_features",
+            )
+    rows = len(sensitive)
+    predicted = _as_binary(y_pred, rows, config.positive_label, field_name="prediction")
+    label = (
+        np.full(rows, 2, dtype=np.int64)
+        if y_true is None
+        else _as_label_state(y_true, rows, config.positive_label)
+    )
+    rng = np.random.default_rng(config.seed)
+    names = dict.fromkeys(f for scope in config.scopes() for f in scope)
+    columns = {name: _factorize(sensitive[name]) for name in names}
+    disparities = tuple(
+        _disparity(columns, features, label, predicted, config, rng) for features in config.scopes()
+    )
+    return FairnessResult(
+        rows=rows,
+        labelled=int(np.count_nonzero(label != 2)),
+        disparities=disparities,
+        config=config,
+    )
+
+
+def _as_binary(values: npt.ArrayLike, rows: int, positive: object, *, field_name: str) -> _INT:
+    array = np.asarray(values)
+    if array.shape != (rows,):
+        raise InvalidInput(
+            f"{field_name} has shape {array.shape} but the window has {rows} rows; "
+            "give one value per row",
+            field=field_name,
+        )
+    if array.dtype.kind == "f" and not np.all(np.isnan(array) | (array == np.round(array))):
+        raise InvalidInput(
+            f"{field_name} holds fractional values, which look like scores; fairness compares "
+            "decisions: give the predicted classes (or threshold the scores first)",
+            field=field_name,
+        )
+    chosen = np.asarray(array == positive, dtype=np.int64)
+    if array.dtype.kind in "OUS" and rows and not chosen.any():
+        seen = sorted({str(value) for value in array[:1000]})[:5]
+        raise InvalidInput(
+            f"positive_label {positive!r} never appears among the predictions (e.g. {seen}); "
+            "set positive_label to the favourable class",
+            field="positive_label",
+        )
+    return chosen
+
+
+def _as_label_state(values: npt.ArrayLike, rows: int, positive: object) -> _INT:
+    """Return 1 for the positive label, 0 for any other label, 2 where the label is unknown."""
+    array = np.asarray(values, dtype=object)
+    if array.shape != (rows,):
+        raise InvalidInput(
+            f"labels have shape {array.shape} but the window has {rows} rows; "
+            "give one label per row (None where unknown)",
+            field="label",
+        )
+    state = np.asarray(array == positive, dtype=np.int64)
+    state[np.asarray(pd.isna(array), dtype=bool)] = 2
+    return state
+
+
+def _factorize(column: pd.Series) -> tuple[_INT, list[str]]:
+    """Return sorted category codes of one column, a missing value being ``<missing>``."""
+    codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
+    labels = [str(value) for value in uniques]
+    codes = np.asarray(codes, dtype=np.int64)
+    if (codes < 0).any():
+        codes[codes < 0] = len(labels)
+        labels.append(MISSING)
+    return codes, labels
+
+
+def _group_codes(
+    columns: Mapping[str, tuple[_INT, list[str]]], features: tuple[str, ...]
+) -> tuple[_INT, list[tuple[str, ...]]]:
+    """Return a dense code per row for the joint groups of ``features`` and each code's values.
+
+    Only groups that occur are kept (an intersection of rare values may be empty).
+    """
+    parts = [columns[name] for name in features]
+    joint = np.ravel_multi_index(
+        [codes for codes, _ in parts], [len(labels) for _, labels in parts]
+    )
+    present, dense = np.unique(joint, return_inverse=True)
+    combos = np.unravel_index(present, [len(labels) for _, labels in parts])
+    values = [
+        tuple(labels[int(i)] for (_, labels), i in zip(parts, combo, strict=True))
+        for combo in zip(*combos, strict=True)
+    ]
+    return dense.astype(np.int64), values
+
+
+def _rates(counts: _INT) -> dict[str, _FLOAT]:
+    """Return the group metrics and their denominators from ``(..., groups, 3, 2)`` counts.
+
+    Axis ``-2`` is the label state (0 negative, 1 positive, 2 unknown), axis ``-1`` the
+    prediction (0, 1). Undefined rates (zero denominators) are NaN.
+    """
+    c = counts.astype(np.float64)
+    rows = c.sum(axis=(-1, -2))
+    negatives = c[..., 0, :].sum(axis=-1)
+    positives = c[..., 1, :].sum(axis=-1)
+    labelled = positives + negatives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "selection_rate": c[..., 1].sum(axis=-1) / rows,
+            "true_positive_rate": c[..., 1, 1] / positives,
+            "false_positive_rate": c[..., 0, 1] / negatives,
+            "accuracy": (c[..., 1, 1] + c[..., 0, 0]) / labelled,
+            "n:selection_rate": rows,
+            "n:true_positive_rate": positives,
+            "n:false_positive_rate": negatives,
+            "n:accuracy": labelled,
+        }
+
+
+_NEEDS = {
+    "demographic_parity_difference": ("selection_rate",),
+    "demographic_parity_ratio": ("selection_rate",),
+    "equalized_odds_difference": ("true_positive_rate", "false_positive_rate"),
+}
+
+
+def _gaps(
+    rates: Mapping[str, _FLOAT], judged: Mapping[str, npt.NDArray[np.bool_]]
+) -> dict[str, _FLOAT]:
+    """Return the disparity metrics over the judged groups (last axis), NaN where undefined."""
+
+    def spread(metric: str) -> tuple[_FLOAT, _FLOAT]:
+        picked = rates[metric][..., judged[metric]]
+        if picked.shape[-1] == 0:
+            nan = np.full(picked.shape[:-1], np.nan)
+            return nan, nan
+        finite = np.isfinite(picked)
+        high = np.where(finite, picked, -np.inf).max(axis=-1)
+        low = np.where(finite, picked, np.inf).min(axis=-1)
+        ok = finite.any(axis=-1)
+        return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
+
+    sr_low, sr_high = spread("selection_rate")
+    tpr_low, tpr_high = spread("true_positive_rate")
+    fpr_low, fpr_high = spread("false_positive_rate")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(sr_high > 0, sr_low / sr_high, np.nan)
+    return {
+        "demographic_parity_difference": sr_high - sr_low,
+        "demographic_parity_ratio": ratio,
+        "equalized_odds_difference": np.fmax(tpr_high - tpr_low, fpr_high - fpr_low),
+    }
+
+
+def _interval(samples: _FLOAT, confidence: float) -> tuple[float | None, float | None]:
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return None, None
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(finite, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _disparity(
+    columns: Mapping[str, tuple[_INT, list[str]]],
+    features: tuple[str, ...],
+    label: _INT,
+    predicted: _INT,
+    config: FairnessConfig,
+    rng: np.random.Generator,
+) -> Disparity:
+    codes, values = _group_codes(columns, features)
+    groups = len(values)
+    cells = np.bincount(codes * 6 + label * 2 + predicted, minlength=groups * 6)
+    point = _rates(cells.reshape(groups, 3, 2))
+    judged = {m: point[f"n:{m}"] >= config.min_group_size for m in GROUP_METRICS}
+    boot: dict[str, _FLOAT] | None = None
+    if config.bootstrap_samples and len(codes):
+        draws = rng.multinomial(len(codes), cells / len(codes), size=config.bootstrap_samples)
+        boot = _rates(draws.reshape(config.bootstrap_samples, groups, 3, 2))
+
+    def estimate(value: float, samples: _FLOAT | None, n: int, sufficient: bool) -> Estimate:
+        low, high = (None, None) if samples is None else _interval(samples, config.confidence)
+        return Estimate(_finite(value), low, high, n, sufficient)
+
+    results = tuple(
+        GroupResult(
+            features=features,
+            values=group_values,
+            size=int(point["n:selection_rate"][g]),
+            metrics={
+                m: estimate(
+                    float(point[m][g]),
+                    None if boot is None else boot[m][:, g],
+                    int(point[f"n:{m}"][g]),
+                    bool(judged[m][g]),
+                )
+                for m in GROUP_METRICS
+            },
+        )
+        for g, group_values in enumerate(values)
+    )
+    point_gaps = _gaps(point, judged)
+    boot_gaps = None if boot is None else _gaps(boot, judged)
+    metrics: dict[str, Estimate] = {}
+    excluded: dict[str, list[str]] = {}
+    for name, inputs in _NEEDS.items():
+        counted = min(int(judged[m].sum()) for m in inputs)
+        excluded[name] = sorted(
+            {results[g].label for m in inputs for g in np.flatnonzero(~judged[m])}
+        )
+        if counted < 2:  # no gap between fewer than two judged groups: say so, guess nothing
+            metrics[name] = Estimate(None, None, None, counted, False)
+            continue
+        metrics[name] = estimate(
+            float(point_gaps[name]),
+            None if boot_gaps is None else boot_gaps[name],
+            counted,
+            True,
+        )
+    return Disparity(features=features, groups=results, metrics=metrics, excluded=excluded)

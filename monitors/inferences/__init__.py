@@ -1,0 +1,64 @@
+"""Inference logs and labels: checked against the model's input schema, stored append-only.
+
+What goes in (one batch at a time, at most :data:`MAX_BATCH` records):
+
+* an inference record carries a client request id, a time, the features (one value per input
+  column), the prediction, and the score (probability of the positive class) or the class
+  probabilities;
+* a label record carries a request id already logged and the ground truth, arriving later.
+
+A record whose *structure* does not match the deployment's model version (``feature_schema`` in
+lineage: a column missing, an unknown column, a text where a number belongs) is refused with
+:class:`~lineage.errors.InvalidInput` naming the field (``records[3].features.age``), and then
+nothing of the batch is stored. A well-formed record with bad *values* (nulls, NaN,
+out-of-range numbers, unseen categories) is kept: counting those is the data-quality monitor's
+job, and dropping them would hide exactly what it must see.
+
+Storage: each accepted batch is one Parquet file (a partition) under the artifact store, at a
+path made of ids only (:func:`partition_path`), plus one ``monitors_inference_batch`` row that
+lists it and one key row per request id. The key tables carry a unique ``(deployment_id,
+request_id)`` constraint, so a re-sent request id is counted once (the first record wins; the
+duplicate is reported as such, not stored). The file is written before the transaction commits,
+so a committed batch always has its file; a file whose transaction rolled back is never listed,
+so it is never read.
+
+A monitor reads a window with :func:`read_window`: the inference partitions of a deployment
+slot overlapping ``[start, end)``, filtered by record time, with labels joined by request id;
+a local explanation reads one logged record with :func:`read_inference`.
+
+Where each part lives: ``records`` (what a client sends), ``ingest`` (checking and storing a
+batch), ``partitions`` (batch and key rows, partition paths), ``windows`` (reading back).
+"""
+
+from monitors.inferences.ingest import deployment_of, log_inferences, log_labels
+from monitors.inferences.partitions import InferenceBatch, InferenceKey, LabelKey, partition_path
+from monitors.inferences.records import (
+    MAX_BATCH,
+    RESERVED_COLUMNS,
+    Cell,
+    InferenceRecord,
+    IngestResult,
+    LabelRecord,
+    records_from_frame,
+)
+from monitors.inferences.windows import read_inference, read_window, slot_deployments
+
+__all__ = [
+    "MAX_BATCH",
+    "RESERVED_COLUMNS",
+    "Cell",
+    "InferenceBatch",
+    "InferenceKey",
+    "InferenceRecord",
+    "IngestResult",
+    "LabelKey",
+    "LabelRecord",
+    "deployment_of",
+    "log_inferences",
+    "log_labels",
+    "partition_path",
+    "read_inference",
+    "read_window",
+    "records_from_frame",
+    "slot_deployments",
+]
