@@ -21,7 +21,7 @@ lines, opened ``O_APPEND``, ``fsync`` before returning; put it on another host's
 it append-only (``chattr +a``). An S3 bucket with Object Lock (one object per checkpoint, under a
 compliance-mode retention period) is the intended next implementation.
 
-Each checkpoint can also be sent as a signed CloudEvent (``warden.audit.checkpoint``) to alert
+Each checkpoint can also be sent as a signed CloudEvent (``io.warden.audit.checkpoint``) to alert
 channels (:func:`announce`), so a third party holds a copy too; the receiver may store the events
 as they come, one per line, and pass that file as an anchor.
 """
@@ -54,7 +54,7 @@ __all__ = [
     "publish_after_commit",
 ]
 
-ANNOUNCE_EVENT_TYPE = "warden.audit.checkpoint"
+ANNOUNCE_EVENT_TYPE = "io.warden.audit.checkpoint"
 _PENDING = "warden.audit.anchor_pending"
 _TAIL_BYTES = 64 * 1024
 _log = logging.getLogger(__name__)

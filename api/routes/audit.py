@@ -145,13 +145,15 @@ class AuditPage(BaseModel):
 
 
 class CheckpointPublic(BaseModel):
-    """A signed checkpoint of the chain head."""
+    """A signed checkpoint of the chain head, chained to the one before it (``prev_hash``)."""
 
     seq: int
     entry_hash: str
     key_id: str
     signature: str
     created_at: datetime
+    prev_hash: str | None
+    every: int | None
 
     @classmethod
     def of(cls, checkpoint: AuditCheckpoint) -> CheckpointPublic:
@@ -162,6 +164,8 @@ class CheckpointPublic(BaseModel):
             key_id=checkpoint.key_id,
             signature=checkpoint.signature,
             created_at=checkpoint.created_at,
+            prev_hash=checkpoint.prev_hash,
+            every=checkpoint.every,
         )
 
 

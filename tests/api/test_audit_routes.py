@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from api.app import create_app
 from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import append
@@ -18,7 +19,7 @@ from governance.signing import load_public_key
 from lineage.projects import Project
 from lineage.store import session_scope
 from tests.conftest import Issued
-from tests.governance.tamper import drop_triggers
+from tests.governance.tamper import drop_triggers, truncate
 
 Make = Callable[..., Issued]
 
@@ -210,3 +211,31 @@ def test_the_signing_key_is_created_once_with_mode_0600(
     first = client.get("/api/v1/audit/public-key", headers=admin.headers)
     assert first.headers["x-key-id"]
     assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+def test_verify_compares_with_the_anchor_and_finds_a_truncated_tail(
+    settings: Settings,
+    engine: Engine,
+    make_principal: Make,
+    make_project: Callable[[str], Project],
+) -> None:
+    tight = settings.model_copy(update={"audit_checkpoint_every": 3})
+    with TestClient(create_app(tight, engine=engine), raise_server_exceptions=False) as client:
+        admin = make_principal(admin=True, name="root")
+        _act(engine, make_project("acme"), "model.promote", count=7)
+        intact = client.get("/api/v1/audit/verify", headers=admin.headers).json()
+        assert intact["intact"] is True, intact["problem"]
+        assert intact["every"] == 3
+        assert intact["anchor"] == str(tight.resolved_audit_anchor_path())
+        listed = client.get("/api/v1/audit/checkpoints", headers=admin.headers).json()
+        assert [c["seq"] for c in listed] == list(range(3, intact["head_seq"] + 1, 3))
+        assert intact["anchored"] == len(listed)
+        assert all(c["every"] == 3 and len(c["prev_hash"]) == 64 for c in listed)
+
+        last = listed[-1]["seq"]
+        drop_triggers(engine)
+        truncate(engine, from_seq=last)
+        broken = client.get("/api/v1/audit/verify", headers=admin.headers).json()
+    assert broken["intact"] is False
+    assert broken["first_broken_seq"] == last
+    assert "truncated" in broken["problem"]

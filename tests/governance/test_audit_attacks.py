@@ -7,6 +7,7 @@ checkpoints outside the database) adds.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
@@ -18,18 +19,22 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from governance.actors import Actor, PrincipalKind
-from governance.anchors import FileAnchor, parse_anchor_lines
+from governance.anchors import ANNOUNCE_EVENT_TYPE, ChannelRef, FileAnchor, parse_anchor_lines
 from governance.audit import AuditEntry, act_then_audit, append, checkpoint
 from governance.audit_export import export_lines, verify_export, verify_store
+from governance.channels import SecretBox, create_channel
 from governance.checkpoints import (
     AuditCheckpoint,
     CheckpointRecord,
     attach_signer,
     detach_signer,
 )
+from governance.delivery import deliver_due
+from governance.outbound import add_allow_entry, guard_for_project
 from governance.signing import Signer, load_or_create_signer
 from lineage import InvalidInput, create_project, session_scope
 from lineage.projects import Project
+from tests.governance.receivers import http_receiver
 from tests.governance.tamper import (
     delete_checkpoints,
     drop_triggers,
@@ -37,6 +42,7 @@ from tests.governance.tamper import (
     rewrite_entry,
     truncate,
 )
+from tests.governance.test_delivery import verify_standard_webhook
 
 EVERY = 4
 
@@ -358,3 +364,56 @@ def test_act_then_audit_writes_the_entry_only_when_the_action_succeeds(engine: E
     assert [(e.action, e.target, e.detail_object()) for e in entries] == [
         ("project.create", f"project:{project.id}", {"name": "gamma"})
     ]
+
+
+def test_checkpoints_sent_to_an_alert_channel_are_a_third_partys_anchor(
+    engine: Engine, signer: Signer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = SecretBox.generate()
+    with session_scope(engine) as session:
+        project = create_project(session=session, name="acme")
+        add_allow_entry(
+            session=session,
+            project_id=project.id,
+            target="127.0.0.1",
+            note="the auditors' receiver",
+            created_by="admin",
+        )
+    with http_receiver() as receiver:
+        with session_scope(engine) as session:
+            _channel, secret = create_channel(
+                session=session,
+                project_id=project.id,
+                spec={"kind": "webhook", "name": "auditors", "url": receiver.url + "/hold"},
+                box=box,
+                created_by="admin",
+                check_target=guard_for_project(session=session, project_id=project.id),
+            )
+        refs = (ChannelRef.parse("acme/auditors"), ChannelRef.parse("acme/nobody"))
+        attach_signer(engine, signer, every=EVERY, announce_to=refs)
+        try:
+            with caplog.at_level(logging.WARNING, logger="governance.anchors"):
+                _fill(engine, 9)
+        finally:
+            detach_signer(engine)
+        assert "acme/nobody: no such channel" in caplog.text
+        assert deliver_due(engine=engine, box=box) == 2
+        received = list(receiver.requests)
+    assert secret is not None
+    for request in received:
+        verify_standard_webhook(secret, request.headers, request.body)
+    events = [json.loads(request.body) for request in received]
+    assert {e["type"] for e in events} == {ANNOUNCE_EVENT_TYPE}
+    assert sorted(e["data"]["checkpoint"]["seq"] for e in events) == _checkpoint_seqs(engine)
+    held = tmp_path / "receiver" / "checkpoints.jsonl"
+    held.parent.mkdir()
+    held.write_bytes(b"".join(request.body + b"\n" for request in received))
+
+    drop_triggers(engine)
+    truncate(engine, from_seq=6)
+    report = verify_store(engine=engine, public_key=signer.public_key, anchor=FileAnchor(held))
+    assert report.first_broken_seq == 6
+    assert report.problem is not None
+    assert "truncated" in report.problem
+    with pytest.raises(InvalidInput, match="'project/channel'"):
+        ChannelRef.parse("acme")
