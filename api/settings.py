@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -133,6 +133,15 @@ class Settings(BaseSettings):
         le=120,
         description="Connect/read timeout of one outbound delivery attempt, in seconds.",
     )
+
+    @field_validator("audit_anchor_channels")
+    @classmethod
+    def _project_slash_channel(cls, value: list[str]) -> list[str]:
+        for text in value:
+            project, _, channel = text.partition("/")
+            if not project or not channel or "/" in channel:
+                raise ValueError(f"{text!r} is not 'project/channel'")
+        return value
 
     def resolved_audit_key_path(self) -> Path:
         """Return the audit signing key's path, defaulting to ``<data_dir>/keys/``."""

@@ -40,8 +40,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
+from governance.channels import Channel
 from governance.checkpoints import AuditCheckpoint, CheckpointRecord
-from lineage.errors import InvalidInput
+from governance.delivery import build_event, enqueue
+from lineage.errors import InvalidInput, Unavailable
 from lineage.projects import Project
 
 __all__ = [
@@ -151,11 +153,21 @@ class FileAnchor:
                 os.close(directory)
 
     def read(self) -> list[CheckpointRecord]:
-        """Return every record in the file (none when it does not exist yet)."""
+        """Return every record in the file (none when it does not exist yet).
+
+        Raises:
+            Unavailable: The file exists but cannot be read.
+            InvalidInput: A line is not a checkpoint record.
+        """
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
+        except (OSError, UnicodeDecodeError) as error:
+            raise Unavailable(
+                f"cannot read the audit anchor {self.path} ({error}); give this process read "
+                "access to it (WARDEN_AUDIT_ANCHOR_PATH)"
+            ) from error
         return parse_anchor_lines(text.splitlines(keepends=True), source=str(self.path))
 
     def last_seq(self) -> int:
@@ -217,7 +229,7 @@ def publish_after_commit(
         return
     try:
         published = anchor.last_seq()
-    except (OSError, InvalidInput) as error:
+    except (OSError, InvalidInput, Unavailable) as error:
         _log.error("cannot read the audit anchor at %s: %s", anchor.location, error)
         published = made[0].seq - 1
     queue: list[tuple[AuditCheckpoint | None, CheckpointRecord, Anchor]]
@@ -266,9 +278,6 @@ def announce(
     A channel that does not exist or is disabled is skipped with a warning (an audit append never
     fails for want of a receiver). Returns how many deliveries were queued.
     """
-    from governance.channels import Channel
-    from governance.delivery import build_event, enqueue
-
     queued = 0
     for ref in channels:
         found = session.exec(

@@ -305,8 +305,10 @@ class ChainVerifier:
         # stretch longer than the interval in force at either end means one was deleted.
         last_seq, last_every = 0, None
         for checkpoint in ordered:
-            bounds = [b for b in (last_every, checkpoint.every or self.every) if b]
-            allowed = max(bounds) if bounds else None
+            # Unchained (v1) checkpoints were signed "N since the last one", wherever that fell:
+            # the schedule is judged from the first chained checkpoint on.
+            bounds = [b for b in (last_every, checkpoint.every) if b]
+            allowed = max(bounds) if bounds and checkpoint.prev is not None else None
             if allowed is not None and checkpoint.seq - last_seq > allowed:
                 due = last_seq + allowed
                 self._break(
@@ -541,11 +543,12 @@ def verify_export(
 
     A line that does not parse, or an entry whose fields are missing, is reported as broken at
     that entry. ``every`` and ``anchored`` are as for :func:`verify_store`; anchor records after
-    the export's head are not judged (an export is a prefix of the log).
+    the head its header declares are not judged (an export is a prefix of the log), and without a
+    header all of them are.
     """
     records = list(_parse(lines))
     checkpoints: list[CheckpointRecord] = []
-    declared_head = 0
+    declared_head: int | None = None
     for number, record in records:
         try:
             if record["record"] == "checkpoint":
@@ -577,5 +580,5 @@ def verify_export(
             raise InvalidInput(
                 f"line {number}: the {kind} record lacks or garbles {error}", field="file"
             ) from error
-    verifier.expect_head(declared_head)
+    verifier.expect_head(declared_head or 0)
     return verifier.finish()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
@@ -239,3 +240,10 @@ def test_verify_compares_with_the_anchor_and_finds_a_truncated_tail(
     assert broken["intact"] is False
     assert broken["first_broken_seq"] == last
     assert "truncated" in broken["problem"]
+
+
+def test_announcing_channels_must_be_named_project_slash_channel(settings: Settings) -> None:
+    with pytest.raises(ValidationError, match="is not 'project/channel'"):
+        settings.model_validate({"audit_anchor_channels": ["acme"]})
+    named = Settings.model_validate({"audit_anchor_channels": ["acme/auditors"]})
+    assert named.audit_anchor_channels == ["acme/auditors"]

@@ -28,12 +28,14 @@ from governance.checkpoints import (
     CheckpointRecord,
     attach_signer,
     detach_signer,
+    format_time,
 )
 from governance.delivery import deliver_due
 from governance.outbound import add_allow_entry, guard_for_project
 from governance.signing import Signer, load_or_create_signer
 from lineage import InvalidInput, create_project, session_scope
 from lineage.projects import Project
+from lineage.tables import utcnow
 from tests.governance.receivers import http_receiver
 from tests.governance.tamper import (
     delete_checkpoints,
@@ -417,3 +419,35 @@ def test_checkpoints_sent_to_an_alert_channel_are_a_third_partys_anchor(
     assert "truncated" in report.problem
     with pytest.raises(InvalidInput, match="'project/channel'"):
         ChannelRef.parse("acme")
+
+
+def test_unchained_checkpoints_from_before_the_upgrade_still_verify(
+    engine: Engine, signer: Signer, anchor: FileAnchor
+) -> None:
+    _fill(engine, 7)  # signed "every 100 since the last one" at 7 by the old code (v1)
+    with session_scope(engine) as session:
+        seventh = session.exec(select(AuditEntry).where(AuditEntry.seq == 7)).one()
+        at = utcnow()
+        legacy = CheckpointRecord(
+            seq=7, hash=seventh.hash, key_id=signer.key_id, at=format_time(at), signature=""
+        )
+        session.add(
+            AuditCheckpoint(
+                created_at=at,
+                seq=7,
+                entry_hash=seventh.hash,
+                key_id=signer.key_id,
+                signature=signer.sign(legacy.message()),
+            )
+        )
+    assert b"checkpoint/v1" in legacy.message()
+    attach_signer(engine, signer, every=EVERY, anchor=anchor)
+    try:
+        _fill(engine, 5)
+    finally:
+        detach_signer(engine)
+    [first_chained] = [r for r in anchor.read() if r.seq == 11]
+    assert first_chained.prev == legacy.digest()
+    report = verify_store(engine=engine, public_key=signer.public_key, anchor=anchor)
+    assert report.intact, report.problem
+    assert (report.checkpoints_verified, report.anchored, report.unanchored) == (2, 2, 0)
