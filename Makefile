@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy api governance lineage monitors retrain tests bench
+	$(BIN)/mypy api governance lineage monitors reports retrain tests bench
 	$(BIN)/lint-imports
 	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 

@@ -61,9 +61,7 @@ def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Pa
     from governance.signing import load_or_create_signer
     from lineage import WardenError, create_store_engine, session_scope
     from lineage.projects import get_project
-    from retrain.report_jobs import RenderRequest, render_document
-    from retrain.report_render import render
-    from retrain.reports import audit_generation
+    from reports import RenderRequest, audit_generation, render, render_document
 
     if fmt == "pdf" and out is None:
         typer.echo("error: a PDF needs --out FILE", err=True)

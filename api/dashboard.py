@@ -108,8 +108,7 @@ from monitors.execute import report_paths
 from monitors.findings import Status, worst_status
 from monitors.models import Monitor, MonitorRun, RunState
 from monitors.schedules import get_monitor, get_monitor_run, list_monitor_runs, list_monitors
-from retrain.report_render import MEDIA_TYPES, Format, render
-from retrain.reports import generate_model_card, generate_project_report
+from reports import MEDIA_TYPES, Format, generate_model_card, generate_project_report, render
 
 __all__ = ["PUBLIC_PATHS", "install_dashboard", "router", "run_status"]
 

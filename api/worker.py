@@ -31,12 +31,12 @@ from governance.signing import load_or_create_signer
 from lineage.errors import InvalidInput
 from monitors.findings import Finding
 from monitors.models import Monitor, MonitorRun
+from reports import ReportRenderHandler
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.handlers import default_registry
 from retrain.jobs import JobKind
 from retrain.loop import PolicyLoop
 from retrain.registry import Registry
-from retrain.report_jobs import ReportRenderHandler
 from retrain.runner import RunnerConfig, pipeline_handler
 from retrain.worker import Handler, HandlerRegistry, Worker
 

@@ -5,7 +5,6 @@ from retrain.evaluation import Evaluation, evaluate_version
 from retrain.handlers import MonitorRunHandler, default_registry
 from retrain.jobs import Job, JobKind, JobState, enqueue, get_job, queue_depth, queue_monitor_run
 from retrain.leader import LeaderLease, current_leader, try_acquire_lease
-from retrain.model_cards import ModelCard, ModelCardUpdate
 from retrain.pipelines import Pipeline, PipelineRun, PipelineRunState, PipelineSpec, request_run
 from retrain.promotion import Promotion, current_champion, promote, request_promotion, rollback
 from retrain.registry import Registry
@@ -23,8 +22,6 @@ __all__ = [
     "JobKind",
     "JobState",
     "LeaderLease",
-    "ModelCard",
-    "ModelCardUpdate",
     "ModelLoader",
     "MonitorRunHandler",
     "Pipeline",

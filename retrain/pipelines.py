@@ -174,7 +174,7 @@ class EvaluationSpec(BaseModel):
     )
     holdout_dataset_version_id: uuid.UUID | None = None
     reader: str = Field(
-        default="retrain.adult:read_adult",
+        default="api.demo.adult:read_adult",
         pattern=ENTRYPOINT_PATTERN,
         description="`module:function` taking the URI and returning a pandas DataFrame.",
     )

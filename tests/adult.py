@@ -1,6 +1,6 @@
 """The UCI Adult data shipped in ``data/adult`` and a real model trained on it, for tests.
 
-The column lists and the model are the product's own (``retrain.adult``: what the demo trains);
+The column lists and the model are the product's own (``api.demo.adult``: what the demo trains);
 this module only caches them per test session. The reader keeps the file's integer dtypes, as a
 user's raw frame would have them, where the training step converts numerics to floats.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from retrain.adult import CATEGORICAL, COLUMNS, FEATURES, NUMERIC, TARGET, build_model
+from api.demo.adult import CATEGORICAL, COLUMNS, FEATURES, NUMERIC, TARGET, build_model
 
 __all__ = [
     "CATEGORICAL",

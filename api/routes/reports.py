@@ -1,9 +1,9 @@
 """Reports over REST: model cards, project audit reports and "as of T", in HTML, JSON or PDF.
 
 Every route needs ``report:read``; sensitive fields are shown only to readers who also hold
-``audit:read`` in the project (see :mod:`retrain.reports`). Generating a report is audited in the
+``audit:read`` in the project (see :mod:`reports.redaction`). Generating a report is audited in the
 request's transaction. Long reports are queued for the worker (``POST …/reports/renders``) and
-fetched when done; the assembly itself lives in ``retrain`` (this module holds no logic).
+fetched when done; the assembly itself lives in ``reports`` (this module holds no logic).
 """
 
 from __future__ import annotations
@@ -24,17 +24,24 @@ from governance.audit_export import verify_store
 from governance.permissions import Permission
 from lineage.registry import get_model_version
 from lineage.tables import utcnow
-from retrain.jobs import Job
-from retrain.model_cards import CARD_FIELDS, ModelCardUpdate, update_model_card
-from retrain.report_jobs import RenderRequest, get_render_job, queue_render, rendered_file
-from retrain.report_render import MEDIA_TYPES, Format, render
-from retrain.reports import (
+from reports import (
+    CARD_FIELDS,
+    MEDIA_TYPES,
+    Format,
+    ModelCardUpdate,
+    RenderRequest,
     as_of,
     audit_generation,
     generate_model_card,
     generate_project_report,
+    get_render_job,
+    queue_render,
+    render,
+    rendered_file,
     sees_sensitive,
+    update_model_card,
 )
+from retrain.jobs import Job
 
 __all__ = ["ModelCardPublic", "RenderJobPublic", "router"]
 

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 import governance  # noqa: F401  (registers tables)
 import lineage
 import monitors  # noqa: F401
+import reports  # noqa: F401
 import retrain  # noqa: F401
 from api.migrate import downgrade, upgrade
 

@@ -25,7 +25,7 @@ def _spec(**overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": "income-train",
         "model_name": "income",
-        "steps": [{"name": "train", "entrypoint": "retrain.adult:train"}],
+        "steps": [{"name": "train", "entrypoint": "api.demo.adult:train"}],
         "parameters": {"train_path": str(ADULT_TRAIN), "max_rows": 3000, "max_iter": 30},
         "time_limit_seconds": 300,
     }
@@ -46,7 +46,7 @@ def viewer(make_principal: Callable[..., Issued]) -> Issued:
 def test_define_list_and_read_a_pipeline(client: TestClient, scientist: Issued) -> None:
     created = client.post(f"{BASE}/pipelines", json=_spec(), headers=scientist.headers)
     assert created.status_code == 201, created.text
-    assert created.json()["spec"]["steps"][0]["entrypoint"] == "retrain.adult:train"
+    assert created.json()["spec"]["steps"][0]["entrypoint"] == "api.demo.adult:train"
     listed = client.get(f"{BASE}/pipelines", headers=scientist.headers).json()
     assert [p["name"] for p in listed] == ["income-train"]
     again = client.post(f"{BASE}/pipelines", json=_spec(), headers=scientist.headers)
@@ -56,7 +56,7 @@ def test_define_list_and_read_a_pipeline(client: TestClient, scientist: Issued) 
 def test_a_bad_definition_names_the_field_and_stores_nothing(
     client: TestClient, scientist: Issued, engine: Engine
 ) -> None:
-    bad = _spec(steps=[{"name": "train", "entrypoint": "retrain.adult:train", "command": ["x"]}])
+    bad = _spec(steps=[{"name": "train", "entrypoint": "api.demo.adult:train", "command": ["x"]}])
     answer = client.post(f"{BASE}/pipelines", json=bad, headers=scientist.headers)
     assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"

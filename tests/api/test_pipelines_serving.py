@@ -45,7 +45,7 @@ def test_a_trained_version_is_promoted_after_approval_and_serves_predictions(
     spec = {
         "name": "income-train",
         "model_name": "income",
-        "steps": [{"name": "train", "entrypoint": "retrain.adult:train"}],
+        "steps": [{"name": "train", "entrypoint": "api.demo.adult:train"}],
         "parameters": {"train_path": str(ADULT_TRAIN), "max_rows": 3000, "max_iter": 30},
     }
     assert client.post(f"{BASE}/pipelines", json=spec, headers=scientist.headers).is_success

@@ -22,8 +22,8 @@ from lineage.projects import Project
 from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
+from reports import ReportRenderHandler
 from retrain.jobs import JobKind
-from retrain.report_jobs import ReportRenderHandler
 from retrain.worker import HandlerRegistry, Worker
 from tests.conftest import Issued
 from tests.governance.tamper import drop_triggers

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from api.demo import adult
 from api.settings import Settings
 from governance.actors import Actor
 from governance.identity import actor_for
@@ -19,7 +20,6 @@ from governance.roles import Role
 from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.store import session_scope
-from retrain import adult
 from retrain.pipelines import (
     Pipeline,
     PipelineRun,
@@ -97,7 +97,7 @@ def adult_spec(**overrides: Any) -> PipelineSpec:
     fields: dict[str, Any] = {
         "name": "income-train",
         "model_name": "income",
-        "steps": [Step(name="train", entrypoint="retrain.adult:train")],
+        "steps": [Step(name="train", entrypoint="api.demo.adult:train")],
         "parameters": {"train_path": str(ADULT_TRAIN), "max_rows": 3000, "max_iter": 30},
         "time_limit_seconds": 300,
     }

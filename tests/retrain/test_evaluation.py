@@ -8,13 +8,13 @@ from sklearn.metrics import accuracy_score
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from api.demo.adult import FEATURES, TARGET, read_adult
 from governance.actors import Actor
 from governance.audit import AuditEntry
 from lineage.errors import InvalidInput
 from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.store import session_scope
-from retrain.adult import FEATURES, TARGET, read_adult
 from retrain.deployers import ModelLoader
 from retrain.evaluation import evaluate_version, latest_evaluation
 from retrain.registry import Registry

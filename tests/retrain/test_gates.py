@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.demo.adult import read_adult
 from governance.actors import Actor
 from governance.decisions import PolicyDecision, PromotionBlock
 from governance.policies import add_version, create_policy, get_policy, list_policies
@@ -27,7 +28,6 @@ from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from retrain.adult import read_adult
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.gates import check_gate, gate_results, policy_gate

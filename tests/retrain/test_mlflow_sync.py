@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from api.demo import adult
 from governance.actors import Actor
 from lineage.models import DatasetVersion, Edge, EdgeKind, LineageEvent, ModelVersion, Run
 from lineage.projects import Project
 from lineage.store import session_scope
-from retrain import adult
 from retrain.mlflow_sync import SyncReport, sync_mlflow
 from retrain.registry import Registry
 from retrain.step import StepContext

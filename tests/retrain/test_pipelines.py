@@ -33,7 +33,7 @@ from tests.retrain.conftest import adult_spec
 
 def test_a_step_is_an_entry_point_or_a_command_never_both() -> None:
     with pytest.raises(ValidationError, match="exactly one of 'entrypoint'"):
-        Step(name="train", entrypoint="retrain.adult:train", command=["true"])
+        Step(name="train", entrypoint="api.demo.adult:train", command=["true"])
     with pytest.raises(ValidationError, match="exactly one of 'entrypoint'"):
         Step(name="train")
     with pytest.raises(ValidationError, match="entrypoint"):

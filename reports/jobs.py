@@ -27,9 +27,12 @@ from governance.audit_export import verify_store
 from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from lineage.registry import MODEL_NAME_PATTERN, VERSION_PATTERN
 from lineage.store import session_scope
+from reports.as_of import as_of
+from reports.generation import audit_generation
+from reports.model_card import model_card
+from reports.project_report import project_report
+from reports.render import Format, render
 from retrain.jobs import Job, JobKind, JobState, enqueue, get_job
-from retrain.report_render import Format, render
-from retrain.reports import as_of, audit_generation, model_card, project_report
 from retrain.worker import JobContext
 
 __all__ = [

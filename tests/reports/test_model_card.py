@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from api.demo.adult import FEATURES, read_adult
 from api.settings import Settings
 from api.worker import route_monitor_findings
 from governance.actors import Actor
@@ -35,17 +36,14 @@ from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, lo
 from monitors.models import Monitor, MonitorCreate, MonitorRun, RunTrigger, Schedule
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
-from retrain.adult import FEATURES, read_adult
+from reports import REDACTED, ModelCardUpdate, model_card, render, update_model_card
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.handlers import default_registry
 from retrain.jobs import queue_monitor_run
-from retrain.model_cards import ModelCardUpdate, update_model_card
 from retrain.pipelines import PipelineRun
 from retrain.promotion import promote, request_promotion
 from retrain.registry import Registry
-from retrain.report_render import render
-from retrain.reports import REDACTED, model_card
 from retrain.worker import Worker
 from tests.monitors.serving import records
 
@@ -353,7 +351,7 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
         digests[0],
         str(pipeline_run.id),
         str(pipeline_run.mlflow_run_id),
-        "retrain.adult:train",
+        "api.demo.adult:train",
         INTENDED_USE,
         LIMITATIONS,
         approver.name,

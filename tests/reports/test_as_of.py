@@ -17,8 +17,7 @@ from lineage.projects import Project
 from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from retrain.report_render import render
-from retrain.reports import REDACTED, as_of, project_report
+from reports import REDACTED, as_of, project_report, render
 
 GATES = {"gates": [{"type": "approvers", "min": 2}]}
 

@@ -1,11 +1,13 @@
-"""The Adult income training step: a real pipeline entry point (``retrain.adult:train``).
+"""The demo's Adult income data: where the shipped files are, how to read them, and the step.
 
-It trains what the demo deploys: an ``OrdinalEncoder`` for the categorical columns in front of
-scikit-learn's ``HistGradientBoostingClassifier`` (TreeSHAP can explain the final tree model on
-the encoded features; LightGBM's wrapper fails on scikit-learn 1.9). Training data is whatever
-the run was given — dataset versions or labelled inferences resolved to files by the runner — or,
-failing that, the ``train_path`` parameter. Files are the UCI Adult CSV (header-less, optionally
-gzipped, ``>50K`` labels), a CSV with a header, or Parquet with the same column names.
+:func:`train` is a real pipeline entry point (``api.demo.adult:train``): it trains what the demo
+deploys, an ``OrdinalEncoder`` for the categorical columns in front of scikit-learn's
+``HistGradientBoostingClassifier`` (TreeSHAP can explain the final tree model on the encoded
+features; LightGBM's wrapper fails on scikit-learn 1.9). Training data is whatever the run was
+given — dataset versions or labelled inferences resolved to files by the runner — or, failing
+that, the ``train_path`` parameter. Files are the UCI Adult CSV (header-less, optionally gzipped,
+``>50K`` labels), a CSV with a header, or Parquet with the same column names; :func:`read_adult`
+(``api.demo.adult:read_adult``) is the evaluation reader for them.
 
 Parameters (all optional): ``train_path``, ``max_rows`` (sample size, 0 = all), ``test_size``,
 ``max_iter``, ``learning_rate``, ``random_state``.
@@ -16,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from api.demo.options import DemoFailed
 from lineage.errors import InvalidInput
 from retrain.step import StepContext, TrainingInput
 
@@ -30,6 +33,7 @@ __all__ = [
     "NUMERIC",
     "TARGET",
     "build_model",
+    "find_adult_data",
     "read_adult",
     "train",
 ]
@@ -46,6 +50,21 @@ CATEGORICAL = [
 NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 FEATURES = NUMERIC + CATEGORICAL
 TARGET = "income"
+
+
+def find_adult_data() -> Path:
+    """Return the shipped ``data/adult`` directory (repository or installed checkout).
+
+    Raises:
+        DemoFailed: Neither the package's checkout nor the working directory has it.
+    """
+    candidates = [Path(__file__).resolve().parents[2] / "data" / "adult", Path.cwd() / "data/adult"]
+    for candidate in candidates:
+        if (candidate / "adult.data.gz").is_file() and (candidate / "adult.test.gz").is_file():
+            return candidate
+    raise DemoFailed(
+        "1", f"the UCI Adult data is not in {' or '.join(map(str, candidates))}; reinstall Warden"
+    )
 
 
 def _labels(values: pd.Series) -> pd.Series:

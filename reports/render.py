@@ -1,8 +1,8 @@
-"""Render report documents (from :mod:`retrain.reports`) as JSON, HTML and PDF.
+"""Render report documents (model cards, project reports, "as of T") as JSON, HTML and PDF.
 
 HTML pages are self-contained and printable: inline CSS, charts drawn here as static inline SVG
 (bars with confidence-interval whiskers), no JavaScript and no network, so WeasyPrint turns the
-very same page into the PDF. Templates live in ``retrain/templates/``; WeasyPrint is imported
+very same page into the PDF. Templates live in ``reports/templates/``; WeasyPrint is imported
 only inside :func:`render_pdf`, so importing this module stays cheap.
 """
 
@@ -91,7 +91,7 @@ def _number(value: Any) -> str:
 
 def _environment() -> Environment:
     environment = Environment(
-        loader=PackageLoader("retrain", "templates"),
+        loader=PackageLoader("reports", "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
