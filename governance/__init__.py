@@ -2,8 +2,15 @@
 
 from governance.actors import Actor, PrincipalKind
 from governance.alerts import AlertRule, RuleChannel
+from governance.anchors import Anchor, FileAnchor
 from governance.approvals import ApprovalDecision, ApprovalRequest, ApprovalRule
-from governance.audit import AuditEntry, Outcome, append, append_in_own_transaction
+from governance.audit import (
+    AuditEntry,
+    Outcome,
+    act_then_audit,
+    append,
+    append_in_own_transaction,
+)
 from governance.channels import Channel, SecretBox
 from governance.decisions import FindingBatch, PolicyDecision, PromotionBlock
 from governance.delivery import Attempt, Delivery, deliver_due
@@ -19,6 +26,7 @@ __all__ = [
     "Actor",
     "AlertRule",
     "AllowEntry",
+    "Anchor",
     "ApiKey",
     "ApprovalDecision",
     "ApprovalRequest",
@@ -29,6 +37,7 @@ __all__ = [
     "Channel",
     "DashboardSession",
     "Delivery",
+    "FileAnchor",
     "FindingBatch",
     "Incident",
     "IssuedKey",
@@ -44,6 +53,7 @@ __all__ = [
     "RoleGrant",
     "RuleChannel",
     "SecretBox",
+    "act_then_audit",
     "append",
     "append_in_own_transaction",
     "deliver_due",
