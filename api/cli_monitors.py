@@ -1,16 +1,18 @@
 """``warden monitor run <project> <monitor>``: run one monitor now, in this process.
 
-The run is recorded like any other (a manual slot of the monitor, its summary, report, lineage
-and routed findings), but executed here rather than queued for a worker, so a person can watch
-it and read the findings at once. The model, when the kind needs one, is loaded only from a
-version registered in Warden after its artifact hash matches lineage. Exits 0 when the run
-succeeded (whatever its findings say), 1 when it failed.
+The run is recorded like any other (a manual slot of the monitor and its job, its summary,
+report, lineage and routed findings), but this process claims the job at once and executes it
+rather than leaving it to a worker, so a person can watch it and read the findings at once.
+The model, when the kind needs one, is loaded only from a version registered in Warden after
+its artifact hash matches lineage. Exits 0 when the run succeeded (whatever its findings say),
+1 when it failed.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -18,6 +20,9 @@ import typer
 from api.settings import Settings
 
 __all__ = ["app"]
+
+_INLINE_LEASE = timedelta(hours=6)
+"""How long this process holds the run's job without heart-beating (a monitor run is minutes)."""
 
 app = typer.Typer(
     name="monitor", help="Run monitors now and read their findings.", no_args_is_help=True
@@ -42,18 +47,21 @@ def run(
     from api.worker import build_model_loader, route_monitor_findings
     from lineage import create_store_engine
     from lineage.projects import get_project
+    from lineage.runtime.queue import claim, complete, fail
+    from lineage.runtime.worker import worker_name
     from lineage.store import session_scope
     from lineage.tables import utcnow
     from monitors.execute import execute_run, report_paths
-    from monitors.models import Monitor, MonitorRun, RunState, RunTrigger
-    from monitors.schedules import record_run
+    from monitors.models import Monitor, RunTrigger
+    from monitors.run_jobs import queue_monitor_run
 
     settings = _settings()
     engine = create_store_engine(settings.resolved_database_url())
+    owner = worker_name()
     try:
         with session_scope(engine) as session:
-            project_id = get_project(session=session, name=project).id
-            query = select(Monitor).where(Monitor.project_id == project_id)
+            project_uuid = get_project(session=session, name=project).id
+            query = select(Monitor).where(Monitor.project_id == project_uuid)
             try:
                 query = query.where(Monitor.id == uuid.UUID(monitor))
             except ValueError:
@@ -62,19 +70,23 @@ def run(
             if found is None:
                 typer.echo(f"no monitor {monitor!r} in project {project!r}", err=True)
                 raise typer.Exit(2)
-            slot = record_run(
-                session=session, monitor=found, scheduled_for=utcnow(), trigger=RunTrigger.MANUAL
+            slot = queue_monitor_run(
+                session=session,
+                monitor=found,
+                scheduled_for=utcnow(),
+                trigger=RunTrigger.MANUAL,
+                max_attempts=1,
             )
             if slot is None:
                 typer.echo(
                     "a run of this monitor was recorded at this very instant; retry", err=True
                 )
                 raise typer.Exit(1)
-            slot.state = RunState.RUNNING
-            slot.started_at = utcnow()
-            slot.attempts = 1
-            session.add(slot)
-            run_id = slot.id
+            # This process runs the job itself, before any worker may claim it; a lease that
+            # expires (this process died) fails it, since it has one attempt only.
+            claim(session=session, owner=owner, lease=_INLINE_LEASE, job_id=slot.job_id)
+            run_id, job_id = slot.id, slot.job_id
+            assert job_id is not None
 
         def progress(fraction: float, message: str) -> None:
             typer.echo(f"[{fraction:4.0%}] {message}", err=True)
@@ -90,17 +102,19 @@ def run(
                 on_findings=route_monitor_findings,
                 progress=progress,
             )
-        except Exception as failure:  # recorded on the run, then reported
+        except Exception as failure:  # recorded on the run's job, then reported
             error = f"{type(failure).__name__}: {failure}"
         with session_scope(engine) as session:
-            stored = session.get(MonitorRun, run_id)
-            assert stored is not None
-            stored.state = RunState.FAILED if error else RunState.SUCCEEDED
-            stored.error = error
-            stored.progress = 1.0
-            stored.finished_at = utcnow()
-            session.add(stored)
-            project_uuid = stored.project_id
+            if error is None:
+                complete(session=session, job_id=job_id, owner=owner, result=None)
+            else:
+                fail(
+                    session=session,
+                    job_id=job_id,
+                    owner=owner,
+                    error=error,
+                    retry_delay=timedelta(0),
+                )
     finally:
         engine.dispose()
     if error is not None or summary is None:

@@ -56,7 +56,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from api.charts import GraphNode, Point, line_chart, lineage_svg
 from api.deps import EngineDep, SessionDep, SettingsDep
@@ -106,8 +106,9 @@ from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.execute import report_paths
 from monitors.findings import Status, worst_status
-from monitors.models import Monitor, MonitorRun, RunState
-from monitors.schedules import get_monitor, get_monitor_run, list_monitor_runs, list_monitors
+from monitors.models import Monitor, MonitorRunPublic, RunState
+from monitors.run_jobs import get_monitor_run, latest_runs, list_monitor_runs
+from monitors.schedules import get_monitor, list_monitors
 from reports import MEDIA_TYPES, Format, generate_model_card, generate_project_report, render
 
 __all__ = ["PUBLIC_PATHS", "install_dashboard", "router", "run_status"]
@@ -216,7 +217,7 @@ def _findings(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [f for r in _results(summary) for f in r.get("findings", []) if isinstance(f, dict)]
 
 
-def run_status(run: MonitorRun | None) -> str:
+def run_status(run: MonitorRunPublic | None) -> str:
     """Return a run's verdict (``ok``/``warn``/``alert``/``insufficient``) or its state."""
     if run is None:
         return "no runs"
@@ -232,22 +233,8 @@ def run_status(run: MonitorRun | None) -> str:
     return worst_status([Status(f.get("status", "insufficient")) for f in findings]).value
 
 
-def _latest_runs(session: Session, monitors: list[Monitor]) -> dict[uuid.UUID, MonitorRun]:
-    latest: dict[uuid.UUID, MonitorRun] = {}
-    for monitor in monitors:
-        query = (
-            select(MonitorRun)
-            .where(
-                MonitorRun.monitor_id == monitor.id,
-                col(MonitorRun.state).in_([RunState.SUCCEEDED, RunState.FAILED]),
-            )
-            .order_by(col(MonitorRun.scheduled_for).desc())
-            .limit(1)
-        )
-        run = session.exec(query).first()
-        if run is not None:
-            latest[monitor.id] = run
-    return latest
+def _latest_runs(session: Session, monitors: list[Monitor]) -> dict[uuid.UUID, MonitorRunPublic]:
+    return latest_runs(session=session, monitor_ids=[m.id for m in monitors])
 
 
 def _worst(statuses: list[str]) -> str:
@@ -257,7 +244,7 @@ def _worst(statuses: list[str]) -> str:
     return statuses[0] if statuses else "no monitors"
 
 
-def _series(runs: list[MonitorRun]) -> list[tuple[str, dict[str, list[Point]], float | None]]:
+def _series(runs: list[MonitorRunPublic]) -> list[tuple[str, dict[str, list[Point]], float | None]]:
     """Turn the findings of successive runs (oldest first) into the monitor page's charts.
 
     Per-column drift keeps the eight columns that drifted most; a threshold line is drawn
@@ -578,7 +565,7 @@ def model_page(
 
 def _version_reports(
     session: Session, settings: Settings, project: Project, version: ModelVersion
-) -> list[tuple[Monitor, MonitorRun]]:
+) -> list[tuple[Monitor, MonitorRunPublic]]:
     """The latest stored fairness and explanations reports of monitors watching this version."""
     slots = [
         d.id
@@ -699,7 +686,7 @@ def monitor_page(
 
 def _run_context(
     session: Session, project: Project, run_id: uuid.UUID
-) -> tuple[MonitorRun, Monitor, Deployment | None]:
+) -> tuple[MonitorRunPublic, Monitor, Deployment | None]:
     run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
     monitor = get_monitor(session=session, project_id=project.id, monitor_id=run.monitor_id)
     deployment = (
@@ -710,7 +697,7 @@ def _run_context(
     return run, monitor, deployment
 
 
-def _stored_report(settings: Settings, run: MonitorRun) -> dict[str, Any] | None:
+def _stored_report(settings: Settings, run: MonitorRunPublic) -> dict[str, Any] | None:
     """Return the run's stored report document (written by the worker), if there is one."""
     json_path, _ = report_paths(settings.data_dir, project_id=run.project_id, run_id=run.id)
     if not json_path.is_file():
@@ -761,7 +748,7 @@ def run_page(
 
 def _download(
     session: Session, settings: Settings, project: Project, run_id: uuid.UUID, index: int
-) -> tuple[MonitorRun, Path]:
+) -> tuple[MonitorRunPublic, Path]:
     run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
     path = report_paths(settings.data_dir, project_id=project.id, run_id=run.id)[index]
     if not path.is_file():

@@ -36,7 +36,6 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -58,10 +57,11 @@ from governance.incidents import Incident
 from governance.permissions import Permission
 from governance.roles import permissions_of, visible_project_ids
 from lineage.projects import Project
+from lineage.runtime.queue import Job
 from lineage.tables import utcnow
 from monitors.findings import Status
-from monitors.models import Monitor, MonitorRun
-from retrain.jobs import Job
+from monitors.models import Monitor, RunState
+from monitors.run_jobs import latest_runs
 
 __all__ = ["JOB_BUCKETS", "AppMetrics", "RequestMetrics", "StoreCollector", "install_metrics"]
 
@@ -237,25 +237,17 @@ class StoreCollector(Collector):
             "When each monitor's latest finished run ended, in Unix seconds.",
             labels=labels,
         )
-        latest = (
-            select(MonitorRun.monitor_id, func.max(MonitorRun.finished_at).label("at"))
-            .where(col(MonitorRun.finished_at).is_not(None))
-            .group_by(col(MonitorRun.monitor_id))
-            .subquery()
+        monitors = list(self.session.exec(self._scoped(select(Monitor), col(Monitor.project_id))))
+        latest = latest_runs(
+            session=self.session,
+            monitor_ids=[m.id for m in monitors],
+            states=set(RunState) - {RunState.QUEUED, RunState.RUNNING},
+            newest="finish",
         )
-        query = self._scoped(
-            select(Monitor, MonitorRun)
-            .join(MonitorRun, col(MonitorRun.monitor_id) == col(Monitor.id))
-            .join(
-                latest,
-                sa.and_(
-                    latest.c.monitor_id == col(MonitorRun.monitor_id),
-                    latest.c.at == col(MonitorRun.finished_at),
-                ),
-            ),
-            col(Monitor.project_id),
-        )
-        for monitor, run in self.session.exec(query).all():
+        for monitor in monitors:
+            run = latest.get(monitor.id)
+            if run is None:
+                continue
             values = [names.get(monitor.project_id, str(monitor.project_id)), monitor.name]
             values.append(str(monitor.id))
             run_status, drift_share = _run_status(run.summary or {})

@@ -3,7 +3,7 @@
 ``warden scheduler`` (and a thread of ``warden up``) runs :meth:`Scheduler.run`:
 
 1. Every ``scheduler_heartbeat_seconds`` it takes or renews the lease ``"scheduler"``
-   (:mod:`retrain.leader`). Standby processes keep trying; one takes over within
+   (:mod:`lineage.runtime.lease`). Standby processes keep trying; one takes over within
    ``scheduler_lease_seconds`` + one heartbeat after the leader stops renewing.
 2. While leading, an APScheduler 3 ``BackgroundScheduler`` with an in-memory job store holds one
    job per unpaused monitor, built from the monitor table with the monitor's own trigger — no
@@ -12,9 +12,9 @@
    for slots that are due (this is also how slots missed during downtime are caught up).
 3. A fired job (:meth:`Scheduler.fire`) re-checks the lease in the transaction that writes,
    plans the due slots with :func:`monitors.schedules.plan_due_slots` under the configured
-   misfire rule, and inserts each slot with :func:`retrain.jobs.queue_monitor_run`; a slot that
-   exists already (unique violation) is skipped, so a slot runs once even when two schedulers
-   overlap.
+   misfire rule, and inserts each slot with :func:`monitors.run_jobs.queue_monitor_run`; a slot
+   that exists already (unique violation) is skipped, so a slot runs once even when two
+   schedulers overlap.
 
 Losing the lease stops APScheduler at once; a clean stop releases the lease.
 """
@@ -32,7 +32,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.settings import Settings
 from lineage import session_scope, utcnow
+from lineage.runtime.lease import holds_lease, release_lease, try_acquire_lease
+from lineage.runtime.worker import worker_name
 from monitors.models import Monitor
+from monitors.run_jobs import queue_monitor_run
 from monitors.schedules import (
     MisfirePolicy,
     active_monitors,
@@ -41,9 +44,6 @@ from monitors.schedules import (
     schedule_fingerprint,
     trigger_for,
 )
-from retrain.jobs import queue_monitor_run
-from retrain.leader import holds_lease, release_lease, try_acquire_lease
-from retrain.worker import worker_name
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
             "audit-anchor.jsonl"
         )
 
+    def resolved_outbound_key_path(self) -> Path:
+        """Return the key sealing channel secrets, defaulting to ``<data_dir>/keys/``."""
+        return self.outbound_key_path or self.data_dir / "keys" / "outbound.key"
+
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to ``<data_dir>/warden.db``."""
         if self.database_url:

@@ -1,15 +1,17 @@
 """The worker process: build the handler registry from the settings and run the claim loop.
 
-``warden worker`` (and a thread of ``warden up``) runs :func:`run_worker`. The registry starts
-from :func:`retrain.handlers.default_registry` — monitor runs, bound to the data directory, the
-hash-checking :class:`retrain.deployers.ModelLoader` and :func:`route_monitor_findings` (the one
-place a run's findings go: alert routing, then the policies of :class:`retrain.loop.PolicyLoop`)
-— plus the pipeline runner of :mod:`retrain.runner` (bound to the data directory and MLflow URI
-of the settings). Beside the claim loop, a thread sends due alert deliveries every
-``DELIVERY_EVERY_SECONDS``, outside any job's transaction. ``WARDEN_WORKER_HANDLERS`` (JSON,
-job kind → ``"module:function"``) adds or replaces handlers — for plug-ins, and for tests that need
-a handler with observable timing. Queue semantics and the handler contract are in
-:mod:`retrain.worker`.
+``warden worker`` (and a thread of ``warden up``) runs :func:`run_worker`. Each package that owns
+work offers the handlers of its kinds and this module registers them: the monitors' kinds
+(:func:`monitors.run_jobs.register_monitor_handlers`: monitor runs and local explanations, bound
+to the data directory, the hash-checking :class:`retrain.deployers.ModelLoader` and
+:func:`route_monitor_findings` — the one place a run's findings go: alert routing, then the
+policies of :class:`retrain.loop.PolicyLoop`), the pipeline runner of :mod:`retrain.runner`
+(bound to the data directory and MLflow URI of the settings) and the report renderer. Beside the
+claim loop, a thread sends due alert deliveries every ``DELIVERY_EVERY_SECONDS``
+(:func:`governance.delivery.deliver_due_now`), outside any job's transaction.
+``WARDEN_WORKER_HANDLERS`` (JSON, job kind → ``"module:function"``) adds or replaces handlers —
+for plug-ins, and for tests that need a handler with observable timing. Queue semantics are in
+:mod:`lineage.runtime.queue`, the handler contract in :mod:`lineage.runtime.handlers`.
 """
 
 from __future__ import annotations
@@ -26,19 +28,21 @@ from sqlmodel import Session
 
 from api.settings import Settings
 from governance.actors import Actor
+from governance.delivery import deliver_due_now
 from governance.incidents import route_findings
 from governance.signing import load_or_create_signer
 from lineage.errors import InvalidInput
+from lineage.runtime.handlers import Handler, HandlerRegistry
+from lineage.runtime.worker import Worker
 from monitors.findings import Finding
 from monitors.models import Monitor, MonitorRun
-from reports import ReportRenderHandler
+from monitors.run_jobs import register_monitor_handlers
+from reports.jobs import REPORT_RENDER, ReportRenderHandler
 from retrain.deployers import EmbeddedDeployer, ModelLoader
-from retrain.handlers import default_registry
-from retrain.jobs import JobKind
 from retrain.loop import PolicyLoop
+from retrain.pipelines import PIPELINE_RUN
 from retrain.registry import Registry
 from retrain.runner import RunnerConfig, pipeline_handler
-from retrain.worker import Handler, HandlerRegistry, Worker
 
 __all__ = [
     "DELIVERY_EVERY_SECONDS",
@@ -47,6 +51,7 @@ __all__ = [
     "build_worker",
     "route_monitor_findings",
     "run_worker",
+    "send_due_deliveries",
     "stop_on_signals",
 ]
 
@@ -118,16 +123,17 @@ def build_registry(settings: Settings) -> HandlerRegistry:
         cache_dir=settings.data_dir / "models",
     )
     policies = PolicyLoop(registry=loader.registry, deployer=EmbeddedDeployer(loader=loader))
-    registry = default_registry(
+    registry = register_monitor_handlers(
+        HandlerRegistry(),
         data_dir=settings.data_dir,
         loader=loader,
         on_findings=partial(route_monitor_findings, policies=policies),
     )
     runner = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
-    registry.register(JobKind.PIPELINE_RUN, pipeline_handler(runner))
+    registry.register(PIPELINE_RUN, pipeline_handler(runner))
     signer = load_or_create_signer(settings.resolved_audit_key_path())
     registry.register(
-        JobKind.REPORT_RENDER,
+        REPORT_RENDER,
         ReportRenderHandler(data_dir=settings.data_dir, public_key=signer.public_key),
     )
     for kind, path in sorted(settings.worker_handlers.items()):
@@ -147,13 +153,21 @@ def build_worker(settings: Settings, engine: Engine) -> Worker:
     )
 
 
+def send_due_deliveries(settings: Settings, engine: Engine) -> int:
+    """Send the alert deliveries due now with the settings' key, CA bundle and timeout."""
+    return deliver_due_now(
+        engine=engine,
+        key_file=settings.resolved_outbound_key_path(),
+        timeout_seconds=settings.outbound_timeout_seconds,
+        ca_file=settings.outbound_ca_file,
+    )
+
+
 def _deliver(settings: Settings, engine: Engine, stop: threading.Event) -> None:
     """Send due deliveries every few seconds until ``stop`` is set (never inside a job)."""
-    from api.routes.alerts import deliver_due_now
-
     while not stop.is_set():
         try:
-            deliver_due_now(settings=settings, engine=engine)
+            send_due_deliveries(settings, engine)
         except Exception:
             _log.exception("sending due deliveries failed; will retry")
         stop.wait(DELIVERY_EVERY_SECONDS)

@@ -13,7 +13,7 @@ from governance.audit import (
 )
 from governance.channels import Channel, SecretBox
 from governance.decisions import FindingBatch, PolicyDecision, PromotionBlock
-from governance.delivery import Attempt, Delivery, deliver_due
+from governance.delivery import Attempt, Delivery, deliver_due, deliver_due_now
 from governance.identity import ApiKey, AuthFailure, DashboardSession, IssuedKey, Principal
 from governance.incidents import Incident, route_findings
 from governance.outbound import AllowEntry
@@ -57,5 +57,6 @@ __all__ = [
     "append",
     "append_in_own_transaction",
     "deliver_due",
+    "deliver_due_now",
     "route_findings",
 ]

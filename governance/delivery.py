@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -69,6 +70,7 @@ __all__ = [
     "DeliveryState",
     "build_event",
     "deliver_due",
+    "deliver_due_now",
     "delivery_view",
     "enqueue",
     "event_text",
@@ -649,6 +651,30 @@ def _record(
             delivery.state = DeliveryState.FAILED
             delivery.next_attempt_at = None
         session.add(delivery)
+
+
+def deliver_due_now(
+    *,
+    engine: Engine,
+    key_file: Path,
+    timeout_seconds: float = 10.0,
+    ca_file: Path | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Send the deliveries due now; what the worker process calls every few seconds.
+
+    Args:
+        engine: The store.
+        key_file: The key that sealed the channels' secrets (created on first use).
+        timeout_seconds: Connect/read timeout of one attempt.
+        ca_file: Extra certificate authorities to trust (receivers behind an internal CA).
+        now: The current time (tests pass a clock).
+    """
+    policy = DeliveryPolicy(
+        timeout_seconds=timeout_seconds, ca_file=None if ca_file is None else str(ca_file)
+    )
+    box = SecretBox.from_key_file(key_file)
+    return deliver_due(engine=engine, box=box, now=now, policy=policy)
 
 
 def deliver_due(

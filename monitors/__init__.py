@@ -50,12 +50,19 @@ from monitors.models import (
 from monitors.performance import compute_performance, reference_performance
 from monitors.quality import QualityResult, check_quality
 from monitors.report import RunReport, build_report
+from monitors.run_jobs import (
+    MONITOR_RUN,
+    MonitorRunHandler,
+    get_monitor_run,
+    latest_runs,
+    list_monitor_runs,
+    queue_monitor_run,
+    register_monitor_handlers,
+)
 from monitors.schedules import (
     MisfirePolicy,
     create_monitor,
     get_monitor,
-    get_monitor_run,
-    list_monitor_runs,
     list_monitors,
     pause_monitor,
     resume_monitor,
@@ -65,6 +72,7 @@ from monitors.spec import DriftMethod, Kind, MonitorSpec
 
 __all__ = [
     "MAX_BATCH",
+    "MONITOR_RUN",
     "Baseline",
     "BaselineCreate",
     "BaselinePublic",
@@ -93,6 +101,7 @@ __all__ = [
     "MonitorPublic",
     "MonitorResult",
     "MonitorRun",
+    "MonitorRunHandler",
     "MonitorRunPublic",
     "MonitorSpec",
     "MonitorUpdate",
@@ -117,6 +126,7 @@ __all__ = [
     "get_monitor",
     "get_monitor_run",
     "latest_baseline",
+    "latest_runs",
     "list_baselines",
     "list_monitor_runs",
     "list_monitors",
@@ -124,9 +134,11 @@ __all__ = [
     "log_labels",
     "merge",
     "pause_monitor",
+    "queue_monitor_run",
     "read_window",
     "reference_performance",
     "register_kind",
+    "register_monitor_handlers",
     "registered_kinds",
     "report_paths",
     "resume_monitor",

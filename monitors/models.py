@@ -5,6 +5,7 @@ as JSON, with its kind copied into a column for queries), a schedule (a fixed in
 or a cron expression in a time zone) and a window rule (``last:<duration>`` or
 ``since_previous_run``). A :class:`MonitorRun` is one execution; ``(monitor_id, scheduled_for)``
 is unique, so the slot a scheduler computed can be inserted at most once, whoever computes it.
+A run's state lives on the runtime job that executes it (:mod:`monitors.run_jobs` reads both).
 
 The request/response models (``MonitorCreate``, ``MonitorUpdate``, ``MonitorPublic``…) follow the
 ``X(table) / XCreate / XUpdate / XPublic`` family: clients never set ids, owners or timestamps.
@@ -121,7 +122,12 @@ class Monitor(Record, table=True):
 
 
 class MonitorRun(Record, table=True):
-    """One execution of a monitor for one slot; a slot is inserted at most once."""
+    """One execution of a monitor for one slot; a slot is inserted at most once.
+
+    Its state (attempts, progress, message, error, timestamps) is its job's
+    (:class:`~lineage.runtime.queue.Job`, by ``job_id``), read through
+    :mod:`monitors.run_jobs`; the run keeps only what is its own, the summary included.
+    """
 
     __tablename__ = "monitors_monitor_run"
     __table_args__ = (sa.UniqueConstraint("monitor_id", "scheduled_for"),)
@@ -130,16 +136,9 @@ class MonitorRun(Record, table=True):
     monitor_id: uuid.UUID = Field(foreign_key="monitors_monitor.id", index=True, nullable=False)
     scheduled_for: datetime = Field(sa_type=AwareDateTime, nullable=False)
     trigger: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
-    state: str = Field(default=RunState.QUEUED, sa_column=sa.Column(sa.String(16), nullable=False))
-    progress: float = Field(default=0.0, nullable=False)
-    message: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
     window_start: datetime | None = Field(default=None, sa_type=AwareDateTime)
     window_end: datetime | None = Field(default=None, sa_type=AwareDateTime)
-    job_id: uuid.UUID | None = Field(default=None, index=True)
-    attempts: int = Field(default=0, nullable=False)
-    started_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
-    finished_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
-    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    job_id: uuid.UUID | None = Field(default=None, foreign_key="lineage_runtime_job.id", index=True)
     summary: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
 
 
@@ -264,9 +263,7 @@ class MonitorPublic(BaseModel):
 
 
 class MonitorRunPublic(BaseModel):
-    """A monitor run as shown to clients, readable while it works."""
-
-    model_config = ConfigDict(from_attributes=True)
+    """A monitor run as shown to clients, readable while it works (its state from its job)."""
 
     id: uuid.UUID
     project_id: uuid.UUID

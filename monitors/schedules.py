@@ -1,5 +1,7 @@
 """Monitor services (create, change, pause, resume, list) and the computation of due slots.
 
+Reading runs with their state, and queuing a slot with its job, is :mod:`monitors.run_jobs`.
+
 Slots are points on a grid fixed by the monitor alone — an interval anchored at ``anchor_at`` or
 a cron line in a time zone (APScheduler 3 triggers compute both) — so every scheduler process
 derives the same ``scheduled_for`` values. :func:`record_run` inserts a slot and treats the unique
@@ -52,8 +54,6 @@ __all__ = [
     "active_monitors",
     "create_monitor",
     "get_monitor",
-    "get_monitor_run",
-    "list_monitor_runs",
     "list_monitors",
     "mark_scheduled_through",
     "pause_monitor",
@@ -199,28 +199,6 @@ def resume_monitor(
     session.add(monitor)
     session.flush()
     return monitor
-
-
-def get_monitor_run(*, session: Session, project_id: uuid.UUID, run_id: uuid.UUID) -> MonitorRun:
-    """Return a monitor run of the project, or raise :class:`NotFound`."""
-    run = session.get(MonitorRun, run_id)
-    if run is None or run.project_id != project_id:
-        raise NotFound(f"no monitor run {run_id} in this project")
-    return run
-
-
-def list_monitor_runs(
-    *, session: Session, project_id: uuid.UUID, monitor_id: uuid.UUID, limit: int = 100
-) -> list[MonitorRun]:
-    """Return a monitor's most recent runs, newest slot first."""
-    get_monitor(session=session, project_id=project_id, monitor_id=monitor_id)
-    query = (
-        select(MonitorRun)
-        .where(MonitorRun.monitor_id == monitor_id)
-        .order_by(col(MonitorRun.scheduled_for).desc())
-        .limit(limit)
-    )
-    return list(session.exec(query).all())
 
 
 def trigger_for(monitor: Monitor) -> BaseTrigger:

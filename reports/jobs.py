@@ -4,7 +4,7 @@ A project report over a long period reads and verifies the whole audit chain and
 seconds to lay out, so neither belongs in a request handler. :func:`queue_render` records the
 request (what, which format, and whether the requester may see sensitive fields) as a job in the
 caller's transaction and audits it; :class:`ReportRenderHandler` (registered for
-:attr:`~retrain.jobs.JobKind.REPORT_RENDER` by ``api.worker``) builds the document, reports
+the :data:`REPORT_RENDER` kind by ``api.worker``) builds the document, reports
 progress, and writes the file under
 ``<data_dir>/reports/<project id>/renders/<job id>.<format>`` — a path made of ids only.
 :func:`rendered_file` returns that path for a finished job.
@@ -26,16 +26,17 @@ from governance.actors import Actor
 from governance.audit_export import verify_store
 from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from lineage.registry import MODEL_NAME_PATTERN, VERSION_PATTERN
+from lineage.runtime.handlers import JobContext
+from lineage.runtime.queue import Job, JobState, enqueue, get_job
 from lineage.store import session_scope
 from reports.as_of import as_of
 from reports.generation import audit_generation
 from reports.model_card import model_card
 from reports.project_report import project_report
 from reports.render import Format, render
-from retrain.jobs import Job, JobKind, JobState, enqueue, get_job
-from retrain.worker import JobContext
 
 __all__ = [
+    "REPORT_RENDER",
     "RenderRequest",
     "ReportRenderHandler",
     "get_render_job",
@@ -44,6 +45,9 @@ __all__ = [
     "rendered_file",
     "report_path",
 ]
+
+REPORT_RENDER = "report_render"
+"""The job kind of a report render."""
 
 
 class RenderRequest(BaseModel):
@@ -130,7 +134,7 @@ def queue_render(
     job = enqueue(
         session=session,
         project_id=project_id,
-        kind=JobKind.REPORT_RENDER,
+        kind=REPORT_RENDER,
         payload={
             "request": request.model_dump(mode="json"),
             "full": full,
@@ -196,7 +200,7 @@ class ReportRenderHandler:
 def get_render_job(*, session: Session, project_id: uuid.UUID, job_id: uuid.UUID) -> Job:
     """Return a report render job of the project, or raise :class:`NotFound`."""
     job = get_job(session=session, job_id=job_id, project_id=project_id)
-    if job.kind != JobKind.REPORT_RENDER:
+    if job.kind != REPORT_RENDER:
         raise NotFound(f"no report render job {job_id} in this project")
     return job
 

@@ -17,7 +17,8 @@ from sqlmodel import Session, col, select
 
 from governance.incidents import Incident
 from lineage.models import Deployment, ModelVersion
-from monitors.models import Monitor, MonitorRun
+from monitors.models import Monitor
+from monitors.run_jobs import read_runs
 from reports.document import iso, principal_names
 from reports.redaction import Sensitive
 from retrain.promotion import Promotion
@@ -108,15 +109,9 @@ def monitor_history(
             .order_by(sa.asc(col(Monitor.created_at)))
         ).all()
     )
-    runs = list(
-        session.exec(
-            select(MonitorRun)
-            .where(col(MonitorRun.monitor_id).in_([m.id for m in monitors]))
-            .order_by(sa.asc(col(MonitorRun.scheduled_for)))
-        ).all()
-    )
+    runs = read_runs(session=session, monitor_ids=[m.id for m in monitors], newest_first=False)
     by_id = {m.id: m for m in monitors}
-    states = Counter(run.state for run in runs)
+    states = Counter(str(run.state) for run in runs)
     history = {
         "since": iso(deployments[0].live_from) if deployments else None,
         "monitors": [
@@ -128,7 +123,7 @@ def monitor_history(
                 "monitor": by_id[run.monitor_id].name,
                 "kind": by_id[run.monitor_id].kind,
                 "scheduled_for": iso(run.scheduled_for),
-                "state": run.state,
+                "state": str(run.state),
                 "window_start": iso(run.window_start),
                 "window_end": iso(run.window_end),
                 "status": (run.summary or {}).get("status"),

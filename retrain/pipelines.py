@@ -44,12 +44,13 @@ from sqlmodel import Session, col, select
 
 from governance import Actor, append
 from lineage.errors import Conflict, InvalidInput, NotFound
+from lineage.runtime.queue import Job, JobState, enqueue
 from lineage.tables import AwareDateTime, Record, utcnow
-from retrain.jobs import Job, JobKind, JobState, enqueue
 
 __all__ = [
     "ACTIVE_STATES",
     "ENTRYPOINT_PATTERN",
+    "PIPELINE_RUN",
     "EvaluationSpec",
     "InferenceQuery",
     "Pipeline",
@@ -71,6 +72,9 @@ __all__ = [
     "list_runs",
     "request_run",
 ]
+
+PIPELINE_RUN = "pipeline_run"
+"""The job kind of a pipeline run."""
 
 ENTRYPOINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -266,7 +270,7 @@ class PipelineRun(Record, table=True):
     model_version_id: uuid.UUID | None = SQLField(
         default=None, foreign_key="lineage_model_version.id"
     )
-    job_id: uuid.UUID | None = SQLField(default=None, foreign_key="retrain_job.id")
+    job_id: uuid.UUID | None = SQLField(default=None, foreign_key="lineage_runtime_job.id")
     metrics: dict[str, float] = SQLField(
         default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False)
     )
@@ -429,7 +433,7 @@ def request_run(
     job = enqueue(
         session=session,
         project_id=pipeline.project_id,
-        kind=JobKind.PIPELINE_RUN,
+        kind=PIPELINE_RUN,
         payload={"run_id": str(run.id)},
         max_attempts=1,
     )

@@ -38,6 +38,7 @@ from lineage.errors import Conflict, InvalidInput, WardenError
 from lineage.ingest import ingest_event
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.registry import ModelVersionCreate, register_model_version
+from lineage.runtime.handlers import Handler, JobContext
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.inferences import read_window
@@ -54,7 +55,6 @@ from retrain.pipelines import (
 )
 from retrain.registry import Registry
 from retrain.step import CONTEXT_ENV, StepContext, TrainingInput, read_output
-from retrain.worker import Handler, JobContext
 
 __all__ = [
     "LINEAGE_NAMESPACE",
@@ -589,7 +589,7 @@ def execute_run(*, engine: Engine, run_id: uuid.UUID, config: RunnerConfig) -> P
 def pipeline_handler(config: RunnerConfig) -> Handler:
     """Return the worker handler for ``pipeline_run`` jobs, bound to where runs keep files.
 
-    Register it in the worker's registry: ``registry.register(JobKind.PIPELINE_RUN,
+    Register it in the worker's registry: ``registry.register(PIPELINE_RUN,
     pipeline_handler(RunnerConfig(data_dir=…, tracking_uri=settings.resolved_mlflow_uri())))``.
     """
 

@@ -7,7 +7,8 @@ for a destination — needs ``project:admin``. Every change is audited in the re
 transaction. A webhook's signing secret is in the creation response and nowhere else.
 
 Channel secrets are sealed with the key in ``<data dir>/keys/outbound.key`` (created on first
-use, mode 0600); the worker opens them with the same file via :func:`secret_box`.
+use, mode 0600); the worker opens them with the same file
+(:func:`governance.delivery.deliver_due_now`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.deps import SessionDep
@@ -50,10 +50,8 @@ from governance.channels import (
     update_channel,
 )
 from governance.delivery import (
-    DeliveryPolicy,
     DeliveryState,
     build_event,
-    deliver_due,
     delivery_view,
     enqueue,
     get_delivery,
@@ -89,7 +87,6 @@ __all__ = [
     "IncidentNote",
     "IncidentPublic",
     "RulePublic",
-    "deliver_due_now",
     "outbound_key_path",
     "router",
     "secret_box",
@@ -105,21 +102,12 @@ Admin = Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))]
 
 def outbound_key_path(settings: Settings) -> Path:
     """Return where the key sealing channel secrets lives (``WARDEN_OUTBOUND_KEY_PATH``)."""
-    return settings.outbound_key_path or settings.data_dir / "keys" / "outbound.key"
+    return settings.resolved_outbound_key_path()
 
 
 def secret_box(settings: Settings) -> SecretBox:
     """Return the box sealing channel secrets (API and worker must share the key file)."""
     return SecretBox.from_key_file(outbound_key_path(settings))
-
-
-def deliver_due_now(*, settings: Settings, engine: Engine, now: datetime | None = None) -> int:
-    """Send the deliveries due now; what the worker process calls every few seconds."""
-    policy = DeliveryPolicy(
-        timeout_seconds=settings.outbound_timeout_seconds,
-        ca_file=str(settings.outbound_ca_file) if settings.outbound_ca_file else None,
-    )
-    return deliver_due(engine=engine, box=secret_box(settings), now=now, policy=policy)
 
 
 def _box(request: Request) -> SecretBox:

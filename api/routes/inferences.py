@@ -35,6 +35,7 @@ from governance.actors import Actor
 from governance.audit import append
 from governance.permissions import Permission
 from lineage.errors import InvalidInput
+from lineage.runtime.queue import Job
 from monitors.baseline.storage import (
     BaselineCreate,
     BaselinePublic,
@@ -43,6 +44,7 @@ from monitors.baseline.storage import (
     list_baselines,
     store_reference,
 )
+from monitors.explanation_jobs import latest_explanation, queue_explanation
 from monitors.inferences import (
     MAX_BATCH,
     InferenceRecord,
@@ -53,8 +55,6 @@ from monitors.inferences import (
     log_labels,
     records_from_frame,
 )
-from retrain.explanation_jobs import latest_explanation, queue_explanation
-from retrain.jobs import Job
 
 __all__ = ["ExplanationPublic", "InferencesBody", "IngestPublic", "LabelsBody", "router"]
 
@@ -308,13 +308,17 @@ def request_explanation(
     response: Response,
 ) -> ExplanationPublic:
     """Queue the explanation of one logged inference; the worker loads the model and explains."""
-    job = queue_explanation(
-        session=session,
-        actor=actor,
-        project_id=project.id,
-        deployment_id=deployment_id,
-        request_id=request_id,
+    job, queued = queue_explanation(
+        session=session, project_id=project.id, deployment_id=deployment_id, request_id=request_id
     )
+    if queued:
+        append(
+            session=session,
+            actor=actor,
+            action="inference.explain",
+            target=f"deployment:{deployment_id}",
+            detail={"after": {"request_id": request_id, "job_id": str(job.id)}},
+        )
     response.headers["Location"] = (
         f"/api/v1/projects/{project.name}/deployments/{deployment_id}/inferences/"
         f"{quote(request_id, safe='')}/explanation"

@@ -22,6 +22,7 @@ from governance.permissions import Permission
 from lineage import utcnow
 from lineage.deployments import get_deployment
 from lineage.errors import Conflict, InvalidInput, NotFound
+from lineage.runtime.queue import get_job
 from monitors.models import (
     Monitor,
     MonitorCreate,
@@ -30,17 +31,20 @@ from monitors.models import (
     MonitorUpdate,
     RunTrigger,
 )
+from monitors.run_jobs import (
+    get_monitor_run,
+    list_monitor_runs,
+    queue_monitor_run,
+    run_view,
+)
 from monitors.schedules import (
     create_monitor,
     get_monitor,
-    get_monitor_run,
-    list_monitor_runs,
     list_monitors,
     pause_monitor,
     resume_monitor,
     update_monitor,
 )
-from retrain.jobs import get_job, queue_monitor_run
 
 __all__ = ["router"]
 
@@ -167,7 +171,8 @@ def run_now(
         raise Conflict("a run of this monitor was queued at this very instant; retry")
     _audit(session, actor, "monitor.run", monitor, {"after": {"run_id": str(run.id)}})
     response.headers["Location"] = f"/api/v1/projects/{project.name}/monitor-runs/{run.id}"
-    return MonitorRunPublic.model_validate(run)
+    job = None if run.job_id is None else get_job(session=session, job_id=run.job_id)
+    return run_view(run, job)
 
 
 @router.get("/monitors/{monitor_id}/runs", dependencies=_READ)
@@ -178,18 +183,15 @@ def runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[MonitorRunPublic]:
     """List the monitor's most recent runs, newest slot first."""
-    found = list_monitor_runs(
+    return list_monitor_runs(
         session=session, project_id=project.id, monitor_id=monitor_id, limit=limit
     )
-    return [MonitorRunPublic.model_validate(run) for run in found]
 
 
 @router.get("/monitor-runs/{run_id}", dependencies=_READ)
 def read_run(run_id: uuid.UUID, project: CurrentProject, session: SessionDep) -> MonitorRunPublic:
     """Return a run's state, progress and (when finished) its summary or error."""
-    return MonitorRunPublic.model_validate(
-        get_monitor_run(session=session, project_id=project.id, run_id=run_id)
-    )
+    return get_monitor_run(session=session, project_id=project.id, run_id=run_id)
 
 
 @router.get("/monitor-runs/{run_id}/logs", dependencies=_READ, response_class=PlainTextResponse)

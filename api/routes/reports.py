@@ -23,6 +23,7 @@ from governance.actors import Actor
 from governance.audit_export import verify_store
 from governance.permissions import Permission
 from lineage.registry import get_model_version
+from lineage.runtime.queue import Job
 from lineage.tables import utcnow
 from reports import (
     CARD_FIELDS,
@@ -41,7 +42,6 @@ from reports import (
     sees_sensitive,
     update_model_card,
 )
-from retrain.jobs import Job
 
 __all__ = ["ModelCardPublic", "RenderJobPublic", "router"]
 

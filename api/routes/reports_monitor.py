@@ -22,7 +22,7 @@ from api.security import CurrentProject, require
 from governance.permissions import Permission
 from lineage.errors import NotFound
 from monitors.execute import drift_page_path, report_paths
-from monitors.schedules import get_monitor_run
+from monitors.run_jobs import get_monitor_run
 
 __all__ = ["router"]
 

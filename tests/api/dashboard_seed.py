@@ -29,15 +29,15 @@ from lineage.ingest import ingest_event
 from lineage.models import Job, Run
 from lineage.projects import Project
 from lineage.registry import ModelVersionCreate, register_model_version
+from lineage.runtime.handlers import HandlerRegistry
+from lineage.runtime.worker import Worker
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from monitors.models import Monitor, MonitorCreate, MonitorRun, RunTrigger, Schedule
+from monitors.models import Monitor, MonitorCreate, RunTrigger, Schedule
+from monitors.run_jobs import get_monitor_run, queue_monitor_run, register_monitor_handlers
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
-from retrain.handlers import default_registry
-from retrain.jobs import queue_monitor_run
 from retrain.promotion import request_promotion
-from retrain.worker import Worker
 from tests.adult import adult_test
 from tests.monitors.test_execute import Setup
 
@@ -114,12 +114,13 @@ def _run(setup: Setup, monitor_id: uuid.UUID, *, minutes_ago: int = 0) -> uuid.U
             trigger=RunTrigger.MANUAL,
         )
         assert run is not None
-        run_id = run.id
-    registry = default_registry(data_dir=setup.data_dir, loader=setup.loader)
+        run_id, project_id = run.id, run.project_id
+    registry = register_monitor_handlers(
+        HandlerRegistry(), data_dir=setup.data_dir, loader=setup.loader
+    )
     assert Worker(engine=setup.engine, registry=registry).run_once()
     with session_scope(setup.engine) as session:
-        done = session.get(MonitorRun, run_id)
-        assert done is not None
+        done = get_monitor_run(session=session, project_id=project_id, run_id=run_id)
         assert done.state == "succeeded", done.error
     return run_id
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from retrain.worker import JobContext
+from lineage.runtime.handlers import JobContext
 
 __all__ = ["slow_marker"]
 

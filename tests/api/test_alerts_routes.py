@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
-from api.routes.alerts import deliver_due_now
 from api.settings import Settings
+from api.worker import send_due_deliveries
 from governance.actors import Actor, PrincipalKind
 from governance.audit import AuditEntry
 from governance.channels import Channel
@@ -119,7 +119,7 @@ def test_channel_rule_incident_delivery_round_trip(
 
         for run in ("r1", "r2", "r3"):
             fire(engine, run)
-        assert deliver_due_now(settings=settings, engine=engine) == 1
+        assert send_due_deliveries(settings, engine) == 1
         assert len(receiver.requests) == 1
 
         [incident] = client.get(f"{BASE}/incidents", headers=viewer).json()
@@ -136,7 +136,7 @@ def test_channel_rule_incident_delivery_round_trip(
         resent = client.post(f"{BASE}/deliveries/{delivery['id']}/resend", headers=scientist)
         assert resent.status_code == 202, resent.text
         assert resent.json()["resent_from"] == delivery["id"]
-        assert deliver_due_now(settings=settings, engine=engine) == 1
+        assert send_due_deliveries(settings, engine) == 1
         assert [r.headers["webhook-id"] for r in receiver.requests] == [delivery["event_id"]] * 2
 
     acked = client.post(
@@ -311,7 +311,7 @@ def test_a_test_message_reaches_the_receiver(
         channel_id = created["channel"]["id"]
         queued = client.post(f"{BASE}/alert-channels/{channel_id}/test", headers=scientist)
         assert queued.status_code == 202, queued.text
-        deliver_due_now(settings=settings, engine=engine)
+        send_due_deliveries(settings, engine)
         [request] = receiver.requests
     assert json.loads(request.body)["type"] == "io.warden.test"
 

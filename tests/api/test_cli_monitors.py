@@ -17,6 +17,7 @@ from lineage.store import session_scope
 from monitors.baseline.storage import BaselineCreate, create_baseline
 from monitors.inferences import InferenceRecord, log_inferences
 from monitors.models import MonitorCreate, MonitorRun, Schedule
+from monitors.run_jobs import read_runs
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
 from tests.adult import FEATURES, adult_test, adult_train
@@ -93,7 +94,8 @@ def test_a_monitor_runs_now_and_prints_its_findings(
     )
     assert unseen["value"] == pytest.approx(30 / 300)
     with session_scope(engine) as session:
-        runs = session.exec(select(MonitorRun)).all()
+        monitor_ids = session.exec(select(MonitorRun.monitor_id)).all()
+        runs = read_runs(session=session, monitor_ids=monitor_ids)
     assert [r.state for r in runs] == ["succeeded", "succeeded"]
     assert all(r.trigger == "manual" and r.summary is not None for r in runs)
 

@@ -29,9 +29,11 @@ from governance.roles import Role, grant_role
 from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.projects import create_project
 from lineage.registry import ModelVersionCreate, register_model_version
+from lineage.runtime.queue import Job
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.models import MonitorCreate, MonitorRun, RunState, RunTrigger, Schedule
+from monitors.run_jobs import MONITOR_RUN
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
 from tests.governance.tamper import drop_triggers
@@ -138,19 +140,26 @@ def store(engine: Engine) -> Store:
         runs = []
         for hours, (share, age, status) in enumerate([(0.1, 0.05, "ok"), (0.5, 0.31, "alert")]):
             slot = utcnow() - timedelta(hours=2 - hours)
+            job = Job(
+                project_id=project.id,
+                kind=MONITOR_RUN,
+                payload={},
+                state=RunState.SUCCEEDED,
+                progress=1.0,
+                started_at=slot,
+                finished_at=slot,
+            )
             run = MonitorRun(
                 project_id=project.id,
                 monitor_id=monitor.id,
                 scheduled_for=slot,
                 trigger=RunTrigger.SCHEDULE,
-                state=RunState.SUCCEEDED,
-                progress=1.0,
                 window_start=slot - timedelta(hours=24),
                 window_end=slot,
-                finished_at=slot,
+                job_id=job.id,
                 summary=_summary(share, age, status),
             )
-            session.add(run)
+            session.add_all([job, run])
             runs.append(run)
         dana = people["dana"]
         approval = request_approval(

@@ -22,10 +22,11 @@ from governance.audit import AuditEntry
 from governance.roles import Role
 from lineage.models import Deployment, ModelVersion
 from lineage.projects import Project
+from lineage.runtime.handlers import HandlerRegistry
+from lineage.runtime.queue import Job
+from lineage.runtime.worker import Worker
 from lineage.store import session_scope
-from retrain.handlers import default_registry
-from retrain.jobs import Job
-from retrain.worker import Worker
+from monitors.run_jobs import register_monitor_handlers
 from tests.adult import CATEGORICAL, FEATURES, adult_model, adult_test
 from tests.conftest import Issued
 from tests.monitors.serving import adult_deployment, records
@@ -98,7 +99,9 @@ def test_an_explanation_is_queued_computed_by_the_worker_and_matches_shap(
     assert [entry.target for entry in audited] == [f"deployment:{deployment.id}"]
 
     loader = AdultLoader()
-    registry = default_registry(data_dir=settings.data_dir, loader=loader)
+    registry = register_monitor_handlers(
+        HandlerRegistry(), data_dir=settings.data_dir, loader=loader
+    )
     assert Worker(engine=engine, registry=registry).run_once()
     assert loader.loaded == ["income"]
     done = client.get(url, headers=viewer.headers)

@@ -17,9 +17,11 @@ from governance.channels import SecretBox, create_channel
 from governance.incidents import route_findings
 from governance.roles import Role
 from lineage import Project, session_scope, utcnow
+from lineage.runtime.queue import Job, enqueue
 from monitors.findings import Finding, Status
 from monitors.models import Monitor, MonitorRun
-from retrain.jobs import Job, JobKind, enqueue
+from monitors.run_jobs import MONITOR_RUN
+from retrain.pipelines import PIPELINE_RUN
 from tests.conftest import Issued
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -49,12 +51,12 @@ def seed_store(engine: Engine, project_name: str) -> None:
     now = utcnow()
     with session_scope(engine) as session:
         project = session.exec(select(Project).where(Project.name == project_name)).one()
-        enqueue(session=session, project_id=project.id, kind=JobKind.MONITOR_RUN, payload={})
-        enqueue(session=session, project_id=project.id, kind=JobKind.MONITOR_RUN, payload={})
+        enqueue(session=session, project_id=project.id, kind=MONITOR_RUN, payload={})
+        enqueue(session=session, project_id=project.id, kind=MONITOR_RUN, payload={})
         session.add(
             Job(
                 project_id=project.id,
-                kind=JobKind.PIPELINE_RUN,
+                kind=PIPELINE_RUN,
                 payload={},
                 state="succeeded",
                 started_at=now - timedelta(seconds=42),
@@ -76,14 +78,22 @@ def seed_store(engine: Engine, project_name: str) -> None:
         session.flush()
         for minutes, status, share in [(120, "ok", 0.1), (60, "alert", 0.62)]:
             at = now - timedelta(minutes=minutes)
+            job = Job(
+                project_id=project.id,
+                kind=MONITOR_RUN,
+                payload={},
+                state="succeeded",
+                started_at=at,
+                finished_at=at + timedelta(seconds=5),
+            )
+            session.add(job)
             session.add(
                 MonitorRun(
                     project_id=project.id,
                     monitor_id=monitor.id,
                     scheduled_for=at,
                     trigger="schedule",
-                    state="succeeded",
-                    finished_at=at + timedelta(seconds=5),
+                    job_id=job.id,
                     summary={
                         "findings": [
                             Finding(

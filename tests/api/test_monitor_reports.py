@@ -19,7 +19,7 @@ from api.worker import build_registry
 from governance.roles import Role
 from lineage.models import Deployment
 from lineage.projects import Project
-from retrain.worker import Worker
+from lineage.runtime.worker import Worker
 from tests.adult import FEATURES, TARGET, adult_test, adult_train
 from tests.conftest import Issued
 from tests.monitors.serving import adult_deployment, dataset_version, records

@@ -15,8 +15,9 @@ from lineage import session_scope
 from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.projects import Project
 from lineage.registry import ModelVersionCreate, register_model_version
-from retrain.handlers import default_registry
-from retrain.worker import Worker
+from lineage.runtime.handlers import HandlerRegistry
+from lineage.runtime.worker import Worker
+from monitors.run_jobs import register_monitor_handlers
 from tests.conftest import Issued
 
 Make = Callable[..., Issued]
@@ -108,7 +109,9 @@ def test_a_manual_run_is_queued_with_202_and_watchable_until_done(
     assert queued.headers["location"] == f"{BASE}/monitor-runs/{run['id']}"
     assert "monitor.run" in _audit_actions(engine)
 
-    assert Worker(engine=engine, registry=default_registry(data_dir=tmp_path)).run_once()
+    assert Worker(
+        engine=engine, registry=register_monitor_handlers(HandlerRegistry(), data_dir=tmp_path)
+    ).run_once()
     done = client.get(f"{BASE}/monitor-runs/{run['id']}", headers=scientist.headers).json()
     assert (done["state"], done["progress"], done["attempts"]) == ("succeeded", 1.0, 1)
     assert done["summary"]["kind"] == "drift"

@@ -158,7 +158,7 @@ def test_the_worker_executes_queued_pipeline_runs(
     client: TestClient, scientist: Issued, settings: Settings, engine: Engine
 ) -> None:
     from api.worker import build_worker
-    from retrain.jobs import Job
+    from lineage.runtime.queue import Job
 
     script = "import time; time.sleep(0.2); print('step ran')"
     spec = _spec(steps=[{"name": "work", "command": [sys.executable, "-c", script]}], parameters={})

@@ -20,11 +20,12 @@ from governance.roles import Role
 from governance.signing import load_or_create_signer
 from lineage.projects import Project
 from lineage.registry import ModelVersionCreate, register_model_version
+from lineage.runtime.handlers import HandlerRegistry
+from lineage.runtime.worker import Worker
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from reports import ReportRenderHandler
-from retrain.jobs import JobKind
-from retrain.worker import HandlerRegistry, Worker
+from reports.jobs import REPORT_RENDER
 from tests.conftest import Issued
 from tests.governance.tamper import drop_triggers
 
@@ -235,7 +236,7 @@ def test_a_render_runs_in_the_worker_with_progress_and_is_fetched_after(
     signer = load_or_create_signer(settings.resolved_audit_key_path())
     registry = HandlerRegistry(
         {
-            JobKind.REPORT_RENDER: ReportRenderHandler(
+            REPORT_RENDER: ReportRenderHandler(
                 data_dir=settings.data_dir, public_key=signer.public_key
             )
         }

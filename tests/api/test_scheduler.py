@@ -15,10 +15,10 @@ from sqlmodel import col, select
 from api.scheduler import LEASE_NAME, Scheduler
 from api.settings import Settings
 from lineage import create_project, session_scope, utcnow
+from lineage.runtime.lease import current_leader, try_acquire_lease
+from lineage.runtime.queue import Job
 from monitors.models import Monitor, MonitorCreate, MonitorRun
 from monitors.schedules import create_monitor, pause_monitor
-from retrain.jobs import Job
-from retrain.leader import current_leader, try_acquire_lease
 
 
 @pytest.fixture

@@ -20,16 +20,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import select
 
 from lineage import create_project, session_scope, utcnow
-from monitors.models import Monitor, MonitorCreate, MonitorRun
+from lineage.runtime.lease import current_leader
+from lineage.runtime.queue import get_job
+from monitors.models import Monitor, MonitorCreate, MonitorRunPublic
+from monitors.run_jobs import read_runs
 from monitors.schedules import create_monitor
-from retrain.leader import current_leader
 
 pytestmark = pytest.mark.slow
 
@@ -122,9 +125,16 @@ def _marks(tmp_path: Path) -> list[tuple[str, str, int, int]]:
     return rows
 
 
-def _runs(engine: Engine) -> list[MonitorRun]:
+def _runs(engine: Engine) -> list[MonitorRunPublic]:
     with session_scope(engine) as session:
-        return list(session.exec(select(MonitorRun).order_by(col(MonitorRun.scheduled_for))).all())
+        monitor_ids = session.exec(select(Monitor.id)).all()
+        return read_runs(session=session, monitor_ids=monitor_ids, newest_first=False)
+
+
+def _result(engine: Engine, job_id: uuid.UUID | None) -> dict[str, Any] | None:
+    assert job_id is not None
+    with session_scope(engine) as session:
+        return get_job(session=session, job_id=job_id).result
 
 
 def _leader_pid(engine: Engine) -> int | None:
@@ -229,7 +239,7 @@ def test_slots_run_exactly_once_with_two_schedulers_and_a_killed_worker(
     assert killed_run.attempts == 2
     finishers = [pid for event, run, pid, _ in marks if event == "done" and run == victim["run"]]
     assert finishers == [next(pid for pid in worker_pids if pid != victim["pid"])]
-    assert killed_run.summary == {"pid": finishers[0], "attempt": 2}
+    assert _result(engine, killed_run.job_id) == {"pid": finishers[0], "attempt": 2}
 
 
 def _free_port() -> int:

@@ -7,8 +7,8 @@ import pytest
 from api.settings import Settings
 from api.worker import build_registry
 from lineage import InvalidInput
+from monitors.run_jobs import MonitorRunHandler
 from reports import ReportRenderHandler
-from retrain.handlers import MonitorRunHandler
 from tests.api.marker_handlers import slow_marker
 
 

@@ -25,18 +25,25 @@ from sqlmodel import col, select
 
 from api.settings import Settings
 from lineage.models import DatasetVersion, Deployment, Edge, EdgeKind, ModelVersion, Run
+from lineage.runtime.handlers import HandlerRegistry
+from lineage.runtime.worker import Worker
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
 from monitors.execute import execute_run, report_paths
 from monitors.findings import Finding
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
-from monitors.models import Monitor, MonitorCreate, MonitorRun, RunTrigger, Schedule
+from monitors.models import (
+    Monitor,
+    MonitorCreate,
+    MonitorRun,
+    MonitorRunPublic,
+    RunTrigger,
+    Schedule,
+)
+from monitors.run_jobs import get_monitor_run, queue_monitor_run, register_monitor_handlers
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
-from retrain.handlers import default_registry
-from retrain.jobs import queue_monitor_run
-from retrain.worker import Worker
 from tests.adult import FEATURES, TARGET, adult_model, adult_test, adult_train
 from tests.monitors.serving import adult_deployment, dataset_version, records
 
@@ -128,7 +135,7 @@ class Setup:
         assert session.get(MonitorRun, run.id) is run
         self.routed.append((run.id, findings))
 
-    def run(self, spec: dict[str, Any], *, deployment: bool = True) -> MonitorRun:
+    def run(self, spec: dict[str, Any], *, deployment: bool = True) -> MonitorRunPublic:
         """Create a monitor, queue a run now and let a worker execute it."""
         with session_scope(self.engine) as session:
             monitor = create_monitor(
@@ -146,16 +153,14 @@ class Setup:
                 session=session, monitor=monitor, scheduled_for=utcnow(), trigger=RunTrigger.MANUAL
             )
             assert run is not None
-        registry = default_registry(
-            data_dir=self.data_dir, loader=self.loader, on_findings=self.route
+        registry = register_monitor_handlers(
+            HandlerRegistry(), data_dir=self.data_dir, loader=self.loader, on_findings=self.route
         )
         assert Worker(engine=self.engine, registry=registry).run_once()
         with session_scope(self.engine) as session:
-            done = session.get(MonitorRun, run.id)
-            assert done is not None
-            return done
+            return get_monitor_run(session=session, project_id=run.project_id, run_id=run.id)
 
-    def report(self, run: MonitorRun) -> dict[str, Any]:
+    def report(self, run: MonitorRunPublic) -> dict[str, Any]:
         path, html = report_paths(self.data_dir, project_id=run.project_id, run_id=run.id)
         assert "<svg" in html.read_text(encoding="utf-8")
         document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -175,7 +180,7 @@ def plain(engine: Engine, settings: Settings) -> Setup:
     return Setup(engine, settings, adult_test().sample(2000, random_state=1))
 
 
-def _finding(run: MonitorRun, metric: str, scope: str) -> dict[str, Any]:
+def _finding(run: MonitorRunPublic, metric: str, scope: str) -> dict[str, Any]:
     assert run.summary is not None
     return next(f for f in run.summary["findings"] if f["metric"] == metric and f["scope"] == scope)
 

@@ -29,22 +29,22 @@ from lineage.graph import model_provenance
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.projects import Project
 from lineage.registry import ModelVersionCreate, register_model_version
+from lineage.runtime.handlers import HandlerRegistry
+from lineage.runtime.worker import Worker
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
 from monitors.models import Monitor, MonitorCreate, MonitorRun, RunTrigger, Schedule
+from monitors.run_jobs import queue_monitor_run, read_runs, register_monitor_handlers
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
 from reports import REDACTED, ModelCardUpdate, model_card, render, update_model_card
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
-from retrain.handlers import default_registry
-from retrain.jobs import queue_monitor_run
 from retrain.pipelines import PipelineRun
 from retrain.promotion import promote, request_promotion
 from retrain.registry import Registry
-from retrain.worker import Worker
 from tests.monitors.serving import records
 
 ADULT_TRAIN = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.data.gz"
@@ -129,8 +129,11 @@ class Watch:
         self.model = loader.load(version)
         self.worker = Worker(
             engine=engine,
-            registry=default_registry(
-                data_dir=self.data_dir, loader=loader, on_findings=route_monitor_findings
+            registry=register_monitor_handlers(
+                HandlerRegistry(),
+                data_dir=self.data_dir,
+                loader=loader,
+                on_findings=route_monitor_findings,
             ),
             owner="w-reports",
         )
@@ -325,7 +328,11 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
         resolved, still_open = session.exec(
             select(Incident).order_by(col(Incident.first_seen_at))
         ).all()
-        runs = session.exec(select(MonitorRun).order_by(col(MonitorRun.scheduled_for))).all()
+        runs = read_runs(
+            session=session,
+            monitor_ids=session.exec(select(MonitorRun.monitor_id)).all(),
+            newest_first=False,
+        )
         document = model_card(
             session=session, project_id=project.id, name="income", version=second.version, full=True
         )

@@ -41,13 +41,13 @@ from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
 from monitors.findings import Finding, Status
 from monitors.inferences import InferenceRecord, log_inferences
-from monitors.models import MonitorCreate, MonitorRun, RunTrigger, Schedule
+from monitors.models import MonitorCreate, RunTrigger, Schedule
+from monitors.run_jobs import get_monitor_run, queue_monitor_run
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation
 from retrain.gates import policy_gate
-from retrain.jobs import queue_monitor_run
 from retrain.loop import on_findings
 from retrain.pipelines import (
     EvaluationSpec,
@@ -278,8 +278,9 @@ def test_drifted_traffic_retrains_and_the_new_version_goes_live_through_its_gate
     # The worker runs the monitor; its findings reach the policy, which queues a retraining.
     assert worker.run_once()
     with session_scope(engine) as session:
-        done = session.get(MonitorRun, monitor_run.id)
-        assert done is not None
+        done = get_monitor_run(
+            session=session, project_id=monitor_run.project_id, run_id=monitor_run.id
+        )
         assert done.state == "succeeded", done.error
         [decision] = session.exec(select(PolicyDecision)).all()
         [retrain_run] = session.exec(

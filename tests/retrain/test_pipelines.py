@@ -14,9 +14,10 @@ from governance.actors import Actor
 from governance.audit import AuditEntry
 from lineage.errors import Conflict, InvalidInput
 from lineage.projects import Project
+from lineage.runtime.queue import Job, JobState
 from lineage.store import session_scope
-from retrain.jobs import Job, JobKind, JobState
 from retrain.pipelines import (
+    PIPELINE_RUN,
     Pipeline,
     PipelineRun,
     PipelineRunState,
@@ -61,7 +62,7 @@ def test_a_request_queues_one_run_and_one_worker_job(
     assert request.run.state == PipelineRunState.QUEUED
     assert request.run.parameters["max_rows"] == 3000
     with session_scope(engine) as session:
-        jobs = session.exec(select(Job).where(Job.kind == JobKind.PIPELINE_RUN)).all()
+        jobs = session.exec(select(Job).where(Job.kind == PIPELINE_RUN)).all()
     assert [job.payload["run_id"] for job in jobs] == [str(request.run.id)]
 
 

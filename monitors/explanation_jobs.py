@@ -2,13 +2,13 @@
 
 Explaining one prediction needs the model, and models are loaded only in the process that runs
 monitors (through the hash-checking loader), never in a request. So a request
-(:func:`queue_explanation`) only checks that the inference was logged, queues an
-:attr:`~retrain.jobs.JobKind.EXPLANATION` job and audits the request, in the caller's
-transaction. :class:`ExplanationHandler` (registered by :func:`retrain.handlers.default_registry`)
-reads the logged record from the inference log, loads the deployment's model version and stores
-the contributions (base value, per-feature contributions, output, method:
-:func:`monitors.explanations.explain_one`) as the job's result, which
-:func:`latest_explanation` finds again by deployment and request id.
+(:func:`queue_explanation`) only checks that the inference was logged and queues an
+:data:`EXPLANATION` job in the caller's transaction (the route audits the request in the same
+transaction). :class:`ExplanationHandler` (registered by
+:func:`monitors.run_jobs.register_monitor_handlers`) reads the logged record from the inference
+log, loads the deployment's model version and stores the contributions (base value, per-feature
+contributions, output, method: :func:`monitors.explanations.explain_one`) as the job's result,
+which :func:`latest_explanation` finds again by deployment and request id.
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from governance.actors import Actor
-from governance.audit import append
 from lineage.errors import NotFound
+from lineage.runtime.handlers import JobContext
+from lineage.runtime.queue import Job, JobState, enqueue
 from lineage.store import session_scope
 from monitors.baseline.storage import latest_baseline, load_baseline
 from monitors.execute import ModelLoader
 from monitors.inferences import RESERVED_COLUMNS, InferenceKey, deployment_of, read_inference
-from retrain.jobs import Job, JobKind, JobState, enqueue
-from retrain.worker import JobContext
 
-__all__ = ["ExplanationHandler", "latest_explanation", "queue_explanation"]
+__all__ = ["EXPLANATION", "ExplanationHandler", "latest_explanation", "queue_explanation"]
 
+EXPLANATION = "explanation"
+"""The job kind of a local explanation."""
 _MAX_ATTEMPTS = 2
 
 
@@ -42,7 +42,7 @@ def _jobs(project_id: uuid.UUID, deployment_id: uuid.UUID, request_id: str) -> A
         select(Job)
         .where(
             Job.project_id == project_id,
-            Job.kind == JobKind.EXPLANATION,
+            Job.kind == EXPLANATION,
             payload["deployment_id"].as_string() == str(deployment_id),
             payload["request_id"].as_string() == request_id,
         )
@@ -70,15 +70,15 @@ def latest_explanation(
 def queue_explanation(
     *,
     session: Session,
-    actor: Actor,
     project_id: uuid.UUID,
     deployment_id: uuid.UUID,
     request_id: str,
-) -> Job:
-    """Queue the explanation of one logged inference and audit the request (never commits).
+) -> tuple[Job, bool]:
+    """Queue the explanation of one logged inference (never commits); say whether it is new.
 
-    An explanation already queued or running is returned instead of queuing a second one; a
-    finished one is computed again (the deployment may serve another version by now).
+    An explanation already queued or running is returned (with ``False``) instead of queuing a
+    second one; a finished one is computed again (the deployment may serve another version by
+    now).
 
     Raises:
         NotFound: The deployment is not the project's, or logged no such request id.
@@ -95,22 +95,15 @@ def queue_explanation(
         raise NotFound(f"deployment {deployment_id} logged no inference {request_id!r}")
     pending = session.exec(_jobs(project_id, deployment_id, request_id)).first()
     if isinstance(pending, Job) and pending.state in (JobState.QUEUED, JobState.RUNNING):
-        return pending
+        return pending, False
     job = enqueue(
         session=session,
         project_id=project_id,
-        kind=JobKind.EXPLANATION,
+        kind=EXPLANATION,
         payload={"deployment_id": str(deployment_id), "request_id": request_id},
         max_attempts=_MAX_ATTEMPTS,
     )
-    append(
-        session=session,
-        actor=actor,
-        action="inference.explain",
-        target=f"deployment:{deployment_id}",
-        detail={"after": {"request_id": request_id, "job_id": str(job.id)}},
-    )
-    return job
+    return job, True
 
 
 @dataclass(frozen=True, slots=True)

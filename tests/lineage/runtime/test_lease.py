@@ -5,7 +5,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from lineage import session_scope, utcnow
-from retrain.leader import current_leader, holds_lease, release_lease, try_acquire_lease
+from lineage.runtime.lease import current_leader, holds_lease, release_lease, try_acquire_lease
 
 TTL = timedelta(seconds=10)
 

@@ -1,6 +1,6 @@
 """Leader election through a lease row: exactly one scheduler acts, the others stand by.
 
-A lease (``retrain_leader_lease``, one row per role such as ``"scheduler"``) names its holder and
+A lease (``lineage_runtime_lease``, one row per role such as ``"scheduler"``) names its holder and
 an expiry. The holder renews it every heartbeat; anyone may take it once it has expired, so a
 standby takes over at most ``ttl`` (+ one retry interval) after the leader died. Taking and
 renewing are single conditional ``UPDATE`` statements — atomic on PostgreSQL and SQLite alike —
@@ -28,7 +28,7 @@ __all__ = ["LeaderLease", "current_leader", "holds_lease", "release_lease", "try
 class LeaderLease(Record, table=True):
     """Who currently leads a role, until when."""
 
-    __tablename__ = "retrain_leader_lease"
+    __tablename__ = "lineage_runtime_lease"
 
     name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
     holder: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))

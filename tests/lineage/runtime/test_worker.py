@@ -1,7 +1,7 @@
 """Queue semantics of the worker, with small handlers written for these tests.
 
 The handlers here (recording, failing, waiting) stand in for real work on purpose: what is
-under test is claiming, leases, retries, progress and the mirroring onto monitor runs.
+under test is claiming, leases, retries, progress and logs, whatever the kind of work.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,20 +17,18 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from lineage import create_project, session_scope, utcnow
-from monitors.models import Monitor, MonitorCreate, MonitorRun, RunTrigger
-from monitors.schedules import create_monitor
-from retrain.handlers import default_registry
-from retrain.jobs import Job, JobKind, JobState, enqueue, queue_monitor_run
-from retrain.worker import (
-    HandlerRegistry,
-    JobContext,
-    Worker,
+from lineage.runtime.handlers import HandlerRegistry, JobContext
+from lineage.runtime.queue import (
+    Job,
+    JobState,
     claim,
     complete,
+    enqueue,
     fail,
     heartbeat,
     requeue_expired,
 )
+from lineage.runtime.worker import Worker
 
 LEASE = timedelta(seconds=30)
 
@@ -48,22 +45,6 @@ def session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def _monitor_run(engine: Engine, project_id: uuid.UUID) -> MonitorRun:
-    with session_scope(engine) as session:
-        body = MonitorCreate.model_validate(
-            {"name": "drift", "spec": {"kind": "drift"}, "schedule": {"interval_seconds": 60}}
-        )
-        monitor = create_monitor(session=session, project_id=project_id, spec=body)
-        run = queue_monitor_run(
-            session=session,
-            monitor=monitor,
-            scheduled_for=monitor.anchor_at,
-            trigger=RunTrigger.MANUAL,
-        )
-        assert run is not None
-        return run
-
-
 def _job(engine: Engine, job_id: uuid.UUID) -> Job:
     with session_scope(engine) as session:
         job = session.get(Job, job_id)
@@ -71,25 +52,18 @@ def _job(engine: Engine, job_id: uuid.UUID) -> Job:
         return job
 
 
-def _run(engine: Engine, run_id: uuid.UUID) -> MonitorRun:
-    with session_scope(engine) as session:
-        run = session.get(MonitorRun, run_id)
-        assert run is not None
-        return run
-
-
 def test_claim_takes_the_oldest_available_job_of_the_kinds_it_handles(
     session: Session, project_id: uuid.UUID
 ) -> None:
-    report = enqueue(session=session, project_id=project_id, kind=JobKind.REPORT_RENDER, payload={})
+    report = enqueue(session=session, project_id=project_id, kind="report_render", payload={})
     later = enqueue(
         session=session,
         project_id=project_id,
-        kind=JobKind.PIPELINE_RUN,
+        kind="pipeline_run",
         payload={},
         available_at=utcnow() + timedelta(hours=1),
     )
-    first = enqueue(session=session, project_id=project_id, kind=JobKind.PIPELINE_RUN, payload={})
+    first = enqueue(session=session, project_id=project_id, kind="pipeline_run", payload={})
     claimed = claim(session=session, owner="w1", lease=LEASE, kinds=["pipeline_run"])
     assert claimed is not None
     assert claimed.id == first.id
@@ -100,7 +74,7 @@ def test_claim_takes_the_oldest_available_job_of_the_kinds_it_handles(
 
 
 def test_heartbeat_extends_only_the_owners_lease(session: Session, project_id: uuid.UUID) -> None:
-    job = enqueue(session=session, project_id=project_id, kind=JobKind.PIPELINE_RUN, payload={})
+    job = enqueue(session=session, project_id=project_id, kind="pipeline_run", payload={})
     now = utcnow()
     claim(session=session, owner="w1", lease=LEASE, now=now)
     assert heartbeat(session=session, job_id=job.id, owner="w1", lease=LEASE, now=now + LEASE)
@@ -115,7 +89,7 @@ def test_an_expired_lease_requeues_the_job_then_fails_it_with_the_reason(
     job = enqueue(
         session=session,
         project_id=project_id,
-        kind=JobKind.PIPELINE_RUN,
+        kind="pipeline_run",
         payload={},
         max_attempts=2,
     )
@@ -141,7 +115,7 @@ def test_an_expired_lease_requeues_the_job_then_fails_it_with_the_reason(
 def test_a_lost_owner_cannot_complete_a_job_someone_else_holds(
     session: Session, project_id: uuid.UUID
 ) -> None:
-    job = enqueue(session=session, project_id=project_id, kind=JobKind.PIPELINE_RUN, payload={})
+    job = enqueue(session=session, project_id=project_id, kind="pipeline_run", payload={})
     now = utcnow()
     claim(session=session, owner="slow", lease=LEASE, now=now)
     claim(session=session, owner="fast", lease=LEASE, now=now + 2 * LEASE)
@@ -155,7 +129,7 @@ def test_fail_backs_off_then_gives_up(session: Session, project_id: uuid.UUID) -
     job = enqueue(
         session=session,
         project_id=project_id,
-        kind=JobKind.PIPELINE_RUN,
+        kind="pipeline_run",
         payload={},
         max_attempts=2,
     )
@@ -176,28 +150,9 @@ def test_fail_backs_off_then_gives_up(session: Session, project_id: uuid.UUID) -
     assert job.error == "boom (gave up after 2 of 2 attempts)"
 
 
-def test_the_worker_runs_a_monitor_run_and_mirrors_its_outcome(
-    engine: Engine, project_id: uuid.UUID, tmp_path: Path
-) -> None:
-    run = _monitor_run(engine, project_id)
-    worker = Worker(engine=engine, registry=default_registry(data_dir=tmp_path), owner="w1")
-    assert worker.run_once()
-    assert not worker.run_once()
-    done = _run(engine, run.id)
-    assert done.state == "succeeded"
-    assert done.attempts == 1
-    assert done.progress == 1.0
-    assert done.started_at is not None
-    assert done.finished_at is not None
-    assert done.summary is not None
-    # No inferences were logged, so the run succeeds and says why nothing was judged.
-    assert done.summary["kind"] == "drift"
-    assert done.summary["computed"] is False
-    assert done.summary["reason"]
-
-
 def test_progress_is_visible_while_the_handler_works(engine: Engine, project_id: uuid.UUID) -> None:
-    run = _monitor_run(engine, project_id)
+    with session_scope(engine) as session:
+        job_id = enqueue(session=session, project_id=project_id, kind="work", payload={}).id
     reported = threading.Event()
     release = threading.Event()
 
@@ -210,31 +165,57 @@ def test_progress_is_visible_while_the_handler_works(engine: Engine, project_id:
 
     worker = Worker(
         engine=engine,
-        registry=HandlerRegistry({JobKind.MONITOR_RUN: waits_after_progress}),
+        registry=HandlerRegistry({"work": waits_after_progress}),
         heartbeat_every=timedelta(seconds=0.05),
     )
     thread = threading.Thread(target=worker.run_once)
     thread.start()
     try:
         assert reported.wait(10)
-        working = _run(engine, run.id)
+        working = _job(engine, job_id)
         assert (working.state, working.progress, working.message) == (
             "running",
             0.4,
             "scanning the window",
         )
-        assert run.job_id is not None
-        assert "first half done" in _job(engine, run.job_id).logs
+        assert "first half done" in working.logs
     finally:
         release.set()
         thread.join()
-    assert _run(engine, run.id).summary == {"ok": True}
+    done = _job(engine, job_id)
+    assert (done.state, done.progress, done.result) == ("succeeded", 1.0, {"ok": True})
+    assert done.started_at is not None
+    assert done.finished_at is not None
+
+
+def test_progress_from_a_worker_that_lost_its_lease_is_dropped(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    with session_scope(engine) as session:
+        job_id = enqueue(session=session, project_id=project_id, kind="work", payload={}).id
+        claim(session=session, owner="slow", lease=LEASE)
+    context = JobContext(
+        job_id=job_id,
+        kind="work",
+        project_id=project_id,
+        payload={},
+        attempt=1,
+        engine=engine,
+        owner="someone-else",
+    )
+    context.progress(0.5, "not mine")
+    context.log("not mine either")
+    assert context.lease_lost.is_set()
+    job = _job(engine, job_id)
+    assert (job.progress, job.message) == (0.0, "attempt 1 of 3 started")
+    assert "not mine" not in job.logs
 
 
 def test_a_failing_handler_is_retried_and_its_traceback_logged(
     engine: Engine, project_id: uuid.UUID
 ) -> None:
-    run = _monitor_run(engine, project_id)
+    with session_scope(engine) as session:
+        job_id = enqueue(session=session, project_id=project_id, kind="work", payload={}).id
     calls: list[int] = []
 
     def fails_once(context: JobContext) -> dict[str, Any]:
@@ -245,27 +226,27 @@ def test_a_failing_handler_is_retried_and_its_traceback_logged(
 
     worker = Worker(
         engine=engine,
-        registry=HandlerRegistry({JobKind.MONITOR_RUN: fails_once}),
+        registry=HandlerRegistry({"work": fails_once}),
         retry_delay=timedelta(0),
     )
     assert worker.run_once()
-    assert _run(engine, run.id).state == "queued"
+    assert _job(engine, job_id).state == "queued"
     assert worker.run_once()
     assert calls == [1, 2]
-    finished = _run(engine, run.id)
-    assert (finished.state, finished.summary) == ("succeeded", {"attempt": 2})
-    assert run.job_id is not None
-    logs = _job(engine, run.job_id).logs
-    assert "RuntimeError: store was busy" in logs
-    assert "Traceback" in logs
+    finished = _job(engine, job_id)
+    assert (finished.state, finished.result, finished.attempts) == (
+        "succeeded",
+        {"attempt": 2},
+        2,
+    )
+    assert "RuntimeError: store was busy" in finished.logs
+    assert "Traceback" in finished.logs
 
 
 def test_two_workers_never_run_the_same_job(engine: Engine, project_id: uuid.UUID) -> None:
     with session_scope(engine) as session:
         ids = {
-            enqueue(
-                session=session, project_id=project_id, kind=JobKind.PIPELINE_RUN, payload={}
-            ).id
+            enqueue(session=session, project_id=project_id, kind="pipeline_run", payload={}).id
             for _ in range(12)
         }
     seen: list[uuid.UUID] = []
@@ -276,7 +257,7 @@ def test_two_workers_never_run_the_same_job(engine: Engine, project_id: uuid.UUI
             seen.append(context.job_id)
 
     def drain() -> None:
-        worker = Worker(engine=engine, registry=HandlerRegistry({JobKind.PIPELINE_RUN: records}))
+        worker = Worker(engine=engine, registry=HandlerRegistry({"pipeline_run": records}))
         while worker.run_once():
             pass
 
@@ -292,22 +273,18 @@ def test_two_workers_never_run_the_same_job(engine: Engine, project_id: uuid.UUI
 
 
 def test_the_registry_names_a_missing_kind() -> None:
+    registry = HandlerRegistry({"work": lambda _context: None})
     with pytest.raises(LookupError, match="no handler registered for job kind 'report_render'"):
-        default_registry().handler_for("report_render")
-    assert default_registry().kinds() == ["explanation", "monitor_run"]
+        registry.handler_for("report_render")
+    registry.register("other", lambda _context: None)
+    assert registry.kinds() == ["other", "work"]
 
 
-def test_requeue_mirrors_onto_the_monitor_run(engine: Engine, project_id: uuid.UUID) -> None:
-    run = _monitor_run(engine, project_id)
-    now = datetime.now(UTC)
+def test_a_worker_claims_only_the_kinds_it_has_handlers_for(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
     with session_scope(engine) as session:
-        claim(session=session, owner="gone", lease=LEASE, now=now)
-    assert _run(engine, run.id).state == "running"
-    with session_scope(engine) as session:
-        requeue_expired(session=session, now=now + 2 * LEASE)
-    requeued = _run(engine, run.id)
-    assert requeued.state == "queued"
-    assert requeued.message == "re-queued: the previous worker was lost"
-    with session_scope(engine) as session:
-        monitors = session.exec(select(Monitor)).all()
-    assert len(monitors) == 1
+        foreign = enqueue(session=session, project_id=project_id, kind="elsewhere", payload={}).id
+    worker = Worker(engine=engine, registry=HandlerRegistry({"work": lambda _context: None}))
+    assert not worker.run_once()
+    assert _job(engine, foreign).state == JobState.QUEUED

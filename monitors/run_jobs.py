@@ -1,0 +1,236 @@
+"""Monitor runs as runtime jobs: queue a slot with its job, execute it, read it with its state.
+
+A :class:`~monitors.models.MonitorRun` holds what is the run's own — its slot, trigger, window
+and summary — and points at the :class:`~lineage.runtime.queue.Job` that executes it. The job
+holds the state (``queued → running → succeeded | failed | cancelled``), attempts, progress,
+message, error and timestamps, once; readers get both as one :class:`MonitorRunPublic` through
+:func:`read_runs` (and :func:`get_monitor_run`, :func:`list_monitor_runs`, :func:`latest_runs`,
+built on the same join).
+
+:func:`queue_monitor_run` is the one place a slot becomes a run row plus its job, in the
+caller's transaction, so a slot never exists without the work that executes it.
+:class:`MonitorRunHandler` serves the :data:`MONITOR_RUN` kind: it executes the run end to end
+with :func:`monitors.execute.execute_run`, which writes the run's summary on the run itself.
+:func:`register_monitor_handlers` registers the monitors' kinds (monitor runs and local
+explanations) on a worker's registry; the composition root (``api.worker``) gives them the data
+directory, the model loader and the findings callback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from lineage.errors import NotFound
+from lineage.runtime.handlers import HandlerRegistry, JobContext
+from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, Job, enqueue
+from monitors.execute import FindingsCallback, ModelLoader, execute_run
+from monitors.explanation_jobs import EXPLANATION, ExplanationHandler
+from monitors.models import Monitor, MonitorRun, MonitorRunPublic, RunState, RunTrigger
+from monitors.schedules import get_monitor, record_run
+
+__all__ = [
+    "FINISHED_STATES",
+    "MONITOR_RUN",
+    "MonitorRunHandler",
+    "get_monitor_run",
+    "latest_runs",
+    "list_monitor_runs",
+    "queue_monitor_run",
+    "read_runs",
+    "register_monitor_handlers",
+    "run_view",
+]
+
+MONITOR_RUN = "monitor_run"
+"""The job kind of a monitor run."""
+
+FINISHED_STATES: frozenset[RunState] = frozenset({RunState.SUCCEEDED, RunState.FAILED})
+"""A run in one of these states has an outcome to show (a cancelled run has none)."""
+
+
+def queue_monitor_run(
+    *,
+    session: Session,
+    monitor: Monitor,
+    scheduled_for: datetime,
+    trigger: RunTrigger,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> MonitorRun | None:
+    """Insert the run for a slot and queue its job; return ``None`` if the slot exists already."""
+    run = record_run(session=session, monitor=monitor, scheduled_for=scheduled_for, trigger=trigger)
+    if run is None:
+        return None
+    job = enqueue(
+        session=session,
+        project_id=monitor.project_id,
+        kind=MONITOR_RUN,
+        payload={"monitor_run_id": str(run.id), "monitor_id": str(monitor.id)},
+        max_attempts=max_attempts,
+    )
+    run.job_id = job.id
+    session.add(run)
+    session.flush()
+    return run
+
+
+def run_view(run: MonitorRun, job: Job | None) -> MonitorRunPublic:
+    """Return a run as readers see it: its own columns, and its state from its job."""
+    return MonitorRunPublic(
+        id=run.id,
+        project_id=run.project_id,
+        monitor_id=run.monitor_id,
+        scheduled_for=run.scheduled_for,
+        trigger=RunTrigger(run.trigger),
+        state=RunState(job.state) if job is not None else RunState.QUEUED,
+        progress=job.progress if job is not None else 0.0,
+        message=job.message if job is not None else "",
+        window_start=run.window_start,
+        window_end=run.window_end,
+        job_id=run.job_id,
+        attempts=job.attempts if job is not None else 0,
+        created_at=run.created_at,
+        started_at=None if job is None else job.started_at,
+        finished_at=None if job is None else job.finished_at,
+        error=None if job is None else job.error,
+        summary=run.summary,
+    )
+
+
+def _with_jobs() -> Any:
+    return select(MonitorRun, Job).outerjoin(Job, col(Job.id) == col(MonitorRun.job_id))
+
+
+def _views(session: Session, query: Any) -> list[MonitorRunPublic]:
+    return [run_view(run, job) for run, job in session.exec(query).all()]
+
+
+def get_monitor_run(
+    *, session: Session, project_id: uuid.UUID, run_id: uuid.UUID
+) -> MonitorRunPublic:
+    """Return a monitor run of the project with its state, or raise :class:`NotFound`."""
+    found = _views(
+        session,
+        _with_jobs().where(col(MonitorRun.id) == run_id, col(MonitorRun.project_id) == project_id),
+    )
+    if not found:
+        raise NotFound(f"no monitor run {run_id} in this project")
+    return found[0]
+
+
+def read_runs(
+    *,
+    session: Session,
+    monitor_ids: Iterable[uuid.UUID],
+    newest_first: bool = True,
+    limit: int | None = None,
+) -> list[MonitorRunPublic]:
+    """Return the runs of ``monitor_ids`` with their state, ordered by slot."""
+    order = col(MonitorRun.scheduled_for)
+    query = (
+        _with_jobs()
+        .where(col(MonitorRun.monitor_id).in_(list(monitor_ids)))
+        .order_by(order.desc() if newest_first else order.asc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return _views(session, query)
+
+
+def list_monitor_runs(
+    *, session: Session, project_id: uuid.UUID, monitor_id: uuid.UUID, limit: int | None = 100
+) -> list[MonitorRunPublic]:
+    """Return a monitor's most recent runs with their state, newest slot first.
+
+    Raises:
+        NotFound: The project has no such monitor.
+    """
+    get_monitor(session=session, project_id=project_id, monitor_id=monitor_id)
+    return read_runs(session=session, monitor_ids=[monitor_id], limit=limit)
+
+
+def latest_runs(
+    *,
+    session: Session,
+    monitor_ids: Iterable[uuid.UUID],
+    states: Collection[RunState] = FINISHED_STATES,
+    newest: Literal["slot", "finish"] = "slot",
+) -> dict[uuid.UUID, MonitorRunPublic]:
+    """Return each monitor's newest run in one of ``states``, by slot or by finishing time."""
+    ids = list(monitor_ids)
+    if not ids:
+        return {}
+    key = col(MonitorRun.scheduled_for) if newest == "slot" else col(Job.finished_at)
+    chosen = [col(MonitorRun.monitor_id).in_(ids), col(Job.state).in_([str(s) for s in states])]
+    if newest == "finish":
+        chosen.append(col(Job.finished_at).is_not(None))
+    newest_of = (
+        select(MonitorRun.monitor_id, func.max(key).label("at"))
+        .join(Job, col(Job.id) == col(MonitorRun.job_id))
+        .where(*chosen)
+        .group_by(col(MonitorRun.monitor_id))
+        .subquery()
+    )
+    query = (
+        select(MonitorRun, Job)
+        .join(Job, col(Job.id) == col(MonitorRun.job_id))
+        .join(
+            newest_of,
+            sa.and_(newest_of.c.monitor_id == col(MonitorRun.monitor_id), newest_of.c.at == key),
+        )
+        .where(*chosen)
+        .order_by(col(MonitorRun.scheduled_for))
+    )
+    return {view.monitor_id: view for view in _views(session, query)}
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorRunHandler:
+    """Execute ``monitor_run`` jobs: one persisted monitor run each.
+
+    Attributes:
+        data_dir: The artifact store (inference logs, baselines, reports).
+        loader: Loads registered, hash-checked model versions for kinds that need the model.
+        on_findings: Receives each run's findings in the transaction that records the run.
+    """
+
+    data_dir: Path
+    loader: ModelLoader | None = None
+    on_findings: FindingsCallback | None = None
+
+    def __call__(self, context: JobContext) -> None:
+        """Run the job's monitor run; its summary is written on the run, not the job.
+
+        Raises:
+            LookupError: The run or its monitor no longer exists (the job then fails and retries).
+        """
+        execute_run(
+            engine=context.engine,
+            data_dir=self.data_dir,
+            run_id=uuid.UUID(str(context.payload["monitor_run_id"])),
+            loader=self.loader,
+            on_findings=self.on_findings,
+            progress=context.progress,
+        )
+
+
+def register_monitor_handlers(
+    registry: HandlerRegistry,
+    *,
+    data_dir: Path = Path(".warden"),
+    loader: ModelLoader | None = None,
+    on_findings: FindingsCallback | None = None,
+) -> HandlerRegistry:
+    """Register the monitors' job kinds (monitor runs, local explanations); return ``registry``."""
+    registry.register(
+        MONITOR_RUN, MonitorRunHandler(data_dir=data_dir, loader=loader, on_findings=on_findings)
+    )
+    registry.register(EXPLANATION, ExplanationHandler(data_dir=data_dir, loader=loader))
+    return registry
