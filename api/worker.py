@@ -37,7 +37,7 @@ from lineage.runtime.worker import Worker
 from monitors.findings import Finding
 from monitors.models import Monitor, MonitorRun
 from monitors.run_jobs import register_monitor_handlers
-from reports.jobs import REPORT_RENDER, ReportRenderHandler
+from reports import REPORT_RENDER, ReportRenderHandler
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.loop import PolicyLoop
 from retrain.pipelines import PIPELINE_RUN

@@ -10,6 +10,7 @@ in the document instead of being filled in. Documents are JSON-ready dicts, rend
 from reports.as_of import as_of
 from reports.generation import audit_generation, generate_model_card, generate_project_report
 from reports.jobs import (
+    REPORT_RENDER,
     RenderRequest,
     ReportRenderHandler,
     get_render_job,
@@ -37,6 +38,7 @@ __all__ = [
     "MEDIA_TYPES",
     "MODEL_CARD_SCHEMA_VERSION",
     "REDACTED",
+    "REPORT_RENDER",
     "Format",
     "ModelCard",
     "ModelCardUpdate",

@@ -24,8 +24,7 @@ from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from reports import ReportRenderHandler
-from reports.jobs import REPORT_RENDER
+from reports import REPORT_RENDER, ReportRenderHandler
 from tests.conftest import Issued
 from tests.governance.tamper import drop_triggers
 
