@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from monitors.table_files import TableLimits
+
 __all__ = ["Settings"]
 
 
@@ -40,6 +42,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024,
         description="Largest request body accepted, after decompression.",
+    )
+    table_max_rows: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="Most rows an uploaded or reference table (a baseline's) may hold; an "
+        "inference upload holds at most 10,000 whatever this says.",
+    )
+    table_max_columns: int = Field(
+        default=1_000, ge=1, description="Most columns an uploaded or reference table may hold."
+    )
+    table_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description="Largest decoded size of an uploaded or reference table: judged from a "
+        "Parquet footer before decoding, enforced while it streams, and the inflated size of a "
+        "gzipped CSV.",
     )
     scheduler_lease_seconds: float = Field(
         default=15.0,
@@ -142,6 +160,13 @@ class Settings(BaseSettings):
             if not project or not channel or "/" in channel:
                 raise ValueError(f"{text!r} is not 'project/channel'")
         return value
+
+    def table_limits(self, *, max_rows: int | None = None) -> TableLimits:
+        """Return the bounds of a table read into memory (``max_rows`` lowers the row bound)."""
+        rows = self.table_max_rows if max_rows is None else min(max_rows, self.table_max_rows)
+        return TableLimits(
+            max_rows=rows, max_columns=self.table_max_columns, max_bytes=self.table_max_bytes
+        )
 
     def resolved_audit_key_path(self) -> Path:
         """Return the audit signing key's path, defaulting to ``<data_dir>/keys/``."""

@@ -2,9 +2,10 @@
 
 * ``POST …/deployments/{deployment_id}/inferences`` — a JSON batch of at most
   :data:`~monitors.inferences.MAX_BATCH` (10,000) records;
-* ``POST …/deployments/{deployment_id}/inferences/upload`` — the same as a CSV or Parquet file
-  (multipart field ``file``; columns ``request_id``, ``time``, ``prediction``, ``score`` and one
-  per feature), for batch scoring jobs;
+* ``POST …/deployments/{deployment_id}/inferences/upload`` — the same as a table file
+  (multipart field ``file`` named ``*.parquet``, ``*.pq``, ``*.csv`` or ``*.csv.gz``; columns
+  ``request_id``, ``time``, ``prediction``, ``score`` and one per feature), for batch scoring
+  jobs;
 * ``POST …/deployments/{deployment_id}/labels`` — ground truth by request id, arriving later;
 * ``POST …/deployments/{deployment_id}/inferences/{request_id}/explanation`` — queue the local
   explanation of one logged inference (202, ``Location`` the same URL; the model is loaded only
@@ -16,12 +17,15 @@
 Logging needs ``inference:write``; explanations need ``monitor:run`` to request (audited) and
 ``monitor:read`` to read; baselines need ``monitor:write`` to build and ``monitor:read``
 to list. Each accepted batch is audited once, with counts, never the data. A refused batch
-(structure not matching the model's ``feature_schema``) leaves the store unchanged.
+(structure not matching the model's ``feature_schema``, ``NaN`` or ``Infinity`` where JSON has
+only numbers and ``null``) leaves the store unchanged. Uploaded tables are read within the
+``table_max_*`` settings (a Parquet file judged by its footer before anything is decoded), and a
+refused upload leaves no file behind.
 """
 
 from __future__ import annotations
 
-import io
+import math
 import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -37,12 +41,14 @@ from governance.permissions import Permission
 from lineage.errors import InvalidInput
 from lineage.runtime.queue import Job
 from monitors.baseline.storage import (
+    UPLOADED,
     BaselineCreate,
     BaselinePublic,
+    StoredBaseline,
     create_baseline,
+    create_uploaded_baseline,
     get_baseline,
     list_baselines,
-    store_reference,
 )
 from monitors.explanation_jobs import latest_explanation, queue_explanation
 from monitors.inferences import (
@@ -55,6 +61,7 @@ from monitors.inferences import (
     log_labels,
     records_from_frame,
 )
+from monitors.table_files import read_table, table_suffix
 
 __all__ = ["ExplanationPublic", "InferencesBody", "IngestPublic", "LabelsBody", "router"]
 
@@ -72,6 +79,24 @@ class InferencesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     records: list[InferenceRecord]
+
+
+def _refuse_non_finite(records: list[InferenceRecord]) -> None:
+    """Refuse ``NaN`` and ``±Infinity``: not JSON, and a drift run could only count them missing."""
+    for index, record in enumerate(records):
+        cells: list[tuple[str, Any]] = [
+            *((f"features.{name}", value) for name, value in record.features.items()),
+            ("prediction", record.prediction),
+            ("score", record.score),
+            *((f"probabilities.{k}", v) for k, v in (record.probabilities or {}).items()),
+        ]
+        for where, value in cells:
+            if isinstance(value, float) and not math.isfinite(value):
+                field = f"records.{index}.{where}"
+                raise InvalidInput(
+                    f"{field} is {value!r}; send a finite number, or null for a missing value",
+                    field=field,
+                )
 
 
 class LabelsBody(BaseModel):
@@ -116,6 +141,7 @@ def post_inferences(
     settings: SettingsDep,
 ) -> IngestPublic:
     """Log a batch of inferences; re-sent request ids are counted once."""
+    _refuse_non_finite(body.records)
     deployment, _ = deployment_of(
         session=session, project_id=project.id, deployment_id=deployment_id
     )
@@ -125,19 +151,8 @@ def post_inferences(
     return _answer(session, actor, "inference.log", deployment_id, result)
 
 
-def _read_upload(upload: UploadFile, content: bytes) -> Any:
-    import pandas as pd
-
-    name = (upload.filename or "").lower()
-    kind = (upload.content_type or "").lower()
-    try:
-        if name.endswith(".parquet") or "parquet" in kind:
-            return pd.read_parquet(io.BytesIO(content))
-        if name.endswith(".csv") or "csv" in kind:
-            return pd.read_csv(io.BytesIO(content))
-    except (ValueError, OSError) as error:
-        raise InvalidInput(f"the file could not be read: {error}", field="file") from None
-    raise InvalidInput("send a .csv or .parquet file (multipart field 'file')", field="file")
+def _suffix(upload: UploadFile) -> str:
+    return table_suffix(upload.filename or "", content_type=upload.content_type or "")
 
 
 @router.post("/deployments/{deployment_id}/inferences/upload", status_code=status.HTTP_201_CREATED)
@@ -149,16 +164,16 @@ def upload_inferences(
     session: SessionDep,
     settings: SettingsDep,
 ) -> IngestPublic:
-    """Log a batch scoring job's output from a CSV or Parquet file (at most 10,000 rows)."""
+    """Log a batch scoring job's output from a Parquet or CSV file (at most 10,000 rows)."""
     deployment, _ = deployment_of(
         session=session, project_id=project.id, deployment_id=deployment_id
     )
-    frame = _read_upload(file, file.file.read())
+    limits = settings.table_limits(max_rows=MAX_BATCH)
+    frame = read_table(file.file.read(), suffix=_suffix(file), limits=limits)
+    records = records_from_frame(frame)
+    _refuse_non_finite(records)
     result = log_inferences(
-        session=session,
-        data_dir=settings.data_dir,
-        deployment=deployment,
-        records=records_from_frame(frame),
+        session=session, data_dir=settings.data_dir, deployment=deployment, records=records
     )
     return _answer(session, actor, "inference.upload", deployment_id, result)
 
@@ -197,7 +212,12 @@ def post_baseline(
         project_id=project.id,
         spec=body,
         created_by=actor.principal_id,
+        limits=settings.table_limits(),
     )
+    return _created(session, actor, stored)
+
+
+def _created(session: SessionDep, actor: Actor, stored: StoredBaseline) -> BaselinePublic:
     public = BaselinePublic.model_validate(stored)
     append(
         session=session,
@@ -221,20 +241,15 @@ def upload_baseline(
     prediction_column: Annotated[str | None, Form(max_length=256)] = None,
     score_column: Annotated[str | None, Form(max_length=256)] = None,
 ) -> BaselinePublic:
-    """Upload the reference data itself (kept in the data directory) and build the baseline."""
-    name = (file.filename or "").lower()
-    suffix = ".parquet" if name.endswith(".parquet") else ".csv" if name.endswith(".csv") else ""
-    version_id = store_reference(
-        session=session,
-        data_dir=settings.data_dir,
-        project_id=project.id,
-        content=file.file.read(),
-        suffix=suffix,
-    )
+    """Upload the reference data itself (kept in the data directory) and build the baseline.
+
+    A refused upload (not a readable table, beyond the table limits, a column missing) leaves
+    no file and no row behind.
+    """
     try:
         spec = BaselineCreate(
             deployment_id=deployment_id,
-            dataset_version_id=version_id,
+            dataset_version_id=UPLOADED,
             label_column=label_column,
             prediction_column=prediction_column,
             score_column=score_column,
@@ -243,7 +258,17 @@ def upload_baseline(
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
-    return post_baseline(spec, actor, project, session, settings)
+    stored = create_uploaded_baseline(
+        session=session,
+        data_dir=settings.data_dir,
+        project_id=project.id,
+        content=file.file.read(),
+        suffix=_suffix(file),
+        spec=spec,
+        limits=settings.table_limits(),
+        created_by=actor.principal_id,
+    )
+    return _created(session, actor, stored)
 
 
 @router.get("/baselines", dependencies=_READ)

@@ -35,16 +35,19 @@ from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.tables import Record
 from monitors.baseline.summary import Baseline, build_baseline
 from monitors.inferences import RESERVED_COLUMNS
+from monitors.table_files import SUFFIXES, TableLimits, read_table, table_suffix
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "UPLOADED",
     "BaselineCreate",
     "BaselinePublic",
     "StoredBaseline",
     "baseline_path",
     "create_baseline",
+    "create_uploaded_baseline",
     "get_baseline",
     "latest_baseline",
     "list_baselines",
@@ -55,7 +58,8 @@ __all__ = [
     "store_reference",
 ]
 
-_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+UPLOADED = uuid.UUID(int=0)
+"""The ``dataset_version_id`` of a spec whose reference is being uploaded (replaced on storing)."""
 _VERSION_FACET = "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json"
 _SOURCE_FACET = "https://openlineage.io/spec/facets/1-0-1/DatasourceDatasetFacet.json"
 _COLUMN = Field(default=None, min_length=1, max_length=256)
@@ -156,7 +160,7 @@ def resolve_inside(data_dir: Path, uri: str) -> Path:
             "arbitrary server paths — copy or upload the reference into the data directory",
             field="dataset_version_id",
         )
-    if not path.name.endswith(_SUFFIXES) or not path.is_file():
+    if not path.name.lower().endswith(SUFFIXES) or not path.is_file():
         raise InvalidInput(
             f"the dataset version's file {path.relative_to(root)} is not a CSV or Parquet file "
             "in the data directory",
@@ -165,14 +169,12 @@ def resolve_inside(data_dir: Path, uri: str) -> Path:
     return path
 
 
-def read_reference(path: Path) -> pd.DataFrame:
-    """Read a reference table from a CSV or Parquet file."""
-    import pandas as pd
-
-    if path.name.endswith(".parquet"):
-        frame: pd.DataFrame = pd.read_parquet(path)
-        return frame
-    return pd.read_csv(path)
+def read_reference(
+    path: Path, *, limits: TableLimits | None = None, field: str = "dataset_version_id"
+) -> pd.DataFrame:
+    """Read a reference table from a CSV or Parquet file, within ``limits``."""
+    suffix = table_suffix(path.name, field=field)
+    return read_table(path, suffix=suffix, limits=limits or TableLimits(), field=field)
 
 
 def _prepare(frame: pd.DataFrame, spec: BaselineCreate, schema: dict[str, str]) -> pd.DataFrame:
@@ -248,12 +250,15 @@ def create_baseline(
     project_id: uuid.UUID,
     spec: BaselineCreate,
     created_by: uuid.UUID | None = None,
+    limits: TableLimits | None = None,
 ) -> StoredBaseline:
     """Build and store the baseline of a deployment from a dataset version of the project.
 
     Raises:
         InvalidInput: The deployment or dataset version is not in the project, the dataset's
-            file is not inside the data directory, or a named column is missing.
+            file is not inside the data directory or not a readable table, or a named column
+            is missing.
+        PayloadTooLarge: The reference exceeds ``limits``.
     """
     from monitors.performance import reference_performance
 
@@ -275,7 +280,8 @@ def create_baseline(
         )
     model_version = session.get(ModelVersion, deployment.model_version_id)
     schema = {} if model_version is None else dict(model_version.feature_schema)
-    frame = _prepare(read_reference(resolve_inside(data_dir, version.uri)), spec, schema)
+    reference = read_reference(resolve_inside(data_dir, version.uri), limits=limits)
+    frame = _prepare(reference, spec, schema)
     extras: dict[str, Any] = {}
     if spec.label_column is not None and spec.prediction_column is not None:
         extras["performance"] = reference_performance(
@@ -312,7 +318,7 @@ def store_reference(
         The id of the dataset version to build the baseline from.
 
     Raises:
-        InvalidInput: The file is empty or not CSV or Parquet.
+        InvalidInput: The file is empty or not named as a table (see :data:`SUFFIXES`).
     """
     import hashlib
     import json
@@ -320,15 +326,15 @@ def store_reference(
     from lineage.ingest import ingest_event
     from lineage.tables import utcnow
 
-    if suffix not in (".csv", ".parquet"):
-        raise InvalidInput("send a .csv or .parquet file", field="file")
+    if suffix not in SUFFIXES:
+        raise InvalidInput(f"send a file named *{', *'.join(SUFFIXES)}", field="file")
     if not content:
         raise InvalidInput("the file is empty", field="file")
     digest = hashlib.sha256(content).hexdigest()
-    relative = Path("references") / str(project_id) / f"{digest}{suffix}"
+    relative = _reference_path(project_id=project_id, content=content, suffix=suffix)
     path = data_dir / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
+    partial = path.with_name(f"{digest}.partial")
     partial.write_bytes(content)
     partial.replace(path)
     producer = "https://github.com/warden/warden/monitors"
@@ -366,6 +372,61 @@ def store_reference(
         )
     ).one()
     return version.id
+
+
+def _reference_path(*, project_id: uuid.UUID, content: bytes, suffix: str) -> Path:
+    """Return where an uploaded reference lives, relative to the data directory."""
+    import hashlib
+
+    digest = hashlib.sha256(content).hexdigest()
+    return Path("references") / str(project_id) / f"{digest}{suffix}"
+
+
+def create_uploaded_baseline(
+    *,
+    session: Session,
+    data_dir: Path,
+    project_id: uuid.UUID,
+    content: bytes,
+    suffix: str,
+    spec: BaselineCreate,
+    limits: TableLimits,
+    created_by: uuid.UUID | None = None,
+) -> StoredBaseline:
+    """Keep an uploaded reference and build a deployment's baseline from it, or keep nothing.
+
+    The content is read within ``limits`` before anything is written, so a file that is not a
+    readable table, or too large once decoded, is refused with no file left behind; a later
+    refusal (a missing column) removes the files this call wrote. ``spec.dataset_version_id``
+    is :data:`UPLOADED`: it becomes the stored reference's dataset version.
+
+    Raises:
+        InvalidInput: The file is not a readable table, or the spec does not fit it.
+        PayloadTooLarge: The file exceeds ``limits``.
+    """
+    read_table(content, suffix=suffix, limits=limits)
+    reference = data_dir / _reference_path(project_id=project_id, content=content, suffix=suffix)
+    existed = reference.exists()
+    try:
+        version_id = store_reference(
+            session=session,
+            data_dir=data_dir,
+            project_id=project_id,
+            content=content,
+            suffix=suffix,
+        )
+        return create_baseline(
+            session=session,
+            data_dir=data_dir,
+            project_id=project_id,
+            spec=spec.model_copy(update={"dataset_version_id": version_id}),
+            created_by=created_by,
+            limits=limits,
+        )
+    except BaseException:
+        if not existed:
+            reference.unlink(missing_ok=True)
+        raise
 
 
 def get_baseline(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from lineage.store import session_scope
 from tests.adult import FEATURES, TARGET, adult_test
 from tests.conftest import Issued
 from tests.monitors.serving import adult_deployment, dataset_version, records
+from tests.monitors.test_table_files import parquet_bomb
 
 Make = Callable[..., Issued]
 BASE = "/api/v1/projects/acme"
@@ -176,7 +180,7 @@ def test_labels_are_logged_by_request_id_and_unknown_ids_refused(
     assert [a for a, _ in _audit(engine)].count("inference.label") == 1
 
 
-@pytest.mark.parametrize("kind", ["csv", "parquet"])
+@pytest.mark.parametrize("kind", ["csv", "parquet", "pq", "csv.gz"])
 def test_batch_scoring_output_is_uploaded_as_csv_or_parquet(
     client: TestClient,
     engine: Engine,
@@ -189,6 +193,8 @@ def test_batch_scoring_output_is_uploaded_as_csv_or_parquet(
     buffer = io.BytesIO()
     if kind == "csv":
         table.to_csv(buffer, index=False)
+    elif kind == "csv.gz":
+        buffer.write(gzip.compress(table.to_csv(index=False).encode()))
     else:
         table.to_parquet(buffer, index=False)
     answer = client.post(
@@ -288,3 +294,155 @@ def test_a_reference_can_be_uploaded_and_is_recorded_in_lineage(
     )
     assert empty.status_code == 422
     assert empty.json()["field"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("where", "literal", "field"),
+    [
+        (("features", "age"), "NaN", "records.3.features.age"),
+        (("features", "hours_per_week"), "Infinity", "records.3.features.hours_per_week"),
+        (("score",), "-Infinity", "records.3.score"),
+    ],
+    ids=["NaN", "Infinity", "-Infinity"],
+)
+def test_json_nan_and_infinity_are_refused_at_the_door_naming_the_field(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+    where: tuple[str, ...],
+    literal: str,
+    field: str,
+) -> None:
+    batch = records(rows, scores=[0.5] * len(rows))
+    target = batch[3]
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = "__LITERAL__"
+    body = json.dumps({"records": batch}).replace('"__LITERAL__"', literal)
+    answer = client.post(
+        _url(deployment),
+        content=body,
+        headers={**scientist.headers, "content-type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == field
+    assert _stored(engine, settings) == (0, 0, 0)
+
+
+def test_an_uploaded_infinity_is_refused_too(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+) -> None:
+    table = rows[FEATURES].assign(request_id=[f"u{i}" for i in range(len(rows))], prediction=0)
+    table["age"] = table["age"].astype("float64")
+    table.loc[table.index[2], "age"] = float("inf")
+    answer = client.post(
+        _url(deployment, "inferences/upload"),
+        files={"file": ("scores.csv", table.to_csv(index=False).encode(), "text/csv")},
+        headers=scientist.headers,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "records.2.features.age"
+    assert _stored(engine, settings) == (0, 0, 0)
+
+
+def _files(settings: Settings) -> set[Path]:
+    return {path for path in settings.data_dir.rglob("*") if path.is_file()}
+
+
+def _rows(engine: Engine) -> tuple[int, ...]:
+    tables = ("monitors_baseline", "lineage_dataset_version", "monitors_inference_batch")
+    return tuple(_count(engine, table) for table in tables)
+
+
+def test_a_parquet_bomb_is_refused_by_its_footer_on_both_uploads(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+) -> None:
+    bomb = parquet_bomb()
+    files, rows = _files(settings), _rows(engine)
+    tracemalloc.start()
+    try:
+        inferences = client.post(
+            _url(deployment, "inferences/upload"),
+            files={"file": ("scores.parquet", bomb, "application/octet-stream")},
+            headers=scientist.headers,
+        )
+        baseline = client.post(
+            f"{BASE}/baselines/upload",
+            data={"deployment_id": str(deployment.id)},
+            files={"file": ("train.parquet", bomb, "application/octet-stream")},
+            headers=scientist.headers,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 1024 * 1024
+    for answer, limit in ((inferences, "10,000"), (baseline, "2,000,000")):
+        assert answer.status_code == 413, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["field"] == "file"
+        assert f"20,000,000 rows; at most {limit} are accepted" in answer.json()["detail"]
+    assert (_files(settings), _rows(engine)) == (files, rows)
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _hostile(kind: str) -> tuple[str, bytes, dict[str, str]]:
+    train = adult_test().iloc[:200][[*FEATURES, TARGET]]
+    whole = _parquet_bytes(train)
+    if kind == "malformed parquet":
+        return "train.parquet", b"PAR1" + b"\x13\x37" * 500 + b"PAR1", {}
+    if kind == "truncated parquet":
+        return "train.parquet", whole[: len(whole) // 2], {}
+    if kind == "binary csv":
+        return "train.csv", bytes(range(256)) * 64, {}
+    return "train.pq", whole, {"label_column": "salary"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        ("malformed parquet", "file"),
+        ("truncated parquet", "file"),
+        ("binary csv", "file"),
+        ("readable but a column missing", "label_column"),
+    ],
+)
+def test_a_hostile_baseline_upload_is_a_problem_that_leaves_nothing_behind(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    kind: str,
+    field: str,
+) -> None:
+    name, content, form = _hostile(kind)
+    files, rows = _files(settings), _rows(engine)
+    answer = client.post(
+        f"{BASE}/baselines/upload",
+        data={"deployment_id": str(deployment.id), **form},
+        files={"file": (name, content, "application/octet-stream")},
+        headers=scientist.headers,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == field
+    assert (_files(settings), _rows(engine)) == (files, rows)
+    assert "baseline.create" not in [action for action, _ in _audit(engine)]
