@@ -44,7 +44,7 @@ def run(
     """Run one monitor now (in-process) and print its findings."""
     from sqlmodel import select
 
-    from api.worker import build_model_loader, route_monitor_findings
+    from api.worker import build_model_loader
     from lineage import create_store_engine
     from lineage.projects import get_project
     from lineage.runtime.queue import claim, complete, fail
@@ -54,6 +54,7 @@ def run(
     from monitors.execute import execute_run, report_paths
     from monitors.models import Monitor, RunTrigger
     from monitors.run_jobs import queue_monitor_run
+    from retrain.loop import handle_run_findings
 
     settings = _settings()
     engine = create_store_engine(settings.resolved_database_url())
@@ -99,7 +100,7 @@ def run(
                 data_dir=settings.data_dir,
                 run_id=run_id,
                 loader=build_model_loader(settings),
-                on_findings=route_monitor_findings,
+                on_findings=handle_run_findings,
                 progress=progress,
             )
         except Exception as failure:  # recorded on the run's job, then reported

@@ -105,13 +105,13 @@ from lineage.registry import get_model_version, get_model_version_by_id, list_mo
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.execute import report_paths
-from monitors.findings import Status, worst_status
+from monitors.findings import RunSummary, Status, run_status, worst_status
 from monitors.models import Monitor, MonitorRunPublic, RunState
 from monitors.run_jobs import get_monitor_run, latest_runs, list_monitor_runs
 from monitors.schedules import get_monitor, list_monitors
 from reports import MEDIA_TYPES, Format, generate_model_card, generate_project_report, render
 
-__all__ = ["PUBLIC_PATHS", "install_dashboard", "router", "run_status"]
+__all__ = ["PUBLIC_PATHS", "install_dashboard", "router", "run_label"]
 
 PUBLIC_PATHS = frozenset({"/login"})
 """Dashboard paths open without signing in (the route sweep exempts them)."""
@@ -201,36 +201,33 @@ def _render(
 # --- monitor run summaries ------------------------------------------------------------------
 
 
-def _results(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
-    if not summary:
+def _results(document: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Return the sections of a stored report document (one per kind that ran)."""
+    results = (document or {}).get("results")
+    return [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+
+
+def _summary_sections(summary: RunSummary | None) -> list[dict[str, Any]]:
+    """Return a run summary as the one section a report document would hold."""
+    if summary is None or not summary.findings:
         return []
-    results = summary.get("results")
-    if isinstance(results, list):
-        return [r for r in results if isinstance(r, dict)]
-    findings = summary.get("findings")
-    if isinstance(findings, list):
-        return [{"kind": summary.get("kind", ""), "findings": findings, "charts": []}]
-    return []
+    findings = [finding.to_dict() for finding in summary.findings]
+    return [{"kind": summary.kind, "findings": findings, "charts": []}]
 
 
-def _findings(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return [f for r in _results(summary) for f in r.get("findings", []) if isinstance(f, dict)]
+def _urgency(status: object) -> int:
+    """Sort key putting the most urgent findings first (unknown statuses last)."""
+    return -Status(status).rank if isinstance(status, str) and status in set(Status) else 1
 
 
-def run_status(run: MonitorRunPublic | None) -> str:
+def run_label(run: MonitorRunPublic | None) -> str:
     """Return a run's verdict (``ok``/``warn``/``alert``/``insufficient``) or its state."""
     if run is None:
         return "no runs"
     if run.state != RunState.SUCCEEDED:
         return str(run.state)
-    summary = run.summary or {}
-    status = summary.get("status")
-    if isinstance(status, str) and status in set(Status):
-        return status
-    findings = _findings(summary)
-    if not findings:
-        return "not computed"
-    return worst_status([Status(f.get("status", "insufficient")) for f in findings]).value
+    verdict = run_status(RunSummary.from_json(run.summary))
+    return "not computed" if verdict is None else verdict.value
 
 
 def _latest_runs(session: Session, monitors: list[Monitor]) -> dict[uuid.UUID, MonitorRunPublic]:
@@ -256,10 +253,11 @@ def _series(runs: list[MonitorRunPublic]) -> list[tuple[str, dict[str, list[Poin
         if run.state != RunState.SUCCEEDED:
             continue
         when = run.window_end or run.scheduled_for
-        for finding in _findings(run.summary):
-            value, metric = finding.get("value"), str(finding.get("metric", ""))
-            scope, monitor = str(finding.get("scope", "")), str(finding.get("monitor", ""))
-            if not isinstance(value, int | float):
+        summary = RunSummary.from_json(run.summary)
+        for finding in () if summary is None else summary.findings:
+            value, metric = finding.value, finding.metric
+            scope, monitor = finding.scope, finding.monitor
+            if value is None:
                 continue
             if metric == "drift_share":
                 title, label = "Drift share", "drift share"
@@ -272,8 +270,7 @@ def _series(runs: list[MonitorRunPublic]) -> list[tuple[str, dict[str, list[Poin
             else:
                 continue
             charts[title][label].append((when, float(value)))
-            threshold = finding.get("threshold")
-            thresholds[title].add(float(threshold) if isinstance(threshold, int | float) else None)
+            thresholds[title].add(finding.threshold)
     order = ["Drift share", "Per-column drift", "Performance", "Fairness gaps"]
     drawn = []
     for title in order:
@@ -453,13 +450,13 @@ def _deployment_rows(
     rows = []
     for deployment in deployments:
         watching = [m for m in monitors if m.deployment_id == deployment.id]
-        statuses = [run_status(latest.get(m.id)) for m in watching]
+        statuses = [run_label(latest.get(m.id)) for m in watching]
         rows.append(
             {
                 "deployment": deployment,
                 "version": versions.get(deployment.model_version_id),
                 "status": _worst(statuses) if watching else "no monitors",
-                "monitors": [(m, latest.get(m.id), run_status(latest.get(m.id))) for m in watching],
+                "monitors": [(m, latest.get(m.id), run_label(latest.get(m.id))) for m in watching],
             }
         )
     return rows
@@ -644,7 +641,7 @@ def monitors_page(
         for m in monitors
     ]
     return _render(
-        request, "monitors.html", actor, session, project=project, rows=rows, status_of=run_status
+        request, "monitors.html", actor, session, project=project, rows=rows, status_of=run_label
     )
 
 
@@ -680,7 +677,7 @@ def monitor_page(
         deployment=deployment,
         runs=runs,
         charts=charts,
-        status_of=run_status,
+        status_of=run_label,
     )
 
 
@@ -706,9 +703,6 @@ def _stored_report(settings: Settings, run: MonitorRunPublic) -> dict[str, Any] 
     return document
 
 
-_RANK = {"alert": 0, "warn": 1, "ok": 2, "insufficient": 3}
-
-
 @router.get("/p/{project}/monitor-runs/{run_id}")
 def run_page(
     request: Request,
@@ -726,10 +720,9 @@ def run_page(
     run, monitor, deployment = _run_context(session, project, run_id)
     document = _stored_report(settings, run)
     sections = []
-    for result in _results(document or run.summary):
-        findings = sorted(
-            result.get("findings", []), key=lambda f: _RANK.get(str(f.get("status")), 9)
-        )
+    results = _results(document) or _summary_sections(RunSummary.from_json(run.summary))
+    for result in results:
+        findings = sorted(result.get("findings", []), key=lambda f: _urgency(f.get("status")))
         sections.append({**result, "findings": findings})
     return _render(
         request,
@@ -740,7 +733,7 @@ def run_page(
         run=run,
         monitor=monitor,
         deployment=deployment,
-        status=run_status(run),
+        status=run_label(run),
         sections=sections,
         has_report=document is not None,
     )

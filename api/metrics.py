@@ -17,10 +17,9 @@ restart loses nothing that matters:
 ``warden_deliveries``                     outbound deliveries by project and state
 ========================================  ==========================================================
 
-Monitor status and drift share are read from the latest finished run's ``summary``: its
-``status`` key (``ok``/``warn``/``alert``/``insufficient``) and its ``drift_share`` key, falling
-back to a ``findings`` list of :class:`monitors.findings.Finding` dicts (the worst status; the
-``drift_share`` metric at ``dataset`` scope).
+Monitor status and drift share are read from the latest finished run's summary
+(:class:`monitors.findings.RunSummary`): the status :func:`monitors.findings.run_status` says
+(``ok``/``warn``/``alert``/``insufficient``) and its ``drift_share``.
 
 Authentication: like every route, ``/metrics`` needs an API key — ``monitor:read`` in at least
 one project (a service account holding ``viewer`` in the projects to watch is enough). Series
@@ -59,14 +58,14 @@ from governance.roles import permissions_of, visible_project_ids
 from lineage.projects import Project
 from lineage.runtime.queue import Job
 from lineage.tables import utcnow
-from monitors.findings import Status
+from monitors.findings import RunSummary, Status, run_status
 from monitors.models import Monitor, RunState
 from monitors.run_jobs import latest_runs
 
 __all__ = ["JOB_BUCKETS", "AppMetrics", "RequestMetrics", "StoreCollector", "install_metrics"]
 
 JOB_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, float("inf"))
-_STATUSES = ("ok", "warn", "alert", "insufficient")
+_STATUSES = tuple(Status)
 
 
 class AppMetrics:
@@ -128,31 +127,6 @@ def _readable_projects(session: Session, actor: Actor) -> set[uuid.UUID] | None:
         if Permission.MONITOR_READ
         in permissions_of(session=session, actor=actor, project_id=project_id)
     }
-
-
-def _run_status(summary: dict[str, Any]) -> tuple[str | None, float | None]:
-    status = summary.get("status")
-    share = summary.get("drift_share")
-    findings = summary.get("findings")
-    if isinstance(findings, list):
-        ranks = {s: i for i, s in enumerate(("insufficient", "ok", "warn", "alert"))}
-        statuses = [f.get("status") for f in findings if isinstance(f, dict)]
-        judged = [s for s in statuses if s in ranks]
-        if status is None and judged:
-            status = max(judged, key=ranks.__getitem__)
-        if share is None:
-            share = next(
-                (
-                    f.get("value")
-                    for f in findings
-                    if isinstance(f, dict)
-                    and f.get("metric") == "drift_share"
-                    and f.get("scope") == "dataset"
-                ),
-                None,
-            )
-    status = str(status) if status in {s.value for s in Status} else None
-    return status, float(share) if isinstance(share, int | float) else None
 
 
 class StoreCollector(Collector):
@@ -250,12 +224,13 @@ class StoreCollector(Collector):
                 continue
             values = [names.get(monitor.project_id, str(monitor.project_id)), monitor.name]
             values.append(str(monitor.id))
-            run_status, drift_share = _run_status(run.summary or {})
-            if run_status is not None:
+            summary = RunSummary.from_json(run.summary)
+            verdict = run_status(summary)
+            if verdict is not None:
                 for each in _STATUSES:
-                    status.add_metric([*values, each], 1.0 if each == run_status else 0.0)
-            if drift_share is not None:
-                share.add_metric(values, drift_share)
+                    status.add_metric([*values, each], 1.0 if each == verdict else 0.0)
+            if summary is not None and summary.drift_share is not None:
+                share.add_metric(values, summary.drift_share)
             if run.finished_at is not None:
                 finished.add_metric(values, run.finished_at.timestamp())
         yield status

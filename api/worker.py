@@ -4,8 +4,8 @@
 work offers the handlers of its kinds and this module registers them: the monitors' kinds
 (:func:`monitors.run_jobs.register_monitor_handlers`: monitor runs and local explanations, bound
 to the data directory, the hash-checking :class:`retrain.deployers.ModelLoader` and
-:func:`route_monitor_findings` — the one place a run's findings go: alert routing, then the
-policies of :class:`retrain.loop.PolicyLoop`), the pipeline runner of :mod:`retrain.runner`
+:func:`retrain.loop.handle_run_findings` — the one place a run's findings go: alert rules, then
+policies), the pipeline runner of :mod:`retrain.runner`
 (bound to the data directory and MLflow URI of the settings) and the report renderer. Beside the
 claim loop, a thread sends due alert deliveries every ``DELIVERY_EVERY_SECONDS``
 (:func:`governance.delivery.deliver_due_now`), outside any job's transaction.
@@ -24,22 +24,17 @@ from datetime import timedelta
 from functools import partial
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from api.settings import Settings
-from governance.actors import Actor
 from governance.delivery import deliver_due_now
-from governance.incidents import route_findings
 from governance.signing import load_or_create_signer
 from lineage.errors import InvalidInput
 from lineage.runtime.handlers import Handler, HandlerRegistry
 from lineage.runtime.worker import Worker
-from monitors.findings import Finding
-from monitors.models import Monitor, MonitorRun
 from monitors.run_jobs import register_monitor_handlers
 from reports import REPORT_RENDER, ReportRenderHandler
 from retrain.deployers import EmbeddedDeployer, ModelLoader
-from retrain.loop import PolicyLoop
+from retrain.loop import handle_run_findings
 from retrain.pipelines import PIPELINE_RUN
 from retrain.registry import Registry
 from retrain.runner import RunnerConfig, pipeline_handler
@@ -49,7 +44,6 @@ __all__ = [
     "build_model_loader",
     "build_registry",
     "build_worker",
-    "route_monitor_findings",
     "run_worker",
     "send_due_deliveries",
     "stop_on_signals",
@@ -58,28 +52,6 @@ __all__ = [
 DELIVERY_EVERY_SECONDS = 5.0
 """How often the worker process sends alert deliveries that are due."""
 _log = logging.getLogger("warden.worker")
-
-
-def route_monitor_findings(
-    *,
-    session: Session,
-    monitor: Monitor,
-    run: MonitorRun,
-    findings: list[Finding],
-    policies: PolicyLoop | None = None,
-) -> None:
-    """Hand a monitor run's findings to alert routing, then to the policies (one transaction)."""
-    route_findings(
-        session=session,
-        actor=Actor.system(request_id=f"monitor-run:{run.id}"),
-        project_id=run.project_id,
-        source_kind="monitor",
-        source_id=str(monitor.id),
-        run_id=str(run.id),
-        findings=findings,
-    )
-    if policies is not None:
-        policies(session=session, monitor=monitor, run=run, findings=findings)
 
 
 def _load(path: str, kind: str) -> Handler:
@@ -122,12 +94,15 @@ def build_registry(settings: Settings) -> HandlerRegistry:
         ),
         cache_dir=settings.data_dir / "models",
     )
-    policies = PolicyLoop(registry=loader.registry, deployer=EmbeddedDeployer(loader=loader))
     registry = register_monitor_handlers(
         HandlerRegistry(),
         data_dir=settings.data_dir,
         loader=loader,
-        on_findings=partial(route_monitor_findings, policies=policies),
+        on_findings=partial(
+            handle_run_findings,
+            registry=loader.registry,
+            deployer=EmbeddedDeployer(loader=loader),
+        ),
     )
     runner = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
     registry.register(PIPELINE_RUN, pipeline_handler(runner))

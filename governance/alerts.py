@@ -38,8 +38,6 @@ __all__ = [
     "update_rule",
 ]
 
-_RANK = {Status.WARN: 1, Status.ALERT: 2}
-
 
 class RuleSpec(BaseModel):
     """A new alert rule; empty filters match every finding."""
@@ -120,8 +118,8 @@ class RuleChannel(Record, table=True):
 
 def triggering(rule: AlertRule, findings: list[Finding]) -> list[Finding]:
     """Return the findings in the rule's scope whose status reaches its ``min_status``."""
-    floor = _RANK[Status(rule.min_status)]
-    return [f for f in findings if rule.matches(f) and _RANK.get(f.status, 0) >= floor]
+    floor = Status(rule.min_status).rank
+    return [f for f in findings if rule.matches(f) and f.status.rank >= floor]
 
 
 def judged_in_scope(rule: AlertRule, findings: list[Finding]) -> list[Finding]:

@@ -23,7 +23,7 @@ from sqlmodel import Field, Session, col, select
 
 from governance.policy_evaluation import Decision, PriorDecision, RunFindings
 from lineage.tables import AwareDateTime, Record
-from monitors.findings import Finding, Status
+from monitors.findings import Finding, FindingList
 
 __all__ = [
     "FindingBatch",
@@ -51,8 +51,8 @@ class FindingBatch(Record, table=True):
     model_name: str | None = Field(default=None, sa_column=sa.Column(sa.String(256)))
     deployment: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
     environment: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    findings: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False)
+    findings: list[Finding] = Field(
+        default_factory=list, sa_column=sa.Column(FindingList(), nullable=False)
     )
 
 
@@ -97,18 +97,7 @@ def batch_findings(batch: FindingBatch) -> RunFindings:
         run_id=batch.run_id,
         source_id=batch.source_id,
         at=batch.observed_at,
-        findings=tuple(
-            Finding(
-                monitor=f["monitor"],
-                metric=f["metric"],
-                scope=f["scope"],
-                value=f.get("value"),
-                threshold=f.get("threshold"),
-                status=Status(f["status"]),
-                detail=f.get("detail") or {},
-            )
-            for f in batch.findings
-        ),
+        findings=tuple(batch.findings),
         model=batch.model_name,
         deployment=batch.deployment,
         environment=batch.environment,
@@ -136,7 +125,7 @@ def record_batch(
         model_name=run.model,
         deployment=run.deployment,
         environment=run.environment,
-        findings=[f.to_dict() for f in run.findings],
+        findings=list(run.findings),
     )
     try:
         with session.begin_nested():

@@ -28,8 +28,8 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import JSON, Session, col, select
 from sqlmodel import Field as SQLField
+from sqlmodel import Session, col, select
 
 from governance.actors import Actor
 from governance.alerts import AlertRule, judged_in_scope, list_rules, rule_channel_ids, triggering
@@ -38,7 +38,7 @@ from governance.delivery import DeliveryPolicy, build_event, enqueue
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.projects import Project
 from lineage.tables import AwareDateTime, Record, utcnow
-from monitors.findings import Finding, Status, worst_status
+from monitors.findings import Finding, FindingList, Status, worst_status
 
 __all__ = [
     "Incident",
@@ -82,8 +82,8 @@ class Incident(Record, table=True):
     last_run_id: str | None = SQLField(
         default=None, sa_column=sa.Column(sa.String(100), nullable=True)
     )
-    findings: list[dict[str, Any]] = SQLField(
-        default_factory=list, sa_column=sa.Column(JSON, nullable=False)
+    findings: list[Finding] = SQLField(
+        default_factory=list, sa_column=sa.Column(FindingList(), nullable=False)
     )
     acknowledged_at: datetime | None = SQLField(
         default=None, sa_column=sa.Column(AwareDateTime(), nullable=True)
@@ -122,7 +122,7 @@ def incident_view(incident: Incident, *, rule_name: str | None = None) -> dict[s
         "first_seen_at": iso(incident.first_seen_at),
         "last_seen_at": iso(incident.last_seen_at),
         "last_run_id": incident.last_run_id,
-        "findings": list(incident.findings),
+        "findings": [finding.to_dict() for finding in incident.findings],
         "acknowledged_at": iso(incident.acknowledged_at),
         "acknowledged_by": incident.acknowledged_by,
         "resolved_at": iso(incident.resolved_at),
@@ -137,8 +137,7 @@ def _summary(incident: Incident, rule: AlertRule, verb: str) -> tuple[str, str]:
         f"{incident.source_kind} {incident.source_id}"
     )
     lines = [
-        f"- {f['monitor']} {f['metric']} ({f['scope']}) = {f['value']} "
-        f"[threshold {f['threshold']}, {f['status']}]"
+        f"- {f.monitor} {f.metric} ({f.scope}) = {f.value} [threshold {f.threshold}, {f.status}]"
         for f in incident.findings[:10]
     ]
     more = len(incident.findings) - 10
@@ -245,7 +244,7 @@ def route_findings(
                     first_seen_at=at,
                     last_seen_at=at,
                     last_run_id=run_id,
-                    findings=[f.to_dict() for f in firing],
+                    findings=list(firing),
                 )
                 session.add(incident)
                 session.flush()
@@ -278,7 +277,7 @@ def route_findings(
                 incident.count += 1
                 incident.last_seen_at = at
                 incident.last_run_id = run_id
-                incident.findings = [f.to_dict() for f in firing]
+                incident.findings = list(firing)
                 if escalated:
                     incident.severity = Status.ALERT
                 session.add(incident)

@@ -111,7 +111,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-_RANK = {Status.WARN: 1, Status.ALERT: 2}
 
 
 def finding_id(run_id: str, finding: Finding) -> str:
@@ -129,7 +128,7 @@ def _leaf(leaf: LeafCondition, findings: Sequence[Finding]) -> list[Finding]:
         if not fnmatch.fnmatchcase(f.scope, leaf.scope):
             continue
         if leaf.status is not None:
-            if _RANK.get(f.status, 0) >= _RANK[Status(leaf.status)]:
+            if f.status.rank >= Status(leaf.status).rank:
                 hits.append(f)
         elif (
             leaf.op is not None

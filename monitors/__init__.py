@@ -12,7 +12,15 @@ from monitors.baseline.storage import (
 )
 from monitors.drift import ColumnDrift, DriftResult, compute_drift
 from monitors.execute import FindingsCallback, ModelLoader, execute_run, report_paths
-from monitors.findings import Finding, FindingSink, Status, worst_status
+from monitors.findings import (
+    Finding,
+    FindingList,
+    FindingSink,
+    RunSummary,
+    Status,
+    run_status,
+    worst_status,
+)
 from monitors.inferences import (
     MAX_BATCH,
     InferenceBatch,
@@ -82,6 +90,7 @@ __all__ = [
     "DriftMethod",
     "DriftResult",
     "Finding",
+    "FindingList",
     "FindingSink",
     "FindingsCallback",
     "InferenceBatch",
@@ -109,6 +118,7 @@ __all__ = [
     "QualityResult",
     "RunReport",
     "RunState",
+    "RunSummary",
     "RunTrigger",
     "Schedule",
     "Status",
@@ -143,6 +153,7 @@ __all__ = [
     "report_paths",
     "resume_monitor",
     "run_monitor",
+    "run_status",
     "update_monitor",
     "worst_status",
 ]

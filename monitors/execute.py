@@ -15,7 +15,7 @@
    also stores Evidently's detailed drift page beside them (:func:`drift_page_path`), rendered
    here in the worker on at most ``DRIFT_PAGE_ROWS`` rows per side (the baseline's reference
    sample against a sample of the window) and linked from the HTML report;
-6. in one transaction: write the run's ``summary`` (``status``, ``drift_share``, ``findings``…),
+6. in one transaction: write the run's ``summary`` (a :class:`monitors.findings.RunSummary`),
    record a lineage run whose inputs are the reference dataset version, the baseline and the
    inference window, and hand the findings to ``on_findings`` (the worker wires
    ``governance.incidents.route_findings`` there, and policies next to it).
@@ -57,7 +57,7 @@ from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline import Baseline
 from monitors.baseline.storage import StoredBaseline, latest_baseline, load_baseline
-from monitors.findings import Finding, Status
+from monitors.findings import Finding, RunSummary, Status
 from monitors.inferences import read_window, slot_deployments
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.models import Monitor, MonitorRun
@@ -306,26 +306,18 @@ def _complete_reference(
     return replace(baseline, extras=extras)
 
 
-def summarise(result: MonitorResult, *, reason: str | None = None) -> dict[str, Any]:
-    """Return the run summary ``/metrics``, the dashboard and the API read.
+def summarise(result: MonitorResult, *, reason: str | None = None) -> RunSummary:
+    """Return the run summary ``/metrics``, the dashboard, the reports and the API read.
 
-    Keys: ``status``, ``drift_share`` (the dataset-level share of drifted columns, or ``None``
-    when the kind does not judge drift), ``findings`` (``Finding.to_dict()`` each), ``rows``,
-    ``kind``, ``computed`` (whether the kind ran) and ``reason`` (why nothing was judged).
+    ``reason`` says why nothing was judged (``computed`` is then false).
     """
-    share = next(
-        (f.value for f in result.findings if f.metric == "drift_share" and f.scope == "dataset"),
-        None,
+    return RunSummary.of(
+        kind=result.kind,
+        status=result.status,
+        rows=result.rows,
+        findings=result.findings,
+        reason=reason,
     )
-    return {
-        "status": result.status.value,
-        "drift_share": share,
-        "findings": [finding.to_dict() for finding in result.findings],
-        "rows": result.rows,
-        "kind": result.kind,
-        "computed": reason is None,
-        "reason": reason,
-    }
 
 
 def _insufficient(spec: MonitorSpec, reason: str) -> MonitorResult:
@@ -353,7 +345,7 @@ def _window_name(deployment: Deployment) -> str:
     return f"inferences/{deployment.name}/{deployment.environment}"
 
 
-def _lineage_event(inputs: _Inputs, summary: dict[str, Any], at: datetime) -> bytes:
+def _lineage_event(inputs: _Inputs, summary: RunSummary, at: datetime) -> bytes:
     """Return the OpenLineage COMPLETE event of the run: reference, baseline and window in."""
     run, deployment, stored = inputs.run, inputs.deployment, inputs.stored
     assert deployment is not None
@@ -386,8 +378,8 @@ def _lineage_event(inputs: _Inputs, summary: dict[str, Any], at: datetime) -> by
                     "windowStart": _iso(run.window_start),
                     "windowEnd": _iso(run.window_end),
                     "inferenceBatches": [str(b) for b in inputs.batches or []],
-                    "rows": summary["rows"],
-                    "status": summary["status"],
+                    "rows": summary.rows,
+                    "status": None if summary.status is None else summary.status.value,
                 }
             },
         },
@@ -425,7 +417,10 @@ def execute_run(
     on_findings: FindingsCallback | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Execute one monitor run and record its outcome; return the run's summary.
+    """Execute one monitor run and record its outcome; return the run's stored summary.
+
+    The summary is returned in its stored JSON form (:meth:`RunSummary.to_json`), which is also
+    the job's output; read it back with :meth:`RunSummary.from_json`.
 
     Opens its own short transactions (reading, then recording), so no lock is held while the
     computation runs. Idempotent per run: a retried run overwrites its report, replays its
@@ -530,11 +525,11 @@ def execute_run(
             ingest_event(
                 session=session, project_id=run.project_id, body=_lineage_event(inputs, summary, at)
             )
-            summary["lineage_run_id"] = str(run.id)
-        stored_run.summary = summary
+            summary = replace(summary, lineage_run_id=str(run.id))
+        stored_run.summary = summary.to_json()
         session.add(stored_run)
         session.flush()
         if on_findings is not None:
             on_findings(session=session, monitor=monitor, run=stored_run, findings=result.findings)
     tell(1.0, f"{result.kind}: {result.status.value}")
-    return summary
+    return summary.to_json()

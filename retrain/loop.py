@@ -1,19 +1,26 @@
-"""The one place that chains findings → policies → actions.
+"""The one place that chains findings → alerting and policies → actions.
 
-The worker hands each monitor run's findings to a :class:`PolicyLoop` (a
-``monitors.execute.FindingsCallback``); anything else holding a run's findings calls
-:func:`on_findings`. In the caller's transaction it:
+:func:`handle_run_findings` is where a monitor run's findings go (the worker binds it as the
+``monitors.execute.FindingsCallback`` of every monitor run). In the run's transaction it:
 
-1. records the run's findings (:class:`governance.decisions.FindingBatch`); a run seen before
-   (a retried job) decides nothing again;
-2. evaluates the project's active policies (:func:`governance.policy_evaluation.evaluate`)
-   over the monitor's recent runs, the decisions that fired before (cooldowns) and the time;
-3. stores each decision and executes the actions of those that fire, each in its own savepoint
-   so one failing action (a pipeline that no longer exists) neither undoes nor stops the others:
+1. routes the findings through the project's alert rules
+   (:func:`governance.incidents.route_findings`, source ``monitor:<monitor id>``): one open
+   incident per (monitor, alert rule), updated while the findings keep firing;
+2. hands them to the project's policies (:func:`on_findings`, also the entry point for anyone
+   else holding a run's findings):
 
-   ==================  ==========================================================================
-   ``alert``,          route the triggering findings through the project's alert rules
-   ``open_incident``   (:func:`governance.incidents.route_findings`, source ``policy``)
+   a. records the run's findings (:class:`governance.decisions.FindingBatch`); a run seen before
+      (a retried job) decides nothing again;
+   b. evaluates the project's active policies (:func:`governance.policy_evaluation.evaluate`)
+      over the monitor's recent runs, the decisions that fired before (cooldowns) and the time;
+   c. stores each decision and executes the actions of those that fire, each in its own
+      savepoint so one failing action (a pipeline that no longer exists) neither undoes nor
+      stops the others:
+
+   ==================  ========================================================================
+   ``alert``,          route the triggering findings through the project's alert rules *as the
+   ``open_incident``   monitor's findings*, so the policy attaches to the incident the alert
+                       rule opened for that monitor (one incident per shift, not two)
    ``retrain``         :func:`retrain.pipelines.request_run` — one run per model even under a
                        storm: the active run is handed back, not a second one queued
    ``rollback``        ``request``: an approval request; ``perform``: roll back one version
@@ -21,10 +28,10 @@ The worker hands each monitor run's findings to a :class:`PolicyLoop` (a
    ``redeploy``        ``request``: an approval request; ``perform``: deploy the live version
                        again
    ``block_promotion`` a :class:`governance.decisions.PromotionBlock` the promotion gate honours
-   ==================  ==========================================================================
+   ==================  ========================================================================
 
-4. audits each decision as ``policy.decide`` with its inputs (run ids, finding ids, policy id and
-   version) and every action's outcome.
+   d. audits each decision as ``policy.decide`` with its inputs (run ids, finding ids, policy id
+      and version) and every action's outcome.
 
 Performing a rollback or redeploy needs the registry and deployer the app or worker runs with;
 without them those actions fail with a message saying so (and ``request`` mode still works).
@@ -34,7 +41,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,8 +83,10 @@ from retrain.pipelines import get_pipeline, request_run
 from retrain.promotion import rollback
 from retrain.registry import Registry
 
-__all__ = ["PolicyLoop", "on_findings", "run_findings"]
+__all__ = ["MONITOR_SOURCE", "handle_run_findings", "on_findings", "run_findings"]
 
+MONITOR_SOURCE = "monitor"
+"""The source kind of a monitor's findings, for alert rules and policies alike."""
 _MAX_LOOKBACK = 100
 _MAX_COOLDOWN = timedelta(days=31)
 
@@ -230,8 +238,8 @@ def _act(
             session=session,
             actor=actor,
             project_id=project_id,
-            source_kind="policy",
-            source_id=f"{decision.policy_name}/{decision.rule}"[:100],
+            source_kind=MONITOR_SOURCE,
+            source_id=decision.source_id,
             run_id=decision.run_ids[-1],
             findings=list(decision.findings),
             now=at,
@@ -392,27 +400,36 @@ def run_findings(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyLoop:
-    """The findings callback the worker hands each monitor run to (``monitors.execute``).
+def handle_run_findings(
+    *,
+    session: Session,
+    monitor: Monitor,
+    run: MonitorRun,
+    findings: list[Finding],
+    registry: Registry | None = None,
+    deployer: Deployer | None = None,
+) -> None:
+    """Hand a monitor run's findings to the alert rules, then to the policies (one transaction).
 
-    Attributes:
-        registry: The MLflow adapter, needed to *perform* a rollback.
-        deployer: The deployer, needed to *perform* a rollback or redeploy.
+    Both see the run as the monitor's (source ``monitor:<monitor id>``, the run's id), so an
+    alert rule and a policy reacting to the same findings update one incident. ``registry`` and
+    ``deployer`` are needed only to *perform* a rollback or redeploy.
     """
-
-    registry: Registry | None = None
-    deployer: Deployer | None = None
-
-    def __call__(
-        self, *, session: Session, monitor: Monitor, run: MonitorRun, findings: list[Finding]
-    ) -> None:
-        """Judge the run's findings by the project's policies and act, in the run's transaction."""
-        on_findings(
-            session=session,
-            actor=Actor.system(request_id=f"monitor-run:{run.id}"),
-            project_id=run.project_id,
-            run=run_findings(session=session, monitor=monitor, run=run, findings=findings),
-            registry=self.registry,
-            deployer=self.deployer,
-        )
+    actor = Actor.system(request_id=f"monitor-run:{run.id}")
+    route_findings(
+        session=session,
+        actor=actor,
+        project_id=run.project_id,
+        source_kind=MONITOR_SOURCE,
+        source_id=str(monitor.id),
+        run_id=str(run.id),
+        findings=findings,
+    )
+    on_findings(
+        session=session,
+        actor=actor,
+        project_id=run.project_id,
+        run=run_findings(session=session, monitor=monitor, run=run, findings=findings),
+        registry=registry,
+        deployer=deployer,
+    )

@@ -173,16 +173,18 @@ def step_loop(demo: Demo) -> None:
     if failed:
         raise DemoFailed("5", f"policy actions failed: {failed}")
 
+    attached = {i for o in outcomes for i in o.get("incident_ids") or []}
+
     def incident() -> dict[str, Any] | None:
         rows = demo.api.call("GET", f"{demo.base}/incidents", auditor)
-        opened = [r for r in rows if r["source_kind"] == "policy"]
+        opened = [r for r in rows if r["id"] in attached]
         return opened[0] if opened else None
 
     opened = demo.wait_for("5", "the policy's incident", incident, timeout=120)
     demo.facts["incident_id"] = opened["id"]
     demo.console.say(
-        f"      {opened['severity']} incident {opened['id']} opened by the policy "
-        f"(alert rule {opened['rule_name']!r}, source {opened['source_id']})"
+        f"      {opened['severity']} incident {opened['id']} of the drift monitor, which the "
+        f"policy attached to (alert rule {opened['rule_name']!r}, source {opened['source_id']})"
     )
 
     def heard() -> list[dict[str, Any]] | None:

@@ -22,16 +22,20 @@ from api.app import create_app
 from api.settings import Settings
 from api.web_session import CSRF_FIELD, SESSION_COOKIE
 from governance.actors import Actor
+from governance.alerts import RuleSpec, create_rule
 from governance.approvals import ApprovalAction, ApprovalRequest, request_approval
 from governance.audit import AuditEntry, append
+from governance.channels import SecretBox, create_channel
 from governance.identity import create_person, disable_principal, get_principal_by_name
+from governance.incidents import route_findings
 from governance.roles import Role, grant_role
 from lineage.deployments import DeploymentCreate, record_deployment
-from lineage.projects import create_project
+from lineage.projects import create_project, get_project
 from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.runtime.queue import Job
 from lineage.store import session_scope
 from lineage.tables import utcnow
+from monitors.findings import Finding, Status
 from monitors.models import MonitorCreate, MonitorRun, RunState, RunTrigger, Schedule
 from monitors.run_jobs import MONITOR_RUN
 from monitors.schedules import create_monitor
@@ -537,3 +541,36 @@ def test_numbers_on_pages_read_as_people_write_them() -> None:
     assert _num(0.87064) == "0.8706"
     assert _num(None) == "—"
     assert _num(True) == "True"
+
+
+def test_the_incidents_page_lists_an_incident_with_its_findings(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    with session_scope(engine) as session:
+        project = get_project(session=session, name="acme")
+        channel, _ = create_channel(
+            session=session,
+            project_id=project.id,
+            spec={"kind": "webhook", "name": "ops", "url": "http://10.0.0.1/"},
+            box=SecretBox.generate(),
+            created_by="t",
+        )
+        create_rule(
+            session=session,
+            project_id=project.id,
+            spec=RuleSpec(name="drift", channel_ids=[channel.id]),
+            created_by="t",
+        )
+        route_findings(
+            session=session,
+            actor=Actor.system(),
+            project_id=project.id,
+            source_kind="monitor",
+            source_id=str(store.monitor_id),
+            run_id=str(store.run_ids[1]),
+            findings=[Finding("drift", "drift_share", "dataset", 0.5, 0.3, Status.ALERT)],
+        )
+    client = sign_in(new_client(), "vic")
+    page = client.get("/p/acme/incidents", headers=HTML)
+    assert page.status_code == 200, page.text
+    assert "drift_share dataset = 0.5 (alert)" in page.text

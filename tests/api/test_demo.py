@@ -192,7 +192,11 @@ def test_every_step_of_the_loop_happened_in_order(demo: dict[str, Any], api: Tes
     assert drift["summary"]["status"] == "alert"
     assert "io.warden.incident.opened" in facts["webhook_events"]
     incident = api.get(f"{BASE}/incidents/{facts['incident_id']}", headers=admin).json()
-    assert (incident["source_kind"], incident["state"]) == ("policy", "open")
+    assert (incident["source_kind"], incident["state"]) == ("monitor", "open")
+    attached = [i for o in fired[0]["outcomes"] for i in o.get("incident_ids", [])]
+    assert attached == [incident["id"]]
+    incidents = api.get(f"{BASE}/incidents", headers=admin).json()
+    assert [i["id"] for i in incidents if i["source_id"] == incident["source_id"]] == attached
     rollback = api.get(f"{BASE}/policies/{facts['rollback_policy_id']}", headers=admin).json()
     assert rollback["enabled"] is True
     assert rollback["active_version"] == 1

@@ -111,7 +111,7 @@ def test_three_firing_runs_make_one_incident_then_an_ok_run_resolves_it(
         assert open_incident.state == IncidentState.OPEN
         assert open_incident.count == 3
         assert open_incident.last_run_id == "run-3"
-        assert open_incident.findings[0]["value"] == pytest.approx(0.8)
+        assert open_incident.findings[0].value == pytest.approx(0.8)
         assert open_incident.last_seen_at >= open_incident.first_seen_at
         assert [d.event_type for d in deliveries(session)] == ["io.warden.incident.opened"]
 
@@ -184,7 +184,7 @@ def test_rules_filter_by_kind_metric_status_and_source(
 
     assert run(engine, project, [warn_only, roc], "r1") == [], "min_status alert, wrong metric"
     [incident] = run(engine, project, [accuracy, roc], "r2")
-    assert [f["metric"] for f in incident.findings] == ["accuracy"]
+    assert [f.metric for f in incident.findings] == ["accuracy"]
     assert run(engine, project, [drift(Status.OK)], "r3") == [], "out of scope: no resolution"
     [other] = run(engine, project, [drift(Status.ALERT)], "r4", source="other-monitor")
     assert other.rule_id != incident.rule_id

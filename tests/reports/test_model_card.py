@@ -18,7 +18,6 @@ from sqlmodel import col, select
 
 from api.demo.adult import FEATURES, read_adult
 from api.settings import Settings
-from api.worker import route_monitor_findings
 from governance.actors import Actor
 from governance.alerts import RuleSpec, create_rule
 from governance.approvals import decide
@@ -42,6 +41,7 @@ from monitors.spec import MonitorSpec
 from reports import REDACTED, ModelCardUpdate, model_card, render, update_model_card
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
+from retrain.loop import handle_run_findings
 from retrain.pipelines import PipelineRun
 from retrain.promotion import promote, request_promotion
 from retrain.registry import Registry
@@ -133,7 +133,7 @@ class Watch:
                 HandlerRegistry(),
                 data_dir=self.data_dir,
                 loader=loader,
-                on_findings=route_monitor_findings,
+                on_findings=handle_run_findings,
             ),
             owner="w-reports",
         )

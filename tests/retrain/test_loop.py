@@ -28,6 +28,7 @@ from governance.approvals import ApprovalRequest, decide
 from governance.audit import AuditEntry
 from governance.channels import SecretBox, create_channel
 from governance.decisions import FindingBatch, PolicyDecision
+from governance.delivery import Delivery
 from governance.incidents import Incident
 from governance.policies import add_version, create_policy, get_policy
 from governance.policy_evaluation import RunFindings
@@ -43,12 +44,12 @@ from monitors.findings import Finding, Status
 from monitors.inferences import InferenceRecord, log_inferences
 from monitors.models import MonitorCreate, RunTrigger, Schedule
 from monitors.run_jobs import get_monitor_run, queue_monitor_run
-from monitors.schedules import create_monitor
+from monitors.schedules import create_monitor, record_run
 from monitors.spec import MonitorSpec
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation
 from retrain.gates import policy_gate
-from retrain.loop import on_findings
+from retrain.loop import handle_run_findings, on_findings
 from retrain.pipelines import (
     EvaluationSpec,
     Pipeline,
@@ -286,7 +287,8 @@ def test_drifted_traffic_retrains_and_the_new_version_goes_live_through_its_gate
         [retrain_run] = session.exec(
             select(PipelineRun).where(PipelineRun.requested_by_name == "warden")
         ).all()
-        [incident] = session.exec(select(Incident).where(Incident.source_kind == "policy")).all()
+        [incident] = session.exec(select(Incident)).all()
+    assert (incident.source_kind, incident.source_id) == ("monitor", str(monitor.id))
     assert decision.status == "fire"
     assert decision.run_ids == [str(monitor_run.id)]
     assert f"{monitor_run.id}:drift.wasserstein_distance@column:age" in decision.finding_ids
@@ -397,6 +399,72 @@ def test_drifted_traffic_retrains_and_the_new_version_goes_live_through_its_gate
 
 
 # --- the loop's rules, on findings handed in directly -------------------------------------
+
+
+ALERTING = """
+rules:
+  - name: page-on-drift
+    when: {monitor: drift, metric: drift_share, op: ">=", threshold: 0.3}
+    actions: [{type: alert}, {type: open_incident}]
+"""
+
+
+def test_an_alert_rule_and_a_policy_on_the_same_shift_share_one_incident(
+    engine: Engine, project: Project, admin: Actor
+) -> None:
+    _policy(engine, project, admin, ALERTING)
+    with session_scope(engine) as session:
+        channel, _ = create_channel(
+            session=session,
+            project_id=project.id,
+            spec={"kind": "webhook", "name": "ops", "url": "https://hooks.example.com/x"},
+            box=SecretBox.generate(),
+            created_by=admin.name,
+        )
+        create_rule(
+            session=session,
+            project_id=project.id,
+            spec=RuleSpec(
+                name="drift", monitor_kinds=["drift"], min_status="warn", channel_ids=[channel.id]
+            ),
+            created_by=admin.name,
+        )
+        monitor = create_monitor(
+            session=session,
+            project_id=project.id,
+            spec=MonitorCreate(
+                name="income-drift",
+                spec=MonitorSpec.model_validate({"kind": "drift"}),
+                schedule=Schedule(interval_seconds=3600),
+            ),
+        )
+    shift = list(_drift(1).findings)
+    for hour in (1, 2):
+        with session_scope(engine) as session:
+            run = record_run(
+                session=session,
+                monitor=monitor,
+                scheduled_for=T0 + timedelta(hours=hour),
+                trigger=RunTrigger.SCHEDULE,
+            )
+            assert run is not None
+            handle_run_findings(session=session, monitor=monitor, run=run, findings=shift)
+    with session_scope(engine) as session:
+        [incident] = session.exec(select(Incident)).all()
+        decisions = session.exec(select(PolicyDecision)).all()
+        [event] = [d.event_type for d in session.exec(select(Delivery)).all()]
+    opened = [e for e in _audit(engine) if e.action == "incident.open"]
+    assert (incident.source_kind, incident.source_id) == ("monitor", str(monitor.id))
+    assert incident.count == 2
+    assert incident.findings == shift
+    assert len(opened) == 1
+    assert event == "io.warden.incident.opened"
+    assert [d.status for d in decisions] == ["fire", "fire"]
+    for decision in decisions:
+        assert decision.outcomes == [
+            {"type": "alert", "outcome": "done", "incident_ids": [str(incident.id)]},
+            {"type": "open_incident", "outcome": "done", "incident_ids": [str(incident.id)]},
+        ]
 
 
 def _drift(
