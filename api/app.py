@@ -13,11 +13,20 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from api.dashboard import install_dashboard
+from api.headers import SecurityHeaders
 from api.limits import BodySizeLimit
 from api.metrics import install_metrics
 from api.problems import install_problem_handlers
 from api.routes import alerts as alert_routes
-from api.routes import approvals, deployments_serving, health, pipelines, principals, projects
+from api.routes import (
+    api_docs,
+    approvals,
+    deployments_serving,
+    health,
+    pipelines,
+    principals,
+    projects,
+)
 from api.routes import audit as audit_routes
 from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
@@ -61,6 +70,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         version="0.1.0",
         summary="Governance and monitoring for ML models: lineage, monitors, policies, audit.",
         lifespan=lifespan,
+        openapi_url=None,  # served by api_docs behind sign-in (only the probes are public)
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     if engine is not None:
@@ -68,6 +80,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(api_docs.router)
     app.include_router(projects.router)
     app.include_router(principals.router)
     app.include_router(approvals.router)
@@ -86,4 +99,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(monitor_report_routes.router)
     app.include_router(report_routes.router)
     install_metrics(app)
+    app.add_middleware(SecurityHeaders)  # last added runs outermost: every response gets them
     return app

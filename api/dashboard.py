@@ -1084,9 +1084,7 @@ def _wants_html(request: Request) -> bool:
 
 
 def _is_dashboard(path: str) -> bool:
-    return not path.startswith(
-        ("/api/", "/static/", "/metrics", "/healthz", "/readyz", "/docs", "/openapi", "/redoc")
-    )
+    return not path.startswith(("/api/", "/static/", "/metrics", "/healthz", "/readyz"))
 
 
 def install_dashboard(app: FastAPI) -> None:

@@ -46,6 +46,26 @@ def audit_actions(engine: Engine) -> list[str]:
         return list(session.exec(select(AuditEntry.action).order_by(col(AuditEntry.seq))).all())
 
 
+def changes(engine: Engine) -> list[str]:
+    """Return the audited actions that changed something (denials excluded)."""
+    with session_scope(engine) as session:
+        query = select(AuditEntry.action).where(AuditEntry.outcome != "denied")
+        return list(session.exec(query.order_by(col(AuditEntry.seq))).all())
+
+
+def stored_state(client: TestClient, reader: dict[str, str]) -> dict[str, Any]:
+    """Return what the project's alerting holds, as a reader sees it."""
+    return {
+        path: client.get(BASE + path, headers=reader).json()
+        for path in (
+            "/alert-channels",
+            "/alert-rules",
+            "/incidents?state=all",
+            "/outbound-allowlist",
+        )
+    }
+
+
 def count_channels(engine: Engine) -> int:
     with session_scope(engine) as session:
         return int(session.exec(select(func.count()).select_from(Channel)).one())
@@ -166,6 +186,7 @@ def test_viewers_read_but_cannot_change_or_acknowledge(
     setup_webhook(client, admin, scientist, "http://127.0.0.1:9/hook")
     fire(engine, "r1")
     [incident] = client.get(f"{BASE}/incidents", headers=viewer).json()
+    before, actions = stored_state(client, viewer), changes(engine)
     for method, path, body in [
         ("post", "/alert-channels", {"kind": "webhook", "name": "x", "url": "http://10.0.0.1/"}),
         ("post", f"/incidents/{incident['id']}/ack", None),
@@ -178,6 +199,8 @@ def test_viewers_read_but_cannot_change_or_acknowledge(
         f"{BASE}/outbound-allowlist", json={"target": "10.0.0.0/8"}, headers=scientist
     )
     assert response.status_code == 403, "only project admins switch the guard off"
+    assert stored_state(client, viewer) == before
+    assert changes(engine) == actions
 
 
 def test_a_refused_destination_is_a_422_naming_the_field_and_stores_nothing(
@@ -259,6 +282,7 @@ def test_rules_reject_channels_of_other_projects(
     )
     assert response.status_code == 422
     assert response.json()["field"] == "channel_ids"
+    assert client.get(f"{BASE}/alert-rules", headers=scientist).json() == []
     assert client.get(f"{BASE}/alert-channels/{theirs}", headers=scientist).status_code == 404
 
 
@@ -286,6 +310,7 @@ def test_rules_and_channels_change_and_delete(
     in_use = client.delete(f"{BASE}/alert-channels/{channel_id}", headers=scientist)
     assert in_use.status_code == 409
     assert "used by alert rules" in in_use.json()["detail"]
+    assert client.get(f"{BASE}/alert-channels/{channel_id}", headers=scientist).status_code == 200
     assert client.delete(f"{BASE}/alert-rules/{rule['id']}", headers=scientist).status_code == 204
     off = client.patch(
         f"{BASE}/alert-channels/{channel_id}", json={"enabled": False}, headers=scientist

@@ -49,8 +49,11 @@ def test_define_list_and_read_a_pipeline(client: TestClient, scientist: Issued) 
     assert created.json()["spec"]["steps"][0]["entrypoint"] == "api.demo.adult:train"
     listed = client.get(f"{BASE}/pipelines", headers=scientist.headers).json()
     assert [p["name"] for p in listed] == ["income-train"]
-    again = client.post(f"{BASE}/pipelines", json=_spec(), headers=scientist.headers)
+    again = client.post(
+        f"{BASE}/pipelines", json=_spec(time_limit_seconds=60), headers=scientist.headers
+    )
     assert again.status_code == 409
+    assert client.get(f"{BASE}/pipelines", headers=scientist.headers).json() == listed
 
 
 def test_a_bad_definition_names_the_field_and_stores_nothing(
@@ -71,9 +74,14 @@ def test_viewers_may_read_but_not_define_or_run(
     client: TestClient, scientist: Issued, viewer: Issued
 ) -> None:
     client.post(f"{BASE}/pipelines", json=_spec(), headers=scientist.headers)
-    assert client.post(f"{BASE}/pipelines", json=_spec(), headers=viewer.headers).status_code == 403
+    before = client.get(f"{BASE}/pipelines", headers=viewer.headers).json()
+    theirs = _spec(name="viewer-train")
+    assert client.post(f"{BASE}/pipelines", json=theirs, headers=viewer.headers).status_code == 403
     started = client.post(f"{BASE}/pipelines/income-train/runs", json={}, headers=viewer.headers)
     assert started.status_code == 403
+    assert client.get(f"{BASE}/pipelines", headers=viewer.headers).json() == before
+    runs = client.get(f"{BASE}/pipelines/income-train/runs", headers=viewer.headers)
+    assert runs.json() == []
     assert client.get(f"{BASE}/pipelines", headers=viewer.headers).status_code == 200
     assert client.get(f"{BASE}/pipelines").status_code == 401
 
@@ -114,6 +122,8 @@ def test_undeclared_parameters_are_refused(client: TestClient, scientist: Issued
     )
     assert answer.status_code == 422
     assert answer.json()["field"] == "parameters"
+    runs = client.get(f"{BASE}/pipelines/income-train/runs", headers=scientist.headers)
+    assert runs.json() == []
 
 
 def test_runs_of_another_project_are_not_found(
@@ -128,6 +138,12 @@ def test_runs_of_another_project_are_not_found(
         f"/api/v1/projects/other/pipeline-runs/{run.json()['id']}", headers=other.headers
     )
     assert stolen.status_code == 404
+    cancel = client.post(
+        f"/api/v1/projects/other/pipeline-runs/{run.json()['id']}/cancel", headers=other.headers
+    )
+    assert cancel.status_code == 404
+    mine = client.get(f"{BASE}/pipeline-runs/{run.json()['id']}", headers=scientist.headers)
+    assert mine.json()["state"] == "queued"
 
 
 def test_the_run_log_is_served_from_the_worker_capture(

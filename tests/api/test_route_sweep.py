@@ -9,6 +9,12 @@ without one fails) and derives what to expect from the gate's permission:
 - project routes, called by the first role holding the permission → never 401/403 and no
   denial in the audit log (the table grants what the gate checks).
 
+Two reviewed lists keep the gaps visible: routes that need no permission at all (sign-in only,
+:data:`AUTHENTICATED_ONLY`) and write routes gated by a ``…:read`` permission
+(:data:`READ_GATED_WRITES`). A new route of either kind fails the sweep until it is added with
+the reason it is safe. Routes about one principal (``{principal_id}``) are called by another,
+ordinary principal: 404, and nothing of the victim's changes.
+
 Only :data:`api.routes.health.PUBLIC_PATHS` and the dashboard's sign-in page
 (:data:`api.dashboard.PUBLIC_PATHS`) are exempt.
 """
@@ -36,11 +42,39 @@ from api.dashboard import PUBLIC_PATHS as DASHBOARD_PUBLIC_PATHS
 from api.routes.health import PUBLIC_PATHS as HEALTH_PUBLIC_PATHS
 from api.security import PROJECT_PATH_PARAM, Gate
 from governance.audit import AuditEntry
+from governance.identity import ApiKey
 from governance.roles import ROLE_PERMISSIONS, Role
 from lineage.store import session_scope
 from tests.conftest import Issued
 
 PUBLIC_PATHS = HEALTH_PUBLIC_PATHS | DASHBOARD_PUBLIC_PATHS
+
+_OWN_OR_ADMIN = "oneself, or anyone for a global administrator; others get 404 (checked below)"
+AUTHENTICATED_ONLY: dict[str, str] = {
+    # Routes any signed-in principal may call, with the reason that is safe.
+    "GET /api/v1/projects": "lists only the projects where the caller holds a role",
+    "GET /api/v1/principals/me": "the caller and its own roles",
+    "GET /api/v1/principals/{principal_id}": _OWN_OR_ADMIN,
+    "POST /api/v1/principals/{principal_id}/keys": _OWN_OR_ADMIN,
+    "GET /api/v1/principals/{principal_id}/keys": _OWN_OR_ADMIN,
+    "DELETE /api/v1/principals/{principal_id}/keys/{key_id}": _OWN_OR_ADMIN,
+    "GET /": "the dashboard home: the caller's own projects",
+    "POST /logout": "ends the caller's own session (CSRF-checked)",
+    "GET /openapi.json": "the API's description, the same for everyone signed in",
+    "GET /docs": "the viewer of that description",
+    "GET /docs/oauth2-redirect": "part of that viewer",
+    "GET /redoc": "the other viewer of that description",
+}
+READ_GATED_WRITES: dict[str, str] = {
+    # Write methods that a read permission suffices for, with the reason that is safe.
+    "POST /api/v1/projects/{project}/policies/{policy_id}:dry-run": (
+        "evaluates a policy against findings and stores nothing"
+    ),
+    "POST /api/v1/projects/{project}/reports/renders": (
+        "queues a render of a report the reader may already read; no governance state changes"
+    ),
+}
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True)
@@ -90,13 +124,15 @@ def _sample(annotation: Any) -> str:
     return "x"
 
 
-def _url(endpoint: Endpoint, project: str) -> str:
-    """Fill the path template: the project by name, other parameters with a valid sample."""
+def _url(endpoint: Endpoint, project: str, **values: object) -> str:
+    """Fill the path template: the project by name, ``values`` by name, others with a sample."""
     types = {p.name: p.field_info.annotation for p in endpoint.dependant.path_params}
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
-        return project if name == PROJECT_PATH_PARAM else _sample(types.get(name))
+        if name == PROJECT_PATH_PARAM:
+            return project
+        return str(values[name]) if name in values else _sample(types.get(name))
 
     return re.sub(r"\{(\w+)(?::\w+)?\}", fill, endpoint.path)
 
@@ -108,10 +144,15 @@ def sweep(client: TestClient) -> list[Endpoint]:
     return endpoints
 
 
-def test_the_sweep_sees_every_documented_route(client: TestClient, sweep: list[Endpoint]) -> None:
+def test_the_sweep_sees_every_documented_route(
+    client: TestClient, sweep: list[Endpoint], make_principal: Callable[..., Issued]
+) -> None:
+    reader = make_principal()
     documented = {
         f"{method.upper()} {path}"
-        for path, operations in client.get("/openapi.json").json()["paths"].items()
+        for path, operations in client.get("/openapi.json", headers=reader.headers)
+        .json()["paths"]
+        .items()
         for method in operations
         if path not in PUBLIC_PATHS
     }
@@ -218,3 +259,61 @@ def _denials(engine: Engine) -> int:
             select(sa.func.count()).select_from(AuditEntry).where(AuditEntry.outcome == "denied")
         )
         return session.exec(query).one()
+
+
+def test_routes_without_a_permission_are_the_reviewed_ones(sweep: list[Endpoint]) -> None:
+    found = {str(e) for e in sweep if e.gate.permission is None and not e.gate.admin_only}
+    assert found == set(AUTHENTICATED_ONLY), (
+        "a route needing no permission must be added to AUTHENTICATED_ONLY with its reason "
+        f"(or gone from it): {found ^ set(AUTHENTICATED_ONLY)}"
+    )
+
+
+def test_write_routes_need_more_than_a_read_permission(sweep: list[Endpoint]) -> None:
+    found = {
+        str(e)
+        for e in sweep
+        if e.method in _WRITE_METHODS
+        and e.gate.permission is not None
+        and e.gate.permission.value.endswith(":read")
+    }
+    assert found == set(READ_GATED_WRITES), (
+        "a write route gated by a read permission must be added to READ_GATED_WRITES with its "
+        f"reason (or gone from it): {found ^ set(READ_GATED_WRITES)}"
+    )
+
+
+def _keys_of(engine: Engine, principal_id: uuid.UUID) -> list[tuple[uuid.UUID, object]]:
+    with session_scope(engine) as session:
+        rows = session.exec(select(ApiKey).where(ApiKey.principal_id == principal_id)).all()
+        return sorted((row.id, row.revoked_at) for row in rows)
+
+
+def test_routes_about_a_principal_refuse_every_other_principal(
+    client: TestClient, sweep: list[Endpoint], make_principal: Callable[..., Issued], engine: Engine
+) -> None:
+    bob = make_principal(role=Role.VIEWER)
+    alice = make_principal(role=Role.ADMIN)  # a project admin, not a global one
+    admin = make_principal(admin=True)
+    ((bob_key, _),) = _keys_of(engine, bob.principal.id)
+    about_one = [
+        e
+        for e in sweep
+        if "{principal_id}" in e.path and e.gate.permission is None and not e.gate.admin_only
+    ]
+    assert len(about_one) >= 4
+    wrong = {}
+    for endpoint in about_one:
+        url = _url(endpoint, "acme", principal_id=bob.principal.id, key_id=bob_key)
+        body = {"label": "mine now"} if endpoint.method == "POST" else None
+        response = client.request(endpoint.method, url, json=body, headers=alice.headers)
+        if response.status_code != 404 or bob.key in response.text:
+            wrong[str(endpoint)] = response.status_code
+    assert wrong == {}
+    assert _keys_of(engine, bob.principal.id) == [(bob_key, None)]
+    assert client.get("/api/v1/principals/me", headers=bob.headers).status_code == 200
+    for endpoint in about_one:  # the guard admits the people it should
+        if endpoint.method == "GET":
+            url = _url(endpoint, "acme", principal_id=bob.principal.id, key_id=bob_key)
+            assert client.get(url, headers=admin.headers).status_code == 200
+            assert client.get(url, headers=bob.headers).status_code == 200

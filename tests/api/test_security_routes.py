@@ -270,3 +270,21 @@ def test_a_disabled_principal_is_locked_out_but_the_last_admin_stays(
     last = client.post(f"/api/v1/principals/{admin.principal.id}/disable", headers=admin.headers)
     assert last.status_code == 409
     assert "last active administrator" in last.json()["detail"]
+
+
+def test_no_one_mints_or_revokes_another_principals_keys(
+    client: TestClient, make_principal: MakePrincipal, engine: Engine
+) -> None:
+    admin = make_principal(admin=True)
+    mallory = make_principal(role=Role.ADMIN)  # admin of project acme, not a global admin
+    keys_url = f"/api/v1/principals/{admin.principal.id}/keys"
+    listed = client.get(keys_url, headers=admin.headers).json()
+    created_before = len(_audit(engine, "api_key.create"))
+    minted = client.post(keys_url, json={"label": "backdoor"}, headers=mallory.headers)
+    assert minted.status_code == 404
+    assert "key" not in minted.json()
+    revoked = client.delete(f"{keys_url}/{listed[0]['id']}", headers=mallory.headers)
+    assert revoked.status_code == 404
+    assert client.get(keys_url, headers=admin.headers).json() == listed
+    assert client.get("/api/v1/principals/me", headers=admin.headers).status_code == 200
+    assert len(_audit(engine, "api_key.create")) == created_before
