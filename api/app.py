@@ -38,7 +38,6 @@ from api.routes import reports as report_routes
 from api.routes import reports_monitor as monitor_report_routes
 from api.settings import Settings
 from lineage import create_store_engine
-from retrain.gates import policy_gate
 
 __all__ = ["create_app"]
 
@@ -92,7 +91,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(pipelines.router)
     app.include_router(promotion_routes.router)
     app.include_router(policy_routes.router)
-    app.state.promotion_gates = (policy_gate,)
     app.include_router(deployments_serving.router)
     install_dashboard(app)
     app.include_router(inference_routes.router)

@@ -23,7 +23,7 @@ from lineage.projects import Project
 from lineage.tables import utcnow
 from reports.document import iso, principal_names
 from reports.redaction import Sensitive
-from retrain.promotion import Promotion
+from retrain.champions import Promotion
 
 __all__ = ["as_of"]
 

@@ -21,7 +21,7 @@ from monitors.models import Monitor
 from monitors.run_jobs import read_runs
 from reports.document import iso, principal_names
 from reports.redaction import Sensitive
-from retrain.promotion import Promotion
+from retrain.champions import Promotion
 
 __all__ = [
     "deployment_history",

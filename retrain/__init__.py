@@ -1,5 +1,6 @@
 """Retrain: pipelines and their runs, the MLflow adapter, deployers, findings → actions."""
 
+from retrain.champions import Promotion, current_champion
 from retrain.deployers import AliasDeployer, Deployer, EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.pipelines import (
@@ -10,7 +11,7 @@ from retrain.pipelines import (
     PipelineSpec,
     request_run,
 )
-from retrain.promotion import Promotion, current_champion, promote, request_promotion, rollback
+from retrain.promotion import promote, record_live, redeploy, request_promotion, rollback
 from retrain.registry import Registry
 from retrain.runner import RunnerConfig, execute_run, pipeline_handler
 
@@ -33,6 +34,8 @@ __all__ = [
     "execute_run",
     "pipeline_handler",
     "promote",
+    "record_live",
+    "redeploy",
     "request_promotion",
     "request_run",
     "rollback",

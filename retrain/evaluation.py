@@ -27,8 +27,8 @@ from lineage.registry import get_model_version
 from lineage.tables import Record
 from monitors.fairness import FairnessConfig, compute_fairness
 from monitors.performance import compute_performance
+from retrain.champions import current_champion
 from retrain.deployers import ModelLoader
-from retrain.promotion import current_champion
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,11 +1,15 @@
-"""Promotion gates: the ``gates`` of a project's active policies, checked by :func:`promote`.
+"""Promotion gates: the ``gates`` of the active policies, checked before a version goes live.
 
-:func:`policy_gate` is a :class:`retrain.promotion.PromotionGate`: the app hands it to every
-promotion (``app.state.promotion_gates``). It reads the project's enabled policies at their
-active versions, checks every gate that applies to the model, and also refuses a model under a
-``block_promotion`` decision in force. It raises
-:class:`~lineage.errors.PermissionDenied` naming each failed gate with its numbers, so nothing
-changes and the refusal is audited by the caller.
+:func:`policy_gate` is called by :mod:`retrain.promotion` itself on every path that changes what a
+slot serves (promote, a recorded deployment, rollback, redeploy); nobody hands it in, so no
+caller can forget it. It reads the project's enabled policies at their active versions, checks
+every gate that applies to the model, and refuses a model under a ``block_promotion`` decision
+in force. It raises :class:`~lineage.errors.PermissionDenied` naming each failed gate with its
+numbers, so nothing changes and the refusal is audited by the caller.
+
+A version *restored* (rollback, redeploy) is judged by the gates that look at the version itself;
+``metric_vs_champion`` then has no champion to beat (the version being left is the one found
+wanting) and a ``block_promotion`` does not apply (it stops new versions, not the way back).
 
 :func:`check_gate` is the pure part (one gate against the facts it needs), for tests and for
 anyone who wants to show what a gate would say.
@@ -143,15 +147,29 @@ def _approvers(session: Session, model_version: ModelVersion) -> int:
 
 
 def gate_results(
-    *, session: Session, model_version: ModelVersion, champion: ModelVersion | None
+    *,
+    session: Session,
+    model_version: ModelVersion,
+    champion: ModelVersion | None,
+    restoring: bool = False,
 ) -> list[GateResult]:
-    """Return every applicable gate's verdict (and a block in force) for a version."""
+    """Return every applicable gate's verdict (and a block in force) for a version.
+
+    ``restoring`` judges a version put back live (rollback, redeploy): no champion to compare
+    with, and a ``block_promotion`` in force does not apply.
+    """
     results = []
-    block = active_block(
-        session=session,
-        project_id=model_version.project_id,
-        model_name=model_version.name,
-        now=utcnow(),
+    if restoring:
+        champion = None
+    block = (
+        None
+        if restoring
+        else active_block(
+            session=session,
+            project_id=model_version.project_id,
+            model_name=model_version.name,
+            now=utcnow(),
+        )
     )
     if block is not None:
         results.append(
@@ -186,18 +204,21 @@ def gate_results(
 
 
 def policy_gate(
-    *, session: Session, model_version: ModelVersion, champion: ModelVersion | None
+    *,
+    session: Session,
+    model_version: ModelVersion,
+    champion: ModelVersion | None,
+    restoring: bool,
 ) -> None:
-    """Refuse the promotion when a policy gate fails or a block is in force (a PromotionGate).
+    """Refuse a version going live when a policy gate fails or a block is in force.
 
     Raises:
         PermissionDenied: Naming every failed gate and its numbers.
     """
-    failed = [
-        r
-        for r in gate_results(session=session, model_version=model_version, champion=champion)
-        if not r.passed
-    ]
+    results = gate_results(
+        session=session, model_version=model_version, champion=champion, restoring=restoring
+    )
+    failed = [r for r in results if not r.passed]
     if failed:
         raise PermissionDenied(
             f"version {model_version.version} of {model_version.name!r} fails its promotion "

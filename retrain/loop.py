@@ -26,7 +26,7 @@
    ``rollback``        ``request``: an approval request; ``perform``: roll back one version
                        (:func:`retrain.promotion.rollback`)
    ``redeploy``        ``request``: an approval request; ``perform``: deploy the live version
-                       again
+                       again (:func:`retrain.promotion.redeploy`)
    ``block_promotion`` a :class:`governance.decisions.PromotionBlock` the promotion gate honours
    ==================  ========================================================================
 
@@ -73,14 +73,14 @@ from governance.policy_language import (
     RetrainAction,
     RollbackAction,
 )
-from lineage.errors import InvalidInput, NotFound
+from lineage.errors import InvalidInput
 from lineage.models import Deployment, ModelVersion
 from lineage.tables import utcnow
 from monitors.findings import Finding
 from monitors.models import Monitor, MonitorRun
 from retrain.deployers import Deployer
 from retrain.pipelines import get_pipeline, request_run
-from retrain.promotion import rollback
+from retrain.promotion import redeploy, rollback
 from retrain.registry import Registry
 
 __all__ = ["MONITOR_SOURCE", "handle_run_findings", "on_findings", "run_findings"]
@@ -301,15 +301,16 @@ def _act(
                 reason=reason,
             )
             return {"promotion_id": str(promotion.id)}
-        return _redeploy(
+        redeployed = redeploy(
             session=session,
-            actor=actor,
             project_id=project_id,
             deployment=deployment,
             environment=environment,
+            actor=actor,
             deployer=deployer,
             reason=reason,
         )
+        return {"model_version": redeployed.version}
     assert isinstance(action, BlockPromotionAction)
     model = action.model or decision.model
     if model is None:
@@ -337,41 +338,6 @@ def _act(
         project_id=project_id,
     )
     return {"model": model, "until": block.until.isoformat()}
-
-
-def _redeploy(
-    *,
-    session: Session,
-    actor: Actor,
-    project_id: uuid.UUID,
-    deployment: str,
-    environment: str,
-    deployer: Deployer,
-    reason: str,
-) -> dict[str, Any]:
-    live = session.exec(
-        select(Deployment).where(
-            Deployment.project_id == project_id,
-            Deployment.name == deployment,
-            Deployment.environment == environment,
-            Deployment.live_until == None,  # noqa: E711 - SQL IS NULL
-        )
-    ).first()
-    if live is None:
-        raise NotFound(f"nothing is live in {deployment!r} ({environment}) to redeploy")
-    version = session.get(ModelVersion, live.model_version_id)
-    assert version is not None
-    deployer.deploy(model_version=version, deployment=deployment, environment=environment)
-    append(
-        session=session,
-        actor=actor,
-        action="model.redeploy",
-        target=f"model_version:{version.id}",
-        reason=reason,
-        detail={"deployment": deployment, "environment": environment, "version": version.version},
-        project_id=project_id,
-    )
-    return {"model_version": version.version}
 
 
 def run_findings(

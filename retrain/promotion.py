@@ -1,35 +1,39 @@
-"""Promotion and rollback: the guarded way a model version becomes (or stops being) champion.
+"""Going live: the one guarded way a model version becomes what a deployment slot serves.
 
-:func:`promote` makes a registered version live in a deployment slot:
+**The rule.** A version is put live in a slot only when
 
-1. **Approval.** The project's approval rule for ``promote`` (N distinct approvers) must be met
-   by an approved request for this version (:func:`governance.approvals.is_approved`); none of
-   its approvers may be whoever trained or registered the version (separation of duties,
-   checked here again even if the request forgot to bar them). Open one with
-   :func:`request_promotion`, which bars them up front.
-2. **Deploy.** The :class:`~retrain.deployers.Deployer` makes the version live (the embedded one
-   loads it after its hash check); if it refuses, nothing changed.
-3. **Record.** The deployment is recorded in lineage, a :class:`Promotion` row remembers which
-   version it replaced, and an audit entry ``model.promote`` says who, what, before and after —
-   all in the caller's transaction.
-4. **Aliases.** Last, MLflow's ``champion`` alias moves to the version (and ``challenger`` is
-   cleared if it pointed there). Aliases are not transactional: they move after every database
-   write is flushed, and are moved back if that fails.
+1. *approval* — the project's approval rule for ``promote`` (N distinct approvers) is met by an
+   approved request for this version (open one with :func:`request_promotion`, which bars its
+   trainers up front);
+2. *separation of duties* — none of its approvers trained or registered it (checked here again,
+   even if the request forgot to bar them);
+3. *gates* — the project's policy gates pass and no ``block_promotion`` is in force
+   (:func:`retrain.gates.policy_gate`, applied here, never handed in by a caller).
 
-:func:`rollback` is one call: the slot goes back to the version the current one replaced, with
-the same deploy → record → alias steps, audited as ``model.rollback``. It needs no approval —
-undoing a change must never wait — but it needs ``model:promote`` at the route. Rolling back
-again walks further back through the slot's history.
+Every path that changes what a slot serves goes through :func:`check_may_go_live`:
+
+* :func:`promote` — deploy (the :class:`~retrain.deployers.Deployer`), record the deployment, a
+  :class:`~retrain.champions.Promotion` row and ``model.promote`` in the audit log, then move
+  MLflow's ``champion`` alias (last, moved back if the database work fails);
+* :func:`record_live` — an outside system reports it put a version live (``POST …/deployments``):
+  the same rule, recorded and audited as ``deployment.record``; no deployer runs, aliases stay;
+* :func:`rollback` — the version the live one replaced, audited as ``model.rollback``; no new
+  approval is asked (undoing must not wait), but the version must still hold its approval and
+  the gates that judge a version by itself;
+* :func:`redeploy` — the live version loaded again (policy action), judged like a rollback.
+
+:func:`lineage.deployments.record_deployment` is the storage step underneath; nothing else in
+Warden calls it (``tests/api/test_going_live.py`` checks). Ending a deployment takes a version out
+of service and puts nothing live, so it needs no approval.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Field, Session, col, select
+from sqlmodel import Session, select
 
 from governance import Actor, append
 from governance.approvals import (
@@ -40,19 +44,21 @@ from governance.approvals import (
     request_approval,
 )
 from lineage.deployments import DeploymentCreate, record_deployment
-from lineage.errors import Conflict, NotFound, PermissionDenied, SeparationOfDuties
-from lineage.models import ModelVersion
+from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied, SeparationOfDuties
+from lineage.models import Deployment, ModelVersion
 from lineage.registry import get_model_version
-from lineage.tables import Record
-from retrain.deployers import Deployer, mlflow_coordinates
+from retrain.champions import Promotion, slot_history
+from retrain.deployers import Deployer, live_deployment, mlflow_coordinates
+from retrain.gates import policy_gate
 from retrain.pipelines import PipelineRun
 from retrain.registry import CHALLENGER, CHAMPION, Registry
 
 __all__ = [
-    "Promotion",
-    "PromotionGate",
-    "current_champion",
+    "GoLive",
+    "check_may_go_live",
     "promote",
+    "record_live",
+    "redeploy",
     "request_promotion",
     "rollback",
     "trainers_of",
@@ -61,40 +67,21 @@ __all__ = [
 _TARGET_KIND = "model_version"
 
 
-class Promotion(Record, table=True):
-    """One change of the live version of a slot: a promotion or a rollback."""
+class GoLive(StrEnum):
+    """How a version is put live in a slot; each is stored as a :class:`Promotion` ``kind``."""
 
-    __tablename__ = "retrain_promotion"
-
-    project_id: uuid.UUID = Field(foreign_key="lineage_project.id", index=True)
-    model_name: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
-    deployment: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
-    environment: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
-    kind: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
-    model_version_id: uuid.UUID = Field(foreign_key="lineage_model_version.id", index=True)
-    previous_version_id: uuid.UUID | None = Field(
-        default=None, foreign_key="lineage_model_version.id"
-    )
-    lineage_deployment_id: uuid.UUID = Field(foreign_key="lineage_deployment.id")
-    approval_id: uuid.UUID | None = Field(default=None)
-    deployer: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
-    actor_id: uuid.UUID | None = Field(default=None)
-    actor_name: str = Field(sa_column=sa.Column(sa.String(256), nullable=False))
-    reason: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False))
+    PROMOTE = "promote"
+    RECORD = "record"
+    ROLLBACK = "rollback"
+    REDEPLOY = "redeploy"
 
 
-class PromotionGate(Protocol):
-    """A rule a version must pass to go live (policies plug in here); raise to block it.
-
-    Called after the approval check and before anything changes, with the version and the
-    champion it would replace. A gate blocks by raising
-    :class:`~lineage.errors.PermissionDenied` with a message naming the rule and the numbers.
-    """
-
-    def __call__(
-        self, *, session: Session, model_version: ModelVersion, champion: ModelVersion | None
-    ) -> None:
-        """Return to let the promotion proceed; raise to block it."""
+_DOING = {
+    GoLive.PROMOTE: "promoting",
+    GoLive.RECORD: "recording a deployment of",
+    GoLive.ROLLBACK: "rolling back to",
+    GoLive.REDEPLOY: "redeploying",
+}
 
 
 def trainers_of(*, session: Session, model_version: ModelVersion) -> set[uuid.UUID]:
@@ -104,32 +91,6 @@ def trainers_of(*, session: Session, model_version: ModelVersion) -> set[uuid.UU
         select(PipelineRun.requested_by).where(PipelineRun.model_version_id == model_version.id)
     ).all()
     return people | {r for r in runs if r is not None}
-
-
-def _latest(
-    session: Session, project_id: uuid.UUID, deployment: str, environment: str
-) -> Promotion | None:
-    return session.exec(
-        select(Promotion)
-        .where(
-            Promotion.project_id == project_id,
-            Promotion.deployment == deployment,
-            Promotion.environment == environment,
-        )
-        .order_by(sa.desc(col(Promotion.created_at)))
-    ).first()
-
-
-def current_champion(
-    *, session: Session, project_id: uuid.UUID, model_name: str
-) -> ModelVersion | None:
-    """Return the version most recently made live for ``model_name`` (any slot), if any."""
-    row = session.exec(
-        select(Promotion)
-        .where(Promotion.project_id == project_id, Promotion.model_name == model_name)
-        .order_by(sa.desc(col(Promotion.created_at)))
-    ).first()
-    return None if row is None else session.get(ModelVersion, row.model_version_id)
 
 
 def request_promotion(
@@ -147,69 +108,98 @@ def request_promotion(
     )
 
 
-def _check_approval(session: Session, project_id: uuid.UUID, version: ModelVersion) -> uuid.UUID:
+def check_may_go_live(
+    *,
+    session: Session,
+    model_version: ModelVersion,
+    champion: ModelVersion | None,
+    how: GoLive,
+) -> uuid.UUID:
+    """Apply the rule of the module doc to a version about to go live; return its approval's id.
+
+    Args:
+        session: The caller's session.
+        model_version: The version that would serve.
+        champion: What the slot serves now (the version a promotion must beat).
+        how: The path it goes live by; a rollback or redeploy restores a version, so its gates
+            compare with no champion and a ``block_promotion`` does not apply.
+
+    Raises:
+        PermissionDenied: No approved promotion request, or a policy gate refused it.
+        SeparationOfDuties: Someone who trained or registered it approved it.
+    """
+    doing = _DOING[how]
     approval = find_approved(
         session=session,
-        project_id=project_id,
+        project_id=model_version.project_id,
         action=ApprovalAction.PROMOTE,
         target_kind=_TARGET_KIND,
-        target_id=str(version.id),
+        target_id=str(model_version.id),
     )
     if approval is None:
         raise PermissionDenied(
-            f"promoting {version.name!r} version {version.version} needs an approved request; "
-            f"ask with POST …/models/{version.name}/versions/{version.version}:request-promotion "
-            "and wait for the approvers"
+            f"{doing} {model_version.name!r} version {model_version.version} needs an approved "
+            "request (rule: no version goes live without an approved promotion request); ask "
+            f"with POST …/models/{model_version.name}/versions/{model_version.version}"
+            "/promotion-requests and wait for the approvers"
         )
-    barred = trainers_of(session=session, model_version=version)
+    barred = trainers_of(session=session, model_version=model_version)
     approvers = {d.principal_id for d in decisions_of(session=session, approval_id=approval.id)}
     if approvers & barred:
         raise SeparationOfDuties(
-            f"version {version.version} of {version.name!r} was approved by someone who trained "
-            "or registered it; a different person must approve it"
+            f"{doing} {model_version.name!r} version {model_version.version} is refused: it was "
+            "approved by someone who trained or registered it (rule: separation of duties); a "
+            "different person must approve it"
         )
+    policy_gate(
+        session=session,
+        model_version=model_version,
+        champion=champion,
+        restoring=how in (GoLive.ROLLBACK, GoLive.REDEPLOY),
+    )
     return approval.id
 
 
-def _make_live(
+def _live(
+    session: Session, project_id: uuid.UUID, deployment: str, environment: str
+) -> tuple[Deployment, ModelVersion] | None:
+    try:
+        return live_deployment(
+            session=session, project_id=project_id, deployment=deployment, environment=environment
+        )
+    except NotFound:
+        return None
+
+
+def _record(
     *,
     session: Session,
     project_id: uuid.UUID,
     version: ModelVersion,
     previous: ModelVersion | None,
     previous_of_new: uuid.UUID | None,
-    deployment: str,
-    environment: str,
-    kind: str,
+    spec: DeploymentCreate,
+    how: GoLive,
     actor: Actor,
-    registry: Registry,
-    deployer: Deployer,
+    deployer: str,
     reason: str,
-    approval_id: uuid.UUID | None,
-) -> Promotion:
-    deployer.deploy(model_version=version, deployment=deployment, environment=environment)
+    approval_id: uuid.UUID,
+) -> tuple[Promotion, Deployment]:
+    """Record the slot's new live version in lineage and its history, and audit it."""
     lineage_deployment = record_deployment(
-        session=session,
-        project_id=project_id,
-        spec=DeploymentCreate(
-            name=deployment,
-            environment=environment,
-            model_name=version.name,
-            model_version=version.version,
-        ),
-        recorded_by=actor.principal_id,
+        session=session, project_id=project_id, spec=spec, recorded_by=actor.principal_id
     )
     promotion = Promotion(
         project_id=project_id,
         model_name=version.name,
-        deployment=deployment,
-        environment=environment,
-        kind=kind,
+        deployment=spec.name,
+        environment=spec.environment,
+        kind=how,
         model_version_id=version.id,
         previous_version_id=previous_of_new,
         lineage_deployment_id=lineage_deployment.id,
         approval_id=approval_id,
-        deployer=deployer.name,
+        deployer=deployer,
         actor_id=actor.principal_id,
         actor_name=actor.name,
         reason=reason[:4000],
@@ -218,23 +208,34 @@ def _make_live(
     session.flush()
     detail: dict[str, Any] = {
         "model_name": version.name,
-        "deployment": deployment,
-        "environment": environment,
+        "deployment": spec.name,
+        "environment": spec.environment,
         "before": previous.version if previous else None,
         "after": version.version,
-        "deployer": deployer.name,
+        "deployer": deployer,
+        "approval_id": str(approval_id),
     }
-    if approval_id is not None:
-        detail["approval_id"] = str(approval_id)
+    if how is GoLive.RECORD:
+        detail["model"] = f"{version.name}:{version.version}"
+        detail["live_from"] = lineage_deployment.live_from.isoformat()
     append(
         session=session,
         actor=actor,
-        action=f"model.{kind}",
-        target=f"{_TARGET_KIND}:{version.id}",
+        action="deployment.record" if how is GoLive.RECORD else f"model.{how}",
+        target=(
+            f"deployment:{lineage_deployment.id}"
+            if how is GoLive.RECORD
+            else f"{_TARGET_KIND}:{version.id}"
+        ),
         reason=reason[:4000],
         detail=detail,
         project_id=project_id,
     )
+    return promotion, lineage_deployment
+
+
+def _move_champion(session: Session, registry: Registry, version: ModelVersion) -> None:
+    """Point ``champion`` at the version last; put it back if the database work fails."""
     name, mlflow_version = mlflow_coordinates(version)
     before = registry.alias_version(name, CHAMPION)
     registry.set_alias(name, CHAMPION, mlflow_version)
@@ -248,7 +249,15 @@ def _make_live(
         else:
             registry.set_alias(name, CHAMPION, before)
         raise
-    return promotion
+
+
+def _slot(deployment: str, environment: str, version: ModelVersion) -> DeploymentCreate:
+    return DeploymentCreate(
+        name=deployment,
+        environment=environment,
+        model_name=version.name,
+        model_version=version.version,
+    )
 
 
 def promote(
@@ -263,44 +272,97 @@ def promote(
     registry: Registry,
     deployer: Deployer,
     reason: str = "",
-    gates: Sequence[PromotionGate] = (),
 ) -> Promotion:
     """Make ``model_name`` ``version`` live in a slot after its approval; see the module doc.
 
     Raises:
         NotFound: No such version in the project.
-        PermissionDenied: No approved request for this version.
+        PermissionDenied: No approved request for this version, or a gate blocked it.
         SeparationOfDuties: Someone who trained or registered it approved it.
-        PermissionDenied: A gate blocked it.
         Conflict: It is live in the slot already, or the deployer refused it.
     """
     target = get_model_version(
         session=session, project_id=project_id, name=model_name, version=version
     )
-    approval_id = _check_approval(session, project_id, target)
-    latest = _latest(session, project_id, deployment, environment)
-    previous = session.get(ModelVersion, latest.model_version_id) if latest else None
+    live = _live(session, project_id, deployment, environment)
+    previous = live[1] if live else None
     if previous is not None and previous.id == target.id:
         raise Conflict(
             f"version {version} of {model_name!r} is live in {deployment!r} ({environment}) already"
         )
-    for gate in gates:
-        gate(session=session, model_version=target, champion=previous)
-    return _make_live(
+    approval_id = check_may_go_live(
+        session=session, model_version=target, champion=previous, how=GoLive.PROMOTE
+    )
+    deployer.deploy(model_version=target, deployment=deployment, environment=environment)
+    promotion, _ = _record(
         session=session,
         project_id=project_id,
         version=target,
         previous=previous,
         previous_of_new=previous.id if previous else None,
-        deployment=deployment,
-        environment=environment,
-        kind="promote",
+        spec=_slot(deployment, environment, target),
+        how=GoLive.PROMOTE,
         actor=actor,
-        registry=registry,
-        deployer=deployer,
+        deployer=deployer.name,
         reason=reason,
         approval_id=approval_id,
     )
+    _move_champion(session, registry, target)
+    return promotion
+
+
+def record_live(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    spec: DeploymentCreate,
+    actor: Actor,
+    reason: str = "",
+) -> Deployment:
+    """Record that an outside system put a version live, under the rule of the module doc.
+
+    Recording the version already live in the slot returns that deployment unchanged. No
+    deployer runs and MLflow's aliases do not move: the outside system serves it.
+
+    Raises:
+        InvalidInput: The version is not registered, or ``live_from`` rewrites history.
+        PermissionDenied: No approved request for this version, or a gate blocked it.
+        SeparationOfDuties: Someone who trained or registered it approved it.
+    """
+    target = session.exec(
+        select(ModelVersion).where(
+            ModelVersion.project_id == project_id,
+            ModelVersion.name == spec.model_name,
+            ModelVersion.version == spec.model_version,
+        )
+    ).first()
+    if target is None:
+        raise InvalidInput(
+            f"model {spec.model_name!r} version {spec.model_version!r} is not registered in this "
+            "project; register it under …/models/{name}/versions first",
+            field="model_version",
+        )
+    live = _live(session, project_id, spec.name, spec.environment)
+    previous = live[1] if live else None
+    approval_id = check_may_go_live(
+        session=session, model_version=target, champion=previous, how=GoLive.RECORD
+    )
+    if live is not None and previous is not None and previous.id == target.id:
+        return live[0]
+    _, recorded = _record(
+        session=session,
+        project_id=project_id,
+        version=target,
+        previous=previous,
+        previous_of_new=previous.id if previous else None,
+        spec=spec,
+        how=GoLive.RECORD,
+        actor=actor,
+        deployer="external",
+        reason=reason,
+        approval_id=approval_id,
+    )
+    return recorded
 
 
 def rollback(
@@ -314,47 +376,97 @@ def rollback(
     deployer: Deployer,
     reason: str = "",
 ) -> Promotion:
-    """Put the version the current one replaced back live in the slot (one call, audited).
+    """Put the version the live one replaced back live in the slot (one call, audited).
 
     Raises:
-        NotFound: Nothing was ever promoted in the slot.
-        Conflict: The live version replaced nothing, so there is nothing to go back to.
+        NotFound: Nothing is live in the slot.
+        Conflict: The live version replaced nothing (or was not put there through Warden), so
+            there is nothing to go back to.
+        PermissionDenied: The earlier version lost its approval or fails a gate.
+        SeparationOfDuties: The earlier version was approved by its trainer.
     """
-    latest = _latest(session, project_id, deployment, environment)
-    if latest is None:
-        raise NotFound(f"nothing was promoted in deployment {deployment!r} ({environment})")
-    if latest.previous_version_id is None:
+    live = _live(session, project_id, deployment, environment)
+    if live is None:
+        raise NotFound(
+            f"nothing is live in deployment {deployment!r} ({environment}): nothing was promoted "
+            "there, or its deployment was ended"
+        )
+    history = slot_history(
+        session=session, project_id=project_id, deployment=deployment, environment=environment
+    )
+    latest = history[0] if history else None
+    if (
+        latest is None
+        or latest.lineage_deployment_id != live[0].id
+        or latest.previous_version_id is None
+    ):
         raise Conflict(
             f"the live version of {deployment!r} ({environment}) replaced nothing; "
             "there is no earlier version to roll back to"
         )
-    current = session.get(ModelVersion, latest.model_version_id)
+    current = live[1]
     target = session.get(ModelVersion, latest.previous_version_id)
-    assert current is not None
     assert target is not None
+    approval_id = check_may_go_live(
+        session=session, model_version=target, champion=current, how=GoLive.ROLLBACK
+    )
     # Where the target itself came from, so a second rollback goes one step further back.
-    made_target_live = session.exec(
-        select(Promotion)
-        .where(
-            Promotion.project_id == project_id,
-            Promotion.deployment == deployment,
-            Promotion.environment == environment,
-            Promotion.model_version_id == target.id,
-        )
-        .order_by(sa.desc(col(Promotion.created_at)))
-    ).first()
-    return _make_live(
+    made_target_live = next((p for p in history if p.model_version_id == target.id), None)
+    deployer.deploy(model_version=target, deployment=deployment, environment=environment)
+    promotion, _ = _record(
         session=session,
         project_id=project_id,
         version=target,
         previous=current,
         previous_of_new=made_target_live.previous_version_id if made_target_live else None,
-        deployment=deployment,
-        environment=environment,
-        kind="rollback",
+        spec=_slot(deployment, environment, target),
+        how=GoLive.ROLLBACK,
         actor=actor,
-        registry=registry,
-        deployer=deployer,
+        deployer=deployer.name,
         reason=reason or f"roll back from version {current.version}",
-        approval_id=None,
+        approval_id=approval_id,
     )
+    _move_champion(session, registry, target)
+    return promotion
+
+
+def redeploy(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    deployment: str,
+    environment: str,
+    actor: Actor,
+    deployer: Deployer,
+    reason: str = "",
+) -> ModelVersion:
+    """Deploy the slot's live version again (reloaded, hash-checked), audited as ``model.redeploy``.
+
+    Raises:
+        NotFound: Nothing is live in the slot.
+        PermissionDenied: The live version holds no approval or fails a gate.
+        SeparationOfDuties: It was approved by its trainer.
+    """
+    live = _live(session, project_id, deployment, environment)
+    if live is None:
+        raise NotFound(f"nothing is live in {deployment!r} ({environment}) to redeploy")
+    version = live[1]
+    approval_id = check_may_go_live(
+        session=session, model_version=version, champion=version, how=GoLive.REDEPLOY
+    )
+    deployer.deploy(model_version=version, deployment=deployment, environment=environment)
+    append(
+        session=session,
+        actor=actor,
+        action="model.redeploy",
+        target=f"{_TARGET_KIND}:{version.id}",
+        reason=reason,
+        detail={
+            "deployment": deployment,
+            "environment": environment,
+            "version": version.version,
+            "approval_id": str(approval_id),
+        },
+        project_id=project_id,
+    )
+    return version

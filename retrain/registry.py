@@ -343,10 +343,21 @@ class Registry:
         return str(found.version)
 
     def download(self, name: str, version: str, destination: Path) -> Path:
-        """Copy a version's model artifacts into ``destination`` (replaced if present)."""
-        import mlflow.artifacts
+        """Copy a version's model artifacts into ``destination`` (replaced if present).
 
-        uri = self._client().get_model_version_download_uri(name, str(version))
+        Raises:
+            Conflict: MLflow does not hold the version (any more).
+        """
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        try:
+            uri = self._client().get_model_version_download_uri(name, str(version))
+        except MlflowException as error:
+            raise Conflict(
+                f"MLflow has no version {version} of model {name!r}, so Warden cannot fetch the "
+                "artifacts it registered; register the model in MLflow again, then in Warden"
+            ) from error
         if destination.exists():
             shutil.rmtree(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,9 @@
-"""Model versions and deployments over REST: register, list, read; record, list, end.
+"""Model versions and deployments over REST: register, list, read; list, read, end.
 
 Every write is permission-gated on the route and audited in the request's transaction, so the
-action and its audit entry commit together or not at all.
+action and its audit entry commit together or not at all. Recording a deployment puts a version
+live, so it lives with the other going-live routes in :mod:`api.routes.promotions`; ending one
+takes a version out of service and puts nothing live.
 """
 
 from __future__ import annotations
@@ -20,12 +22,10 @@ from governance.actors import Actor
 from governance.audit import append
 from governance.permissions import Permission
 from lineage.deployments import (
-    DeploymentCreate,
     end_deployment,
     get_deployment,
     list_deployments,
     live_deployments,
-    record_deployment,
 )
 from lineage.models import Deployment, ModelVersion, Run
 from lineage.registry import (
@@ -182,36 +182,6 @@ def read_version(
         session=session, project_id=project.id, name=name, version=version
     )
     return ModelVersionPublic.of(model_version, session=session)
-
-
-@router.post(
-    "/deployments",
-    status_code=status.HTTP_201_CREATED,
-    summary="Record a deployment",
-)
-def create_deployment(
-    spec: DeploymentCreate,
-    actor: Annotated[Actor, Depends(require(Permission.DEPLOYMENT_WRITE))],
-    project: CurrentProject,
-    session: SessionDep,
-) -> DeploymentPublic:
-    """Record that a model version went live, ending the slot's previous deployment."""
-    deployment = record_deployment(
-        session=session, project_id=project.id, spec=spec, recorded_by=actor.principal_id
-    )
-    append(
-        session=session,
-        actor=actor,
-        action="deployment.record",
-        target=f"deployment:{deployment.id}",
-        detail={
-            "name": spec.name,
-            "environment": spec.environment,
-            "model": f"{spec.model_name}:{spec.model_version}",
-            "live_from": deployment.live_from.isoformat(),
-        },
-    )
-    return DeploymentPublic.of(deployment, session=session)
 
 
 @router.get(

@@ -1,41 +1,51 @@
-"""Promotion, rollback and evaluations over REST.
+"""Every route that changes what a deployment serves, plus promotion requests and evaluations.
 
 * ``POST …/models/{name}/versions/{version}/promotion-requests`` asks for approval, barring the
   version's trainers from deciding it (``approval:request``).
 * ``POST …/models/{name}/versions/{version}/promote`` makes an approved version live in a slot
   with the chosen deployer and moves the ``champion`` alias (``model:promote``).
+* ``POST …/deployments`` records that an outside system put an approved version live
+  (``deployment:write``).
 * ``POST …/deployments/{name}/rollback`` puts the previous version back (``model:promote``).
 * ``GET …/models/{name}/versions/{version}/evaluations`` reads the stored comparisons with the
   champion (``model:read``).
 
-The rules (approvals, separation of duties, the order of deploy → record → alias) live in
-:mod:`retrain.promotion`; these routes only gate, parse and present.
+The rule every one of them applies (approval, separation of duties, policy gates) lives in
+:mod:`retrain.promotion`; these routes only gate, parse and present. A refusal by that rule is
+audited as ``denied`` in its own transaction, so the record survives the request's rollback.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import col, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from api.deps import EngineDep, SessionDep
 from api.routes.deployments_serving import get_embedded_deployer, get_registry
+from api.routes.models import DeploymentPublic
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import append_in_own_transaction
 from governance.permissions import Permission
+from lineage.deployments import DeploymentCreate
 from lineage.errors import PermissionDenied
 from lineage.models import ModelVersion
 from lineage.registry import get_model_version
+from retrain.champions import Promotion
 from retrain.deployers import AliasDeployer, Deployer
 from retrain.evaluation import Evaluation
-from retrain.promotion import Promotion, promote, request_promotion, rollback
+from retrain.promotion import promote, record_live, request_promotion, rollback
 
 __all__ = [
+    "ApprovalRequested",
     "EvaluationPublic",
     "PromoteRequest",
     "PromotionPublic",
@@ -144,6 +154,34 @@ def _public(promotion: Promotion, session: SessionDep) -> PromotionPublic:
     )
 
 
+@contextmanager
+def _refusal_audited(
+    *,
+    session: Session,
+    engine: Engine,
+    actor: Actor,
+    action: str,
+    target: str,
+    detail: dict[str, Any],
+    project_id: uuid.UUID,
+) -> Iterator[None]:
+    """Audit a refusal by the going-live rule as ``denied``, apart from the failed request."""
+    try:
+        yield
+    except PermissionDenied as denied:
+        session.rollback()  # release the store (SQLite's write lock) before auditing apart
+        append_in_own_transaction(
+            engine=engine,
+            actor=actor,
+            action=action,
+            target=target,
+            reason=denied.detail,
+            detail=detail,
+            project_id=project_id,
+        )
+        raise
+
+
 def _deployer(request: Request, kind: str) -> Deployer:
     if kind == "alias":
         return AliasDeployer(registry=get_registry(request))
@@ -193,11 +231,18 @@ def promote_version(
 ) -> PromotionPublic:
     """Deploy, record the deployment, audit, then move the ``champion`` alias.
 
-    A refusal (no approval, separation of duties, a gate) is audited as ``denied`` in its own
-    transaction, so it survives the request's rollback. Gates are the callables the app keeps in
-    ``app.state.promotion_gates`` (policies install them).
+    Refused (403, audited) without an approved request, when a trainer approved it, or when a
+    policy gate or a ``block_promotion`` stops it.
     """
-    try:
+    with _refusal_audited(
+        session=session,
+        engine=engine,
+        actor=actor,
+        action="model.promote",
+        target=f"model:{name}/{version}",
+        detail={"deployment": body.deployment, "environment": body.environment},
+        project_id=project.id,
+    ):
         promotion = promote(
             session=session,
             project_id=project.id,
@@ -209,21 +254,38 @@ def promote_version(
             registry=get_registry(request),
             deployer=_deployer(request, body.deployer),
             reason=body.reason,
-            gates=tuple(getattr(request.app.state, "promotion_gates", ())),
         )
-    except PermissionDenied as denied:
-        session.rollback()  # release the store (SQLite's write lock) before auditing apart
-        append_in_own_transaction(
-            engine=engine,
-            actor=actor,
-            action="model.promote",
-            target=f"model:{name}/{version}",
-            reason=denied.detail,
-            detail={"deployment": body.deployment, "environment": body.environment},
-            project_id=project.id,
-        )
-        raise
     return _public(promotion, session)
+
+
+@router.post(
+    "/deployments",
+    status_code=status.HTTP_201_CREATED,
+    summary="Record that an approved version went live outside Warden",
+)
+def create_deployment(
+    spec: DeploymentCreate,
+    actor: Annotated[Actor, Depends(require(Permission.DEPLOYMENT_WRITE))],
+    project: CurrentProject,
+    session: SessionDep,
+    engine: EngineDep,
+) -> DeploymentPublic:
+    """Record a deployment under the promotion rule, ending the slot's previous one.
+
+    Refused (403, audited) like a promotion: the version needs an approved promotion request
+    decided by people who did not train it, and must pass the policy gates.
+    """
+    with _refusal_audited(
+        session=session,
+        engine=engine,
+        actor=actor,
+        action="deployment.record",
+        target=f"model:{spec.model_name}/{spec.model_version}",
+        detail={"deployment": spec.name, "environment": spec.environment},
+        project_id=project.id,
+    ):
+        deployment = record_live(session=session, project_id=project.id, spec=spec, actor=actor)
+    return DeploymentPublic.of(deployment, session=session)
 
 
 @router.post("/deployments/{name}/rollback", summary="Roll a deployment back one version")
@@ -234,18 +296,32 @@ def roll_back(
     actor: Annotated[Actor, Depends(require(Permission.MODEL_PROMOTE))],
     project: CurrentProject,
     session: SessionDep,
+    engine: EngineDep,
 ) -> PromotionPublic:
-    """Put the version the live one replaced back live, in one audited call."""
-    promotion = rollback(
+    """Put the version the live one replaced back live, in one audited call.
+
+    It asks for no new approval, but the earlier version must still hold its approval and pass
+    the gates that judge a version by itself (403, audited, otherwise).
+    """
+    with _refusal_audited(
         session=session,
-        project_id=project.id,
-        deployment=name,
-        environment=body.environment,
+        engine=engine,
         actor=actor,
-        registry=get_registry(request),
-        deployer=_deployer(request, body.deployer),
-        reason=body.reason,
-    )
+        action="model.rollback",
+        target=f"deployment:{body.environment}:{name}",
+        detail={"deployment": name, "environment": body.environment},
+        project_id=project.id,
+    ):
+        promotion = rollback(
+            session=session,
+            project_id=project.id,
+            deployment=name,
+            environment=body.environment,
+            actor=actor,
+            registry=get_registry(request),
+            deployer=_deployer(request, body.deployer),
+            reason=body.reason,
+        )
     return _public(promotion, session)
 
 

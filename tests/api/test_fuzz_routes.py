@@ -36,7 +36,9 @@ from sqlalchemy.engine import Engine
 
 from api.problems import PROBLEM_JSON
 from governance.audit import AuditEntry
+from governance.roles import Role
 from lineage.projects import Project
+from tests.api.going_live import approve_version
 from tests.conftest import Issued
 
 Operation = APIOperation[Any, Any, Any, Any]
@@ -67,7 +69,9 @@ def admin(make_principal: Callable[..., Issued], make_project: Callable[[str], P
 
 
 @pytest.fixture
-def seeded(client: TestClient, admin: Issued) -> dict[str, dict[str, str]]:
+def seeded(
+    client: TestClient, admin: Issued, make_principal: Callable[..., Issued]
+) -> dict[str, dict[str, str]]:
     """Create a model version, a deployment of it and a policy; return path pins by path part."""
 
     def post(path: str, body: dict[str, Any]) -> Any:
@@ -79,6 +83,14 @@ def seeded(client: TestClient, admin: Issued) -> dict[str, dict[str, str]]:
     post(
         "/models/income/versions",
         {"artifact_uri": "models:/income/1", "artifact_sha256": sha, "version": "1"},
+    )
+    approve_version(
+        client,
+        project=PROJECT,
+        name="income",
+        version="1",
+        requester=admin,
+        approver=make_principal(role=Role.APPROVER, project=PROJECT),
     )
     deployment = post(
         "/deployments",

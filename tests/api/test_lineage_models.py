@@ -15,6 +15,8 @@ from sqlmodel import select
 from governance.audit import AuditEntry
 from governance.roles import Role
 from lineage import session_scope
+from retrain.champions import Promotion
+from tests.api.going_live import approve_version
 from tests.conftest import Issued
 from tests.lineage.counts import row_counts
 
@@ -125,10 +127,20 @@ def test_another_projects_models_are_invisible(
 
 
 def test_deployments_record_list_live_as_of_read_and_end(
-    client: TestClient, engine: Engine, scientist: Issued
+    client: TestClient, engine: Engine, scientist: Issued, make_principal: Callable[..., Issued]
 ) -> None:
     _register(client, scientist)
     _register(client, scientist)
+    approver = make_principal(role=Role.APPROVER, project="acme")
+    for version in ("1", "2"):
+        approve_version(
+            client,
+            project="acme",
+            name="income",
+            version=version,
+            requester=scientist,
+            approver=approver,
+        )
 
     def deploy(version: str, at: datetime) -> dict[str, object]:
         response = client.post(
@@ -178,6 +190,33 @@ def test_deployments_record_list_live_as_of_read_and_end(
     assert client.get(DEPLOYMENTS, params={"live": "true"}, headers=scientist.headers).json() == []
     assert _actions(engine).count("deployment.record") == 2
     assert "deployment.end" in _actions(engine)
+
+
+def test_recording_an_unapproved_version_is_refused_and_audited(
+    client: TestClient, engine: Engine, scientist: Issued
+) -> None:
+    _register(client, scientist)
+    before = row_counts(engine)
+    response = client.post(
+        DEPLOYMENTS,
+        json={"name": "api", "environment": "prod", "model_name": "income", "model_version": "1"},
+        headers=scientist.headers,
+    )
+    assert response.status_code == 403
+    assert (
+        "rule: no version goes live without an approved promotion request"
+        in (response.json()["detail"])
+    )
+    assert row_counts(engine) == before
+    with session_scope(engine) as session:
+        assert session.exec(select(Promotion)).first() is None
+        denied = session.exec(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()  # type: ignore[attr-defined]
+    assert denied is not None
+    assert (denied.action, denied.outcome, denied.target) == (
+        "deployment.record",
+        "denied",
+        "model:income/1",
+    )
 
 
 def test_deploying_an_unregistered_version_is_refused(

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.settings import Settings
 from governance.roles import Role
+from tests.api.going_live import approve_version
 from tests.conftest import Issued, bearer
 from tests.lineage.counts import row_counts
 
@@ -149,6 +150,14 @@ def test_the_stock_client_posts_a_pipeline_whose_graph_provenance_and_impact_rea
         )
         assert registered.status_code == 201, registered.text
         assert registered.json()["version"] == "1"
+        approve_version(
+            http,
+            project="acme",
+            name="income",
+            version="1",
+            requester=ingester,
+            approver=make_principal(role=Role.APPROVER, project="acme"),
+        )
         deployed = http.post(
             "/api/v1/projects/acme/deployments",
             json={

@@ -30,7 +30,7 @@ from lineage.store import session_scope
 from lineage.tables import utcnow
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
-from retrain.gates import check_gate, gate_results, policy_gate
+from retrain.gates import check_gate, gate_results
 from retrain.promotion import promote
 from retrain.registry import CHAMPION, Registry
 from tests.retrain.test_loop import _approve_and_promote
@@ -249,5 +249,4 @@ def _promote_only(
             actor=actor,
             registry=registry,
             deployer=deployer,
-            gates=[policy_gate],
         )

@@ -48,7 +48,6 @@ from monitors.schedules import create_monitor, record_run
 from monitors.spec import MonitorSpec
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation
-from retrain.gates import policy_gate
 from retrain.loop import handle_run_findings, on_findings
 from retrain.pipelines import (
     EvaluationSpec,
@@ -143,7 +142,6 @@ def _approve_and_promote(
             registry=registry,
             deployer=deployer,
             reason="go live",
-            gates=[policy_gate],
         )
 
 
@@ -624,15 +622,26 @@ class RecordingDeployer:
 
 
 def test_redeploy_is_requested_or_performed_on_the_live_version(
-    engine: Engine, project: Project, admin: Actor, registry: Registry
+    engine: Engine,
+    project: Project,
+    admin: Actor,
+    trainer: Actor,
+    approver: Actor,
+    registry: Registry,
 ) -> None:
     with session_scope(engine) as session:
-        register_model_version(
+        version = register_model_version(
             session=session,
             project_id=project.id,
             name="income",
             spec=ModelVersionCreate(artifact_uri="models:/income/1", artifact_sha256="0" * 64),
         )
+        promotion = request_promotion(
+            session=session, actor=trainer, model_version=version, reason="serve it"
+        )
+    with session_scope(engine) as session:
+        decide(session=session, actor=approver, approval_id=promotion.id, approve=True, reason="ok")
+    with session_scope(engine) as session:
         record_deployment(
             session=session,
             project_id=project.id,
@@ -666,7 +675,9 @@ rules:
     assert performed == {"type": "redeploy", "outcome": "done", "model_version": "1"}
     assert deployer.deployed == [("1", "income-api", "production")]
     with session_scope(engine) as session:
-        request = session.exec(select(ApprovalRequest)).one()
+        request = session.exec(
+            select(ApprovalRequest).where(ApprovalRequest.action == "redeploy")
+        ).one()
     assert (request.action, request.target_kind, request.id) == (
         "redeploy",
         "deployment",

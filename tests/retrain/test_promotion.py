@@ -5,19 +5,21 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from governance.actors import Actor
 from governance.approvals import ApprovalAction, decide, request_approval
 from governance.audit import AuditEntry
+from governance.policies import create_policy, get_policy, set_enabled
 from governance.roles import Role
 from lineage.deployments import live_deployments
 from lineage.errors import Conflict, NotFound, PermissionDenied, SeparationOfDuties
 from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.store import session_scope
+from retrain.champions import Promotion
 from retrain.deployers import AliasDeployer, EmbeddedDeployer, ModelLoader
-from retrain.promotion import Promotion, promote, request_promotion, rollback
+from retrain.promotion import promote, request_promotion, rollback
 from retrain.registry import CHALLENGER, CHAMPION, Registry
 from tests.adult import FEATURES, adult_test
 
@@ -141,6 +143,7 @@ def test_promote_serve_and_roll_back(
     project: Project,
     trainer: Actor,
     approver: Actor,
+    person: Callable[..., Actor],
     registry: Registry,
     deployer: EmbeddedDeployer,
     train_version: Callable[..., ModelVersion],
@@ -167,33 +170,29 @@ def test_promote_serve_and_roll_back(
         )
 
     _approve(engine, trainer, approver, second)
-    seen: list[tuple[str, str | None]] = []
-
-    def card_gate(
-        *, session: Session, model_version: ModelVersion, champion: ModelVersion | None
-    ) -> None:
-        seen.append((model_version.version, champion.version if champion else None))
-        raise PermissionDenied("gate 'model card complete' failed: the card has no intended use")
-
-    with (
-        pytest.raises(PermissionDenied, match="model card complete"),
-        session_scope(engine) as session,
-    ):
-        promote(
+    admin = person(Role.ADMIN)
+    # promote() applies the project's policy gates itself: no caller hands them in.
+    with session_scope(engine) as session:
+        card, _ = create_policy(
             session=session,
             project_id=project.id,
-            model_name="income",
-            version="2",
-            deployment="income-api",
-            environment="production",
-            actor=trainer,
-            registry=registry,
-            deployer=deployer,
-            gates=[card_gate],
+            actor=admin,
+            name="release",
+            source="gates:\n  - {type: approvers, min: 2}\n",
         )
-    assert seen == [("2", "1")]
+    with pytest.raises(
+        PermissionDenied, match=r"gate 'release v1 approvers': 1 approver\(s\), 2 required"
+    ):
+        _promote(engine, project, trainer, registry, deployer, "2")
     assert registry.alias_version("income", CHAMPION) == "1"
     assert _live(engine, project) == ["1"]
+    with session_scope(engine) as session:
+        set_enabled(
+            session=session,
+            policy=get_policy(session=session, project_id=project.id, policy_id=card.id),
+            enabled=False,
+            actor=admin,
+        )
 
     promoted = _promote(engine, project, trainer, registry, deployer, "2")
     assert promoted.previous_version_id == first.id
