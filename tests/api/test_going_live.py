@@ -30,7 +30,7 @@ from sqlmodel import select
 from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import AuditEntry
-from governance.policies import RunFindings
+from governance.policy_evaluation import RunFindings
 from governance.roles import Role
 from lineage.deployments import DeploymentCreate, live_deployments, record_deployment
 from lineage.models import ModelVersion
@@ -438,6 +438,7 @@ def test_the_openlineage_ingest_never_records_a_deployment(
         assert live_deployments(session=session, project_id=project.id) == []
 
 
+_NOT_SHIPPED = {"tests", "bench"}
 # Who may call the storage steps under going live: one module each, no other way in.
 _ONLY_CALLER = {
     "record_deployment": {"retrain/promotion.py"},
@@ -449,8 +450,10 @@ _ONLY_CALLER = {
 
 def test_only_the_promotion_rule_reaches_the_steps_that_put_a_version_live() -> None:
     callers: dict[str, set[str]] = {name: set() for name in _ONLY_CALLER}
-    for package in ("api", "governance", "lineage", "monitors", "retrain"):
-        for path in (ROOT / package).rglob("*.py"):
+    packages = [p.parent for p in ROOT.glob("*/__init__.py") if p.parent.name not in _NOT_SHIPPED]
+    assert {"api", "lineage", "retrain"} <= {p.name for p in packages}
+    for package in packages:
+        for path in package.rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if not isinstance(node, ast.Call):
                     continue
