@@ -1,0 +1,33 @@
+"""Window summaries: a Parquet window streams in batches to the same verdicts as a DataFrame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitors.baseline import Baseline
+from monitors.drift import compute_drift
+
+
+def test_a_parquet_window_streams_to_the_same_result(
+    adult_baseline: Baseline, older_window: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "window.parquet"
+    window = older_window.astype({"sex": "category", "race": "category"})
+    window.loc[window.index[:40], "race"] = np.nan
+    window.to_parquet(path, index=False)
+    in_memory = compute_drift(adult_baseline, window)
+    progress: list[float] = []
+    streamed = compute_drift(
+        adult_baseline, path, batch_rows=700, progress=lambda share, _: progress.append(share)
+    )
+    assert progress == sorted(progress)
+    assert progress[-1] == 1.0
+    for left, right in zip(in_memory.columns, streamed.columns, strict=True):
+        assert left.value == pytest.approx(right.value, rel=1e-9), left.column
+        assert left.drifted == right.drifted
+        assert left.current_rows == right.current_rows, left.column
+    assert streamed.column("race").current_rows == len(window) - 40
