@@ -446,3 +446,21 @@ def test_a_hostile_baseline_upload_is_a_problem_that_leaves_nothing_behind(
     assert answer.json()["field"] == field
     assert (_files(settings), _rows(engine)) == (files, rows)
     assert "baseline.create" not in [action for action, _ in _audit(engine)]
+
+
+def test_a_parquet_bomb_in_the_data_directory_is_refused_as_a_reference(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+) -> None:
+    (settings.data_dir / "datasets").mkdir()
+    (settings.data_dir / "datasets" / "bomb.parquet").write_bytes(parquet_bomb())
+    version = dataset_version(engine, deployment.project_id, "datasets/bomb.parquet")
+    body = {"deployment_id": str(deployment.id), "dataset_version_id": str(version)}
+    answer = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["field"] == "dataset_version_id"
+    assert "20,000,000 rows; at most 2,000,000" in answer.json()["detail"]
+    assert _count(engine, "monitors_baseline") == 0
