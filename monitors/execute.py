@@ -39,7 +39,6 @@ loading a model.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -51,8 +50,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from lineage.errors import NotFound
-from lineage.ingest import ingest_event
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
+from lineage.openlineage_events import DatasetRef, emit, run_event
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline import Baseline
@@ -76,8 +75,6 @@ __all__ = [
     "summarise",
 ]
 
-_PRODUCER = "https://github.com/warden/warden/monitors"
-_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent"
 _HIDDEN = ("request_id", "time", "probabilities")
 _MODEL_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
 _log = logging.getLogger("warden.monitors")
@@ -345,63 +342,39 @@ def _window_name(deployment: Deployment) -> str:
     return f"inferences/{deployment.name}/{deployment.environment}"
 
 
-def _lineage_event(inputs: _Inputs, summary: RunSummary, at: datetime) -> bytes:
+def _lineage_event(inputs: _Inputs, summary: RunSummary, at: datetime) -> dict[str, Any]:
     """Return the OpenLineage COMPLETE event of the run: reference, baseline and window in."""
     run, deployment, stored = inputs.run, inputs.deployment, inputs.stored
     assert deployment is not None
     assert stored is not None
     window = f"{_iso(run.window_start)}..{_iso(run.window_end)}"
-    datasets: list[dict[str, Any]] = []
+    datasets: list[DatasetRef] = []
     if inputs.reference is not None:
         dataset, version = inputs.reference
-        datasets.append(_dataset(dataset.namespace, dataset.name, version.version))
-    datasets.append(_dataset("warden", f"baselines/{deployment.name}", str(stored.id)))
-    datasets.append(_dataset("warden", _window_name(deployment), window))
-    event = {
-        "eventType": "COMPLETE",
-        "eventTime": at.isoformat(),
-        "producer": _PRODUCER,
-        "schemaURL": _SCHEMA,
-        "run": {
-            "runId": str(run.id),
-            "facets": {
-                "warden_monitor": {
-                    "_producer": _PRODUCER,
-                    "_schemaURL": _SCHEMA,
-                    "monitorId": str(inputs.monitor.id),
-                    "monitorRunId": str(run.id),
-                    "kind": inputs.monitor.kind,
-                    "baselineId": str(stored.id),
-                    "modelVersionId": str(inputs.model_version.id)
-                    if inputs.model_version
-                    else None,
-                    "windowStart": _iso(run.window_start),
-                    "windowEnd": _iso(run.window_end),
-                    "inferenceBatches": [str(b) for b in inputs.batches or []],
-                    "rows": summary.rows,
-                    "status": None if summary.status is None else summary.status.value,
-                }
-            },
-        },
-        "job": {"namespace": "warden", "name": f"monitor/{inputs.monitor.name}"},
-        "inputs": datasets,
-        "outputs": [],
+        datasets.append(DatasetRef(dataset.namespace, dataset.name, version=version.version))
+    datasets.append(DatasetRef("warden", f"baselines/{deployment.name}", version=str(stored.id)))
+    datasets.append(DatasetRef("warden", _window_name(deployment), version=window))
+    monitor_facet = {
+        "monitorId": str(inputs.monitor.id),
+        "monitorRunId": str(run.id),
+        "kind": inputs.monitor.kind,
+        "baselineId": str(stored.id),
+        "modelVersionId": str(inputs.model_version.id) if inputs.model_version else None,
+        "windowStart": _iso(run.window_start),
+        "windowEnd": _iso(run.window_end),
+        "inferenceBatches": [str(b) for b in inputs.batches or []],
+        "rows": summary.rows,
+        "status": None if summary.status is None else summary.status.value,
     }
-    return json.dumps(event, sort_keys=True).encode()
-
-
-def _dataset(namespace: str, name: str, version: str) -> dict[str, Any]:
-    return {
-        "namespace": namespace,
-        "name": name,
-        "facets": {
-            "version": {
-                "_producer": _PRODUCER,
-                "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json",
-                "datasetVersion": version,
-            }
-        },
-    }
+    return run_event(
+        event_type="COMPLETE",
+        event_time=at,
+        run_id=run.id,
+        job_namespace="warden",
+        job_name=f"monitor/{inputs.monitor.name}",
+        inputs=datasets,
+        run_facets={"monitor": monitor_facet},
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -522,8 +495,10 @@ def execute_run(
         if stored_run is None or monitor is None:
             raise LookupError(f"monitor run {run.id} was deleted while it ran")
         if inputs.reason is None:
-            ingest_event(
-                session=session, project_id=run.project_id, body=_lineage_event(inputs, summary, at)
+            emit(
+                session=session,
+                project_id=run.project_id,
+                event=_lineage_event(inputs, summary, at),
             )
             summary = replace(summary, lineage_run_id=str(run.id))
         stored_run.summary = summary.to_json()

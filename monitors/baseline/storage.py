@@ -60,8 +60,6 @@ __all__ = [
 
 UPLOADED = uuid.UUID(int=0)
 """The ``dataset_version_id`` of a spec whose reference is being uploaded (replaced on storing)."""
-_VERSION_FACET = "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json"
-_SOURCE_FACET = "https://openlineage.io/spec/facets/1-0-1/DatasourceDatasetFacet.json"
 _COLUMN = Field(default=None, min_length=1, max_length=256)
 
 
@@ -321,9 +319,8 @@ def store_reference(
         InvalidInput: The file is empty or not named as a table (see :data:`SUFFIXES`).
     """
     import hashlib
-    import json
 
-    from lineage.ingest import ingest_event
+    from lineage.openlineage_events import DatasetRef, dataset_event, emit
     from lineage.tables import utcnow
 
     if suffix not in SUFFIXES:
@@ -337,30 +334,12 @@ def store_reference(
     partial = path.with_name(f"{digest}.partial")
     partial.write_bytes(content)
     partial.replace(path)
-    producer = "https://github.com/warden/warden/monitors"
-    event = {
-        "eventTime": utcnow().isoformat(),
-        "producer": producer,
-        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/DatasetEvent",
-        "dataset": {
-            "namespace": "warden",
-            "name": f"references/{digest}",
-            "facets": {
-                "version": {
-                    "_producer": producer,
-                    "_schemaURL": _VERSION_FACET,
-                    "datasetVersion": digest,
-                },
-                "dataSource": {
-                    "_producer": producer,
-                    "_schemaURL": _SOURCE_FACET,
-                    "name": "warden",
-                    "uri": relative.as_posix(),
-                },
-            },
-        },
-    }
-    ingest_event(session=session, project_id=project_id, body=json.dumps(event).encode())
+    dataset = DatasetRef("warden", f"references/{digest}", version=digest, uri=relative.as_posix())
+    emit(
+        session=session,
+        project_id=project_id,
+        event=dataset_event(event_time=utcnow(), dataset=dataset),
+    )
     version = session.exec(
         select(DatasetVersion)
         .join(Dataset, col(Dataset.id) == col(DatasetVersion.dataset_id))

@@ -23,6 +23,7 @@ from lineage.projects import Project
 from lineage.store import session_scope
 from tests.adult import FEATURES, TARGET, adult_test
 from tests.conftest import Issued
+from tests.lineage.openlineage_spec import assert_spec_event
 from tests.monitors.serving import adult_deployment, dataset_version, records
 from tests.monitors.test_table_files import parquet_bomb
 
@@ -285,7 +286,9 @@ def test_a_reference_can_be_uploaded_and_is_recorded_in_lineage(
     assert pd.read_parquet(stored[0]).equals(train.reset_index(drop=True))
     with session_scope(engine) as session:
         uri = session.execute(sa.text("SELECT uri FROM lineage_dataset_version")).scalar_one()
+        [body] = session.execute(sa.text("SELECT body FROM lineage_event")).scalars().all()
     assert uri == stored[0].relative_to(settings.data_dir).as_posix()
+    assert_spec_event(json.loads(body))
     empty = client.post(
         f"{BASE}/baselines/upload",
         data=form,

@@ -24,7 +24,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from api.settings import Settings
-from lineage.models import DatasetVersion, Deployment, Edge, EdgeKind, ModelVersion, Run
+from lineage.models import (
+    DatasetVersion,
+    Deployment,
+    Edge,
+    EdgeKind,
+    LineageEvent,
+    ModelVersion,
+    Run,
+)
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
 from lineage.store import session_scope
@@ -45,6 +53,7 @@ from monitors.run_jobs import get_monitor_run, queue_monitor_run, register_monit
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
 from tests.adult import FEATURES, TARGET, adult_model, adult_test, adult_train
+from tests.lineage.openlineage_spec import assert_spec_event
 from tests.monitors.serving import adult_deployment, dataset_version, records
 
 Routed = list[tuple[uuid.UUID, list[Finding]]]
@@ -224,6 +233,9 @@ def test_drift_runs_end_to_end_matches_scipy_and_is_recorded(older: Setup) -> No
             .where(Edge.kind == EdgeKind.RUN_INPUT, Edge.target_id == lineage_run.id)
         ).all()
         versions = {v.version for v in inputs}
+        bodies = [json.loads(e.body) for e in session.exec(select(LineageEvent)).all()]
+    [event] = [b for b in bodies if b.get("run", {}).get("runId") == str(run.id)]
+    assert_spec_event(event)
     assert lineage_run.facets["warden_monitor"]["baselineId"] == str(older.baseline.id)
     assert {"v1", str(older.baseline.id)} <= versions
     assert len(versions) == 3
