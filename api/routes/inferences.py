@@ -25,7 +25,6 @@ refused upload leaves no file behind.
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -60,6 +59,7 @@ from monitors.inferences import (
     log_inferences,
     log_labels,
     records_from_frame,
+    refuse_non_finite,
 )
 from monitors.table_files import read_table, table_suffix
 
@@ -79,24 +79,6 @@ class InferencesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     records: list[InferenceRecord]
-
-
-def _refuse_non_finite(records: list[InferenceRecord]) -> None:
-    """Refuse ``NaN`` and ``±Infinity``: not JSON, and a drift run could only count them missing."""
-    for index, record in enumerate(records):
-        cells: list[tuple[str, Any]] = [
-            *((f"features.{name}", value) for name, value in record.features.items()),
-            ("prediction", record.prediction),
-            ("score", record.score),
-            *((f"probabilities.{k}", v) for k, v in (record.probabilities or {}).items()),
-        ]
-        for where, value in cells:
-            if isinstance(value, float) and not math.isfinite(value):
-                field = f"records.{index}.{where}"
-                raise InvalidInput(
-                    f"{field} is {value!r}; send a finite number, or null for a missing value",
-                    field=field,
-                )
 
 
 class LabelsBody(BaseModel):
@@ -141,7 +123,7 @@ def post_inferences(
     settings: SettingsDep,
 ) -> IngestPublic:
     """Log a batch of inferences; re-sent request ids are counted once."""
-    _refuse_non_finite(body.records)
+    refuse_non_finite(body.records)
     deployment, _ = deployment_of(
         session=session, project_id=project.id, deployment_id=deployment_id
     )
@@ -171,7 +153,7 @@ def upload_inferences(
     limits = settings.table_limits(max_rows=MAX_BATCH)
     frame = read_table(file.file.read(), suffix=_suffix(file), limits=limits)
     records = records_from_frame(frame)
-    _refuse_non_finite(records)
+    refuse_non_finite(records)
     result = log_inferences(
         session=session, data_dir=settings.data_dir, deployment=deployment, records=records
     )

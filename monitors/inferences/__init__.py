@@ -40,6 +40,7 @@ from monitors.inferences.records import (
     IngestResult,
     LabelRecord,
     records_from_frame,
+    refuse_non_finite,
 )
 from monitors.inferences.windows import read_inference, read_window, slot_deployments
 
@@ -60,5 +61,6 @@ __all__ = [
     "read_inference",
     "read_window",
     "records_from_frame",
+    "refuse_non_finite",
     "slot_deployments",
 ]

@@ -8,7 +8,9 @@ records through :func:`records_from_frame`.
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,6 +31,7 @@ __all__ = [
     "LabelRecord",
     "check_batch_size",
     "records_from_frame",
+    "refuse_non_finite",
 ]
 
 MAX_BATCH = 10_000
@@ -164,3 +167,25 @@ def _cell(value: Any) -> Cell:
         item: Cell = value.item()
         return item
     return str(value)
+
+
+def refuse_non_finite(records: Sequence[InferenceRecord]) -> None:
+    """Refuse ``NaN`` and ``±Infinity`` from a client, naming ``records.N.<field>``.
+
+    JSON has no such numbers, and a drift run could only count them as missing; a client
+    sends ``null`` for a missing value. (Python callers' ``NaN`` stays a missing value.)
+    """
+    for index, record in enumerate(records):
+        cells: list[tuple[str, Any]] = [
+            *((f"features.{name}", value) for name, value in record.features.items()),
+            ("prediction", record.prediction),
+            ("score", record.score),
+            *((f"probabilities.{k}", v) for k, v in (record.probabilities or {}).items()),
+        ]
+        for where, value in cells:
+            if isinstance(value, float) and not math.isfinite(value):
+                field = f"records.{index}.{where}"
+                raise InvalidInput(
+                    f"{field} is {value!r}; send a finite number, or null for a missing value",
+                    field=field,
+                )

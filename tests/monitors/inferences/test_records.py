@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 from pydantic import ValidationError
@@ -10,6 +12,7 @@ from lineage.errors import InvalidInput
 from monitors.inferences import (
     InferenceRecord,
     records_from_frame,
+    refuse_non_finite,
 )
 from tests.adult import FEATURES, adult_test
 
@@ -34,3 +37,19 @@ def test_an_uploaded_table_becomes_records(rows: pd.DataFrame) -> None:
     assert parsed[0].prediction == 1
     with pytest.raises(InvalidInput, match="request_id"):
         records_from_frame(rows[FEATURES])
+
+
+def test_non_finite_numbers_from_a_client_are_refused_naming_the_field() -> None:
+    fine = InferenceRecord(request_id="a", features={"age": 30.0}, score=0.5)
+    refuse_non_finite([fine])
+    for record, field in [
+        (InferenceRecord(request_id="b", features={"age": math.nan}), "records.1.features.age"),
+        (InferenceRecord(request_id="b", features={}, score=math.inf), "records.1.score"),
+        (
+            InferenceRecord(request_id="b", features={}, probabilities={"1": -math.inf}),
+            "records.1.probabilities.1",
+        ),
+    ]:
+        with pytest.raises(InvalidInput, match="send a finite number, or null") as error:
+            refuse_non_finite([fine, record])
+        assert error.value.field == field
