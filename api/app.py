@@ -37,6 +37,7 @@ from api.routes import promotions as promotion_routes
 from api.routes import reports as report_routes
 from api.routes import reports_monitor as monitor_report_routes
 from api.settings import Settings
+from api.store import attach_audit_signer
 from lineage import create_store_engine
 
 __all__ = ["create_app"]
@@ -57,7 +58,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or create_store_engine(settings.resolved_database_url())
-        app.state.audit_signer = audit_routes.attach_audit_signer(app.state.engine, settings)
+        app.state.audit_signer = attach_audit_signer(app.state.engine, settings)
         try:
             yield
         finally:

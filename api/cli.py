@@ -81,15 +81,13 @@ def up(
 
     from api.app import create_app
     from api.migrate import upgrade
-    from api.routes.audit import attach_audit_signer
     from api.scheduler import Scheduler
+    from api.store import open_store
     from api.worker import run_worker, stop_on_signals
-    from lineage import create_store_engine
 
     settings = _settings()
     upgrade(settings.resolved_database_url())
-    engine = create_store_engine(settings.resolved_database_url())
-    attach_audit_signer(engine, settings)  # the scheduler and worker append from the start
+    engine = open_store(settings)
     # uvicorn restores these handlers and re-raises the signal it caught once it has shut down,
     # so the signal ends up setting ``stop`` and the scheduler and worker finish cleanly.
     stop = stop_on_signals()
@@ -136,15 +134,13 @@ def demo(
 @app.command()
 def scheduler() -> None:
     """Run the scheduler: the lease holder queues due monitor slots, others stand by."""
-    from api.routes.audit import attach_audit_signer
     from api.scheduler import Scheduler
+    from api.store import open_store
     from api.worker import stop_on_signals
-    from lineage import create_store_engine
 
     settings = _settings()
     _log_to_stderr()
-    engine = create_store_engine(settings.resolved_database_url())
-    attach_audit_signer(engine, settings)  # its appends keep the checkpoint schedule
+    engine = open_store(settings)
     try:
         Scheduler(engine=engine, settings=settings).run(stop_on_signals())
     finally:
@@ -154,14 +150,12 @@ def scheduler() -> None:
 @app.command()
 def worker() -> None:
     """Run a worker: claim queued jobs (monitor runs, pipeline runs, reports) and run them."""
-    from api.routes.audit import attach_audit_signer
+    from api.store import open_store
     from api.worker import run_worker, stop_on_signals
-    from lineage import create_store_engine
 
     settings = _settings()
     _log_to_stderr()
-    engine = create_store_engine(settings.resolved_database_url())
-    attach_audit_signer(engine, settings)  # its appends keep the checkpoint schedule
+    engine = open_store(settings)
     try:
         run_worker(settings, engine, stop_on_signals())
     finally:

@@ -51,11 +51,12 @@ T = TypeVar("T")
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    from lineage import create_store_engine, session_scope
+    from api.store import open_store
+    from lineage import session_scope
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_store_engine(settings.resolved_database_url())
+    engine = open_store(settings)
     try:
         with session_scope(engine) as session:
             yield session

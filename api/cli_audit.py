@@ -100,10 +100,11 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check the chain, checkpoints and anchor; report the first broken sequence number."""
+    from api.store import open_store
     from governance.anchors import FileAnchor
     from governance.audit_export import verify_export, verify_store
     from governance.signing import load_or_create_signer, load_public_key
-    from lineage import WardenError, create_store_engine
+    from lineage import WardenError
 
     try:
         key = load_public_key(public_key.read_bytes()) if public_key else None
@@ -124,7 +125,7 @@ def verify(
             settings = _settings()
             if key is None and settings.resolved_audit_key_path().exists():
                 key = load_or_create_signer(settings.resolved_audit_key_path()).public_key
-            engine = create_store_engine(settings.resolved_database_url())
+            engine = open_store(settings)
             try:
                 report = verify_store(
                     engine=engine,
@@ -146,14 +147,14 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
 ) -> None:
     """Export the whole chain as JSONL (unredacted; the export is itself audited)."""
-    from api.routes.audit import attach_audit_signer
+    from api.store import attach_audit_signer, open_store
     from governance.actors import Actor
     from governance.audit import append, head
     from governance.audit_export import export_lines
-    from lineage import create_store_engine, session_scope
+    from lineage import session_scope
 
     settings = _settings()
-    engine = create_store_engine(settings.resolved_database_url())
+    engine = open_store(settings)
     signer = attach_audit_signer(engine, settings)
     try:
         with session_scope(engine) as session:
@@ -179,12 +180,12 @@ def export(
 @app.command()
 def checkpoint() -> None:
     """Sign the current head of the chain now (and any position the schedule missed)."""
-    from api.routes.audit import attach_audit_signer
+    from api.store import attach_audit_signer, open_store
     from governance.audit import checkpoint as sign_now
-    from lineage import create_store_engine, session_scope
+    from lineage import session_scope
 
     settings = _settings()
-    engine = create_store_engine(settings.resolved_database_url())
+    engine = open_store(settings)
     signer = attach_audit_signer(engine, settings)
     try:
         with session_scope(engine) as session:

@@ -44,8 +44,8 @@ def run(
     """Run one monitor now (in-process) and print its findings."""
     from sqlmodel import select
 
+    from api.store import open_store
     from api.worker import build_model_loader
-    from lineage import create_store_engine
     from lineage.projects import get_project
     from lineage.runtime.queue import claim, complete, fail
     from lineage.runtime.worker import worker_name
@@ -57,7 +57,7 @@ def run(
     from retrain.loop import handle_run_findings
 
     settings = _settings()
-    engine = create_store_engine(settings.resolved_database_url())
+    engine = open_store(settings)
     owner = worker_name()
     try:
         with session_scope(engine) as session:

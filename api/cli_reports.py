@@ -56,10 +56,11 @@ def _emit(body: bytes, out: Path | None) -> None:
 
 def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Path | None) -> bool:
     """Build, audit and write one report; return whether the audit chain verified intact."""
+    from api.store import open_store
     from governance.actors import Actor
     from governance.audit_export import verify_store
     from governance.signing import load_or_create_signer
-    from lineage import WardenError, create_store_engine, session_scope
+    from lineage import WardenError, session_scope
     from lineage.projects import get_project
     from reports import RenderRequest, audit_generation, render, render_document
 
@@ -67,7 +68,7 @@ def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Pa
         typer.echo("error: a PDF needs --out FILE", err=True)
         raise typer.Exit(2)
     settings = Settings()
-    engine = create_store_engine(settings.resolved_database_url())
+    engine = open_store(settings)
     try:
         request = RenderRequest.model_validate({**request_fields, "format": fmt})
         verification = None

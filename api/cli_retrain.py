@@ -65,12 +65,13 @@ def define(
     """Register a pipeline from a spec file (the body of ``POST …/pipelines``)."""
     import yaml
 
+    from api.store import open_store
     from governance import Actor
-    from lineage import WardenError, create_store_engine, get_project, session_scope
+    from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import PipelineSpec, create_pipeline
 
     settings = _settings()
-    engine = create_store_engine(settings.resolved_database_url())
+    engine = open_store(settings)
     try:
         spec = PipelineSpec.model_validate(yaml.safe_load(file.read_text(encoding="utf-8")))
         with session_scope(engine) as session:
@@ -95,13 +96,14 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Start a run of a pipeline (or show the one already active for its model)."""
+    from api.store import open_store
     from governance import Actor
-    from lineage import WardenError, create_store_engine, get_project, session_scope
+    from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import get_pipeline, request_run
     from retrain.runner import RunnerConfig, execute_run
 
     settings = _settings()
-    engine = create_store_engine(settings.resolved_database_url())
+    engine = open_store(settings)
     try:
         with session_scope(engine) as session:
             found = get_project(session=session, name=project)
@@ -130,10 +132,11 @@ def run(
 @pipelines_app.command("runs")
 def runs(project: ProjectOption, as_json: JsonOption = False) -> None:
     """List the project's pipeline runs, newest first."""
-    from lineage import WardenError, create_store_engine, get_project, session_scope
+    from api.store import open_store
+    from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import list_runs
 
-    engine = create_store_engine(_settings().resolved_database_url())
+    engine = open_store(_settings())
     try:
         with session_scope(engine) as session:
             found = get_project(session=session, name=project)
@@ -154,11 +157,12 @@ def runs(project: ProjectOption, as_json: JsonOption = False) -> None:
 @pipelines_app.command("cancel")
 def cancel(project: ProjectOption, run_id: Annotated[uuid.UUID, typer.Argument()]) -> None:
     """Cancel a queued or running pipeline run."""
+    from api.store import open_store
     from governance import Actor
-    from lineage import WardenError, create_store_engine, get_project, session_scope
+    from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import cancel_run
 
-    engine = create_store_engine(_settings().resolved_database_url())
+    engine = open_store(_settings())
     try:
         with session_scope(engine) as session:
             found = get_project(session=session, name=project)
@@ -179,8 +183,9 @@ def rollback_command(
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
 ) -> None:
     """Put the version the live one replaced back live (alias-only; the API also warms serving)."""
+    from api.store import open_store
     from governance import Actor
-    from lineage import WardenError, create_store_engine, get_project, session_scope
+    from lineage import WardenError, get_project, session_scope
     from retrain.deployers import AliasDeployer
     from retrain.promotion import rollback
     from retrain.registry import Registry
@@ -190,7 +195,7 @@ def rollback_command(
         tracking_uri=settings.resolved_mlflow_uri(),
         artifact_root=settings.data_dir / "mlflow-artifacts",
     )
-    engine = create_store_engine(settings.resolved_database_url())
+    engine = open_store(settings)
     try:
         with session_scope(engine) as session:
             found = get_project(session=session, name=project)
@@ -224,8 +229,9 @@ def sync_mlflow_command(
     as_json: JsonOption = False,
 ) -> None:
     """Import registered model versions, their source runs and logged inputs, idempotently."""
+    from api.store import open_store
     from governance import Actor
-    from lineage import WardenError, create_store_engine, get_project, session_scope
+    from lineage import WardenError, get_project, session_scope
     from retrain.mlflow_sync import sync_mlflow
     from retrain.registry import Registry
 
@@ -234,7 +240,7 @@ def sync_mlflow_command(
         tracking_uri=tracking_uri or settings.resolved_mlflow_uri(),
         artifact_root=settings.data_dir / "mlflow-artifacts",
     )
-    engine = create_store_engine(settings.resolved_database_url())
+    engine = open_store(settings)
     try:
         with session_scope(engine) as session:
             found = get_project(session=session, name=project)

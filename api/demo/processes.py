@@ -59,15 +59,15 @@ def start_processes(demo: Demo) -> None:
     from api.app import create_app
     from api.migrate import upgrade
     from api.scheduler import Scheduler
+    from api.store import open_store
     from api.worker import run_worker
-    from lineage import create_store_engine
 
     with socket.socket() as probe:
         if probe.connect_ex((demo.options.host, demo.options.port)) == 0:
             raise DemoFailed("1", f"port {demo.options.port} is taken; pass --port with a free one")
     settings = demo_settings(demo)
     upgrade(settings.resolved_database_url())
-    demo.engine = engine = create_store_engine(settings.resolved_database_url())
+    demo.engine = engine = open_store(settings)
     demo.threads = [
         threading.Thread(
             target=Scheduler(engine=engine, settings=settings).run,

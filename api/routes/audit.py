@@ -18,15 +18,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api.deps import EngineDep, SessionDep
 from api.limits import MAX_SQL_INTEGER
 from api.security import require, require_admin
-from api.settings import Settings
+from api.store import attach_audit_signer
 from governance.actors import Actor
-from governance.anchors import ChannelRef, FileAnchor
 from governance.audit import (
     AuditEntry,
     AuditFilter,
@@ -41,9 +39,9 @@ from governance.audit_export import (
     readable_project_ids,
     verify_store,
 )
-from governance.checkpoints import AuditCheckpoint, attach_signer, format_time, list_checkpoints
+from governance.checkpoints import AuditCheckpoint, format_time, list_checkpoints
 from governance.permissions import Permission
-from governance.signing import Signer, load_or_create_signer
+from governance.signing import Signer
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.projects import Project
 from lineage.store import session_scope
@@ -56,31 +54,11 @@ __all__ = [
     "CheckpointPublic",
     "SignerDep",
     "VerifyPublic",
-    "attach_audit_signer",
     "get_signer",
     "router",
 ]
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
-
-
-def attach_audit_signer(engine: Engine, settings: Settings) -> Signer:
-    """Load (or create, on first start) the checkpoint key and attach it to ``engine``.
-
-    Call it wherever a process appends through ``engine`` (the app's lifespan, the scheduler,
-    the worker, CLI commands that append), so a checkpoint is signed every
-    ``audit_checkpoint_every`` entries, appended to the anchor file and announced to the
-    configured channels.
-    """
-    signer = load_or_create_signer(settings.resolved_audit_key_path())
-    attach_signer(
-        engine,
-        signer,
-        every=settings.audit_checkpoint_every,
-        anchor=FileAnchor(settings.resolved_audit_anchor_path()),
-        announce_to=tuple(ChannelRef.parse(text) for text in settings.audit_anchor_channels),
-    )
-    return signer
 
 
 def get_signer(request: Request) -> Signer:

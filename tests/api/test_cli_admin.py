@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -63,3 +65,26 @@ def test_cli_reports_bad_input_without_a_traceback(warden: CliRunner) -> None:
     result = warden.invoke(app, ["admin", "grant", "nobody", "nowhere", "viewer"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: no project named 'nowhere'")
+
+
+def test_cli_commands_keep_the_checkpoint_schedule(settings: Settings) -> None:
+    every_entry = CliRunner(
+        env={
+            "WARDEN_DATABASE_URL": settings.resolved_database_url(),
+            "WARDEN_DATA_DIR": str(settings.data_dir),
+            "WARDEN_AUDIT_CHECKPOINT_EVERY": "1",
+        }
+    )
+    for args in (
+        ["admin", "project", "create", "credit"],
+        ["admin", "service", "create", "ingest"],
+        ["admin", "grant", "ingest", "credit", "data_scientist"],
+    ):
+        result = every_entry.invoke(app, args)
+        assert result.exit_code == 0, result.output
+
+    verified = every_entry.invoke(app, ["audit", "verify", "--json"])
+    assert verified.exit_code == 0, verified.output
+    report = json.loads(verified.stdout)
+    assert report["intact"] is True
+    assert report["checkpoints"] == report["entries"] >= 3
