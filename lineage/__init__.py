@@ -1,4 +1,8 @@
-"""Lineage: the store kernel and the provenance of data, models and deployments."""
+"""Lineage: the store kernel and the provenance of data, models and deployments.
+
+The job runtime (queue, worker loop, leader lease, handler registry) is the sub-package
+:mod:`lineage.runtime`, with its own public API.
+"""
 
 from lineage.artifacts import artifact_sha256, verify_artifact
 from lineage.catalog import (
