@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Branch coverage of the full suite was 90.19% on 2026-12-06; a drop below the floor fails `make test`.
+COVERAGE_FLOOR := 89
 export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
@@ -24,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy api governance lineage monitors reports retrain tests bench
 	$(BIN)/lint-imports
-	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) $(PYTEST_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff format .
