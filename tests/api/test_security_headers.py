@@ -24,6 +24,8 @@ from governance.identity import create_person
 from governance.roles import Role, grant_role
 from lineage.projects import create_project
 from lineage.store import session_scope
+from tests.api.dashboard_seed import PASSWORD as SEED_PASSWORD
+from tests.api.dashboard_seed import seed_dashboard
 from tests.conftest import Issued
 
 PASSWORD = "a long enough password"
@@ -133,3 +135,48 @@ def test_a_page_warden_frames_itself_keeps_its_own_policy() -> None:
     assert response.headers["content-security-policy"] == own
     assert response.headers["x-frame-options"] == "SAMEORIGIN"
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.slow
+def test_every_dashboard_page_works_under_its_policy(settings: Settings, engine: Engine) -> None:
+    """Crawl the seeded dashboard: no page relies on what the policy forbids (inline script or
+    style, ``javascript:`` links, other origins), so the policy breaks nothing a person sees."""
+    seed_dashboard(engine, settings)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        form = client.get("/login")
+        token = re.search(rf'name="{CSRF_FIELD}" value="([^"]+)"', form.text)
+        assert token is not None
+        client.post(
+            "/login",
+            data={"username": "alex", "password": SEED_PASSWORD, CSRF_FIELD: token.group(1)},
+        )
+        queue, seen, pages = ["/"], set(), 0
+        while queue and pages < 80:
+            path = queue.pop(0)
+            if path in seen:
+                continue
+            seen.add(path)
+            page = client.get(path, headers=HTML)
+            if not page.headers.get("content-type", "").startswith("text/html"):
+                continue
+            pages += 1
+            assert page.status_code == 200, path
+            policy = _directives(page.headers["content-security-policy"])
+            if path.endswith("/report.html"):  # the stored report: its own, stricter policy
+                assert policy["default-src"] == "'none'"
+                assert page.headers["x-frame-options"] == "SAMEORIGIN"
+                continue
+            assert page.headers["content-security-policy"] == DASHBOARD_CSP, path
+            for forbidden in (
+                "<script",
+                "<style",
+                " style=",
+                "javascript:",
+                'src="http',
+                'href="//',
+            ):
+                assert forbidden not in page.text, (path, forbidden)
+            for link in re.findall(r'(?:href|src)="(/(?:p/)?[^"#?]*)', page.text):
+                if link.startswith(("/p/", "/static/")) or link == "/":
+                    queue.append(link)
+    assert pages >= 10, f"the crawl reached only {sorted(seen)}"
