@@ -1,5 +1,6 @@
 """Monitors: specs, reference baselines, runners, typed findings and reports."""
 
+import monitors.traces  # noqa: F401  (registers the trace tables: prices, redaction, retention)
 from monitors.baseline import Baseline, CategoricalSummary, NumericSummary, build_baseline, merge
 from monitors.baseline.storage import (
     BaselineCreate,
