@@ -32,6 +32,7 @@ from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
 from api.routes import models as model_routes
 from api.routes import monitors as monitor_routes
+from api.routes import otlp as otlp_routes
 from api.routes import policies as policy_routes
 from api.routes import promotions as promotion_routes
 from api.routes import reports as report_routes
@@ -97,6 +98,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(inference_routes.router)
     app.include_router(monitor_report_routes.router)
     app.include_router(report_routes.router)
+    app.include_router(otlp_routes.router)
     install_metrics(app)
     app.add_middleware(SecurityHeaders)  # last added runs outermost: every response gets them
     return app

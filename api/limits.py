@@ -1,20 +1,54 @@
 """Bound the size of request bodies before any handler reads them.
 
 Clients get a 413 problem that names the limit instead of the server buffering whatever arrives.
-Decompressed sizes (gzip-encoded OpenLineage events) are bounded separately where they are read.
+Decompressed sizes (gzip-encoded OpenLineage events and OTLP requests) are bounded by
+:func:`gunzip`, which stops inflating one byte past the limit, so a gzip bomb costs at most that.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MAX_SQL_INTEGER", "BodySizeLimit"]
+from lineage.errors import InvalidInput, PayloadTooLarge
+
+__all__ = ["MAX_SQL_INTEGER", "BodySizeLimit", "gunzip"]
 
 MAX_SQL_INTEGER = 2**63 - 1
 """The largest integer a SQL ``BIGINT`` holds: the upper bound of every integer query parameter that
 reaches the store (cursors, offsets, versions), so a huge value is a 422, not a driver overflow."""
+
+
+def gunzip(body: bytes, *, limit: int, what: str = "body") -> bytes:
+    """Inflate one gzip member, refusing more than ``limit`` bytes of output.
+
+    Raises:
+        PayloadTooLarge: The inflated body would exceed ``limit`` (413).
+        InvalidInput: The body is not one complete gzip member.
+    """
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise InvalidInput(
+            f"the body is not valid gzip ({error}); compress it with gzip or drop the "
+            "Content-Encoding header",
+            field="body",
+        ) from None
+    if len(out) > limit:
+        raise PayloadTooLarge(
+            f"the decompressed {what} exceeds {limit} bytes; send smaller ones",
+            field="body",
+        )
+    if not inflater.eof or inflater.unused_data:
+        raise InvalidInput(
+            "the gzip stream is truncated or followed by extra bytes; send one complete gzip "
+            "member",
+            field="body",
+        )
+    return out
 
 
 class _TooLarge(Exception):

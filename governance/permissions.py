@@ -39,3 +39,5 @@ class Permission(StrEnum):
     INCIDENT_ACK = "incident:ack"
     AUDIT_READ = "audit:read"
     REPORT_READ = "report:read"
+    TRACE_READ = "trace:read"
+    TRACE_WRITE = "trace:write"

@@ -64,6 +64,7 @@ _READ = frozenset(
         Permission.PIPELINE_READ,
         Permission.ALERT_READ,
         Permission.REPORT_READ,
+        Permission.TRACE_READ,
     }
 )
 
@@ -83,6 +84,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         Permission.APPROVAL_REQUEST,
         Permission.ALERT_WRITE,
         Permission.INCIDENT_ACK,
+        Permission.TRACE_WRITE,
     },
     Role.APPROVER: _READ | {Permission.APPROVAL_DECIDE},
     Role.AUDITOR: _READ | {Permission.AUDIT_READ},

@@ -78,6 +78,7 @@ from monitors.schedules import (
     update_monitor,
 )
 from monitors.spec import DriftMethod, Kind, MonitorSpec
+from monitors.traces import Trace, TraceContent, TraceSpan, ingest_spans
 
 __all__ = [
     "MAX_BATCH",
@@ -124,6 +125,9 @@ __all__ = [
     "Schedule",
     "Status",
     "StoredBaseline",
+    "Trace",
+    "TraceContent",
+    "TraceSpan",
     "build_baseline",
     "build_report",
     "check_quality",
@@ -136,6 +140,7 @@ __all__ = [
     "get_kind",
     "get_monitor",
     "get_monitor_run",
+    "ingest_spans",
     "latest_baseline",
     "latest_runs",
     "list_baselines",

@@ -14,7 +14,6 @@ Provenance of a model version and impact of a dataset version are project routes
 from __future__ import annotations
 
 import uuid
-import zlib
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep, SessionDep, SettingsDep
+from api.limits import gunzip
 from api.routes.models import DeploymentPublic, ModelVersionPublic
 from api.security import CurrentProject, require
 from governance.actors import Actor
@@ -30,7 +30,7 @@ from governance.audit import Outcome, append, append_in_own_transaction
 from governance.permissions import Permission
 from governance.roles import authorize, visible_project_ids
 from lineage.catalog import get_run, list_dataset_versions, list_datasets, list_jobs
-from lineage.errors import InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
+from lineage.errors import InvalidInput, NotFound, PermissionDenied
 from lineage.graph import (
     MAX_DEPTH,
     dataset_impact,
@@ -165,30 +165,6 @@ class ImpactPublic(BaseModel):
     as_of: datetime | None
 
 
-def _decompress(body: bytes, *, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as error:
-        raise InvalidInput(
-            f"the body is not valid gzip ({error}); compress it with gzip or drop the "
-            "Content-Encoding header",
-            field="body",
-        ) from None
-    if len(out) > limit:
-        raise PayloadTooLarge(
-            f"the decompressed event exceeds {limit} bytes; send smaller events",
-            field="body",
-        )
-    if not inflater.eof or inflater.unused_data:
-        raise InvalidInput(
-            "the gzip stream is truncated or followed by extra bytes; send one complete gzip "
-            "member",
-            field="body",
-        )
-    return out
-
-
 async def event_body(request: Request, settings: SettingsDep) -> bytes:
     """Return the request body, gunzipped when it says so, bounded after decompression."""
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
@@ -196,7 +172,7 @@ async def event_body(request: Request, settings: SettingsDep) -> bytes:
     if encoding in ("", "identity"):
         return body
     if encoding == "gzip":
-        return _decompress(body, limit=settings.max_body_bytes)
+        return gunzip(body, limit=settings.max_body_bytes, what="event")
     raise InvalidInput(
         f"Content-Encoding {encoding!r} is not supported; send plain JSON or gzip",
         field="Content-Encoding",

@@ -1,11 +1,50 @@
-"""LLM traces: redaction before anything is written, prices and cost, retention.
+"""LLM traces: OTLP spans in, mapped from any dialect onto one span model, redacted, rolled up.
 
+A trace is an inference record of an LLM deployment: spans are stored against a lineage
+``Deployment`` and read back per project. Where each part lives: ``otlp`` (decoding protobuf
+and OTLP/JSON requests), ``dialects`` (the table mapping semconv, OpenInference and
+MLflow/Langfuse attributes onto typed fields), ``models`` (span, content and trace tables),
 ``redaction`` (PII and secret detectors, project rules compiled into a redactor), ``pricing``
 (the versioned price table and a span's cost in nano-dollars), ``controls`` (the tables of what
-a project decides: prices, redaction rules, retention settings).
+a project decides: prices, redaction rules, retention settings), ``ingest`` (the one storing
+pipeline: redaction, pricing, idempotency, roll-ups), ``queries`` (listing and filtering traces,
+one trace as its span tree).
 """
 
-from monitors.traces.controls import PriceEntry, RedactionSettings, RetentionSettings
+from monitors.traces.controls import (
+    PriceEntry,
+    RedactionSettings,
+    RetentionSettings,
+)
+from monitors.traces.dialects import (
+    FIELD_SOURCES,
+    GenAiFields,
+    Message,
+    is_content_key,
+    map_attributes,
+)
+from monitors.traces.ingest import (
+    MAX_SPANS,
+    IngestOutcome,
+    Rejected,
+    default_redactor,
+    find_deployment,
+    ingest_spans,
+)
+from monitors.traces.models import (
+    CostSource,
+    Trace,
+    TraceContent,
+    TraceSpan,
+)
+from monitors.traces.otlp import (
+    Encoding,
+    OtlpEvent,
+    OtlpSpan,
+    ResourceSpans,
+    decode_request,
+    encode_response,
+)
 from monitors.traces.pricing import (
     Price,
     PriceBook,
@@ -30,8 +69,17 @@ from monitors.traces.redaction import (
 
 __all__ = [
     "DETECTORS",
+    "FIELD_SOURCES",
+    "MAX_SPANS",
+    "CostSource",
     "CustomPattern",
+    "Encoding",
     "Entity",
+    "GenAiFields",
+    "IngestOutcome",
+    "Message",
+    "OtlpEvent",
+    "OtlpSpan",
     "Price",
     "PriceBook",
     "PriceCreate",
@@ -40,13 +88,25 @@ __all__ = [
     "Redacted",
     "RedactionSettings",
     "Redactor",
+    "Rejected",
+    "ResourceSpans",
     "RetentionSettings",
+    "Trace",
+    "TraceContent",
+    "TraceSpan",
     "add_price",
     "build_redactor",
     "close_price",
+    "decode_request",
+    "default_redactor",
+    "encode_response",
+    "find_deployment",
     "iban_valid",
+    "ingest_spans",
+    "is_content_key",
     "list_prices",
     "load_price_book",
     "luhn_valid",
+    "map_attributes",
     "price_span",
 ]
