@@ -75,6 +75,7 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"/pipelines|/pipeline-runs/", "trains and registers versions, never deploys them"),
     (r"/deployments/\{name\}/predict$", "serves the live version"),
     (r"/deployments/\{deployment_id\}/(inferences|labels)", "logs inferences and labels"),
+    (r"^/v1/traces$", "OTLP spans: inference records of a deployment, never what it serves"),
     (r"/baselines", "reference baselines"),
     (r"/reports/", "model cards and reports"),
 ]
