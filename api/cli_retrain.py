@@ -187,8 +187,8 @@ def rollback_command(
     from governance import Actor
     from lineage import WardenError, get_project, session_scope
     from retrain.deployers import AliasDeployer
+    from retrain.mlflow_registry import Registry
     from retrain.promotion import rollback
-    from retrain.registry import Registry
 
     settings = _settings()
     registry = Registry(
@@ -232,8 +232,8 @@ def sync_mlflow_command(
     from api.store import open_store
     from governance import Actor
     from lineage import WardenError, get_project, session_scope
+    from retrain.mlflow_registry import Registry
     from retrain.mlflow_sync import sync_mlflow
-    from retrain.registry import Registry
 
     settings = _settings()
     registry = Registry(

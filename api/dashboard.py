@@ -99,9 +99,9 @@ from governance.roles import permissions_of, visible_project_ids
 from lineage.deployments import get_deployment, list_deployments, live_deployments
 from lineage.errors import InvalidInput, NotFound, PermissionDenied, RateLimited, Unauthenticated
 from lineage.graph import lineage_graph
+from lineage.model_versions import get_model_version, get_model_version_by_id, list_model_versions
 from lineage.models import Deployment, ModelVersion
 from lineage.projects import Project, list_projects
-from lineage.registry import get_model_version, get_model_version_by_id, list_model_versions
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.execute import report_paths

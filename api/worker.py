@@ -35,8 +35,8 @@ from monitors.run_jobs import register_monitor_handlers
 from reports import REPORT_RENDER, ReportRenderHandler
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.loop import handle_run_findings
+from retrain.mlflow_registry import Registry
 from retrain.pipelines import PIPELINE_RUN
-from retrain.registry import Registry
 from retrain.runner import RunnerConfig, pipeline_handler
 
 __all__ = [

@@ -45,6 +45,14 @@ from lineage.graph import (
     model_provenance_by_name,
 )
 from lineage.ingest import IngestResult, ingest_event
+from lineage.model_versions import (
+    FeatureType,
+    ModelVersionCreate,
+    get_model_version,
+    get_model_version_by_id,
+    list_model_versions,
+    register_model_version,
+)
 from lineage.models import (
     Dataset,
     DatasetVersion,
@@ -58,14 +66,6 @@ from lineage.models import (
     RunState,
 )
 from lineage.projects import Project, create_project, get_project, list_projects
-from lineage.registry import (
-    FeatureType,
-    ModelVersionCreate,
-    get_model_version,
-    get_model_version_by_id,
-    list_model_versions,
-    register_model_version,
-)
 from lineage.store import create_store_engine, is_sqlite, session_scope
 from lineage.tables import NAMING_CONVENTION, AwareDateTime, Record, new_id, utcnow
 

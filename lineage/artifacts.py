@@ -19,8 +19,8 @@ from pathlib import Path
 from sqlmodel import Session
 
 from lineage.errors import Conflict, InvalidInput
+from lineage.model_versions import get_model_version_by_id
 from lineage.models import ModelVersion
-from lineage.registry import get_model_version_by_id
 
 __all__ = ["artifact_sha256", "verify_artifact"]
 

@@ -19,8 +19,8 @@ from sqlmodel import Session, col, select
 
 from lineage.edges import link
 from lineage.errors import Conflict, InvalidInput, NotFound
+from lineage.model_versions import MODEL_NAME_PATTERN, VERSION_PATTERN
 from lineage.models import Deployment, EdgeKind, ModelVersion
-from lineage.registry import MODEL_NAME_PATTERN, VERSION_PATTERN
 from lineage.tables import utcnow
 
 __all__ = [

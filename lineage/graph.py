@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from lineage.deployments import live_deployments
 from lineage.errors import InvalidInput, NotFound
+from lineage.model_versions import get_model_version, get_model_version_by_id
 from lineage.models import (
     Dataset,
     DatasetVersion,
@@ -34,7 +35,6 @@ from lineage.models import (
     ModelVersion,
     Run,
 )
-from lineage.registry import get_model_version, get_model_version_by_id
 
 __all__ = [
     "MAX_DEPTH",

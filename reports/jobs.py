@@ -25,7 +25,7 @@ from sqlmodel import Session
 from governance.actors import Actor
 from governance.audit_export import verify_store
 from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from lineage.registry import MODEL_NAME_PATTERN, VERSION_PATTERN
+from lineage.model_versions import MODEL_NAME_PATTERN, VERSION_PATTERN
 from lineage.runtime.handlers import JobContext
 from lineage.runtime.queue import Job, JobState, enqueue, get_job
 from lineage.store import session_scope

@@ -27,9 +27,9 @@ from governance.actors import Actor
 from governance.approvals import ApprovalRequest, decisions_of
 from governance.audit import append
 from lineage.graph import model_provenance
+from lineage.model_versions import get_model_version
 from lineage.models import ModelVersion
 from lineage.projects import Project
-from lineage.registry import get_model_version
 from lineage.tables import AwareDateTime, Record, utcnow
 from reports.document import iso, principal_names
 from reports.live_history import (

@@ -3,6 +3,7 @@
 from retrain.champions import Promotion, current_champion
 from retrain.deployers import AliasDeployer, Deployer, EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
+from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
     PIPELINE_RUN,
     Pipeline,
@@ -12,7 +13,6 @@ from retrain.pipelines import (
     request_run,
 )
 from retrain.promotion import promote, record_live, redeploy, request_promotion, rollback
-from retrain.registry import Registry
 from retrain.runner import RunnerConfig, execute_run, pipeline_handler
 
 __all__ = [

@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.models import Deployment, ModelVersion
-from retrain.registry import Registry
+from retrain.mlflow_registry import Registry
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -22,8 +22,8 @@ from sqlmodel import Field, Session, col, select
 
 from governance import Actor, append
 from lineage.errors import InvalidInput
+from lineage.model_versions import get_model_version
 from lineage.models import ModelVersion
-from lineage.registry import get_model_version
 from lineage.tables import Record
 from monitors.fairness import FairnessConfig, compute_fairness
 from monitors.performance import compute_performance

@@ -79,9 +79,9 @@ from lineage.tables import utcnow
 from monitors.findings import Finding
 from monitors.models import Monitor, MonitorRun
 from retrain.deployers import Deployer
+from retrain.mlflow_registry import Registry
 from retrain.pipelines import get_pipeline, request_run
 from retrain.promotion import redeploy, rollback
-from retrain.registry import Registry
 
 __all__ = ["MONITOR_SOURCE", "handle_run_findings", "on_findings", "run_findings"]
 

@@ -26,10 +26,10 @@ from sqlmodel import Session, select
 
 from governance import Actor, append
 from lineage.errors import WardenError
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import ModelVersion
 from lineage.openlineage_events import DatasetRef, emit, run_event
-from lineage.registry import ModelVersionCreate, register_model_version
-from retrain.registry import ModelVersionInfo, Registry, RunInfo
+from retrain.mlflow_registry import ModelVersionInfo, Registry, RunInfo
 
 __all__ = ["SyncReport", "sync_mlflow"]
 

@@ -45,13 +45,13 @@ from governance.approvals import (
 )
 from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied, SeparationOfDuties
+from lineage.model_versions import get_model_version
 from lineage.models import Deployment, ModelVersion
-from lineage.registry import get_model_version
 from retrain.champions import Promotion, slot_history
 from retrain.deployers import Deployer, live_deployment, mlflow_coordinates
 from retrain.gates import policy_gate
+from retrain.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from retrain.pipelines import PipelineRun
-from retrain.registry import CHALLENGER, CHAMPION, Registry
 
 __all__ = [
     "GoLive",

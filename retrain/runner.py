@@ -36,14 +36,15 @@ from sqlmodel import Session, col, select
 from governance import Actor
 from lineage.errors import Conflict, InvalidInput, WardenError
 from lineage.ingest import ingest_event
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.runtime.handlers import Handler, JobContext
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.inferences import read_window
 from retrain.deployers import ModelLoader
 from retrain.evaluation import record_evaluation, resolve_pair, score_pair
+from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
     EvaluationSpec,
     InferenceQuery,
@@ -53,7 +54,6 @@ from retrain.pipelines import (
     claim_run,
     finish_run,
 )
-from retrain.registry import Registry
 from retrain.step import CONTEXT_ENV, StepContext, TrainingInput, read_output
 
 __all__ = [

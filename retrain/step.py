@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrain.registry import Registry
+from retrain.mlflow_registry import Registry
 
 __all__ = ["CONTEXT_ENV", "StepContext", "TrainingInput", "main", "merge_output", "read_output"]
 

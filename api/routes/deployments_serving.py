@@ -30,7 +30,7 @@ from lineage.models import Deployment, ModelVersion
 from monitors.inferences import InferenceRecord
 from monitors.inferences import log_inferences as store_inferences
 from retrain.deployers import EmbeddedDeployer, ModelLoader, Prediction
-from retrain.registry import Registry
+from retrain.mlflow_registry import Registry
 
 __all__ = [
     "PredictRequest",

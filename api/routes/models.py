@@ -27,13 +27,13 @@ from lineage.deployments import (
     list_deployments,
     live_deployments,
 )
-from lineage.models import Deployment, ModelVersion, Run
-from lineage.registry import (
+from lineage.model_versions import (
     ModelVersionCreate,
     get_model_version,
     list_model_versions,
     register_model_version,
 )
+from lineage.models import Deployment, ModelVersion, Run
 
 __all__ = ["DeploymentPublic", "ModelVersionPublic", "router"]
 

@@ -37,8 +37,8 @@ from governance.audit import append_in_own_transaction
 from governance.permissions import Permission
 from lineage.deployments import DeploymentCreate
 from lineage.errors import PermissionDenied
+from lineage.model_versions import get_model_version
 from lineage.models import ModelVersion
-from lineage.registry import get_model_version
 from retrain.champions import Promotion
 from retrain.deployers import AliasDeployer, Deployer
 from retrain.evaluation import Evaluation

@@ -22,7 +22,7 @@ from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit_export import verify_store
 from governance.permissions import Permission
-from lineage.registry import get_model_version
+from lineage.model_versions import get_model_version
 from lineage.runtime.queue import Job
 from lineage.tables import utcnow
 from reports import (

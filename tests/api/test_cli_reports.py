@@ -17,7 +17,7 @@ from api.cli import app
 from api.settings import Settings
 from governance.audit import AuditEntry
 from lineage import create_project, session_scope
-from lineage.registry import ModelVersionCreate, register_model_version
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from tests.governance.tamper import drop_triggers
 
 runner = CliRunner()

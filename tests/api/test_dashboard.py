@@ -30,8 +30,8 @@ from governance.identity import create_person, disable_principal, get_principal_
 from governance.incidents import route_findings
 from governance.roles import Role, grant_role
 from lineage.deployments import DeploymentCreate, record_deployment
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.projects import create_project, get_project
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.runtime.queue import Job
 from lineage.store import session_scope
 from lineage.tables import utcnow

@@ -40,7 +40,7 @@ from monitors.findings import Finding, Status
 from retrain.champions import Promotion
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.loop import on_findings
-from retrain.registry import Registry
+from retrain.mlflow_registry import Registry
 from tests.api.going_live import approve_version
 from tests.conftest import Issued
 

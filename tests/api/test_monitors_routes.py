@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 from governance.roles import Role
 from lineage import session_scope
 from lineage.deployments import DeploymentCreate, record_deployment
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.projects import Project
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
 from monitors.run_jobs import register_monitor_handlers

@@ -18,8 +18,8 @@ from api.settings import Settings
 from governance.audit import AuditEntry
 from governance.roles import Role
 from governance.signing import load_or_create_signer
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.projects import Project
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
 from lineage.store import session_scope

@@ -11,9 +11,9 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from lineage.deployments import DeploymentCreate, record_deployment
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Dataset, DatasetVersion, Deployment
 from lineage.projects import create_project
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from tests.adult import CATEGORICAL, FEATURES, NUMERIC
 

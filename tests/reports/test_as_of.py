@@ -13,8 +13,8 @@ from governance.audit_export import verify_store
 from governance.policies import Policy, add_version, create_policy, set_enabled
 from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.errors import InvalidInput
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.projects import Project
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from reports import REDACTED, as_of, project_report, render

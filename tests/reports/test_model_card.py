@@ -25,9 +25,9 @@ from governance.channels import SecretBox, create_channel
 from governance.incidents import Incident, resolve_incident
 from lineage.errors import NotFound
 from lineage.graph import model_provenance
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.projects import Project
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
 from lineage.store import session_scope
@@ -42,9 +42,9 @@ from reports import REDACTED, ModelCardUpdate, model_card, render, update_model_
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.loop import handle_run_findings
+from retrain.mlflow_registry import Registry
 from retrain.pipelines import PipelineRun
 from retrain.promotion import promote, request_promotion
-from retrain.registry import Registry
 from tests.monitors.serving import records
 
 ADULT_TRAIN = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.data.gz"

@@ -20,6 +20,7 @@ from governance.roles import Role
 from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.store import session_scope
+from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
     Pipeline,
     PipelineRun,
@@ -31,7 +32,6 @@ from retrain.pipelines import (
     finish_run,
     request_run,
 )
-from retrain.registry import Registry
 from retrain.runner import RunnerConfig, record_trained_version
 from retrain.step import StepContext
 from tests.conftest import Issued

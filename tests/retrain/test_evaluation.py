@@ -17,7 +17,7 @@ from lineage.projects import Project
 from lineage.store import session_scope
 from retrain.deployers import ModelLoader
 from retrain.evaluation import evaluate_version, latest_evaluation
-from retrain.registry import Registry
+from retrain.mlflow_registry import Registry
 
 ADULT_TEST = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.test.gz"
 

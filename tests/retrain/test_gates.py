@@ -31,8 +31,8 @@ from lineage.tables import utcnow
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.gates import check_gate, gate_results
+from retrain.mlflow_registry import CHAMPION, Registry
 from retrain.promotion import promote
-from retrain.registry import CHAMPION, Registry
 from tests.retrain.test_loop import _approve_and_promote
 
 ADULT_TEST = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.test.gz"

@@ -34,9 +34,9 @@ from governance.policies import add_version, create_policy, get_policy
 from governance.policy_evaluation import RunFindings
 from governance.roles import Role
 from lineage.deployments import DeploymentCreate, live_deployments, record_deployment
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Dataset, DatasetVersion, Edge, EdgeKind, ModelVersion
 from lineage.projects import Project
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
@@ -49,6 +49,7 @@ from monitors.spec import MonitorSpec
 from retrain.deployers import EmbeddedDeployer, ModelLoader
 from retrain.evaluation import Evaluation
 from retrain.loop import handle_run_findings, on_findings
+from retrain.mlflow_registry import CHAMPION, Registry
 from retrain.pipelines import (
     EvaluationSpec,
     Pipeline,
@@ -58,7 +59,6 @@ from retrain.pipelines import (
     request_run,
 )
 from retrain.promotion import promote, request_promotion
-from retrain.registry import CHAMPION, Registry
 from retrain.runner import RunnerConfig
 from tests.adult import FEATURES, TARGET, adult_test, adult_train
 from tests.monitors.serving import records

@@ -12,8 +12,8 @@ from governance.actors import Actor
 from lineage.models import DatasetVersion, Edge, EdgeKind, LineageEvent, ModelVersion, Run
 from lineage.projects import Project
 from lineage.store import session_scope
+from retrain.mlflow_registry import Registry
 from retrain.mlflow_sync import SyncReport, sync_mlflow
-from retrain.registry import Registry
 from retrain.step import StepContext
 from tests.lineage.openlineage_spec import assert_spec_event
 

@@ -19,8 +19,8 @@ from lineage.projects import Project
 from lineage.store import session_scope
 from retrain.champions import Promotion
 from retrain.deployers import AliasDeployer, EmbeddedDeployer, ModelLoader
+from retrain.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from retrain.promotion import promote, request_promotion, rollback
-from retrain.registry import CHALLENGER, CHAMPION, Registry
 from tests.adult import FEATURES, adult_test
 
 

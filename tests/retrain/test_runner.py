@@ -12,12 +12,13 @@ from sqlmodel import select
 from governance.actors import Actor
 from governance.audit import AuditEntry
 from lineage.deployments import DeploymentCreate, record_deployment
+from lineage.model_versions import FeatureType, ModelVersionCreate, register_model_version
 from lineage.models import DatasetVersion, Edge, EdgeKind, ModelVersion, Run
 from lineage.projects import Project
-from lineage.registry import FeatureType, ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
 from retrain.evaluation import Evaluation
+from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
     EvaluationSpec,
     InferenceQuery,
@@ -29,7 +30,6 @@ from retrain.pipelines import (
     cancel_run,
     request_run,
 )
-from retrain.registry import Registry
 from retrain.runner import RunnerConfig, execute_run, run_directory
 from tests.retrain.conftest import ADULT_TRAIN
 
