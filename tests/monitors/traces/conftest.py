@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from lineage.deployments import DeploymentCreate, record_deployment
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Deployment
 from lineage.projects import Project
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 
 FIXTURES = Path(__file__).parent / "fixtures"
