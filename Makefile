@@ -13,9 +13,9 @@ export MLFLOW_DISABLE_TELEMETRY := true
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml client/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e client
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy api governance lineage monitors reports retrain tests bench
+	$(BIN)/mypy api governance lineage monitors reports retrain tests bench client
 	$(BIN)/lint-imports
 	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) $(PYTEST_ARGS)
 
