@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from governance.incidents import Incident
 from lineage.models import Deployment, ModelVersion
+from monitors.findings import RunSummary, run_status
 from monitors.models import Monitor
 from monitors.run_jobs import read_runs
 from reports.document import iso, principal_names
@@ -126,7 +127,7 @@ def monitor_history(
                 "state": str(run.state),
                 "window_start": iso(run.window_start),
                 "window_end": iso(run.window_end),
-                "status": (run.summary or {}).get("status"),
+                "status": _verdict(run.summary),
                 "summary": run.summary,
                 "error": run.error,
             }
@@ -172,6 +173,12 @@ def _is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _verdict(summary: dict[str, Any] | None) -> str | None:
+    """Return a run's verdict by the monitors' one rule (``None`` when it has none)."""
+    verdict = run_status(RunSummary.from_json(summary))
+    return None if verdict is None else verdict.value
 
 
 def _latest_findings(history: dict[str, Any], kind: str) -> tuple[dict[str, Any], list[Any]]:
