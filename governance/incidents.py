@@ -200,6 +200,7 @@ def route_findings(
     findings: list[Finding],
     now: datetime | None = None,
     policy: DeliveryPolicy | None = None,
+    resolve: bool = True,
 ) -> list[Incident]:
     """Evaluate the project's alert rules on one run's findings; open, update or resolve incidents.
 
@@ -213,6 +214,9 @@ def route_findings(
         findings: The run's findings.
         now: The time of the run (defaults to now).
         policy: Retry policy for the deliveries queued.
+        resolve: Whether findings back to normal resolve an incident. A policy's action passes
+            ``False``: it hands in only the findings its rule held on, which say nothing about
+            the others that keep an incident open, so they join the open incident instead.
 
     Returns:
         The incidents opened, updated or resolved by this run.
@@ -296,6 +300,9 @@ def route_findings(
                     )
             touched.append(incident)
         elif incident is not None and judged_in_scope(rule, findings):
+            if not resolve:  # a policy's findings join the open incident, never close it
+                touched.append(incident)
+                continue
             incident.state = IncidentState.RESOLVED
             incident.open_key = None
             incident.resolved_at = at

@@ -18,7 +18,7 @@
 6. in one transaction: write the run's ``summary`` (a :class:`monitors.findings.RunSummary`),
    record a lineage run whose inputs are the reference dataset version, the baseline and the
    inference window, and hand the findings to ``on_findings`` (the worker wires
-   ``governance.incidents.route_findings`` there, and policies next to it).
+   ``retrain.loop.handle_run_findings`` there: alert rules, then policies).
 
 Window conventions: the window's columns are the model's features plus ``prediction``,
 ``score`` and ``label``; a spec that leaves ``label_column``, ``prediction_column`` or
@@ -397,7 +397,7 @@ def execute_run(
 
     Opens its own short transactions (reading, then recording), so no lock is held while the
     computation runs. Idempotent per run: a retried run overwrites its report, replays its
-    lineage run, and its findings are routed once (``route_findings`` keys on the run id).
+    lineage run, and its findings are handled once (alerting and policies key on the run id).
 
     Args:
         engine: The store.

@@ -242,6 +242,7 @@ def _act(
             source_id=decision.source_id,
             run_id=decision.run_ids[-1],
             findings=list(decision.findings),
+            resolve=False,
             now=at,
         )
         return {"incident_ids": [str(i.id) for i in incidents]}

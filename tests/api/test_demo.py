@@ -138,9 +138,6 @@ def test_every_step_of_the_loop_happened_in_order(demo: dict[str, Any], api: Tes
         "traffic logged": _first(entries, "inference.log")["seq"],
         "labels posted": _first(entries, "inference.label")["seq"],
         "policy set": _first(entries, "policy.create")["seq"],
-        "incident opened by the policy": _first(
-            entries, "incident.open", detail="policy:drift-retrain"
-        )["seq"],
         "retraining requested by the policy": policy_run["seq"],
         "v2 evaluated against v1": _first(entries, "model.evaluate", detail='"champion":"1"')[
             "seq"
@@ -152,6 +149,10 @@ def test_every_step_of_the_loop_happened_in_order(demo: dict[str, Any], api: Tes
     assert list(seq.values()) == sorted(seq.values()), seq
     decided = _first(entries, "policy.decide")["seq"]
     assert seq["policy set"] < decided < seq["v2 evaluated against v1"]
+    # The drift monitor's alert rule opened the incident the policy then attached to.
+    drift_monitor = facts["monitors"]["drift"]
+    opened = _first(entries, "incident.open", detail=f'"source":"monitor:{drift_monitor}"')
+    assert seq["traffic logged"] < opened["seq"] < decided
     assert v1_promoted["detail"]["after"] == champion["version"] == "1"
     assert (v2_promoted["detail"]["before"], v2_promoted["detail"]["after"]) == ("1", "2")
     assert "policy 'drift-retrain'" in policy_run["reason"]

@@ -410,7 +410,7 @@ rules:
 def test_an_alert_rule_and_a_policy_on_the_same_shift_share_one_incident(
     engine: Engine, project: Project, admin: Actor
 ) -> None:
-    _policy(engine, project, admin, ALERTING)
+    policy_id = _policy(engine, project, admin, ALERTING)
     with session_scope(engine) as session:
         channel, _ = create_channel(
             session=session,
@@ -423,7 +423,7 @@ def test_an_alert_rule_and_a_policy_on_the_same_shift_share_one_incident(
             session=session,
             project_id=project.id,
             spec=RuleSpec(
-                name="drift", monitor_kinds=["drift"], min_status="warn", channel_ids=[channel.id]
+                name="drift", monitor_kinds=["drift"], min_status="alert", channel_ids=[channel.id]
             ),
             created_by=admin.name,
         )
@@ -463,6 +463,37 @@ def test_an_alert_rule_and_a_policy_on_the_same_shift_share_one_incident(
             {"type": "alert", "outcome": "done", "incident_ids": [str(incident.id)]},
             {"type": "open_incident", "outcome": "done", "incident_ids": [str(incident.id)]},
         ]
+
+    # A policy holding on a finding below the rule's level leaves the rule's incident open.
+    calm = "{monitor: drift, scope: 'column:age', op: '>', threshold: 0.05}"
+    with session_scope(engine) as session:
+        policy = get_policy(session=session, project_id=project.id, policy_id=policy_id)
+        add_version(
+            session=session,
+            policy=policy,
+            actor=admin,
+            source=ALERTING.replace(
+                '{monitor: drift, metric: drift_share, op: ">=", threshold: 0.3}', calm
+            ),
+        )
+    age = Finding("drift", "wasserstein_distance", "column:age", 0.5, 0.1, Status.WARN)
+    with session_scope(engine) as session:
+        run = record_run(
+            session=session,
+            monitor=monitor,
+            scheduled_for=T0 + timedelta(hours=3),
+            trigger=RunTrigger.SCHEDULE,
+        )
+        assert run is not None
+        handle_run_findings(session=session, monitor=monitor, run=run, findings=[shift[0], age])
+    with session_scope(engine) as session:
+        [still] = session.exec(select(Incident)).all()
+        latest = session.exec(
+            select(PolicyDecision).order_by(col(PolicyDecision.decided_at).desc())
+        ).first()
+    assert (still.state, still.count) == ("open", 3)
+    assert latest is not None
+    assert latest.outcomes[0]["incident_ids"] == [str(incident.id)]
 
 
 def _drift(
