@@ -28,9 +28,9 @@ from governance.identity import create_service_account, issue_api_key
 from governance.roles import Role, grant_role
 from lineage import create_store_engine
 from lineage.deployments import DeploymentCreate, record_deployment
+from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Deployment
 from lineage.projects import create_project
-from lineage.registry import ModelVersionCreate, register_model_version
 from lineage.store import session_scope
 from monitors.inferences.windows import read_window
 
