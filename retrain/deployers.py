@@ -2,9 +2,10 @@
 
 Plug-in contract (:class:`Deployer`): ``deploy(model_version=…, deployment=…, environment=…)``
 makes a registered version live, or raises a :class:`~lineage.errors.WardenError` and changes
-nothing. :func:`retrain.promotion.promote` calls it *before* it moves the MLflow aliases and
-records the deployment, so a version that cannot be deployed never becomes champion. A deployer
-must be idempotent (promoting the live version again is harmless) and must not commit.
+nothing. :mod:`retrain.promotion` calls it (promote, rollback, redeploy) only after the
+going-live rule passed and *before* it records the deployment and moves the MLflow aliases, so a
+version that cannot be deployed never becomes champion. A deployer must be idempotent
+(promoting the live version again is harmless) and must not commit.
 
 Two deployers ship:
 
@@ -44,7 +45,6 @@ __all__ = [
     "ModelLoader",
     "Prediction",
     "live_deployment",
-    "live_version",
     "mlflow_coordinates",
 ]
 
@@ -159,19 +159,6 @@ def live_deployment(
     model_version = session.get(ModelVersion, row.model_version_id)
     assert model_version is not None
     return row, model_version
-
-
-def live_version(
-    *, session: Session, project_id: uuid.UUID, deployment: str, environment: str
-) -> ModelVersion:
-    """Return the model version lineage says is live in a slot now.
-
-    Raises:
-        NotFound: Nothing is live there.
-    """
-    return live_deployment(
-        session=session, project_id=project_id, deployment=deployment, environment=environment
-    )[1]
 
 
 class EmbeddedDeployer:
