@@ -52,6 +52,7 @@ def run(
     from lineage.store import session_scope
     from lineage.tables import utcnow
     from monitors.execute import execute_run, report_paths
+    from monitors.findings import RunSummary, run_status
     from monitors.models import Monitor, RunTrigger
     from monitors.run_jobs import queue_monitor_run
     from retrain.loop import handle_run_findings
@@ -124,14 +125,16 @@ def run(
     if as_json:
         typer.echo(json.dumps({"run_id": str(run_id), **summary}, sort_keys=True))
         return
-    typer.echo(f"run {run_id}: {summary['status']} ({summary['rows']} rows)")
-    if summary.get("reason"):
-        typer.echo(f"  {summary['reason']}")
-    for finding in summary["findings"]:
-        value = "-" if finding["value"] is None else f"{finding['value']:.4g}"
-        threshold = "-" if finding["threshold"] is None else f"{finding['threshold']:.4g}"
+    typed = RunSummary.from_json(summary)
+    assert typed is not None  # execute_run returns a summary's stored form
+    typer.echo(f"run {run_id}: {run_status(typed)} ({typed.rows} rows)")
+    if typed.reason:
+        typer.echo(f"  {typed.reason}")
+    for finding in typed.findings:
+        value = "-" if finding.value is None else f"{finding.value:.4g}"
+        threshold = "-" if finding.threshold is None else f"{finding.threshold:.4g}"
         typer.echo(
-            f"  {finding['status']:<12} {finding['metric']:<28} {finding['scope']:<30} "
+            f"  {finding.status:<12} {finding.metric:<28} {finding.scope:<30} "
             f"{value} (threshold {threshold})"
         )
     _, html = report_paths(settings.data_dir, project_id=project_uuid, run_id=run_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -79,7 +80,8 @@ def test_a_monitor_runs_now_and_prints_its_findings(
 ) -> None:
     result = warden.invoke(app, ["monitor", "run", "acme", monitored])
     assert result.exit_code == 0, result.output
-    assert "unseen_share" in result.stdout
+    assert re.search(r"^run \S+: (ok|warn|alert) \(300 rows\)$", result.stdout, re.M)
+    assert re.search(r"^  (ok|warn|alert) +unseen_share ", result.stdout, re.M)
     assert "column:workclass" in result.stdout
     assert "report:" in result.stdout
 
