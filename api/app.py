@@ -30,6 +30,7 @@ from api.routes import (
 from api.routes import audit as audit_routes
 from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
+from api.routes import llm_governance as llm_governance_routes
 from api.routes import models as model_routes
 from api.routes import monitors as monitor_routes
 from api.routes import otlp as otlp_routes
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(monitor_report_routes.router)
     app.include_router(report_routes.router)
     app.include_router(otlp_routes.router)
+    app.include_router(llm_governance_routes.router)
     install_metrics(app)
     app.add_middleware(SecurityHeaders)  # last added runs outermost: every response gets them
     return app

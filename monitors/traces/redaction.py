@@ -258,8 +258,8 @@ class _Custom:
     compiled: regex.Pattern[str]
 
 
-def compile_custom(pattern: CustomPattern, *, field_name: str = "pattern") -> _Custom:
-    """Validate and compile a custom pattern once.
+def compile_custom(pattern: CustomPattern, *, prefix: str = "") -> _Custom:
+    """Validate and compile a custom pattern once; errors name ``{prefix}name``/``pattern``.
 
     Raises:
         InvalidInput: A bad name, a pattern too long, invalid, able to match the empty string,
@@ -270,33 +270,33 @@ def compile_custom(pattern: CustomPattern, *, field_name: str = "pattern") -> _C
         raise InvalidInput(
             "a pattern name is 1-40 characters: lower-case letters, digits and _, "
             "starting with a letter",
-            field="name",
+            field=f"{prefix}name",
         )
     if pattern.name in {entity.value for entity in Entity}:
         raise InvalidInput(
             f"{pattern.name!r} is a built-in detector; name the custom pattern otherwise",
-            field="name",
+            field=f"{prefix}name",
         )
     if not pattern.pattern or len(pattern.pattern) > MAX_PATTERN_LENGTH:
         raise InvalidInput(
-            f"a pattern is 1 to {MAX_PATTERN_LENGTH} characters long", field=field_name
+            f"a pattern is 1 to {MAX_PATTERN_LENGTH} characters long", field=f"{prefix}pattern"
         )
     if re.search(r"\\[1-9]|\(\?P=|\\g<|\\k<", pattern.pattern):
-        raise InvalidInput("back-references are not allowed in a pattern", field=field_name)
+        raise InvalidInput("back-references are not allowed in a pattern", field=f"{prefix}pattern")
     try:
         compiled = regex.compile(pattern.pattern, regex.VERSION0)
     except (regex.error, OverflowError, RecursionError) as error:
         raise InvalidInput(
             f"the pattern is not a valid regular expression ({type(error).__name__}: "
             f"{getattr(error, 'msg', 'invalid')})",
-            field=field_name,
+            field=f"{prefix}pattern",
         ) from error
     try:
         empty = compiled.fullmatch("", timeout=_CUSTOM_TIMEOUT_SECONDS) is not None
     except TimeoutError:
         empty = True
     if empty:
-        raise InvalidInput("the pattern matches the empty string", field=field_name)
+        raise InvalidInput("the pattern matches the empty string", field=f"{prefix}pattern")
     return _Custom(pattern.name, compiled)
 
 
@@ -399,9 +399,7 @@ def build_redactor(
         raise InvalidInput("hash mode needs the project's key", field="mode")
     return Redactor(
         detectors=tuple(d for d in DETECTORS if d.entity not in set(disabled)),
-        custom=tuple(
-            compile_custom(p, field_name=f"patterns.{i}.pattern") for i, p in enumerate(patterns)
-        ),
+        custom=tuple(compile_custom(p, prefix=f"patterns.{i}.") for i, p in enumerate(patterns)),
         mode=mode,
         key=key,
     )

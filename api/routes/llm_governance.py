@@ -1,0 +1,180 @@
+"""What a project decides about its LLM traces, over HTTP: prices, redaction rules, retention.
+
+Reading needs ``project:read``; every change needs ``project:admin`` and is written to the audit
+log in the request's transaction (``act_then_audit``: the change, then its entry). The redaction
+preview is admin-only too: in ``hash`` mode it would let anyone test whether a value occurs in
+stored traces. The preview stores nothing and its text never reaches a log line or a problem.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import SessionDep
+from api.routes.alerts import secret_box
+from api.security import CurrentProject, require
+from governance import SecretBox, act_then_audit
+from governance.actors import Actor
+from governance.permissions import Permission
+from monitors.traces.pricing import (
+    PriceCreate,
+    PricePublic,
+    add_price,
+    close_price,
+    list_prices,
+)
+from monitors.traces.redaction_rules import (
+    RedactionRules,
+    RedactionRulesUpdate,
+    get_rules,
+    project_redactor,
+    set_rules,
+)
+
+__all__ = ["MAX_PREVIEW_CHARS", "PreviewIn", "PreviewOut", "PriceClose", "router"]
+
+MAX_PREVIEW_CHARS = 100_000
+"""The longest text the redaction preview accepts."""
+
+router = APIRouter(prefix="/api/v1/projects/{project}/llm", tags=["llm governance"])
+
+Admin = Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))]
+_READ = [Depends(require(Permission.PROJECT_READ))]
+
+
+def _box(request: Request) -> SecretBox:
+    box = getattr(request.app.state, "secret_box", None)
+    if not isinstance(box, SecretBox):
+        box = secret_box(request.app.state.settings)
+        request.app.state.secret_box = box
+    return box
+
+
+Box = Annotated[SecretBox, Depends(_box)]
+
+
+# --- prices -----------------------------------------------------------------------------------
+
+
+class PriceClose(BaseModel):
+    """When a price ends (default: now)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    valid_to: datetime | None = None
+
+
+@router.get("/prices", dependencies=_READ)
+def prices(
+    project: CurrentProject,
+    session: SessionDep,
+    at: Annotated[datetime | None, Query(description="only prices valid at this instant")] = None,
+) -> list[PricePublic]:
+    """List the project's prices (nano-dollars per million tokens), by provider and pattern."""
+    rows = list_prices(session=session, project_id=project.id, at=at)
+    return [PricePublic.of(row) for row in rows]
+
+
+@router.post("/prices", status_code=status.HTTP_201_CREATED)
+def create_price(
+    body: PriceCreate, actor: Admin, project: CurrentProject, session: SessionDep
+) -> PricePublic:
+    """Add a price; the open price of the same provider and pattern closes where it starts."""
+    row, _closed = act_then_audit(
+        lambda: add_price(session=session, project_id=project.id, spec=body, created_by=actor.name),
+        session=session,
+        actor=actor,
+        action="price.create",
+        target=lambda result: f"price:{result[0].id}",
+        detail=lambda result: {
+            "after": PricePublic.of(result[0]).model_dump(mode="json"),
+            "closed": None if result[1] is None else str(result[1].id),
+        },
+        project_id=project.id,
+    )
+    return PricePublic.of(row)
+
+
+@router.post("/prices/{price_id}/close")
+def end_price(
+    price_id: uuid.UUID,
+    body: PriceClose,
+    actor: Admin,
+    project: CurrentProject,
+    session: SessionDep,
+) -> PricePublic:
+    """End a price; spans it no longer covers show "pricing missing" until another applies."""
+    row = act_then_audit(
+        lambda: close_price(
+            session=session, project_id=project.id, price_id=price_id, at=body.valid_to
+        ),
+        session=session,
+        actor=actor,
+        action="price.close",
+        target=f"price:{price_id}",
+        detail=lambda closed: {"after": {"valid_to": closed.valid_to}},
+        project_id=project.id,
+    )
+    return PricePublic.of(row)
+
+
+# --- redaction --------------------------------------------------------------------------------
+
+
+class PreviewIn(BaseModel):
+    """A sample text to redact with the project's rules (nothing is stored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=MAX_PREVIEW_CHARS)
+
+
+class PreviewOut(BaseModel):
+    """The sample as it would be stored, and what was replaced."""
+
+    text: str
+    counts: dict[str, int]
+
+
+@router.get("/redaction", dependencies=_READ)
+def redaction_rules(project: CurrentProject, session: SessionDep) -> RedactionRules:
+    """Return the project's redaction rules (every detector on, typed tokens, by default)."""
+    return get_rules(session=session, project_id=project.id)
+
+
+@router.put("/redaction")
+def change_redaction_rules(
+    body: RedactionRulesUpdate,
+    actor: Admin,
+    project: CurrentProject,
+    session: SessionDep,
+    box: Box,
+) -> RedactionRules:
+    """Replace the project's rules; they apply to everything stored from now on."""
+    _, after = act_then_audit(
+        lambda: set_rules(session=session, project_id=project.id, spec=body, sealer=box),
+        session=session,
+        actor=actor,
+        action="redaction.change",
+        target=f"project:{project.id}",
+        detail=lambda result: {
+            "before": result[0].audit_view(),
+            "after": result[1].audit_view(),
+        },
+        project_id=project.id,
+    )
+    return after
+
+
+@router.post("/redaction/preview")
+def preview_redaction(
+    body: PreviewIn, _actor: Admin, project: CurrentProject, session: SessionDep, box: Box
+) -> PreviewOut:
+    """Redact a sample text with the project's rules and return it; nothing is stored."""
+    result = project_redactor(session=session, project_id=project.id, sealer=box)(body.text)
+    return PreviewOut(text=result.text, counts=dict(result.counts))
