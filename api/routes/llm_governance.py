@@ -47,7 +47,8 @@ Admin = Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))]
 _READ = [Depends(require(Permission.PROJECT_READ))]
 
 
-def _box(request: Request) -> SecretBox:
+def request_box(request: Request) -> SecretBox:
+    """Return the app's box sealing secrets (the redaction hash keys among them), loaded once."""
     box = getattr(request.app.state, "secret_box", None)
     if not isinstance(box, SecretBox):
         box = secret_box(request.app.state.settings)
@@ -55,7 +56,7 @@ def _box(request: Request) -> SecretBox:
     return box
 
 
-Box = Annotated[SecretBox, Depends(_box)]
+Box = Annotated[SecretBox, Depends(request_box)]
 
 
 # --- prices -----------------------------------------------------------------------------------

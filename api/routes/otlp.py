@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import EngineDep, SettingsDep
 from api.limits import gunzip
 from api.problems import problem_response
+from api.routes.llm_governance import request_box
 from api.security import require
 from governance.actors import Actor
 from governance.audit import Outcome, act_then_audit, append_in_own_transaction
@@ -53,6 +54,7 @@ from monitors.traces import (
     find_deployment,
     ingest_spans,
 )
+from monitors.traces.redaction_rules import Sealer
 
 __all__ = ["DEPLOYMENT_HEADER", "PROJECT_HEADER", "router"]
 
@@ -184,7 +186,7 @@ def _resolve(
     return routes, denied
 
 
-def _store(*, engine: Engine, actor: Actor, routes: list[_Route]) -> list[Rejected]:
+def _store(*, engine: Engine, actor: Actor, routes: list[_Route], sealer: Sealer) -> list[Rejected]:
     """Store every routed resource; audit each (project, deployment) batch once, with counts."""
     rejected: list[Rejected] = []
     groups: dict[tuple[uuid.UUID, uuid.UUID], list[ResourceSpans]] = defaultdict(list)
@@ -209,6 +211,7 @@ def _store(*, engine: Engine, actor: Actor, routes: list[_Route]) -> list[Reject
                         deployment_id=deployment_id,
                         spans=batch.spans,
                         resource=batch.resource,
+                        sealer=sealer,
                     )
                     for batch in batches
                 ]
@@ -314,7 +317,9 @@ async def post_traces(
         refusal = routed[0].error
         assert refusal is not None
         raise refusal
-    rejected = await run_in_threadpool(_store, engine=engine, actor=actor, routes=routes)
+    rejected = await run_in_threadpool(
+        _store, engine=engine, actor=actor, routes=routes, sealer=request_box(request)
+    )
     return Response(
         content=encode_response(
             rejected=len(rejected), message=_message(rejected), encoding=encoding

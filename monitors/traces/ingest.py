@@ -37,6 +37,7 @@ from monitors.traces.models import CostSource, Trace, TraceContent, TraceSpan
 from monitors.traces.otlp import Attributes, OtlpSpan
 from monitors.traces.pricing import PriceBook, load_price_book
 from monitors.traces.redaction import Redacted, Redactor, build_redactor
+from monitors.traces.redaction_rules import Sealer, project_redactor
 
 __all__ = [
     "MAX_SPANS",
@@ -328,6 +329,7 @@ def ingest_spans(
     spans: Sequence[OtlpSpan],
     resource: Attributes | None = None,
     redactor: TextRedactor | None = None,
+    sealer: Sealer | None = None,
     now: datetime | None = None,
 ) -> IngestOutcome:
     """Store ``spans`` of one resource as inference records of ``deployment_id``.
@@ -338,8 +340,9 @@ def ingest_spans(
         deployment_id: The deployment whose inferences they are (already checked by the caller).
         spans: Decoded spans; those with a ``problem`` are rejected with it.
         resource: The resource attributes the spans came with.
-        redactor: Applied to every text before it is stored; :func:`default_redactor` (every
-            detector on) unless the caller passes the project's.
+        redactor: Applied to every text before it is stored; by default the project's rules
+            (:func:`~monitors.traces.redaction_rules.project_redactor`).
+        sealer: Opens the project's hash key when its rules hash redacted values.
         now: The ingest time (for tests on a fixed clock).
 
     Raises:
@@ -363,7 +366,9 @@ def ingest_spans(
     trace_ids = sorted({trace_id for trace_id, _ in fresh})
     stored = _stored_keys(session, project_id, trace_ids)
     duplicates += sum(1 for key in fresh if key in stored)
-    scrub = _Scrubber(redactor or default_redactor())
+    scrub = _Scrubber(
+        redactor or project_redactor(session=session, project_id=project_id, sealer=sealer)
+    )
     clean_resource = scrub.value(resource or {})
     totals: Counter[str] = Counter(scrub.take())
     rows = _Rows()
