@@ -130,8 +130,8 @@ class LiveWarden:
         """Return every server log, for failure messages."""
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.root.glob("*.log")))
 
-    def deployment(self) -> Deployment:
-        """Register a fresh external model version with :data:`SCHEMA` and deploy it."""
+    def deployment(self, schema: dict[str, str] | None = None) -> Deployment:
+        """Register a fresh model version (:data:`SCHEMA` unless given) and deploy it."""
         name = f"model-{uuid.uuid4().hex[:8]}"
         with session_scope(self.engine) as session:
             register_model_version(
@@ -141,7 +141,7 @@ class LiveWarden:
                 spec=ModelVersionCreate(
                     artifact_uri=f"s3://models/{name}",
                     artifact_sha256="0" * 64,
-                    feature_schema=SCHEMA,
+                    feature_schema=schema or SCHEMA,
                 ),
             )
             return record_deployment(
