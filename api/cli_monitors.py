@@ -51,7 +51,7 @@ def run(
     from lineage.runtime.worker import worker_name
     from lineage.store import session_scope
     from lineage.tables import utcnow
-    from monitors.execute import execute_run, report_paths
+    from monitors.execute import execute_monitor_run, report_paths
     from monitors.findings import RunSummary, run_status
     from monitors.models import Monitor, RunTrigger
     from monitors.run_jobs import queue_monitor_run
@@ -96,7 +96,7 @@ def run(
         error: str | None = None
         summary = None
         try:
-            summary = execute_run(
+            summary = execute_monitor_run(
                 engine=engine,
                 data_dir=settings.data_dir,
                 run_id=run_id,

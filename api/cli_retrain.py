@@ -100,7 +100,7 @@ def run(
     from governance import Actor
     from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import get_pipeline, request_run
-    from retrain.runner import RunnerConfig, execute_run
+    from retrain.runner import RunnerConfig, execute_pipeline_run
 
     settings = _settings()
     engine = open_store(settings)
@@ -115,7 +115,7 @@ def run(
             config = RunnerConfig(
                 data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri()
             )
-            result = execute_run(engine=engine, run_id=result.id, config=config)
+            result = execute_pipeline_run(engine=engine, run_id=result.id, config=config)
     except WardenError as error:
         raise _fail(error.detail) from None
     finally:

@@ -106,7 +106,7 @@ from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.execute import report_paths
 from monitors.findings import RunSummary, Status, run_status, worst_status
-from monitors.models import Monitor, MonitorRunPublic, RunState
+from monitors.models import Monitor, MonitorRunPublic, MonitorRunState
 from monitors.run_jobs import get_monitor_run, latest_runs, list_monitor_runs
 from monitors.schedules import get_monitor, list_monitors
 from reports import MEDIA_TYPES, Format, generate_model_card, generate_project_report, render
@@ -224,7 +224,7 @@ def run_label(run: MonitorRunPublic | None) -> str:
     """Return a run's verdict (``ok``/``warn``/``alert``/``insufficient``) or its state."""
     if run is None:
         return "no runs"
-    if run.state != RunState.SUCCEEDED:
+    if run.state != MonitorRunState.SUCCEEDED:
         return str(run.state)
     verdict = run_status(RunSummary.from_json(run.summary))
     return "not computed" if verdict is None else verdict.value
@@ -250,7 +250,7 @@ def _series(runs: list[MonitorRunPublic]) -> list[tuple[str, dict[str, list[Poin
     charts: dict[str, dict[str, list[Point]]] = defaultdict(lambda: defaultdict(list))
     thresholds: dict[str, set[float | None]] = defaultdict(set)
     for run in runs:
-        if run.state != RunState.SUCCEEDED:
+        if run.state != MonitorRunState.SUCCEEDED:
             continue
         when = run.window_end or run.scheduled_for
         summary = RunSummary.from_json(run.summary)

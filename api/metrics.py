@@ -56,10 +56,10 @@ from governance.incidents import Incident
 from governance.permissions import Permission
 from governance.roles import permissions_of, visible_project_ids
 from lineage.projects import Project
-from lineage.runtime.queue import Job
+from lineage.runtime.queue import RuntimeJob
 from lineage.tables import utcnow
 from monitors.findings import RunSummary, Status, run_status
-from monitors.models import Monitor, RunState
+from monitors.models import Monitor, MonitorRunState
 from monitors.run_jobs import latest_runs
 
 __all__ = ["JOB_BUCKETS", "AppMetrics", "RequestMetrics", "StoreCollector", "install_metrics"]
@@ -161,10 +161,10 @@ class StoreCollector(Collector):
             labels=["project", "kind", "state"],
         )
         query = self._scoped(
-            select(Job.project_id, Job.kind, Job.state, func.count())
-            .where(col(Job.state).in_(("queued", "running")))
-            .group_by(col(Job.project_id), col(Job.kind), col(Job.state)),
-            col(Job.project_id),
+            select(RuntimeJob.project_id, RuntimeJob.kind, RuntimeJob.state, func.count())
+            .where(col(RuntimeJob.state).in_(("queued", "running")))
+            .group_by(col(RuntimeJob.project_id), col(RuntimeJob.kind), col(RuntimeJob.state)),
+            col(RuntimeJob.project_id),
         )
         for project_id, kind, state, count in self.session.exec(query).all():
             depth.add_metric([names.get(project_id, str(project_id)), kind, state], count)
@@ -173,10 +173,10 @@ class StoreCollector(Collector):
     def _jobs(self) -> Iterable[Metric]:
         since = utcnow() - timedelta(hours=24)
         query = self._scoped(
-            select(Job.kind, Job.started_at, Job.finished_at)
-            .where(col(Job.finished_at) >= since)
-            .where(col(Job.started_at).is_not(None)),
-            col(Job.project_id),
+            select(RuntimeJob.kind, RuntimeJob.started_at, RuntimeJob.finished_at)
+            .where(col(RuntimeJob.finished_at) >= since)
+            .where(col(RuntimeJob.started_at).is_not(None)),
+            col(RuntimeJob.project_id),
         )
         durations: dict[str, list[float]] = {}
         for kind, started, finished in self.session.exec(query).all():
@@ -215,7 +215,7 @@ class StoreCollector(Collector):
         latest = latest_runs(
             session=self.session,
             monitor_ids=[m.id for m in monitors],
-            states=set(RunState) - {RunState.QUEUED, RunState.RUNNING},
+            states=set(MonitorRunState) - {MonitorRunState.QUEUED, MonitorRunState.RUNNING},
             newest="finish",
         )
         for monitor in monitors:

@@ -3,7 +3,7 @@
 ``warden worker`` (and a thread of ``warden up``) runs :func:`run_worker`. Each package that owns
 work offers the handlers of its kinds and this module registers them: the monitors' kinds
 (:func:`monitors.run_jobs.register_monitor_handlers`: monitor runs and local explanations, bound
-to the data directory, the hash-checking :class:`retrain.deployers.ModelLoader` and
+to the data directory, the hash-checking :class:`retrain.deployers.VerifiedModelLoader` and
 :func:`retrain.loop.handle_run_findings` — the one place a run's findings go: alert rules, then
 policies), the pipeline runner of :mod:`retrain.runner`
 (bound to the data directory and MLflow URI of the settings) and the report renderer. Beside the
@@ -33,7 +33,7 @@ from lineage.runtime.handlers import Handler, HandlerRegistry
 from lineage.runtime.worker import Worker
 from monitors.run_jobs import register_monitor_handlers
 from reports import REPORT_RENDER, ReportRenderHandler
-from retrain.deployers import EmbeddedDeployer, ModelLoader
+from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
 from retrain.loop import handle_run_findings
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import PIPELINE_RUN
@@ -70,9 +70,9 @@ def _load(path: str, kind: str) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
-def build_model_loader(settings: Settings) -> ModelLoader:
+def build_model_loader(settings: Settings) -> VerifiedModelLoader:
     """Return the loader monitors use: registered versions only, after their hash check."""
-    return ModelLoader(
+    return VerifiedModelLoader(
         registry=Registry(
             tracking_uri=settings.resolved_mlflow_uri(),
             artifact_root=settings.data_dir / "mlflow-artifacts",
@@ -87,7 +87,7 @@ def build_registry(settings: Settings) -> HandlerRegistry:
     Handlers named in ``settings.worker_handlers`` are added last, so they may replace a
     built-in one.
     """
-    loader = ModelLoader(
+    loader = VerifiedModelLoader(
         registry=Registry(
             tracking_uri=settings.resolved_mlflow_uri(),
             artifact_root=settings.data_dir / "mlflow-artifacts",

@@ -12,7 +12,7 @@ from monitors.baseline.storage import (
     list_baselines,
 )
 from monitors.drift import ColumnDrift, DriftResult, compute_drift
-from monitors.execute import FindingsCallback, ModelLoader, execute_run, report_paths
+from monitors.execute import FindingsCallback, ModelLoader, execute_monitor_run, report_paths
 from monitors.findings import (
     Finding,
     FindingList,
@@ -51,8 +51,8 @@ from monitors.models import (
     MonitorPublic,
     MonitorRun,
     MonitorRunPublic,
+    MonitorRunState,
     MonitorUpdate,
-    RunState,
     RunTrigger,
     Schedule,
 )
@@ -114,12 +114,12 @@ __all__ = [
     "MonitorRun",
     "MonitorRunHandler",
     "MonitorRunPublic",
+    "MonitorRunState",
     "MonitorSpec",
     "MonitorUpdate",
     "NumericSummary",
     "QualityResult",
     "RunReport",
-    "RunState",
     "RunSummary",
     "RunTrigger",
     "Schedule",
@@ -135,7 +135,7 @@ __all__ = [
     "compute_performance",
     "create_baseline",
     "create_monitor",
-    "execute_run",
+    "execute_monitor_run",
     "get_baseline",
     "get_kind",
     "get_monitor",

@@ -1,6 +1,7 @@
 """Run one persisted monitor run end to end: window in, findings and a stored report out.
 
-:func:`execute_run` is what the worker's ``monitor_run`` handler and ``warden monitor run`` call:
+:func:`execute_monitor_run` is what the worker's ``monitor_run`` handler and ``warden monitor run``
+call:
 
 1. read the run, its monitor and the monitor's deployment; load the deployment's newest stored
    baseline (:mod:`monitors.baseline.storage`);
@@ -70,7 +71,7 @@ __all__ = [
     "FindingsCallback",
     "ModelLoader",
     "drift_page_path",
-    "execute_run",
+    "execute_monitor_run",
     "report_paths",
     "summarise",
 ]
@@ -86,7 +87,7 @@ DRIFT_PAGE_ROWS = 2000
 
 
 class ModelLoader(Protocol):
-    """Load a registered model version (the worker passes ``retrain.deployers.ModelLoader``).
+    """Load a registered model version (the worker passes ``retrain.VerifiedModelLoader``).
 
     An implementation must load only versions registered in Warden, and only after their
     artifact hash matches ``model_version.artifact_sha256``; it raises otherwise.
@@ -381,7 +382,7 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def execute_run(
+def execute_monitor_run(
     *,
     engine: Engine,
     data_dir: Path,

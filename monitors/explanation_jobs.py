@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from lineage.errors import NotFound
 from lineage.runtime.handlers import JobContext
-from lineage.runtime.queue import Job, JobState, enqueue
+from lineage.runtime.queue import JobState, RuntimeJob, enqueue
 from lineage.store import session_scope
 from monitors.baseline.storage import latest_baseline, load_baseline
 from monitors.execute import ModelLoader
@@ -37,22 +37,22 @@ _MAX_ATTEMPTS = 2
 
 
 def _jobs(project_id: uuid.UUID, deployment_id: uuid.UUID, request_id: str) -> Any:
-    payload = Job.__table__.c.payload  # type: ignore[attr-defined]
+    payload = RuntimeJob.__table__.c.payload  # type: ignore[attr-defined]
     return (
-        select(Job)
+        select(RuntimeJob)
         .where(
-            Job.project_id == project_id,
-            Job.kind == EXPLANATION,
+            RuntimeJob.project_id == project_id,
+            RuntimeJob.kind == EXPLANATION,
             payload["deployment_id"].as_string() == str(deployment_id),
             payload["request_id"].as_string() == request_id,
         )
-        .order_by(sa.desc(col(Job.created_at)))
+        .order_by(sa.desc(col(RuntimeJob.created_at)))
     )
 
 
 def latest_explanation(
     *, session: Session, project_id: uuid.UUID, deployment_id: uuid.UUID, request_id: str
-) -> Job:
+) -> RuntimeJob:
     """Return the newest explanation job of one logged inference (its ``result`` once done).
 
     Raises:
@@ -63,7 +63,7 @@ def latest_explanation(
         raise NotFound(
             f"no explanation of inference {request_id!r} was requested; POST to this URL first"
         )
-    assert isinstance(job, Job)
+    assert isinstance(job, RuntimeJob)
     return job
 
 
@@ -73,7 +73,7 @@ def queue_explanation(
     project_id: uuid.UUID,
     deployment_id: uuid.UUID,
     request_id: str,
-) -> tuple[Job, bool]:
+) -> tuple[RuntimeJob, bool]:
     """Queue the explanation of one logged inference (never commits); say whether it is new.
 
     An explanation already queued or running is returned (with ``False``) instead of queuing a
@@ -94,7 +94,7 @@ def queue_explanation(
     if logged is None:
         raise NotFound(f"deployment {deployment_id} logged no inference {request_id!r}")
     pending = session.exec(_jobs(project_id, deployment_id, request_id)).first()
-    if isinstance(pending, Job) and pending.state in (JobState.QUEUED, JobState.RUNNING):
+    if isinstance(pending, RuntimeJob) and pending.state in (JobState.QUEUED, JobState.RUNNING):
         return pending, False
     job = enqueue(
         session=session,

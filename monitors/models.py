@@ -35,8 +35,8 @@ __all__ = [
     "MonitorPublic",
     "MonitorRun",
     "MonitorRunPublic",
+    "MonitorRunState",
     "MonitorUpdate",
-    "RunState",
     "RunTrigger",
     "Schedule",
     "SchedulePublic",
@@ -49,7 +49,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SINCE_PREVIOUS_RUN = "since_previous_run"
 
 
-class RunState(StrEnum):
+class MonitorRunState(StrEnum):
     """Where a monitor run is in its life; the last three are final."""
 
     QUEUED = "queued"
@@ -125,7 +125,7 @@ class MonitorRun(Record, table=True):
     """One execution of a monitor for one slot; a slot is inserted at most once.
 
     Its state (attempts, progress, message, error, timestamps) is its job's
-    (:class:`~lineage.runtime.queue.Job`, by ``job_id``), read through
+    (:class:`~lineage.runtime.queue.RuntimeJob`, by ``job_id``), read through
     :mod:`monitors.run_jobs`; the run keeps only what is its own, the summary included.
     """
 
@@ -270,7 +270,7 @@ class MonitorRunPublic(BaseModel):
     monitor_id: uuid.UUID
     scheduled_for: datetime
     trigger: RunTrigger
-    state: RunState
+    state: MonitorRunState
     progress: float
     message: str
     window_start: datetime | None

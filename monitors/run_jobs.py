@@ -1,7 +1,7 @@
 """Monitor runs as runtime jobs: queue a slot with its job, execute it, read it with its state.
 
 A :class:`~monitors.models.MonitorRun` holds what is the run's own — its slot, trigger, window
-and summary — and points at the :class:`~lineage.runtime.queue.Job` that executes it. The job
+and summary — and points at the :class:`~lineage.runtime.queue.RuntimeJob` that executes it. The job
 holds the state (``queued → running → succeeded | failed | cancelled``), attempts, progress,
 message, error and timestamps, once; readers get both as one :class:`MonitorRunPublic` through
 :func:`read_runs` (and :func:`get_monitor_run`, :func:`list_monitor_runs`, :func:`latest_runs`,
@@ -10,7 +10,7 @@ built on the same join).
 :func:`queue_monitor_run` is the one place a slot becomes a run row plus its job, in the
 caller's transaction, so a slot never exists without the work that executes it.
 :class:`MonitorRunHandler` serves the :data:`MONITOR_RUN` kind: it executes the run end to end
-with :func:`monitors.execute.execute_run`, which writes the run's summary on the run itself.
+with :func:`monitors.execute.execute_monitor_run`, which writes the run's summary on the run itself.
 :func:`register_monitor_handlers` registers the monitors' kinds (monitor runs and local
 explanations) on a worker's registry; the composition root (``api.worker``) gives them the data
 directory, the model loader and the findings callback.
@@ -30,10 +30,10 @@ from sqlmodel import Session, col, func, select
 
 from lineage.errors import NotFound
 from lineage.runtime.handlers import HandlerRegistry, JobContext
-from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, Job, enqueue
-from monitors.execute import FindingsCallback, ModelLoader, execute_run
+from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, RuntimeJob, enqueue
+from monitors.execute import FindingsCallback, ModelLoader, execute_monitor_run
 from monitors.explanation_jobs import EXPLANATION, ExplanationHandler
-from monitors.models import Monitor, MonitorRun, MonitorRunPublic, RunState, RunTrigger
+from monitors.models import Monitor, MonitorRun, MonitorRunPublic, MonitorRunState, RunTrigger
 from monitors.schedules import get_monitor, record_run
 
 __all__ = [
@@ -52,7 +52,9 @@ __all__ = [
 MONITOR_RUN = "monitor_run"
 """The job kind of a monitor run."""
 
-FINISHED_STATES: frozenset[RunState] = frozenset({RunState.SUCCEEDED, RunState.FAILED})
+FINISHED_STATES: frozenset[MonitorRunState] = frozenset(
+    {MonitorRunState.SUCCEEDED, MonitorRunState.FAILED}
+)
 """A run in one of these states has an outcome to show (a cancelled run has none)."""
 
 
@@ -81,7 +83,7 @@ def queue_monitor_run(
     return run
 
 
-def run_view(run: MonitorRun, job: Job | None) -> MonitorRunPublic:
+def run_view(run: MonitorRun, job: RuntimeJob | None) -> MonitorRunPublic:
     """Return a run as readers see it: its own columns, and its state from its job."""
     return MonitorRunPublic(
         id=run.id,
@@ -89,7 +91,7 @@ def run_view(run: MonitorRun, job: Job | None) -> MonitorRunPublic:
         monitor_id=run.monitor_id,
         scheduled_for=run.scheduled_for,
         trigger=RunTrigger(run.trigger),
-        state=RunState(job.state) if job is not None else RunState.QUEUED,
+        state=MonitorRunState(job.state) if job is not None else MonitorRunState.QUEUED,
         progress=job.progress if job is not None else 0.0,
         message=job.message if job is not None else "",
         window_start=run.window_start,
@@ -105,7 +107,9 @@ def run_view(run: MonitorRun, job: Job | None) -> MonitorRunPublic:
 
 
 def _with_jobs() -> Any:
-    return select(MonitorRun, Job).outerjoin(Job, col(Job.id) == col(MonitorRun.job_id))
+    return select(MonitorRun, RuntimeJob).outerjoin(
+        RuntimeJob, col(RuntimeJob.id) == col(MonitorRun.job_id)
+    )
 
 
 def _views(session: Session, query: Any) -> list[MonitorRunPublic]:
@@ -160,27 +164,30 @@ def latest_runs(
     *,
     session: Session,
     monitor_ids: Iterable[uuid.UUID],
-    states: Collection[RunState] = FINISHED_STATES,
+    states: Collection[MonitorRunState] = FINISHED_STATES,
     newest: Literal["slot", "finish"] = "slot",
 ) -> dict[uuid.UUID, MonitorRunPublic]:
     """Return each monitor's newest run in one of ``states``, by slot or by finishing time."""
     ids = list(monitor_ids)
     if not ids:
         return {}
-    key = col(MonitorRun.scheduled_for) if newest == "slot" else col(Job.finished_at)
-    chosen = [col(MonitorRun.monitor_id).in_(ids), col(Job.state).in_([str(s) for s in states])]
+    key = col(MonitorRun.scheduled_for) if newest == "slot" else col(RuntimeJob.finished_at)
+    chosen = [
+        col(MonitorRun.monitor_id).in_(ids),
+        col(RuntimeJob.state).in_([str(s) for s in states]),
+    ]
     if newest == "finish":
-        chosen.append(col(Job.finished_at).is_not(None))
+        chosen.append(col(RuntimeJob.finished_at).is_not(None))
     newest_of = (
         select(MonitorRun.monitor_id, func.max(key).label("at"))
-        .join(Job, col(Job.id) == col(MonitorRun.job_id))
+        .join(RuntimeJob, col(RuntimeJob.id) == col(MonitorRun.job_id))
         .where(*chosen)
         .group_by(col(MonitorRun.monitor_id))
         .subquery()
     )
     query = (
-        select(MonitorRun, Job)
-        .join(Job, col(Job.id) == col(MonitorRun.job_id))
+        select(MonitorRun, RuntimeJob)
+        .join(RuntimeJob, col(RuntimeJob.id) == col(MonitorRun.job_id))
         .join(
             newest_of,
             sa.and_(newest_of.c.monitor_id == col(MonitorRun.monitor_id), newest_of.c.at == key),
@@ -211,7 +218,7 @@ class MonitorRunHandler:
         Raises:
             LookupError: The run or its monitor no longer exists (the job then fails and retries).
         """
-        execute_run(
+        execute_monitor_run(
             engine=context.engine,
             data_dir=self.data_dir,
             run_id=uuid.UUID(str(context.payload["monitor_run_id"])),

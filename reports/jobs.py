@@ -27,7 +27,7 @@ from governance.audit_export import verify_store
 from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from lineage.model_versions import MODEL_NAME_PATTERN, VERSION_PATTERN
 from lineage.runtime.handlers import JobContext
-from lineage.runtime.queue import Job, JobState, enqueue, get_job
+from lineage.runtime.queue import JobState, RuntimeJob, enqueue, get_job
 from lineage.store import session_scope
 from reports.as_of import as_of
 from reports.generation import audit_generation
@@ -129,7 +129,7 @@ def render_document(
 
 def queue_render(
     *, session: Session, actor: Actor, project_id: uuid.UUID, request: RenderRequest, full: bool
-) -> Job:
+) -> RuntimeJob:
     """Queue a render job and audit the generation, both in the caller's transaction."""
     job = enqueue(
         session=session,
@@ -197,7 +197,7 @@ class ReportRenderHandler:
         return {"format": request.format, "bytes": len(body), "full": full}
 
 
-def get_render_job(*, session: Session, project_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+def get_render_job(*, session: Session, project_id: uuid.UUID, job_id: uuid.UUID) -> RuntimeJob:
     """Return a report render job of the project, or raise :class:`NotFound`."""
     job = get_job(session=session, job_id=job_id, project_id=project_id)
     if job.kind != REPORT_RENDER:
@@ -207,7 +207,7 @@ def get_render_job(*, session: Session, project_id: uuid.UUID, job_id: uuid.UUID
 
 def rendered_file(
     *, session: Session, data_dir: Path, project_id: uuid.UUID, job_id: uuid.UUID, full: bool
-) -> tuple[Job, Path]:
+) -> tuple[RuntimeJob, Path]:
     """Return a finished render job and its file.
 
     Args:

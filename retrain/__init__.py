@@ -1,7 +1,7 @@
 """Retrain: pipelines and their runs, the MLflow adapter, deployers, findings → actions."""
 
 from retrain.champions import Promotion, current_champion
-from retrain.deployers import AliasDeployer, Deployer, EmbeddedDeployer, ModelLoader
+from retrain.deployers import AliasDeployer, Deployer, EmbeddedDeployer, VerifiedModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
@@ -13,7 +13,7 @@ from retrain.pipelines import (
     request_run,
 )
 from retrain.promotion import promote, record_live, redeploy, request_promotion, rollback
-from retrain.runner import RunnerConfig, execute_run, pipeline_handler
+from retrain.runner import RunnerConfig, execute_pipeline_run, pipeline_handler
 
 __all__ = [
     "PIPELINE_RUN",
@@ -21,7 +21,6 @@ __all__ = [
     "Deployer",
     "EmbeddedDeployer",
     "Evaluation",
-    "ModelLoader",
     "Pipeline",
     "PipelineRun",
     "PipelineRunState",
@@ -29,9 +28,10 @@ __all__ = [
     "Promotion",
     "Registry",
     "RunnerConfig",
+    "VerifiedModelLoader",
     "current_champion",
     "evaluate_version",
-    "execute_run",
+    "execute_pipeline_run",
     "pipeline_handler",
     "promote",
     "record_live",

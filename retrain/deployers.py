@@ -15,7 +15,7 @@ Two deployers ship:
 * :class:`AliasDeployer` is for teams whose own serving reads ``models:/name@champion``: it only
   checks that the artifacts still hash to what lineage recorded; the alias move is the deploy.
 
-:class:`ModelLoader` is the one way Warden loads model files: only versions registered in
+:class:`VerifiedModelLoader` is the one way Warden loads model files: only versions registered in
 lineage with a ``models:/name/version`` artifact URI, only after their artifact hash matches.
 """
 
@@ -42,8 +42,8 @@ __all__ = [
     "AliasDeployer",
     "Deployer",
     "EmbeddedDeployer",
-    "ModelLoader",
     "Prediction",
+    "VerifiedModelLoader",
     "live_deployment",
     "mlflow_coordinates",
 ]
@@ -69,7 +69,7 @@ def mlflow_coordinates(model_version: ModelVersion) -> tuple[str, str]:
     return match["name"], match["version"]
 
 
-class ModelLoader:
+class VerifiedModelLoader:
     """Load registered versions after their hash check, and keep a few in memory.
 
     Args:
@@ -166,7 +166,7 @@ class EmbeddedDeployer:
 
     name = "embedded"
 
-    def __init__(self, *, loader: ModelLoader) -> None:
+    def __init__(self, *, loader: VerifiedModelLoader) -> None:
         self.loader = loader
 
     def deploy(self, *, model_version: ModelVersion, deployment: str, environment: str) -> None:

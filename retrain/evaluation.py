@@ -6,7 +6,7 @@ rate) and fairness (selection rate per group, demographic-parity difference and 
 equalized-odds difference, from :func:`monitors.fairness.compute_fairness`) are stored side by
 side with the candidate version in an :class:`Evaluation` row, together with the differences
 ``candidate - champion``. Promotion gates (policies) read these rows; people read them before they
-approve. Models are loaded only through :class:`~retrain.deployers.ModelLoader`, so both are
+approve. Models are loaded only through :class:`~retrain.deployers.VerifiedModelLoader`, so both are
 hash-checked first.
 """
 
@@ -28,7 +28,7 @@ from lineage.tables import Record
 from monitors.fairness import FairnessConfig, compute_fairness
 from monitors.performance import compute_performance
 from retrain.champions import current_champion
-from retrain.deployers import ModelLoader
+from retrain.deployers import VerifiedModelLoader
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -204,7 +204,7 @@ def score_pair(
     holdout: pd.DataFrame,
     target: str,
     sensitive_features: Sequence[str],
-    loader: ModelLoader,
+    loader: VerifiedModelLoader,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score candidate and champion on the same rows; return ``(performance, fairness)``.
 
@@ -299,7 +299,7 @@ def evaluate_version(
     holdout_name: str,
     target: str,
     sensitive_features: Sequence[str],
-    loader: ModelLoader,
+    loader: VerifiedModelLoader,
     actor: Actor,
     champion_version: str | None = None,
 ) -> Evaluation:

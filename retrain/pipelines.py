@@ -44,7 +44,7 @@ from sqlmodel import Session, col, select
 
 from governance import Actor, append
 from lineage.errors import Conflict, InvalidInput, NotFound
-from lineage.runtime.queue import Job, JobState, enqueue
+from lineage.runtime.queue import JobState, RuntimeJob, enqueue
 from lineage.tables import AwareDateTime, Record, utcnow
 
 __all__ = [
@@ -345,11 +345,11 @@ def list_pipelines(*, session: Session, project_id: uuid.UUID) -> list[Pipeline]
 _FINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 
-def _orphaned(session: Session, run: PipelineRun) -> Job | None:
+def _orphaned(session: Session, run: PipelineRun) -> RuntimeJob | None:
     """Return the run's job if it ended while the run is still active (its worker died)."""
     if run.job_id is None:
         return None
-    job = session.get(Job, run.job_id)
+    job = session.get(RuntimeJob, run.job_id)
     return job if job is not None and job.state in _FINAL_JOB_STATES else None
 
 

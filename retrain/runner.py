@@ -1,6 +1,6 @@
 """Execute a pipeline run: steps as subprocesses with captured logs, a time limit and cancellation.
 
-:func:`execute_run` is what the worker's ``pipeline_run`` handler calls (see
+:func:`execute_pipeline_run` is what the worker's ``pipeline_run`` handler calls (see
 :func:`handle_pipeline_job`). It claims the run (queued → running), resolves the training data to
 files, then starts each step in its own process group with its output captured to
 ``<data_dir>/pipelines/runs/<run id>/log.txt`` (paths come from ids, never from user strings).
@@ -42,7 +42,7 @@ from lineage.runtime.handlers import Handler, JobContext
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.inferences import read_window
-from retrain.deployers import ModelLoader
+from retrain.deployers import VerifiedModelLoader
 from retrain.evaluation import record_evaluation, resolve_pair, score_pair
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
@@ -59,7 +59,7 @@ from retrain.step import CONTEXT_ENV, StepContext, TrainingInput, read_output
 __all__ = [
     "LINEAGE_NAMESPACE",
     "RunnerConfig",
-    "execute_run",
+    "execute_pipeline_run",
     "pipeline_handler",
     "record_trained_version",
     "run_directory",
@@ -442,7 +442,7 @@ def _evaluate(
     spec = pipeline.parsed_spec().evaluation
     if spec is None or run.model_version is None:
         return
-    loader = ModelLoader(registry=config.registry(), cache_dir=config.data_dir / "models")
+    loader = VerifiedModelLoader(registry=config.registry(), cache_dir=config.data_dir / "models")
     try:
         # Read and score outside any transaction: on SQLite an open one holds the store's write
         # lock, and loading models and bootstrapping intervals takes seconds.
@@ -498,7 +498,7 @@ def _evaluate(
             run.log_tail = stored.log_tail
 
 
-def execute_run(*, engine: Engine, run_id: uuid.UUID, config: RunnerConfig) -> PipelineRun:
+def execute_pipeline_run(*, engine: Engine, run_id: uuid.UUID, config: RunnerConfig) -> PipelineRun:
     """Run a queued pipeline run to a final state and return it.
 
     Each state change commits on its own, so the API shows ``running`` while the steps run.
@@ -596,7 +596,7 @@ def pipeline_handler(config: RunnerConfig) -> Handler:
     def handle(context: JobContext) -> dict[str, Any]:
         run_id = uuid.UUID(str(context.payload["run_id"]))
         context.log(f"pipeline run {run_id}: starting")
-        run = execute_run(engine=context.engine, run_id=run_id, config=config)
+        run = execute_pipeline_run(engine=context.engine, run_id=run_id, config=config)
         context.log(f"pipeline run {run_id}: {run.state}")
         return {"run_id": str(run.id), "state": run.state, "model_version": run.model_version}
 

@@ -1,10 +1,11 @@
 """The embedded deployer over HTTP: ``POST …/deployments/{name}/predict``.
 
 Predictions come from the version lineage says is live in the slot, loaded only from a version
-registered in Warden after its artifact hash matched (:class:`retrain.deployers.ModelLoader`) and
-then kept in this process. Each answered batch is logged for the monitors in the same
-transaction (:func:`log_inferences`, through :func:`monitors.inferences.log_inferences`), with
-the client's request ids when it sends them, so its labels can follow later.
+registered in Warden after its artifact hash matched
+(:class:`retrain.deployers.VerifiedModelLoader`) and then kept in this process. Each answered
+batch is logged for the monitors in the same transaction (:func:`log_inferences`, through
+:func:`monitors.inferences.log_inferences`), with the client's request ids when it sends them,
+so its labels can follow later.
 
 The MLflow adapter and the loader are built on first use from the app's settings and kept on
 ``app.state``, so importing this module (and starting the app) does not import MLflow.
@@ -29,7 +30,7 @@ from governance.permissions import Permission
 from lineage.models import Deployment, ModelVersion
 from monitors.inferences import InferenceRecord
 from monitors.inferences import log_inferences as store_inferences
-from retrain.deployers import EmbeddedDeployer, ModelLoader, Prediction
+from retrain.deployers import EmbeddedDeployer, Prediction, VerifiedModelLoader
 from retrain.mlflow_registry import Registry
 
 __all__ = [
@@ -68,7 +69,7 @@ def get_embedded_deployer(request: Request) -> EmbeddedDeployer:
     with _build_lock:
         if getattr(state, "embedded_deployer", None) is None:
             settings: Settings = state.settings
-            loader = ModelLoader(registry=registry, cache_dir=settings.data_dir / "models")
+            loader = VerifiedModelLoader(registry=registry, cache_dir=settings.data_dir / "models")
             state.embedded_deployer = EmbeddedDeployer(loader=loader)
     deployer: EmbeddedDeployer = state.embedded_deployer
     return deployer

@@ -38,7 +38,7 @@ from governance.actors import Actor
 from governance.audit import append
 from governance.permissions import Permission
 from lineage.errors import InvalidInput
-from lineage.runtime.queue import Job
+from lineage.runtime.queue import RuntimeJob
 from monitors.baseline.storage import (
     UPLOADED,
     BaselineCreate,
@@ -290,7 +290,7 @@ class ExplanationPublic(BaseModel):
     explanation: dict[str, Any] | None
 
     @classmethod
-    def of(cls, job: Job) -> ExplanationPublic:
+    def of(cls, job: RuntimeJob) -> ExplanationPublic:
         """Return the public view of an explanation job."""
         return cls(
             job_id=job.id,

@@ -23,7 +23,7 @@ from governance.actors import Actor
 from governance.audit_export import verify_store
 from governance.permissions import Permission
 from lineage.model_versions import get_model_version
-from lineage.runtime.queue import Job
+from lineage.runtime.queue import RuntimeJob
 from lineage.tables import utcnow
 from reports import (
     CARD_FIELDS,
@@ -74,7 +74,7 @@ class RenderJobPublic(BaseModel):
     file_url: str
 
     @classmethod
-    def of(cls, job: Job, project: str) -> RenderJobPublic:
+    def of(cls, job: RuntimeJob, project: str) -> RenderJobPublic:
         """Build the public view of a render job."""
         return cls(
             id=job.id,

@@ -14,8 +14,8 @@ from lineage.runtime.lease import (
 )
 from lineage.runtime.queue import (
     DEFAULT_MAX_ATTEMPTS,
-    Job,
     JobState,
+    RuntimeJob,
     append_log,
     cancel_job,
     claim,
@@ -34,10 +34,10 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "Handler",
     "HandlerRegistry",
-    "Job",
     "JobContext",
     "JobState",
     "LeaderLease",
+    "RuntimeJob",
     "Worker",
     "append_log",
     "cancel_job",

@@ -30,8 +30,8 @@ from lineage.tables import AwareDateTime, Record, utcnow
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
-    "Job",
     "JobState",
+    "RuntimeJob",
     "append_log",
     "cancel_job",
     "claim",
@@ -59,7 +59,7 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
 
 
-class Job(Record, table=True):
+class RuntimeJob(Record, table=True):
     """One unit of background work, claimed by at most one worker at a time through a lease."""
 
     __tablename__ = "lineage_runtime_job"
@@ -100,9 +100,9 @@ def enqueue(
     payload: dict[str, Any],
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     available_at: datetime | None = None,
-) -> Job:
+) -> RuntimeJob:
     """Queue a job; it commits with the caller's transaction, so it exists iff the action does."""
-    job = Job(
+    job = RuntimeJob(
         project_id=project_id,
         kind=kind,
         payload=payload,
@@ -114,15 +114,17 @@ def enqueue(
     return job
 
 
-def get_job(*, session: Session, job_id: uuid.UUID, project_id: uuid.UUID | None = None) -> Job:
+def get_job(
+    *, session: Session, job_id: uuid.UUID, project_id: uuid.UUID | None = None
+) -> RuntimeJob:
     """Return a job (of ``project_id`` when given), or raise :class:`NotFound`."""
-    job = session.get(Job, job_id)
+    job = session.get(RuntimeJob, job_id)
     if job is None or (project_id is not None and job.project_id != project_id):
         raise NotFound(f"no job {job_id}")
     return job
 
 
-def cancel_job(*, session: Session, job_id: uuid.UUID, project_id: uuid.UUID) -> Job:
+def cancel_job(*, session: Session, job_id: uuid.UUID, project_id: uuid.UUID) -> RuntimeJob:
     """Cancel a job that no worker has claimed yet.
 
     Raises:
@@ -141,7 +143,9 @@ def cancel_job(*, session: Session, job_id: uuid.UUID, project_id: uuid.UUID) ->
 def queue_depth(*, session: Session) -> dict[str, int]:
     """Return how many jobs wait, per kind (for ``/metrics`` and the dashboard)."""
     rows = session.exec(
-        select(Job.kind, func.count()).where(Job.state == JobState.QUEUED).group_by(Job.kind)
+        select(RuntimeJob.kind, func.count())
+        .where(RuntimeJob.state == JobState.QUEUED)
+        .group_by(RuntimeJob.kind)
     ).all()
     return {kind: int(count) for kind, count in rows}
 
@@ -154,8 +158,8 @@ def requeue_expired(*, session: Session, now: datetime | None = None) -> int:
     """
     now = now or utcnow()
     query = (
-        select(Job)
-        .where(Job.state == JobState.RUNNING, col(Job.lease_expires_at) < now)
+        select(RuntimeJob)
+        .where(RuntimeJob.state == JobState.RUNNING, col(RuntimeJob.lease_expires_at) < now)
         .with_for_update(skip_locked=True)
     )
     expired = list(session.exec(query).all())
@@ -188,20 +192,22 @@ def claim(
     kinds: Iterable[str] | None = None,
     job_id: uuid.UUID | None = None,
     now: datetime | None = None,
-) -> Job | None:
+) -> RuntimeJob | None:
     """Claim the oldest available job of ``kinds`` for ``owner``; ``None`` when nothing waits.
 
     ``job_id`` claims that one job only (a process running one piece of work in-line).
     """
     now = now or utcnow()
     requeue_expired(session=session, now=now)
-    query = select(Job).where(Job.state == JobState.QUEUED, col(Job.available_at) <= now)
+    query = select(RuntimeJob).where(
+        RuntimeJob.state == JobState.QUEUED, col(RuntimeJob.available_at) <= now
+    )
     if kinds is not None:
-        query = query.where(col(Job.kind).in_(list(kinds)))
+        query = query.where(col(RuntimeJob.kind).in_(list(kinds)))
     if job_id is not None:
-        query = query.where(col(Job.id) == job_id)
+        query = query.where(col(RuntimeJob.id) == job_id)
     query = (
-        query.order_by(col(Job.available_at), col(Job.created_at))
+        query.order_by(col(RuntimeJob.available_at), col(RuntimeJob.created_at))
         .limit(1)
         .with_for_update(skip_locked=True)
     )
@@ -226,12 +232,14 @@ def claim(
 
 def _owned(job_id: uuid.UUID, owner: str) -> sa.ColumnElement[bool]:
     return sa.and_(
-        col(Job.id) == job_id, col(Job.lease_owner) == owner, col(Job.state) == JobState.RUNNING
+        col(RuntimeJob.id) == job_id,
+        col(RuntimeJob.lease_owner) == owner,
+        col(RuntimeJob.state) == JobState.RUNNING,
     )
 
 
-def _owned_job(session: Session, job_id: uuid.UUID, owner: str) -> Job | None:
-    return session.exec(select(Job).where(_owned(job_id, owner)).with_for_update()).first()
+def _owned_job(session: Session, job_id: uuid.UUID, owner: str) -> RuntimeJob | None:
+    return session.exec(select(RuntimeJob).where(_owned(job_id, owner)).with_for_update()).first()
 
 
 def heartbeat(
@@ -245,7 +253,7 @@ def heartbeat(
     """Extend ``owner``'s lease on a running job; ``False`` when the lease was lost."""
     now = now or utcnow()
     result = session.execute(
-        sa.update(Job)
+        sa.update(RuntimeJob)
         .where(_owned(job_id, owner))
         .values(heartbeat_at=now, lease_expires_at=now + lease)
     )
@@ -272,9 +280,9 @@ def append_log(
     """Append a line to ``owner``'s running job's log (capped; nothing when the lease was lost)."""
     line = _line(message, now or utcnow())
     session.execute(
-        sa.update(Job)
-        .where(_owned(job_id, owner), sa.func.length(Job.logs) < _MAX_LOG_CHARS)
-        .values(logs=col(Job.logs) + line)
+        sa.update(RuntimeJob)
+        .where(_owned(job_id, owner), sa.func.length(RuntimeJob.logs) < _MAX_LOG_CHARS)
+        .values(logs=col(RuntimeJob.logs) + line)
     )
 
 

@@ -32,11 +32,11 @@ from governance.roles import Role, grant_role
 from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.projects import create_project, get_project
-from lineage.runtime.queue import Job
+from lineage.runtime.queue import RuntimeJob
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.findings import Finding, Status
-from monitors.models import MonitorCreate, MonitorRun, RunState, RunTrigger, Schedule
+from monitors.models import MonitorCreate, MonitorRun, MonitorRunState, RunTrigger, Schedule
 from monitors.run_jobs import MONITOR_RUN
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
@@ -144,11 +144,11 @@ def store(engine: Engine) -> Store:
         runs = []
         for hours, (share, age, status) in enumerate([(0.1, 0.05, "ok"), (0.5, 0.31, "alert")]):
             slot = utcnow() - timedelta(hours=2 - hours)
-            job = Job(
+            job = RuntimeJob(
                 project_id=project.id,
                 kind=MONITOR_RUN,
                 payload={},
-                state=RunState.SUCCEEDED,
+                state=MonitorRunState.SUCCEEDED,
                 progress=1.0,
                 started_at=slot,
                 finished_at=slot,

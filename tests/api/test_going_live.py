@@ -38,7 +38,7 @@ from lineage.projects import get_project
 from lineage.store import session_scope
 from monitors.findings import Finding, Status
 from retrain.champions import Promotion
-from retrain.deployers import EmbeddedDeployer, ModelLoader
+from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
 from retrain.loop import on_findings
 from retrain.mlflow_registry import Registry
 from tests.api.going_live import approve_version
@@ -297,7 +297,9 @@ def test_no_route_or_policy_action_puts_an_unapproved_version_live(world: World)
         artifact_root=world.settings.data_dir / "mlflow-artifacts",
     )
     deployer = EmbeddedDeployer(
-        loader=ModelLoader(registry=registry, cache_dir=world.settings.data_dir / "loop-models")
+        loader=VerifiedModelLoader(
+            registry=registry, cache_dir=world.settings.data_dir / "loop-models"
+        )
     )
 
     def drift(run: int) -> list[dict[str, Any]]:

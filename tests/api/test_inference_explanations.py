@@ -23,7 +23,7 @@ from governance.roles import Role
 from lineage.models import Deployment, ModelVersion
 from lineage.projects import Project
 from lineage.runtime.handlers import HandlerRegistry
-from lineage.runtime.queue import Job
+from lineage.runtime.queue import RuntimeJob
 from lineage.runtime.worker import Worker
 from lineage.store import session_scope
 from monitors.run_jobs import register_monitor_handlers
@@ -81,7 +81,7 @@ def test_an_explanation_is_queued_computed_by_the_worker_and_matches_shap(
     assert "nobody" in unknown.json()["detail"]
     assert client.post(url, headers=viewer.headers).status_code == 403
     with session_scope(engine) as session:
-        assert session.exec(select(Job)).all() == []
+        assert session.exec(select(RuntimeJob)).all() == []
 
     queued = client.post(url, headers=scientist.headers)
     assert queued.status_code == 202, queued.text

@@ -17,7 +17,7 @@ from governance.channels import SecretBox, create_channel
 from governance.incidents import route_findings
 from governance.roles import Role
 from lineage import Project, session_scope, utcnow
-from lineage.runtime.queue import Job, enqueue
+from lineage.runtime.queue import RuntimeJob, enqueue
 from monitors.findings import Finding, Status
 from monitors.models import Monitor, MonitorRun
 from monitors.run_jobs import MONITOR_RUN
@@ -54,7 +54,7 @@ def seed_store(engine: Engine, project_name: str) -> None:
         enqueue(session=session, project_id=project.id, kind=MONITOR_RUN, payload={})
         enqueue(session=session, project_id=project.id, kind=MONITOR_RUN, payload={})
         session.add(
-            Job(
+            RuntimeJob(
                 project_id=project.id,
                 kind=PIPELINE_RUN,
                 payload={},
@@ -78,7 +78,7 @@ def seed_store(engine: Engine, project_name: str) -> None:
         session.flush()
         for minutes, status, share in [(120, "ok", 0.1), (60, "alert", 0.62)]:
             at = now - timedelta(minutes=minutes)
-            job = Job(
+            job = RuntimeJob(
                 project_id=project.id,
                 kind=MONITOR_RUN,
                 payload={},

@@ -149,7 +149,7 @@ def test_runs_of_another_project_are_not_found(
 def test_the_run_log_is_served_from_the_worker_capture(
     client: TestClient, scientist: Issued, settings: Settings, engine: Engine
 ) -> None:
-    from retrain.runner import RunnerConfig, execute_run
+    from retrain.runner import RunnerConfig, execute_pipeline_run
 
     echo = [sys.executable, "-c", "print('hello from the step')"]
     spec = _spec(steps=[{"name": "echo", "command": echo}], parameters={})
@@ -160,7 +160,7 @@ def test_the_run_log_is_served_from_the_worker_capture(
     with session_scope(engine) as session:
         queued = session.exec(select(PipelineRun)).one()
     config = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
-    execute_run(engine=engine, run_id=queued.id, config=config)
+    execute_pipeline_run(engine=engine, run_id=queued.id, config=config)
 
     log = client.get(f"{BASE}/pipeline-runs/{run_id}/log", headers=scientist.headers)
     assert log.status_code == 200
@@ -174,7 +174,7 @@ def test_the_worker_executes_queued_pipeline_runs(
     client: TestClient, scientist: Issued, settings: Settings, engine: Engine
 ) -> None:
     from api.worker import build_worker
-    from lineage.runtime.queue import Job
+    from lineage.runtime.queue import RuntimeJob
 
     script = "import time; time.sleep(0.2); print('step ran')"
     spec = _spec(steps=[{"name": "work", "command": [sys.executable, "-c", script]}], parameters={})
@@ -189,6 +189,6 @@ def test_the_worker_executes_queued_pipeline_runs(
     assert run["state"] == "failed"
     assert "step ran" in run["log_tail"]
     with session_scope(engine) as session:
-        job = session.exec(select(Job)).one()
+        job = session.exec(select(RuntimeJob)).one()
     assert job.state == "succeeded"
     assert job.result == {"run_id": run_id, "state": "failed", "model_version": None}

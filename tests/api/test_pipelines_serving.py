@@ -17,7 +17,7 @@ from api.settings import Settings
 from governance.audit import AuditEntry
 from governance.roles import Role
 from lineage.store import session_scope
-from retrain.runner import RunnerConfig, execute_run
+from retrain.runner import RunnerConfig, execute_pipeline_run
 from tests.adult import FEATURES, adult_test
 from tests.conftest import Issued
 
@@ -57,7 +57,7 @@ def test_a_trained_version_is_promoted_after_approval_and_serves_predictions(
 
     # What the worker's pipeline_run handler does, in this process.
     config = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
-    execute_run(engine=engine, run_id=uuid.UUID(run["id"]), config=config)
+    execute_pipeline_run(engine=engine, run_id=uuid.UUID(run["id"]), config=config)
     done = client.get(f"{BASE}/pipeline-runs/{run['id']}", headers=scientist.headers).json()
     assert done["state"] == "succeeded", done["error"] + done["log_tail"]
     assert done["model_version"] == "1"

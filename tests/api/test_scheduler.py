@@ -16,7 +16,7 @@ from api.scheduler import LEASE_NAME, Scheduler
 from api.settings import Settings
 from lineage import create_project, session_scope, utcnow
 from lineage.runtime.lease import current_leader, try_acquire_lease
-from lineage.runtime.queue import Job
+from lineage.runtime.queue import RuntimeJob
 from monitors.models import Monitor, MonitorCreate, MonitorRun
 from monitors.schedules import create_monitor, pause_monitor
 
@@ -103,7 +103,7 @@ def test_fire_queues_each_due_slot_once_and_only_for_the_leader(
     runs = _runs(engine, monitor.id)
     assert [(r.scheduled_for, r.trigger) for r in runs] == [(monitor.anchor_at, "schedule")]
     with session_scope(engine) as session:
-        job = session.get(Job, runs[0].job_id)
+        job = session.get(RuntimeJob, runs[0].job_id)
         assert job is not None
         assert (job.kind, job.state, job.max_attempts) == ("monitor_run", "queued", 3)
 

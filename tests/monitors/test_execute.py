@@ -38,7 +38,7 @@ from lineage.runtime.worker import Worker
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
-from monitors.execute import execute_run, report_paths
+from monitors.execute import execute_monitor_run, report_paths
 from monitors.findings import Finding
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
 from monitors.models import (
@@ -367,7 +367,7 @@ def test_a_spec_that_cannot_apply_fails_the_run(plain: Setup) -> None:
 
 def test_execute_run_refuses_an_unknown_run(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(LookupError, match="does not exist"):
-        execute_run(engine=engine, data_dir=tmp_path, run_id=uuid.uuid4())
+        execute_monitor_run(engine=engine, data_dir=tmp_path, run_id=uuid.uuid4())
 
 
 def test_a_failing_evidently_page_leaves_the_drift_findings_standing(

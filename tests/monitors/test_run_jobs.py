@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from lineage import Conflict, create_project, session_scope
 from lineage.runtime.handlers import HandlerRegistry, JobContext
-from lineage.runtime.queue import Job, cancel_job, claim, get_job, requeue_expired
+from lineage.runtime.queue import RuntimeJob, cancel_job, claim, get_job, requeue_expired
 from lineage.runtime.worker import Worker
 from monitors.models import Monitor, MonitorCreate, MonitorRun, MonitorRunPublic, RunTrigger
 from monitors.run_jobs import (
@@ -102,7 +102,7 @@ def test_a_slot_queued_twice_yields_one_run_and_one_job(session: Session, monito
     assert first is not None
     assert second is None
     assert len(session.exec(select(MonitorRun)).all()) == 1
-    assert len(session.exec(select(Job)).all()) == 1
+    assert len(session.exec(select(RuntimeJob)).all()) == 1
 
 
 def test_a_second_transaction_racing_for_the_same_slot_finds_it_done(

@@ -39,7 +39,7 @@ from monitors.run_jobs import queue_monitor_run, read_runs, register_monitor_han
 from monitors.schedules import create_monitor
 from monitors.spec import MonitorSpec
 from reports import REDACTED, ModelCardUpdate, model_card, render, update_model_card
-from retrain.deployers import EmbeddedDeployer, ModelLoader
+from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.loop import handle_run_findings
 from retrain.mlflow_registry import Registry
@@ -118,7 +118,7 @@ class Watch:
         engine: Engine,
         settings: Settings,
         project: Project,
-        loader: ModelLoader,
+        loader: VerifiedModelLoader,
         version: ModelVersion,
         deployment: Deployment,
     ) -> None:
@@ -255,7 +255,7 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
     tmp_path: Path,
     train_version: Callable[..., ModelVersion],
 ) -> None:
-    loader = ModelLoader(registry=registry, cache_dir=tmp_path / "models")
+    loader = VerifiedModelLoader(registry=registry, cache_dir=tmp_path / "models")
     deployer = EmbeddedDeployer(loader=loader)
     first = train_version()
     _promote(engine, project, trainer, approver, registry, deployer, first, "first income model")

@@ -15,7 +15,7 @@ from lineage.errors import InvalidInput
 from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.store import session_scope
-from retrain.deployers import ModelLoader
+from retrain.deployers import VerifiedModelLoader
 from retrain.evaluation import evaluate_version, latest_evaluation
 from retrain.mlflow_registry import Registry
 
@@ -34,7 +34,7 @@ def test_candidate_and_champion_are_scored_side_by_side_on_the_same_rows(
     champion = train_version()
     candidate = train_version(max_iter=5, random_state=1)
     holdout = read_adult(str(ADULT_TEST)).sample(n=2000, random_state=0)
-    loader = ModelLoader(registry=registry, cache_dir=tmp_path / "models")
+    loader = VerifiedModelLoader(registry=registry, cache_dir=tmp_path / "models")
 
     with session_scope(engine) as session:
         evaluation = evaluate_version(

@@ -28,7 +28,7 @@ from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from retrain.deployers import EmbeddedDeployer, ModelLoader
+from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.gates import check_gate, gate_results
 from retrain.mlflow_registry import CHAMPION, Registry
@@ -149,7 +149,9 @@ def test_a_version_failing_a_gate_is_blocked_and_passes_once_the_policy_allows_i
     tmp_path: Path,
 ) -> None:
     admin = person(Role.ADMIN)
-    deployer = EmbeddedDeployer(loader=ModelLoader(registry=registry, cache_dir=tmp_path / "m"))
+    deployer = EmbeddedDeployer(
+        loader=VerifiedModelLoader(registry=registry, cache_dir=tmp_path / "m")
+    )
     train_version()
     _approve_and_promote(engine, project, trainer, approver, "1", registry, deployer)
     second = train_version(max_rows=4000)

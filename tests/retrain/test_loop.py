@@ -46,7 +46,7 @@ from monitors.models import MonitorCreate, RunTrigger, Schedule
 from monitors.run_jobs import get_monitor_run, queue_monitor_run
 from monitors.schedules import create_monitor, record_run
 from monitors.spec import MonitorSpec
-from retrain.deployers import EmbeddedDeployer, ModelLoader
+from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
 from retrain.evaluation import Evaluation
 from retrain.loop import handle_run_findings, on_findings
 from retrain.mlflow_registry import CHAMPION, Registry
@@ -99,7 +99,9 @@ def admin(person: Callable[..., Actor]) -> Actor:
 
 @pytest.fixture
 def deployer(registry: Registry, tmp_path: Path) -> EmbeddedDeployer:
-    return EmbeddedDeployer(loader=ModelLoader(registry=registry, cache_dir=tmp_path / "models"))
+    return EmbeddedDeployer(
+        loader=VerifiedModelLoader(registry=registry, cache_dir=tmp_path / "models")
+    )
 
 
 def _policy(engine: Engine, project: Project, admin: Actor, source: str) -> uuid.UUID:

@@ -14,7 +14,7 @@ from governance.actors import Actor
 from governance.audit import AuditEntry
 from lineage.errors import Conflict, InvalidInput
 from lineage.projects import Project
-from lineage.runtime.queue import Job, JobState
+from lineage.runtime.queue import JobState, RuntimeJob
 from lineage.store import session_scope
 from retrain.pipelines import (
     PIPELINE_RUN,
@@ -62,7 +62,7 @@ def test_a_request_queues_one_run_and_one_worker_job(
     assert request.run.state == PipelineRunState.QUEUED
     assert request.run.parameters["max_rows"] == 3000
     with session_scope(engine) as session:
-        jobs = session.exec(select(Job).where(Job.kind == PIPELINE_RUN)).all()
+        jobs = session.exec(select(RuntimeJob).where(RuntimeJob.kind == PIPELINE_RUN)).all()
     assert [job.payload["run_id"] for job in jobs] == [str(request.run.id)]
 
 
@@ -184,7 +184,7 @@ def test_spec_round_trips_through_the_table(
 
 def _worker_died(engine: Engine, run: PipelineRun) -> None:
     with session_scope(engine) as session:
-        job = session.get(Job, run.job_id)
+        job = session.get(RuntimeJob, run.job_id)
         assert job is not None
         job.state = JobState.FAILED
         job.error = "lease expired after 1 attempt"

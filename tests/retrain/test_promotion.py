@@ -18,19 +18,19 @@ from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.store import session_scope
 from retrain.champions import Promotion
-from retrain.deployers import AliasDeployer, EmbeddedDeployer, ModelLoader
+from retrain.deployers import AliasDeployer, EmbeddedDeployer, VerifiedModelLoader
 from retrain.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from retrain.promotion import promote, request_promotion, rollback
 from tests.adult import FEATURES, adult_test
 
 
 @pytest.fixture
-def loader(registry: Registry, tmp_path: Path) -> ModelLoader:
-    return ModelLoader(registry=registry, cache_dir=tmp_path / "models")
+def loader(registry: Registry, tmp_path: Path) -> VerifiedModelLoader:
+    return VerifiedModelLoader(registry=registry, cache_dir=tmp_path / "models")
 
 
 @pytest.fixture
-def deployer(loader: ModelLoader) -> EmbeddedDeployer:
+def deployer(loader: VerifiedModelLoader) -> EmbeddedDeployer:
     return EmbeddedDeployer(loader=loader)
 
 
@@ -239,7 +239,7 @@ def test_a_tampered_artifact_is_never_loaded_or_promoted(
     trainer: Actor,
     approver: Actor,
     registry: Registry,
-    loader: ModelLoader,
+    loader: VerifiedModelLoader,
     train_version: Callable[..., ModelVersion],
 ) -> None:
     version = train_version()

@@ -30,7 +30,7 @@ from retrain.pipelines import (
     cancel_run,
     request_run,
 )
-from retrain.runner import RunnerConfig, execute_run, run_directory
+from retrain.runner import RunnerConfig, execute_pipeline_run, run_directory
 from tests.retrain.conftest import ADULT_TRAIN
 
 SLEEP = [sys.executable, "-c", "import time; print('sleeping', flush=True); time.sleep(60)"]
@@ -56,7 +56,7 @@ def test_a_run_trains_registers_and_records_lineage(
     pipeline = make_pipeline(evaluation=evaluation)
     queued = _queue(engine, pipeline, trainer)
 
-    run = execute_run(engine=engine, run_id=queued.id, config=runner_config)
+    run = execute_pipeline_run(engine=engine, run_id=queued.id, config=runner_config)
 
     assert run.state == PipelineRunState.SUCCEEDED, run.error + run.log_tail
     assert run.model_version == "1"
@@ -106,7 +106,7 @@ def test_a_running_run_can_be_cancelled(
     finished: list[PipelineRun] = []
     thread = threading.Thread(
         target=lambda: finished.append(
-            execute_run(engine=engine, run_id=queued.id, config=runner_config)
+            execute_pipeline_run(engine=engine, run_id=queued.id, config=runner_config)
         )
     )
     started = time.monotonic()
@@ -143,7 +143,7 @@ def test_a_step_over_its_time_limit_is_stopped_and_fails(
     )
     queued = _queue(engine, pipeline, trainer)
     started = time.monotonic()
-    run = execute_run(engine=engine, run_id=queued.id, config=runner_config)
+    run = execute_pipeline_run(engine=engine, run_id=queued.id, config=runner_config)
     assert run.state == PipelineRunState.FAILED
     assert "exceeded the time limit of 1 s" in run.error
     assert time.monotonic() - started < 15
@@ -157,7 +157,7 @@ def test_a_failing_step_fails_the_run_with_its_log(
 ) -> None:
     crash = [sys.executable, "-c", "import sys; print('no data here'); sys.exit(3)"]
     pipeline = make_pipeline(steps=[Step(name="prepare", command=crash)], parameters={})
-    run = execute_run(
+    run = execute_pipeline_run(
         engine=engine, run_id=_queue(engine, pipeline, trainer).id, config=runner_config
     )
     assert run.state == PipelineRunState.FAILED
@@ -175,7 +175,7 @@ def test_steps_that_register_nothing_fail_the_run(
     pipeline = make_pipeline(
         steps=[Step(name="noop", command=[sys.executable, "-c", "pass"])], parameters={}
     )
-    run = execute_run(
+    run = execute_pipeline_run(
         engine=engine, run_id=_queue(engine, pipeline, trainer).id, config=runner_config
     )
     assert run.state == PipelineRunState.FAILED
@@ -191,7 +191,7 @@ def test_a_command_that_does_not_exist_fails_the_run(
 ) -> None:
     missing = [str(runner_config.data_dir / "no-such-program")]
     pipeline = make_pipeline(steps=[Step(name="ghost", command=missing)], parameters={})
-    run = execute_run(
+    run = execute_pipeline_run(
         engine=engine, run_id=_queue(engine, pipeline, trainer).id, config=runner_config
     )
     assert run.state == PipelineRunState.FAILED
@@ -255,7 +255,7 @@ def test_a_run_can_train_on_the_labelled_inferences_of_a_deployment(
             inferences=InferenceQuery(deployment="income-api", label_column="income")
         ),
     )
-    run = execute_run(
+    run = execute_pipeline_run(
         engine=engine, run_id=_queue(engine, pipeline, trainer).id, config=runner_config
     )
     assert "rows 2 ['age', 'income', 'sex'] [0.0, 1.0]" in run.log_tail, run.log_tail
@@ -269,7 +269,7 @@ def test_a_run_can_train_on_the_labelled_inferences_of_a_deployment(
         parameters={},
         training_data=TrainingData(inferences=InferenceQuery(deployment="nowhere")),
     )
-    failed = execute_run(
+    failed = execute_pipeline_run(
         engine=engine, run_id=_queue(engine, empty, trainer).id, config=runner_config
     )
     assert failed.state == PipelineRunState.FAILED

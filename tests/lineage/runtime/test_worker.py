@@ -19,8 +19,8 @@ from sqlmodel import Session, select
 from lineage import create_project, session_scope, utcnow
 from lineage.runtime.handlers import HandlerRegistry, JobContext
 from lineage.runtime.queue import (
-    Job,
     JobState,
+    RuntimeJob,
     claim,
     complete,
     enqueue,
@@ -45,9 +45,9 @@ def session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def _job(engine: Engine, job_id: uuid.UUID) -> Job:
+def _job(engine: Engine, job_id: uuid.UUID) -> RuntimeJob:
     with session_scope(engine) as session:
-        job = session.get(Job, job_id)
+        job = session.get(RuntimeJob, job_id)
         assert job is not None
         return job
 
@@ -268,7 +268,7 @@ def test_two_workers_never_run_the_same_job(engine: Engine, project_id: uuid.UUI
         thread.join()
     assert sorted(seen) == sorted(ids)
     with session_scope(engine) as session:
-        states = {job.state for job in session.exec(select(Job)).all()}
+        states = {job.state for job in session.exec(select(RuntimeJob)).all()}
     assert states == {"succeeded"}
 
 
