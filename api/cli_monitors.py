@@ -126,7 +126,7 @@ def run(
         typer.echo(json.dumps({"run_id": str(run_id), **summary}, sort_keys=True))
         return
     typed = RunSummary.from_json(summary)
-    assert typed is not None  # execute_run returns a summary's stored form
+    assert typed is not None  # execute_monitor_run returns a summary's stored form
     typer.echo(f"run {run_id}: {run_status(typed)} ({typed.rows} rows)")
     if typed.reason:
         typer.echo(f"  {typed.reason}")
