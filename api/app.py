@@ -38,6 +38,7 @@ from api.routes import policies as policy_routes
 from api.routes import promotions as promotion_routes
 from api.routes import reports as report_routes
 from api.routes import reports_monitor as monitor_report_routes
+from api.routes import traces as trace_routes
 from api.settings import Settings
 from api.store import attach_audit_signer
 from lineage import create_store_engine
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(report_routes.router)
     app.include_router(otlp_routes.router)
     app.include_router(llm_governance_routes.router)
+    app.include_router(trace_routes.router)
     install_metrics(app)
     app.add_middleware(SecurityHeaders)  # last added runs outermost: every response gets them
     return app

@@ -87,7 +87,8 @@ class TraceSpan(Record, table=True):
     session_id: str | None = _text(256)
     user_id: str | None = _text(256)
     cost_nano_usd: int | None = _count()
-    cost_source: CostSource | None = _text(16)
+    cost_source: str | None = _text(16)
+    """A :class:`CostSource` value, or ``None`` when there is no cost."""
     dialect: str | None = _text(32)
     scope: str | None = _text(256)
     attributes: dict[str, Any] = Field(
