@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from api.dashboard import install_dashboard
 from api.headers import SecurityHeaders
 from api.limits import BodySizeLimit
-from api.metrics import install_metrics
 from api.problems import install_problem_handlers
+from api.prometheus import install_metrics
 from api.routes import alerts as alert_routes
 from api.routes import (
     api_docs,
@@ -31,7 +31,7 @@ from api.routes import audit as audit_routes
 from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
 from api.routes import llm_governance as llm_governance_routes
-from api.routes import models as model_routes
+from api.routes import model_versions as model_version_routes
 from api.routes import monitors as monitor_routes
 from api.routes import otlp as otlp_routes
 from api.routes import policies as policy_routes
@@ -89,7 +89,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(approvals.router)
     app.include_router(audit_routes.router)
     app.include_router(lineage_routes.router)
-    app.include_router(model_routes.router)
+    app.include_router(model_version_routes.router)
     app.include_router(monitor_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(pipelines.router)

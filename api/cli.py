@@ -83,7 +83,7 @@ def up(
     from api.migrate import upgrade
     from api.scheduler import Scheduler
     from api.store import open_store
-    from api.worker import run_worker, stop_on_signals
+    from api.worker_process import run_worker, stop_on_signals
 
     settings = _settings()
     upgrade(settings.resolved_database_url())
@@ -136,7 +136,7 @@ def scheduler() -> None:
     """Run the scheduler: the lease holder queues due monitor slots, others stand by."""
     from api.scheduler import Scheduler
     from api.store import open_store
-    from api.worker import stop_on_signals
+    from api.worker_process import stop_on_signals
 
     settings = _settings()
     _log_to_stderr()
@@ -151,7 +151,7 @@ def scheduler() -> None:
 def worker() -> None:
     """Run a worker: claim queued jobs (monitor runs, pipeline runs, reports) and run them."""
     from api.store import open_store
-    from api.worker import run_worker, stop_on_signals
+    from api.worker_process import run_worker, stop_on_signals
 
     settings = _settings()
     _log_to_stderr()

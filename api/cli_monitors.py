@@ -45,7 +45,7 @@ def run(
     from sqlmodel import select
 
     from api.store import open_store
-    from api.worker import build_model_loader
+    from api.worker_process import build_model_loader
     from lineage.projects import get_project
     from lineage.runtime.queue import claim, complete, fail
     from lineage.runtime.worker import worker_name

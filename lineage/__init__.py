@@ -44,7 +44,6 @@ from lineage.graph import (
     model_provenance,
     model_provenance_by_name,
 )
-from lineage.ingest import IngestResult, ingest_event
 from lineage.model_versions import (
     FeatureType,
     ModelVersionCreate,
@@ -65,6 +64,7 @@ from lineage.models import (
     Run,
     RunState,
 )
+from lineage.openlineage_ingest import IngestResult, ingest_event
 from lineage.projects import Project, create_project, get_project, list_projects
 from lineage.store import create_store_engine, is_sqlite, session_scope
 from lineage.tables import NAMING_CONVENTION, AwareDateTime, Record, new_id, utcnow

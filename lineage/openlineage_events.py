@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from sqlmodel import Session
 
-from lineage.ingest import IngestResult, ingest_payload
+from lineage.openlineage_ingest import IngestResult, ingest_payload
 
 __all__ = [
     "PRODUCER",

@@ -12,8 +12,8 @@ caller's transaction, so a slot never exists without the work that executes it.
 :class:`MonitorRunHandler` serves the :data:`MONITOR_RUN` kind: it executes the run end to end
 with :func:`monitors.execute.execute_monitor_run`, which writes the run's summary on the run itself.
 :func:`register_monitor_handlers` registers the monitors' kinds (monitor runs and local
-explanations) on a worker's registry; the composition root (``api.worker``) gives them the data
-directory, the model loader and the findings callback.
+explanations) on a worker's registry; the composition root (``api.worker_process``) gives them
+the data directory, the model loader and the findings callback.
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ from reports.model_card import (
     update_model_card,
 )
 from reports.project_report import project_report
-from reports.redaction import REDACTED, sees_sensitive
 from reports.render import FORMATS, MEDIA_TYPES, Format, render
+from reports.sensitive import REDACTED, sees_sensitive
 
 __all__ = [
     "CARD_FIELDS",

@@ -22,7 +22,7 @@ from lineage.models import ModelVersion
 from lineage.projects import Project
 from lineage.tables import utcnow
 from reports.document import iso, principal_names
-from reports.redaction import Sensitive
+from reports.sensitive import Sensitive
 from retrain.champions import Promotion
 
 __all__ = ["as_of"]

@@ -1,7 +1,7 @@
 """Generate a report as its reader may see it, and audit that it was generated.
 
 The one path the API, the dashboard, the CLI and the render jobs share, so every generation is
-redacted for its reader (:func:`reports.redaction.sees_sensitive`) and audited alike, in the
+redacted for its reader (:func:`reports.sensitive.sees_sensitive`) and audited alike, in the
 caller's transaction.
 """
 
@@ -18,7 +18,7 @@ from governance.audit import append
 from governance.audit_export import VerifyReport
 from reports.model_card import model_card
 from reports.project_report import project_report
-from reports.redaction import sees_sensitive
+from reports.sensitive import sees_sensitive
 
 __all__ = ["audit_generation", "generate_model_card", "generate_project_report"]
 

@@ -4,7 +4,7 @@ A project report over a long period reads and verifies the whole audit chain and
 seconds to lay out, so neither belongs in a request handler. :func:`queue_render` records the
 request (what, which format, and whether the requester may see sensitive fields) as a job in the
 caller's transaction and audits it; :class:`ReportRenderHandler` (registered for
-the :data:`REPORT_RENDER` kind by ``api.worker``) builds the document, reports
+the :data:`REPORT_RENDER` kind by ``api.worker_process``) builds the document, reports
 progress, and writes the file under
 ``<data_dir>/reports/<project id>/renders/<job id>.<format>`` — a path made of ids only.
 :func:`rendered_file` returns that path for a finished job.

@@ -21,7 +21,7 @@ from monitors.findings import RunSummary, run_status
 from monitors.models import Monitor
 from monitors.run_jobs import read_runs
 from reports.document import iso, principal_names
-from reports.redaction import Sensitive
+from reports.sensitive import Sensitive
 from retrain.champions import Promotion
 
 __all__ = [

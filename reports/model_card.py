@@ -40,7 +40,7 @@ from reports.live_history import (
 from reports.live_history import (
     monitored_fairness as monitored_fairness_of,
 )
-from reports.redaction import Sensitive
+from reports.sensitive import Sensitive
 from retrain.evaluation import Evaluation, latest_evaluation
 from retrain.pipelines import Pipeline, PipelineRun
 

@@ -25,7 +25,7 @@ from lineage.projects import Project
 from lineage.tables import utcnow
 from reports.as_of import as_of
 from reports.document import iso
-from reports.redaction import Sensitive
+from reports.sensitive import Sensitive
 
 __all__ = ["project_report"]
 

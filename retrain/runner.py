@@ -35,9 +35,9 @@ from sqlmodel import Session, col, select
 
 from governance import Actor
 from lineage.errors import Conflict, InvalidInput, WardenError
-from lineage.ingest import ingest_event
 from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
+from lineage.openlineage_ingest import ingest_event
 from lineage.runtime.handlers import Handler, JobContext
 from lineage.store import session_scope
 from lineage.tables import utcnow

@@ -60,7 +60,7 @@ def start_processes(demo: Demo) -> None:
     from api.migrate import upgrade
     from api.scheduler import Scheduler
     from api.store import open_store
-    from api.worker import run_worker
+    from api.worker_process import run_worker
 
     with socket.socket() as probe:
         if probe.connect_ex((demo.options.host, demo.options.port)) == 0:

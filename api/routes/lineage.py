@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep, SessionDep, SettingsDep
 from api.limits import gunzip
-from api.routes.models import DeploymentPublic, ModelVersionPublic
+from api.routes.model_versions import DeploymentPublic, ModelVersionPublic
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import Outcome, append, append_in_own_transaction
@@ -38,8 +38,8 @@ from lineage.graph import (
     lineage_graph,
     model_provenance_by_name,
 )
-from lineage.ingest import ingest_event
 from lineage.models import Dataset, DatasetVersion, Job, Run
+from lineage.openlineage_ingest import ingest_event
 from lineage.projects import Project, get_project, list_projects
 from lineage.store import session_scope
 

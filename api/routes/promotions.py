@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import EngineDep, SessionDep
 from api.routes.deployments_serving import get_embedded_deployer, get_registry
-from api.routes.models import DeploymentPublic
+from api.routes.model_versions import DeploymentPublic
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import append_in_own_transaction

@@ -1,7 +1,7 @@
 """Reports over REST: model cards, project audit reports and "as of T", in HTML, JSON or PDF.
 
 Every route needs ``report:read``; sensitive fields are shown only to readers who also hold
-``audit:read`` in the project (see :mod:`reports.redaction`). Generating a report is audited in the
+``audit:read`` in the project (see :mod:`reports.sensitive`). Generating a report is audited in the
 request's transaction. Long reports are queued for the worker (``POST …/reports/renders``) and
 fetched when done; the assembly itself lives in ``reports`` (this module holds no logic).
 """

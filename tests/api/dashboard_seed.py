@@ -25,9 +25,9 @@ from api.settings import Settings
 from governance.actors import Actor
 from governance.identity import Principal, actor_for, create_person
 from governance.roles import Role, grant_role
-from lineage.ingest import ingest_event
 from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Job, Run
+from lineage.openlineage_ingest import ingest_event
 from lineage.projects import Project
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
 from api.settings import Settings
-from api.worker import send_due_deliveries
+from api.worker_process import send_due_deliveries
 from governance.actors import Actor, PrincipalKind
 from governance.audit import AuditEntry
 from governance.channels import Channel

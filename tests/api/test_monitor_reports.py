@@ -15,7 +15,7 @@ from scipy import stats
 from sqlalchemy.engine import Engine
 
 from api.settings import Settings
-from api.worker import build_registry
+from api.worker_process import build_registry
 from governance.roles import Role
 from lineage.models import Deployment
 from lineage.projects import Project

@@ -173,7 +173,7 @@ def test_the_run_log_is_served_from_the_worker_capture(
 def test_the_worker_executes_queued_pipeline_runs(
     client: TestClient, scientist: Issued, settings: Settings, engine: Engine
 ) -> None:
-    from api.worker import build_worker
+    from api.worker_process import build_worker
     from lineage.runtime.queue import RuntimeJob
 
     script = "import time; time.sleep(0.2); print('step ran')"

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from api.settings import Settings
-from api.worker import run_worker
+from api.worker_process import run_worker
 from governance.actors import Actor
 from governance.incidents import route_findings
 from governance.roles import Role

@@ -4,7 +4,7 @@ The first test is the issue's "done when": drifted traffic → monitor finding �
 pipeline run → new registered version → evaluation → approval by a second person → alias moved →
 deployment recorded → predictions served by the new version, with every step in the audit log
 and in lineage. The monitor run and the pipeline run both execute in the real worker
-(:func:`api.worker.build_worker`), exactly as ``warden worker`` runs them.
+(:func:`api.worker_process.build_worker`), exactly as ``warden worker`` runs them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from api.settings import Settings
-from api.worker import build_worker
+from api.worker_process import build_worker
 from governance.actors import Actor
 from governance.alerts import RuleSpec, create_rule
 from governance.approvals import ApprovalRequest, decide

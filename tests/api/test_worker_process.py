@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from api.settings import Settings
-from api.worker import build_registry
+from api.worker_process import build_registry
 from lineage import InvalidInput
 from monitors.run_jobs import MonitorRunHandler
 from reports import ReportRenderHandler
