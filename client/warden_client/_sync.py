@@ -182,22 +182,18 @@ class WardenClient:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._idle.clear()
+            self._idle.clear()  # the sender sets it again at the end of its next cycle
             self._wake.set()
-            if self._drained():
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not self._idle.wait(left):
+                return False
+            if self.queued == 0 and self._inflight is None and not self._pipeline.spool.pending():
                 return True
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
-            self._idle.wait(0.05 if left is None else min(0.05, left))
-
-    def _drained(self) -> bool:
-        return (
-            self.queued == 0
-            and self._inflight is None
-            and not self._pipeline.spool.pending()
-            and self._idle.is_set()
-        )
+            pause = max(self._pipeline.backoff.waiting, 0.01)
+            time.sleep(pause if left is None else min(pause, left))
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Flush for up to ``timeout`` seconds, spool what is left, stop the thread.

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from warden_client import AsyncWardenClient, WardenClient
 
@@ -227,3 +228,31 @@ def test_settings_and_inputs_are_checked_where_they_are_given(
     assert record["features"] == {"a": None, "b": None}  # JSON has no NaN; Warden refuses it
     with pytest.raises(RuntimeError, match="closed"):
         client.log({"a": 1})
+
+
+def test_429_and_5xx_are_retried_after_the_servers_retry_after(tmp_path: Path) -> None:
+    """A stand-in for Warden (an httpx transport) answers 429, then 503, then stores the batch."""
+    answers = [
+        httpx.Response(429, headers={"Retry-After": "0.6"}, text="slow down"),
+        httpx.Response(503, text="restarting"),
+        httpx.Response(201, json={"batch_id": None, "accepted": 3, "duplicates": 0}),
+    ]
+    seen: list[tuple[float, int]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((time.monotonic(), len(json.loads(request.content)["records"])))
+        return answers[len(seen) - 1]
+
+    client = WardenClient(
+        "http://warden.test", "shop", deployment="6f1c2a52-8d6b-4c61-9b0e-5b8f0c6f2a10",
+        api_key="k", spool_dir=tmp_path, flush_interval=0.01, transport=httpx.MockTransport(answer),
+    )  # fmt: skip
+    client._pipeline.backoff.base = 0.05
+    for i in range(3):
+        client.log({"amount": float(i)}, request_id=f"r{i}")
+    assert client.close(timeout=30)
+    assert [count for _, count in seen] == [3, 3, 3]
+    assert seen[1][0] - seen[0][0] >= 0.6  # Retry-After honoured
+    assert client.stats.retries == 2
+    assert client.stats.sent == 3
+    assert not client.pending_files()
