@@ -25,7 +25,7 @@ from monitors.findings import Finding, Status
 __all__ = [
     "AlertRule",
     "RuleChannel",
-    "RuleSpec",
+    "RuleCreate",
     "RuleUpdate",
     "create_rule",
     "delete_rule",
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-class RuleSpec(BaseModel):
+class RuleCreate(BaseModel):
     """A new alert rule; empty filters match every finding."""
 
     model_config = ConfigDict(extra="forbid")
@@ -178,7 +178,7 @@ def _name_taken(*, session: Session, project_id: uuid.UUID, name: str) -> bool:
 
 
 def create_rule(
-    *, session: Session, project_id: uuid.UUID, spec: RuleSpec, created_by: str
+    *, session: Session, project_id: uuid.UUID, spec: RuleCreate, created_by: str
 ) -> AlertRule:
     """Create an alert rule routing to channels of the same project."""
     if _name_taken(session=session, project_id=project_id, name=spec.name):

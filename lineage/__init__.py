@@ -64,7 +64,7 @@ from lineage.models import (
     Run,
     RunState,
 )
-from lineage.openlineage_ingest import IngestResult, ingest_event
+from lineage.openlineage_ingest import LineageIngestResult, ingest_event
 from lineage.projects import Project, create_project, get_project, list_projects
 from lineage.store import create_store_engine, is_sqlite, session_scope
 from lineage.tables import NAMING_CONVENTION, AwareDateTime, Record, new_id, utcnow
@@ -82,11 +82,11 @@ __all__ = [
     "EdgeKind",
     "FeatureType",
     "Impact",
-    "IngestResult",
     "InvalidInput",
     "Job",
     "JobSummary",
     "LineageEvent",
+    "LineageIngestResult",
     "ModelVersion",
     "ModelVersionCreate",
     "NotFound",

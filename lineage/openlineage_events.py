@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from sqlmodel import Session
 
-from lineage.openlineage_ingest import IngestResult, ingest_payload
+from lineage.openlineage_ingest import LineageIngestResult, ingest_payload
 
 __all__ = [
     "PRODUCER",
@@ -157,7 +157,7 @@ def dataset_event(*, event_time: datetime, dataset: DatasetRef) -> dict[str, Any
     }
 
 
-def emit(*, session: Session, project_id: uuid.UUID, event: dict[str, Any]) -> IngestResult:
+def emit(*, session: Session, project_id: uuid.UUID, event: dict[str, Any]) -> LineageIngestResult:
     """Record an event Warden built in ``project_id``'s lineage, validated like a posted one."""
     return ingest_payload(session=session, project_id=project_id, payload=event)
 

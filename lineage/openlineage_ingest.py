@@ -43,7 +43,7 @@ from lineage.models import (
     RunState,
 )
 
-__all__ = ["IngestResult", "canonical_digest", "ingest_event", "ingest_payload"]
+__all__ = ["LineageIngestResult", "canonical_digest", "ingest_event", "ingest_payload"]
 
 _Name = Annotated[str, Field(min_length=1, max_length=1024)]
 _TERMINAL = frozenset({RunState.COMPLETE, RunState.ABORT, RunState.FAIL})
@@ -96,7 +96,7 @@ class _DatasetEvent(_BaseEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class IngestResult:
+class LineageIngestResult:
     """What happened to one posted event.
 
     Attributes:
@@ -417,7 +417,7 @@ def _derive_job(
         )
 
 
-def ingest_event(*, session: Session, project_id: uuid.UUID, body: bytes) -> IngestResult:
+def ingest_event(*, session: Session, project_id: uuid.UUID, body: bytes) -> LineageIngestResult:
     """Validate one OpenLineage event, store it unchanged and derive the graph it describes.
 
     Args:
@@ -441,7 +441,7 @@ def ingest_event(*, session: Session, project_id: uuid.UUID, body: bytes) -> Ing
 
 def ingest_payload(
     *, session: Session, project_id: uuid.UUID, payload: dict[str, Any]
-) -> IngestResult:
+) -> LineageIngestResult:
     """Validate and store an event Warden built itself (see :mod:`lineage.openlineage_events`).
 
     The same checks as :func:`ingest_event`, without encoding and parsing the JSON once more; the
@@ -453,7 +453,7 @@ def ingest_payload(
 
 def _ingest(
     *, session: Session, project_id: uuid.UUID, payload: dict[str, Any], text: str
-) -> IngestResult:
+) -> LineageIngestResult:
     event = _validate(payload)
     _check_versions(event)
     kind = (
@@ -493,14 +493,14 @@ def _store(
     kind: str,
     digest: str,
     text: str,
-) -> IngestResult:
+) -> LineageIngestResult:
     stored = session.exec(
         select(LineageEvent).where(
             LineageEvent.project_id == project_id, LineageEvent.digest == digest
         )
     ).first()
     if stored is not None:
-        return IngestResult(event_id=stored.id, kind=stored.event_kind, created=False)
+        return LineageIngestResult(event_id=stored.id, kind=stored.event_kind, created=False)
 
     if isinstance(event, _DatasetEvent):
         row = _upsert_dataset(session=session, project_id=project_id, dataset=event.dataset)
@@ -532,4 +532,4 @@ def _store(
     )
     session.add(raw)
     session.flush()
-    return IngestResult(event_id=raw.id, kind=kind, created=True)
+    return LineageIngestResult(event_id=raw.id, kind=kind, created=True)

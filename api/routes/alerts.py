@@ -28,7 +28,7 @@ from api.security import CurrentProject, require
 from api.settings import Settings
 from governance.actors import Actor
 from governance.alerts import (
-    RuleSpec,
+    RuleCreate,
     RuleUpdate,
     create_rule,
     delete_rule,
@@ -81,10 +81,10 @@ from lineage.errors import Conflict
 __all__ = [
     "AllowEntryCreate",
     "AllowEntryPublic",
-    "ChannelCreated",
+    "ChannelCreatedPublic",
     "ChannelPublic",
     "DeliveryPublic",
-    "IncidentNote",
+    "IncidentNoteRequest",
     "IncidentPublic",
     "RulePublic",
     "outbound_key_path",
@@ -136,7 +136,7 @@ class ChannelPublic(BaseModel):
     created_by: str
 
 
-class ChannelCreated(BaseModel):
+class ChannelCreatedPublic(BaseModel):
     """The answer to a channel creation; ``signing_secret`` is shown this once (webhooks)."""
 
     channel: ChannelPublic
@@ -213,7 +213,7 @@ class IncidentPublic(BaseModel):
     note: str
 
 
-class IncidentNote(BaseModel):
+class IncidentNoteRequest(BaseModel):
     """An optional note with an acknowledgement or a resolution."""
 
     model_config = ConfigDict(extra="forbid")
@@ -250,7 +250,7 @@ def create_alert_channel(
     project: CurrentProject,
     session: SessionDep,
     box: Box,
-) -> ChannelCreated:
+) -> ChannelCreatedPublic:
     """Create a webhook, Slack or e-mail channel; the destination must pass the outbound guard."""
     channel, signing_secret = create_channel(
         session=session,
@@ -267,7 +267,7 @@ def create_alert_channel(
         target=f"alert_channel:{channel.id}",
         detail={"name": channel.name, "kind": channel.kind, "config": channel.config},
     )
-    return ChannelCreated(
+    return ChannelCreatedPublic(
         channel=ChannelPublic.model_validate(public_view(channel)), signing_secret=signing_secret
     )
 
@@ -376,7 +376,7 @@ def test_alert_channel(
 
 @router.post("/alert-rules", status_code=status.HTTP_201_CREATED, summary="Create a rule")
 def create_alert_rule(
-    spec: RuleSpec, actor: Writer, project: CurrentProject, session: SessionDep
+    spec: RuleCreate, actor: Writer, project: CurrentProject, session: SessionDep
 ) -> RulePublic:
     """Create a rule routing findings of a status (and kind, metric, source) to channels."""
     rule = create_rule(session=session, project_id=project.id, spec=spec, created_by=actor.name)
@@ -551,7 +551,7 @@ def acknowledge_alert_incident(
     actor: Acker,
     project: CurrentProject,
     session: SessionDep,
-    body: IncidentNote | None = None,
+    body: IncidentNoteRequest | None = None,
 ) -> IncidentPublic:
     """Say you are on it (audited); the incident stays open and still resolves by itself."""
     incident = acknowledge_incident(
@@ -570,7 +570,7 @@ def resolve_alert_incident(
     actor: Acker,
     project: CurrentProject,
     session: SessionDep,
-    body: IncidentNote | None = None,
+    body: IncidentNoteRequest | None = None,
 ) -> IncidentPublic:
     """Close an incident (audited); if its findings still fire, the next run opens a new one."""
     incident = resolve_incident(

@@ -39,10 +39,10 @@ from lineage.errors import PermissionDenied
 
 __all__ = [
     "ApprovalCreate",
+    "ApprovalDecisionCreate",
+    "ApprovalDecisionPublic",
     "ApprovalPublic",
-    "DecisionCreate",
-    "DecisionPublic",
-    "RuleUpdate",
+    "ApprovalRuleUpdate",
     "router",
 ]
 
@@ -65,7 +65,7 @@ class ApprovalCreate(BaseModel):
     )
 
 
-class DecisionCreate(BaseModel):
+class ApprovalDecisionCreate(BaseModel):
     """An approver's reason for approving or rejecting (required, kept in the audit log)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,7 +73,7 @@ class DecisionCreate(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class RuleUpdate(BaseModel):
+class ApprovalRuleUpdate(BaseModel):
     """How many distinct approvers an action needs in this project."""
 
     model_config = ConfigDict(extra="forbid")
@@ -81,7 +81,7 @@ class RuleUpdate(BaseModel):
     required_approvers: int = Field(ge=1, le=MAX_REQUIRED_APPROVERS)
 
 
-class DecisionPublic(BaseModel):
+class ApprovalDecisionPublic(BaseModel):
     """One approver's decision."""
 
     principal_id: uuid.UUID
@@ -91,7 +91,7 @@ class DecisionPublic(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, decision: ApprovalDecision) -> DecisionPublic:
+    def of(cls, decision: ApprovalDecision) -> ApprovalDecisionPublic:
         """Build the public view of a stored decision."""
         return cls(
             principal_id=decision.principal_id,
@@ -117,7 +117,7 @@ class ApprovalPublic(BaseModel):
     status: ApprovalStatus
     created_at: datetime
     decided_at: datetime | None
-    decisions: list[DecisionPublic]
+    decisions: list[ApprovalDecisionPublic]
 
     @classmethod
     def of(cls, request: ApprovalRequest, decisions: list[ApprovalDecision]) -> ApprovalPublic:
@@ -135,7 +135,7 @@ class ApprovalPublic(BaseModel):
             status=ApprovalStatus(request.status),
             created_at=request.created_at,
             decided_at=request.decided_at,
-            decisions=[DecisionPublic.of(d) for d in decisions],
+            decisions=[ApprovalDecisionPublic.of(d) for d in decisions],
         )
 
 
@@ -215,7 +215,7 @@ def _decide(
 @router.post("/approvals/{approval_id}/approve")
 def approve(
     approval_id: uuid.UUID,
-    body: DecisionCreate,
+    body: ApprovalDecisionCreate,
     actor: Annotated[Actor, Depends(require(Permission.APPROVAL_DECIDE))],
     engine: EngineDep,
     session: SessionDep,
@@ -234,7 +234,7 @@ def approve(
 @router.post("/approvals/{approval_id}/reject")
 def reject(
     approval_id: uuid.UUID,
-    body: DecisionCreate,
+    body: ApprovalDecisionCreate,
     actor: Annotated[Actor, Depends(require(Permission.APPROVAL_DECIDE))],
     engine: EngineDep,
     session: SessionDep,
@@ -259,7 +259,7 @@ def rules(project: CurrentProject, session: SessionDep) -> dict[ApprovalAction, 
 @router.put("/approval-rules/{action}")
 def set_rule(
     action: ApprovalAction,
-    body: RuleUpdate,
+    body: ApprovalRuleUpdate,
     actor: Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))],
     session: SessionDep,
 ) -> dict[ApprovalAction, int]:

@@ -49,7 +49,7 @@ from lineage.tables import utcnow
 
 __all__ = [
     "AuditEntryPublic",
-    "AuditPage",
+    "AuditPagePublic",
     "AuditReader",
     "CheckpointPublic",
     "SignerDep",
@@ -115,7 +115,7 @@ class AuditEntryPublic(BaseModel):
         )
 
 
-class AuditPage(BaseModel):
+class AuditPagePublic(BaseModel):
     """A page of entries, oldest first; pass ``next_after`` as ``after`` for the next page."""
 
     entries: list[AuditEntryPublic]
@@ -210,7 +210,7 @@ def list_audit(
         int, Query(ge=0, le=MAX_SQL_INTEGER, description="Cursor: the last seq received.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> AuditPage:
+) -> AuditPagePublic:
     """List audit entries you may read, oldest first, filtered and paginated by cursor."""
     base = _readable_filter(session, actor, project=project)
     where = AuditFilter(
@@ -226,7 +226,7 @@ def list_audit(
     )
     entries = list_entries(session=session, where=where, limit=limit)
     next_after = entries[-1].seq if len(entries) == limit else None
-    return AuditPage(entries=[AuditEntryPublic.of(e) for e in entries], next_after=next_after)
+    return AuditPagePublic(entries=[AuditEntryPublic.of(e) for e in entries], next_after=next_after)
 
 
 @router.get(

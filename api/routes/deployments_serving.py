@@ -35,7 +35,7 @@ from retrain.mlflow_registry import Registry
 
 __all__ = [
     "PredictRequest",
-    "PredictResponse",
+    "PredictionPublic",
     "get_embedded_deployer",
     "get_registry",
     "log_inferences",
@@ -96,7 +96,7 @@ class PredictRequest(BaseModel):
         return self
 
 
-class PredictResponse(BaseModel):
+class PredictionPublic(BaseModel):
     """The predictions, in row order, and the version that made them."""
 
     deployment: str
@@ -168,7 +168,7 @@ def predict(
     settings: SettingsDep,
     deployer: Annotated[EmbeddedDeployer, Depends(get_embedded_deployer)],
     environment: Annotated[str, Query(max_length=64)] = "production",
-) -> PredictResponse:
+) -> PredictionPublic:
     """Score the rows with the version live in ``name`` (``environment``) and log them.
 
     The answer and the logged inferences come from the same, hash-checked version; the
@@ -195,7 +195,7 @@ def predict(
         request_ids=request_ids,
         features=list(model_version.feature_schema) or list(body.rows[0]),
     )
-    return PredictResponse(
+    return PredictionPublic(
         deployment=name,
         environment=environment,
         model_name=prediction.model_name,

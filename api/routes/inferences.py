@@ -63,7 +63,13 @@ from monitors.inferences import (
 )
 from monitors.table_files import read_table, table_suffix
 
-__all__ = ["ExplanationPublic", "InferencesBody", "IngestPublic", "LabelsBody", "router"]
+__all__ = [
+    "ExplanationPublic",
+    "InferenceBatchPublic",
+    "InferencesCreate",
+    "LabelsCreate",
+    "router",
+]
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["inferences"])
 
@@ -73,7 +79,7 @@ Runner = Annotated[Actor, Depends(require(Permission.MONITOR_RUN))]
 _READ = [Depends(require(Permission.MONITOR_READ))]
 
 
-class InferencesBody(BaseModel):
+class InferencesCreate(BaseModel):
     """A batch of inference records (at most 10,000)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -81,7 +87,7 @@ class InferencesBody(BaseModel):
     records: list[InferenceRecord]
 
 
-class LabelsBody(BaseModel):
+class LabelsCreate(BaseModel):
     """A batch of labels by request id (at most 10,000)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -89,7 +95,7 @@ class LabelsBody(BaseModel):
     labels: list[LabelRecord]
 
 
-class IngestPublic(BaseModel):
+class InferenceBatchPublic(BaseModel):
     """What a logging call stored: the batch, records accepted, duplicates not counted again."""
 
     batch_id: uuid.UUID | None
@@ -100,7 +106,7 @@ class IngestPublic(BaseModel):
 
 def _answer(
     session: SessionDep, actor: Actor, action: str, deployment_id: uuid.UUID, result: IngestResult
-) -> IngestPublic:
+) -> InferenceBatchPublic:
     append(
         session=session,
         actor=actor,
@@ -108,7 +114,7 @@ def _answer(
         target=f"deployment:{deployment_id}",
         detail={"after": result.to_dict()},
     )
-    return IngestPublic(
+    return InferenceBatchPublic(
         batch_id=result.batch_id, accepted=result.accepted, duplicates=result.duplicates
     )
 
@@ -116,12 +122,12 @@ def _answer(
 @router.post("/deployments/{deployment_id}/inferences", status_code=status.HTTP_201_CREATED)
 def post_inferences(
     deployment_id: uuid.UUID,
-    body: InferencesBody,
+    body: InferencesCreate,
     actor: Logger,
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
-) -> IngestPublic:
+) -> InferenceBatchPublic:
     """Log a batch of inferences; re-sent request ids are counted once."""
     refuse_non_finite(body.records)
     deployment, _ = deployment_of(
@@ -145,7 +151,7 @@ def upload_inferences(
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
-) -> IngestPublic:
+) -> InferenceBatchPublic:
     """Log a batch scoring job's output from a Parquet or CSV file (at most 10,000 rows)."""
     deployment, _ = deployment_of(
         session=session, project_id=project.id, deployment_id=deployment_id
@@ -163,12 +169,12 @@ def upload_inferences(
 @router.post("/deployments/{deployment_id}/labels", status_code=status.HTTP_201_CREATED)
 def post_labels(
     deployment_id: uuid.UUID,
-    body: LabelsBody,
+    body: LabelsCreate,
     actor: Logger,
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
-) -> IngestPublic:
+) -> InferenceBatchPublic:
     """Log ground truth for inferences logged before; the first label of a request id wins."""
     deployment, _ = deployment_of(
         session=session, project_id=project.id, deployment_id=deployment_id

@@ -47,18 +47,18 @@ __all__ = [
     "DatasetPublic",
     "DatasetVersionPublic",
     "ImpactPublic",
-    "IngestPublic",
     "JobPublic",
+    "LineageEventPublic",
+    "LineageRunPublic",
     "ProvenancePublic",
     "RunDetailPublic",
-    "RunPublic",
     "router",
 ]
 
 router = APIRouter(tags=["lineage"])
 
 
-class IngestPublic(BaseModel):
+class LineageEventPublic(BaseModel):
     """The answer to a posted event: its id and whether it was new (``False`` for a replay)."""
 
     id: uuid.UUID
@@ -66,7 +66,7 @@ class IngestPublic(BaseModel):
     created: bool
 
 
-class RunPublic(BaseModel):
+class LineageRunPublic(BaseModel):
     """A run as clients see it: its OpenLineage runId, job, state and times."""
 
     run_id: uuid.UUID
@@ -77,7 +77,7 @@ class RunPublic(BaseModel):
     ended_at: datetime | None
 
     @classmethod
-    def of(cls, run: Run, job: Job) -> RunPublic:
+    def of(cls, run: Run, job: Job) -> LineageRunPublic:
         """Build the public view of a run of ``job``."""
         return cls(
             run_id=run.run_id,
@@ -132,14 +132,14 @@ class JobPublic(BaseModel):
     namespace: str
     name: str
     facets: dict[str, Any]
-    latest_run: RunPublic | None
+    latest_run: LineageRunPublic | None
     runs: int
 
 
 class RunDetailPublic(BaseModel):
     """One run with the dataset versions it read and wrote and the model versions it trained."""
 
-    run: RunPublic
+    run: LineageRunPublic
     facets: dict[str, Any]
     inputs: list[DatasetVersionPublic]
     outputs: list[DatasetVersionPublic]
@@ -150,7 +150,7 @@ class ProvenancePublic(BaseModel):
     """Everything upstream of a model version."""
 
     model_version: ModelVersionPublic
-    runs: list[RunPublic]
+    runs: list[LineageRunPublic]
     dataset_versions: list[DatasetVersionPublic]
 
 
@@ -158,7 +158,7 @@ class ImpactPublic(BaseModel):
     """Everything downstream of a dataset version, and the deployments serving it at ``as_of``."""
 
     dataset_version: DatasetVersionPublic
-    runs: list[RunPublic]
+    runs: list[LineageRunPublic]
     dataset_versions: list[DatasetVersionPublic]
     model_versions: list[ModelVersionPublic]
     deployments: list[DeploymentPublic]
@@ -253,7 +253,7 @@ def post_lineage(
     engine: EngineDep,
     session: SessionDep,
     project: ProjectQuery = None,
-) -> IngestPublic:
+) -> LineageEventPublic:
     """Store an OpenLineage event unchanged and derive jobs, runs, datasets and edges from it."""
     target = _event_project(
         engine=engine,
@@ -273,7 +273,7 @@ def post_lineage(
         )
     else:
         response.status_code = status.HTTP_200_OK
-    return IngestPublic(id=result.event_id, kind=result.kind, created=result.created)
+    return LineageEventPublic(id=result.event_id, kind=result.kind, created=result.created)
 
 
 @router.get("/api/v1/lineage", summary="The lineage graph around a node (Marquez's shape)")
@@ -305,8 +305,8 @@ def get_lineage(
     return lineage_graph(session=session, project_id=target.id, node_id=node_id, depth=depth)
 
 
-def _runs(runs: list[Run], jobs: dict[uuid.UUID, Job]) -> list[RunPublic]:
-    return [RunPublic.of(run, jobs[run.job_id]) for run in runs]
+def _runs(runs: list[Run], jobs: dict[uuid.UUID, Job]) -> list[LineageRunPublic]:
+    return [LineageRunPublic.of(run, jobs[run.job_id]) for run in runs]
 
 
 def _versions(
@@ -421,7 +421,7 @@ def read_jobs(project: CurrentProject, session: SessionDep) -> list[JobPublic]:
             namespace=s.job.namespace,
             name=s.job.name,
             facets=s.job.facets,
-            latest_run=RunPublic.of(s.latest_run, s.job) if s.latest_run else None,
+            latest_run=LineageRunPublic.of(s.latest_run, s.job) if s.latest_run else None,
             runs=s.runs,
         )
         for s in list_jobs(session=session, project_id=project.id)
@@ -437,7 +437,7 @@ def read_run(run_id: uuid.UUID, project: CurrentProject, session: SessionDep) ->
     """Return a run by its OpenLineage runId."""
     found = get_run(session=session, project_id=project.id, run_id=run_id)
     return RunDetailPublic(
-        run=RunPublic.of(found.run, found.job),
+        run=LineageRunPublic.of(found.run, found.job),
         facets=found.run.facets,
         inputs=[DatasetVersionPublic.of(v, d) for d, v in found.inputs],
         outputs=[DatasetVersionPublic.of(v, d) for d, v in found.outputs],

@@ -29,14 +29,14 @@ from monitors.traces.pricing import (
     list_prices,
 )
 from monitors.traces.redaction_rules import (
-    RedactionRules,
+    RedactionRulesPublic,
     RedactionRulesUpdate,
     get_rules,
     project_redactor,
     set_rules,
 )
 
-__all__ = ["MAX_PREVIEW_CHARS", "PreviewIn", "PreviewOut", "PriceClose", "router"]
+__all__ = ["MAX_PREVIEW_CHARS", "PreviewPublic", "PreviewRequest", "PriceCloseRequest", "router"]
 
 MAX_PREVIEW_CHARS = 100_000
 """The longest text the redaction preview accepts."""
@@ -62,7 +62,7 @@ Box = Annotated[SecretBox, Depends(request_box)]
 # --- prices -----------------------------------------------------------------------------------
 
 
-class PriceClose(BaseModel):
+class PriceCloseRequest(BaseModel):
     """When a price ends (default: now)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -104,7 +104,7 @@ def create_price(
 @router.post("/prices/{price_id}/close")
 def end_price(
     price_id: uuid.UUID,
-    body: PriceClose,
+    body: PriceCloseRequest,
     actor: Admin,
     project: CurrentProject,
     session: SessionDep,
@@ -127,7 +127,7 @@ def end_price(
 # --- redaction --------------------------------------------------------------------------------
 
 
-class PreviewIn(BaseModel):
+class PreviewRequest(BaseModel):
     """A sample text to redact with the project's rules (nothing is stored)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -135,7 +135,7 @@ class PreviewIn(BaseModel):
     text: str = Field(max_length=MAX_PREVIEW_CHARS)
 
 
-class PreviewOut(BaseModel):
+class PreviewPublic(BaseModel):
     """The sample as it would be stored, and what was replaced."""
 
     text: str
@@ -143,7 +143,7 @@ class PreviewOut(BaseModel):
 
 
 @router.get("/redaction", dependencies=_READ)
-def redaction_rules(project: CurrentProject, session: SessionDep) -> RedactionRules:
+def redaction_rules(project: CurrentProject, session: SessionDep) -> RedactionRulesPublic:
     """Return the project's redaction rules (every detector on, typed tokens, by default)."""
     return get_rules(session=session, project_id=project.id)
 
@@ -155,7 +155,7 @@ def change_redaction_rules(
     project: CurrentProject,
     session: SessionDep,
     box: Box,
-) -> RedactionRules:
+) -> RedactionRulesPublic:
     """Replace the project's rules; they apply to everything stored from now on."""
     _, after = act_then_audit(
         lambda: set_rules(session=session, project_id=project.id, spec=body, sealer=box),
@@ -174,8 +174,8 @@ def change_redaction_rules(
 
 @router.post("/redaction/preview")
 def preview_redaction(
-    body: PreviewIn, _actor: Admin, project: CurrentProject, session: SessionDep, box: Box
-) -> PreviewOut:
+    body: PreviewRequest, _actor: Admin, project: CurrentProject, session: SessionDep, box: Box
+) -> PreviewPublic:
     """Redact a sample text with the project's rules and return it; nothing is stored."""
     result = project_redactor(session=session, project_id=project.id, sealer=box)(body.text)
-    return PreviewOut(text=result.text, counts=dict(result.counts))
+    return PreviewPublic(text=result.text, counts=dict(result.counts))

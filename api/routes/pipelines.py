@@ -36,7 +36,7 @@ from retrain.pipelines import (
 )
 from retrain.runner import run_directory
 
-__all__ = ["PipelinePublic", "RunCreate", "RunPublic", "router"]
+__all__ = ["PipelinePublic", "PipelineRunCreate", "PipelineRunPublic", "router"]
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["pipelines"])
 
@@ -66,7 +66,7 @@ class PipelinePublic(BaseModel):
         )
 
 
-class RunCreate(BaseModel):
+class PipelineRunCreate(BaseModel):
     """Why a run is wanted, and overrides of parameters the pipeline declares."""
 
     model_config = ConfigDict(extra="forbid")
@@ -75,7 +75,7 @@ class RunCreate(BaseModel):
     parameters: dict[str, Scalar] = Field(default_factory=dict, max_length=100)
 
 
-class RunPublic(BaseModel):
+class PipelineRunPublic(BaseModel):
     """A pipeline run: its state, what it produced, and the end of its log."""
 
     id: uuid.UUID
@@ -99,7 +99,7 @@ class RunPublic(BaseModel):
     log_tail: str
 
     @classmethod
-    def of(cls, run: PipelineRun, *, session: Session) -> RunPublic:
+    def of(cls, run: PipelineRun, *, session: Session) -> PipelineRunPublic:
         """Build the public view of a stored run."""
         pipeline = session.get(Pipeline, run.pipeline_id)
         assert pipeline is not None  # a foreign key guarantees it
@@ -165,12 +165,12 @@ def read_pipeline(name: str, project: CurrentProject, session: SessionDep) -> Pi
 )
 def start_run(
     name: str,
-    body: RunCreate,
+    body: PipelineRunCreate,
     response: Response,
     actor: Annotated[Actor, Depends(require(Permission.PIPELINE_RUN))],
     project: CurrentProject,
     session: SessionDep,
-) -> RunPublic:
+) -> PipelineRunPublic:
     """Queue a run for the worker; 200 with the active run if the model is being trained."""
     pipeline = get_pipeline(session=session, project_id=project.id, name=name)
     requested = request_run(
@@ -182,7 +182,7 @@ def start_run(
     )
     if not requested.created:
         response.status_code = status.HTTP_200_OK
-    return RunPublic.of(requested.run, session=session)
+    return PipelineRunPublic.of(requested.run, session=session)
 
 
 @router.get(
@@ -190,11 +190,11 @@ def start_run(
     dependencies=[Depends(require(Permission.PIPELINE_READ))],
     summary="List a pipeline's runs",
 )
-def read_runs(name: str, project: CurrentProject, session: SessionDep) -> list[RunPublic]:
+def read_runs(name: str, project: CurrentProject, session: SessionDep) -> list[PipelineRunPublic]:
     """Return a pipeline's runs, newest first."""
     pipeline = get_pipeline(session=session, project_id=project.id, name=name)
     runs = list_runs(session=session, project_id=project.id, pipeline_id=pipeline.id)
-    return [RunPublic.of(r, session=session) for r in runs]
+    return [PipelineRunPublic.of(r, session=session) for r in runs]
 
 
 @router.get(
@@ -202,10 +202,10 @@ def read_runs(name: str, project: CurrentProject, session: SessionDep) -> list[R
     dependencies=[Depends(require(Permission.PIPELINE_READ))],
     summary="Read a pipeline run",
 )
-def read_run(run_id: uuid.UUID, project: CurrentProject, session: SessionDep) -> RunPublic:
+def read_run(run_id: uuid.UUID, project: CurrentProject, session: SessionDep) -> PipelineRunPublic:
     """Return one run with its state, outcome and the end of its log."""
     run = get_run(session=session, project_id=project.id, run_id=run_id)
-    return RunPublic.of(run, session=session)
+    return PipelineRunPublic.of(run, session=session)
 
 
 @router.get(
@@ -233,7 +233,7 @@ def cancel(
     actor: Annotated[Actor, Depends(require(Permission.PIPELINE_RUN))],
     project: CurrentProject,
     session: SessionDep,
-) -> RunPublic:
+) -> PipelineRunPublic:
     """Cancel a queued run at once, or ask the worker to stop a running one."""
     run = cancel_run(session=session, project_id=project.id, run_id=run_id, actor=actor)
-    return RunPublic.of(run, session=session)
+    return PipelineRunPublic.of(run, session=session)

@@ -47,14 +47,14 @@ from lineage.tables import utcnow
 from monitors.findings import Finding, Status
 
 __all__ = [
-    "DecisionPublic",
-    "DryRun",
-    "DryRunResult",
-    "FindingIn",
+    "DryRunPublic",
+    "DryRunRequest",
+    "FindingRecord",
     "PolicyCreate",
+    "PolicyDecisionPublic",
     "PolicyPublic",
     "PolicyUpdate",
-    "RunIn",
+    "RunRecord",
     "VersionCreate",
     "VersionPublic",
     "router",
@@ -146,7 +146,7 @@ class PolicyPublic(BaseModel):
         )
 
 
-class FindingIn(BaseModel):
+class FindingRecord(BaseModel):
     """One finding, as a monitor reports it (see ``monitors.findings.Finding``)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -165,7 +165,7 @@ class FindingIn(BaseModel):
         )
 
 
-class RunIn(BaseModel):
+class RunRecord(BaseModel):
     """The findings of one (real or imagined) monitor run."""
 
     model_config = ConfigDict(extra="forbid")
@@ -176,22 +176,22 @@ class RunIn(BaseModel):
     model: str | None = Field(default=None, max_length=256)
     deployment: str | None = Field(default=None, max_length=64)
     environment: str | None = Field(default=None, max_length=64)
-    findings: list[FindingIn] = Field(max_length=1000)
+    findings: list[FindingRecord] = Field(max_length=1000)
 
 
-class DryRun(BaseModel):
+class DryRunRequest(BaseModel):
     """What to evaluate: given runs (oldest first), or the last recorded runs of the project."""
 
     model_config = ConfigDict(extra="forbid")
 
-    runs: list[RunIn] | None = Field(default=None, max_length=100)
+    runs: list[RunRecord] | None = Field(default=None, max_length=100)
     last_runs: int | None = Field(default=None, ge=1, le=100)
     version: int | None = Field(default=None, ge=1, le=MAX_SQL_INTEGER)
     now: AwareDatetime | None = None
     with_cooldowns: bool = True
 
 
-class DryRunResult(BaseModel):
+class DryRunPublic(BaseModel):
     """The decisions the policy would take; nothing was done."""
 
     policy_version: int
@@ -199,7 +199,7 @@ class DryRunResult(BaseModel):
     decisions: list[dict[str, Any]]
 
 
-class DecisionPublic(BaseModel):
+class PolicyDecisionPublic(BaseModel):
     """A decision taken by the loop, with its inputs and outcomes."""
 
     id: uuid.UUID
@@ -349,7 +349,7 @@ def activate(
 )
 def read_decisions(
     policy_id: uuid.UUID, project: CurrentProject, session: SessionDep, limit: int = 100
-) -> list[DecisionPublic]:
+) -> list[PolicyDecisionPublic]:
     """Return the policy's decisions, newest first, with their inputs and outcomes."""
     policy = get_policy(session=session, project_id=project.id, policy_id=policy_id)
     rows = session.exec(
@@ -358,7 +358,7 @@ def read_decisions(
         .order_by(col(PolicyDecision.decided_at).desc())
         .limit(max(1, min(limit, 1000)))
     ).all()
-    return [DecisionPublic.model_validate(r, from_attributes=True) for r in rows]
+    return [PolicyDecisionPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.post(
@@ -367,8 +367,8 @@ def read_decisions(
     summary="Show what a policy would decide, without acting",
 )
 def dry_run(
-    policy_id: uuid.UUID, body: DryRun, project: CurrentProject, session: SessionDep
-) -> DryRunResult:
+    policy_id: uuid.UUID, body: DryRunRequest, project: CurrentProject, session: SessionDep
+) -> DryRunPublic:
     """Evaluate a version on given findings or on the last recorded runs; act on nothing."""
     if (body.runs is None) == (body.last_runs is None):
         raise InvalidInput("give either 'runs' (findings) or 'last_runs' (a count)", field="runs")
@@ -404,6 +404,6 @@ def dry_run(
         else []
     )
     decisions = evaluate(history=runs, policies=[ref], prior=prior, now=now)
-    return DryRunResult(
+    return DryRunPublic(
         policy_version=number, runs=len(runs), decisions=[d.to_dict() for d in decisions]
     )

@@ -36,12 +36,12 @@ from lineage.errors import InvalidInput, NotFound
 
 __all__ = [
     "ApiKeyCreate",
-    "ApiKeyCreated",
+    "ApiKeyCreatedPublic",
     "ApiKeyPublic",
     "PrincipalCreate",
     "PrincipalPublic",
-    "RoleHeld",
-    "WhoAmI",
+    "RoleHeldPublic",
+    "WhoAmIPublic",
     "router",
 ]
 
@@ -87,18 +87,18 @@ class PrincipalPublic(BaseModel):
         )
 
 
-class RoleHeld(BaseModel):
+class RoleHeldPublic(BaseModel):
     """One role the caller holds, and where."""
 
     project: str
     role: Role
 
 
-class WhoAmI(BaseModel):
+class WhoAmIPublic(BaseModel):
     """The caller and the roles it holds."""
 
     principal: PrincipalPublic
-    roles: list[RoleHeld]
+    roles: list[RoleHeldPublic]
 
 
 class ApiKeyCreate(BaseModel):
@@ -133,7 +133,7 @@ class ApiKeyPublic(BaseModel):
         )
 
 
-class ApiKeyCreated(ApiKeyPublic):
+class ApiKeyCreatedPublic(ApiKeyPublic):
     """A key just created: the only response that ever carries its secret."""
 
     key: str = Field(description="The secret key. Store it now: Warden shows it only once.")
@@ -173,14 +173,14 @@ def list_all(actor: Admin, session: SessionDep) -> list[PrincipalPublic]:
 
 
 @router.get("/me")
-def me(actor: Authenticated, session: SessionDep) -> WhoAmI:
+def me(actor: Authenticated, session: SessionDep) -> WhoAmIPublic:
     """Return the caller and the roles it holds in each project."""
     assert actor.principal_id is not None
     principal = get_principal(session=session, principal_id=actor.principal_id)
     held = roles_held(session=session, principal_id=actor.principal_id)
-    return WhoAmI(
+    return WhoAmIPublic(
         principal=PrincipalPublic.of(principal),
-        roles=[RoleHeld(project=name, role=role) for name, role in held],
+        roles=[RoleHeldPublic(project=name, role=role) for name, role in held],
     )
 
 
@@ -202,7 +202,7 @@ def disable(principal_id: uuid.UUID, actor: Admin, session: SessionDep) -> Princ
 @router.post("/{principal_id}/keys", status_code=status.HTTP_201_CREATED)
 def create_key(
     principal_id: uuid.UUID, body: ApiKeyCreate, actor: Authenticated, session: SessionDep
-) -> ApiKeyCreated:
+) -> ApiKeyCreatedPublic:
     """Create an API key for oneself (or anyone, for administrators); the secret shows once."""
     _own_or_admin(actor, principal_id)
     issued = issue_api_key(
@@ -212,7 +212,7 @@ def create_key(
         label=body.label,
         expires_at=body.expires_at,
     )
-    return ApiKeyCreated(**ApiKeyPublic.of(issued.key).model_dump(), key=issued.secret)
+    return ApiKeyCreatedPublic(**ApiKeyPublic.of(issued.key).model_dump(), key=issued.secret)
 
 
 @router.get("/{principal_id}/keys")

@@ -45,7 +45,7 @@ from retrain.evaluation import Evaluation
 from retrain.promotion import promote, record_live, request_promotion, rollback
 
 __all__ = [
-    "ApprovalRequested",
+    "ApprovalRequestedPublic",
     "EvaluationPublic",
     "PromoteRequest",
     "PromotionPublic",
@@ -121,7 +121,7 @@ class EvaluationPublic(BaseModel):
     created_at: datetime
 
 
-class ApprovalRequested(BaseModel):
+class ApprovalRequestedPublic(BaseModel):
     """The approval request opened for a promotion."""
 
     approval_id: uuid.UUID
@@ -200,7 +200,7 @@ def ask_promotion(
     actor: Annotated[Actor, Depends(require(Permission.APPROVAL_REQUEST))],
     project: CurrentProject,
     session: SessionDep,
-) -> ApprovalRequested:
+) -> ApprovalRequestedPublic:
     """Open an approval request; whoever trained or registered the version may not decide it."""
     model_version = get_model_version(
         session=session, project_id=project.id, name=name, version=version
@@ -208,7 +208,7 @@ def ask_promotion(
     approval = request_promotion(
         session=session, actor=actor, model_version=model_version, reason=body.reason
     )
-    return ApprovalRequested(
+    return ApprovalRequestedPublic(
         approval_id=approval.id,
         status=str(approval.status),
         required_approvals=approval.required_approvals,

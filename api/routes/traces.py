@@ -18,7 +18,14 @@ from pydantic import AwareDatetime
 from api.deps import SessionDep
 from api.security import CurrentProject, require
 from governance.permissions import Permission
-from monitors.traces import MAX_PAGE, TraceFilter, TracePage, TraceTree, get_trace, list_traces
+from monitors.traces import (
+    MAX_PAGE,
+    TraceFilter,
+    TracePagePublic,
+    TraceTreePublic,
+    get_trace,
+    list_traces,
+)
 
 __all__ = ["router"]
 
@@ -54,7 +61,7 @@ def get_traces(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=128)] = None,
-) -> TracePage:
+) -> TracePagePublic:
     """List the project's traces matching every filter given, newest first."""
     where = TraceFilter(
         deployment_id=deployment_id,
@@ -80,6 +87,6 @@ def get_one_trace(
     trace_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex.")],
     project: CurrentProject,
     session: SessionDep,
-) -> TraceTree:
+) -> TraceTreePublic:
     """Return one trace with its spans as a tree."""
     return get_trace(session=session, project_id=project.id, trace_id=trace_id)

@@ -26,9 +26,9 @@ __all__ = [
     "SpanContentPublic",
     "SpanPublic",
     "TraceFilter",
-    "TracePage",
+    "TracePagePublic",
     "TracePublic",
-    "TraceTree",
+    "TraceTreePublic",
     "get_trace",
     "list_traces",
 ]
@@ -77,7 +77,7 @@ class TracePublic(BaseModel):
     updated_at: datetime
 
 
-class TracePage(BaseModel):
+class TracePagePublic(BaseModel):
     """A page of traces, newest first, and the cursor of the next page (``None`` at the end)."""
 
     traces: list[TracePublic]
@@ -131,7 +131,7 @@ class SpanPublic(BaseModel):
     children: list[SpanPublic] = Field(default_factory=list)
 
 
-class TraceTree(BaseModel):
+class TraceTreePublic(BaseModel):
     """One trace: its roll-up and its spans as a tree (spans whose parent is missing are roots)."""
 
     trace: TracePublic
@@ -172,7 +172,7 @@ def list_traces(
     where: TraceFilter,
     limit: int = 50,
     cursor: str | None = None,
-) -> TracePage:
+) -> TracePagePublic:
     """Return a page of the project's traces matching ``where``, newest first.
 
     Raises:
@@ -232,7 +232,7 @@ def list_traces(
         query.order_by(sa.desc(col(Trace.start_at)), sa.desc(col(Trace.trace_id))).limit(limit + 1)
     ).all()
     page = rows[:limit]
-    return TracePage(
+    return TracePagePublic(
         traces=[TracePublic.model_validate(row, from_attributes=True) for row in page],
         next_cursor=_cursor_of(page[-1]) if len(rows) > limit else None,
     )
@@ -250,7 +250,7 @@ def _tree(spans: Sequence[SpanPublic]) -> list[SpanPublic]:
     return roots
 
 
-def get_trace(*, session: Session, project_id: uuid.UUID, trace_id: str) -> TraceTree:
+def get_trace(*, session: Session, project_id: uuid.UUID, trace_id: str) -> TraceTreePublic:
     """Return one trace of the project with its spans as a tree, content included where kept.
 
     Raises:
@@ -288,6 +288,6 @@ def get_trace(*, session: Session, project_id: uuid.UUID, trace_id: str) -> Trac
             else None
         )
         spans.append(SpanPublic.model_validate(data))
-    return TraceTree(
+    return TraceTreePublic(
         trace=TracePublic.model_validate(trace, from_attributes=True), spans=_tree(spans)
     )

@@ -35,8 +35,8 @@ from monitors.traces.redaction import (
 )
 
 __all__ = [
-    "PatternIn",
-    "RedactionRules",
+    "CustomPatternRecord",
+    "RedactionRulesPublic",
     "RedactionRulesUpdate",
     "Sealer",
     "get_rules",
@@ -59,7 +59,7 @@ class Sealer(Protocol):
         ...
 
 
-class PatternIn(BaseModel):
+class CustomPatternRecord(BaseModel):
     """A custom pattern as clients send it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -75,16 +75,18 @@ class RedactionRulesUpdate(BaseModel):
 
     mode: Mode = "token"
     disabled: list[Entity] = Field(default_factory=list, max_length=len(Entity))
-    patterns: list[PatternIn] = Field(default_factory=list, max_length=MAX_CUSTOM_PATTERNS)
+    patterns: list[CustomPatternRecord] = Field(
+        default_factory=list, max_length=MAX_CUSTOM_PATTERNS
+    )
 
 
-class RedactionRules(BaseModel):
+class RedactionRulesPublic(BaseModel):
     """A project's rules as clients see them (never the hash key)."""
 
     mode: Mode
     detectors: list[str]
     disabled: list[str]
-    patterns: list[PatternIn]
+    patterns: list[CustomPatternRecord]
     updated_at: datetime | None
 
     def audit_view(self) -> dict[str, object]:
@@ -98,24 +100,24 @@ def _row(session: Session, project_id: uuid.UUID) -> RedactionSettings | None:
     ).first()
 
 
-def _public(row: RedactionSettings | None) -> RedactionRules:
-    return RedactionRules(
+def _public(row: RedactionSettings | None) -> RedactionRulesPublic:
+    return RedactionRulesPublic(
         mode="hash" if row is not None and row.mode == "hash" else "token",
         detectors=[entity.value for entity in Entity],
         disabled=[] if row is None else sorted(row.disabled),
-        patterns=[] if row is None else [PatternIn(**item) for item in row.patterns],
+        patterns=[] if row is None else [CustomPatternRecord(**item) for item in row.patterns],
         updated_at=None if row is None else row.updated_at,
     )
 
 
-def get_rules(*, session: Session, project_id: uuid.UUID) -> RedactionRules:
+def get_rules(*, session: Session, project_id: uuid.UUID) -> RedactionRulesPublic:
     """Return the project's redaction rules (the defaults if it never changed them)."""
     return _public(_row(session, project_id))
 
 
 def set_rules(
     *, session: Session, project_id: uuid.UUID, spec: RedactionRulesUpdate, sealer: Sealer
-) -> tuple[RedactionRules, RedactionRules]:
+) -> tuple[RedactionRulesPublic, RedactionRulesPublic]:
     """Replace the project's rules; return them before and after.
 
     Every custom pattern is compiled first, so bad rules are refused and nothing changes.

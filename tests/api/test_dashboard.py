@@ -22,7 +22,7 @@ from api.app import create_app
 from api.settings import Settings
 from api.web_session import CSRF_FIELD, SESSION_COOKIE
 from governance.actors import Actor
-from governance.alerts import RuleSpec, create_rule
+from governance.alerts import RuleCreate, create_rule
 from governance.approvals import ApprovalAction, ApprovalRequest, request_approval
 from governance.audit import AuditEntry, append
 from governance.channels import SecretBox, create_channel
@@ -558,7 +558,7 @@ def test_the_incidents_page_lists_an_incident_with_its_findings(
         create_rule(
             session=session,
             project_id=project.id,
-            spec=RuleSpec(name="drift", channel_ids=[channel.id]),
+            spec=RuleCreate(name="drift", channel_ids=[channel.id]),
             created_by="t",
         )
         route_findings(

@@ -12,7 +12,7 @@ from sqlmodel import select
 from api.app import create_app
 from api.settings import Settings
 from governance.actors import Actor
-from governance.alerts import RuleSpec, create_rule
+from governance.alerts import RuleCreate, create_rule
 from governance.channels import SecretBox, create_channel
 from governance.incidents import route_findings
 from governance.roles import Role
@@ -114,7 +114,7 @@ def seed_store(engine: Engine, project_name: str) -> None:
         create_rule(
             session=session,
             project_id=project.id,
-            spec=RuleSpec(name="drift", channel_ids=[channel.id]),
+            spec=RuleCreate(name="drift", channel_ids=[channel.id]),
             created_by="t",
         )
         route_findings(

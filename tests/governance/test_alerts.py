@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from governance.actors import Actor
 from governance.alerts import (
     AlertRule,
-    RuleSpec,
+    RuleCreate,
     RuleUpdate,
     create_rule,
     delete_rule,
@@ -97,7 +97,9 @@ def test_rules_are_created_listed_changed_and_deleted(
         rule = create_rule(
             session=session,
             project_id=project.id,
-            spec=RuleSpec(name="drift", channel_ids=[first.id, first.id], monitor_kinds=["drift"]),
+            spec=RuleCreate(
+                name="drift", channel_ids=[first.id, first.id], monitor_kinds=["drift"]
+            ),
             created_by="alice",
         )
         assert rule_channel_ids(session=session, rule_id=rule.id) == [first.id]
@@ -123,7 +125,7 @@ def test_rules_are_created_listed_changed_and_deleted(
 def test_rule_names_are_unique_per_project(
     engine: Engine, project: Project, channels: list[Channel]
 ) -> None:
-    spec = RuleSpec(name="drift", channel_ids=[channels[0].id])
+    spec = RuleCreate(name="drift", channel_ids=[channels[0].id])
     with session_scope(engine) as session:
         create_rule(session=session, project_id=project.id, spec=spec, created_by="t")
         with pytest.raises(Conflict, match="exists"):
@@ -139,14 +141,14 @@ def test_a_rule_needs_channels_of_its_own_project(
             create_rule(
                 session=session,
                 project_id=other.id,
-                spec=RuleSpec(name="x", channel_ids=[channels[0].id]),
+                spec=RuleCreate(name="x", channel_ids=[channels[0].id]),
                 created_by="t",
             )
         assert caught.value.field == "channel_ids"
     with pytest.raises(ValidationError, match="channel_ids"):
-        RuleSpec(name="x", channel_ids=[])
+        RuleCreate(name="x", channel_ids=[])
     with pytest.raises(ValidationError, match="min_status"):
-        RuleSpec.model_validate({"name": "x", "channel_ids": [uuid.uuid4()], "min_status": "ok"})
+        RuleCreate.model_validate({"name": "x", "channel_ids": [uuid.uuid4()], "min_status": "ok"})
 
 
 def test_a_rule_with_incidents_cannot_be_deleted(
@@ -156,7 +158,7 @@ def test_a_rule_with_incidents_cannot_be_deleted(
         rule = create_rule(
             session=session,
             project_id=project.id,
-            spec=RuleSpec(name="r", channel_ids=[channels[0].id]),
+            spec=RuleCreate(name="r", channel_ids=[channels[0].id]),
             created_by="t",
         )
         route_findings(

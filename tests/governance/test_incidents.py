@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from governance.actors import Actor, PrincipalKind
-from governance.alerts import RuleSpec, create_rule
+from governance.alerts import RuleCreate, create_rule
 from governance.audit import AuditEntry
 from governance.channels import SecretBox, create_channel
 from governance.delivery import Delivery, deliver_due
@@ -68,7 +68,7 @@ def add_rule(
             created_by="alice",
             check_target=guard_for_project(session=session, project_id=project.id),
         )
-        spec = RuleSpec.model_validate(
+        spec = RuleCreate.model_validate(
             {"name": f"rule-{uuid.uuid4().hex[:6]}", "channel_ids": [channel.id], **rule}
         )
         return create_rule(session=session, project_id=project.id, spec=spec, created_by="alice").id

@@ -20,8 +20,8 @@ from lineage import (
     Conflict,
     Dataset,
     DeploymentCreate,
-    IngestResult,
     LineageEvent,
+    LineageIngestResult,
     ModelVersionCreate,
     ingest_event,
     live_deployments,
@@ -44,7 +44,7 @@ def test_a_concurrent_writer_of_the_same_dataset_retries_and_succeeds(
     shared = [dataset("file", "/shared.csv")]
     first = encode(run_event(event_type="START", run_id=uuid.uuid4(), job="a", inputs=shared))
     second = encode(run_event(event_type="START", run_id=uuid.uuid4(), job="b", inputs=shared))
-    results: list[IngestResult | BaseException] = []
+    results: list[LineageIngestResult | BaseException] = []
 
     def write_second() -> None:
         try:
@@ -62,7 +62,7 @@ def test_a_concurrent_writer_of_the_same_dataset_retries_and_succeeds(
     thread.join(timeout=30)
 
     assert len(results) == 1
-    assert isinstance(results[0], IngestResult), results[0]
+    assert isinstance(results[0], LineageIngestResult), results[0]
     with session_scope(engine) as session:
         assert len(session.exec(select(Dataset)).all()) == 1
         assert len(session.exec(select(LineageEvent)).all()) == 2

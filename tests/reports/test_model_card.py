@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from api.demo.adult import FEATURES, read_adult
 from api.settings import Settings
 from governance.actors import Actor
-from governance.alerts import RuleSpec, create_rule
+from governance.alerts import RuleCreate, create_rule
 from governance.approvals import decide
 from governance.channels import SecretBox, create_channel
 from governance.incidents import Incident, resolve_incident
@@ -239,7 +239,7 @@ def _alert_rule(engine: Engine, project: Project) -> None:
         create_rule(
             session=session,
             project_id=project.id,
-            spec=RuleSpec(name="drift-alerts", monitor_kinds=["drift"], channel_ids=[channel.id]),
+            spec=RuleCreate(name="drift-alerts", monitor_kinds=["drift"], channel_ids=[channel.id]),
             created_by="alice",
         )
 

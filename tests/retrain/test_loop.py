@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from api.settings import Settings
 from api.worker_process import build_worker
 from governance.actors import Actor
-from governance.alerts import RuleSpec, create_rule
+from governance.alerts import RuleCreate, create_rule
 from governance.approvals import ApprovalRequest, decide
 from governance.audit import AuditEntry
 from governance.channels import SecretBox, create_channel
@@ -234,7 +234,7 @@ def test_drifted_traffic_retrains_and_the_new_version_goes_live_through_its_gate
         create_rule(
             session=session,
             project_id=project.id,
-            spec=RuleSpec(
+            spec=RuleCreate(
                 name="drift", monitor_kinds=["drift"], min_status="warn", channel_ids=[channel.id]
             ),
             created_by=admin.name,
@@ -424,7 +424,7 @@ def test_an_alert_rule_and_a_policy_on_the_same_shift_share_one_incident(
         create_rule(
             session=session,
             project_id=project.id,
-            spec=RuleSpec(
+            spec=RuleCreate(
                 name="drift", monitor_kinds=["drift"], min_status="alert", channel_ids=[channel.id]
             ),
             created_by=admin.name,
