@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 from warden_client import AsyncWardenClient, WardenClient
 
@@ -256,3 +259,67 @@ def test_429_and_5xx_are_retried_after_the_servers_retry_after(tmp_path: Path) -
     assert client.stats.retries == 2
     assert client.stats.sent == 3
     assert not client.pending_files()
+
+
+def test_the_async_client_spools_while_warden_is_down_and_loses_nothing(tmp_path: Path) -> None:
+    async def serve() -> AsyncWardenClient:
+        client = AsyncWardenClient(
+            closed_port_url(), "shop", deployment="6f1c2a52-8d6b-4c61-9b0e-5b8f0c6f2a10",
+            api_key="k", spool_dir=tmp_path, batch_size=100, max_queue=150, flush_interval=0.01,
+            timeout=0.5,
+        )  # fmt: skip
+        for i in range(300):
+            client.log(_features(i), request_id=f"a{i}")
+            assert client.queued <= 150
+        client.log_label("a0", 1)
+        assert not await client.flush(timeout=0.5)
+        assert not await client.aclose(timeout=0.2)
+        return client
+
+    client = asyncio.run(serve())
+    spooled = [json.loads(p.read_text()) for p in client.pending_files()]
+    assert sum(len(s["records"]) for s in spooled if s["kind"] == "inferences") == 300
+    assert [s["records"] for s in spooled if s["kind"] == "labels"] == [
+        [{"request_id": "a0", "label": 1}]
+    ]
+    assert client.stats.spooled == 301
+
+
+def test_numpy_pandas_and_datetime_values_become_json_cells(tmp_path: Path) -> None:
+    client = WardenClient(
+        closed_port_url(), "shop", deployment="6f1c2a52-8d6b-4c61-9b0e-5b8f0c6f2a10",
+        api_key="k", spool_dir=tmp_path, timeout=0.2,
+    )  # fmt: skip
+    when = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)
+    client.log(
+        {
+            "f32": np.float32(1.5), "i64": np.int64(7), "nan": np.float64("nan"),
+            "flag": np.bool_(True), "stamp": pd.Timestamp(when), "day": dt.date(2026, 1, 2),
+            "other": complex(1, 2),
+        },
+        prediction=np.int64(1), score=np.float32(0.25), probabilities={"a": np.float64(0.5)},
+        time=when,
+    )  # fmt: skip
+    assert not client.close(timeout=0.3)
+    (spooled,) = client.pending_files()
+    (record,) = json.loads(spooled.read_text())["records"]
+    assert record["features"] == {
+        "f32": 1.5, "i64": 7, "nan": None, "flag": True, "stamp": "2026-01-02T03:04:00+00:00",
+        "day": "2026-01-02", "other": "(1+2j)",
+    }  # fmt: skip
+    assert (record["prediction"], record["score"], record["probabilities"]) == (1, 0.25, {"a": 0.5})
+    assert record["time"] == "2026-01-02T03:04:00+00:00"
+
+
+def test_an_unreadable_spool_file_is_set_aside_not_retried_forever(tmp_path: Path) -> None:
+    (tmp_path / "pending").mkdir()
+    (tmp_path / "pending" / "00000000000000000001-junk.json").write_text("{not json")
+    client = WardenClient(
+        closed_port_url(), "shop", api_key="k", spool_dir=tmp_path, flush_interval=0.01,
+        timeout=0.2,
+    )  # fmt: skip
+    assert client.flush(timeout=10)
+    client.close(timeout=0)
+    assert not client.pending_files()
+    reason = (tmp_path / "dead" / "00000000000000000001-junk.reason").read_text()
+    assert reason.startswith("unreadable spool file")
