@@ -10,7 +10,10 @@
    pickled job store. A sync job re-reads the table every ``scheduler_sync_seconds``, so created,
    changed, paused and resumed monitors take effect, and on each sync every monitor is checked
    for slots that are due (this is also how slots missed during downtime are caught up).
-3. A fired job (:meth:`Scheduler.fire`) re-checks the lease in the transaction that writes,
+3. Each sync also queues the daily retention purge of every project with traces
+   (:func:`monitors.traces.jobs.queue_due_purges`: one a day per project, caught up after
+   downtime).
+4. A fired job (:meth:`Scheduler.fire`) re-checks the lease in the transaction that writes,
    plans the due slots with :func:`monitors.schedules.plan_due_slots` under the configured
    misfire rule, and inserts each slot with :func:`monitors.run_jobs.queue_monitor_run`; a slot
    that exists already (unique violation) is skipped, so a slot runs once even when two
@@ -44,6 +47,7 @@ from monitors.schedules import (
     schedule_fingerprint,
     trigger_for,
 )
+from monitors.traces.jobs import queue_due_purges
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -171,6 +175,22 @@ class Scheduler:
                 self._fingerprints[job_id] = fingerprint
         for monitor in monitors:
             self.fire(monitor.id)
+        self.queue_purges()
+
+    def queue_purges(self) -> list[uuid.UUID]:
+        """Queue the daily retention purge of each project with traces, if still leading."""
+        now = utcnow()
+        try:
+            with session_scope(self.engine) as session:
+                if not holds_lease(session=session, name=LEASE_NAME, holder=self.holder, now=now):
+                    return []
+                queued = queue_due_purges(session=session, now=now)
+        except SQLAlchemyError:
+            _log.exception("could not queue the retention purges")
+            return []
+        if queued:
+            _log.info("queued the retention purge of %d project(s)", len(queued))
+        return queued
 
     def fire(self, monitor_id: uuid.UUID) -> int:
         """Queue the monitor's due slots if this process still leads; return how many."""

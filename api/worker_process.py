@@ -6,8 +6,9 @@ work offers the handlers of its kinds and this module registers them: the monito
 to the data directory, the hash-checking :class:`retrain.deployers.VerifiedModelLoader` and
 :func:`retrain.loop.handle_run_findings` — the one place a run's findings go: alert rules, then
 policies), the pipeline runner of :mod:`retrain.runner`
-(bound to the data directory and MLflow URI of the settings) and the report renderer. Beside the
-claim loop, a thread sends due alert deliveries every ``DELIVERY_EVERY_SECONDS``
+(bound to the data directory and MLflow URI of the settings), the report renderer and the
+trace jobs of :mod:`monitors.traces.jobs` (retention purge, cost recompute; audited as
+Warden). Beside the claim loop, a thread sends due alert deliveries every ``DELIVERY_EVERY_SECONDS``
 (:func:`governance.delivery.deliver_due_now`), outside any job's transaction.
 ``WARDEN_WORKER_HANDLERS`` (JSON, job kind → ``"module:function"``) adds or replaces handlers —
 for plug-ins, and for tests that need a handler with observable timing. Queue semantics are in
@@ -20,18 +21,25 @@ import importlib
 import logging
 import signal
 import threading
+import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from api.settings import Settings
+from governance.actors import Actor
+from governance.audit import append
 from governance.delivery import deliver_due_now
 from governance.signing import load_or_create_signer
 from lineage.errors import InvalidInput
 from lineage.runtime.handlers import Handler, HandlerRegistry
 from lineage.runtime.worker import Worker
 from monitors.run_jobs import register_monitor_handlers
+from monitors.traces.jobs import register_trace_handlers
 from reports import REPORT_RENDER, ReportRenderHandler
 from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
 from retrain.loop import handle_run_findings
@@ -41,6 +49,7 @@ from retrain.runner import RunnerConfig, pipeline_handler
 
 __all__ = [
     "DELIVERY_EVERY_SECONDS",
+    "audit_as_warden",
     "build_model_loader",
     "build_registry",
     "build_worker",
@@ -68,6 +77,25 @@ def _load(path: str, kind: str) -> Handler:
             field="WARDEN_WORKER_HANDLERS",
         )
     return handler  # type: ignore[no-any-return]
+
+
+def audit_as_warden(
+    *,
+    session: Session,
+    action: str,
+    target: str,
+    detail: Mapping[str, Any],
+    project_id: uuid.UUID,
+) -> None:
+    """Write a job's audit entry as Warden itself, in the job's transaction (trace jobs)."""
+    append(
+        session=session,
+        actor=Actor.system(),
+        action=action,
+        target=target,
+        detail=detail,
+        project_id=project_id,
+    )
 
 
 def build_model_loader(settings: Settings) -> VerifiedModelLoader:
@@ -104,6 +132,7 @@ def build_registry(settings: Settings) -> HandlerRegistry:
             deployer=EmbeddedDeployer(loader=loader),
         ),
     )
+    register_trace_handlers(registry, audit=audit_as_warden)
     runner = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
     registry.register(PIPELINE_RUN, pipeline_handler(runner))
     signer = load_or_create_signer(settings.resolved_audit_key_path())

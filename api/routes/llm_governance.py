@@ -1,5 +1,8 @@
 """What a project decides about its LLM traces, over HTTP: prices, redaction rules, retention.
 
+Recomputing costs after a price change and purging now are worker jobs: the routes queue them
+(``202`` with the job) and the worker audits what each changed.
+
 Reading needs ``project:read``; every change needs ``project:admin`` and is written to the audit
 log in the request's transaction (``act_then_audit``: the change, then its entry). The redaction
 preview is admin-only too: in ``hash`` mode it would let anyone test whether a value occurs in
@@ -15,12 +18,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.routes.alerts import secret_box
 from api.security import CurrentProject, require
 from governance import SecretBox, act_then_audit
 from governance.actors import Actor
 from governance.permissions import Permission
+from lineage.runtime.queue import RuntimeJob
+from monitors.traces.jobs import queue_purge, queue_recompute
 from monitors.traces.pricing import (
     PriceCreate,
     PricePublic,
@@ -35,8 +40,25 @@ from monitors.traces.redaction_rules import (
     project_redactor,
     set_rules,
 )
+from monitors.traces.retention import (
+    LegalHoldUpdate,
+    RetentionPublic,
+    RetentionUpdate,
+    get_retention,
+    set_legal_hold,
+    set_retention,
+)
 
-__all__ = ["MAX_PREVIEW_CHARS", "PreviewPublic", "PreviewRequest", "PriceCloseRequest", "router"]
+__all__ = [
+    "MAX_PREVIEW_CHARS",
+    "PreviewPublic",
+    "PreviewRequest",
+    "PriceCloseRequest",
+    "QueuedJobPublic",
+    "RecomputeRequest",
+    "request_box",
+    "router",
+]
 
 MAX_PREVIEW_CHARS = 100_000
 """The longest text the redaction preview accepts."""
@@ -179,3 +201,118 @@ def preview_redaction(
     """Redact a sample text with the project's rules and return it; nothing is stored."""
     result = project_redactor(session=session, project_id=project.id, sealer=box)(body.text)
     return PreviewPublic(text=result.text, counts=dict(result.counts))
+
+
+# --- jobs: recompute and purge ------------------------------------------------------------------
+
+
+class QueuedJobPublic(BaseModel):
+    """A queued job: the worker runs it and audits what it changed."""
+
+    id: uuid.UUID
+    kind: str
+    state: str
+
+    @classmethod
+    def of(cls, job: RuntimeJob) -> QueuedJobPublic:
+        """Return the public view of a queued job."""
+        return cls(id=job.id, kind=job.kind, state=str(job.state))
+
+
+class RecomputeRequest(BaseModel):
+    """Which spans to price again: those started since ``since`` (default: all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime | None = None
+
+
+@router.post("/prices/recompute", status_code=status.HTTP_202_ACCEPTED)
+def recompute(
+    body: RecomputeRequest,
+    actor: Admin,
+    project: CurrentProject,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> QueuedJobPublic:
+    """Queue re-pricing past spans with today's price table (ingested costs are kept)."""
+    job = act_then_audit(
+        lambda: queue_recompute(
+            session=session,
+            project_id=project.id,
+            requested_by=actor.name,
+            since=body.since,
+            max_attempts=settings.worker_max_attempts,
+        ),
+        session=session,
+        actor=actor,
+        action="price.recompute",
+        target=lambda queued: f"job:{queued.id}",
+        detail={"after": {"since": body.since}},
+        project_id=project.id,
+    )
+    return QueuedJobPublic.of(job)
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+@router.get("/retention", dependencies=_READ)
+def retention(project: CurrentProject, session: SessionDep) -> RetentionPublic:
+    """Return the project's content and metrics lifetimes, its legal hold and last purge."""
+    return get_retention(session=session, project_id=project.id)
+
+
+@router.put("/retention")
+def change_retention(
+    body: RetentionUpdate, actor: Admin, project: CurrentProject, session: SessionDep
+) -> RetentionPublic:
+    """Change the lifetimes; the next purge applies them."""
+    _, after = act_then_audit(
+        lambda: set_retention(session=session, project_id=project.id, spec=body),
+        session=session,
+        actor=actor,
+        action="retention.change",
+        target=f"project:{project.id}",
+        detail=lambda result: {
+            "before": result[0].model_dump(mode="json", exclude={"last_purge_at"}),
+            "after": result[1].model_dump(mode="json", exclude={"last_purge_at"}),
+        },
+        project_id=project.id,
+    )
+    return after
+
+
+@router.put("/retention/legal-hold")
+def change_legal_hold(
+    body: LegalHoldUpdate, actor: Admin, project: CurrentProject, session: SessionDep
+) -> RetentionPublic:
+    """Set or lift the legal hold; while held, purges delete nothing."""
+    _, after = act_then_audit(
+        lambda: set_legal_hold(session=session, project_id=project.id, spec=body),
+        session=session,
+        actor=actor,
+        action="retention.legal_hold" if body.hold else "retention.legal_hold_lift",
+        target=f"project:{project.id}",
+        detail=lambda result: {
+            "before": {"legal_hold": result[0].legal_hold},
+            "after": {"legal_hold": result[1].legal_hold},
+        },
+        reason=body.reason,
+        project_id=project.id,
+    )
+    return after
+
+
+@router.post("/retention/purge", status_code=status.HTTP_202_ACCEPTED)
+def purge_now(actor: Admin, project: CurrentProject, session: SessionDep) -> QueuedJobPublic:
+    """Queue a purge of the project now (the scheduler also queues one daily)."""
+    job = act_then_audit(
+        lambda: queue_purge(session=session, project_id=project.id),
+        session=session,
+        actor=actor,
+        action="trace.purge_request",
+        target=lambda queued: f"job:{queued.id}",
+        project_id=project.id,
+    )
+    return QueuedJobPublic.of(job)

@@ -4,11 +4,13 @@ A trace is an inference record of an LLM deployment: spans are stored against a 
 ``Deployment`` and read back per project. Where each part lives: ``otlp`` (decoding protobuf
 and OTLP/JSON requests), ``dialects`` (the table mapping semconv, OpenInference and
 MLflow/Langfuse attributes onto typed fields), ``models`` (span, content and trace tables),
-``redaction`` (PII and secret detectors, project rules compiled into a redactor), ``pricing``
-(the versioned price table and a span's cost in nano-dollars), ``controls`` (the tables of what
-a project decides: prices, redaction rules, retention settings), ``ingest`` (the one storing
-pipeline: redaction, pricing, idempotency, roll-ups), ``queries`` (listing and filtering traces,
-one trace as its span tree).
+``redaction`` (PII and secret detectors compiled into a redactor), ``redaction_rules`` (a
+project's stored rules and its redactor), ``pricing`` (the versioned price table, a span's cost
+in nano-dollars, the recompute), ``controls`` (the tables of what a project decides: prices,
+redaction rules, retention settings), ``retention`` (content and metrics lifetimes, legal hold,
+the purge), ``jobs`` (purge and cost recompute on the worker, audited), ``ingest`` (the one
+storing pipeline: redaction, pricing, idempotency, roll-ups), ``queries`` (listing and
+filtering traces, one trace as its span tree).
 """
 
 from monitors.traces.controls import (
@@ -31,6 +33,15 @@ from monitors.traces.ingest import (
     find_deployment,
     ingest_spans,
 )
+from monitors.traces.jobs import (
+    COST_RECOMPUTE,
+    TRACE_PURGE,
+    AuditHook,
+    queue_due_purges,
+    queue_purge,
+    queue_recompute,
+    register_trace_handlers,
+)
 from monitors.traces.models import (
     CostSource,
     Trace,
@@ -50,11 +61,13 @@ from monitors.traces.pricing import (
     PriceBook,
     PriceCreate,
     PricePublic,
+    RecomputeCounts,
     add_price,
     close_price,
     list_prices,
     load_price_book,
     price_span,
+    recompute_costs,
 )
 from monitors.traces.queries import (
     MAX_PAGE,
@@ -77,18 +90,40 @@ from monitors.traces.redaction import (
     iban_valid,
     luhn_valid,
 )
+from monitors.traces.redaction_rules import (
+    RedactionRulesPublic,
+    RedactionRulesUpdate,
+    Sealer,
+    get_rules,
+    project_redactor,
+    set_rules,
+)
+from monitors.traces.retention import (
+    LegalHoldUpdate,
+    PurgeCounts,
+    RetentionPublic,
+    RetentionUpdate,
+    get_retention,
+    purge,
+    set_legal_hold,
+    set_retention,
+)
 
 __all__ = [
+    "COST_RECOMPUTE",
     "DETECTORS",
     "FIELD_SOURCES",
     "MAX_PAGE",
     "MAX_SPANS",
+    "TRACE_PURGE",
+    "AuditHook",
     "CostSource",
     "CustomPattern",
     "Encoding",
     "Entity",
     "GenAiFields",
     "IngestOutcome",
+    "LegalHoldUpdate",
     "Message",
     "OtlpEvent",
     "OtlpSpan",
@@ -97,12 +132,19 @@ __all__ = [
     "PriceCreate",
     "PriceEntry",
     "PricePublic",
+    "PurgeCounts",
+    "RecomputeCounts",
     "Redacted",
+    "RedactionRulesPublic",
+    "RedactionRulesUpdate",
     "RedactionSettings",
     "Redactor",
     "Rejected",
     "ResourceSpans",
+    "RetentionPublic",
     "RetentionSettings",
+    "RetentionUpdate",
+    "Sealer",
     "SpanContentPublic",
     "SpanPublic",
     "Trace",
@@ -119,6 +161,8 @@ __all__ = [
     "default_redactor",
     "encode_response",
     "find_deployment",
+    "get_retention",
+    "get_rules",
     "get_trace",
     "iban_valid",
     "ingest_spans",
@@ -129,4 +173,14 @@ __all__ = [
     "luhn_valid",
     "map_attributes",
     "price_span",
+    "project_redactor",
+    "purge",
+    "queue_due_purges",
+    "queue_purge",
+    "queue_recompute",
+    "recompute_costs",
+    "register_trace_handlers",
+    "set_legal_hold",
+    "set_retention",
+    "set_rules",
 ]

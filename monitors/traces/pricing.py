@@ -23,15 +23,18 @@ from __future__ import annotations
 import fnmatch
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session, col, select
 
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.tables import utcnow
 from monitors.traces.controls import PriceEntry
+from monitors.traces.models import CostSource, Trace, TraceSpan
 
 __all__ = [
     "MAX_PRICE_NANO_USD_PER_MTOK",
@@ -39,11 +42,13 @@ __all__ = [
     "PriceBook",
     "PriceCreate",
     "PricePublic",
+    "RecomputeCounts",
     "add_price",
     "close_price",
     "list_prices",
     "load_price_book",
     "price_span",
+    "recompute_costs",
 ]
 
 MAX_PRICE_NANO_USD_PER_MTOK = 10**15
@@ -345,3 +350,106 @@ def close_price(
     session.add(row)
     session.flush()
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class RecomputeCounts:
+    """What a recompute changed, for the audit log."""
+
+    spans_checked: int
+    spans_changed: int
+    spans_missing: int
+    traces_updated: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the counts as a dict."""
+        return asdict(self)
+
+
+_SPAN_CHUNK = 2000
+
+
+def recompute_costs(
+    *, session: Session, project_id: uuid.UUID, since: datetime | None = None
+) -> RecomputeCounts:
+    """Price the project's spans again with today's price table; return what changed.
+
+    Spans whose cost the application sent (``ingested``) keep it. The others get the cost of
+    the price valid at their start, or none ("pricing missing"); the cost roll-ups of every
+    trace touched follow. ``since`` limits it to spans that started at or after that instant.
+    """
+    book = load_price_book(session=session, project_id=project_id)
+    s = TraceSpan.__table__.c  # type: ignore[attr-defined]
+    where = sa.and_(
+        s.project_id == project_id,
+        sa.or_(s.cost_source.is_(None), s.cost_source != CostSource.INGESTED.value),
+    )
+    if since is not None:
+        where = sa.and_(where, s.start_at >= since)
+    rows = session.execute(
+        sa.select(
+            s.id,
+            s.trace_id,
+            s.provider,
+            s.request_model,
+            s.response_model,
+            s.start_at,
+            s.input_tokens,
+            s.output_tokens,
+            s.cache_read_tokens,
+            s.cost_nano_usd,
+        ).where(where)
+    ).all()
+    changes: list[dict[str, Any]] = []
+    touched: set[str] = set()
+    missing = 0
+    for row in rows:
+        cost = book.price_span(
+            provider=row.provider,
+            request_model=row.request_model,
+            response_model=row.response_model,
+            at=row.start_at,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cache_read_tokens=row.cache_read_tokens,
+        )
+        missing += cost is None and (row.input_tokens is not None or row.output_tokens is not None)
+        if cost != row.cost_nano_usd:
+            source = None if cost is None else CostSource.COMPUTED.value
+            changes.append({"row_id": row.id, "cost": cost, "source": source})
+            touched.add(row.trace_id)
+    update = (
+        sa.update(TraceSpan.__table__)  # type: ignore[attr-defined]
+        .where(s.id == sa.bindparam("row_id"))
+        .values(cost_nano_usd=sa.bindparam("cost"), cost_source=sa.bindparam("source"))
+    )
+    for start in range(0, len(changes), _SPAN_CHUNK):
+        session.execute(update, changes[start : start + _SPAN_CHUNK])
+    _roll_up_costs(session, project_id, sorted(touched))
+    return RecomputeCounts(len(rows), len(changes), missing, len(touched))
+
+
+def _roll_up_costs(session: Session, project_id: uuid.UUID, trace_ids: list[str]) -> None:
+    """Set the cost sums of each trace in ``trace_ids`` from its spans (as ingest rolls up)."""
+    s = TraceSpan.__table__.c  # type: ignore[attr-defined]
+    has_tokens = sa.or_(s.input_tokens.is_not(None), s.output_tokens.is_not(None))
+    for start in range(0, len(trace_ids), 400):
+        chunk = trace_ids[start : start + 400]
+        sums = session.execute(
+            sa.select(
+                s.trace_id,
+                sa.func.sum(s.cost_nano_usd),
+                sa.func.sum(sa.case((sa.and_(has_tokens, s.cost_nano_usd.is_(None)), 1), else_=0)),
+            )
+            .where(s.project_id == project_id, s.trace_id.in_(chunk))
+            .group_by(s.trace_id)
+        ).all()
+        for trace_id, cost, missing in sums:
+            session.execute(
+                sa.update(Trace.__table__)  # type: ignore[attr-defined]
+                .where(
+                    Trace.__table__.c.project_id == project_id,  # type: ignore[attr-defined]
+                    Trace.__table__.c.trace_id == trace_id,  # type: ignore[attr-defined]
+                )
+                .values(cost_nano_usd=cost, cost_missing_spans=missing, updated_at=utcnow())
+            )

@@ -18,7 +18,14 @@ def _settings(tmp_path: Path, handlers: dict[str, str]) -> Settings:
 
 def test_the_default_registry_runs_monitor_and_pipeline_runs(tmp_path: Path) -> None:
     registry = build_registry(_settings(tmp_path, {}))
-    assert registry.kinds() == ["explanation", "monitor_run", "pipeline_run", "report_render"]
+    assert registry.kinds() == [
+        "explanation",
+        "monitor_run",
+        "pipeline_run",
+        "report_render",
+        "trace_cost_recompute",
+        "trace_purge",
+    ]
     renders = registry.handler_for("report_render")
     assert isinstance(renders, ReportRenderHandler)
     assert renders.data_dir == tmp_path
@@ -30,7 +37,14 @@ def test_the_default_registry_runs_monitor_and_pipeline_runs(tmp_path: Path) -> 
 def test_configured_handlers_add_to_or_replace_the_defaults(tmp_path: Path) -> None:
     path = "tests.api.marker_handlers:slow_marker"
     registry = build_registry(_settings(tmp_path, {"monitor_run": path, "report_render": path}))
-    assert registry.kinds() == ["explanation", "monitor_run", "pipeline_run", "report_render"]
+    assert registry.kinds() == [
+        "explanation",
+        "monitor_run",
+        "pipeline_run",
+        "report_render",
+        "trace_cost_recompute",
+        "trace_purge",
+    ]
     assert registry.handler_for("monitor_run") is slow_marker
 
 
