@@ -76,6 +76,7 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"/deployments/\{name\}/predict$", "serves the live version"),
     (r"/deployments/\{deployment_id\}/(inferences|labels)", "logs inferences and labels"),
     (r"^/v1/traces$", "OTLP spans: inference records of a deployment, never what it serves"),
+    (r"/llm/(prices|redaction|retention)", "trace prices, redaction and retention; no version"),
     (r"/baselines", "reference baselines"),
     (r"/reports/", "model cards and reports"),
 ]
