@@ -493,7 +493,8 @@ def act_then_audit(
     target: str | Callable[[_T], str],
     detail: Mapping[str, Any] | Callable[[_T], Mapping[str, Any]] | None = None,
     reason: str = "",
-    project_id: uuid.UUID | None = None,
+    project_id: uuid.UUID | Callable[[_T], uuid.UUID] | None = None,
+    when: Callable[[_T], bool] | None = None,
 ) -> _T:
     """Do ``act`` and, only if it succeeds, write its audit entry in the same transaction.
 
@@ -501,7 +502,8 @@ def act_then_audit(
     in the caller's session, after the action is flushed (so ids exist and a constraint that
     refuses the action raises before anything is recorded). Routes never append for actions;
     they record only denials (:func:`append_in_own_transaction`). ``target`` and ``detail`` may
-    be functions of the action's result::
+    be functions of the action's result, and so may ``project_id`` (a project being created);
+    ``when`` says which results are actions at all (a replayed event that stored nothing is not)::
 
         grant = act_then_audit(
             lambda: _add_grant(session, ...),
@@ -512,6 +514,8 @@ def act_then_audit(
     """
     result = act()
     session.flush()
+    if when is not None and not when(result):
+        return result
     append(
         session=session,
         actor=actor,
@@ -519,7 +523,7 @@ def act_then_audit(
         target=target(result) if callable(target) else target,
         detail=detail(result) if callable(detail) else detail,
         reason=reason,
-        project_id=project_id,
+        project_id=project_id(result) if callable(project_id) else project_id,
     )
     return result
 

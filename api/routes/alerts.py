@@ -37,7 +37,7 @@ from governance.alerts import (
     rule_view,
     update_rule,
 )
-from governance.audit import append
+from governance.audit import act_then_audit
 from governance.channels import (
     ChannelSpec,
     ChannelUpdate,
@@ -50,6 +50,7 @@ from governance.channels import (
     update_channel,
 )
 from governance.delivery import (
+    Delivery,
     DeliveryState,
     build_event,
     delivery_view,
@@ -252,20 +253,20 @@ def create_alert_channel(
     box: Box,
 ) -> ChannelCreatedPublic:
     """Create a webhook, Slack or e-mail channel; the destination must pass the outbound guard."""
-    channel, signing_secret = create_channel(
-        session=session,
-        project_id=project.id,
-        spec=spec,
-        box=box,
-        created_by=actor.name,
-        check_target=guard_for_project(session=session, project_id=project.id),
-    )
-    append(
+    channel, signing_secret = act_then_audit(
+        lambda: create_channel(
+            session=session,
+            project_id=project.id,
+            spec=spec,
+            box=box,
+            created_by=actor.name,
+            check_target=guard_for_project(session=session, project_id=project.id),
+        ),
         session=session,
         actor=actor,
         action="alert_channel.create",
-        target=f"alert_channel:{channel.id}",
-        detail={"name": channel.name, "kind": channel.kind, "config": channel.config},
+        target=lambda made: f"alert_channel:{made[0].id}",
+        detail=lambda made: {"name": made[0].name, "kind": made[0].kind, "config": made[0].config},
     )
     return ChannelCreatedPublic(
         channel=ChannelPublic.model_validate(public_view(channel)), signing_secret=signing_secret
@@ -302,21 +303,20 @@ def change_alert_channel(
 ) -> ChannelPublic:
     """Rename a channel or switch it on or off (recreate it to change its destination)."""
     before = public_view(get_channel(session=session, project_id=project.id, channel_id=channel_id))
-    channel = update_channel(
-        session=session, project_id=project.id, channel_id=channel_id, change=change
-    )
-    after = public_view(channel)
-    append(
+    channel = act_then_audit(
+        lambda: update_channel(
+            session=session, project_id=project.id, channel_id=channel_id, change=change
+        ),
         session=session,
         actor=actor,
         action="alert_channel.update",
-        target=f"alert_channel:{channel.id}",
-        detail={
+        target=f"alert_channel:{channel_id}",
+        detail=lambda changed: {
             "before": {"name": before["name"], "enabled": before["enabled"]},
-            "after": {"name": after["name"], "enabled": after["enabled"]},
+            "after": {"name": changed.name, "enabled": changed.enabled},
         },
     )
-    return ChannelPublic.model_validate(after)
+    return ChannelPublic.model_validate(public_view(channel))
 
 
 @router.delete(
@@ -328,13 +328,13 @@ def delete_alert_channel(
     channel_id: uuid.UUID, actor: Writer, project: CurrentProject, session: SessionDep
 ) -> Response:
     """Delete a channel no rule uses and nothing was delivered to; otherwise disable it."""
-    channel = delete_channel(session=session, project_id=project.id, channel_id=channel_id)
-    append(
+    act_then_audit(
+        lambda: delete_channel(session=session, project_id=project.id, channel_id=channel_id),
         session=session,
         actor=actor,
         action="alert_channel.delete",
-        target=f"alert_channel:{channel.id}",
-        detail={"name": channel.name, "kind": channel.kind},
+        target=f"alert_channel:{channel_id}",
+        detail=lambda gone: {"name": gone.name, "kind": gone.kind},
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -358,17 +358,24 @@ def test_alert_channel(
             "summary": f"{actor.name} asked Warden to check this channel.",
         },
     )
-    queued = enqueue(session=session, project_id=project.id, channel_ids=[channel.id], event=event)
-    if not queued:
-        raise Conflict("the channel is disabled; enable it first", field="enabled")
-    append(
+
+    def queue_test() -> Delivery:
+        queued = enqueue(
+            session=session, project_id=project.id, channel_ids=[channel.id], event=event
+        )
+        if not queued:
+            raise Conflict("the channel is disabled; enable it first", field="enabled")
+        return queued[0]
+
+    delivery = act_then_audit(
+        queue_test,
         session=session,
         actor=actor,
         action="alert_channel.test",
         target=f"alert_channel:{channel.id}",
-        detail={"delivery_id": str(queued[0].id)},
+        detail=lambda queued: {"delivery_id": str(queued.id)},
     )
-    return DeliveryPublic.model_validate(delivery_view(queued[0]))
+    return DeliveryPublic.model_validate(delivery_view(delivery))
 
 
 # --- rules ----------------------------------------------------------------------------------
@@ -379,16 +386,17 @@ def create_alert_rule(
     spec: RuleCreate, actor: Writer, project: CurrentProject, session: SessionDep
 ) -> RulePublic:
     """Create a rule routing findings of a status (and kind, metric, source) to channels."""
-    rule = create_rule(session=session, project_id=project.id, spec=spec, created_by=actor.name)
-    view = rule_view(session=session, rule=rule)
-    append(
+    rule = act_then_audit(
+        lambda: create_rule(
+            session=session, project_id=project.id, spec=spec, created_by=actor.name
+        ),
         session=session,
         actor=actor,
         action="alert_rule.create",
-        target=f"alert_rule:{rule.id}",
-        detail={"after": view},
+        target=lambda made: f"alert_rule:{made.id}",
+        detail=lambda made: {"after": rule_view(session=session, rule=made)},
     )
-    return RulePublic.model_validate(view)
+    return RulePublic.model_validate(rule_view(session=session, rule=rule))
 
 
 @router.get("/alert-rules", summary="List rules")
@@ -422,16 +430,18 @@ def change_alert_rule(
     """Change a rule's filters, channels or switch it on or off."""
     rule = get_rule(session=session, project_id=project.id, rule_id=rule_id)
     before = rule_view(session=session, rule=rule)
-    rule = update_rule(session=session, project_id=project.id, rule_id=rule_id, change=change)
-    after = rule_view(session=session, rule=rule)
-    append(
+    rule = act_then_audit(
+        lambda: update_rule(session=session, project_id=project.id, rule_id=rule_id, change=change),
         session=session,
         actor=actor,
         action="alert_rule.update",
-        target=f"alert_rule:{rule.id}",
-        detail={"before": before, "after": after},
+        target=f"alert_rule:{rule_id}",
+        detail=lambda changed: {
+            "before": before,
+            "after": rule_view(session=session, rule=changed),
+        },
     )
-    return RulePublic.model_validate(after)
+    return RulePublic.model_validate(rule_view(session=session, rule=rule))
 
 
 @router.delete(
@@ -443,8 +453,8 @@ def delete_alert_rule(
     """Delete a rule that never opened an incident; otherwise disable it."""
     rule = get_rule(session=session, project_id=project.id, rule_id=rule_id)
     before = rule_view(session=session, rule=rule)
-    delete_rule(session=session, project_id=project.id, rule_id=rule_id)
-    append(
+    act_then_audit(
+        lambda: delete_rule(session=session, project_id=project.id, rule_id=rule_id),
         session=session,
         actor=actor,
         action="alert_rule.delete",
@@ -500,13 +510,13 @@ def resend_alert_delivery(
     delivery_id: uuid.UUID, actor: Writer, project: CurrentProject, session: SessionDep
 ) -> DeliveryPublic:
     """Queue the same event to the same channel again (same event id, fresh attempts)."""
-    copy = resend(session=session, project_id=project.id, delivery_id=delivery_id)
-    append(
+    copy = act_then_audit(
+        lambda: resend(session=session, project_id=project.id, delivery_id=delivery_id),
         session=session,
         actor=actor,
         action="delivery.resend",
         target=f"delivery:{delivery_id}",
-        detail={"new_delivery_id": str(copy.id), "event_id": copy.event_id},
+        detail=lambda sent: {"new_delivery_id": str(sent.id), "event_id": sent.event_id},
     )
     return DeliveryPublic.model_validate(delivery_view(copy))
 
@@ -613,20 +623,20 @@ def add_outbound_allowlist(
     spec: AllowEntryCreate, actor: Admin, project: CurrentProject, session: SessionDep
 ) -> AllowEntryPublic:
     """Exempt a host name or network from the SSRF guard (project admins only; audited)."""
-    entry = add_allow_entry(
-        session=session,
-        project_id=project.id,
-        target=spec.target,
-        note=spec.note,
-        created_by=actor.name,
-    )
-    append(
+    entry = act_then_audit(
+        lambda: add_allow_entry(
+            session=session,
+            project_id=project.id,
+            target=spec.target,
+            note=spec.note,
+            created_by=actor.name,
+        ),
         session=session,
         actor=actor,
         action="outbound_allow.add",
-        target=f"outbound_allow:{entry.id}",
+        target=lambda added: f"outbound_allow:{added.id}",
         reason=spec.note,
-        detail={"target": entry.target},
+        detail=lambda added: {"target": added.target},
     )
     return _entry(entry)
 
@@ -640,12 +650,12 @@ def remove_outbound_allowlist(
     entry_id: uuid.UUID, actor: Admin, project: CurrentProject, session: SessionDep
 ) -> Response:
     """Make the guard refuse the destination again (project admins only; audited)."""
-    entry = remove_allow_entry(session=session, project_id=project.id, entry_id=entry_id)
-    append(
+    act_then_audit(
+        lambda: remove_allow_entry(session=session, project_id=project.id, entry_id=entry_id),
         session=session,
         actor=actor,
         action="outbound_allow.remove",
-        target=f"outbound_allow:{entry.id}",
-        detail={"target": entry.target},
+        target=f"outbound_allow:{entry_id}",
+        detail=lambda removed: {"target": removed.target},
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -29,7 +29,7 @@ from governance.audit import (
     AuditEntry,
     AuditFilter,
     Outcome,
-    append,
+    act_then_audit,
     checkpoint,
     head,
     list_entries,
@@ -243,13 +243,13 @@ def export_audit(actor: AuditReader, engine: EngineDep, signer: SignerDep) -> St
     # and on SQLite an open request transaction would hold the write lock for the whole download.
     with session_scope(engine) as session:
         readable = readable_project_ids(session=session, actor=actor)
-        up_to = head(session=session).seq
-        append(
+        up_to = act_then_audit(
+            lambda: head(session=session).seq,
             session=session,
             actor=actor,
             action="audit.export",
-            target=f"audit:1..{up_to}",
-            detail={"head_seq": up_to, "redacted": readable is not None},
+            target=lambda seq: f"audit:1..{seq}",
+            detail=lambda seq: {"head_seq": seq, "redacted": readable is not None},
         )
     lines = export_lines(engine=engine, readable=readable, key_id=signer.key_id, up_to=up_to)
     filename = f"warden-audit-{format_time(utcnow()).replace(':', '')}.jsonl"

@@ -25,7 +25,7 @@ from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from api.settings import Settings
 from governance.actors import Actor
-from governance.audit import append
+from governance.audit import act_then_audit
 from governance.permissions import Permission
 from lineage.models import Deployment, ModelVersion
 from monitors.inferences import InferenceRecord
@@ -142,15 +142,15 @@ def log_inferences(
             request_ids, rows, prediction.predictions, scores, strict=True
         )
     ]
-    result = store_inferences(
-        session=session, data_dir=settings.data_dir, deployment=deployment, records=records
-    )
-    append(
+    result = act_then_audit(
+        lambda: store_inferences(
+            session=session, data_dir=settings.data_dir, deployment=deployment, records=records
+        ),
         session=session,
         actor=actor,
         action="inference.log",
         target=f"deployment:{deployment.id}",
-        detail={"after": result.to_dict(), "source": "predict"},
+        detail=lambda stored: {"after": stored.to_dict(), "source": "predict"},
     )
     return result.accepted
 

@@ -26,6 +26,7 @@ refused upload leaves no file behind.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -35,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
-from governance.audit import append
+from governance.audit import act_then_audit
 from governance.permissions import Permission
 from lineage.errors import InvalidInput
 from lineage.runtime.queue import RuntimeJob
@@ -105,14 +106,20 @@ class InferenceBatchPublic(BaseModel):
 
 
 def _answer(
-    session: SessionDep, actor: Actor, action: str, deployment_id: uuid.UUID, result: IngestResult
+    log: Callable[[], IngestResult],
+    session: SessionDep,
+    actor: Actor,
+    action: str,
+    deployment_id: uuid.UUID,
 ) -> InferenceBatchPublic:
-    append(
+    """Log a batch and record it (monitors may not import governance: the route does)."""
+    result = act_then_audit(
+        log,
         session=session,
         actor=actor,
         action=action,
         target=f"deployment:{deployment_id}",
-        detail={"after": result.to_dict()},
+        detail=lambda stored: {"after": stored.to_dict()},
     )
     return InferenceBatchPublic(
         batch_id=result.batch_id, accepted=result.accepted, duplicates=result.duplicates
@@ -133,10 +140,15 @@ def post_inferences(
     deployment, _ = deployment_of(
         session=session, project_id=project.id, deployment_id=deployment_id
     )
-    result = log_inferences(
-        session=session, data_dir=settings.data_dir, deployment=deployment, records=body.records
+    return _answer(
+        lambda: log_inferences(
+            session=session, data_dir=settings.data_dir, deployment=deployment, records=body.records
+        ),
+        session,
+        actor,
+        "inference.log",
+        deployment_id,
     )
-    return _answer(session, actor, "inference.log", deployment_id, result)
 
 
 def _suffix(upload: UploadFile) -> str:
@@ -160,10 +172,15 @@ def upload_inferences(
     frame = read_table(file.file.read(), suffix=_suffix(file), limits=limits)
     records = records_from_frame(frame)
     refuse_non_finite(records)
-    result = log_inferences(
-        session=session, data_dir=settings.data_dir, deployment=deployment, records=records
+    return _answer(
+        lambda: log_inferences(
+            session=session, data_dir=settings.data_dir, deployment=deployment, records=records
+        ),
+        session,
+        actor,
+        "inference.upload",
+        deployment_id,
     )
-    return _answer(session, actor, "inference.upload", deployment_id, result)
 
 
 @router.post("/deployments/{deployment_id}/labels", status_code=status.HTTP_201_CREATED)
@@ -179,10 +196,15 @@ def post_labels(
     deployment, _ = deployment_of(
         session=session, project_id=project.id, deployment_id=deployment_id
     )
-    result = log_labels(
-        session=session, data_dir=settings.data_dir, deployment=deployment, labels=body.labels
+    return _answer(
+        lambda: log_labels(
+            session=session, data_dir=settings.data_dir, deployment=deployment, labels=body.labels
+        ),
+        session,
+        actor,
+        "inference.label",
+        deployment_id,
     )
-    return _answer(session, actor, "inference.label", deployment_id, result)
 
 
 @router.post("/baselines", status_code=status.HTTP_201_CREATED)
@@ -194,27 +216,37 @@ def post_baseline(
     settings: SettingsDep,
 ) -> BaselinePublic:
     """Build a deployment's reference baseline from a dataset version in the data directory."""
-    stored = create_baseline(
-        session=session,
-        data_dir=settings.data_dir,
-        project_id=project.id,
-        spec=body,
-        created_by=actor.principal_id,
-        limits=settings.table_limits(),
+    return _created(
+        lambda: create_baseline(
+            session=session,
+            data_dir=settings.data_dir,
+            project_id=project.id,
+            spec=body,
+            created_by=actor.principal_id,
+            limits=settings.table_limits(),
+        ),
+        session,
+        actor,
     )
-    return _created(session, actor, stored)
 
 
-def _created(session: SessionDep, actor: Actor, stored: StoredBaseline) -> BaselinePublic:
-    public = BaselinePublic.model_validate(stored)
-    append(
+def _created(
+    build: Callable[[], StoredBaseline], session: SessionDep, actor: Actor
+) -> BaselinePublic:
+    """Build a baseline and record it (monitors may not import governance: the route does)."""
+    stored = act_then_audit(
+        build,
         session=session,
         actor=actor,
         action="baseline.create",
-        target=f"baseline:{stored.id}",
-        detail={"after": public.model_dump(mode="json", exclude={"created_at"})},
+        target=lambda made: f"baseline:{made.id}",
+        detail=lambda made: {
+            "after": BaselinePublic.model_validate(made).model_dump(
+                mode="json", exclude={"created_at"}
+            )
+        },
     )
-    return public
+    return BaselinePublic.model_validate(stored)
 
 
 @router.post("/baselines/upload", status_code=status.HTTP_201_CREATED)
@@ -246,17 +278,20 @@ def upload_baseline(
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
-    stored = create_uploaded_baseline(
-        session=session,
-        data_dir=settings.data_dir,
-        project_id=project.id,
-        content=file.file.read(),
-        suffix=_suffix(file),
-        spec=spec,
-        limits=settings.table_limits(),
-        created_by=actor.principal_id,
+    return _created(
+        lambda: create_uploaded_baseline(
+            session=session,
+            data_dir=settings.data_dir,
+            project_id=project.id,
+            content=file.file.read(),
+            suffix=_suffix(file),
+            spec=spec,
+            limits=settings.table_limits(),
+            created_by=actor.principal_id,
+        ),
+        session,
+        actor,
     )
-    return _created(session, actor, stored)
 
 
 @router.get("/baselines", dependencies=_READ)
@@ -321,17 +356,20 @@ def request_explanation(
     response: Response,
 ) -> ExplanationPublic:
     """Queue the explanation of one logged inference; the worker loads the model and explains."""
-    job, queued = queue_explanation(
-        session=session, project_id=project.id, deployment_id=deployment_id, request_id=request_id
-    )
-    if queued:
-        append(
+    job, _queued = act_then_audit(
+        lambda: queue_explanation(
             session=session,
-            actor=actor,
-            action="inference.explain",
-            target=f"deployment:{deployment_id}",
-            detail={"after": {"request_id": request_id, "job_id": str(job.id)}},
-        )
+            project_id=project.id,
+            deployment_id=deployment_id,
+            request_id=request_id,
+        ),
+        session=session,
+        actor=actor,
+        action="inference.explain",
+        target=f"deployment:{deployment_id}",
+        detail=lambda made: {"after": {"request_id": request_id, "job_id": str(made[0].id)}},
+        when=lambda made: made[1],
+    )
     response.headers["Location"] = (
         f"/api/v1/projects/{project.name}/deployments/{deployment_id}/inferences/"
         f"{quote(request_id, safe='')}/explanation"

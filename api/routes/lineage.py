@@ -26,7 +26,7 @@ from api.limits import gunzip
 from api.routes.model_versions import DeploymentPublic, ModelVersionPublic
 from api.security import CurrentProject, require
 from governance.actors import Actor
-from governance.audit import Outcome, append, append_in_own_transaction
+from governance.audit import Outcome, act_then_audit, append_in_own_transaction
 from governance.permissions import Permission
 from governance.roles import authorize, visible_project_ids
 from lineage.catalog import get_run, list_dataset_versions, list_datasets, list_jobs
@@ -262,16 +262,16 @@ def post_lineage(
         permission=Permission.LINEAGE_WRITE,
         action="POST /api/v1/lineage",
     )
-    result = ingest_event(session=session, project_id=target.id, body=body)
-    if result.created:
-        append(
-            session=session,
-            actor=actor.in_project(target.id),
-            action="lineage.ingest",
-            target=f"lineage_event:{result.event_id}",
-            detail={"kind": result.kind},
-        )
-    else:
+    result = act_then_audit(
+        lambda: ingest_event(session=session, project_id=target.id, body=body),
+        session=session,
+        actor=actor.in_project(target.id),
+        action="lineage.ingest",
+        target=lambda stored: f"lineage_event:{stored.event_id}",
+        detail=lambda stored: {"kind": stored.kind},
+        when=lambda stored: stored.created,
+    )
+    if not result.created:
         response.status_code = status.HTTP_200_OK
     return LineageEventPublic(id=result.event_id, kind=result.kind, created=result.created)
 

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from api.deps import SessionDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
-from governance.audit import append
+from governance.audit import act_then_audit
 from governance.permissions import Permission
 from lineage.deployments import (
     end_deployment,
@@ -124,22 +124,22 @@ def register_version(
     session: SessionDep,
 ) -> ModelVersionPublic:
     """Register a version of model ``name``: artifact, hash, training run, scores, input schema."""
-    model_version = register_model_version(
-        session=session,
-        project_id=project.id,
-        name=name,
-        spec=spec,
-        registered_by=actor.principal_id,
-    )
-    append(
+    model_version = act_then_audit(
+        lambda: register_model_version(
+            session=session,
+            project_id=project.id,
+            name=name,
+            spec=spec,
+            registered_by=actor.principal_id,
+        ),
         session=session,
         actor=actor,
         action="model_version.register",
-        target=f"model_version:{model_version.id}",
-        detail={
+        target=lambda made: f"model_version:{made.id}",
+        detail=lambda made: {
             "name": name,
-            "version": model_version.version,
-            "artifact_sha256": model_version.artifact_sha256,
+            "version": made.version,
+            "artifact_sha256": made.artifact_sha256,
         },
     )
     return ModelVersionPublic.of(model_version, session=session)
@@ -228,6 +228,11 @@ def read_deployment(
     return DeploymentPublic.of(deployment, session=session)
 
 
+def _ended(deployment: Deployment) -> dict[str, str]:
+    assert deployment.live_until is not None
+    return {"live_until": deployment.live_until.isoformat()}
+
+
 @router.post("/deployments/{deployment_id}/end", summary="End a live deployment")
 def finish_deployment(
     deployment_id: uuid.UUID,
@@ -236,13 +241,12 @@ def finish_deployment(
     session: SessionDep,
 ) -> DeploymentPublic:
     """Mark a live deployment as no longer serving, now; its slot is then empty."""
-    deployment = end_deployment(session=session, project_id=project.id, deployment_id=deployment_id)
-    assert deployment.live_until is not None
-    append(
+    deployment = act_then_audit(
+        lambda: end_deployment(session=session, project_id=project.id, deployment_id=deployment_id),
         session=session,
         actor=actor,
         action="deployment.end",
-        target=f"deployment:{deployment.id}",
-        detail={"live_until": deployment.live_until.isoformat()},
+        target=f"deployment:{deployment_id}",
+        detail=_ended,
     )
     return DeploymentPublic.of(deployment, session=session)

@@ -9,6 +9,7 @@ written to the audit log in the request's transaction. Running happens in a work
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -17,7 +18,7 @@ from fastapi.responses import PlainTextResponse
 from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
-from governance.audit import append
+from governance.audit import act_then_audit
 from governance.permissions import Permission
 from lineage import utcnow
 from lineage.deployments import get_deployment
@@ -27,6 +28,7 @@ from monitors.models import (
     Monitor,
     MonitorCreate,
     MonitorPublic,
+    MonitorRun,
     MonitorRunPublic,
     MonitorUpdate,
     RunTrigger,
@@ -61,20 +63,22 @@ def _snapshot(monitor: Monitor) -> dict[str, Any]:
     )
 
 
-def _audit(
+def _audited(
+    act: Callable[[], Monitor],
     session: SessionDep,
     actor: Actor,
     action: str,
-    monitor: Monitor,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    append(
+    detail: Callable[[Monitor], dict[str, Any]] | None = None,
+) -> Monitor:
+    """Do a monitor action and record it (monitors may not import governance: the route does)."""
+    return act_then_audit(
+        act,
         session=session,
         actor=actor,
         action=action,
-        target=f"monitor:{monitor.id}",
+        target=lambda monitor: f"monitor:{monitor.id}",
         detail=detail,
-        project_id=monitor.project_id,
+        project_id=lambda monitor: monitor.project_id,
     )
 
 
@@ -88,8 +92,13 @@ def create(
             get_deployment(session=session, project_id=project.id, deployment_id=body.deployment_id)
         except NotFound as error:
             raise InvalidInput(error.detail, field="deployment_id") from error
-    monitor = create_monitor(session=session, project_id=project.id, spec=body)
-    _audit(session, actor, "monitor.create", monitor, {"after": _snapshot(monitor)})
+    monitor = _audited(
+        lambda: create_monitor(session=session, project_id=project.id, spec=body),
+        session,
+        actor,
+        "monitor.create",
+        lambda made: {"after": _snapshot(made)},
+    )
     return MonitorPublic.of(monitor)
 
 
@@ -122,9 +131,17 @@ def change(
         )
     monitor = get_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
     before = _snapshot(monitor)
-    update_monitor(session=session, project_id=project.id, monitor_id=monitor_id, changes=body)
-    _audit(
-        session, actor, "monitor.change", monitor, {"before": before, "after": _snapshot(monitor)}
+
+    def change_it() -> Monitor:
+        update_monitor(session=session, project_id=project.id, monitor_id=monitor_id, changes=body)
+        return monitor
+
+    _audited(
+        change_it,
+        session,
+        actor,
+        "monitor.change",
+        lambda changed: {"before": before, "after": _snapshot(changed)},
     )
     return MonitorPublic.of(monitor)
 
@@ -134,8 +151,12 @@ def pause(
     monitor_id: uuid.UUID, actor: Writer, project: CurrentProject, session: SessionDep
 ) -> MonitorPublic:
     """Stop scheduling the monitor (queued runs still run; manual runs stay possible)."""
-    monitor = pause_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
-    _audit(session, actor, "monitor.pause", monitor)
+    monitor = _audited(
+        lambda: pause_monitor(session=session, project_id=project.id, monitor_id=monitor_id),
+        session,
+        actor,
+        "monitor.pause",
+    )
     return MonitorPublic.of(monitor)
 
 
@@ -144,8 +165,12 @@ def resume(
     monitor_id: uuid.UUID, actor: Writer, project: CurrentProject, session: SessionDep
 ) -> MonitorPublic:
     """Schedule the monitor again from now on; slots missed while paused are not run."""
-    monitor = resume_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
-    _audit(session, actor, "monitor.resume", monitor)
+    monitor = _audited(
+        lambda: resume_monitor(session=session, project_id=project.id, monitor_id=monitor_id),
+        session,
+        actor,
+        "monitor.resume",
+    )
     return MonitorPublic.of(monitor)
 
 
@@ -160,16 +185,28 @@ def run_now(
 ) -> MonitorRunPublic:
     """Queue a run of the monitor now; a worker executes it. Answers 202 with the run."""
     monitor = get_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
-    run = queue_monitor_run(
+
+    def queue_run() -> MonitorRun:
+        queued = queue_monitor_run(
+            session=session,
+            monitor=monitor,
+            scheduled_for=utcnow(),
+            trigger=RunTrigger.MANUAL,
+            max_attempts=settings.worker_max_attempts,
+        )
+        if queued is None:
+            raise Conflict("a run of this monitor was queued at this very instant; retry")
+        return queued
+
+    run = act_then_audit(
+        queue_run,
         session=session,
-        monitor=monitor,
-        scheduled_for=utcnow(),
-        trigger=RunTrigger.MANUAL,
-        max_attempts=settings.worker_max_attempts,
+        actor=actor,
+        action="monitor.run",
+        target=f"monitor:{monitor.id}",
+        detail=lambda queued: {"after": {"run_id": str(queued.id)}},
+        project_id=monitor.project_id,
     )
-    if run is None:
-        raise Conflict("a run of this monitor was queued at this very instant; retry")
-    _audit(session, actor, "monitor.run", monitor, {"after": {"run_id": str(run.id)}})
     response.headers["Location"] = f"/api/v1/projects/{project.name}/monitor-runs/{run.id}"
     job = None if run.job_id is None else get_job(session=session, job_id=run.job_id)
     return run_view(run, job)

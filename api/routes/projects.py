@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import EngineDep, SessionDep
 from api.security import CurrentProject, require, require_admin, require_authenticated
 from governance.actors import Actor
-from governance.audit import append, append_in_own_transaction
+from governance.audit import act_then_audit, append_in_own_transaction
 from governance.identity import get_principal
 from governance.permissions import Permission
 from governance.roles import (
@@ -100,14 +100,14 @@ def create(
     session: SessionDep,
 ) -> ProjectPublic:
     """Create a project (global administrators only)."""
-    project = create_project(session=session, name=body.name, description=body.description)
-    append(
+    project = act_then_audit(
+        lambda: create_project(session=session, name=body.name, description=body.description),
         session=session,
         actor=actor,
         action="project.create",
-        target=f"project:{project.id}",
-        detail={"after": {"name": project.name}},
-        project_id=project.id,
+        target=lambda made: f"project:{made.id}",
+        detail=lambda made: {"after": {"name": made.name}},
+        project_id=lambda made: made.id,
     )
     return ProjectPublic.of(project)
 
