@@ -54,6 +54,7 @@ MAX_SPANS = 50_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KEY_CHUNK = 400
+_PII_DIGITS = 10**6  # shorter integers hold no phone, card or account number
 _ATTRIBUTE_TEXT_LIMIT = 64 * 1024
 
 
@@ -160,6 +161,11 @@ class _Scrubber:
     def value(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value[:_ATTRIBUTE_TEXT_LIMIT])
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _PII_DIGITS:
+            # A card or phone number sent as an OTLP intValue: redacted as its digits.
+            digits = str(value)
+            redacted = self.text(digits)
+            return value if redacted == digits else redacted
         if isinstance(value, list):
             return [self.value(item) for item in value]
         if isinstance(value, dict):

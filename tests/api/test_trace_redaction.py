@@ -36,6 +36,9 @@ def _with_pii(document: dict[str, Any]) -> dict[str, Any]:
             attribute["value"] = {"stringValue": json.dumps(messages)}
     span["attributes"].append({"key": "app.customer_email", "value": {"stringValue": MAIL}})
     span["attributes"].append({"key": "user.id", "value": {"stringValue": MAIL}})
+    digits = CARD.replace(" ", "")
+    span["attributes"].append({"key": "app.card", "value": {"intValue": digits}})
+    span["attributes"].append({"key": "app.order", "value": {"intValue": NOT_A_CARD}})
     span["status"] = {"code": 2, "message": f"card {CARD} declined"}
     return document
 
@@ -76,7 +79,8 @@ def test_pii_in_a_span_never_reaches_the_database_file_nor_the_data_directory(
     with session_scope(engine) as session:
         span = session.exec(select(TraceSpan)).one()
         content = session.exec(select(TraceContent)).one()
-        assert span.redactions == {"email": 3, "phone": 1, "credit_card": 2}
+        assert span.redactions == {"email": 3, "phone": 1, "credit_card": 3}
+        assert span.attributes["app.order"] == int(NOT_A_CARD)  # not a card: kept as sent
         stored = json.dumps(content.input_messages)
         assert NOT_A_CARD in stored
         token = "[EMAIL:" if mode == "hash" else "[EMAIL]"
