@@ -97,10 +97,11 @@ def run(
 ) -> None:
     """Start a run of a pipeline (or show the one already active for its model)."""
     from api.store import open_store
+    from api.worker_process import runner_config
     from governance import Actor
     from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import get_pipeline, request_run
-    from retrain.runner import RunnerConfig, execute_pipeline_run
+    from retrain.runner import execute_pipeline_run
 
     settings = _settings()
     engine = open_store(settings)
@@ -112,10 +113,9 @@ def run(
             requested = request_run(session=session, pipeline=pipeline, actor=actor, reason=reason)
         result = requested.run
         if now and requested.created:
-            config = RunnerConfig(
-                data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri()
+            result = execute_pipeline_run(
+                engine=engine, run_id=result.id, config=runner_config(settings)
             )
-            result = execute_pipeline_run(engine=engine, run_id=result.id, config=config)
     except WardenError as error:
         raise _fail(error.detail) from None
     finally:

@@ -103,6 +103,24 @@ class Settings(BaseSettings):
         description="Extra or replacement job handlers: job kind -> 'module:function' (JSON).",
     )
 
+    sandbox: Literal["bubblewrap", "none"] = Field(
+        default="bubblewrap",
+        description="How pipeline steps and evaluation readers (project code) are isolated: "
+        "'bubblewrap' (bwrap must be installed; Warden refuses to run project code without it) "
+        "or 'none' — DEVELOPMENT ONLY: the code then runs as the worker and can read its keys "
+        "and database; a warning is logged every time.",
+    )
+    sandbox_read_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders (JSON list) whose files pipelines may name as training or "
+        "held-out data; steps see them read-only. None may contain the data directory.",
+    )
+    sandbox_network_projects: list[str] = Field(
+        default_factory=list,
+        description="Projects (names or ids, JSON list) whose steps may use the network; "
+        "all others have none.",
+    )
+
     audit_key_path: Path | None = Field(
         default=None,
         description="Ed25519 key signing audit checkpoints (PEM, mode 0600), generated on first "

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -46,6 +47,7 @@ from retrain.loop import handle_run_findings
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import PIPELINE_RUN
 from retrain.runner import RunnerConfig, pipeline_handler
+from retrain.sandbox import executor_for
 
 __all__ = [
     "DELIVERY_EVERY_SECONDS",
@@ -109,6 +111,30 @@ def build_model_loader(settings: Settings) -> VerifiedModelLoader:
     )
 
 
+def runner_config(settings: Settings) -> RunnerConfig:
+    """Return how pipeline runs execute: the sandbox, what steps may read, who gets network.
+
+    Raises:
+        InvalidInput: ``WARDEN_SANDBOX`` names no executor, or a read root overlaps the data
+            directory or a key.
+    """
+    protected = [
+        settings.resolved_audit_key_path(),
+        settings.outbound_key_path or settings.data_dir / "keys" / "outbound.key",
+    ]
+    database = settings.resolved_database_url()
+    if database.startswith("sqlite:///"):
+        protected.append(Path(database.removeprefix("sqlite:///")))
+    return RunnerConfig(
+        data_dir=settings.data_dir,
+        tracking_uri=settings.resolved_mlflow_uri(),
+        executor=executor_for(settings.sandbox),
+        readable_roots=tuple(settings.sandbox_read_roots),
+        protected=tuple(protected),
+        network_projects=frozenset(settings.sandbox_network_projects),
+    )
+
+
 def build_registry(settings: Settings) -> HandlerRegistry:
     """Return the built-in handlers (monitor and pipeline runs, report renders) plus plug-ins.
 
@@ -133,8 +159,7 @@ def build_registry(settings: Settings) -> HandlerRegistry:
         ),
     )
     register_trace_handlers(registry, audit=audit_as_warden)
-    runner = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
-    registry.register(PIPELINE_RUN, pipeline_handler(runner))
+    registry.register(PIPELINE_RUN, pipeline_handler(runner_config(settings)))
     signer = load_or_create_signer(settings.resolved_audit_key_path())
     registry.register(
         REPORT_RENDER,

@@ -14,10 +14,12 @@ from retrain.pipelines import (
 )
 from retrain.promotion import promote, record_live, redeploy, request_promotion, rollback
 from retrain.runner import RunnerConfig, execute_pipeline_run, pipeline_handler
+from retrain.sandbox import BubblewrapExecutor, SandboxSpec, StepExecutor, UnsandboxedExecutor
 
 __all__ = [
     "PIPELINE_RUN",
     "AliasDeployer",
+    "BubblewrapExecutor",
     "Deployer",
     "EmbeddedDeployer",
     "Evaluation",
@@ -28,6 +30,9 @@ __all__ = [
     "Promotion",
     "Registry",
     "RunnerConfig",
+    "SandboxSpec",
+    "StepExecutor",
+    "UnsandboxedExecutor",
     "VerifiedModelLoader",
     "current_champion",
     "evaluate_version",

@@ -6,8 +6,10 @@ rate) and fairness (selection rate per group, demographic-parity difference and 
 equalized-odds difference, from :func:`monitors.fairness.compute_fairness`) are stored side by
 side with the candidate version in an :class:`Evaluation` row, together with the differences
 ``candidate - champion``. Promotion gates (policies) read these rows; people read them before they
-approve. Models are loaded only through :class:`~retrain.deployers.VerifiedModelLoader`, so both are
-hash-checked first.
+approve. Models are loaded only through :class:`~retrain.deployers.VerifiedModelLoader`, so both
+are hash-checked first. After a pipeline run the reader and both models are project code: the
+runner has them run in the sandbox (:func:`retrain.step.score_holdout`) and scores the
+predictions it returns with :func:`score_predictions`.
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ __all__ = [
     "Evaluation",
     "evaluate_version",
     "latest_evaluation",
+    "measure",
+    "predict",
     "record_evaluation",
     "resolve_pair",
     "score_model",
     "score_pair",
+    "score_predictions",
 ]
 
 _FAIRNESS_METRICS = (
@@ -93,18 +98,53 @@ def score_model(
     monitor reports later, so a gate and a monitor agree), plus the selection rate; ``intervals``
     holds its 95 % intervals.
     """
-    import pandas as pd
+    y_pred, scores = predict(
+        model=model, feature_schema=model_version.feature_schema, holdout=holdout, target=target
+    )
+    return measure(
+        y_true=holdout[target].astype(int).to_numpy(),
+        y_pred=y_pred,
+        scores=scores,
+        sensitive=holdout[list(sensitive_features)] if sensitive_features else None,
+        sensitive_features=sensitive_features,
+    )
 
-    features = list(model_version.feature_schema) or [c for c in holdout.columns if c != target]
+
+def predict(
+    *, model: Any, feature_schema: dict[str, Any], holdout: pd.DataFrame, target: str
+) -> tuple[Any, Any]:
+    """Return ``(predictions, positive-class scores or None)`` of a model on held-out rows.
+
+    Run where the model may be loaded: model files are code, so the worker calls this only
+    inside the sandbox (:func:`retrain.step.score_holdout`).
+    """
+    features = list(feature_schema) or [c for c in holdout.columns if c != target]
     inputs = holdout[features].copy()
-    for column, kind in model_version.feature_schema.items():
+    for column, kind in feature_schema.items():
         if kind in ("float", "integer"):
             inputs[column] = inputs[column].astype("float64")
-    y_true = holdout[target].astype(int).to_numpy()
     y_pred = model.predict(inputs)
+    scores = model.predict_proba(inputs)[:, 1] if hasattr(model, "predict_proba") else None
+    return y_pred, scores
+
+
+def measure(
+    *,
+    y_true: Any,
+    y_pred: Any,
+    scores: Any,
+    sensitive: pd.DataFrame | None,
+    sensitive_features: Sequence[str],
+) -> tuple[dict[str, float | None], dict[str, Any], dict[str, list[float | None]]]:
+    """Return ``(performance, fairness, intervals)`` from labels, predictions and scores."""
+    import numpy as np
+    import pandas as pd
+
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = np.asarray(y_pred)
     scored = pd.DataFrame({"label": y_true, "prediction": y_pred})
-    if hasattr(model, "predict_proba"):
-        scored["score"] = model.predict_proba(inputs)[:, 1]
+    if scores is not None:
+        scored["score"] = np.asarray(scores, dtype="float64")
     measured = compute_performance(
         scored,
         label_column="label",
@@ -121,9 +161,9 @@ def score_model(
         for name, metric in measured["metrics"].items()
     }
     fairness: dict[str, Any] = {}
-    if sensitive_features:
+    if sensitive_features and sensitive is not None:
         result = compute_fairness(
-            sensitive=holdout[list(sensitive_features)],
+            sensitive=sensitive[list(sensitive_features)],
             y_pred=y_pred,
             y_true=y_true,
             config=FairnessConfig(
@@ -197,6 +237,35 @@ def resolve_pair(
     return candidate, champion
 
 
+def _check_holdout(holdout: pd.DataFrame, target: str, sensitive_features: Sequence[str]) -> None:
+    if holdout.empty or target not in holdout.columns:
+        raise InvalidInput(
+            f"the held-out data must be non-empty and hold the label column {target!r}",
+            field="holdout",
+        )
+    missing = [f for f in sensitive_features if f not in holdout.columns]
+    if missing:
+        raise InvalidInput(
+            f"sensitive features {missing} are not columns of the held-out data",
+            field="sensitive_features",
+        )
+
+
+def _compare(
+    results: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    performance: dict[str, Any] = {}
+    fairness: dict[str, Any] = {}
+    for role, (perf, fair, spread) in results.items():
+        performance[role] = perf
+        performance.setdefault("intervals", {})[role] = spread
+        fairness[role] = fair
+    if "champion" in results:
+        performance["difference"] = _difference(performance["candidate"], performance["champion"])
+        fairness["difference"] = _difference(fairness["candidate"], fairness["champion"])
+    return performance, fairness
+
+
 def score_pair(
     *,
     candidate: ModelVersion,
@@ -210,41 +279,54 @@ def score_pair(
 
     Pure computation, no store access: callers run it outside any transaction, because loading
     models and bootstrapping intervals takes seconds and an open SQLite transaction would hold
-    the store's write lock for all of them.
+    the store's write lock for all of them. It loads the models in this process: pipeline runs
+    use :func:`score_predictions` on predictions made in the sandbox instead.
 
     Raises:
         InvalidInput: The held-out rows lack the target or a sensitive feature, or are empty.
     """
-    if holdout.empty or target not in holdout.columns:
-        raise InvalidInput(
-            f"the held-out data must be non-empty and hold the label column {target!r}",
-            field="holdout",
-        )
-    missing = [f for f in sensitive_features if f not in holdout.columns]
-    if missing:
-        raise InvalidInput(
-            f"sensitive features {missing} are not columns of the held-out data",
-            field="sensitive_features",
-        )
-    performance: dict[str, Any] = {}
-    fairness: dict[str, Any] = {}
-    for role, model_version in (("candidate", candidate), ("champion", champion)):
-        if model_version is None:
-            continue
-        perf, fair, spread = score_model(
+    _check_holdout(holdout, target, sensitive_features)
+    results = {
+        role: score_model(
             model=loader.load(model_version),
             model_version=model_version,
             holdout=holdout,
             target=target,
             sensitive_features=sensitive_features,
         )
-        performance[role] = perf
-        performance.setdefault("intervals", {})[role] = spread
-        fairness[role] = fair
-    if champion is not None:
-        performance["difference"] = _difference(performance["candidate"], performance["champion"])
-        fairness["difference"] = _difference(fairness["candidate"], fairness["champion"])
-    return performance, fairness
+        for role, model_version in (("candidate", candidate), ("champion", champion))
+        if model_version is not None
+    }
+    return _compare(results)
+
+
+def score_predictions(
+    *, scored: pd.DataFrame, roles: Sequence[str], target: str, sensitive_features: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Like :func:`score_pair`, from predictions made in the sandbox.
+
+    ``scored`` holds ``<role>.prediction`` (and ``<role>.score`` when the model has one) beside
+    the label and sensitive columns.
+
+    Raises:
+        InvalidInput: A column is missing or the rows are empty.
+    """
+    _check_holdout(scored, target, sensitive_features)
+    results = {}
+    for role in roles:
+        if f"{role}.prediction" not in scored.columns:
+            raise InvalidInput(
+                f"the sandbox returned no predictions of the {role}", field="holdout"
+            )
+        score_column = f"{role}.score"
+        results[role] = measure(
+            y_true=scored[target].to_numpy(),
+            y_pred=scored[f"{role}.prediction"].to_numpy(),
+            scores=scored[score_column].to_numpy() if score_column in scored.columns else None,
+            sensitive=scored[list(sensitive_features)] if sensitive_features else None,
+            sensitive_features=sensitive_features,
+        )
+    return _compare(results)
 
 
 def record_evaluation(

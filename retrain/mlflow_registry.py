@@ -4,6 +4,9 @@ Everything MLflow does for Warden goes through :class:`Registry`: tracking runs 
 metrics, input datasets via ``log_input``), registering model versions, moving the
 ``challenger`` / ``champion`` aliases (never the deprecated stages), reading versions and their
 source runs back (for ``warden lineage sync-mlflow``), and loading a version's model files.
+Training steps run sandboxed and never reach MLflow: a step saves a model folder
+(:func:`save_sklearn_model`) in its output, and the worker logs and registers it
+(:meth:`Registry.record_training`), so no step holds MLflow's store or credentials.
 
 Model files are code. :meth:`Registry.load_verified` downloads a version's artifacts, hashes
 them with :func:`hash_directory` and refuses to load them unless the hash equals the one Warden
@@ -41,8 +44,12 @@ __all__ = [
     "ModelVersionInfo",
     "Registry",
     "RunInfo",
+    "TrainingRecord",
     "TrainingRun",
+    "dataset_digest",
     "hash_directory",
+    "load_model_directory",
+    "save_sklearn_model",
 ]
 
 CHAMPION = "champion"
@@ -129,8 +136,59 @@ def _from_millis(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
 
+def save_sklearn_model(model: Any, directory: Path, *, input_example: pd.DataFrame) -> None:
+    """Save a scikit-learn model as an MLflow model folder, with skops and reviewed types only.
+
+    A sandboxed training step calls this on its output folder; the worker, not the step, logs
+    the folder to MLflow and registers it (:meth:`Registry.record_training`).
+    """
+    _quiet_mlflow()
+    import mlflow.sklearn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.sklearn.save_model(
+            model,
+            str(directory),
+            input_example=input_example,
+            serialization_format="skops",
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+        )
+
+
+def load_model_directory(directory: Path) -> Any:
+    """Load a saved scikit-learn MLflow model folder (inside a sandbox: model files are code)."""
+    _quiet_mlflow()
+    import mlflow.sklearn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return mlflow.sklearn.load_model(str(directory))
+
+
+def dataset_digest(
+    frame: pd.DataFrame, *, source: str, name: str, targets: str | None = None
+) -> dict[str, str]:
+    """Return how MLflow identifies a data frame read from ``source`` (its name and digest).
+
+    A step reports this in its output; the worker logs it as the run's input dataset.
+    """
+    _quiet_mlflow()
+    from mlflow.data.pandas_dataset import from_pandas
+
+    with warnings.catch_warnings():
+        # MLflow cannot tell a local file from an artifact path and says so; either is fine.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = from_pandas(frame, source=source, name=name, targets=targets)
+    return {"name": name, "source": source, "digest": str(dataset.digest)}
+
+
 class TrainingRun:
-    """An open MLflow run a training step logs into (see :meth:`Registry.training_run`)."""
+    """An open MLflow run to log into outside pipelines (notebooks, tests).
+
+    Pipeline steps are sandboxed and save a model folder instead; the worker logs it with
+    :meth:`Registry.record_training`.
+    """
 
     def __init__(self, *, run_id: str, registry: Registry) -> None:
         self.run_id = run_id
@@ -203,6 +261,20 @@ class TrainingRun:
         return str(version)
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingRecord:
+    """What the worker logs to MLflow for a step that saved a model (see ``record_training``)."""
+
+    experiment: str
+    run_name: str
+    registered_name: str
+    model_dir: Path
+    tags: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    datasets: tuple[Mapping[str, str], ...] = ()
+
+
 class Registry:
     """MLflow tracking and model registry at one URI, with artifacts under a directory Warden owns.
 
@@ -243,6 +315,39 @@ class Registry:
         experiment_id = self.experiment_id(experiment)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
             yield TrainingRun(run_id=str(run.info.run_id), registry=self)
+
+    def record_training(self, record: TrainingRecord) -> tuple[str, str]:
+        """Log a step's saved model, parameters, metrics and inputs to a run; register a version.
+
+        Returns:
+            ``(mlflow run id, registered version)``.
+        """
+        import mlflow
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        experiment_id = self.experiment_id(record.experiment)
+        with (
+            warnings.catch_warnings(),
+            mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name) as run,
+        ):
+            warnings.simplefilter("ignore", UserWarning)
+            mlflow.set_tags(dict(record.tags))
+            mlflow.log_params(dict(record.params))
+            mlflow.log_metrics({k: float(v) for k, v in record.metrics.items()})
+            for item in record.datasets:
+                source = resolve_dataset_source(str(item["source"]))
+                dataset = MetaDataset(  # type: ignore[abstract]
+                    source=source, name=item["name"], digest=item["digest"]
+                )
+                mlflow.log_input(dataset, context="training")
+            mlflow.log_artifacts(str(record.model_dir), artifact_path="model")
+            registered = mlflow.register_model(
+                f"runs:/{run.info.run_id}/model", record.registered_name
+            )
+        return str(run.info.run_id), str(registered.version)
 
     def model_version(self, name: str, version: str) -> ModelVersionInfo:
         """Return one registered version, or raise :class:`NotFound`."""
@@ -382,8 +487,18 @@ class Registry:
         Raises:
             Conflict: The artifacts differ from what Warden registered (the model is not loaded).
         """
-        import mlflow.sklearn
+        return load_model_directory(
+            self.download_verified(name, version, expected_hash=expected_hash, directory=directory)
+        )
 
+    def download_verified(
+        self, name: str, version: str, *, expected_hash: str, directory: Path
+    ) -> Path:
+        """Download a version into ``directory`` and check its hash; return the folder.
+
+        Raises:
+            Conflict: The artifacts differ from what Warden registered (the copy is removed).
+        """
         local = self.download(name, version, directory)
         actual = hash_directory(local)
         if actual != expected_hash:
@@ -393,9 +508,7 @@ class Registry:
                 f"registered {expected_hash}; refusing to load them. Re-register the version "
                 "through Warden after checking who changed it"
             )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return mlflow.sklearn.load_model(str(local))
+        return local
 
 
 def _parse_profile(profile: str | None) -> int | None:

@@ -17,8 +17,9 @@ The same model is never trained twice at once: while a run is queued or running 
 every monitor run) yields one run, and :func:`request_run` hands the existing one back.
 Finished runs set ``active_model`` to NULL, which never collides.
 
-Defining a pipeline is code execution by design (its steps run on the worker): it needs
-``pipeline:write``; starting one needs ``pipeline:run``. Services here never commit.
+Defining a pipeline is code execution by design (its steps run on the worker's machine, in a
+sandbox: :mod:`retrain.sandbox`): it needs ``pipeline:write``; starting one needs
+``pipeline:run``. Services here never commit.
 """
 
 from __future__ import annotations
@@ -429,13 +430,14 @@ def request_run(
         if existing is None:
             raise
         return RunRequest(run=existing, created=False)
-    # One attempt: a run whose worker died is failed, never silently trained twice.
+    # Two attempts, one training: when the first worker dies, the second attempt finds the run
+    # still running and fails it with the reason (retrain.runner), never training it twice.
     job = enqueue(
         session=session,
         project_id=pipeline.project_id,
         kind=PIPELINE_RUN,
         payload={"run_id": str(run.id)},
-        max_attempts=1,
+        max_attempts=2,
     )
     run.job_id = job.id
     session.add(run)

@@ -101,6 +101,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         data_dir=data_dir,
         mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        # Pipeline steps run sandboxed (bubblewrap) and may read the shipped Adult data only.
+        sandbox_read_roots=[Path(__file__).resolve().parents[1] / "data" / "adult"],
     )
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from api.demo.options import DemoFailed
 from lineage.errors import InvalidInput
+from retrain.mlflow_registry import dataset_digest, save_sklearn_model
 from retrain.step import StepContext, TrainingInput
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ def _inputs(context: StepContext) -> list[TrainingInput]:
 
 
 def train(context: StepContext) -> dict[str, Any]:
-    """Train, log and register one income classifier version; return what it produced."""
+    """Train one income classifier, save it in the output folder; return what it produced."""
     import pandas as pd
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
     from sklearn.model_selection import train_test_split
@@ -183,44 +184,31 @@ def train(context: StepContext) -> dict[str, Any]:
     }
     print(f"trained on {len(train_rows)} rows: {metrics}", flush=True)
 
-    registry = context.registry()
-    with registry.training_run(experiment=context.experiment, run_name=context.pipeline) as run:
-        run.set_tags(
-            {"warden.pipeline_run_id": context.run_id, "warden.pipeline": context.pipeline}
-        )
-        run.log_params(
-            {
-                "max_rows": max_rows,
-                "test_size": test_size,
-                "random_state": random_state,
-                "max_iter": max_iter,
-                "learning_rate": learning_rate,
-            }
-        )
-        run.log_metrics(metrics)
-        digests = [
-            run.log_input(frame, source=item.uri, name=item.name, targets=TARGET)
-            for item, frame in zip(inputs, frames, strict=True)
-        ]
-        version = run.log_sklearn_model(
-            model, registered_name=context.model_name, input_example=valid_rows[FEATURES].head(5)
-        )
-    print(f"registered {context.model_name} version {version} (run {run.run_id})", flush=True)
+    # The step runs sandboxed and never talks to MLflow: it saves the model in its output
+    # folder, and the worker logs it with these parameters, metrics and inputs and registers it.
+    save_sklearn_model(
+        model, Path(context.work_dir) / "model", input_example=valid_rows[FEATURES].head(5)
+    )
+    datasets = [
+        dataset_digest(frame, source=item.uri, name=item.name, targets=TARGET)
+        for item, frame in zip(inputs, frames, strict=True)
+    ]
+    print(f"saved the model for {context.model_name} in the run's output", flush=True)
     # Data the run was not handed (a train_path) is reported, so lineage links it as well.
     read = (
         []
         if context.training_inputs
         else [
-            {"namespace": "file", "name": item.uri, "version": digest}
-            for item, digest in zip(inputs, digests, strict=True)
+            {"namespace": "file", "name": item.uri, "version": dataset["digest"]}
+            for item, dataset in zip(inputs, datasets, strict=True)
         ]
     )
     schema = {column: "float" for column in NUMERIC} | {
         column: "category" for column in CATEGORICAL
     }
     return {
-        "mlflow_run_id": run.run_id,
-        "model_version": version,
+        "model_dir": "model",
+        "datasets": datasets,
         "metrics": metrics,
         "parameters": {
             "max_rows": max_rows,

@@ -42,6 +42,8 @@ def demo_settings(demo: Demo) -> Settings:
         data_dir=demo.data_dir,
         database_url=f"sqlite:///{demo.data_dir / 'warden.db'}",
         mlflow_tracking_uri=f"sqlite:///{demo.data_dir / 'mlflow.db'}",
+        # Pipeline steps run sandboxed and see only these folders' files (read-only).
+        sandbox_read_roots=[demo.adult, demo.data_dir / "exports"],
         host=demo.options.host,
         port=demo.options.port,
         scheduler_sync_seconds=5.0,

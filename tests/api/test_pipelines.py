@@ -149,7 +149,8 @@ def test_runs_of_another_project_are_not_found(
 def test_the_run_log_is_served_from_the_worker_capture(
     client: TestClient, scientist: Issued, settings: Settings, engine: Engine
 ) -> None:
-    from retrain.runner import RunnerConfig, execute_pipeline_run
+    from api.worker_process import runner_config
+    from retrain.runner import execute_pipeline_run
 
     echo = [sys.executable, "-c", "print('hello from the step')"]
     spec = _spec(steps=[{"name": "echo", "command": echo}], parameters={})
@@ -159,7 +160,7 @@ def test_the_run_log_is_served_from_the_worker_capture(
     ).json()["id"]
     with session_scope(engine) as session:
         queued = session.exec(select(PipelineRun)).one()
-    config = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
+    config = runner_config(settings)
     execute_pipeline_run(engine=engine, run_id=queued.id, config=config)
 
     log = client.get(f"{BASE}/pipeline-runs/{run_id}/log", headers=scientist.headers)
@@ -167,7 +168,7 @@ def test_the_run_log_is_served_from_the_worker_capture(
     assert "hello from the step" in log.text
     run = client.get(f"{BASE}/pipeline-runs/{run_id}", headers=scientist.headers).json()
     assert run["state"] == "failed"
-    assert "no step reported a model_version" in run["error"]
+    assert "no step saved a model" in run["error"]
 
 
 def test_the_worker_executes_queued_pipeline_runs(

@@ -59,7 +59,7 @@ def test_define_run_list_and_cancel_from_the_command_line(
     # Executed here, the step registers nothing, so the run fails and the command says so.
     now = warden.invoke(app, ["pipelines", "run", "-p", "acme", "echo", "--now", "--json"])
     assert now.exit_code == 1
-    assert "no step reported a model_version" in json.loads(now.stdout)["error"]
+    assert "no step saved a model" in json.loads(now.stdout)["error"]
     listed = json.loads(warden.invoke(app, ["pipelines", "runs", "-p", "acme", "--json"]).stdout)
     assert [r["state"] for r in listed] == ["failed", "cancelled"]
 

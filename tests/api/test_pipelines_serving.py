@@ -14,10 +14,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from api.settings import Settings
+from api.worker_process import runner_config
 from governance.audit import AuditEntry
 from governance.roles import Role
 from lineage.store import session_scope
-from retrain.runner import RunnerConfig, execute_pipeline_run
+from retrain.runner import execute_pipeline_run
 from tests.adult import FEATURES, adult_test
 from tests.conftest import Issued
 
@@ -56,7 +57,7 @@ def test_a_trained_version_is_promoted_after_approval_and_serves_predictions(
     ).json()
 
     # What the worker's pipeline_run handler does, in this process.
-    config = RunnerConfig(data_dir=settings.data_dir, tracking_uri=settings.resolved_mlflow_uri())
+    config = runner_config(settings)
     execute_pipeline_run(engine=engine, run_id=uuid.UUID(run["id"]), config=config)
     done = client.get(f"{BASE}/pipeline-runs/{run['id']}", headers=scientist.headers).json()
     assert done["state"] == "succeeded", done["error"] + done["log_tail"]

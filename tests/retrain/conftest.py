@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from api.demo import adult
 from api.settings import Settings
+from api.worker_process import runner_config as runner_config_for
 from governance.actors import Actor
 from governance.identity import actor_for
 from governance.roles import Role
@@ -32,7 +33,7 @@ from retrain.pipelines import (
     finish_run,
     request_run,
 )
-from retrain.runner import RunnerConfig, record_trained_version
+from retrain.runner import RunnerConfig, record_trained_version, register_step_model
 from retrain.step import StepContext
 from tests.conftest import Issued
 
@@ -79,12 +80,7 @@ def runner_config(settings: Settings, mlflow_template: Path) -> RunnerConfig:
     target = Path(uri.removeprefix("sqlite:///"))
     if uri.startswith("sqlite:///") and not target.exists():
         shutil.copyfile(mlflow_template, target)
-    return RunnerConfig(
-        data_dir=settings.data_dir,
-        tracking_uri=settings.resolved_mlflow_uri(),
-        poll_seconds=0.05,
-        kill_grace_seconds=2.0,
-    )
+    return replace(runner_config_for(settings), poll_seconds=0.05, kill_grace_seconds=2.0)
 
 
 @pytest.fixture
@@ -129,8 +125,6 @@ def step_context(runner_config: RunnerConfig, project: Project, tmp_path: Path) 
         pipeline="income-train",
         model_name="income",
         experiment="warden/income",
-        tracking_uri=runner_config.tracking_uri,
-        artifact_root=str(runner_config.artifact_root),
         work_dir=str(work),
         output_path=str(work / "output.json"),
         parameters={"train_path": str(ADULT_TRAIN), "max_rows": 3000, "max_iter": 30},
@@ -147,8 +141,9 @@ def train_version(
 ) -> Callable[..., ModelVersion]:
     """Train and register an Adult version through a pipeline run, with the step in-process.
 
-    The runner's subprocess is tested in ``test_runner.py``; here the same entry point runs in
-    this process to keep tests quick, and the run is recorded exactly as the runner records it.
+    The runner's sandbox is tested in ``test_runner.py``; here the same entry point runs in
+    this process to keep tests quick, and the model is registered and the run recorded exactly
+    as the runner does it.
     """
     pipelines: list[Pipeline] = []
 
@@ -164,12 +159,23 @@ def train_version(
             ).run
         with session_scope(engine) as session:
             claim_run(session=session, run_id=run.id)
+        out = Path(step_context.work_dir) / str(run.id)
+        out.mkdir()
         context = replace(
             step_context,
             run_id=str(run.id),
+            work_dir=str(out),
+            output_path=str(out / "output.json"),
             parameters={**step_context.parameters, **run.parameters},
         )
-        produced = adult.train(context)
+        produced = register_step_model(
+            registry=runner_config.registry(),
+            run_id=str(run.id),
+            pipeline=pipeline.name,
+            model_name=pipeline.model_name,
+            out_dir=out,
+            produced=adult.train(context),
+        )
         with session_scope(engine) as session:
             claimed = session.get(PipelineRun, run.id)
             assert claimed is not None

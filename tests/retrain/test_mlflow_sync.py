@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -14,6 +15,7 @@ from lineage.projects import Project
 from lineage.store import session_scope
 from retrain.mlflow_registry import Registry
 from retrain.mlflow_sync import SyncReport, sync_mlflow
+from retrain.runner import register_step_model
 from retrain.step import StepContext
 from tests.lineage.openlineage_spec import assert_spec_event
 
@@ -29,7 +31,15 @@ def _sync(engine: Engine, project: Project, registry: Registry) -> SyncReport:
 def test_sync_imports_versions_with_their_runs_and_inputs_once(
     engine: Engine, project: Project, registry: Registry, step_context: StepContext
 ) -> None:
-    produced = adult.train(step_context)  # trained outside Warden, straight into MLflow
+    # Trained outside Warden's pipelines, straight into MLflow.
+    produced = register_step_model(
+        registry=registry,
+        run_id="outside",
+        pipeline="notebook",
+        model_name="income",
+        out_dir=Path(step_context.work_dir),
+        produced=adult.train(step_context),
+    )
 
     first = _sync(engine, project, registry)
     second = _sync(engine, project, registry)

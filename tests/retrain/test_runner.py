@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import AuditEntry
 from lineage.deployments import DeploymentCreate, record_deployment
@@ -123,7 +129,7 @@ def test_a_running_run_can_be_cancelled(
     thread.join(timeout=30)
 
     assert finished[0].state == PipelineRunState.CANCELLED
-    assert "cancelled during 'sleep'" in finished[0].error
+    assert "cancelled during step 'sleep'" in finished[0].error
     assert time.monotonic() - started < 30
     with session_scope(engine) as session:
         lineage_run = session.exec(select(Run).where(Run.run_id == queued.id)).one()
@@ -179,7 +185,7 @@ def test_steps_that_register_nothing_fail_the_run(
         engine=engine, run_id=_queue(engine, pipeline, trainer).id, config=runner_config
     )
     assert run.state == PipelineRunState.FAILED
-    assert "no step reported a model_version" in run.error
+    assert "no step saved a model" in run.error
     assert run.active_model is None
 
 
@@ -274,3 +280,94 @@ def test_a_run_can_train_on_the_labelled_inferences_of_a_deployment(
     )
     assert failed.state == PipelineRunState.FAILED
     assert "'nowhere' (production) never served" in failed.error
+
+
+def _processes_with(token: str) -> list[int]:
+    """Return the host pids whose command line carries ``token`` (bwrap and the step)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and token.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _wait(condition: Callable[[], bool], *, seconds: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen; worker log:\n" + (
+            log.read_text(errors="replace") if log.exists() else ""
+        )
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_step_dies_with_its_killed_worker_and_the_run_fails_with_the_reason(
+    make_pipeline: Callable[..., Pipeline],
+    engine: Engine,
+    trainer: Actor,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    token = f"warden-step-{uuid.uuid4().hex}"
+    sleep = [sys.executable, "-c", "import time; print('sleeping', flush=True); time.sleep(600)"]
+    pipeline = make_pipeline(steps=[Step(name="sleep", command=[*sleep, token])], parameters={})
+    queued = _queue(engine, pipeline, trainer)
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "WARDEN_DATABASE_URL": settings.resolved_database_url(),
+        "WARDEN_DATA_DIR": str(settings.data_dir),
+        "WARDEN_MLFLOW_TRACKING_URI": settings.resolved_mlflow_uri(),
+        "WARDEN_WORKER_POLL_SECONDS": "0.1",
+        "WARDEN_WORKER_HEARTBEAT_SECONDS": "0.25",
+        "WARDEN_WORKER_LEASE_SECONDS": "2",
+        "WARDEN_WORKER_RETRY_DELAY_SECONDS": "0",
+    }
+    warden = str(Path(sys.executable).with_name("warden"))
+    step_log = run_directory(settings.data_dir, queued.id) / "log.txt"
+    logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
+    with logs[0].open("wb") as out:
+        first = subprocess.Popen([warden, "worker"], env=env, stdout=out, stderr=out)
+    try:
+        _wait(
+            lambda: step_log.exists() and "sleeping" in step_log.read_text(),
+            seconds=60, what="the step starting", log=logs[0],
+        )  # fmt: skip
+        assert _processes_with(token)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        # The step (and its sandbox) die with the worker instead of running on unsupervised.
+        _wait(lambda: not _processes_with(token), seconds=10, what="the step dying", log=logs[0])
+    finally:
+        first.kill()
+
+    # Another worker takes the job over once its lease expired, and fails the run with why.
+    with logs[1].open("wb") as out:
+        second = subprocess.Popen([warden, "worker"], env=env, stdout=out, stderr=out)
+    try:
+
+        def failed() -> bool:
+            with session_scope(engine) as session:
+                run = session.get(PipelineRun, queued.id)
+                return run is not None and run.state == PipelineRunState.FAILED
+
+        _wait(failed, seconds=60, what="the run failing", log=logs[1])
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    with session_scope(engine) as session:
+        run = session.get(PipelineRun, queued.id)
+        assert run is not None
+        actions = session.exec(
+            select(AuditEntry.action).where(AuditEntry.target == f"pipeline_run:{run.id}")
+        ).all()
+    assert "the worker running it was lost" in run.error
+    assert "stopped heart-beating during attempt 1" in run.error
+    assert run.active_model is None
+    assert "pipeline_run.failed" in actions
+    assert not _processes_with(token)
