@@ -17,10 +17,11 @@ sees only:
 
 :class:`BubblewrapExecutor` does this on one machine with bubblewrap (``bwrap``, from the system
 packages): new user, mount, PID, IPC, UTS and network namespaces, the unprivileged uid/gid
-65534 (``nobody``) with every capability dropped, and ``--die-with-parent`` so the code dies
-with the worker that supervises it. Production implementations of the same interface would be
-containers or Kubernetes jobs (a pod per step with the inputs mounted read-only, an emptyDir
-for the output, no service-account token and a deny-all network policy).
+65534 (``nobody``) with every capability dropped, and ``--die-with-parent`` plus a guard
+process so the code dies with the worker that supervises it. Production implementations of
+the same interface would be containers or Kubernetes jobs (a pod per step with the inputs
+mounted read-only, an emptyDir for the output, no service-account token and a deny-all
+network policy).
 
 Without ``bwrap`` Warden refuses to run project code. ``WARDEN_SANDBOX=none`` selects
 :class:`UnsandboxedExecutor` for development on a machine without bubblewrap: the code then
@@ -31,6 +32,7 @@ warning says so every time.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -68,6 +70,21 @@ _SYSTEM_FILES = (
 )
 _NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/ssl", "/etc/ca-certificates")
 _WARDEN_PACKAGES = ("api", "governance", "lineage", "monitors", "reports", "retrain")
+
+# Runs the command in its own process group and kills that group when its parent (the worker)
+# is gone: the parent's pid is argv[1], the command follows. The exit status is the command's.
+_GUARD = """
+import os, signal, subprocess, sys, threading, time
+parent = int(sys.argv[1])
+child = subprocess.Popen(sys.argv[2:])
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os.killpg(0, signal.SIGKILL)
+threading.Thread(target=watch, daemon=True).start()
+code = child.wait()
+sys.exit(code if code >= 0 else 128 - code)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,9 +202,15 @@ class BubblewrapExecutor:
         return args
 
     def start(self, spec: SandboxSpec, *, log: IO[bytes]) -> subprocess.Popen[bytes]:
-        """Start ``spec.argv`` inside the sandbox."""
+        """Start ``spec.argv`` inside the sandbox, under a guard that dies with this process.
+
+        bubblewrap's ``--die-with-parent`` alone proved racy when the worker is SIGKILLed (the
+        sandbox sometimes ran on), so a tiny guard process between the worker and ``bwrap``
+        kills its process group — ``bwrap`` and with it the sandbox — once the worker is gone.
+        """
+        guard = [sys.executable, "-I", "-S", "-c", _GUARD, str(os.getpid())]
         return subprocess.Popen(
-            self.argv(spec),
+            [*guard, *self.argv(spec)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -338,7 +338,7 @@ def test_a_step_dies_with_its_killed_worker_and_the_run_fails_with_the_reason(
             lambda: step_log.exists() and "sleeping" in step_log.read_text(),
             seconds=60, what="the step starting", log=logs[0],
         )  # fmt: skip
-        assert _processes_with(token)
+        _wait(lambda: bool(_processes_with(token)), seconds=10, what="a step process", log=step_log)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         # The step (and its sandbox) die with the worker instead of running on unsupervised.
