@@ -79,10 +79,15 @@ class _Span:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One place a field can come from, in one dialect."""
+    """One place a field can come from, in one dialect.
+
+    ``needs`` names the attribute the source reads, when it reads one: a span without it is
+    skipped without calling ``read`` (most spans carry few of the names in the table).
+    """
 
     dialect: Dialect
     read: Callable[[_Span], Any]
+    needs: str | None = None
 
 
 # --- readers ---------------------------------------------------------------------------------
@@ -108,7 +113,7 @@ def _path(name: str, *path: str) -> Callable[[_Span], Any]:
     def read(span: _Span) -> Any:
         node = _decoded(span.attributes.get(name))
         for step in path:
-            if not isinstance(node, Mapping):
+            if not isinstance(node, dict):
                 return None
             node = _decoded(node.get(step))
         return node
@@ -365,8 +370,8 @@ def _mlflow_inputs(span: _Span) -> list[Message] | None:
 
 
 def _choices(outputs: Any) -> list[Mapping[str, Any]]:
-    if isinstance(outputs, Mapping) and isinstance(outputs.get("choices"), list):
-        return [c for c in outputs["choices"] if isinstance(c, Mapping)]
+    if isinstance(outputs, dict) and isinstance(outputs.get("choices"), list):
+        return [c for c in outputs["choices"] if isinstance(c, dict)]
     return []
 
 
@@ -451,12 +456,12 @@ _LANGFUSE_TYPES = {
 }
 
 
-def _s(dialect: Dialect, read: Callable[[_Span], Any]) -> Source:
-    return Source(dialect, read)
+def _s(dialect: Dialect, read: Callable[[_Span], Any], needs: str | None = None) -> Source:
+    return Source(dialect, read, needs)
 
 
 def _k(dialect: Dialect, name: str) -> Source:
-    return Source(dialect, _key(name))
+    return Source(dialect, _key(name), name)
 
 
 _MODEL_TAIL = (
@@ -468,9 +473,17 @@ _MODEL_TAIL = (
 FIELD_SOURCES: Mapping[str, tuple[Source, ...]] = {
     "operation": (
         _k("semconv", "gen_ai.operation.name"),
-        _s("openinference", _mapped(_key("openinference.span.kind"), _OPENINFERENCE_KINDS)),
-        _s("mlflow", _mapped(_key("mlflow.spanType"), _MLFLOW_TYPES)),
-        _s("langfuse", _mapped(_key("langfuse.observation.type"), _LANGFUSE_TYPES)),
+        _s(
+            "openinference",
+            _mapped(_key("openinference.span.kind"), _OPENINFERENCE_KINDS),
+            "openinference.span.kind",
+        ),
+        _s("mlflow", _mapped(_key("mlflow.spanType"), _MLFLOW_TYPES), "mlflow.spanType"),
+        _s(
+            "langfuse",
+            _mapped(_key("langfuse.observation.type"), _LANGFUSE_TYPES),
+            "langfuse.observation.type",
+        ),
     ),
     "provider": (
         _k("semconv", "gen_ai.provider.name"),
@@ -485,56 +498,88 @@ FIELD_SOURCES: Mapping[str, tuple[Source, ...]] = {
     "finish_reasons": (
         _k("semconv", "gen_ai.response.finish_reasons"),
         _s("openinference", _openinference_finish_reasons),
-        _s("mlflow", _mlflow_finish_reasons),
+        _s("mlflow", _mlflow_finish_reasons, "mlflow.spanOutputs"),
     ),
     "input_tokens": (
         _k("semconv", "gen_ai.usage.input_tokens"),
         _k("semconv_legacy", "gen_ai.usage.prompt_tokens"),
         _k("openinference", "llm.token_count.prompt"),
-        _s("mlflow", _path("mlflow.chat.tokenUsage", "input_tokens")),
-        _s("langfuse", _path("langfuse.observation.usage_details", "input")),
+        _s("mlflow", _path("mlflow.chat.tokenUsage", "input_tokens"), "mlflow.chat.tokenUsage"),
+        _s(
+            "langfuse",
+            _path("langfuse.observation.usage_details", "input"),
+            "langfuse.observation.usage_details",
+        ),
     ),
     "output_tokens": (
         _k("semconv", "gen_ai.usage.output_tokens"),
         _k("semconv_legacy", "gen_ai.usage.completion_tokens"),
         _k("openinference", "llm.token_count.completion"),
-        _s("mlflow", _path("mlflow.chat.tokenUsage", "output_tokens")),
-        _s("langfuse", _path("langfuse.observation.usage_details", "output")),
+        _s("mlflow", _path("mlflow.chat.tokenUsage", "output_tokens"), "mlflow.chat.tokenUsage"),
+        _s(
+            "langfuse",
+            _path("langfuse.observation.usage_details", "output"),
+            "langfuse.observation.usage_details",
+        ),
     ),
     "cache_read_tokens": (
         _k("semconv", "gen_ai.usage.cache_read.input_tokens"),
         _k("semconv_legacy", "gen_ai.usage.cache_read_input_tokens"),
         _k("openinference", "llm.token_count.prompt_details.cache_read"),
-        _s("mlflow", _path("mlflow.chat.tokenUsage", "cache_read_input_tokens")),
-        _s("langfuse", _path("langfuse.observation.usage_details", "cache_read_input_tokens")),
+        _s(
+            "mlflow",
+            _path("mlflow.chat.tokenUsage", "cache_read_input_tokens"),
+            "mlflow.chat.tokenUsage",
+        ),
+        _s(
+            "langfuse",
+            _path("langfuse.observation.usage_details", "cache_read_input_tokens"),
+            "langfuse.observation.usage_details",
+        ),
     ),
     "cache_creation_tokens": (
         _k("semconv", "gen_ai.usage.cache_creation.input_tokens"),
         _k("semconv_legacy", "gen_ai.usage.cache_creation_input_tokens"),
         _k("openinference", "llm.token_count.prompt_details.cache_write"),
-        _s("mlflow", _path("mlflow.chat.tokenUsage", "cache_creation_input_tokens")),
-        _s("langfuse", _path("langfuse.observation.usage_details", "cache_creation_input_tokens")),
+        _s(
+            "mlflow",
+            _path("mlflow.chat.tokenUsage", "cache_creation_input_tokens"),
+            "mlflow.chat.tokenUsage",
+        ),
+        _s(
+            "langfuse",
+            _path("langfuse.observation.usage_details", "cache_creation_input_tokens"),
+            "langfuse.observation.usage_details",
+        ),
     ),
     "reasoning_tokens": (
         _k("semconv", "gen_ai.usage.reasoning.output_tokens"),
         _k("semconv_legacy", "gen_ai.usage.reasoning_tokens"),
         _k("openinference", "llm.token_count.completion_details.reasoning"),
-        _s("langfuse", _path("langfuse.observation.usage_details", "reasoning_tokens")),
+        _s(
+            "langfuse",
+            _path("langfuse.observation.usage_details", "reasoning_tokens"),
+            "langfuse.observation.usage_details",
+        ),
     ),
     "ttft_ms": (
-        _s("semconv", _seconds_to_ms(_key("gen_ai.response.time_to_first_chunk"))),
-        _s("langfuse", _langfuse_ttft),
+        _s(
+            "semconv",
+            _seconds_to_ms(_key("gen_ai.response.time_to_first_chunk")),
+            "gen_ai.response.time_to_first_chunk",
+        ),
+        _s("langfuse", _langfuse_ttft, "langfuse.observation.completion_start_time"),
     ),
     "prompt_name": (
         _k("warden", "warden.prompt.name"),
         _k("openinference", "llm.prompt_template.name"),
-        _s("mlflow", _first_linked_prompt("name")),
+        _s("mlflow", _first_linked_prompt("name"), "mlflow.linkedPrompts"),
         _k("langfuse", "langfuse.observation.prompt.name"),
     ),
     "prompt_version": (
         _k("warden", "warden.prompt.version"),
         _k("openinference", "llm.prompt_template.version"),
-        _s("mlflow", _first_linked_prompt("version")),
+        _s("mlflow", _first_linked_prompt("version"), "mlflow.linkedPrompts"),
         _k("langfuse", "langfuse.observation.prompt.version"),
     ),
     "session_id": (
@@ -550,29 +595,53 @@ FIELD_SOURCES: Mapping[str, tuple[Source, ...]] = {
         _k("langfuse", "langfuse.user.id"),
     ),
     "cost_nano_usd": (
-        _s("semconv", _usd_to_nano(_key("gen_ai.usage.cost"))),
-        _s("openinference", _usd_to_nano(_key("llm.cost.total"))),
-        _s("mlflow", _usd_to_nano(_path("mlflow.llm.cost", "total_cost"))),
-        _s("langfuse", _usd_to_nano(_path("langfuse.observation.cost_details", "total"))),
+        _s("semconv", _usd_to_nano(_key("gen_ai.usage.cost")), "gen_ai.usage.cost"),
+        _s("openinference", _usd_to_nano(_key("llm.cost.total")), "llm.cost.total"),
+        _s("mlflow", _usd_to_nano(_path("mlflow.llm.cost", "total_cost")), "mlflow.llm.cost"),
+        _s(
+            "langfuse",
+            _usd_to_nano(_path("langfuse.observation.cost_details", "total")),
+            "langfuse.observation.cost_details",
+        ),
     ),
     "error_type": (_k("semconv", "error.type"),),
     "input_messages": (
-        _s("semconv", _semconv_messages("gen_ai.input.messages", system=True)),
+        _s(
+            "semconv",
+            _semconv_messages("gen_ai.input.messages", system=True),
+            "gen_ai.input.messages",
+        ),
         _s("semconv_legacy", _legacy_indexed("gen_ai.prompt.")),
-        _s("semconv_legacy", _legacy_single("gen_ai.prompt", "user")),
+        _s("semconv_legacy", _legacy_single("gen_ai.prompt", "user"), "gen_ai.prompt"),
         _s("semconv_legacy", _legacy_events(output=False)),
         _s("openinference", _openinference_messages("llm.input_messages.")),
-        _s("mlflow", _mlflow_inputs),
-        _s("langfuse", _langfuse_messages("langfuse.observation.input")),
+        _s("mlflow", _mlflow_inputs, "mlflow.spanInputs"),
+        _s(
+            "langfuse",
+            _langfuse_messages("langfuse.observation.input"),
+            "langfuse.observation.input",
+        ),
     ),
     "output_messages": (
-        _s("semconv", _semconv_messages("gen_ai.output.messages", system=False)),
+        _s(
+            "semconv",
+            _semconv_messages("gen_ai.output.messages", system=False),
+            "gen_ai.output.messages",
+        ),
         _s("semconv_legacy", _legacy_indexed("gen_ai.completion.")),
-        _s("semconv_legacy", _legacy_single("gen_ai.completion", "assistant")),
+        _s(
+            "semconv_legacy",
+            _legacy_single("gen_ai.completion", "assistant"),
+            "gen_ai.completion",
+        ),
         _s("semconv_legacy", _legacy_events(output=True)),
         _s("openinference", _openinference_messages("llm.output_messages.")),
-        _s("mlflow", _mlflow_outputs),
-        _s("langfuse", _langfuse_messages("langfuse.observation.output")),
+        _s("mlflow", _mlflow_outputs, "mlflow.spanOutputs"),
+        _s(
+            "langfuse",
+            _langfuse_messages("langfuse.observation.output"),
+            "langfuse.observation.output",
+        ),
     ),
 }
 """Field → its sources, best first. The first source that yields a usable value wins."""
@@ -644,6 +713,8 @@ def map_attributes(
     used: Counter[Dialect] = Counter()
     for name, sources in FIELD_SOURCES.items():
         for source in sources:
+            if source.needs is not None and source.needs not in attributes:
+                continue
             value = _usable(name, source.read(span))
             if value is not None:
                 setattr(fields, name, value)

@@ -56,6 +56,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KEY_CHUNK = 400
 _PII_DIGITS = 10**6  # shorter integers hold no phone, card or account number
 _ATTRIBUTE_TEXT_LIMIT = 64 * 1024
+_SEEN_LIMIT = 10_000
 
 
 TextRedactor = Callable[[str], Redacted]
@@ -150,12 +151,19 @@ class _Scrubber:
     def __init__(self, redactor: TextRedactor) -> None:
         self.redactor = redactor
         self.counts: Counter[str] = Counter()
+        # A batch repeats texts (models, names, system prompts): redact each distinct one once.
+        self.seen: dict[str, Redacted] = {}
 
     def text(self, value: str) -> str:
         if not value:
             return value
-        result = self.redactor(value)
-        self.counts.update(result.counts)
+        result = self.seen.get(value)
+        if result is None:
+            result = self.redactor(value)
+            if len(self.seen) < _SEEN_LIMIT:
+                self.seen[value] = result
+        if result.counts:
+            self.counts.update(result.counts)
         return result.text
 
     def value(self, value: Any) -> Any:
@@ -396,9 +404,10 @@ def ingest_spans(
         )
         totals.update(counts)
     if rows.spans:
-        session.execute(sa.insert(TraceSpan), rows.spans)
+        # Core inserts (one multi-row statement per chunk); the ORM path costs a statement a row.
+        session.execute(TraceSpan.__table__.insert(), rows.spans)  # type: ignore[attr-defined]
     if rows.contents:
-        session.execute(sa.insert(TraceContent), rows.contents)
+        session.execute(TraceContent.__table__.insert(), rows.contents)  # type: ignore[attr-defined]
     touched = sorted({row["trace_id"] for row in rows.spans})
     _roll_up(session, project_id, touched, now=now)
     return IngestOutcome(
@@ -415,6 +424,7 @@ def _roll_up(
 ) -> None:
     """Recompute the roll-up row of each trace in ``trace_ids`` from all its stored spans."""
     s = TraceSpan.__table__.c  # type: ignore[attr-defined]
+    t = Trace.__table__  # type: ignore[attr-defined]
     has_tokens = sa.or_(s.input_tokens.is_not(None), s.output_tokens.is_not(None))
     for start in range(0, len(trace_ids), _KEY_CHUNK):
         chunk = list(trace_ids[start : start + _KEY_CHUNK])
@@ -445,12 +455,15 @@ def _roll_up(
         ):
             if trace_id not in heads:
                 heads[trace_id] = (span_id if parent is None else None, name, deployment_id)
-        existing = {
-            trace.trace_id: trace
-            for trace in session.exec(
-                select(Trace).where(Trace.project_id == project_id, col(Trace.trace_id).in_(chunk))
-            )
-        }
+        existing = dict(
+            session.execute(
+                sa.select(t.c.trace_id, t.c.id).where(
+                    t.c.project_id == project_id, t.c.trace_id.in_(chunk)
+                )
+            ).all()
+        )
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
         for (
             trace_id,
             first,
@@ -483,10 +496,20 @@ def _roll_up(
                 "user_id": uid,
                 "updated_at": now,
             }
-            trace = existing.get(trace_id)
-            if trace is None:
-                session.add(Trace(project_id=project_id, trace_id=trace_id, **values))
+            row_id = existing.get(trace_id)
+            if row_id is None:
+                inserts.append(
+                    {
+                        "id": new_id(),
+                        "created_at": now,
+                        "project_id": project_id,
+                        "trace_id": trace_id,
+                        **values,
+                    }
+                )
             else:
-                for key, value in values.items():
-                    setattr(trace, key, value)
-    session.flush()
+                updates.append({"row_id": row_id, **values})
+        if inserts:
+            session.execute(t.insert(), inserts)
+        if updates:
+            session.execute(t.update().where(t.c.id == sa.bindparam("row_id")), updates)
