@@ -132,7 +132,8 @@ def test_the_stock_sdk_exports_to_warden_and_json_joins_the_same_trace(
     )
     provider.add_span_processor(
         SimpleSpanProcessor(
-            OTLPSpanExporter(endpoint=f"{live_url}/v1/traces", headers=writer.headers)
+            # A generous timeout: the exporter drops a batch it could not send in time.
+            OTLPSpanExporter(endpoint=f"{live_url}/v1/traces", headers=writer.headers, timeout=60)
         )
     )
     provider.add_span_processor(SimpleSpanProcessor(memory))
