@@ -370,13 +370,18 @@ _SPAN_CHUNK = 2000
 
 
 def recompute_costs(
-    *, session: Session, project_id: uuid.UUID, since: datetime | None = None
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    since: datetime | None = None,
+    page_size: int = _SPAN_CHUNK,
 ) -> RecomputeCounts:
     """Price the project's spans again with today's price table; return what changed.
 
     Spans whose cost the application sent (``ingested``) keep it. The others get the cost of
     the price valid at their start, or none ("pricing missing"); the cost roll-ups of every
-    trace touched follow. ``since`` limits it to spans that started at or after that instant.
+    trace touched follow. ``since`` limits it to spans that started at or after that instant;
+    spans are read ``page_size`` at a time.
     """
     book = load_price_book(session=session, project_id=project_id)
     s = TraceSpan.__table__.c  # type: ignore[attr-defined]
@@ -386,47 +391,57 @@ def recompute_costs(
     )
     if since is not None:
         where = sa.and_(where, s.start_at >= since)
-    rows = session.execute(
-        sa.select(
-            s.id,
-            s.trace_id,
-            s.provider,
-            s.request_model,
-            s.response_model,
-            s.start_at,
-            s.input_tokens,
-            s.output_tokens,
-            s.cache_read_tokens,
-            s.cost_nano_usd,
-        ).where(where)
-    ).all()
-    changes: list[dict[str, Any]] = []
-    touched: set[str] = set()
-    missing = 0
-    for row in rows:
-        cost = book.price_span(
-            provider=row.provider,
-            request_model=row.request_model,
-            response_model=row.response_model,
-            at=row.start_at,
-            input_tokens=row.input_tokens,
-            output_tokens=row.output_tokens,
-            cache_read_tokens=row.cache_read_tokens,
-        )
-        missing += cost is None and (row.input_tokens is not None or row.output_tokens is not None)
-        if cost != row.cost_nano_usd:
-            source = None if cost is None else CostSource.COMPUTED.value
-            changes.append({"row_id": row.id, "cost": cost, "source": source})
-            touched.add(row.trace_id)
+    columns = (
+        s.id,
+        s.trace_id,
+        s.provider,
+        s.request_model,
+        s.response_model,
+        s.start_at,
+        s.input_tokens,
+        s.output_tokens,
+        s.cache_read_tokens,
+        s.cost_nano_usd,
+    )
     update = (
         sa.update(TraceSpan.__table__)  # type: ignore[attr-defined]
         .where(s.id == sa.bindparam("row_id"))
         .values(cost_nano_usd=sa.bindparam("cost"), cost_source=sa.bindparam("source"))
     )
-    for start in range(0, len(changes), _SPAN_CHUNK):
-        session.execute(update, changes[start : start + _SPAN_CHUNK])
+    touched: set[str] = set()
+    checked = changed = missing = 0
+    after: uuid.UUID | None = None
+    while True:  # pages in id order, so memory stays bounded however many spans there are
+        page = sa.select(*columns).where(where).order_by(s.id).limit(page_size)
+        if after is not None:
+            page = page.where(s.id > after)
+        rows = session.execute(page).all()
+        if not rows:
+            break
+        after = rows[-1].id
+        changes: list[dict[str, Any]] = []
+        for row in rows:
+            cost = book.price_span(
+                provider=row.provider,
+                request_model=row.request_model,
+                response_model=row.response_model,
+                at=row.start_at,
+                input_tokens=row.input_tokens,
+                output_tokens=row.output_tokens,
+                cache_read_tokens=row.cache_read_tokens,
+            )
+            has_tokens = row.input_tokens is not None or row.output_tokens is not None
+            missing += cost is None and has_tokens
+            if cost != row.cost_nano_usd:
+                source = None if cost is None else CostSource.COMPUTED.value
+                changes.append({"row_id": row.id, "cost": cost, "source": source})
+                touched.add(row.trace_id)
+        if changes:
+            session.execute(update, changes)
+        checked += len(rows)
+        changed += len(changes)
     _roll_up_costs(session, project_id, sorted(touched))
-    return RecomputeCounts(len(rows), len(changes), missing, len(touched))
+    return RecomputeCounts(checked, changed, missing, len(touched))
 
 
 def _roll_up_costs(session: Session, project_id: uuid.UUID, trace_ids: list[str]) -> None:

@@ -13,16 +13,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
+from api.scheduler import LEASE_NAME, Scheduler
+from api.settings import Settings
 from api.worker_process import audit_as_warden
 from governance.audit import AuditEntry
 from governance.roles import Role
 from lineage.projects import Project
 from lineage.runtime.handlers import HandlerRegistry
+from lineage.runtime.lease import try_acquire_lease
 from lineage.runtime.queue import RuntimeJob
 from lineage.runtime.worker import Worker
 from lineage.store import session_scope
 from monitors.traces import Trace, TraceContent, TraceSpan
 from monitors.traces.jobs import TRACE_PURGE, queue_due_purges, queue_purge, register_trace_handlers
+from monitors.traces.pricing import recompute_costs
 from tests.conftest import Issued
 from tests.monitors.traces.conftest import make_llm_deployment, payload
 
@@ -282,6 +286,12 @@ def test_a_price_change_and_an_explicit_recompute_change_past_costs_and_are_audi
         "traces_updated": 1,
     }
     assert done["requested_by"] == "ada"
+    add_price(client, admin, "2026-06-10T00:00:00Z", 600_000_000)
+    with session_scope(engine) as session:  # one span per page: every page is re-priced
+        counts = recompute_costs(session=session, project_id=_project_id(engine), page_size=1)
+    assert counts.spans_checked == 2
+    assert counts.spans_changed == 1
+    assert costs()[priced] == (42 * 600 + 9 * 600, "computed", 0)
 
 
 def test_only_admins_queue_purges_and_recomputes(
@@ -302,3 +312,22 @@ def test_only_admins_queue_purges_and_recomputes(
 def _project_id(engine: Engine) -> Any:
     with session_scope(engine) as session:
         return session.exec(select(Project.id).where(Project.name == "acme")).one()
+
+
+def test_only_the_scheduler_leader_queues_the_daily_purges(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    people: tuple[dict[str, str], dict[str, str]],
+) -> None:
+    writer, _ = people
+    send(client, writer, NOW)
+    leader = Scheduler(engine=engine, settings=settings, holder="leader")
+    standby = Scheduler(engine=engine, settings=settings, holder="standby")
+    with session_scope(engine) as session:
+        assert try_acquire_lease(
+            session=session, name=LEASE_NAME, holder="leader", ttl=timedelta(minutes=5)
+        )
+    assert standby.queue_purges() == []
+    assert leader.queue_purges() == [_project_id(engine)]
+    assert leader.queue_purges() == []
