@@ -107,7 +107,7 @@ from lineage.tables import utcnow
 from monitors.execute import report_paths
 from monitors.findings import RunSummary, Status, run_status, worst_status
 from monitors.models import Monitor, MonitorRunPublic, MonitorRunState
-from monitors.run_jobs import get_monitor_run, latest_runs, list_monitor_runs
+from monitors.run_jobs import get_monitor_run, latest_runs, list_monitor_runs, worker_waiting
 from monitors.schedules import get_monitor, list_monitors
 from reports import MEDIA_TYPES, Format, generate_model_card, generate_project_report, render
 
@@ -174,10 +174,12 @@ def _render(
     """Render a page; ``session`` is the request's own (SQLite allows one writer at a time)."""
     held: frozenset[Permission] = frozenset()
     projects: list[Project] = []
+    worker_notice: str | None = None
     if actor is not None and session is not None:
         projects = list_projects(
             session=session, ids=visible_project_ids(session=session, actor=actor)
         )
+        worker_notice = worker_waiting(session=session)
         if project is not None:
             held = permissions_of(session=session, actor=actor, project_id=project.id)
     response = _templates(request).TemplateResponse(
@@ -190,6 +192,7 @@ def _render(
             "can": {p.value for p in held},
             "csrf": _csrf(request) if actor is not None else "",
             "csrf_field": CSRF_FIELD,
+            "worker_notice": worker_notice,
             **context,
         },
         status_code=status_code,

@@ -45,6 +45,8 @@ from lineage.graph import (
     model_provenance_by_name,
 )
 from lineage.model_versions import (
+    ContextColumn,
+    ContextRole,
     FeatureType,
     ModelVersionCreate,
     get_model_version,
@@ -73,6 +75,8 @@ __all__ = [
     "NAMING_CONVENTION",
     "AwareDateTime",
     "Conflict",
+    "ContextColumn",
+    "ContextRole",
     "Dataset",
     "DatasetSummary",
     "DatasetVersion",

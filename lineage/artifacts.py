@@ -75,7 +75,7 @@ def verify_artifact(
         session=session, project_id=project_id, model_version_id=model_version_id
     )
     actual = artifact_sha256(path)
-    if actual != model_version.artifact_sha256:
+    if model_version.external or actual != model_version.artifact_sha256:
         raise Conflict(
             f"the artifact of model {model_version.name!r} version {model_version.version!r} "
             f"has digest {actual}, not the registered {model_version.artifact_sha256}; it "

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -26,6 +26,8 @@ from lineage.models import EdgeKind, ModelVersion, Run
 __all__ = [
     "MODEL_NAME_PATTERN",
     "VERSION_PATTERN",
+    "ContextColumn",
+    "ContextRole",
     "FeatureType",
     "ModelVersionCreate",
     "get_model_version",
@@ -50,17 +52,41 @@ class FeatureType(StrEnum):
     STRING = "string"
 
 
+class ContextRole(StrEnum):
+    """Why a record carries a context column the model never sees."""
+
+    SENSITIVE = "sensitive"
+    SLICE = "slice"
+
+
+class ContextColumn(BaseModel):
+    """A context column of a model version: its type and its role (fairness or slicing)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: FeatureType = FeatureType.CATEGORY
+    role: ContextRole
+
+
+ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
 class ModelVersionCreate(BaseModel):
     """What a client says about a new model version (the name comes from the URL).
 
     Attributes:
         version: The version label, e.g. the MLflow registry version; the next integer if unset.
         source_run_id: The OpenLineage ``runId`` of the training run, already reported.
+        external: Warden never loads this version (a vendor's model, one served elsewhere):
+            the URI is optional and there is no hash; it is monitored from its logged records.
         artifact_uri: Where the artifact lives (``models:/…``, ``s3://…``, a path).
         artifact_sha256: SHA-256 of the artifact, lowercase hex; checked before loading.
         parameters: Training parameters.
         metrics: Evaluation metrics.
         feature_schema: Input column → type, used to validate inference logs.
+        context_schema: Context column (not a model input: a sensitive attribute, a slice) →
+            its type and role.
+        output_schema: Output name → type (an MLflow signature's outputs).
         description: Free text for people.
     """
 
@@ -68,14 +94,69 @@ class ModelVersionCreate(BaseModel):
 
     version: Annotated[str, Field(pattern=VERSION_PATTERN)] | None = None
     source_run_id: uuid.UUID | None = None
-    artifact_uri: Annotated[str, Field(min_length=1, max_length=2048)]
-    artifact_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    external: bool = False
+    artifact_uri: Annotated[str, Field(min_length=1, max_length=2048)] | None = Field(
+        default=None, validate_default=True
+    )
+    artifact_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None, validate_default=True
+    )
     parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
-    feature_schema: dict[Annotated[str, Field(min_length=1, max_length=256)], FeatureType] = Field(
-        default_factory=dict
-    )
+    feature_schema: dict[ColumnName, FeatureType] = Field(default_factory=dict)
+    context_schema: dict[ColumnName, ContextColumn] = Field(default_factory=dict)
+    output_schema: dict[ColumnName, FeatureType] = Field(default_factory=dict)
     description: Annotated[str, Field(max_length=10_000)] = ""
+
+    @field_validator("artifact_uri")
+    @classmethod
+    def _uri(cls, uri: str | None, info: ValidationInfo) -> str | None:
+        """Require a URI of a version Warden may load."""
+        if uri is None and not info.data.get("external", False):
+            raise ValueError(
+                "artifact_uri is required; for a model Warden does not host (served elsewhere, "
+                "a vendor's score), set external to true"
+            )
+        return uri
+
+    @field_validator("artifact_sha256")
+    @classmethod
+    def _hash(cls, digest: str | None, info: ValidationInfo) -> str | None:
+        """Require the hash of a version Warden may load; refuse one on an external version."""
+        external = info.data.get("external", False)
+        if external and digest is not None:
+            raise ValueError(
+                "an external version has no artifact hash (Warden never loads it); "
+                "leave artifact_sha256 out, or set external to false"
+            )
+        if digest is None and not external:
+            raise ValueError(
+                "artifact_sha256 is required; for a model Warden does not host, set external "
+                "to true"
+            )
+        return digest
+
+    @field_validator("context_schema")
+    @classmethod
+    def _apart(
+        cls, schema: dict[str, ContextColumn], info: ValidationInfo
+    ) -> dict[str, ContextColumn]:
+        """Refuse a context column that is also a feature: the model never sees context."""
+        both = sorted(set(schema) & set(info.data.get("feature_schema", {})))
+        if both:
+            raise ValueError(
+                f"{both} are both features and context columns; a context column is not a "
+                "model input"
+            )
+        return schema
+
+
+def _context_schema(spec: ModelVersionCreate) -> dict[str, dict[str, str]]:
+    """Return the stored form of a version's context schema."""
+    return {
+        name: {"type": str(column.type), "role": str(column.role)}
+        for name, column in spec.context_schema.items()
+    }
 
 
 def _next_version(*, session: Session, project_id: uuid.UUID, name: str) -> str:
@@ -145,11 +226,14 @@ def register_model_version(
         name=name,
         version=version,
         source_run_id=run.id if run else None,
+        external=spec.external,
         artifact_uri=spec.artifact_uri,
         artifact_sha256=spec.artifact_sha256,
         parameters=dict(spec.parameters),
         metrics=dict(spec.metrics),
         feature_schema={column: str(kind) for column, kind in spec.feature_schema.items()},
+        context_schema=_context_schema(spec),
+        output_schema={name: str(kind) for name, kind in spec.output_schema.items()},
         description=spec.description,
         registered_by=registered_by,
     )

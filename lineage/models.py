@@ -135,7 +135,11 @@ class ModelVersion(Record, table=True):
     """A registered model version: what artifact it is, what trained it, how it scored.
 
     ``artifact_sha256`` is checked before Warden ever loads the artifact (model files are code).
-    ``feature_schema`` maps each input column to its type, for inference logging.
+    An ``external`` version is one Warden never loads (a vendor's score, a model served
+    elsewhere): any URI or none, no hash; it is monitored from its logged records alone.
+    ``feature_schema`` maps each input column to its type, for inference logging;
+    ``context_schema`` maps each context column (not a model input) to its type and role
+    (``sensitive`` or ``slice``); ``output_schema`` maps each output (from a model signature).
     ``registered_by`` is the principal id that registered it (separation of duties needs it).
     """
 
@@ -146,8 +150,11 @@ class ModelVersion(Record, table=True):
     name: str = Field(sa_column=sa.Column(sa.String(256), nullable=False))
     version: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
     source_run_id: uuid.UUID | None = Field(default=None, foreign_key="lineage_run.id")
-    artifact_uri: str = Field(sa_column=sa.Column(sa.String(2048), nullable=False))
-    artifact_sha256: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    artifact_uri: str | None = Field(default=None, sa_column=sa.Column(sa.String(2048)))
+    artifact_sha256: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    external: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false())
+    )
     parameters: dict[str, Any] = Field(
         default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False)
     )
@@ -156,6 +163,12 @@ class ModelVersion(Record, table=True):
     )
     feature_schema: dict[str, str] = Field(
         default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False)
+    )
+    context_schema: dict[str, dict[str, str]] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False, server_default="{}")
+    )
+    output_schema: dict[str, str] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False, server_default="{}")
     )
     description: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False))
     registered_by: uuid.UUID | None = Field(default=None)

@@ -8,9 +8,12 @@ call:
 2. read the window the run was given (``window_start`` → ``window_end``, fixed by the monitor's
    window rule when the run was queued) from the Parquet inference log, labels joined
    (:func:`monitors.inferences.read_window`);
-3. load the model, only when the kind needs it, through the :class:`ModelLoader` the composition
-   root passes in (the real one loads only versions registered in Warden after their artifact
-   hash matched lineage; monitors never import it);
+3. load the model only when the computation needs it: an explanations run whose records logged
+   no attributions, of a version that is not ``external``; through the :class:`ModelLoader` the
+   composition root passes in (the real one loads only versions registered in Warden after
+   their artifact hash matched lineage; monitors never import it). Drift, prediction drift,
+   quality, performance and fairness read the logged features, context values, predictions,
+   scores and labels and never load a model;
 4. run the computation library (:func:`monitors.kinds.run_monitor`) with progress reported;
 5. store the JSON and HTML report at paths made of ids (:func:`report_paths`); a drift run
    also stores Evidently's detailed drift page beside them (:func:`drift_page_path`), rendered
@@ -21,20 +24,22 @@ call:
    inference window, and hand the findings to ``on_findings`` (the worker wires
    ``retrain.loop.handle_run_findings`` there: alert rules, then policies).
 
-Window conventions: the window's columns are the model's features plus ``prediction``,
-``score`` and ``label``; a spec that leaves ``label_column``, ``prediction_column`` or
-``score_column`` unset gets those names when the window has data in them, and drift and quality
-judge the features only unless the spec names columns. Performance judges the labelled rows;
-fairness judges labelled rows with labels when at least ``min_rows`` have one, else selection
-rates over every row.
+Window conventions: the window's columns are the model's features, the context values under
+their own names (``context.race`` is stored, ``race`` is judged; the model never sees them),
+plus ``prediction``, ``score`` and ``label``; a spec that leaves ``label_column``,
+``prediction_column`` or ``score_column`` unset gets those names when the window has data in
+them; drift judges the features and quality the features and context columns unless the spec
+names columns. Performance judges the labelled rows; fairness judges labelled rows with labels
+when at least ``min_rows`` have one, else selection rates over every row.
 
-A monitor with nothing to read — no deployment, no baseline yet, an empty window — yields a
-run that *succeeds* with status ``insufficient`` and a ``reason``: too little data is reported,
+A monitor with nothing to read — no deployment, no baseline yet (for the kinds that need one:
+fairness and performance judge absolute thresholds without it), an empty window — yields a run
+that *succeeds* with status ``insufficient`` and a ``reason``: too little data is reported,
 never alerted on, and never retried. A spec that cannot apply (unknown column) fails the run.
 
-Reference sections a kind needs but the stored baseline lacks (fairness group metrics, SHAP
-importance, performance without reference predictions) are computed here from the baseline's
-reference sample, with the model: that is why baselines can be built in a request without ever
+Reference sections a kind needs but the stored baseline lacks (fairness group metrics from the
+reference's logged predictions, SHAP importance with the model) are computed here from the
+baseline's reference sample: that is why baselines can be built in a request without ever
 loading a model.
 """
 
@@ -50,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from lineage.errors import NotFound
+from lineage.errors import InvalidInput, NotFound
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.openlineage_events import DatasetRef, emit, run_event
 from lineage.store import session_scope
@@ -58,7 +63,7 @@ from lineage.tables import utcnow
 from monitors.baseline import Baseline
 from monitors.baseline.storage import StoredBaseline, latest_baseline, load_baseline
 from monitors.findings import Finding, RunSummary, Status
-from monitors.inferences import read_window, slot_deployments
+from monitors.inferences import CONTEXT_PREFIX, read_window, slot_deployments
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.models import Monitor, MonitorRun
 from monitors.spec import Kind, MonitorSpec
@@ -77,7 +82,10 @@ __all__ = [
 ]
 
 _HIDDEN = ("request_id", "time", "probabilities")
-_MODEL_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
+_OUTPUTS = ("prediction", "score", "label", "attributions")
+_NO_BASELINE_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
+"""Kinds that judge a window without any baseline: absolute thresholds (fairness,
+performance), or the window's importance alone (explanations)."""
 _log = logging.getLogger("warden.monitors")
 _DRIFT_PAGE = "drift.html"
 
@@ -185,9 +193,10 @@ def _gather(session: Session, data_dir: Path, run_id: uuid.UUID) -> _Inputs:
     try:
         inputs.stored = latest_baseline(session=session, deployment=deployment)
     except NotFound as error:
-        inputs.reason = error.detail
-        return inputs
-    if inputs.stored.dataset_version_id is not None:
+        if inputs.spec.kind not in _NO_BASELINE_KINDS:
+            inputs.reason = error.detail
+            return inputs
+    if inputs.stored is not None and inputs.stored.dataset_version_id is not None:
         version = session.get(DatasetVersion, inputs.stored.dataset_version_id)
         dataset = None if version is None else session.get(Dataset, version.dataset_id)
         if version is not None and dataset is not None:
@@ -208,7 +217,26 @@ def _has_data(frame: pd.DataFrame, name: str) -> bool:
     return name in frame.columns and bool(frame[name].notna().any())
 
 
-def _conventions(spec: MonitorSpec, window: pd.DataFrame, features: list[str]) -> MonitorSpec:
+def _with_context(window: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Return the window with context columns under their own names, and those names."""
+    stored = [str(c) for c in window.columns if str(c).startswith(CONTEXT_PREFIX)]
+    names = [c.removeprefix(CONTEXT_PREFIX) for c in stored]
+    clash = sorted(set(names) & {str(c) for c in window.columns})
+    if clash:
+        raise InvalidInput(
+            f"context columns {clash} share their names with logged features; rename one",
+            field="context",
+        )
+    return window.rename(columns=dict(zip(stored, names, strict=True))), names
+
+
+def _conventions(
+    spec: MonitorSpec,
+    window: pd.DataFrame,
+    features: list[str],
+    context: list[str],
+    baseline: Baseline,
+) -> MonitorSpec:
     """Fill the column names the window uses where the spec leaves them unset."""
     update: dict[str, Any] = {}
     for attribute, name in (
@@ -218,14 +246,17 @@ def _conventions(spec: MonitorSpec, window: pd.DataFrame, features: list[str]) -
     ):
         if getattr(spec, attribute) is None and _has_data(window, name):
             update[attribute] = name
-    if spec.columns is None and spec.kind in (Kind.DRIFT, Kind.QUALITY):
+    if spec.columns is None and spec.kind == Kind.DRIFT:
         update["columns"] = list(features)
+    if spec.columns is None and spec.kind == Kind.QUALITY:
+        update["columns"] = [*features, *(c for c in context if c in baseline.columns)]
     return spec.model_copy(update=update)
 
 
 def _frame_for(spec: MonitorSpec, window: pd.DataFrame) -> tuple[MonitorSpec, pd.DataFrame]:
     """Return the rows and spec a kind judges (labelled rows for performance and fairness)."""
-    frame = window.drop(columns=[c for c in _HIDDEN if c in window.columns])
+    hidden = _HIDDEN if spec.kind == Kind.EXPLANATIONS else (*_HIDDEN, "attributions")
+    frame = window.drop(columns=[c for c in hidden if c in window.columns])
     label = spec.label_column
     if label is None or label not in frame.columns:
         return spec, frame
@@ -243,6 +274,13 @@ def _frame_for(spec: MonitorSpec, window: pd.DataFrame) -> tuple[MonitorSpec, pd
             labelled[label] = labelled[label].astype(labelled[prediction].dtype)
         return spec, labelled.reset_index(drop=True)
     return spec, frame.drop(columns=[label])
+
+
+def _needs_model(spec: MonitorSpec, frame: pd.DataFrame, model_version: ModelVersion) -> bool:
+    """Say whether the run must load the model: explanations without logged attributions only."""
+    if spec.kind != Kind.EXPLANATIONS or model_version.external:
+        return False
+    return not _has_data(frame, "attributions")
 
 
 def _model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -282,24 +320,6 @@ def _complete_reference(
                         "label_column": spec.label_column if labelled else None,
                     }
                 ),
-            )
-    if spec.kind == Kind.PERFORMANCE and "performance" not in extras and model is not None:
-        from monitors.performance import reference_performance
-
-        if has_features and "label" in sample.columns:
-            inputs = _model_inputs(sample, features)
-            scored = sample.assign(prediction=model.predict(inputs))
-            score = None
-            if spec.score_column is not None and hasattr(model, "predict_proba"):
-                scored = scored.assign(score=model.predict_proba(inputs)[:, 1])
-                score = "score"
-            extras["performance"] = reference_performance(
-                scored,
-                label_column="label",
-                prediction_column="prediction",
-                score_column=score,
-                task=spec.task,
-                positive_label=spec.positive_label,
             )
     return replace(baseline, extras=extras)
 
@@ -347,19 +367,21 @@ def _lineage_event(inputs: _Inputs, summary: RunSummary, at: datetime) -> dict[s
     """Return the OpenLineage COMPLETE event of the run: reference, baseline and window in."""
     run, deployment, stored = inputs.run, inputs.deployment, inputs.stored
     assert deployment is not None
-    assert stored is not None
     window = f"{_iso(run.window_start)}..{_iso(run.window_end)}"
     datasets: list[DatasetRef] = []
     if inputs.reference is not None:
         dataset, version = inputs.reference
         datasets.append(DatasetRef(dataset.namespace, dataset.name, version=version.version))
-    datasets.append(DatasetRef("warden", f"baselines/{deployment.name}", version=str(stored.id)))
+    if stored is not None:
+        datasets.append(
+            DatasetRef("warden", f"baselines/{deployment.name}", version=str(stored.id))
+        )
     datasets.append(DatasetRef("warden", _window_name(deployment), version=window))
     monitor_facet = {
         "monitorId": str(inputs.monitor.id),
         "monitorRunId": str(run.id),
         "kind": inputs.monitor.kind,
-        "baselineId": str(stored.id),
+        "baselineId": None if stored is None else str(stored.id),
         "modelVersionId": str(inputs.model_version.id) if inputs.model_version else None,
         "windowStart": _iso(run.window_start),
         "windowEnd": _iso(run.window_end),
@@ -428,19 +450,25 @@ def execute_monitor_run(
         result = _insufficient(inputs.spec, inputs.reason)
     else:
         assert inputs.window is not None
-        assert inputs.stored is not None
         assert inputs.model_version is not None
+        window, context_names = _with_context(inputs.window)
         features = list(inputs.model_version.feature_schema) or [
             str(c)
-            for c in inputs.window.columns
-            if c not in (*_HIDDEN, "prediction", "score", "label")
+            for c in window.columns
+            if c not in (*_HIDDEN, *_OUTPUTS) and c not in context_names
         ]
-        spec, frame = _frame_for(_conventions(inputs.spec, inputs.window, features), inputs.window)
+        baseline = (
+            Baseline(rows=0, columns={})
+            if inputs.stored is None
+            else load_baseline(data_dir=data_dir, stored=inputs.stored)
+        )
+        spec, frame = _frame_for(
+            _conventions(inputs.spec, window, features, context_names, baseline), window
+        )
         model = None
-        if spec.kind in _MODEL_KINDS and loader is not None:
+        if _needs_model(spec, frame, inputs.model_version) and loader is not None:
             tell(0.15, f"loading model {inputs.model_version.name} v{inputs.model_version.version}")
             model = loader.load(inputs.model_version)
-        baseline = load_baseline(data_dir=data_dir, stored=inputs.stored)
         baseline = _complete_reference(spec, baseline, model, features)
 
         def scaled(fraction: float, message: str) -> None:

@@ -193,14 +193,14 @@ def _check_window(value: str) -> str:
 
 
 class MonitorCreate(BaseModel):
-    """The body that creates a monitor."""
+    """The body that creates a monitor; without a ``schedule`` it runs only on request."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = pydantic.Field(pattern=MONITOR_NAME_PATTERN)
     deployment_id: uuid.UUID | None = None
     spec: MonitorSpec
-    schedule: Schedule
+    schedule: Schedule | None = None
     window: str = "last:24h"
     paused: bool = False
 
@@ -208,7 +208,10 @@ class MonitorCreate(BaseModel):
 
 
 class MonitorUpdate(BaseModel):
-    """The body that changes a monitor: only the fields given change."""
+    """The body that changes a monitor: only the fields given change.
+
+    ``"schedule": null`` makes the monitor run only on request.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -224,7 +227,7 @@ class MonitorUpdate(BaseModel):
 
 
 class MonitorPublic(BaseModel):
-    """A monitor as shown to clients."""
+    """A monitor as shown to clients; ``schedule`` is ``None`` for one run only on request."""
 
     id: uuid.UUID
     project_id: uuid.UUID
@@ -232,7 +235,7 @@ class MonitorPublic(BaseModel):
     name: str
     kind: str
     spec: dict[str, Any]
-    schedule: SchedulePublic
+    schedule: SchedulePublic | None
     window: str
     paused: bool
     created_at: datetime
@@ -249,10 +252,14 @@ class MonitorPublic(BaseModel):
             name=monitor.name,
             kind=monitor.kind,
             spec=monitor.spec,
-            schedule=SchedulePublic(
-                interval_seconds=monitor.interval_seconds,
-                cron=monitor.cron,
-                timezone=monitor.timezone,
+            schedule=(
+                None
+                if monitor.interval_seconds is None and monitor.cron is None
+                else SchedulePublic(
+                    interval_seconds=monitor.interval_seconds,
+                    cron=monitor.cron,
+                    timezone=monitor.timezone,
+                )
             ),
             window=monitor.window,
             paused=monitor.paused,

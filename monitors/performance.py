@@ -15,9 +15,12 @@ The reference values live in ``baseline.extras["performance"]`` (``reference_per
 computes them, typically on a held-out set at training time). A metric degrades when it is worse
 than the reference by more than its threshold (``spec.thresholds`` by metric name): an absolute
 drop for classification metrics (default 0.05), a relative increase for MAE and RMSE (default
-0.1, i.e. 10 %). It is an ``alert`` when the whole interval lies beyond that margin, a ``warn``
-when only the point estimate does. Rows without a label are left out; fewer than
-``spec.min_rows`` labelled rows make every metric ``insufficient``.
+0.1, i.e. 10 %). Absolute limits need no reference at all: ``min_<metric>`` for a
+classification metric (``{"min_accuracy": 0.8}``), ``max_<metric>`` for MAE and RMSE; so a
+monitor without any baseline still judges. It is an ``alert`` when the whole interval lies
+beyond a limit, a ``warn`` when only the point estimate does; the worse verdict wins. Rows
+without a label are left out; fewer than ``spec.min_rows`` labelled rows make every metric
+``insufficient``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from monitors.kinds import Chart, KindResult, MonitorContext, register_kind
 from monitors.spec import Kind, MonitorSpec, Task
 
 __all__ = [
+    "ABSOLUTE_THRESHOLDS",
     "BOOTSTRAP",
     "CLASSIFICATION_METRICS",
     "DEFAULT_THRESHOLDS",
@@ -59,6 +63,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "rmse": 0.1,
 }
 """Allowed degradation per metric: absolute for classification, relative for regression."""
+ABSOLUTE_THRESHOLDS = (
+    *(f"min_{name}" for name in CLASSIFICATION_METRICS),
+    *(f"max_{name}" for name in REGRESSION_METRICS),
+)
+"""Absolute limits per metric, judged with or without a reference."""
 
 Metric = dict[str, float | None]
 
@@ -217,16 +226,26 @@ def reference_performance(
 def _judge(
     name: str, metric: Metric, reference: float | None, threshold: float
 ) -> tuple[Status, float | None]:
-    value = metric["value"]
-    if reference is None or value is None:
+    if reference is None:
         return Status.OK, None
     if name in REGRESSION_METRICS:
-        limit = reference * (1 + threshold)
+        return _beyond(metric, reference * (1 + threshold), upper_bound=True)
+    return _beyond(metric, reference - threshold, upper_bound=False)
+
+
+_RANK = {Status.OK: 0, Status.WARN: 1, Status.ALERT: 2}
+
+
+def _beyond(metric: Metric, limit: float, *, upper_bound: bool) -> tuple[Status, float | None]:
+    """Judge a metric against a limit it must stay below (``upper_bound``) or above."""
+    value = metric["value"]
+    if value is None:
+        return Status.OK, None
+    if upper_bound:
         if value <= limit:
             return Status.OK, limit
         lower = metric["lower"]
         return (Status.ALERT if lower is not None and lower > limit else Status.WARN), limit
-    limit = reference - threshold
     if value >= limit:
         return Status.OK, limit
     upper = metric["upper"]
@@ -240,10 +259,11 @@ def run_performance(spec: MonitorSpec, context: MonitorContext) -> KindResult:
     Thresholds: allowed degradation per metric name (see ``DEFAULT_THRESHOLDS``).
     Options: ``seed`` (bootstrap seed, default 0).
     """
-    unknown = sorted(set(spec.thresholds) - set(DEFAULT_THRESHOLDS))
+    known = {*DEFAULT_THRESHOLDS, *ABSOLUTE_THRESHOLDS}
+    unknown = sorted(set(spec.thresholds) - known)
     if unknown:
         raise InvalidInput(
-            f"unknown thresholds {unknown} for performance; use {sorted(DEFAULT_THRESHOLDS)}",
+            f"unknown thresholds {unknown} for performance; use {sorted(known)}",
             field="thresholds",
         )
     if spec.label_column is None or spec.prediction_column is None:
@@ -265,6 +285,11 @@ def run_performance(spec: MonitorSpec, context: MonitorContext) -> KindResult:
     )  # fmt: skip
     reference: dict[str, Any] = context.baseline.extras.get("performance", {}).get("metrics", {})
     thresholds = {**DEFAULT_THRESHOLDS, **spec.thresholds}
+    absolute = {
+        key.split("_", 1)[1]: value
+        for key, value in spec.thresholds.items()
+        if key in ABSOLUTE_THRESHOLDS
+    }
     findings: list[Finding] = []
     insufficient = result["rows"] < spec.min_rows
     names = REGRESSION_METRICS if result["task"] == "regression" else CLASSIFICATION_METRICS
@@ -277,6 +302,10 @@ def run_performance(spec: MonitorSpec, context: MonitorContext) -> KindResult:
             status, limit = Status.INSUFFICIENT, None
         else:
             status, limit = _judge(name, metric, ref_value, thresholds[name])
+            if name in absolute:
+                floor = _beyond(metric, absolute[name], upper_bound=name in REGRESSION_METRICS)
+                if _RANK[floor[0]] > _RANK[status] or limit is None:
+                    status, limit = floor
         findings.append(
             Finding(
                 monitor=Kind.PERFORMANCE.value,
@@ -291,6 +320,7 @@ def run_performance(spec: MonitorSpec, context: MonitorContext) -> KindResult:
                     "reference": ref_value,
                     "rows": result["rows"],
                     "allowed_degradation": thresholds[name],
+                    "absolute_limit": absolute.get(name),
                 },
             )
         )

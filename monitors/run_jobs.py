@@ -28,8 +28,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from lineage.errors import NotFound
-from lineage.runtime.handlers import HandlerRegistry, JobContext
+from lineage.errors import InvalidInput, NotFound
+from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
+from lineage.runtime.presence import worker_alive
 from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, RuntimeJob, enqueue
 from monitors.execute import FindingsCallback, ModelLoader, execute_monitor_run
 from monitors.explanation_jobs import EXPLANATION, ExplanationHandler
@@ -47,6 +48,8 @@ __all__ = [
     "read_runs",
     "register_monitor_handlers",
     "run_view",
+    "waiting_message",
+    "worker_waiting",
 ]
 
 MONITOR_RUN = "monitor_run"
@@ -83,17 +86,36 @@ def queue_monitor_run(
     return run
 
 
-def run_view(run: MonitorRun, job: RuntimeJob | None) -> MonitorRunPublic:
-    """Return a run as readers see it: its own columns, and its state from its job."""
+def waiting_message(*, alive: bool, last_beat: datetime | None) -> str | None:
+    """Return what a queued run says while no worker is alive (``None`` while one is)."""
+    if alive:
+        return None
+    if last_beat is None:
+        return "waiting for a worker (no worker has run yet; start one with `warden worker`)"
+    return f"waiting for a worker (last heartbeat {last_beat.isoformat()})"
+
+
+def run_view(
+    run: MonitorRun, job: RuntimeJob | None, *, waiting: str | None = None
+) -> MonitorRunPublic:
+    """Return a run as readers see it: its own columns, and its state from its job.
+
+    ``waiting`` (from :func:`waiting_message`) replaces a queued run's message while no worker
+    is alive, so a reader knows nothing will pick the run up.
+    """
+    state = MonitorRunState(job.state) if job is not None else MonitorRunState.QUEUED
+    message = job.message if job is not None else ""
+    if waiting is not None and state == MonitorRunState.QUEUED:
+        message = f"{message}; {waiting}" if message else waiting
     return MonitorRunPublic(
         id=run.id,
         project_id=run.project_id,
         monitor_id=run.monitor_id,
         scheduled_for=run.scheduled_for,
         trigger=RunTrigger(run.trigger),
-        state=MonitorRunState(job.state) if job is not None else MonitorRunState.QUEUED,
+        state=state,
         progress=job.progress if job is not None else 0.0,
-        message=job.message if job is not None else "",
+        message=message,
         window_start=run.window_start,
         window_end=run.window_end,
         job_id=run.job_id,
@@ -112,8 +134,16 @@ def _with_jobs() -> Any:
     )
 
 
+def worker_waiting(*, session: Session) -> str | None:
+    """Return the message of a queued run while no worker is alive, else ``None``."""
+    alive, last_beat = worker_alive(session=session)
+    return waiting_message(alive=alive, last_beat=last_beat)
+
+
 def _views(session: Session, query: Any) -> list[MonitorRunPublic]:
-    return [run_view(run, job) for run, job in session.exec(query).all()]
+    rows = session.exec(query).all()
+    waiting = worker_waiting(session=session) if rows else None
+    return [run_view(run, job, waiting=waiting) for run, job in rows]
 
 
 def get_monitor_run(
@@ -217,15 +247,20 @@ class MonitorRunHandler:
 
         Raises:
             LookupError: The run or its monitor no longer exists (the job then fails and retries).
+            Permanent: The spec cannot apply or the model is missing (``InvalidInput``,
+                ``NotFound``): the run fails at once with that reason, never retried.
         """
-        execute_monitor_run(
-            engine=context.engine,
-            data_dir=self.data_dir,
-            run_id=uuid.UUID(str(context.payload["monitor_run_id"])),
-            loader=self.loader,
-            on_findings=self.on_findings,
-            progress=context.progress,
-        )
+        try:
+            execute_monitor_run(
+                engine=context.engine,
+                data_dir=self.data_dir,
+                run_id=uuid.UUID(str(context.payload["monitor_run_id"])),
+                loader=self.loader,
+                on_findings=self.on_findings,
+                progress=context.progress,
+            )
+        except (InvalidInput, NotFound) as error:
+            raise Permanent(error.detail) from error
 
 
 def register_monitor_handlers(

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from lineage.errors import Conflict, NotFound
+from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.tables import utcnow
 from monitors.models import (
     Monitor,
@@ -80,10 +80,11 @@ def _whole_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-def _apply_schedule(monitor: Monitor, schedule: Schedule, now: datetime) -> None:
-    monitor.interval_seconds = schedule.interval_seconds
-    monitor.cron = schedule.cron
-    monitor.timezone = schedule.timezone
+def _apply_schedule(monitor: Monitor, schedule: Schedule | None, now: datetime) -> None:
+    """Set the slot grid; ``None`` leaves none (the monitor runs only on request)."""
+    monitor.interval_seconds = None if schedule is None else schedule.interval_seconds
+    monitor.cron = None if schedule is None else schedule.cron
+    monitor.timezone = "UTC" if schedule is None else schedule.timezone
     monitor.anchor_at = _whole_second(now)
     monitor.active_since = _whole_second(now)
 
@@ -140,8 +141,13 @@ def list_monitors(*, session: Session, project_id: uuid.UUID) -> list[Monitor]:
 
 
 def active_monitors(*, session: Session) -> list[Monitor]:
-    """Return every unpaused monitor of every project (the scheduler's job list)."""
-    query = select(Monitor).where(col(Monitor.paused).is_(False)).order_by(col(Monitor.id))
+    """Return every unpaused, scheduled monitor of every project (the scheduler's job list)."""
+    query = (
+        select(Monitor)
+        .where(col(Monitor.paused).is_(False))
+        .where(col(Monitor.interval_seconds).is_not(None) | col(Monitor.cron).is_not(None))
+        .order_by(col(Monitor.id))
+    )
     return list(session.exec(query).all())
 
 
@@ -166,7 +172,7 @@ def update_monitor(
         monitor.spec = changes.spec.model_dump(mode="json")
     if changes.window is not None:
         monitor.window = changes.window
-    if changes.schedule is not None:
+    if "schedule" in changes.model_fields_set:
         _apply_schedule(monitor, changes.schedule, now)
     monitor.updated_at = now
     session.add(monitor)
@@ -202,13 +208,21 @@ def resume_monitor(
 
 
 def trigger_for(monitor: Monitor) -> BaseTrigger:
-    """Return the APScheduler trigger that defines the monitor's slot grid."""
+    """Return the APScheduler trigger that defines the monitor's slot grid.
+
+    Raises:
+        InvalidInput: The monitor has no schedule (it runs only on request).
+    """
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     if monitor.cron is not None:
         return CronTrigger.from_crontab(monitor.cron, timezone=monitor.timezone)
-    assert monitor.interval_seconds is not None
+    if monitor.interval_seconds is None:
+        raise InvalidInput(
+            f"monitor {monitor.name!r} has no schedule; it runs only on request",
+            field="schedule",
+        )
     return IntervalTrigger(
         seconds=monitor.interval_seconds, start_date=monitor.anchor_at, timezone=monitor.timezone
     )
@@ -245,7 +259,10 @@ def plan_due_slots(
     """Return which of the monitor's slots in ``(scheduled_through, now]`` to run.
 
     Pure: reads the monitor, writes nothing. See the module docstring for the misfire rule.
+    A monitor without a schedule has no slots.
     """
+    if monitor.cron is None and monitor.interval_seconds is None:
+        return DuePlan()
     trigger = trigger_for(monitor)
     start = monitor.active_since
     if monitor.scheduled_through is not None and monitor.scheduled_through >= start:

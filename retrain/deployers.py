@@ -58,7 +58,13 @@ def mlflow_coordinates(model_version: ModelVersion) -> tuple[str, str]:
         InvalidInput: The version's artifact is not a ``models:/name/version`` URI, so Warden
             cannot fetch and verify it.
     """
-    match = _MODELS_URI.match(model_version.artifact_uri)
+    if model_version.external:
+        raise InvalidInput(
+            f"model {model_version.name!r} version {model_version.version} is external: Warden "
+            "monitors it from its logged records and never loads it",
+            field="external",
+        )
+    match = _MODELS_URI.match(model_version.artifact_uri or "")
     if match is None:
         raise InvalidInput(
             f"model {model_version.name!r} version {model_version.version} lives at "
@@ -91,16 +97,23 @@ class VerifiedModelLoader:
         Raises:
             Conflict: The artifacts do not hash to ``artifact_sha256`` (nothing is loaded).
         """
-        key = (model_version.id, model_version.artifact_sha256)
+        name, version = mlflow_coordinates(model_version)
+        digest = model_version.artifact_sha256
+        if digest is None:
+            raise InvalidInput(
+                f"model {model_version.name!r} version {model_version.version} has no artifact "
+                "hash, so Warden will not load it",
+                field="artifact_sha256",
+            )
+        key = (model_version.id, digest)
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-            name, version = mlflow_coordinates(model_version)
             model = self.registry.load_verified(
                 name,
                 version,
-                expected_hash=model_version.artifact_sha256,
+                expected_hash=digest,
                 directory=self.cache_dir / str(model_version.id),
             )
             self._models[key] = model

@@ -1,7 +1,9 @@
 """Liveness and readiness probes: the only routes that need no credentials.
 
 ``/healthz`` says the process answers; ``/readyz`` says it can do work: the database answers and
-its schema is migrated to every head. Neither reveals anything but that.
+its schema is migrated to every head. ``/readyz`` also reports whether any worker beat recently
+(``workers``), without failing on it: an API replica is ready even while workers restart, but
+whoever watches it sees that queued work would wait. Neither reveals anything but that.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from fastapi.responses import JSONResponse
 from api.deps import EngineDep
 from api.migrate import pending_heads
 from api.problems import problem_response
+from lineage.runtime import worker_alive
+from lineage.store import session_scope
 
 __all__ = ["PUBLIC_PATHS", "router"]
 
@@ -48,4 +52,14 @@ def readyz(engine: EngineDep) -> dict[str, Any] | JSONResponse:
             title="Service unavailable",
             detail="the database schema is behind; run `warden migrate`",
         )
-    return {"status": "ready", "database": "ok", "migrations": "at head"}
+    with session_scope(engine) as session:
+        alive, last_beat = worker_alive(session=session)
+    return {
+        "status": "ready",
+        "database": "ok",
+        "migrations": "at head",
+        "workers": {
+            "alive": alive,
+            "last_heartbeat": None if last_beat is None else last_beat.isoformat(),
+        },
+    }

@@ -47,11 +47,14 @@ class ModelVersionPublic(BaseModel):
     name: str
     version: str
     source_run_id: uuid.UUID | None
-    artifact_uri: str
-    artifact_sha256: str
+    external: bool
+    artifact_uri: str | None
+    artifact_sha256: str | None
     parameters: dict[str, Any]
     metrics: dict[str, float]
     feature_schema: dict[str, str]
+    context_schema: dict[str, dict[str, str]]
+    output_schema: dict[str, str]
     description: str
     registered_by: uuid.UUID | None
     created_at: datetime
@@ -65,11 +68,14 @@ class ModelVersionPublic(BaseModel):
             name=model_version.name,
             version=model_version.version,
             source_run_id=run.run_id if run else None,
+            external=model_version.external,
             artifact_uri=model_version.artifact_uri,
             artifact_sha256=model_version.artifact_sha256,
             parameters=model_version.parameters,
             metrics=model_version.metrics,
             feature_schema=model_version.feature_schema,
+            context_schema=model_version.context_schema,
+            output_schema=model_version.output_schema,
             description=model_version.description,
             registered_by=model_version.registered_by,
             created_at=model_version.created_at,

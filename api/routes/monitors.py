@@ -38,6 +38,7 @@ from monitors.run_jobs import (
     list_monitor_runs,
     queue_monitor_run,
     run_view,
+    worker_waiting,
 )
 from monitors.schedules import (
     create_monitor,
@@ -209,7 +210,7 @@ def run_now(
     )
     response.headers["Location"] = f"/api/v1/projects/{project.name}/monitor-runs/{run.id}"
     job = None if run.job_id is None else get_job(session=session, job_id=run.job_id)
-    return run_view(run, job)
+    return run_view(run, job, waiting=worker_waiting(session=session))
 
 
 @router.get("/monitors/{monitor_id}/runs", dependencies=_READ)

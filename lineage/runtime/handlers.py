@@ -15,7 +15,9 @@ package also offers the handler, and the composition root registers it. A handle
 * returns a small JSON-serialisable dict (the job's ``result``) or ``None``; work that keeps its
   own row (a monitor run's summary) writes it there itself;
 * raises to fail: the job is retried after ``retry_delay * attempt`` until ``max_attempts`` is
-  spent, then marked ``failed`` with the exception as the reason;
+  spent, then marked ``failed`` with the exception as the reason; raises :class:`Permanent`
+  when retrying cannot help (bad input, a missing model): the job fails at once with that
+  reason;
 * must be idempotent per job: after a crash (``SIGKILL``, lost machine) the lease expires and the
   job runs again from the start, possibly on another worker.
 """
@@ -33,7 +35,14 @@ from sqlalchemy.engine import Engine
 from lineage.runtime.queue import append_log, report_progress
 from lineage.store import session_scope
 
-__all__ = ["Handler", "HandlerRegistry", "JobContext"]
+__all__ = ["Handler", "HandlerRegistry", "JobContext", "Permanent"]
+
+
+class Permanent(Exception):
+    """Raised by a handler whose job cannot succeed on retry: the job fails at once.
+
+    The message is the reason the job's readers see; chain the cause (``raise … from error``).
+    """
 
 
 @dataclass

@@ -318,9 +318,13 @@ def fail(
     owner: str,
     error: str,
     retry_delay: timedelta,
+    permanent: bool = False,
     now: datetime | None = None,
 ) -> JobState | None:
-    """Record a failed attempt: re-queue with backoff, or fail for good when attempts are spent.
+    """Record a failed attempt: re-queue with backoff, or fail for good.
+
+    A job fails for good when its attempts are spent or the failure is ``permanent``
+    (retrying cannot help).
 
     Returns:
         The job's new state, or ``None`` if ``owner`` no longer holds the job.
@@ -331,7 +335,13 @@ def fail(
         return None
     job.lease_owner = None
     job.lease_expires_at = None
-    if job.attempts >= job.max_attempts:
+    if permanent:
+        job.state = JobState.FAILED
+        job.finished_at = now
+        job.error = error
+        job.message = "failed; retrying cannot help"
+        job.logs += _line(f"failed for good (not retried): {error}", now)
+    elif job.attempts >= job.max_attempts:
         job.state = JobState.FAILED
         job.finished_at = now
         job.error = f"{error} (gave up after {job.attempts} of {job.max_attempts} attempts)"

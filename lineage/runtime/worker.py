@@ -3,7 +3,8 @@
 The loop claims only the kinds its :class:`~lineage.runtime.handlers.HandlerRegistry` holds
 (queue semantics in :mod:`lineage.runtime.queue`, the handler contract in
 :mod:`lineage.runtime.handlers`). While a handler works, a thread renews the job's lease; a
-handler that raises fails the attempt (retried with backoff), with its traceback in the job's log.
+handler that raises fails the attempt (retried with backoff; at once for :class:`Permanent`),
+with its traceback in the job's log.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import threading
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lineage.runtime.handlers import HandlerRegistry, JobContext
+from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
+from lineage.runtime.presence import beat_worker
 from lineage.runtime.queue import append_log, claim, complete, fail, heartbeat
 from lineage.store import session_scope
+from lineage.tables import utcnow
 
 __all__ = ["Worker", "worker_name"]
 
@@ -55,10 +58,15 @@ class Worker:
     heartbeat_every: timedelta = timedelta(seconds=10)
     poll_every: timedelta = timedelta(seconds=1)
     retry_delay: timedelta = timedelta(seconds=10)
+    _last_beat: datetime | None = field(default=None, init=False, repr=False)
 
     def run_once(self) -> bool:
-        """Claim and run one job; return whether there was one."""
+        """Claim and run one job; return whether there was one (beating first when due)."""
         with session_scope(self.engine) as session:
+            now = utcnow()
+            if self._last_beat is None or now - self._last_beat >= self.heartbeat_every:
+                beat_worker(session=session, owner=self.owner, kinds=self.registry.kinds(), now=now)
+                self._last_beat = now
             job = claim(
                 session=session, owner=self.owner, lease=self.lease, kinds=self.registry.kinds()
             )
@@ -90,12 +98,15 @@ class Worker:
                 append_log(
                     session=session, job_id=context.job_id, owner=self.owner, message=trace.rstrip()
                 )
+                permanent = isinstance(error, Permanent)
+                cause = error.__cause__ if permanent and error.__cause__ is not None else error
                 fail(
                     session=session,
                     job_id=context.job_id,
                     owner=self.owner,
-                    error=f"{type(error).__name__}: {error}",
+                    error=f"{type(cause).__name__}: {error}",
                     retry_delay=self.retry_delay,
+                    permanent=permanent,
                 )
             return True
         done.set()
@@ -114,6 +125,7 @@ class Worker:
                     alive = heartbeat(
                         session=session, job_id=context.job_id, owner=self.owner, lease=self.lease
                     )
+                    beat_worker(session=session, owner=self.owner, kinds=self.registry.kinds())
             except sa.exc.SQLAlchemyError:
                 _log.exception("heartbeat for job %s failed; will retry", context.job_id)
                 continue

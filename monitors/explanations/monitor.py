@@ -24,6 +24,7 @@ __all__ = [
     "attribution_ndcg",
     "explanation_charts",
     "explanation_findings",
+    "logged_importance",
     "reference_importance",
     "run_explanations",
 ]
@@ -189,17 +190,48 @@ def reference_importance(
     return global_importance(model=model, frame=frame, config=config).to_dict()
 
 
+def logged_importance(frame: pd.DataFrame, features: list[str]) -> Importance | None:
+    """Return mean |attribution| per feature over rows that logged attributions, else ``None``.
+
+    A serving app that computes SHAP values itself sends them with each record, so Warden need
+    not load the model: the same global importance, from the app's own numbers.
+    """
+    import json
+
+    if "attributions" not in frame.columns:
+        return None
+    logged = [json.loads(text) for text in frame["attributions"] if isinstance(text, str)]
+    if not logged:
+        return None
+    names = features or sorted({name for row in logged for name in row})
+    totals = {name: sum(abs(float(row.get(name, 0.0))) for row in logged) for name in names}
+    return Importance(
+        values=ranked({name: total / len(logged) for name, total in totals.items()}),
+        rows=len(logged),
+        method="logged",
+        base_value=0.0,
+    )
+
+
 @register_kind(Kind.EXPLANATIONS)
 def run_explanations(spec: MonitorSpec, context: MonitorContext) -> KindResult:
     """Run explanations: the window's importance and its drift from the reference importance.
 
-    Needs ``context.model``; reads the model's input columns (``context.feature_names``, else
+    Reads the attributions the records logged when they carry them (no model needed), else
+    needs ``context.model``; reads the model's input columns (``context.feature_names``, else
     the model's ``feature_names_in_``, else ``spec.columns``) and the reference from
     ``baseline.extras["explanations"]`` (built by :func:`reference_importance`). Thresholds and
     options as in :func:`config_from_spec`. Heavy: run it in the worker, never in a request.
     """
     config = config_from_spec(spec)
     model = context.model
+    logged = None
+    if "attributions" in context.window_columns():
+        logged = logged_importance(
+            context.frame(["attributions"]), list(context.feature_names or [])
+        )
+    if logged is not None:
+        return _explained(logged, context, config)
     if model is None:
         raise InvalidInput(
             "explanations needs the model under watch; run it where the registered model "
@@ -222,6 +254,12 @@ def run_explanations(spec: MonitorSpec, context: MonitorContext) -> KindResult:
     frame = context.frame(list(features))
     context.report_progress(0.1, f"explaining {min(len(frame), config.sample_size)} rows")
     current = global_importance(model=model, frame=frame, config=config)
+    return _explained(current, context, config)
+
+
+def _explained(
+    current: Importance, context: MonitorContext, config: ExplanationConfig
+) -> KindResult:
     context.report_progress(0.9, "comparing with the reference importance")
     stored = context.baseline.extras.get("explanations")
     reference = Importance.from_dict(stored) if stored else None

@@ -21,7 +21,7 @@ from monitors.explanations.config import ExplanationConfig
 __all__ = ["Contributions", "Importance", "Method", "explain_one", "global_importance", "ranked"]
 
 
-Method = Literal["tree", "permutation"]
+Method = Literal["tree", "permutation", "logged"]
 _FLOAT = npt.NDArray[np.float64]
 
 
@@ -32,7 +32,8 @@ class Importance:
     Attributes:
         values: Mean absolute SHAP value per feature, in decreasing order.
         rows: Rows explained.
-        method: ``tree`` (TreeSHAP) or ``permutation`` (model-agnostic fallback).
+        method: ``tree`` (TreeSHAP), ``permutation`` (model-agnostic fallback) or ``logged``
+            (the serving app's own attributions, sent with each record).
         base_value: The explainer's expected model output.
     """
 

@@ -4,7 +4,8 @@ What goes in (one batch at a time, at most :data:`MAX_BATCH` records):
 
 * an inference record carries a client request id, a time, the features (one value per input
   column), the prediction, and the score (probability of the positive class) or the class
-  probabilities;
+  probabilities; optionally context values that are not model inputs (sensitive attributes,
+  slices; stored as ``context.<name>`` columns) and per-feature attributions (stored as JSON);
 * a label record carries a request id already logged and the ground truth, arriving later.
 
 A record whose *structure* does not match the deployment's model version (``feature_schema`` in
@@ -33,6 +34,7 @@ batch), ``partitions`` (batch and key rows, partition paths), ``windows`` (readi
 from monitors.inferences.ingest import deployment_of, log_inferences, log_labels
 from monitors.inferences.partitions import InferenceBatch, InferenceKey, LabelKey, partition_path
 from monitors.inferences.records import (
+    CONTEXT_PREFIX,
     MAX_BATCH,
     RESERVED_COLUMNS,
     Cell,
@@ -45,6 +47,7 @@ from monitors.inferences.records import (
 from monitors.inferences.windows import read_inference, read_window, slot_deployments
 
 __all__ = [
+    "CONTEXT_PREFIX",
     "MAX_BATCH",
     "RESERVED_COLUMNS",
     "Cell",

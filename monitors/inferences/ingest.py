@@ -33,6 +33,7 @@ from monitors.inferences.partitions import (
     partition_path,
 )
 from monitors.inferences.records import (
+    CONTEXT_PREFIX,
     RESERVED_COLUMNS,
     Cell,
     InferenceRecord,
@@ -95,6 +96,47 @@ def _check_features(records: Sequence[InferenceRecord], schema: Mapping[str, str
                     field=f"records[{index}].features.{name}",
                 )
     return expected
+
+
+def _check_context(
+    records: Sequence[InferenceRecord],
+    schema: Mapping[str, Mapping[str, str]],
+    features: list[str],
+) -> list[str]:
+    """Refuse context values the version does not declare; return the context columns.
+
+    A version without a context schema takes any names (the batch's union; absent is null).
+    """
+    declared = list(schema)
+    names = declared or list(dict.fromkeys(n for r in records for n in r.context))
+    clash = sorted(set(names) & (set(features) | set(RESERVED_COLUMNS)))
+    if clash:
+        raise InvalidInput(
+            f"context values may not be named {clash}: those are features or Warden's columns",
+            field=f"records[0].context.{clash[0]}",
+        )
+    for index, record in enumerate(records):
+        for name, value in record.context.items():
+            if declared and name not in schema:
+                raise InvalidInput(
+                    f"record {index} has context value {name!r}, which the model version does "
+                    f"not declare; its context columns are {declared}",
+                    field=f"records[{index}].context.{name}",
+                )
+            kind = schema.get(name, {}).get("type")
+            if value is not None and kind in _NUMERIC and isinstance(value, str | bool):
+                raise InvalidInput(
+                    f"record {index}: context value {name!r} is {kind}, not {value!r}",
+                    field=f"records[{index}].context.{name}",
+                )
+        unknown = sorted(set(record.attributions or {}) - set(features))
+        if unknown:
+            raise InvalidInput(
+                f"record {index} has attributions for {unknown}, which are not model inputs; "
+                f"its inputs are {features}",
+                field=f"records[{index}].attributions.{unknown[0]}",
+            )
+    return names
 
 
 def _unseen(
@@ -278,6 +320,8 @@ def log_inferences(
     model_version = session.get(ModelVersion, deployment.model_version_id)
     schema = {} if model_version is None else dict(model_version.feature_schema)
     features = _check_features(records, schema)
+    context_schema = {} if model_version is None else dict(model_version.context_schema)
+    context = _check_context(records, context_schema, features)
     keep = _fresh(session, InferenceKey, deployment.id, [r.request_id for r in records])
     duplicates = len(records) - len(keep)
     if not keep:
@@ -291,6 +335,15 @@ def log_inferences(
     }
     for name in features:
         columns[name] = _feature_column([r.features[name] for r in chosen], schema.get(name), name)
+    for name in context:
+        values = [r.context.get(name) for r in chosen]
+        kind = context_schema.get(name, {}).get("type")
+        stored = f"{CONTEXT_PREFIX}{name}"
+        columns[stored] = (
+            _feature_column(values, kind, stored)
+            if kind is not None
+            else _mixed_column(values, f"context.{name}")
+        )
     columns["prediction"] = _mixed_column([r.prediction for r in chosen], "prediction")
     columns["score"] = pd.Series(
         [math.nan if r.score is None else r.score for r in chosen], dtype="float64"
@@ -298,6 +351,11 @@ def log_inferences(
     columns["probabilities"] = pd.Series(
         [None if r.probabilities is None else _json(r.probabilities) for r in chosen], dtype=object
     )
+    if any(r.attributions is not None for r in chosen):
+        columns["attributions"] = pd.Series(
+            [None if r.attributions is None else _json(r.attributions) for r in chosen],
+            dtype=object,
+        )
     frame = pd.DataFrame(columns)
     batch_id = _store(
         session=session,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "CONTEXT_PREFIX",
     "MAX_BATCH",
     "RESERVED_COLUMNS",
     "Cell",
@@ -36,8 +37,19 @@ __all__ = [
 
 MAX_BATCH = 10_000
 """The most records one call may log (bounded so a batch fits one request and one file)."""
-RESERVED_COLUMNS = ("request_id", "time", "prediction", "score", "probabilities", "label")
+RESERVED_COLUMNS = (
+    "request_id",
+    "time",
+    "prediction",
+    "score",
+    "probabilities",
+    "attributions",
+    "label",
+)
 """Window columns Warden adds beside the features; no feature may carry these names."""
+CONTEXT_PREFIX = "context."
+"""How a context column is named in a stored partition and an uploaded table
+(``context.region``): never confused with a feature of the same name."""
 
 # An integer Parquet can hold (int64); a larger one validates as the float it approximates.
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
@@ -57,6 +69,10 @@ class InferenceRecord(BaseModel):
         prediction: The predicted class or value.
         score: Probability of the positive class (binary classification).
         probabilities: Class → probability, for multi-class models.
+        context: Values that are not model inputs: sensitive attributes (fairness reads them)
+            and slices (region, channel); the model version's ``context_schema`` declares them.
+        attributions: Feature → attribution (e.g. a SHAP value) computed by the serving app;
+            explanations read these instead of loading the model.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -67,6 +83,8 @@ class InferenceRecord(BaseModel):
     prediction: Cell = None
     score: float | None = None
     probabilities: dict[str, float] | None = None
+    context: dict[str, Cell] = Field(default_factory=dict)
+    attributions: dict[str, float] | None = None
 
     @field_validator("time")
     @classmethod
@@ -122,8 +140,9 @@ def check_batch_size(count: int, field: str) -> None:
 def records_from_frame(frame: pd.DataFrame) -> list[InferenceRecord]:
     """Turn an uploaded table (CSV or Parquet) into inference records.
 
-    Columns ``request_id`` (required), ``time``, ``prediction``, ``score`` are Warden's; every
-    other column is a feature. Missing values become nulls.
+    Columns ``request_id`` (required), ``time``, ``prediction``, ``score`` are Warden's; a
+    column ``context.<name>`` is the context value ``<name>``; every other column is a feature.
+    Missing values become nulls.
 
     Raises:
         InvalidInput: No ``request_id`` column, or a row that is not a valid record.
@@ -137,7 +156,9 @@ def records_from_frame(frame: pd.DataFrame) -> list[InferenceRecord]:
         )
     check_batch_size(len(frame), "file")
     own = {"request_id", "time", "prediction", "score"}
-    features = [str(c) for c in frame.columns if c not in own]
+    names = [str(c) for c in frame.columns if c not in own]
+    context = [n for n in names if n.startswith(CONTEXT_PREFIX)]
+    features = [n for n in names if not n.startswith(CONTEXT_PREFIX)]
     records: list[InferenceRecord] = []
     plain = frame.astype(object).where(pd.notna(frame), other=None)  # type: ignore[call-overload]
     for index, row in enumerate(plain.to_dict(orient="records")):
@@ -147,6 +168,7 @@ def records_from_frame(frame: pd.DataFrame) -> list[InferenceRecord]:
                     request_id=str(row["request_id"]),
                     time=row.get("time"),
                     features={name: _cell(row[name]) for name in features},
+                    context={n.removeprefix(CONTEXT_PREFIX): _cell(row[n]) for n in context},
                     prediction=_cell(row.get("prediction")),
                     score=row.get("score"),
                 )
@@ -181,6 +203,8 @@ def refuse_non_finite(records: Sequence[InferenceRecord]) -> None:
             ("prediction", record.prediction),
             ("score", record.score),
             *((f"probabilities.{k}", v) for k, v in (record.probabilities or {}).items()),
+            *((f"context.{name}", value) for name, value in record.context.items()),
+            *((f"attributions.{k}", v) for k, v in (record.attributions or {}).items()),
         ]
         for where, value in cells:
             if isinstance(value, float) and not math.isfinite(value):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from api.migrate import downgrade
 from api.settings import Settings
 from lineage import create_store_engine
+from lineage.runtime import HandlerRegistry, Worker
 
 
 def test_healthz_answers_without_credentials(client: TestClient) -> None:
@@ -18,6 +20,18 @@ def test_readyz_reports_a_migrated_store_ready(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["migrations"] == "at head"
+
+
+def test_readyz_reports_worker_liveness_without_failing_on_it(
+    client: TestClient, engine: Engine
+) -> None:
+    before = client.get("/readyz")
+    assert before.status_code == 200
+    assert before.json()["workers"] == {"alive": False, "last_heartbeat": None}
+    assert not Worker(engine=engine, registry=HandlerRegistry({"work": lambda _c: None})).run_once()
+    workers = client.get("/readyz").json()["workers"]
+    assert workers["alive"] is True
+    assert workers["last_heartbeat"] is not None
 
 
 def test_readyz_reports_a_store_behind_its_migrations(settings: Settings) -> None:

@@ -18,6 +18,7 @@ from lineage.projects import Project
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
 from monitors.run_jobs import register_monitor_handlers
+from monitors.schedules import active_monitors
 from tests.conftest import Issued
 
 Make = Callable[..., Issued]
@@ -210,3 +211,30 @@ def test_a_monitor_watches_a_deployment_of_its_project(
     created = client.post(f"{BASE}/monitors", json=body, headers=scientist.headers)
     assert created.status_code == 201, created.text
     assert created.json()["deployment_id"] == str(deployment.id)
+
+
+def test_a_monitor_without_a_schedule_runs_only_on_request(
+    client: TestClient, engine: Engine, scientist: Issued
+) -> None:
+    body = {k: v for k, v in BODY.items() if k != "schedule"} | {"name": "on-request"}
+    created = client.post(f"{BASE}/monitors", json=body, headers=scientist.headers)
+    assert created.status_code == 201, created.text
+    monitor = created.json()
+    assert monitor["schedule"] is None
+    with session_scope(engine) as session:
+        assert active_monitors(session=session) == []
+    queued = client.post(f"{BASE}/monitors/{monitor['id']}/runs", headers=scientist.headers)
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["message"].startswith("waiting for a worker")
+    url = f"{BASE}/monitors/{monitor['id']}"
+    scheduled = client.patch(
+        url, json={"schedule": {"interval_seconds": 60}}, headers=scientist.headers
+    )
+    assert scheduled.json()["schedule"]["interval_seconds"] == 60
+    with session_scope(engine) as session:
+        assert [m.name for m in active_monitors(session=session)] == ["on-request"]
+    unscheduled = client.patch(url, json={"schedule": None}, headers=scientist.headers)
+    assert unscheduled.status_code == 200, unscheduled.text
+    assert unscheduled.json()["schedule"] is None
+    with session_scope(engine) as session:
+        assert active_monitors(session=session) == []

@@ -357,11 +357,13 @@ def test_a_run_without_a_deployment_or_data_is_insufficient_never_an_alert(
 
 
 @pytest.mark.slow
-def test_a_spec_that_cannot_apply_fails_the_run(plain: Setup) -> None:
+def test_a_spec_that_cannot_apply_fails_the_run_at_once(plain: Setup) -> None:
     run = plain.run({"kind": "drift", "columns": ["zodiac"]})
-    assert run.state == "queued"
+    assert (run.state, run.attempts) == ("failed", 1)
     assert run.error is not None
+    assert run.error.startswith("InvalidInput: ")
     assert "zodiac" in run.error
+    assert "gave up" not in run.error
     assert plain.routed == []
 
 

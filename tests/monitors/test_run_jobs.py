@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, select, update
 
 from lineage import Conflict, create_project, session_scope
 from lineage.runtime.handlers import HandlerRegistry, JobContext
+from lineage.runtime.presence import WORKER_STALE, WorkerBeat, worker_alive
 from lineage.runtime.queue import RuntimeJob, cancel_job, claim, get_job, requeue_expired
 from lineage.runtime.worker import Worker
 from monitors.models import Monitor, MonitorCreate, MonitorRun, MonitorRunPublic, RunTrigger
@@ -226,7 +227,26 @@ def test_a_requeued_job_shows_on_its_run(engine: Engine, project_id: uuid.UUID) 
         requeue_expired(session=session, now=now + 2 * LEASE)
     requeued = _view(engine, run)
     assert requeued.state == "queued"
-    assert requeued.message == "re-queued: the previous worker was lost"
+    assert requeued.message.startswith("re-queued: the previous worker was lost; ")
+    assert "waiting for a worker" in requeued.message
+
+
+def test_a_queued_run_says_when_no_worker_is_alive(engine: Engine, project_id: uuid.UUID) -> None:
+    run = _queued(engine, project_id)
+    first = _view(engine, run)
+    assert first.message.startswith("waiting for a worker (no worker has run yet")
+    # A worker that handles other kinds polls (and beats) without claiming the run.
+    worker = Worker(engine=engine, registry=HandlerRegistry({"other": lambda _c: None}))
+    assert not worker.run_once()
+    assert "waiting for a worker" not in _view(engine, run).message
+    with session_scope(engine) as session:
+        alive, last = worker_alive(session=session)
+        assert alive
+        assert last is not None
+        stale = last - WORKER_STALE - timedelta(seconds=1)
+        session.exec(update(WorkerBeat).values(last_seen_at=stale))
+    later = _view(engine, run)
+    assert later.message.endswith(f"waiting for a worker (last heartbeat {stale.isoformat()})")
 
 
 def test_latest_runs_picks_each_monitors_newest_finished_run(

@@ -354,7 +354,7 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
     card = json.loads(files["json"])
     facts_everywhere = [
         "income",
-        second.artifact_sha256,
+        str(second.artifact_sha256),
         digests[0],
         str(pipeline_run.id),
         str(pipeline_run.mlflow_run_id),
@@ -414,7 +414,7 @@ def test_model_card_shows_each_fact_of_a_real_history_in_html_json_and_pdf(
     viewer = _files(viewer_document, tmp_path / "viewer", "card")
     for fmt, text in viewer.items():
         assert "approved: smaller model" not in text, fmt
-        assert second.artifact_sha256 in _flat(text), fmt
+        assert str(second.artifact_sha256) in _flat(text), fmt
     assert json.loads(viewer["json"])["model_details"]["path"] == REDACTED
 
 

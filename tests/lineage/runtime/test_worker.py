@@ -17,7 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from lineage import create_project, session_scope, utcnow
-from lineage.runtime.handlers import HandlerRegistry, JobContext
+from lineage.errors import InvalidInput
+from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
+from lineage.runtime.presence import WORKER_STALE, WorkerBeat, worker_alive
 from lineage.runtime.queue import (
     JobState,
     RuntimeJob,
@@ -243,6 +245,32 @@ def test_a_failing_handler_is_retried_and_its_traceback_logged(
     assert "Traceback" in finished.logs
 
 
+def test_a_permanent_failure_fails_the_job_at_once_with_its_reason(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    with session_scope(engine) as session:
+        job_id = enqueue(session=session, project_id=project_id, kind="work", payload={}).id
+    calls: list[int] = []
+
+    def refuses(context: JobContext) -> None:
+        calls.append(context.attempt)
+        try:
+            raise InvalidInput("column 'zodiac' is not in the window", field="columns")
+        except InvalidInput as error:
+            raise Permanent(error.detail) from error
+
+    worker = Worker(
+        engine=engine, registry=HandlerRegistry({"work": refuses}), retry_delay=timedelta(0)
+    )
+    assert worker.run_once()
+    assert not worker.run_once()
+    assert calls == [1]
+    job = _job(engine, job_id)
+    assert (job.state, job.attempts) == ("failed", 1)
+    assert job.error == "InvalidInput: column 'zodiac' is not in the window"
+    assert "not retried" in job.logs
+
+
 def test_two_workers_never_run_the_same_job(engine: Engine, project_id: uuid.UUID) -> None:
     with session_scope(engine) as session:
         ids = {
@@ -288,3 +316,20 @@ def test_a_worker_claims_only_the_kinds_it_has_handlers_for(
     worker = Worker(engine=engine, registry=HandlerRegistry({"work": lambda _context: None}))
     assert not worker.run_once()
     assert _job(engine, foreign).state == JobState.QUEUED
+
+
+def test_a_worker_beats_while_it_polls_so_readers_know_it_is_alive(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    with session_scope(engine) as session:
+        assert worker_alive(session=session) == (False, None)
+    worker = Worker(engine=engine, registry=HandlerRegistry({"work": lambda _c: None}))
+    assert not worker.run_once()  # an idle poll beats too
+    with session_scope(engine) as session:
+        alive, last = worker_alive(session=session)
+        assert alive
+        assert last is not None
+        beat = session.exec(select(WorkerBeat)).one()
+        assert (beat.owner, beat.kinds) == (worker.owner, ["work"])
+        later = last + WORKER_STALE + timedelta(seconds=1)
+        assert worker_alive(session=session, now=later) == (False, last)
