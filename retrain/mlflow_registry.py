@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lineage.errors import Conflict, NotFound, Unavailable
+from lineage.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -492,13 +492,20 @@ class Registry:
         )
 
     def download_verified(
-        self, name: str, version: str, *, expected_hash: str, directory: Path
+        self, name: str, version: str, *, expected_hash: str | None, directory: Path
     ) -> Path:
         """Download a version into ``directory`` and check its hash; return the folder.
 
         Raises:
+            InvalidInput: No hash was registered (an external version Warden never loads).
             Conflict: The artifacts differ from what Warden registered (the copy is removed).
         """
+        if expected_hash is None:
+            raise InvalidInput(
+                f"{name!r} version {version} has no registered artifact hash (an external "
+                "version), so Warden will not load it",
+                field="artifact_sha256",
+            )
         local = self.download(name, version, directory)
         actual = hash_directory(local)
         if actual != expected_hash:
