@@ -60,6 +60,7 @@ from sqlmodel import Session, select
 
 from api.charts import GraphNode, Point, line_chart, lineage_svg
 from api.deps import EngineDep, SessionDep, SettingsDep
+from api.routes.approvals import decide_and_carry_out
 from api.routes.audit import get_signer
 from api.security import CurrentProject, request_id_of, require, require_authenticated
 from api.settings import Settings
@@ -77,12 +78,11 @@ from api.web_session import (
 from governance.actors import Actor, PrincipalKind
 from governance.approvals import (
     ApprovalRequest,
-    decide,
     decisions_of,
     list_requests,
     pending_for,
 )
-from governance.audit import AuditFilter, Outcome, append, append_in_own_transaction, list_entries
+from governance.audit import AuditFilter, Outcome, append, list_entries
 from governance.audit_export import readable_project_ids, verify_store
 from governance.identity import (
     AuthThrottle,
@@ -97,7 +97,7 @@ from governance.incidents import list_incidents
 from governance.permissions import Permission
 from governance.roles import permissions_of, visible_project_ids
 from lineage.deployments import get_deployment, list_deployments, live_deployments
-from lineage.errors import InvalidInput, NotFound, PermissionDenied, RateLimited, Unauthenticated
+from lineage.errors import InvalidInput, NotFound, RateLimited, Unauthenticated
 from lineage.graph import lineage_graph
 from lineage.model_versions import get_model_version, get_model_version_by_id, list_model_versions
 from lineage.models import Deployment, ModelVersion
@@ -903,20 +903,15 @@ def decide_approval(
             "give a reason for your decision; it is kept in the audit log", field="reason"
         )
     approve = decision == "approve"
-    try:
-        decide(
-            session=session, actor=actor, approval_id=approval_id, approve=approve, reason=reason
-        )
-    except PermissionDenied as error:
-        session.rollback()
-        append_in_own_transaction(
-            engine=engine,
-            actor=actor,
-            action="approval.approve" if approve else "approval.reject",
-            target=f"approval:{approval_id}",
-            reason=error.detail,
-        )
-        raise
+    decide_and_carry_out(
+        http=request,
+        engine=engine,
+        session=session,
+        actor=actor,
+        approval_id=approval_id,
+        approve=approve,
+        reason=reason,
+    )
     done = "approved" if approve else "rejected"
     return RedirectResponse(f"/p/{quote(project.name)}/approvals?decided={done}", status_code=303)
 

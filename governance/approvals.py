@@ -22,20 +22,28 @@ Separation-of-duty rules, enforced by :func:`decide`, each refusing with
   any one rejection rejects it.
 
 Every request and decision writes an audit entry in the same transaction.
+
+**Carrying out.** A ``rollback`` or ``redeploy`` request is carried out once approved: at once, by
+the decision that approved it, or by its requester with one call — the project's
+:class:`CarryOut` choice, stored with its :class:`ApprovalRule` and fixed on the request when it
+is made. The work is :mod:`retrain.promotion`'s; :func:`record_outcome` stores and audits what
+came of it against the request (``approval.carry_out``, target ``approval:<id>``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, col, select
 
 from governance.actors import Actor, PrincipalKind
-from governance.audit import append
+from governance.audit import Outcome, append
 from governance.permissions import Permission
 from governance.roles import authorize, permissions_of
 from lineage.errors import Conflict, InvalidInput, NotFound, SeparationOfDuties
@@ -48,6 +56,9 @@ __all__ = [
     "ApprovalRequest",
     "ApprovalRule",
     "ApprovalStatus",
+    "CarryOut",
+    "RuleSettings",
+    "carried_out_actions",
     "decide",
     "decisions_of",
     "find_approved",
@@ -56,8 +67,11 @@ __all__ = [
     "list_requests",
     "list_rules",
     "pending_for",
+    "record_outcome",
     "request_approval",
     "required_approvers",
+    "rule_settings",
+    "set_carry_out",
     "set_required_approvers",
 ]
 
@@ -81,6 +95,18 @@ class ApprovalStatus(StrEnum):
     REJECTED = "rejected"
 
 
+class CarryOut(StrEnum):
+    """Who carries out an approved rollback or redeploy: the approval itself, or its requester."""
+
+    ON_APPROVAL = "on_approval"
+    BY_REQUESTER = "by_requester"
+
+
+def carried_out_actions() -> frozenset[ApprovalAction]:
+    """Return the actions Warden carries out once approved (the others only unlock a call)."""
+    return frozenset({ApprovalAction.ROLLBACK, ApprovalAction.REDEPLOY})
+
+
 class ApprovalRequest(Record, table=True):
     """A request to carry out a risky action, who asked, why, and who may not decide it."""
 
@@ -102,6 +128,16 @@ class ApprovalRequest(Record, table=True):
         sa_column=sa.Column(sa.String(16), nullable=False, index=True),
     )
     decided_at: datetime | None = Field(default=None, sa_type=AwareDateTime, nullable=True)
+    carry_out: CarryOut = Field(
+        default=CarryOut.BY_REQUESTER,
+        sa_column=sa.Column(
+            sa.String(16), nullable=False, server_default=CarryOut.BY_REQUESTER.value
+        ),
+    )
+    carried_out_at: datetime | None = Field(default=None, sa_type=AwareDateTime, nullable=True)
+    outcome: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON, nullable=True)
+    )
 
     def barred(self) -> set[uuid.UUID]:
         """Return everyone who may not decide this request: the barred list and the requester."""
@@ -133,6 +169,21 @@ class ApprovalRule(Record, table=True):
     project_id: uuid.UUID = Field(foreign_key="lineage_project.id")
     action: ApprovalAction = Field(sa_column=sa.Column(sa.String(32), nullable=False))
     required_approvers: int = Field(nullable=False)
+    carry_out: CarryOut = Field(
+        default=CarryOut.BY_REQUESTER,
+        sa_column=sa.Column(
+            sa.String(16), nullable=False, server_default=CarryOut.BY_REQUESTER.value
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """One action's rule in a project: how many approvers, and who carries it out."""
+
+    action: ApprovalAction
+    required_approvers: int
+    carry_out: CarryOut
 
 
 def _project_of(actor: Actor) -> uuid.UUID:
@@ -219,6 +270,98 @@ def list_rules(*, session: Session, project_id: uuid.UUID) -> dict[ApprovalActio
     return rules
 
 
+def _rule(session: Session, project_id: uuid.UUID, action: ApprovalAction) -> ApprovalRule | None:
+    return session.exec(
+        select(ApprovalRule).where(
+            ApprovalRule.project_id == project_id, ApprovalRule.action == action
+        )
+    ).first()
+
+
+def rule_settings(
+    *, session: Session, project_id: uuid.UUID, action: ApprovalAction | str
+) -> RuleSettings:
+    """Return one action's rule in the project (default: one approver; its requester acts)."""
+    action = _action(action)
+    rule = _rule(session, project_id, action)
+    if rule is None:
+        return RuleSettings(action=action, required_approvers=1, carry_out=CarryOut.BY_REQUESTER)
+    return RuleSettings(
+        action=action,
+        required_approvers=rule.required_approvers,
+        carry_out=CarryOut(rule.carry_out),
+    )
+
+
+def set_carry_out(
+    *, session: Session, actor: Actor, action: ApprovalAction | str, carry_out: CarryOut | str
+) -> ApprovalRule:
+    """Choose who carries out an approved ``action`` (rollback, redeploy) in the actor's project.
+
+    Requests made earlier keep the choice they were made with.
+
+    Raises:
+        InvalidInput: ``action`` is not one Warden carries out, or ``carry_out`` is unknown.
+    """
+    project_id = _project_of(actor)
+    action = _action(action)
+    if action not in carried_out_actions():
+        raise InvalidInput(
+            f"{action.value} is not carried out by Warden once approved; only "
+            + ", ".join(sorted(a.value for a in carried_out_actions()))
+            + " are",
+            field="carry_out",
+        )
+    try:
+        chosen = CarryOut(carry_out)
+    except ValueError:
+        known = ", ".join(c.value for c in CarryOut)
+        raise InvalidInput(
+            f"unknown carry_out {carry_out!r}; use one of: {known}", field="carry_out"
+        ) from None
+    rule = _rule(session, project_id, action)
+    before = CarryOut(rule.carry_out) if rule is not None else CarryOut.BY_REQUESTER
+    if rule is None:
+        rule = ApprovalRule(project_id=project_id, action=action, required_approvers=1)
+    rule.carry_out = chosen
+    session.add(rule)
+    session.flush()
+    append(
+        session=session,
+        actor=actor,
+        action="approval_rule.set",
+        target=f"approval_rule:{action.value}",
+        detail={"before": {"carry_out": before.value}, "after": {"carry_out": chosen.value}},
+    )
+    return rule
+
+
+def record_outcome(
+    *, session: Session, actor: Actor, request: ApprovalRequest, outcome: dict[str, Any]
+) -> ApprovalRequest:
+    """Store and audit what carrying out an approved request did (``outcome``: done or failed).
+
+    A done request is closed (``carried_out_at``); a failed one may be carried out again.
+    """
+    done = outcome.get("outcome") == "done"
+    request.outcome = dict(outcome)
+    if done:
+        request.carried_out_at = utcnow()
+    session.add(request)
+    session.flush()
+    append(
+        session=session,
+        actor=actor,
+        action="approval.carry_out",
+        target=f"approval:{request.id}",
+        outcome=Outcome.SUCCESS if done else Outcome.FAILURE,
+        reason=str(outcome.get("error", "")),
+        detail={"action": str(request.action), "after": dict(outcome)},
+        project_id=request.project_id,
+    )
+    return request
+
+
 def request_approval(
     *,
     session: Session,
@@ -281,6 +424,7 @@ def request_approval(
         required_approvals=required_approvers(
             session=session, project_id=project_id, action=action
         ),
+        carry_out=rule_settings(session=session, project_id=project_id, action=action).carry_out,
     )
     session.add(request)
     session.flush()

@@ -20,7 +20,10 @@ Every path that changes what a slot serves goes through :func:`check_may_go_live
 * :func:`rollback` — the version the live one replaced, audited as ``model.rollback``; no new
   approval is asked (undoing must not wait), but the version must still hold its approval and
   the gates that judge a version by itself;
-* :func:`redeploy` — the live version loaded again (policy action), judged like a rollback.
+* :func:`redeploy` — the live version loaded again (a person or a policy action), judged like a
+  rollback;
+* :func:`carry_out` — an approved ``rollback`` or ``redeploy`` request performed (at once on
+  approval, or by its requester: the project's choice), its outcome audited against the request.
 
 :func:`lineage.deployments.record_deployment` is the storage step underneath; nothing else in
 Warden calls it (``tests/api/test_going_live.py`` checks). Ending a deployment takes a version out
@@ -39,12 +42,22 @@ from governance import Actor, append
 from governance.approvals import (
     ApprovalAction,
     ApprovalRequest,
+    ApprovalStatus,
+    carried_out_actions,
     decisions_of,
     find_approved,
+    record_outcome,
     request_approval,
 )
 from lineage.deployments import DeploymentCreate, record_deployment
-from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied, SeparationOfDuties
+from lineage.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    SeparationOfDuties,
+    WardenError,
+)
 from lineage.model_versions import get_model_version
 from lineage.models import Deployment, ModelVersion
 from retrain.champions import Promotion, slot_history
@@ -55,6 +68,7 @@ from retrain.pipelines import PipelineRun
 
 __all__ = [
     "GoLive",
+    "carry_out",
     "check_may_go_live",
     "promote",
     "record_live",
@@ -184,6 +198,7 @@ def _record(
     deployer: str,
     reason: str,
     approval_id: uuid.UUID,
+    request_id: uuid.UUID | None = None,
 ) -> tuple[Promotion, Deployment]:
     """Record the slot's new live version in lineage and its history, and audit it."""
     lineage_deployment = record_deployment(
@@ -215,6 +230,8 @@ def _record(
         "deployer": deployer,
         "approval_id": str(approval_id),
     }
+    if request_id is not None:
+        detail["request_id"] = str(request_id)
     if how is GoLive.RECORD:
         detail["model"] = f"{version.name}:{version.version}"
         detail["live_from"] = lineage_deployment.live_from.isoformat()
@@ -375,8 +392,11 @@ def rollback(
     registry: Registry,
     deployer: Deployer,
     reason: str = "",
+    request_id: uuid.UUID | None = None,
 ) -> Promotion:
     """Put the version the live one replaced back live in the slot (one call, audited).
+
+    ``request_id`` names the approved ``rollback`` request this carries out, if any.
 
     Raises:
         NotFound: Nothing is live in the slot.
@@ -425,6 +445,7 @@ def rollback(
         deployer=deployer.name,
         reason=reason or f"roll back from version {current.version}",
         approval_id=approval_id,
+        request_id=request_id,
     )
     _move_champion(session, registry, target)
     return promotion
@@ -439,8 +460,11 @@ def redeploy(
     actor: Actor,
     deployer: Deployer,
     reason: str = "",
+    request_id: uuid.UUID | None = None,
 ) -> ModelVersion:
     """Deploy the slot's live version again (reloaded, hash-checked), audited as ``model.redeploy``.
+
+    ``request_id`` names the approved ``redeploy`` request this carries out, if any.
 
     Raises:
         NotFound: Nothing is live in the slot.
@@ -455,18 +479,102 @@ def redeploy(
         session=session, model_version=version, champion=version, how=GoLive.REDEPLOY
     )
     deployer.deploy(model_version=version, deployment=deployment, environment=environment)
+    detail: dict[str, Any] = {
+        "deployment": deployment,
+        "environment": environment,
+        "version": version.version,
+        "approval_id": str(approval_id),
+    }
+    if request_id is not None:
+        detail["request_id"] = str(request_id)
     append(
         session=session,
         actor=actor,
         action="model.redeploy",
         target=f"{_TARGET_KIND}:{version.id}",
         reason=reason,
-        detail={
-            "deployment": deployment,
-            "environment": environment,
-            "version": version.version,
-            "approval_id": str(approval_id),
-        },
+        detail=detail,
         project_id=project_id,
     )
     return version
+
+
+def _slot_of(request: ApprovalRequest) -> tuple[str, str]:
+    """Return the ``(deployment, environment)`` a rollback or redeploy request names."""
+    if request.target_kind != "deployment":
+        raise InvalidInput(
+            f"a {request.action} request must target a deployment (target_kind 'deployment', "
+            f"target_id '<name>/<environment>'), not {request.target_kind!r}",
+            field="target_kind",
+        )
+    deployment, _, environment = request.target_id.partition("/")
+    return deployment, environment or "production"
+
+
+def carry_out(
+    *,
+    session: Session,
+    actor: Actor,
+    request: ApprovalRequest,
+    registry: Registry,
+    deployer: Deployer,
+) -> tuple[dict[str, Any], WardenError | None]:
+    """Perform an approved ``rollback`` or ``redeploy`` request and audit the outcome against it.
+
+    The work runs in a savepoint: when the going-live rule or the deployer refuses it, nothing
+    changes but the request's recorded outcome (``failed``, with the error), and it may be carried
+    out again later. Returns the outcome stored on the request and the refusal, if any.
+
+    Raises:
+        InvalidInput: The request is not a rollback or redeploy, or names no deployment.
+        Conflict: It is not approved, or it was carried out already.
+    """
+    action = ApprovalAction(request.action)
+    if action not in carried_out_actions():
+        raise InvalidInput(
+            f"a {action.value} request is not carried out by Warden; it unlocks its own call "
+            "(e.g. …/promote for a promotion)",
+            field="action",
+        )
+    if request.status != ApprovalStatus.APPROVED:
+        raise Conflict(f"the request is {request.status}; only an approved request is carried out")
+    if request.carried_out_at is not None:
+        raise Conflict(f"the request was carried out already at {request.carried_out_at}")
+    deployment, environment = _slot_of(request)
+    reason = f"approved {action.value} request {request.id}: {request.reason}"
+    outcome: dict[str, Any] = {"type": action.value, "deployment": deployment}
+    refused: WardenError | None = None
+    try:
+        with session.begin_nested():
+            if action is ApprovalAction.ROLLBACK:
+                promotion = rollback(
+                    session=session,
+                    project_id=request.project_id,
+                    deployment=deployment,
+                    environment=environment,
+                    actor=actor,
+                    registry=registry,
+                    deployer=deployer,
+                    reason=reason,
+                    request_id=request.id,
+                )
+                outcome["promotion_id"] = str(promotion.id)
+            else:
+                version = redeploy(
+                    session=session,
+                    project_id=request.project_id,
+                    deployment=deployment,
+                    environment=environment,
+                    actor=actor,
+                    deployer=deployer,
+                    reason=reason,
+                    request_id=request.id,
+                )
+                outcome["model_version"] = version.version
+    except WardenError as error:
+        refused = error
+        outcome |= {"outcome": "failed", "error": error.detail}
+    else:
+        outcome["outcome"] = "done"
+    record_outcome(session=session, actor=actor, request=request, outcome=outcome)
+    return outcome, refused

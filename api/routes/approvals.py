@@ -4,18 +4,27 @@ Requesting needs ``approval:request``; deciding needs ``approval:decide`` *and* 
 separation-of-duty rules of :mod:`governance.approvals` (a refusal by a duty rule is a 403 and is
 audited in its own transaction, like every denial). ``GET …/approvals?for_me=true`` lists what
 the caller may still decide.
+
+An approved ``rollback`` or ``redeploy`` request is carried out
+(:func:`retrain.promotion.carry_out`) at once by the approving decision, or by
+``POST …/approvals/{id}/carry-out`` from its requester (or, for a request automation opened,
+anyone holding ``model:promote``) — the project's choice, set with
+``PUT …/approval-rules/{action}`` (``carry_out``: ``on_approval`` or ``by_requester``).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from api.deps import EngineDep, SessionDep
+from api.routes.deployments_serving import get_embedded_deployer, get_registry
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.approvals import (
@@ -24,6 +33,8 @@ from governance.approvals import (
     ApprovalDecision,
     ApprovalRequest,
     ApprovalStatus,
+    CarryOut,
+    carried_out_actions,
     decide,
     decisions_of,
     get_request,
@@ -31,18 +42,24 @@ from governance.approvals import (
     list_rules,
     pending_for,
     request_approval,
+    rule_settings,
+    set_carry_out,
     set_required_approvers,
 )
 from governance.audit import append_in_own_transaction
 from governance.permissions import Permission
+from governance.roles import permissions_of
 from lineage.errors import PermissionDenied
+from retrain.promotion import carry_out
 
 __all__ = [
     "ApprovalCreate",
     "ApprovalDecisionCreate",
     "ApprovalDecisionPublic",
     "ApprovalPublic",
+    "ApprovalRulePublic",
     "ApprovalRuleUpdate",
+    "decide_and_carry_out",
     "router",
 ]
 
@@ -74,11 +91,29 @@ class ApprovalDecisionCreate(BaseModel):
 
 
 class ApprovalRuleUpdate(BaseModel):
-    """How many distinct approvers an action needs in this project."""
+    """How many distinct approvers an action needs, and who carries it out once approved."""
 
     model_config = ConfigDict(extra="forbid")
 
-    required_approvers: int = Field(ge=1, le=MAX_REQUIRED_APPROVERS)
+    required_approvers: int | None = Field(default=None, ge=1, le=MAX_REQUIRED_APPROVERS)
+    carry_out: CarryOut | None = Field(
+        default=None,
+        description="rollback/redeploy only: 'on_approval' (at once) or 'by_requester' (one call).",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> ApprovalRuleUpdate:
+        if self.required_approvers is None and self.carry_out is None:
+            raise ValueError("set required_approvers, carry_out or both")
+        return self
+
+
+class ApprovalRulePublic(BaseModel):
+    """One action's rule in the project."""
+
+    action: ApprovalAction
+    required_approvers: int
+    carry_out: CarryOut | None
 
 
 class ApprovalDecisionPublic(BaseModel):
@@ -118,6 +153,13 @@ class ApprovalPublic(BaseModel):
     created_at: datetime
     decided_at: datetime | None
     decisions: list[ApprovalDecisionPublic]
+    carry_out: CarryOut | None = Field(
+        description="Who carries it out once approved (rollback and redeploy only)."
+    )
+    carried_out_at: datetime | None
+    outcome: dict[str, Any] | None = Field(
+        description="What carrying it out did: outcome done or failed, with the error."
+    )
 
     @classmethod
     def of(cls, request: ApprovalRequest, decisions: list[ApprovalDecision]) -> ApprovalPublic:
@@ -136,6 +178,13 @@ class ApprovalPublic(BaseModel):
             created_at=request.created_at,
             decided_at=request.decided_at,
             decisions=[ApprovalDecisionPublic.of(d) for d in decisions],
+            carry_out=(
+                CarryOut(request.carry_out)
+                if ApprovalAction(request.action) in carried_out_actions()
+                else None
+            ),
+            carried_out_at=request.carried_out_at,
+            outcome=request.outcome,
         )
 
 
@@ -186,15 +235,21 @@ def read(approval_id: uuid.UUID, project: CurrentProject, session: SessionDep) -
     )
 
 
-def _decide(
+def decide_and_carry_out(
     *,
-    engine: EngineDep,
-    session: SessionDep,
+    http: Request,
+    engine: Engine,
+    session: Session,
     actor: Actor,
     approval_id: uuid.UUID,
     approve: bool,
     reason: str,
-) -> ApprovalPublic:
+) -> ApprovalRequest:
+    """Decide a request; carry it out at once when that approval completes it and the rule says so.
+
+    A refused decision is audited as ``denied`` in its own transaction. A carry-out the going-live
+    rule refuses leaves the approval standing, its failure recorded on the request.
+    """
     try:
         request = decide(
             session=session, actor=actor, approval_id=approval_id, approve=approve, reason=reason
@@ -209,6 +264,40 @@ def _decide(
             reason=error.detail,
         )
         raise
+    if (
+        request.status == ApprovalStatus.APPROVED
+        and ApprovalAction(request.action) in carried_out_actions()
+        and request.carry_out == CarryOut.ON_APPROVAL
+    ):
+        carry_out(
+            session=session,
+            actor=actor,
+            request=request,
+            registry=get_registry(http),
+            deployer=get_embedded_deployer(http),
+        )
+    return request
+
+
+def _decide(
+    *,
+    http: Request,
+    engine: EngineDep,
+    session: SessionDep,
+    actor: Actor,
+    approval_id: uuid.UUID,
+    approve: bool,
+    reason: str,
+) -> ApprovalPublic:
+    request = decide_and_carry_out(
+        http=http,
+        engine=engine,
+        session=session,
+        actor=actor,
+        approval_id=approval_id,
+        approve=approve,
+        reason=reason,
+    )
     return _public(session, request)
 
 
@@ -216,12 +305,18 @@ def _decide(
 def approve(
     approval_id: uuid.UUID,
     body: ApprovalDecisionCreate,
+    http: Request,
     actor: Annotated[Actor, Depends(require(Permission.APPROVAL_DECIDE))],
     engine: EngineDep,
     session: SessionDep,
 ) -> ApprovalPublic:
-    """Approve a pending request (not your own, not as a barred or automated principal)."""
+    """Approve a pending request (not your own, not as a barred or automated principal).
+
+    When this approval completes a rollback or redeploy request whose project carries them out
+    ``on_approval``, it is performed now; the response's ``outcome`` says how it went.
+    """
     return _decide(
+        http=http,
         engine=engine,
         session=session,
         actor=actor,
@@ -235,12 +330,14 @@ def approve(
 def reject(
     approval_id: uuid.UUID,
     body: ApprovalDecisionCreate,
+    http: Request,
     actor: Annotated[Actor, Depends(require(Permission.APPROVAL_DECIDE))],
     engine: EngineDep,
     session: SessionDep,
 ) -> ApprovalPublic:
     """Reject a pending request; one rejection closes it."""
     return _decide(
+        http=http,
         engine=engine,
         session=session,
         actor=actor,
@@ -248,6 +345,54 @@ def reject(
         approve=False,
         reason=body.reason,
     )
+
+
+@router.post("/approvals/{approval_id}/carry-out")
+def carry_out_request(
+    approval_id: uuid.UUID,
+    http: Request,
+    actor: Annotated[Actor, Depends(require(Permission.APPROVAL_REQUEST))],
+    project: CurrentProject,
+    session: SessionDep,
+    engine: EngineDep,
+) -> ApprovalPublic:
+    """Carry out an approved rollback or redeploy request, in one call.
+
+    Its requester may; a request automation opened (a policy in ``request`` mode) may be carried
+    out by anyone holding ``model:promote``. A refusal by the going-live rule is recorded on the
+    request and audited (``approval.carry_out``, failure), then returned as its problem.
+    """
+    request = get_request(session=session, project_id=project.id, approval_id=approval_id)
+    is_requester = actor.principal_id is not None and actor.principal_id == request.requested_by_id
+    may_promote = Permission.MODEL_PROMOTE in permissions_of(
+        session=session, actor=actor, project_id=project.id
+    )
+    if not is_requester and not (request.requested_by_id is None and may_promote):
+        denied = PermissionDenied(
+            f"only its requester ({request.requested_by_name}) carries out this request"
+            + ("" if request.requested_by_id is not None else " or someone with model:promote")
+        )
+        session.rollback()
+        append_in_own_transaction(
+            engine=engine,
+            actor=actor,
+            action="approval.carry_out",
+            target=f"approval:{approval_id}",
+            reason=denied.detail,
+            project_id=project.id,
+        )
+        raise denied
+    _, refused = carry_out(
+        session=session,
+        actor=actor,
+        request=request,
+        registry=get_registry(http),
+        deployer=get_embedded_deployer(http),
+    )
+    if refused is not None:
+        session.commit()  # the failure stays recorded on the request and in the audit log
+        raise refused
+    return _public(session, request)
 
 
 @router.get("/approval-rules", dependencies=[Depends(require(Permission.PROJECT_READ))])
@@ -263,9 +408,28 @@ def set_rule(
     actor: Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))],
     session: SessionDep,
 ) -> dict[ApprovalAction, int]:
-    """Require N distinct approvers for ``action``; requests already pending keep their number."""
-    set_required_approvers(
-        session=session, actor=actor, action=action, count=body.required_approvers
-    )
+    """Set how many distinct approvers ``action`` needs and who carries it out once approved.
+
+    Requests already made keep the rule they were made with.
+    """
+    if body.required_approvers is not None:
+        set_required_approvers(
+            session=session, actor=actor, action=action, count=body.required_approvers
+        )
+    if body.carry_out is not None:
+        set_carry_out(session=session, actor=actor, action=action, carry_out=body.carry_out)
     assert actor.project_id is not None
     return list_rules(session=session, project_id=actor.project_id)
+
+
+@router.get("/approval-rules/{action}", dependencies=[Depends(require(Permission.PROJECT_READ))])
+def read_rule(
+    action: ApprovalAction, project: CurrentProject, session: SessionDep
+) -> ApprovalRulePublic:
+    """Return one action's rule: approvers needed and (rollback, redeploy) who carries it out."""
+    found = rule_settings(session=session, project_id=project.id, action=action)
+    return ApprovalRulePublic(
+        action=found.action,
+        required_approvers=found.required_approvers,
+        carry_out=found.carry_out if action in carried_out_actions() else None,
+    )

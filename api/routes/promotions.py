@@ -7,6 +7,8 @@
 * ``POST …/deployments`` records that an outside system put an approved version live
   (``deployment:write``).
 * ``POST …/deployments/{name}/rollback`` puts the previous version back (``model:promote``).
+* ``POST …/deployments/{name}/redeploy`` deploys the live version again, reloaded and
+  hash-checked (``model:promote``).
 * ``GET …/models/{name}/versions/{version}/evaluations`` reads the stored comparisons with the
   champion (``model:read``).
 
@@ -42,7 +44,7 @@ from lineage.models import ModelVersion
 from retrain.champions import Promotion
 from retrain.deployers import AliasDeployer, Deployer
 from retrain.evaluation import Evaluation
-from retrain.promotion import promote, record_live, request_promotion, rollback
+from retrain.promotion import promote, record_live, redeploy, request_promotion, rollback
 
 __all__ = [
     "ApprovalRequestedPublic",
@@ -50,6 +52,7 @@ __all__ = [
     "PromoteRequest",
     "PromotionPublic",
     "PromotionRequestCreate",
+    "Redeployed",
     "RollbackRequest",
     "router",
 ]
@@ -86,6 +89,16 @@ class RollbackRequest(BaseModel):
     environment: str = Field(default="production", pattern=_SLUG)
     deployer: Literal["embedded", "alias"] = "embedded"
     reason: str = Field(default="", max_length=4000)
+
+
+class Redeployed(BaseModel):
+    """The version a slot serves again after a redeploy."""
+
+    deployment: str
+    environment: str
+    model_name: str
+    model_version: str
+    deployer: str
 
 
 class PromotionPublic(BaseModel):
@@ -323,6 +336,49 @@ def roll_back(
             reason=body.reason,
         )
     return _public(promotion, session)
+
+
+@router.post("/deployments/{name}/redeploy", summary="Deploy a deployment's live version again")
+def redeploy_live(
+    name: str,
+    body: RollbackRequest,
+    request: Request,
+    actor: Annotated[Actor, Depends(require(Permission.MODEL_PROMOTE))],
+    project: CurrentProject,
+    session: SessionDep,
+    engine: EngineDep,
+) -> Redeployed:
+    """Load the live version again (hash-checked) through the deployer, audited ``model.redeploy``.
+
+    Judged like a rollback: no new approval, but the live version must still hold its approval
+    and pass the gates that judge a version by itself (403, audited, otherwise).
+    """
+    deployer = _deployer(request, body.deployer)
+    with _refusal_audited(
+        session=session,
+        engine=engine,
+        actor=actor,
+        action="model.redeploy",
+        target=f"deployment:{body.environment}:{name}",
+        detail={"deployment": name, "environment": body.environment},
+        project_id=project.id,
+    ):
+        version = redeploy(
+            session=session,
+            project_id=project.id,
+            deployment=name,
+            environment=body.environment,
+            actor=actor,
+            deployer=deployer,
+            reason=body.reason,
+        )
+    return Redeployed(
+        deployment=name,
+        environment=body.environment,
+        model_name=version.name,
+        model_version=version.version,
+        deployer=deployer.name,
+    )
 
 
 @router.get(

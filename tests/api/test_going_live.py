@@ -26,7 +26,9 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+from typer.testing import CliRunner
 
+from api.cli import app as cli
 from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import AuditEntry
@@ -54,15 +56,19 @@ FEATURES = ["x1", "x2"]
 PROMOTE = ("POST", f"{PREFIX}/models/{{name}}/versions/{{version}}/promote")
 RECORD = ("POST", f"{PREFIX}/deployments")
 ROLLBACK = ("POST", f"{PREFIX}/deployments/{{name}}/rollback")
-GOES_LIVE = {PROMOTE, RECORD, ROLLBACK}
+REDEPLOY = ("POST", f"{PREFIX}/deployments/{{name}}/redeploy")
+APPROVE = ("POST", f"{PREFIX}/approvals/{{approval_id}}/approve")
+CARRY_OUT = ("POST", f"{PREFIX}/approvals/{{approval_id}}/carry-out")
+GOES_LIVE = {PROMOTE, RECORD, ROLLBACK, REDEPLOY, APPROVE, CARRY_OUT}
 
 # Every other write route, by pattern, with why it cannot put a version live.
 CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"^/api/v1/projects$", "creates a project"),
     (r"^/api/v1/principals", "people, service accounts and their keys"),
     (r"/grants", "roles"),
-    (r"/approvals|/approval-rules", "decides requests; going live still needs a promote call"),
-    (r"^/p/\{project\}/approvals/", "the dashboard's approve/reject form"),
+    (r"/approvals(/\{approval_id\}/reject)?$", "asks for or rejects a request"),
+    (r"/approval-rules", "sets how many approve and who carries out"),
+    (r"^/p/\{project\}/approvals/", "the dashboard's form: decide_and_carry_out, as …/approve"),
     (r"^/(login|logout)$", "dashboard sign-in"),
     (r"^/api/v1/audit/", "audit checkpoints"),
     (r"^/api/v1/lineage$", "OpenLineage: runs, jobs and datasets, never deployments (below)"),
@@ -79,6 +85,7 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"/llm/(prices|redaction|retention)", "trace prices, redaction and retention; no version"),
     (r"/baselines", "reference baselines"),
     (r"/reports/", "model cards and reports"),
+    (r"/llm/(prices|redaction)", "LLM token prices and redaction rules"),
 ]
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -272,7 +279,56 @@ def test_no_route_or_policy_action_puts_an_unapproved_version_live(world: World)
     _refused(rollback, "rolling back to")
     assert world.denied("model.rollback").target == "deployment:production:income-api"
     assert (world.state(), world.serving()) == (live, "1")
-    attacked = {PROMOTE, RECORD, ROLLBACK}
+
+    # An approved rollback request, carried out by its requester or at once on approval (the
+    # API's and the dashboard's approve): refused by the same rule, recorded on the request.
+    asked = world.post(
+        "/approvals",
+        {
+            "action": "rollback",
+            "target_kind": "deployment",
+            "target_id": "income-api/production",
+            "reason": "undo",
+        },
+    )
+    assert asked.status_code == 201, asked.text
+    approved = world.post(
+        f"/approvals/{asked.json()['id']}/approve", {"reason": "ok"}, world.approver
+    )
+    assert approved.json()["outcome"] is None  # by_requester: the approval alone does nothing
+    carried = world.post(f"/approvals/{asked.json()['id']}/carry-out", {})
+    _refused(carried, "rolling back to")
+    failed = world.client.get(
+        f"{BASE}/approvals/{asked.json()['id']}", headers=world.scientist.headers
+    ).json()
+    assert (failed["outcome"]["outcome"], failed["carried_out_at"]) == ("failed", None)
+    assert (world.state(), world.serving()) == (live, "1")
+    put = world.client.put(
+        f"{BASE}/approval-rules/rollback",
+        json={"carry_out": "on_approval"},
+        headers=world.admin.headers,
+    )
+    assert put.status_code == 200, put.text
+    opened = world.post(
+        "/approvals",
+        {
+            "action": "rollback",
+            "target_kind": "deployment",
+            "target_id": "income-api/production",
+            "reason": "undo again",
+        },
+    )
+    assert opened.status_code == 201, opened.text
+    decided = world.post(
+        f"/approvals/{opened.json()['id']}/approve", {"reason": "ok"}, world.approver
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "approved"  # the approval stands; the rollback failed
+    assert decided.json()["outcome"]["outcome"] == "failed"
+    assert RULE in decided.json()["outcome"]["error"]
+    assert (world.state(), world.serving()) == (live, "1")
+
+    attacked = {PROMOTE, RECORD, ROLLBACK, REDEPLOY, APPROVE, CARRY_OUT}
     assert attacked == GOES_LIVE
 
     # Policy actions: the loop performs rollbacks and redeploys through the same rule.
@@ -335,6 +391,9 @@ def test_no_route_or_policy_action_puts_an_unapproved_version_live(world: World)
     _, redeploy = drift(2)
     assert redeploy["outcome"] == "failed"
     assert "redeploying 'income' version 2" in redeploy["error"]
+    by_hand = world.post("/deployments/income-api/redeploy", {"environment": "production"})
+    _refused(by_hand, "redeploying")  # a person's redeploy: the same rule
+    assert world.denied("model.redeploy").target == "deployment:production:income-api"
 
     # The refusals were the rule's: once version 2 is approved, recording it puts it live.
     [legacy] = world.client.get(
@@ -466,3 +525,143 @@ def test_only_the_promotion_rule_reaches_the_steps_that_put_a_version_live() -> 
                 if name in callers:
                     callers[name].add(path.relative_to(ROOT).as_posix())
     assert callers == _ONLY_CALLER
+
+
+def _audited(world: World, action: str) -> AuditEntry:
+    with session_scope(world.engine) as session:
+        entry = session.exec(
+            select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq.desc())  # type: ignore[attr-defined]
+        ).first()
+    assert entry is not None
+    return entry
+
+
+@pytest.mark.slow
+def test_an_approved_rollback_is_carried_out_over_http_and_the_cli(world: World) -> None:
+    approve_version(
+        world.client,
+        project="acme",
+        name="income",
+        version="2",
+        requester=world.scientist,
+        approver=world.approver,
+    )
+    slot = {"deployment": "income-api", "environment": "production"}
+    assert world.post("/models/income/versions/2/promote", slot).status_code == 200
+    assert world.serving() == "2"
+
+    # A person redeploys the live version: reloaded, audited, still version 2.
+    redeployed = world.post("/deployments/income-api/redeploy", {"environment": "production"})
+    assert redeployed.status_code == 200, redeployed.text
+    assert redeployed.json()["model_version"] == "2"
+    assert _audited(world, "model.redeploy").outcome == "success"
+
+    # A policy in request mode asks; an approver approves; nothing moves until it is carried out.
+    policy = world.post(
+        "/policies",
+        {
+            "name": "guard",
+            "source": (
+                "rules:\n"
+                "  - name: guard\n"
+                "    scope: {deployment: income-api}\n"
+                "    when: {monitor: drift, metric: drift_share, op: '>=', threshold: 0.3}\n"
+                "    actions:\n"
+                "      - {type: rollback, mode: request}\n"
+            ),
+        },
+        who=world.admin,
+    )
+    assert policy.status_code == 201, policy.text
+    with session_scope(world.engine) as session:
+        project = get_project(session=session, name="acme")
+        [decision] = on_findings(
+            session=session,
+            actor=Actor.system(),
+            project_id=project.id,
+            run=RunFindings(
+                run_id="run-1",
+                source_id="monitor-1",
+                at=datetime(2026, 12, 1, 12, 0, tzinfo=UTC),
+                findings=(Finding("drift", "drift_share", "dataset", 0.6, 0.3, Status.ALERT),),
+                model="income",
+                deployment="income-api",
+                environment="production",
+            ),
+        )
+        approval_id = decision.outcomes[0]["approval_id"]
+    approved = world.post(f"/approvals/{approval_id}/approve", {"reason": "yes"}, world.approver)
+    assert approved.json()["status"] == "approved", approved.text
+    assert (approved.json()["carry_out"], approved.json()["outcome"]) == ("by_requester", None)
+    assert world.serving() == "2"
+    not_theirs = world.post(f"/approvals/{approval_id}/carry-out", {}, world.approver)
+    assert not_theirs.status_code == 403  # an approver holds no approval:request
+
+    # Automation asked, so a person holding model:promote carries it out, with one call.
+    carried = world.post(f"/approvals/{approval_id}/carry-out", {})
+    assert carried.status_code == 200, carried.text
+    assert carried.json()["outcome"]["outcome"] == "done"
+    assert carried.json()["carried_out_at"] is not None
+    assert world.serving() == "1"
+    rollback_entry = _audited(world, "model.rollback")
+    assert rollback_entry.detail_object()["request_id"] == approval_id
+    assert (rollback_entry.detail_object()["before"], rollback_entry.detail_object()["after"]) == (
+        "2",
+        "1",
+    )
+    outcome = _audited(world, "approval.carry_out")
+    assert (outcome.target, outcome.outcome) == (f"approval:{approval_id}", "success")
+    twice = world.post(f"/approvals/{approval_id}/carry-out", {})
+    assert twice.status_code == 409
+    assert "carried out already" in twice.json()["detail"]
+
+    # At once on approval, when the project says so: a person's redeploy request.
+    put = world.client.put(
+        f"{BASE}/approval-rules/redeploy",
+        json={"carry_out": "on_approval"},
+        headers=world.admin.headers,
+    )
+    assert put.status_code == 200, put.text
+    rule = world.client.get(f"{BASE}/approval-rules/redeploy", headers=world.scientist.headers)
+    assert rule.json() == {
+        "action": "redeploy",
+        "required_approvers": 1,
+        "carry_out": "on_approval",
+    }
+    asked = world.post(
+        "/approvals",
+        {
+            "action": "redeploy",
+            "target_kind": "deployment",
+            "target_id": "income-api/production",
+            "reason": "reload",
+        },
+    )
+    assert asked.status_code == 201, asked.text
+    done = world.post(f"/approvals/{asked.json()['id']}/approve", {"reason": "ok"}, world.approver)
+    assert done.json()["outcome"] == {
+        "type": "redeploy",
+        "deployment": "income-api",
+        "model_version": "1",
+        "outcome": "done",
+    }
+    assert _audited(world, "model.redeploy").detail_object()["request_id"] == asked.json()["id"]
+
+    # The command line: version 2 again, then `warden models rollback` puts version 1 back.
+    assert world.post("/models/income/versions/2/promote", slot).status_code == 200
+    assert world.serving() == "2"
+    warden = CliRunner(
+        env={
+            "WARDEN_DATABASE_URL": world.settings.resolved_database_url(),
+            "WARDEN_DATA_DIR": str(world.settings.data_dir),
+            "WARDEN_MLFLOW_TRACKING_URI": world.settings.resolved_mlflow_uri(),
+        }
+    )
+    rolled = warden.invoke(
+        cli, ["models", "rollback", "-p", "acme", "income-api", "--reason", "bad night"]
+    )
+    assert rolled.exit_code == 0, rolled.output
+    assert "income-api (production) rolled back" in rolled.stdout
+    assert world.serving() == "1"
+    entry = _audited(world, "model.rollback")
+    assert (entry.reason, entry.detail_object()["after"]) == ("bad night", "1")
