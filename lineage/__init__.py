@@ -49,10 +49,12 @@ from lineage.model_versions import (
     ContextRole,
     FeatureType,
     ModelVersionCreate,
+    SchemaRevision,
     get_model_version,
     get_model_version_by_id,
     list_model_versions,
     register_model_version,
+    revise_schema,
 )
 from lineage.models import (
     Dataset,
@@ -103,6 +105,7 @@ __all__ = [
     "Run",
     "RunDetail",
     "RunState",
+    "SchemaRevision",
     "SeparationOfDuties",
     "Unauthenticated",
     "Unavailable",
@@ -134,6 +137,7 @@ __all__ = [
     "new_id",
     "record_deployment",
     "register_model_version",
+    "revise_schema",
     "session_scope",
     "utcnow",
     "verify_artifact",

@@ -30,10 +30,12 @@ __all__ = [
     "ContextRole",
     "FeatureType",
     "ModelVersionCreate",
+    "SchemaRevision",
     "get_model_version",
     "get_model_version_by_id",
     "list_model_versions",
     "register_model_version",
+    "revise_schema",
 ]
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -297,3 +299,80 @@ def list_model_versions(
         query = query.where(ModelVersion.name == name)
     query = query.order_by(sa.asc(col(ModelVersion.name)), sa.asc(col(ModelVersion.created_at)))
     return list(session.exec(query).all())
+
+
+class SchemaRevision(BaseModel):
+    """Schema a version lacked, given later (a version imported without an MLflow signature).
+
+    Attributes:
+        feature_schema: Input column → type; only for a version that has none yet.
+        context_schema: Context columns to add; one declared already cannot change.
+        output_schema: Output name → type; only for a version that has none yet.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    feature_schema: dict[ColumnName, FeatureType] | None = None
+    context_schema: dict[ColumnName, ContextColumn] | None = None
+    output_schema: dict[ColumnName, FeatureType] | None = None
+
+
+def revise_schema(
+    *, session: Session, model_version: ModelVersion, revision: SchemaRevision
+) -> ModelVersion:
+    """Fill in what a version's schema lacks; never change what it declared.
+
+    What a version declared is what its logs were checked against and its monitors judged, so
+    a declared feature schema, output schema or context column never changes (register a new
+    version instead); the caller audits the revision in the same transaction.
+
+    Raises:
+        InvalidInput: The revision is empty, or a context column is also a feature.
+        Conflict: The revision would change something the version declared.
+    """
+    if revision.model_fields_set == set() or all(
+        getattr(revision, name) is None for name in revision.model_fields_set
+    ):
+        raise InvalidInput(
+            "nothing to revise: send feature_schema, context_schema or output_schema", field="body"
+        )
+    label = f"model {model_version.name!r} version {model_version.version!r}"
+    if revision.feature_schema is not None:
+        wanted = {name: str(kind) for name, kind in revision.feature_schema.items()}
+        if model_version.feature_schema and model_version.feature_schema != wanted:
+            raise Conflict(
+                f"{label} declared its features already; a declared schema never changes, "
+                "register a new version",
+                field="feature_schema",
+            )
+        model_version.feature_schema = wanted
+    if revision.output_schema is not None:
+        wanted = {name: str(kind) for name, kind in revision.output_schema.items()}
+        if model_version.output_schema and model_version.output_schema != wanted:
+            raise Conflict(
+                f"{label} declared its outputs already; register a new version",
+                field="output_schema",
+            )
+        model_version.output_schema = wanted
+    if revision.context_schema is not None:
+        context = dict(model_version.context_schema)
+        for name, column in revision.context_schema.items():
+            stored = {"type": str(column.type), "role": str(column.role)}
+            if name in context and context[name] != stored:
+                raise Conflict(
+                    f"{label} declared context column {name!r} already as {context[name]}; "
+                    "a declared column never changes",
+                    field=f"context_schema.{name}",
+                )
+            context[name] = stored
+        model_version.context_schema = context
+    both = sorted(set(model_version.feature_schema) & set(model_version.context_schema))
+    if both:
+        raise InvalidInput(
+            f"{both} would be both features and context columns; a context column is not a "
+            "model input",
+            field="context_schema",
+        )
+    session.add(model_version)
+    session.flush()
+    return model_version

@@ -50,6 +50,7 @@ __all__ = [
     "hash_directory",
     "load_model_directory",
     "save_sklearn_model",
+    "signature_schemas",
 ]
 
 CHAMPION = "champion"
@@ -72,6 +73,43 @@ def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+_SIGNATURE_TYPES = {
+    "boolean": "boolean",
+    "integer": "integer",
+    "long": "integer",
+    "float": "float",
+    "double": "float",
+    "string": "category",
+    "datetime": "datetime",
+}
+"""MLflow column types → Warden feature types (text inputs are treated as categories)."""
+
+
+def signature_schemas(model_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Return the named input and output columns of a saved model's MLflow signature.
+
+    Columns without a name (tensor signatures) or of a type Warden does not log (binary) are
+    left out; a model saved without a signature gives two empty schemas.
+    """
+    from mlflow.models import Model
+
+    signature = Model.load(str(model_dir)).signature
+    if signature is None:
+        return {}, {}
+
+    def named(schema: Any) -> dict[str, str]:
+        if schema is None or not getattr(schema, "has_input_names", lambda: False)():
+            return {}
+        found: dict[str, str] = {}
+        for column in schema.inputs:
+            kind = _SIGNATURE_TYPES.get(str(getattr(column.type, "name", "")).lower())
+            if column.name and kind is not None:
+                found[str(column.name)] = kind
+        return found
+
+    return named(signature.inputs), named(signature.outputs)
 
 
 def hash_directory(path: Path) -> str:
@@ -480,6 +518,16 @@ class Registry:
         """Return :func:`hash_directory` of a version's model artifacts, as registered."""
         with tempfile.TemporaryDirectory(prefix="warden-hash-") as scratch:
             return hash_directory(self.download(name, version, Path(scratch) / "model"))
+
+    def artifact_facts(self, name: str, version: str) -> tuple[str, dict[str, str], dict[str, str]]:
+        """Return a version's artifact hash and its signature's input and output schemas.
+
+        One download serves both, so the schema is read from exactly the hashed artifacts.
+        """
+        with tempfile.TemporaryDirectory(prefix="warden-hash-") as scratch:
+            local = self.download(name, version, Path(scratch) / "model")
+            inputs, outputs = signature_schemas(local)
+            return hash_directory(local), inputs, outputs
 
     def load_verified(self, name: str, version: str, *, expected_hash: str, directory: Path) -> Any:
         """Download a version into ``directory``, check its hash, and only then load it.

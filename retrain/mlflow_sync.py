@@ -6,8 +6,10 @@ in one project, what Warden would have recorded had it trained the version itsel
 * the source run, as an OpenLineage ``COMPLETE`` event (job ``mlflow/experiment-<id>``, run id =
   the MLflow run id read as a UUID), with the run's logged input datasets as inputs — each at the
   version MLflow digested — so lineage links data in → run;
-* the model version (artifact ``models:/name/version``, the artifact hash computed now,
-  parameters and metrics of the run), linked run → model version.
+* the model version (artifact ``models:/name/version``, the artifact hash computed now, the
+  feature and output schemas read from the model's MLflow signature, parameters and metrics of
+  the run), linked run → model version. A model logged without a signature gets empty schemas;
+  its first inference batch then fixes the columns, or a schema revision adds them.
 
 It is idempotent: a version already in lineage is skipped, and the lineage event is built only
 from data MLflow stores (times included), so a replay is recognised as the same event.
@@ -82,18 +84,23 @@ def _import_version(
     if run is not None:
         emit(session=session, project_id=project_id, event=_run_event(run))
         source_run_id = uuid.UUID(hex=run.run_id)
+    digest, inputs, outputs = registry.artifact_facts(info.name, info.version)
     register_model_version(
         session=session,
         project_id=project_id,
         name=info.name,
-        spec=ModelVersionCreate(
-            version=info.version,
-            source_run_id=source_run_id,
-            artifact_uri=f"models:/{info.name}/{info.version}",
-            artifact_sha256=registry.artifact_hash(info.name, info.version),
-            parameters=dict(run.params) if run else {},
-            metrics=dict(run.metrics) if run else {},
-            description=f"imported from MLflow ({registry.tracking_uri.split('://')[0]})",
+        spec=ModelVersionCreate.model_validate(
+            {
+                "version": info.version,
+                "source_run_id": source_run_id,
+                "artifact_uri": f"models:/{info.name}/{info.version}",
+                "artifact_sha256": digest,
+                "feature_schema": inputs,
+                "output_schema": outputs,
+                "parameters": dict(run.params) if run else {},
+                "metrics": dict(run.metrics) if run else {},
+                "description": f"imported from MLflow ({registry.tracking_uri.split('://')[0]})",
+            }
         ),
     )
 

@@ -29,9 +29,11 @@ from lineage.deployments import (
 )
 from lineage.model_versions import (
     ModelVersionCreate,
+    SchemaRevision,
     get_model_version,
     list_model_versions,
     register_model_version,
+    revise_schema,
 )
 from lineage.models import Deployment, ModelVersion, Run
 
@@ -149,6 +151,47 @@ def register_version(
         },
     )
     return ModelVersionPublic.of(model_version, session=session)
+
+
+@router.post("/models/{name}/versions/{version}/schema", summary="Give a version its schema")
+def revise_version_schema(
+    name: str,
+    version: str,
+    revision: SchemaRevision,
+    actor: Annotated[Actor, Depends(require(Permission.MODEL_WRITE))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> ModelVersionPublic:
+    """Fill in the schema a version lacks (features, outputs, context columns); audited.
+
+    What the version declared never changes: a conflicting revision answers 409.
+    """
+    model_version = get_model_version(
+        session=session, project_id=project.id, name=name, version=version
+    )
+    before = {
+        "feature_schema": dict(model_version.feature_schema),
+        "context_schema": dict(model_version.context_schema),
+        "output_schema": dict(model_version.output_schema),
+    }
+    revised = act_then_audit(
+        lambda: revise_schema(session=session, model_version=model_version, revision=revision),
+        session=session,
+        actor=actor,
+        action="model_version.schema_revise",
+        target=lambda made: f"model_version:{made.id}",
+        detail=lambda made: {
+            "name": name,
+            "version": made.version,
+            "before": before,
+            "after": {
+                "feature_schema": made.feature_schema,
+                "context_schema": made.context_schema,
+                "output_schema": made.output_schema,
+            },
+        },
+    )
+    return ModelVersionPublic.of(revised, session=session)
 
 
 @router.get(

@@ -236,3 +236,50 @@ def test_deploying_an_unregistered_version_is_refused(
 def test_an_unknown_deployment_is_not_found(client: TestClient, scientist: Issued) -> None:
     response = client.get(f"{DEPLOYMENTS}/{uuid.uuid4()}", headers=scientist.headers)
     assert response.status_code == 404
+
+
+def test_an_external_version_registers_without_artifact_and_gets_its_schema_later(
+    client: TestClient, engine: Engine, scientist: Issued
+) -> None:
+    created = client.post(VERSIONS, json={"external": True}, headers=scientist.headers)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["external"], body["artifact_uri"], body["artifact_sha256"]) == (True, None, None)
+    assert body["feature_schema"] == {}
+    schema_url = f"{VERSIONS}/{body['version']}/schema"
+    revised = client.post(
+        schema_url,
+        json={
+            "feature_schema": {"age": "integer", "income": "float"},
+            "context_schema": {"race": {"role": "sensitive"}},
+        },
+        headers=scientist.headers,
+    )
+    assert revised.status_code == 200, revised.text
+    assert revised.json()["feature_schema"] == {"age": "integer", "income": "float"}
+    assert revised.json()["context_schema"] == {"race": {"type": "category", "role": "sensitive"}}
+    added = client.post(
+        schema_url,
+        json={"context_schema": {"region": {"role": "slice", "type": "string"}}},
+        headers=scientist.headers,
+    )
+    assert set(added.json()["context_schema"]) == {"race", "region"}
+    before = row_counts(engine)
+    for change, field in (
+        ({"feature_schema": {"age": "float"}}, "feature_schema"),
+        ({"context_schema": {"race": {"role": "slice"}}}, "context_schema.race"),
+    ):
+        refused = client.post(schema_url, json=change, headers=scientist.headers)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["field"] == field
+    clash = client.post(
+        schema_url, json={"context_schema": {"age": {"role": "slice"}}}, headers=scientist.headers
+    )
+    assert clash.status_code == 422
+    assert clash.json()["field"] == "context_schema"
+    assert row_counts(engine) == before
+    with session_scope(engine) as session:
+        actions = session.exec(
+            select(AuditEntry.action).where(AuditEntry.action == "model_version.schema_revise")
+        ).all()
+    assert len(actions) == 2

@@ -57,6 +57,11 @@ def test_sync_imports_versions_with_their_runs_and_inputs_once(
     assert len(events) == 1
     assert_spec_event(events[0])
     assert version.artifact_sha256 == registry.artifact_hash("income", "1")
+    # The schema follows the model: MLflow's signature, inferred from the input example.
+    assert set(version.feature_schema) == set(adult.FEATURES)
+    assert version.feature_schema["age"] in {"integer", "float"}
+    assert version.feature_schema["workclass"] == "category"
+    assert len(version.output_schema) <= 1
     assert version.metrics["roc_auc"] == pytest.approx(produced["metrics"]["roc_auc"])
     assert run.run_id == uuid.UUID(hex=produced["mlflow_run_id"])
     assert (EdgeKind.RUN_MODEL, run.id, version.id) in edges
