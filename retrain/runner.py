@@ -48,7 +48,7 @@ from governance import Actor
 from lineage.errors import Conflict, InvalidInput, Unavailable, WardenError
 from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
-from lineage.openlineage_ingest import ingest_event
+from lineage.openlineage_events import DatasetRef, EventType, emit, run_event
 from lineage.projects import Project
 from lineage.runtime.handlers import Handler, JobContext
 from lineage.runtime.queue import RuntimeJob
@@ -83,9 +83,6 @@ __all__ = [
 ]
 
 LINEAGE_NAMESPACE = "warden"
-_PRODUCER = "https://github.com/warden-ml/warden/retrain"
-_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
-_VERSION_FACET_URL = "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,36 +346,16 @@ def _sandbox_env(config: RunnerConfig, context_path: Path | None = None) -> dict
 
 
 def _lineage_event(
-    run: PipelineRun, pipeline: Pipeline, inputs: list[TrainingInput], state: str
-) -> bytes:
-    event: dict[str, Any] = {
-        "eventType": state,
-        "eventTime": utcnow().isoformat(),
-        "producer": _PRODUCER,
-        "schemaURL": _SCHEMA_URL,
-        "run": {"runId": str(run.id)},
-        "job": {"namespace": LINEAGE_NAMESPACE, "name": f"pipeline/{pipeline.name}"},
-        "inputs": [
-            {
-                "namespace": item.namespace,
-                "name": item.name,
-                "facets": (
-                    {
-                        "version": {
-                            "_producer": _PRODUCER,
-                            "_schemaURL": _VERSION_FACET_URL,
-                            "datasetVersion": item.version,
-                        }
-                    }
-                    if item.version
-                    else {}
-                ),
-            }
-            for item in inputs
-        ],
-        "outputs": [],
-    }
-    return json.dumps(event).encode()
+    run: PipelineRun, pipeline: Pipeline, inputs: list[TrainingInput], state: EventType
+) -> dict[str, Any]:
+    return run_event(
+        event_type=state,
+        event_time=utcnow(),
+        run_id=run.id,
+        job_namespace=LINEAGE_NAMESPACE,
+        job_name=f"pipeline/{pipeline.name}",
+        inputs=[DatasetRef(item.namespace, item.name, version=item.version) for item in inputs],
+    )
 
 
 def register_step_model(
@@ -471,10 +448,10 @@ def record_trained_version(
         if isinstance(item, dict) and item.get("name")
     ]
     read = inputs + [item for item in reported if (item.namespace, item.name) not in known]
-    ingest_event(
+    emit(
         session=session,
         project_id=run.project_id,
-        body=_lineage_event(run, pipeline, read, "COMPLETE"),
+        event=_lineage_event(run, pipeline, read, "COMPLETE"),
     )
     parameters = {
         str(k): v
@@ -780,10 +757,10 @@ def _fail(
     with session_scope(engine) as session:
         run = session.get(PipelineRun, run_id)
         assert run is not None
-        ingest_event(
+        emit(
             session=session,
             project_id=run.project_id,
-            body=_lineage_event(
+            event=_lineage_event(
                 run,
                 pipeline,
                 inputs,
@@ -853,10 +830,10 @@ def execute_pipeline_run(
             return run
         context = _context(run, pipeline, inputs, config)
         context.write(directory / "context.json")
-        ingest_event(
+        emit(
             session=session,
             project_id=run.project_id,
-            body=_lineage_event(run, pipeline, inputs, "START"),
+            event=_lineage_event(run, pipeline, inputs, "START"),
         )
         deadline = time.monotonic() + pipeline.parsed_spec().time_limit_seconds
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from governance.actors import Actor
 from governance.audit import AuditEntry
 from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.model_versions import FeatureType, ModelVersionCreate, register_model_version
-from lineage.models import DatasetVersion, Edge, EdgeKind, ModelVersion, Run
+from lineage.models import DatasetVersion, Edge, EdgeKind, LineageEvent, ModelVersion, Run
 from lineage.projects import Project
 from lineage.store import session_scope
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
@@ -37,6 +38,7 @@ from retrain.pipelines import (
     request_run,
 )
 from retrain.runner import RunnerConfig, execute_pipeline_run, run_directory
+from tests.lineage.openlineage_spec import assert_spec_event
 from tests.retrain.conftest import ADULT_TRAIN
 
 SLEEP = [sys.executable, "-c", "import time; print('sleeping', flush=True); time.sleep(60)"]
@@ -81,6 +83,10 @@ def test_a_run_trains_registers_and_records_lineage(
         lineage_run = session.exec(select(Run).where(Run.run_id == run.id)).one()
         edges = session.exec(select(Edge)).all()
         actions = session.exec(select(AuditEntry.action)).all()
+        events = [json.loads(e.body) for e in session.exec(select(LineageEvent)).all()]
+    assert sorted(e["eventType"] for e in events) == ["COMPLETE", "START"]
+    for event in events:
+        assert_spec_event(event)
     assert version.id == run.model_version_id
     assert version.artifact_sha256 == registry.artifact_hash("income", "1")
     assert version.registered_by == trainer.principal_id
