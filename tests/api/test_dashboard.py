@@ -534,7 +534,7 @@ def _all_audit(engine: Engine) -> list[AuditEntry]:
 
 
 def test_numbers_on_pages_read_as_people_write_them() -> None:
-    from api.dashboard import _num
+    from api.dashboard.rendering import _num
 
     assert _num(26050.0) == "26,050"
     assert _num(6513) == "6,513"
