@@ -34,6 +34,7 @@ from api.routes import llm_governance as llm_governance_routes
 from api.routes import model_versions as model_version_routes
 from api.routes import monitors as monitor_routes
 from api.routes import otlp as otlp_routes
+from api.routes import outbound as outbound_routes
 from api.routes import policies as policy_routes
 from api.routes import promotions as promotion_routes
 from api.routes import reports as report_routes
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(model_version_routes.router)
     app.include_router(monitor_routes.router)
     app.include_router(alert_routes.router)
+    app.include_router(outbound_routes.router)
     app.include_router(pipelines.router)
     app.include_router(promotion_routes.router)
     app.include_router(policy_routes.router)

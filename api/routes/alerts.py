@@ -1,9 +1,9 @@
-"""Alerts over HTTP: channels, rules, deliveries, incidents and the outbound allow-list.
+"""Alerts over HTTP: channels, rules, deliveries and incidents.
 
 Every route is under ``/api/v1/projects/{project}`` and gated: reading needs ``alert:read``,
 changing channels and rules and re-sending needs ``alert:write``, acknowledging or resolving an
-incident needs ``incident:ack``, and the outbound allow-list — which switches the SSRF guard off
-for a destination — needs ``project:admin``. Every change is audited in the request's
+incident needs ``incident:ack``. The outbound allow-list (which switches the SSRF guard off for a
+destination) is :mod:`api.routes.outbound`. Every change is audited in the request's
 transaction. A webhook's signing secret is in the creation response and nowhere else.
 
 Channel secrets are sealed with the key in ``<data dir>/keys/outbound.key`` (created on first
@@ -70,18 +70,12 @@ from governance.incidents import (
     resolve_incident,
 )
 from governance.outbound import (
-    AllowEntry,
-    add_allow_entry,
     guard_for_project,
-    list_allow_entries,
-    remove_allow_entry,
 )
 from governance.permissions import Permission
 from lineage.errors import Conflict
 
 __all__ = [
-    "AllowEntryCreate",
-    "AllowEntryPublic",
     "ChannelCreatedPublic",
     "ChannelPublic",
     "DeliveryPublic",
@@ -98,7 +92,6 @@ router = APIRouter(prefix="/api/v1/projects/{project}", tags=["alerts"])
 Reader = Annotated[Actor, Depends(require(Permission.ALERT_READ))]
 Writer = Annotated[Actor, Depends(require(Permission.ALERT_WRITE))]
 Acker = Annotated[Actor, Depends(require(Permission.INCIDENT_ACK))]
-Admin = Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))]
 
 
 def outbound_key_path(settings: Settings) -> Path:
@@ -220,25 +213,6 @@ class IncidentNoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field(default="", max_length=2000)
-
-
-class AllowEntryCreate(BaseModel):
-    """A destination to exempt from the outbound guard: a host name or an IP network."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    target: str = Field(min_length=1, max_length=255, examples=["10.0.0.0/24", "hooks.internal"])
-    note: str = Field(default="", max_length=500, description="Why it is safe to allow.")
-
-
-class AllowEntryPublic(BaseModel):
-    """An outbound allow-list entry."""
-
-    id: uuid.UUID
-    target: str
-    note: str
-    created_by: str
-    created_at: datetime
 
 
 # --- channels -------------------------------------------------------------------------------
@@ -591,71 +565,3 @@ def resolve_alert_incident(
         note=body.note if body else "",
     )
     return _incident(session, incident)
-
-
-# --- outbound allow-list --------------------------------------------------------------------
-
-
-def _entry(entry: AllowEntry) -> AllowEntryPublic:
-    return AllowEntryPublic(
-        id=entry.id,
-        target=entry.target,
-        note=entry.note,
-        created_by=entry.created_by,
-        created_at=entry.created_at,
-    )
-
-
-@router.get("/outbound-allowlist", summary="List the outbound allow-list")
-def list_outbound_allowlist(
-    _actor: Reader, project: CurrentProject, session: SessionDep
-) -> list[AllowEntryPublic]:
-    """Return the destinations exempted from the outbound guard in this project."""
-    return [_entry(e) for e in list_allow_entries(session=session, project_id=project.id)]
-
-
-@router.post(
-    "/outbound-allowlist",
-    status_code=status.HTTP_201_CREATED,
-    summary="Allow a destination despite the outbound guard",
-)
-def add_outbound_allowlist(
-    spec: AllowEntryCreate, actor: Admin, project: CurrentProject, session: SessionDep
-) -> AllowEntryPublic:
-    """Exempt a host name or network from the SSRF guard (project admins only; audited)."""
-    entry = act_then_audit(
-        lambda: add_allow_entry(
-            session=session,
-            project_id=project.id,
-            target=spec.target,
-            note=spec.note,
-            created_by=actor.name,
-        ),
-        session=session,
-        actor=actor,
-        action="outbound_allow.add",
-        target=lambda added: f"outbound_allow:{added.id}",
-        reason=spec.note,
-        detail=lambda added: {"target": added.target},
-    )
-    return _entry(entry)
-
-
-@router.delete(
-    "/outbound-allowlist/{entry_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Remove an allow-list entry",
-)
-def remove_outbound_allowlist(
-    entry_id: uuid.UUID, actor: Admin, project: CurrentProject, session: SessionDep
-) -> Response:
-    """Make the guard refuse the destination again (project admins only; audited)."""
-    act_then_audit(
-        lambda: remove_allow_entry(session=session, project_id=project.id, entry_id=entry_id),
-        session=session,
-        actor=actor,
-        action="outbound_allow.remove",
-        target=f"outbound_allow:{entry_id}",
-        detail=lambda removed: {"target": removed.target},
-    )
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
