@@ -4,6 +4,10 @@ A deployment *slot* is ``(name, environment)``; at most one model version is liv
 time. Recording a deployment ends the slot's previous one at the instant the new one goes live,
 so the history of a slot is a sequence of non-overlapping ``[live_from, live_until)`` intervals
 and "what was live at time T" is a plain interval query.
+
+Times of record are the server's: a client says *what* went live, never *when*. Past deployments
+from another system come in through :func:`import_deployment` only (closed intervals in the past
+that overlap nothing recorded; marked ``imported``; the API keeps it admin-only and audited).
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from lineage.tables import utcnow
 
 __all__ = [
     "DeploymentCreate",
+    "DeploymentImport",
     "end_deployment",
     "get_deployment",
+    "import_deployment",
     "list_deployments",
     "live_deployments",
     "record_deployment",
@@ -43,7 +49,8 @@ class DeploymentCreate(BaseModel):
         environment: Where it runs, e.g. ``staging`` or ``production``.
         model_name: The registered model name.
         model_version: The version of that model now serving.
-        live_from: When it went live; now if unset. Never before the slot's latest deployment.
+
+    It went live when the server records it: there is no ``live_from`` to send.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,7 +59,13 @@ class DeploymentCreate(BaseModel):
     environment: Annotated[str, Field(pattern=_SLUG)]
     model_name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     model_version: Annotated[str, Field(pattern=VERSION_PATTERN)]
-    live_from: AwareDatetime | None = None
+
+
+class DeploymentImport(DeploymentCreate):
+    """A past deployment from another system's history: a closed interval before now."""
+
+    live_from: AwareDatetime
+    live_until: AwareDatetime
 
 
 def _slot_latest(
@@ -69,29 +82,7 @@ def _slot_latest(
     ).first()
 
 
-def record_deployment(
-    *,
-    session: Session,
-    project_id: uuid.UUID,
-    spec: DeploymentCreate,
-    recorded_by: uuid.UUID | None = None,
-) -> Deployment:
-    """Record that a model version went live in a slot, ending the slot's previous deployment.
-
-    Recording the version that is already live in the slot returns that deployment unchanged,
-    so a deployer may report the same state twice.
-
-    Args:
-        session: The caller's session; nothing is committed here.
-        project_id: The project of the deployment and of the model version.
-        spec: Slot, model version and the moment it went live.
-        recorded_by: The principal recording it.
-
-    Raises:
-        InvalidInput: The model version is not registered in this project, or ``live_from``
-            is before the slot's latest deployment (history is append-only).
-        Conflict: A concurrent request recorded a deployment in the same slot first.
-    """
+def _registered(session: Session, project_id: uuid.UUID, spec: DeploymentCreate) -> ModelVersion:
     model_version = session.exec(
         select(ModelVersion).where(
             ModelVersion.project_id == project_id,
@@ -105,7 +96,104 @@ def record_deployment(
             "project; register it under …/models/{name}/versions first",
             field="model_version",
         )
-    at = spec.live_from or utcnow()
+    return model_version
+
+
+def import_deployment(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    spec: DeploymentImport,
+    recorded_by: uuid.UUID | None = None,
+) -> Deployment:
+    """Import a past deployment from another system's history, marked ``imported``.
+
+    It is a closed interval before now that overlaps nothing the slot's history holds, so it
+    never changes what a slot serves now nor rewrites what Warden recorded.
+
+    Raises:
+        InvalidInput: The version is not registered, the interval is empty, open or in the
+            future, or it overlaps a deployment of the slot.
+    """
+    model_version = _registered(session, project_id, spec)
+    if spec.live_until <= spec.live_from:
+        raise InvalidInput("live_until must be after live_from", field="live_until")
+    if spec.live_until > utcnow():
+        raise InvalidInput(
+            "an imported deployment must have ended in the past; record what serves now with "
+            "POST …/deployments",
+            field="live_until",
+        )
+    overlap = session.exec(
+        select(Deployment).where(
+            Deployment.project_id == project_id,
+            Deployment.name == spec.name,
+            Deployment.environment == spec.environment,
+            col(Deployment.live_from) < spec.live_until,
+            sa.or_(
+                col(Deployment.live_until).is_(None),
+                col(Deployment.live_until) > spec.live_from,
+            ),
+        )
+    ).first()
+    if overlap is not None:
+        raise InvalidInput(
+            f"the interval overlaps deployment {overlap.id} of {spec.name!r} in "
+            f"{spec.environment!r} (from {overlap.live_from.isoformat()}); history is not "
+            "rewritten: import only what Warden's history does not hold",
+            field="live_from",
+        )
+    deployment = Deployment(
+        project_id=project_id,
+        name=spec.name,
+        environment=spec.environment,
+        model_version_id=model_version.id,
+        live_from=spec.live_from,
+        live_until=spec.live_until,
+        recorded_by=recorded_by,
+        imported=True,
+    )
+    session.add(deployment)
+    session.flush()
+    link(
+        session=session,
+        project_id=project_id,
+        kind=EdgeKind.SERVES,
+        source_id=model_version.id,
+        target_id=deployment.id,
+    )
+    session.flush()
+    return deployment
+
+
+def record_deployment(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    spec: DeploymentCreate,
+    recorded_by: uuid.UUID | None = None,
+    at: datetime | None = None,
+) -> Deployment:
+    """Record that a model version went live in a slot, ending the slot's previous deployment.
+
+    Recording the version that is already live in the slot returns that deployment unchanged,
+    so a deployer may report the same state twice.
+
+    Args:
+        session: The caller's session; nothing is committed here.
+        project_id: The project of the deployment and of the model version.
+        spec: Slot and model version.
+        recorded_by: The principal recording it.
+        at: When it went live: now unless server code replays its own clock (tests, the demo);
+            never a client's word.
+
+    Raises:
+        InvalidInput: The model version is not registered in this project, or ``at`` is before
+            the slot's latest deployment (history is append-only).
+        Conflict: A concurrent request recorded a deployment in the same slot first.
+    """
+    model_version = _registered(session, project_id, spec)
+    at = at or utcnow()
     previous = _slot_latest(
         session=session, project_id=project_id, name=spec.name, environment=spec.environment
     )

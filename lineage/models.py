@@ -202,6 +202,11 @@ class Deployment(Record, table=True):
     live_from: datetime = Field(sa_column=sa.Column(AwareDateTime(), nullable=False))
     live_until: datetime | None = Field(default=None, sa_column=sa.Column(AwareDateTime()))
     recorded_by: uuid.UUID | None = Field(default=None)
+    imported: bool = Field(
+        default=False,
+        sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()),
+        description="Imported from another system's history (its times are that system's).",
+    )
 
 
 class Edge(Record, table=True):

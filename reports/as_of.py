@@ -117,6 +117,7 @@ def as_of(*, session: Session, project_id: uuid.UUID, at: datetime, full: bool) 
                 "model": version.name if version else None,
                 "version": version.version if version else None,
                 "live_from": iso(deployment.live_from),
+                "imported": deployment.imported,
                 "changed_by": hide(
                     promotion.actor_name
                     if promotion

@@ -69,6 +69,7 @@ def deployment_history(
                 "deployment": deployment.name,
                 "environment": deployment.environment,
                 "live_from": iso(deployment.live_from),
+                "imported": deployment.imported,
                 "live_until": iso(deployment.live_until),
                 "change": promotion.kind if promotion else "recorded",
                 "replaced_version": (

@@ -3,7 +3,9 @@
 Every write is permission-gated on the route and audited in the request's transaction, so the
 action and its audit entry commit together or not at all. Recording a deployment puts a version
 live, so it lives with the other going-live routes in :mod:`api.routes.promotions`; ending one
-takes a version out of service and puts nothing live.
+takes a version out of service and puts nothing live. Importing past deployments from another
+system (``POST …/deployments/import``, ``project:admin``) writes closed intervals marked
+``imported``, shown as such in every answer; times of record are otherwise the server's.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from governance.actors import Actor
 from governance.audit import act_then_audit
 from governance.permissions import Permission
 from lineage.deployments import (
+    DeploymentImport,
     end_deployment,
     get_deployment,
+    import_deployment,
     list_deployments,
     live_deployments,
 )
@@ -97,6 +101,7 @@ class DeploymentPublic(BaseModel):
     live_from: datetime
     live_until: datetime | None
     recorded_by: uuid.UUID | None
+    imported: bool
     created_at: datetime
 
     @classmethod
@@ -115,6 +120,7 @@ class DeploymentPublic(BaseModel):
             live_from=deployment.live_from,
             live_until=deployment.live_until,
             recorded_by=deployment.recorded_by,
+            imported=deployment.imported,
             created_at=deployment.created_at,
         )
 
@@ -274,6 +280,44 @@ def read_deployment(
 ) -> DeploymentPublic:
     """Return one deployment of the project."""
     deployment = get_deployment(session=session, project_id=project.id, deployment_id=deployment_id)
+    return DeploymentPublic.of(deployment, session=session)
+
+
+@router.post(
+    "/deployments/import",
+    status_code=status.HTTP_201_CREATED,
+    summary="Import a past deployment from another system (admin)",
+)
+def import_past_deployment(
+    spec: DeploymentImport,
+    actor: Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))],
+    project: CurrentProject,
+    session: SessionDep,
+) -> DeploymentPublic:
+    """Import a closed, past interval the history does not hold; it is marked ``imported``.
+
+    It never changes what a slot serves now (that is ``POST …/deployments``, under the
+    going-live rule) and never overlaps what Warden recorded.
+    """
+    deployment = act_then_audit(
+        lambda: import_deployment(
+            session=session, project_id=project.id, spec=spec, recorded_by=actor.principal_id
+        ),
+        session=session,
+        actor=actor,
+        action="deployment.import",
+        target=lambda d: f"deployment:{d.id}",
+        detail=lambda d: {
+            "after": {
+                "deployment": d.name,
+                "environment": d.environment,
+                "model": f"{spec.model_name}:{spec.model_version}",
+                "live_from": d.live_from.isoformat(),
+                "live_until": spec.live_until.isoformat(),
+                "imported": True,
+            }
+        },
+    )
     return DeploymentPublic.of(deployment, session=session)
 
 

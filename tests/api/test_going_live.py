@@ -75,6 +75,7 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"/models/\{name\}/versions$", "registers a version, which is not live"),
     (r"/promotion-requests$", "asks for an approval"),
     (r"/deployments/\{deployment_id\}/end$", "takes a version out of service, puts none live"),
+    (r"/deployments/import$", "imports a closed past interval; overlaps and futures refused"),
     (r"/monitors", "monitors; their findings reach policies, whose actions are attacked below"),
     (r"/policies", "policies; their rollback/redeploy actions are attacked below"),
     (r"/alert-|/deliveries/|/incidents/|/outbound-allowlist", "alerting"),

@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -142,38 +143,83 @@ def test_deployments_record_list_live_as_of_read_and_end(
             approver=approver,
         )
 
-    def deploy(version: str, at: datetime) -> dict[str, object]:
-        response = client.post(
+    def deploy(version: str, **extra: str) -> Any:
+        return client.post(
             DEPLOYMENTS,
             json={
                 "name": "income-api",
                 "environment": "production",
                 "model_name": "income",
                 "model_version": version,
-                "live_from": at.isoformat(),
+                **extra,
             },
             headers=scientist.headers,
         )
-        assert response.status_code == 201, response.text
-        result: dict[str, object] = response.json()
-        return result
 
-    first = deploy("1", T)
-    second = deploy("2", T + timedelta(hours=2))
+    # Times of record are the server's: a client cannot backdate nor post-date a deployment.
+    for when in (T, datetime.now(UTC) + timedelta(days=1)):
+        told = deploy("1", live_from=when.isoformat())
+        assert told.status_code == 422
+        assert told.json()["field"] == "live_from"
+    first = deploy("1").json()
+    second = deploy("2").json()
     assert first["feature_schema"] == {}
     assert (second["model_name"], second["model_version"]) == ("income", "2")
+    assert first["imported"] is False
 
     history = client.get(DEPLOYMENTS, headers=scientist.headers).json()
     assert [d["id"] for d in history] == [second["id"], first["id"]]
-    assert history[1]["live_until"] is not None
+    assert history[1]["live_until"] == second["live_from"]
     live = client.get(DEPLOYMENTS, params={"live": "true"}, headers=scientist.headers).json()
     assert [d["id"] for d in live] == [second["id"]]
     then = client.get(
-        DEPLOYMENTS,
-        params={"as_of": (T + timedelta(hours=1)).isoformat()},
-        headers=scientist.headers,
+        DEPLOYMENTS, params={"as_of": first["live_from"]}, headers=scientist.headers
     ).json()
     assert [d["id"] for d in then] == [first["id"]]
+
+    # Another system's past comes in only as an admin's import, marked in every as-of answer.
+    past = {
+        "name": "income-api",
+        "environment": "production",
+        "model_name": "income",
+        "model_version": "1",
+        "live_from": T.isoformat(),
+        "live_until": (T + timedelta(hours=1)).isoformat(),
+    }
+    by_scientist = client.post(f"{DEPLOYMENTS}/import", json=past, headers=scientist.headers)
+    assert by_scientist.status_code == 403
+    admin = make_principal(role=Role.ADMIN, project="acme")
+    imported = client.post(f"{DEPLOYMENTS}/import", json=past, headers=admin.headers)
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["imported"] is True
+    overlapping = client.post(
+        f"{DEPLOYMENTS}/import",
+        json={**past, "live_until": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()},
+        headers=admin.headers,
+    )
+    assert overlapping.status_code == 422
+    assert "overlaps" in overlapping.json()["detail"]
+    future = client.post(
+        f"{DEPLOYMENTS}/import",
+        json={**past, "live_from": "2999-01-01T00:00Z", "live_until": "2999-01-02T00:00Z"},
+        headers=admin.headers,
+    )
+    assert (future.status_code, future.json()["field"]) == (422, "live_until")
+    back_then = client.get(
+        DEPLOYMENTS,
+        params={"as_of": (T + timedelta(minutes=30)).isoformat()},
+        headers=scientist.headers,
+    ).json()
+    assert [(d["id"], d["imported"]) for d in back_then] == [(imported.json()["id"], True)]
+    assert [
+        d["id"]
+        for d in client.get(DEPLOYMENTS, params={"live": "true"}, headers=scientist.headers).json()
+    ] == [second["id"]]
+    with session_scope(engine) as session:
+        entry = session.exec(
+            select(AuditEntry).where(AuditEntry.action == "deployment.import")
+        ).one()
+        assert entry.detail_object()["after"]["imported"] is True
     naive = client.get(
         DEPLOYMENTS, params={"as_of": "2026-11-25T11:00:00"}, headers=scientist.headers
     )

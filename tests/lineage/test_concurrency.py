@@ -95,10 +95,9 @@ def test_two_deployments_racing_for_a_slot_leave_one_live(
             environment="prod",
             model_name="m",
             model_version=version,
-            live_from=at + timedelta(minutes=minutes),
         )
         return lambda session: record_deployment(
-            session=session, project_id=project_id, spec=create
+            session=session, project_id=project_id, spec=create, at=at + timedelta(minutes=minutes)
         )
 
     with session_scope(engine) as session:

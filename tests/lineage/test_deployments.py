@@ -42,11 +42,9 @@ def versions(engine: Engine, project_id: uuid.UUID) -> list[str]:
 def _deploy(
     engine: Engine, project_id: uuid.UUID, version: str, at: datetime, env: str = "prod"
 ) -> uuid.UUID:
-    spec = DeploymentCreate(
-        name="api", environment=env, model_name="income", model_version=version, live_from=at
-    )
+    spec = DeploymentCreate(name="api", environment=env, model_name="income", model_version=version)
     with session_scope(engine) as session:
-        return record_deployment(session=session, project_id=project_id, spec=spec).id
+        return record_deployment(session=session, project_id=project_id, spec=spec, at=at).id
 
 
 def _live_at(engine: Engine, project_id: uuid.UUID, at: datetime | None) -> list[tuple[str, str]]:

@@ -73,8 +73,8 @@ def two_generations(engine: Engine, project_id: uuid.UUID) -> None:
                     environment="prod",
                     model_name="income",
                     model_version=version,
-                    live_from=T + timedelta(days=int(generation) - 1),
                 ),
+                at=T + timedelta(days=int(generation) - 1),
             )
 
 
