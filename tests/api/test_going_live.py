@@ -73,6 +73,7 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"^/api/v1/audit/", "audit checkpoints"),
     (r"^/api/v1/lineage$", "OpenLineage: runs, jobs and datasets, never deployments (below)"),
     (r"/models/\{name\}/versions$", "registers a version, which is not live"),
+    (r"/versions/\{version\}/schema$", "adds a schema a version lacked; puts nothing live"),
     (r"/promotion-requests$", "asks for an approval"),
     (r"/deployments/\{deployment_id\}/end$", "takes a version out of service, puts none live"),
     (r"/deployments/import$", "imports a closed past interval; overlaps and futures refused"),
