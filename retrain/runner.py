@@ -46,17 +46,15 @@ from sqlmodel import Session, col, select
 
 from governance import Actor
 from lineage.errors import Conflict, InvalidInput, Unavailable, WardenError
-from lineage.model_versions import ModelVersionCreate, register_model_version
-from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
-from lineage.openlineage_events import DatasetRef, EventType, emit, run_event
+from lineage.models import Dataset, DatasetVersion, Deployment
+from lineage.openlineage_events import emit
 from lineage.projects import Project
 from lineage.runtime.handlers import Handler, JobContext
 from lineage.runtime.queue import RuntimeJob
 from lineage.store import session_scope
-from lineage.tables import utcnow
 from monitors.inferences import read_window
 from retrain.evaluation import record_evaluation, resolve_pair, score_predictions
-from retrain.mlflow_registry import Registry, TrainingRecord
+from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
     EvaluationSpec,
     InferenceQuery,
@@ -67,7 +65,13 @@ from retrain.pipelines import (
     finish_run,
 )
 from retrain.sandbox import BubblewrapExecutor, SandboxSpec, StepExecutor, source_root
-from retrain.step import CONTEXT_ENV, StepContext, TrainingInput, checked_tree, read_output
+from retrain.step import CONTEXT_ENV, StepContext, TrainingInput, read_output
+from retrain.trained_versions import (
+    LINEAGE_NAMESPACE,
+    pipeline_run_event,
+    record_trained_version,
+    register_step_model,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,12 +81,8 @@ __all__ = [
     "RunnerConfig",
     "execute_pipeline_run",
     "pipeline_handler",
-    "record_trained_version",
-    "register_step_model",
     "run_directory",
 ]
-
-LINEAGE_NAMESPACE = "warden"
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,143 +343,6 @@ def _sandbox_env(config: RunnerConfig, context_path: Path | None = None) -> dict
     if context_path is not None:
         env[CONTEXT_ENV] = str(context_path)
     return env
-
-
-def _lineage_event(
-    run: PipelineRun, pipeline: Pipeline, inputs: list[TrainingInput], state: EventType
-) -> dict[str, Any]:
-    return run_event(
-        event_type=state,
-        event_time=utcnow(),
-        run_id=run.id,
-        job_namespace=LINEAGE_NAMESPACE,
-        job_name=f"pipeline/{pipeline.name}",
-        inputs=[DatasetRef(item.namespace, item.name, version=item.version) for item in inputs],
-    )
-
-
-def register_step_model(
-    *,
-    registry: Registry,
-    run_id: str,
-    pipeline: str,
-    model_name: str,
-    out_dir: Path,
-    produced: dict[str, Any],
-    max_model_bytes: int = 2 * 1024**3,
-) -> dict[str, Any]:
-    """Log the model a step saved to MLflow and register a version (the worker does this).
-
-    The folder is checked first (:func:`retrain.step.checked_tree`): no links, regular files
-    only, bounded size. Returns ``produced`` with ``mlflow_run_id`` and ``model_version`` set.
-
-    Raises:
-        InvalidInput: No step saved a model, or the folder is refused.
-    """
-    relative = produced.get("model_dir")
-    if not relative or not isinstance(relative, str):
-        raise InvalidInput(
-            "no step saved a model (model_dir in its output); a pipeline run must produce one",
-            field="steps",
-        )
-    try:
-        model_dir = checked_tree(out_dir, relative, max_bytes=max_model_bytes)
-    except ValueError as error:
-        raise InvalidInput(str(error), field="steps") from None
-    datasets = tuple(
-        {"name": str(item["name"]), "source": str(item["source"]), "digest": str(item["digest"])}
-        for item in produced.get("datasets", [])
-        if isinstance(item, dict) and {"name", "source", "digest"} <= item.keys()
-    )
-    params = produced.get("parameters", {})
-    metrics = produced.get("metrics", {})
-    if not isinstance(params, dict) or not isinstance(metrics, dict):
-        raise InvalidInput("a step's parameters and metrics must be JSON objects", field="steps")
-    mlflow_run_id, version = registry.record_training(
-        TrainingRecord(
-            experiment=f"warden/{model_name}",
-            run_name=pipeline,
-            registered_name=model_name,
-            model_dir=model_dir,
-            tags={"warden.pipeline_run_id": run_id, "warden.pipeline": pipeline},
-            params={str(k): v for k, v in params.items() if isinstance(v, str | int | float)},
-            metrics={
-                str(k): float(v)
-                for k, v in metrics.items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            },
-            datasets=datasets,
-        )
-    )
-    return {**produced, "mlflow_run_id": mlflow_run_id, "model_version": version}
-
-
-def record_trained_version(
-    *,
-    session: Session,
-    run: PipelineRun,
-    pipeline: Pipeline,
-    inputs: list[TrainingInput],
-    produced: dict[str, Any],
-    registry: Registry,
-) -> ModelVersion:
-    """Record data in → run → model version out in lineage, with the artifact's hash.
-
-    Raises:
-        InvalidInput: No step reported a registered ``model_version``.
-    """
-    version = produced.get("model_version")
-    if not version:
-        raise InvalidInput(
-            "no step saved a model (model_dir in its output); a pipeline run must produce one",
-            field="steps",
-        )
-    version = str(version)
-    artifact_hash = registry.artifact_hash(run.model_name, version)
-    known = {(item.namespace, item.name) for item in inputs}
-    reported = [
-        TrainingInput(
-            name=str(item["name"]),
-            uri=str(item["name"]),
-            namespace=str(item.get("namespace") or "file"),
-            version=str(item["version"]) if item.get("version") else None,
-        )
-        for item in produced.get("inputs", [])
-        if isinstance(item, dict) and item.get("name")
-    ]
-    read = inputs + [item for item in reported if (item.namespace, item.name) not in known]
-    emit(
-        session=session,
-        project_id=run.project_id,
-        event=_lineage_event(run, pipeline, read, "COMPLETE"),
-    )
-    parameters = {
-        str(k): v
-        for k, v in {**run.parameters, **produced.get("parameters", {})}.items()
-        if isinstance(v, str | int | float | bool)
-    }
-    model_version = register_model_version(
-        session=session,
-        project_id=run.project_id,
-        name=run.model_name,
-        spec=ModelVersionCreate(
-            version=version,
-            source_run_id=run.id,
-            artifact_uri=f"models:/{run.model_name}/{version}",
-            artifact_sha256=artifact_hash,
-            parameters=parameters,
-            metrics={str(k): float(v) for k, v in produced.get("metrics", {}).items()},
-            feature_schema=produced.get("feature_schema", {}),
-            description=f"trained by pipeline {pipeline.name!r}, run {run.id}",
-        ),
-        registered_by=run.requested_by,
-    )
-    run.mlflow_run_id = str(produced.get("mlflow_run_id") or "") or None
-    run.model_version = version
-    run.model_version_id = model_version.id
-    run.metrics = dict(model_version.metrics)
-    session.add(run)
-    return model_version
 
 
 def _terminate(process: subprocess.Popen[bytes], grace: float) -> None:
@@ -760,7 +623,7 @@ def _fail(
         emit(
             session=session,
             project_id=run.project_id,
-            event=_lineage_event(
+            event=pipeline_run_event(
                 run,
                 pipeline,
                 inputs,
@@ -833,7 +696,7 @@ def execute_pipeline_run(
         emit(
             session=session,
             project_id=run.project_id,
-            event=_lineage_event(run, pipeline, inputs, "START"),
+            event=pipeline_run_event(run, pipeline, inputs, "START"),
         )
         deadline = time.monotonic() + pipeline.parsed_spec().time_limit_seconds
 

@@ -33,8 +33,9 @@ from retrain.pipelines import (
     finish_run,
     request_run,
 )
-from retrain.runner import RunnerConfig, record_trained_version, register_step_model
+from retrain.runner import RunnerConfig
 from retrain.step import StepContext
+from retrain.trained_versions import record_trained_version, register_step_model
 from tests.conftest import Issued
 
 ADULT_TRAIN = Path(__file__).resolve().parents[2] / "data" / "adult" / "adult.data.gz"

@@ -15,8 +15,8 @@ from lineage.projects import Project
 from lineage.store import session_scope
 from retrain.mlflow_registry import Registry
 from retrain.mlflow_sync import SyncReport, sync_mlflow
-from retrain.runner import register_step_model
 from retrain.step import StepContext
+from retrain.trained_versions import register_step_model
 from tests.lineage.openlineage_spec import assert_spec_event
 
 
