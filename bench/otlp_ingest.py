@@ -8,12 +8,13 @@ store — Warden (``warden serve``: a fresh migrated store, one project, one LLM
 price, a service account's key) and MLflow (``mlflow server --workers 1``, spans sent with the
 ``x-mlflow-experiment-id`` header). One client sends the same generated traces (4 spans each:
 an agent span, two chat spans with GenAI semconv attributes and messages, a tool span) to each
-server in turn, request after request over one keep-alive connection, as
-``application/x-protobuf`` and as OTLP/JSON; every run uses fresh trace ids so nothing is a
-duplicate, and a warm-up of a few requests precedes it. A figure is spans stored per second of wall
-clock (the median of the runs); each request must answer 200, and the stored spans are counted
-in both databases afterwards. Warden's figure includes what MLflow does not do: PII redaction of
-every text, pricing, trace roll-ups and the audit entry of each batch.
+server — one server runs at a time — request after request over one keep-alive connection, as
+``application/x-protobuf`` and as OTLP/JSON, the encodings alternating; every run uses fresh
+trace ids so nothing is a duplicate, and a warm-up of a few requests precedes it. A figure is
+spans stored per second of wall clock (the median of the runs); each request must answer 200,
+and the stored spans are counted in both databases afterwards. Warden's figure includes what
+MLflow does not do: PII redaction of every text, pricing, trace roll-ups and the audit entry of
+each batch.
 
 The last line printed is one JSON object with the figures.
 """
@@ -378,36 +379,32 @@ def run(spans: int, batch: int, repeat: int, folder: Path) -> dict[str, Any]:
         "1",
     ]
     rates: dict[str, list[float]] = {}
-    sent = 0
-    with (
-        _process(warden, env, folder / "warden.log"),
-        _process(mlflow, env, folder / "mlflow.log"),
-    ):
+    encodings = (("protobuf", "application/x-protobuf"), ("json", "application/json"))
+    sent = repeat * len(encodings) * (spans + min(spans, 5 * batch))
+
+    def measure(name: str, url: str, headers: dict[str, str]) -> None:
+        for _ in range(repeat):
+            for encoding, media in encodings:
+                warm = make_bodies(min(spans, 5 * batch), batch, encoding)
+                bodies = make_bodies(spans, batch, encoding)
+                _send(url, warm, {**headers, "Content-Type": media})
+                elapsed = _send(url, bodies, {**headers, "Content-Type": media})
+                rates.setdefault(f"{name}_{encoding}", []).append(spans / elapsed)
+
+    # One server at a time, so neither's background work slows the other's figure.
+    with _process(warden, env, folder / "warden.log"):
         warden_url = f"http://127.0.0.1:{warden_port}"
-        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         _wait_ready(f"{warden_url}/healthz", folder / "warden.log")
+        measure("warden", f"{warden_url}/v1/traces", {"Authorization": f"Bearer {key}"})
+    with _process(mlflow, env, folder / "mlflow.log"):
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         _wait_ready(f"{mlflow_url}/health", folder / "mlflow.log")
         created = httpx.post(
             f"{mlflow_url}/api/2.0/mlflow/experiments/create", json={"name": "bench"}, timeout=60
         )
         created.raise_for_status()
         experiment = created.json()["experiment_id"]
-        targets = {
-            "warden": (f"{warden_url}/v1/traces", {"Authorization": f"Bearer {key}"}),
-            "mlflow": (f"{mlflow_url}/v1/traces", {"x-mlflow-experiment-id": experiment}),
-        }
-        for encoding, media in (
-            ("protobuf", "application/x-protobuf"),
-            ("json", "application/json"),
-        ):
-            for _ in range(repeat):
-                for name, (url, headers) in targets.items():
-                    warm = make_bodies(min(spans, 5 * batch), batch, encoding)
-                    bodies = make_bodies(spans, batch, encoding)
-                    _send(url, warm, {**headers, "Content-Type": media})
-                    elapsed = _send(url, bodies, {**headers, "Content-Type": media})
-                    rates.setdefault(f"{name}_{encoding}", []).append(spans / elapsed)
-                sent += spans + min(spans, 5 * batch)
+        measure("mlflow", f"{mlflow_url}/v1/traces", {"x-mlflow-experiment-id": experiment})
     figures: dict[str, Any] = {"spans": spans, "batch": batch, "repeat": repeat}
     for label, values in rates.items():
         figures[f"{label}_spans_per_s"] = round(statistics.median(values), 1)
