@@ -41,6 +41,7 @@ __all__ = [
     "Impact",
     "Provenance",
     "dataset_impact",
+    "dataset_impact_all_versions",
     "get_dataset_version",
     "lineage_graph",
     "model_provenance",
@@ -84,6 +85,8 @@ class Impact:
         as_of: The moment ``deployments`` describes.
         jobs: The jobs of the runs, by id.
         datasets: The datasets of the versions (the start's included), by id.
+        covered: The versions the walk started from (one, or every version of the dataset;
+            ``dataset_version`` is then the latest).
     """
 
     dataset_version: DatasetVersion
@@ -94,15 +97,17 @@ class Impact:
     as_of: datetime | None
     jobs: dict[uuid.UUID, Job] = field(default_factory=dict)
     datasets: dict[uuid.UUID, Dataset] = field(default_factory=dict)
+    covered: list[DatasetVersion] = field(default_factory=list)
 
 
 def _walk(
-    *, session: Session, project_id: uuid.UUID, start: uuid.UUID, upstream: bool
+    *, session: Session, project_id: uuid.UUID, start: uuid.UUID | set[uuid.UUID], upstream: bool
 ) -> dict[EdgeKind, set[uuid.UUID]]:
-    """Return the ids reached from ``start`` over run-level edges, grouped by the edge kind."""
+    """Return the ids reached from ``start`` (one id or several) over run-level edges, by kind."""
     reached: dict[EdgeKind, set[uuid.UUID]] = defaultdict(set)
-    seen = {start}
-    frontier = {start}
+    starts = start if isinstance(start, set) else {start}
+    seen = set(starts)
+    frontier = set(starts)
     near = Edge.target_id if upstream else Edge.source_id
     while frontier:
         edges = session.exec(
@@ -185,9 +190,50 @@ def dataset_impact(
     start = session.get(DatasetVersion, dataset_version_id)
     if start is None or start.project_id != project_id:
         raise NotFound(f"no dataset version {dataset_version_id} in this project")
-    reached = _walk(session=session, project_id=project_id, start=start.id, upstream=False)
+    return _impact(session=session, project_id=project_id, starts=[start], as_of=as_of)
+
+
+def dataset_impact_all_versions(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    namespace: str,
+    name: str,
+    as_of: datetime | None = None,
+) -> Impact:
+    """Return what *any* version of a dataset fed: the union of every version's impact.
+
+    "Which live deployments consumed dataset X" must not depend on which version trained them.
+
+    Raises:
+        NotFound: No such dataset in the project, or it has no version yet.
+    """
+    latest = get_dataset_version(
+        session=session, project_id=project_id, namespace=namespace, name=name
+    )
+    versions = list(
+        session.exec(
+            select(DatasetVersion)
+            .where(DatasetVersion.dataset_id == latest.dataset_id)
+            .order_by(col(DatasetVersion.created_at))
+        ).all()
+    )
+    return _impact(session=session, project_id=project_id, starts=versions, as_of=as_of)
+
+
+def _impact(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    starts: list[DatasetVersion],
+    as_of: datetime | None,
+) -> Impact:
+    start_ids = {v.id for v in starts}
+    reached = _walk(session=session, project_id=project_id, start=start_ids, upstream=False)
     runs: list[Run] = _by_id(session, Run, reached[EdgeKind.RUN_INPUT])
-    versions: list[DatasetVersion] = _by_id(session, DatasetVersion, reached[EdgeKind.RUN_OUTPUT])
+    versions: list[DatasetVersion] = _by_id(
+        session, DatasetVersion, reached[EdgeKind.RUN_OUTPUT] - start_ids
+    )
     models: list[ModelVersion] = _by_id(session, ModelVersion, reached[EdgeKind.RUN_MODEL])
     model_ids = {m.id for m in models}
     live = [
@@ -195,9 +241,9 @@ def dataset_impact(
         for d in live_deployments(session=session, project_id=project_id, as_of=as_of)
         if d.model_version_id in model_ids
     ]
-    jobs, datasets = _jobs_and_datasets(session, runs, [start, *versions])
+    jobs, datasets = _jobs_and_datasets(session, runs, [*starts, *versions])
     return Impact(
-        dataset_version=start,
+        dataset_version=max(starts, key=lambda v: v.created_at),
         runs=runs,
         dataset_versions=versions,
         model_versions=models,
@@ -205,6 +251,7 @@ def dataset_impact(
         as_of=as_of,
         jobs=jobs,
         datasets=datasets,
+        covered=list(starts),
     )
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep, SessionDep, SettingsDep
@@ -34,6 +34,7 @@ from lineage.errors import InvalidInput, NotFound, PermissionDenied
 from lineage.graph import (
     MAX_DEPTH,
     dataset_impact,
+    dataset_impact_all_versions,
     get_dataset_version,
     lineage_graph,
     model_provenance_by_name,
@@ -158,6 +159,9 @@ class ImpactPublic(BaseModel):
     """Everything downstream of a dataset version, and the deployments serving it at ``as_of``."""
 
     dataset_version: DatasetVersionPublic
+    covered: list[DatasetVersionPublic] = Field(
+        description="The versions asked about: the one named, or every version of the dataset."
+    )
     runs: list[LineageRunPublic]
     dataset_versions: list[DatasetVersionPublic]
     model_versions: list[ModelVersionPublic]
@@ -337,7 +341,7 @@ def get_provenance(
 @router.get(
     "/api/v1/projects/{project}/datasets/impact",
     dependencies=[Depends(require(Permission.LINEAGE_READ))],
-    summary="Everything downstream of a dataset version, and what serves it now",
+    summary="Everything downstream of a dataset (one version, or all), and what serves it now",
 )
 def get_impact(
     project: CurrentProject,
@@ -345,21 +349,32 @@ def get_impact(
     namespace: Annotated[str, Query(min_length=1, max_length=1024)],
     name: Annotated[str, Query(min_length=1, max_length=1024)],
     version: Annotated[
-        str | None, Query(max_length=256, description="The latest version when unset.")
+        str | None, Query(max_length=256, description="Every version of the dataset when unset.")
     ] = None,
     as_of: Annotated[
         AwareDatetime | None, Query(description="Read live deployments at this moment.")
     ] = None,
 ) -> ImpactPublic:
-    """Return the runs, derived data, model versions and live deployments a dataset fed."""
-    start = get_dataset_version(
-        session=session, project_id=project.id, namespace=namespace, name=name, version=version
-    )
-    found = dataset_impact(
-        session=session, project_id=project.id, dataset_version_id=start.id, as_of=as_of
-    )
+    """Return the runs, derived data, model versions and live deployments a dataset fed.
+
+    Without ``version`` every version of the dataset counts: "which live deployments consumed
+    dataset X" must not depend on which version of X trained them.
+    """
+    if version is None:
+        found = dataset_impact_all_versions(
+            session=session, project_id=project.id, namespace=namespace, name=name, as_of=as_of
+        )
+    else:
+        start = get_dataset_version(
+            session=session, project_id=project.id, namespace=namespace, name=name, version=version
+        )
+        found = dataset_impact(
+            session=session, project_id=project.id, dataset_version_id=start.id, as_of=as_of
+        )
+    start = found.dataset_version
     return ImpactPublic(
         dataset_version=DatasetVersionPublic.of(start, found.datasets[start.dataset_id]),
+        covered=[DatasetVersionPublic.of(v, found.datasets[v.dataset_id]) for v in found.covered],
         runs=_runs(found.runs, found.jobs),
         dataset_versions=_versions(found.dataset_versions, found.datasets),
         model_versions=[ModelVersionPublic.of(m, session=session) for m in found.model_versions],

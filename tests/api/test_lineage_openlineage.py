@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import (
     InputDataset,
@@ -38,9 +39,12 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.settings import Settings
 from governance.roles import Role
+from lineage import DeploymentCreate, get_project, record_deployment, session_scope
 from tests.api.going_live import approve_version
 from tests.conftest import Issued, bearer
 from tests.lineage.counts import row_counts
+from tests.lineage.events import DB as GRAPH_DB
+from tests.lineage.events import train_generation
 
 PRODUCER = "https://github.com/warden/tests"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -216,3 +220,39 @@ def test_the_stock_client_posts_a_pipeline_whose_graph_provenance_and_impact_rea
     assert [(d["name"], d["environment"]) for d in downstream["deployments"]] == [
         ("income-api", "production")
     ]
+
+
+def test_impact_over_http_without_a_version_covers_every_version_of_the_dataset(
+    client: TestClient, engine: Engine, make_principal: Callable[..., Issued]
+) -> None:
+    reader = make_principal(role=Role.VIEWER, project="acme")
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    with session_scope(engine) as session:
+        project = get_project(session=session, name="acme")
+        for generation in ("1", "2"):
+            version = train_generation(
+                session, project.id, f"v{generation}", minutes=10 * int(generation)
+            )
+            record_deployment(
+                session=session,
+                project_id=project.id,
+                spec=DeploymentCreate(
+                    name="api", environment="prod", model_name="income", model_version=version
+                ),
+                at=start + timedelta(days=int(generation) - 1),
+            )
+    url = "/api/v1/projects/acme/datasets/impact"
+    every = client.get(
+        url, params={"namespace": GRAPH_DB, "name": "public.adult"}, headers=reader.headers
+    )
+    assert every.status_code == 200, every.text
+    assert [v["version"] for v in every.json()["covered"]] == ["v1", "v2"]
+    assert [m["version"] for m in every.json()["model_versions"]] == ["1", "2"]
+    assert [d["model_version"] for d in every.json()["deployments"]] == ["2"]
+    one = client.get(
+        url,
+        params={"namespace": GRAPH_DB, "name": "public.adult", "version": "v1"},
+        headers=reader.headers,
+    )
+    assert [v["version"] for v in one.json()["covered"]] == ["v1"]
+    assert one.json()["deployments"] == []  # v1's model was replaced

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlmodel import Session
+
+from lineage import ModelVersionCreate, ingest_event, register_model_version
 
 PRODUCER = "https://example.com/warden-tests"
 RUN_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -48,3 +53,38 @@ def run_event(
 def encode(event: dict[str, Any]) -> bytes:
     """Return the event as the UTF-8 JSON body a client posts."""
     return json.dumps(event).encode()
+
+
+DB = "postgres://db.internal:5432"
+
+
+def train_generation(
+    session: Session, project_id: uuid.UUID, raw_version: str, minutes: int
+) -> str:
+    """Run featurize(raw@raw_version) → features, train(features) → a new model version."""
+    featurize, train = uuid.uuid4(), uuid.uuid4()
+    raw = dataset(DB, "public.adult", version=raw_version)
+    features = dataset("file", "/features.parquet")
+    for event in (
+        run_event(
+            event_type="START", run_id=featurize, job="featurize", inputs=[raw], minutes=minutes
+        ),
+        run_event(
+            event_type="COMPLETE",
+            run_id=featurize,
+            job="featurize",
+            inputs=[raw],
+            outputs=[features],
+            minutes=minutes + 1,
+        ),
+        run_event(
+            event_type="COMPLETE", run_id=train, job="train", inputs=[features], minutes=minutes + 2
+        ),
+    ):
+        ingest_event(session=session, project_id=project_id, body=encode(event))
+    spec = ModelVersionCreate(
+        source_run_id=train, artifact_uri="m", artifact_sha256=hashlib.sha256(b"m").hexdigest()
+    )
+    return register_model_version(
+        session=session, project_id=project_id, name="income", spec=spec
+    ).version

@@ -1,62 +1,28 @@
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from lineage import (
     DeploymentCreate,
     InvalidInput,
-    ModelVersionCreate,
     NotFound,
     dataset_impact,
+    dataset_impact_all_versions,
     get_dataset_version,
     get_model_version,
-    ingest_event,
+    get_model_version_by_id,
     lineage_graph,
     model_provenance,
     record_deployment,
-    register_model_version,
     session_scope,
 )
-from tests.lineage.events import dataset, encode, run_event
+from tests.lineage.events import DB, train_generation
 
-DB = "postgres://db.internal:5432"
 T = datetime(2026, 11, 20, tzinfo=UTC)
-
-
-def _train(session: Session, project_id: uuid.UUID, raw_version: str, minutes: int) -> str:
-    """Run featurize(raw@raw_version) → features, train(features) → a new model version."""
-    featurize, train = uuid.uuid4(), uuid.uuid4()
-    raw = dataset(DB, "public.adult", version=raw_version)
-    features = dataset("file", "/features.parquet")
-    for event in (
-        run_event(
-            event_type="START", run_id=featurize, job="featurize", inputs=[raw], minutes=minutes
-        ),
-        run_event(
-            event_type="COMPLETE",
-            run_id=featurize,
-            job="featurize",
-            inputs=[raw],
-            outputs=[features],
-            minutes=minutes + 1,
-        ),
-        run_event(
-            event_type="COMPLETE", run_id=train, job="train", inputs=[features], minutes=minutes + 2
-        ),
-    ):
-        ingest_event(session=session, project_id=project_id, body=encode(event))
-    spec = ModelVersionCreate(
-        source_run_id=train, artifact_uri="m", artifact_sha256=hashlib.sha256(b"m").hexdigest()
-    )
-    return register_model_version(
-        session=session, project_id=project_id, name="income", spec=spec
-    ).version
 
 
 @pytest.fixture
@@ -64,7 +30,9 @@ def two_generations(engine: Engine, project_id: uuid.UUID) -> None:
     """Train model 1 on raw v1 and model 2 on raw v2; deploy 1 at T and 2 at T + 1 day."""
     with session_scope(engine) as session:
         for generation in ("1", "2"):
-            version = _train(session, project_id, f"v{generation}", minutes=10 * int(generation))
+            version = train_generation(
+                session, project_id, f"v{generation}", minutes=10 * int(generation)
+            )
             record_deployment(
                 session=session,
                 project_id=project_id,
@@ -165,3 +133,31 @@ def test_graph_inputs_are_checked(engine: Engine, project_id: uuid.UUID) -> None
             get_dataset_version(session=session, project_id=project_id, namespace="a", name="b")
         with pytest.raises(NotFound, match="no dataset version"):
             dataset_impact(session=session, project_id=project_id, dataset_version_id=uuid.uuid4())
+
+
+@pytest.mark.usefixtures("two_generations")
+def test_impact_of_a_dataset_without_a_version_covers_every_version(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    with session_scope(engine) as session:
+        found = dataset_impact_all_versions(
+            session=session, project_id=project_id, namespace=DB, name="public.adult"
+        )
+        then = dataset_impact_all_versions(
+            session=session,
+            project_id=project_id,
+            namespace=DB,
+            name="public.adult",
+            as_of=T + timedelta(hours=1),
+        )
+        served = {
+            d.id: get_model_version_by_id(
+                session=session, project_id=project_id, model_version_id=d.model_version_id
+            ).version
+            for d in [*found.deployments, *then.deployments]
+        }
+    assert [v.version for v in found.covered] == ["v1", "v2"]
+    assert found.dataset_version.version == "v2"
+    assert [m.version for m in found.model_versions] == ["1", "2"]
+    assert [served[d.id] for d in found.deployments] == ["2"]  # v2's model serves now
+    assert [served[d.id] for d in then.deployments] == ["1"]  # v1's model served then
