@@ -62,7 +62,7 @@ from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline import Baseline
 from monitors.baseline.storage import StoredBaseline, latest_baseline, load_baseline
-from monitors.findings import Finding, RunSummary, Status
+from monitors.findings import Finding, RunSummary, Status, worst_status
 from monitors.inferences import CONTEXT_PREFIX, read_window, slot_deployments
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.models import Monitor, MonitorRun
@@ -276,6 +276,47 @@ def _frame_for(spec: MonitorSpec, window: pd.DataFrame) -> tuple[MonitorSpec, pd
     return spec, frame.drop(columns=[label])
 
 
+_SLICED_KINDS = frozenset({Kind.DRIFT, Kind.PERFORMANCE, Kind.FAIRNESS})
+
+
+def _with_slices(
+    spec: MonitorSpec, result: MonitorResult, frame: pd.DataFrame, baseline: Baseline
+) -> MonitorResult:
+    """Add per-slice drift and accuracy findings (:mod:`monitors.drift.slices`) to a result."""
+    from monitors.drift.slices import SliceConfig, slice_findings
+
+    missing = [name for name in spec.slices if name not in frame.columns]
+    if missing:
+        raise InvalidInput(
+            f"the window has no column {missing[0]!r} to slice by; its columns are "
+            f"{sorted(str(c) for c in frame.columns)}",
+            field="slices",
+        )
+    config = SliceConfig(
+        columns=tuple(spec.slices),
+        top_k=int(spec.options.get("top_slices", 5)),
+        min_rows=int(spec.options.get("min_slice_rows", spec.min_rows)),
+        fdr=spec.fdr or 0.05,
+    )
+    drifting = spec.kind == Kind.DRIFT
+    findings, section = slice_findings(
+        frame,
+        config=config,
+        monitor=str(spec.kind),
+        reference=baseline.sample if drifting else None,
+        columns=list(spec.columns or []) if drifting else None,
+        label_column=None if drifting else spec.label_column,
+        prediction_column=None if drifting else spec.prediction_column,
+    )
+    everything = [*result.findings, *findings]
+    return replace(
+        result,
+        findings=everything,
+        status=worst_status([f.status for f in everything]),
+        report={**result.report, "slices": section},
+    )
+
+
 def _needs_model(spec: MonitorSpec, frame: pd.DataFrame, model_version: ModelVersion) -> bool:
     """Say whether the run must load the model: explanations without logged attributions only."""
     if spec.kind != Kind.EXPLANATIONS or model_version.external:
@@ -482,6 +523,9 @@ def execute_monitor_run(
             progress=scaled,
         )
         result = run_monitor(spec, context)
+        if spec.slices and spec.kind in _SLICED_KINDS and result.status != Status.INSUFFICIENT:
+            tell(0.85, f"judging slices by {', '.join(spec.slices)}")
+            result = _with_slices(spec, result, frame, baseline)
         if spec.kind == Kind.DRIFT:
             tell(0.9, "rendering Evidently's drift page on a sample of the window")
             try:

@@ -59,6 +59,10 @@ class MonitorSpec(BaseModel):
         task: Classification or regression; inferred from the labels when ``None``.
         positive_label: The positive class for binary metrics.
         sensitive_features: Columns whose groups fairness compares (and intersections of them).
+        slices: Columns to slice drift and performance by (``region``, ``channel``): the top
+            slices by volume are judged one by one, the rest pooled, with Benjamini-Hochberg
+            control across slices and columns (:mod:`monitors.drift.slices`; options
+            ``top_slices``, default 5, and ``min_slice_rows``, default ``min_rows``).
         options: Kind-specific extras that are not thresholds (sample sizes, seeds, group minimums).
     """
 
@@ -77,4 +81,5 @@ class MonitorSpec(BaseModel):
     task: Task | None = None
     positive_label: int | str = 1
     sensitive_features: list[str] = Field(default_factory=list)
+    slices: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)

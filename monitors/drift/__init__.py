@@ -27,6 +27,7 @@ distances), ``verdicts`` (per-column and dataset verdicts), ``monitor`` (the two
 """
 
 from monitors.drift.monitor import run_drift, run_prediction_drift
+from monitors.drift.slices import SliceConfig, slice_findings
 from monitors.drift.statistics import benjamini_hochberg, choose_method
 from monitors.drift.verdicts import (
     DEFAULT_THRESHOLDS,
@@ -42,6 +43,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "ColumnDrift",
     "DriftResult",
+    "SliceConfig",
     "WindowSummary",
     "benjamini_hochberg",
     "choose_method",
@@ -49,5 +51,6 @@ __all__ = [
     "compute_drift",
     "run_drift",
     "run_prediction_drift",
+    "slice_findings",
     "summarise_window",
 ]

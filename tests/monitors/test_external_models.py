@@ -323,3 +323,25 @@ def test_attributions_must_name_model_inputs(external: External) -> None:
             records=[InferenceRecord.model_validate(record)],
         )
     assert undeclared.value.field == "records[0].context.zodiac"
+
+
+@pytest.mark.slow
+def test_performance_is_judged_per_slice_of_a_context_column(external: External) -> None:
+    run = external.run({"kind": "performance", "slices": ["race"], "min_rows": 50})
+    assert run.state == "succeeded", run.error
+    assert external.loader.loaded == []
+    assert run.summary is not None
+    sliced = {f["scope"]: f for f in run.summary["findings"] if f["scope"].startswith("slice:")}
+    races = external.window["race"].astype(str)
+    hits = external.window[TARGET].to_numpy() == external.predicted
+    white = sliced["slice:race=White"]
+    assert white["metric"] == "slice_accuracy"
+    assert white["value"] == pytest.approx(hits[(races == "White").to_numpy()].mean(), abs=1e-12)
+    assert "adjusted_p" in white["detail"]
+    section = external.report(run)["results"][0]["report"]["slices"]
+    assert section["columns"] == ["race"]
+    assert {t["scope"] for t in section["tests"]} == set(sliced)
+    refused = external.run({"kind": "performance", "slices": ["zodiac"]})
+    assert (refused.state, refused.attempts) == ("failed", 1)
+    assert refused.error is not None
+    assert "zodiac" in refused.error
