@@ -46,6 +46,7 @@ __all__ = [
     "RunInfo",
     "TrainingRecord",
     "TrainingRun",
+    "check_model_directory",
     "dataset_digest",
     "hash_directory",
     "load_model_directory",
@@ -194,8 +195,55 @@ def save_sklearn_model(model: Any, directory: Path, *, input_example: pd.DataFra
         )
 
 
+def check_model_directory(directory: Path) -> None:
+    """Refuse a model folder unless it is scikit-learn saved with skops and reviewed types only.
+
+    MLflow's loader takes the serialization format and the trusted types from the folder's own
+    ``MLmodel`` file, which whoever wrote the folder controls (a sandboxed step, an MLflow user):
+    left unchecked, a folder declaring ``pickle`` or an extra trusted type runs its code in the
+    process that loads it.
+
+    Raises:
+        InvalidInput: The folder is not a scikit-learn model saved with skops, or trusts a type
+            outside :data:`SKOPS_TRUSTED_TYPES`.
+    """
+    import yaml
+
+    try:
+        meta = yaml.safe_load((directory / "MLmodel").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InvalidInput(
+            f"the model folder has no readable MLmodel file ({type(error).__name__}); "
+            "save the model with mlflow.sklearn and serialization_format='skops'",
+            field="model",
+        ) from None
+    flavors = meta.get("flavors") if isinstance(meta, dict) else None
+    sklearn = flavors.get("sklearn") if isinstance(flavors, dict) else None
+    if not isinstance(sklearn, dict) or sklearn.get("serialization_format") != "skops":
+        raise InvalidInput(
+            "the model is not a scikit-learn model saved with skops; Warden never loads pickles: "
+            "save it with mlflow.sklearn.save_model(..., serialization_format='skops')",
+            field="model",
+        )
+    trusted = sklearn.get("skops_trusted_types") or []
+    if not isinstance(trusted, list):
+        trusted = [repr(trusted)]
+    extra = sorted(set(map(str, trusted)) - set(SKOPS_TRUSTED_TYPES))
+    if extra:
+        raise InvalidInput(
+            f"the model trusts types Warden has not reviewed ({', '.join(extra)}); "
+            "add a type to SKOPS_TRUSTED_TYPES only after reviewing it",
+            field="model",
+        )
+
+
 def load_model_directory(directory: Path) -> Any:
-    """Load a saved scikit-learn MLflow model folder (inside a sandbox: model files are code)."""
+    """Load a saved scikit-learn MLflow model folder after :func:`check_model_directory`.
+
+    Raises:
+        InvalidInput: The folder fails :func:`check_model_directory` (nothing is loaded).
+    """
+    check_model_directory(directory)
     _quiet_mlflow()
     import mlflow.sklearn
 
@@ -359,7 +407,11 @@ class Registry:
 
         Returns:
             ``(mlflow run id, registered version)``.
+
+        Raises:
+            InvalidInput: The step's model folder fails :func:`check_model_directory`.
         """
+        check_model_directory(record.model_dir)
         import mlflow
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset

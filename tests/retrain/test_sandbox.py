@@ -272,3 +272,66 @@ def test_a_read_root_may_not_expose_the_data_directory(settings: Settings) -> No
         with pytest.raises(InvalidInput, match="sandbox read root") as raised:
             runner_config_for(settings.model_copy(update={"sandbox_read_roots": [root]}))
         assert raised.value.field == "sandbox_read_roots"
+
+
+def test_a_model_saved_as_a_pickle_is_never_loaded_by_the_worker(
+    make_pipeline: Callable[..., Pipeline],
+    engine: Engine,
+    trainer: Actor,
+    hostile_config: RunnerConfig,
+    registry: Registry,
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "unpickled"
+    pipeline = make_pipeline(
+        steps=[Step(name="pickle", entrypoint="hostile_code:pickle_model")],
+        parameters={"marker_hex": str(marker).encode().hex()},
+    )
+    run = execute_pipeline_run(
+        engine=engine, run_id=_queue(engine, pipeline, trainer).id, config=hostile_config
+    )
+    assert run.state == PipelineRunState.FAILED
+    assert "never loads pickles" in run.error
+    assert registry.registered_model_names() == []
+    assert not marker.exists()
+
+
+def test_a_model_folder_is_checked_before_any_loader_reads_it(tmp_path: Path) -> None:
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from retrain.mlflow_registry import (
+        check_model_directory,
+        load_model_directory,
+        save_sklearn_model,
+    )
+
+    sys.path.insert(0, str(HOSTILE_CODE))
+    try:
+        import hostile_code  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(HOSTILE_CODE))
+
+    class Context:
+        work_dir = tmp_path
+        parameters = {"marker_hex": str(tmp_path / "unpickled").encode().hex()}
+
+    hostile_code.pickle_model(Context())
+    with pytest.raises(InvalidInput, match="never loads pickles"):
+        load_model_directory(tmp_path / "model")
+    assert not (tmp_path / "unpickled").exists()
+    mlflow.sklearn.load_model(str(tmp_path / "model"))  # what Warden would have done before
+    assert (tmp_path / "unpickled").exists()
+
+    skops = tmp_path / "skops"
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    save_sklearn_model(
+        LogisticRegression().fit(frame, [0, 0, 1, 1]), skops, input_example=frame.head(1)
+    )
+    check_model_directory(skops)  # reviewed types only: accepted
+    meta = (skops / "MLmodel").read_text()
+    widened = meta.replace("skops_trusted_types:", "skops_trusted_types:\n    - builtins.eval")
+    (skops / "MLmodel").write_text(widened)
+    with pytest.raises(InvalidInput, match=r"not reviewed \(builtins\.eval\)"):
+        load_model_directory(skops)

