@@ -21,6 +21,7 @@ from lineage.errors import (
     Conflict,
     InvalidInput,
     NotFound,
+    NotInstalled,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
@@ -44,6 +45,7 @@ _STATUS: tuple[tuple[type[WardenError], int], ...] = (
     (PermissionDenied, 403),
     (RateLimited, 429),
     (Unavailable, 503),
+    (NotInstalled, 501),
 )
 
 

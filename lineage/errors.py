@@ -11,7 +11,8 @@ Every error carries a message that says what was wrong and what to do about it.
     ├── PermissionDenied        credentials are fine, the permission is missing
     │   └── SeparationOfDuties  the actor is barred from this action by a duty rule
     ├── RateLimited             too many attempts; retry after a pause
-    └── Unavailable             a dependency (database, artifact store) cannot be reached
+    ├── Unavailable             a dependency (database, artifact store) cannot be reached
+    └── NotInstalled            an optional feature whose extra this install lacks
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "Conflict",
     "InvalidInput",
     "NotFound",
+    "NotInstalled",
     "PayloadTooLarge",
     "PermissionDenied",
     "RateLimited",
@@ -103,3 +105,9 @@ class Unavailable(WardenError):
     """Raise when a dependency Warden needs cannot be reached."""
 
     title = "Service unavailable"
+
+
+class NotInstalled(WardenError):
+    """Raise when a feature needs an optional extra this install lacks (the message names it)."""
+
+    title = "Not installed"

@@ -5,7 +5,7 @@ Contract for a kind (fairness and explanations plug in through exactly this):
 * A kind is a function ``run(spec: MonitorSpec, context: MonitorContext) -> KindResult``,
   registered under its ``Kind`` value with ``@register_kind(Kind.X)`` in the module listed for it
   in ``BUILTIN_KINDS``. That module is imported lazily the first time the kind runs, so heavy
-  libraries (scipy, fairlearn, shap, evidently) load only in the process that runs monitors.
+  libraries (scipy, shap, evidently) load only in the process that runs monitors.
 * It reads the window with ``context.frame(columns)`` (a pandas DataFrame; a window may be a
   Parquet file, which ``frame`` loads column-wise) and the reference with ``context.baseline``
   (``Baseline``: per-column summaries plus ``extras``, a dict of named JSON-ready sections such as

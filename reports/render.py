@@ -15,6 +15,8 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from lineage.errors import NotInstalled
+
 __all__ = [
     "FORMATS",
     "MEDIA_TYPES",
@@ -113,8 +115,18 @@ def render_html(document: dict[str, Any]) -> str:
 
 
 def render_pdf(html: str) -> bytes:
-    """Return the HTML page as PDF (WeasyPrint; needs Pango on the machine)."""
-    import weasyprint
+    """Return the HTML page as PDF (WeasyPrint, the ``pdf`` extra; needs Pango on the machine).
+
+    Raises:
+        NotInstalled: WeasyPrint (or the Pango it loads) is missing from this install.
+    """
+    try:
+        import weasyprint
+    except (ImportError, OSError) as missing:
+        raise NotInstalled(
+            "PDF reports need the 'pdf' extra: pip install 'warden[pdf]' (WeasyPrint, with Pango "
+            f"on the machine); ask for format html or json meanwhile ({missing})"
+        ) from None
 
     pdf: bytes = weasyprint.HTML(string=html).write_pdf()
     return pdf

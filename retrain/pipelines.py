@@ -179,9 +179,11 @@ class EvaluationSpec(BaseModel):
     )
     holdout_dataset_version_id: uuid.UUID | None = None
     reader: str = Field(
-        default="api.demo.adult:read_adult",
         pattern=ENTRYPOINT_PATTERN,
-        description="`module:function` taking the URI and returning a pandas DataFrame.",
+        description=(
+            "`module:function` taking the URI and returning a pandas DataFrame (required: only "
+            "you know your file's format; e.g. `pandas:read_csv` or `pandas:read_parquet`)."
+        ),
     )
     target: str = Field(min_length=1, max_length=256)
     sensitive_features: list[str] = Field(default_factory=list, max_length=10)

@@ -59,7 +59,9 @@ def test_stored_pipelines_follow_the_demo_step_to_its_new_module(database_url: s
                     Step(name="train", entrypoint="api.demo.adult:train"),
                     Step(name="other", entrypoint="mypkg.adult:train"),
                 ],
-                evaluation=EvaluationSpec(holdout_uri="adult.test.gz", target="income"),
+                evaluation=EvaluationSpec(
+                    holdout_uri="adult.test.gz", reader="api.demo.adult:read_adult", target="income"
+                ),
             )
             create_pipeline(session=session, project_id=project.id, spec=spec, actor=Actor.system())
 

@@ -67,6 +67,10 @@ def test_a_bad_definition_names_the_field_and_stores_nothing(
     extra = client.post(f"{BASE}/pipelines", json=_spec(owner="me"), headers=scientist.headers)
     assert extra.status_code == 422
     assert extra.json()["field"] == "owner"
+    readerless = _spec(evaluation={"holdout_uri": "holdout.csv", "target": "income"})
+    no_reader = client.post(f"{BASE}/pipelines", json=readerless, headers=scientist.headers)
+    assert no_reader.status_code == 422  # only the team knows its holdout's format
+    assert no_reader.json()["field"] == "evaluation.reader"
     assert client.get(f"{BASE}/pipelines", headers=scientist.headers).json() == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -278,3 +279,17 @@ def test_a_render_runs_in_the_worker_with_progress_and_is_fetched_after(
         "model:income:1",
         "period:2020-01-01T00:00:00+00:00..2100-01-01T00:00:00+00:00",
     ]
+
+
+@pytest.mark.usefixtures("acme")
+def test_a_pdf_without_the_pdf_extra_is_a_501_naming_it(
+    client: TestClient, make_principal: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auditor = make_principal(role=Role.AUDITOR)
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # as on a plain install: import fails
+    pdf = client.get(f"{BASE}/models/income/1", params={"format": "pdf"}, headers=auditor.headers)
+    assert pdf.status_code == 501
+    assert pdf.headers["content-type"].startswith("application/problem+json")
+    assert "pip install 'warden[pdf]'" in pdf.json()["detail"]
+    html = client.get(f"{BASE}/models/income/1", headers=auditor.headers)
+    assert html.status_code == 200

@@ -212,7 +212,11 @@ def test_drifted_traffic_retrains_and_the_new_version_goes_live_through_its_gate
     worker = build_worker(settings, engine)
     pipeline = make_pipeline(
         evaluation=EvaluationSpec(
-            holdout_uri=str(ADULT_TEST), target="income", sensitive_features=["sex"], max_rows=2000
+            holdout_uri=str(ADULT_TEST),
+            reader="api.demo.adult:read_adult",
+            target="income",
+            sensitive_features=["sex"],
+            max_rows=2000,
         )
     )
     # Version 1, trained by the worker and put live by people.

@@ -59,7 +59,11 @@ def test_a_run_trains_registers_and_records_lineage(
 ) -> None:
     holdout = ADULT_TRAIN.with_name("adult.test.gz")
     evaluation = EvaluationSpec(
-        holdout_uri=str(holdout), target="income", sensitive_features=["sex"], max_rows=1000
+        holdout_uri=str(holdout),
+        reader="api.demo.adult:read_adult",
+        target="income",
+        sensitive_features=["sex"],
+        max_rows=1000,
     )
     pipeline = make_pipeline(evaluation=evaluation)
     queued = _queue(engine, pipeline, trainer)
