@@ -16,6 +16,7 @@ A policy document (JSON, or YAML text) reads::
           - {type: retrain, pipeline: income-train}
     gates:                                          # promotion gates (see retrain.gates)
       - {type: metric_vs_champion, metric: accuracy, max_drop: 0.01}
+      - {type: metric_no_worse, metric: accuracy, max_drop: 0.005, confidence: 0.95}
       - {type: fairness_max, metric: demographic_parity_difference, max: 0.1}
       - {type: model_card, fields: [description, feature_schema, metrics]}
       - {type: approvers, min: 2}
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lineage.errors import InvalidInput
 
@@ -49,6 +50,7 @@ __all__ = [
     "FairnessMaxGate",
     "Gate",
     "LeafCondition",
+    "MetricNoWorseGate",
     "MetricVsChampionGate",
     "ModelCardGate",
     "OpenIncidentAction",
@@ -205,6 +207,29 @@ class MetricVsChampionGate(BaseModel):
     max_drop: float = Field(default=0.01, ge=0, le=1, allow_inf_nan=False)
 
 
+class MetricNoWorseGate(BaseModel):
+    """With the stated confidence, the candidate's metric trails the champion's by ≤ ``max_drop``.
+
+    Judged on the bootstrap intervals the evaluation stored: the candidate's lower bound must
+    reach the champion's value less ``max_drop``, so a lucky point estimate on a small holdout
+    does not pass. Only 0.95 is offered because that is the interval Warden computes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["metric_no_worse"]
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    metric: str = Field(default="accuracy", min_length=1, max_length=128)
+    max_drop: float = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
+    confidence: float = Field(default=0.95, description="0.95: the interval Warden computes.")
+
+    @model_validator(mode="after")
+    def _computed_level(self) -> MetricNoWorseGate:
+        if self.confidence != 0.95:
+            raise ValueError("confidence: Warden stores 95 % intervals, so only 0.95 is offered")
+        return self
+
+
 class FairnessMaxGate(BaseModel):
     """A fairness metric of the candidate (every sensitive feature, or one) at most ``max``."""
 
@@ -246,11 +271,12 @@ class ApproversGate(BaseModel):
     min: int = Field(default=2, ge=1, le=10)
 
 
-Gate = MetricVsChampionGate | FairnessMaxGate | ModelCardGate | ApproversGate
+Gate = MetricVsChampionGate | MetricNoWorseGate | FairnessMaxGate | ModelCardGate | ApproversGate
 
 GATE_TYPES: dict[str, type[BaseModel]] = {
     "approvers": ApproversGate,
     "fairness_max": FairnessMaxGate,
+    "metric_no_worse": MetricNoWorseGate,
     "metric_vs_champion": MetricVsChampionGate,
     "model_card": ModelCardGate,
 }

@@ -18,6 +18,8 @@ anyone who wants to show what a gate would say.
 ``metric_vs_champion``   candidate metric >= champion metric - ``max_drop`` on the same held-out
                          rows (the latest :class:`~retrain.evaluation.Evaluation`, which must
                          be against the current champion); passes when there is no champion
+``metric_no_worse``      the same, with confidence: the candidate's lower 95 % bootstrap bound
+                         >= champion metric - ``max_drop``; the refusal shows both intervals
 ``fairness_max``         candidate fairness metric ≤ ``max`` for every (or the named)
                          sensitive feature of the evaluation
 ``model_card``           the version's registered metadata fills every listed field
@@ -38,6 +40,7 @@ from governance.policy_language import (
     ApproversGate,
     FairnessMaxGate,
     Gate,
+    MetricNoWorseGate,
     MetricVsChampionGate,
     ModelCardGate,
 )
@@ -94,6 +97,8 @@ def check_gate(
             f"version {model_version.version} has no evaluation against the champion; "
             "evaluate it first",
         )
+    if isinstance(gate, MetricNoWorseGate):
+        return _no_worse(gate, champion=champion, evaluation=evaluation)
     if isinstance(gate, MetricVsChampionGate):
         if champion is None:
             return GateResult(name, True, "there is no champion to compare with")
@@ -130,6 +135,52 @@ def check_gate(
     if worst:
         return GateResult(name, False, f"{gate.metric} above {gate.max:g}: {', '.join(worst)}")
     return GateResult(name, True, f"{gate.metric} at most {gate.max:g} for {', '.join(features)}")
+
+
+def _interval(evaluation: Evaluation, role: str, metric: str) -> tuple[float, float] | None:
+    spread = evaluation.performance.get("intervals", {}).get(role, {}).get(metric)
+    if not isinstance(spread, list) or len(spread) != 2:
+        return None
+    low, high = _number(spread[0]), _number(spread[1])
+    return (low, high) if low is not None and high is not None else None
+
+
+def _no_worse(
+    gate: MetricNoWorseGate, *, champion: ModelVersion | None, evaluation: Evaluation
+) -> GateResult:
+    """Judge ``metric_no_worse`` on the stored bootstrap intervals."""
+    name = gate.type
+    if champion is None:
+        return GateResult(name, True, "there is no champion to compare with")
+    if evaluation.champion_version_id != champion.id:
+        return GateResult(
+            name,
+            False,
+            f"the evaluation compared with another version than the champion "
+            f"(version {champion.version}); evaluate again",
+        )
+    candidate = _number(evaluation.performance.get("candidate", {}).get(gate.metric))
+    best = _number(evaluation.performance.get("champion", {}).get(gate.metric))
+    ours = _interval(evaluation, "candidate", gate.metric)
+    theirs = _interval(evaluation, "champion", gate.metric)
+    if candidate is None or best is None or ours is None or theirs is None:
+        return GateResult(
+            name, False, f"the evaluation has no {gate.metric!r} with its interval for both"
+        )
+    floor = best - gate.max_drop
+    ok = ours[0] >= floor
+    level = f"{gate.confidence:.0%}"
+    message = (
+        f"{gate.metric} {candidate:.4f} [{ours[0]:.4f}, {ours[1]:.4f}] vs champion {best:.4f} "
+        f"[{theirs[0]:.4f}, {theirs[1]:.4f}] ({level} intervals); "
+        + (
+            f"its lower bound {ours[0]:.4f} reaches {floor:.4f}"
+            if ok
+            else f"its lower bound {ours[0]:.4f} is below {floor:.4f} (champion less "
+            f"max_drop {gate.max_drop:g}): not shown to be no worse with {level} confidence"
+        )
+    )
+    return GateResult(name, ok, message)
 
 
 def _approvers(session: Session, model_version: ModelVersion) -> int:

@@ -41,6 +41,7 @@ from lineage.store import session_scope
 from monitors.findings import Finding, Status
 from retrain.champions import Promotion
 from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
+from retrain.evaluation import Evaluation
 from retrain.loop import on_findings
 from retrain.mlflow_registry import Registry
 from tests.api.going_live import approve_version
@@ -667,3 +668,59 @@ def test_an_approved_rollback_is_carried_out_over_http_and_the_cli(world: World)
     assert world.serving() == "1"
     entry = _audited(world, "model.rollback")
     assert (entry.reason, entry.detail_object()["after"]) == ("bad night", "1")
+
+
+@pytest.mark.slow
+def test_a_no_worse_gate_refuses_over_http_showing_the_intervals(world: World) -> None:
+    approve_version(
+        world.client,
+        project="acme",
+        name="income",
+        version="2",
+        requester=world.scientist,
+        approver=world.approver,
+    )
+    bad_level = world.post(
+        "/policies",
+        {"name": "nw", "source": "gates:\n  - {type: metric_no_worse, confidence: 0.9}\n"},
+        who=world.admin,
+    )
+    assert bad_level.status_code == 422
+    assert "only 0.95" in bad_level.text
+    policy = world.post(
+        "/policies",
+        {"name": "nw", "source": "gates:\n  - {type: metric_no_worse, max_drop: 0.005}\n"},
+        who=world.admin,
+    )
+    assert policy.status_code == 201, policy.text
+    with session_scope(world.engine) as session:
+        versions = {v.version: v for v in session.exec(select(ModelVersion)).all()}
+        project = get_project(session=session, name="acme")
+        session.add(  # what the worker's evaluation stores: values and 95 % bootstrap intervals
+            Evaluation(
+                project_id=project.id,
+                model_name="income",
+                candidate_version_id=versions["2"].id,
+                champion_version_id=versions["1"].id,
+                holdout="holdout",
+                rows=200,
+                performance={
+                    "candidate": {"accuracy": 0.852},
+                    "champion": {"accuracy": 0.85},
+                    "intervals": {
+                        "candidate": {"accuracy": [0.81, 0.89]},
+                        "champion": {"accuracy": [0.80, 0.88]},
+                    },
+                },
+                fairness={},
+            )
+        )
+    refused = world.post(
+        "/models/income/versions/2/promote",
+        {"deployment": "income-api", "environment": "production"},
+    )
+    assert refused.status_code == 403, refused.text
+    detail = refused.json()["detail"]
+    assert "accuracy 0.8520 [0.8100, 0.8900] vs champion 0.8500 [0.8000, 0.8800]" in detail
+    assert "not shown to be no worse with 95% confidence" in detail
+    assert world.serving() == "1"

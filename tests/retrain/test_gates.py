@@ -19,6 +19,7 @@ from governance.policies import add_version, create_policy, get_policy, list_pol
 from governance.policy_language import (
     ApproversGate,
     FairnessMaxGate,
+    MetricNoWorseGate,
     MetricVsChampionGate,
     ModelCardGate,
 )
@@ -252,3 +253,32 @@ def _promote_only(
             registry=registry,
             deployer=deployer,
         )
+
+
+def test_no_worse_with_confidence_reads_the_stored_intervals() -> None:
+    champion, candidate = _version("1"), _version("2")
+    gate = MetricNoWorseGate(type="metric_no_worse", metric="accuracy", max_drop=0.005)
+
+    def verdict(low: float) -> Any:
+        evaluation = _evaluation(candidate, champion, (0.852, 0.850), {})
+        evaluation.performance["intervals"] = {
+            "candidate": {"accuracy": [low, 0.87]},
+            "champion": {"accuracy": [0.83, 0.868]},
+        }
+        return check_gate(
+            gate, model_version=candidate, champion=champion, evaluation=evaluation, approvers=1
+        )
+
+    # A better point value on a noisy holdout is not enough: the lower bound must reach.
+    noisy = verdict(0.831)
+    assert not noisy.passed
+    assert noisy.message == (
+        "accuracy 0.8520 [0.8310, 0.8700] vs champion 0.8500 [0.8300, 0.8680] (95% intervals); "
+        "its lower bound 0.8310 is below 0.8450 (champion less max_drop 0.005): not shown to be "
+        "no worse with 95% confidence"
+    )
+    assert verdict(0.846).passed
+    bare = _evaluation(candidate, champion, (0.9, 0.8), {})  # no intervals stored
+    assert not check_gate(
+        gate, model_version=candidate, champion=champion, evaluation=bare, approvers=1
+    ).passed
