@@ -45,7 +45,7 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live(template_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """Seed a store, serve it with uvicorn in a thread, yield its URL; stop it afterwards."""
     folder = tmp_path_factory.mktemp("live")
@@ -80,9 +80,12 @@ def live(template_store: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Start the system Chromium headless with a fresh profile.
+
+    Package-scoped: Playwright's sync API keeps an event loop running in the main thread while
+    it is open, so it must close when the browser tests end (later tests call ``asyncio.run``).
 
     Playwright gives each launch a fresh temporary ``--user-data-dir`` itself (it refuses one
     passed in ``args``), so no state leaks between sessions.
