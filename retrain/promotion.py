@@ -22,6 +22,9 @@ Every path that changes what a slot serves goes through :func:`check_may_go_live
   the gates that judge a version by itself;
 * :func:`redeploy` — the live version loaded again (a person or a policy action), judged like a
   rollback;
+* :func:`mark_challenger` / :func:`clear_challenger` — MLflow's ``challenger`` alias names the
+  version last evaluated against the champion; it moves to ``champion`` on promotion and is
+  cleared when the version's promotion is rejected;
 * :func:`carry_out` — an approved ``rollback`` or ``redeploy`` request performed (at once on
   approval, or by its requester: the project's choice), its outcome audited against the request.
 
@@ -70,6 +73,8 @@ __all__ = [
     "GoLive",
     "carry_out",
     "check_may_go_live",
+    "clear_challenger",
+    "mark_challenger",
     "promote",
     "record_live",
     "redeploy",
@@ -266,6 +271,24 @@ def _move_champion(session: Session, registry: Registry, version: ModelVersion) 
         else:
             registry.set_alias(name, CHAMPION, before)
         raise
+
+
+def mark_challenger(*, registry: Registry, candidate: ModelVersion) -> None:
+    """Point MLflow's ``challenger`` alias at a version just evaluated against the champion."""
+    name, mlflow_version = mlflow_coordinates(candidate)
+    registry.set_alias(name, CHALLENGER, mlflow_version)
+
+
+def clear_challenger(*, registry: Registry, model_version: ModelVersion) -> bool:
+    """Remove ``challenger`` if it names this version (its promotion was rejected); say if so."""
+    try:
+        name, mlflow_version = mlflow_coordinates(model_version)
+    except InvalidInput:
+        return False  # not an MLflow version: no alias to move
+    if registry.alias_version(name, CHALLENGER) != mlflow_version:
+        return False
+    registry.delete_alias(name, CHALLENGER)
+    return True
 
 
 def _slot(deployment: str, environment: str, version: ModelVersion) -> DeploymentCreate:

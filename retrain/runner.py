@@ -64,6 +64,7 @@ from retrain.pipelines import (
     claim_run,
     finish_run,
 )
+from retrain.promotion import mark_challenger
 from retrain.sandbox import BubblewrapExecutor, SandboxSpec, StepExecutor, source_root
 from retrain.step import CONTEXT_ENV, StepContext, TrainingInput, read_output
 from retrain.trained_versions import (
@@ -593,6 +594,8 @@ def _evaluate(
                 fairness=fairness,
                 actor=actor,
             )
+        if champion is not None:
+            mark_challenger(registry=registry, candidate=candidate)
         difference = performance.get("difference") or {}
         note = (
             f"evaluated version {run.model_version} on {len(scored)} held-out rows; "

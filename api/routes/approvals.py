@@ -50,7 +50,8 @@ from governance.audit import append_in_own_transaction
 from governance.permissions import Permission
 from governance.roles import permissions_of
 from lineage.errors import PermissionDenied
-from retrain.promotion import carry_out
+from lineage.models import ModelVersion
+from retrain.promotion import carry_out, clear_challenger
 
 __all__ = [
     "ApprovalCreate",
@@ -247,6 +248,8 @@ def decide_and_carry_out(
 ) -> ApprovalRequest:
     """Decide a request; carry it out at once when that approval completes it and the rule says so.
 
+    A rejected promotion also clears MLflow's ``challenger`` alias if it named that version.
+
     A refused decision is audited as ``denied`` in its own transaction. A carry-out the going-live
     rule refuses leaves the approval standing, its failure recorded on the request.
     """
@@ -264,6 +267,14 @@ def decide_and_carry_out(
             reason=error.detail,
         )
         raise
+    if (
+        request.status == ApprovalStatus.REJECTED
+        and request.action == ApprovalAction.PROMOTE
+        and request.target_kind == "model_version"
+    ):
+        rejected = session.get(ModelVersion, uuid.UUID(request.target_id))
+        if rejected is not None and rejected.project_id == request.project_id:
+            clear_challenger(registry=get_registry(http), model_version=rejected)
     if (
         request.status == ApprovalStatus.APPROVED
         and ApprovalAction(request.action) in carried_out_actions()

@@ -43,7 +43,8 @@ from retrain.champions import Promotion
 from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
 from retrain.evaluation import Evaluation
 from retrain.loop import on_findings
-from retrain.mlflow_registry import Registry
+from retrain.mlflow_registry import CHALLENGER, CHAMPION, Registry
+from retrain.promotion import mark_challenger
 from tests.api.going_live import approve_version
 from tests.conftest import Issued
 
@@ -724,3 +725,44 @@ def test_a_no_worse_gate_refuses_over_http_showing_the_intervals(world: World) -
     assert "accuracy 0.8520 [0.8100, 0.8900] vs champion 0.8500 [0.8000, 0.8800]" in detail
     assert "not shown to be no worse with 95% confidence" in detail
     assert world.serving() == "1"
+
+
+@pytest.mark.slow
+def test_the_challenger_alias_is_set_then_moved_on_rejection_and_promotion(world: World) -> None:
+    registry = Registry(
+        tracking_uri=world.settings.resolved_mlflow_uri(),
+        artifact_root=world.settings.data_dir / "mlflow-artifacts",
+    )
+    with session_scope(world.engine) as session:
+        candidate = session.exec(select(ModelVersion).where(ModelVersion.version == "2")).one()
+    mark_challenger(registry=registry, candidate=candidate)  # what an evaluation run does
+    assert (
+        registry.alias_version("income", CHAMPION),
+        registry.alias_version("income", CHALLENGER),
+    ) == ("1", "2")
+
+    asked = world.post("/models/income/versions/2/promotion-requests", {"reason": "better"})
+    rejected = world.post(
+        f"/approvals/{asked.json()['approval_id']}/reject", {"reason": "no"}, world.approver
+    )
+    assert rejected.json()["status"] == "rejected", rejected.text
+    assert registry.alias_version("income", CHALLENGER) is None
+
+    mark_challenger(registry=registry, candidate=candidate)
+    approve_version(
+        world.client,
+        project="acme",
+        name="income",
+        version="2",
+        requester=world.scientist,
+        approver=world.approver,
+    )
+    promoted = world.post(
+        "/models/income/versions/2/promote",
+        {"deployment": "income-api", "environment": "production"},
+    )
+    assert promoted.status_code == 200, promoted.text
+    assert (
+        registry.alias_version("income", CHAMPION),
+        registry.alias_version("income", CHALLENGER),
+    ) == ("2", None)
