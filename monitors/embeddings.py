@@ -164,7 +164,7 @@ class Embedder:
             )
         self._layers = tuple(layers)
 
-    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> FloatArray:
+    def embed(self, texts: Sequence[str], *, batch_size: int = 16) -> FloatArray:
         """Return one L2-normalised float32 vector per text, shape ``(len(texts), 384)``.
 
         Texts are stripped (as sentence-transformers does) and batched by length so padding
@@ -233,6 +233,6 @@ def get_embedder() -> Embedder:
     return Embedder(model_dir())
 
 
-def embed_texts(texts: Sequence[str], *, batch_size: int = 32) -> FloatArray:
+def embed_texts(texts: Sequence[str], *, batch_size: int = 16) -> FloatArray:
     """Embed ``texts`` with the installed all-MiniLM-L6-v2 (see :meth:`Embedder.embed`)."""
     return get_embedder().embed(texts, batch_size=batch_size)
