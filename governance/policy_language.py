@@ -436,6 +436,12 @@ def load_source(source: str) -> Any:
     """
     try:
         return yaml.safe_load(source)
+    except RecursionError:
+        raise InvalidInput(
+            "the policy nests deeper than a policy document can (lists or mappings inside each "
+            "other thousands of levels deep); write rules a few levels deep",
+            field="source",
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -125,6 +125,12 @@ def _parse(body: bytes) -> tuple[str, Any]:
         ) from None
     try:
         payload = json.loads(text)
+    except RecursionError:
+        raise InvalidInput(
+            "the body nests deeper than an OpenLineage event can (arrays or objects inside each "
+            "other thousands of levels deep); send one event with facets a few levels deep",
+            field="body",
+        ) from None
     except json.JSONDecodeError as error:
         raise InvalidInput(
             f"the body is not valid JSON ({error.msg} at line {error.lineno} column "

@@ -305,3 +305,10 @@ def test_a_denied_project_is_refused_and_audited(
         denials = session.exec(select(AuditEntry).where(AuditEntry.action == "access.denied")).all()
     assert sorted(d.target for d in denials) == ["project:nope", "project:other"]
     assert all(d.actor_id == writer.principal.id for d in denials)
+
+
+def test_a_deeply_nested_event_is_refused_not_a_500(
+    client: TestClient, engine: Engine, writer: Issued
+) -> None:
+    deep = b'{"run": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    _refused(client, engine, writer, deep, status=422, field="body", message="nests deeper")

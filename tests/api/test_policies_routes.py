@@ -282,3 +282,14 @@ def test_dry_run_replays_the_last_recorded_runs_with_their_cooldowns(
     assert [d["status"] for d in decisions.json()] == ["cooldown", "fire"]
     assert decisions.json()[1]["outcomes"][0]["outcome"] == "failed"
     assert "no pipeline named 'income-train'" in decisions.json()[1]["outcomes"][0]["error"]
+
+
+def test_a_deeply_nested_policy_is_a_422_and_stores_nothing(
+    client: TestClient, engine: Engine, admin: Issued
+) -> None:
+    depth = 45_000  # within the 100,000-character limit of a policy's source
+    answer = _create(client, admin, source="[" * depth + "]" * depth)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "source"
+    assert "nests deeper" in answer.json()["detail"]
+    assert _count(engine, Policy) == 0
