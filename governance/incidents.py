@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 
 from governance.actors import Actor
 from governance.alerts import AlertRule, judged_in_scope, list_rules, rule_channel_ids, triggering
-from governance.audit import append
+from governance.audit import act_then_audit, append
 from governance.delivery import DeliveryPolicy, build_event, enqueue
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.projects import Project
@@ -378,14 +378,18 @@ def acknowledge_incident(
         raise Conflict("this incident is resolved already; nothing to acknowledge")
     if incident.state == IncidentState.ACKNOWLEDGED:
         raise Conflict(f"this incident was acknowledged by {incident.acknowledged_by} already")
-    incident.state = IncidentState.ACKNOWLEDGED
-    incident.acknowledged_at = now or utcnow()
-    incident.acknowledged_by = actor.name
-    if note:
-        incident.note = note
-    session.add(incident)
-    session.flush()
-    append(
+
+    def acknowledge() -> Incident:
+        incident.state = IncidentState.ACKNOWLEDGED
+        incident.acknowledged_at = now or utcnow()
+        incident.acknowledged_by = actor.name
+        if note:
+            incident.note = note
+        session.add(incident)
+        return incident
+
+    return act_then_audit(
+        acknowledge,
         session=session,
         actor=actor,
         action="incident.acknowledge",
@@ -394,7 +398,6 @@ def acknowledge_incident(
         reason=note,
         detail={"before": IncidentState.OPEN.value, "after": IncidentState.ACKNOWLEDGED.value},
     )
-    return incident
 
 
 def resolve_incident(
@@ -411,15 +414,19 @@ def resolve_incident(
     if incident.state == IncidentState.RESOLVED:
         raise Conflict("this incident is resolved already")
     before = incident.state
-    incident.state = IncidentState.RESOLVED
-    incident.open_key = None
-    incident.resolved_at = now or utcnow()
-    incident.resolved_by = actor.name
-    if note:
-        incident.note = note
-    session.add(incident)
-    session.flush()
-    append(
+
+    def resolve() -> Incident:
+        incident.state = IncidentState.RESOLVED
+        incident.open_key = None
+        incident.resolved_at = now or utcnow()
+        incident.resolved_by = actor.name
+        if note:
+            incident.note = note
+        session.add(incident)
+        return incident
+
+    return act_then_audit(
+        resolve,
         session=session,
         actor=actor,
         action="incident.resolve",
@@ -428,4 +435,3 @@ def resolve_incident(
         reason=note,
         detail={"before": before, "after": IncidentState.RESOLVED.value},
     )
-    return incident
