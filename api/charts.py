@@ -14,7 +14,7 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
-__all__ = ["GraphNode", "Point", "line_chart", "lineage_svg"]
+__all__ = ["GraphNode", "Point", "WaterfallRow", "line_chart", "lineage_svg", "waterfall_svg"]
 
 Point = tuple[datetime, float]
 _PALETTE = ("#1c7ed6", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#495057")
@@ -26,7 +26,11 @@ def _fmt(value: float) -> str:
 
 
 def line_chart(
-    title: str, series: Mapping[str, Sequence[Point]], *, threshold: float | None = None
+    title: str,
+    series: Mapping[str, Sequence[Point]],
+    *,
+    threshold: float | None = None,
+    empty: str = "no judged runs yet.",
 ) -> Markup:
     """Draw one or more time series (oldest first) as an accessible SVG line chart.
 
@@ -35,13 +39,14 @@ def line_chart(
         series: Label → points, most important first; labels beyond the palette's eight are
             dropped.
         threshold: A dashed horizontal line (the alerting threshold), when there is one.
+        empty: What to say after the title when there are no points.
     """
     kept = list(series.items())[: len(_PALETTE)]
     values = [v for _, points in kept for _, v in points]
     times = [t for _, points in kept for t, _ in points]
     label = escape(title)
     if not values:
-        return Markup(f'<p class="empty">{label}: no judged runs yet.</p>')  # noqa: S704 - escaped
+        return Markup(f'<p class="empty">{label}: {escape(empty)}</p>')  # noqa: S704 - escaped
     low = min([*values, threshold] if threshold is not None else values)
     high = max([*values, threshold] if threshold is not None else values)
     low, high = (min(low, 0.0), high) if low >= 0 else (low, high)
@@ -174,3 +179,62 @@ def lineage_svg(
         + "".join(boxes)
         + "</svg>"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WaterfallRow:
+    """One span of a trace waterfall, in tree order (a parent before its children).
+
+    Attributes:
+        label: The span's name (shortened to fit).
+        depth: Nesting level; 0 for a root span.
+        start: Start offset from the trace's start, as a fraction of the trace's duration.
+        end: End offset, likewise (``end >= start``).
+        error: Whether the span failed (drawn in the alert colour).
+        href: The in-page anchor of the span's details.
+        tooltip: Shown on hover: latency, tokens, cost.
+    """
+
+    label: str
+    depth: int
+    start: float
+    end: float
+    error: bool
+    href: str
+    tooltip: str
+
+
+_WF_WIDTH, _WF_LABEL, _WF_ROW, _WF_INDENT = 960, 260, 24, 14
+
+
+def waterfall_svg(title: str, rows: Sequence[WaterfallRow]) -> Markup:
+    """Draw a trace as a waterfall: one bar per span, placed by its start and end in the trace.
+
+    Labels are indented by depth so nesting reads at a glance; each bar links to the span's
+    details further down the page, so the chart works from the keyboard too.
+    """
+    label = escape(title)
+    plot_w = _WF_WIDTH - _WF_LABEL - 10
+    height = _WF_ROW * max(len(rows), 1) + 8
+    parts = [
+        f'<svg class="chart waterfall" viewBox="0 0 {_WF_WIDTH} {height}" role="group" '
+        f'aria-label="{label}" xmlns="http://www.w3.org/2000/svg"><title>{label}</title>'
+    ]
+    for index, row in enumerate(rows):
+        top = 4 + index * _WF_ROW
+        start = min(max(row.start, 0.0), 1.0)
+        end = min(max(row.end, start), 1.0)
+        x = _WF_LABEL + plot_w * start
+        width = max(plot_w * (end - start), 2.0)
+        text = row.label if len(row.label) <= 30 else row.label[:29] + "…"
+        color = "#c92a2a" if row.error else _PALETTE[row.depth % len(_PALETTE)]
+        parts.append(
+            f'<a href="{escape(row.href)}" class="span-link"><g class="span-row" '
+            f'data-depth="{row.depth}"><title>{escape(row.label)}: {escape(row.tooltip)}</title>'
+            f'<text class="span-label" x="{4 + _WF_INDENT * row.depth}" y="{top + 15}">'
+            f"{escape(text)}</text>"
+            f'<rect class="span-bar" x="{x:.1f}" y="{top + 3}" width="{width:.1f}" '
+            f'height="{_WF_ROW - 8}" rx="3" fill="{color}"/></g></a>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every interpolated string is escaped above

@@ -20,6 +20,9 @@ page                                        permission           shows
 ``/p/{project}/monitor-runs/{id}``          ``monitor:read``     the run's findings, its
                                                                  stored report embedded
 ``…/monitor-runs/{id}/report.{json,html}``  ``report:read``      report downloads
+``/p/{project}/traces``                     ``trace:read``       LLM traces, filtered
+``/p/{project}/traces/{trace_id}``          ``trace:read``       one trace as a waterfall
+``/p/{project}/traces/deployments/{id}``    ``trace:read``       volume, latency, tokens, cost
 ``/p/{project}/incidents``                  ``alert:read``       incidents and their findings
 ``/p/{project}/approvals`` (GET)            ``project:read``     inbox; decide forms if allowed
 ``/p/{project}/approvals/{id}`` (POST)      ``approval:decide``  approve / reject with a reason
@@ -58,6 +61,7 @@ from api.dashboard import (  # noqa: F401  (importing a page module registers it
     overview,
     report_pages,
     sign_in,
+    trace_pages,
 )
 from api.dashboard.rendering import _HERE, PUBLIC_PATHS, _csrf, _templates, router
 from api.dashboard.summaries import run_label
