@@ -36,6 +36,7 @@ __all__ = [
     "list_deployments",
     "live_deployments",
     "record_deployment",
+    "resolve_deployment",
 ]
 
 _SLUG = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -275,6 +276,34 @@ def get_deployment(
             f"no deployment {deployment_id} in this project; list them with GET …/deployments"
         )
     return deployment
+
+
+def resolve_deployment(
+    *, session: Session, project_id: uuid.UUID, ref: str, environment: str = "production"
+) -> Deployment:
+    """Return a deployment by id, or by name: the one live in that slot (``environment``).
+
+    Raises:
+        NotFound: No such deployment id in the project, or nothing is live under the name.
+    """
+    try:
+        deployment_id = uuid.UUID(ref)
+    except ValueError:
+        live = session.exec(
+            select(Deployment).where(
+                Deployment.project_id == project_id,
+                Deployment.name == ref,
+                Deployment.environment == environment,
+                col(Deployment.live_until).is_(None),
+            )
+        ).first()
+        if live is None:
+            raise NotFound(
+                f"nothing is live under deployment {ref!r} in {environment!r}; name a live slot "
+                "(and its environment) or give the deployment's id"
+            ) from None
+        return live
+    return get_deployment(session=session, project_id=project_id, deployment_id=deployment_id)
 
 
 def list_deployments(

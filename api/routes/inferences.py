@@ -1,5 +1,8 @@
 """Inference logs, labels and reference baselines over HTTP.
 
+``{deployment_id}`` is the deployment's id or its name (the slot live in ``?environment=``,
+default ``production``), as ``…/predict`` accepts it.
+
 * ``POST …/deployments/{deployment_id}/inferences`` — a JSON batch of at most
   :data:`~monitors.inferences.MAX_BATCH` (10,000) records;
 * ``POST …/deployments/{deployment_id}/inferences/upload`` — the same as a table file
@@ -30,7 +33,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile, status
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.deps import SessionDep, SettingsDep
@@ -38,6 +41,7 @@ from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import act_then_audit
 from governance.permissions import Permission
+from lineage.deployments import resolve_deployment
 from lineage.errors import InvalidInput
 from lineage.runtime.queue import RuntimeJob
 from monitors.baseline.storage import (
@@ -105,6 +109,26 @@ class InferenceBatchPublic(BaseModel):
     max_batch: int = MAX_BATCH
 
 
+DeploymentRef = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=256,
+        description="The deployment's id, or its name (the slot live in `environment`).",
+    ),
+]
+Environment = Annotated[
+    str, Query(max_length=64, description="The slot's environment when the deployment is named.")
+]
+
+
+def _resolve(session: SessionDep, project_id: uuid.UUID, ref: str, environment: str) -> uuid.UUID:
+    """Resolve a deployment addressed by id or by name, as ``…/predict`` accepts it."""
+    return resolve_deployment(
+        session=session, project_id=project_id, ref=ref, environment=environment
+    ).id
+
+
 def _answer(
     log: Callable[[], IngestResult],
     session: SessionDep,
@@ -128,18 +152,18 @@ def _answer(
 
 @router.post("/deployments/{deployment_id}/inferences", status_code=status.HTTP_201_CREATED)
 def post_inferences(
-    deployment_id: uuid.UUID,
+    deployment_id: DeploymentRef,
     body: InferencesCreate,
     actor: Logger,
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
+    environment: Environment = "production",
 ) -> InferenceBatchPublic:
     """Log a batch of inferences; re-sent request ids are counted once."""
+    target = _resolve(session, project.id, deployment_id, environment)
     refuse_non_finite(body.records)
-    deployment, _ = deployment_of(
-        session=session, project_id=project.id, deployment_id=deployment_id
-    )
+    deployment, _ = deployment_of(session=session, project_id=project.id, deployment_id=target)
     return _answer(
         lambda: log_inferences(
             session=session, data_dir=settings.data_dir, deployment=deployment, records=body.records
@@ -147,7 +171,7 @@ def post_inferences(
         session,
         actor,
         "inference.log",
-        deployment_id,
+        target,
     )
 
 
@@ -157,17 +181,17 @@ def _suffix(upload: UploadFile) -> str:
 
 @router.post("/deployments/{deployment_id}/inferences/upload", status_code=status.HTTP_201_CREATED)
 def upload_inferences(
-    deployment_id: uuid.UUID,
+    deployment_id: DeploymentRef,
     file: Annotated[UploadFile, File(description="CSV or Parquet: request_id, features…")],
     actor: Logger,
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
+    environment: Environment = "production",
 ) -> InferenceBatchPublic:
     """Log a batch scoring job's output from a Parquet or CSV file (at most 10,000 rows)."""
-    deployment, _ = deployment_of(
-        session=session, project_id=project.id, deployment_id=deployment_id
-    )
+    target = _resolve(session, project.id, deployment_id, environment)
+    deployment, _ = deployment_of(session=session, project_id=project.id, deployment_id=target)
     limits = settings.table_limits(max_rows=MAX_BATCH)
     frame = read_table(file.file.read(), suffix=_suffix(file), limits=limits)
     records = records_from_frame(frame)
@@ -179,23 +203,23 @@ def upload_inferences(
         session,
         actor,
         "inference.upload",
-        deployment_id,
+        target,
     )
 
 
 @router.post("/deployments/{deployment_id}/labels", status_code=status.HTTP_201_CREATED)
 def post_labels(
-    deployment_id: uuid.UUID,
+    deployment_id: DeploymentRef,
     body: LabelsCreate,
     actor: Logger,
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
+    environment: Environment = "production",
 ) -> InferenceBatchPublic:
     """Log ground truth for inferences logged before; the first label of a request id wins."""
-    deployment, _ = deployment_of(
-        session=session, project_id=project.id, deployment_id=deployment_id
-    )
+    target = _resolve(session, project.id, deployment_id, environment)
+    deployment, _ = deployment_of(session=session, project_id=project.id, deployment_id=target)
     return _answer(
         lambda: log_labels(
             session=session, data_dir=settings.data_dir, deployment=deployment, labels=body.labels
@@ -203,7 +227,7 @@ def post_labels(
         session,
         actor,
         "inference.label",
-        deployment_id,
+        target,
     )
 
 
@@ -348,30 +372,32 @@ _EXPLANATION = "/deployments/{deployment_id}/inferences/{request_id}/explanation
 
 @router.post(_EXPLANATION, status_code=status.HTTP_202_ACCEPTED)
 def request_explanation(
-    deployment_id: uuid.UUID,
+    deployment_id: DeploymentRef,
     request_id: str,
     actor: Runner,
     project: CurrentProject,
     session: SessionDep,
     response: Response,
+    environment: Environment = "production",
 ) -> ExplanationPublic:
     """Queue the explanation of one logged inference; the worker loads the model and explains."""
+    target = _resolve(session, project.id, deployment_id, environment)
     job, _queued = act_then_audit(
         lambda: queue_explanation(
             session=session,
             project_id=project.id,
-            deployment_id=deployment_id,
+            deployment_id=target,
             request_id=request_id,
         ),
         session=session,
         actor=actor,
         action="inference.explain",
-        target=f"deployment:{deployment_id}",
+        target=f"deployment:{target}",
         detail=lambda made: {"after": {"request_id": request_id, "job_id": str(made[0].id)}},
         when=lambda made: made[1],
     )
     response.headers["Location"] = (
-        f"/api/v1/projects/{project.name}/deployments/{deployment_id}/inferences/"
+        f"/api/v1/projects/{project.name}/deployments/{target}/inferences/"
         f"{quote(request_id, safe='')}/explanation"
     )
     return ExplanationPublic.of(job)
@@ -379,15 +405,20 @@ def request_explanation(
 
 @router.get(_EXPLANATION, dependencies=_READ)
 def read_explanation(
-    deployment_id: uuid.UUID, request_id: str, project: CurrentProject, session: SessionDep
+    deployment_id: DeploymentRef,
+    request_id: str,
+    project: CurrentProject,
+    session: SessionDep,
+    environment: Environment = "production",
 ) -> ExplanationPublic:
     """Return the newest explanation of one logged inference: its state, then its contributions."""
-    deployment_of(session=session, project_id=project.id, deployment_id=deployment_id)
+    target = _resolve(session, project.id, deployment_id, environment)
+    deployment_of(session=session, project_id=project.id, deployment_id=target)
     return ExplanationPublic.of(
         latest_explanation(
             session=session,
             project_id=project.id,
-            deployment_id=deployment_id,
+            deployment_id=target,
             request_id=request_id,
         )
     )

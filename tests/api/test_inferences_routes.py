@@ -467,3 +467,39 @@ def test_a_parquet_bomb_in_the_data_directory_is_refused_as_a_reference(
     assert answer.json()["field"] == "dataset_version_id"
     assert "20,000,000 rows; at most 2,000,000" in answer.json()["detail"]
     assert _count(engine, "monitors_baseline") == 0
+
+
+def test_a_deployment_is_addressed_by_name_as_well_as_by_id(
+    client: TestClient,
+    engine: Engine,
+    scientist: Issued,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+) -> None:
+    by_name = f"{BASE}/deployments/{deployment.name}"
+    env = {"environment": deployment.environment}
+    logged = client.post(
+        f"{by_name}/inferences",
+        params=env,
+        json={"records": records(rows)},
+        headers=scientist.headers,
+    )
+    assert logged.status_code == 201, logged.text
+    assert logged.json()["accepted"] == 30
+    labels = [{"request_id": f"r{i}", "label": int(v)} for i, v in enumerate(rows[TARGET])]
+    labelled = client.post(
+        f"{by_name}/labels", params=env, json={"labels": labels}, headers=scientist.headers
+    )
+    assert labelled.status_code == 201, labelled.text
+    again = client.post(  # the same rows by id: the same deployment, counted once
+        _url(deployment), json={"records": records(rows)}, headers=scientist.headers
+    )
+    assert again.json()["duplicates"] == 30
+    elsewhere = client.post(
+        f"{by_name}/inferences",
+        params={"environment": "nowhere"},
+        json={"records": records(rows)},
+        headers=scientist.headers,
+    )
+    assert elsewhere.status_code == 404
+    assert "nothing is live under deployment" in elsewhere.json()["detail"]
