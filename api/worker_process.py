@@ -46,7 +46,8 @@ from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
 from retrain.loop import handle_run_findings
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import PIPELINE_RUN
-from retrain.runner import RunnerConfig, pipeline_handler
+from retrain.runner import pipeline_handler
+from retrain.runner_config import RunnerConfig
 from retrain.sandbox import executor_for
 
 __all__ = [

@@ -13,7 +13,8 @@ from retrain.pipelines import (
     request_run,
 )
 from retrain.promotion import promote, record_live, redeploy, request_promotion, rollback
-from retrain.runner import RunnerConfig, execute_pipeline_run, pipeline_handler
+from retrain.runner import execute_pipeline_run, pipeline_handler
+from retrain.runner_config import RunnerConfig
 from retrain.sandbox import BubblewrapExecutor, SandboxSpec, StepExecutor, UnsandboxedExecutor
 
 __all__ = [

@@ -34,7 +34,7 @@ from retrain.pipelines import (
     list_runs,
     request_run,
 )
-from retrain.runner import run_directory
+from retrain.runner_config import run_directory
 
 __all__ = ["PipelinePublic", "PipelineRunCreate", "PipelineRunPublic", "router"]
 

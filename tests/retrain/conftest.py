@@ -33,7 +33,7 @@ from retrain.pipelines import (
     finish_run,
     request_run,
 )
-from retrain.runner import RunnerConfig
+from retrain.runner_config import RunnerConfig
 from retrain.step import StepContext
 from retrain.trained_versions import record_trained_version, register_step_model
 from tests.conftest import Issued

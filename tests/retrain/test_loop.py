@@ -59,7 +59,7 @@ from retrain.pipelines import (
     request_run,
 )
 from retrain.promotion import promote, request_promotion
-from retrain.runner import RunnerConfig
+from retrain.runner_config import RunnerConfig
 from tests.adult import FEATURES, TARGET, adult_test, adult_train
 from tests.monitors.serving import records
 

@@ -37,7 +37,8 @@ from retrain.pipelines import (
     cancel_run,
     request_run,
 )
-from retrain.runner import RunnerConfig, execute_pipeline_run, run_directory
+from retrain.runner import execute_pipeline_run
+from retrain.runner_config import RunnerConfig, run_directory
 from tests.lineage.openlineage_spec import assert_spec_event
 from tests.retrain.conftest import ADULT_TRAIN
 

@@ -39,7 +39,8 @@ from retrain.pipelines import (
     TrainingData,
     request_run,
 )
-from retrain.runner import RunnerConfig, execute_pipeline_run, run_directory
+from retrain.runner import execute_pipeline_run
+from retrain.runner_config import RunnerConfig, run_directory
 from retrain.sandbox import BubblewrapExecutor, UnsandboxedExecutor, executor_for
 
 HOSTILE_CODE = Path(__file__).resolve().parent / "sandbox_code"
