@@ -54,9 +54,21 @@ def _deployment_rows(
     versions = _versions_by_id(session, project.id)
     monitors = list_monitors(session=session, project_id=project.id)
     latest = _latest_runs(session, monitors)
+    # A monitor watches a slot: promotion records a new deployment row, the monitors stay.
+    bound = {m.deployment_id for m in monitors if m.deployment_id is not None}
+    slot_of = {
+        d.id: (d.name, d.environment)
+        for d in (session.get(Deployment, i) for i in bound)
+        if d is not None
+    }
     rows = []
     for deployment in deployments:
-        watching = [m for m in monitors if m.deployment_id == deployment.id]
+        slot = (deployment.name, deployment.environment)
+        watching = [
+            m
+            for m in monitors
+            if m.deployment_id is not None and slot_of.get(m.deployment_id) == slot
+        ]
         statuses = [run_label(latest.get(m.id)) for m in watching]
         rows.append(
             {

@@ -574,3 +574,26 @@ def test_the_incidents_page_lists_an_incident_with_its_findings(
     page = client.get("/p/acme/incidents", headers=HTML)
     assert page.status_code == 200, page.text
     assert "drift_share dataset = 0.5 (alert)" in page.text
+
+
+def test_a_promotion_keeps_the_slots_monitors_on_the_overview(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    with session_scope(engine) as session:
+        project = get_project(session=session, name="acme")
+        register_model_version(
+            session=session,
+            project_id=project.id,
+            name="income",
+            spec=ModelVersionCreate(version="2", artifact_uri="m", artifact_sha256="b" * 64),
+        )
+        record_deployment(  # a new deployment row for the same slot, as a promotion writes
+            session=session,
+            project_id=project.id,
+            spec=DeploymentCreate(
+                name="income-api", environment="production", model_name="income", model_version="2"
+            ),
+        )
+    overview = sign_in(new_client(), "vic").get("/p/acme", headers=HTML)
+    assert "no monitors" not in overview.text
+    assert re.search(r"income-api</a></td>.*?s-alert", overview.text, re.S)
