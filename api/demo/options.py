@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "ALSO",
     "DEMO_MARKER",
     "DEPLOYMENT",
     "MODEL",
@@ -28,6 +29,9 @@ DEPLOYMENT = "income-api"
 TRAIN_PIPELINE = "income-train"
 RETRAIN_PIPELINE = "income-retrain"
 PEOPLE = {"dana": "data_scientist", "avery": "approver", "alex": "auditor"}
+# Dana also holds the approver role, so the demo shows separation of duties refusing her own
+# request by the rule itself, not by a missing permission.
+ALSO = {"dana": ("approver",)}
 MONITOR_KINDS = ("drift", "quality", "performance", "fairness", "explanations")
 SHIFT = "married people aged 40 and over"
 

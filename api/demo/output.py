@@ -101,7 +101,10 @@ def print_summary(summary: Summary) -> None:
     print("\nOpen")
     for name, url in summary.links.items():
         print(f"  {name:17} {url}")
-    print("  sign in as alex (auditor), avery (approver) or dana (data scientist)", flush=True)
+    print(
+        "  sign in as alex (auditor), avery (approver) or dana (data scientist, also an approver)",
+        flush=True,
+    )
 
 
 def format_metric(value: float) -> str:

@@ -6,7 +6,7 @@ import secrets
 
 from api.demo.client import Person
 from api.demo.context import Demo
-from api.demo.options import PEOPLE, PROJECT
+from api.demo.options import ALSO, PEOPLE, PROJECT
 
 __all__ = ["step_people"]
 
@@ -38,12 +38,13 @@ def step_people(demo: Demo) -> None:
             admin,
             json={"label": "warden demo"},
         )["key"]
-        demo.api.call(
-            "POST",
-            f"{demo.base}/grants",
-            admin,
-            json={"principal_id": created["id"], "role": role},
-        )
+        for granted in (role, *ALSO.get(name, ())):
+            demo.api.call(
+                "POST",
+                f"{demo.base}/grants",
+                admin,
+                json={"principal_id": created["id"], "role": granted},
+            )
         demo.people[name] = Person(name, role, password, key, created["id"])
     demo.summary.people = {
         p.name: {"role": p.role, "password": p.password, "api_key": p.key}

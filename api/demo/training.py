@@ -62,7 +62,7 @@ def wait_evaluation(demo: Demo, step: str, version: str, who: Person) -> dict[st
 
 
 def promote(demo: Demo, version: str, reason: str) -> dict[str, Any]:
-    """Ask for promotion, show that the asker cannot approve, approve, then promote."""
+    """Ask for promotion, show the rule refusing the asker (an approver too), approve, promote."""
     scientist, approver = demo.person("data_scientist"), demo.person("approver")
     asked = demo.api.call(
         "POST",
@@ -77,7 +77,10 @@ def promote(demo: Demo, version: str, reason: str) -> dict[str, Any]:
         json={"reason": "my own model"},
         expect=(403,),
     )
-    demo.console.say(f"      {scientist.name} cannot approve it herself: {own['detail']}")
+    demo.console.say(
+        f"      {scientist.name} holds the approver role, yet the rule refuses her own request: "
+        f"{own['detail']}"
+    )
     demo.api.call(
         "POST",
         f"{demo.base}/approvals/{asked['approval_id']}/approve",

@@ -209,10 +209,13 @@ def test_separation_of_duties_held_and_the_audit_chain_verifies(
 ) -> None:
     admin = _headers(demo, "admin")
     entries = _audit(api, admin)
-    approved = [e for e in entries if e["action"] == "approval.approve"]
-    assert [(e["actor_name"], e["outcome"]) for e in approved] == [("avery", "success")] * 2
-    refused = [e for e in entries if e["action"] == "access.denied" and "/approve" in e["reason"]]
+    decided = [e for e in entries if e["action"] == "approval.approve"]
+    approved = [e for e in decided if e["outcome"] == "success"]
+    assert [e["actor_name"] for e in approved] == ["avery"] * 2
+    # Dana holds the approver role: the separation-of-duties rule, not a permission, refuses her.
+    refused = [e for e in decided if e["outcome"] == "denied"]
     assert [e["actor_name"] for e in refused] == ["dana", "dana"]
+    assert all("another approver must decide it" in e["reason"] for e in refused)
     promoted = [e for e in entries if e["action"] == "model.promote"]
     assert {e["actor_name"] for e in promoted} == {"dana"}
     verify = api.get("/api/v1/audit/verify", headers=_headers(demo, "alex"))
