@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,49 +21,21 @@ from governance.roles import Role, grant_role
 from lineage.models import Deployment
 from lineage.projects import Project
 from lineage.store import session_scope
-from monitors.traces import OtlpSpan, ingest_spans
 from tests.api.test_dashboard import HTML, PASSWORD, new_client, sign_in
-from tests.monitors.traces.conftest import make_llm_deployment
+from tests.monitors.traces.conftest import make_llm_deployment, otlp_span, store_spans
 
-START = 1_765_000_000_000_000_000
 MESSAGES = '[{"role": "user", "parts": [{"type": "text", "content": "refund my order"}]}]'
-
-
-def _span(trace: str, span: str, parent: str | None, at_ms: int, ms: int, **attrs: Any) -> OtlpSpan:
-    status = str(attrs.pop("status", "unset"))
-    return OtlpSpan(
-        trace_id=trace * 32,
-        span_id=span * 16,
-        parent_span_id=parent * 16 if parent else None,
-        name=f"step {span}",
-        kind="client",
-        start_ns=START + at_ms * 1_000_000,
-        end_ns=START + (at_ms + ms) * 1_000_000,
-        status=status,
-        status_message="",
-        attributes=attrs,
-    )
-
-
-def _store(engine: Engine, deployment: Deployment, spans: list[OtlpSpan]) -> None:
-    with session_scope(engine) as session:
-        ingest_spans(
-            session=session,
-            project_id=deployment.project_id,
-            deployment_id=deployment.id,
-            spans=spans,
-        )
 
 
 def seed_traces(engine: Engine, bot: Deployment, search: Deployment) -> None:
     """Trace ``a`` (three nested spans, one priced, with messages) on ``bot``; trace ``b`` (one
     failed, unpriced span) on ``search``."""
-    _store(
+    store_spans(
         engine,
         bot,
         [
-            _span("a", "1", None, 0, 900),
-            _span(
+            otlp_span("a", "1", None, 0, 900),
+            otlp_span(
                 "a",
                 "2",
                 "1",
@@ -80,14 +51,14 @@ def seed_traces(engine: Engine, bot: Deployment, search: Deployment) -> None:
                     "warden.prompt.version": "3",
                 },
             ),
-            _span("a", "3", "2", 200, 100, **{"gen_ai.operation.name": "execute_tool"}),
+            otlp_span("a", "3", "2", 200, 100, **{"gen_ai.operation.name": "execute_tool"}),
         ],
     )
-    _store(
+    store_spans(
         engine,
         search,
         [
-            _span(
+            otlp_span(
                 "b",
                 "4",
                 None,
@@ -116,7 +87,9 @@ def acme(engine: Engine, make_project: Callable[[str], Project]) -> tuple[Deploy
     bot = make_llm_deployment(engine, project, "support-bot")
     search = make_llm_deployment(engine, project, "search-bot")
     seed_traces(engine, bot, search)
-    _store(engine, make_llm_deployment(engine, other, "secret-bot"), [_span("c", "5", None, 0, 5)])
+    store_spans(
+        engine, make_llm_deployment(engine, other, "secret-bot"), [otlp_span("c", "5", None, 0, 5)]
+    )
     return bot, search
 
 

@@ -12,39 +12,10 @@ from sqlalchemy.engine import Engine
 from governance.roles import Role
 from lineage.models import Deployment
 from lineage.projects import Project
-from lineage.store import session_scope
-from monitors.traces import OtlpSpan, ingest_spans
 from tests.conftest import Issued
-from tests.monitors.traces.conftest import make_llm_deployment
+from tests.monitors.traces.conftest import make_llm_deployment, otlp_span, store_spans
 
-START = 1_765_000_000_000_000_000
 URL = "/api/v1/projects/acme/traces"
-
-
-def _span(trace: str, span: str, parent: str | None, at_ms: int, ms: int, **attrs: Any) -> OtlpSpan:
-    status = str(attrs.pop("status", "unset"))
-    return OtlpSpan(
-        trace_id=trace * 32,
-        span_id=span * 16,
-        parent_span_id=parent * 16 if parent else None,
-        name=f"step {span}",
-        kind="client",
-        start_ns=START + at_ms * 1_000_000,
-        end_ns=START + (at_ms + ms) * 1_000_000,
-        status=status,
-        status_message="",
-        attributes=attrs,
-    )
-
-
-def _store(engine: Engine, deployment: Deployment, spans: list[OtlpSpan]) -> None:
-    with session_scope(engine) as session:
-        ingest_spans(
-            session=session,
-            project_id=deployment.project_id,
-            deployment_id=deployment.id,
-            spans=spans,
-        )
 
 
 @pytest.fixture
@@ -58,12 +29,12 @@ def seeded(engine: Engine, make_project: Callable[[str], Project]) -> tuple[Depl
     bot = make_llm_deployment(engine, project, "support-bot")
     search = make_llm_deployment(engine, project, "search-bot")
     messages = '[{"role": "user", "parts": [{"type": "text", "content": "refund my order"}]}]'
-    _store(
+    store_spans(
         engine,
         bot,
         [
-            _span("a", "1", None, 0, 900),
-            _span(
+            otlp_span("a", "1", None, 0, 900),
+            otlp_span(
                 "a",
                 "2",
                 "1",
@@ -77,14 +48,14 @@ def seeded(engine: Engine, make_project: Callable[[str], Project]) -> tuple[Depl
                     "warden.prompt.version": "3",
                 },
             ),
-            _span("a", "3", "2", 200, 100, **{"gen_ai.operation.name": "execute_tool"}),
+            otlp_span("a", "3", "2", 200, 100, **{"gen_ai.operation.name": "execute_tool"}),
         ],
     )
-    _store(
+    store_spans(
         engine,
         search,
         [
-            _span(
+            otlp_span(
                 "b",
                 "4",
                 None,
