@@ -28,6 +28,7 @@ from api.routes import (
     projects,
 )
 from api.routes import audit as audit_routes
+from api.routes import evaluation_datasets as evaluation_dataset_routes
 from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
 from api.routes import llm_governance as llm_governance_routes
@@ -105,6 +106,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(otlp_routes.router)
     app.include_router(llm_governance_routes.router)
     app.include_router(trace_routes.router)
+    app.include_router(evaluation_dataset_routes.router)
     install_metrics(app)
     app.add_middleware(SecurityHeaders)  # last added runs outermost: every response gets them
     return app

@@ -2,6 +2,7 @@
 
 from retrain.champions import Promotion, current_champion
 from retrain.deployers import AliasDeployer, Deployer, EmbeddedDeployer, VerifiedModelLoader
+from retrain.eval_datasets import EvalDataset, EvalDatasetVersion, EvalRecord
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
@@ -23,6 +24,9 @@ __all__ = [
     "BubblewrapExecutor",
     "Deployer",
     "EmbeddedDeployer",
+    "EvalDataset",
+    "EvalDatasetVersion",
+    "EvalRecord",
     "Evaluation",
     "Pipeline",
     "PipelineRun",
