@@ -15,13 +15,13 @@ Services here never commit.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, col, select
 
-from governance.policy_evaluation import Decision, PriorDecision, RunFindings
+from governance.policy_evaluation import Decision, PolicyRef, PriorDecision, RunFindings, evaluate
 from lineage.tables import AwareDateTime, Record
 from monitors.findings import Finding, FindingList
 
@@ -35,7 +35,11 @@ __all__ = [
     "prior_decisions",
     "record_batch",
     "record_decision",
+    "replay",
 ]
+
+_COOLDOWN_LOOKBACK = timedelta(days=31)
+"""How far back fired decisions are read for cooldowns (longer than the longest cooldown)."""
 
 
 class FindingBatch(Record, table=True):
@@ -162,6 +166,41 @@ def prior_decisions(
         PriorDecision(policy_id=r.policy_id, rule=r.rule, scope_key=r.scope_key, at=r.decided_at)
         for r in rows
     ]
+
+
+def replay(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    policy: PolicyRef,
+    now: datetime,
+    runs: list[RunFindings] | None = None,
+    last_runs: int = 20,
+    with_cooldowns: bool = True,
+) -> tuple[int, list[Decision]]:
+    """Evaluate one policy version on given runs, or the project's last ``last_runs``; act on none.
+
+    The dry-run of the REST API and of the dashboard's policy editor (a document not yet
+    saved is a :class:`PolicyRef` too). Cooldowns count from the decisions this policy already
+    fired, unless ``with_cooldowns`` is off. Returns how many runs were judged and the decisions.
+    """
+    judged = (
+        runs
+        if runs is not None
+        else history(session=session, project_id=project_id, limit=last_runs)
+    )
+    prior = (
+        [
+            p
+            for p in prior_decisions(
+                session=session, project_id=project_id, since=now - _COOLDOWN_LOOKBACK
+            )
+            if p.policy_id == policy.policy_id
+        ]
+        if with_cooldowns
+        else []
+    )
+    return len(judged), evaluate(history=judged, policies=[policy], prior=prior, now=now)
 
 
 def record_decision(

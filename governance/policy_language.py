@@ -29,6 +29,7 @@ the typed :class:`PolicyDocument` without parsing it again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -61,6 +62,7 @@ __all__ = [
     "Rule",
     "Scope",
     "dump_document",
+    "error_line",
     "load_document",
     "load_source",
     "parse_document",
@@ -482,3 +484,46 @@ def load_document(stored: dict[str, Any]) -> PolicyDocument:
     is read with the typed models alone: the path-naming checks ran when the version was stored.
     """
     return PolicyDocument.model_validate(stored)
+
+
+def _path_parts(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        parts.append(int(index) if index else name)
+    return parts
+
+
+def error_line(source: str, error: InvalidInput) -> int | None:
+    """Return the 1-based line of ``source`` an error of :func:`parse_document` points at.
+
+    A syntax error has its line from the YAML parser; a validation error names a path
+    (``rules[0].when.all[1].threshold``), found in the text's node tree: the line of the value
+    at that path, or of the nearest enclosing node when the path names a missing key. ``None``
+    when the text cannot be read as YAML at all (too deep) or has no node there.
+    """
+    try:
+        node = yaml.compose(source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as syntax:
+        mark = getattr(syntax, "problem_mark", None)
+        if mark is None:
+            return None
+        return min(int(mark.line) + 1, max(1, len(source.splitlines())))  # not past the end
+    except RecursionError:
+        return None
+    if node is None:
+        return None
+    field = error.field if error.field not in (None, "source", "document") else ""
+    for part in _path_parts(field or ""):
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            found = [value for key, value in node.value if getattr(key, "value", None) == part]
+            if not found:
+                keys = [key for key, _ in node.value if getattr(key, "value", None) == part]
+                return int((keys or [node])[0].start_mark.line) + 1
+            node = found[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+        else:
+            break
+    return int(node.start_mark.line) + 1

@@ -57,8 +57,10 @@ from fastapi.staticfiles import StaticFiles
 from api.dashboard import (  # noqa: F401  (importing a page module registers its pages)
     governance_pages,
     model_pages,
+    monitor_forms,  # before monitor_pages: …/monitors/new must match before …/monitors/{id}
     monitor_pages,
     overview,
+    policy_forms,
     report_pages,
     sign_in,
     trace_pages,

@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
@@ -68,6 +68,7 @@ def monitor_page(
     actor: Annotated[Actor, Depends(require(Permission.MONITOR_READ))],
     project: CurrentProject,
     session: SessionDep,
+    saved: Annotated[str | None, Query(max_length=16)] = None,
 ) -> HTMLResponse:
     """Show a monitor's status over time as charts and its run history."""
     monitor = get_monitor(session=session, project_id=project.id, monitor_id=monitor_id)
@@ -94,6 +95,7 @@ def monitor_page(
         runs=runs,
         charts=charts,
         status_of=run_label,
+        saved=saved if saved in ("created", "changed") else None,
     )
 
 

@@ -15,7 +15,7 @@ already taken, and returns the decisions without acting on any.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, status
@@ -27,7 +27,7 @@ from api.limits import MAX_SQL_INTEGER
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import append_in_own_transaction
-from governance.decisions import PolicyDecision, history, prior_decisions
+from governance.decisions import PolicyDecision, replay
 from governance.permissions import Permission
 from governance.policies import (
     Policy,
@@ -41,7 +41,7 @@ from governance.policies import (
     list_versions,
     set_enabled,
 )
-from governance.policy_evaluation import PolicyRef, RunFindings, evaluate
+from governance.policy_evaluation import PolicyRef, RunFindings
 from lineage.errors import InvalidInput, PermissionDenied
 from lineage.tables import utcnow
 from monitors.findings import Finding, Status
@@ -377,8 +377,10 @@ def dry_run(
     row = get_version(session=session, policy=policy, version=number)
     ref = PolicyRef(policy_id=policy.id, name=policy.name, version=number, document=row.parsed())
     now = body.now or utcnow()
-    if body.runs is not None:
-        runs = [
+    runs = (
+        None
+        if body.runs is None
+        else [
             RunFindings(
                 run_id=r.run_id,
                 source_id=r.source_id,
@@ -390,20 +392,16 @@ def dry_run(
             )
             for r in body.runs
         ]
-    else:
-        runs = history(session=session, project_id=project.id, limit=body.last_runs or 1)
-    prior = (
-        [
-            p
-            for p in prior_decisions(
-                session=session, project_id=project.id, since=now - timedelta(days=31)
-            )
-            if p.policy_id == policy.id
-        ]
-        if body.with_cooldowns
-        else []
     )
-    decisions = evaluate(history=runs, policies=[ref], prior=prior, now=now)
+    judged, decisions = replay(
+        session=session,
+        project_id=project.id,
+        policy=ref,
+        now=now,
+        runs=runs,
+        last_runs=body.last_runs or 1,
+        with_cooldowns=body.with_cooldowns,
+    )
     return DryRunPublic(
-        policy_version=number, runs=len(runs), decisions=[d.to_dict() for d in decisions]
+        policy_version=number, runs=judged, decisions=[d.to_dict() for d in decisions]
     )

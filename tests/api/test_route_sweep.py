@@ -70,6 +70,9 @@ READ_GATED_WRITES: dict[str, str] = {
     "POST /api/v1/projects/{project}/policies/{policy_id}:dry-run": (
         "evaluates a policy against findings and stores nothing"
     ),
+    "POST /p/{project}/policies/dry-run": (
+        "the dashboard editor's dry-run: evaluates the text as written and stores nothing"
+    ),
     "POST /api/v1/projects/{project}/reports/renders": (
         "queues a render of a report the reader may already read; no governance state changes"
     ),
