@@ -22,6 +22,7 @@ from api.routes import (
     api_docs,
     approvals,
     deployments_serving,
+    federation,
     health,
     pipelines,
     principals,
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(api_docs.router)
     app.include_router(projects.router)
     app.include_router(principals.router)
+    app.include_router(federation.router)
     app.include_router(approvals.router)
     app.include_router(audit_routes.router)
     app.include_router(lineage_routes.router)

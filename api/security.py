@@ -15,9 +15,10 @@ What the gate does, in order:
 1. Gives the request an id (``X-Request-ID`` if the client sent a sane one, else a fresh one),
    echoed in the response and carried in :attr:`Actor.request_id`.
 2. Authenticates ``Authorization: Bearer <API key>`` (401 when missing or bad; a bad key is
-   counted for throttling and audited). Other credential readers (the dashboard's session
-   cookie) plug in per app through ``app.state.credential_readers`` (see
-   :data:`CredentialReader`).
+   counted for throttling and audited), or, when ``WARDEN_OIDC_API_AUDIENCE`` is set, a bearer
+   JWT access token from the identity provider (:mod:`api.oidc`), mapped to a service account.
+   Other credential readers (the dashboard's session cookie) plug in per app through
+   ``app.state.credential_readers`` (see :data:`CredentialReader`).
 3. Throttles *failing* credentials only: once an address has sent too many bad credentials in
    the window, further bad ones get 429 with ``Retry-After`` (and are no longer audited, so a
    flood cannot grow the log), while valid keys from the same address keep working. API keys
@@ -55,10 +56,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api.deps import EngineDep
+from api.oidc import access_token_principal, provider_of
 from api.settings import Settings
 from governance.actors import Actor, PrincipalKind
 from governance.audit import Outcome, append
 from governance.identity import (
+    KEY_PREFIX,
     AuthThrottle,
     Principal,
     actor_for,
@@ -90,7 +93,11 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _NO_PROJECT = "no such project, or you have no role in it; list yours with GET /api/v1/projects"
 
-_bearer = HTTPBearer(auto_error=False, description="A Warden API key: `wdn_<prefix>_<secret>`.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A Warden API key (`wdn_<prefix>_<secret>`) or, where configured, an access "
+    "token (JWT) from the organisation's identity provider.",
+)
 
 CredentialReader = Callable[[Request, Session], "Principal | None"]
 """Reads a non-bearer credential (e.g. a session cookie); returns the principal or ``None``.
@@ -150,7 +157,7 @@ def _record_denial(
             action="auth.failed" if denial.actor is None else "access.denied",
             target=f"{denial.target_kind}:{denial.target_id}",
             outcome=Outcome.DENIED,
-            reason=f"{denial.route}: {denial.error.detail}",
+            reason=f"{denial.route}: {getattr(denial.error, 'audit_reason', denial.error.detail)}",
         )
 
 
@@ -221,7 +228,20 @@ class Gate:
         credentials: HTTPAuthorizationCredentials | None,
     ) -> Principal | None:
         if credentials is not None:
-            principal, _key = authenticate_api_key(session=session, raw_key=credentials.credentials)
+            raw = credentials.credentials
+            provider = provider_of(request.app)
+            if (
+                provider is not None
+                and not raw.startswith(f"{KEY_PREFIX}_")
+                and raw.count(".") == 2
+            ):
+                return access_token_principal(
+                    session=session,
+                    provider=provider,
+                    settings=request.app.state.settings,
+                    token=raw,
+                )
+            principal, _key = authenticate_api_key(session=session, raw_key=raw)
             return principal
         readers: list[CredentialReader] = getattr(request.app.state, "credential_readers", [])
         for reader in readers:

@@ -7,10 +7,12 @@ read at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitors.table_files import TableLimits
@@ -154,6 +156,83 @@ class Settings(BaseSettings):
         description="The window over which failed authentications are counted, in seconds.",
     )
 
+    local_passwords: bool = Field(
+        default=True,
+        description="Whether people may sign in to the dashboard with a Warden password. Turn "
+        "it off when everyone signs in through the identity provider: the sign-in page then "
+        "shows only the provider, and no principal may be given a password. Bootstrap on an "
+        "empty store still works (the first administrator gets an API key, never a password).",
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer, exactly as its discovery document names it "
+        "(https; plain http only on loopback, for tests). Setting it (with a client id) turns "
+        "on dashboard sign-in with the provider.",
+    )
+    oidc_client_id: str | None = Field(
+        default=None, description="The client (application) id Warden has at the provider."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The client secret, best given sealed: 'sealed:<token>' as returned by "
+        "POST /api/v1/sealed-secrets (Fernet under the outbound key, like channel secrets).",
+    )
+    oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email"],
+        description="Scopes asked for at sign-in (JSON list); must include 'openid'.",
+    )
+    oidc_groups_claim: str = Field(
+        default="groups",
+        description="The claim carrying the person's groups in the ID token (and a service's "
+        "in its access token): a list of strings, or one string.",
+    )
+    oidc_name_claim: str = Field(
+        default="preferred_username",
+        description="The claim suggesting a Warden name at first sign-in (then 'email', "
+        "then 'sub'). Only a hint: people are recognised by issuer and subject.",
+    )
+    oidc_api_audience: str | None = Field(
+        default=None,
+        description="When set, API calls may carry the provider's access tokens (JWT, e.g. "
+        "from the client-credentials flow) whose 'aud' is this value; each is mapped to a "
+        "service account.",
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="Warden's public callback URL, registered at the provider; defaults to "
+        "<this request's origin>/login/oidc/callback.",
+    )
+    oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"],
+        description="Signature algorithms accepted on tokens (public-key ones only).",
+    )
+    oidc_leeway_seconds: int = Field(
+        default=60, ge=0, le=300, description="Clock skew tolerated on exp and iat (at most 5 min)."
+    )
+    oidc_jwks_refresh_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="A token naming an unknown key refetches the provider's keys at most this "
+        "often (key rotation without a restart).",
+    )
+    oidc_session_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=8 * 3600,
+        description="How long a dashboard session from the provider lasts; groups are "
+        "re-read at the next sign-in, so this bounds how long a removed group still counts.",
+    )
+    oidc_jit: bool = Field(
+        default=True,
+        description="Create a principal at its first sign-in or token use; when off, only "
+        "identities an administrator linked may sign in.",
+    )
+    oidc_display_name: str = Field(
+        default="your organisation's sign-in",
+        max_length=80,
+        description="Shown on the sign-in button ('Sign in with …').",
+    )
+
     outbound_key_path: Path | None = Field(
         default=None,
         description="Key sealing alert-channel secrets (Fernet, mode 0600), generated on first "
@@ -169,6 +248,41 @@ class Settings(BaseSettings):
         le=120,
         description="Connect/read timeout of one outbound delivery attempt, in seconds.",
     )
+
+    @field_validator("oidc_issuer", "oidc_redirect_url")
+    @classmethod
+    def _https_or_loopback(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError(f"{value!r} must be an https URL (http only on loopback)")
+        return value
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _openid_scope(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("the scopes must include 'openid'")
+        return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _public_key_algorithms(cls, value: list[str]) -> list[str]:
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"}
+        unsafe = sorted(set(value) - allowed - {"ES512", "EdDSA"})
+        if unsafe or not value:
+            raise ValueError(f"only public-key algorithms may be accepted, not {unsafe}")
+        return value
+
+    def oidc_enabled(self) -> bool:
+        """Return whether sign-in with an OpenID Connect provider is configured."""
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @field_validator("audit_anchor_channels")
     @classmethod

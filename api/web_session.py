@@ -7,9 +7,11 @@ the sign-in is also recorded in the store (:class:`governance.identity.Dashboard
 digest of the nonce), and the cookie is honoured only while that row is open. So signing out
 ends the session for good (a replayed cookie is refused), as do disabling the principal and
 changing their password (the fingerprint no longer matches); the cookie expires after
-:data:`SESSION_SECONDS`. Only people who may sign in (:func:`governance.identity.may_sign_in`:
-a person with a password) can hold a session, so a cookie can never stand for a service account
-or the password-less bootstrap administrator.
+:data:`SESSION_SECONDS`. Only people who may sign in can hold a session: a person with a password
+(:func:`governance.identity.may_sign_in`, while ``WARDEN_LOCAL_PASSWORDS`` is on) or a person the
+identity provider vouched for (linked by :mod:`governance.federation`, while OpenID Connect is
+configured; their sessions last ``WARDEN_OIDC_SESSION_SECONDS``). So a cookie can never stand for
+a service account or the password-less bootstrap administrator.
 
 The cookie is ``HttpOnly`` and ``SameSite=Lax`` (other sites cannot post forms with it), and
 ``Secure`` when the request came over https. It is read on dashboard paths only: the REST API
@@ -38,6 +40,8 @@ from fastapi import Request, Response
 from sqlmodel import Session
 
 from api.settings import Settings
+from governance.actors import PrincipalKind
+from governance.federation import identity_of
 from governance.identity import (
     Principal,
     dashboard_session_active,
@@ -122,11 +126,13 @@ class SessionCodec:
     def _sign(self, text: str) -> str:
         return _b64(hmac.new(self._key, text.encode(), hashlib.sha256).digest())
 
-    def issue(self, principal: Principal, *, now: float | None = None) -> tuple[str, WebSession]:
+    def issue(
+        self, principal: Principal, *, now: float | None = None, seconds: int = SESSION_SECONDS
+    ) -> tuple[str, WebSession]:
         """Return a signed cookie value for ``principal`` and the session it encodes."""
         session = WebSession(
             principal_id=principal.id,
-            expires_at=int(now if now is not None else time.time()) + SESSION_SECONDS,
+            expires_at=int(now if now is not None else time.time()) + seconds,
             nonce=secrets.token_urlsafe(16),
             fingerprint=_fingerprint(principal),
         )
@@ -213,11 +219,18 @@ def session_credential_reader(request: Request, session: Session) -> Principal |
     if found is None:
         return None
     principal = session.get(Principal, found.principal_id)
-    if (
-        principal is None
-        or not may_sign_in(principal)
-        or not hmac.compare_digest(_fingerprint(principal), found.fingerprint)
-    ):
+    settings: Settings = request.app.state.settings
+    if principal is None or not hmac.compare_digest(_fingerprint(principal), found.fingerprint):
+        raise Unauthenticated("your session has ended (account changed); sign in again")
+    if identity_of(session=session, principal_id=principal.id) is not None:
+        allowed = (
+            settings.oidc_enabled()
+            and principal.kind == PrincipalKind.PERSON
+            and principal.disabled_at is None
+        )
+    else:
+        allowed = settings.local_passwords and may_sign_in(principal)
+    if not allowed:
         raise Unauthenticated("your session has ended (account changed); sign in again")
     if not dashboard_session_active(
         session=session, principal_id=principal.id, nonce_digest=nonce_digest(found.nonce)
@@ -231,24 +244,34 @@ def _secure(request: Request) -> bool:
 
 
 def set_session_cookie(
-    request: Request, response: Response, principal: Principal, *, session: Session
+    request: Request,
+    response: Response,
+    principal: Principal,
+    *,
+    session: Session,
+    federated: bool = False,
+    seconds: int = SESSION_SECONDS,
 ) -> WebSession:
     """Sign ``principal`` in: record the session, set its cookie on ``response``, return it.
+
+    ``federated`` says the identity provider vouched for the person (no password needed);
+    ``seconds`` bounds the session (shorter for those, so their groups are re-read sooner).
 
     Raises:
         Unauthenticated: ``principal`` may not sign in (no password, a service account).
     """
-    value, web_session = codec_of(request).issue(principal)
+    value, web_session = codec_of(request).issue(principal, seconds=seconds)
     open_dashboard_session(
         session=session,
         principal=principal,
         nonce_digest=nonce_digest(web_session.nonce),
         expires_at=datetime.fromtimestamp(web_session.expires_at, UTC),
+        federated=federated,
     )
     response.set_cookie(
         SESSION_COOKIE,
         value,
-        max_age=SESSION_SECONDS,
+        max_age=seconds,
         path="/",
         httponly=True,
         samesite="lax",

@@ -14,6 +14,7 @@ from governance.audit import (
 from governance.channels import Channel, SecretBox
 from governance.decisions import FindingBatch, PolicyDecision, PromotionBlock
 from governance.delivery import Attempt, Delivery, deliver_due, deliver_due_now
+from governance.federation import ExternalIdentity, GroupMapping, OidcLogin
 from governance.identity import ApiKey, AuthFailure, DashboardSession, IssuedKey, Principal
 from governance.incidents import Incident, route_findings
 from governance.outbound import AllowEntry
@@ -37,10 +38,13 @@ __all__ = [
     "Channel",
     "DashboardSession",
     "Delivery",
+    "ExternalIdentity",
     "FileAnchor",
     "FindingBatch",
+    "GroupMapping",
     "Incident",
     "IssuedKey",
+    "OidcLogin",
     "Outcome",
     "Permission",
     "Policy",

@@ -519,14 +519,23 @@ def open_dashboard_session(
     principal: Principal,
     nonce_digest: str,
     expires_at: datetime,
+    federated: bool = False,
     now: datetime | None = None,
 ) -> DashboardSession:
     """Record a dashboard sign-in (and drop sessions that expired long enough ago).
 
+    ``federated`` marks a sign-in vouched for by the identity provider: any active person may
+    then hold a session; otherwise only those :func:`may_sign_in` allows (a password).
+
     Raises:
-        Unauthenticated: ``principal`` may not sign in (see :func:`may_sign_in`).
+        Unauthenticated: ``principal`` may not sign in.
     """
-    if not may_sign_in(principal):
+    allowed = (
+        principal.kind == PrincipalKind.PERSON and principal.disabled_at is None
+        if federated
+        else may_sign_in(principal)
+    )
+    if not allowed:
         raise Unauthenticated("this principal cannot sign in to the dashboard; use an API key")
     now = now or utcnow()
     session.execute(sa.delete(DashboardSession).where(col(DashboardSession.expires_at) <= now))

@@ -96,7 +96,7 @@ not approve it."""
 
 
 class RoleGrant(Record, table=True):
-    """One role held by one principal in one project, and who granted it."""
+    """One role held by one principal in one project, and who (or which group) granted it."""
 
     __tablename__ = "governance_role_grant"
     __table_args__ = (sa.UniqueConstraint("project_id", "principal_id", "role"),)
@@ -105,6 +105,12 @@ class RoleGrant(Record, table=True):
     principal_id: uuid.UUID = Field(foreign_key="governance_principal.id", index=True)
     role: Role = Field(sa_column=sa.Column(sa.String(32), nullable=False))
     granted_by_id: uuid.UUID | None = Field(default=None)
+    source: str = Field(
+        default="direct",
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default="direct"),
+    )
+    """``direct`` (granted by someone) or ``group`` (kept in step with the identity provider's
+    groups by :mod:`governance.federation`)."""
 
 
 def roles_of(*, session: Session, principal_id: uuid.UUID, project_id: uuid.UUID) -> set[Role]:

@@ -6,6 +6,7 @@ Pages (Jinja2 templates in ``api/templates/``, one stylesheet in ``api/static/``
 page                                        permission           shows
 ==========================================  ===================  ==============================
 ``/login`` (GET, POST)                      public               sign-in form
+``/login/oidc`` (and ``…/callback``)        public               sign-in with the provider
 ``/logout`` (POST)                          signed in            sign-out
 ``/``                                       signed in            the projects you have a role in
 ``/p/{project}``                            ``project:read``     models, live deployments with
@@ -63,6 +64,7 @@ from api.dashboard import (  # noqa: F401  (importing a page module registers it
     policy_forms,
     report_pages,
     sign_in,
+    sign_in_oidc,
     trace_pages,
 )
 from api.dashboard.rendering import _HERE, PUBLIC_PATHS, _csrf, _templates, router

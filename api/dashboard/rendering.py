@@ -23,7 +23,7 @@ from governance.roles import permissions_of, visible_project_ids
 from lineage.projects import Project, list_projects
 from monitors.run_jobs import worker_waiting
 
-PUBLIC_PATHS = frozenset({"/login"})
+PUBLIC_PATHS = frozenset({"/login", "/login/oidc", "/login/oidc/callback"})
 """Dashboard paths open without signing in (the route sweep exempts them)."""
 
 _HERE = Path(__file__).parent.parent

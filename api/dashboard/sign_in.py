@@ -1,4 +1,9 @@
-"""Sign-in and sign-out pages (the session cookie of :mod:`api.web_session`)."""
+"""Sign-in and sign-out pages (the session cookie of :mod:`api.web_session`).
+
+The page offers what the installation allows: the identity provider's button when OpenID
+Connect is configured (:mod:`api.dashboard.sign_in_oidc`), the password form while
+``WARDEN_LOCAL_PASSWORDS`` is on. With passwords off, a posted password is refused unread.
+"""
 
 from __future__ import annotations
 
@@ -39,18 +44,23 @@ from governance.identity import (
 from lineage.errors import RateLimited
 from lineage.store import session_scope
 
+__all__ = ["login_page", "safe_next"]
+
 # --- authentication -------------------------------------------------------------------------
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
+    """Return ``target`` if it is a path on this site, else ``/`` (no open redirects)."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/"
 
 
-def _login_page(
+def login_page(
     request: Request, *, error: str | None, status_code: int, next_url: str, username: str = ""
 ) -> HTMLResponse:
+    """Render the sign-in page with what this installation allows (provider, passwords)."""
+    settings: Settings = request.app.state.settings
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or uuid.uuid4().hex
     response = _render(
         request,
@@ -62,6 +72,8 @@ def _login_page(
         next_url=next_url,
         username=username,
         login_csrf=token,
+        passwords=settings.local_passwords,
+        oidc_name=settings.oidc_display_name if settings.oidc_enabled() else None,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -77,7 +89,7 @@ def _login_page(
 @router.get("/login")
 def login_form(request: Request, next: str = "/") -> HTMLResponse:
     """Show the sign-in form (the only public dashboard page)."""
-    return _login_page(request, error=None, status_code=200, next_url=_safe_next(next))
+    return login_page(request, error=None, status_code=200, next_url=safe_next(next))
 
 
 @router.post("/login", response_model=None)
@@ -94,17 +106,24 @@ def login(
     The failure audit names a known principal; a name no one has (perhaps a password typed
     into the wrong field) is recorded only as a keyed digest, never as the text.
     """
-    next_url = _safe_next(next)
+    next_url = safe_next(next)
+    settings: Settings = request.app.state.settings
+    if not settings.local_passwords:
+        return login_page(
+            request,
+            error=f"Passwords are switched off here; sign in with {settings.oidc_display_name}.",
+            status_code=403,
+            next_url=next_url,
+        )
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not expected or expected != csrf_token:
-        return _login_page(
+        return login_page(
             request,
             error="The form expired; please sign in again.",
             status_code=400,
             next_url=next_url,
             username=username,
         )
-    settings: Settings = request.app.state.settings
     throttle = AuthThrottle(
         max_failures=settings.auth_max_failures,
         window=timedelta(seconds=settings.auth_failure_window_seconds),
@@ -129,7 +148,7 @@ def login(
             else:
                 principal = None
     except RateLimited as error:
-        response = _login_page(
+        response = login_page(
             request, error=error.detail, status_code=429, next_url=next_url, username=username
         )
         response.headers["Retry-After"] = str(error.retry_after_seconds)
@@ -153,7 +172,7 @@ def login(
                 outcome=Outcome.DENIED,
                 reason=f"POST /login: wrong name or password for {named}",
             )
-        return _login_page(
+        return login_page(
             request,
             error="Wrong name or password.",
             status_code=401,

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.security import require_admin, require_authenticated
 from governance.actors import Actor, PrincipalKind
 from governance.identity import (
@@ -145,8 +145,16 @@ def _own_or_admin(actor: Actor, principal_id: uuid.UUID) -> None:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create(body: PrincipalCreate, actor: Admin, session: SessionDep) -> PrincipalPublic:
+def create(
+    body: PrincipalCreate, actor: Admin, session: SessionDep, settings: SettingsDep
+) -> PrincipalPublic:
     """Create a person or a service account (global administrators only)."""
+    if body.password is not None and not settings.local_passwords:
+        raise InvalidInput(
+            "local passwords are switched off on this installation (WARDEN_LOCAL_PASSWORDS); "
+            "people sign in through the identity provider: omit the password",
+            field="password",
+        )
     if body.kind == "service":
         if body.password is not None or body.is_admin:
             raise InvalidInput(
