@@ -30,7 +30,8 @@ plus ``prediction``, ``score`` and ``label``; a spec that leaves ``label_column`
 ``prediction_column`` or ``score_column`` unset gets those names when the window has data in
 them; drift judges the features and quality the features and context columns unless the spec
 names columns. Performance judges the labelled rows; fairness judges labelled rows with labels
-when at least ``min_rows`` have one, else selection rates over every row.
+when at least ``min_rows`` have one, else selection rates over every row; a performance estimate
+judges every row and measures the labelled ones beside it (it also reads ``probabilities``).
 
 A monitor with nothing to read — no deployment, no baseline yet (for the kinds that need one:
 fairness and performance judge absolute thresholds without it), an empty window — yields a run
@@ -255,10 +256,15 @@ def _conventions(
 
 def _frame_for(spec: MonitorSpec, window: pd.DataFrame) -> tuple[MonitorSpec, pd.DataFrame]:
     """Return the rows and spec a kind judges (labelled rows for performance and fairness)."""
-    hidden = _HIDDEN if spec.kind == Kind.EXPLANATIONS else (*_HIDDEN, "attributions")
+    hidden: tuple[str, ...] = (
+        _HIDDEN if spec.kind == Kind.EXPLANATIONS else (*_HIDDEN, "attributions")
+    )
+    if spec.kind == Kind.PERFORMANCE_ESTIMATE:
+        hidden = tuple(c for c in hidden if c != "probabilities")
     frame = window.drop(columns=[c for c in hidden if c in window.columns])
     label = spec.label_column
-    if label is None or label not in frame.columns:
+    if label is None or label not in frame.columns or spec.kind == Kind.PERFORMANCE_ESTIMATE:
+        # An estimate judges every row; labels already in are measured beside it.
         return spec, frame
     labelled = frame[frame[label].notna()]
     if spec.kind == Kind.FAIRNESS and len(labelled) < spec.min_rows:

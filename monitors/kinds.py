@@ -30,7 +30,9 @@ Charts (``Chart.kind`` and the keys of ``Chart.data``):
 * ``"bars"`` — one value per label: ``labels``, ``values``; optional ``threshold`` (one line)
   or ``thresholds`` (one mark per label) and ``flags`` (booleans: highlight these bars).
 * ``"intervals"`` — a value with a confidence interval per label: ``labels``, ``values``,
-  ``lower``, ``upper``, optional ``reference`` (a line to compare against).
+  ``lower``, ``upper``, optional ``reference`` (a mark to compare against), and optional
+  ``value_label`` and ``reference_label`` (the legend's words; the defaults say a 95 % interval
+  and the reference).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ BUILTIN_KINDS: dict[str, str] = {
     Kind.PREDICTION_DRIFT: "monitors.drift.monitor",
     Kind.QUALITY: "monitors.quality",
     Kind.PERFORMANCE: "monitors.performance",
+    Kind.PERFORMANCE_ESTIMATE: "monitors.estimation.monitor",
     Kind.FAIRNESS: "monitors.fairness.monitor",
     Kind.EXPLANATIONS: "monitors.explanations.monitor",
 }

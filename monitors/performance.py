@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "REGRESSION_METRICS",
     "compute_performance",
+    "judge_metric",
     "reference_performance",
     "run_performance",
 ]
@@ -252,6 +253,27 @@ def _beyond(metric: Metric, limit: float, *, upper_bound: bool) -> tuple[Status,
     return (Status.ALERT if upper is not None and upper < limit else Status.WARN), limit
 
 
+def judge_metric(
+    name: str,
+    metric: Metric,
+    reference: float | None,
+    threshold: float,
+    absolute: float | None = None,
+) -> tuple[Status, float | None]:
+    """Judge one metric (``value``, ``lower``, ``upper``) against its reference and limit.
+
+    The worse of the two verdicts wins: degradation beyond ``threshold`` from ``reference``,
+    and the ``absolute`` limit (a floor for classification metrics, a ceiling for MAE and
+    RMSE). Returns the status and the limit it was judged against.
+    """
+    status, limit = _judge(name, metric, reference, threshold)
+    if absolute is not None:
+        floor = _beyond(metric, absolute, upper_bound=name in REGRESSION_METRICS)
+        if _RANK[floor[0]] > _RANK[status] or limit is None:
+            status, limit = floor
+    return status, limit
+
+
 @register_kind(Kind.PERFORMANCE)
 def run_performance(spec: MonitorSpec, context: MonitorContext) -> KindResult:
     """Run performance: each metric with its interval, judged against the reference.
@@ -301,11 +323,9 @@ def run_performance(spec: MonitorSpec, context: MonitorContext) -> KindResult:
         if insufficient:
             status, limit = Status.INSUFFICIENT, None
         else:
-            status, limit = _judge(name, metric, ref_value, thresholds[name])
-            if name in absolute:
-                floor = _beyond(metric, absolute[name], upper_bound=name in REGRESSION_METRICS)
-                if _RANK[floor[0]] > _RANK[status] or limit is None:
-                    status, limit = floor
+            status, limit = judge_metric(
+                name, metric, ref_value, thresholds[name], absolute.get(name)
+            )
         findings.append(
             Finding(
                 monitor=Kind.PERFORMANCE.value,

@@ -143,14 +143,14 @@ def render_chart_svg(chart: Chart) -> str:
             ]
             axes.errorbar(
                 values, positions, xerr=errors, fmt="o", color=_CURRENT, capsize=3,
-                label="current (95% interval)",
+                label=data.get("value_label") or "current (95% interval)",
             )  # fmt: skip
             references = data.get("reference") or []
             marked = [(r, p) for r, p in zip(references, positions, strict=False) if r is not None]
             if marked:
                 axes.scatter(
                     [r for r, _ in marked], [p for _, p in marked], marker="|", s=200,
-                    color=_REFERENCE, label="reference", zorder=3,
+                    color=_REFERENCE, label=data.get("reference_label") or "reference", zorder=3,
                 )  # fmt: skip
             axes.set_yticks(positions, labels)
             axes.invert_yaxis()
@@ -209,6 +209,8 @@ def build_report(
             "rows": result.rows,
             "seconds": result.seconds,
             "findings": [finding.to_dict() for finding in result.findings],
+            "comparison": result.report.get("comparison") or [],
+            "caveats": result.report.get("caveats") or [],
             "charts": [
                 {"title": chart.title, "svg": Markup(render_chart_svg(chart))}  # noqa: S704
                 for chart in result.charts

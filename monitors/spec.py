@@ -22,6 +22,7 @@ class Kind(StrEnum):
     PREDICTION_DRIFT = "prediction_drift"
     QUALITY = "quality"
     PERFORMANCE = "performance"
+    PERFORMANCE_ESTIMATE = "performance_estimate"
     FAIRNESS = "fairness"
     EXPLANATIONS = "explanations"
 

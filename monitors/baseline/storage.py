@@ -98,6 +98,8 @@ class BaselineCreate(BaseModel):
         score_column: The reference's positive-class probability column (``score``).
         positive_label: The positive class, for reference performance.
         categorical: Columns to treat as categorical whatever their type.
+        probability_columns: For a multi-class model, class → the reference's column holding
+            that class's probability (what performance estimation calibrates).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -109,6 +111,7 @@ class BaselineCreate(BaseModel):
     score_column: str | None = _COLUMN
     positive_label: int | str = 1
     categorical: list[str] = Field(default_factory=list, max_length=1000)
+    probability_columns: dict[str, str] = Field(default_factory=dict, max_length=1000)
 
 
 class BaselinePublic(BaseModel):
@@ -241,6 +244,44 @@ def save_baseline(
     return row
 
 
+def _estimation_section(
+    reference: pd.DataFrame, frame: pd.DataFrame, spec: BaselineCreate, *, task: str
+) -> dict[str, Any] | None:
+    """Calibrate a scored classifier's reference for performance estimation (CBPE).
+
+    ``None`` for a regressor or a reference without scores (a regressor's loss model is fitted
+    in the worker from the baseline's sample).
+    """
+    from monitors.estimation import reference_estimation
+
+    if task != "classification":
+        return None
+    probability_columns = dict(spec.probability_columns)
+    missing = sorted(set(probability_columns.values()) - {str(c) for c in reference.columns})
+    if missing:
+        raise InvalidInput(
+            f"the reference has no probability column {missing[0]!r}", field="probability_columns"
+        )
+    if not probability_columns and spec.score_column is None:
+        return None
+    scored = frame.copy()
+    for name, column in probability_columns.items():
+        scored[f"probability:{name}"] = reference[column].to_numpy()
+    try:
+        return reference_estimation(
+            scored,
+            label_column="label",
+            prediction_column="prediction",
+            score_column="score" if spec.score_column else None,
+            probability_columns={n: f"probability:{n}" for n in probability_columns} or None,
+            positive_label=spec.positive_label,
+        )
+    except InvalidInput as error:
+        if error.field in ("label_column", "prediction_column", "score_column"):
+            return None  # too few labelled rows: the baseline stands, estimation cannot run
+        raise
+
+
 def create_baseline(
     *,
     session: Session,
@@ -289,6 +330,9 @@ def create_baseline(
             score_column="score" if spec.score_column else None,
             positive_label=spec.positive_label,
         )
+        estimation = _estimation_section(reference, frame, spec, task=extras["performance"]["task"])
+        if estimation is not None:
+            extras["performance_estimate"] = estimation
     baseline = build_baseline(
         frame, categorical=[c for c in spec.categorical if c in frame.columns], extras=extras
     )
