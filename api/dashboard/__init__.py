@@ -56,11 +56,14 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.dashboard import (  # noqa: F401  (importing a page module registers its pages)
+    access_forms,
+    alert_forms,
     governance_pages,
     model_pages,
     monitor_forms,  # before monitor_pages: …/monitors/new must match before …/monitors/{id}
     monitor_pages,
     overview,
+    pipeline_forms,
     policy_forms,
     report_pages,
     sign_in,

@@ -82,6 +82,7 @@ __all__ = [
     "IncidentNoteRequest",
     "IncidentPublic",
     "RulePublic",
+    "box_of",
     "outbound_key_path",
     "router",
     "secret_box",
@@ -104,7 +105,8 @@ def secret_box(settings: Settings) -> SecretBox:
     return SecretBox.from_key_file(outbound_key_path(settings))
 
 
-def _box(request: Request) -> SecretBox:
+def box_of(request: Request) -> SecretBox:
+    """Return the app's box sealing channel secrets (loaded once, shared by API and dashboard)."""
     box = getattr(request.app.state, "secret_box", None)
     if not isinstance(box, SecretBox):
         box = secret_box(request.app.state.settings)
@@ -112,7 +114,7 @@ def _box(request: Request) -> SecretBox:
     return box
 
 
-Box = Annotated[SecretBox, Depends(_box)]
+Box = Annotated[SecretBox, Depends(box_of)]
 
 
 # --- public shapes ---------------------------------------------------------------------------

@@ -14,14 +14,20 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from api.web_session import CSRF_FIELD
+from governance.alerts import AlertRule
+from governance.approvals import rule_settings
+from governance.channels import Channel
 from governance.decisions import record_batch
+from governance.identity import get_principal_by_name
 from governance.policies import Policy
 from governance.policy_evaluation import RunFindings
+from governance.roles import RoleGrant
 from lineage.projects import get_project
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.findings import Finding, Status
 from monitors.models import Monitor
+from retrain.pipelines import Pipeline
 from tests.api.test_dashboard import HTML, Store, _audit, _token, new_client, sign_in, store
 
 __all__ = ["new_client", "store"]
@@ -255,3 +261,229 @@ def test_a_data_scientist_sees_no_policy_editor_and_a_forced_post_is_refused(
     assert "policy:write" in forced.json()["detail"]
     assert [e.actor_name for e in _audit(engine, "access.denied")] == ["dana"]
     assert _policies(engine) == []
+
+
+def _channels(engine: Engine) -> list[Channel]:
+    with session_scope(engine) as session:
+        found = list(session.exec(select(Channel)).all())
+        session.expunge_all()
+        return found
+
+
+def test_channels_and_rules_are_created_and_changed_from_the_alerts_page(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    client = sign_in(new_client(), "dana")
+    page = client.get("/p/acme/alerts", headers=HTML)
+    assert page.status_code == 200
+    token = _token(page.text)
+    refused = client.post(
+        "/p/acme/alerts/channels",
+        data={
+            "c_kind": "webhook",
+            "c_name": "ops",
+            "c_url": "http://127.0.0.1:9/x",
+            CSRF_FIELD: token,
+        },
+        headers=HTML,
+    )
+    assert refused.status_code == 422  # the outbound guard: no private addresses unless allowed
+    assert 'id="e-c_url"' in refused.text
+    assert _channels(engine) == []
+    made = client.post(
+        "/p/acme/alerts/channels",
+        data={
+            "c_kind": "email",
+            "c_name": "ops-mail",
+            "c_smtp_host": "93.184.216.34",
+            "c_password": "hunter2-secret",
+            "c_sender": "warden@example.org",
+            "c_recipients": "ops@example.org, lead@example.org",
+            CSRF_FIELD: token,
+        },
+        headers=HTML,
+    )
+    assert made.status_code == 201, made.text
+    assert "Channel ops-mail created." in made.text
+    assert "hunter2-secret" not in made.text
+    (channel,) = _channels(engine)
+    assert channel.config["recipients"] == ["ops@example.org", "lead@example.org"]
+    no_channel = client.post(
+        "/p/acme/alerts/rules",
+        data={"name": "drift-to-ops", "min_status": "warn", CSRF_FIELD: token},
+        headers=HTML,
+    )
+    assert no_channel.status_code == 422
+    assert 'id="e-channel_ids"' in no_channel.text
+    created = client.post(
+        "/p/acme/alerts/rules",
+        data={
+            "name": "drift-to-ops",
+            "min_status": "warn",
+            "metrics": "drift_share",
+            "monitor_kinds": ["drift"],
+            "source_ids": [str(store.monitor_id)],
+            "channel_ids": [str(channel.id)],
+            "enabled": "true",
+            CSRF_FIELD: token,
+        },
+        follow_redirects=False,
+    )
+    assert created.status_code == 303
+    with session_scope(engine) as session:
+        (rule,) = session.exec(select(AlertRule)).all()
+        rule_id = rule.id
+        assert (rule.min_status, rule.metrics, rule.source_ids) == (
+            "warn",
+            ["drift_share"],
+            [str(store.monitor_id)],
+        )
+    listing = client.get("/p/acme/alerts", headers=HTML)
+    assert "income-drift" in listing.text
+    assert "ops-mail" in listing.text
+    edit = client.get(f"/p/acme/alerts?rule={rule_id}", headers=HTML)
+    assert "Change rule drift-to-ops" in edit.text
+    changed = client.post(
+        "/p/acme/alerts/rules",
+        data={
+            "rule_id": str(rule_id),
+            "name": "drift-to-ops",
+            "min_status": "alert",
+            "channel_ids": [str(channel.id)],
+            CSRF_FIELD: token,
+        },
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303
+    with session_scope(engine) as session:
+        changed_rule = session.get(AlertRule, rule_id)
+        assert changed_rule is not None
+        assert (changed_rule.min_status, changed_rule.enabled) == ("alert", False)
+    actions = [e.action for e in _audit(engine, "alert_rule.update")]
+    assert actions == ["alert_rule.update"]
+    assert [e.actor_name for e in _audit(engine, "alert_channel.create")] == ["dana"]
+
+
+def test_a_viewer_sees_no_alert_forms_and_a_forced_rule_is_refused(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    client = sign_in(new_client(), "vic")
+    page = client.get("/p/acme/alerts", headers=HTML)
+    assert page.status_code == 200
+    assert "New channel" not in page.text
+    assert "New rule" not in page.text
+    forced = client.post(
+        "/p/acme/alerts/channels",
+        data={
+            "c_kind": "slack",
+            "c_name": "x",
+            "c_url": "https://93.184.216.34/x",
+            CSRF_FIELD: _token(page.text),
+        },
+    )
+    assert forced.status_code == 403
+    assert "alert:write" in forced.json()["detail"]
+    assert [e.actor_name for e in _audit(engine, "access.denied")] == ["vic"]
+    assert _channels(engine) == []
+
+
+def test_a_data_scientist_defines_a_pipeline_and_a_bad_step_is_shown_at_its_field(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    client = sign_in(new_client(), "dana")
+    page = client.get("/p/acme/pipelines", headers=HTML)
+    assert "Define a pipeline" in page.text
+    token = _token(page.text)
+    form = {
+        "name": "income-train",
+        "model_name": "income",
+        "steps": "- name: train\n  entrypoint: tests.retrain.steps:train\n",
+        "parameters": "max_iter = 200\nlearning_rate = 0.1",
+        "time_limit_seconds": "600",
+        CSRF_FIELD: token,
+    }
+    bad = client.post("/p/acme/pipelines", data={**form, "steps": "- name: train\n"}, headers=HTML)
+    assert bad.status_code == 422
+    assert 'id="e-steps"' in bad.text
+    assert "exactly one of" in bad.text
+    done = client.post("/p/acme/pipelines", data=form, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    with session_scope(engine) as session:
+        (pipeline,) = session.exec(select(Pipeline)).all()
+        assert pipeline.spec["parameters"] == {"max_iter": 200, "learning_rate": 0.1}
+        assert pipeline.spec["time_limit_seconds"] == 600
+    assert [e.actor_name for e in _audit(engine, "pipeline.create")] == ["dana"]
+    listing = client.get(done.headers["location"], headers=HTML)
+    assert "Pipeline income-train defined." in listing.text
+    viewer = sign_in(new_client(), "vic")
+    seen = viewer.get("/p/acme/pipelines", headers=HTML)
+    assert "income-train" in seen.text
+    assert "Define a pipeline" not in seen.text
+    forced = viewer.post(
+        "/p/acme/pipelines", data={**form, "name": "x", CSRF_FIELD: _token(seen.text)}
+    )
+    assert forced.status_code == 403
+    assert [e.actor_name for e in _audit(engine, "access.denied")] == ["vic"]
+
+
+def test_an_admin_sets_an_approval_rule_and_grants_and_revokes_roles_by_name(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    client = sign_in(new_client(), "root")
+    page = client.get("/p/acme/access", headers=HTML)
+    assert page.status_code == 200
+    assert "<td>dana</td><td>data_scientist</td>" in page.text
+    token = _token(page.text)
+    ruled = client.post(
+        "/p/acme/access/approval-rules/rollback",
+        data={"required_approvers": "2", "carry_out": "on_approval", CSRF_FIELD: token},
+        follow_redirects=False,
+    )
+    assert ruled.status_code == 303
+    with session_scope(engine) as session:
+        project = get_project(session=session, name="acme")
+        rule = rule_settings(session=session, project_id=project.id, action="rollback")
+        assert (rule.required_approvers, rule.carry_out) == (2, "on_approval")
+    unknown = client.post(
+        "/p/acme/access/grants", data={"person": "nobody", "role": "viewer", CSRF_FIELD: token}
+    )
+    assert unknown.status_code == 404
+    granted = client.post(
+        "/p/acme/access/grants",
+        data={"person": "vic", "role": "approver", CSRF_FIELD: token},
+        follow_redirects=False,
+    )
+    assert granted.status_code == 303
+    shown = client.get(granted.headers["location"], headers=HTML)
+    assert "Role granted." in shown.text
+    assert "<td>vic</td><td>approver</td>" in shown.text
+    with session_scope(engine) as session:
+        grant = session.exec(select(RoleGrant).where(RoleGrant.role == "approver")).all()
+        vic_grant = next(
+            g
+            for g in grant
+            if g.principal_id == get_principal_by_name(session=session, name="vic").id
+        )
+        grant_id = vic_grant.id
+    revoked = client.post(
+        f"/p/acme/access/grants/{grant_id}/revoke", data={CSRF_FIELD: token}, follow_redirects=False
+    )
+    assert revoked.status_code == 303
+    assert [e.action for e in _audit(engine, "role.revoke")] == ["role.revoke"]
+
+
+def test_only_project_admins_see_access_and_a_forced_grant_is_refused(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    client = sign_in(new_client(), "dana")
+    overview = client.get("/p/acme/monitors", headers=HTML)
+    assert ">Access<" not in overview.text
+    assert client.get("/p/acme/access", headers=HTML).status_code == 403
+    forced = client.post(
+        "/p/acme/access/grants",
+        data={"person": "dana", "role": "admin", CSRF_FIELD: _token(overview.text)},
+    )
+    assert forced.status_code == 403
+    assert "project:admin" in forced.json()["detail"]
+    with session_scope(engine) as session:
+        assert not session.exec(select(RoleGrant).where(RoleGrant.role == "admin")).all()
