@@ -59,6 +59,9 @@ def _worst(statuses: list[str]) -> str:
     return statuses[0] if statuses else "no monitors"
 
 
+_ESTIMATED = "Estimated and realised performance"
+
+
 def _series(runs: list[MonitorRunPublic]) -> list[tuple[str, dict[str, list[Point]], float | None]]:
     """Turn the findings of successive runs (oldest first) into the monitor page's charts.
 
@@ -85,11 +88,18 @@ def _series(runs: list[MonitorRunPublic]) -> list[tuple[str, dict[str, list[Poin
                 title, label = "Performance", metric
             elif monitor == "fairness" and metric.endswith(("difference", "ratio")):
                 title, label = "Fairness gaps", f"{metric} · {scope}"
+            elif monitor == "performance_estimate" and finding.detail.get("estimated"):
+                # Estimate and realised value of the same window side by side, run after run:
+                # a realised line leaving the estimated one is concept drift made visible.
+                title, label = _ESTIMATED, f"{metric} (estimated)"
+                realised = finding.detail.get("realised")
+                if isinstance(realised, int | float):
+                    charts[title][f"{metric} (realised)"].append((when, float(realised)))
             else:
                 continue
             charts[title][label].append((when, float(value)))
             thresholds[title].add(finding.threshold)
-    order = ["Drift share", "Per-column drift", "Performance", "Fairness gaps"]
+    order = ["Drift share", "Per-column drift", "Performance", _ESTIMATED, "Fairness gaps"]
     drawn = []
     for title in order:
         if title not in charts:
