@@ -1,7 +1,11 @@
 """The ``warden`` command line: migrate, serve, up, and one sub-command group per room.
 
-Commands build :class:`Settings` from the environment (``WARDEN_*``) and pass them down; heavy
-libraries are imported inside the commands that need them so ``warden --help`` stays fast.
+Two modes. **Client mode** (``--url``, ``WARDEN_URL`` or the config file; :mod:`api.cli_client`):
+each command is a REST call as the principal whose API key it sends, so RBAC, separation of
+duties and audit are the server's. **Direct mode** (no URL; :mod:`api.cli_direct`): bootstrap,
+migrations, server processes and break-glass administration on the server itself, audited as
+``break-glass:<OS user>``. Only typer is imported at start-up; everything else inside the
+command that needs it, so ``warden --help`` stays fast (``bench/cli_startup.py``).
 """
 
 from __future__ import annotations
@@ -9,32 +13,82 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+if TYPE_CHECKING:
+    from api.settings import Settings
+
 from api.cli_admin import app as admin_app
 from api.cli_audit import app as audit_app
+from api.cli_client import ClientOptions, JsonOption, connect, emit
+from api.cli_governance import alert_rules_app, approvals_app, policies_app
 from api.cli_monitors import app as monitor_app
+from api.cli_monitors import baselines_app, monitors_app
 from api.cli_reports import app as report_app
 from api.cli_retrain import lineage_app, models_app, pipelines_app
-from api.settings import Settings
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="warden",
     help="Warden: governance and monitoring for ML models.",
     no_args_is_help=True,
     add_completion=False,
 )
 app.add_typer(admin_app, name="admin")
+app.add_typer(alert_rules_app, name="alert-rules")
+app.add_typer(approvals_app, name="approvals")
 app.add_typer(audit_app, name="audit")
+app.add_typer(baselines_app, name="baselines")
 app.add_typer(lineage_app, name="lineage")
 app.add_typer(models_app, name="models")
-app.add_typer(monitor_app, name="monitor")
+app.add_typer(monitor_app, name="monitor", help="Run a monitor in this process (break-glass).")
+app.add_typer(monitors_app, name="monitors")
 app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(policies_app, name="policies")
 app.add_typer(report_app, name="report")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="WARDEN_URL",
+            help="Warden's URL: client mode, every command a REST call as your API key's "
+            "principal (WARDEN_API_KEY or the config file).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="WARDEN_CONFIG",
+            help="Config file (TOML: url, api_key, project; default "
+            "~/.config/warden/config.toml, 0600 when it holds a key).",
+        ),
+    ] = None,
+) -> None:
+    """Warden: governance and monitoring for ML models."""
+    ctx.obj = ClientOptions(url=url, config=config)
+
+
+@app.command()
+def whoami(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show who the API key signs in as, and their roles per project (client mode)."""
+    answer = connect(ctx).request("GET", "/api/v1/principals/me")
+    emit(answer, as_json=as_json, human=lambda me: typer.echo(_describe(me)))
+
+
+def _describe(me: dict[str, Any]) -> str:
+    who = me["principal"]
+    roles = ", ".join(f"{r['role']} in {r['project']}" for r in me["roles"]) or "no roles"
+    return f"{who['name']} ({who['kind']}{', admin' if who['is_admin'] else ''}): {roles}"
 
 
 def _log_to_stderr() -> None:
@@ -42,6 +96,8 @@ def _log_to_stderr() -> None:
 
 
 def _settings() -> Settings:
+    from api.settings import Settings
+
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings

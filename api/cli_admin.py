@@ -1,7 +1,8 @@
 """``warden admin …``: bootstrap the first administrator, then projects, principals, keys, grants.
 
 These commands talk to the store directly, so whoever runs them is trusted like the database
-owner; every change is still written to the audit log, as the system actor ``warden-cli``.
+owner (direct mode, :mod:`api.cli_direct`); every change is still written to the audit log,
+as ``break-glass:<OS user>``.
 Secrets (API keys) are printed once, on stdout, and never stored::
 
     warden admin bootstrap --username alice          # on an empty store only
@@ -23,24 +24,32 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from sqlmodel import Session
-
-from api.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from governance.actors import Actor
 
 __all__ = ["app"]
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="admin",
     help="Administer Warden: first administrator, projects, people, service accounts, keys.",
     no_args_is_help=True,
 )
-project_app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
-person_app = typer.Typer(help="Create people (they may sign in).", no_args_is_help=True)
-service_app = typer.Typer(help="Create service accounts (automation).", no_args_is_help=True)
-key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+project_app = typer.Typer(
+    rich_markup_mode=None, help="Create and list projects.", no_args_is_help=True
+)
+person_app = typer.Typer(
+    rich_markup_mode=None, help="Create people (they may sign in).", no_args_is_help=True
+)
+service_app = typer.Typer(
+    rich_markup_mode=None, help="Create service accounts (automation).", no_args_is_help=True
+)
+key_app = typer.Typer(
+    rich_markup_mode=None, help="Create, list and revoke API keys.", no_args_is_help=True
+)
 app.add_typer(project_app, name="project")
 app.add_typer(person_app, name="person")
 app.add_typer(service_app, name="service")
@@ -51,6 +60,7 @@ T = TypeVar("T")
 
 @contextmanager
 def _session() -> Iterator[Session]:
+    from api.settings import Settings
     from api.store import open_store
     from lineage import session_scope
 
@@ -77,9 +87,9 @@ def _run(action: Callable[[Session], T]) -> T:
 
 
 def _cli_actor() -> Actor:
-    from governance.actors import Actor, PrincipalKind
+    from api.cli_direct import break_glass_actor
 
-    return Actor(principal_id=None, name="warden-cli", kind=PrincipalKind.SYSTEM)
+    return break_glass_actor()
 
 
 @app.command()

@@ -20,15 +20,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from api.settings import Settings
+if TYPE_CHECKING:
+    from api.settings import Settings
+
 
 __all__ = ["app"]
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="audit",
     help="Verify, export and checkpoint the tamper-evident audit log.",
     no_args_is_help=True,
@@ -36,6 +39,8 @@ app = typer.Typer(
 
 
 def _settings() -> Settings:
+    from api.settings import Settings
+
     return Settings()
 
 
@@ -147,8 +152,8 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
 ) -> None:
     """Export the whole chain as JSONL (unredacted; the export is itself audited)."""
+    from api.cli_direct import break_glass_actor
     from api.store import attach_audit_signer, open_store
-    from governance.actors import Actor
     from governance.audit import append, head
     from governance.audit_export import export_lines
     from lineage import session_scope
@@ -161,7 +166,7 @@ def export(
             up_to = head(session=session).seq
             append(
                 session=session,
-                actor=Actor.system(request_id="cli"),
+                actor=break_glass_actor(),
                 action="audit.export",
                 target=f"audit:1..{up_to}",
                 detail={"head_seq": up_to, "redacted": False, "via": "cli"},

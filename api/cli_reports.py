@@ -1,7 +1,7 @@
 """``warden report …``: write a model card, a project audit report or an "as of" report to a file.
 
-The CLI runs with direct access to the store (the operator's machine), so it renders the full
-report, sensitive fields included, and audits the generation as the ``warden`` system actor::
+Direct mode (no ``--url``): the CLI opens the store on the server, renders the full report,
+sensitive fields included, and audits the generation as ``break-glass:<OS user>``::
 
     warden report model income 3 --project acme --format pdf --out income-3.pdf
     warden report project acme --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z --out nov.html
@@ -20,11 +20,10 @@ from typing import Annotated
 
 import typer
 
-from api.settings import Settings
-
 __all__ = ["app"]
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="report",
     help="Generate model cards and audit reports (HTML, JSON or PDF).",
     no_args_is_help=True,
@@ -56,8 +55,8 @@ def _emit(body: bytes, out: Path | None) -> None:
 
 def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Path | None) -> bool:
     """Build, audit and write one report; return whether the audit chain verified intact."""
+    from api.cli_direct import break_glass_actor
     from api.store import open_store
-    from governance.actors import Actor
     from governance.audit_export import verify_store
     from governance.signing import load_or_create_signer
     from lineage import WardenError, session_scope
@@ -67,6 +66,8 @@ def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Pa
     if fmt == "pdf" and out is None:
         typer.echo("error: a PDF needs --out FILE", err=True)
         raise typer.Exit(2)
+    from api.settings import Settings
+
     settings = Settings()
     engine = open_store(settings)
     try:
@@ -86,7 +87,7 @@ def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Pa
             )
             audit_generation(
                 session=session,
-                actor=Actor.system(request_id="cli"),
+                actor=break_glass_actor(),
                 project_id=found.id,
                 report=request.report,
                 target=request.target(),

@@ -1,9 +1,10 @@
 """``warden pipelines …``, ``warden models …`` and ``warden lineage sync-mlflow``.
 
-These commands act on the store directly, as the operator who holds its credentials: they are
-audited as Warden itself (``system``), and approvals still apply — ``warden models promote``
-refuses a version nobody approved, exactly like the API. ``warden pipelines run --now`` executes
-the run in this process (what the worker would do), which the demo and one-machine setups use.
+With ``--url`` (or ``WARDEN_URL``) each command is a REST call as the signed-in principal
+(:mod:`api.cli_client`). Without one they act on the store directly, as the operator who holds
+its credentials, audited as ``break-glass:<OS user>`` (:mod:`api.cli_direct`); going-live rules
+still apply. ``lineage sync-mlflow`` is an import (a migration), direct only. In direct mode
+``warden pipelines run --now`` executes the run in this process (what the worker would do).
 """
 
 from __future__ import annotations
@@ -11,24 +12,33 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from api.settings import Settings
+if TYPE_CHECKING:
+    from api.settings import Settings
+
 
 __all__ = ["lineage_app", "models_app", "pipelines_app"]
 
 pipelines_app = typer.Typer(
+    rich_markup_mode=None,
     name="pipelines",
     help="Define retraining pipelines, start, follow and cancel their runs.",
     no_args_is_help=True,
 )
 models_app = typer.Typer(
-    name="models", help="Roll deployments back to the version they replaced.", no_args_is_help=True
+    rich_markup_mode=None,
+    name="models",
+    help="Roll deployments back to the version they replaced.",
+    no_args_is_help=True,
 )
 lineage_app = typer.Typer(
-    name="lineage", help="Import provenance from other systems.", no_args_is_help=True
+    rich_markup_mode=None,
+    name="lineage",
+    help="Import provenance from other systems.",
+    no_args_is_help=True,
 )
 
 ProjectOption = Annotated[str, typer.Option("--project", "-p", help="The project's name.")]
@@ -36,6 +46,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _settings() -> Settings:
+    from api.settings import Settings
+
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings
@@ -65,8 +77,8 @@ def define(
     """Register a pipeline from a spec file (the body of ``POST …/pipelines``)."""
     import yaml
 
+    from api.cli_direct import break_glass_actor
     from api.store import open_store
-    from governance import Actor
     from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import PipelineSpec, create_pipeline
 
@@ -76,7 +88,7 @@ def define(
         spec = PipelineSpec.model_validate(yaml.safe_load(file.read_text(encoding="utf-8")))
         with session_scope(engine) as session:
             found = get_project(session=session, name=project)
-            actor = Actor.system().in_project(found.id)
+            actor = break_glass_actor().in_project(found.id)
             pipeline = create_pipeline(session=session, project_id=found.id, spec=spec, actor=actor)
         typer.echo(f"pipeline {pipeline.name} defined ({pipeline.id})")
     except WardenError as error:
@@ -96,9 +108,9 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Start a run of a pipeline (or show the one already active for its model)."""
+    from api.cli_direct import break_glass_actor
     from api.store import open_store
     from api.worker_process import runner_config
-    from governance import Actor
     from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import get_pipeline, request_run
     from retrain.runner import execute_pipeline_run
@@ -109,7 +121,7 @@ def run(
         with session_scope(engine) as session:
             found = get_project(session=session, name=project)
             pipeline = get_pipeline(session=session, project_id=found.id, name=name)
-            actor = Actor.system().in_project(found.id)
+            actor = break_glass_actor().in_project(found.id)
             requested = request_run(session=session, pipeline=pipeline, actor=actor, reason=reason)
         result = requested.run
         if now and requested.created:
@@ -157,8 +169,8 @@ def runs(project: ProjectOption, as_json: JsonOption = False) -> None:
 @pipelines_app.command("cancel")
 def cancel(project: ProjectOption, run_id: Annotated[uuid.UUID, typer.Argument()]) -> None:
     """Cancel a queued or running pipeline run."""
+    from api.cli_direct import break_glass_actor
     from api.store import open_store
-    from governance import Actor
     from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import cancel_run
 
@@ -166,7 +178,7 @@ def cancel(project: ProjectOption, run_id: Annotated[uuid.UUID, typer.Argument()
     try:
         with session_scope(engine) as session:
             found = get_project(session=session, name=project)
-            actor = Actor.system().in_project(found.id)
+            actor = break_glass_actor().in_project(found.id)
             done = cancel_run(session=session, project_id=found.id, run_id=run_id, actor=actor)
         typer.echo(f"run {done.id}: {done.state}")
     except WardenError as error:
@@ -183,8 +195,8 @@ def rollback_command(
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
 ) -> None:
     """Put the version the live one replaced back live (alias-only; the API also warms serving)."""
+    from api.cli_direct import break_glass_actor
     from api.store import open_store
-    from governance import Actor
     from lineage import WardenError, get_project, session_scope
     from retrain.deployers import AliasDeployer
     from retrain.mlflow_registry import Registry
@@ -204,7 +216,7 @@ def rollback_command(
                 project_id=found.id,
                 deployment=deployment,
                 environment=environment,
-                actor=Actor.system().in_project(found.id),
+                actor=break_glass_actor().in_project(found.id),
                 registry=registry,
                 deployer=AliasDeployer(registry=registry),
                 reason=reason,
@@ -229,8 +241,8 @@ def sync_mlflow_command(
     as_json: JsonOption = False,
 ) -> None:
     """Import registered model versions, their source runs and logged inputs, idempotently."""
+    from api.cli_direct import break_glass_actor
     from api.store import open_store
-    from governance import Actor
     from lineage import WardenError, get_project, session_scope
     from retrain.mlflow_registry import Registry
     from retrain.mlflow_sync import sync_mlflow
@@ -248,7 +260,7 @@ def sync_mlflow_command(
                 session=session,
                 project_id=found.id,
                 registry=registry,
-                actor=Actor.system().in_project(found.id),
+                actor=break_glass_actor().in_project(found.id),
                 model_names=model or None,
             )
     except WardenError as error:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from monitors.table_files import TableLimits
+if TYPE_CHECKING:
+    from monitors.table_files import TableLimits
 
 __all__ = ["Settings"]
 
@@ -295,6 +296,10 @@ class Settings(BaseSettings):
 
     def table_limits(self, *, max_rows: int | None = None) -> TableLimits:
         """Return the bounds of a table read into memory (``max_rows`` lowers the row bound)."""
+        from monitors.table_files import (
+            TableLimits,
+        )  # the monitors package is heavy: not for --help
+
         rows = self.table_max_rows if max_rows is None else min(max_rows, self.table_max_rows)
         return TableLimits(
             max_rows=rows, max_columns=self.table_max_columns, max_bytes=self.table_max_bytes

@@ -30,16 +30,28 @@ from lineage.tables import utcnow
 __all__ = [
     "DeploymentCreate",
     "DeploymentImport",
+    "DeploymentRef",
     "end_deployment",
     "get_deployment",
     "import_deployment",
     "list_deployments",
     "live_deployments",
     "record_deployment",
+    "resolve_body_deployment",
     "resolve_deployment",
 ]
 
 _SLUG = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+DeploymentRef = Annotated[
+    uuid.UUID | Annotated[str, Field(min_length=1, max_length=256)],
+    Field(
+        union_mode="left_to_right",
+        description="The deployment's id, or its name (the slot live in `environment`, "
+        "default production), as `…/deployments/{name}/predict` accepts it.",
+    ),
+]
+"""A request body's ``deployment_id``: a UUID when it parses as one, else a deployment's name."""
 
 
 class DeploymentCreate(BaseModel):
@@ -304,6 +316,26 @@ def resolve_deployment(
             ) from None
         return live
     return get_deployment(session=session, project_id=project_id, deployment_id=deployment_id)
+
+
+def resolve_body_deployment(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    ref: uuid.UUID | str,
+    environment: str = "production",
+) -> Deployment:
+    """Resolve a body's ``deployment_id``: an id, or the name of a slot live in ``environment``.
+
+    Raises:
+        InvalidInput: No such deployment in the project (``field`` is ``deployment_id``).
+    """
+    try:
+        return resolve_deployment(
+            session=session, project_id=project_id, ref=str(ref), environment=environment
+        )
+    except NotFound as error:
+        raise InvalidInput(error.detail, field="deployment_id") from None
 
 
 def list_deployments(

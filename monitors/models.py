@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from sqlmodel import Field
 
+from lineage.deployments import DeploymentRef
 from lineage.tables import AwareDateTime, Record
 from monitors.spec import MonitorSpec
 
@@ -198,7 +199,7 @@ class MonitorCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = pydantic.Field(pattern=MONITOR_NAME_PATTERN)
-    deployment_id: uuid.UUID | None = None
+    deployment_id: DeploymentRef | None = None
     spec: MonitorSpec
     schedule: Schedule | None = None
     window: str = "last:24h"

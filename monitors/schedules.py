@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from lineage.deployments import resolve_body_deployment
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.tables import utcnow
 from monitors.models import (
@@ -99,18 +100,33 @@ def _ensure_unique_name(
 
 
 def create_monitor(
-    *, session: Session, project_id: uuid.UUID, spec: MonitorCreate, now: datetime | None = None
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    spec: MonitorCreate,
+    now: datetime | None = None,
+    environment: str = "production",
 ) -> Monitor:
     """Store a new monitor; an interval schedule has its first slot at creation time.
 
+    ``spec.deployment_id`` may name the deployment: the one live in ``environment``'s slot.
+
     Raises:
         Conflict: The project has a monitor with that name already.
+        InvalidInput: No such deployment in the project.
     """
     now = now or utcnow()
+    deployment_id = (
+        None
+        if spec.deployment_id is None
+        else resolve_body_deployment(
+            session=session, project_id=project_id, ref=spec.deployment_id, environment=environment
+        ).id
+    )
     _ensure_unique_name(session=session, project_id=project_id, name=spec.name)
     monitor = Monitor(
         project_id=project_id,
-        deployment_id=spec.deployment_id,
+        deployment_id=deployment_id,
         name=spec.name,
         kind=spec.spec.kind,
         spec=spec.spec.model_dump(mode="json"),

@@ -15,7 +15,8 @@ default ``production``), as ``…/predict`` accepts it.
   in the worker), ``GET`` the same URL for its state and, once done, the contributions;
 * ``POST …/baselines`` / ``GET …/baselines`` / ``GET …/baselines/{id}`` — reference baselines,
   built from a dataset version whose file is inside the data directory, or
-  ``POST …/baselines/upload`` (multipart ``file`` plus form fields) to upload the reference.
+  ``POST …/baselines/upload`` (multipart ``file`` plus form fields) to upload the reference;
+  their ``deployment_id`` is an id or a name too (``?environment=`` as above).
 
 Logging needs ``inference:write``; explanations need ``monitor:run`` to request (audited) and
 ``monitor:read`` to read; baselines need ``monitor:write`` to build and ``monitor:read``
@@ -238,6 +239,7 @@ def post_baseline(
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
+    environment: Environment = "production",
 ) -> BaselinePublic:
     """Build a deployment's reference baseline from a dataset version in the data directory."""
     return _created(
@@ -248,6 +250,7 @@ def post_baseline(
             spec=body,
             created_by=actor.principal_id,
             limits=settings.table_limits(),
+            environment=environment,
         ),
         session,
         actor,
@@ -276,7 +279,9 @@ def _created(
 @router.post("/baselines/upload", status_code=status.HTTP_201_CREATED)
 def upload_baseline(
     file: Annotated[UploadFile, File(description="The reference data, CSV or Parquet")],
-    deployment_id: Annotated[uuid.UUID, Form()],
+    deployment_id: Annotated[
+        str, Form(min_length=1, max_length=256, description="The deployment's id or name.")
+    ],
     actor: Writer,
     project: CurrentProject,
     session: SessionDep,
@@ -284,6 +289,7 @@ def upload_baseline(
     label_column: Annotated[str | None, Form(max_length=256)] = None,
     prediction_column: Annotated[str | None, Form(max_length=256)] = None,
     score_column: Annotated[str | None, Form(max_length=256)] = None,
+    environment: Environment = "production",
 ) -> BaselinePublic:
     """Upload the reference data itself (kept in the data directory) and build the baseline.
 
@@ -312,6 +318,7 @@ def upload_baseline(
             spec=spec,
             limits=settings.table_limits(),
             created_by=actor.principal_id,
+            environment=environment,
         ),
         session,
         actor,
@@ -322,10 +329,17 @@ def upload_baseline(
 def get_baselines(
     project: CurrentProject,
     session: SessionDep,
-    deployment_id: Annotated[uuid.UUID | None, Query()] = None,
+    deployment_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=256, description="Only this deployment's (id or name)."),
+    ] = None,
+    environment: Environment = "production",
 ) -> list[BaselinePublic]:
     """List the project's baselines, newest first (of one deployment when given)."""
-    found = list_baselines(session=session, project_id=project.id, deployment_id=deployment_id)
+    target = (
+        None if deployment_id is None else _resolve(session, project.id, deployment_id, environment)
+    )
+    found = list_baselines(session=session, project_id=project.id, deployment_id=target)
     return [BaselinePublic.model_validate(row) for row in found]
 
 

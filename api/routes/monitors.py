@@ -21,8 +21,7 @@ from governance.actors import Actor
 from governance.audit import act_then_audit
 from governance.permissions import Permission
 from lineage import utcnow
-from lineage.deployments import get_deployment
-from lineage.errors import Conflict, InvalidInput, NotFound
+from lineage.errors import Conflict, InvalidInput
 from lineage.runtime.queue import get_job
 from monitors.models import (
     Monitor,
@@ -85,16 +84,23 @@ def _audited(
 
 @router.post("/monitors", status_code=status.HTTP_201_CREATED)
 def create(
-    body: MonitorCreate, actor: Writer, project: CurrentProject, session: SessionDep
+    body: MonitorCreate,
+    actor: Writer,
+    project: CurrentProject,
+    session: SessionDep,
+    environment: Annotated[
+        str,
+        Query(max_length=64, description="The slot's environment when deployment_id is a name."),
+    ] = "production",
 ) -> MonitorPublic:
-    """Create a monitor; an interval schedule runs first at once, then every interval."""
-    if body.deployment_id is not None:
-        try:
-            get_deployment(session=session, project_id=project.id, deployment_id=body.deployment_id)
-        except NotFound as error:
-            raise InvalidInput(error.detail, field="deployment_id") from error
+    """Create a monitor; an interval schedule runs first at once, then every interval.
+
+    ``deployment_id`` is the deployment's id or its name (the one live in ``environment``).
+    """
     monitor = _audited(
-        lambda: create_monitor(session=session, project_id=project.id, spec=body),
+        lambda: create_monitor(
+            session=session, project_id=project.id, spec=body, environment=environment
+        ),
         session,
         actor,
         "monitor.create",

@@ -128,8 +128,15 @@ class AsyncWardenClient:
         request_id: str | None = None,
         time: datetime | None = None,
         deployment: uuid.UUID | str | None = None,
+        context: Mapping[str, object] | None = None,
+        attributions: Mapping[str, object] | None = None,
     ) -> str:
-        """Queue one inference; return its request id (fresh unless given) for labels later."""
+        """Queue one inference; return its request id (fresh unless given) for labels later.
+
+        ``context``: values that are not model inputs (sensitive attributes, slices) as the
+        version's ``context_schema`` declares them; ``attributions``: per-feature attributions
+        the serving app computed (e.g. SHAP), read by explanations instead of the model.
+        """
         record = inference(
             features=features,
             prediction=prediction,
@@ -137,6 +144,8 @@ class AsyncWardenClient:
             probabilities=probabilities,
             request_id=request_id,
             time=time,
+            context=context,
+            attributions=attributions,
         )
         self._queue("inferences", self._deployment(deployment), record)
         return str(record["request_id"])

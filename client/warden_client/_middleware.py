@@ -37,7 +37,7 @@ class WardenMiddleware:
     Args:
         app: The ASGI app.
         client: A :class:`~warden_client.WardenClient` or :class:`~warden_client.AsyncWardenClient`.
-        routes: Path → deployment UUID, e.g. ``{"/predict": "6f1c…"}`` (exact paths).
+        routes: Path → deployment UUID or name, e.g. ``{"/predict": "income-api"}`` (exact paths).
         prediction_key: The response member holding the prediction.
         score_key: The response member holding the score (optional in the response).
         features_key: The request member holding the features; the whole request when ``None``.

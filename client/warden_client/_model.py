@@ -150,7 +150,7 @@ def monitored(
     Args:
         model: Anything with ``predict`` (and ``predict_proba`` for scores).
         client: A :class:`~warden_client.WardenClient` or :class:`~warden_client.AsyncWardenClient`.
-        deployment: The deployment's UUID (the client's default when omitted).
+        deployment: The deployment's UUID or name (the client's default when omitted).
         feature_names: Column names for array input (``model.feature_names_in_``, else ``x0``…).
     """
     return MonitoredModel(model, client, deployment=deployment, feature_names=feature_names)

@@ -80,7 +80,7 @@ class Config:
         """Return the URL of the route taking ``batch``."""
         return (
             f"{self.url.rstrip('/')}/api/v1/projects/{quote(self.project, safe='')}"
-            f"/deployments/{batch.deployment}/{batch.kind}"
+            f"/deployments/{quote(batch.deployment, safe='')}/{batch.kind}"
         )
 
 

@@ -8,6 +8,7 @@ datetimes ISO 8601 text, anything else its ``str``. No numpy or pandas import is
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,19 +42,30 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 def deployment_id(value: uuid.UUID | str) -> str:
-    """Return the deployment's UUID as text; Warden's routes address a deployment by UUID only.
+    """Return the deployment as Warden's routes take it: its UUID, or its name.
+
+    A name addresses the deployment live in the ``production`` slot of that name, as Warden's
+    ``…/inferences`` and ``…/labels`` routes resolve it; give the id for another environment.
 
     Raises:
-        ValueError: ``value`` is not a UUID (a deployment's name is not accepted by the server).
+        ValueError: ``value`` is neither a UUID nor a deployment name.
     """
+    if isinstance(value, uuid.UUID):
+        return str(value)
     try:
-        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+        return str(uuid.UUID(str(value)))
     except ValueError:
-        raise ValueError(
-            f"deployment {value!r} is not a UUID; Warden addresses a deployment by its id "
-            "(GET /api/v1/projects/{project}/deployments lists them)"
-        ) from None
+        pass
+    if _NAME.match(str(value)):
+        return str(value)
+    raise ValueError(
+        f"deployment {value!r} is neither a UUID nor a deployment name (letters, digits, '.', "
+        "'_' and '-'; GET /api/v1/projects/{project}/deployments lists them)"
+    )
 
 
 def inference(
@@ -64,8 +76,17 @@ def inference(
     probabilities: Mapping[object, object] | None = None,
     request_id: str | None = None,
     time: datetime | None = None,
+    context: Mapping[str, object] | None = None,
+    attributions: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
-    """Return one inference record (``time`` defaults to now: when the model answered)."""
+    """Return one inference record (``time`` defaults to now: when the model answered).
+
+    ``context`` holds values that are not model inputs (a sensitive attribute such as ``sex``,
+    a slice such as ``region``), declared in the model version's ``context_schema``;
+    ``attributions`` a per-feature attribution the serving app computed (e.g. SHAP values),
+    which Warden's explanations read instead of loading the model. Non-finite attributions
+    are dropped (JSON has no NaN).
+    """
     record: dict[str, Any] = {
         "request_id": request_id or new_request_id(),
         "time": (time or datetime.now(UTC)).isoformat(),
@@ -76,12 +97,21 @@ def inference(
     if isinstance(plain_score, int | float) and not isinstance(plain_score, bool):
         record["score"] = float(plain_score)
     if probabilities is not None:
-        record["probabilities"] = {
-            str(name): float(p)
-            for name, value in probabilities.items()
-            if isinstance(p := cell(value), int | float) and not isinstance(p, bool)
-        }
+        record["probabilities"] = _numbers(probabilities)
+    if context:
+        record["context"] = {str(name): cell(value) for name, value in context.items()}
+    if attributions is not None:
+        record["attributions"] = _numbers(attributions)
     return record
+
+
+def _numbers(values: Mapping[Any, object]) -> dict[str, float]:
+    """Return the finite numbers of ``values`` by name (``None``, text and NaN left out)."""
+    return {
+        str(name): float(number)
+        for name, value in values.items()
+        if isinstance(number := cell(value), int | float) and not isinstance(number, bool)
+    }
 
 
 def label(*, request_id: str, value: object) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class WardenClient:
     Args:
         url: Warden's base URL, e.g. ``http://warden:8000``.
         project: The project's name.
-        deployment: The default deployment's UUID (Warden's routes take the id, not the name).
+        deployment: The default deployment: its UUID, or its name (the one live in production).
         api_key: A key with ``inference:write``; ``WARDEN_API_KEY`` when omitted.
         spool_dir: Where batches wait while Warden is down (``WARDEN_SPOOL_DIR``, else a
             directory per server and project under ``~/.cache/warden-client``). A client started
@@ -120,8 +120,15 @@ class WardenClient:
         request_id: str | None = None,
         time: datetime | None = None,
         deployment: uuid.UUID | str | None = None,
+        context: Mapping[str, object] | None = None,
+        attributions: Mapping[str, object] | None = None,
     ) -> str:
-        """Queue one inference; return its request id (fresh unless given) for labels later."""
+        """Queue one inference; return its request id (fresh unless given) for labels later.
+
+        ``context``: values that are not model inputs (sensitive attributes, slices) as the
+        version's ``context_schema`` declares them; ``attributions``: per-feature attributions
+        the serving app computed (e.g. SHAP), read by explanations instead of the model.
+        """
         if self._closed:
             raise RuntimeError("this WardenClient is closed")
         record = inference(
@@ -131,6 +138,8 @@ class WardenClient:
             probabilities=probabilities,
             request_id=request_id,
             time=time,
+            context=context,
+            attributions=attributions,
         )
         self._pipeline.enqueue("inferences", self._deployment(deployment), record)
         self._nudge()

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Field as SQLField
 from sqlmodel import Session, col, or_, select
 
+from lineage.deployments import DeploymentRef, resolve_body_deployment
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.tables import Record
@@ -90,7 +91,8 @@ class BaselineCreate(BaseModel):
     """Build a baseline for a deployment from a dataset version stored in the artifact store.
 
     Attributes:
-        deployment_id: The deployment the baseline is the reference of.
+        deployment_id: The deployment the baseline is the reference of: its id, or its name
+            (the one live in the caller's ``environment``).
         dataset_version_id: The reference data (a lineage dataset version whose URI is a CSV or
             Parquet file inside the data directory).
         label_column: The reference's ground-truth column (renamed ``label``).
@@ -104,7 +106,7 @@ class BaselineCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    deployment_id: uuid.UUID
+    deployment_id: DeploymentRef
     dataset_version_id: uuid.UUID
     label_column: str | None = _COLUMN
     prediction_column: str | None = _COLUMN
@@ -290,6 +292,7 @@ def create_baseline(
     spec: BaselineCreate,
     created_by: uuid.UUID | None = None,
     limits: TableLimits | None = None,
+    environment: str = "production",
 ) -> StoredBaseline:
     """Build and store the baseline of a deployment from a dataset version of the project.
 
@@ -301,11 +304,9 @@ def create_baseline(
     """
     from monitors.performance import reference_performance
 
-    deployment = session.get(Deployment, spec.deployment_id)
-    if deployment is None or deployment.project_id != project_id:
-        raise InvalidInput(
-            f"no deployment {spec.deployment_id} in this project", field="deployment_id"
-        )
+    deployment = resolve_body_deployment(
+        session=session, project_id=project_id, ref=spec.deployment_id, environment=environment
+    )
     version = session.get(DatasetVersion, spec.dataset_version_id)
     if version is None or version.project_id != project_id:
         raise InvalidInput(
@@ -415,6 +416,7 @@ def create_uploaded_baseline(
     spec: BaselineCreate,
     limits: TableLimits,
     created_by: uuid.UUID | None = None,
+    environment: str = "production",
 ) -> StoredBaseline:
     """Keep an uploaded reference and build a deployment's baseline from it, or keep nothing.
 
@@ -445,6 +447,7 @@ def create_uploaded_baseline(
             spec=spec.model_copy(update={"dataset_version_id": version_id}),
             created_by=created_by,
             limits=limits,
+            environment=environment,
         )
     except BaseException:
         if not existed:

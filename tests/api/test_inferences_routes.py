@@ -255,6 +255,28 @@ def test_baselines_are_built_only_from_files_inside_the_data_directory(
     )
     assert [b["id"] for b in listed.json()] == [baseline["id"]]
     assert "baseline.create" in [a for a, _ in _audit(engine)]
+    by_name = client.post(
+        f"{BASE}/baselines",
+        params={"environment": deployment.environment},
+        json={**body, "deployment_id": deployment.name},
+        headers=scientist.headers,
+    )
+    assert by_name.status_code == 201, by_name.text
+    assert by_name.json()["deployment_id"] == str(deployment.id)
+    listed = client.get(
+        f"{BASE}/baselines",
+        params={"deployment_id": deployment.name, "environment": deployment.environment},
+        headers=scientist.headers,
+    )
+    assert [b["id"] for b in listed.json()] == [by_name.json()["id"], baseline["id"]]
+    unknown = client.post(
+        f"{BASE}/baselines",
+        json={**body, "deployment_id": "no-such-api"},
+        headers=scientist.headers,
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["field"] == "deployment_id"
+    assert _count(engine, "monitors_baseline") == 2
     missing = client.post(
         f"{BASE}/baselines", json={**body, "label_column": "salary"}, headers=scientist.headers
     )

@@ -212,6 +212,22 @@ def test_a_monitor_watches_a_deployment_of_its_project(
     assert created.status_code == 201, created.text
     assert created.json()["deployment_id"] == str(deployment.id)
 
+    # By name, as `…/predict` addresses it: the deployment live in the slot `?environment=`.
+    named = BODY | {"name": "by-name", "deployment_id": "api"}
+    in_prod = client.post(
+        f"{BASE}/monitors", params={"environment": "prod"}, json=named, headers=scientist.headers
+    )
+    assert in_prod.status_code == 201, in_prod.text
+    assert in_prod.json()["deployment_id"] == str(deployment.id)
+    before = _count(engine, "monitors_monitor")
+    nowhere = client.post(  # nothing is live under `api` in production (the default)
+        f"{BASE}/monitors", json=named | {"name": "nowhere"}, headers=scientist.headers
+    )
+    assert nowhere.status_code == 422
+    assert nowhere.json()["field"] == "deployment_id"
+    assert "nothing is live under deployment 'api' in 'production'" in nowhere.json()["detail"]
+    assert _count(engine, "monitors_monitor") == before
+
 
 def test_a_monitor_without_a_schedule_runs_only_on_request(
     client: TestClient, engine: Engine, scientist: Issued

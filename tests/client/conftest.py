@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -130,8 +131,13 @@ class LiveWarden:
         """Return every server log, for failure messages."""
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.root.glob("*.log")))
 
-    def deployment(self, schema: dict[str, str] | None = None) -> Deployment:
-        """Register a fresh model version (:data:`SCHEMA` unless given) and deploy it."""
+    def deployment(
+        self, schema: dict[str, str] | None = None, context: dict[str, Any] | None = None
+    ) -> Deployment:
+        """Register a fresh model version (:data:`SCHEMA` unless given) and deploy it.
+
+        ``context`` is the version's ``context_schema`` (name → ``{"role": …}``).
+        """
         name = f"model-{uuid.uuid4().hex[:8]}"
         with session_scope(self.engine) as session:
             register_model_version(
@@ -142,6 +148,7 @@ class LiveWarden:
                     artifact_uri=f"s3://models/{name}",
                     artifact_sha256="0" * 64,
                     feature_schema=schema or SCHEMA,
+                    context_schema=context or {},
                 ),
             )
             return record_deployment(

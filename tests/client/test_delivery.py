@@ -214,8 +214,8 @@ def test_settings_and_inputs_are_checked_where_they_are_given(
     with pytest.raises(ValueError, match="WARDEN_API_KEY"):
         WardenClient("http://x", "shop", spool_dir=tmp_path)
     monkeypatch.setenv("WARDEN_API_KEY", "from-env")
-    with pytest.raises(ValueError, match="is not a UUID"):
-        WardenClient("http://x", "shop", deployment="income-api", spool_dir=tmp_path)
+    with pytest.raises(ValueError, match="neither a UUID nor a deployment name"):
+        WardenClient("http://x", "shop", deployment="income api/../x", spool_dir=tmp_path)
     with pytest.raises(ValueError, match="batch_size"):
         WardenClient("http://x", "shop", batch_size=10_001, spool_dir=tmp_path)
     client = WardenClient(closed_port_url(), "shop", spool_dir=tmp_path, timeout=0.2)
