@@ -296,9 +296,8 @@ class Settings(BaseSettings):
 
     def table_limits(self, *, max_rows: int | None = None) -> TableLimits:
         """Return the bounds of a table read into memory (``max_rows`` lowers the row bound)."""
-        from monitors.table_files import (
-            TableLimits,
-        )  # the monitors package is heavy: not for --help
+        # Imported here: the monitors package is heavy, and `warden --help` reads this module.
+        from monitors.table_files import TableLimits
 
         rows = self.table_max_rows if max_rows is None else min(max_rows, self.table_max_rows)
         return TableLimits(
