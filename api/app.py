@@ -32,6 +32,7 @@ from api.routes import audit as audit_routes
 from api.routes import evaluation_datasets as evaluation_dataset_routes
 from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
+from api.routes import llm_deployments as llm_deployment_routes
 from api.routes import llm_governance as llm_governance_routes
 from api.routes import model_versions as model_version_routes
 from api.routes import monitors as monitor_routes
@@ -39,6 +40,7 @@ from api.routes import otlp as otlp_routes
 from api.routes import outbound as outbound_routes
 from api.routes import policies as policy_routes
 from api.routes import promotions as promotion_routes
+from api.routes import prompts as prompt_routes
 from api.routes import reports as report_routes
 from api.routes import reports_monitor as monitor_report_routes
 from api.routes import traces as trace_routes
@@ -107,6 +109,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(report_routes.router)
     app.include_router(otlp_routes.router)
     app.include_router(llm_governance_routes.router)
+    app.include_router(prompt_routes.router)
+    app.include_router(llm_deployment_routes.router)
     app.include_router(trace_routes.router)
     app.include_router(evaluation_dataset_routes.router)
     install_metrics(app)

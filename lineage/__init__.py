@@ -67,11 +67,22 @@ from lineage.models import (
     Job,
     LineageEvent,
     ModelVersion,
+    PromptVersion,
     Run,
     RunState,
+    VersionKind,
 )
 from lineage.openlineage_ingest import LineageIngestResult, ingest_event
 from lineage.projects import Project, create_project, get_project, list_projects
+from lineage.prompts import (
+    Prompt,
+    PromptVersionCreate,
+    get_prompt,
+    list_prompts,
+    register_prompt_version,
+    render,
+    resolve_alias,
+)
 from lineage.store import create_store_engine, is_sqlite, session_scope
 from lineage.tables import NAMING_CONVENTION, AwareDateTime, Record, new_id, utcnow
 
@@ -102,6 +113,9 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "Project",
+    "Prompt",
+    "PromptVersion",
+    "PromptVersionCreate",
     "Provenance",
     "RateLimited",
     "Record",
@@ -112,6 +126,7 @@ __all__ = [
     "SeparationOfDuties",
     "Unauthenticated",
     "Unavailable",
+    "VersionKind",
     "WardenError",
     "artifact_sha256",
     "create_project",
@@ -124,6 +139,7 @@ __all__ = [
     "get_model_version",
     "get_model_version_by_id",
     "get_project",
+    "get_prompt",
     "get_run",
     "ingest_event",
     "is_sqlite",
@@ -134,6 +150,7 @@ __all__ = [
     "list_jobs",
     "list_model_versions",
     "list_projects",
+    "list_prompts",
     "list_runs",
     "live_deployments",
     "model_provenance",
@@ -141,6 +158,9 @@ __all__ = [
     "new_id",
     "record_deployment",
     "register_model_version",
+    "register_prompt_version",
+    "render",
+    "resolve_alias",
     "revise_schema",
     "session_scope",
     "utcnow",

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from lineage.edges import link
 from lineage.errors import Conflict, InvalidInput, NotFound
-from lineage.models import EdgeKind, ModelVersion, Run
+from lineage.models import EdgeKind, ModelVersion, Run, VersionKind
 
 __all__ = [
     "MODEL_NAME_PATTERN",
@@ -209,6 +209,19 @@ def register_model_version(
                 "POST /api/v1/lineage first, or leave source_run_id out",
                 field="source_run_id",
             )
+    prompt = session.exec(
+        select(ModelVersion.id).where(
+            ModelVersion.project_id == project_id,
+            ModelVersion.name == name,
+            ModelVersion.kind == VersionKind.PROMPT,
+        )
+    ).first()
+    if prompt is not None:
+        raise InvalidInput(
+            f"{name!r} names a prompt in this project; register its versions under "
+            f"…/prompts/{name}/versions, or choose another model name",
+            field="name",
+        )
     version = spec.version or _next_version(session=session, project_id=project_id, name=name)
     existing = session.exec(
         select(ModelVersion.id).where(

@@ -35,8 +35,10 @@ __all__ = [
     "Job",
     "LineageEvent",
     "ModelVersion",
+    "PromptVersion",
     "Run",
     "RunState",
+    "VersionKind",
 ]
 
 _PROJECT_FK = "lineage_project.id"
@@ -51,6 +53,13 @@ class RunState(StrEnum):
     ABORT = "ABORT"
     FAIL = "FAIL"
     OTHER = "OTHER"
+
+
+class VersionKind(StrEnum):
+    """What a model version's artifact is: model files, or a prompt (template + model config)."""
+
+    MODEL = "model"
+    PROMPT = "prompt"
 
 
 class EdgeKind(StrEnum):
@@ -141,6 +150,8 @@ class ModelVersion(Record, table=True):
     ``context_schema`` maps each context column (not a model input) to its type and role
     (``sensitive`` or ``slice``); ``output_schema`` maps each output (from a model signature).
     ``registered_by`` is the principal id that registered it (separation of duties needs it).
+    A ``prompt`` version (``kind``) is an LLM application's version: its artifact is the
+    :class:`PromptVersion` row (``prompts:/name/version`` in MLflow), its hash the content hash.
     """
 
     __tablename__ = "lineage_model_version"
@@ -172,6 +183,37 @@ class ModelVersion(Record, table=True):
     )
     description: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False))
     registered_by: uuid.UUID | None = Field(default=None)
+    kind: VersionKind = Field(
+        default=VersionKind.MODEL,
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default=VersionKind.MODEL.value),
+    )
+
+
+class PromptVersion(Record, table=True):
+    """A prompt version's artifact: its template and the model configuration it was written for.
+
+    Immutable once written. ``content_sha256`` is the SHA-256 of the canonical JSON of template
+    and model configuration (:func:`lineage.prompts.content_hash`); the model version row carries
+    the same value as ``artifact_sha256``, so the going-live path checks one hash for both kinds.
+    ``template`` is a string (``text``) or a list of ``{role, content}`` messages (``chat``).
+    """
+
+    __tablename__ = "lineage_prompt_version"
+
+    project_id: uuid.UUID = Field(foreign_key=_PROJECT_FK, index=True)
+    model_version_id: uuid.UUID = Field(
+        foreign_key="lineage_model_version.id", unique=True, nullable=False
+    )
+    template_type: str = Field(sa_column=sa.Column(sa.String(8), nullable=False))
+    template: Any = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    variables: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False)
+    )
+    model_settings: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False)
+    )
+    commit_message: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    content_sha256: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
 
 
 class Deployment(Record, table=True):

@@ -4,6 +4,7 @@ from retrain.champions import Promotion, current_champion
 from retrain.deployers import AliasDeployer, Deployer, EmbeddedDeployer, VerifiedModelLoader
 from retrain.eval_datasets import EvalDataset, EvalDatasetVersion, EvalRecord
 from retrain.evaluation import Evaluation, evaluate_version
+from retrain.llm_deployments import LlmDeployment
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
     PIPELINE_RUN,
@@ -13,7 +14,15 @@ from retrain.pipelines import (
     PipelineSpec,
     request_run,
 )
-from retrain.promotion import promote, record_live, redeploy, request_promotion, rollback
+from retrain.promotion import (
+    promote,
+    promote_prompt,
+    record_live,
+    redeploy,
+    request_promotion,
+    rollback,
+)
+from retrain.prompts import register_prompt
 from retrain.runner import execute_pipeline_run, pipeline_handler
 from retrain.runner_config import RunnerConfig
 from retrain.sandbox import BubblewrapExecutor, SandboxSpec, StepExecutor, UnsandboxedExecutor
@@ -28,6 +37,7 @@ __all__ = [
     "EvalDatasetVersion",
     "EvalRecord",
     "Evaluation",
+    "LlmDeployment",
     "Pipeline",
     "PipelineRun",
     "PipelineRunState",
@@ -44,8 +54,10 @@ __all__ = [
     "execute_pipeline_run",
     "pipeline_handler",
     "promote",
+    "promote_prompt",
     "record_live",
     "redeploy",
+    "register_prompt",
     "request_promotion",
     "request_run",
     "rollback",

@@ -1,8 +1,9 @@
 """The MLflow adapter: the only module in Warden that imports ``mlflow``.
 
 Everything MLflow does for Warden goes through :class:`Registry`: tracking runs (parameters,
-metrics, input datasets via ``log_input``), registering model versions, moving the
-``challenger`` / ``champion`` aliases (never the deprecated stages), reading versions and their
+metrics, input datasets via ``log_input``), registering model versions and prompt versions (MLflow
+3's prompt registry), moving the ``challenger`` / ``champion`` aliases (never the deprecated
+stages) and a prompt's environment aliases (``production``), reading versions and their
 source runs back (for ``warden lineage sync-mlflow``), and loading a version's model files.
 Training steps run sandboxed and never reach MLflow: a step saves a model folder
 (:func:`save_sklearn_model`) in its output, and the worker logs and registers it
@@ -42,6 +43,7 @@ __all__ = [
     "SKOPS_TRUSTED_TYPES",
     "InputDataset",
     "ModelVersionInfo",
+    "PromptContent",
     "Registry",
     "RunInfo",
     "TrainingRecord",
@@ -130,6 +132,15 @@ def hash_directory(path: Path) -> str:
                 inner.update(chunk)
         outer.update(f"{relative}\0{inner.hexdigest()}\n".encode())
     return outer.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PromptContent:
+    """What MLflow's prompt registry holds for one prompt version."""
+
+    template: str | list[dict[str, Any]]
+    model_config: dict[str, Any]
+    response_format: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,6 +547,99 @@ class Registry:
         except MlflowException:
             return None
         return str(found.version)
+
+    def latest_prompt_version(self, name: str) -> str | None:
+        """Return the newest version of prompt ``name`` in MLflow's prompt registry, or ``None``."""
+        from mlflow.exceptions import MlflowException
+
+        client = self._client()
+        try:
+            if client.get_prompt(name) is None:
+                return None
+            found = client.search_prompt_versions(name)
+        except MlflowException:
+            return None
+        numbers = [int(v.version) for v in found]
+        return str(max(numbers)) if numbers else None
+
+    def register_prompt(
+        self,
+        name: str,
+        *,
+        template: str | list[dict[str, str]],
+        commit_message: str,
+        model_config: Mapping[str, Any],
+        response_format: Mapping[str, Any] | None,
+        tags: Mapping[str, str],
+    ) -> str:
+        """Register a prompt version in MLflow's prompt registry; return its version number.
+
+        Raises:
+            Unavailable: MLflow refused or could not be reached (nothing was registered).
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            registered = self._client().register_prompt(
+                name,
+                template,
+                commit_message=commit_message,
+                tags=dict(tags),
+                response_format=dict(response_format) if response_format else None,
+                model_config=dict(model_config),
+            )
+        except MlflowException as error:
+            raise Unavailable(
+                f"MLflow's prompt registry did not register {name!r}: {error.message}; "
+                "check MLFLOW_TRACKING_URI and retry"
+            ) from error
+        return str(registered.version)
+
+    def prompt_content(self, name: str, version: str) -> PromptContent:
+        """Return what MLflow's prompt registry holds for a prompt version.
+
+        Raises:
+            Conflict: MLflow does not hold the version (any more).
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._client().get_prompt_version(name, str(version))
+        except MlflowException as error:
+            raise Conflict(
+                f"MLflow's prompt registry has no version {version} of prompt {name!r} that "
+                "Warden registered; register the prompt again through Warden"
+            ) from error
+        if found is None:
+            raise Conflict(f"MLflow's prompt registry has no version {version} of {name!r}")
+        return PromptContent(
+            template=found.template,
+            model_config=dict(found.model_config or {}),
+            response_format=dict(found.response_format) if found.response_format else None,
+        )
+
+    def set_prompt_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``prompts:/name@alias`` at ``version``."""
+        self._client().set_prompt_alias(name, alias, int(version))
+
+    def delete_prompt_alias(self, name: str, alias: str) -> None:
+        """Remove a prompt alias; removing one that is not set is not an error."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client().delete_prompt_alias(name, alias)
+        except MlflowException:
+            return
+
+    def prompt_alias_version(self, name: str, alias: str) -> str | None:
+        """Return the version ``prompts:/name@alias`` points at, or ``None``."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._client().get_prompt_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+        return str(found.version) if found is not None else None
 
     def download(self, name: str, version: str, destination: Path) -> Path:
         """Copy a version's model artifacts into ``destination`` (replaced if present).

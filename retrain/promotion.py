@@ -15,6 +15,10 @@ Every path that changes what a slot serves goes through :func:`check_may_go_live
 * :func:`promote` — deploy (the :class:`~retrain.deployers.Deployer`), record the deployment, a
   :class:`~retrain.champions.Promotion` row and ``model.promote`` in the audit log, then move
   MLflow's ``champion`` alias (last, moved back if the database work fails);
+* :func:`promote_prompt` — a prompt version made live in an LLM deployment's slot: the same
+  rule and records (audited ``prompt.promote``); the "deploy" checks the version's content
+  against its hash and MLflow's prompt registry, and the prompt's alias named after the
+  environment (``production``) moves in MLflow last;
 * :func:`record_live` — an outside system reports it put a version live (``POST …/deployments``):
   the same rule, recorded and audited as ``deployment.record``; no deployer runs, aliases stay;
 * :func:`rollback` — the version the live one replaced, audited as ``model.rollback``; no new
@@ -62,12 +66,15 @@ from lineage.errors import (
     WardenError,
 )
 from lineage.model_versions import get_model_version
-from lineage.models import Deployment, ModelVersion
+from lineage.models import Deployment, ModelVersion, VersionKind
+from lineage.prompts import get_prompt
 from retrain.champions import Promotion, slot_history
 from retrain.deployers import Deployer, live_deployment, mlflow_coordinates
 from retrain.gates import policy_gate
+from retrain.llm_deployments import LlmDeployment
 from retrain.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from retrain.pipelines import PipelineRun
+from retrain.prompts import verify_prompt
 
 __all__ = [
     "GoLive",
@@ -76,6 +83,7 @@ __all__ = [
     "clear_challenger",
     "mark_challenger",
     "promote",
+    "promote_prompt",
     "record_live",
     "redeploy",
     "request_promotion",
@@ -159,7 +167,8 @@ def check_may_go_live(
         raise PermissionDenied(
             f"{doing} {model_version.name!r} version {model_version.version} needs an approved "
             "request (rule: no version goes live without an approved promotion request); ask "
-            f"with POST …/models/{model_version.name}/versions/{model_version.version}"
+            f"with POST …/{'prompts' if model_version.kind == VersionKind.PROMPT else 'models'}"
+            f"/{model_version.name}/versions/{model_version.version}"
             "/promotion-requests and wait for the approvers"
         )
     barred = trainers_of(session=session, model_version=model_version)
@@ -240,10 +249,11 @@ def _record(
     if how is GoLive.RECORD:
         detail["model"] = f"{version.name}:{version.version}"
         detail["live_from"] = lineage_deployment.live_from.isoformat()
+    kind = "prompt" if version.kind == VersionKind.PROMPT else "model"
     append(
         session=session,
         actor=actor,
-        action="deployment.record" if how is GoLive.RECORD else f"model.{how}",
+        action="deployment.record" if how is GoLive.RECORD else f"{kind}.{how}",
         target=(
             f"deployment:{lineage_deployment.id}"
             if how is GoLive.RECORD
@@ -324,6 +334,12 @@ def promote(
     target = get_model_version(
         session=session, project_id=project_id, name=model_name, version=version
     )
+    if target.kind == VersionKind.PROMPT:
+        raise InvalidInput(
+            f"{model_name!r} is a prompt; promote its versions to an LLM deployment with "
+            "POST …/llm-deployments/{name}/promote",
+            field="name",
+        )
     live = _live(session, project_id, deployment, environment)
     previous = live[1] if live else None
     if previous is not None and previous.id == target.id:
@@ -348,6 +364,71 @@ def promote(
         approval_id=approval_id,
     )
     _move_champion(session, registry, target)
+    return promotion
+
+
+def _move_prompt_alias(
+    session: Session, registry: Registry, version: ModelVersion, alias: str
+) -> None:
+    """Point the prompt's environment alias at the version last; put it back if that fails."""
+    before = registry.prompt_alias_version(version.name, alias)
+    registry.set_prompt_alias(version.name, alias, version.version)
+    try:
+        session.flush()
+    except BaseException:
+        if before is None:
+            registry.delete_prompt_alias(version.name, alias)
+        else:
+            registry.set_prompt_alias(version.name, alias, before)
+        raise
+
+
+def promote_prompt(
+    *,
+    session: Session,
+    binding: LlmDeployment,
+    version: str,
+    actor: Actor,
+    registry: Registry,
+    reason: str = "",
+) -> Promotion:
+    """Make a version of the binding's prompt live in its slot after its approval.
+
+    Raises:
+        NotFound: No such version of the prompt.
+        PermissionDenied: No approved request for this version, or a gate blocked it.
+        SeparationOfDuties: Someone who registered it approved it.
+        Conflict: It is live there already, or its content changed since it was registered.
+    """
+    prompt = get_prompt(
+        session=session, project_id=binding.project_id, name=binding.prompt_name, version=version
+    )
+    target = prompt.version
+    live = _live(session, binding.project_id, binding.name, binding.environment)
+    previous = live[1] if live else None
+    if previous is not None and previous.id == target.id:
+        raise Conflict(
+            f"version {version} of prompt {binding.prompt_name!r} is live in {binding.name!r} "
+            f"({binding.environment}) already"
+        )
+    approval_id = check_may_go_live(
+        session=session, model_version=target, champion=previous, how=GoLive.PROMOTE
+    )
+    verify_prompt(session=session, registry=registry, prompt=prompt)
+    promotion, _ = _record(
+        session=session,
+        project_id=binding.project_id,
+        version=target,
+        previous=previous,
+        previous_of_new=previous.id if previous else None,
+        spec=_slot(binding.name, binding.environment, target),
+        how=GoLive.PROMOTE,
+        actor=actor,
+        deployer="prompt",
+        reason=reason,
+        approval_id=approval_id,
+    )
+    _move_prompt_alias(session, registry, target, binding.environment)
     return promotion
 
 

@@ -54,6 +54,8 @@ __all__ = [
     "PromotionRequestCreate",
     "Redeployed",
     "RollbackRequest",
+    "promotion_public",
+    "refusal_audited",
     "router",
 ]
 
@@ -142,7 +144,8 @@ class ApprovalRequestedPublic(BaseModel):
     required_approvals: int
 
 
-def _public(promotion: Promotion, session: SessionDep) -> PromotionPublic:
+def promotion_public(promotion: Promotion, session: Session) -> PromotionPublic:
+    """Present one change of a slot's live version."""
     version = session.get(ModelVersion, promotion.model_version_id)
     previous = (
         session.get(ModelVersion, promotion.previous_version_id)
@@ -168,7 +171,7 @@ def _public(promotion: Promotion, session: SessionDep) -> PromotionPublic:
 
 
 @contextmanager
-def _refusal_audited(
+def refusal_audited(
     *,
     session: Session,
     engine: Engine,
@@ -247,7 +250,7 @@ def promote_version(
     Refused (403, audited) without an approved request, when a trainer approved it, or when a
     policy gate or a ``block_promotion`` stops it.
     """
-    with _refusal_audited(
+    with refusal_audited(
         session=session,
         engine=engine,
         actor=actor,
@@ -268,7 +271,7 @@ def promote_version(
             deployer=_deployer(request, body.deployer),
             reason=body.reason,
         )
-    return _public(promotion, session)
+    return promotion_public(promotion, session)
 
 
 @router.post(
@@ -288,7 +291,7 @@ def create_deployment(
     Refused (403, audited) like a promotion: the version needs an approved promotion request
     decided by people who did not train it, and must pass the policy gates.
     """
-    with _refusal_audited(
+    with refusal_audited(
         session=session,
         engine=engine,
         actor=actor,
@@ -316,7 +319,7 @@ def roll_back(
     It asks for no new approval, but the earlier version must still hold its approval and pass
     the gates that judge a version by itself (403, audited, otherwise).
     """
-    with _refusal_audited(
+    with refusal_audited(
         session=session,
         engine=engine,
         actor=actor,
@@ -335,7 +338,7 @@ def roll_back(
             deployer=_deployer(request, body.deployer),
             reason=body.reason,
         )
-    return _public(promotion, session)
+    return promotion_public(promotion, session)
 
 
 @router.post("/deployments/{name}/redeploy", summary="Deploy a deployment's live version again")
@@ -354,7 +357,7 @@ def redeploy_live(
     and pass the gates that judge a version by itself (403, audited, otherwise).
     """
     deployer = _deployer(request, body.deployer)
-    with _refusal_audited(
+    with refusal_audited(
         session=session,
         engine=engine,
         actor=actor,
@@ -395,7 +398,7 @@ def read_promotions(
         .where(Promotion.project_id == project.id, Promotion.deployment == name)
         .order_by(col(Promotion.created_at).desc())
     ).all()
-    return [_public(row, session) for row in rows]
+    return [promotion_public(row, session) for row in rows]
 
 
 @router.get(

@@ -61,7 +61,8 @@ ROLLBACK = ("POST", f"{PREFIX}/deployments/{{name}}/rollback")
 REDEPLOY = ("POST", f"{PREFIX}/deployments/{{name}}/redeploy")
 APPROVE = ("POST", f"{PREFIX}/approvals/{{approval_id}}/approve")
 CARRY_OUT = ("POST", f"{PREFIX}/approvals/{{approval_id}}/carry-out")
-GOES_LIVE = {PROMOTE, RECORD, ROLLBACK, REDEPLOY, APPROVE, CARRY_OUT}
+PROMPT_PROMOTE = ("POST", f"{PREFIX}/llm-deployments/{{name}}/promote")
+GOES_LIVE = {PROMOTE, RECORD, ROLLBACK, REDEPLOY, APPROVE, CARRY_OUT, PROMPT_PROMOTE}
 
 # Every other write route, by pattern, with why it cannot put a version live.
 CANNOT_GO_LIVE: list[tuple[str, str]] = [
@@ -75,6 +76,9 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"^/api/v1/audit/", "audit checkpoints"),
     (r"^/api/v1/lineage$", "OpenLineage: runs, jobs and datasets, never deployments (below)"),
     (r"/models/\{name\}/versions$", "registers a version, which is not live"),
+    (r"/prompts/\{name\}/versions$", "registers a prompt version, which is not live"),
+    (r"/llm-deployments$", "binds a slot to a prompt and an endpoint; nothing goes live"),
+    (r"/llm-deployments/\{name\}$", "changes a binding's endpoint, or removes an idle one"),
     (r"/versions/\{version\}/schema$", "adds a schema a version lacked; puts nothing live"),
     (r"/promotion-requests$", "asks for an approval"),
     (r"/deployments/\{deployment_id\}/end$", "takes a version out of service, puts none live"),
@@ -332,7 +336,34 @@ def test_no_route_or_policy_action_puts_an_unapproved_version_live(world: World)
     assert RULE in decided.json()["outcome"]["error"]
     assert (world.state(), world.serving()) == (live, "1")
 
-    attacked = {PROMOTE, RECORD, ROLLBACK, REDEPLOY, APPROVE, CARRY_OUT}
+    # A prompt version goes live by the same rule: an LLM deployment is a deployment.
+    prompt = world.post(
+        "/prompts/greeting/versions",
+        {
+            "template": "Greet {{name}}",
+            "model": {"provider": "openai", "name": "m"},
+            "commit_message": "first",
+        },
+    )
+    assert prompt.status_code == 201, prompt.text
+    bound = world.post(
+        "/llm-deployments",
+        {
+            "name": "greeter",
+            "prompt": "greeting",
+            "base_url": "http://127.0.0.1:9/v1",
+            "model": "m",
+        },
+    )
+    assert bound.status_code == 201, bound.text
+    prompted = world.post("/llm-deployments/greeter/promote", {"version": "1"})
+    assert prompted.status_code == 403, prompted.text
+    assert "promoting 'greeting' version 1" in prompted.json()["detail"]
+    assert RULE in prompted.json()["detail"]
+    assert world.denied("prompt.promote").target == "prompt:greeting/1"
+    assert (world.state(), world.serving()) == (live, "1")
+
+    attacked = {PROMOTE, RECORD, ROLLBACK, REDEPLOY, APPROVE, CARRY_OUT, PROMPT_PROMOTE}
     assert attacked == GOES_LIVE
 
     # Policy actions: the loop performs rollbacks and redeploys through the same rule.

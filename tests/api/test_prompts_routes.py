@@ -1,0 +1,356 @@
+"""Prompts and LLM deployments over HTTP, on a real store and a real MLflow prompt registry.
+
+A prompt version is a model version: its promotion to ``production`` goes through the one
+going-live rule (approval request, separation of duties, gates, audit). The endpoint of the LLM
+deployment is never called here (``127.0.0.1:9`` is the discard port), so no LLM is faked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from api.settings import Settings
+from governance.audit import AuditEntry
+from governance.roles import Role
+from lineage.store import session_scope
+from retrain.llm_deployments import LlmDeployment
+from retrain.mlflow_registry import Registry
+from tests.conftest import Issued
+
+BASE = "/api/v1/projects/acme"
+SECRET = "sk-test-Zq8VvK2m-never-echoed"
+RULE = "rule: no version goes live without an approved promotion request"
+
+V1: dict[str, Any] = {
+    "template": "Answer the customer's question about {{product}}: {{question}}",
+    "model": {"provider": "openai", "name": "gpt-4o-mini", "temperature": 0.2, "max_tokens": 256},
+    "commit_message": "first cut",
+}
+V2: dict[str, Any] = {
+    "template": [
+        {"role": "system", "content": "You support {{product}}. Be brief; answer in JSON."},
+        {"role": "user", "content": "{{question}}"},
+    ],
+    "model": {
+        "provider": "openai",
+        "name": "gpt-4o-mini",
+        "temperature": 0.0,
+        "max_tokens": 256,
+        "response_format": {"type": "json_object"},
+    },
+    "commit_message": "chat template, JSON answers",
+    "variables": ["product", "question"],
+}
+
+
+def _canonical_hash(body: dict[str, Any]) -> str:
+    """Hash a version the way docs/llm.md says: sorted compact JSON of template and model."""
+    document = {"model": body["model"], "template": body["template"]}
+    raw = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Team:
+    """The people of the story and every answer they got (searched for the key at the end)."""
+
+    def __init__(self, client: TestClient, make_principal: Callable[..., Issued]) -> None:
+        self.client = client
+        self.author = make_principal(role=[Role.DATA_SCIENTIST, Role.APPROVER], project="acme")
+        self.teammate = make_principal(role=Role.DATA_SCIENTIST, project="acme")
+        self.approver = make_principal(role=Role.APPROVER, project="acme")
+        self.admin = make_principal(role=Role.ADMIN, project="acme")
+        self.answers: list[str] = []
+
+    def call(self, method: str, path: str, who: Issued, **kwargs: Any) -> Any:
+        headers = {**who.headers, **kwargs.pop("headers", {})}
+        url = path if path.startswith("/api/v1/audit") else f"{BASE}{path}"
+        response = self.client.request(method, url, headers=headers, **kwargs)
+        self.answers.append(response.text + json.dumps(dict(response.headers)))
+        return response
+
+    def approve(self, version: str, *, requester: Issued) -> str:
+        asked = self.call(
+            "POST",
+            f"/prompts/support/versions/{version}/promotion-requests",
+            requester,
+            json={"reason": "better answers"},
+        )
+        assert asked.status_code == 201, asked.text
+        approval_id: str = asked.json()["approval_id"]
+        decided = self.call(
+            "POST", f"/approvals/{approval_id}/approve", self.approver, json={"reason": "read it"}
+        )
+        assert decided.status_code == 200, decided.text
+        return approval_id
+
+
+@pytest.fixture
+def team(client: TestClient, make_principal: Callable[..., Issued]) -> Team:
+    return Team(client, make_principal)
+
+
+def _registry(settings: Settings) -> Registry:
+    return Registry(
+        tracking_uri=settings.resolved_mlflow_uri(),
+        artifact_root=settings.data_dir / "mlflow-artifacts",
+    )
+
+
+@pytest.mark.slow
+def test_a_prompt_goes_to_production_only_through_approval(
+    team: Team,
+    engine: Engine,
+    settings: Settings,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    one = team.call("POST", "/prompts/support/versions", team.author, json=V1)
+    assert one.status_code == 201, one.text
+    two = team.call("POST", "/prompts/support/versions", team.author, json=V2)
+    assert two.status_code == 201, two.text
+    assert (one.json()["version"], two.json()["version"]) == ("1", "2")
+    assert one.json()["variables"] == ["product", "question"]
+    assert two.json()["template_type"] == "chat"
+    assert two.json()["content_sha256"] == _canonical_hash(V2)
+    assert two.json()["uri"] == "prompts:/support/2"
+    # The same content again is not a new version.
+    again = team.call("POST", "/prompts/support/versions", team.author, json=V1)
+    assert again.status_code == 409, again.text
+    assert "version 1" in again.json()["detail"]
+    # MLflow's prompt registry holds both, numbered alike, with their content.
+    held = _registry(settings).prompt_content("support", "2")
+    assert held.template == V2["template"]
+    assert held.model_config["model_name"] == "gpt-4o-mini"
+    assert held.response_format == {"type": "json_object"}
+
+    created = team.call(
+        "POST",
+        "/llm-deployments",
+        team.author,
+        json={
+            "name": "support-bot",
+            "prompt": "support",
+            "base_url": "http://127.0.0.1:9/v1/",
+            "model": "gpt-4o-mini",
+            "api_key": SECRET,
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["credentials"] == "sealed"
+    assert created.json()["base_url"] == "http://127.0.0.1:9/v1"
+    assert created.json()["live_version"] is None
+    nothing_live = team.call("GET", "/prompts/support@production", team.author)
+    assert nothing_live.status_code == 404, nothing_live.text
+
+    # Unapproved: refused by the rule, and the refusal is audited.
+    refused = team.call(
+        "POST", "/llm-deployments/support-bot/promote", team.author, json={"version": "1"}
+    )
+    assert refused.status_code == 403, refused.text
+    assert RULE in refused.json()["detail"]
+    assert "…/prompts/support/versions/1/promotion-requests" in refused.json()["detail"]
+
+    team.approve("1", requester=team.author)
+    first = team.call(
+        "POST", "/llm-deployments/support-bot/promote", team.author, json={"version": "1"}
+    )
+    assert first.status_code == 200, first.text
+    live_one = team.call("GET", "/prompts/support@production", team.author)
+    assert live_one.status_code == 200, live_one.text
+    assert live_one.json()["version"] == "1"
+    tag_one = live_one.headers["etag"]
+
+    # Version 2: a teammate asks; its author (an approver too) may not decide it.
+    asked = team.call(
+        "POST",
+        "/prompts/support/versions/2/promotion-requests",
+        team.teammate,
+        json={"reason": "JSON answers"},
+    )
+    assert asked.status_code == 201, asked.text
+    approval_id = asked.json()["approval_id"]
+    own = team.call(
+        "POST", f"/approvals/{approval_id}/approve", team.author, json={"reason": "mine, fine"}
+    )
+    assert own.status_code == 403, own.text
+    assert "registered" in own.json()["detail"]
+    early = team.call(
+        "POST", "/llm-deployments/support-bot/promote", team.teammate, json={"version": "2"}
+    )
+    assert early.status_code == 403, early.text
+    decided = team.call(
+        "POST", f"/approvals/{approval_id}/approve", team.approver, json={"reason": "checked"}
+    )
+    assert decided.status_code == 200, decided.text
+    second = team.call(
+        "POST",
+        "/llm-deployments/support-bot/promote",
+        team.teammate,
+        json={"version": "2", "reason": "approved"},
+    )
+    assert second.status_code == 200, second.text
+    assert (second.json()["model_version"], second.json()["previous_version"]) == ("2", "1")
+
+    live = team.call("GET", "/prompts/support@production", team.author)
+    assert live.status_code == 200, live.text
+    assert live.json()["version"] == "2"
+    assert live.json()["template"] == V2["template"]
+    tag = live.headers["etag"]
+    assert tag.startswith('"')
+    assert tag != tag_one
+    assert live.headers["cache-control"] == "no-cache"
+    cached = team.call(
+        "GET", "/prompts/support@production", team.author, headers={"If-None-Match": tag}
+    )
+    assert (cached.status_code, cached.content, cached.headers["etag"]) == (304, b"", tag)
+    stale = team.call(
+        "GET", "/prompts/support@production", team.author, headers={"If-None-Match": tag_one}
+    )
+    assert stale.status_code == 200
+    assert stale.json()["version"] == "2"
+    by_number = team.call("GET", "/prompts/support/versions/2", team.author)
+    short = team.call("GET", "/prompts/support/2", team.author)
+    assert by_number.headers["etag"] == short.headers["etag"] == tag
+    summary = team.call("GET", "/prompts/support", team.author).json()
+    assert summary == {
+        "name": "support",
+        "versions": 2,
+        "latest": "2",
+        "aliases": {"production": "2"},
+    }
+    assert team.call("GET", "/prompts/support@latest", team.author).json()["version"] == "2"
+    binding = team.call("GET", "/llm-deployments/support-bot", team.author).json()
+    assert (binding["live_version"], binding["credentials"]) == ("2", "sealed")
+    assert _registry(settings).prompt_alias_version("support", "production") == "2"
+
+    # The audit chain verifies and holds the request, the decision and the promotion.
+    verified = team.call("GET", "/api/v1/audit/verify", team.admin)
+    assert verified.json()["intact"] is True, verified.text
+    with session_scope(engine) as session:
+        entries = session.exec(select(AuditEntry).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
+        about_two = [
+            (e.action, e.outcome)
+            for e in entries
+            if e.target in (f"model_version:{two.json()['id']}", f"approval:{approval_id}")
+        ]
+        assert f"model_version:{two.json()['id']}" in json.dumps(
+            [e.detail for e in entries if e.target == f"approval:{approval_id}"]
+        )
+        refusal = [e for e in entries if e.action == "prompt.promote" and e.outcome == "denied"]
+        assert [e.target for e in refusal] == ["prompt:support/1", "prompt:support/2"]
+        everything = " ".join(
+            json.dumps([e.action, e.target, e.reason, e.detail], default=str) for e in entries
+        )
+        sealed = session.exec(select(LlmDeployment)).one().api_key_sealed
+    assert about_two == [
+        ("prompt_version.register", "success"),
+        ("approval.request", "success"),
+        ("approval.approve", "denied"),
+        ("approval.approve", "success"),
+        ("prompt.promote", "success"),
+    ]
+
+    # The key is in no answer, no log line, no audit entry and no column in clear.
+    assert sealed is not None
+    assert SECRET not in sealed
+    assert all(SECRET not in answer for answer in team.answers)
+    assert SECRET not in caplog.text
+    assert SECRET not in everything
+    with engine.connect() as connection:
+        for table in ("retrain_llm_deployment", "governance_audit_entry"):
+            rows = connection.execute(text(f"SELECT * FROM {table}")).all()  # noqa: S608
+            assert SECRET not in repr(rows)
+    if database_url.startswith("sqlite:///"):
+        assert SECRET.encode() not in Path(database_url.removeprefix("sqlite:///")).read_bytes()
+
+
+BAD_VERSIONS = [
+    ({**V1, "template": "Hello {{ 1name }}"}, "template"),
+    ({**V1, "template": "Hello {{name"}, "template"),
+    (
+        {
+            **V2,
+            "template": [{"role": "user", "content": "ok"}, {"role": "user", "content": "{{}}"}],
+        },
+        "template.1.content",
+    ),
+    ({**V2, "variables": ["product"]}, "variables"),
+    ({**V1, "template": ""}, "template"),
+    ({**V1, "template": [{"role": "robot", "content": "hi"}]}, "template"),
+    ({**V1, "template": 7}, "template"),
+    ({**V1, "model": {**V1["model"], "temperature": 3}}, "model.temperature"),
+    (
+        {**V1, "model": {**V1["model"], "response_format": {"type": "json_schema"}}},
+        "model.response_format",
+    ),
+    ({**V1, "model": {"name": "gpt-4o-mini"}}, "model.provider"),
+    ({**V1, "stage": "production"}, "stage"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_VERSIONS)
+def test_a_bad_version_is_a_422_naming_the_field_and_leaves_nothing(
+    team: Team, body: dict[str, Any], field: str
+) -> None:
+    answer = team.call("POST", "/prompts/support/versions", team.author, json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == field, answer.json()
+    assert team.call("GET", "/prompts", team.author).json() == []
+
+
+@pytest.mark.slow
+def test_bad_deployments_are_422s_and_no_key_is_echoed(team: Team, settings: Settings) -> None:
+    broken = team.call(
+        "POST", "/prompts/support/versions", team.author, json={**V1, "template": "{{"}
+    )
+    assert broken.status_code == 422, broken.text
+    assert _registry(settings).latest_prompt_version("support") is None  # MLflow untouched
+    made = team.call("POST", "/prompts/support/versions", team.author, json=V1)
+    assert made.status_code == 201, made.text
+    good = {"name": "bot", "prompt": "support", "base_url": "https://llm.example/v1", "model": "m"}
+    cases = [
+        ({**good, "base_url": f"https://user:{SECRET}@llm.example/v1"}, "base_url"),
+        ({**good, "base_url": "ftp://llm.example"}, "base_url"),
+        ({**good, "api_key": SECRET, "api_key_env": "OPENAI_API_KEY"}, "body"),
+        ({**good, "api_key_env": "not a name"}, "api_key_env"),
+        ({**good, "prompt": "nope"}, "prompt"),
+        ({**good, "live_version": "1"}, "live_version"),
+    ]
+    for body, field in cases:
+        answer = team.call("POST", "/llm-deployments", team.author, json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == field, (field, answer.json())
+    assert team.call("GET", "/llm-deployments", team.author).json() == []
+    by_env = team.call(
+        "POST", "/llm-deployments", team.author, json={**good, "api_key_env": "OPENAI_API_KEY"}
+    )
+    assert by_env.status_code == 201, by_env.text
+    assert by_env.json()["credentials"] == "env:OPENAI_API_KEY"
+    twice = team.call("POST", "/llm-deployments", team.author, json=good)
+    assert twice.status_code == 409, twice.text
+    changed = team.call(
+        "PATCH", "/llm-deployments/bot", team.author, json={"api_key": SECRET, "model": "m2"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["credentials"], changed.json()["model"]) == ("sealed", "m2")
+    empty = team.call("PATCH", "/llm-deployments/bot", team.author, json={})
+    assert (empty.status_code, empty.json()["field"]) == (422, "body")
+    viewer_denied = team.call("DELETE", "/llm-deployments/bot", team.approver)
+    assert viewer_denied.status_code == 403
+    gone = team.call("DELETE", "/llm-deployments/bot", team.author)
+    assert gone.status_code == 204, gone.text
+    assert team.call("GET", "/llm-deployments/bot", team.author).status_code == 404
+    assert all(SECRET not in answer for answer in team.answers)
