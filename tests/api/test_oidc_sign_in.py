@@ -217,6 +217,8 @@ def test_a_person_signs_in_through_the_provider_and_is_created_just_in_time(
     assert query["state"]
     assert query["nonce"]
     assert "code_verifier" not in query
+    assert "warden_oidc_flow=" in start.headers["set-cookie"]
+    assert "Max-Age=600" in start.headers["set-cookie"]  # ten minutes to finish at the provider
     landed = client.get(
         log_in_at_provider(start.headers["location"], "alice-sub").replace("http://testserver", ""),
         follow_redirects=False,
@@ -224,6 +226,7 @@ def test_a_person_signs_in_through_the_provider_and_is_created_just_in_time(
     assert landed.status_code == 303
     assert landed.headers["location"] == "/p/acme"
     assert SESSION_COOKIE in client.cookies
+    assert "Max-Age=3600" in landed.headers["set-cookie"]  # WARDEN_OIDC_SESSION_SECONDS
     home = client.get("/", headers=HTML)
     assert home.status_code == 200
     assert "alice" in home.text
