@@ -13,8 +13,9 @@ The server decides everything (permissions, separation of duties, audit), so a c
 over REST is refused here with the same reason. Exit codes: 0 done; 1 Warden refused (its
 ``problem+json`` detail printed, naming the field); 2 the command could not ask (no URL or key,
 a config file others can read, Warden unreachable, an unreadable input file). ``--json`` prints
-Warden's answer as one JSON document on stdout. httpx is imported on the first request, so
-``warden --help`` stays fast.
+Warden's answer as one JSON document on stdout. Requests use the standard library's
+``urllib.request``: importing httpx costs a short command a third of its start-up here (its
+own command line pulls in rich), measured by ``bench/cli_startup.py``.
 """
 
 from __future__ import annotations
@@ -27,12 +28,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = [
     "ClientOptions",
@@ -137,23 +135,59 @@ def connect(ctx: typer.Context, project: str | None = None) -> Connection:
             'no API key: set WARDEN_API_KEY, or put api_key = "wdn_…" in '
             f"{_config_path(options)} (mode 0600)"
         )
+    if not str(url).startswith(("http://", "https://")):
+        fail(f"Warden's URL must start with http:// or https://, not {str(url)!r}")
     chosen = project or os.environ.get("WARDEN_PROJECT") or config.get("project")
     return Connection(url=str(url).rstrip("/"), api_key=str(key), project=chosen)
 
 
-def _problem(response: httpx.Response) -> str:
-    """Return Warden's refusal in one line: its detail and the field it names."""
+def _problem(status: int, reason: str, content: bytes) -> str:
+    """Return Warden's refusal in one line: its status, detail and the field it names."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        return f"{response.status_code} {response.reason_phrase}: {response.text[:500]}"
+        return f"{status} {reason}: {content[:500].decode(errors='replace')}"
     if not isinstance(body, dict):
-        return f"{response.status_code}: {body}"
-    detail = body.get("detail") or body.get("title") or response.reason_phrase
+        return f"{status}: {body}"
+    detail = body.get("detail") or body.get("title") or reason
     if not isinstance(detail, str):
         detail = json.dumps(detail)
     field = body.get("field")
-    return f"{response.status_code} {detail}" + (f" (field: {field})" if field else "")
+    return f"{status} {detail}" + (f" (field: {field})" if field else "")
+
+
+def _multipart(
+    files: Mapping[str, tuple[str, bytes]], data: Mapping[str, str]
+) -> tuple[bytes, str]:
+    """Return a ``multipart/form-data`` body and its content type."""
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in data.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+        )
+    for name, (filename, content) in files.items():
+        header = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
+        parts.append(header.encode() + content + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _opener() -> Any:
+    """Return a urllib opener that follows no redirect: the key goes to Warden's URL only."""
+    import urllib.request
+
+    class RefuseRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # the 3xx becomes an HTTPError, reported as Warden's answer
+
+    return urllib.request.build_opener(RefuseRedirects)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,32 +213,38 @@ class Connection:
         *,
         body: Any = None,
         params: Mapping[str, Any] | None = None,
-        files: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | None = None,
-        accept_json: bool = True,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one request; return the decoded answer, or exit 1 with Warden's refusal."""
-        import httpx
+        import urllib.error
+        import urllib.request
+        from urllib.parse import urlencode
 
-        headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": _USER_AGENT}
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "User-Agent": _USER_AGENT,
+            "Accept": "application/json",
+        }
+        content: bytes | None = None
+        if files is not None:
+            content, headers["Content-Type"] = _multipart(files, data or {})
+        elif body is not None:
+            content = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        url = f"{self.url}{path}" + (f"?{query}" if query else "")
+        # The scheme is http(s), checked by connect(); a redirect is not followed (_opener).
+        request = urllib.request.Request(url, data=content, headers=headers, method=method)  # noqa: S310
         try:
-            response = httpx.request(
-                method,
-                f"{self.url}{path}",
-                json=body,
-                params={k: v for k, v in (params or {}).items() if v is not None},
-                files=files,
-                data=data,
-                headers=headers,
-                timeout=_TIMEOUT,
-            )
-        except httpx.HTTPError as error:
-            fail(f"cannot reach Warden at {self.url}: {error}")
-        if response.status_code >= 400:
-            fail(_problem(response), code=1)
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json() if accept_json else response.content
+            with _opener().open(request, timeout=_TIMEOUT) as response:
+                answer = response.read()
+        except urllib.error.HTTPError as refused:
+            with refused:
+                fail(_problem(refused.code, refused.reason, refused.read()), code=1)
+        except (urllib.error.URLError, OSError) as error:
+            fail(f"cannot reach Warden at {self.url}: {getattr(error, 'reason', error)}")
+        return json.loads(answer) if answer else None
 
     def wait(
         self,
