@@ -216,6 +216,28 @@ def _free_name(session: Session, hint: str) -> str:
     raise Conflict("no free principal name for this identity; ask an administrator")
 
 
+def _link(session: Session, claims: FederatedClaims) -> ExternalIdentity | None:
+    return session.exec(
+        select(ExternalIdentity).where(
+            ExternalIdentity.issuer == claims.issuer, ExternalIdentity.subject == claims.subject
+        )
+    ).first()
+
+
+def _create(session: Session, claims: FederatedClaims) -> None:
+    """Create the principal and its link (flushed), so a concurrent twin fails on the link."""
+    system = Actor.system()
+    name = _free_name(session, claims.preferred_name or claims.subject)
+    if claims.kind == PrincipalKind.SERVICE:
+        principal = create_service_account(session=session, actor=system, name=name)
+    else:
+        principal = create_person(session=session, actor=system, name=name)
+    session.add(
+        ExternalIdentity(principal_id=principal.id, issuer=claims.issuer, subject=claims.subject)
+    )
+    session.flush()
+
+
 def sign_in_federated(*, session: Session, claims: FederatedClaims, jit: bool) -> Principal:
     """Return the principal behind validated ``claims``, creating it on first sign-in if ``jit``.
 
@@ -226,34 +248,25 @@ def sign_in_federated(*, session: Session, claims: FederatedClaims, jit: bool) -
         Unauthenticated: The identity is unknown and ``jit`` is off, its principal is disabled,
             or it is linked to a principal of the other kind.
     """
-    link = session.exec(
-        select(ExternalIdentity).where(
-            ExternalIdentity.issuer == claims.issuer, ExternalIdentity.subject == claims.subject
-        )
-    ).first()
-    system = Actor.system()
+    link = _link(session, claims)
     if link is None:
         if not jit:
             raise Unauthenticated(
                 "you have no Warden account yet; ask an administrator to create one"
             )
-        name = _free_name(session, claims.preferred_name or claims.subject)
-        if claims.kind == PrincipalKind.SERVICE:
-            principal = create_service_account(session=session, actor=system, name=name)
-        else:
-            principal = create_person(session=session, actor=system, name=name)
-        link = ExternalIdentity(
-            principal_id=principal.id, issuer=claims.issuer, subject=claims.subject
-        )
-    else:
-        found = session.get(Principal, link.principal_id)
-        if found is None or found.disabled_at is not None:
-            raise Unauthenticated(
-                "your Warden account is disabled; ask an administrator to enable it"
-            )
-        if found.kind != claims.kind.value:
-            raise Unauthenticated("this identity belongs to another kind of Warden account")
-        principal = found
+        try:
+            with session.begin_nested():
+                _create(session, claims)
+        except sa.exc.IntegrityError:
+            pass  # a concurrent first request created it (or took the name): look again
+        link = _link(session, claims)
+        if link is None:
+            raise Unauthenticated("your account is being set up; sign in again in a moment")
+    principal = session.get(Principal, link.principal_id)
+    if principal is None or principal.disabled_at is not None:
+        raise Unauthenticated("your Warden account is disabled; ask an administrator to enable it")
+    if principal.kind != claims.kind.value:
+        raise Unauthenticated("this identity belongs to another kind of Warden account")
     link.display_name = claims.display_name[:200]
     link.email = claims.email[:320]
     link.groups = sorted({g for g in claims.groups if g})

@@ -1,15 +1,20 @@
-"""What Warden keeps of a validated token's claims, and password sessions when passwords go off."""
+"""OpenID Connect without a provider running: claims kept, passwords off, refusal pages."""
 
 from __future__ import annotations
 
+import socket
+
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from api.app import create_app
 from api.oidc import claims_of
 from api.settings import Settings
 from api.web_session import CSRF_FIELD
 from governance.actors import Actor, PrincipalKind
+from governance.audit import AuditEntry
+from governance.federation import OidcLogin
 from governance.identity import create_person
 from lineage.store import session_scope
 
@@ -59,3 +64,39 @@ def test_switching_local_passwords_off_ends_password_sessions(
         page = later.get("/", headers={"Accept": "text/html"}, follow_redirects=False)
         assert page.status_code == 303
         assert page.headers["location"].startswith("/login")
+
+
+def _unreachable(settings: Settings) -> Settings:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return settings.model_copy(
+        update={"oidc_issuer": f"http://127.0.0.1:{port}", "oidc_client_id": "warden"}
+    )
+
+
+def test_an_unreachable_provider_or_its_refusal_is_a_page_that_says_what_to_do(
+    settings: Settings, engine: Engine
+) -> None:
+    with TestClient(create_app(_unreachable(settings), engine=engine)) as client:
+        down = client.get("/login/oidc", headers={"Accept": "text/html"}, follow_redirects=False)
+        assert down.status_code == 503
+        assert "cannot be reached right now; try again in a minute" in down.text
+        refused = client.get("/login/oidc/callback?error=access_denied&state=x")
+        assert refused.status_code == 401
+        assert "did not sign you in (access_denied)" in refused.text
+        with session_scope(engine) as session:
+            reasons = [
+                e.reason
+                for e in session.exec(select(AuditEntry).where(AuditEntry.action == "auth.failed"))
+            ]
+            assert session.exec(select(OidcLogin)).first() is None  # nothing left behind
+    assert len(reasons) == 2
+    assert "discovery document could not be read" in reasons[0]
+    assert "error='access_denied'" in reasons[1]
+
+
+def test_without_a_provider_configured_its_sign_in_routes_answer_404(client: TestClient) -> None:
+    assert client.get("/login/oidc").status_code == 404
+    assert client.get("/login/oidc/callback?code=c&state=s").status_code == 404
+    assert 'id="oidc-sign-in"' not in client.get("/login").text
