@@ -288,7 +288,7 @@ _SLICED_KINDS = frozenset({Kind.DRIFT, Kind.PERFORMANCE, Kind.FAIRNESS})
 def _with_slices(
     spec: MonitorSpec, result: MonitorResult, frame: pd.DataFrame, baseline: Baseline
 ) -> MonitorResult:
-    """Add per-slice drift and accuracy findings (:mod:`monitors.drift.slices`) to a result."""
+    """Add per-slice drift, accuracy and fairness findings (:mod:`monitors.drift.slices`)."""
     from monitors.drift.slices import SliceConfig, slice_findings
 
     missing = [name for name in spec.slices if name not in frame.columns]
@@ -305,6 +305,13 @@ def _with_slices(
         fdr=spec.fdr or 0.05,
     )
     drifting = spec.kind == Kind.DRIFT
+    fair = spec.kind == Kind.FAIRNESS
+    missing_groups = [n for n in spec.sensitive_features if fair and n not in frame.columns]
+    if missing_groups:
+        raise InvalidInput(
+            f"the window has no sensitive column {missing_groups[0]!r}",
+            field="sensitive_features",
+        )
     findings, section = slice_findings(
         frame,
         config=config,
@@ -313,6 +320,9 @@ def _with_slices(
         columns=list(spec.columns or []) if drifting else None,
         label_column=None if drifting else spec.label_column,
         prediction_column=None if drifting else spec.prediction_column,
+        sensitive_features=list(spec.sensitive_features) if fair else None,
+        positive_label=spec.positive_label,
+        min_group_size=int(spec.options.get("min_group_size", 30)),
     )
     everything = [*result.findings, *findings]
     return replace(

@@ -211,6 +211,7 @@ def build_report(
             "findings": [finding.to_dict() for finding in result.findings],
             "comparison": result.report.get("comparison") or [],
             "caveats": result.report.get("caveats") or [],
+            "slice_rates": (result.report.get("slices") or {}).get("fairness") or [],
             "charts": [
                 {"title": chart.title, "svg": Markup(render_chart_svg(chart))}  # noqa: S704
                 for chart in result.charts

@@ -10,7 +10,10 @@ region is small. For each slicing column (``spec.slices``, typically a context c
   differed from the population (older customers in one region) is not an alarm; a reference
   without the slicing column cannot be sliced, which the report says;
 * **performance**: the slice's accuracy against the rest of the window (one-sided
-  two-proportion z-test: is this slice worse than the others?), which needs no reference.
+  two-proportion z-test: is this slice worse than the others?), which needs no reference;
+* **fairness** (``sensitive_features``): per group, selection rate and (with labels) TPR and
+  FPR inside the slice, and whether the group's gap to the other groups in this slice differs
+  from the typical slice's (:mod:`monitors.fairness.slices`).
 
 All p-values of a run (every slice, column and test) are adjusted together with Benjamini-Hochberg
 at ``spec.fdr`` (0.05 when unset), so testing fifty slice-column pairs does not flag one by
@@ -109,13 +112,21 @@ def slice_findings(
     columns: list[str] | None = None,
     label_column: str | None = None,
     prediction_column: str | None = None,
+    sensitive_features: list[str] | None = None,
+    positive_label: int | str = 1,
+    min_group_size: int = 30,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Judge drift (``columns`` against ``reference``) and accuracy per slice of ``frame``.
+    """Judge drift (``columns`` against ``reference``), accuracy and fairness per slice.
 
+    Fairness is judged when ``sensitive_features`` and ``prediction_column`` are given.
     Returns the findings (scopes ``slice:…``) and a JSON-ready report section.
     """
+    from monitors.fairness.slices import judge_gaps, slice_fairness
+
     tests: list[dict[str, Any]] = []
     notes: list[str] = []
+    group_rates: list[dict[str, Any]] = []
+    gaps: list[dict[str, Any]] = []
     for slicing in config.columns:
         if slicing not in frame.columns:
             notes.append(f"the window has no column {slicing!r} to slice by")
@@ -154,6 +165,16 @@ def slice_findings(
                         "value": hits / n, "rest": rest / m, "rest_rows": m,
                         "p": _worse_p(hits, n, rest, m),
                     })  # fmt: skip
+            if sensitive_features and prediction_column:
+                fair_tests, rates = slice_fairness(
+                    frame, slicing=slicing, scope=scope, mask=mask.to_numpy(bool),
+                    sensitive_features=sensitive_features, prediction_column=prediction_column,
+                    label_column=label_column, positive_label=positive_label,
+                    min_group_size=min_group_size,
+                )  # fmt: skip
+                gaps.extend(fair_tests)
+                group_rates.extend(rates)
+    tests.extend(judge_gaps(gaps))
     judged = [t for t in tests if t["p"] is not None]
     adjusted = benjamini_hochberg([t["p"] for t in judged]) if judged else []
     for test, q in zip(judged, adjusted, strict=True):
@@ -181,4 +202,6 @@ def slice_findings(
         "alerts": [f.scope for f in findings if f.status == Status.ALERT],
         "notes": notes,
     }
+    if sensitive_features:
+        report["fairness"] = group_rates
     return findings, report

@@ -345,3 +345,34 @@ def test_performance_is_judged_per_slice_of_a_context_column(external: External)
     assert (refused.state, refused.attempts) == ("failed", 1)
     assert refused.error is not None
     assert "zodiac" in refused.error
+
+
+@pytest.mark.slow
+def test_fairness_is_judged_per_slice_with_group_rates_in_the_report(external: External) -> None:
+    run = external.run(
+        {"kind": "fairness", "sensitive_features": ["sex"], "slices": ["race"], "min_rows": 50}
+    )
+    assert run.state == "succeeded", run.error
+    assert external.loader.loaded == []
+    assert run.summary is not None
+    gaps = {
+        f["scope"]: f for f in run.summary["findings"] if f["metric"] == "slice_selection_rate_gap"
+    }
+    assert "slice:race=White/group:sex=Female" in gaps
+    assert "adjusted_p" in gaps["slice:race=White/group:sex=Female"]["detail"]
+    section = external.report(run)["results"][0]["report"]["slices"]
+    white = next(
+        r for r in section["fairness"] if r["scope"] == "slice:race=White" and r["feature"] == "sex"
+    )
+    rows = external.window[external.window["race"].astype(str) == "White"]
+    women = (rows["sex"].astype(str) == "Female").to_numpy()
+    chosen = external.predicted[(external.window["race"].astype(str) == "White").to_numpy()]
+    assert white["groups"]["Female"]["selection_rate"] == pytest.approx(
+        float((chosen[women] == 1).mean())
+    )
+    _, html = report_paths(external.data_dir, project_id=run.project_id, run_id=run.id)
+    assert "Group rates per slice" in html.read_text(encoding="utf-8")
+    refused = external.run(
+        {"kind": "fairness", "sensitive_features": ["sex"], "slices": ["zodiac"]}
+    )
+    assert (refused.state, refused.attempts) == ("failed", 1)
