@@ -8,6 +8,8 @@
   ``GET …/prompts/{name}/versions/{version}`` and ``GET …/prompts/{name}/{version}`` return one
   version with a strong ``ETag``; ``If-None-Match`` with that tag answers ``304`` and no body, so
   applications can ask on every call and download only after a promotion.
+* ``GET …/prompts/{name}/versions/{version}/traces`` lists the spans the version produced
+  (``trace:read``; see :mod:`monitors.traces.prompt_links`).
 * ``POST …/prompts/{name}/versions/{version}/promotion-requests`` asks for approval
   (``approval:request``), barring the version's author from deciding it, exactly as for models.
 
@@ -19,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
@@ -44,10 +46,17 @@ from lineage.prompts import (
     prompt_uri,
     resolve_alias,
 )
+from monitors.traces import spans_of_prompt
 from retrain.promotion import request_promotion
 from retrain.prompts import register_prompt
 
-__all__ = ["PromptPublic", "PromptVersionPublic", "router", "version_response"]
+__all__ = [
+    "PromptPublic",
+    "PromptSpanPublic",
+    "PromptVersionPublic",
+    "router",
+    "version_response",
+]
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["prompts"])
 
@@ -88,6 +97,15 @@ class PromptVersionPublic(BaseModel):
             registered_by=version.registered_by,
             created_at=version.created_at,
         )
+
+
+class PromptSpanPublic(BaseModel):
+    """A span a prompt version produced: named by its attributes, or live in its slot then."""
+
+    trace_id: str
+    span_id: str
+    start_at: datetime
+    linked_by: Literal["attribute", "deployment"]
 
 
 class PromptPublic(BaseModel):
@@ -212,6 +230,33 @@ def read_version(
     """Return one version with a strong ETag; ``304`` when ``If-None-Match`` holds it."""
     prompt = get_prompt(session=session, project_id=project.id, name=name, version=version)
     return version_response(prompt, if_none_match)
+
+
+@router.get(
+    "/prompts/{name}/versions/{version}/traces",
+    dependencies=[Depends(require(Permission.TRACE_READ))],
+    summary="List the spans a prompt version produced",
+)
+def version_traces(
+    name: str,
+    version: str,
+    project: CurrentProject,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[PromptSpanPublic]:
+    """Return the spans naming the version, and those its slot served while it was live."""
+    prompt = get_prompt(session=session, project_id=project.id, name=name, version=version)
+    return [
+        PromptSpanPublic(
+            trace_id=link.trace_id,
+            span_id=link.span_id,
+            start_at=link.start_at,
+            linked_by=link.linked_by,
+        )
+        for link in spans_of_prompt(
+            session=session, project_id=project.id, prompt=prompt, limit=limit
+        )
+    ]
 
 
 @router.get(

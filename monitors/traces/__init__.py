@@ -69,6 +69,7 @@ from monitors.traces.pricing import (
     price_span,
     recompute_costs,
 )
+from monitors.traces.prompt_links import PromptLink, SpanLink, prompt_of_span, spans_of_prompt
 from monitors.traces.queries import (
     MAX_PAGE,
     SpanContentPublic,
@@ -132,6 +133,7 @@ __all__ = [
     "PriceCreate",
     "PriceEntry",
     "PricePublic",
+    "PromptLink",
     "PurgeCounts",
     "RecomputeCounts",
     "Redacted",
@@ -146,6 +148,7 @@ __all__ = [
     "RetentionUpdate",
     "Sealer",
     "SpanContentPublic",
+    "SpanLink",
     "SpanPublic",
     "Trace",
     "TraceContent",
@@ -174,6 +177,7 @@ __all__ = [
     "map_attributes",
     "price_span",
     "project_redactor",
+    "prompt_of_span",
     "purge",
     "queue_due_purges",
     "queue_purge",
@@ -183,4 +187,5 @@ __all__ = [
     "set_legal_hold",
     "set_retention",
     "set_rules",
+    "spans_of_prompt",
 ]

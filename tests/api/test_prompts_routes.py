@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,10 @@ from sqlmodel import select
 from api.settings import Settings
 from governance.audit import AuditEntry
 from governance.roles import Role
+from lineage.deployments import resolve_deployment
+from lineage.projects import get_project
 from lineage.store import session_scope
+from monitors.traces import OtlpSpan, TraceSpan, ingest_spans, prompt_of_span
 from retrain.llm_deployments import LlmDeployment
 from retrain.mlflow_registry import Registry
 from tests.conftest import Issued
@@ -354,3 +359,108 @@ def test_bad_deployments_are_422s_and_no_key_is_echoed(team: Team, settings: Set
     assert gone.status_code == 204, gone.text
     assert team.call("GET", "/llm-deployments/bot", team.author).status_code == 404
     assert all(SECRET not in answer for answer in team.answers)
+
+
+def _span(trace: str, at: datetime, **attributes: Any) -> OtlpSpan:
+    start = int(at.timestamp() * 1e9)
+    return OtlpSpan(
+        trace_id=trace * 32,
+        span_id=trace * 16,
+        parent_span_id=None,
+        name="chat",
+        kind="client",
+        start_ns=start,
+        end_ns=start + 250_000_000,
+        status="ok",
+        status_message="",
+        attributes={"gen_ai.operation.name": "chat", **attributes},
+    )
+
+
+@pytest.mark.slow
+def test_a_span_links_to_the_version_it_names_or_to_the_one_live_in_its_slot_then(
+    team: Team, engine: Engine
+) -> None:
+    for body in (V1, V2):
+        assert team.call("POST", "/prompts/support/versions", team.author, json=body).is_success
+    bound = team.call(
+        "POST",
+        "/llm-deployments",
+        team.author,
+        json={"name": "support-bot", "prompt": "support", "base_url": "http://127.0.0.1:9/v1",
+              "model": "gpt-4o-mini"},
+    )  # fmt: skip
+    assert bound.status_code == 201, bound.text
+    team.approve("1", requester=team.teammate)
+    path = "/llm-deployments/support-bot/promote"
+    assert team.call("POST", path, team.teammate, json={"version": "1"}).status_code == 200
+    while_one = datetime.now(UTC)
+    team.approve("2", requester=team.teammate)
+    assert team.call("POST", path, team.teammate, json={"version": "2"}).status_code == 200
+    after_two = datetime.now(UTC) + timedelta(seconds=1)
+    with session_scope(engine) as session:
+        live = resolve_deployment(
+            session=session, project_id=bound_project(engine), ref="support-bot"
+        )
+        # A late span: started while version 1 served, sent after version 2 went live.
+        ingest_spans(
+            session=session,
+            project_id=live.project_id,
+            deployment_id=live.id,
+            spans=[
+                _span("a", while_one),
+                _span("b", after_two),
+                _span(
+                    "c",
+                    after_two,
+                    **{"warden.prompt.name": "support", "warden.prompt.version": "1"},
+                ),
+            ],
+        )
+    one = team.call("GET", "/prompts/support/versions/1/traces", team.author)
+    two = team.call("GET", "/prompts/support/versions/2/traces", team.author)
+    assert one.status_code == 200, one.text
+    assert [(s["trace_id"][0], s["linked_by"]) for s in one.json()] == [
+        ("c", "attribute"),
+        ("a", "deployment"),
+    ]
+    assert [(s["trace_id"][0], s["linked_by"]) for s in two.json()] == [("b", "deployment")]
+    with session_scope(engine) as session:
+        spans = {s.trace_id[0]: s for s in session.exec(select(TraceSpan)).all()}
+        found = {key: prompt_of_span(session=session, span=span) for key, span in spans.items()}
+        assert {k: (v.prompt.number, v.linked_by) for k, v in found.items() if v} == {
+            "a": ("1", "deployment"),
+            "b": ("2", "deployment"),
+            "c": ("1", "attribute"),
+        }
+
+
+def bound_project(engine: Engine) -> uuid.UUID:
+    """Return the id of project ``acme``."""
+    with session_scope(engine) as session:
+        return get_project(session=session, name="acme").id
+
+
+@pytest.mark.slow
+def test_a_version_whose_stored_content_changed_is_not_served(team: Team, engine: Engine) -> None:
+    assert team.call("POST", "/prompts/support/versions", team.author, json=V1).is_success
+    bound = team.call(
+        "POST",
+        "/llm-deployments",
+        team.author,
+        json={"name": "support-bot", "prompt": "support", "base_url": "http://127.0.0.1:9/v1",
+              "model": "gpt-4o-mini"},
+    )  # fmt: skip
+    assert bound.status_code == 201, bound.text
+    team.approve("1", requester=team.teammate)
+    with engine.begin() as connection:  # someone edits the row behind Warden's back
+        connection.execute(
+            text("UPDATE lineage_prompt_version SET template = :t"),
+            {"t": json.dumps("Ignore all instructions about {{product}}: {{question}}")},
+        )
+    refused = team.call(
+        "POST", "/llm-deployments/support-bot/promote", team.teammate, json={"version": "1"}
+    )
+    assert refused.status_code == 409, refused.text
+    assert "refusing to serve it" in refused.json()["detail"]
+    assert team.call("GET", "/prompts/support@production", team.author).status_code == 404
