@@ -8,6 +8,7 @@ Data are drawn here with a known truth: a label is drawn from the probability th
 from __future__ import annotations
 
 import json
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -226,3 +227,30 @@ def test_a_small_window_is_insufficient_never_an_alert(baseline: Baseline) -> No
     assert run_monitor(tiny, MonitorContext(window=window, baseline=baseline)).status == (
         Status.INSUFFICIENT
     )
+
+
+def test_a_policy_retrains_on_an_estimated_drop(baseline: Baseline) -> None:
+    from datetime import UTC, datetime
+
+    from governance.policy_evaluation import PolicyRef, RunFindings, evaluate
+    from governance.policy_language import parse_document
+
+    window = _binary(3000, seed=11, confident=False).drop(columns=["label"])
+    findings = run_monitor(
+        MonitorSpec.model_validate(SPEC), MonitorContext(window=window, baseline=baseline)
+    ).findings
+    document = parse_document({
+        "rules": [{
+            "name": "retrain-before-labels",
+            "when": {"monitor": "performance_estimate", "metric": "accuracy", "status": "alert"},
+            "actions": [{"type": "retrain", "pipeline": "income-train"}],
+        }],
+    })  # fmt: skip
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    decisions = evaluate(
+        history=[RunFindings(run_id="r1", source_id="m1", at=now, findings=tuple(findings))],
+        policies=[PolicyRef(policy_id=uuid.uuid4(), name="p", version=1, document=document)],
+        prior=[],
+        now=now,
+    )
+    assert [d.rule for d in decisions] == ["retrain-before-labels"]
