@@ -29,6 +29,7 @@ from api.routes import (
     projects,
 )
 from api.routes import audit as audit_routes
+from api.routes import budgets as budget_routes
 from api.routes import evaluation_datasets as evaluation_dataset_routes
 from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
@@ -102,6 +103,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(pipelines.router)
     app.include_router(promotion_routes.router)
     app.include_router(policy_routes.router)
+    app.include_router(budget_routes.router)
     app.include_router(deployments_serving.router)
     install_dashboard(app)
     app.include_router(inference_routes.router)

@@ -12,7 +12,8 @@
    for slots that are due (this is also how slots missed during downtime are caught up).
 3. Each sync also queues the daily retention purge of every project with traces
    (:func:`monitors.traces.jobs.queue_due_purges`: one a day per project, caught up after
-   downtime).
+   downtime) and a budget check of every project with budgets
+   (:func:`retrain.budget_checks.queue_due_budget_checks`: at most one a minute per project).
 4. A fired job (:meth:`Scheduler.fire`) re-checks the lease in the transaction that writes,
    plans the due slots with :func:`monitors.schedules.plan_due_slots` under the configured
    misfire rule, and inserts each slot with :func:`monitors.run_jobs.queue_monitor_run`; a slot
@@ -48,6 +49,7 @@ from monitors.schedules import (
     trigger_for,
 )
 from monitors.traces.jobs import queue_due_purges
+from retrain.budget_checks import queue_due_budget_checks
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -178,18 +180,24 @@ class Scheduler:
         self.queue_purges()
 
     def queue_purges(self) -> list[uuid.UUID]:
-        """Queue the daily retention purge of each project with traces, if still leading."""
+        """Queue the daily retention purges and due budget checks, if still leading.
+
+        Returns the projects whose purge was queued.
+        """
         now = utcnow()
         try:
             with session_scope(self.engine) as session:
                 if not holds_lease(session=session, name=LEASE_NAME, holder=self.holder, now=now):
                     return []
                 queued = queue_due_purges(session=session, now=now)
+                checks = queue_due_budget_checks(session=session, now=now)
         except SQLAlchemyError:
             _log.exception("could not queue the retention purges")
             return []
         if queued:
             _log.info("queued the retention purge of %d project(s)", len(queued))
+        if checks:
+            _log.debug("queued the budget check of %d project(s)", len(checks))
         return queued
 
     def fire(self, monitor_id: uuid.UUID) -> int:

@@ -42,6 +42,7 @@ from lineage.runtime.worker import Worker
 from monitors.run_jobs import register_monitor_handlers
 from monitors.traces.jobs import register_trace_handlers
 from reports import REPORT_RENDER, ReportRenderHandler
+from retrain.budget_checks import register_budget_handler
 from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
 from retrain.loop import handle_run_findings
 from retrain.mlflow_registry import Registry
@@ -160,6 +161,9 @@ def build_registry(settings: Settings) -> HandlerRegistry:
         ),
     )
     register_trace_handlers(registry, audit=audit_as_warden)
+    register_budget_handler(
+        registry, model_registry=loader.registry, deployer=EmbeddedDeployer(loader=loader)
+    )
     registry.register(PIPELINE_RUN, pipeline_handler(runner_config(settings)))
     signer = load_or_create_signer(settings.resolved_audit_key_path())
     registry.register(

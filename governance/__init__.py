@@ -11,6 +11,7 @@ from governance.audit import (
     append,
     append_in_own_transaction,
 )
+from governance.budgets import Budget, BudgetAlert
 from governance.channels import Channel, SecretBox
 from governance.decisions import FindingBatch, PolicyDecision, PromotionBlock
 from governance.delivery import Attempt, Delivery, deliver_due, deliver_due_now
@@ -35,6 +36,8 @@ __all__ = [
     "Attempt",
     "AuditEntry",
     "AuthFailure",
+    "Budget",
+    "BudgetAlert",
     "Channel",
     "DashboardSession",
     "Delivery",

@@ -7,7 +7,9 @@ call:
    baseline (:mod:`monitors.baseline.storage`);
 2. read the window the run was given (``window_start`` → ``window_end``, fixed by the monitor's
    window rule when the run was queued) from the Parquet inference log, labels joined
-   (:func:`monitors.inferences.read_window`);
+   (:func:`monitors.inferences.read_window`); a kind over LLM traces reads the window's model
+   and tool calls and its reference window instead, and needs no baseline
+   (:mod:`monitors.llm.windows`);
 3. load the model only when the computation needs it: an explanations run whose records logged
    no attributions, of a version that is not ``external``; through the :class:`ModelLoader` the
    composition root passes in (the real one loads only versions registered in Warden after
@@ -66,8 +68,9 @@ from monitors.baseline.storage import StoredBaseline, latest_baseline, load_base
 from monitors.findings import Finding, RunSummary, Status, worst_status
 from monitors.inferences import CONTEXT_PREFIX, read_window, slot_deployments
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
+from monitors.llm.windows import CallWindows, read_call_windows
 from monitors.models import Monitor, MonitorRun
-from monitors.spec import Kind, MonitorSpec
+from monitors.spec import TRACE_KINDS, Kind, MonitorSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,6 +131,7 @@ class _Inputs:
     reference: tuple[Dataset, DatasetVersion] | None = None
     window: pd.DataFrame | None = None
     batches: list[uuid.UUID] | None = None
+    calls: CallWindows | None = None
     reason: str | None = None
 
 
@@ -191,6 +195,18 @@ def _gather(session: Session, data_dir: Path, run_id: uuid.UUID) -> _Inputs:
         raise LookupError(f"deployment {monitor.deployment_id} does not exist")
     inputs.deployment = deployment
     inputs.model_version = _live_version(session, deployment, run.window_end)
+    if inputs.spec.kind in TRACE_KINDS:
+        inputs.calls = read_call_windows(
+            session=session,
+            spec=inputs.spec,
+            deployment=deployment,
+            start=run.window_start,
+            end=run.window_end,
+        )
+        inputs.window = inputs.calls.current
+        if not len(inputs.window):
+            inputs.reason = "no LLM calls were traced in the window"
+        return inputs
     try:
         inputs.stored = latest_baseline(session=session, deployment=deployment)
     except NotFound as error:
@@ -416,8 +432,9 @@ def _insufficient(spec: MonitorSpec, reason: str) -> MonitorResult:
     )
 
 
-def _window_name(deployment: Deployment) -> str:
-    return f"inferences/{deployment.name}/{deployment.environment}"
+def _window_name(deployment: Deployment, kind: str) -> str:
+    source = "traces" if kind in TRACE_KINDS else "inferences"
+    return f"{source}/{deployment.name}/{deployment.environment}"
 
 
 def _lineage_event(inputs: _Inputs, summary: RunSummary, at: datetime) -> dict[str, Any]:
@@ -433,7 +450,12 @@ def _lineage_event(inputs: _Inputs, summary: RunSummary, at: datetime) -> dict[s
         datasets.append(
             DatasetRef("warden", f"baselines/{deployment.name}", version=str(stored.id))
         )
-    datasets.append(DatasetRef("warden", _window_name(deployment), version=window))
+    name = _window_name(deployment, inputs.spec.kind)
+    calls = inputs.calls
+    if calls is not None and calls.reference_start is not None:
+        span = f"{_iso(calls.reference_start)}..{_iso(calls.reference_end)}"
+        datasets.append(DatasetRef("warden", name, version=span))
+    datasets.append(DatasetRef("warden", name, version=window))
     monitor_facet = {
         "monitorId": str(inputs.monitor.id),
         "monitorRunId": str(run.id),
@@ -505,6 +527,16 @@ def execute_monitor_run(
     tell(0.1, inputs.reason or f"read {rows} rows of the window")
     if inputs.reason is not None:
         result = _insufficient(inputs.spec, inputs.reason)
+    elif inputs.calls is not None:
+        result = run_monitor(
+            inputs.spec,
+            MonitorContext(
+                window=inputs.calls.current,
+                baseline=Baseline(rows=0, columns={}),
+                reference=inputs.calls.reference,
+                progress=lambda fraction, message: tell(0.2 + 0.7 * fraction, message),
+            ),
+        )
     else:
         assert inputs.window is not None
         assert inputs.model_version is not None
@@ -565,6 +597,9 @@ def execute_monitor_run(
         "model_version_id": None if inputs.model_version is None else str(inputs.model_version.id),
         "reason": inputs.reason,
     }
+    if inputs.calls is not None:
+        meta["reference_start"] = _iso(inputs.calls.reference_start)
+        meta["reference_end"] = _iso(inputs.calls.reference_end)
     if drift_page_error is not None:
         meta["drift_page_error"] = drift_page_error
     links = {} if drift_html is None else {"Evidently drift page (sampled)": _DRIFT_PAGE}

@@ -10,6 +10,10 @@ Contract for a kind (fairness and explanations plug in through exactly this):
   Parquet file, which ``frame`` loads column-wise) and the reference with ``context.baseline``
   (``Baseline``: per-column summaries plus ``extras``, a dict of named JSON-ready sections such as
   ``"performance"``, ``"fairness"`` or ``"explanations"`` that each kind owns and documents).
+* A kind over LLM traces (``llm_operations``, ``text_descriptors``, ``embedding_drift``) reads
+  the window as a table of model and tool calls (:mod:`monitors.llm.calls`) and the reference
+  *window* of the same deployment as ``context.reference`` (same columns; ``None`` when the
+  monitor has none); it needs no stored baseline.
 * It may use ``context.model`` (anything with ``predict``; ``predict_proba`` when it exists) and
   ``context.feature_names``; it calls ``context.report_progress(fraction, message)`` on long work.
 * It returns ``KindResult(findings, report, charts)``:
@@ -78,6 +82,9 @@ BUILTIN_KINDS: dict[str, str] = {
     Kind.PERFORMANCE_ESTIMATE: "monitors.estimation.monitor",
     Kind.FAIRNESS: "monitors.fairness.monitor",
     Kind.EXPLANATIONS: "monitors.explanations.monitor",
+    Kind.LLM_OPERATIONS: "monitors.llm.operations",
+    Kind.TEXT_DESCRIPTORS: "monitors.llm.descriptors",
+    Kind.EMBEDDING_DRIFT: "monitors.llm.embedding_monitor",
 }
 """Which module registers each shipped kind (imported on first use)."""
 
@@ -127,6 +134,7 @@ class MonitorContext:
         model: The model under watch, for kinds that need predictions or explanations.
         feature_names: The model's input columns, in order.
         progress: Called with a fraction in [0, 1] and a message during long work.
+        reference: The reference window of a kind over LLM traces (its calls), if any.
     """
 
     window: pd.DataFrame | Path
@@ -134,6 +142,7 @@ class MonitorContext:
     model: Model | None = None
     feature_names: list[str] | None = None
     progress: Progress | None = None
+    reference: pd.DataFrame | None = None
 
     def row_count(self) -> int:
         """Return the window's number of rows (Parquet metadata only, for a file)."""

@@ -12,11 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DriftMethod", "Kind", "MonitorSpec", "Task"]
+__all__ = ["TRACE_KINDS", "DriftMethod", "Kind", "MonitorSpec", "Task"]
 
 
 class Kind(StrEnum):
-    """The monitor kinds Warden ships; each names a runner registered in monitors.kinds."""
+    """The monitor kinds Warden ships; each names a runner registered in monitors.kinds.
+
+    The last three judge a deployment's LLM traces (:mod:`monitors.llm`), not its inference log.
+    """
 
     DRIFT = "drift"
     PREDICTION_DRIFT = "prediction_drift"
@@ -25,6 +28,13 @@ class Kind(StrEnum):
     PERFORMANCE_ESTIMATE = "performance_estimate"
     FAIRNESS = "fairness"
     EXPLANATIONS = "explanations"
+    LLM_OPERATIONS = "llm_operations"
+    TEXT_DESCRIPTORS = "text_descriptors"
+    EMBEDDING_DRIFT = "embedding_drift"
+
+
+TRACE_KINDS = frozenset({Kind.LLM_OPERATIONS, Kind.TEXT_DESCRIPTORS, Kind.EMBEDDING_DRIFT})
+"""Kinds that read a deployment's LLM traces (model and tool calls) instead of its inference log."""
 
 
 class DriftMethod(StrEnum):

@@ -9,6 +9,7 @@ from api.worker_process import build_registry
 from lineage import InvalidInput
 from monitors.run_jobs import MonitorRunHandler
 from reports import ReportRenderHandler
+from retrain.budget_checks import BudgetCheckHandler
 from tests.api.marker_handlers import slow_marker
 
 
@@ -19,6 +20,7 @@ def _settings(tmp_path: Path, handlers: dict[str, str]) -> Settings:
 def test_the_default_registry_runs_monitor_and_pipeline_runs(tmp_path: Path) -> None:
     registry = build_registry(_settings(tmp_path, {}))
     assert registry.kinds() == [
+        "budget_check",
         "explanation",
         "monitor_run",
         "pipeline_run",
@@ -32,12 +34,17 @@ def test_the_default_registry_runs_monitor_and_pipeline_runs(tmp_path: Path) -> 
     handler = registry.handler_for("monitor_run")
     assert isinstance(handler, MonitorRunHandler)
     assert handler.data_dir == tmp_path
+    checks = registry.handler_for("budget_check")
+    assert isinstance(checks, BudgetCheckHandler)
+    assert checks.registry is not None  # so a policy may perform a rollback on a breach
+    assert checks.deployer is not None
 
 
 def test_configured_handlers_add_to_or_replace_the_defaults(tmp_path: Path) -> None:
     path = "tests.api.marker_handlers:slow_marker"
     registry = build_registry(_settings(tmp_path, {"monitor_run": path, "report_render": path}))
     assert registry.kinds() == [
+        "budget_check",
         "explanation",
         "monitor_run",
         "pipeline_run",
