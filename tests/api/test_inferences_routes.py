@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -525,3 +526,45 @@ def test_a_deployment_is_addressed_by_name_as_well_as_by_id(
     )
     assert elsewhere.status_code == 404
     assert "nothing is live under deployment" in elsewhere.json()["detail"]
+
+
+def test_a_multiclass_reference_is_calibrated_for_estimation_or_refused_naming_the_field(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+) -> None:
+    rng = np.random.default_rng(0)
+    reference = adult_test().iloc[:3000][FEATURES].reset_index(drop=True)
+    probabilities = rng.dirichlet([0.5, 0.5, 0.5], len(reference))
+    classes = np.array(["low", "mid", "high"])
+    reference = reference.assign(
+        tier=[classes[rng.choice(3, p=p)] for p in probabilities],
+        predicted=classes[probabilities.argmax(axis=1)],
+        p_low=probabilities[:, 0], p_mid=probabilities[:, 1], p_high=probabilities[:, 2],
+    )  # fmt: skip
+    (settings.data_dir / "datasets").mkdir()
+    reference.to_csv(settings.data_dir / "datasets" / "tiers.csv", index=False)
+    version = dataset_version(engine, deployment.project_id, "datasets/tiers.csv")
+    body = {
+        "deployment_id": str(deployment.id), "dataset_version_id": str(version),
+        "label_column": "tier", "prediction_column": "predicted",
+    }  # fmt: skip
+    wrong = {**body, "probability_columns": {"low": "p_low", "mid": "p_mid", "high": "p_top"}}
+    refused = client.post(f"{BASE}/baselines", json=wrong, headers=scientist.headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "probability_columns"
+    assert "p_top" in refused.json()["detail"]
+    assert _count(engine, "monitors_baseline") == 0
+    assert not (settings.data_dir / "baselines").exists()
+    right = {**body, "probability_columns": {"low": "p_low", "mid": "p_mid", "high": "p_high"}}
+    created = client.post(f"{BASE}/baselines", json=right, headers=scientist.headers)
+    assert created.status_code == 201, created.text
+    assert "performance_estimate" in created.json()["extras"]
+    stored = json.loads(
+        next((settings.data_dir / "baselines").rglob("*.json")).read_text(encoding="utf-8")
+    )
+    section = stored["extras"]["performance_estimate"]
+    assert section["classes"] == ["high", "low", "mid"]
+    assert section["positive"] is None
