@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class Settings(BaseSettings):
         default=None,
         description="When set, API calls may carry the provider's access tokens (JWT, e.g. "
         "from the client-credentials flow) whose 'aud' is this value; each is mapped to a "
-        "service account.",
+        "service account. Must differ from the client id (ID tokens carry that).",
     )
     oidc_redirect_url: str | None = Field(
         default=None,
@@ -280,6 +280,15 @@ class Settings(BaseSettings):
         if unsafe or not value:
             raise ValueError(f"only public-key algorithms may be accepted, not {unsafe}")
         return value
+
+    @model_validator(mode="after")
+    def _api_audience_is_not_the_client(self) -> Settings:
+        if self.oidc_api_audience and self.oidc_api_audience == self.oidc_client_id:
+            raise ValueError(
+                "WARDEN_OIDC_API_AUDIENCE must differ from WARDEN_OIDC_CLIENT_ID, or a person's "
+                "ID token would pass as an access token: register the API as its own audience"
+            )
+        return self
 
     def oidc_enabled(self) -> bool:
         """Return whether sign-in with an OpenID Connect provider is configured."""

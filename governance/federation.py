@@ -50,6 +50,7 @@ __all__ = [
     "consume_login",
     "create_group_mapping",
     "delete_group_mapping",
+    "federated_ids",
     "identity_of",
     "list_group_mappings",
     "sign_in_federated",
@@ -192,6 +193,11 @@ def consume_login(
 
 
 # --- federated principals ------------------------------------------------------------------
+
+
+def federated_ids(*, session: Session) -> set[uuid.UUID]:
+    """Return the ids of every principal linked to the identity provider."""
+    return set(session.exec(select(ExternalIdentity.principal_id)).all())
 
 
 def identity_of(*, session: Session, principal_id: uuid.UUID) -> ExternalIdentity | None:

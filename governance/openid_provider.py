@@ -371,4 +371,7 @@ class OpenIDProvider:
                 "this Warden accepts API keys only; send `Authorization: Bearer wdn_…`",
                 audit_reason="a JWT was sent but WARDEN_OIDC_API_AUDIENCE is not set",
             )
-        return self._validate(token, audience=self.api_audience, refused=_ACCESS_REFUSED)
+        claims = self._validate(token, audience=self.api_audience, refused=_ACCESS_REFUSED)
+        if "nonce" in claims or claims.get("typ") == "ID":
+            raise TokenRefused(_ACCESS_REFUSED, audit_reason="an ID token was sent as access token")
+        return claims

@@ -13,10 +13,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
 from api.deps import SessionDep, SettingsDep
 from api.security import require_admin, require_authenticated
 from governance.actors import Actor, PrincipalKind
+from governance.federation import federated_ids, identity_of
 from governance.identity import (
     MIN_PASSWORD_LENGTH,
     PRINCIPAL_NAME_PATTERN,
@@ -70,18 +72,23 @@ class PrincipalPublic(BaseModel):
     kind: PrincipalKind
     is_admin: bool
     can_sign_in: bool
+    federated: bool = Field(
+        description="Known by the identity provider (issuer and subject); signs in there."
+    )
     disabled: bool
     created_at: datetime
 
     @classmethod
-    def of(cls, principal: Principal) -> PrincipalPublic:
-        """Build the public view of a stored principal."""
+    def of(cls, principal: Principal, *, federated: bool = False) -> PrincipalPublic:
+        """Build the public view of a stored principal (``federated``: linked to the provider)."""
         return cls(
             id=principal.id,
             name=principal.name,
             kind=PrincipalKind(principal.kind),
             is_admin=principal.is_admin,
-            can_sign_in=principal.password_hash is not None,
+            can_sign_in=principal.password_hash is not None
+            or (federated and principal.kind == PrincipalKind.PERSON),
+            federated=federated,
             disabled=principal.disabled_at is not None,
             created_at=principal.created_at,
         )
@@ -139,6 +146,11 @@ class ApiKeyCreatedPublic(ApiKeyPublic):
     key: str = Field(description="The secret key. Store it now: Warden shows it only once.")
 
 
+def _public(session: Session, principal: Principal) -> PrincipalPublic:
+    linked = identity_of(session=session, principal_id=principal.id) is not None
+    return PrincipalPublic.of(principal, federated=linked)
+
+
 def _own_or_admin(actor: Actor, principal_id: uuid.UUID) -> None:
     if not actor.is_admin and actor.principal_id != principal_id:
         raise NotFound("no such principal; list principals with GET /api/v1/principals")
@@ -177,7 +189,10 @@ def create(
 @router.get("")
 def list_all(actor: Admin, session: SessionDep) -> list[PrincipalPublic]:
     """List every principal (global administrators only)."""
-    return [PrincipalPublic.of(p) for p in list_principals(session=session)]
+    linked = federated_ids(session=session)
+    return [
+        PrincipalPublic.of(p, federated=p.id in linked) for p in list_principals(session=session)
+    ]
 
 
 @router.get("/me")
@@ -187,7 +202,7 @@ def me(actor: Authenticated, session: SessionDep) -> WhoAmIPublic:
     principal = get_principal(session=session, principal_id=actor.principal_id)
     held = roles_held(session=session, principal_id=actor.principal_id)
     return WhoAmIPublic(
-        principal=PrincipalPublic.of(principal),
+        principal=_public(session, principal),
         roles=[RoleHeldPublic(project=name, role=role) for name, role in held],
     )
 
@@ -196,14 +211,14 @@ def me(actor: Authenticated, session: SessionDep) -> WhoAmIPublic:
 def read(principal_id: uuid.UUID, actor: Authenticated, session: SessionDep) -> PrincipalPublic:
     """Return one principal (oneself, or anyone for global administrators)."""
     _own_or_admin(actor, principal_id)
-    return PrincipalPublic.of(get_principal(session=session, principal_id=principal_id))
+    return _public(session, get_principal(session=session, principal_id=principal_id))
 
 
 @router.post("/{principal_id}/disable")
 def disable(principal_id: uuid.UUID, actor: Admin, session: SessionDep) -> PrincipalPublic:
     """Disable a principal (global administrators only); its keys stop working at once."""
-    return PrincipalPublic.of(
-        disable_principal(session=session, actor=actor, principal_id=principal_id)
+    return _public(
+        session, disable_principal(session=session, actor=actor, principal_id=principal_id)
     )
 
 

@@ -205,7 +205,7 @@ def _decide(client: TestClient, approval_id: uuid.UUID) -> int:
 
 
 def test_a_person_signs_in_through_the_provider_and_is_created_just_in_time(
-    new_client: Callable[[], TestClient], engine: Engine, idp: Provider
+    new_client: Callable[[], TestClient], engine: Engine, idp: Provider, admin_client: TestClient
 ) -> None:
     client = new_client()
     start = client.get("/login/oidc?next=/p/acme", follow_redirects=False)
@@ -237,6 +237,10 @@ def test_a_person_signs_in_through_the_provider_and_is_created_just_in_time(
         None,
         False,
     )
+    listed = {p["name"]: p for p in admin_client.get("/api/v1/principals").json()}
+    assert listed["alice"]["federated"] is True
+    assert listed["alice"]["can_sign_in"] is True
+    assert listed["root"]["federated"] is False
     (created,) = [
         e
         for e in _audit(engine, "principal.create")
@@ -401,6 +405,8 @@ def test_a_client_credentials_token_acts_as_a_service_account_with_its_groups_ro
     me = client.get("/api/v1/principals/me", headers=bearer(token))
     assert me.status_code == 200, me.text
     assert me.json()["principal"]["kind"] == "service"
+    assert me.json()["principal"]["federated"] is True
+    assert me.json()["principal"]["can_sign_in"] is False
     assert me.json()["roles"] == [{"project": "acme", "role": "data_scientist"}]
     assert client.get("/api/v1/projects/acme/monitors", headers=bearer(token)).status_code == 200
     assert client.get("/api/v1/principals/me", headers=keyed.headers).status_code == 200

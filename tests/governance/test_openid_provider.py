@@ -91,6 +91,18 @@ def test_a_real_id_token_is_accepted_with_its_nonce_and_refused_otherwise(idp: P
     assert "Signature verification failed" in forged.value.audit_reason
 
 
+def test_an_id_token_is_never_taken_for_an_access_token(idp: Provider) -> None:
+    careless = OpenIDProvider(
+        issuer=idp.issuer, client_id=WEB_CLIENT, client_secret=WEB_SECRET, api_audience=WEB_CLIENT
+    )
+    token = _id_token(careless, "n")
+    with pytest.raises(TokenRefused) as refused:
+        careless.validate_access_token(token)
+    assert refused.value.audit_reason == "an ID token was sent as access token"
+    with pytest.raises(ValidationError, match="must differ from WARDEN_OIDC_CLIENT_ID"):
+        Settings(oidc_client_id="warden", oidc_api_audience="warden")
+
+
 def test_an_id_token_issued_to_another_client_is_refused(idp: Provider) -> None:
     other = _id_token(_adapter(idp, OTHER_CLIENT), "n-1")
     with pytest.raises(TokenRefused) as refused:
