@@ -10,11 +10,24 @@ still apply. ``lineage sync-mlflow`` is an import (a migration), direct only. In
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
+
+from api.cli_client import (
+    JsonOption,
+    ProjectOption,
+    client_url,
+    connect,
+    each,
+    emit,
+    fail,
+    load_document,
+)
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -41,8 +54,12 @@ lineage_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ProjectOption = Annotated[str, typer.Option("--project", "-p", help="The project's name.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_FINAL = ("succeeded", "failed", "cancelled")
+
+
+def _print_remote_run(run: dict[str, Any]) -> None:
+    version = f" -> {run['model_name']} v{run['model_version']}" if run["model_version"] else ""
+    typer.echo(f"run {run['id']}: {run['state']}{version} {run['error']}".rstrip())
 
 
 def _settings() -> Settings:
@@ -51,6 +68,17 @@ def _settings() -> Settings:
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings
+
+
+def _direct(project: str | None) -> str:
+    """Return the project a direct-mode command acts in, after warning that it is break-glass."""
+    from api.cli_direct import warn_direct
+
+    chosen = project or os.environ.get("WARDEN_PROJECT")
+    if not chosen:
+        fail("which project? give --project (or set WARDEN_PROJECT)")
+    warn_direct()
+    return chosen
 
 
 def _fail(message: str) -> typer.Exit:
@@ -71,10 +99,19 @@ def _run_summary(run: Any) -> dict[str, Any]:
 
 @pipelines_app.command("define")
 def define(
-    project: ProjectOption,
+    ctx: typer.Context,
     file: Annotated[Path, typer.Option("--file", "-f", help="A pipeline spec, YAML or JSON.")],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Register a pipeline from a spec file (the body of ``POST …/pipelines``)."""
+    if client_url(ctx):
+        connection = connect(ctx, project)
+        made = connection.request(
+            "POST", connection.project_path("/pipelines"), body=load_document(file)
+        )
+        emit(made, as_json=as_json, human=lambda p: typer.echo(f"pipeline {p['name']} defined"))
+        return
     import yaml
 
     from api.cli_direct import break_glass_actor
@@ -82,6 +119,7 @@ def define(
     from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import PipelineSpec, create_pipeline
 
+    project = _direct(project)
     settings = _settings()
     engine = open_store(settings)
     try:
@@ -99,15 +137,42 @@ def define(
 
 @pipelines_app.command("run")
 def run(
-    project: ProjectOption,
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The pipeline's name.")],
+    project: ProjectOption = None,
     reason: Annotated[str, typer.Option(help="Why the run is wanted.")] = "",
     now: Annotated[
-        bool, typer.Option("--now", help="Execute here and wait, instead of queueing for a worker.")
+        bool,
+        typer.Option(
+            "--now", help="Direct mode: execute here and wait, instead of queueing for a worker."
+        ),
     ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Client mode: follow the run until it finishes.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.", min=1)] = 3600,
     as_json: JsonOption = False,
 ) -> None:
     """Start a run of a pipeline (or show the one already active for its model)."""
+    if client_url(ctx):
+        if now:
+            fail("--now executes on the server (direct mode); through the API use --wait")
+        connection = connect(ctx, project)
+        started = connection.request(
+            "POST",
+            connection.project_path(f"/pipelines/{quote(name, safe='')}/runs"),
+            body={"reason": reason},
+        )
+        if wait:
+            started = connection.wait(
+                connection.project_path(f"/pipeline-runs/{started['id']}"),
+                done=lambda answer: answer["state"] in _FINAL,
+                timeout=timeout,
+            )
+        emit(started, as_json=as_json, human=_print_remote_run)
+        if started["state"] in ("failed", "cancelled"):
+            raise typer.Exit(code=1)
+        return
     from api.cli_direct import break_glass_actor
     from api.store import open_store
     from api.worker_process import runner_config
@@ -115,6 +180,7 @@ def run(
     from retrain.pipelines import get_pipeline, request_run
     from retrain.runner import execute_pipeline_run
 
+    project = _direct(project)
     settings = _settings()
     engine = open_store(settings)
     try:
@@ -142,12 +208,26 @@ def run(
 
 
 @pipelines_app.command("runs")
-def runs(project: ProjectOption, as_json: JsonOption = False) -> None:
+def runs(ctx: typer.Context, project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """List the project's pipeline runs, newest first."""
+    if client_url(ctx):
+        connection = connect(ctx, project)
+        listed = [
+            run
+            for pipeline in connection.request("GET", connection.project_path("/pipelines"))
+            for run in connection.request(
+                "GET",
+                connection.project_path(f"/pipelines/{quote(pipeline['name'], safe='')}/runs"),
+            )
+        ]
+        listed.sort(key=lambda run: str(run["created_at"]), reverse=True)
+        emit(listed, as_json=as_json, human=each(_print_remote_run))
+        return
     from api.store import open_store
     from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import list_runs
 
+    project = _direct(project)
     engine = open_store(_settings())
     try:
         with session_scope(engine) as session:
@@ -167,13 +247,26 @@ def runs(project: ProjectOption, as_json: JsonOption = False) -> None:
 
 
 @pipelines_app.command("cancel")
-def cancel(project: ProjectOption, run_id: Annotated[uuid.UUID, typer.Argument()]) -> None:
+def cancel(
+    ctx: typer.Context,
+    run_id: Annotated[uuid.UUID, typer.Argument()],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Cancel a queued or running pipeline run."""
+    if client_url(ctx):
+        connection = connect(ctx, project)
+        done = connection.request(
+            "POST", connection.project_path(f"/pipeline-runs/{run_id}/cancel")
+        )
+        emit(done, as_json=as_json, human=_print_remote_run)
+        return
     from api.cli_direct import break_glass_actor
     from api.store import open_store
     from lineage import WardenError, get_project, session_scope
     from retrain.pipelines import cancel_run
 
+    project = _direct(project)
     engine = open_store(_settings())
     try:
         with session_scope(engine) as session:
@@ -189,12 +282,30 @@ def cancel(project: ProjectOption, run_id: Annotated[uuid.UUID, typer.Argument()
 
 @models_app.command("rollback")
 def rollback_command(
-    project: ProjectOption,
+    ctx: typer.Context,
     deployment: Annotated[str, typer.Argument(help="The deployment (slot) name.")],
+    project: ProjectOption = None,
     environment: Annotated[str, typer.Option(help="The slot's environment.")] = "production",
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+    as_json: JsonOption = False,
 ) -> None:
-    """Put the version the live one replaced back live (alias-only; the API also warms serving)."""
+    """Put the version the live one replaced back live (direct mode: MLflow aliases only)."""
+    if client_url(ctx):
+        connection = connect(ctx, project)
+        done = connection.request(
+            "POST",
+            connection.project_path(f"/deployments/{quote(deployment, safe='')}/rollback"),
+            body={"environment": environment, "reason": reason},
+        )
+        emit(
+            done,
+            as_json=as_json,
+            human=lambda p: typer.echo(
+                f"{deployment} ({environment}) rolled back to {p['model_name']} "
+                f"v{p['model_version']}; promotion {p['id']}"
+            ),
+        )
+        return
     from api.cli_direct import break_glass_actor
     from api.store import open_store
     from lineage import WardenError, get_project, session_scope
@@ -202,6 +313,7 @@ def rollback_command(
     from retrain.mlflow_registry import Registry
     from retrain.promotion import rollback
 
+    project = _direct(project)
     settings = _settings()
     registry = Registry(
         tracking_uri=settings.resolved_mlflow_uri(),
@@ -230,7 +342,7 @@ def rollback_command(
 
 @lineage_app.command("sync-mlflow")
 def sync_mlflow_command(
-    project: ProjectOption,
+    project: ProjectOption = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option(help="The MLflow server to import from (default: Warden's own MLflow)."),
@@ -247,6 +359,7 @@ def sync_mlflow_command(
     from retrain.mlflow_registry import Registry
     from retrain.mlflow_sync import sync_mlflow
 
+    project = _direct(project)
     settings = _settings()
     registry = Registry(
         tracking_uri=tracking_uri or settings.resolved_mlflow_uri(),

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
+
+from typer.testing import CliRunner
+
+from api.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("api", "governance", "lineage", "monitors", "reports", "retrain")
@@ -83,3 +88,16 @@ def test_the_package_metadata_builds_without_setuptools_deprecations() -> None:
     assert set(document["tool"]["setuptools"]["packages"]) == {"find"}  # discovered, not listed
     for package in SHIPPED:
         assert any(package.startswith(p.rstrip("*")) for p in find["include"])
+
+
+def test_every_warden_command_the_readme_shows_exists() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = {
+        tuple(words.split())
+        for words in re.findall(r"`warden ((?:[a-z][a-z-]*)(?: [a-z][a-z-]*)?)", readme)
+    }
+    assert ("approvals", "approve") in shown  # the tour's client-mode commands are parsed
+    runner = CliRunner()
+    for words in sorted(shown):
+        result = runner.invoke(app, [*words, "--help"])
+        assert result.exit_code == 0, f"`warden {' '.join(words)}` in the README: {result.output}"

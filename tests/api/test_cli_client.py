@@ -483,3 +483,44 @@ def test_direct_mode_is_audited_as_break_glass(settings: Settings, engine: Engin
         "system",
         None,
     )
+
+
+def test_pipelines_and_rollback_go_through_the_api_as_the_principal(
+    live: Live, tmp_path: Path
+) -> None:
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "echo",
+                "model_name": "income",
+                "steps": [{"name": "say", "command": ["python", "-c", "print('hi')"]}],
+            }
+        )
+    )
+    defined = answer(cli(live, live.scientist, "pipelines", "define", "-f", str(spec), "--json"))
+    assert defined["name"] == "echo"
+    started = answer(
+        cli(live, live.scientist, "pipelines", "run", "echo", "--reason", "x", "--json")
+    )
+    assert started["requested_by_name"] == "sam"  # the signed-in principal, not a system actor
+    assert started["reason"] == "x"
+    now = cli(live, live.scientist, "pipelines", "run", "echo", "--now")
+    assert now.exit_code == 2
+    assert "direct mode" in now.stderr
+    cancelled = answer(cli(live, live.scientist, "pipelines", "cancel", started["id"], "--json"))
+    assert cancelled["id"] == started["id"]
+    assert cancelled["cancel_requested"] or cancelled["state"] == "cancelled"
+    listed = answer(cli(live, live.scientist, "pipelines", "runs", "--json"))
+    assert [r["id"] for r in listed] == [started["id"]]
+
+    # Nothing was live before v1: the server refuses the rollback, and the CLI says the same.
+    over_rest = httpx.post(
+        f"{live.url}/api/v1/projects/acme/deployments/income-api/rollback",
+        json={"environment": "production", "reason": "bad"},
+        headers=live.scientist.headers,
+    )
+    assert over_rest.status_code == 409
+    by_cli = cli(live, live.scientist, "models", "rollback", "income-api", "--reason", "bad")
+    assert by_cli.exit_code == 1
+    assert by_cli.stderr.strip() == f"error: 409 {over_rest.json()['detail']}"
