@@ -215,8 +215,9 @@ class Connection:
         params: Mapping[str, Any] | None = None,
         files: Mapping[str, tuple[str, bytes]] | None = None,
         data: Mapping[str, str] | None = None,
+        raw: bool = False,
     ) -> Any:
-        """Send one request; return the decoded answer, or exit 1 with Warden's refusal."""
+        """Send one request; return the decoded answer (bytes if ``raw``), or exit 1 if refused."""
         import urllib.error
         import urllib.request
         from urllib.parse import urlencode
@@ -244,6 +245,8 @@ class Connection:
                 fail(_problem(refused.code, refused.reason, refused.read()), code=1)
         except (urllib.error.URLError, OSError) as error:
             fail(f"cannot reach Warden at {self.url}: {getattr(error, 'reason', error)}")
+        if raw:
+            return answer
         return json.loads(answer) if answer else None
 
     def wait(

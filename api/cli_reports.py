@@ -1,7 +1,9 @@
 """``warden report …``: write a model card, a project audit report or an "as of" report to a file.
 
-Direct mode (no ``--url``): the CLI opens the store on the server, renders the full report,
-sensitive fields included, and audits the generation as ``break-glass:<OS user>``::
+In client mode (``--url``) Warden renders the report for the signed-in principal (what their
+role may read) and audits it as theirs. Direct mode (no URL): the CLI opens the store on the
+server, renders the full report, sensitive fields included, and audits the generation as
+``break-glass:<OS user>``::
 
     warden report model income 3 --project acme --format pdf --out income-3.pdf
     warden report project acme --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z --out nov.html
@@ -17,8 +19,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
+
+from api.cli_client import client_url, connect
 
 __all__ = ["app"]
 
@@ -53,9 +58,23 @@ def _emit(body: bytes, out: Path | None) -> None:
     typer.echo(f"wrote {len(body)} bytes to {out}", err=True)
 
 
+def _fetch(
+    ctx: typer.Context, project: str, path: str, params: dict[str, str], out: Path | None
+) -> None:
+    """Client mode: have Warden render the report as the signed-in principal; write it."""
+    if params.get("format") == "pdf" and out is None:
+        typer.echo("error: a PDF needs --out FILE", err=True)
+        raise typer.Exit(2)
+    connection = connect(ctx, project)
+    body = connection.request(
+        "GET", connection.project_path(f"/reports{path}"), params=params, raw=True
+    )
+    _emit(body, out)
+
+
 def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Path | None) -> bool:
     """Build, audit and write one report; return whether the audit chain verified intact."""
-    from api.cli_direct import break_glass_actor
+    from api.cli_direct import break_glass_actor, warn_direct
     from api.store import open_store
     from governance.audit_export import verify_store
     from governance.signing import load_or_create_signer
@@ -66,6 +85,7 @@ def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Pa
     if fmt == "pdf" and out is None:
         typer.echo("error: a PDF needs --out FILE", err=True)
         raise typer.Exit(2)
+    warn_direct()
     from api.settings import Settings
 
     settings = Settings()
@@ -104,6 +124,7 @@ def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Pa
 
 @app.command()
 def model(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The registered model name.")],
     version: Annotated[str, typer.Argument(help="The version label.")],
     project: Annotated[str, typer.Option("--project", help="The project name.")],
@@ -111,11 +132,16 @@ def model(
     out: Annotated[Path | None, _OUT] = None,
 ) -> None:
     """Write the model card of one model version."""
+    if client_url(ctx):
+        path = f"/models/{quote(name, safe='')}/{quote(version, safe='')}"
+        _fetch(ctx, project, path, {"format": fmt}, out)
+        return
     _generate(project, {"report": "model", "name": name, "version": version}, fmt, out)
 
 
 @app.command("project")
 def project_report(
+    ctx: typer.Context,
     project: Annotated[str, typer.Argument(help="The project name.")],
     since: Annotated[str, typer.Option("--from", help="Period start, ISO 8601 with offset.")],
     until: Annotated[str, typer.Option("--to", help="Period end, ISO 8601 with offset.")],
@@ -123,6 +149,11 @@ def project_report(
     out: Annotated[Path | None, _OUT] = None,
 ) -> None:
     """Write the audit report of a project for a period, with the chain's verification."""
+    if client_url(ctx):
+        start, end = _moment(since, "--from"), _moment(until, "--to")
+        params = {"from": start.isoformat(), "to": end.isoformat(), "format": fmt}
+        _fetch(ctx, project, "/project", params, out)
+        return
     fields = {
         "report": "project",
         "since": _moment(since, "--from"),
@@ -135,10 +166,15 @@ def project_report(
 
 @app.command("as-of")
 def as_of_report(
+    ctx: typer.Context,
     project: Annotated[str, typer.Argument(help="The project name.")],
     at: Annotated[str, typer.Option("--at", help="The moment, ISO 8601 with offset.")],
     fmt: Annotated[str, _FORMAT] = "html",
     out: Annotated[Path | None, _OUT] = None,
 ) -> None:
     """Write what served where at a moment, under which policies and baselines."""
+    if client_url(ctx):
+        params = {"at": _moment(at, "--at").isoformat(), "format": fmt}
+        _fetch(ctx, project, "/as-of", params, out)
+        return
     _generate(project, {"report": "as_of", "until": _moment(at, "--at")}, fmt, out)

@@ -524,3 +524,20 @@ def test_pipelines_and_rollback_go_through_the_api_as_the_principal(
     by_cli = cli(live, live.scientist, "models", "rollback", "income-api", "--reason", "bad")
     assert by_cli.exit_code == 1
     assert by_cli.stderr.strip() == f"error: 409 {over_rest.json()['detail']}"
+
+
+def test_reports_are_rendered_by_warden_for_the_principal(live: Live, tmp_path: Path) -> None:
+    out = tmp_path / "card.json"
+    written = cli(
+        live, live.scientist, "report", "model", "income", "1", "--project", "acme",
+        "--format", "json", "--out", str(out),
+    )  # fmt: skip
+    assert written.exit_code == 0, written.output
+    card = json.loads(out.read_text())
+    assert "income" in json.dumps(card)
+    with session_scope(live.engine) as session:
+        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "report.generate")).one()
+    assert entry.actor_name == "sam"
+    missing = cli(live, live.scientist, "report", "model", "income", "9", "--project", "acme")
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith("error: 404 ")
