@@ -2,7 +2,8 @@
 
 ``GET /login/oidc`` starts a sign-in: a fresh ``state``, ``nonce`` and PKCE verifier are kept
 server-side (:class:`governance.federation.OidcLogin`, the nonce and verifier sealed), bound to
-this browser by a short-lived cookie, and the browser is sent to the provider.
+this browser by a short-lived cookie, and the browser is sent to the provider. Starts are
+throttled per address (:data:`STARTS_PER_MINUTE`), since each keeps a row for a while.
 ``GET /login/oidc/callback`` consumes the ``state`` once (in its own transaction, so even a failed
 attempt cannot be replayed), redeems the code with the verifier, validates the ID token
 (:class:`governance.openid_provider.OpenIDProvider`), finds or creates the person by issuer and
@@ -30,18 +31,21 @@ from api.web_session import set_session_cookie
 from governance.actors import Actor, PrincipalKind
 from governance.audit import Outcome, append
 from governance.federation import begin_login, consume_login, sign_in_federated
-from governance.identity import actor_for
+from governance.identity import AuthThrottle, actor_for, check_throttle, record_auth_failure
 from governance.openid_provider import TokenRefused
-from lineage.errors import NotFound, Unauthenticated, Unavailable
+from lineage.errors import NotFound, RateLimited, Unauthenticated, Unavailable
 from lineage.store import session_scope
 from lineage.tables import utcnow
 
-__all__ = ["BINDER_COOKIE", "CALLBACK_PATH", "LOGIN_SECONDS"]
+__all__ = ["BINDER_COOKIE", "CALLBACK_PATH", "LOGIN_SECONDS", "STARTS_PER_MINUTE"]
 
 BINDER_COOKIE = "warden_oidc_flow"
 CALLBACK_PATH = "/login/oidc/callback"
 LOGIN_SECONDS = 600
 """How long a started sign-in may take at the provider before it must be started again."""
+STARTS_PER_MINUTE = 30
+"""Sign-ins one address may start per minute: each keeps a row for ``LOGIN_SECONDS``, so an
+anonymous flood must not grow the table without bound."""
 
 
 def _redirect_uri(request: Request, settings: Settings) -> str:
@@ -87,6 +91,16 @@ def oidc_start(request: Request, engine: EngineDep, next: str = "/") -> Response
     provider = provider_of(request.app)
     if provider is None:
         raise NotFound("sign-in with an identity provider is not configured here")
+    source = request.client.host if request.client else "unknown"
+    throttle = AuthThrottle(max_failures=STARTS_PER_MINUTE, window=timedelta(minutes=1))
+    try:
+        with session_scope(engine) as session:
+            check_throttle(session=session, source=f"oidc-start:{source}", throttle=throttle)
+            record_auth_failure(session=session, source=f"oidc-start:{source}", throttle=throttle)
+    except RateLimited as error:
+        busy = login_page(request, error=error.detail, status_code=429, next_url="/")
+        busy.headers["Retry-After"] = str(error.retry_after_seconds)
+        return busy
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64)

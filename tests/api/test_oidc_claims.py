@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from api.app import create_app
+from api.dashboard.sign_in_oidc import STARTS_PER_MINUTE
 from api.oidc import claims_of
 from api.settings import Settings
 from api.web_session import CSRF_FIELD
@@ -100,3 +101,15 @@ def test_without_a_provider_configured_its_sign_in_routes_answer_404(client: Tes
     assert client.get("/login/oidc").status_code == 404
     assert client.get("/login/oidc/callback?code=c&state=s").status_code == 404
     assert 'id="oidc-sign-in"' not in client.get("/login").text
+
+
+def test_an_address_may_start_only_so_many_sign_ins_a_minute(
+    settings: Settings, engine: Engine
+) -> None:
+    with TestClient(create_app(_unreachable(settings), engine=engine)) as client:
+        statuses = [client.get("/login/oidc").status_code for _ in range(STARTS_PER_MINUTE)]
+        assert set(statuses) == {503}  # the provider is down: each start still counts
+        flooded = client.get("/login/oidc")
+        assert flooded.status_code == 429
+        assert int(flooded.headers["Retry-After"]) > 0
+        assert "too many" in flooded.text
