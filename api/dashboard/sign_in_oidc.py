@@ -15,6 +15,7 @@ reason; the person sees only what to do next and a reference (the request id) to
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 
@@ -37,15 +38,29 @@ from lineage.errors import NotFound, RateLimited, Unauthenticated, Unavailable
 from lineage.store import session_scope
 from lineage.tables import utcnow
 
-__all__ = ["BINDER_COOKIE", "CALLBACK_PATH", "LOGIN_SECONDS", "STARTS_PER_MINUTE"]
+__all__ = ["BINDER_COOKIE", "CALLBACK_PATH", "LOGIN_SECONDS", "STARTS_PER_MINUTE", "code_of"]
 
 BINDER_COOKIE = "warden_oidc_flow"
 CALLBACK_PATH = "/login/oidc/callback"
 LOGIN_SECONDS = 600
 """How long a started sign-in may take at the provider before it must be started again."""
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 STARTS_PER_MINUTE = 30
 """Sign-ins one address may start per minute: each keeps a row for ``LOGIN_SECONDS``, so an
 anonymous flood must not grow the table without bound."""
+
+
+def _sentence(detail: str) -> str:
+    return detail[:1].upper() + detail[1:] + "."
+
+
+def code_of(error: str) -> str:
+    """Return the provider's error code if it looks like one (RFC 6749), else ``error``.
+
+    The callback's query is anyone's to write: only a short code is ever shown back, never
+    free text that would let a crafted link put its own words on Warden's page.
+    """
+    return error if _ERROR_CODE.fullmatch(error) else "error"
 
 
 def _redirect_uri(request: Request, settings: Settings) -> str:
@@ -163,7 +178,7 @@ def oidc_callback(
             request,
             engine,
             reason=f"the provider answered error={error[:100]!r}",
-            shown=f"The identity provider did not sign you in ({error[:60]}). Start again.",
+            shown=f"The identity provider did not sign you in ({code_of(error)}). Start again.",
             status_code=401,
         )
     if not code or not state:
@@ -181,7 +196,7 @@ def oidc_callback(
             request,
             engine,
             reason="unknown, replayed, expired or foreign state",
-            shown=refused.detail[:1].upper() + refused.detail[1:] + ".",
+            shown=_sentence(refused.detail),
             status_code=401,
         )
     try:
@@ -220,7 +235,7 @@ def oidc_callback(
             request,
             engine,
             reason=refused.detail,
-            shown=refused.detail[:1].upper() + refused.detail[1:] + ".",
+            shown=_sentence(refused.detail),
             status_code=403,
         )
     except Unavailable as down:

@@ -86,13 +86,16 @@ def test_an_unreachable_provider_or_its_refusal_is_a_page_that_says_what_to_do(
         refused = client.get("/login/oidc/callback?error=access_denied&state=x")
         assert refused.status_code == 401
         assert "did not sign you in (access_denied)" in refused.text
+        crafted = client.get("/login/oidc/callback?error=Your+account+is+locked,+call+555")
+        assert "did not sign you in (error)" in crafted.text
+        assert "call 555" not in crafted.text
         with session_scope(engine) as session:
             reasons = [
                 e.reason
                 for e in session.exec(select(AuditEntry).where(AuditEntry.action == "auth.failed"))
             ]
             assert session.exec(select(OidcLogin)).first() is None  # nothing left behind
-    assert len(reasons) == 2
+    assert len(reasons) == 3
     assert "discovery document could not be read" in reasons[0]
     assert "error='access_denied'" in reasons[1]
 
