@@ -527,6 +527,13 @@ def estimate_classification(
     guess = _codes(predictions, classes, "prediction_column")
     rows = guess.size
     values = _prepare_scores(scores, rows, len(classes), reference.binary)
+    if rows == 0:
+        empty: Estimate = {"value": None, "sampling_error": None, "lower": None, "upper": None}
+        return {
+            "rows": 0,
+            "metrics": {name: dict(empty) for name in CLASSIFICATION_METRICS},
+            "outside_score_range": 0.0,
+        }
     if reference.binary:
         positive = reference.positive
         assert positive is not None

@@ -254,3 +254,13 @@ def test_a_policy_retrains_on_an_estimated_drop(baseline: Baseline) -> None:
         now=now,
     )
     assert [d.rule for d in decisions] == ["retrain-before-labels"]
+
+
+def test_a_window_without_usable_scores_is_insufficient(baseline: Baseline) -> None:
+    window = _binary(300, seed=12).drop(columns=["label"]).assign(score=float("nan"))
+    result = run_monitor(
+        MonitorSpec.model_validate(SPEC), MonitorContext(window=window, baseline=baseline)
+    )
+    assert result.status == Status.INSUFFICIENT
+    assert result.report["rows"] == 0
+    assert "300 rows without a prediction or score were left out" in result.report["notes"]
