@@ -70,9 +70,9 @@ class MonitorSpec(BaseModel):
         task: Classification or regression; inferred from the labels when ``None``.
         positive_label: The positive class for binary metrics.
         sensitive_features: Columns whose groups fairness compares (and intersections of them).
-        slices: Columns to slice drift and performance by (``region``, ``channel``): the top
-            slices by volume are judged one by one, the rest pooled, with Benjamini-Hochberg
-            control across slices and columns (:mod:`monitors.drift.slices`; options
+        slices: Columns to slice drift, performance and fairness by (``region``,
+            ``channel``): the top slices by volume are judged one by one, the rest pooled, with
+            Benjamini-Hochberg control across slices, columns and groups (:mod:`monitors.drift.slices`; options
             ``top_slices``, default 5, and ``min_slice_rows``, default ``min_rows``).
         options: Kind-specific extras that are not thresholds (sample sizes, seeds, group minimums).
     """

@@ -2,7 +2,8 @@
 
 A monitor run compares a window against a ``Baseline`` and never needs the raw reference data.
 Besides the column summaries (:mod:`monitors.baseline.column_summary`), ``extras`` holds named
-JSON-ready sections other kinds own (``"performance"``: reference metrics; ``"fairness"``:
+JSON-ready sections other kinds own (``"performance"``: reference metrics;
+``"performance_estimate"``: the calibrated reference of CBPE; ``"fairness"``:
 reference group metrics; ``"explanations"``: reference importance), and ``sample`` optionally
 holds a small reference sample for Evidently's rendered drift page only.
 """
