@@ -72,8 +72,9 @@ class MonitorSpec(BaseModel):
         sensitive_features: Columns whose groups fairness compares (and intersections of them).
         slices: Columns to slice drift, performance and fairness by (``region``,
             ``channel``): the top slices by volume are judged one by one, the rest pooled, with
-            Benjamini-Hochberg control across slices, columns and groups (:mod:`monitors.drift.slices`; options
-            ``top_slices``, default 5, and ``min_slice_rows``, default ``min_rows``).
+            Benjamini-Hochberg control across slices, columns and groups
+            (:mod:`monitors.drift.slices`; options ``top_slices``, default 5, and
+            ``min_slice_rows``, default ``min_rows``).
         options: Kind-specific extras that are not thresholds (sample sizes, seeds, group minimums).
     """
 
