@@ -1,7 +1,9 @@
 """``warden audit …``: verify the chain (online or offline), export it, sign a checkpoint.
 
-Offline verification needs no database and no Warden configuration, only the exported file and
-the public key (``GET /api/v1/audit/public-key`` or ``warden audit public-key``)::
+With ``--url`` (client mode) ``verify``, ``export`` and ``checkpoint`` ask the API as the
+signed-in principal (an auditor, or an administrator to sign). Offline verification needs no
+database and no Warden configuration, only the exported file and the public key
+(``GET /api/v1/audit/public-key`` or ``warden audit public-key``)::
 
     warden audit verify --file export.jsonl --public-key audit.pem
 
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from api.cli_client import client_url, connect
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -77,6 +81,7 @@ def _echo_report(report: dict[str, Any], *, as_json: bool) -> None:
 
 @app.command()
 def verify(
+    ctx: typer.Context,
     file: Annotated[
         Path | None,
         typer.Option("--file", help="Verify this exported JSONL file offline, not the database."),
@@ -105,6 +110,10 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check the chain, checkpoints and anchor; report the first broken sequence number."""
+    if file is None and anchor is None and client_url(ctx):
+        report = connect(ctx).request("GET", "/api/v1/audit/verify")
+        _echo_report(report, as_json=as_json)
+        raise typer.Exit(0 if report["intact"] else 1)
     from api.store import open_store
     from governance.anchors import FileAnchor
     from governance.audit_export import verify_export, verify_store
@@ -149,9 +158,19 @@ def verify(
 
 @app.command()
 def export(
+    ctx: typer.Context,
     out: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
 ) -> None:
-    """Export the whole chain as JSONL (unredacted; the export is itself audited)."""
+    """Export the whole chain as JSONL (audited; in client mode redacted to what you may read)."""
+    if client_url(ctx):
+        body = connect(ctx).request("GET", "/api/v1/audit/export", raw=True)
+        if out is None:
+            sys.stdout.write(body.decode())
+        else:
+            out.write_bytes(body)
+            lines = body.count(b"\n")
+            typer.echo(f"exported {lines} lines to {out}", err=True)
+        return
     from api.cli_direct import break_glass_actor
     from api.store import attach_audit_signer, open_store
     from governance.audit import append, head
@@ -183,8 +202,12 @@ def export(
 
 
 @app.command()
-def checkpoint() -> None:
+def checkpoint(ctx: typer.Context) -> None:
     """Sign the current head of the chain now (and any position the schedule missed)."""
+    if client_url(ctx):
+        made = connect(ctx).request("POST", "/api/v1/audit/checkpoints")
+        typer.echo(f"checkpoint at {made['seq']}: {made['entry_hash']} (key {made['key_id']})")
+        return
     from api.store import attach_audit_signer, open_store
     from governance.audit import checkpoint as sign_now
     from lineage import session_scope

@@ -71,6 +71,7 @@ class Live(NamedTuple):
     approver: Issued
     dana: Issued  # a data scientist who also holds the approver role
     admin: Issued
+    root: Issued  # a global administrator
     deployment_id: uuid.UUID
 
 
@@ -102,6 +103,7 @@ def live(
         "approver": make_principal(role=Role.APPROVER, name="avery"),
         "dana": make_principal(role=[Role.DATA_SCIENTIST, Role.APPROVER], name="dana"),
         "admin": make_principal(role=Role.ADMIN, name="ada"),
+        "root": make_principal(admin=True, name="root"),
     }
     port = _free_port()
     server = uvicorn.Server(
@@ -541,3 +543,24 @@ def test_reports_are_rendered_by_warden_for_the_principal(live: Live, tmp_path: 
     missing = cli(live, live.scientist, "report", "model", "income", "9", "--project", "acme")
     assert missing.exit_code == 1
     assert missing.stderr.startswith("error: 404 ")
+
+
+def test_the_audit_chain_is_verified_exported_and_signed_through_the_api(
+    live: Live, tmp_path: Path
+) -> None:
+    made = cli(live, live.root, "audit", "checkpoint")
+    assert made.exit_code == 0, made.output
+    assert made.stdout.startswith("checkpoint at ")
+    refused = cli(live, live.scientist, "audit", "checkpoint")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("error: 403 ")
+    report = cli(live, live.root, "audit", "verify", "--json")
+    assert report.exit_code == 0, report.output
+    verified = json.loads(report.stdout)
+    assert verified["intact"]
+    assert verified["checkpoints"] >= 1
+    export = tmp_path / "audit.jsonl"
+    assert cli(live, live.root, "audit", "export", "--out", str(export)).exit_code == 0
+    offline = CliRunner().invoke(app, ["audit", "verify", "--file", str(export), "--json"])
+    assert offline.exit_code == 0, offline.output
+    assert json.loads(offline.stdout)["entries"] == verified["entries"]  # up to its own entry
