@@ -268,6 +268,12 @@ def _check_spec(spec: MonitorSpec) -> None:
             f"unknown thresholds {unknown} for performance_estimate; use {sorted(known)}",
             field="thresholds",
         )
+    if spec.slices:
+        raise InvalidInput(
+            "performance_estimate is not judged per slice; slice a performance, drift or "
+            "fairness monitor instead",
+            field="slices",
+        )
     extra = sorted(set(spec.options) - _OPTIONS)
     if extra:
         raise InvalidInput(

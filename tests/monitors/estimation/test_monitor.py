@@ -207,6 +207,7 @@ def test_bad_specs_name_the_field(baseline: Baseline) -> None:
         ({**SPEC, "thresholds": {"accuracy_drop": 0.1}}, "thresholds"),
         ({**SPEC, "options": {"bins": 3}}, "options"),
         ({**SPEC, "score_column": "missing"}, "score_column"),
+        ({**SPEC, "slices": ["x"]}, "slices"),
     ):
         with pytest.raises(InvalidInput, match=r"performance|score") as caught:
             run_monitor(
