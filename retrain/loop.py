@@ -310,6 +310,7 @@ def _act(
             actor=actor,
             deployer=deployer,
             reason=reason,
+            registry=registry,
         )
         return {"model_version": redeployed.version}
     assert isinstance(action, BlockPromotionAction)

@@ -21,7 +21,8 @@ Every path that changes what a slot serves goes through :func:`check_may_go_live
   environment (``production``) moves in MLflow last;
 * :func:`record_live` — an outside system reports it put a version live (``POST …/deployments``):
   the same rule, recorded and audited as ``deployment.record``; no deployer runs, aliases stay;
-* :func:`rollback` — the version the live one replaced, audited as ``model.rollback``; no new
+* :func:`rollback` — the version the live one replaced, audited as ``model.rollback`` (or
+  ``prompt.rollback``, moving the prompt's environment alias instead of ``champion``); no new
   approval is asked (undoing must not wait), but the version must still hold its approval and
   the gates that judge a version by itself;
 * :func:`redeploy` — the live version loaded again (a person or a policy action), judged like a
@@ -264,6 +265,43 @@ def _record(
         project_id=project_id,
     )
     return promotion, lineage_deployment
+
+
+def _deploy(
+    *,
+    session: Session,
+    registry: Registry | None,
+    deployer: Deployer,
+    version: ModelVersion,
+    deployment: str,
+    environment: str,
+) -> str:
+    """Make a version live with its kind's deployer; return the deployer's name.
+
+    A prompt version is "deployed" by checking its content (applications fetch it from Warden);
+    a model version by the chosen deployer.
+    """
+    if version.kind == VersionKind.PROMPT:
+        prompt = get_prompt(
+            session=session,
+            project_id=version.project_id,
+            name=version.name,
+            version=version.version,
+        )
+        verify_prompt(session=session, registry=registry, prompt=prompt)
+        return "prompt"
+    deployer.deploy(model_version=version, deployment=deployment, environment=environment)
+    return deployer.name
+
+
+def _move_alias(
+    session: Session, registry: Registry, version: ModelVersion, environment: str
+) -> None:
+    """Move ``champion`` for a model, the environment's alias for a prompt."""
+    if version.kind == VersionKind.PROMPT:
+        _move_prompt_alias(session, registry, version, environment)
+    else:
+        _move_champion(session, registry, version)
 
 
 def _move_champion(session: Session, registry: Registry, version: ModelVersion) -> None:
@@ -536,7 +574,14 @@ def rollback(
     )
     # Where the target itself came from, so a second rollback goes one step further back.
     made_target_live = next((p for p in history if p.model_version_id == target.id), None)
-    deployer.deploy(model_version=target, deployment=deployment, environment=environment)
+    used = _deploy(
+        session=session,
+        registry=registry,
+        deployer=deployer,
+        version=target,
+        deployment=deployment,
+        environment=environment,
+    )
     promotion, _ = _record(
         session=session,
         project_id=project_id,
@@ -546,12 +591,12 @@ def rollback(
         spec=_slot(deployment, environment, target),
         how=GoLive.ROLLBACK,
         actor=actor,
-        deployer=deployer.name,
+        deployer=used,
         reason=reason or f"roll back from version {current.version}",
         approval_id=approval_id,
         request_id=request_id,
     )
-    _move_champion(session, registry, target)
+    _move_alias(session, registry, target, environment)
     return promotion
 
 
@@ -565,10 +610,13 @@ def redeploy(
     deployer: Deployer,
     reason: str = "",
     request_id: uuid.UUID | None = None,
+    registry: Registry | None = None,
 ) -> ModelVersion:
     """Deploy the slot's live version again (reloaded, hash-checked), audited as ``model.redeploy``.
 
-    ``request_id`` names the approved ``redeploy`` request this carries out, if any.
+    ``request_id`` names the approved ``redeploy`` request this carries out, if any. A prompt
+    version's content is checked again (against MLflow's prompt registry too when ``registry``
+    is given), audited as ``prompt.redeploy``.
 
     Raises:
         NotFound: Nothing is live in the slot.
@@ -582,7 +630,14 @@ def redeploy(
     approval_id = check_may_go_live(
         session=session, model_version=version, champion=version, how=GoLive.REDEPLOY
     )
-    deployer.deploy(model_version=version, deployment=deployment, environment=environment)
+    _deploy(
+        session=session,
+        registry=registry,
+        deployer=deployer,
+        version=version,
+        deployment=deployment,
+        environment=environment,
+    )
     detail: dict[str, Any] = {
         "deployment": deployment,
         "environment": environment,
@@ -594,7 +649,7 @@ def redeploy(
     append(
         session=session,
         actor=actor,
-        action="model.redeploy",
+        action="prompt.redeploy" if version.kind == VersionKind.PROMPT else "model.redeploy",
         target=f"{_TARGET_KIND}:{version.id}",
         reason=reason,
         detail=detail,
@@ -673,6 +728,7 @@ def carry_out(
                     deployer=deployer,
                     reason=reason,
                     request_id=request.id,
+                    registry=registry,
                 )
                 outcome["model_version"] = version.version
     except WardenError as error:

@@ -92,8 +92,10 @@ def register_prompt(
     return prompt
 
 
-def verify_prompt(*, session: Session, registry: Registry, prompt: Prompt) -> None:
+def verify_prompt(*, session: Session, registry: Registry | None, prompt: Prompt) -> None:
     """Refuse a prompt version whose content changed since it was registered.
+
+    Without a ``registry`` only Warden's stored copy is checked.
 
     Raises:
         Conflict: The stored content no longer hashes to the registered hash, or MLflow's
@@ -108,6 +110,8 @@ def verify_prompt(*, session: Session, registry: Registry, prompt: Prompt) -> No
             f"{prompt.version.artifact_sha256}; refusing to serve it. Find out who changed it "
             "and register a new version"
         )
+    if registry is None:
+        return
     held = registry.prompt_content(prompt.name, prompt.number)
     expected = mlflow_model_config(artifact.model_settings)
     if held.template != artifact.template or any(

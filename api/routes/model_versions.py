@@ -47,11 +47,15 @@ router = APIRouter(prefix="/api/v1/projects/{project}", tags=["models"])
 
 
 class ModelVersionPublic(BaseModel):
-    """A registered model version as clients see it; ``source_run_id`` is the OpenLineage runId."""
+    """A registered model version as clients see it; ``source_run_id`` is the OpenLineage runId.
+
+    ``kind`` is ``prompt`` for an LLM application's prompt version (read it under …/prompts).
+    """
 
     id: uuid.UUID
     name: str
     version: str
+    kind: str
     source_run_id: uuid.UUID | None
     external: bool
     artifact_uri: str | None
@@ -73,6 +77,7 @@ class ModelVersionPublic(BaseModel):
             id=model_version.id,
             name=model_version.name,
             version=model_version.version,
+            kind=model_version.kind,
             source_run_id=run.run_id if run else None,
             external=model_version.external,
             artifact_uri=model_version.artifact_uri,

@@ -40,7 +40,7 @@ from governance.permissions import Permission
 from lineage.deployments import DeploymentCreate
 from lineage.errors import PermissionDenied
 from lineage.model_versions import get_model_version
-from lineage.models import ModelVersion
+from lineage.models import ModelVersion, VersionKind
 from retrain.champions import Promotion
 from retrain.deployers import AliasDeployer, Deployer
 from retrain.evaluation import Evaluation
@@ -374,13 +374,14 @@ def redeploy_live(
             actor=actor,
             deployer=deployer,
             reason=body.reason,
+            registry=get_registry(request),
         )
     return Redeployed(
         deployment=name,
         environment=body.environment,
         model_name=version.name,
         model_version=version.version,
-        deployer=deployer.name,
+        deployer="prompt" if version.kind == VersionKind.PROMPT else deployer.name,
     )
 
 

@@ -239,6 +239,8 @@ def test_a_prompt_goes_to_production_only_through_approval(
     binding = team.call("GET", "/llm-deployments/support-bot", team.author).json()
     assert (binding["live_version"], binding["credentials"]) == ("2", "sealed")
     assert _registry(settings).prompt_alias_version("support", "production") == "2"
+    as_model = team.call("GET", "/models/support/versions", team.author).json()
+    assert [(v["version"], v["kind"]) for v in as_model] == [("1", "prompt"), ("2", "prompt")]
 
     # The audit chain verifies and holds the request, the decision and the promotion.
     verified = team.call("GET", "/api/v1/audit/verify", team.admin)
@@ -266,6 +268,22 @@ def test_a_prompt_goes_to_production_only_through_approval(
         ("approval.approve", "success"),
         ("prompt.promote", "success"),
     ]
+
+    # Rolling back and redeploying an LLM deployment: the same paths as a model's.
+    back = team.call(
+        "POST", "/deployments/support-bot/rollback", team.teammate, json={"reason": "JSON broke"}
+    )
+    assert back.status_code == 200, back.text
+    assert (back.json()["model_version"], back.json()["deployer"]) == ("1", "prompt")
+    restored = team.call("GET", "/prompts/support@production", team.author)
+    assert (restored.json()["version"], restored.headers["etag"]) == ("1", tag_one)
+    assert _registry(settings).prompt_alias_version("support", "production") == "1"
+    again = team.call("POST", "/deployments/support-bot/redeploy", team.teammate, json={})
+    assert again.status_code == 200, again.text
+    assert (again.json()["model_version"], again.json()["deployer"]) == ("1", "prompt")
+    with session_scope(engine) as session:
+        actions = session.exec(select(AuditEntry.action)).all()
+    assert {"prompt.rollback", "prompt.redeploy"} <= set(actions)
 
     # The key is in no answer, no log line, no audit entry and no column in clear.
     assert sealed is not None
