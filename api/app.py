@@ -31,6 +31,7 @@ from api.routes import (
 from api.routes import audit as audit_routes
 from api.routes import budgets as budget_routes
 from api.routes import evaluation_datasets as evaluation_dataset_routes
+from api.routes import evaluation_runs as evaluation_run_routes
 from api.routes import inferences as inference_routes
 from api.routes import lineage as lineage_routes
 from api.routes import llm_deployments as llm_deployment_routes
@@ -115,6 +116,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(llm_deployment_routes.router)
     app.include_router(trace_routes.router)
     app.include_router(evaluation_dataset_routes.router)
+    app.include_router(evaluation_run_routes.router)
     install_metrics(app)
     app.add_middleware(SecurityHeaders)  # last added runs outermost: every response gets them
     return app

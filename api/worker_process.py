@@ -5,10 +5,11 @@ work offers the handlers of its kinds and this module registers them: the monito
 (:func:`monitors.run_jobs.register_monitor_handlers`: monitor runs and local explanations, bound
 to the data directory, the hash-checking :class:`retrain.deployers.VerifiedModelLoader` and
 :func:`retrain.loop.handle_run_findings` — the one place a run's findings go: alert rules, then
-policies), the pipeline runner of :mod:`retrain.runner`
-(bound to the data directory and MLflow URI of the settings), the report renderer and the
-trace jobs of :mod:`monitors.traces.jobs` (retention purge, cost recompute; audited as
-Warden). Beside the claim loop, a thread sends due alert deliveries every ``DELIVERY_EVERY_SECONDS``
+policies), the pipeline runner of :mod:`retrain.runner` (bound to the data directory and
+MLflow URI of the settings), evaluation runs (:mod:`retrain.eval_runner`, bound to the key box
+that opens LLM deployments' keys), the report renderer and the trace jobs of
+:mod:`monitors.traces.jobs` (retention purge, cost recompute; audited as Warden). Beside the
+claim loop, a thread sends due alert deliveries every ``DELIVERY_EVERY_SECONDS``
 (:func:`governance.delivery.deliver_due_now`), outside any job's transaction.
 ``WARDEN_WORKER_HANDLERS`` (JSON, job kind → ``"module:function"``) adds or replaces handlers —
 for plug-ins, and for tests that need a handler with observable timing. Queue semantics are in
@@ -31,6 +32,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.routes.alerts import secret_box
 from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import append
@@ -44,6 +46,8 @@ from monitors.traces.jobs import register_trace_handlers
 from reports import REPORT_RENDER, ReportRenderHandler
 from retrain.budget_checks import register_budget_handler
 from retrain.deployers import EmbeddedDeployer, VerifiedModelLoader
+from retrain.eval_runner import EvalRunHandler
+from retrain.eval_runs import EVAL_RUN
 from retrain.loop import handle_run_findings
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import PIPELINE_RUN
@@ -165,6 +169,7 @@ def build_registry(settings: Settings) -> HandlerRegistry:
         registry, model_registry=loader.registry, deployer=EmbeddedDeployer(loader=loader)
     )
     registry.register(PIPELINE_RUN, pipeline_handler(runner_config(settings)))
+    registry.register(EVAL_RUN, EvalRunHandler(box=secret_box(settings)))
     signer = load_or_create_signer(settings.resolved_audit_key_path())
     registry.register(
         REPORT_RENDER,

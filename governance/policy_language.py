@@ -20,6 +20,8 @@ A policy document (JSON, or YAML text) reads::
       - {type: fairness_max, metric: demographic_parity_difference, max: 0.1}
       - {type: model_card, fields: [description, feature_schema, metrics]}
       - {type: approvers, min: 2}
+      - {type: eval_min, dataset: faq, scorer: token_f1, min: 0.6}          # prompt versions
+      - {type: eval_max_drop, dataset: faq, scorer: token_f1, max_drop: 0.05}
 
 :func:`parse_document` validates what a person wrote and names the exact path of the first
 error (``rules[0].when.all[1].threshold``), which the API returns as a 422 problem's ``field``.
@@ -48,6 +50,8 @@ __all__ = [
     "ApproversGate",
     "BlockPromotionAction",
     "Condition",
+    "EvalMaxDropGate",
+    "EvalMinGate",
     "FairnessMaxGate",
     "Gate",
     "LeafCondition",
@@ -273,10 +277,54 @@ class ApproversGate(BaseModel):
     min: int = Field(default=2, ge=1, le=10)
 
 
-Gate = MetricVsChampionGate | MetricNoWorseGate | FairnessMaxGate | ModelCardGate | ApproversGate
+_DATASET = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+class EvalMinGate(BaseModel):
+    """A prompt version's evaluation on ``dataset``: the ``scorer``'s mean at least ``min``.
+
+    Judged on the version's latest finished evaluation run on the dataset (a run of the version
+    itself, not of a variant with overrides), with no scorer errors.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["eval_min"]
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    dataset: str = Field(pattern=_DATASET)
+    scorer: str = Field(min_length=1, max_length=63)
+    min: float = Field(ge=-1, le=1, allow_inf_nan=False)
+
+
+class EvalMaxDropGate(BaseModel):
+    """The ``scorer``'s mean may trail the live version's by at most ``max_drop``.
+
+    Both runs must be on the same dataset version; passes when nothing is live.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["eval_max_drop"]
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    dataset: str = Field(pattern=_DATASET)
+    scorer: str = Field(min_length=1, max_length=63)
+    max_drop: float = Field(default=0.0, ge=0, le=2, allow_inf_nan=False)
+
+
+Gate = (
+    MetricVsChampionGate
+    | MetricNoWorseGate
+    | FairnessMaxGate
+    | ModelCardGate
+    | ApproversGate
+    | EvalMinGate
+    | EvalMaxDropGate
+)
 
 GATE_TYPES: dict[str, type[BaseModel]] = {
     "approvers": ApproversGate,
+    "eval_max_drop": EvalMaxDropGate,
+    "eval_min": EvalMinGate,
     "fairness_max": FairnessMaxGate,
     "metric_no_worse": MetricNoWorseGate,
     "metric_vs_champion": MetricVsChampionGate,

@@ -3,6 +3,7 @@
 from retrain.champions import Promotion, current_champion
 from retrain.deployers import AliasDeployer, Deployer, EmbeddedDeployer, VerifiedModelLoader
 from retrain.eval_datasets import EvalDataset, EvalDatasetVersion, EvalRecord
+from retrain.eval_runs import EVAL_RUN, EvalResult, EvalRun
 from retrain.evaluation import Evaluation, evaluate_version
 from retrain.llm_deployments import LlmDeployment
 from retrain.mlflow_registry import Registry
@@ -28,6 +29,7 @@ from retrain.runner_config import RunnerConfig
 from retrain.sandbox import BubblewrapExecutor, SandboxSpec, StepExecutor, UnsandboxedExecutor
 
 __all__ = [
+    "EVAL_RUN",
     "PIPELINE_RUN",
     "AliasDeployer",
     "BubblewrapExecutor",
@@ -36,6 +38,8 @@ __all__ = [
     "EvalDataset",
     "EvalDatasetVersion",
     "EvalRecord",
+    "EvalResult",
+    "EvalRun",
     "Evaluation",
     "LlmDeployment",
     "Pipeline",

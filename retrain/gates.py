@@ -24,6 +24,10 @@ anyone who wants to show what a gate would say.
                          sensitive feature of the evaluation
 ``model_card``           the version's registered metadata fills every listed field
 ``approvers``            the approved promotion request has ≥ ``min`` distinct approvers
+``eval_min``             a prompt version's scorer mean on a named dataset ≥ ``min``
+                         (:mod:`retrain.eval_gates`; skipped for model versions)
+``eval_max_drop``        that mean trails the live version's, on the same dataset version, by
+                         ≤ ``max_drop``; passes when nothing is live
 =======================  ===================================================================
 """
 
@@ -38,6 +42,8 @@ from governance.decisions import active_block
 from governance.policies import active_policies
 from governance.policy_language import (
     ApproversGate,
+    EvalMaxDropGate,
+    EvalMinGate,
     FairnessMaxGate,
     Gate,
     MetricNoWorseGate,
@@ -45,8 +51,9 @@ from governance.policy_language import (
     ModelCardGate,
 )
 from lineage.errors import PermissionDenied
-from lineage.models import ModelVersion
+from lineage.models import ModelVersion, VersionKind
 from lineage.tables import utcnow
+from retrain.eval_gates import check_eval_gate, eval_evidence
 from retrain.evaluation import Evaluation, latest_evaluation
 
 __all__ = ["GateResult", "check_gate", "gate_results", "policy_gate"]
@@ -78,6 +85,8 @@ def check_gate(
     if isinstance(gate, ApproversGate):
         ok = approvers >= gate.min
         return GateResult(name, ok, f"{approvers} approver(s), {gate.min} required")
+    if isinstance(gate, EvalMinGate | EvalMaxDropGate):
+        return GateResult(name, False, "an evaluation gate is judged on runs (gate_results)")
     if isinstance(gate, ModelCardGate):
         filled = {
             "description": bool(model_version.description.strip()),
@@ -197,6 +206,26 @@ def _approvers(session: Session, model_version: ModelVersion) -> int:
     return len({d.principal_id for d in decisions if d.approve})
 
 
+def _eval_gate(
+    session: Session,
+    gate: EvalMinGate | EvalMaxDropGate,
+    version: ModelVersion,
+    live: ModelVersion | None,
+) -> tuple[bool, str]:
+    evidence = eval_evidence(session=session, model_version=version, dataset=gate.dataset)
+    live_evidence = None
+    if isinstance(gate, EvalMaxDropGate) and live is not None and evidence is not None:
+        live_evidence = eval_evidence(
+            session=session,
+            model_version=live,
+            dataset=gate.dataset,
+            dataset_version_id=evidence.run.dataset_version_id,
+        )
+    return check_eval_gate(
+        gate, candidate=version, evidence=evidence, live=live, live_evidence=live_evidence
+    )
+
+
 def gate_results(
     *,
     session: Session,
@@ -238,6 +267,14 @@ def gate_results(
     for policy in active_policies(session=session, project_id=model_version.project_id):
         for gate in policy.document.gates:
             if gate.model is not None and gate.model != model_version.name:
+                continue
+            if isinstance(gate, EvalMinGate | EvalMaxDropGate):
+                if model_version.kind != VersionKind.PROMPT:
+                    continue
+                passed, message = _eval_gate(session, gate, model_version, champion)
+                results.append(
+                    GateResult(f"{policy.name} v{policy.version} {gate.type}", passed, message)
+                )
                 continue
             result = check_gate(
                 gate,

@@ -24,6 +24,10 @@ page                                        permission           shows
 ``/p/{project}/traces``                     ``trace:read``       LLM traces, filtered
 ``/p/{project}/traces/{trace_id}``          ``trace:read``       one trace as a waterfall
 ``/p/{project}/traces/deployments/{id}``    ``trace:read``       volume, latency, tokens, cost
+``/p/{project}/evaluation``                 ``model:read``       evaluation runs; pick some to
+                                                                 compare
+``/p/{project}/evaluation/compare``         ``model:read``       runs side by side, templates'
+                                                                 diff, records that differ
 ``/p/{project}/incidents``                  ``alert:read``       incidents and their findings
 ``/p/{project}/approvals`` (GET)            ``project:read``     inbox; decide forms if allowed
 ``/p/{project}/approvals/{id}`` (POST)      ``approval:decide``  approve / reject with a reason
@@ -58,6 +62,7 @@ from fastapi.staticfiles import StaticFiles
 from api.dashboard import (  # noqa: F401  (importing a page module registers its pages)
     access_forms,
     alert_forms,
+    evaluation_pages,
     governance_pages,
     model_pages,
     monitor_forms,  # before monitor_pages: …/monitors/new must match before …/monitors/{id}

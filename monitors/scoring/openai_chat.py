@@ -162,12 +162,15 @@ def chat(
     response_format: Mapping[str, Any] | None = None,
     client: httpx.Client | None = None,
     guard: Guard | None = None,
+    api_key: str | None = None,
 ) -> ChatReply:
     """Send one chat completion and return its reply.
 
     ``guard`` is the project's outbound guard (``governance.outbound.guard_for_project``):
     the endpoint's host is checked against it first, and a plain-http call connects to the very
-    address that was checked (https relies on the certificate naming the host).
+    address that was checked (https relies on the certificate naming the host). ``api_key`` is
+    a key the caller already opened (an LLM deployment's sealed key); otherwise the endpoint's
+    credential reference is resolved here.
 
     Raises:
         EndpointUnavailable: Network error, timeout, 429 or 5xx, or a reply without text.
@@ -183,7 +186,7 @@ def chat(
     if response_format is not None:
         body["response_format"] = dict(response_format)
     headers = {"Content-Type": "application/json"}
-    key = resolve_credential(endpoint.credential)
+    key = api_key if api_key is not None else resolve_credential(endpoint.credential)
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     url = f"{endpoint.base_url}/chat/completions"

@@ -17,7 +17,7 @@ from lineage.tables import AwareDateTime
 revision: str = "evaluation_0001"
 down_revision: str | Sequence[str] | None = "0001_kernel"
 branch_labels: str | Sequence[str] | None = ("evaluation",)
-depends_on: str | Sequence[str] | None = "lineage_0001"
+depends_on: str | Sequence[str] | None = ("lineage_0001", "runtime_0004")
 
 
 def upgrade() -> None:

@@ -1,0 +1,96 @@
+"""The evaluation pages: the run list, and two runs compared with the templates' diff.
+
+The runs call the stand-in (``api.demo.llm_stand_in``), a local fake of a hosted LLM.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.dashboard.evaluation_pages import template_diff, template_lines
+from api.demo.llm_stand_in import StandInLLM
+from governance.actors import Actor
+from governance.identity import create_person
+from governance.roles import Role, grant_role
+from lineage.projects import Project
+from lineage.store import session_scope
+from tests.api.evaluation_seed import ANSWERS, seed_evaluation
+from tests.api.test_dashboard import HTML, PASSWORD, new_client, sign_in
+
+__all__ = ["new_client"]  # a fixture this module uses
+
+
+@pytest.fixture
+def runs(engine: Engine, make_project: Callable[[str], Project]) -> Iterator[list[uuid.UUID]]:
+    project = make_project("acme")
+    make_project("other")
+    with session_scope(engine) as session:
+        system = Actor.system()
+        dana = create_person(session=session, actor=system, name="dana", password=PASSWORD)
+        vic = create_person(session=session, actor=system, name="vic", password=PASSWORD)
+        for who, role in ((dana, Role.DATA_SCIENTIST), (vic, Role.VIEWER)):
+            grant_role(
+                session=session, actor=system, project_id=project.id, principal_id=who.id, role=role
+            )
+        dana_id = dana.id
+    with StandInLLM(answers=ANSWERS) as stand_in:
+        yield seed_evaluation(
+            engine, project_id=project.id, author_id=dana_id, base_url=stand_in.base_url
+        )
+
+
+def test_a_viewer_lists_runs_and_compares_two(
+    runs: list[uuid.UUID], new_client: Callable[..., TestClient]
+) -> None:
+    vic = sign_in(new_client(), "vic")
+    listing = vic.get("/p/acme/evaluation", headers=HTML)
+    assert listing.status_code == 200, listing.text
+    assert set(re.findall(r'data-run="([0-9a-f-]{36})"', listing.text)) == {str(r) for r in runs}
+    assert 'href="/p/acme/evaluation" aria-current="page"' in listing.text
+    page = vic.get(
+        "/p/acme/evaluation/compare",
+        params=[("runs", str(runs[0])), ("runs", str(runs[1]))],
+        headers=HTML,
+    )
+    assert page.status_code == 200, page.text
+    assert re.findall(r'data-record="(\d+)"', page.text) == ["0", "2"]
+    assert "It is Paris, on the Seine." in page.text
+    assert "<del>Answer briefly: {{question}}</del>" in page.text
+    assert "<ins>[system] You are precise; give only the answer.</ins>" in page.text
+    assert "0.333" in page.text  # v1's exact_match mean
+    assert "pass 100 % of 3" in page.text
+
+
+def test_comparing_runs_of_another_project_or_one_run_is_refused(
+    runs: list[uuid.UUID], new_client: Callable[..., TestClient]
+) -> None:
+    vic = sign_in(new_client(), "vic")
+    one = vic.get("/p/acme/evaluation/compare", params={"runs": str(runs[0])}, headers=HTML)
+    assert one.status_code == 422
+    stranger = vic.get(
+        "/p/acme/evaluation/compare",
+        params=[("runs", str(runs[0])), ("runs", str(uuid.uuid4()))],
+        headers=HTML,
+    )
+    assert stranger.status_code == 404
+
+
+def test_the_template_diff_aligns_lines_and_marks_changes() -> None:
+    left = template_lines("Answer briefly: {{q}}", {"temperature": 0.2})
+    right = template_lines(
+        [{"role": "system", "content": "Be precise."}, {"role": "user", "content": "{{q}}"}],
+        {"temperature": 0.2},
+    )
+    rows = template_diff(left, right)
+    assert [(r.kind, r.left, r.right) for r in rows] == [
+        ("changed", "Answer briefly: {{q}}", "[system] Be precise."),
+        ("added", "", "[user] {{q}}"),
+        ("same", "", ""),
+        ("same", "temperature: 0.2", "temperature: 0.2"),
+    ]

@@ -1,0 +1,281 @@
+"""Evaluation over HTTP, end to end: prompt versions, runs on the worker, comparison, gates.
+
+The LLM is a stand-in (``api.demo.llm_stand_in``): an OpenAI-compatible server on 127.0.0.1
+with canned answers and usage, a fake for the hosted model that cannot run here. Everything
+else is real: the store, MLflow's prompt registry, the worker's job, the trace ingest, the
+approval rule and the audit chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from api.demo.llm_stand_in import StandInLLM
+from api.settings import Settings
+from api.worker_process import build_worker
+from governance.audit import AuditEntry
+from governance.roles import Role
+from lineage.store import session_scope
+from monitors.traces.models import TraceSpan
+from tests.api.evaluation_seed import ANSWERS, QUESTIONS, V1, V2
+from tests.conftest import Issued
+
+BASE = "/api/v1/projects/acme"
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StandInLLM]:
+    with StandInLLM(answers=ANSWERS) as server:
+        yield server
+
+
+class Team:
+    """The people of the story; each call goes to the project's API."""
+
+    def __init__(self, client: TestClient, make_principal: Callable[..., Issued]) -> None:
+        self.client = client
+        self.author = make_principal(role=[Role.DATA_SCIENTIST, Role.APPROVER], name="dana")
+        self.approver = make_principal(role=Role.APPROVER, name="avery")
+        self.admin = make_principal(role=Role.ADMIN, name="ada")
+
+    def call(self, method: str, path: str, who: Issued, **kwargs: Any) -> Any:
+        url = path if path.startswith("/api/v1/audit") else f"{BASE}{path}"
+        return self.client.request(method, url, headers=who.headers, **kwargs)
+
+    def ok(self, method: str, path: str, who: Issued, **kwargs: Any) -> Any:
+        answer = self.call(method, path, who, **kwargs)
+        assert answer.is_success, f"{method} {path}: {answer.status_code} {answer.text}"
+        return answer.json() if answer.content else None
+
+
+@pytest.fixture
+def team(client: TestClient, make_principal: Callable[..., Issued]) -> Team:
+    return Team(client, make_principal)
+
+
+def _setup(team: Team, stand_in: StandInLLM) -> None:
+    """Allow the stand-in's address, register v1 and v2, bind a deployment, load a dataset."""
+    team.ok("POST", "/outbound-allowlist", team.admin, json={"target": "127.0.0.1"})
+    team.ok("POST", "/prompts/support/versions", team.author, json=V1)
+    team.ok("POST", "/prompts/support/versions", team.author, json=V2)
+    team.ok(
+        "POST",
+        "/llm-deployments",
+        team.admin,
+        json={
+            "name": "support-bot",
+            "prompt": "support",
+            "base_url": stand_in.base_url,
+            "model": "gpt-4o-mini",
+        },
+    )
+    team.ok("POST", "/evaluation/datasets", team.author, json={"name": "faq"})
+    team.ok(
+        "POST",
+        "/evaluation/datasets/faq/versions",
+        team.author,
+        json={
+            "records": [
+                {"inputs": {"question": q}, "expected_response": a, "facts": [a]}
+                for q, a in QUESTIONS
+            ]
+        },
+    )
+
+
+def _evaluate(
+    team: Team, settings: Settings, engine: Engine, version: str, scorers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    run = team.ok(
+        "POST",
+        "/evaluation/runs",
+        team.author,
+        json={
+            "dataset": "faq",
+            "prompt": "support",
+            "prompt_version": version,
+            "llm_deployment": "support-bot",
+            "scorers": scorers,
+        },
+    )
+    assert run["state"] == "queued"
+    assert build_worker(settings, engine).run_once()
+    done: dict[str, Any] = team.ok("GET", f"/evaluation/runs/{run['id']}", team.author)
+    return done
+
+
+OFFLINE: list[dict[str, Any]] = [
+    {"type": "exact_match"},
+    {"type": "contains"},
+    {"type": "token_f1"},
+    {"type": "length", "name": "detail", "min_chars": 10},
+]
+
+
+def _approve(team: Team, version: str) -> str:
+    asked = team.ok(
+        "POST",
+        f"/prompts/support/versions/{version}/promotion-requests",
+        team.author,
+        json={"reason": "better answers"},
+    )
+    approval_id: str = asked["approval_id"]
+    own = team.call(
+        "POST", f"/approvals/{approval_id}/approve", team.author, json={"reason": "mine"}
+    )
+    assert own.status_code == 403, own.text
+    assert "another approver must decide" in own.json()["detail"]
+    team.ok("POST", f"/approvals/{approval_id}/approve", team.approver, json={"reason": "read it"})
+    return approval_id
+
+
+def _promote(team: Team, version: str) -> Any:
+    return team.call(
+        "POST", "/llm-deployments/support-bot/promote", team.author, json={"version": version}
+    )
+
+
+@pytest.mark.slow
+def test_v2_is_evaluated_compared_approved_and_gated_to_production(
+    team: Team, stand_in: StandInLLM, settings: Settings, engine: Engine
+) -> None:
+    _setup(team, stand_in)
+    _approve(team, "1")
+    assert _promote(team, "1").status_code == 200
+
+    first = _evaluate(team, settings, engine, "1", OFFLINE)
+    second = _evaluate(team, settings, engine, "2", OFFLINE)
+    assert (first["state"], second["state"]) == ("succeeded", "succeeded")
+    assert first["dataset_version"] == 1
+    assert first["figures"]["scorers"]["exact_match"]["mean"] == pytest.approx(1 / 3)
+    assert second["figures"]["scorers"]["exact_match"]["mean"] == 1.0
+    assert second["figures"]["calls"]["input_tokens"] > 0
+    assert second["figures"]["traced"] is True
+
+    results = team.ok("GET", f"/evaluation/runs/{second['id']}/results", team.author)
+    assert [r["response"] for r in results] == ["Paris", "4", "Pacific"]
+    with session_scope(engine) as session:
+        spans = session.exec(
+            select(TraceSpan).where(col(TraceSpan.trace_id).in_([r["trace_id"] for r in results]))
+        ).all()
+        assert {(s.prompt_name, s.prompt_version) for s in spans} == {("support", "2")}
+        assert all(s.attributes.get("warden.evaluation.run_id") == second["id"] for s in spans)
+
+    comparison = team.ok(
+        "GET", f"/evaluation/comparison?runs={first['id']},{second['id']}", team.author
+    )
+    assert [d["position"] for d in comparison["differing"]] == [0, 2]
+    assert comparison["differing"][0]["responses"] == ["It is Paris, on the Seine.", "Paris"]
+    assert comparison["differing"][0]["passed"] == [
+        {"detail": True, "exact_match": False, "token_f1": False},
+        {"detail": False, "exact_match": True, "token_f1": True},
+    ]
+
+    # v2 answers tersely: a gate on the "detail" scorer's drop against live v1 blocks it, and
+    # says why with both runs' figures.
+    gates: list[dict[str, Any]] = [
+        {"type": "eval_min", "dataset": "faq", "scorer": "token_f1", "min": 0.9},
+        {"type": "eval_max_drop", "dataset": "faq", "scorer": "detail", "max_drop": 0.1},
+    ]
+    policy = team.ok(
+        "POST",
+        "/policies",
+        team.admin,
+        json={"name": "prompt-quality", "document": {"gates": gates}},
+    )
+    _approve(team, "2")
+    blocked = _promote(team, "2")
+    assert blocked.status_code == 403, blocked.text
+    detail = blocked.json()["detail"]
+    assert "eval_min" not in detail  # token_f1 1.0 reaches 0.9: that gate passed
+    assert "'prompt-quality v1 eval_max_drop'" in detail
+    assert "detail on faq v1: version 2 mean 0.0000" in detail
+    assert "vs live version 1 mean 0.6667" in detail
+    assert "it drops 0.6667, more than the 0.1 allowed" in detail
+    assert second["id"] in detail
+    assert first["id"] in detail
+    assert team.ok("GET", "/prompts/support@production", team.author)["version"] == "1"
+
+    team.ok(
+        "POST",
+        f"/policies/{policy['id']}/versions",
+        team.admin,
+        json={
+            "document": {
+                "gates": [
+                    gates[0],
+                    {"type": "eval_max_drop", "dataset": "faq", "scorer": "token_f1"},
+                ]
+            }
+        },
+    )
+    promoted = _promote(team, "2")
+    assert promoted.status_code == 200, promoted.text
+    live = team.client.get(f"{BASE}/prompts/support@production", headers=team.author.headers)
+    assert live.json()["version"] == "2"
+
+    verified = team.ok("GET", "/api/v1/audit/verify", team.admin)
+    assert verified["intact"] is True
+    assert verified["first_broken_seq"] is None
+    with session_scope(engine) as session:
+        actions = set(session.exec(select(AuditEntry.action)).all())
+    assert {
+        "approval.request",
+        "approval.approve",
+        "prompt.promote",
+        "eval_run.request",
+        "eval_run.succeeded",
+    } <= actions
+
+
+@pytest.mark.slow
+def test_a_judge_outage_makes_the_run_partial_and_keeps_the_offline_scores(
+    team: Team, stand_in: StandInLLM, settings: Settings, engine: Engine
+) -> None:
+    _setup(team, stand_in)
+    with StandInLLM(outage=503) as judge:
+        run = _evaluate(
+            team,
+            settings,
+            engine,
+            "2",
+            [
+                *OFFLINE,
+                {
+                    "type": "llm_judge",
+                    "name": "helpful",
+                    "endpoint": {"base_url": judge.base_url, "model": "judge-1"},
+                },
+            ],
+        )
+        assert len(judge.requests) == 3  # asked, then given up on after three in a row
+    assert run["state"] == "partial"
+    assert "3 call or score error(s)" in run["error"]
+    scorers = run["figures"]["scorers"]
+    assert scorers["helpful"]["errors"] == 3
+    assert scorers["helpful"]["mean"] is None
+    assert scorers["detail"]["errors"] == 0
+    assert scorers["exact_match"] == {
+        "mean": 1.0,
+        "low": 1.0,
+        "high": 1.0,
+        "pass_rate": 1.0,
+        "scored": 3,
+        "skipped": 0,
+        "errors": 0,
+    }
+    (first, *_) = team.ok("GET", f"/evaluation/runs/{run['id']}/results", team.author)
+    assert first["scores"]["helpful"]["status"] == "error"
+    assert "503" in first["scores"]["helpful"]["reason"]
+    assert first["scores"]["token_f1"]["status"] == "scored"
+    with session_scope(engine) as session:
+        outcome = session.exec(
+            select(AuditEntry).where(AuditEntry.action == "eval_run.partial")
+        ).one()
+        assert outcome.detail_object()["score_errors"] == {"helpful": 3}
