@@ -46,9 +46,10 @@ def _alerts(findings: list[Finding]) -> set[str]:
     return {f.scope for f in findings if f.status == Status.ALERT}
 
 
-def test_a_disparity_planted_in_one_slice_is_found_there_only() -> None:
-    window = _window(0)
-    rng = np.random.default_rng(1)
+@pytest.mark.parametrize("seed", range(8))
+def test_a_disparity_planted_in_one_slice_is_found_there_only(seed: int) -> None:
+    window = _window(seed)
+    rng = np.random.default_rng(seed + 1)
     target = (window["region"] == "north") & (window["sex"] == "Female")
     refused = target & (window["prediction"] == 1) & (rng.random(len(window)) < 0.6)
     window.loc[refused, "prediction"] = 0
