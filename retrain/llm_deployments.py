@@ -7,9 +7,11 @@ model deployment does not have: the prompt it serves versions of and the endpoin
 URL, model name, credentials).
 
 Credentials are never stored in clear and never read back: either the *name* of an environment
-variable the worker holds (``api_key_env``), or a key given once and sealed at once with the
-project's :class:`~governance.SecretBox` (``api_key``). Only :func:`endpoint_of`, called where the
-endpoint is actually used, opens them; its :class:`Endpoint` hides the key from ``repr``.
+variable the worker holds (``api_key_env``), or a key (``api_key``) sealed at once with the
+installation's :class:`~governance.SecretBox` — given in clear, or as a ``sealed:`` reference an
+administrator made with ``POST /api/v1/sealed-secrets``, so the author never sees the key. Only
+:func:`endpoint_of`, called where the endpoint is actually used, opens them; its
+:class:`Endpoint` hides the key from ``repr``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from lineage.models import Deployment, ModelVersion, VersionKind
 from lineage.tables import AwareDateTime, Record, utcnow
 
 __all__ = [
+    "SEALED_PREFIX",
     "Endpoint",
     "LlmDeployment",
     "LlmDeploymentCreate",
@@ -176,9 +179,32 @@ def describe(binding: LlmDeployment) -> dict[str, Any]:
     }
 
 
+SEALED_PREFIX = "sealed:"
+"""How a key sealed by ``POST /api/v1/sealed-secrets`` starts (its author never sees it)."""
+
+
+def _key(spec: _Credentials, box: SecretBox) -> str:
+    """Return the key given, opening a ``sealed:`` reference with this installation's key."""
+    assert spec.api_key is not None
+    value = spec.api_key.get_secret_value()
+    if not value.startswith(SEALED_PREFIX):
+        return value
+    try:
+        opened = box.open(value.removeprefix(SEALED_PREFIX)).get("secret")
+    except Unavailable:
+        opened = None
+    if not opened:
+        raise InvalidInput(
+            "api_key starts with 'sealed:' but this installation's key does not open it; seal "
+            "it with POST /api/v1/sealed-secrets here, or give the key itself",
+            field="api_key",
+        )
+    return opened
+
+
 def _set_credentials(binding: LlmDeployment, spec: _Credentials, box: SecretBox) -> None:
     if spec.api_key is not None:
-        binding.api_key_sealed = box.seal({"api_key": spec.api_key.get_secret_value()})
+        binding.api_key_sealed = box.seal({"api_key": _key(spec, box)})
         binding.api_key_env = None
     elif spec.api_key_env is not None:
         binding.api_key_env = spec.api_key_env

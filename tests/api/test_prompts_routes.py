@@ -23,13 +23,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from api.settings import Settings
+from governance import SecretBox
 from governance.audit import AuditEntry
 from governance.roles import Role
 from lineage.deployments import resolve_deployment
 from lineage.projects import get_project
 from lineage.store import session_scope
 from monitors.traces import OtlpSpan, TraceSpan, ingest_spans, prompt_of_span
-from retrain.llm_deployments import LlmDeployment
+from retrain.llm_deployments import LlmDeployment, endpoint_of
 from retrain.mlflow_registry import Registry
 from tests.conftest import Issued
 
@@ -335,7 +336,9 @@ def test_a_bad_version_is_a_422_naming_the_field_and_leaves_nothing(
 
 
 @pytest.mark.slow
-def test_bad_deployments_are_422s_and_no_key_is_echoed(team: Team, settings: Settings) -> None:
+def test_bad_deployments_are_422s_and_no_key_is_echoed(
+    team: Team, settings: Settings, engine: Engine, make_principal: Callable[..., Issued]
+) -> None:
     broken = team.call(
         "POST", "/prompts/support/versions", team.author, json={**V1, "template": "{{"}
     )
@@ -373,6 +376,27 @@ def test_bad_deployments_are_422s_and_no_key_is_echoed(team: Team, settings: Set
     assert (empty.status_code, empty.json()["field"]) == (422, "body")
     viewer_denied = team.call("DELETE", "/llm-deployments/bot", team.approver)
     assert viewer_denied.status_code == 403
+    # A key an administrator sealed (POST /api/v1/sealed-secrets): the author never sees it.
+    admin = make_principal(admin=True)
+    sealed = team.client.post(
+        "/api/v1/sealed-secrets", json={"secret": SECRET}, headers=admin.headers
+    )
+    assert sealed.status_code == 201, sealed.text
+    bogus = team.call(
+        "POST", "/llm-deployments", team.author, json={**good, "name": "b2", "api_key": "sealed:x"}
+    )
+    assert (bogus.status_code, bogus.json()["field"]) == (422, "api_key")
+    by_ref = team.call(
+        "POST",
+        "/llm-deployments",
+        team.author,
+        json={**good, "name": "b2", "api_key": sealed.json()["sealed"]},
+    )
+    assert by_ref.status_code == 201, by_ref.text
+    box = SecretBox.from_key_file(settings.resolved_outbound_key_path())
+    with session_scope(engine) as session:
+        stored = session.exec(select(LlmDeployment).where(LlmDeployment.name == "b2")).one()
+        assert endpoint_of(stored, box=box).api_key == SECRET
     gone = team.call("DELETE", "/llm-deployments/bot", team.author)
     assert gone.status_code == 204, gone.text
     assert team.call("GET", "/llm-deployments/bot", team.author).status_code == 404
