@@ -197,6 +197,9 @@ def test_regression_estimates_mae_and_rmse_from_inputs() -> None:
     assert result.report["method"] == "dle"
     for row in result.report["comparison"]:
         assert row["within_band"], row
+    assert (
+        "loss model fitted on the baseline's reference sample (4000 rows)" in result.report["notes"]
+    )
     mae = _finding(result.findings, "mae")
     assert mae.value == pytest.approx(result.report["realised"]["mae"], rel=0.1)
 
@@ -265,3 +268,14 @@ def test_a_window_without_usable_scores_is_insufficient(baseline: Baseline) -> N
     assert result.status == Status.INSUFFICIENT
     assert result.report["rows"] == 0
     assert "300 rows without a prediction or score were left out" in result.report["notes"]
+
+
+def test_a_small_reference_is_a_caveat() -> None:
+    window = _binary(2000, seed=13).drop(columns=["label"])
+    result = run_monitor(
+        MonitorSpec.model_validate(SPEC),
+        MonitorContext(window=window, baseline=_baseline(_binary(600, seed=14))),
+    )
+    reliability = _finding(result.findings, "estimate_reliability")
+    assert reliability.status == Status.WARN
+    assert any("only 600 labelled rows" in c for c in reliability.detail["caveats"])
