@@ -56,6 +56,7 @@ app.add_typer(service_app, name="service")
 app.add_typer(key_app, name="key")
 
 T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @contextmanager
@@ -92,14 +93,23 @@ def _cli_actor() -> Actor:
     return break_glass_actor()
 
 
+def _done(as_json: bool, payload: dict[str, object], message: str) -> None:
+    """Print what was done: ``payload`` as JSON with ``--json``, else ``message``."""
+    typer.echo(json.dumps(payload, sort_keys=True) if as_json else message)
+
+
 @app.command()
 def bootstrap(
     username: Annotated[str, typer.Option(help="Name of the first administrator.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create the first administrator on an empty store and print its API key once."""
     from governance.identity import bootstrap_admin
 
     issued = _run(lambda s: bootstrap_admin(session=s, name=username))
+    if as_json:
+        _done(True, {"administrator": username, "api_key": issued.secret}, "")
+        return
     typer.echo(f"administrator {username!r} created. API key (shown once, store it now):")
     typer.echo(issued.secret)
 
@@ -108,6 +118,7 @@ def bootstrap(
 def project_create(
     name: str,
     description: Annotated[str, typer.Option(help="What the project is for.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a project."""
     from governance.audit import append
@@ -125,7 +136,7 @@ def project_create(
         )
 
     _run(create)
-    typer.echo(f"project {name!r} created")
+    _done(as_json, {"project": name}, f"project {name!r} created")
 
 
 @project_app.command("list")
@@ -149,6 +160,7 @@ def person_create(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read a sign-in password from stdin.")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a person; with --password-stdin they can also sign in to the dashboard."""
     from governance.identity import create_person
@@ -160,21 +172,21 @@ def person_create(
             session=s, actor=actor, name=name, password=password, is_admin=admin
         )
     )
-    typer.echo(f"person {name!r} created")
+    _done(as_json, {"person": name, "admin": admin}, f"person {name!r} created")
 
 
 @service_app.command("create")
-def service_create(name: str) -> None:
+def service_create(name: str, as_json: JsonFlag = False) -> None:
     """Create a service account (it authenticates with API keys and can never approve)."""
     from governance.identity import create_service_account
 
     actor = _cli_actor()
     _run(lambda s: create_service_account(session=s, actor=actor, name=name))
-    typer.echo(f"service account {name!r} created")
+    _done(as_json, {"service_account": name}, f"service account {name!r} created")
 
 
 @app.command()
-def grant(principal: str, project: str, role: str) -> None:
+def grant(principal: str, project: str, role: str, as_json: JsonFlag = False) -> None:
     """Grant ROLE (viewer, data_scientist, approver, auditor, admin) in PROJECT to PRINCIPAL."""
     from governance.identity import get_principal_by_name
     from governance.roles import grant_role
@@ -192,7 +204,8 @@ def grant(principal: str, project: str, role: str) -> None:
         )
 
     _run(give)
-    typer.echo(f"{principal!r} is now {role} in {project!r}")
+    payload: dict[str, object] = {"principal": principal, "project": project, "role": role}
+    _done(as_json, payload, f"{principal!r} is now {role} in {project!r}")
 
 
 @key_app.command("create")
@@ -202,6 +215,7 @@ def key_create(
     expires_days: Annotated[
         int | None, typer.Option(help="Expire after this many days (default: never).", min=1)
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create an API key for PRINCIPAL and print it once."""
     from governance.identity import get_principal_by_name, issue_api_key
@@ -221,6 +235,9 @@ def key_create(
         ).secret
 
     secret = _run(issue)
+    if as_json:
+        _done(True, {"principal": principal, "label": label, "api_key": secret}, "")
+        return
     typer.echo(f"API key for {principal!r} (shown once, store it now):", err=True)
     typer.echo(secret)
 
@@ -255,7 +272,7 @@ def key_list(
 
 
 @key_app.command("revoke")
-def key_revoke(principal: str, prefix: str) -> None:
+def key_revoke(principal: str, prefix: str, as_json: JsonFlag = False) -> None:
     """Revoke PRINCIPAL's key whose public prefix is PREFIX (``wdn_…`` as listed)."""
     from governance.identity import get_principal_by_name, list_api_keys, revoke_api_key
     from lineage import NotFound
@@ -273,4 +290,4 @@ def key_revoke(principal: str, prefix: str) -> None:
         raise NotFound(f"{principal!r} has no key with prefix {prefix!r}; see `key list`")
 
     _run(revoke)
-    typer.echo(f"key {prefix} revoked")
+    _done(as_json, {"principal": principal, "revoked": prefix}, f"key {prefix} revoked")

@@ -202,10 +202,16 @@ def export(
 
 
 @app.command()
-def checkpoint(ctx: typer.Context) -> None:
+def checkpoint(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checkpoint as JSON.")] = False,
+) -> None:
     """Sign the current head of the chain now (and any position the schedule missed)."""
     if client_url(ctx):
         made = connect(ctx).request("POST", "/api/v1/audit/checkpoints")
+        if as_json:
+            typer.echo(json.dumps(made, sort_keys=True))
+            return
         typer.echo(f"checkpoint at {made['seq']}: {made['entry_hash']} (key {made['key_id']})")
         return
     from api.store import attach_audit_signer, open_store
@@ -220,6 +226,14 @@ def checkpoint(ctx: typer.Context) -> None:
             made = sign_now(session=session, signer=signer)
             if made is None:
                 typer.echo("the audit log is empty; nothing to sign yet")
+                return
+            if as_json:
+                typer.echo(
+                    json.dumps(
+                        {"seq": made.seq, "entry_hash": made.entry_hash, "key_id": made.key_id},
+                        sort_keys=True,
+                    )
+                )
                 return
             typer.echo(f"checkpoint at {made.seq}: {made.entry_hash} (key {made.key_id})")
     finally:

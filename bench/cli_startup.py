@@ -10,7 +10,8 @@ seconds, since a busy shared machine stretches wall time but not CPU.
 * client-mode commands (``whoami``, ``monitors list``, ``approvals list``, ``--json``) against a
   live ``warden up``: typer, httpx and one REST call;
 * ``warden up`` on a fresh data directory (the first start migrates the store), then again on
-  the same store: seconds from spawn until ``GET /readyz`` answers 200.
+  the same store: seconds from spawn until ``GET /readyz`` answers 200; beside it the cost of
+  ``import api.app`` alone, which is most of it.
 
 Medians of the runs; the last line printed is one JSON object with every figure.
 """
@@ -146,6 +147,10 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         ("monitors_help", [WARDEN, "monitors", "--help"]),
     ):
         figures[name] = median_of(argv, plain, options.runs)
+    # What `warden up` pays before it can answer: importing the app (and everything it pulls).
+    figures["import_app"] = median_of(
+        [sys.executable, "-c", "import api.app"], plain, min(options.runs, 3)
+    )
 
     with tempfile.TemporaryDirectory(prefix="warden-bench-") as root:
         fresh = Path(root) / "fresh" / ".warden"
@@ -204,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<24} {got['wall_s']:.3f} s wall ({got['x_anchor']:.1f}x anchor), "
             f"{got['cpu_s']:.3f} s CPU (target {HELP_TARGET_S} s)"
         )
+    got = figures["import_app"]
+    print(f"import api.app           {got['wall_s']:.3f} s wall, {got['cpu_s']:.3f} s CPU")
     print(
         f"warden up ready: {figures['up_ready_s']:.2f} s on an existing store, "
         f"{figures['up_fresh_ready_s']:.2f} s on a fresh one (target {UP_TARGET_S} s); "

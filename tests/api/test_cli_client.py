@@ -476,8 +476,12 @@ def test_direct_mode_is_audited_as_break_glass(settings: Settings, engine: Engin
             "LOGNAME": "root-on-server",
         }
     )
-    made = runner.invoke(app, ["admin", "project", "create", "emergency"])
+    first = runner.invoke(app, ["admin", "bootstrap", "--username", "root", "--json"])
+    assert json.loads(first.stdout)["api_key"].startswith("wdn_")
+    made = runner.invoke(app, ["admin", "project", "create", "emergency", "--json"])
     assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout) == {"project": "emergency"}
+    assert "direct mode" not in made.stdout  # the warning, if any, goes to stderr
     with session_scope(engine) as session:
         entry = session.exec(select(AuditEntry).where(AuditEntry.action == "project.create")).one()
     assert (entry.actor_name, entry.actor_kind, entry.actor_id) == (

@@ -22,5 +22,6 @@ def test_small_benchmark_run_reports_commands_against_the_anchor(
     ):  # fmt: skip
         assert set(figures[name]) == {"wall_s", "cpu_s", "x_anchor"}, name
         assert figures[name]["wall_s"] > figures["anchor_python_pass"]["wall_s"] / 2, name
+    assert set(figures["import_app"]) == {"wall_s", "cpu_s"}
     assert figures["up_ready_s"] > 0
     assert figures["up_fresh_ready_s"] > 0
