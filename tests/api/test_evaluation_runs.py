@@ -279,3 +279,46 @@ def test_a_judge_outage_makes_the_run_partial_and_keeps_the_offline_scores(
             select(AuditEntry).where(AuditEntry.action == "eval_run.partial")
         ).one()
         assert outcome.detail_object()["score_errors"] == {"helpful": 3}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        ({"scorers": [{"type": "regex", "pattern": "("}]}, 422, "scorers[0].regex.pattern"),
+        (
+            {"scorers": [{"type": "llm_judge", "endpoint": {"base_url": "ftp://x", "model": "m"}}]},
+            422,
+            "scorers[0].llm_judge.endpoint.base_url",
+        ),
+        ({"dataset": "nope"}, 404, None),
+        ({"dataset_version": 9}, 404, None),
+        ({"prompt_version": "7"}, 404, None),
+        ({"llm_deployment": "nope"}, 404, None),
+        ({"overrides": {"temperature": 5}}, 422, None),
+    ],
+)
+def test_a_bad_run_request_is_refused_and_leaves_nothing(
+    team: Team,
+    stand_in: StandInLLM,
+    engine: Engine,
+    change: dict[str, Any],
+    status: int,
+    field: str | None,
+) -> None:
+    _setup(team, stand_in)
+    body = {
+        "dataset": "faq",
+        "prompt": "support",
+        "prompt_version": "1",
+        "llm_deployment": "support-bot",
+        "scorers": OFFLINE,
+    } | change
+    answer = team.call("POST", "/evaluation/runs", team.author, json=body)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    if field is not None:
+        assert answer.json()["field"] == field
+    assert team.ok("GET", "/evaluation/runs", team.author) == []
+    version = team.ok("GET", "/evaluation/datasets/faq/versions/1", team.author)
+    assert version["frozen_at"] is None
