@@ -1,0 +1,198 @@
+"""The artifact store: one interface over the local data directory and an S3-compatible bucket.
+
+Everything Warden keeps that is not configuration (rendered reports, baselines, inference logs,
+exports) is an object under a key made of ids, such as ``reports/<project>/renders/<job>.pdf``.
+Where the objects live is one setting, ``WARDEN_ARTIFACT_URL``:
+
+* unset, or ``file:///path``: the local directory (by default the data directory), one file per
+  key; a write goes to a hidden partial file first and is renamed into place, so a reader never
+  sees half an object;
+* ``s3://bucket/prefix``: a bucket of any S3-compatible store, through :mod:`lineage.s3_store`
+  (the ``warden[s3]`` extra). Credentials, region and endpoint come from the usual AWS variables
+  (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL``);
+  Warden never stores them. S3 makes an object visible only when its upload completes, and an
+  interrupted multipart upload is aborted, so the same guarantee holds there.
+
+Both raise the same errors: :class:`~lineage.errors.NotFound` for a missing key,
+:class:`~lineage.errors.Unavailable` when the store itself cannot be used (a missing bucket,
+credentials the store refuses), naming the setting to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+from lineage.errors import InvalidInput, NotFound
+
+__all__ = ["PARTIAL_PREFIX", "LocalStore", "ObjectStore", "check_key", "open_store"]
+
+PARTIAL_PREFIX = ".partial-"
+"""Name prefix of a local object still being written; never listed, never read."""
+
+
+class ObjectStore(Protocol):
+    """What Warden needs of an artifact store: whole objects under keys, written atomically."""
+
+    @property
+    def url(self) -> str:
+        """Where the store is, for messages and ``warden doctor`` (never holds credentials)."""
+        ...
+
+    def check(self) -> None:
+        """Raise :class:`~lineage.errors.Unavailable` unless the store can be read and written."""
+        ...
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, replacing what was there; all or nothing."""
+        ...
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Store the concatenated chunks under ``key``; return the size written.
+
+        If iterating ``chunks`` raises, the exception propagates and ``key`` keeps its previous
+        content (or stays absent): nothing half-written becomes visible.
+        """
+        ...
+
+    def get(self, key: str) -> bytes:
+        """Return the object under ``key``, or raise :class:`~lineage.errors.NotFound`."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Return whether an object is stored under ``key``."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object under ``key``; removing a missing object is not an error."""
+        ...
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Return the keys starting with ``prefix``, sorted."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a relative POSIX path without ``..`` or empty parts, else raise.
+
+    Keys are built from ids, but a store must still never write outside its root.
+    """
+    parts = key.split("/")
+    if (
+        not key
+        or key.startswith("/")
+        or "\\" in key
+        or any(part in {"", ".", ".."} for part in parts)
+        or any(part.startswith(PARTIAL_PREFIX) for part in parts)
+    ):
+        raise InvalidInput(
+            f"object key {key!r} must be a relative path of non-empty parts without '.' or '..'",
+            field="key",
+        )
+    return key
+
+
+class LocalStore:
+    """The artifact store as a local directory, one file per key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def url(self) -> str:
+        """The directory as a ``file://`` URL."""
+        return self.root.resolve().as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*PurePosixPath(check_key(key)).parts)
+
+    def check(self) -> None:
+        """Create the directory if needed and prove it is writable with a throwaway object."""
+        probe = f"{PARTIAL_PREFIX}check-{uuid.uuid4().hex}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / probe).write_bytes(b"")
+        (self.root / probe).unlink()
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write a partial file next to the target, then rename it into place."""
+        self.put_stream(key, [data])
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write the chunks to a partial file, fsync it, rename it into place (see the protocol)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{PARTIAL_PREFIX}{uuid.uuid4().hex}-{path.name}")
+        size = 0
+        try:
+            with partial.open("wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    size += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return size
+
+    def get(self, key: str) -> bytes:
+        """Read the file, or raise :class:`NotFound`."""
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"no stored object {key!r} in {self.url}") from None
+
+    def exists(self, key: str) -> bool:
+        """Return whether the file exists."""
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        """Remove the file if present."""
+        self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Walk the directory; partial files are not objects yet and are left out."""
+        if not self.root.is_dir():
+            return []
+        keys = []
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.startswith(PARTIAL_PREFIX):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+
+def open_store(url: str | None, *, data_dir: Path, endpoint_url: str | None = None) -> ObjectStore:
+    """Return the store ``url`` names: ``None`` for ``data_dir``, ``file://``, or ``s3://``.
+
+    Raises:
+        InvalidInput: Another scheme, or an ``s3://`` URL without a bucket.
+        NotInstalled: ``s3://`` without the ``warden[s3]`` extra.
+    """
+    if not url:
+        return LocalStore(data_dir)
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return LocalStore(Path(unquote(parsed.path)))
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise InvalidInput(
+                f"WARDEN_ARTIFACT_URL {url!r} names no bucket; use s3://bucket/prefix",
+                field="WARDEN_ARTIFACT_URL",
+            )
+        from lineage.s3_store import S3Store
+
+        return S3Store(
+            bucket=parsed.netloc, prefix=parsed.path.strip("/"), endpoint_url=endpoint_url
+        )
+    raise InvalidInput(
+        f"WARDEN_ARTIFACT_URL {url!r} has scheme {parsed.scheme!r}; use file:// or s3://",
+        field="WARDEN_ARTIFACT_URL",
+    )

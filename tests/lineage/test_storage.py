@@ -1,0 +1,203 @@
+"""The artifact store: the same tests against the local directory and a real S3 API.
+
+The S3 API is ``moto`` in server mode (``moto_server``) on 127.0.0.1, spoken to with boto3 over
+HTTP exactly as an S3-compatible store would be; nothing is patched in process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lineage.errors import InvalidInput, NotFound, Unavailable
+from lineage.s3_store import PART_SIZE, S3Store
+from lineage.storage import PARTIAL_PREFIX, LocalStore, ObjectStore, open_store
+
+BUCKET = "warden-artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_moto(extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``moto_server`` on a free loopback port and wait until it answers."""
+    port = _free_port()
+    server = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **extra_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("moto_server did not start within 60 s")
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and region from the usual variables, as a deployment would set them."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "warden-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "warden-test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """One moto S3 server for the module, with the test bucket created."""
+    process, endpoint = _start_moto({})
+    try:
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="warden-test",
+            aws_secret_access_key="warden-test-secret",
+        ).create_bucket(Bucket=BUCKET)
+        yield endpoint
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """Each storage test runs on both implementations; S3 gets a fresh prefix per test."""
+    if request.param == "local":
+        return open_store(None, data_dir=tmp_path / "data")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return open_store(f"s3://{BUCKET}/{tmp_path.name}", data_dir=tmp_path, endpoint_url=endpoint)
+
+
+def test_put_get_list_delete_round_trip(store: ObjectStore) -> None:
+    store.check()
+    store.put("reports/p1/renders/j1.html", b"<html>one</html>")
+    store.put("reports/p1/renders/j2.pdf", b"%PDF two")
+    store.put("baselines/d1/b1.json", b"{}")
+
+    assert store.get("reports/p1/renders/j1.html") == b"<html>one</html>"
+    assert store.exists("reports/p1/renders/j2.pdf")
+    assert not store.exists("reports/p1/renders/j3.pdf")
+    assert store.list("reports/") == ["reports/p1/renders/j1.html", "reports/p1/renders/j2.pdf"]
+    assert store.list() == [
+        "baselines/d1/b1.json",
+        "reports/p1/renders/j1.html",
+        "reports/p1/renders/j2.pdf",
+    ]
+
+    store.put("reports/p1/renders/j1.html", b"replaced")
+    assert store.get("reports/p1/renders/j1.html") == b"replaced"
+
+    store.delete("reports/p1/renders/j1.html")
+    store.delete("reports/p1/renders/j1.html")  # deleting twice is fine
+    assert not store.exists("reports/p1/renders/j1.html")
+    with pytest.raises(NotFound, match=r"j1\.html"):
+        store.get("reports/p1/renders/j1.html")
+
+
+def test_streamed_upload_spans_several_parts(store: ObjectStore) -> None:
+    block = bytes(range(256)) * (1 << 12)  # 1 MiB
+    chunks = [block] * ((2 * PART_SIZE) // len(block) + 3)
+
+    size = store.put_stream("inferences/d1/window.parquet", chunks)
+
+    assert size == len(block) * len(chunks)
+    assert store.get("inferences/d1/window.parquet") == b"".join(chunks)
+
+
+@pytest.mark.parametrize("cut_after", [1, 2 * PART_SIZE // (1 << 20) + 1])
+def test_interrupted_upload_leaves_nothing_visible(store: ObjectStore, cut_after: int) -> None:
+    """Cut before the first part is sent, and after two parts went up: no object either way."""
+    store.put("exports/e1.csv", b"previous,content\n")
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(cut_after):
+            yield b"x" * (1 << 20)
+        raise ConnectionResetError("the producer died mid-upload")
+
+    with pytest.raises(ConnectionResetError):
+        store.put_stream("exports/e1.csv", chunks())
+    with pytest.raises(ConnectionResetError):
+        store.put_stream("exports/e2.csv", chunks())
+
+    assert store.get("exports/e1.csv") == b"previous,content\n"
+    assert not store.exists("exports/e2.csv")
+    assert store.list("exports/") == ["exports/e1.csv"]
+    if isinstance(store, LocalStore):
+        leftovers = [p.name for p in store.root.rglob("*") if p.name.startswith(PARTIAL_PREFIX)]
+        assert leftovers == []
+    else:
+        assert isinstance(store, S3Store)
+        uploads = store._client.list_multipart_uploads(Bucket=BUCKET)
+        assert uploads.get("Uploads", []) == []  # aborted, no orphaned parts
+
+
+@pytest.mark.parametrize(
+    "key", ["", "/etc/passwd", "../escape", "a/../../b", "a//b", "a/./b", f"a/{PARTIAL_PREFIX}x"]
+)
+def test_keys_never_leave_the_store(store: ObjectStore, key: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        store.put(key, b"x")
+    assert raised.value.field == "key"
+
+
+def test_missing_bucket_names_the_setting(s3_endpoint: str, tmp_path: Path) -> None:
+    store = open_store("s3://no-such-bucket/x", data_dir=tmp_path, endpoint_url=s3_endpoint)
+    for action in (store.check, lambda: store.put("a.txt", b"x"), lambda: store.get("a.txt")):
+        with pytest.raises(Unavailable, match="bucket 'no-such-bucket' does not exist") as raised:
+            action()
+        assert raised.value.field == "WARDEN_ARTIFACT_URL"
+    assert not (tmp_path / "a.txt").exists()
+
+
+@pytest.mark.slow
+def test_denied_access_names_the_credentials(tmp_path: Path) -> None:
+    """A server enforcing authentication refuses keys it does not know: a 503 naming the fix."""
+    process, endpoint = _start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    try:
+        store = open_store(f"s3://{BUCKET}/x", data_dir=tmp_path, endpoint_url=endpoint)
+        for action in (store.check, lambda: store.put("a.txt", b"x")):
+            with pytest.raises(Unavailable, match="refused access") as raised:
+                action()
+            assert "AWS_SECRET_ACCESS_KEY" in raised.value.detail
+            assert "warden-test-secret" not in raised.value.detail
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("s3:///prefix", "names no bucket"), ("gs://bucket/x", "use file:// or s3://")],
+)
+def test_bad_artifact_url_names_the_setting(tmp_path: Path, url: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as raised:
+        open_store(url, data_dir=tmp_path)
+    assert raised.value.field == "WARDEN_ARTIFACT_URL"
+
+
+def test_file_url_is_a_local_store(tmp_path: Path) -> None:
+    store = open_store((tmp_path / "elsewhere").as_uri(), data_dir=tmp_path / "data")
+    store.put("a/b.txt", b"x")
+    assert (tmp_path / "elsewhere" / "a" / "b.txt").read_bytes() == b"x"
+    assert store.url == (tmp_path / "elsewhere").as_uri()
