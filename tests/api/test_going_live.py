@@ -94,6 +94,11 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"/baselines", "reference baselines"),
     (r"/reports/", "model cards and reports"),
     (r"/llm/(prices|redaction)", "LLM token prices and redaction rules"),
+    (r"^/api/v1/group-mappings", "identity-provider groups to roles, as grants"),
+    (r"^/api/v1/sealed-secrets$", "seals a secret and returns it; stores nothing"),
+    (r"/budgets", "spend limits; a breach acts through policies, whose actions are attacked below"),
+    (r"/evaluation/(datasets|runs)", "evaluation datasets and runs call candidates, serve nothing"),
+    (r"^/p/\{project\}/alerts/", "the dashboard's alerting forms, as the alerting routes"),
 ]
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
