@@ -40,6 +40,13 @@ class Settings(BaseSettings):
         default=None,
         description="MLflow tracking/registry URI; defaults to a SQLite store in the data dir.",
     )
+    mlflow_ui_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        max_length=2000,
+        description="Base URL of an MLflow UI serving that registry (e.g. http://mlflow:5000); "
+        "when set, the dashboard's catalog links each model version there.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(

@@ -641,6 +641,22 @@ class Registry:
             return None
         return str(found.version) if found is not None else None
 
+    def aliases(self, name: str) -> dict[str, str]:
+        """Return model ``name``'s aliases (``{"champion": "3"}``); none for an unknown model.
+
+        Raises:
+            Unavailable: MLflow could not be asked (its server is down or unreachable).
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._client().get_registered_model(name)
+        except MlflowException as error:
+            if getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise Unavailable(f"MLflow could not be asked for model {name!r}: {error}") from error
+        return {str(alias): str(version) for alias, version in (found.aliases or {}).items()}
+
     def download(self, name: str, version: str, destination: Path) -> Path:
         """Copy a version's model artifacts into ``destination`` (replaced if present).
 

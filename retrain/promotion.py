@@ -41,6 +41,7 @@ of service and puts nothing live, so it needs no approval.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -90,6 +91,7 @@ __all__ = [
     "request_promotion",
     "rollback",
     "trainers_of",
+    "version_aliases",
 ]
 
 _TARGET_KIND = "model_version"
@@ -325,6 +327,30 @@ def mark_challenger(*, registry: Registry, candidate: ModelVersion) -> None:
     """Point MLflow's ``challenger`` alias at a version just evaluated against the champion."""
     name, mlflow_version = mlflow_coordinates(candidate)
     registry.set_alias(name, CHALLENGER, mlflow_version)
+
+
+def version_aliases(
+    *, registry: Registry, versions: Sequence[ModelVersion]
+) -> dict[uuid.UUID, list[str]]:
+    """Return the MLflow aliases (``champion``, ``challenger``…) naming each of ``versions``.
+
+    Versions that are not MLflow versions (external, or another URI) have none. One registry
+    call per MLflow model.
+
+    Raises:
+        Unavailable: MLflow could not be asked.
+    """
+    coordinates: dict[uuid.UUID, tuple[str, str]] = {}
+    for version in versions:
+        try:
+            coordinates[version.id] = mlflow_coordinates(version)
+        except InvalidInput:
+            continue  # not in MLflow: no alias can name it
+    by_model = {name: registry.aliases(name) for name in {n for n, _ in coordinates.values()}}
+    return {
+        version_id: sorted(a for a, v in by_model[name].items() if v == number)
+        for version_id, (name, number) in coordinates.items()
+    }
 
 
 def clear_challenger(*, registry: Registry, model_version: ModelVersion) -> bool:

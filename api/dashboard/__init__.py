@@ -35,7 +35,22 @@ page                                        permission           shows
                                                                  the chain's verification
 ``/p/{project}/reports`` (and ``…/model-``  ``report:read``      generate and download model
 ``card``, ``…/audit``)                                           cards and audit reports
+``/p/{project}/search``                     ``project:read``     models, deployments, datasets,
+                                                                 runs the reader may open
+``/p/{project}/monitors/new``, ``…/edit``   ``monitor:write``    monitor form (preview:
+                                                                 ``monitor:run``)
+``/p/{project}/policies`` (and ``…/{id}``)  ``policy:read``      policies, versions, decisions;
+                                                                 editor for ``policy:write``
+``/p/{project}/alerts``                     ``alert:read``       channels and rules; forms for
+                                                                 ``alert:write``
+``/p/{project}/pipelines``                  ``pipeline:read``    pipelines and runs; form for
+                                                                 ``pipeline:write``
+``/p/{project}/access``                     ``project:admin``    approval rules, role grants
 ==========================================  ===================  ==============================
+
+Forms (``*_forms.py``) call the REST route's own handler with the body built from their fields,
+and their posts pass :func:`api.dashboard.forms.form_gate`: the permission, then the CSRF token,
+each refusal audited.
 
 Every page route carries the same :class:`~api.security.Gate` as the API (so the route sweep
 covers it), authenticated by the session cookie of :mod:`api.web_session`. Actions a role may
@@ -71,6 +86,7 @@ from api.dashboard import (  # noqa: F401  (importing a page module registers it
     pipeline_forms,
     policy_forms,
     report_pages,
+    search_page,
     sign_in,
     sign_in_oidc,
     trace_pages,

@@ -10,6 +10,7 @@ from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
+from api.dashboard.audit_names import target_names
 from api.dashboard.rendering import (
     _AUDIT_PAGE,
     _render,
@@ -213,4 +214,7 @@ def audit_page(
             filters=query,
             outcomes=sorted(Outcome),
             verify=report,
+            names=target_names(
+                session=session, project=project, targets=[e.target for e in entries]
+            ),
         )

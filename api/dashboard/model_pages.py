@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -21,18 +22,21 @@ from api.dashboard.summaries import (
     _stored_report,
 )
 from api.deps import SessionDep, SettingsDep
+from api.routes.deployments_serving import get_registry
 from api.security import CurrentProject, require
 from api.settings import Settings
 from governance.actors import Actor
 from governance.permissions import Permission
 from lineage.deployments import get_deployment, list_deployments
-from lineage.errors import NotFound
+from lineage.errors import InvalidInput, NotFound, Unavailable
 from lineage.graph import lineage_graph
 from lineage.model_versions import get_model_version, list_model_versions
 from lineage.models import ModelVersion
 from lineage.projects import Project
 from monitors.models import Monitor, MonitorRunPublic
 from monitors.schedules import list_monitors
+from retrain.deployers import mlflow_coordinates
+from retrain.promotion import version_aliases
 
 
 def _graph(session: Session, project: Project, version: ModelVersion) -> Any:
@@ -72,6 +76,39 @@ def _graph(session: Session, project: Project, version: ModelVersion) -> Any:
     return lineage_svg(columns, edges)
 
 
+def _aliases(
+    request: Request, versions: list[ModelVersion]
+) -> tuple[dict[uuid.UUID, list[str]], str | None]:
+    """MLflow's aliases of each version, or none and a notice when MLflow cannot be asked.
+
+    A local SQLite MLflow store that does not exist yet holds no alias: a page view does not
+    create it (creating its tables takes seconds).
+    """
+    settings: Settings = request.app.state.settings
+    uri = settings.resolved_mlflow_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return {}, None
+    try:
+        return version_aliases(registry=get_registry(request), versions=versions), None
+    except Unavailable as error:
+        return {}, error.detail
+
+
+def _mlflow_links(settings: Settings, versions: list[ModelVersion]) -> dict[uuid.UUID, str]:
+    """Links into the MLflow UI (``WARDEN_MLFLOW_UI_URL``) for versions registered there."""
+    if not settings.mlflow_ui_url:
+        return {}
+    base = settings.mlflow_ui_url.rstrip("/")
+    links = {}
+    for version in versions:
+        try:
+            name, number = mlflow_coordinates(version)
+        except InvalidInput:
+            continue
+        links[version.id] = f"{base}/#/models/{quote(name, safe='')}/versions/{quote(number)}"
+    return links
+
+
 @router.get("/p/{project}/models/{name}")
 def model_page(
     request: Request,
@@ -79,13 +116,15 @@ def model_page(
     actor: Annotated[Actor, Depends(require(Permission.MODEL_READ))],
     project: CurrentProject,
     session: SessionDep,
+    settings: SettingsDep,
 ) -> HTMLResponse:
-    """Show a model's versions side by side (metrics, parameters) and its lineage graph."""
+    """Show a model's versions side by side (metrics, parameters, MLflow aliases) and lineage."""
     versions = list_model_versions(session=session, project_id=project.id, name=name)
     if not versions:
         raise NotFound(f"no model {name!r} in project {project.name!r}")
     metrics = sorted({m for v in versions for m in v.metrics})
     parameters = sorted({p for v in versions for p in v.parameters})
+    aliases, mlflow_notice = _aliases(request, versions)
     return _render(
         request,
         "model.html",
@@ -96,6 +135,9 @@ def model_page(
         versions=versions,
         metrics=metrics,
         parameters=parameters,
+        aliases=aliases,
+        mlflow_notice=mlflow_notice,
+        mlflow_links=_mlflow_links(settings, versions),
         graph=_graph(session, project, versions[-1]),
     )
 
@@ -134,6 +176,7 @@ def version_page(
 ) -> HTMLResponse:
     """Show one version: its lineage graph, metrics, parameters, fairness and explanations."""
     found = get_model_version(session=session, project_id=project.id, name=name, version=version)
+    aliases, mlflow_notice = _aliases(request, [found])
     return _render(
         request,
         "version.html",
@@ -141,6 +184,9 @@ def version_page(
         session,
         project=project,
         version=found,
+        aliases=aliases.get(found.id, []),
+        mlflow_notice=mlflow_notice,
+        mlflow_link=_mlflow_links(settings, [found]).get(found.id),
         graph=_graph(session, project, found),
         reports=_version_reports(session, settings, project, found),
         deployments=[

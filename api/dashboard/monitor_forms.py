@@ -79,7 +79,14 @@ Runner = Annotated[Actor, Depends(form_gate(Permission.MONITOR_RUN))]
 def _values(monitor: Monitor | None) -> dict[str, str]:
     """The form's fields for an existing monitor (or the defaults of a new one)."""
     if monitor is None:
-        return {"kind": "drift", "window": "last:24h", "schedule": "interval", "min_rows": "100"}
+        return {
+            "kind": "drift",
+            "window": "last:24h",
+            "schedule": "interval",
+            "interval_seconds": "3600",
+            "timezone": "UTC",
+            "min_rows": "100",
+        }
     spec = monitor.spec
     schedule = "cron" if monitor.cron else ("interval" if monitor.interval_seconds else "none")
     return {

@@ -6,6 +6,7 @@ The browser journeys (fill, submit, see the result) are in ``tests/browser/test_
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 
@@ -22,6 +23,8 @@ from governance.identity import get_principal_by_name
 from governance.policies import Policy
 from governance.policy_evaluation import RunFindings
 from governance.roles import RoleGrant
+from lineage.openlineage_events import DatasetRef, run_event
+from lineage.openlineage_ingest import ingest_event
 from lineage.projects import get_project
 from lineage.store import session_scope
 from lineage.tables import utcnow
@@ -487,3 +490,46 @@ def test_only_project_admins_see_access_and_a_forced_grant_is_refused(
     assert "project:admin" in forced.json()["detail"]
     with session_scope(engine) as session:
         assert not session.exec(select(RoleGrant).where(RoleGrant.role == "admin")).all()
+
+
+def test_search_finds_models_deployments_datasets_and_runs_the_reader_may_see(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    with session_scope(engine) as session:
+        project = get_project(session=session, name="acme")
+        event = run_event(
+            event_type="COMPLETE",
+            event_time=utcnow(),
+            run_id=uuid.uuid4(),
+            job_namespace="pipelines",
+            job_name="train-income",
+            inputs=[DatasetRef(namespace="s3://data", name="adult/train")],
+        )
+        ingest_event(session=session, project_id=project.id, body=json.dumps(event).encode())
+    client = sign_in(new_client(), "vic")
+    found = client.get("/p/acme/search?q=INCOME", headers=HTML)
+    assert found.status_code == 200
+    assert '<a href="/p/acme/models/income">income</a>' in found.text
+    assert ">income-api</a>" in found.text
+    assert "train-income" in found.text
+    data = client.get("/p/acme/search?q=adult%2Ftr", headers=HTML)
+    assert "adult/train" in data.text
+    assert "s3://data" in data.text
+    assert "Nothing matches" in client.get("/p/acme/search?q=%25", headers=HTML).text
+    other = sign_in(new_client(), "root")
+    assert other.get("/p/acme/search?q=income", headers=HTML).status_code == 200
+
+
+def test_the_audit_page_names_targets_and_keeps_the_raw_target_beside_them(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    writer = sign_in(new_client(), "dana")
+    token = _token(writer.get("/p/acme/monitors/new", headers=HTML).text)
+    writer.post("/p/acme/monitors/new", data={**_monitor_form(), CSRF_FIELD: token})
+    made = _monitor(engine, "age-quality")
+    assert made is not None
+    page = sign_in(new_client(), "ida").get("/p/acme/audit", headers=HTML)
+    assert page.status_code == 200
+    assert f'<a href="/p/acme/monitors/{made.id}">age-quality</a>' in page.text
+    assert f"monitor:{made.id}</code>" in page.text
+    assert "promote request by dana</a>" in page.text

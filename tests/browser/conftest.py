@@ -31,11 +31,12 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 @dataclass(frozen=True)
 class Live:
-    """The running server: its base URL, store and what was seeded."""
+    """The running server: its base URL, store, data directory and what was seeded."""
 
     url: str
     engine: Engine
     seeded: Seeded
+    data_dir: Path
 
 
 def _free_port() -> int:
@@ -74,7 +75,7 @@ def live(template_store: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     while not server.started:
         assert time.monotonic() < deadline, "the server did not start in 30 s"
         time.sleep(0.05)
-    yield Live(f"http://127.0.0.1:{port}", engine, seeded)
+    yield Live(f"http://127.0.0.1:{port}", engine, seeded, folder / "data")
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()

@@ -16,6 +16,7 @@ from governance.policy_language import (
     FairnessMaxGate,
     RetrainAction,
     dump_document,
+    error_line,
     load_document,
     load_source,
     parse_document,
@@ -234,3 +235,34 @@ def test_evaluation_is_pure() -> None:
     first = evaluate(history=runs, policies=[_policy()], prior=[], now=T0)
     second = evaluate(history=runs, policies=[_policy()], prior=[], now=T0)
     assert first == second
+
+
+_LINED = """\
+description: lines
+rules:
+  - name: r
+    when:
+      all:
+        - {monitor: drift, metric: drift_share, op: ">=", threshold: 0.3}
+        - {monitor: drift, metric: x, op: "<", threshold: low}
+    actions: [{type: alert}]
+"""
+
+
+def _refusal(source: str) -> InvalidInput:
+    with pytest.raises(InvalidInput) as refused:
+        parse_document(load_source(source))
+    return refused.value
+
+
+def test_an_error_is_placed_at_the_line_its_path_names() -> None:
+    error = _refusal(_LINED)
+    assert error.field == "rules[0].when.all[1].threshold"
+    assert error_line(_LINED, error) == 7
+
+
+def test_a_missing_key_points_at_its_enclosing_node_and_syntax_at_the_parser_line() -> None:
+    no_actions = "rules:\n  - name: r\n    when: {monitor: drift, metric: m, status: alert}\n"
+    assert error_line(no_actions, _refusal(no_actions)) == 2
+    broken = "rules:\n  - name: r\n    when: {monitor: drift\n"
+    assert error_line(broken, _refusal(broken)) == 3

@@ -1,0 +1,102 @@
+"""The catalog in the dashboard: MLflow's aliases on each version, links into the MLflow UI.
+
+Real MLflow (the app's local store): two tiny models are logged and registered, the
+``champion`` and ``challenger`` aliases set as promotion and evaluation set them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.app import create_app
+from api.settings import Settings
+from governance.actors import Actor
+from governance.identity import create_person
+from governance.roles import Role, grant_role
+from lineage.model_versions import ModelVersionCreate, register_model_version
+from lineage.projects import create_project
+from lineage.store import session_scope
+from retrain.mlflow_registry import CHALLENGER, CHAMPION, Registry
+from tests.api.test_dashboard import HTML, PASSWORD, sign_in
+from tests.api.test_going_live import _train
+
+
+def _catalog(engine: Engine, settings: Settings) -> None:
+    """Project acme with income v1 (champion) and v2 (challenger) in MLflow and in lineage."""
+    with session_scope(engine) as session:
+        project = create_project(session=session, name="acme")
+        vic = create_person(session=session, actor=Actor.system(), name="vic", password=PASSWORD)
+        grant_role(
+            session=session,
+            actor=Actor.system(),
+            project_id=project.id,
+            principal_id=vic.id,
+            role=Role.VIEWER,
+        )
+        for flip in (False, True):
+            version, sha = _train(settings, flip)
+            register_model_version(
+                session=session,
+                project_id=project.id,
+                name="income",
+                spec=ModelVersionCreate(
+                    version=version, artifact_uri=f"models:/income/{version}", artifact_sha256=sha
+                ),
+            )
+    registry = Registry(
+        tracking_uri=settings.resolved_mlflow_uri(),
+        artifact_root=settings.data_dir / "mlflow-artifacts",
+    )
+    registry.set_alias("income", CHAMPION, "1")
+    registry.set_alias("income", CHALLENGER, "2")
+
+
+@pytest.mark.slow
+def test_the_catalog_shows_mlflow_aliases_and_links_into_the_mlflow_ui(
+    settings: Settings, engine: Engine
+) -> None:
+    _catalog(engine, settings)
+    linked = settings.model_copy(update={"mlflow_ui_url": "http://mlflow.internal:5000/"})
+    with TestClient(create_app(linked, engine=engine)) as client:
+        page = sign_in(client, "vic").get("/p/acme/models/income", headers=HTML)
+        assert page.status_code == 200
+        cells = page.text.split('<th scope="row">MLflow aliases</th>')[1].split("</tr>")[0]
+        first, second = cells.split("</td>")[:2]
+        assert '<span class="badge alias">@champion</span>' in first
+        assert '<span class="badge alias">@challenger</span>' in second
+        assert 'href="http://mlflow.internal:5000/#/models/income/versions/2"' in second
+        version = client.get("/p/acme/models/income/versions/1", headers=HTML)
+        assert "@champion" in version.text
+        assert "@challenger" not in version.text
+        assert "Open in MLflow" in version.text
+    with TestClient(create_app(settings, engine=engine)) as client:
+        page = sign_in(client, "vic").get("/p/acme/models/income", headers=HTML)
+        assert "@champion" in page.text
+        assert "MLflow ↗" not in page.text  # no UI configured: no links
+
+
+def test_a_version_outside_mlflow_has_no_aliases_and_the_page_still_answers(
+    client: TestClient, settings: Settings, engine: Engine
+) -> None:
+    with session_scope(engine) as session:
+        project = create_project(session=session, name="acme")
+        vic = create_person(session=session, actor=Actor.system(), name="vic", password=PASSWORD)
+        grant_role(
+            session=session,
+            actor=Actor.system(),
+            project_id=project.id,
+            principal_id=vic.id,
+            role=Role.VIEWER,
+        )
+        register_model_version(
+            session=session,
+            project_id=project.id,
+            name="vendor-score",
+            spec=ModelVersionCreate(version="1", external=True),
+        )
+    page = sign_in(client, "vic").get("/p/acme/models/vendor-score", headers=HTML)
+    assert page.status_code == 200
+    assert "@champion" not in page.text
+    assert "not shown" not in page.text
