@@ -86,7 +86,6 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"/monitors", "monitors; their findings reach policies, whose actions are attacked below"),
     (r"/policies", "policies; their rollback/redeploy actions are attacked below"),
     (r"/alert-|/deliveries/|/incidents/|/outbound-allowlist", "alerting"),
-    (r"^/p/\{project\}/alerts/", "the dashboard's alerting forms (channels and rules)"),
     (r"/pipelines|/pipeline-runs/", "trains and registers versions, never deploys them"),
     (r"/deployments/\{name\}/predict$", "serves the live version"),
     (r"/deployments/\{deployment_id\}/(inferences|labels)", "logs inferences and labels"),
