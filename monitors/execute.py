@@ -18,13 +18,13 @@ call:
    scores and labels and never load a model;
 4. run the computation library (:func:`monitors.kinds.run_monitor`) with progress reported;
 5. store the JSON and HTML report at paths made of ids (:func:`report_paths`); a drift run
-   also stores Evidently's detailed drift page beside them (:func:`drift_page_path`), rendered
-   here in the worker on at most ``DRIFT_PAGE_ROWS`` rows per side (the baseline's reference
-   sample against a sample of the window) and linked from the HTML report;
+   also keeps a sample of the window for Evidently's detailed drift page, linked from the
+   report (:mod:`monitors.drift_page_jobs`);
 6. in one transaction: write the run's ``summary`` (a :class:`monitors.findings.RunSummary`),
    record a lineage run whose inputs are the reference dataset version, the baseline and the
-   inference window, and hand the findings to ``on_findings`` (the worker wires
-   ``retrain.loop.handle_run_findings`` there: alert rules, then policies).
+   inference window, hand the findings to ``on_findings`` (the worker wires
+   ``retrain.loop.handle_run_findings`` there: alert rules, then policies), and queue the
+   drift page as a background job: findings and policies never wait for Evidently.
 
 Window conventions: the window's columns are the model's features, the context values under
 their own names (``context.race`` is stored, ``race`` is judged; the model never sees them),
@@ -48,7 +48,6 @@ loading a model.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -65,21 +64,21 @@ from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline import Baseline
 from monitors.baseline.storage import StoredBaseline, latest_baseline, load_baseline
+from monitors.drift_page_jobs import queue_drift_page, save_page_sample
 from monitors.findings import Finding, RunSummary, Status, worst_status
 from monitors.inferences import CONTEXT_PREFIX, read_window, slot_deployments
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.llm.windows import CallWindows, read_call_windows
 from monitors.models import Monitor, MonitorRun
+from monitors.report import report_paths
 from monitors.spec import TRACE_KINDS, Kind, MonitorSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "DRIFT_PAGE_ROWS",
     "FindingsCallback",
     "ModelLoader",
-    "drift_page_path",
     "execute_monitor_run",
     "report_paths",
     "summarise",
@@ -90,12 +89,6 @@ _OUTPUTS = ("prediction", "score", "label", "attributions")
 _NO_BASELINE_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
 """Kinds that judge a window without any baseline: absolute thresholds (fairness,
 performance), or the window's importance alone (explanations)."""
-_log = logging.getLogger("warden.monitors")
-_DRIFT_PAGE = "drift.html"
-
-DRIFT_PAGE_ROWS = 2000
-"""Rows per side Evidently's drift page is rendered on: the page is detail, not the verdict
-(Warden's own computation judges the whole window), and Evidently is slow on large frames."""
 
 
 class ModelLoader(Protocol):
@@ -133,30 +126,6 @@ class _Inputs:
     batches: list[uuid.UUID] | None = None
     calls: CallWindows | None = None
     reason: str | None = None
-
-
-def report_paths(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> tuple[Path, Path]:
-    """Return where a run's JSON and HTML reports live: ids only, never a client's string."""
-    folder = data_dir / "reports" / str(project_id) / str(run_id)
-    return folder / "report.json", folder / "report.html"
-
-
-def drift_page_path(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> Path:
-    """Return where a drift run's Evidently page lives: beside its report, ids only."""
-    return report_paths(data_dir, project_id=project_id, run_id=run_id)[0].parent / _DRIFT_PAGE
-
-
-def _drift_page(spec: MonitorSpec, baseline: Baseline, frame: pd.DataFrame) -> str | None:
-    """Render Evidently's drift page on a bounded sample; ``None`` without a reference sample."""
-    from monitors.evidently_report import render_drift_html
-
-    sample = baseline.sample
-    if sample is None or sample.empty:
-        return None
-    names = [c for c in spec.columns or [] if c in sample.columns and c in frame.columns]
-    if not names:
-        return None
-    return render_drift_html(baseline, frame, columns=names, sample_rows=DRIFT_PAGE_ROWS)
 
 
 def _write(path: Path, text: str) -> None:
@@ -244,7 +213,8 @@ def _with_context(window: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             f"context columns {clash} share their names with logged features; rename one",
             field="context",
         )
-    return window.rename(columns=dict(zip(stored, names, strict=True))), names
+    renamed = window.rename(columns=dict(zip(stored, names, strict=True)), copy=False)
+    return renamed, names
 
 
 def _conventions(
@@ -270,6 +240,14 @@ def _conventions(
     return spec.model_copy(update=update)
 
 
+def _without(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """Return ``frame`` without ``names``, sharing the other columns (``drop`` copies them all)."""
+    import pandas as pd
+
+    kept = {column: frame[column] for column in frame.columns if column not in names}
+    return pd.DataFrame(kept, index=frame.index, copy=False)
+
+
 def _frame_for(spec: MonitorSpec, window: pd.DataFrame) -> tuple[MonitorSpec, pd.DataFrame]:
     """Return the rows and spec a kind judges (labelled rows for performance and fairness)."""
     hidden: tuple[str, ...] = (
@@ -277,14 +255,14 @@ def _frame_for(spec: MonitorSpec, window: pd.DataFrame) -> tuple[MonitorSpec, pd
     )
     if spec.kind == Kind.PERFORMANCE_ESTIMATE:
         hidden = tuple(c for c in hidden if c != "probabilities")
-    frame = window.drop(columns=[c for c in hidden if c in window.columns])
+    frame = _without(window, hidden)
     label = spec.label_column
     if label is None or label not in frame.columns or spec.kind == Kind.PERFORMANCE_ESTIMATE:
         # An estimate judges every row; labels already in are measured beside it.
         return spec, frame
     labelled = frame[frame[label].notna()]
     if spec.kind == Kind.FAIRNESS and len(labelled) < spec.min_rows:
-        return spec.model_copy(update={"label_column": None}), frame.drop(columns=[label])
+        return spec.model_copy(update={"label_column": None}), _without(frame, (label,))
     if spec.kind in (Kind.PERFORMANCE, Kind.FAIRNESS):
         labelled = labelled.copy()
         prediction = spec.prediction_column
@@ -295,7 +273,7 @@ def _frame_for(spec: MonitorSpec, window: pd.DataFrame) -> tuple[MonitorSpec, pd
         ):
             labelled[label] = labelled[label].astype(labelled[prediction].dtype)
         return spec, labelled.reset_index(drop=True)
-    return spec, frame.drop(columns=[label])
+    return spec, _without(frame, (label,))
 
 
 _SLICED_KINDS = frozenset({Kind.DRIFT, Kind.PERFORMANCE, Kind.FAIRNESS})
@@ -521,8 +499,7 @@ def execute_monitor_run(
 
     with session_scope(engine) as session:
         inputs = _gather(session, data_dir, run_id)
-    drift_html: str | None = None
-    drift_page_error: str | None = None
+    paged = False
     rows = 0 if inputs.window is None else len(inputs.window)
     tell(0.1, inputs.reason or f"read {rows} rows of the window")
     if inputs.reason is not None:
@@ -574,13 +551,15 @@ def execute_monitor_run(
         if spec.slices and spec.kind in _SLICED_KINDS and result.status != Status.INSUFFICIENT:
             tell(0.85, f"judging slices by {', '.join(spec.slices)}")
             result = _with_slices(spec, result, frame, baseline)
-        if spec.kind == Kind.DRIFT:
-            tell(0.9, "rendering Evidently's drift page on a sample of the window")
-            try:
-                drift_html = _drift_page(spec, baseline, frame)
-            except Exception as error:  # the page illustrates; the findings stand without it
-                drift_page_error = f"{type(error).__name__}: {error}"[:500]
-                _log.warning("Evidently's drift page failed for run %s: %s", inputs.run.id, error)
+        if spec.kind == Kind.DRIFT and inputs.stored is not None:
+            paged = save_page_sample(
+                data_dir=data_dir,
+                project_id=inputs.run.project_id,
+                run_id=inputs.run.id,
+                baseline=baseline,
+                frame=frame,
+                columns=list(spec.columns or []),
+            )
     summary = summarise(result, reason=inputs.reason)
     tell(0.92, "writing the report")
     at = utcnow()
@@ -600,17 +579,10 @@ def execute_monitor_run(
     if inputs.calls is not None:
         meta["reference_start"] = _iso(inputs.calls.reference_start)
         meta["reference_end"] = _iso(inputs.calls.reference_end)
-    if drift_page_error is not None:
-        meta["drift_page_error"] = drift_page_error
-    links = {} if drift_html is None else {"Evidently drift page (sampled)": _DRIFT_PAGE}
+    links = {"Evidently drift page (sampled)": "drift.html"} if paged else {}
     report = build_report([result], title=title, meta=meta, generated_at=at, links=links)
     json_path, html_path = report_paths(data_dir, project_id=run.project_id, run_id=run.id)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    page = drift_page_path(data_dir, project_id=run.project_id, run_id=run.id)
-    if drift_html is not None:
-        _write(page, drift_html)
-    else:
-        page.unlink(missing_ok=True)
     for path, text in ((json_path, report.to_json()), (html_path, report.html)):
         _write(path, text)
     with session_scope(engine) as session:
@@ -630,5 +602,12 @@ def execute_monitor_run(
         session.flush()
         if on_findings is not None:
             on_findings(session=session, monitor=monitor, run=stored_run, findings=result.findings)
+        if paged and inputs.stored is not None:
+            queue_drift_page(
+                session=session,
+                project_id=run.project_id,
+                run_id=run.id,
+                baseline_id=inputs.stored.id,
+            )
     tell(1.0, f"{result.kind}: {result.status.value}")
     return summary.to_json()

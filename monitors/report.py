@@ -2,32 +2,35 @@
 
 The JSON keeps every metric, threshold and verdict (each kind's report section, its findings
 and its chart data). The HTML page shows the same with charts drawn as static inline SVG
-(matplotlib, Agg, text kept as text), so the page needs no JavaScript or network and converts
-to PDF unchanged (WeasyPrint). Templates live in ``monitors/templates/``.
+(:mod:`monitors.report_charts`, text kept as text), so the page needs no JavaScript or network
+and converts to PDF unchanged (WeasyPrint). Templates live in ``monitors/templates/``.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
 
 from lineage.tables import utcnow
 from monitors.findings import worst_status
-from monitors.kinds import Chart, MonitorResult
+from monitors.kinds import MonitorResult
+from monitors.report_charts import render_chart_svg
 
-__all__ = ["RunReport", "build_report", "render_chart_svg"]
+__all__ = ["RunReport", "build_report", "render_chart_svg", "report_paths"]
 
-_CURRENT = "#d9480f"
-_REFERENCE = "#4263eb"
-_FLAGGED = "#c92a2a"
-_PLAIN = "#868e96"
+
+def report_paths(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> tuple[Path, Path]:
+    """Return where a run's JSON and HTML reports live: ids only, never a client's string."""
+    folder = data_dir / "reports" / str(project_id) / str(run_id)
+    return folder / "report.json", folder / "report.html"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,84 +86,6 @@ def _brief(detail: dict[str, Any]) -> str:
             value = _number(value)
         parts.append(f"{key}={value}")
     return ", ".join(parts)
-
-
-def _or_nan(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _whisker(length: float) -> float:
-    return 0.0 if math.isnan(length) else max(length, 0.0)
-
-
-def render_chart_svg(chart: Chart) -> str:
-    """Draw one chart as an inline ``<svg>`` element (no XML prolog)."""
-    from matplotlib import rc_context
-    from matplotlib.backends.backend_svg import FigureCanvasSVG
-    from matplotlib.figure import Figure
-
-    data = chart.data
-    labels = [str(label) for label in data.get("labels", [])]
-    height = max(2.4, 0.28 * len(labels) + 1.0) if chart.kind != "distribution" else 2.8
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "warden", "font.size": 8}):
-        figure = Figure(figsize=(7.0, height))
-        FigureCanvasSVG(figure)
-        axes = figure.add_subplot()
-        positions = list(range(len(labels)))
-        if chart.kind == "distribution":
-            width = 0.4
-            axes.bar(
-                [p - width / 2 for p in positions], data.get("reference", []), width,
-                label="reference", color=_REFERENCE,
-            )  # fmt: skip
-            axes.bar(
-                [p + width / 2 for p in positions], data.get("current", []), width,
-                label="current", color=_CURRENT,
-            )  # fmt: skip
-            axes.set_xticks(positions, labels, rotation=45, ha="right", fontsize=6)
-            axes.set_ylabel("share")
-            axes.legend()
-        elif chart.kind == "bars":
-            values = [0.0 if value is None else float(value) for value in data.get("values", [])]
-            flags = data.get("flags") or [False] * len(values)
-            colours = [_FLAGGED if flag else _PLAIN for flag in flags]
-            axes.barh(positions, values, color=colours)
-            thresholds = data.get("thresholds")
-            if thresholds:
-                axes.scatter(thresholds, positions, marker="|", s=200, color="black", zorder=3)
-            elif data.get("threshold") is not None:
-                axes.axvline(float(data["threshold"]), color="black", linestyle="--")
-            axes.set_yticks(positions, labels)
-            axes.invert_yaxis()
-        else:
-            values = [_or_nan(value) for value in data.get("values", [])]
-            lower = [_or_nan(value) for value in data.get("lower", values)]
-            upper = [_or_nan(value) for value in data.get("upper", values)]
-            # An unknown bound (None: too little data) draws no whisker on that side.
-            errors = [
-                [_whisker(v - lo) for v, lo in zip(values, lower, strict=True)],
-                [_whisker(up - v) for v, up in zip(values, upper, strict=True)],
-            ]
-            axes.errorbar(
-                values, positions, xerr=errors, fmt="o", color=_CURRENT, capsize=3,
-                label=data.get("value_label") or "current (95% interval)",
-            )  # fmt: skip
-            references = data.get("reference") or []
-            marked = [(r, p) for r, p in zip(references, positions, strict=False) if r is not None]
-            if marked:
-                axes.scatter(
-                    [r for r, _ in marked], [p for _, p in marked], marker="|", s=200,
-                    color=_REFERENCE, label=data.get("reference_label") or "reference", zorder=3,
-                )  # fmt: skip
-            axes.set_yticks(positions, labels)
-            axes.invert_yaxis()
-            axes.legend(loc="best")
-        axes.set_title(chart.title, fontsize=9)
-        figure.tight_layout()
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
 
 
 def build_report(

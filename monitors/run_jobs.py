@@ -11,9 +11,10 @@ built on the same join).
 caller's transaction, so a slot never exists without the work that executes it.
 :class:`MonitorRunHandler` serves the :data:`MONITOR_RUN` kind: it executes the run end to end
 with :func:`monitors.execute.execute_monitor_run`, which writes the run's summary on the run itself.
-:func:`register_monitor_handlers` registers the monitors' kinds (monitor runs and local
-explanations) on a worker's registry; the composition root (``api.worker_process``) gives them
-the data directory, the model loader and the findings callback.
+:func:`register_monitor_handlers` registers the monitors' kinds (monitor runs, local
+explanations and, in the background, drift pages) on a worker's registry; the composition root
+(``api.worker_process``) gives them the data directory, the model loader and the findings
+callback.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lineage.errors import InvalidInput, NotFound
 from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
 from lineage.runtime.presence import worker_alive
 from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, RuntimeJob, enqueue
+from monitors.drift_page_jobs import DRIFT_PAGE, DriftPageHandler
 from monitors.execute import FindingsCallback, ModelLoader, execute_monitor_run
 from monitors.explanation_jobs import EXPLANATION, ExplanationHandler
 from monitors.models import Monitor, MonitorRun, MonitorRunPublic, MonitorRunState, RunTrigger
@@ -270,9 +272,16 @@ def register_monitor_handlers(
     loader: ModelLoader | None = None,
     on_findings: FindingsCallback | None = None,
 ) -> HandlerRegistry:
-    """Register the monitors' job kinds (monitor runs, local explanations); return ``registry``."""
+    """Register the monitors' job kinds (monitor runs, local explanations, drift pages).
+
+    Drift pages are a background kind: rendered only when no other job waits.
+
+    Returns:
+        ``registry``.
+    """
     registry.register(
         MONITOR_RUN, MonitorRunHandler(data_dir=data_dir, loader=loader, on_findings=on_findings)
     )
     registry.register(EXPLANATION, ExplanationHandler(data_dir=data_dir, loader=loader))
+    registry.register(DRIFT_PAGE, DriftPageHandler(data_dir=data_dir), background=True)
     return registry

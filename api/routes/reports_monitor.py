@@ -2,8 +2,9 @@
 
 The worker writes both files when the run finishes (:func:`monitors.execute.report_paths`, paths
 made of ids); these routes only read them, after checking the run belongs to the project.
-A drift run also has Evidently's detailed drift page, ``…/drift.html`` (rendered by the worker
-on a sample of the window). Reading needs ``report:read``. A run without a report yet (queued,
+A drift run also has Evidently's detailed drift page, ``…/drift.html``, rendered by a background
+job of the worker on a sample of the window once the run is recorded (until then, or if it
+failed, 404 says so). Reading needs ``report:read``. A run without a report yet (queued,
 running, failed) answers 404 saying so.
 """
 
@@ -21,7 +22,8 @@ from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from governance.permissions import Permission
 from lineage.errors import NotFound
-from monitors.execute import drift_page_path, report_paths
+from monitors.drift_page_jobs import drift_page_job, drift_page_path
+from monitors.execute import report_paths
 from monitors.run_jobs import get_monitor_run
 
 __all__ = ["router"]
@@ -66,9 +68,17 @@ def read_drift_page(
     """Return Evidently's detailed drift page of a drift run (sampled; rendered by the worker)."""
     run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
     page = drift_page_path(settings.data_dir, project_id=project.id, run_id=run.id)
-    if not page.is_file():
+    if page.is_file():
+        return HTMLResponse(page.read_text(encoding="utf-8"))
+    job = drift_page_job(session=session, project_id=project.id, run_id=run.id)
+    if job is None:
         raise NotFound(
             f"monitor run {run_id} has no drift page (only finished drift runs whose baseline "
             f"keeps a reference sample have one; it is {run.state})"
         )
-    return HTMLResponse(page.read_text(encoding="utf-8"))
+    if job.state == "failed":
+        raise NotFound(f"the drift page of monitor run {run_id} could not be rendered: {job.error}")
+    raise NotFound(
+        f"the drift page of monitor run {run_id} is not rendered yet (its job is {job.state}; "
+        "a worker renders it when no monitor run waits)"
+    )

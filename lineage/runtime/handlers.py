@@ -97,10 +97,19 @@ class HandlerRegistry:
 
     def __init__(self, handlers: dict[str, Handler] | None = None) -> None:
         self._handlers: dict[str, Handler] = dict(handlers or {})
+        self._background: set[str] = set()
 
-    def register(self, kind: str, handler: Handler) -> None:
-        """Handle jobs of ``kind`` with ``handler`` (replacing any earlier one)."""
+    def register(self, kind: str, handler: Handler, *, background: bool = False) -> None:
+        """Handle jobs of ``kind`` with ``handler`` (replacing any earlier one).
+
+        A ``background`` kind (a page that only illustrates finished work) is claimed only
+        when no job of another kind is available, so it never delays findings.
+        """
         self._handlers[kind] = handler
+        if background:
+            self._background.add(kind)
+        else:
+            self._background.discard(kind)
 
     def handler_for(self, kind: str) -> Handler:
         """Return the handler of ``kind``.
@@ -116,3 +125,7 @@ class HandlerRegistry:
     def kinds(self) -> list[str]:
         """Return the registered kinds, sorted."""
         return sorted(self._handlers)
+
+    def background_kinds(self) -> list[str]:
+        """Return the registered kinds claimed only when nothing else waits, sorted."""
+        return sorted(self._background)

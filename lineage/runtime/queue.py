@@ -7,7 +7,8 @@ own package; the queue knows no kind and none of the work it holds. A user that 
 for the work (a monitor run, a pipeline run) points at the job with a ``job_id`` and reads the
 job's state from here: the state is stored once, on the job.
 
-Claiming takes the oldest available job in one transaction — ``SELECT … FOR UPDATE SKIP LOCKED``
+Claiming takes the oldest available job (jobs of ``background`` kinds only when no other job is
+available) in one transaction — ``SELECT … FOR UPDATE SKIP LOCKED``
 on PostgreSQL; on SQLite the store's ``BEGIN IMMEDIATE`` serialises claimers — and first
 re-queues (or fails, once attempts are spent) running jobs whose lease expired. Only the lease
 owner may report progress, heartbeat or finish a job, so a worker that stalled past its lease
@@ -17,7 +18,7 @@ cannot overwrite its successor's outcome.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -190,11 +191,13 @@ def claim(
     owner: str,
     lease: timedelta,
     kinds: Iterable[str] | None = None,
+    background: Collection[str] = (),
     job_id: uuid.UUID | None = None,
     now: datetime | None = None,
 ) -> RuntimeJob | None:
     """Claim the oldest available job of ``kinds`` for ``owner``; ``None`` when nothing waits.
 
+    Jobs of ``background`` kinds come after every other available job, however old they are.
     ``job_id`` claims that one job only (a process running one piece of work in-line).
     """
     now = now or utcnow()
@@ -206,11 +209,10 @@ def claim(
         query = query.where(col(RuntimeJob.kind).in_(list(kinds)))
     if job_id is not None:
         query = query.where(col(RuntimeJob.id) == job_id)
-    query = (
-        query.order_by(col(RuntimeJob.available_at), col(RuntimeJob.created_at))
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
+    order: list[Any] = [col(RuntimeJob.available_at), col(RuntimeJob.created_at)]
+    if background:
+        order.insert(0, sa.case((col(RuntimeJob.kind).in_(list(background)), 1), else_=0))
+    query = query.order_by(*order).limit(1).with_for_update(skip_locked=True)
     job = session.exec(query).first()
     if job is None:
         return None

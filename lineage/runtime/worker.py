@@ -1,6 +1,7 @@
 """The worker loop of ``warden worker``: claim a job, run its handler, record the outcome.
 
-The loop claims only the kinds its :class:`~lineage.runtime.handlers.HandlerRegistry` holds
+The loop claims only the kinds its :class:`~lineage.runtime.handlers.HandlerRegistry` holds, its
+background kinds last
 (queue semantics in :mod:`lineage.runtime.queue`, the handler contract in
 :mod:`lineage.runtime.handlers`). While a handler works, a thread renews the job's lease; a
 handler that raises fails the attempt (retried with backoff; at once for :class:`Permanent`),
@@ -68,7 +69,11 @@ class Worker:
                 beat_worker(session=session, owner=self.owner, kinds=self.registry.kinds(), now=now)
                 self._last_beat = now
             job = claim(
-                session=session, owner=self.owner, lease=self.lease, kinds=self.registry.kinds()
+                session=session,
+                owner=self.owner,
+                lease=self.lease,
+                kinds=self.registry.kinds(),
+                background=self.registry.background_kinds(),
             )
             if job is None:
                 return False

@@ -20,6 +20,7 @@ from lineage.models import Deployment
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 from monitors.inferences.partitions import BatchKind, InferenceBatch, InferenceKey, partition_path
 
 __all__ = ["read_inference", "read_window", "slot_deployments"]
@@ -73,7 +74,7 @@ def read_window(
 
     slot = [d.id for d in slot_deployments(session=session, deployment=deployment)]
     used: list[uuid.UUID] = []
-    frames: list[pd.DataFrame] = []
+    tables: list[pa.Table] = []
     for batch in _batches(session, slot, "inferences"):
         if start is not None and batch.last_at is not None and batch.last_at < start:
             continue
@@ -86,19 +87,12 @@ def read_window(
             kind="inferences",
             batch_id=batch.id,
         )
-        frame: pd.DataFrame = pq.read_table(path).to_pandas()
-        mask = pd.Series(True, index=frame.index)
-        if start is not None:
-            mask &= frame["time"] >= pd.Timestamp(start)
-        if end is not None:
-            mask &= frame["time"] < pd.Timestamp(end)
-        if mask.any():
-            frames.append(frame[mask])
+        table = _within(pq.read_table(path), start, end)
+        if table.num_rows:
+            tables.append(table)
             used.append(batch.id)
     window = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame({"request_id": pd.Series([], dtype=object)})
+        _concat(tables) if tables else pd.DataFrame({"request_id": pd.Series([], dtype=object)})
     )
     labels = [
         pq.read_table(
@@ -118,6 +112,40 @@ def read_window(
     else:
         window["label"] = pd.Series([None] * len(window), dtype=object)
     return window, used
+
+
+def _within(table: pa.Table, start: datetime | None, end: datetime | None) -> pa.Table:
+    """Keep the rows of a partition with ``start <= time < end`` (Arrow, no per-row Python)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if start is None and end is None:
+        return table
+    time = table.column("time")
+    keep = None
+    if start is not None:
+        keep = pc.greater_equal(time, pa.scalar(start, type=time.type))
+    if end is not None:
+        before = pc.less(time, pa.scalar(end, type=time.type))
+        keep = before if keep is None else pc.and_(keep, before)
+    return table.filter(keep)
+
+
+def _concat(tables: list[pa.Table]) -> pd.DataFrame:
+    """Return the partitions as one frame, converted once.
+
+    Partitions written by different batches may differ (a column all null in one, text in
+    another; attributions only in some): Arrow unifies them. Where it cannot (one batch logged
+    text where another logged numbers), each converts alone and pandas keeps objects.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        frame: pd.DataFrame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        frame = pd.concat([table.to_pandas() for table in tables], ignore_index=True)
+    return frame
 
 
 def read_inference(

@@ -107,11 +107,18 @@ def test_inferences_in_over_http_a_run_and_its_report_out(
     drift_url = f"{BASE}/monitor-runs/{run['id']}/drift.html"
     assert client.get(drift_url, headers=headers).status_code == 404
 
-    assert Worker(engine=engine, registry=build_registry(settings)).run_once()
+    worker = Worker(engine=engine, registry=build_registry(settings))
+    assert worker.run_once()
     done = client.get(f"{BASE}/monitor-runs/{run['id']}", headers=headers).json()
     assert done["state"] == "succeeded", done["error"]
     assert done["summary"]["status"] == "alert"
     assert done["summary"]["rows"] == 1200
+    # The findings are recorded (and the incident opened) before Evidently renders anything.
+    assert len(client.get(f"{BASE}/incidents", headers=headers).json()) == 1
+    pending = client.get(drift_url, headers=headers)
+    assert pending.status_code == 404
+    assert "not rendered yet (its job is queued" in pending.json()["detail"]
+    assert worker.run_once()  # the background job: Evidently's page
 
     viewer = make_principal(role=Role.VIEWER, project="acme")
     document = client.get(report_url, headers=viewer.headers)

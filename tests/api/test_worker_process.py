@@ -21,6 +21,7 @@ def test_the_default_registry_runs_monitor_and_pipeline_runs(tmp_path: Path) -> 
     registry = build_registry(_settings(tmp_path, {}))
     assert registry.kinds() == [
         "budget_check",
+        "drift_page",
         "eval_run",
         "explanation",
         "monitor_run",
@@ -46,6 +47,7 @@ def test_configured_handlers_add_to_or_replace_the_defaults(tmp_path: Path) -> N
     registry = build_registry(_settings(tmp_path, {"monitor_run": path, "report_render": path}))
     assert registry.kinds() == [
         "budget_check",
+        "drift_page",
         "eval_run",
         "explanation",
         "monitor_run",

@@ -38,6 +38,7 @@ from lineage.runtime.worker import Worker
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
+from monitors.drift_page_jobs import drift_page_job, drift_page_path
 from monitors.execute import execute_monitor_run, report_paths
 from monitors.findings import Finding
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
@@ -146,6 +147,13 @@ class Setup:
 
     def run(self, spec: dict[str, Any], *, deployment: bool = True) -> MonitorRunPublic:
         """Create a monitor, queue a run now and let a worker execute it."""
+        run = self.queue(spec, deployment=deployment)
+        assert self.worker().run_once()
+        with session_scope(self.engine) as session:
+            return get_monitor_run(session=session, project_id=run.project_id, run_id=run.id)
+
+    def queue(self, spec: dict[str, Any], *, deployment: bool = True) -> MonitorRun:
+        """Create a monitor and queue a run of it now."""
         with session_scope(self.engine) as session:
             monitor = create_monitor(
                 session=session,
@@ -162,12 +170,14 @@ class Setup:
                 session=session, monitor=monitor, scheduled_for=utcnow(), trigger=RunTrigger.MANUAL
             )
             assert run is not None
+        return run
+
+    def worker(self) -> Worker:
+        """Return a worker with the monitors' handlers (drift pages in the background)."""
         registry = register_monitor_handlers(
             HandlerRegistry(), data_dir=self.data_dir, loader=self.loader, on_findings=self.route
         )
-        assert Worker(engine=self.engine, registry=registry).run_once()
-        with session_scope(self.engine) as session:
-            return get_monitor_run(session=session, project_id=run.project_id, run_id=run.id)
+        return Worker(engine=self.engine, registry=registry)
 
     def report(self, run: MonitorRunPublic) -> dict[str, Any]:
         path, html = report_paths(self.data_dir, project_id=run.project_id, run_id=run.id)
@@ -386,6 +396,33 @@ def test_a_failing_evidently_page_leaves_the_drift_findings_standing(
     assert run.state == "succeeded", run.error
     assert run.summary is not None
     assert run.summary["status"] == "alert"
-    document = older.report(run)
-    assert document["meta"]["drift_page_error"] == "RuntimeError: renderer broke"
-    assert not document.get("links")
+    assert older.routed[0][0] == run.id  # findings handed on before the page was tried
+    assert older.worker().run_once()  # the page job, after the run
+    with session_scope(older.engine) as session:
+        job = drift_page_job(session=session, project_id=run.project_id, run_id=run.id)
+        assert job is not None
+        assert (job.state, job.attempts) == ("failed", 1)
+        assert job.error == "RuntimeError: Evidently could not render the page: renderer broke"
+    page = drift_page_path(older.data_dir, project_id=run.project_id, run_id=run.id)
+    assert not page.exists()
+    assert not list(page.parent.glob("*.parquet"))  # the window sample is not left behind
+    assert older.report(run)["results"][0]["status"] == "alert"
+
+
+@pytest.mark.slow
+def test_the_drift_page_waits_behind_monitor_runs_and_is_rendered_after(older: Setup) -> None:
+    first = older.run({"kind": "drift", "thresholds": {"drift_share": 0.25}})
+    queued = older.queue({"kind": "quality"})
+    page = drift_page_path(older.data_dir, project_id=first.project_id, run_id=first.id)
+    assert older.report(first)["links"] == {"Evidently drift page (sampled)": "drift.html"}
+    assert not page.exists()
+    worker = older.worker()
+    assert worker.run_once()  # the quality run queued after the page still goes first
+    with session_scope(older.engine) as session:
+        second = get_monitor_run(session=session, project_id=queued.project_id, run_id=queued.id)
+    assert second.state == "succeeded", second.error
+    assert not page.exists()
+    assert worker.run_once()
+    assert "Drifted Columns" in page.read_text(encoding="utf-8")
+    assert not list(page.parent.glob("*.parquet"))
+    assert not worker.run_once()

@@ -15,8 +15,6 @@ from monitors.kinds import Chart, MonitorContext, MonitorResult, run_monitor
 from monitors.report import build_report, render_chart_svg
 from monitors.spec import Kind, MonitorSpec
 
-pytestmark = pytest.mark.slow  # matplotlib draws a dozen charts
-
 
 def test_report_json_and_html_carry_the_numbers(
     adult_baseline: Baseline, older_window: pd.DataFrame
@@ -109,6 +107,7 @@ def test_nan_values_become_null_in_json() -> None:
     assert document["results"][0]["report"]["value"] is None
 
 
+@pytest.mark.slow  # WeasyPrint lays the page out
 def test_the_html_page_converts_to_pdf_with_its_charts(
     adult_baseline: Baseline, older_window: pd.DataFrame
 ) -> None:

@@ -293,7 +293,8 @@ def test_latest_runs_picks_each_monitors_newest_finished_run(
 
 def test_the_monitors_register_their_kinds(tmp_path: Path) -> None:
     registry = register_monitor_handlers(HandlerRegistry(), data_dir=tmp_path)
-    assert registry.kinds() == ["explanation", "monitor_run"]
+    assert registry.kinds() == ["drift_page", "explanation", "monitor_run"]
+    assert registry.background_kinds() == ["drift_page"]  # Evidently's page never goes first
     handler = registry.handler_for(MONITOR_RUN)
     assert isinstance(handler, MonitorRunHandler)
     assert handler.data_dir == tmp_path

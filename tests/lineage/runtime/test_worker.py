@@ -318,6 +318,32 @@ def test_a_worker_claims_only_the_kinds_it_has_handlers_for(
     assert _job(engine, foreign).state == JobState.QUEUED
 
 
+def test_a_worker_takes_background_kinds_only_when_nothing_else_waits(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    done: list[str] = []
+    registry = HandlerRegistry()
+    registry.register("page", lambda context: done.append(context.kind), background=True)
+    registry.register("work", lambda context: done.append(context.kind))
+    assert registry.background_kinds() == ["page"]
+    with session_scope(engine) as session:
+        enqueue(session=session, project_id=project_id, kind="page", payload={})
+        enqueue(session=session, project_id=project_id, kind="work", payload={})
+        enqueue(
+            session=session,
+            project_id=project_id,
+            kind="work",
+            payload={},
+            available_at=utcnow() + timedelta(hours=1),
+        )
+    worker = Worker(engine=engine, registry=registry)
+    while worker.run_once():
+        pass
+    assert done == ["work", "page"]  # the older page waited for the newer work
+    registry.register("page", lambda _context: None)
+    assert registry.background_kinds() == []
+
+
 def test_a_worker_beats_while_it_polls_so_readers_know_it_is_alive(
     engine: Engine, project_id: uuid.UUID
 ) -> None:

@@ -1,0 +1,192 @@
+"""Evidently's detailed drift page, rendered by a background job after the run is recorded.
+
+The page only illustrates a drift run: Warden's own computation judges the whole window, and
+findings and policies act on that. Evidently takes seconds to render even a sampled page, so a
+drift run does not wait for it: :func:`save_page_sample` keeps the window's sample (at most
+:data:`DRIFT_PAGE_ROWS` rows of the judged columns) beside the run's report, and
+:func:`queue_drift_page` queues a :data:`DRIFT_PAGE` job in the transaction that records the run.
+The worker registers that kind as ``background`` (:mod:`lineage.runtime.handlers`): it is
+claimed only when no monitor run or other work is waiting. :class:`DriftPageHandler` renders the
+baseline's reference sample against the saved sample into :func:`drift_page_path` and removes
+the sample; :func:`drift_page_job` tells a reader whether the page is still coming or why it
+failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from lineage.runtime.handlers import JobContext, Permanent
+from lineage.runtime.queue import JobState, RuntimeJob, enqueue
+from lineage.store import session_scope
+from monitors.baseline import Baseline
+from monitors.baseline.storage import StoredBaseline, load_baseline
+from monitors.report import report_paths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "DRIFT_PAGE",
+    "DRIFT_PAGE_ROWS",
+    "DriftPageHandler",
+    "drift_page_job",
+    "drift_page_path",
+    "queue_drift_page",
+    "save_page_sample",
+]
+
+DRIFT_PAGE = "drift_page"
+"""The job kind rendering a drift run's Evidently page."""
+DRIFT_PAGE_ROWS = 2000
+"""Rows per side Evidently's drift page is rendered on: the page is detail, not the verdict
+(Warden's own computation judges the whole window), and Evidently is slow on large frames."""
+_PAGE = "drift.html"
+_SAMPLE = "drift-sample.parquet"
+_log = logging.getLogger("warden.monitors")
+
+
+def drift_page_path(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> Path:
+    """Return where a drift run's Evidently page lives: beside its report, ids only."""
+    return report_paths(data_dir, project_id=project_id, run_id=run_id)[0].parent / _PAGE
+
+
+def _sample_path(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> Path:
+    return report_paths(data_dir, project_id=project_id, run_id=run_id)[0].parent / _SAMPLE
+
+
+def save_page_sample(
+    *,
+    data_dir: Path,
+    project_id: uuid.UUID,
+    run_id: uuid.UUID,
+    baseline: Baseline,
+    frame: pd.DataFrame,
+    columns: list[str],
+) -> bool:
+    """Keep the window's sample for the page beside the run's report; say whether there is one.
+
+    There is none when the baseline kept no reference sample or shares no judged column with it.
+    An earlier attempt's page is removed, so a reader never sees a page of another attempt.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    drift_page_path(data_dir, project_id=project_id, run_id=run_id).unlink(missing_ok=True)
+    sample_path = _sample_path(data_dir, project_id=project_id, run_id=run_id)
+    reference = baseline.sample
+    names = [c for c in columns if reference is not None and c in reference.columns]
+    names = [c for c in names if c in frame.columns]
+    if reference is None or reference.empty or not names:
+        sample_path.unlink(missing_ok=True)
+        return False
+    current = (
+        frame.sample(n=DRIFT_PAGE_ROWS, random_state=0) if len(frame) > DRIFT_PAGE_ROWS else frame
+    )
+    current = current[names]
+    sample_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = sample_path.with_suffix(".partial")
+    pq.write_table(
+        pa.Table.from_pandas(current.reset_index(drop=True), preserve_index=False), partial
+    )
+    partial.replace(sample_path)
+    return True
+
+
+def _jobs(project_id: uuid.UUID, run_id: uuid.UUID) -> Any:
+    payload = RuntimeJob.__table__.c.payload  # type: ignore[attr-defined]
+    return (
+        select(RuntimeJob)
+        .where(
+            RuntimeJob.project_id == project_id,
+            RuntimeJob.kind == DRIFT_PAGE,
+            payload["monitor_run_id"].as_string() == str(run_id),
+        )
+        .order_by(sa.desc(col(RuntimeJob.created_at)))
+    )
+
+
+def drift_page_job(
+    *, session: Session, project_id: uuid.UUID, run_id: uuid.UUID
+) -> RuntimeJob | None:
+    """Return the newest page job of a run (its state says whether the page is coming)."""
+    job = session.exec(_jobs(project_id, run_id)).first()
+    assert job is None or isinstance(job, RuntimeJob)
+    return job
+
+
+def queue_drift_page(
+    *, session: Session, project_id: uuid.UUID, run_id: uuid.UUID, baseline_id: uuid.UUID
+) -> RuntimeJob:
+    """Queue the page of a recorded drift run (never commits); one waiting job per run."""
+    waiting = drift_page_job(session=session, project_id=project_id, run_id=run_id)
+    if waiting is not None and waiting.state == JobState.QUEUED:
+        return waiting
+    return enqueue(
+        session=session,
+        project_id=project_id,
+        kind=DRIFT_PAGE,
+        payload={"monitor_run_id": str(run_id), "baseline_id": str(baseline_id)},
+        max_attempts=2,
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftPageHandler:
+    """Render ``drift_page`` jobs: Evidently's page of one recorded drift run.
+
+    Attributes:
+        data_dir: The artifact store (baselines, reports).
+    """
+
+    data_dir: Path
+
+    def __call__(self, context: JobContext) -> dict[str, Any]:
+        """Render the page from the saved sample, then remove the sample.
+
+        Raises:
+            Permanent: The sample or the baseline is gone, or Evidently cannot render this
+                window (rendering it again would fail the same way).
+        """
+        from monitors.evidently_report import render_drift_html
+
+        run_id = uuid.UUID(str(context.payload["monitor_run_id"]))
+        page = drift_page_path(self.data_dir, project_id=context.project_id, run_id=run_id)
+        sample_path = _sample_path(self.data_dir, project_id=context.project_id, run_id=run_id)
+        if not sample_path.is_file():
+            if page.is_file():  # an earlier attempt rendered it and died before recording
+                return {"page": _PAGE}
+            raise Permanent(f"the window sample of run {run_id} is gone; run the monitor again")
+        with session_scope(context.engine) as session:
+            stored = session.get(StoredBaseline, uuid.UUID(str(context.payload["baseline_id"])))
+        if stored is None:
+            raise Permanent(f"the baseline of run {run_id} was deleted")
+        import pandas as pd
+
+        baseline = load_baseline(data_dir=self.data_dir, stored=stored)
+        sample = pd.read_parquet(sample_path)
+        context.progress(0.1, f"rendering Evidently's drift page on {len(sample)} rows per side")
+        try:
+            html = render_drift_html(
+                baseline, sample, columns=list(sample.columns), sample_rows=DRIFT_PAGE_ROWS
+            )
+        except Exception as error:  # the page illustrates; the run's findings stand without it
+            _log.warning("Evidently's drift page failed for run %s: %s", run_id, error)
+            sample_path.unlink(missing_ok=True)
+            raise Permanent(f"Evidently could not render the page: {error}") from error
+        _write(page, html)
+        sample_path.unlink(missing_ok=True)
+        return {"page": _PAGE}
