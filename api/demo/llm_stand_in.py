@@ -53,6 +53,7 @@ class StandInLLM:
         outage: When set, every request answers this HTTP status (``503`` for an outage).
         refuse_json_schema: Answer ``400`` to ``response_format: json_schema`` (as servers
             without structured outputs do), so callers fall back to ``json_object``.
+        refuse_response_format: Answer ``400`` to any ``response_format`` (plain text only).
         requests: Every request body received, in order (for tests to inspect).
     """
 
@@ -60,6 +61,7 @@ class StandInLLM:
     judge_score: int = 4
     outage: int | None = None
     refuse_json_schema: bool = False
+    refuse_response_format: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
@@ -141,6 +143,8 @@ class StandInLLM:
         prompt = "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
         response_format = body.get("response_format") or {}
         kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind is not None and self.refuse_response_format:
+            return 400, {"error": {"message": "response_format is not supported"}}
         if kind == "json_schema" and self.refuse_json_schema:
             return 400, {"error": {"message": "response_format json_schema is not supported"}}
         text = self._answer(prompt, json_reply=kind in ("json_object", "json_schema"))

@@ -59,9 +59,10 @@ def team(client: TestClient, make_principal: Callable[..., Issued]) -> Team:
     return Team(client, make_principal)
 
 
-def _setup(team: Team, stand_in: StandInLLM) -> None:
+def _setup(team: Team, stand_in: StandInLLM, *, allow: bool = True, key_env: str = "") -> None:
     """Allow the stand-in's address, register v1 and v2, bind a deployment, load a dataset."""
-    team.ok("POST", "/outbound-allowlist", team.admin, json={"target": "127.0.0.1"})
+    if allow:
+        team.ok("POST", "/outbound-allowlist", team.admin, json={"target": "127.0.0.1"})
     team.ok("POST", "/prompts/support/versions", team.author, json=V1)
     team.ok("POST", "/prompts/support/versions", team.author, json=V2)
     team.ok(
@@ -73,7 +74,8 @@ def _setup(team: Team, stand_in: StandInLLM) -> None:
             "prompt": "support",
             "base_url": stand_in.base_url,
             "model": "gpt-4o-mini",
-        },
+        }
+        | ({"api_key_env": key_env} if key_env else {}),
     )
     team.ok("POST", "/evaluation/datasets", team.author, json={"name": "faq"})
     team.ok(
@@ -239,6 +241,18 @@ def test_a_judge_outage_makes_the_run_partial_and_keeps_the_offline_scores(
     team: Team, stand_in: StandInLLM, settings: Settings, engine: Engine
 ) -> None:
     _setup(team, stand_in)
+    team.ok(
+        "POST",
+        "/llm/prices",
+        team.admin,
+        json={
+            "provider": "openai",
+            "model_pattern": "gpt-4o-mini",
+            "input_nano_usd_per_mtok": 150_000_000,
+            "output_nano_usd_per_mtok": 600_000_000,
+            "valid_from": "2026-01-01T00:00:00Z",
+        },
+    )
     with StandInLLM(outage=503) as judge:
         run = _evaluate(
             team,
@@ -270,7 +284,12 @@ def test_a_judge_outage_makes_the_run_partial_and_keeps_the_offline_scores(
         "skipped": 0,
         "errors": 0,
     }
+    calls = run["figures"]["calls"]
+    # $0.15 and $0.60 per million tokens: 150 nano-dollars an input token, 600 an output one.
+    assert calls["cost_nano_usd"] == 150 * calls["input_tokens"] + 600 * calls["output_tokens"]
+    assert run["figures"]["traced"] is False  # nothing live in the slot: no deployment to trace
     (first, *_) = team.ok("GET", f"/evaluation/runs/{run['id']}/results", team.author)
+    assert first["trace_id"] is None
     assert first["scores"]["helpful"]["status"] == "error"
     assert "503" in first["scores"]["helpful"]["reason"]
     assert first["scores"]["token_f1"]["status"] == "scored"
@@ -322,3 +341,32 @@ def test_a_bad_run_request_is_refused_and_leaves_nothing(
     assert team.ok("GET", "/evaluation/runs", team.author) == []
     version = team.ok("GET", "/evaluation/datasets/faq/versions/1", team.author)
     assert version["frozen_at"] is None
+
+
+@pytest.mark.slow
+def test_a_run_fails_when_its_endpoint_is_refused_or_its_key_is_missing(
+    team: Team,
+    stand_in: StandInLLM,
+    settings: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _setup(team, stand_in, allow=False, key_env="WARDEN_TEST_UNSET_LLM_KEY")
+    run = _evaluate(team, settings, engine, "1", OFFLINE)
+    assert run["state"] == "failed"
+    assert "could not start" in run["error"]
+    assert "WARDEN_TEST_UNSET_LLM_KEY" in run["error"]
+    assert stand_in.requests == []
+    monkeypatch.setenv("WARDEN_TEST_LLM_KEY", "sk-test-stand-in-needs-none")
+    team.ok(
+        "PATCH",
+        "/llm-deployments/support-bot",
+        team.admin,
+        json={"api_key_env": "WARDEN_TEST_LLM_KEY"},
+    )
+    refused = _evaluate(team, settings, engine, "1", OFFLINE)
+    assert refused["state"] == "failed"
+    assert refused["error"] == "no call to the candidate answered; see the results"
+    results = team.ok("GET", f"/evaluation/runs/{refused['id']}/results", team.author)
+    assert all("loopback" in r["error"] for r in results), results[0]["error"]
+    assert stand_in.requests == []

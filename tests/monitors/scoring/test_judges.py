@@ -127,3 +127,14 @@ def test_the_credential_is_read_from_the_environment_by_reference(
     monkeypatch.setenv("JUDGE_KEY", "sk-test-not-a-real-key-000000")
     chat(endpoint, [{"role": "user", "content": "hi"}])
     assert "sk-test" not in json.dumps(endpoint.model_dump())
+
+
+def test_a_judge_asks_in_plain_text_when_no_response_format_is_supported(
+    stand_in: StandInLLM,
+) -> None:
+    stand_in.refuse_response_format = True
+    stand_in.answers = (CannedAnswer("impartial grader", "Score: 2 - it names the wrong city."),)
+    verdict = Judge(_spec(stand_in)).grade(CASE)
+    assert (verdict.score, verdict.response_format) == (2, "text")
+    formats = [r.get("response_format", {}).get("type") for r in stand_in.requests]
+    assert formats == ["json_schema", "json_object", None]
