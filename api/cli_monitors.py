@@ -196,6 +196,9 @@ baselines_app = typer.Typer(
 )
 
 _FINAL_STATES = ("succeeded", "failed", "cancelled")
+_Environment = Annotated[
+    str, typer.Option(help="The slot's environment when the deployment is given by name.")
+]
 
 
 def _monitor(connection: Connection, ref: str) -> dict[str, Any]:
@@ -281,12 +284,18 @@ def monitors_create(
         Path, typer.Option("--file", "-f", help="The monitor, YAML or JSON (the body of POST).")
     ],
     project: ProjectOption = None,
+    environment: _Environment = "production",
     as_json: JsonOption = False,
 ) -> None:
     """Create a monitor from a file (name, deployment_id or its name, spec, schedule, window)."""
     connection = connect(ctx, project)
     body = load_document(file)
-    made = connection.request("POST", connection.project_path("/monitors"), body=body)
+    made = connection.request(
+        "POST",
+        connection.project_path("/monitors"),
+        body=body,
+        params={"environment": environment},
+    )
     emit(
         made,
         as_json=as_json,
@@ -333,13 +342,18 @@ def _print_baseline(baseline: dict[str, Any]) -> None:
 def baselines_list(
     ctx: typer.Context,
     project: ProjectOption = None,
-    deployment: Annotated[str | None, typer.Option(help="Only this deployment's (its id).")] = None,
+    deployment: Annotated[
+        str | None, typer.Option(help="Only this deployment's (its id or name).")
+    ] = None,
+    environment: _Environment = "production",
     as_json: JsonOption = False,
 ) -> None:
     """List the project's baselines, newest first."""
     connection = connect(ctx, project)
     found = connection.request(
-        "GET", connection.project_path("/baselines"), params={"deployment_id": deployment}
+        "GET",
+        connection.project_path("/baselines"),
+        params={"deployment_id": deployment, "environment": environment},
     )
     emit(found, as_json=as_json, human=each(_print_baseline))
 
@@ -374,6 +388,7 @@ def baselines_create(
     label_column: _Column = None,
     prediction_column: _Column = None,
     score_column: _Column = None,
+    environment: _Environment = "production",
     as_json: JsonOption = False,
 ) -> None:
     """Build a deployment's baseline from a dataset version Warden already knows."""
@@ -385,7 +400,12 @@ def baselines_create(
         "prediction_column": prediction_column,
         "score_column": score_column,
     }
-    made = connection.request("POST", connection.project_path("/baselines"), body=body)
+    made = connection.request(
+        "POST",
+        connection.project_path("/baselines"),
+        body=body,
+        params={"environment": environment},
+    )
     emit(made, as_json=as_json, human=_print_baseline)
 
 
@@ -398,6 +418,7 @@ def baselines_upload(
     label_column: _Column = None,
     prediction_column: _Column = None,
     score_column: _Column = None,
+    environment: _Environment = "production",
     as_json: JsonOption = False,
 ) -> None:
     """Upload reference data and build the deployment's baseline from it."""
@@ -417,5 +438,6 @@ def baselines_upload(
         connection.project_path("/baselines/upload"),
         files={"file": (file.name, content)},
         data={k: v for k, v in form.items() if v is not None},
+        params={"environment": environment},
     )
     emit(made, as_json=as_json, human=_print_baseline)
