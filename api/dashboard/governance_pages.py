@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from api.dashboard.audit_names import target_names
+from api.dashboard.forms import form_gate
 from api.dashboard.rendering import (
     _AUDIT_PAGE,
     _render,
@@ -20,9 +21,6 @@ from api.deps import EngineDep, SessionDep
 from api.routes.approvals import decide_and_carry_out
 from api.routes.audit import get_signer
 from api.security import CurrentProject, require
-from api.web_session import (
-    check_csrf,
-)
 from governance.actors import Actor
 from governance.approvals import (
     ApprovalRequest,
@@ -128,16 +126,14 @@ def approvals_page(
 def decide_approval(
     request: Request,
     approval_id: uuid.UUID,
-    actor: Annotated[Actor, Depends(require(Permission.APPROVAL_DECIDE))],
+    actor: Annotated[Actor, Depends(form_gate(Permission.APPROVAL_DECIDE))],
     project: CurrentProject,
     engine: EngineDep,
     session: SessionDep,
     decision: Annotated[str, Form(max_length=10)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
-    csrf_token: Annotated[str | None, Form(max_length=128)] = None,
 ) -> Response:
     """Approve or reject a pending request; a reason is required and kept in the audit log."""
-    check_csrf(request, csrf_token)
     if decision not in ("approve", "reject"):
         raise InvalidInput("choose 'approve' or 'reject'", field="decision")
     if not reason.strip():

@@ -346,6 +346,9 @@ def test_an_approver_decides_with_a_required_reason_and_a_csrf_token(
     no_token = client.post(url, data={"decision": "approve", "reason": "fine"})
     assert no_token.status_code == 403
     assert no_token.json()["field"] == CSRF_FIELD
+    (forged,) = _audit(engine, "access.denied")
+    assert forged.actor_name == "alex"
+    assert "CSRF" in forged.reason
     token = _token(inbox.text)
     no_reason = client.post(
         url, data={"decision": "approve", "reason": "  ", CSRF_FIELD: token}, headers=HTML
