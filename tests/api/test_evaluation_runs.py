@@ -160,6 +160,8 @@ def test_v2_is_evaluated_compared_approved_and_gated_to_production(
     assert second["figures"]["calls"]["input_tokens"] > 0
     assert second["figures"]["traced"] is True
 
+    judged_v2 = team.ok("GET", "/evaluation/runs?prompt=support&prompt_version=2", team.author)
+    assert [r["id"] for r in judged_v2] == [second["id"]]
     results = team.ok("GET", f"/evaluation/runs/{second['id']}/results", team.author)
     assert [r["response"] for r in results] == ["Paris", "4", "Pacific"]
     with session_scope(engine) as session:
