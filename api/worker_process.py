@@ -23,7 +23,7 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -37,11 +37,13 @@ from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import append
 from governance.delivery import deliver_due_now
+from governance.outbound import guard_for_project
 from governance.signing import load_or_create_signer
 from lineage.errors import InvalidInput
 from lineage.runtime.handlers import Handler, HandlerRegistry
 from lineage.runtime.worker import Worker
 from monitors.run_jobs import register_monitor_handlers
+from monitors.scoring.openai_chat import ChatReply, chat
 from monitors.traces.jobs import register_trace_handlers
 from reports import REPORT_RENDER, ReportRenderHandler
 from retrain.budget_checks import register_budget_handler
@@ -61,6 +63,7 @@ __all__ = [
     "build_model_loader",
     "build_registry",
     "build_worker",
+    "guarded_chat",
     "run_worker",
     "send_due_deliveries",
     "stop_on_signals",
@@ -141,6 +144,11 @@ def runner_config(settings: Settings) -> RunnerConfig:
     )
 
 
+def guarded_chat(*, session: Session, project_id: uuid.UUID) -> Callable[..., ChatReply]:
+    """Return the chat sender of a project's judge runs, checked by its outbound guard."""
+    return partial(chat, guard=guard_for_project(session=session, project_id=project_id))
+
+
 def build_registry(settings: Settings) -> HandlerRegistry:
     """Return the built-in handlers (monitor and pipeline runs, report renders) plus plug-ins.
 
@@ -163,6 +171,7 @@ def build_registry(settings: Settings) -> HandlerRegistry:
             registry=loader.registry,
             deployer=EmbeddedDeployer(loader=loader),
         ),
+        chat_for=guarded_chat,
     )
     register_trace_handlers(registry, audit=audit_as_warden)
     register_budget_handler(

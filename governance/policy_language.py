@@ -14,6 +14,10 @@ A policy document (JSON, or YAML text) reads::
         actions:
           - {type: alert}
           - {type: retrain, pipeline: income-train}
+      - name: roll-back-refusals                    # an LLM deployment's prompt, like a model
+        scope: {deployment: support-bot}
+        when: {monitor: text_descriptors, metric: refusal_rate, op: ">", threshold: 0.1}
+        actions: [{type: rollback_prompt, mode: perform}]
     gates:                                          # promotion gates (see retrain.gates)
       - {type: metric_vs_champion, metric: accuracy, max_drop: 0.01}
       - {type: metric_no_worse, metric: accuracy, max_drop: 0.005, confidence: 0.95}
@@ -63,6 +67,7 @@ __all__ = [
     "RedeployAction",
     "RetrainAction",
     "RollbackAction",
+    "RollbackPromptAction",
     "Rule",
     "Scope",
     "dump_document",
@@ -162,6 +167,22 @@ class RollbackAction(BaseModel):
     mode: Literal["request", "perform"] = "request"
 
 
+class RollbackPromptAction(BaseModel):
+    """Roll an LLM deployment back to the prompt version its live one replaced.
+
+    The same approval rules as a model rollback: ``request`` opens an approval request,
+    ``perform`` does it at once, provided the earlier version still holds its approval and
+    passes the gates. Refused (as a failed action) when the slot serves a model, not a prompt.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["rollback_prompt"]
+    deployment: str | None = Field(default=None, min_length=1, max_length=64)
+    environment: str = Field(default="production", min_length=1, max_length=64)
+    mode: Literal["request", "perform"] = "request"
+
+
 class RedeployAction(BaseModel):
     """Deploy the live version again (reload it): ask for approval or do it."""
 
@@ -188,6 +209,7 @@ Action = (
     | OpenIncidentAction
     | RetrainAction
     | RollbackAction
+    | RollbackPromptAction
     | RedeployAction
     | BlockPromotionAction
 )
@@ -199,6 +221,7 @@ ACTION_TYPES: dict[str, type[BaseModel]] = {
     "redeploy": RedeployAction,
     "retrain": RetrainAction,
     "rollback": RollbackAction,
+    "rollback_prompt": RollbackPromptAction,
 }
 
 

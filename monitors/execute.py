@@ -49,6 +49,7 @@ loading a model.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ from monitors.drift_page_jobs import queue_drift_page, save_page_sample
 from monitors.findings import Finding, RunSummary, Status, worst_status
 from monitors.inferences import CONTEXT_PREFIX, read_window, slot_deployments
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
+from monitors.llm.assessments import record_assessments
 from monitors.llm.windows import CallWindows, read_call_windows
 from monitors.models import Monitor, MonitorRun
 from monitors.report import report_paths
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "ChatFactory",
     "FindingsCallback",
     "ModelLoader",
     "execute_monitor_run",
@@ -102,6 +105,13 @@ class ModelLoader(Protocol):
         """Return the loaded model (anything with ``predict``)."""
 
 
+class ChatFactory(Protocol):
+    """Return a project's chat sender, bound to its outbound guard (the worker passes one)."""
+
+    def __call__(self, *, session: Session, project_id: uuid.UUID) -> Callable[..., Any]:
+        """Return a function with :func:`monitors.scoring.openai_chat.chat`'s signature."""
+
+
 class FindingsCallback(Protocol):
     """Receive a run's findings inside the transaction that records the run (never commits)."""
 
@@ -125,6 +135,7 @@ class _Inputs:
     window: pd.DataFrame | None = None
     batches: list[uuid.UUID] | None = None
     calls: CallWindows | None = None
+    chat: Callable[..., Any] | None = None
     reason: str | None = None
 
 
@@ -148,7 +159,9 @@ def _live_version(session: Session, deployment: Deployment, at: datetime | None)
     return model_version
 
 
-def _gather(session: Session, data_dir: Path, run_id: uuid.UUID) -> _Inputs:
+def _gather(
+    session: Session, data_dir: Path, run_id: uuid.UUID, chat_for: ChatFactory | None = None
+) -> _Inputs:
     run = session.get(MonitorRun, run_id)
     if run is None:
         raise LookupError(f"monitor run {run_id} does not exist")
@@ -173,6 +186,8 @@ def _gather(session: Session, data_dir: Path, run_id: uuid.UUID) -> _Inputs:
             end=run.window_end,
         )
         inputs.window = inputs.calls.current
+        if chat_for is not None and inputs.spec.kind == Kind.LLM_JUDGE:
+            inputs.chat = chat_for(session=session, project_id=run.project_id)
         if not len(inputs.window):
             inputs.reason = "no LLM calls were traced in the window"
         return inputs
@@ -469,6 +484,7 @@ def execute_monitor_run(
     loader: ModelLoader | None = None,
     on_findings: FindingsCallback | None = None,
     progress: Progress | None = None,
+    chat_for: ChatFactory | None = None,
 ) -> dict[str, Any]:
     """Execute one monitor run and record its outcome; return the run's stored summary.
 
@@ -486,6 +502,8 @@ def execute_monitor_run(
         loader: Loads the model for kinds that need it; without one, explanations cannot run.
         on_findings: Called with the findings in the transaction that records the run.
         progress: Called with a fraction and a message while the run works.
+        chat_for: Gives a judge run its project's guarded chat sender; without one, an
+            ``llm_judge`` run fails saying it needs a worker.
 
     Raises:
         LookupError: The run or its monitor does not exist.
@@ -498,7 +516,7 @@ def execute_monitor_run(
             progress(fraction, message)
 
     with session_scope(engine) as session:
-        inputs = _gather(session, data_dir, run_id)
+        inputs = _gather(session, data_dir, run_id, chat_for)
     paged = False
     rows = 0 if inputs.window is None else len(inputs.window)
     tell(0.1, inputs.reason or f"read {rows} rows of the window")
@@ -512,6 +530,7 @@ def execute_monitor_run(
                 baseline=Baseline(rows=0, columns={}),
                 reference=inputs.calls.reference,
                 progress=lambda fraction, message: tell(0.2 + 0.7 * fraction, message),
+                chat=inputs.chat,
             ),
         )
     else:
@@ -600,6 +619,13 @@ def execute_monitor_run(
         stored_run.summary = summary.to_json()
         session.add(stored_run)
         session.flush()
+        if result.kind == Kind.LLM_JUDGE and "assessments" in result.report:
+            record_assessments(
+                session=session,
+                project_id=run.project_id,
+                run_id=run.id,
+                assessments=result.report["assessments"],
+            )
         if on_findings is not None:
             on_findings(session=session, monitor=monitor, run=stored_run, findings=result.findings)
         if paged and inputs.stored is not None:

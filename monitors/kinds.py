@@ -10,10 +10,13 @@ Contract for a kind (fairness and explanations plug in through exactly this):
   Parquet file, which ``frame`` loads column-wise) and the reference with ``context.baseline``
   (``Baseline``: per-column summaries plus ``extras``, a dict of named JSON-ready sections such as
   ``"performance"``, ``"fairness"`` or ``"explanations"`` that each kind owns and documents).
-* A kind over LLM traces (``llm_operations``, ``text_descriptors``, ``embedding_drift``) reads
+* A kind over LLM traces (``llm_operations``, ``text_descriptors``, ``embedding_drift``,
+  ``llm_judge``) reads
   the window as a table of model and tool calls (:mod:`monitors.llm.calls`) and the reference
   *window* of the same deployment as ``context.reference`` (same columns; ``None`` when the
-  monitor has none); it needs no stored baseline.
+  monitor has none); it needs no stored baseline. A kind that calls an LLM (``llm_judge``)
+  sends through ``context.chat`` (the worker binds it to the project's outbound guard), never
+  its own client.
 * It may use ``context.model`` (anything with ``predict``; ``predict_proba`` when it exists) and
   ``context.feature_names``; it calls ``context.report_progress(fraction, message)`` on long work.
 * It returns ``KindResult(findings, report, charts)``:
@@ -85,6 +88,7 @@ BUILTIN_KINDS: dict[str, str] = {
     Kind.LLM_OPERATIONS: "monitors.llm.operations",
     Kind.TEXT_DESCRIPTORS: "monitors.llm.descriptors",
     Kind.EMBEDDING_DRIFT: "monitors.llm.embedding_monitor",
+    Kind.LLM_JUDGE: "monitors.llm.judge_monitor",
 }
 """Which module registers each shipped kind (imported on first use)."""
 
@@ -135,6 +139,8 @@ class MonitorContext:
         feature_names: The model's input columns, in order.
         progress: Called with a fraction in [0, 1] and a message during long work.
         reference: The reference window of a kind over LLM traces (its calls), if any.
+        chat: Sends one chat completion through the project's outbound guard (the signature of
+            :func:`monitors.scoring.openai_chat.chat`); ``None`` outside a worker.
     """
 
     window: pd.DataFrame | Path
@@ -143,6 +149,7 @@ class MonitorContext:
     feature_names: list[str] | None = None
     progress: Progress | None = None
     reference: pd.DataFrame | None = None
+    chat: Callable[..., Any] | None = None
 
     def row_count(self) -> int:
         """Return the window's number of rows (Parquet metadata only, for a file)."""

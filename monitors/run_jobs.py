@@ -34,7 +34,7 @@ from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
 from lineage.runtime.presence import worker_alive
 from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, RuntimeJob, enqueue
 from monitors.drift_page_jobs import DRIFT_PAGE, DriftPageHandler
-from monitors.execute import FindingsCallback, ModelLoader, execute_monitor_run
+from monitors.execute import ChatFactory, FindingsCallback, ModelLoader, execute_monitor_run
 from monitors.explanation_jobs import EXPLANATION, ExplanationHandler
 from monitors.models import Monitor, MonitorRun, MonitorRunPublic, MonitorRunState, RunTrigger
 from monitors.schedules import get_monitor, record_run
@@ -238,11 +238,13 @@ class MonitorRunHandler:
         data_dir: The artifact store (inference logs, baselines, reports).
         loader: Loads registered, hash-checked model versions for kinds that need the model.
         on_findings: Receives each run's findings in the transaction that records the run.
+        chat_for: Gives judge runs the project's guarded chat sender.
     """
 
     data_dir: Path
     loader: ModelLoader | None = None
     on_findings: FindingsCallback | None = None
+    chat_for: ChatFactory | None = None
 
     def __call__(self, context: JobContext) -> None:
         """Run the job's monitor run; its summary is written on the run, not the job.
@@ -260,6 +262,7 @@ class MonitorRunHandler:
                 loader=self.loader,
                 on_findings=self.on_findings,
                 progress=context.progress,
+                chat_for=self.chat_for,
             )
         except (InvalidInput, NotFound) as error:
             raise Permanent(error.detail) from error
@@ -271,6 +274,7 @@ def register_monitor_handlers(
     data_dir: Path = Path(".warden"),
     loader: ModelLoader | None = None,
     on_findings: FindingsCallback | None = None,
+    chat_for: ChatFactory | None = None,
 ) -> HandlerRegistry:
     """Register the monitors' job kinds (monitor runs, local explanations, drift pages).
 
@@ -280,7 +284,10 @@ def register_monitor_handlers(
         ``registry``.
     """
     registry.register(
-        MONITOR_RUN, MonitorRunHandler(data_dir=data_dir, loader=loader, on_findings=on_findings)
+        MONITOR_RUN,
+        MonitorRunHandler(
+            data_dir=data_dir, loader=loader, on_findings=on_findings, chat_for=chat_for
+        ),
     )
     registry.register(EXPLANATION, ExplanationHandler(data_dir=data_dir, loader=loader))
     registry.register(DRIFT_PAGE, DriftPageHandler(data_dir=data_dir), background=True)

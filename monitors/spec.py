@@ -18,7 +18,7 @@ __all__ = ["TRACE_KINDS", "DriftMethod", "Kind", "MonitorSpec", "Task"]
 class Kind(StrEnum):
     """The monitor kinds Warden ships; each names a runner registered in monitors.kinds.
 
-    The last three judge a deployment's LLM traces (:mod:`monitors.llm`), not its inference log.
+    The last four judge a deployment's LLM traces (:mod:`monitors.llm`), not its inference log.
     """
 
     DRIFT = "drift"
@@ -31,9 +31,12 @@ class Kind(StrEnum):
     LLM_OPERATIONS = "llm_operations"
     TEXT_DESCRIPTORS = "text_descriptors"
     EMBEDDING_DRIFT = "embedding_drift"
+    LLM_JUDGE = "llm_judge"
 
 
-TRACE_KINDS = frozenset({Kind.LLM_OPERATIONS, Kind.TEXT_DESCRIPTORS, Kind.EMBEDDING_DRIFT})
+TRACE_KINDS = frozenset(
+    {Kind.LLM_OPERATIONS, Kind.TEXT_DESCRIPTORS, Kind.EMBEDDING_DRIFT, Kind.LLM_JUDGE}
+)
 """Kinds that read a deployment's LLM traces (model and tool calls) instead of its inference log."""
 
 

@@ -25,6 +25,9 @@
                        storm: the active run is handed back, not a second one queued
    ``rollback``        ``request``: an approval request; ``perform``: roll back one version
                        (:func:`retrain.promotion.rollback`)
+   ``rollback_prompt`` the same for an LLM deployment: back to the prompt version the live one
+                       replaced, still approved (refused on a slot serving a model); the
+                       prompt's alias moves back, nothing loads
    ``redeploy``        ``request``: an approval request; ``perform``: deploy the live version
                        again (:func:`retrain.promotion.redeploy`)
    ``block_promotion`` a :class:`governance.decisions.PromotionBlock` the promotion gate honours
@@ -72,13 +75,14 @@ from governance.policy_language import (
     RedeployAction,
     RetrainAction,
     RollbackAction,
+    RollbackPromptAction,
 )
-from lineage.errors import InvalidInput
-from lineage.models import Deployment, ModelVersion
+from lineage.errors import InvalidInput, NotFound
+from lineage.models import Deployment, ModelVersion, VersionKind
 from lineage.tables import utcnow
 from monitors.findings import Finding
 from monitors.models import Monitor, MonitorRun
-from retrain.deployers import Deployer
+from retrain.deployers import Deployer, live_deployment
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import get_pipeline, request_run
 from retrain.promotion import redeploy, rollback
@@ -209,7 +213,9 @@ def _execute(
     return {"type": action.type, "outcome": "done", **result}
 
 
-def _slot(action: RollbackAction | RedeployAction, decision: Decision) -> tuple[str, str]:
+def _slot(
+    action: RollbackAction | RollbackPromptAction | RedeployAction, decision: Decision
+) -> tuple[str, str]:
     deployment = action.deployment or decision.deployment
     if deployment is None:
         raise InvalidInput(
@@ -218,6 +224,24 @@ def _slot(action: RollbackAction | RedeployAction, decision: Decision) -> tuple[
             field="deployment",
         )
     return deployment, action.environment
+
+
+def _require_prompt(
+    session: Session, project_id: uuid.UUID, deployment: str, environment: str
+) -> None:
+    """Refuse ``rollback_prompt`` on a slot that serves a model (``rollback`` is for those)."""
+    try:
+        _, live = live_deployment(
+            session=session, project_id=project_id, deployment=deployment, environment=environment
+        )
+    except NotFound:
+        return  # nothing live: the rollback itself says so
+    if live.kind != VersionKind.PROMPT:
+        raise InvalidInput(
+            f"rollback_prompt: {deployment!r} ({environment}) serves model {live.name!r}, "
+            "not a prompt; use the rollback action",
+            field="type",
+        )
 
 
 def _act(
@@ -256,14 +280,13 @@ def _act(
             parameters=dict(action.parameters),
         )
         return {"pipeline_run_id": str(requested.run.id), "created": requested.created}
-    if isinstance(action, RollbackAction | RedeployAction):
+    if isinstance(action, RollbackAction | RollbackPromptAction | RedeployAction):
         deployment, environment = _slot(action, decision)
+        rolling_back = isinstance(action, RollbackAction | RollbackPromptAction)
+        if isinstance(action, RollbackPromptAction):
+            _require_prompt(session, project_id, deployment, environment)
         if action.mode == "request":
-            kind = (
-                ApprovalAction.ROLLBACK
-                if isinstance(action, RollbackAction)
-                else ApprovalAction.REDEPLOY
-            )
+            kind = ApprovalAction.ROLLBACK if rolling_back else ApprovalAction.REDEPLOY
             target = f"{deployment}/{environment}"
             pending = session.exec(
                 select(ApprovalRequest).where(
@@ -290,7 +313,7 @@ def _act(
                 f"performing a {action.type} needs the registry and deployer of a worker or app; "
                 "use mode 'request' or run the loop where they are configured"
             )
-        if isinstance(action, RollbackAction):
+        if rolling_back:
             promotion = rollback(
                 session=session,
                 project_id=project_id,

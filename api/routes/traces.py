@@ -3,8 +3,9 @@
 The list filters by deployment, start time, status, model, prompt name and version, cost
 (nano-dollars) and duration bounds, and a text search over the redacted content; it is paged
 newest first (``cursor`` = the previous page's ``next_cursor``). One trace comes back as its
-span tree, each span with its columns, attributes and, while retention keeps it, its messages.
-Both need ``trace:read``; spans arrive through ``POST /v1/traces`` (:mod:`api.routes.otlp`).
+span tree, each span with its columns, attributes and, while retention keeps it, its messages;
+``…/traces/{trace_id}/assessments`` lists what sampled judges said about its calls. All need
+``trace:read``; spans arrive through ``POST /v1/traces`` (:mod:`api.routes.otlp`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import AwareDatetime
 from api.deps import SessionDep
 from api.security import CurrentProject, require
 from governance.permissions import Permission
+from monitors.llm.assessments import TraceAssessmentPublic, list_assessments
 from monitors.traces import (
     MAX_PAGE,
     TraceFilter,
@@ -90,3 +92,14 @@ def get_one_trace(
 ) -> TraceTreePublic:
     """Return one trace with its spans as a tree."""
     return get_trace(session=session, project_id=project.id, trace_id=trace_id)
+
+
+@router.get("/{trace_id}/assessments")
+def get_assessments(
+    trace_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex.")],
+    project: CurrentProject,
+    session: SessionDep,
+) -> list[TraceAssessmentPublic]:
+    """Return what sampled judges said about the trace's calls (``llm_judge`` monitors)."""
+    get_trace(session=session, project_id=project.id, trace_id=trace_id)  # 404 if not ours
+    return list_assessments(session=session, project_id=project.id, trace_id=trace_id)

@@ -10,7 +10,7 @@ its lexicon; this is the one module importing either, on first use):
   holds ``[EMAIL]`` where an address was; a call with any redaction counts);
 * **JSON validity** of the answer (judged only with ``options.structured_output: true``);
 * **language** of the answer (``langid``, on a seeded sample of :data:`LANGUAGE_SAMPLE` calls:
-  it takes ~10-20 ms a text; ``options.languages`` narrows its choice, which short texts need)
+  it takes 10-25 ms a text here; ``options.languages`` narrows its choice, which short texts need)
   and **sentiment** of question and answer (VADER's compound score, -1 … 1).
 
 Rates (refusal, empty answer, PII, invalid JSON) are judged against ceilings named in
@@ -146,7 +146,7 @@ def describe_calls(
 
     Columns: ``prompt_version`` (``name@version``), the :data:`DRIFT_COLUMNS`, ``empty``,
     ``refusal``, ``pii``, ``json_valid``. The answer language is identified on a seeded sample
-    of ``language_sample`` calls (``None`` for the others): langid takes ~10-20 ms a text.
+    of ``language_sample`` calls (``None`` for the others): langid takes 10-25 ms a text.
     """
     wanted = tuple(_normalise(p) for p in phrases) if phrases else default_refusal_phrases()
     chosen = tuple(sorted(languages))

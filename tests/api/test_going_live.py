@@ -85,6 +85,7 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"/deployments/import$", "imports a closed past interval; overlaps and futures refused"),
     (r"/monitors", "monitors; their findings reach policies, whose actions are attacked below"),
     (r"/policies", "policies; their rollback/redeploy actions are attacked below"),
+    (r"/budgets", "LLM spend budgets; a breach acts through the policies' actions (above)"),
     (r"/alert-|/deliveries/|/incidents/|/outbound-allowlist", "alerting"),
     (r"/pipelines|/pipeline-runs/", "trains and registers versions, never deploys them"),
     (r"/deployments/\{name\}/predict$", "serves the live version"),

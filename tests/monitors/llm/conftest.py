@@ -17,7 +17,7 @@ from sqlmodel import Session
 from lineage.models import Deployment
 from lineage.projects import Project
 from lineage.store import session_scope
-from monitors.execute import execute_monitor_run, report_paths
+from monitors.execute import ChatFactory, execute_monitor_run, report_paths
 from monitors.findings import Finding, RunSummary
 from monitors.models import Monitor, MonitorCreate, MonitorRun, RunTrigger
 from monitors.schedules import create_monitor, record_run
@@ -134,7 +134,7 @@ class LlmSetup:
             store_spans(self.engine, self.deployment, spans[chunk : chunk + 500])
 
     def run(
-        self, spec: MonitorSpec, *, name: str | None = None
+        self, spec: MonitorSpec, *, name: str | None = None, chat_for: ChatFactory | None = None
     ) -> tuple[RunSummary, dict[str, Any]]:
         """Run a monitor over ``[T0 + 1h, T0 + 2h)``; return its summary and JSON report."""
 
@@ -163,7 +163,11 @@ class LlmSetup:
             assert run is not None
             run_id, project_id = run.id, run.project_id
         stored = execute_monitor_run(
-            engine=self.engine, data_dir=self.data_dir, run_id=run_id, on_findings=capture
+            engine=self.engine,
+            data_dir=self.data_dir,
+            run_id=run_id,
+            on_findings=capture,
+            chat_for=chat_for,
         )
         summary = RunSummary.from_json(stored)
         assert summary is not None
