@@ -88,6 +88,13 @@ def measure_calls(calls: pd.DataFrame) -> dict[str, Any]:
 
 
 def _check(spec: MonitorSpec) -> None:
+    options = sorted(set(spec.options) - {"reference_start", "reference_end"})
+    if options:
+        raise InvalidInput(
+            f"unknown options {options} for llm_operations; use reference_start and "
+            "reference_end (the reference window)",
+            field="options",
+        )
     unknown = sorted(set(spec.thresholds) - CEILINGS - FLOORS)
     if unknown:
         raise InvalidInput(

@@ -82,6 +82,8 @@ def test_a_floor_on_volume_and_unknown_thresholds(llm_setup: LlmSetup) -> None:
     assert by_metric(summary)["volume"].status is Status.ALERT
     with pytest.raises(InvalidInput, match="unknown thresholds"):
         llm_setup.run(MonitorSpec(kind=Kind.LLM_OPERATIONS, min_rows=5, thresholds={"p95": 1}))
+    with pytest.raises(InvalidInput, match="unknown options"):
+        llm_setup.run(MonitorSpec(kind=Kind.LLM_OPERATIONS, min_rows=5, options={"sample": 1}))
 
 
 def test_an_empty_window_is_insufficient_not_an_alert(llm_setup: LlmSetup) -> None:
