@@ -8,6 +8,7 @@ read at import time.
 from __future__ import annotations
 
 import ipaddress
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
@@ -16,9 +17,18 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
+    from lineage.storage import ObjectStore
     from monitors.table_files import TableLimits
 
 __all__ = ["Settings"]
+
+
+@cache
+def _artifact_store(url: str | None, data_dir: Path) -> ObjectStore:
+    """Open a store once: an S3 client holds a connection pool worth reusing."""
+    from lineage.storage import open_store
+
+    return open_store(url, data_dir=data_dir)
 
 
 class Settings(BaseSettings):
@@ -31,6 +41,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".warden"),
         description="Artifact store: inference logs, baselines, reports, keys, local MLflow.",
+    )
+    artifact_url: str | None = Field(
+        default=None,
+        description="Where artifacts live: unset for the data directory, file:///path, or "
+        "s3://bucket/prefix (credentials from the AWS_* variables; needs warden[s3]).",
     )
     database_url: str | None = Field(
         default=None,
@@ -333,6 +348,10 @@ class Settings(BaseSettings):
     def resolved_outbound_key_path(self) -> Path:
         """Return the key sealing channel secrets, defaulting to ``<data_dir>/keys/``."""
         return self.outbound_key_path or self.data_dir / "keys" / "outbound.key"
+
+    def artifact_store(self) -> ObjectStore:
+        """Return the artifact store ``artifact_url`` names (one per process and URL)."""
+        return _artifact_store(self.artifact_url, self.data_dir)
 
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to ``<data_dir>/warden.db``."""

@@ -182,7 +182,7 @@ def build_registry(settings: Settings) -> HandlerRegistry:
     signer = load_or_create_signer(settings.resolved_audit_key_path())
     registry.register(
         REPORT_RENDER,
-        ReportRenderHandler(data_dir=settings.data_dir, public_key=signer.public_key),
+        ReportRenderHandler(store=settings.artifact_store(), public_key=signer.public_key),
     )
     for kind, path in sorted(settings.worker_handlers.items()):
         registry.register(kind, _load(path, kind))

@@ -17,7 +17,7 @@ from reports.jobs import (
     queue_render,
     render_document,
     rendered_file,
-    report_path,
+    report_key,
 )
 from reports.model_card import (
     CARD_FIELDS,
@@ -56,7 +56,7 @@ __all__ = [
     "render",
     "render_document",
     "rendered_file",
-    "report_path",
+    "report_key",
     "sees_sensitive",
     "update_model_card",
 ]

@@ -6,7 +6,8 @@ request (what, which format, and whether the requester may see sensitive fields)
 caller's transaction and audits it; :class:`ReportRenderHandler` (registered for
 the :data:`REPORT_RENDER` kind by ``api.worker_process``) builds the document, reports
 progress, and writes the file under
-``<data_dir>/reports/<project id>/renders/<job id>.<format>`` — a path made of ids only.
+``reports/<project id>/renders/<job id>.<format>`` in the artifact store (:mod:`lineage.storage`:
+the data directory or a bucket) — a key made of ids only.
 :func:`rendered_file` returns that path for a finished job.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -28,6 +28,7 @@ from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from lineage.model_versions import MODEL_NAME_PATTERN, VERSION_PATTERN
 from lineage.runtime.handlers import JobContext
 from lineage.runtime.queue import JobState, RuntimeJob, enqueue, get_job
+from lineage.storage import ObjectStore
 from lineage.store import session_scope
 from reports.as_of import as_of
 from reports.generation import audit_generation
@@ -43,7 +44,7 @@ __all__ = [
     "queue_render",
     "render_document",
     "rendered_file",
-    "report_path",
+    "report_key",
 ]
 
 REPORT_RENDER = "report_render"
@@ -153,21 +154,21 @@ def queue_render(
     return job
 
 
-def report_path(data_dir: Path, project_id: uuid.UUID, job_id: uuid.UUID, fmt: str) -> Path:
-    """Return where a render job's file lives (ids only, never user strings)."""
-    return data_dir / "reports" / str(project_id) / "renders" / f"{job_id}.{fmt}"
+def report_key(project_id: uuid.UUID, job_id: uuid.UUID, fmt: str) -> str:
+    """Return the artifact-store key of a render job's file (ids only, never user strings)."""
+    return f"reports/{project_id}/renders/{job_id}.{fmt}"
 
 
 @dataclass(frozen=True, slots=True)
 class ReportRenderHandler:
-    """Render ``report_render`` jobs to files in the artifact store.
+    """Render ``report_render`` jobs to objects in the artifact store.
 
     Attributes:
-        data_dir: The artifact store.
+        store: The artifact store (the data directory or a bucket).
         public_key: The audit checkpoint key, to verify signatures in project reports.
     """
 
-    data_dir: Path
+    store: ObjectStore
     public_key: Ed25519PublicKey | None = None
 
     def __call__(self, context: JobContext) -> dict[str, Any]:
@@ -190,9 +191,7 @@ class ReportRenderHandler:
             )
         context.progress(0.7, f"rendering {request.format}")
         body = render(document, request.format)
-        path = report_path(self.data_dir, project_id, context.job_id, request.format)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
+        self.store.put(report_key(project_id, context.job_id, request.format), body)
         context.progress(1.0, f"wrote {len(body)} bytes")
         return {"format": request.format, "bytes": len(body), "full": full}
 
@@ -206,13 +205,13 @@ def get_render_job(*, session: Session, project_id: uuid.UUID, job_id: uuid.UUID
 
 
 def rendered_file(
-    *, session: Session, data_dir: Path, project_id: uuid.UUID, job_id: uuid.UUID, full: bool
-) -> tuple[RuntimeJob, Path]:
-    """Return a finished render job and its file.
+    *, session: Session, store: ObjectStore, project_id: uuid.UUID, job_id: uuid.UUID, full: bool
+) -> tuple[RuntimeJob, str, bytes]:
+    """Return a finished render job, its format and its file's bytes.
 
     Args:
         session: A session to read the job with.
-        data_dir: The artifact store.
+        store: The artifact store.
         project_id: The reader's project; another project's job is not found.
         job_id: The job.
         full: Whether the reader may see sensitive fields; a file rendered with them is refused
@@ -235,7 +234,8 @@ def rendered_file(
             "queue your own render"
         )
     request = RenderRequest.model_validate(job.payload["request"])
-    path = report_path(data_dir, project_id, job.id, request.format)
-    if not path.is_file():
-        raise NotFound(f"the file of report job {job_id} is gone; queue the render again")
-    return job, path
+    try:
+        body = store.get(report_key(project_id, job.id, request.format))
+    except NotFound:
+        raise NotFound(f"the file of report job {job_id} is gone; queue the render again") from None
+    return job, request.format, body

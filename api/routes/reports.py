@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from fastapi.responses import FileResponse
 from pydantic import AwareDatetime, BaseModel
 
 from api.deps import EngineDep, SessionDep, SettingsDep
@@ -216,15 +215,18 @@ def read_report_file(
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
-) -> FileResponse:
-    """Return the file a finished render job wrote."""
+) -> Response:
+    """Return the file a finished render job wrote to the artifact store."""
     full = sees_sensitive(session=session, actor=actor, project_id=project.id)
-    job, path = rendered_file(
+    job, fmt, body = rendered_file(
         session=session,
-        data_dir=settings.data_dir,
+        store=settings.artifact_store(),
         project_id=project.id,
         job_id=job_id,
         full=full,
     )
-    fmt = path.suffix.removeprefix(".")
-    return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=f"report-{job.id}.{fmt}")
+    return Response(
+        body,
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="report-{job.id}.{fmt}"'},
+    )

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from api.app import create_app
 from api.settings import Settings
 from governance.audit import AuditEntry
 from governance.roles import Role
@@ -28,6 +29,7 @@ from lineage.tables import utcnow
 from reports import REPORT_RENDER, ReportRenderHandler
 from tests.conftest import Issued
 from tests.governance.tamper import drop_triggers
+from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
 
 Make = Callable[..., Issued]
 BASE = "/api/v1/projects/acme/reports"
@@ -237,7 +239,7 @@ def test_a_render_runs_in_the_worker_with_progress_and_is_fetched_after(
     registry = HandlerRegistry(
         {
             REPORT_RENDER: ReportRenderHandler(
-                data_dir=settings.data_dir, public_key=signer.public_key
+                store=settings.artifact_store(), public_key=signer.public_key
             )
         }
     )
@@ -293,3 +295,44 @@ def test_a_pdf_without_the_pdf_extra_is_a_501_naming_it(
     assert "pip install 'warden[pdf]'" in pdf.json()["detail"]
     html = client.get(f"{BASE}/models/income/1", headers=auditor.headers)
     assert html.status_code == 200
+
+
+@pytest.mark.slow
+def test_a_render_goes_to_the_bucket_when_artifacts_live_in_s3(
+    engine: Engine,
+    settings: Settings,
+    make_principal: Make,
+    acme: Project,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With WARDEN_ARTIFACT_URL=s3://…, the worker writes the render to the bucket (a real S3 API,
+    moto on 127.0.0.1), the API serves it from there, and the data directory holds no report."""
+    with moto_server() as endpoint:
+        create_bucket(endpoint, "warden-artifacts")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-artifacts/prod"})
+        auditor = make_principal(role=Role.AUDITOR)
+        with TestClient(create_app(in_s3, engine=engine)) as client:
+            queued = client.post(
+                f"{BASE}/renders",
+                json={"report": "model", "name": "income", "version": "1", "format": "html"},
+                headers=auditor.headers,
+            )
+            assert queued.status_code == 202, queued.text
+            job = queued.json()
+            registry = HandlerRegistry(
+                {REPORT_RENDER: ReportRenderHandler(store=in_s3.artifact_store())}
+            )
+            assert Worker(engine=engine, registry=registry, owner="w-s3").run_once()
+
+            body = client.get(job["file_url"], headers=auditor.headers)
+            assert body.status_code == 200
+            assert body.headers["content-type"] == "text/html; charset=utf-8"
+            assert "income classifier" in body.text
+
+        key = f"prod/reports/{acme.id}/renders/{job['id']}.html"
+        assert in_s3.artifact_store().list() == [key.removeprefix("prod/")]
+        assert not (settings.data_dir / "reports").exists()

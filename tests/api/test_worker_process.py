@@ -7,6 +7,7 @@ import pytest
 from api.settings import Settings
 from api.worker_process import build_registry
 from lineage import InvalidInput
+from lineage.storage import LocalStore
 from monitors.run_jobs import MonitorRunHandler
 from reports import ReportRenderHandler
 from retrain.budget_checks import BudgetCheckHandler
@@ -32,7 +33,8 @@ def test_the_default_registry_runs_monitor_and_pipeline_runs(tmp_path: Path) -> 
     ]
     renders = registry.handler_for("report_render")
     assert isinstance(renders, ReportRenderHandler)
-    assert renders.data_dir == tmp_path
+    assert isinstance(renders.store, LocalStore)
+    assert renders.store.root == tmp_path
     handler = registry.handler_for("monitor_run")
     assert isinstance(handler, MonitorRunHandler)
     assert handler.data_dir == tmp_path

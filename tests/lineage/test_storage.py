@@ -1,16 +1,11 @@
 """The artifact store: the same tests against the local directory and a real S3 API.
 
-The S3 API is ``moto`` in server mode (``moto_server``) on 127.0.0.1, spoken to with boto3 over
-HTTP exactly as an S3-compatible store would be; nothing is patched in process.
+The S3 API is ``moto`` in server mode on 127.0.0.1 (:mod:`tests.s3`), spoken to over HTTP exactly
+as an S3-compatible store would be; nothing is patched in process.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,42 +14,16 @@ import pytest
 from lineage.errors import InvalidInput, NotFound, Unavailable
 from lineage.s3_store import PART_SIZE, S3Store
 from lineage.storage import PARTIAL_PREFIX, LocalStore, ObjectStore, open_store
+from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
 
 BUCKET = "warden-artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_moto(extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``moto_server`` on a free loopback port and wait until it answers."""
-    port = _free_port()
-    server = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, **extra_env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("moto_server did not start within 60 s")
 
 
 @pytest.fixture(autouse=True)
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Credentials and region from the usual variables, as a deployment would set them."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "warden-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "warden-test-secret")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -63,21 +32,9 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """One moto S3 server for the module, with the test bucket created."""
-    process, endpoint = _start_moto({})
-    try:
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="warden-test",
-            aws_secret_access_key="warden-test-secret",
-        ).create_bucket(Bucket=BUCKET)
+    with moto_server() as endpoint:
+        create_bucket(endpoint, BUCKET)
         yield endpoint
-    finally:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -172,18 +129,14 @@ def test_missing_bucket_names_the_setting(s3_endpoint: str, tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_denied_access_names_the_credentials(tmp_path: Path) -> None:
-    """A server enforcing authentication refuses keys it does not know: a 503 naming the fix."""
-    process, endpoint = _start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
-    try:
+    """A server enforcing authentication refuses unknown keys: Unavailable, naming the fix."""
+    with moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as endpoint:
         store = open_store(f"s3://{BUCKET}/x", data_dir=tmp_path, endpoint_url=endpoint)
         for action in (store.check, lambda: store.put("a.txt", b"x")):
             with pytest.raises(Unavailable, match="refused access") as raised:
                 action()
             assert "AWS_SECRET_ACCESS_KEY" in raised.value.detail
-            assert "warden-test-secret" not in raised.value.detail
-    finally:
-        process.kill()
-        process.wait()
+            assert SECRET_KEY not in raised.value.detail
 
 
 @pytest.mark.parametrize(
