@@ -26,8 +26,15 @@ page                                        permission           shows
 ``/p/{project}/traces/deployments/{id}``    ``trace:read``       volume, latency, tokens, cost
 ``/p/{project}/evaluation``                 ``model:read``       evaluation runs; pick some to
                                                                  compare
+``/p/{project}/evaluation/datasets`` (and   ``model:read``       datasets; a version's records,
+``…/{name}/versions/{v}``)                                       frozen or open, content hash
 ``/p/{project}/evaluation/compare``         ``model:read``       runs side by side, templates'
                                                                  diff, records that differ
+``/p/{project}/prompts`` (and ``…/{name}``, ``model:read``       prompts, versions, where live;
+``…/{name}/versions/{v}``)                                       a version's template and diff
+``…/prompts/{name}/versions/{v}/promotion-  ``approval:request`` opens an approval request
+request`` (POST)
+``/p/{project}/llm-deployments``            ``model:read``       endpoint host, model, key source
 ``/p/{project}/incidents``                  ``alert:read``       incidents and their findings
 ``/p/{project}/approvals`` (GET)            ``project:read``     inbox; decide forms if allowed
 ``/p/{project}/approvals/{id}`` (POST)      ``approval:decide``  approve / reject with a reason
@@ -85,6 +92,7 @@ from api.dashboard import (  # noqa: F401  (importing a page module registers it
     overview,
     pipeline_forms,
     policy_forms,
+    prompt_pages,
     report_pages,
     search_page,
     sign_in,

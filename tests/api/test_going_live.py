@@ -81,6 +81,7 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"/llm-deployments/\{name\}$", "changes a binding's endpoint, or removes an idle one"),
     (r"/versions/\{version\}/schema$", "adds a schema a version lacked; puts nothing live"),
     (r"/promotion-requests$", "asks for an approval"),
+    (r"/promotion-request$", "the dashboard's form: asks for an approval, as …/promotion-requests"),
     (r"/deployments/\{deployment_id\}/end$", "takes a version out of service, puts none live"),
     (r"/deployments/import$", "imports a closed past interval; overlaps and futures refused"),
     (r"/monitors", "monitors; their findings reach policies, whose actions are attacked below"),
