@@ -29,12 +29,26 @@ refused upload leaves no file behind.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile, status
+import orjson
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.deps import SessionDep, SettingsDep
@@ -60,8 +74,11 @@ from monitors.inferences import (
     MAX_BATCH,
     InferenceRecord,
     IngestResult,
+    Irregular,
     LabelRecord,
     deployment_of,
+    inference_table,
+    log_inference_table,
     log_inferences,
     log_labels,
     records_from_frame,
@@ -151,23 +168,116 @@ def _answer(
     )
 
 
-@router.post("/deployments/{deployment_id}/inferences", status_code=status.HTTP_201_CREATED)
+async def _raw_body(request: Request) -> bytes:
+    """Return the request body unparsed: the batch is parsed once, by the route."""
+    return await request.body()
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return a JSON schema with its ``$defs`` references inlined (for ``openapi_extra``)."""
+    definitions = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                return walk(definitions[reference.removeprefix("#/$defs/")])
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
+
+
+def _records(raw: bytes) -> list[InferenceRecord]:
+    """Judge a batch record by record: every refusal names its field, as FastAPI's would."""
+    if not raw:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        reason = "nested too deeply"
+        if isinstance(error, json.JSONDecodeError):
+            reason = f"{error.msg} at character {error.pos}"
+        elif isinstance(error, UnicodeDecodeError):
+            reason = f"{error.reason} at byte {error.start}"
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body",),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": reason},
+                }
+            ]
+        ) from None
+    try:
+        body = InferencesCreate.model_validate(data)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)],
+            body=data,
+        ) from None
+    refuse_non_finite(body.records)
+    return body.records
+
+
+@router.post(
+    "/deployments/{deployment_id}/inferences",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _inline(InferencesCreate.model_json_schema())}
+            },
+        }
+    },
+)
 def post_inferences(
     deployment_id: DeploymentRef,
-    body: InferencesCreate,
+    raw: Annotated[bytes, Depends(_raw_body)],
     actor: Logger,
     project: CurrentProject,
     session: SessionDep,
     settings: SettingsDep,
     environment: Environment = "production",
 ) -> InferenceBatchPublic:
-    """Log a batch of inferences; re-sent request ids are counted once."""
+    """Log a batch of inferences (``InferencesCreate``); re-sent request ids are counted once.
+
+    A plain batch — the model's features and nothing else per record, plain ISO times — is
+    checked and stored column by column (:mod:`monitors.inferences.columnar`); any other is
+    judged record by record, which names the field of a refusal.
+    """
     target = _resolve(session, project.id, deployment_id, environment)
-    refuse_non_finite(body.records)
-    deployment, _ = deployment_of(session=session, project_id=project.id, deployment_id=target)
+    deployment, model_version = deployment_of(
+        session=session, project_id=project.id, deployment_id=target
+    )
+    try:
+        table = inference_table(
+            orjson.loads(raw),
+            schema=model_version.feature_schema,
+            context_schema=model_version.context_schema,
+        )
+    except (orjson.JSONDecodeError, Irregular):
+        records = _records(raw)
+        return _answer(
+            lambda: log_inferences(
+                session=session, data_dir=settings.data_dir, deployment=deployment, records=records
+            ),
+            session,
+            actor,
+            "inference.log",
+            target,
+        )
     return _answer(
-        lambda: log_inferences(
-            session=session, data_dir=settings.data_dir, deployment=deployment, records=body.records
+        lambda: log_inference_table(
+            session=session, data_dir=settings.data_dir, deployment=deployment, table=table
         ),
         session,
         actor,

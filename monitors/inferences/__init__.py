@@ -27,11 +27,19 @@ A monitor reads a window with :func:`read_window`: the inference partitions of a
 slot overlapping ``[start, end)``, filtered by record time, with labels joined by request id;
 a local explanation reads one logged record with :func:`read_inference`.
 
-Where each part lives: ``records`` (what a client sends), ``ingest`` (checking and storing a
-batch), ``partitions`` (batch and key rows, partition paths), ``windows`` (reading back).
+A plain JSON batch is checked and shaped column by column, any other record by record. Where
+each part lives: ``records`` (what a client sends), ``columnar`` (a plain batch as Arrow
+columns), ``ingest`` (checking and storing a batch), ``partitions`` (batch and key rows,
+partition paths), ``windows`` (reading back).
 """
 
-from monitors.inferences.ingest import deployment_of, log_inferences, log_labels
+from monitors.inferences.columnar import Irregular, inference_table
+from monitors.inferences.ingest import (
+    deployment_of,
+    log_inference_table,
+    log_inferences,
+    log_labels,
+)
 from monitors.inferences.partitions import InferenceBatch, InferenceKey, LabelKey, partition_path
 from monitors.inferences.records import (
     CONTEXT_PREFIX,
@@ -55,9 +63,12 @@ __all__ = [
     "InferenceKey",
     "InferenceRecord",
     "IngestResult",
+    "Irregular",
     "LabelKey",
     "LabelRecord",
     "deployment_of",
+    "inference_table",
+    "log_inference_table",
     "log_inferences",
     "log_labels",
     "partition_path",

@@ -25,6 +25,7 @@ from lineage.tables import utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 from monitors.inferences.partitions import (
     BatchKind,
     InferenceBatch,
@@ -42,7 +43,7 @@ from monitors.inferences.records import (
     check_batch_size,
 )
 
-__all__ = ["deployment_of", "log_inferences", "log_labels"]
+__all__ = ["deployment_of", "log_inference_table", "log_inferences", "log_labels"]
 
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
@@ -184,8 +185,8 @@ def _store(
     kind: BatchKind,
     table: type[InferenceKey] | type[LabelKey],
     request_ids: list[str],
-    frame: pd.DataFrame,
-    times: list[datetime] | None,
+    frame: pd.DataFrame | pa.Table,
+    times: tuple[datetime, datetime] | None,
 ) -> uuid.UUID:
     """Insert the batch row and its keys, then write its Parquet file (before commit)."""
     batch = InferenceBatch(
@@ -193,26 +194,20 @@ def _store(
         deployment_id=deployment.id,
         kind=kind,
         rows=len(frame),
-        first_at=min(times) if times else None,
-        last_at=max(times) if times else None,
+        first_at=times[0] if times else None,
+        last_at=times[1] if times else None,
     )
     try:
         with session.begin_nested():
             session.add(batch)
             session.flush()
-            now = utcnow()
+            # One statement with the shared values bound once: only the id and request id
+            # vary per row (the ORM's bulk path converted every value of every row).
+            keys = sa.insert(table.__table__).values(  # type: ignore[union-attr]
+                created_at=utcnow(), deployment_id=deployment.id, batch_id=batch.id
+            )
             session.execute(
-                sa.insert(table),
-                [
-                    {
-                        "id": uuid.uuid4(),
-                        "created_at": now,
-                        "deployment_id": deployment.id,
-                        "request_id": request_id,
-                        "batch_id": batch.id,
-                    }
-                    for request_id in request_ids
-                ],
+                keys, [{"id": uuid.uuid4(), "request_id": request_id} for request_id in request_ids]
             )
     except IntegrityError:
         raise Conflict(
@@ -230,13 +225,16 @@ def _store(
     return batch.id
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def _write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), partial)
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    pq.write_table(table, partial)
     os.replace(partial, path)
 
 
@@ -365,9 +363,42 @@ def log_inferences(
         table=InferenceKey,
         request_ids=[r.request_id for r in chosen],
         frame=frame,
-        times=times,
+        times=(min(times), max(times)),
     )
     return IngestResult(batch_id=batch_id, accepted=len(chosen), duplicates=duplicates)
+
+
+def log_inference_table(
+    *, session: Session, data_dir: Path, deployment: Deployment, table: pa.Table
+) -> IngestResult:
+    """Store a batch already checked and shaped as the log's columns (JSON's plain path).
+
+    ``table`` comes from :func:`monitors.inferences.columnar.inference_table`, which applied
+    the checks :func:`log_inferences` applies record by record; here re-sent request ids are
+    counted once and the rest is stored the same way.
+    """
+    import pyarrow.compute as pc
+
+    ids = table.column("request_id").to_pylist()
+    keep = _fresh(session, InferenceKey, deployment.id, ids)
+    duplicates = len(ids) - len(keep)
+    if not keep:
+        return IngestResult(batch_id=None, accepted=0, duplicates=duplicates)
+    if duplicates:
+        table = table.take(keep)
+        ids = [ids[i] for i in keep]
+    bounds = pc.min_max(table.column("time")).as_py()
+    batch_id = _store(
+        session=session,
+        data_dir=data_dir,
+        deployment=deployment,
+        kind="inferences",
+        table=InferenceKey,
+        request_ids=ids,
+        frame=table,
+        times=(bounds["min"], bounds["max"]),
+    )
+    return IngestResult(batch_id=batch_id, accepted=len(ids), duplicates=duplicates)
 
 
 def _json(value: Mapping[str, float]) -> str:

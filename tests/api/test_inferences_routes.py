@@ -568,3 +568,32 @@ def test_a_multiclass_reference_is_calibrated_for_estimation_or_refused_naming_t
     section = stored["extras"]["performance_estimate"]
     assert section["classes"] == ["high", "low", "mid"]
     assert section["positive"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"records": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "not valid JSON"),
+        (b'{"records": [1, 2', "not valid JSON"),
+        (b"", "is required"),
+    ],
+    ids=["nested too deeply", "cut short", "empty"],
+)
+def test_a_body_that_is_not_a_batch_is_a_problem_naming_the_body(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    body: bytes,
+    detail: str,
+) -> None:
+    answer = client.post(
+        _url(deployment),
+        content=body,
+        headers={**scientist.headers, "content-type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "body"
+    assert detail in answer.json()["detail"]
+    assert _stored(engine, settings) == (0, 0, 0)

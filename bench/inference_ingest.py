@@ -1,0 +1,273 @@
+"""Benchmark: inference logging over REST, against parsing the same payload and writing Parquet.
+
+Run ``python -m bench.inference_ingest`` (defaults: 10 batches of 10,000 records, 15 features —
+10 numeric, 5 categorical — plus prediction, score and time, 3 runs; ``--batches`` runs it small).
+
+One ``warden serve`` process on a fresh SQLite store; one client posts the batches one after the
+other, each answer must be 201 with every record accepted, and the store must hold every row
+afterwards. Measured side by side in each run, on the same bytes:
+
+* **JSON**: ``POST …/deployments/{id}/inferences`` — the schema checks, the de-duplication of
+  request ids, the Parquet partition and one audit entry per batch;
+* **Parquet upload**: the same records as a ``.parquet`` file to ``…/inferences/upload``;
+* **anchor**: parsing each JSON body with ``orjson`` (the fastest JSON parser installed) and
+  writing its records as Parquet (``pyarrow.Table.from_pylist``), in this process.
+
+Reported: rows per second of each (median of the runs) and the ratio of Warden's time to the
+anchor's. The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.otlp_ingest import _free_port, _process, _wait_ready
+
+NUMERIC = [f"num_{index}" for index in range(10)]
+CATEGORICAL = [f"cat_{index}" for index in range(5)]
+SCHEMA = {**dict.fromkeys(NUMERIC, "float"), **dict.fromkeys(CATEGORICAL, "category")}
+
+
+def _seed(database_url: str) -> tuple[str, str]:
+    """Migrate a store; add the project, deployment and key the bench logs with."""
+    from api.migrate import upgrade
+    from governance.actors import Actor
+    from governance.identity import create_service_account, issue_api_key
+    from governance.roles import Role, grant_role
+    from lineage import create_store_engine, session_scope
+    from lineage.deployments import DeploymentCreate, record_deployment
+    from lineage.model_versions import ModelVersionCreate, register_model_version
+    from lineage.projects import create_project
+
+    upgrade(database_url)
+    engine = create_store_engine(database_url)
+    system = Actor.system()
+    try:
+        with session_scope(engine) as session:
+            project = create_project(session=session, name="bench")
+            register_model_version(
+                session=session,
+                project_id=project.id,
+                name="scorer",
+                spec=ModelVersionCreate(
+                    artifact_uri="models:/scorer/1", external=True, feature_schema=SCHEMA
+                ),
+            )
+            deployment = record_deployment(
+                session=session,
+                project_id=project.id,
+                spec=DeploymentCreate(
+                    name="scorer-api",
+                    environment="production",
+                    model_name="scorer",
+                    model_version="1",
+                ),
+            )
+            account = create_service_account(session=session, actor=system, name="bench-logger")
+            grant_role(
+                session=session,
+                actor=system,
+                project_id=project.id,
+                principal_id=account.id,
+                role=Role.DATA_SCIENTIST,
+            )
+            key = issue_api_key(session=session, actor=system, principal_id=account.id)
+            return key.secret, str(deployment.id)
+    finally:
+        engine.dispose()
+
+
+def make_batches(batches: int, size: int, prefix: str, seed: int) -> list[list[dict[str, Any]]]:
+    """Return ``batches`` lists of ``size`` records with fresh request ids."""
+    rng = np.random.default_rng(seed)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    out = []
+    for number in range(batches):
+        values = rng.normal(size=(size, len(NUMERIC)))
+        codes = rng.integers(0, 20, size=(size, len(CATEGORICAL)))
+        predictions = rng.integers(0, 2, size=size)
+        scores = rng.random(size)
+        out.append(
+            [
+                {
+                    "request_id": f"{prefix}-{number}-{row}",
+                    "time": (start + timedelta(milliseconds=row)).isoformat(),
+                    "features": {
+                        **{name: float(values[row, i]) for i, name in enumerate(NUMERIC)},
+                        **{name: f"v{codes[row, i]}" for i, name in enumerate(CATEGORICAL)},
+                    },
+                    "prediction": int(predictions[row]),
+                    "score": float(scores[row]),
+                }
+                for row in range(size)
+            ]
+        )
+    return out
+
+
+def _parquet(batch: list[dict[str, Any]]) -> bytes:
+    """Return a batch as the upload route's table: request_id, time, features, outputs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        {
+            "request_id": record["request_id"],
+            "time": datetime.fromisoformat(record["time"]),
+            **record["features"],
+            "prediction": record["prediction"],
+            "score": record["score"],
+        }
+        for record in batch
+    ]
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buffer)
+    return buffer.getvalue()
+
+
+def _anchor(bodies: list[bytes]) -> float:
+    """Parse each body with orjson and write its records as Parquet; return the seconds."""
+    import orjson
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    for body in bodies:
+        records = orjson.loads(body)["records"]
+        pq.write_table(pa.Table.from_pylist(records), io.BytesIO())
+    return time.perf_counter() - started
+
+
+def _post(client: httpx.Client, url: str, payloads: list[dict[str, Any]], rows: int) -> float:
+    started = time.perf_counter()
+    for payload in payloads:
+        answer = client.post(url, **payload)
+        if answer.status_code != 201 or answer.json()["accepted"] != rows:
+            raise RuntimeError(f"{url} answered {answer.status_code}: {answer.text[:500]}")
+    return time.perf_counter() - started
+
+
+def _stored(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as connection:
+        return int(connection.execute("SELECT count(*) FROM monitors_inference_key").fetchone()[0])
+
+
+def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
+    """Start one API process, log the batches through it, return the figures."""
+    database = folder / "warden.db"
+    key, deployment_id = _seed(f"sqlite:///{database}")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "WARDEN_DATABASE_URL": f"sqlite:///{database}",
+        "WARDEN_DATA_DIR": str(folder / "data"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    command = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port"]
+    base = f"http://127.0.0.1:{port}/api/v1/projects/bench/deployments/{deployment_id}"
+    headers = {"Authorization": f"Bearer {key}"}
+    figures: dict[str, list[float]] = {"json": [], "parquet": [], "anchor": []}
+    with _process([*command, str(port)], env, folder / "warden.log"):
+        _wait_ready(f"http://127.0.0.1:{port}/healthz", folder / "warden.log")
+        with httpx.Client(timeout=600, headers=headers) as client:
+            warm = make_batches(1, size, "warm", seed=99)[0]
+            for url, payload in (
+                (
+                    f"{base}/inferences",
+                    {
+                        "content": json.dumps({"records": warm}),
+                        "headers": {"content-type": "application/json"},
+                    },
+                ),
+                (
+                    f"{base}/inferences/upload",
+                    {
+                        "files": {
+                            "file": ("warm.parquet", _parquet(make_batches(1, size, "w2", 98)[0]))
+                        }
+                    },
+                ),
+            ):
+                _post(client, url, [payload], size)
+            for index in range(repeat):
+                made = make_batches(batches, size, f"j{index}", seed=index)
+                bodies = [json.dumps({"records": batch}).encode() for batch in made]
+                uploads = [
+                    _parquet(batch) for batch in make_batches(batches, size, f"p{index}", index)
+                ]
+                anchor = _anchor(bodies)
+                sent = _post(
+                    client,
+                    f"{base}/inferences",
+                    [
+                        {"content": body, "headers": {"content-type": "application/json"}}
+                        for body in bodies
+                    ],
+                    size,
+                )
+                uploaded = _post(
+                    client,
+                    f"{base}/inferences/upload",
+                    [{"files": {"file": ("batch.parquet", data)}} for data in uploads],
+                    size,
+                )
+                rows = batches * size
+                figures["anchor"].append(anchor)
+                figures["json"].append(sent)
+                figures["parquet"].append(uploaded)
+                print(
+                    f"run {index + 1}: JSON {rows / sent:,.0f} rows/s, Parquet upload "
+                    f"{rows / uploaded:,.0f} rows/s; anchor (orjson + Parquet) "
+                    f"{rows / anchor:,.0f} rows/s; JSON takes {sent / anchor:.1f}x the anchor",
+                    flush=True,
+                )
+    rows = batches * size
+    stored = _stored(database)
+    expected = repeat * 2 * rows + 2 * size
+    if stored != expected:
+        raise RuntimeError(f"the store holds {stored} request ids, {expected} were sent")
+    ratios = [s / a for s, a in zip(figures["json"], figures["anchor"], strict=True)]
+    return {
+        "batches": batches,
+        "batch_rows": size,
+        "features": len(SCHEMA),
+        "repeat": repeat,
+        "json_rows_per_s": round(rows / statistics.median(figures["json"])),
+        "parquet_rows_per_s": round(rows / statistics.median(figures["parquet"])),
+        "anchor_rows_per_s": round(rows / statistics.median(figures["anchor"])),
+        "json_to_anchor_ratio": round(statistics.median(ratios), 2),
+        "json_body_mib": round(len(bodies[0]) / 2**20, 2),
+        "stored_rows": stored,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run, print the figures as the last line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--batches", type=int, default=10, help="batches per run")
+    parser.add_argument("--size", type=int, default=10_000, help="records per batch")
+    parser.add_argument("--repeat", type=int, default=3, help="runs (median)")
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="warden-ingest-bench-") as folder:
+        figures = run(options.batches, options.size, options.repeat, Path(folder))
+    print(json.dumps(figures, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""A plain JSON batch stored column by column is the same log as the record-by-record path's.
+
+Both paths store the same Adult records (one deployment each); the windows read back must be
+equal, column for column and type for type. Anything but the plain shape must step aside to the
+record-by-record path (which names the field of a refusal), never be accepted here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+import pytest
+from sqlalchemy.engine import Engine
+
+from lineage.models import Deployment
+from lineage.store import session_scope
+from monitors.inferences import (
+    InferenceRecord,
+    Irregular,
+    inference_table,
+    log_inference_table,
+    log_inferences,
+    read_window,
+)
+from tests.adult import adult_test
+from tests.monitors.serving import SCHEMA, adult_deployment, records
+
+
+def _batch() -> list[dict[str, Any]]:
+    rows = adult_test().iloc[:40].reset_index(drop=True)
+    batch = records(
+        rows,
+        predictions=[i % 2 for i in range(len(rows))],
+        scores=[i / 40 for i in range(len(rows))],
+        time=datetime(2026, 12, 6, 10, 0, tzinfo=UTC),
+    )
+    batch[3]["features"]["age"] = None  # a gap is a value, kept for the quality monitor
+    batch[5]["time"] = "2026-12-06T09:59:58.25Z"
+    batch[6]["context"] = {"region": "north"}
+    batch.append(dict(batch[0]))  # a re-sent request id counts once
+    return batch
+
+
+def _window(engine: Engine, data_dir: Path, deployment: Deployment) -> pd.DataFrame:
+    with session_scope(engine) as session:
+        window, _ = read_window(
+            session=session, data_dir=data_dir, deployment=deployment, start=None, end=None
+        )
+    return window
+
+
+def test_the_plain_path_stores_what_the_record_path_stores(engine: Engine, tmp_path: Path) -> None:
+    batch = _batch()
+    slow = adult_deployment(engine, project="slow")
+    fast = adult_deployment(engine, project="fast")
+    with session_scope(engine) as session:
+        by_record = log_inferences(
+            session=session,
+            data_dir=tmp_path,
+            deployment=slow,
+            records=[InferenceRecord.model_validate(record) for record in batch],
+        )
+        table = inference_table(
+            orjson.loads(json.dumps({"records": batch})), schema=SCHEMA, context_schema={}
+        )
+        by_column = log_inference_table(
+            session=session, data_dir=tmp_path, deployment=fast, table=table
+        )
+    assert (by_column.accepted, by_column.duplicates) == (by_record.accepted, 1)
+    expected = _window(engine, tmp_path, slow)
+    stored = _window(engine, tmp_path, fast)
+    assert list(stored.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(stored, expected)
+    assert stored.loc[5, "time"] == pd.Timestamp("2026-12-06T09:59:58.25Z")
+    assert stored["context.region"].tolist()[6] == "north"
+
+
+def test_a_declared_context_is_typed_as_the_version_declares() -> None:
+    batch = _batch()
+    for record in batch:
+        record["context"] = {"band": 3}
+    table = inference_table(
+        {"records": batch}, schema=SCHEMA, context_schema={"band": {"type": "float"}}
+    )
+    assert str(table.schema.field("context.band").type) == "double"
+    assert table.column("context.band").to_pylist() == [3.0] * len(batch)
+
+
+def _set(path: tuple[Any, ...], value: Any) -> Callable[[list[dict[str, Any]]], None]:
+    def change(batch: list[dict[str, Any]]) -> None:
+        node: Any = batch
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _set((3, "features", "age"), True),  # a bool where a number belongs
+        _set((3, "features", "age"), "41"),
+        _set((3, "features", "workclass"), 7),  # the record path keeps it as text "7"
+        _set((3, "features", "zodiac"), "leo"),
+        lambda batch: batch[3]["features"].pop("age"),
+        _set((3, "colour"), "red"),
+        lambda batch: batch[3].pop("request_id"),
+        _set((3, "request_id"), ""),
+        _set((3, "request_id"), 12),
+        _set((3, "time"), "2026-12-06T10:00:00"),  # no offset
+        _set((3, "time"), "2026-12-06 10:00:00+00:00"),
+        _set((3, "time"), "2026-02-30T10:00:00+00:00"),
+        _set((3, "time"), "3026-01-01T10:00:00+00:00"),
+        _set((3, "probabilities"), {"a": 1.0}),
+        _set((3, "context"), None),
+        _set((3, "prediction"), "yes"),  # text among numbers
+        _set((3, "prediction"), [1]),
+        _set((3, "score"), True),  # after floats, Arrow alone would read it as 1.0
+    ],
+)
+def test_anything_but_the_plain_shape_steps_aside(
+    change: Callable[[list[dict[str, Any]]], None],
+) -> None:
+    batch = copy.deepcopy(_batch())
+    change(batch)
+    with pytest.raises(Irregular):
+        inference_table({"records": batch}, schema=SCHEMA, context_schema={})
+
+
+def test_a_version_without_a_schema_or_an_odd_body_steps_aside() -> None:
+    batch = _batch()
+    with pytest.raises(Irregular):
+        inference_table({"records": batch}, schema={}, context_schema={})
+    with pytest.raises(Irregular):
+        inference_table({"records": batch, "more": 1}, schema=SCHEMA, context_schema={})
+    with pytest.raises(Irregular):
+        inference_table({"records": []}, schema=SCHEMA, context_schema={})
+    with pytest.raises(Irregular):
+        inference_table([batch], schema=SCHEMA, context_schema={})
