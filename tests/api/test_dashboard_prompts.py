@@ -138,7 +138,7 @@ def test_a_viewer_reads_prompts_deployments_and_datasets_and_never_a_key(
         "triage-bot/production",
         "triage-bot/staging",
     ]
-    assert "Request promotion of v3" in deployments  # production serves v2
+    assert "v3</a> is newer" in deployments  # production serves v2; a viewer may not ask
     assert "tenant-42" not in deployments
 
     datasets = pages["/p/acme/evaluation/datasets"]
@@ -176,6 +176,7 @@ def test_the_author_requests_promotion_from_the_version_page(
 ) -> None:
     vic = sign_in(new_client(), "vic")
     dana = sign_in(new_client(), "dana")
+    assert "Request promotion of v3" in dana.get("/p/acme/llm-deployments", headers=HTML).text
     page = dana.get("/p/acme/prompts/triage/versions/3", headers=HTML)
     assert "Request promotion" in page.text
     action = "/p/acme/prompts/triage/versions/3/promotion-request"
