@@ -4,7 +4,9 @@ Other rooms (reports, dashboard, demo, promotion) call these; they are read-only
 one project. Two graphs are answered:
 
 * :func:`lineage_graph` is the *design-level* graph Marquez draws (datasets ↔ jobs), extended
-  with the model versions jobs trained and the deployment slots serving them. Node ids are
+  with the model versions jobs trained or judged (an evaluation job → its prompt version; the
+  version's ``evaluatedBy`` names each run and the dataset versions it read) and the deployment
+  slots serving them. Node ids are
   ``dataset:<namespace>:<name>``, ``job:<namespace>:<name>``, ``model:<name>:<version>`` and
   ``deployment:<environment>:<name>``; ``depth`` counts edges from the start node, both ways.
 * :func:`model_provenance` and :func:`dataset_impact` walk the *instance-level* edges (runs and
@@ -353,7 +355,13 @@ class _Nodes:
         run_jobs = dict(
             session.exec(select(Run.id, Run.job_id).where(Run.project_id == project_id)).all()
         )
-        kinds = (EdgeKind.JOB_INPUT, EdgeKind.JOB_OUTPUT, EdgeKind.RUN_MODEL, EdgeKind.SERVES)
+        kinds = (
+            EdgeKind.JOB_INPUT,
+            EdgeKind.JOB_OUTPUT,
+            EdgeKind.RUN_MODEL,
+            EdgeKind.RUN_EVALUATES,
+            EdgeKind.SERVES,
+        )
         for edge in session.exec(
             select(Edge).where(Edge.project_id == project_id, col(Edge.kind).in_(kinds))
         ):
@@ -361,6 +369,31 @@ class _Nodes:
             if source in by_id and edge.target_id in by_id:
                 self.out[by_id[source]].add(by_id[edge.target_id])
                 self.into[by_id[edge.target_id]].add(by_id[source])
+                if edge.kind == EdgeKind.RUN_EVALUATES:
+                    self._judged(session, by_id, edge)
+
+    def _judged(self, session: Session, by_id: dict[uuid.UUID, str], edge: Edge) -> None:
+        """Name, on a version's node, the run that judged it and the dataset versions it read."""
+        run = session.get(Run, edge.source_id)
+        if run is None:
+            return
+        read = session.exec(
+            select(DatasetVersion)
+            .join(Edge, Edge.source_id == DatasetVersion.id)  # type: ignore[arg-type]
+            .where(Edge.kind == EdgeKind.RUN_INPUT, Edge.target_id == run.id)
+        ).all()
+        self.data[by_id[edge.target_id]].setdefault("evaluatedBy", []).append(
+            {
+                "runId": str(run.run_id),
+                "job": by_id[run.job_id],
+                "state": str(run.state),
+                "datasetVersions": [
+                    {"dataset": by_id[v.dataset_id], "version": v.version}
+                    for v in sorted(read, key=lambda v: v.created_at)
+                    if v.dataset_id in by_id
+                ],
+            }
+        )
 
     def _add(self, key: str, kind: str, data: dict[str, Any]) -> None:
         self.kind[key] = kind

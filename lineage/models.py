@@ -66,8 +66,9 @@ class EdgeKind(StrEnum):
     """The kinds of edge; each kind fixes what its ends are.
 
     ``job_input`` dataset → job, ``job_output`` job → dataset, ``run_input`` dataset version →
-    run, ``run_output`` run → dataset version, ``run_model`` run → model version, ``serves``
-    model version → deployment.
+    run, ``run_output`` run → dataset version, ``run_model`` run → model version (it trained),
+    ``run_evaluates`` run → model version (it judged: an evaluation run and its prompt version),
+    ``serves`` model version → deployment.
     """
 
     JOB_INPUT = "job_input"
@@ -75,6 +76,7 @@ class EdgeKind(StrEnum):
     RUN_INPUT = "run_input"
     RUN_OUTPUT = "run_output"
     RUN_MODEL = "run_model"
+    RUN_EVALUATES = "run_evaluates"
     SERVES = "serves"
 
 

@@ -51,7 +51,13 @@ from monitors.scoring import (
 from monitors.traces import OtlpSpan, ingest_spans, load_price_book
 from retrain.eval_datasets import EvalDatasetVersion, EvalRecord, records_of
 from retrain.eval_figures import CallRecord, summarise
-from retrain.eval_runs import EvalResult, EvalRun, EvalRunState, stored_scorers
+from retrain.eval_runs import (
+    EvalResult,
+    EvalRun,
+    EvalRunState,
+    record_eval_lineage,
+    stored_scorers,
+)
 from retrain.llm_deployments import LlmDeployment, endpoint_of, live_row
 
 __all__ = ["EvalRunHandler", "execute_eval_run"]
@@ -188,6 +194,11 @@ def _finish(
     run.finished_at = utcnow()
     session.add(run)
     session.flush()
+    record_eval_lineage(
+        session=session,
+        run=run,
+        event_type="FAIL" if state is EvalRunState.FAILED else "COMPLETE",
+    )
     append(
         session=session,
         actor=Actor.system(),

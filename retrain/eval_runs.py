@@ -14,6 +14,13 @@ so the figures always refer to the records scored. Each record's outcome is one
 :class:`EvalResult`; the run's figures (:mod:`retrain.eval_figures`) are stored on the run when
 it finishes. Starting needs ``model:write`` on the route; services never commit, and the request
 is audited by its caller (``act_then_audit``), the outcome by the runner as Warden.
+
+Each run is also an OpenLineage run (:func:`record_eval_lineage`): job
+``warden:evaluation/<prompt>``, its input the dataset version ``warden:evaluation/<dataset>``
+at version ``<n>``, and a ``run_evaluates`` edge to the prompt version it judged. It is recorded
+when the run is *requested*, in the request's transaction — that is when the dataset version
+freezes, so the link is a fact from then on and a refused request leaves no trace of it — and
+the run's state is updated when it finishes.
 """
 
 from __future__ import annotations
@@ -28,9 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Field as Column
 from sqlmodel import Session, col, select
 
+from lineage.edges import link
 from lineage.errors import InvalidInput, NotFound
+from lineage.models import EdgeKind, ModelVersion, Run
+from lineage.openlineage_events import DatasetRef, EventType, emit, run_event
 from lineage.runtime.queue import enqueue
-from lineage.tables import AwareDateTime, Record
+from lineage.tables import AwareDateTime, Record, utcnow
 from monitors.scoring import parse_scorers
 from monitors.scoring.scorers import ScorerSpec
 from retrain.eval_datasets import (
@@ -53,6 +63,7 @@ __all__ = [
     "ModelOverrides",
     "get_eval_run",
     "list_eval_runs",
+    "record_eval_lineage",
     "request_eval_run",
     "results_of",
     "run_figures",
@@ -63,6 +74,7 @@ EVAL_RUN = "eval_run"
 """The job kind of an evaluation run."""
 
 _PROJECT_FK = "lineage_project.id"
+_LINEAGE_NAMESPACE = "warden"
 
 
 class EvalRunState(StrEnum):
@@ -242,7 +254,48 @@ def request_eval_run(
     run.job_id = job.id
     session.add(run)
     session.flush()
+    record_eval_lineage(session=session, run=run, event_type="START")
     return run
+
+
+def record_eval_lineage(*, session: Session, run: EvalRun, event_type: EventType) -> Run:
+    """Record ``run`` in lineage: dataset version → run (in ``event_type``) → prompt version.
+
+    Replaying it changes nothing but the run's state (events and edges are idempotent).
+    """
+    version = session.get(EvalDatasetVersion, run.dataset_version_id)
+    dataset = session.get(EvalDataset, version.dataset_id) if version is not None else None
+    prompt = session.get(ModelVersion, run.model_version_id)
+    if version is None or dataset is None or prompt is None:
+        raise LookupError(f"evaluation run {run.id} lost its dataset version or prompt version")
+    emit(
+        session=session,
+        project_id=run.project_id,
+        event=run_event(
+            event_type=event_type,
+            event_time=utcnow(),
+            run_id=run.id,
+            job_namespace=_LINEAGE_NAMESPACE,
+            job_name=f"evaluation/{prompt.name}",
+            inputs=[
+                DatasetRef(
+                    _LINEAGE_NAMESPACE, f"evaluation/{dataset.name}", version=str(version.version)
+                )
+            ],
+        ),
+    )
+    lineage_run = session.exec(
+        select(Run).where(Run.project_id == run.project_id, Run.run_id == run.id)
+    ).one()
+    link(
+        session=session,
+        project_id=run.project_id,
+        kind=EdgeKind.RUN_EVALUATES,
+        source_id=lineage_run.id,
+        target_id=prompt.id,
+    )
+    session.flush()
+    return lineage_run
 
 
 def get_eval_run(*, session: Session, project_id: uuid.UUID, run_id: uuid.UUID) -> EvalRun:

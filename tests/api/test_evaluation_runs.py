@@ -372,3 +372,56 @@ def test_a_run_fails_when_its_endpoint_is_refused_or_its_key_is_missing(
     results = team.ok("GET", f"/evaluation/runs/{refused['id']}/results", team.author)
     assert all("loopback" in r["error"] for r in results), results[0]["error"]
     assert stand_in.requests == []
+
+
+@pytest.mark.slow
+def test_the_lineage_of_a_prompt_version_shows_its_dataset_run_and_deployment(
+    team: Team, stand_in: StandInLLM, settings: Settings, engine: Engine
+) -> None:
+    """dataset version → evaluation run → prompt version → deployment, over the Marquez GET."""
+    _setup(team, stand_in)
+    _approve(team, "1")
+    assert _promote(team, "1").status_code == 200
+    run = _evaluate(team, settings, engine, "1", OFFLINE)
+    assert run["state"] == "succeeded"
+
+    graph = team.client.get(
+        "/api/v1/lineage",
+        params={"nodeId": "model:support:1", "depth": 2, "project": "acme"},
+        headers=team.author.headers,
+    )
+    assert graph.status_code == 200, graph.text
+    nodes = {node["id"]: node for node in graph.json()["graph"]}
+    assert set(nodes) == {
+        "dataset:warden:evaluation/faq",
+        "job:warden:evaluation/support",
+        "model:support:1",
+        "deployment:production:support-bot",
+    }
+    prompt = nodes["model:support:1"]
+    assert {e["origin"] for e in prompt["inEdges"]} == {"job:warden:evaluation/support"}
+    assert {e["destination"] for e in prompt["outEdges"]} == {"deployment:production:support-bot"}
+    assert nodes["job:warden:evaluation/support"]["inEdges"] == [
+        {"origin": "dataset:warden:evaluation/faq", "destination": "job:warden:evaluation/support"}
+    ]
+    assert prompt["data"]["evaluatedBy"] == [
+        {
+            "runId": run["id"],
+            "job": "job:warden:evaluation/support",
+            "state": "COMPLETE",
+            "datasetVersions": [{"dataset": "dataset:warden:evaluation/faq", "version": "1"}],
+        }
+    ]
+    # v2 was never judged nor served: its graph is the version alone.
+    alone = team.client.get(
+        "/api/v1/lineage",
+        params={"nodeId": "model:support:2", "depth": 2, "project": "acme"},
+        headers=team.author.headers,
+    ).json()["graph"]
+    assert [(n["id"], n["inEdges"], n["outEdges"]) for n in alone] == [("model:support:2", [], [])]
+    # The same run in the OpenLineage catalog: it read dataset version 1 and completed.
+    detail = team.ok("GET", f"/runs/{run['id']}", team.author)
+    assert (detail["run"]["job_name"], detail["run"]["state"]) == ("evaluation/support", "COMPLETE")
+    assert [(i["namespace"], i["name"], i["version"]) for i in detail["inputs"]] == [
+        ("warden", "evaluation/faq", "1")
+    ]
