@@ -179,11 +179,32 @@ def demo(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write a machine-readable summary here.")
     ] = None,
+    llm_base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="An OpenAI-compatible server for the LLM loop (default: a local stand-in)."
+        ),
+    ] = None,
+    llm_model: Annotated[
+        str, typer.Option(help="The model to ask --llm-base-url for.")
+    ] = "stand-in",
+    llm_api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding that server's API key.")
+    ] = None,
 ) -> None:
-    """Run Warden's whole loop on the UCI Adult data in a fresh ./.warden store."""
+    """Run Warden's whole loop on UCI Adult, then an LLM loop on Banking77, in ./.warden."""
     from api.demo import DemoOptions, run
 
-    options = DemoOptions(root=Path.cwd(), port=port, reset=reset, serve=serve, json_path=json_path)
+    options = DemoOptions(
+        root=Path.cwd(),
+        port=port,
+        reset=reset,
+        serve=serve,
+        json_path=json_path,
+        llm_base_url=llm_base_url,
+        llm_model=llm_model,
+        llm_api_key_env=llm_api_key_env,
+    )
     raise typer.Exit(run(options))
 
 

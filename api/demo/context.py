@@ -45,6 +45,10 @@ class Demo:
         self.server: Any = None
         self.engine: Engine | None = None
         self.facts = self.summary.facts
+        self.llm: Any = None
+        """The local LLM stand-in, when the demo started one."""
+        self.llm_app: Person | None = None
+        """The LLM application's service account."""
 
     @property
     def base(self) -> str:

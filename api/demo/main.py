@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 from api.demo.audit_reports import step_reports
 from api.demo.context import Demo
+from api.demo.llm_loop import step_llm_loop
+from api.demo.llm_prompts import step_prompts
 from api.demo.loop import step_loop
 from api.demo.monitoring import step_monitors
-from api.demo.options import SHIFT, DemoFailed, DemoOptions
+from api.demo.options import LLM_SHIFT, SHIFT, DemoFailed, DemoOptions
 from api.demo.output import print_summary, write_json
 from api.demo.people import step_people
 from api.demo.processes import prepare_store, shutdown, start_processes
@@ -26,17 +28,27 @@ _STEPS: tuple[tuple[str, str, Callable[[Demo], None]], ...] = (
     ("4", f"production traffic, then a shift to {SHIFT}", step_traffic),
     ("5", "monitors find the shift; policy → incident → retrain → promote", step_loop),
     ("6", "model card, audit report and audit verification", step_reports),
+    (
+        "7",
+        "LLM: a banking assistant's prompt v1 live, golden-set evaluation, v2 approved",
+        step_prompts,
+    ),
+    ("8", f"LLM: traffic shifts to {LLM_SHIFT}; drift, refusals, rollback, budget", step_llm_loop),
 )
 
 
 def _run(demo: Demo) -> int:
-    print(f"Warden demo: the whole loop on UCI Adult, store in {demo.data_dir}", flush=True)
+    print(
+        "Warden demo: the whole loop on UCI Adult, then an LLM loop on Banking77, store in "
+        f"{demo.data_dir}",
+        flush=True,
+    )
     try:
         prepare_store(demo)
         start_processes(demo)
         for number, title, action in _STEPS:
             demo.api.step = number
-            with demo.console.step(number, title):
+            with demo.console.step(number, title, len(_STEPS)):
                 action(demo)
     except DemoFailed as failure:
         demo.summary.facts["failed"] = {"step": failure.step, "why": failure.why}

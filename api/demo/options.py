@@ -9,10 +9,15 @@ __all__ = [
     "ALSO",
     "DEMO_MARKER",
     "DEPLOYMENT",
+    "LLM_DEPLOYMENT",
+    "LLM_PEOPLE",
+    "LLM_PROJECT",
+    "LLM_SHIFT",
     "MODEL",
     "MONITOR_KINDS",
     "PEOPLE",
     "PROJECT",
+    "PROMPT",
     "RETRAIN_PIPELINE",
     "SHIFT",
     "TRAIN_PIPELINE",
@@ -34,6 +39,12 @@ PEOPLE = {"dana": "data_scientist", "avery": "approver", "alex": "auditor"}
 ALSO = {"dana": ("approver",)}
 MONITOR_KINDS = ("drift", "quality", "performance", "fairness", "explanations")
 SHIFT = "married people aged 40 and over"
+LLM_PROJECT = "banking"
+PROMPT = "support"
+LLM_DEPLOYMENT = "support-bot"
+LLM_SHIFT = "a surge of lost, stolen or compromised card questions"
+LLM_PEOPLE = {"dana": ("data_scientist", "approver"), "avery": ("approver",), "alex": ("auditor",)}
+"""The LLM project's grants: the same people, the same separation of duties."""
 
 
 class DemoFailed(Exception):
@@ -57,6 +68,10 @@ class DemoOptions:
         serve: Keep serving the dashboard after the loop until Ctrl-C.
         json_path: Where to write the machine-readable summary, if anywhere.
         step_timeout: The longest any single wait may take, in seconds.
+        llm_base_url: An OpenAI-compatible server for the LLM loop; ``None``: the local
+            stand-in (no LLM weights can be downloaded here).
+        llm_model: The model name to ask that server for.
+        llm_api_key_env: The environment variable holding that server's key, if it needs one.
     """
 
     root: Path
@@ -66,3 +81,6 @@ class DemoOptions:
     serve: bool = True
     json_path: Path | None = None
     step_timeout: float = 600.0
+    llm_base_url: str | None = None
+    llm_model: str = "stand-in"
+    llm_api_key_env: str | None = None

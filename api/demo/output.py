@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from api.demo.options import PROJECT, SHIFT, DemoFailed
+from api.demo.options import LLM_SHIFT, PROJECT, SHIFT, DemoFailed
 
 __all__ = [
     "Console",
@@ -53,9 +53,9 @@ class Console:
         print(text, flush=True)
 
     @contextmanager
-    def step(self, number: str, title: str) -> Iterator[None]:
+    def step(self, number: str, title: str, total: int) -> Iterator[None]:
         """Announce a step, time it, and turn an unexpected error into :class:`DemoFailed`."""
-        self.say(f"\n[{number}/6] {title}")
+        self.say(f"\n[{number}/{total}] {title}")
         began = time.monotonic()
         try:
             yield
@@ -97,7 +97,21 @@ def print_summary(summary: Summary) -> None:
     print(f"  policy decision {facts['decision_id']} opened incident {facts['incident_id']}")
     print(f"  the webhook receiver got {', '.join(map(str, facts['webhook_events']))}")
     print(f"  v{facts['challenger']['version']} retrained on recent labelled data, approved, live")
-    print("  rollback-guard policy stands ready; the audit chain verifies")
+    print("  rollback-guard policy stands ready")
+    llm = facts.get("llm")
+    if llm:
+        where = "the local stand-in (a fake, not a model)" if llm["stand_in"] else llm["model"]
+        print(f"  LLM loop on Banking77, answered by {where}:")
+        print(
+            "    support v1 approved and live; golden-set evaluation; v2 compared, approved, live"
+        )
+        print(f"    traffic shifted to {LLM_SHIFT}; embedding drift found it")
+        print(
+            f"    v2's refusal rate {format_number(llm['refusal_rate'])}: policy decision "
+            f"{llm['decision_id']} rolled production back to v1"
+        )
+        print("    the daily budget's warning fired once")
+    print("  the audit chain verifies")
     print("\nOpen")
     for name, url in summary.links.items():
         print(f"  {name:17} {url}")

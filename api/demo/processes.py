@@ -107,6 +107,8 @@ def shutdown(demo: Demo) -> None:
     for thread in demo.threads:
         thread.join(timeout=120)
     demo.receiver.stop()
+    if demo.llm is not None:
+        demo.llm.stop()
     demo.api.close()
     if demo.engine is not None:
         demo.engine.dispose()

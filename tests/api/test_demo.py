@@ -1,10 +1,12 @@
-"""``warden demo --no-serve`` in a fresh directory: every step of the loop happened, in order.
+"""``warden demo --no-serve`` in a fresh directory: every step of both loops happened, in order.
 
 The demo runs as a user would run it (the installed ``warden`` command, a real server on a free
 port, a fresh working directory with nothing copied into it). Everything checked afterwards is
 read back from the API of an app built on the store the demo left behind, with the
 administrator's key from the demo's ``--json`` summary: audit sequence numbers prove the order,
-lineage proves what the retrained version was made from, and the audit chain verifies.
+lineage proves what the retrained version was made from, and the audit chain verifies. The LLM
+loop answers with the demo's local stand-in (a fake OpenAI-compatible server on 127.0.0.1: no
+model can run here), traced with the stock OpenTelemetry SDK over OTLP.
 """
 
 from __future__ import annotations
@@ -78,11 +80,16 @@ def _headers(demo: dict[str, Any], name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {demo['summary']['people'][name]['api_key']}"}
 
 
-def _audit(api: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+def _audit(
+    api: TestClient, headers: dict[str, str], project: str | None = None
+) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     after = 0
     while True:
-        page = api.get("/api/v1/audit", params={"after": after, "limit": 1000}, headers=headers)
+        params: dict[str, Any] = {"after": after, "limit": 1000}
+        if project is not None:
+            params["project"] = project
+        page = api.get("/api/v1/audit", params=params, headers=headers)
         assert page.status_code == 200, page.text
         body = page.json()
         rows = body["entries"] if isinstance(body, dict) else body
@@ -107,12 +114,18 @@ def _first(entries: list[dict[str, Any]], action: str, **where: str) -> dict[str
 @pytest.mark.slow
 def test_the_demo_prints_numbered_steps_credentials_and_a_summary(demo: dict[str, Any]) -> None:
     out = demo["stdout"]
-    positions = [out.index(f"[{n}/6]") for n in range(1, 7)]
+    positions = [out.index(f"[{n}/8]") for n in range(1, 9)]
     assert positions == sorted(positions)
     for person in demo["summary"]["people"].values():
         assert person["api_key"] in out
     assert "What happened" in out
-    assert [s["step"] for s in demo["summary"]["steps"]] == ["1", "2", "3", "4", "5", "6"]
+    assert [s["step"] for s in demo["summary"]["steps"]] == [str(n) for n in range(1, 9)]
+    # The LLM loop says plainly that no model answered: the local stand-in did.
+    for said in ("STAND-IN", "not a model", "--llm-base-url"):
+        assert said in out
+    assert demo["summary"]["facts"]["llm"]["stand_in"] is True
+    links = demo["summary"]["links"]
+    assert {"llm_traces", "llm_evaluation", "llm_monitors", "llm_drift_run"} <= set(links)
     assert (demo["root"] / ".warden" / DEMO_MARKER).is_file()
 
 
@@ -208,7 +221,7 @@ def test_separation_of_duties_held_and_the_audit_chain_verifies(
     demo: dict[str, Any], api: TestClient
 ) -> None:
     admin = _headers(demo, "admin")
-    entries = _audit(api, admin)
+    entries = _audit(api, admin, PROJECT)
     decided = [e for e in entries if e["action"] == "approval.approve"]
     approved = [e for e in decided if e["outcome"] == "success"]
     assert [e["actor_name"] for e in approved] == ["avery"] * 2
@@ -222,6 +235,89 @@ def test_separation_of_duties_held_and_the_audit_chain_verifies(
     assert verify.status_code == 200, verify.text
     assert verify.json()["intact"] is True
     assert verify.json()["first_broken_seq"] is None
+
+
+@pytest.mark.slow
+def test_the_llm_loop_happened_in_order(demo: dict[str, Any], api: TestClient) -> None:
+    admin = _headers(demo, "admin")
+    facts = demo["summary"]["facts"]["llm"]
+    project = facts["project"]
+    entries = _audit(api, admin, project)
+    approvals, runs = facts["approvals"], facts["evaluation_runs"]
+    registered = [e for e in entries if e["action"] == "prompt_version.register"]
+    assert [e["actor_name"] for e in registered] == ["dana", "dana"]
+    rolled_back = _first(entries, "prompt.rollback", detail='"before":"2"')
+    seq = {
+        "v1 registered": registered[0]["seq"],
+        "v1 approved": _first(entries, "approval.approve", target=f"approval:{approvals['1']}")[
+            "seq"
+        ],
+        "v1 live": _first(entries, "prompt.promote", detail='"after":"1"')["seq"],
+        "v1 evaluated": _first(entries, "eval_run.succeeded", target=f"eval_run:{runs['1']}")[
+            "seq"
+        ],
+        "v2 registered": registered[1]["seq"],
+        "v2 evaluated": _first(entries, "eval_run.succeeded", target=f"eval_run:{runs['2']}")[
+            "seq"
+        ],
+        "v2 approved": _first(entries, "approval.approve", target=f"approval:{approvals['2']}")[
+            "seq"
+        ],
+        "traffic traced": _first(entries, "trace.ingest", actor_name="support-bot-app")["seq"],
+        "v2 live": _first(entries, "prompt.promote", detail='"after":"2"')["seq"],
+        "policy set": _first(entries, "policy.create")["seq"],
+        "monitors run": _first(entries, "monitor.run")["seq"],
+        "rolled back to v1": rolled_back["seq"],
+        "policy decided": _first(entries, "policy.decide")["seq"],
+        "budget warned": _first(entries, "budget.warn")["seq"],
+    }
+    assert list(seq.values()) == sorted(seq.values()), seq
+    # Avery, not Dana who wrote them, approved both versions; the policy, not a person, rolled back.
+    for version in ("1", "2"):
+        approved = _first(entries, "approval.approve", target=f"approval:{approvals[version]}")
+        assert (approved["actor_name"], approved["outcome"]) == ("avery", "success")
+    assert (rolled_back["actor_kind"], rolled_back["detail"]["after"]) == ("system", "1")
+    assert "policy 'refusal-rollback'" in rolled_back["reason"]
+    assert [e["action"] for e in entries].count("budget.warn") == 1
+    assert "budget.breach" not in {e["action"] for e in entries}
+
+    base = f"/api/v1/projects/{project}"
+    live = api.get(f"{base}/prompts/support@production", headers=admin)
+    assert live.status_code == 200, live.text
+    assert live.json()["version"] == "1"
+    # Both versions were compared side by side on the same golden set.
+    compared = api.get(
+        f"{base}/evaluation/comparison", params={"runs": f"{runs['1']},{runs['2']}"}, headers=admin
+    )
+    assert compared.status_code == 200, compared.text
+    assert [r["state"] for r in compared.json()["runs"]] == ["succeeded", "succeeded"]
+    # The shifted traffic: embedding drift of the questions alerted, the refusal rate too.
+    drift = api.get(f"{base}/monitor-runs/{facts['drift_run_id']}", headers=admin).json()
+    assert drift["summary"]["status"] == "alert"
+    assert facts["drift_alerts"]
+    described = api.get(f"{base}/monitor-runs/{facts['descriptor_run_id']}", headers=admin).json()
+    refusal = [f for f in described["summary"]["findings"] if f["metric"] == "refusal_rate"]
+    assert any(f["status"] == "alert" and f["value"] > 0.2 for f in refusal)
+    decisions = api.get(f"{base}/policies/{facts['policy_id']}/decisions", headers=admin).json()
+    fired = [d for d in decisions if d["status"] == "fire"]
+    assert [{o["type"]: o["outcome"] for o in d["outcomes"]} for d in fired] == [
+        {"rollback": "done"}
+    ]
+    assert facts["answered_after_rollback_by"] == "1"
+    # Every question was traced over OTLP, linked to the version that answered it.
+    for version, least in (("1", facts["traffic"]), ("2", facts["traffic"])):
+        traced = api.get(
+            f"{base}/traces",
+            params={"prompt_name": "support", "prompt_version": version, "limit": 500},
+            headers=admin,
+        )
+        assert traced.status_code == 200, traced.text
+        rows = traced.json()
+        rows = rows["traces"] if isinstance(rows, dict) else rows
+        assert len(rows) >= least
+    budget = api.get(f"{base}/budgets/{facts['budget_id']}", headers=admin).json()
+    assert budget["reached"] == [0.5]
+    assert budget["over_budget"] is False
 
 
 def test_the_demo_refuses_a_store_that_is_not_a_demo_store(tmp_path: Path) -> None:
