@@ -127,7 +127,7 @@ def _finished_run(demo: Demo, monitor_id: str, what: str) -> dict[str, Any]:
         done = [r for r in runs if r.get("state") in {"succeeded", "failed"}]
         return dict(done[0]) if done else None
 
-    run = demo.wait_for("8", what, finished, timeout=300)
+    run = demo.wait_for("8", what, finished)
     if run["state"] != "succeeded":
         raise DemoFailed("8", f"{what}: the run failed: {run.get('error')}")
     return run
@@ -169,7 +169,7 @@ def _budget(demo: Demo) -> dict[str, Any]:
         now = demo.api.call("GET", f"{base}/budgets/{created['id']}", admin)
         return dict(now) if 0.5 in (now.get("reached") or []) else None
 
-    return demo.wait_for("8", "the budget's warning", warned, timeout=180)
+    return demo.wait_for("8", "the budget's warning", warned)
 
 
 def step_llm_loop(demo: Demo) -> None:

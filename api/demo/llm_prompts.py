@@ -220,10 +220,27 @@ def _figures(comparison: dict[str, Any], position: int) -> str:
     return ", ".join(parts) or "-"
 
 
+def _pause_tabular_monitors(demo: Demo) -> None:
+    """Pause the income monitors: their story is told, and the one worker is the LLM loop's now.
+
+    Their 20-60 s schedules would otherwise keep the demo's single worker busy, and the LLM
+    loop's evaluation and monitor runs would wait behind them (minutes on a loaded machine).
+    """
+    scientist = demo.person("data_scientist")
+    for monitor_id in demo.facts.get("monitors", {}).values():
+        demo.api.call("POST", f"{demo.base}/monitors/{monitor_id}/pause", scientist)
+    if demo.facts.get("monitors"):
+        demo.console.say(
+            "      the income monitors are paused (resume them in the dashboard), so the one "
+            "worker serves the LLM loop"
+        )
+
+
 def step_prompts(demo: Demo) -> None:
     """Project and app, v1 approved and live, both versions evaluated and compared, v2 approved."""
     scientist = demo.person("data_scientist")
     base = llm_base(demo)
+    _pause_tabular_monitors(demo)
     base_url = start_llm(demo)
     _project(demo, base_url)
     demo.api.call(
