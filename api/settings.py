@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from lineage.storage import ObjectStore
+    from monitors.engine import SummaryEngine
     from monitors.table_files import TableLimits
 
 __all__ = ["Settings"]
@@ -67,6 +68,26 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024,
         description="Largest request body accepted, after decompression.",
+    )
+    monitor_engine: Literal["local", "spark", "auto"] = Field(
+        default="local",
+        description="Which engine summarises monitor windows for drift and prediction drift: "
+        "local (streamed in this process), spark (PySpark, the warden[spark] extra) or auto "
+        "(Spark from spark_row_threshold rows, and always for spark_deployments).",
+    )
+    spark_row_threshold: int = Field(
+        default=5_000_000,
+        ge=1,
+        description="Under monitor_engine=auto, windows of at least this many rows use Spark.",
+    )
+    spark_deployments: list[str] = Field(
+        default_factory=list,
+        description="Under monitor_engine=auto, deployment names whose windows always use Spark.",
+    )
+    spark_master: str = Field(
+        default="local[2]",
+        max_length=500,
+        description="Spark master URL for the Spark engine (local[N] runs inside the worker).",
     )
     table_max_rows: int = Field(
         default=2_000_000,
@@ -333,6 +354,17 @@ class Settings(BaseSettings):
         rows = self.table_max_rows if max_rows is None else min(max_rows, self.table_max_rows)
         return TableLimits(
             max_rows=rows, max_columns=self.table_max_columns, max_bytes=self.table_max_bytes
+        )
+
+    def summary_engine(self) -> SummaryEngine:
+        """Return the rule choosing the engine that summarises monitor windows."""
+        from monitors.engine import SummaryEngine
+
+        return SummaryEngine(
+            mode=self.monitor_engine,
+            row_threshold=self.spark_row_threshold,
+            deployments=frozenset(self.spark_deployments),
+            master=self.spark_master,
         )
 
     def resolved_audit_key_path(self) -> Path:

@@ -172,6 +172,7 @@ def build_registry(settings: Settings) -> HandlerRegistry:
             deployer=EmbeddedDeployer(loader=loader),
         ),
         chat_for=guarded_chat,
+        summary_engine=settings.summary_engine(),
     )
     register_trace_handlers(registry, audit=audit_as_warden)
     register_budget_handler(

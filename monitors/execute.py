@@ -66,6 +66,7 @@ from lineage.tables import utcnow
 from monitors.baseline import Baseline
 from monitors.baseline.storage import StoredBaseline, latest_baseline, load_baseline
 from monitors.drift_page_jobs import queue_drift_page, save_page_sample
+from monitors.engine import SummaryEngine
 from monitors.findings import Finding, RunSummary, Status, worst_status
 from monitors.inferences import CONTEXT_PREFIX, read_window, slot_deployments
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
@@ -485,6 +486,7 @@ def execute_monitor_run(
     on_findings: FindingsCallback | None = None,
     progress: Progress | None = None,
     chat_for: ChatFactory | None = None,
+    summary_engine: SummaryEngine | None = None,
 ) -> dict[str, Any]:
     """Execute one monitor run and record its outcome; return the run's stored summary.
 
@@ -504,6 +506,8 @@ def execute_monitor_run(
         progress: Called with a fraction and a message while the run works.
         chat_for: Gives a judge run its project's guarded chat sender; without one, an
             ``llm_judge`` run fails saying it needs a worker.
+        summary_engine: Which engine summarises the window (default: local; drift and
+            prediction drift can summarise on Spark, :mod:`monitors.engine`).
 
     Raises:
         LookupError: The run or its monitor does not exist.
@@ -559,12 +563,16 @@ def execute_monitor_run(
         def scaled(fraction: float, message: str) -> None:
             tell(0.2 + 0.7 * fraction, message)
 
+        rule = summary_engine or SummaryEngine()
+        deployment_name = None if inputs.deployment is None else inputs.deployment.name
         context = MonitorContext(
             window=frame,
             baseline=baseline,
             model=model,
             feature_names=features,
             progress=scaled,
+            engine=rule.choose(rows=len(frame), deployment=deployment_name),
+            spark_master=rule.master,
         )
         result = run_monitor(spec, context)
         if spec.slices and spec.kind in _SLICED_KINDS and result.status != Status.INSUFFICIENT:

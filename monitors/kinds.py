@@ -55,6 +55,7 @@ import pandas as pd
 
 from lineage.errors import InvalidInput
 from monitors.baseline.summary import Baseline
+from monitors.engine import EngineName
 from monitors.findings import Finding, FindingSink, Status, worst_status
 from monitors.spec import Kind, MonitorSpec
 
@@ -141,6 +142,9 @@ class MonitorContext:
         reference: The reference window of a kind over LLM traces (its calls), if any.
         chat: Sends one chat completion through the project's outbound guard (the signature of
             :func:`monitors.scoring.openai_chat.chat`); ``None`` outside a worker.
+        engine: Which engine summarises the window (:mod:`monitors.engine`); kinds without a
+            Spark path summarise locally whatever it says.
+        spark_master: The Spark master URL when ``engine`` is ``spark``.
     """
 
     window: pd.DataFrame | Path
@@ -150,6 +154,8 @@ class MonitorContext:
     progress: Progress | None = None
     reference: pd.DataFrame | None = None
     chat: Callable[..., Any] | None = None
+    engine: EngineName = "local"
+    spark_master: str = "local[2]"
 
     def row_count(self) -> int:
         """Return the window's number of rows (Parquet metadata only, for a file)."""

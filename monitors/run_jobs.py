@@ -34,6 +34,7 @@ from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
 from lineage.runtime.presence import worker_alive
 from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, RuntimeJob, enqueue
 from monitors.drift_page_jobs import DRIFT_PAGE, DriftPageHandler
+from monitors.engine import SummaryEngine
 from monitors.execute import ChatFactory, FindingsCallback, ModelLoader, execute_monitor_run
 from monitors.explanation_jobs import EXPLANATION, ExplanationHandler
 from monitors.models import Monitor, MonitorRun, MonitorRunPublic, MonitorRunState, RunTrigger
@@ -239,12 +240,14 @@ class MonitorRunHandler:
         loader: Loads registered, hash-checked model versions for kinds that need the model.
         on_findings: Receives each run's findings in the transaction that records the run.
         chat_for: Gives judge runs the project's guarded chat sender.
+        summary_engine: Which engine summarises windows (local or Spark, by size/deployment).
     """
 
     data_dir: Path
     loader: ModelLoader | None = None
     on_findings: FindingsCallback | None = None
     chat_for: ChatFactory | None = None
+    summary_engine: SummaryEngine | None = None
 
     def __call__(self, context: JobContext) -> None:
         """Run the job's monitor run; its summary is written on the run, not the job.
@@ -263,6 +266,7 @@ class MonitorRunHandler:
                 on_findings=self.on_findings,
                 progress=context.progress,
                 chat_for=self.chat_for,
+                summary_engine=self.summary_engine,
             )
         except (InvalidInput, NotFound) as error:
             raise Permanent(error.detail) from error
@@ -275,6 +279,7 @@ def register_monitor_handlers(
     loader: ModelLoader | None = None,
     on_findings: FindingsCallback | None = None,
     chat_for: ChatFactory | None = None,
+    summary_engine: SummaryEngine | None = None,
 ) -> HandlerRegistry:
     """Register the monitors' job kinds (monitor runs, local explanations, drift pages).
 
@@ -286,7 +291,11 @@ def register_monitor_handlers(
     registry.register(
         MONITOR_RUN,
         MonitorRunHandler(
-            data_dir=data_dir, loader=loader, on_findings=on_findings, chat_for=chat_for
+            data_dir=data_dir,
+            loader=loader,
+            on_findings=on_findings,
+            chat_for=chat_for,
+            summary_engine=summary_engine,
         ),
     )
     registry.register(EXPLANATION, ExplanationHandler(data_dir=data_dir, loader=loader))

@@ -95,6 +95,7 @@ def run_drift(spec: MonitorSpec, context: MonitorContext) -> KindResult:
         context.baseline, context.window, columns=columns, methods=spec.methods,
         column_thresholds=spec.column_thresholds, fdr=spec.fdr,
         drift_share=spec.thresholds.get("drift_share", 0.5), progress=context.report_progress,
+        engine=context.engine, spark_master=context.spark_master,
     )  # fmt: skip
     context.report_progress(1.0, "drift computed")
     findings = list(_column_findings(result, monitor=Kind.DRIFT.value, status=Status.WARN))
@@ -136,7 +137,8 @@ def run_prediction_drift(spec: MonitorSpec, context: MonitorContext) -> KindResu
         context.baseline.column(name)
     result = compute_drift(
         context.baseline, context.window, columns=columns, methods=spec.methods,
-        column_thresholds=spec.column_thresholds, fdr=spec.fdr,
+        column_thresholds=spec.column_thresholds, fdr=spec.fdr, engine=context.engine,
+        spark_master=context.spark_master,
     )  # fmt: skip
     findings = list(
         _column_findings(result, monitor=Kind.PREDICTION_DRIFT.value, status=Status.ALERT)

@@ -42,6 +42,7 @@ from monitors.drift.window import (
     WindowSummary,
     summarise_window,
 )
+from monitors.engine import EngineName
 from monitors.kinds import Progress
 from monitors.spec import DriftMethod
 
@@ -378,6 +379,8 @@ def compute_drift(
     drift_share: float = 0.5,
     batch_rows: int = BATCH_ROWS,
     progress: Progress | None = None,
+    engine: EngineName = "local",
+    spark_master: str = "local[2]",
 ) -> DriftResult:
     """Compute drift of a window (DataFrame or Parquet file) against a baseline.
 
@@ -392,6 +395,9 @@ def compute_drift(
         drift_share: Share of drifted columns at which the dataset drifts.
         batch_rows: Rows per streamed batch.
         progress: Called with the share of a Parquet window read so far.
+        engine: ``spark`` summarises the window with Spark (:mod:`monitors.spark_engine`),
+            same summaries, same verdicts; ``local`` streams it here.
+        spark_master: The Spark master URL.
     """
     names = list(baseline.columns) if columns is None else columns
     for name in [*(methods or {}), *(column_thresholds or {})]:
@@ -400,7 +406,16 @@ def compute_drift(
                 f"column {name!r} has an override but is not judged; judged: {names}",
                 field="methods",
             )
-    summaries = summarise_window(baseline, window, names, batch_rows=batch_rows, progress=progress)
+    if engine == "spark":
+        from monitors.spark_engine import spark_session, spark_window_summaries
+
+        summaries = spark_window_summaries(
+            baseline, window, names, session=spark_session(spark_master)
+        )
+    else:
+        summaries = summarise_window(
+            baseline, window, names, batch_rows=batch_rows, progress=progress
+        )
     return compare(
         baseline, summaries, methods=methods, column_thresholds=column_thresholds, fdr=fdr,
         drift_share=drift_share,

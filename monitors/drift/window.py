@@ -37,7 +37,10 @@ __all__ = [
     "CategoricalWindow",
     "NumericWindow",
     "WindowSummary",
+    "merge_window",
     "summarise_window",
+    "window_from_dict",
+    "window_to_dict",
 ]
 
 BATCH_ROWS = 262_144
@@ -159,7 +162,122 @@ class CategoricalWindow:
 WindowSummary = NumericWindow | CategoricalWindow
 
 
-def _new_summary(reference: NumericSummary | CategoricalSummary) -> WindowSummary:
+def window_to_dict(summary: WindowSummary) -> dict[str, Any]:
+    """Return a JSON-ready partial summary (without the reference, which the reader has).
+
+    Category keys keep their type as ``[key, count]`` pairs; a partial computed elsewhere (a
+    Spark task) travels this way and is rebuilt with :func:`window_from_dict`.
+    """
+    if isinstance(summary, CategoricalWindow):
+        return {
+            "type": "categorical",
+            "frequencies": [[key, count] for key, count in summary.frequencies.items()],
+            "missing": summary.missing,
+        }
+    return {
+        "type": "numeric",
+        "count": summary.count,
+        "missing": summary.missing,
+        "total": summary.total,
+        "minimum": summary.minimum,
+        "maximum": summary.maximum,
+        "bin_counts": summary.bin_counts.tolist(),
+        "bin_sums": summary.bin_sums.tolist(),
+        "atom_counts": summary.atom_counts.tolist(),
+        "below": summary.below,
+        "below_mass": summary.below_mass,
+        "above": summary.above,
+        "above_mass": summary.above_mass,
+        "grid_le": None if summary.grid_le is None else summary.grid_le.tolist(),
+        "grid_lt": None if summary.grid_lt is None else summary.grid_lt.tolist(),
+        "frequencies": (
+            None
+            if summary.frequencies is None
+            else [[k, v] for k, v in summary.frequencies.items()]
+        ),
+        "raw": None if summary.raw is None else [part.tolist() for part in summary.raw],
+    }
+
+
+def window_from_dict(
+    data: dict[str, Any], reference: NumericSummary | CategoricalSummary
+) -> WindowSummary:
+    """Rebuild a partial summary written by :func:`window_to_dict` against its reference."""
+    if data["type"] == "categorical":
+        return CategoricalWindow(
+            frequencies={plain_value(key): int(count) for key, count in data["frequencies"]},
+            missing=int(data["missing"]),
+        )
+    if not isinstance(reference, NumericSummary):
+        raise ValueError("a numeric window summary needs a numeric reference")
+    summary = NumericWindow(reference=reference)
+    summary.count = int(data["count"])
+    summary.missing = int(data["missing"])
+    summary.total = float(data["total"])
+    summary.minimum = float(data["minimum"])
+    summary.maximum = float(data["maximum"])
+    summary.bin_counts = np.asarray(data["bin_counts"], dtype=np.int64)
+    summary.bin_sums = np.asarray(data["bin_sums"], dtype=np.float64)
+    summary.atom_counts = np.asarray(data["atom_counts"], dtype=np.int64)
+    summary.below = int(data["below"])
+    summary.below_mass = float(data["below_mass"])
+    summary.above = int(data["above"])
+    summary.above_mass = float(data["above_mass"])
+    for name in ("grid_le", "grid_lt"):
+        grid = data[name]
+        setattr(summary, name, None if grid is None else np.asarray(grid, dtype=np.int64))
+    frequencies = data["frequencies"]
+    summary.frequencies = (
+        None if frequencies is None else {float(k): int(v) for k, v in frequencies}
+    )
+    raw = data["raw"]
+    summary.raw = None if raw is None else [np.asarray(part, dtype=np.float64) for part in raw]
+    return summary
+
+
+def merge_window(left: WindowSummary, right: WindowSummary) -> WindowSummary:
+    """Merge two partial summaries of one column (two shares of a window) into ``left``.
+
+    Counts, bins, atoms and frequencies add exactly; the result equals summarising both shares
+    in one pass (sums up to floating-point order): frequencies and raw values are dropped at
+    the same limits the streaming pass drops them.
+    """
+    if isinstance(left, CategoricalWindow) and isinstance(right, CategoricalWindow):
+        left.add(right.frequencies.items(), right.missing)
+        return left
+    if not isinstance(left, NumericWindow) or not isinstance(right, NumericWindow):
+        raise ValueError("cannot merge a numeric and a categorical window summary")
+    left.count += right.count
+    left.missing += right.missing
+    left.total += right.total
+    left.minimum = min(left.minimum, right.minimum)
+    left.maximum = max(left.maximum, right.maximum)
+    left.bin_counts = left.bin_counts + right.bin_counts
+    left.bin_sums = left.bin_sums + right.bin_sums
+    left.atom_counts = left.atom_counts + right.atom_counts
+    left.below += right.below
+    left.below_mass += right.below_mass
+    left.above += right.above
+    left.above_mass += right.above_mass
+    if left.grid_le is not None and right.grid_le is not None:
+        left.grid_le = left.grid_le + right.grid_le
+    if left.grid_lt is not None and right.grid_lt is not None:
+        left.grid_lt = left.grid_lt + right.grid_lt
+    if left.frequencies is None or right.frequencies is None:
+        left.frequencies = None
+    else:
+        for key, count in right.frequencies.items():
+            left.frequencies[key] = left.frequencies.get(key, 0) + count
+        if len(left.frequencies) > FREQUENCY_LIMIT:
+            left.frequencies = None
+    if left.raw is None or right.raw is None or left.count > EXACT_KS_LIMIT:
+        left.raw = None
+    else:
+        left.raw.extend(right.raw)
+    return left
+
+
+def new_window_summary(reference: NumericSummary | CategoricalSummary) -> WindowSummary:
     if isinstance(reference, NumericSummary):
         return NumericWindow(reference=reference)
     return CategoricalWindow()
@@ -184,7 +302,7 @@ def _is_missing(value: Any) -> bool:
     )
 
 
-def _add_arrow(summary: WindowSummary, array: Any) -> None:
+def add_arrow_batch(summary: WindowSummary, array: Any) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -227,7 +345,7 @@ def summarise_window(
     Columns absent from the window get an empty summary (judged ``insufficient``);
     ``progress`` hears the share of a file's rows read after each batch.
     """
-    summaries = {name: _new_summary(baseline.column(name)) for name in columns}
+    summaries = {name: new_window_summary(baseline.column(name)) for name in columns}
     if isinstance(window, pd.DataFrame):
         for name in columns:
             if name in window.columns:
@@ -244,7 +362,7 @@ def summarise_window(
     read = 0
     for batch in source.iter_batches(batch_size=batch_rows, columns=present, use_threads=False):
         for name in present:
-            _add_arrow(summaries[name], batch.column(name))
+            add_arrow_batch(summaries[name], batch.column(name))
         read += batch.num_rows
         if progress is not None:
             progress(read / total, f"read {read:,} of {total:,} rows")

@@ -1,0 +1,141 @@
+"""The Spark summary engine: a window's drift summaries computed by Apache Spark, merged here.
+
+The one module that imports PySpark (lazily, inside functions). Spark reads the window's Parquet
+files itself and splits them into tasks; each task folds its Arrow batches into the very running
+summaries the local engine keeps (:mod:`monitors.drift.window`: counts per reference bin, exact
+counts at heavy values, moments, frequencies) and returns one small JSON partial per column; the
+driver merges the partials (:func:`monitors.drift.window.merge_window`). Counting with the local
+engine's own code is what makes the findings identical: only the order of floating-point sums
+differs. The raw window never reaches the driver.
+
+Which engine a run uses is :class:`monitors.engine.SummaryEngine`'s choice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from monitors.baseline.summary import Baseline
+from monitors.drift.window import (
+    WindowSummary,
+    add_arrow_batch,
+    merge_window,
+    new_window_summary,
+    window_from_dict,
+    window_to_dict,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import SparkSession
+
+__all__ = ["spark_session", "spark_window_summaries", "stop_spark"]
+
+_LOCK = threading.Lock()
+_SESSION: list[Any] = []
+
+
+def spark_session(master: str = "local[2]") -> SparkSession:
+    """Return this process's Spark session, started on first use (UI off, bound to loopback).
+
+    One session per process: starting a JVM costs seconds, so runs share it.
+    """
+    with _LOCK:
+        if _SESSION:
+            return _SESSION[0]  # type: ignore[no-any-return]
+        from pyspark.sql import SparkSession
+
+        # Workers must run this interpreter (so they import Warden and its pinned libraries),
+        # and the JVM must bind to loopback, not the host's first interface.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        session = (
+            SparkSession.builder.master(master)
+            .appName("warden-monitors")
+            .config("spark.pyspark.python", sys.executable)
+            .config("spark.pyspark.driver.python", sys.executable)
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", "262144")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        _SESSION.append(session)
+        return session
+
+
+def stop_spark() -> None:
+    """Stop this process's Spark session, if one was started."""
+    with _LOCK:
+        if _SESSION:
+            _SESSION.pop().stop()
+
+
+def _partials(
+    baseline: Baseline, columns: list[str]
+) -> Any:  # a function Spark ships to its Python workers
+    def summarise(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        summaries = {name: new_window_summary(baseline.column(name)) for name in columns}
+        for batch in batches:
+            for name in columns:
+                add_arrow_batch(summaries[name], batch.column(name))
+        payloads = [json.dumps(window_to_dict(summaries[name])) for name in columns]
+        yield pa.RecordBatch.from_pydict(
+            {"column": columns, "payload": payloads},
+            schema=pa.schema([("column", pa.string()), ("payload", pa.string())]),
+        )
+
+    return summarise
+
+
+def spark_window_summaries(
+    baseline: Baseline,
+    window: pd.DataFrame | Path | Sequence[Path],
+    columns: list[str],
+    *,
+    session: SparkSession | None = None,
+) -> dict[str, WindowSummary]:
+    """Summarise the window's ``columns`` against the baseline's bins with Spark.
+
+    ``window`` is one Parquet file, several (a deployment's inference batches), or a DataFrame
+    (staged to a temporary Parquet file first, so Spark reads it as it reads any window).
+    Columns absent from the window get an empty summary, as with the local engine.
+    """
+    if isinstance(window, pd.DataFrame):
+        with tempfile.TemporaryDirectory(prefix="warden-spark-") as staging:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            path = Path(staging) / "window.parquet"
+            present = [name for name in columns if name in window.columns]
+            pq.write_table(pa.Table.from_pandas(window[present], preserve_index=False), path)
+            return spark_window_summaries(baseline, path, columns, session=session)
+    paths = [str(window)] if isinstance(window, Path) else [str(path) for path in window]
+    summaries = {name: new_window_summary(baseline.column(name)) for name in columns}
+    spark = session or spark_session()
+    frame = spark.read.parquet(*paths)
+    present = [name for name in columns if name in frame.columns]
+    if not present:
+        return summaries
+    partials = frame.select(*present).mapInArrow(
+        _partials(baseline, present), "column string, payload string"
+    )
+    for row in partials.toLocalIterator():
+        name = str(row["column"])
+        part = window_from_dict(json.loads(row["payload"]), baseline.column(name))
+        summaries[name] = merge_window(summaries[name], part)
+    return summaries
