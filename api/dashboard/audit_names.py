@@ -22,7 +22,7 @@ from governance.channels import Channel
 from governance.identity import Principal
 from governance.incidents import Incident
 from governance.policies import Policy
-from lineage.models import Deployment, ModelVersion
+from lineage.models import Deployment, ModelVersion, VersionKind
 from lineage.projects import Project
 from monitors.models import Monitor
 from retrain.pipelines import Pipeline
@@ -55,7 +55,10 @@ _KINDS: dict[str, _Kind] = {
     "model_version": _Kind(
         ModelVersion,
         lambda v: f"{v.name} v{v.version}",
-        lambda p, v: f"{p}/models/{quote(v.name)}/versions/{quote(v.version)}",
+        lambda p, v: (
+            f"{p}/{'prompts' if v.kind == VersionKind.PROMPT else 'models'}/{quote(v.name)}"
+            f"/versions/{quote(v.version)}"
+        ),
     ),
     "deployment": _Kind(
         Deployment,

@@ -34,6 +34,7 @@ from governance.incidents import list_incidents
 from governance.permissions import Permission
 from lineage.errors import InvalidInput, NotFound
 from lineage.model_versions import get_model_version_by_id
+from lineage.models import VersionKind
 from lineage.projects import Project
 from lineage.store import session_scope
 
@@ -74,8 +75,9 @@ def _target(session: Session, project: Project, request: ApprovalRequest) -> tup
         except (ValueError, NotFound):
             pass
         else:
+            area = "prompts" if version.kind == VersionKind.PROMPT else "models"
             href = (
-                f"/p/{quote(project.name)}/models/{quote(version.name)}"
+                f"/p/{quote(project.name)}/{area}/{quote(version.name)}"
                 f"/versions/{quote(version.version)}"
             )
             return f"{version.name} v{version.version}", href

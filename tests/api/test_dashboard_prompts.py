@@ -210,6 +210,6 @@ def test_the_author_requests_promotion_from_the_version_page(
             select(AuditEntry).where(AuditEntry.target == f"approval:{pending.id}")
         ).all()
         assert [e.action for e in audited] == ["approval.request"]
-    assert (
-        "JSON answers" in sign_in(new_client(), "alex").get("/p/acme/approvals", headers=HTML).text
-    )
+    approvals = sign_in(new_client(), "alex").get("/p/acme/approvals", headers=HTML).text
+    assert "JSON answers" in approvals
+    assert '<a href="/p/acme/prompts/triage/versions/3">triage v3</a>' in approvals
