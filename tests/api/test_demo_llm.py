@@ -46,12 +46,13 @@ def test_the_llm_loop_runs_against_a_server_it_was_given(
         find_banking_data() / "test.csv.gz"
     )
     server = BankingStandIn(intents={q.text.lower(): q.intent for q in queries}).start()
+    url = server.base_url
     options = DemoOptions(
         root=tmp_path,
         port=_free_port(),
         serve=False,
         step_timeout=300,
-        llm_base_url=server.base_url,
+        llm_base_url=url,
         llm_model="banking-7b",
     )
     demo = Demo(options)
@@ -67,7 +68,7 @@ def test_the_llm_loop_runs_against_a_server_it_was_given(
         server.stop()
     out = capsys.readouterr().out
     assert demo.llm is None  # the demo started no stand-in of its own
-    assert f"banking-7b at {server.base_url}" in out
+    assert f"banking-7b at {url}" in out
     assert "STAND-IN" not in out
     llm = demo.facts["llm"]
     assert (llm["stand_in"], llm["model"], llm["answered_after_rollback_by"]) == (
