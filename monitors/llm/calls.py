@@ -109,6 +109,10 @@ def _type_of(span: TraceSpan) -> CallType | None:
     return None
 
 
+EVALUATION_ATTRIBUTE = "warden.evaluation.run_id"
+"""Marks a call an evaluation run made (``retrain.eval_runner``): not production traffic."""
+
+
 def read_calls(
     *,
     session: Session,
@@ -140,7 +144,7 @@ def read_calls(
     rows: list[dict[str, Any]] = []
     for span, content in session.exec(query):
         kind = _type_of(span)
-        if kind is None:
+        if kind is None or EVALUATION_ATTRIBUTE in (span.attributes or {}):
             continue
         redactions = dict(span.redactions or {})
         rows.append(
