@@ -304,6 +304,8 @@ def test_the_llm_loop_happened_in_order(demo: dict[str, Any], api: TestClient) -
         {"rollback": "done"}
     ]
     assert facts["answered_after_rollback_by"] == "1"
+    # As the README says: 150 questions a window, half of the shifted ones about card loss.
+    assert (facts["traffic"], facts["surge"]) == (150, 75)
     # Every question was traced over OTLP, linked to the version that answered it.
     for version, least in (("1", facts["traffic"]), ("2", facts["traffic"])):
         traced = api.get(
