@@ -14,11 +14,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lineage.errors import InvalidInput, PayloadTooLarge
 
-__all__ = ["MAX_SQL_INTEGER", "BodySizeLimit", "gunzip"]
+__all__ = ["MAX_SQL_BIGINT", "MAX_SQL_INTEGER", "BodySizeLimit", "gunzip"]
 
-MAX_SQL_INTEGER = 2**63 - 1
-"""The largest integer a SQL ``BIGINT`` holds: the upper bound of every integer query parameter that
-reaches the store (cursors, offsets, versions), so a huge value is a 422, not a driver overflow."""
+MAX_SQL_BIGINT = 2**63 - 1
+"""The largest integer a SQL ``BIGINT`` holds: the bound of cursors over ``BIGINT`` columns and of
+offsets, so a huge value is a 422, not a driver overflow."""
+
+MAX_SQL_INTEGER = 2**31 - 1
+"""The largest integer a SQL ``INTEGER`` holds (PostgreSQL's is 32-bit; SQLite's is not): the bound
+of version numbers, which are ``INTEGER`` columns."""
 
 
 def gunzip(body: bytes, *, limit: int, what: str = "body") -> bytes:

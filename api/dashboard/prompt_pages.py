@@ -17,13 +17,14 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 import sqlalchemy as sa
-from fastapi import Depends, Form, Query, Request
+from fastapi import Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from api.dashboard.evaluation_pages import template_diff, template_lines
 from api.dashboard.rendering import _render, router
 from api.deps import SessionDep
+from api.limits import MAX_SQL_INTEGER
 from api.security import CurrentProject, require
 from api.web_session import check_csrf
 from governance.actors import Actor
@@ -312,7 +313,7 @@ def datasets_page(
 def dataset_version_page(
     request: Request,
     name: str,
-    version: int,
+    version: Annotated[int, Path(ge=1, le=MAX_SQL_INTEGER)],
     actor: Reader,
     project: CurrentProject,
     session: SessionDep,

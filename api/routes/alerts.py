@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.deps import SessionDep
-from api.limits import MAX_SQL_INTEGER
+from api.limits import MAX_SQL_BIGINT
 from api.security import CurrentProject, require
 from api.settings import Settings
 from governance.actors import Actor
@@ -452,7 +452,7 @@ def list_alert_deliveries(
     channel_id: uuid.UUID | None = None,
     incident_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INTEGER)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_BIGINT)] = 0,
 ) -> list[DeliveryPublic]:
     """Return deliveries, newest first, filtered by state, channel or incident."""
     found = list_deliveries(
@@ -512,7 +512,7 @@ def list_alert_incidents(
     session: SessionDep,
     state: IncidentState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INTEGER)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_BIGINT)] = 0,
 ) -> list[IncidentPublic]:
     """Return incidents, most recently seen first, optionally by state."""
     found = list_incidents(

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from api.deps import EngineDep, SessionDep
-from api.limits import MAX_SQL_INTEGER
+from api.limits import MAX_SQL_BIGINT
 from api.security import require, require_admin
 from api.store import attach_audit_signer
 from governance.actors import Actor
@@ -207,7 +207,7 @@ def list_audit(
     since: Annotated[datetime | None, Query(description="Inclusive, ISO 8601 with offset.")] = None,
     until: Annotated[datetime | None, Query(description="Exclusive, ISO 8601 with offset.")] = None,
     after: Annotated[
-        int, Query(ge=0, le=MAX_SQL_INTEGER, description="Cursor: the last seq received.")
+        int, Query(ge=0, le=MAX_SQL_BIGINT, description="Cursor: the last seq received.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPagePublic:
@@ -305,7 +305,7 @@ def list_audit_checkpoints(
     _actor: AuditReader,
     session: SessionDep,
     after: Annotated[
-        int, Query(ge=0, le=MAX_SQL_INTEGER, description="Cursor: the last seq received.")
+        int, Query(ge=0, le=MAX_SQL_BIGINT, description="Cursor: the last seq received.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CheckpointPublic]:

@@ -11,11 +11,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.deps import SessionDep
+from api.limits import MAX_SQL_INTEGER
 from api.routes.llm_governance import request_box
 from api.security import CurrentProject, require
 from governance import act_then_audit
@@ -146,7 +147,7 @@ class EvalVersionFromTracesRequest(BaseModel):
     trace_ids: list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]] = Field(
         min_length=1, max_length=1000
     )
-    base_version: int | None = Field(default=None, ge=1)
+    base_version: int | None = Field(default=None, ge=1, le=MAX_SQL_INTEGER)
     with_expected: bool = Field(
         default=True, description="Keep each trace's answer as the expected response."
     )
@@ -252,7 +253,7 @@ def upload_version(
     actor: Writer,
     project: CurrentProject,
     session: SessionDep,
-    base_version: Annotated[int | None, Form(ge=1)] = None,
+    base_version: Annotated[int | None, Form(ge=1, le=MAX_SQL_INTEGER)] = None,
 ) -> EvalVersionPublic:
     """Read records from ``.jsonl`` or ``.csv``; other columns of a CSV are inputs."""
     dataset = get_dataset(session=session, project_id=project.id, name=name)
@@ -314,7 +315,7 @@ def version_from_traces(
 )
 def post_records(
     name: str,
-    version: int,
+    version: Annotated[int, Path(ge=1, le=MAX_SQL_INTEGER)],
     body: EvalRecordsRequest,
     actor: Writer,
     project: CurrentProject,
@@ -341,7 +342,10 @@ def post_records(
     summary="Read a version with its records",
 )
 def read_version(
-    name: str, version: int, project: CurrentProject, session: SessionDep
+    name: str,
+    version: Annotated[int, Path(ge=1, le=MAX_SQL_INTEGER)],
+    project: CurrentProject,
+    session: SessionDep,
 ) -> EvalVersionRecordsPublic:
     """Return a version and its records in order."""
     dataset = get_dataset(session=session, project_id=project.id, name=name)

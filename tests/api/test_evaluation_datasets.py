@@ -201,3 +201,22 @@ def test_a_viewer_reads_but_cannot_write(
     client.post(BASE, json={"name": "faq"}, headers=author)
     assert client.get(BASE, headers=viewer).status_code == 200
     assert client.post(BASE, json={"name": "other"}, headers=viewer).status_code == 403
+
+
+@pytest.mark.parametrize("version", [0, 2**31])
+def test_a_version_number_outside_sql_integer_is_a_422_naming_it(
+    client: TestClient, author: dict[str, str], engine: Engine, version: int
+) -> None:
+    # PostgreSQL's INTEGER is 32-bit: 2**31 reached the driver and overflowed (a 500) there.
+    client.post(BASE, json={"name": "faq"}, headers=author)
+    answer = client.post(
+        f"{BASE}/faq/versions/{version}/records",
+        json={"records": [{"inputs": {"question": "hi"}}]},
+        headers=author,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in answer.json()["errors"]] == ["version"], answer.text
+    assert _records(engine) == 0
+    read = client.get(f"{BASE}/faq/versions/{version}", headers=author)
+    assert read.status_code == 422, read.text
