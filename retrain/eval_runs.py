@@ -101,23 +101,36 @@ class ModelOverrides(BaseModel):
     response_format: Literal["text", "json_object"] | None = None
 
 
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""Names that can be looked up: no control characters (PostgreSQL refuses NUL in text: a 500)."""
+_MAX_VERSION = 2**31 - 1
+"""Dataset versions are SQL ``INTEGER`` columns (32-bit on PostgreSQL)."""
+
+
 class EvalRunCreate(BaseModel):
     """What to evaluate: a prompt version (or a variant) on a dataset version with scorers."""
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(min_length=1, max_length=64)
-    dataset_version: int | None = Field(default=None, ge=1, description="Default: the latest.")
-    prompt: str = Field(min_length=1, max_length=256)
-    prompt_version: str = Field(min_length=1, max_length=64)
-    llm_deployment: str = Field(
-        min_length=1, max_length=64, description="Whose endpoint (base URL, credential) to call."
+    dataset: str = Field(min_length=1, max_length=64, pattern=_PRINTABLE)
+    dataset_version: int | None = Field(
+        default=None, ge=1, le=_MAX_VERSION, description="Default: the latest."
     )
-    environment: str = Field(default="production", min_length=1, max_length=64)
+    prompt: str = Field(min_length=1, max_length=256, pattern=_PRINTABLE)
+    prompt_version: str = Field(min_length=1, max_length=64, pattern=_PRINTABLE)
+    llm_deployment: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=_PRINTABLE,
+        description="Whose endpoint (base URL, credential) to call.",
+    )
+    environment: str = Field(default="production", min_length=1, max_length=64, pattern=_PRINTABLE)
     overrides: ModelOverrides | None = Field(
         default=None, description="Make the candidate a variant of the prompt version."
     )
-    label: str | None = Field(default=None, max_length=128, description="Shown in comparisons.")
+    label: str | None = Field(
+        default=None, max_length=128, pattern=_PRINTABLE, description="Shown in comparisons."
+    )
     scorers: list[dict[str, Any]] = Field(min_length=1, max_length=20)
 
 

@@ -317,6 +317,10 @@ def test_a_judge_outage_makes_the_run_partial_and_keeps_the_offline_scores(
         ({"prompt_version": "7"}, 404, None),
         ({"llm_deployment": "nope"}, 404, None),
         ({"overrides": {"temperature": 5}}, 422, None),
+        # PostgreSQL refuses NUL in text and 32-bit overflows: both were a 500 there.
+        ({"prompt": "support\x00"}, 422, "prompt"),
+        ({"llm_deployment": "\x00"}, 422, "llm_deployment"),
+        ({"dataset_version": 2**31}, 422, "dataset_version"),
     ],
 )
 def test_a_bad_run_request_is_refused_and_leaves_nothing(
