@@ -54,9 +54,11 @@ def spark_session(master: str = "local[2]") -> SparkSession:
             return _SESSION[0]  # type: ignore[no-any-return]
         from pyspark.sql import SparkSession
 
-        # Workers must run this interpreter (so they import Warden and its pinned libraries),
-        # and the JVM must bind to loopback, not the host's first interface.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # Workers must run this interpreter (so they import Warden and its pinned libraries):
+        # SparkContext reads PYSPARK_PYTHON alone, else "python3" from PATH, which in a
+        # non-activated venv is another Python. The JVM must bind to loopback.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         session = (
             SparkSession.builder.master(master)
