@@ -163,8 +163,19 @@ def person_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a person; with --password-stdin they can also sign in to the dashboard."""
+    from api.settings import Settings
     from governance.identity import create_person
 
+    if password_stdin and not Settings().local_passwords:
+        # The same rule as POST /principals: with local passwords off, people sign in only
+        # through the identity provider, and a password given here would be a way around it.
+        typer.echo(
+            "error: local passwords are switched off on this installation "
+            "(WARDEN_LOCAL_PASSWORDS); people sign in through the identity provider: "
+            "omit --password-stdin",
+            err=True,
+        )
+        raise typer.Exit(1)
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     actor = _cli_actor()
     _run(

@@ -67,6 +67,21 @@ def test_cli_reports_bad_input_without_a_traceback(warden: CliRunner) -> None:
     assert result.stderr.startswith("error: no project named 'nowhere'")
 
 
+def test_no_password_from_the_cli_when_local_passwords_are_off(settings: Settings) -> None:
+    env = {
+        "WARDEN_DATABASE_URL": settings.resolved_database_url(),
+        "WARDEN_DATA_DIR": str(settings.data_dir),
+        "WARDEN_LOCAL_PASSWORDS": "false",
+    }
+    refused = CliRunner(env=env).invoke(
+        app, ["admin", "person", "create", "mallory", "--password-stdin"], input="hunter2\n"
+    )
+    assert refused.exit_code == 1
+    assert "omit --password-stdin" in refused.stderr
+    listed = CliRunner(env=env).invoke(app, ["admin", "person", "create", "mallory", "--json"])
+    assert listed.exit_code == 0, listed.output  # nothing was created by the refused call
+
+
 def test_cli_commands_keep_the_checkpoint_schedule(settings: Settings) -> None:
     every_entry = CliRunner(
         env={
