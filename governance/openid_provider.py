@@ -83,6 +83,8 @@ class ProviderMetadata:
     token_endpoint: str
     jwks_uri: str
     token_auth_methods: tuple[str, ...] = ("client_secret_basic",)
+    # RFC 9207: a provider that says it names itself in every authorization response must.
+    iss_in_authorization_response: bool = False
 
 
 def pkce_challenge(verifier: str) -> str:
@@ -180,6 +182,10 @@ class OpenIDProvider:
                 token_auth_methods=tuple(
                     doc.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
                 ),
+                iss_in_authorization_response=doc.get(
+                    "authorization_response_iss_parameter_supported"
+                )
+                is True,
             )
         except KeyError as error:
             raise Unavailable(f"the discovery document lacks {error.args[0]!r}") from error

@@ -200,8 +200,15 @@ def oidc_callback(
             status_code=401,
         )
     try:
-        if iss and iss != provider.issuer:  # RFC 9207: the answer names who sent it
+        # RFC 9207 (mix-up defence): the answer names who sent it, and must when the provider
+        # says it always does; a response without it came from somewhere else.
+        if iss and iss != provider.issuer:
             raise TokenRefused(again, audit_reason=f"the callback names issuer {iss!r}")
+        if not iss and provider.metadata().iss_in_authorization_response:
+            raise TokenRefused(
+                again,
+                audit_reason="the callback names no issuer, though the provider always sends one",
+            )
         opened = box_of(request.app).open(sealed)
         id_token = provider.exchange_code(
             code=code,

@@ -388,6 +388,31 @@ def test_an_id_token_without_a_nonce_is_refused(
         assert session.exec(select(ExternalIdentity)).first() is None  # nothing left behind
 
 
+def test_a_callback_without_or_with_another_issuer_is_refused(
+    new_client: Callable[[], TestClient], engine: Engine, idp: Provider
+) -> None:
+    """RFC 9207: the test provider advertises ``iss`` in every authorization response."""
+    refused = []
+    for change in ("drop", "foreign"):
+        client = new_client()
+        callback = urlsplit(log_in_at_provider(provider_redirect(client), "alice-sub"))
+        query = dict(parse_qsl(callback.query))
+        assert query["iss"] == idp.issuer
+        if change == "drop":
+            del query["iss"]
+        else:
+            query["iss"] = "http://127.0.0.1:1/evil"
+        tampered = client.get(f"{callback.path}?{urlencode(query)}", follow_redirects=False)
+        refused.append(tampered.status_code)
+        assert SESSION_COOKIE not in client.cookies
+    assert refused == [401, 401]
+    reasons = [e.reason for e in _audit(engine, "auth.failed")]
+    assert any("names no issuer" in r for r in reasons)
+    assert any("evil" in r for r in reasons)
+    with session_scope(engine) as session:
+        assert session.exec(select(ExternalIdentity)).first() is None
+
+
 # --- access tokens on the REST API ----------------------------------------------------------
 
 
