@@ -5,29 +5,63 @@ reference (``Baseline``: every column plus named extras, built and merged), ``st
 stored baselines of deployments (rows, JSON files in the artifact store, uploaded references).
 """
 
-from monitors.baseline.column_summary import (
-    BINS,
-    FREQUENCY_LIMIT,
-    RAW_LIMIT,
-    SAMPLE_LIMIT,
-    CategoricalSummary,
-    ColumnSummary,
-    ColumnType,
-    NumericSummary,
-)
-from monitors.baseline.storage import (
-    BaselineCreate,
-    BaselinePublic,
-    StoredBaseline,
-    create_baseline,
-    get_baseline,
-    latest_baseline,
-    list_baselines,
-    load_baseline,
-    save_baseline,
-    store_reference,
-)
-from monitors.baseline.summary import Baseline, build_baseline, merge
+from typing import TYPE_CHECKING
+
+from lineage.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from monitors.baseline.column_summary import (
+        BINS,
+        FREQUENCY_LIMIT,
+        RAW_LIMIT,
+        SAMPLE_LIMIT,
+        CategoricalSummary,
+        ColumnSummary,
+        ColumnType,
+        NumericSummary,
+    )
+    from monitors.baseline.storage import (
+        BaselineCreate,
+        BaselinePublic,
+        StoredBaseline,
+        create_baseline,
+        get_baseline,
+        latest_baseline,
+        list_baselines,
+        load_baseline,
+        save_baseline,
+        store_reference,
+    )
+    from monitors.baseline.summary import Baseline, build_baseline, merge
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "monitors.baseline.column_summary": (
+                "BINS",
+                "FREQUENCY_LIMIT",
+                "RAW_LIMIT",
+                "SAMPLE_LIMIT",
+                "CategoricalSummary",
+                "ColumnSummary",
+                "ColumnType",
+                "NumericSummary",
+            ),
+            "monitors.baseline.storage": (
+                "BaselineCreate",
+                "BaselinePublic",
+                "StoredBaseline",
+                "create_baseline",
+                "get_baseline",
+                "latest_baseline",
+                "list_baselines",
+                "load_baseline",
+                "save_baseline",
+                "store_reference",
+            ),
+            "monitors.baseline.summary": ("Baseline", "build_baseline", "merge"),
+        },
+    )
 
 __all__ = [
     "BINS",

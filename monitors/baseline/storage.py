@@ -34,12 +34,13 @@ from lineage.deployments import DeploymentRef, resolve_body_deployment
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.tables import Record
-from monitors.baseline.summary import Baseline, build_baseline
 from monitors.inferences import RESERVED_COLUMNS
 from monitors.table_files import SUFFIXES, TableLimits, read_table, table_suffix
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from monitors.baseline.summary import Baseline
 
 __all__ = [
     "UPLOADED",
@@ -302,6 +303,7 @@ def create_baseline(
             is missing.
         PayloadTooLarge: The reference exceeds ``limits``.
     """
+    from monitors.baseline.summary import build_baseline
     from monitors.performance import reference_performance
 
     deployment = resolve_body_deployment(
@@ -502,5 +504,7 @@ def latest_baseline(*, session: Session, deployment: Deployment) -> StoredBaseli
 
 def load_baseline(*, data_dir: Path, stored: StoredBaseline) -> Baseline:
     """Read a stored baseline's summary from the artifact store."""
+    from monitors.baseline.summary import Baseline
+
     path = baseline_path(data_dir, project_id=stored.project_id, baseline_id=stored.id)
     return Baseline.from_json(path.read_text(encoding="utf-8"))

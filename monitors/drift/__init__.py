@@ -26,17 +26,39 @@ Where each part lives: ``window`` (streaming window summaries), ``statistics`` (
 distances), ``verdicts`` (per-column and dataset verdicts), ``monitor`` (the two monitor kinds).
 """
 
-from monitors.drift.monitor import run_drift, run_prediction_drift
-from monitors.drift.slices import SliceConfig, slice_findings
-from monitors.drift.statistics import benjamini_hochberg, choose_method
-from monitors.drift.verdicts import (
-    DEFAULT_THRESHOLDS,
-    ColumnDrift,
-    DriftResult,
-    compare,
-    compute_drift,
-)
-from monitors.drift.window import BATCH_ROWS, WindowSummary, summarise_window
+from typing import TYPE_CHECKING
+
+from lineage.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from monitors.drift.monitor import run_drift, run_prediction_drift
+    from monitors.drift.slices import SliceConfig, slice_findings
+    from monitors.drift.statistics import benjamini_hochberg, choose_method
+    from monitors.drift.verdicts import (
+        DEFAULT_THRESHOLDS,
+        ColumnDrift,
+        DriftResult,
+        compare,
+        compute_drift,
+    )
+    from monitors.drift.window import BATCH_ROWS, WindowSummary, summarise_window
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "monitors.drift.monitor": ("run_drift", "run_prediction_drift"),
+            "monitors.drift.slices": ("SliceConfig", "slice_findings"),
+            "monitors.drift.statistics": ("benjamini_hochberg", "choose_method"),
+            "monitors.drift.verdicts": (
+                "DEFAULT_THRESHOLDS",
+                "ColumnDrift",
+                "DriftResult",
+                "compare",
+                "compute_drift",
+            ),
+            "monitors.drift.window": ("BATCH_ROWS", "WindowSummary", "summarise_window"),
+        },
+    )
 
 __all__ = [
     "BATCH_ROWS",

@@ -40,20 +40,49 @@ Where each part lives: ``config`` (what a spec asks), ``shap_explainer`` (SHAP v
 and one inference's contributions), ``monitor`` (the kind: NDCG, findings, charts).
 """
 
-from monitors.explanations.config import THRESHOLD_KEYS, ExplanationConfig, config_from_spec
-from monitors.explanations.monitor import (
-    attribution_ndcg,
-    explanation_charts,
-    explanation_findings,
-    reference_importance,
-    run_explanations,
-)
-from monitors.explanations.shap_explainer import (
-    Contributions,
-    Importance,
-    explain_one,
-    global_importance,
-)
+from typing import TYPE_CHECKING
+
+from lineage.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from monitors.explanations.config import THRESHOLD_KEYS, ExplanationConfig, config_from_spec
+    from monitors.explanations.monitor import (
+        attribution_ndcg,
+        explanation_charts,
+        explanation_findings,
+        reference_importance,
+        run_explanations,
+    )
+    from monitors.explanations.shap_explainer import (
+        Contributions,
+        Importance,
+        explain_one,
+        global_importance,
+    )
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "monitors.explanations.config": (
+                "THRESHOLD_KEYS",
+                "ExplanationConfig",
+                "config_from_spec",
+            ),
+            "monitors.explanations.monitor": (
+                "attribution_ndcg",
+                "explanation_charts",
+                "explanation_findings",
+                "reference_importance",
+                "run_explanations",
+            ),
+            "monitors.explanations.shap_explainer": (
+                "Contributions",
+                "Importance",
+                "explain_one",
+                "global_importance",
+            ),
+        },
+    )
 
 __all__ = [
     "THRESHOLD_KEYS",

@@ -38,22 +38,49 @@ Where each part lives: ``config`` (what a spec asks), ``metrics`` (the counts, r
 intervals), ``monitor`` (the kind: findings, charts, the reference section).
 """
 
-from monitors.fairness.config import THRESHOLD_KEYS, FairnessConfig, config_from_spec
-from monitors.fairness.metrics import (
-    DISPARITY_METRICS,
-    GROUP_METRICS,
-    Disparity,
-    Estimate,
-    FairnessResult,
-    GroupResult,
-    compute_fairness,
-)
-from monitors.fairness.monitor import (
-    fairness_charts,
-    fairness_findings,
-    reference_fairness,
-    run_fairness,
-)
+from typing import TYPE_CHECKING
+
+from lineage.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from monitors.fairness.config import THRESHOLD_KEYS, FairnessConfig, config_from_spec
+    from monitors.fairness.metrics import (
+        DISPARITY_METRICS,
+        GROUP_METRICS,
+        Disparity,
+        Estimate,
+        FairnessResult,
+        GroupResult,
+        compute_fairness,
+    )
+    from monitors.fairness.monitor import (
+        fairness_charts,
+        fairness_findings,
+        reference_fairness,
+        run_fairness,
+    )
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "monitors.fairness.config": ("THRESHOLD_KEYS", "FairnessConfig", "config_from_spec"),
+            "monitors.fairness.metrics": (
+                "DISPARITY_METRICS",
+                "GROUP_METRICS",
+                "Disparity",
+                "Estimate",
+                "FairnessResult",
+                "GroupResult",
+                "compute_fairness",
+            ),
+            "monitors.fairness.monitor": (
+                "fairness_charts",
+                "fairness_findings",
+                "reference_fairness",
+                "run_fairness",
+            ),
+        },
+    )
 
 __all__ = [
     "DISPARITY_METRICS",

@@ -33,26 +33,67 @@ columns), ``ingest`` (checking and storing a batch), ``partitions`` (batch and k
 partition paths), ``windows`` (reading back).
 """
 
-from monitors.inferences.columnar import Irregular, inference_table
-from monitors.inferences.ingest import (
-    deployment_of,
-    log_inference_table,
-    log_inferences,
-    log_labels,
-)
-from monitors.inferences.partitions import InferenceBatch, InferenceKey, LabelKey, partition_path
-from monitors.inferences.records import (
-    CONTEXT_PREFIX,
-    MAX_BATCH,
-    RESERVED_COLUMNS,
-    Cell,
-    InferenceRecord,
-    IngestResult,
-    LabelRecord,
-    records_from_frame,
-    refuse_non_finite,
-)
-from monitors.inferences.windows import read_inference, read_window, slot_deployments
+from typing import TYPE_CHECKING
+
+from lineage.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from monitors.inferences.columnar import Irregular, inference_table
+    from monitors.inferences.ingest import (
+        deployment_of,
+        log_inference_table,
+        log_inferences,
+        log_labels,
+    )
+    from monitors.inferences.partitions import (
+        InferenceBatch,
+        InferenceKey,
+        LabelKey,
+        partition_path,
+    )
+    from monitors.inferences.records import (
+        CONTEXT_PREFIX,
+        MAX_BATCH,
+        RESERVED_COLUMNS,
+        Cell,
+        InferenceRecord,
+        IngestResult,
+        LabelRecord,
+        records_from_frame,
+        refuse_non_finite,
+    )
+    from monitors.inferences.windows import read_inference, read_window, slot_deployments
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "monitors.inferences.columnar": ("Irregular", "inference_table"),
+            "monitors.inferences.ingest": (
+                "deployment_of",
+                "log_inference_table",
+                "log_inferences",
+                "log_labels",
+            ),
+            "monitors.inferences.partitions": (
+                "InferenceBatch",
+                "InferenceKey",
+                "LabelKey",
+                "partition_path",
+            ),
+            "monitors.inferences.records": (
+                "CONTEXT_PREFIX",
+                "MAX_BATCH",
+                "RESERVED_COLUMNS",
+                "Cell",
+                "InferenceRecord",
+                "IngestResult",
+                "LabelRecord",
+                "records_from_frame",
+                "refuse_non_finite",
+            ),
+            "monitors.inferences.windows": ("read_inference", "read_window", "slot_deployments"),
+        },
+    )
 
 __all__ = [
     "CONTEXT_PREFIX",

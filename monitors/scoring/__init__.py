@@ -7,35 +7,75 @@ part lives: ``scores`` (the case and score types), ``scorers`` (one spec per kin
 cost), ``openai_chat`` (the one OpenAI-compatible chat client; credentials by reference).
 """
 
-from monitors.scoring.judges import (
-    DEFAULT_CRITERIA,
-    Judge,
-    JudgeVerdict,
-    LlmJudgeSpec,
-    Pricer,
-    parse_verdict,
-)
-from monitors.scoring.openai_chat import (
-    ChatReply,
-    Endpoint,
-    EndpointError,
-    EndpointRefused,
-    EndpointUnavailable,
-    Guard,
-    chat,
-    resolve_credential,
-)
-from monitors.scoring.scorers import (
-    MAX_SCORERS,
-    ScorerSpec,
-    is_refusal,
-    label_of,
-    parse_scorers,
-    rouge_l,
-    run_scorer,
-    token_f1,
-)
-from monitors.scoring.scores import Score, ScoreStatus, ScoringCase
+from typing import TYPE_CHECKING
+
+from lineage.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from monitors.scoring.judges import (
+        DEFAULT_CRITERIA,
+        Judge,
+        JudgeVerdict,
+        LlmJudgeSpec,
+        Pricer,
+        parse_verdict,
+    )
+    from monitors.scoring.openai_chat import (
+        ChatReply,
+        Endpoint,
+        EndpointError,
+        EndpointRefused,
+        EndpointUnavailable,
+        Guard,
+        chat,
+        resolve_credential,
+    )
+    from monitors.scoring.scorers import (
+        MAX_SCORERS,
+        ScorerSpec,
+        is_refusal,
+        label_of,
+        parse_scorers,
+        rouge_l,
+        run_scorer,
+        token_f1,
+    )
+    from monitors.scoring.scores import Score, ScoreStatus, ScoringCase
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "monitors.scoring.judges": (
+                "DEFAULT_CRITERIA",
+                "Judge",
+                "JudgeVerdict",
+                "LlmJudgeSpec",
+                "Pricer",
+                "parse_verdict",
+            ),
+            "monitors.scoring.openai_chat": (
+                "ChatReply",
+                "Endpoint",
+                "EndpointError",
+                "EndpointRefused",
+                "EndpointUnavailable",
+                "Guard",
+                "chat",
+                "resolve_credential",
+            ),
+            "monitors.scoring.scorers": (
+                "MAX_SCORERS",
+                "ScorerSpec",
+                "is_refusal",
+                "label_of",
+                "parse_scorers",
+                "rouge_l",
+                "run_scorer",
+                "token_f1",
+            ),
+            "monitors.scoring.scores": ("Score", "ScoreStatus", "ScoringCase"),
+        },
+    )
 
 __all__ = [
     "DEFAULT_CRITERIA",

@@ -13,102 +13,205 @@ storing pipeline: redaction, pricing, idempotency, roll-ups), ``queries`` (listi
 filtering traces, one trace as its span tree).
 """
 
-from monitors.traces.controls import (
-    PriceEntry,
-    RedactionSettings,
-    RetentionSettings,
-)
-from monitors.traces.dialects import (
-    FIELD_SOURCES,
-    GenAiFields,
-    Message,
-    is_content_key,
-    map_attributes,
-)
-from monitors.traces.ingest import (
-    MAX_SPANS,
-    IngestOutcome,
-    Rejected,
-    default_redactor,
-    find_deployment,
-    ingest_spans,
-)
-from monitors.traces.jobs import (
-    COST_RECOMPUTE,
-    TRACE_PURGE,
-    AuditHook,
-    queue_due_purges,
-    queue_purge,
-    queue_recompute,
-    register_trace_handlers,
-)
-from monitors.traces.models import (
-    CostSource,
-    Trace,
-    TraceContent,
-    TraceSpan,
-)
-from monitors.traces.otlp import (
-    Encoding,
-    OtlpEvent,
-    OtlpSpan,
-    ResourceSpans,
-    decode_request,
-    encode_response,
-)
-from monitors.traces.pricing import (
-    Price,
-    PriceBook,
-    PriceCreate,
-    PricePublic,
-    RecomputeCounts,
-    add_price,
-    close_price,
-    list_prices,
-    load_price_book,
-    price_span,
-    recompute_costs,
-)
-from monitors.traces.prompt_links import PromptLink, SpanLink, prompt_of_span, spans_of_prompt
-from monitors.traces.queries import (
-    MAX_PAGE,
-    SpanContentPublic,
-    SpanPublic,
-    TraceFilter,
-    TracePagePublic,
-    TracePublic,
-    TraceTreePublic,
-    get_trace,
-    list_traces,
-)
-from monitors.traces.redaction import (
-    DETECTORS,
-    CustomPattern,
-    Entity,
-    Redacted,
-    Redactor,
-    build_redactor,
-    iban_valid,
-    luhn_valid,
-)
-from monitors.traces.redaction_rules import (
-    RedactionRulesPublic,
-    RedactionRulesUpdate,
-    Sealer,
-    get_rules,
-    project_redactor,
-    set_rules,
-)
-from monitors.traces.retention import (
-    LegalHoldUpdate,
-    PurgeCounts,
-    RetentionPublic,
-    RetentionUpdate,
-    get_retention,
-    purge,
-    set_legal_hold,
-    set_retention,
-)
+from typing import TYPE_CHECKING
+
+from lineage.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from monitors.traces.controls import (
+        PriceEntry,
+        RedactionSettings,
+        RetentionSettings,
+    )
+    from monitors.traces.dialects import (
+        FIELD_SOURCES,
+        GenAiFields,
+        Message,
+        is_content_key,
+        map_attributes,
+    )
+    from monitors.traces.ingest import (
+        MAX_SPANS,
+        IngestOutcome,
+        Rejected,
+        default_redactor,
+        find_deployment,
+        ingest_spans,
+    )
+    from monitors.traces.jobs import (
+        COST_RECOMPUTE,
+        TRACE_PURGE,
+        AuditHook,
+        queue_due_purges,
+        queue_purge,
+        queue_recompute,
+        register_trace_handlers,
+    )
+    from monitors.traces.models import (
+        CostSource,
+        Trace,
+        TraceContent,
+        TraceSpan,
+    )
+    from monitors.traces.otlp import (
+        Encoding,
+        OtlpEvent,
+        OtlpSpan,
+        ResourceSpans,
+        decode_request,
+        encode_response,
+    )
+    from monitors.traces.pricing import (
+        Price,
+        PriceBook,
+        PriceCreate,
+        PricePublic,
+        RecomputeCounts,
+        add_price,
+        close_price,
+        list_prices,
+        load_price_book,
+        price_span,
+        recompute_costs,
+    )
+    from monitors.traces.prompt_links import PromptLink, SpanLink, prompt_of_span, spans_of_prompt
+    from monitors.traces.queries import (
+        MAX_PAGE,
+        SpanContentPublic,
+        SpanPublic,
+        TraceFilter,
+        TracePagePublic,
+        TracePublic,
+        TraceTreePublic,
+        get_trace,
+        list_traces,
+    )
+    from monitors.traces.redaction import (
+        DETECTORS,
+        CustomPattern,
+        Entity,
+        Redacted,
+        Redactor,
+        build_redactor,
+        iban_valid,
+        luhn_valid,
+    )
+    from monitors.traces.redaction_rules import (
+        RedactionRulesPublic,
+        RedactionRulesUpdate,
+        Sealer,
+        get_rules,
+        project_redactor,
+        set_rules,
+    )
+    from monitors.traces.retention import (
+        LegalHoldUpdate,
+        PurgeCounts,
+        RetentionPublic,
+        RetentionUpdate,
+        get_retention,
+        purge,
+        set_legal_hold,
+        set_retention,
+    )
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "monitors.traces.controls": ("PriceEntry", "RedactionSettings", "RetentionSettings"),
+            "monitors.traces.dialects": (
+                "FIELD_SOURCES",
+                "GenAiFields",
+                "Message",
+                "is_content_key",
+                "map_attributes",
+            ),
+            "monitors.traces.ingest": (
+                "MAX_SPANS",
+                "IngestOutcome",
+                "Rejected",
+                "default_redactor",
+                "find_deployment",
+                "ingest_spans",
+            ),
+            "monitors.traces.jobs": (
+                "COST_RECOMPUTE",
+                "TRACE_PURGE",
+                "AuditHook",
+                "queue_due_purges",
+                "queue_purge",
+                "queue_recompute",
+                "register_trace_handlers",
+            ),
+            "monitors.traces.models": ("CostSource", "Trace", "TraceContent", "TraceSpan"),
+            "monitors.traces.otlp": (
+                "Encoding",
+                "OtlpEvent",
+                "OtlpSpan",
+                "ResourceSpans",
+                "decode_request",
+                "encode_response",
+            ),
+            "monitors.traces.pricing": (
+                "Price",
+                "PriceBook",
+                "PriceCreate",
+                "PricePublic",
+                "RecomputeCounts",
+                "add_price",
+                "close_price",
+                "list_prices",
+                "load_price_book",
+                "price_span",
+                "recompute_costs",
+            ),
+            "monitors.traces.prompt_links": (
+                "PromptLink",
+                "SpanLink",
+                "prompt_of_span",
+                "spans_of_prompt",
+            ),
+            "monitors.traces.queries": (
+                "MAX_PAGE",
+                "SpanContentPublic",
+                "SpanPublic",
+                "TraceFilter",
+                "TracePagePublic",
+                "TracePublic",
+                "TraceTreePublic",
+                "get_trace",
+                "list_traces",
+            ),
+            "monitors.traces.redaction": (
+                "DETECTORS",
+                "CustomPattern",
+                "Entity",
+                "Redacted",
+                "Redactor",
+                "build_redactor",
+                "iban_valid",
+                "luhn_valid",
+            ),
+            "monitors.traces.redaction_rules": (
+                "RedactionRulesPublic",
+                "RedactionRulesUpdate",
+                "Sealer",
+                "get_rules",
+                "project_redactor",
+                "set_rules",
+            ),
+            "monitors.traces.retention": (
+                "LegalHoldUpdate",
+                "PurgeCounts",
+                "RetentionPublic",
+                "RetentionUpdate",
+                "get_retention",
+                "purge",
+                "set_legal_hold",
+                "set_retention",
+            ),
+        },
+    )
 
 __all__ = [
     "COST_RECOMPUTE",
