@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 import time
 import uuid
@@ -50,6 +49,7 @@ from governance.identity import (
     open_dashboard_session,
 )
 from lineage.errors import PermissionDenied, Unauthenticated
+from lineage.key_files import create_key_file
 
 __all__ = [
     "CSRF_FIELD",
@@ -112,16 +112,8 @@ class SessionCodec:
     @classmethod
     def load_or_create(cls, path: Path) -> SessionCodec:
         """Read the key at ``path``, creating it (0600, atomically) on first use."""
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(secrets.token_bytes(_KEY_BYTES))
-        key = path.read_bytes()
-        return cls(key)
+        create_key_file(path, secrets.token_bytes(_KEY_BYTES))
+        return cls(path.read_bytes())
 
     def _sign(self, text: str) -> str:
         return _b64(hmac.new(self._key, text.encode(), hashlib.sha256).digest())

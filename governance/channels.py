@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import uuid
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from sqlmodel import JSON, Session, col, select
 from sqlmodel import Field as SQLField
 
 from lineage.errors import Conflict, InvalidInput, NotFound, Unavailable
+from lineage.key_files import create_key_file
 from lineage.tables import Record
 
 __all__ = [
@@ -72,21 +72,10 @@ class SecretBox:
     def from_key_file(cls, path: Path) -> SecretBox:
         """Load the key at ``path``, creating it (mode 0600) on first use.
 
-        Creation is atomic (written aside, then hard-linked into place), so an API and a worker
-        starting together agree on one key instead of overwriting each other's.
+        Creation is atomic (:mod:`lineage.key_files`), so an API and a worker starting together
+        agree on one key instead of overwriting each other's.
         """
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(Fernet.generate_key())
-            try:
-                os.link(draft, path)
-            except FileExistsError:
-                pass  # another process won the race; use its key
-            finally:
-                draft.unlink()
+        create_key_file(path, Fernet.generate_key())
         return cls(path.read_bytes().strip())
 
     def seal(self, values: dict[str, str]) -> str:

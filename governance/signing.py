@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from lineage.errors import InvalidInput
+from lineage.key_files import create_key_file
 
 __all__ = [
     "Signer",
@@ -72,14 +72,13 @@ class Signer:
 def load_or_create_signer(path: Path) -> Signer:
     """Load the checkpoint signing key from ``path``, generating it there on first start.
 
-    The file is created with mode 0600 atomically (``O_EXCL``), so two processes starting at
-    once end up with the same key; an existing key readable by group or others is refused,
-    because anyone who can read it can forge checkpoints.
+    The file is created with mode 0600 atomically (:mod:`lineage.key_files`), so processes
+    starting at once end up with the same key; an existing key readable by group or others is
+    refused, because anyone who can read it can forge checkpoints.
 
     Raises:
         InvalidInput: The file is not a private Ed25519 PEM key, or it is readable by others.
     """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
@@ -87,14 +86,9 @@ def load_or_create_signer(path: Path) -> Signer:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process won the race; load its key below
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
+        if create_key_file(path, pem):
             return Signer(key)
+        # another process won the race; load its key below
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise InvalidInput(
