@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from monitors.scoring.scores import Score, ScoreStatus
 
 __all__ = [
@@ -32,6 +30,8 @@ _SEED = 20261206
 
 def bootstrap_mean(values: Sequence[float]) -> tuple[float, float, float]:
     """Return the mean and its 95 % percentile-bootstrap interval (a point for one value)."""
+    import numpy as np
+
     data = np.asarray(values, dtype=float)
     mean = float(data.mean())
     if len(data) < 2:

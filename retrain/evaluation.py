@@ -27,8 +27,6 @@ from lineage.errors import InvalidInput
 from lineage.model_versions import get_model_version
 from lineage.models import ModelVersion
 from lineage.tables import Record
-from monitors.fairness import FairnessConfig, compute_fairness
-from monitors.performance import compute_performance
 from retrain.champions import current_champion
 from retrain.deployers import VerifiedModelLoader
 
@@ -139,6 +137,9 @@ def measure(
     """Return ``(performance, fairness, intervals)`` from labels, predictions and scores."""
     import numpy as np
     import pandas as pd
+
+    from monitors.fairness import FairnessConfig, compute_fairness
+    from monitors.performance import compute_performance
 
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(y_pred)

@@ -24,7 +24,6 @@ from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import regex
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -357,6 +356,8 @@ def _one(spec: ScorerSpec, case: ScoringCase) -> Score:
 
 
 def _similarities(spec: EmbeddingSimilaritySpec, cases: Sequence[ScoringCase]) -> list[Score]:
+    import numpy as np
+
     from monitors.embeddings import embed_texts
 
     pairs = [(i, c.response, c.expected_response) for i, c in enumerate(cases)]
