@@ -26,12 +26,13 @@ from sqlmodel import Session, col, select
 from lineage.runtime.handlers import JobContext, Permanent
 from lineage.runtime.queue import JobState, RuntimeJob, enqueue
 from lineage.store import session_scope
-from monitors.baseline import Baseline
 from monitors.baseline.storage import StoredBaseline, load_baseline
 from monitors.report import report_paths
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from monitors.baseline import Baseline
 
 __all__ = [
     "DRIFT_PAGE",

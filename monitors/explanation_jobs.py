@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -26,8 +26,10 @@ from lineage.runtime.handlers import JobContext
 from lineage.runtime.queue import JobState, RuntimeJob, enqueue
 from lineage.store import session_scope
 from monitors.baseline.storage import latest_baseline, load_baseline
-from monitors.execute import ModelLoader
 from monitors.inferences import RESERVED_COLUMNS, InferenceKey, deployment_of, read_inference
+
+if TYPE_CHECKING:
+    from monitors.execute import ModelLoader
 
 __all__ = ["EXPLANATION", "ExplanationHandler", "latest_explanation", "queue_explanation"]
 

@@ -49,15 +49,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from lineage.errors import InvalidInput
-from monitors.baseline.summary import Baseline
 from monitors.engine import EngineName
 from monitors.findings import Finding, FindingSink, Status, worst_status
 from monitors.spec import Kind, MonitorSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from monitors.baseline.summary import Baseline
 
 __all__ = [
     "BUILTIN_KINDS",
@@ -159,6 +161,8 @@ class MonitorContext:
 
     def row_count(self) -> int:
         """Return the window's number of rows (Parquet metadata only, for a file)."""
+        import pandas as pd
+
         if isinstance(self.window, pd.DataFrame):
             return len(self.window)
         import pyarrow.parquet as pq
@@ -167,6 +171,8 @@ class MonitorContext:
 
     def window_columns(self) -> list[str]:
         """Return the window's column names (schema only, for a file)."""
+        import pandas as pd
+
         if isinstance(self.window, pd.DataFrame):
             return [str(column) for column in self.window.columns]
         import pyarrow.parquet as pq
@@ -175,6 +181,8 @@ class MonitorContext:
 
     def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
         """Return the window (or the given columns of it) as a DataFrame."""
+        import pandas as pd
+
         if isinstance(self.window, pd.DataFrame):
             return self.window if columns is None else self.window[columns]
         import pyarrow.parquet as pq

@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
@@ -35,10 +35,12 @@ from lineage.runtime.presence import worker_alive
 from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, RuntimeJob, enqueue
 from monitors.drift_page_jobs import DRIFT_PAGE, DriftPageHandler
 from monitors.engine import SummaryEngine
-from monitors.execute import ChatFactory, FindingsCallback, ModelLoader, execute_monitor_run
 from monitors.explanation_jobs import EXPLANATION, ExplanationHandler
 from monitors.models import Monitor, MonitorRun, MonitorRunPublic, MonitorRunState, RunTrigger
 from monitors.schedules import get_monitor, record_run
+
+if TYPE_CHECKING:
+    from monitors.execute import ChatFactory, FindingsCallback, ModelLoader
 
 __all__ = [
     "FINISHED_STATES",
@@ -257,6 +259,8 @@ class MonitorRunHandler:
             Permanent: The spec cannot apply or the model is missing (``InvalidInput``,
                 ``NotFound``): the run fails at once with that reason, never retried.
         """
+        from monitors.execute import execute_monitor_run
+
         try:
             execute_monitor_run(
                 engine=context.engine,

@@ -34,9 +34,9 @@ from lineage.deployments import get_deployment, list_deployments
 from lineage.errors import NotFound
 from lineage.models import Deployment
 from lineage.projects import Project
-from monitors.execute import report_paths
 from monitors.findings import RunSummary
 from monitors.models import Monitor, MonitorRunPublic
+from monitors.report import report_paths
 from monitors.run_jobs import get_monitor_run, list_monitor_runs
 from monitors.schedules import get_monitor, list_monitors
 

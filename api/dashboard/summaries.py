@@ -11,9 +11,9 @@ from sqlmodel import Session
 
 from api.charts import Point
 from api.settings import Settings
-from monitors.execute import report_paths
 from monitors.findings import RunSummary, Status, run_status, worst_status
 from monitors.models import Monitor, MonitorRunPublic, MonitorRunState
+from monitors.report import report_paths
 from monitors.run_jobs import latest_runs
 
 # --- monitor run summaries ------------------------------------------------------------------

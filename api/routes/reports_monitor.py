@@ -23,7 +23,7 @@ from api.security import CurrentProject, require
 from governance.permissions import Permission
 from lineage.errors import NotFound
 from monitors.drift_page_jobs import drift_page_job, drift_page_path
-from monitors.execute import report_paths
+from monitors.report import report_paths
 from monitors.run_jobs import get_monitor_run
 
 __all__ = ["router"]
