@@ -1,4 +1,5 @@
-"""``warden --help`` and client-mode commands import typer (and urllib), never the server's stack.
+"""``warden --help`` and client-mode commands import typer (and urllib), never the server's stack;
+the server imports its statistics and ML libraries when a job needs them, not to start.
 
 Timing is measured by ``bench/cli_startup.py``, not here; this test pins the cause of a slow
 start: which modules a fresh interpreter holds after the command ran.
@@ -94,3 +95,28 @@ def test_a_client_command_imports_urllib_and_nothing_of_the_server() -> None:
     loaded = _modules_after(["--url", url, "approvals", "list", "-p", "acme", "--json"])
     assert "urllib.request" in loaded  # it did try to ask Warden
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+# What ``warden up`` must not pay for before answering: loaded by the jobs and pages that use them.
+STATISTICS = ("evidently", "fairlearn", "mlflow", "pandas", "scipy", "shap", "sklearn")
+
+
+def test_the_server_starts_without_statistics_or_ml_libraries() -> None:
+    """The app, the worker process and the scheduler: everything ``warden up`` imports to start."""
+    probe = (
+        "import json, sys, api.app, api.worker_process, api.scheduler\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "HOME": str(REPO / "no-home")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    modules = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    loaded = {name.split(".")[0] for name in modules}
+    assert {"api.app", "api.worker_process", "api.scheduler"} <= modules
+    assert not loaded & set(STATISTICS), sorted(loaded & set(STATISTICS))
