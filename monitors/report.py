@@ -8,6 +8,7 @@ and converts to PDF unchanged (WeasyPrint). Templates live in ``monitors/templat
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
@@ -23,6 +24,9 @@ from lineage.tables import utcnow
 from monitors.findings import worst_status
 from monitors.kinds import MonitorResult
 from monitors.report_charts import render_chart_svg
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 __all__ = ["RunReport", "build_report", "render_chart_svg", "report_paths"]
 
@@ -41,8 +45,15 @@ class RunReport:
     html: str
 
     def to_json(self) -> str:
-        """Return the JSON document as text (what the artifact store keeps)."""
-        return json.dumps(self.document, indent=1, allow_nan=False, default=_json_default)
+        """Return the JSON document as text (what the artifact store keeps).
+
+        orjson: a drift report carries every column's histograms, and the standard library's
+        encoder took longer than the statistics of a small window.
+        """
+        import orjson
+
+        options = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        return orjson.dumps(self.document, option=options, default=_json_default).decode()
 
 
 def _json_default(value: Any) -> Any:
@@ -88,6 +99,20 @@ def _brief(detail: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+@functools.cache
+def _templates() -> Environment:
+    """The report templates, compiled once per process (compiling costs more than rendering)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("monitors", "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    environment.filters["num"] = _number
+    environment.filters["brief"] = _brief
+    return environment
+
+
 def build_report(
     results: Sequence[MonitorResult],
     *,
@@ -106,8 +131,6 @@ def build_report(
         links: Companion pages, label → relative URL (Evidently's drift page, say), linked
             from the HTML page and kept in the JSON so readers find them.
     """
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     when = generated_at or utcnow()
     status = worst_status([result.status for result in results])
     document = _clean(
@@ -121,12 +144,6 @@ def build_report(
             "results": [result.to_dict() for result in results],
         }
     )
-    environment = Environment(
-        loader=PackageLoader("monitors", "templates"),
-        autoescape=select_autoescape(["html"]),
-    )
-    environment.filters["num"] = _number
-    environment.filters["brief"] = _brief
     sections = [
         {
             "kind": result.kind,
@@ -144,7 +161,7 @@ def build_report(
         }
         for result in results
     ]
-    html = environment.get_template("report.html").render(
+    html = _templates().get_template("report.html").render(
         title=title,
         generated_at=when.isoformat(timespec="seconds"),
         status=status.value,

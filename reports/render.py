@@ -8,6 +8,7 @@ only inside :func:`render_pdf`, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -91,7 +92,9 @@ def _number(value: Any) -> str:
     return f"{value:.4g}"
 
 
+@functools.cache
 def _environment() -> Environment:
+    """The report templates, compiled once per process."""
     environment = Environment(
         loader=PackageLoader("reports", "templates"),
         autoescape=select_autoescape(["html"]),

@@ -19,6 +19,7 @@ from.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -503,8 +504,20 @@ def latest_baseline(*, session: Session, deployment: Deployment) -> StoredBaseli
 
 
 def load_baseline(*, data_dir: Path, stored: StoredBaseline) -> Baseline:
-    """Read a stored baseline's summary from the artifact store."""
+    """Read a stored baseline's summary from the artifact store.
+
+    A baseline is written once and never changed, and parsing it costs more than a small
+    monitor run's statistics, so a process keeps the last few it read (keyed by file, size
+    and modification time, so a replaced file is read again). Treat the result as read-only.
+    """
+    path = baseline_path(data_dir, project_id=stored.project_id, baseline_id=stored.id)
+    status = path.stat()
+    return _read_baseline(str(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_baseline(path: str, size: int, mtime_ns: int) -> Baseline:
     from monitors.baseline.summary import Baseline
 
-    path = baseline_path(data_dir, project_id=stored.project_id, baseline_id=stored.id)
-    return Baseline.from_json(path.read_text(encoding="utf-8"))
+    del size, mtime_ns  # part of the cache key only
+    return Baseline.from_json(Path(path).read_text(encoding="utf-8"))
