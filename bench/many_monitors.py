@@ -170,7 +170,7 @@ def _anchor(engine: Any, data_dir: Path, windows: list[Any], monitors: int) -> f
     """Seconds of bare drift statistics for one period of every monitor, nothing around them."""
     from sqlmodel import select
 
-    from lineage.deployments import Deployment
+    from lineage.models import Deployment
     from lineage.store import session_scope
     from monitors.baseline.storage import latest_baseline, load_baseline
     from monitors.drift import compute_drift
