@@ -9,7 +9,8 @@ The worker registers that kind as ``background`` (:mod:`lineage.runtime.handlers
 claimed only when no monitor run or other work is waiting. :class:`DriftPageHandler` renders the
 baseline's reference sample against the saved sample into :func:`drift_page_path` and removes
 the sample; :func:`drift_page_job` tells a reader whether the page is still coming or why it
-failed.
+failed. When pages fall behind, a run's page is skipped if a newer run of the same monitor has
+one coming (:func:`superseding_run`): the queue of pages stays at most one per monitor deep.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "drift_page_path",
     "queue_drift_page",
     "save_page_sample",
+    "superseding_run",
 ]
 
 DRIFT_PAGE = "drift_page"
@@ -50,6 +52,7 @@ DRIFT_PAGE_ROWS = 2000
 """Rows per side Evidently's drift page is rendered on: the page is detail, not the verdict
 (Warden's own computation judges the whole window), and Evidently is slow on large frames."""
 _PAGE = "drift.html"
+_NEWER_RUNS_CHECKED = 20
 _SAMPLE = "drift-sample.parquet"
 _log = logging.getLogger("warden.monitors")
 
@@ -123,6 +126,43 @@ def drift_page_job(
     return job
 
 
+def superseding_run(
+    *, session: Session, project_id: uuid.UUID, run_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Return a newer run of the same monitor whose page is queued or rendered, if any.
+
+    Pages are claimed only when nothing else waits, so a worker that falls behind (a monitor
+    every minute, Evidently taking seconds a page) would queue them without end: when a run's
+    page is reached after a newer run of its monitor has one coming, only the newer is rendered.
+    """
+    from monitors.models import MonitorRun
+
+    run = session.get(MonitorRun, run_id)
+    if run is None or run.project_id != project_id:
+        return None
+    newer = session.exec(
+        select(MonitorRun.id)
+        .where(
+            MonitorRun.monitor_id == run.monitor_id,
+            col(MonitorRun.scheduled_for) > run.scheduled_for,
+        )
+        .order_by(sa.desc(col(MonitorRun.scheduled_for)))
+        .limit(_NEWER_RUNS_CHECKED)
+    ).all()
+    if not newer:
+        return None
+    payload = RuntimeJob.__table__.c.payload  # type: ignore[attr-defined]
+    found = session.exec(
+        select(payload["monitor_run_id"].as_string()).where(
+            RuntimeJob.project_id == project_id,
+            RuntimeJob.kind == DRIFT_PAGE,
+            col(RuntimeJob.state) != JobState.FAILED,
+            payload["monitor_run_id"].as_string().in_([str(n) for n in newer]),
+        )
+    ).first()
+    return None if found is None else uuid.UUID(str(found))
+
+
 def queue_drift_page(
     *, session: Session, project_id: uuid.UUID, run_id: uuid.UUID, baseline_id: uuid.UUID
 ) -> RuntimeJob:
@@ -172,7 +212,11 @@ class DriftPageHandler:
                 return {"page": _PAGE}
             raise Permanent(f"the window sample of run {run_id} is gone; run the monitor again")
         with session_scope(context.engine) as session:
+            newer = superseding_run(session=session, project_id=context.project_id, run_id=run_id)
             stored = session.get(StoredBaseline, uuid.UUID(str(context.payload["baseline_id"])))
+        if newer is not None:
+            sample_path.unlink(missing_ok=True)
+            return {"page": None, "superseded_by": str(newer)}
         if stored is None:
             raise Permanent(f"the baseline of run {run_id} was deleted")
         import pandas as pd

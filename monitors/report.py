@@ -161,12 +161,16 @@ def build_report(
         }
         for result in results
     ]
-    html = _templates().get_template("report.html").render(
-        title=title,
-        generated_at=when.isoformat(timespec="seconds"),
-        status=status.value,
-        meta=meta or {},
-        links=links or {},
-        sections=sections,
+    html = (
+        _templates()
+        .get_template("report.html")
+        .render(
+            title=title,
+            generated_at=when.isoformat(timespec="seconds"),
+            status=status.value,
+            meta=meta or {},
+            links=links or {},
+            sections=sections,
+        )
     )
     return RunReport(document=document, html=html)

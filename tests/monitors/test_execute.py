@@ -426,3 +426,43 @@ def test_the_drift_page_waits_behind_monitor_runs_and_is_rendered_after(older: S
     assert "Drifted Columns" in page.read_text(encoding="utf-8")
     assert not list(page.parent.glob("*.parquet"))
     assert not worker.run_once()
+
+
+def test_when_pages_fall_behind_only_the_newest_run_of_a_monitor_gets_one(
+    older: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Evidently's rendering is not under test here (see the test above): a stand-in page.
+    import monitors.evidently_report
+
+    monkeypatch.setattr(
+        monitors.evidently_report, "render_drift_html", lambda *_a, **_k: "<html>page</html>"
+    )
+    first = older.queue({"kind": "drift", "thresholds": {"drift_share": 0.25}})
+    with session_scope(older.engine) as session:
+        monitor = session.get(Monitor, first.monitor_id)
+        assert monitor is not None
+        second = queue_monitor_run(
+            session=session, monitor=monitor, scheduled_for=utcnow(), trigger=RunTrigger.MANUAL
+        )
+        assert second is not None
+    worker = older.worker()
+    assert worker.run_once()
+    assert worker.run_once()  # both runs go before either page
+    assert worker.run_once()
+    assert worker.run_once()
+    assert not worker.run_once()
+    with session_scope(older.engine) as session:
+        skipped = drift_page_job(session=session, project_id=first.project_id, run_id=first.id)
+        rendered = drift_page_job(session=session, project_id=first.project_id, run_id=second.id)
+        assert skipped is not None
+        assert rendered is not None
+        assert (skipped.state, skipped.result) == (
+            "succeeded",
+            {"page": None, "superseded_by": str(second.id)},
+        )
+        assert (rendered.state, rendered.result) == ("succeeded", {"page": "drift.html"})
+    old_page = drift_page_path(older.data_dir, project_id=first.project_id, run_id=first.id)
+    assert not old_page.exists()
+    assert not list(old_page.parent.glob("*.parquet"))  # its window sample is not kept
+    new_page = drift_page_path(older.data_dir, project_id=first.project_id, run_id=second.id)
+    assert new_page.read_text(encoding="utf-8") == "<html>page</html>"
