@@ -76,10 +76,11 @@ def read_drift_page(
             f"monitor run {run_id} has no drift page (only finished drift runs whose baseline "
             f"keeps a reference sample have one; it is {run.state})"
         )
-    if job.state == "succeeded" and (job.result or {}).get("superseded_by"):
+    newer = (job.result or {}).get("superseded_by") if job.state == "succeeded" else None
+    if newer:
         raise NotFound(
             f"the drift page of monitor run {run_id} was not rendered: the worker reached it "
-            f"after a newer run of the same monitor ({job.result['superseded_by']}) had its page "
+            f"after a newer run of the same monitor ({newer}) had its page "
             "coming, and renders only the newest when pages fall behind; open that run's page"
         )
     if job.state == "failed":
