@@ -27,13 +27,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-import httpx
-import jwt
-
 from lineage.errors import Unauthenticated, Unavailable
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -139,9 +139,13 @@ class OpenIDProvider:
     # --- HTTP --------------------------------------------------------------------------------
 
     def _client(self) -> httpx.Client:
+        import httpx  # imported on the first call to the provider, not to start the API
+
         return httpx.Client(timeout=self._timeout, verify=self._verify, follow_redirects=False)
 
     def _get_json(self, url: str, what: str) -> dict[str, Any]:
+        import httpx
+
         try:
             with self._client() as client:
                 response = client.get(url, headers={"Accept": "application/json"})
@@ -255,6 +259,8 @@ class OpenIDProvider:
             TokenRefused: The provider refused the code (used, expired, wrong verifier).
             Unavailable: The provider cannot be reached.
         """
+        import httpx
+
         metadata = self.metadata()
         form = {
             "grant_type": "authorization_code",
@@ -300,6 +306,8 @@ class OpenIDProvider:
     # --- validation -------------------------------------------------------------------------
 
     def _validate(self, token: str, *, audience: str, refused: str) -> dict[str, Any]:
+        import jwt  # PyJWT brings cryptography's X.509: loaded on the first token to check
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:

@@ -35,8 +35,6 @@ from email.message import EmailMessage
 from enum import StrEnum
 from typing import Any
 
-import httpx
-
 from governance.channels import ChannelKind
 from governance.outbound import OutboundRefused, Resolver, Target, check_host, check_url
 
@@ -148,6 +146,8 @@ _HTTP_CLIENT_LOGGERS = (
 
 
 def _redact(value: object) -> object:
+    import httpx  # loaded already: the filter runs on httpx's own log records
+
     if isinstance(value, httpx.URL):
         port = f":{value.port}" if value.port else ""
         return f"{value.scheme}://{value.host}{port}/…"
@@ -191,6 +191,8 @@ def _http_post(
         target = check_url(url, allowlist=allowlist, resolver=resolver)
     except OutboundRefused as error:
         return SendResult(AttemptOutcome.GAVE_UP, error=error.detail)
+    import httpx
+
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     _redact_http_client_logs()
     try:

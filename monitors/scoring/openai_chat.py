@@ -19,12 +19,14 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lineage.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "CREDENTIAL_PATTERN",
@@ -178,6 +180,8 @@ def chat(
         InvalidInput: The credential reference names an unset variable.
         InvalidInput: The guard refused the endpoint's host (loopback, metadata…).
     """
+    import httpx  # imported by the first call, not by the API's start
+
     body: dict[str, Any] = {"model": endpoint.model, "messages": [dict(m) for m in messages]}
     if temperature is not None:
         body["temperature"] = temperature
