@@ -4,9 +4,10 @@
 record of the frozen dataset version it renders the prompt version's template with the record's
 inputs, calls the candidate's endpoint (the LLM deployment's base URL and credential, the model
 of the prompt version or the variant; the project's outbound guard checks the host first), and
-records the call as a trace of the deployment (GenAI semantic-convention span through the one
-ingest pipeline, so it is redacted and priced like any trace; only when the slot has a live
-version, since a trace belongs to a deployment). Then every scorer judges every answer; a call
+records the call as a trace of the run (GenAI semantic-convention span through the one ingest
+pipeline, so it is redacted and priced like any trace; it belongs to the run, not to the slot,
+so it is traced whether or not the slot has a live version and never counts as the slot's
+traffic). Then every scorer judges every answer; a call
 that failed leaves its record's scores as errors. The run ends ``succeeded``, ``partial`` (some
 calls or scores are errors: a judge was down) or ``failed`` (no call answered, or it could not
 start), with its figures, and the outcome is audited as Warden.
@@ -58,7 +59,7 @@ from retrain.eval_runs import (
     record_eval_lineage,
     stored_scorers,
 )
-from retrain.llm_deployments import LlmDeployment, endpoint_of, live_row
+from retrain.llm_deployments import LlmDeployment, endpoint_of
 
 __all__ = ["EvalRunHandler", "execute_eval_run"]
 
@@ -94,7 +95,6 @@ class _Plan:
     guard: Guard
     pricer: Pricer
     records: list[EvalRecord]
-    deployment_id: uuid.UUID | None
     scorers: list[Any] = field(default_factory=list)
 
 
@@ -248,7 +248,6 @@ def _prepare(session: Session, run: EvalRun, box: SecretBox) -> _Plan:
     records = records_of(session=session, version=dataset_version)
     for record in records:
         session.expunge(record)
-    live = live_row(session=session, binding=binding)
     run.state = EvalRunState.RUNNING.value
     run.started_at = utcnow()
     run.error = ""
@@ -265,7 +264,6 @@ def _prepare(session: Session, run: EvalRun, box: SecretBox) -> _Plan:
         guard=guard_for_project(session=session, project_id=run.project_id),
         pricer=pricer,
         records=records,
-        deployment_id=live.id if live is not None else None,
         scorers=stored_scorers(run),
     )
 
@@ -334,12 +332,12 @@ def execute_eval_run(
         run = session.get(EvalRun, run_id)
         assert run is not None
         spans = [c.span for c in calls if c.span is not None]
-        traced = plan.deployment_id is not None and bool(spans)
-        if traced and plan.deployment_id is not None:
+        if spans:
             ingest_spans(
                 session=session,
                 project_id=plan.project_id,
-                deployment_id=plan.deployment_id,
+                deployment_id=None,
+                evaluation_run_id=run_id,
                 spans=spans,
             )
         for index, call in enumerate(calls):
@@ -355,13 +353,11 @@ def execute_eval_run(
                     input_tokens=call.input_tokens,
                     output_tokens=call.output_tokens,
                     cost_nano_usd=call.cost_nano_usd,
-                    trace_id=call.span.trace_id if (traced and call.span) else None,
+                    trace_id=call.span.trace_id if call.span else None,
                     scores={name: per[index].to_dict() for name, per in scores.items()},
                 )
             )
-        stored = figures.to_dict()
-        stored["traced"] = traced
-        run.figures = stored
+        run.figures = figures.to_dict()
         errors = figures.calls.call_errors + sum(f.errors for f in figures.scorers.values())
         if figures.calls.calls and figures.calls.call_errors == figures.calls.calls:
             state, why = EvalRunState.FAILED, "no call to the candidate answered; see the results"

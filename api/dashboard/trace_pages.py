@@ -223,8 +223,10 @@ def trace_page(
                 tooltip=f"{span.latency_ms:,.1f} ms, {_tokens(span)}, {usd(span.cost_nano_usd)}",
             )
         )
-    deployment = get_deployment(
-        session=session, project_id=project.id, deployment_id=trace.deployment_id
+    deployment = (
+        get_deployment(session=session, project_id=project.id, deployment_id=trace.deployment_id)
+        if trace.deployment_id is not None
+        else None  # an evaluation run's call
     )
     return _render(
         request,

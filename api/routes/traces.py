@@ -1,6 +1,7 @@
 """Reading LLM traces: ``GET /api/v1/projects/{project}/traces`` and ``…/traces/{trace_id}``.
 
-The list filters by deployment, start time, status, model, prompt name and version, cost
+The list filters by deployment, evaluation run (whose calls are traced apart from any
+deployment's traffic), start time, status, model, prompt name and version, cost
 (nano-dollars) and duration bounds, and a text search over the redacted content; it is paged
 newest first (``cursor`` = the previous page's ``next_cursor``). One trace comes back as its
 span tree, each span with its columns, attributes and, while retention keeps it, its messages;
@@ -47,6 +48,7 @@ def get_traces(
     project: CurrentProject,
     session: SessionDep,
     deployment_id: uuid.UUID | None = None,
+    evaluation_run_id: uuid.UUID | None = None,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
     status: Literal["ok", "error"] | None = None,
@@ -67,6 +69,7 @@ def get_traces(
     """List the project's traces matching every filter given, newest first."""
     where = TraceFilter(
         deployment_id=deployment_id,
+        evaluation_run_id=evaluation_run_id,
         since=since,
         until=until,
         status=status,

@@ -1,4 +1,4 @@
-"""Store decoded spans as inference records of an LLM deployment: map, redact, price, roll up.
+"""Store decoded spans of an LLM deployment or an evaluation run: map, redact, price, roll up.
 
 :func:`ingest_spans` is the one pipeline every path that stores spans goes through (OTLP
 protobuf, OTLP/JSON, later native REST and evaluation runs), so redaction happens before any
@@ -221,7 +221,8 @@ def _rows_for(
     fields: GenAiFields,
     *,
     project_id: uuid.UUID,
-    deployment_id: uuid.UUID,
+    deployment_id: uuid.UUID | None,
+    evaluation_run_id: uuid.UUID | None,
     resource: Attributes,
     scrub: _Scrubber,
     prices: PriceBook,
@@ -260,6 +261,7 @@ def _rows_for(
             "created_at": now,
             "project_id": project_id,
             "deployment_id": deployment_id,
+            "evaluation_run_id": evaluation_run_id,
             "trace_id": span.trace_id,
             "span_id": span.span_id,
             "parent_span_id": span.parent_span_id,
@@ -339,20 +341,24 @@ def ingest_spans(
     *,
     session: Session,
     project_id: uuid.UUID,
-    deployment_id: uuid.UUID,
+    deployment_id: uuid.UUID | None,
     spans: Sequence[OtlpSpan],
+    evaluation_run_id: uuid.UUID | None = None,
     resource: Attributes | None = None,
     redactor: TextRedactor | None = None,
     sealer: Sealer | None = None,
     now: datetime | None = None,
 ) -> IngestOutcome:
-    """Store ``spans`` of one resource as inference records of ``deployment_id``.
+    """Store ``spans`` of one resource as inference records of a deployment or calls of a run.
 
     Args:
         session: The caller's session (not committed here).
         project_id: The project the spans belong to.
-        deployment_id: The deployment whose inferences they are (already checked by the caller).
+        deployment_id: The deployment whose inferences they are (already checked by the caller);
+            ``None`` for an evaluation run's calls.
         spans: Decoded spans; those with a ``problem`` are rejected with it.
+        evaluation_run_id: The evaluation run that made the calls (then ``deployment_id`` is
+            ``None``: they are not the slot's traffic).
         resource: The resource attributes the spans came with.
         redactor: Applied to every text before it is stored; by default the project's rules
             (:func:`~monitors.traces.redaction_rules.project_redactor`).
@@ -361,7 +367,10 @@ def ingest_spans(
 
     Raises:
         PayloadTooLarge: More than :data:`MAX_SPANS` spans.
+        ValueError: Not exactly one of ``deployment_id`` and ``evaluation_run_id`` given.
     """
+    if (deployment_id is None) == (evaluation_run_id is None):
+        raise ValueError("spans belong to a deployment or to an evaluation run, exactly one")
     if len(spans) > MAX_SPANS:
         raise PayloadTooLarge(
             f"{len(spans)} spans in one request; send at most {MAX_SPANS}", field="resourceSpans"
@@ -396,6 +405,7 @@ def ingest_spans(
             fields,
             project_id=project_id,
             deployment_id=deployment_id,
+            evaluation_run_id=evaluation_run_id,
             resource=clean_resource,
             scrub=scrub,
             prices=prices,
@@ -447,14 +457,22 @@ def _roll_up(
             .group_by(s.trace_id)
         ).all()
         # The root names the trace; until it arrives, the earliest span does.
-        heads: dict[str, tuple[str | None, str, uuid.UUID]] = {}
-        for trace_id, span_id, parent, name, deployment_id in session.execute(
-            sa.select(s.trace_id, s.span_id, s.parent_span_id, s.name, s.deployment_id)
+        heads: dict[str, tuple[str | None, str, uuid.UUID | None, uuid.UUID | None]] = {}
+        for trace_id, span_id, parent, name, deployment_id, run_id in session.execute(
+            sa.select(
+                s.trace_id,
+                s.span_id,
+                s.parent_span_id,
+                s.name,
+                s.deployment_id,
+                s.evaluation_run_id,
+            )
             .where(in_chunk)
             .order_by(s.trace_id, s.parent_span_id.is_not(None), s.start_at)
         ):
             if trace_id not in heads:
-                heads[trace_id] = (span_id if parent is None else None, name, deployment_id)
+                root = span_id if parent is None else None
+                heads[trace_id] = (root, name, deployment_id, run_id)
         existing = dict(
             session.execute(
                 sa.select(t.c.trace_id, t.c.id).where(
@@ -477,9 +495,10 @@ def _roll_up(
             sid,
             uid,
         ) in sums:
-            root_span_id, name, deployment_id = heads[trace_id]
+            root_span_id, name, deployment_id, run_id = heads[trace_id]
             values: dict[str, Any] = {
                 "deployment_id": deployment_id,
+                "evaluation_run_id": run_id,
                 "root_span_id": root_span_id,
                 "name": name,
                 "start_at": first,

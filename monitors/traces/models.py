@@ -10,6 +10,11 @@
 * ``monitors_trace`` — one row per trace: its time span, status and sums over its spans,
   recomputed whenever spans of the trace arrive (late spans included).
 
+A span and its trace belong to a deployment (production traffic) or to an evaluation run (a call
+``retrain.eval_runner`` made; ``deployment_id`` is then ``None``), so an evaluation is traced
+whether or not its slot has a live version, and never counts as the slot's traffic. The run id
+is a plain column, not a foreign key: retrain sits above monitors.
+
 Cost is integer nano-dollars (``None`` is "pricing missing", never $0); ``cost_source`` says
 whether Warden computed it from a price or the application sent it.
 """
@@ -54,10 +59,13 @@ class TraceSpan(Record, table=True):
     __table_args__ = (
         sa.UniqueConstraint("project_id", "trace_id", "span_id"),
         sa.Index("ix_monitors_trace_span_deployment_start", "deployment_id", "start_at"),
+        sa.Index("ix_monitors_trace_span_evaluation_run", "evaluation_run_id"),
     )
 
     project_id: uuid.UUID = Field(foreign_key=_PROJECT_FK, index=True, nullable=False)
-    deployment_id: uuid.UUID = Field(foreign_key=_DEPLOYMENT_FK, nullable=False)
+    deployment_id: uuid.UUID | None = Field(default=None, foreign_key=_DEPLOYMENT_FK, nullable=True)
+    evaluation_run_id: uuid.UUID | None = Field(default=None, nullable=True)
+    """The evaluation run that made the call; ``None`` for a deployment's traffic."""
     trace_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
     span_id: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
     parent_span_id: str | None = _text(16)
@@ -139,10 +147,12 @@ class Trace(Record, table=True):
         sa.UniqueConstraint("project_id", "trace_id"),
         sa.Index("ix_monitors_trace_deployment_start", "deployment_id", "start_at"),
         sa.Index("ix_monitors_trace_project_start", "project_id", "start_at"),
+        sa.Index("ix_monitors_trace_evaluation_run", "evaluation_run_id"),
     )
 
     project_id: uuid.UUID = Field(foreign_key=_PROJECT_FK, nullable=False)
-    deployment_id: uuid.UUID = Field(foreign_key=_DEPLOYMENT_FK, nullable=False)
+    deployment_id: uuid.UUID | None = Field(default=None, foreign_key=_DEPLOYMENT_FK, nullable=True)
+    evaluation_run_id: uuid.UUID | None = Field(default=None, nullable=True)
     trace_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
     root_span_id: str | None = _text(16)
     name: str = Field(sa_column=sa.Column(sa.String(512), nullable=False))

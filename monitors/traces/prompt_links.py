@@ -59,7 +59,7 @@ def prompt_of_span(*, session: Session, span: TraceSpan) -> PromptLink | None:
             named = None
         if named is not None:
             return PromptLink(prompt=named, linked_by="attribute")
-    row = session.get(Deployment, span.deployment_id)
+    row = session.get(Deployment, span.deployment_id) if span.deployment_id else None
     if row is None:
         return None
     live = prompt_at(

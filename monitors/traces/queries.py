@@ -1,10 +1,10 @@
 """Reading traces back: a filtered, paged list of trace roll-ups, and one trace as its span tree.
 
-Filters combine with AND: deployment, start time window, status, model (request or response
-model of any span), prompt name and version (of any span), cost and duration bounds, and a text
-search over the trace's *redacted* content (what was stored; a raw e-mail address finds
-nothing, ``[EMAIL]`` finds every trace that had one). Traces come newest first; a page ends with
-a cursor for the next.
+Filters combine with AND: deployment, evaluation run, start time window, status, model
+(request or response model of any span), prompt name and version (of any span), cost and
+duration bounds, and a text search over the trace's *redacted* content (what was stored; a raw
+e-mail address finds nothing, ``[EMAIL]`` finds every trace that had one). Traces come newest
+first; a page ends with a cursor for the next.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class TraceFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     deployment_id: uuid.UUID | None = None
+    evaluation_run_id: uuid.UUID | None = None
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     status: Literal["ok", "error"] | None = None
@@ -56,10 +57,14 @@ class TraceFilter(BaseModel):
 
 
 class TracePublic(BaseModel):
-    """One trace rolled up: time, status, tokens and cost (``None`` is "pricing missing")."""
+    """One trace rolled up: time, status, tokens and cost (``None`` is "pricing missing").
+
+    It belongs to a deployment, or (``deployment_id`` ``None``) to the evaluation run that made it.
+    """
 
     trace_id: str
-    deployment_id: uuid.UUID
+    deployment_id: uuid.UUID | None
+    evaluation_run_id: uuid.UUID | None
     root_span_id: str | None
     name: str
     start_at: datetime
@@ -97,7 +102,8 @@ class SpanPublic(BaseModel):
 
     span_id: str
     parent_span_id: str | None
-    deployment_id: uuid.UUID
+    deployment_id: uuid.UUID | None
+    evaluation_run_id: uuid.UUID | None
     name: str
     kind: str
     operation: str | None
@@ -187,6 +193,8 @@ def list_traces(
     query = select(Trace).where(Trace.project_id == project_id)
     if where.deployment_id is not None:
         query = query.where(Trace.deployment_id == where.deployment_id)
+    if where.evaluation_run_id is not None:
+        query = query.where(Trace.evaluation_run_id == where.evaluation_run_id)
     if where.since is not None:
         query = query.where(col(Trace.start_at) >= where.since)
     if where.until is not None:

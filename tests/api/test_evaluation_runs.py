@@ -21,7 +21,9 @@ from api.settings import Settings
 from api.worker_process import build_worker
 from governance.audit import AuditEntry
 from governance.roles import Role
+from lineage.models import Deployment
 from lineage.store import session_scope
+from monitors.llm.calls import read_calls
 from monitors.traces.models import TraceSpan
 from tests.api.evaluation_seed import ANSWERS, QUESTIONS, V1, V2
 from tests.conftest import Issued
@@ -158,7 +160,6 @@ def test_v2_is_evaluated_compared_approved_and_gated_to_production(
     assert first["figures"]["scorers"]["exact_match"]["mean"] == pytest.approx(1 / 3)
     assert second["figures"]["scorers"]["exact_match"]["mean"] == 1.0
     assert second["figures"]["calls"]["input_tokens"] > 0
-    assert second["figures"]["traced"] is True
 
     judged_v2 = team.ok("GET", "/evaluation/runs?prompt=support&prompt_version=2", team.author)
     assert [r["id"] for r in judged_v2] == [second["id"]]
@@ -170,6 +171,10 @@ def test_v2_is_evaluated_compared_approved_and_gated_to_production(
         ).all()
         assert {(s.prompt_name, s.prompt_version) for s in spans} == {("support", "2")}
         assert all(s.attributes.get("warden.evaluation.run_id") == second["id"] for s in spans)
+        # v1 is live in the slot, yet its six evaluation calls are not the slot's traffic.
+        live = session.exec(select(Deployment).where(Deployment.name == "support-bot")).one()
+        assert len(spans) == 3
+        assert read_calls(session=session, deployment=live, start=None, end=None).empty
 
     comparison = team.ok(
         "GET", f"/evaluation/comparison?runs={first['id']},{second['id']}", team.author
@@ -240,7 +245,11 @@ def test_v2_is_evaluated_compared_approved_and_gated_to_production(
 
 @pytest.mark.slow
 def test_a_judge_outage_makes_the_run_partial_and_keeps_the_offline_scores(
-    team: Team, stand_in: StandInLLM, settings: Settings, engine: Engine
+    team: Team,
+    stand_in: StandInLLM,
+    settings: Settings,
+    engine: Engine,
+    make_principal: Callable[..., Issued],
 ) -> None:
     _setup(team, stand_in)
     team.ok(
@@ -289,9 +298,19 @@ def test_a_judge_outage_makes_the_run_partial_and_keeps_the_offline_scores(
     calls = run["figures"]["calls"]
     # $0.15 and $0.60 per million tokens: 150 nano-dollars an input token, 600 an output one.
     assert calls["cost_nano_usd"] == 150 * calls["input_tokens"] + 600 * calls["output_tokens"]
-    assert run["figures"]["traced"] is False  # nothing live in the slot: no deployment to trace
-    (first, *_) = team.ok("GET", f"/evaluation/runs/{run['id']}/results", team.author)
-    assert first["trace_id"] is None
+    # Nothing is live in the slot, and every call is traced all the same: as the run's.
+    results = team.ok("GET", f"/evaluation/runs/{run['id']}/results", team.author)
+    traces = team.ok("GET", f"/traces?evaluation_run_id={run['id']}", team.author)["traces"]
+    assert sorted(t["trace_id"] for t in traces) == sorted(r["trace_id"] for r in results)
+    assert {(t["evaluation_run_id"], t["deployment_id"]) for t in traces} == {(run["id"], None)}
+    assert sum(t["cost_nano_usd"] for t in traces) == calls["cost_nano_usd"]
+    (span,) = team.ok("GET", f"/traces/{results[0]['trace_id']}", team.author)["spans"]
+    assert (span["prompt_name"], span["prompt_version"]) == ("support", "2")
+    assert span["content"]["output_messages"]
+    outsider = make_principal(role=Role.ADMIN, project="other")
+    for path in (f"/traces?evaluation_run_id={run['id']}", f"/traces/{results[0]['trace_id']}"):
+        assert team.call("GET", path, outsider).status_code == 404  # not even its name
+    first = results[0]
     assert first["scores"]["helpful"]["status"] == "error"
     assert "503" in first["scores"]["helpful"]["reason"]
     assert first["scores"]["token_f1"]["status"] == "scored"

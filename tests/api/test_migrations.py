@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -15,7 +17,9 @@ import retrain  # noqa: F401
 from api.migrate import downgrade, upgrade
 from governance.actors import Actor
 from lineage.projects import create_project
+from monitors.traces import ingest_spans
 from retrain.pipelines import EvaluationSpec, PipelineSpec, Step, create_pipeline
+from tests.monitors.traces.conftest import make_llm_deployment, otlp_span, store_spans
 
 
 def _tables(url: str) -> set[str]:
@@ -86,5 +90,64 @@ def test_stored_pipelines_follow_the_demo_step_to_its_new_module(database_url: s
             ["api.demo.adult:train", "mypkg.adult:train"],
             "api.demo.adult:read_adult",
         )
+    finally:
+        engine.dispose()
+
+
+def test_traces_of_evaluation_runs_survive_the_traces_0002_round_trip(database_url: str) -> None:
+    """Content rows outlive SQLite's rebuild of the span table; old evaluation spans get a run."""
+    engine = lineage.create_store_engine(database_url)
+    run_id = uuid.uuid4()
+    try:
+        with lineage.session_scope(engine) as session:
+            project = create_project(session=session, name="acme")
+        deployment = make_llm_deployment(engine, project)
+        marked = {"warden.evaluation.run_id": str(run_id), "gen_ai.prompt": "hi"}
+        store_spans(engine, deployment, [otlp_span("a", "1", None, 0, 5, **marked)])
+        with lineage.session_scope(engine) as session:
+            ingest_spans(
+                session=session,
+                project_id=project.id,
+                deployment_id=None,
+                evaluation_run_id=uuid.uuid4(),
+                spans=[otlp_span("b", "1", None, 0, 5, **{"gen_ai.prompt": "hi"})],
+            )
+
+        def rows() -> list[tuple[str, Any, Any, int]]:
+            with engine.connect() as connection:
+                found = connection.execute(
+                    sa.text(
+                        "SELECT s.trace_id, s.deployment_id, t.evaluation_run_id,"
+                        " (SELECT COUNT(*) FROM monitors_trace_content c"
+                        "  WHERE c.span_row_id = s.id)"
+                        " FROM monitors_trace_span s JOIN monitors_trace t"
+                        " ON t.trace_id = s.trace_id ORDER BY s.trace_id"
+                    )
+                ).all()
+            return [(str(a), b, c, int(d)) for a, b, c, d in found]
+
+        assert [(t, d is None, n) for t, d, _, n in rows()] == [
+            ("a" * 32, False, 1),
+            ("b" * 32, True, 1),
+        ]
+        downgrade(database_url, "traces_0001")
+        with engine.connect() as connection:
+            kept = (
+                connection.execute(sa.text("SELECT trace_id FROM monitors_trace_span"))
+                .scalars()
+                .all()
+            )
+            assert [str(t) for t in kept] == ["a" * 32]  # the deployment's span, with its content
+            assert (
+                connection.execute(
+                    sa.text("SELECT COUNT(*) FROM monitors_trace_content")
+                ).scalar_one()
+                == 1
+            )
+        upgrade(database_url)
+        ((trace_id, deployment_id, evaluation_run_id, contents),) = rows()
+        assert (trace_id, contents) == ("a" * 32, 1)
+        assert deployment_id is not None
+        assert uuid.UUID(str(evaluation_run_id)) == run_id
     finally:
         engine.dispose()
