@@ -5,7 +5,10 @@ Read through the same services as ``GET …/prompts``, ``…/llm-deployments`` a
 ``trace:read`` as well and are left out without it. An LLM deployment shows its endpoint's host
 and model and where its key comes from (``env:NAME``, ``sealed``, ``none``), never the key.
 Asking to promote a version opens an approval request (``approval:request``) decided on the
-approvals page; nothing here puts a version live.
+approvals page. Putting an approved version live in one of its prompt's LLM deployments
+(``model:promote``, CSRF-checked by :func:`api.dashboard.forms.form_gate`) calls the REST
+route's own handler (:func:`api.routes.llm_deployments.promote`): the same going-live rule,
+separation of duties, gates and audit; a refusal is shown on the version page with its reason.
 """
 
 from __future__ import annotations
@@ -19,19 +22,22 @@ from urllib.parse import quote, urlsplit
 import sqlalchemy as sa
 from fastapi import Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from api.dashboard.evaluation_pages import template_diff, template_lines
+from api.dashboard.forms import form_gate, status_of
 from api.dashboard.rendering import _render, router
-from api.deps import SessionDep
+from api.deps import EngineDep, SessionDep
 from api.limits import MAX_SQL_INTEGER
+from api.routes import llm_deployments as llm_routes
 from api.security import CurrentProject, require
 from api.web_session import check_csrf
 from governance.actors import Actor
 from governance.identity import Principal
 from governance.permissions import Permission
 from governance.roles import permissions_of
-from lineage.errors import InvalidInput, NotFound
+from lineage.errors import InvalidInput, NotFound, WardenError
 from lineage.models import Deployment
 from lineage.projects import Project
 from lineage.prompts import Prompt, get_prompt, list_prompt_names, list_prompts
@@ -40,6 +46,7 @@ from retrain.eval_datasets import get_dataset, get_version, list_datasets, list_
 from retrain.llm_deployments import (
     LlmDeployment,
     credentials_label,
+    get_llm_deployment,
     list_llm_deployments,
     live_row,
 )
@@ -182,8 +189,37 @@ def prompt_version_page(
     session: SessionDep,
     against: Annotated[str | None, Query(max_length=32)] = None,
     asked: Annotated[str | None, Query(max_length=8)] = None,
+    promoted: Annotated[str | None, Query(max_length=160)] = None,
 ) -> HTMLResponse:
     """Show a version: template, variables, model; its diff against the previous or a live one."""
+    return _version_page(
+        request,
+        actor,
+        project,
+        session,
+        name,
+        version,
+        against=against,
+        asked=asked == "1",
+        promoted=promoted,
+    )
+
+
+def _version_page(
+    request: Request,
+    actor: Actor,
+    project: Project,
+    session: Session,
+    name: str,
+    version: str,
+    *,
+    against: str | None = None,
+    asked: bool = False,
+    promoted: str | None = None,
+    refused: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Draw a version's page, with a promotion's outcome or refusal when there is one."""
     prompt = get_prompt(session=session, project_id=project.id, name=name, version=version)
     versions = list_prompts(session=session, project_id=project.id, name=name)
     history = _history(session, project.id, versions)
@@ -225,11 +261,13 @@ def prompt_version_page(
         else None
     )
     authors = _names(session, {prompt.version.registered_by})
+    live_here = {(s.name, s.environment) for s in live if s.version == prompt.number}
     return _render(
         request,
         "prompt_version.html",
         actor,
         session,
+        status_code=status_code,
         project=project,
         prompt=prompt,
         author=authors.get(prompt.version.registered_by) if prompt.version.registered_by else None,
@@ -240,7 +278,14 @@ def prompt_version_page(
         diff=diff,
         spans=spans,
         span_limit=_TRACE_LINKS,
-        asked=asked == "1",
+        asked=asked,
+        promoted=promoted,
+        refused=refused,
+        bindings=[
+            b
+            for b in _bindings_of(session, project.id, name)
+            if (b.name, b.environment) not in live_here
+        ],
         url=_prompt_url,
     )
 
@@ -269,6 +314,61 @@ def ask_promotion_page(
     request_promotion(session=session, actor=actor, model_version=prompt.version, reason=reason)
     return RedirectResponse(
         f"{_prompt_url(project, name, version)}?asked=1#promotion", status_code=303
+    )
+
+
+@router.post("/p/{project}/prompts/{name}/versions/{version}/promote", response_model=None)
+def promote_page(
+    request: Request,
+    name: str,
+    version: str,
+    actor: Annotated[Actor, Depends(form_gate(Permission.MODEL_PROMOTE))],
+    project: CurrentProject,
+    session: SessionDep,
+    engine: EngineDep,
+    deployment: Annotated[str, Form(max_length=64)] = "",
+    environment: Annotated[str, Form(max_length=64)] = "production",
+    reason: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Put an approved version live in one of its prompt's LLM deployments, as the API does."""
+    try:
+        binding = get_llm_deployment(
+            session=session, project_id=project.id, name=deployment, environment=environment
+        )
+        if binding.prompt_name != name:
+            raise InvalidInput(
+                f"LLM deployment {deployment!r} serves prompt {binding.prompt_name!r}, not "
+                f"{name!r}; choose one of this prompt's deployments",
+                field="deployment",
+            )
+        body = llm_routes.PromptPromoteRequest(
+            version=version, environment=environment, reason=reason
+        )
+        llm_routes.promote(
+            name=deployment,
+            body=body,
+            request=request,
+            actor=actor,
+            project=project,
+            session=session,
+            engine=engine,
+        )
+    except (ValidationError, WardenError) as error:
+        session.rollback()  # a refusal leaves nothing behind (its audit entry has its own)
+        why = error.detail if isinstance(error, WardenError) else str(error.errors()[0]["msg"])
+        return _version_page(
+            request,
+            actor,
+            project,
+            session,
+            name,
+            version,
+            refused=f"v{version} was not put live in {deployment} ({environment}): {why}",
+            status_code=status_of(error),
+        )
+    where = quote(f"{deployment} ({environment})")
+    return RedirectResponse(
+        f"{_prompt_url(project, name, version)}?promoted={where}#promotion", status_code=303
     )
 
 

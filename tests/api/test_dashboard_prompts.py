@@ -18,15 +18,17 @@ from sqlmodel import select
 from api.dashboard.prompt_pages import endpoint_host
 from api.settings import Settings
 from governance.actors import Actor
-from governance.approvals import ApprovalRequest, ApprovalStatus
+from governance.approvals import ApprovalRequest, ApprovalStatus, decide
 from governance.audit import AuditEntry
-from governance.identity import create_person
+from governance.identity import Principal, actor_for, create_person
 from governance.roles import Role, grant_role
 from lineage.projects import Project
 from lineage.prompts import PromptVersionCreate, register_prompt_version
 from lineage.store import session_scope
 from retrain.mlflow_registry import Registry
-from tests.api.prompt_seed import KEY, seed_prompts
+from retrain.promotion import request_promotion
+from retrain.prompts import register_prompt
+from tests.api.prompt_seed import KEY, VERSIONS, seed_prompts
 from tests.api.test_dashboard import HTML, PASSWORD, _token, new_client, sign_in
 
 __all__ = ["new_client"]  # a fixture this module uses
@@ -171,8 +173,8 @@ def test_pages_of_another_project_and_unknown_things_are_refused(
     assert endpoint_host("https://user.example/v1/x") == "user.example"
 
 
-def test_the_author_requests_promotion_from_the_version_page(
-    seeded: None, engine: Engine, new_client: Callable[..., TestClient]
+def test_the_author_requests_promotion_and_puts_the_approved_version_live_from_its_page(
+    seeded: None, engine: Engine, settings: Settings, new_client: Callable[..., TestClient]
 ) -> None:
     vic = sign_in(new_client(), "vic")
     dana = sign_in(new_client(), "dana")
@@ -213,3 +215,78 @@ def test_the_author_requests_promotion_from_the_version_page(
     approvals = sign_in(new_client(), "alex").get("/p/acme/approvals", headers=HTML).text
     assert "JSON answers" in approvals
     assert '<a href="/p/acme/prompts/triage/versions/3">triage v3</a>' in approvals
+
+    # A version whose request is approved is put live from its page; until then, the refusal
+    # comes back with the going-live rule's reason.
+    registry = Registry(
+        tracking_uri=settings.resolved_mlflow_uri(),
+        artifact_root=settings.data_dir / "mlflow-artifacts",
+    )
+    with session_scope(engine) as session:
+        dana_row = session.exec(select(Principal).where(Principal.name == "dana")).one()
+        alex_row = session.exec(select(Principal).where(Principal.name == "alex")).one()
+        project_id = session.exec(select(Project.id).where(Project.name == "acme")).one()
+        v4 = register_prompt(
+            session=session,
+            project_id=project_id,
+            name="triage",
+            spec=PromptVersionCreate.model_validate(
+                VERSIONS[1] | {"template": "{{ticket}}: bug, billing or other?"}
+            ),
+            registered_by=dana_row.id,
+            registry=registry,
+        )
+    assert v4.number == "4"
+    page = dana.get("/p/acme/prompts/triage/versions/4", headers=HTML).text
+    assert re.findall(r'data-binding="([^"]+)"', page) == [
+        "triage-bot/production",
+        "triage-bot/staging",
+    ]
+    assert "Put v4 live in triage-bot (production)" in page
+    assert "Put v4 live" not in vic.get("/p/acme/prompts/triage/versions/4", headers=HTML).text
+    action = "/p/acme/prompts/triage/versions/4/promote"
+    form = {"csrf_token": _token(page), "deployment": "triage-bot", "environment": "production"}
+    assert dana.post(action, data=form | {"csrf_token": ""}).status_code == 403  # forged
+    vic_form = form | {"csrf_token": _token(vic.get("/p/acme/prompts", headers=HTML).text)}
+    assert vic.post(action, data=vic_form).status_code == 403  # a viewer may not promote
+
+    # Not approved yet: the page comes back with the going-live rule's reason, audited denied.
+    refused = dana.post(action, data=form | {"reason": "ship it"}, headers=HTML)
+    assert refused.status_code == 403
+    assert "v4 was not put live in triage-bot (production)" in refused.text
+    assert "needs an approved request" in refused.text
+    with session_scope(engine) as session:
+        denied = session.exec(select(AuditEntry).where(AuditEntry.action == "prompt.promote")).all()
+        assert [(e.outcome, e.target) for e in denied if e.target == "prompt:triage/4"] == [
+            ("denied", "prompt:triage/4")
+        ]
+        dana_actor = actor_for(dana_row, project_id=project_id)
+        approval = request_promotion(
+            session=session, actor=dana_actor, model_version=v4.version, reason="one word"
+        )
+        decide(
+            session=session,
+            actor=actor_for(alex_row, project_id=project_id),
+            approval_id=approval.id,
+            approve=True,
+            reason="read the diff",
+        )
+    done = dana.post(action, data=form | {"reason": "approved"}, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == (
+        "/p/acme/prompts/triage/versions/4?promoted=triage-bot%20%28production%29#promotion"
+    )
+    shown = dana.get(done.headers["location"], headers=HTML).text
+    assert "v4 is live in triage-bot (production)." in shown
+    assert "triage-bot (production) since" in shown
+    assert 'data-binding="triage-bot/production"' not in shown  # live there already
+    with session_scope(engine) as session:
+        carried = session.exec(
+            select(AuditEntry).where(
+                AuditEntry.action == "prompt.promote", AuditEntry.outcome == "success"
+            )
+        ).all()
+        assert [e.reason for e in carried if e.target == f"model_version:{v4.version.id}"] == [
+            "approved"
+        ]
+    assert registry.prompt_alias_version("triage", "production") == "4"
