@@ -10,7 +10,10 @@ one project. Two graphs are answered:
   ``dataset:<namespace>:<name>``, ``job:<namespace>:<name>``, ``model:<name>:<version>`` and
   ``deployment:<environment>:<name>``; ``depth`` counts edges from the start node, both ways.
 * :func:`model_provenance` and :func:`dataset_impact` walk the *instance-level* edges (runs and
-  dataset versions), which say exactly which data made which model.
+  dataset versions), which say exactly which data made which model. Judging is not making: the
+  evaluation runs that judged a version (``run_evaluates``) and the dataset versions they read
+  are listed apart (``Provenance.evaluations``, ``Impact.judged``) and the walk does not go
+  through them, so a dataset that only judged a version is not among its training data.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from lineage.deployments import live_deployments
 from lineage.errors import InvalidInput, NotFound
@@ -63,8 +66,10 @@ class Provenance:
         model_version: The model version asked about.
         runs: Every upstream run, oldest first.
         dataset_versions: Every upstream dataset version, oldest first.
-        jobs: The jobs of those runs, by id.
-        datasets: The datasets of those versions, by id.
+        jobs: The jobs of those runs (and of the evaluations), by id.
+        datasets: The datasets of those versions (and of the evaluation data), by id.
+        evaluations: The evaluation runs that judged the version, oldest first.
+        evaluation_dataset_versions: The dataset versions those runs read, oldest first.
     """
 
     model_version: ModelVersion
@@ -72,6 +77,8 @@ class Provenance:
     dataset_versions: list[DatasetVersion]
     jobs: dict[uuid.UUID, Job] = field(default_factory=dict)
     datasets: dict[uuid.UUID, Dataset] = field(default_factory=dict)
+    evaluations: list[Run] = field(default_factory=list)
+    evaluation_dataset_versions: list[DatasetVersion] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,8 @@ class Impact:
         datasets: The datasets of the versions (the start's included), by id.
         covered: The versions the walk started from (one, or every version of the dataset;
             ``dataset_version`` is then the latest).
+        judged: The model (prompt) versions judged by evaluation runs that read the data
+            (downstream runs among ``runs``), oldest first.
     """
 
     dataset_version: DatasetVersion
@@ -100,6 +109,44 @@ class Impact:
     jobs: dict[uuid.UUID, Job] = field(default_factory=dict)
     datasets: dict[uuid.UUID, Dataset] = field(default_factory=dict)
     covered: list[DatasetVersion] = field(default_factory=list)
+    judged: list[ModelVersion] = field(default_factory=list)
+
+
+def _judging(
+    session: Session, project_id: uuid.UUID, *, runs: set[uuid.UUID], versions: set[uuid.UUID]
+) -> list[Edge]:
+    """Return the ``run_evaluates`` edges from ``runs`` or onto ``versions``."""
+    ends = []
+    if runs:
+        ends.append(col(Edge.source_id).in_(runs))
+    if versions:
+        ends.append(col(Edge.target_id).in_(versions))
+    if not ends:
+        return []
+    return list(
+        session.exec(
+            select(Edge).where(
+                Edge.project_id == project_id,
+                Edge.kind == EdgeKind.RUN_EVALUATES,
+                or_(*ends),
+            )
+        ).all()
+    )
+
+
+def _inputs_of(session: Session, project_id: uuid.UUID, runs: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Return the dataset versions ``runs`` read."""
+    if not runs:
+        return set()
+    return set(
+        session.exec(
+            select(Edge.source_id).where(
+                Edge.project_id == project_id,
+                Edge.kind == EdgeKind.RUN_INPUT,
+                col(Edge.target_id).in_(runs),
+            )
+        ).all()
+    )
 
 
 def _walk(
@@ -161,13 +208,22 @@ def model_provenance(
         session, Run, reached[EdgeKind.RUN_MODEL] | reached[EdgeKind.RUN_OUTPUT]
     )
     versions: list[DatasetVersion] = _by_id(session, DatasetVersion, reached[EdgeKind.RUN_INPUT])
-    jobs, datasets = _jobs_and_datasets(session, runs, versions)
+    judging = {
+        e.source_id for e in _judging(session, project_id, runs=set(), versions={model_version.id})
+    }
+    evaluations: list[Run] = _by_id(session, Run, judging)
+    read: list[DatasetVersion] = _by_id(
+        session, DatasetVersion, _inputs_of(session, project_id, judging)
+    )
+    jobs, datasets = _jobs_and_datasets(session, [*runs, *evaluations], [*versions, *read])
     return Provenance(
         model_version=model_version,
         runs=runs,
         dataset_versions=versions,
         jobs=jobs,
         datasets=datasets,
+        evaluations=evaluations,
+        evaluation_dataset_versions=read,
     )
 
 
@@ -237,6 +293,14 @@ def _impact(
         session, DatasetVersion, reached[EdgeKind.RUN_OUTPUT] - start_ids
     )
     models: list[ModelVersion] = _by_id(session, ModelVersion, reached[EdgeKind.RUN_MODEL])
+    judged: list[ModelVersion] = _by_id(
+        session,
+        ModelVersion,
+        {
+            e.target_id
+            for e in _judging(session, project_id, runs={r.id for r in runs}, versions=set())
+        },
+    )
     model_ids = {m.id for m in models}
     live = [
         d
@@ -254,6 +318,7 @@ def _impact(
         jobs=jobs,
         datasets=datasets,
         covered=list(starts),
+        judged=judged,
     )
 
 

@@ -153,6 +153,12 @@ class ProvenancePublic(BaseModel):
     model_version: ModelVersionPublic
     runs: list[LineageRunPublic]
     dataset_versions: list[DatasetVersionPublic]
+    evaluations: list[LineageRunPublic] = Field(
+        description="The evaluation runs that judged the version (not among what made it)."
+    )
+    evaluation_dataset_versions: list[DatasetVersionPublic] = Field(
+        description="The dataset versions those evaluation runs read."
+    )
 
 
 class ImpactPublic(BaseModel):
@@ -167,6 +173,9 @@ class ImpactPublic(BaseModel):
     model_versions: list[ModelVersionPublic]
     deployments: list[DeploymentPublic]
     as_of: datetime | None
+    judged_model_versions: list[ModelVersionPublic] = Field(
+        description="The (prompt) versions evaluation runs reading the data judged."
+    )
 
 
 async def event_body(request: Request, settings: SettingsDep) -> bytes:
@@ -335,6 +344,8 @@ def get_provenance(
         model_version=ModelVersionPublic.of(found.model_version, session=session),
         runs=_runs(found.runs, found.jobs),
         dataset_versions=_versions(found.dataset_versions, found.datasets),
+        evaluations=_runs(found.evaluations, found.jobs),
+        evaluation_dataset_versions=_versions(found.evaluation_dataset_versions, found.datasets),
     )
 
 
@@ -380,6 +391,7 @@ def get_impact(
         model_versions=[ModelVersionPublic.of(m, session=session) for m in found.model_versions],
         deployments=[DeploymentPublic.of(d, session=session) for d in found.deployments],
         as_of=found.as_of,
+        judged_model_versions=[ModelVersionPublic.of(m, session=session) for m in found.judged],
     )
 
 

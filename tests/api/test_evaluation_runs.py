@@ -442,6 +442,26 @@ def test_the_lineage_of_a_prompt_version_shows_its_dataset_run_and_deployment(
         headers=team.author.headers,
     ).json()["graph"]
     assert [(n["id"], n["inEdges"], n["outEdges"]) for n in alone] == [("model:support:2", [], [])]
+    # Provenance of the version names the run that judged it and the data read, apart from
+    # what made it; the impact of the dataset version names the version it judged.
+    provenance = team.ok("GET", "/models/support/versions/1/provenance", team.author)
+    assert (provenance["runs"], provenance["dataset_versions"]) == ([], [])
+    assert [r["run_id"] for r in provenance["evaluations"]] == [run["id"]]
+    assert [
+        (v["namespace"], v["name"], v["version"]) for v in provenance["evaluation_dataset_versions"]
+    ] == [("warden", "evaluation/faq", "1")]
+    unjudged = team.ok("GET", "/models/support/versions/2/provenance", team.author)
+    assert unjudged["evaluations"] == []
+    impact = team.ok(
+        "GET",
+        "/datasets/impact?namespace=warden&name=evaluation/faq&version=1",
+        team.author,
+    )
+    assert [(m["name"], m["version"]) for m in impact["judged_model_versions"]] == [
+        ("support", "1")
+    ]
+    assert [r["run_id"] for r in impact["runs"]] == [run["id"]]
+    assert impact["model_versions"] == []
     # The same run in the OpenLineage catalog: it read dataset version 1 and completed.
     detail = team.ok("GET", f"/runs/{run['id']}", team.author)
     assert (detail["run"]["job_name"], detail["run"]["state"]) == ("evaluation/support", "COMPLETE")

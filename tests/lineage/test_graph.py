@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from lineage import (
     DeploymentCreate,
@@ -15,12 +16,15 @@ from lineage import (
     get_dataset_version,
     get_model_version,
     get_model_version_by_id,
+    ingest_event,
     lineage_graph,
     model_provenance,
     record_deployment,
     session_scope,
 )
-from tests.lineage.events import DB, train_generation
+from lineage.edges import link
+from lineage.models import EdgeKind, Run
+from tests.lineage.events import DB, dataset, encode, run_event, train_generation
 
 T = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -60,6 +64,47 @@ def test_provenance_holds_exactly_the_runs_and_data_that_made_the_version(
     assert jobs == ["featurize", "train"]
     assert data[0] == ("public.adult", "v1")
     assert [name for name, _ in data] == ["public.adult", "/features.parquet"]
+
+
+@pytest.mark.usefixtures("two_generations")
+def test_a_judging_run_is_listed_apart_from_what_made_the_version_and_what_the_data_fed(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    """An evaluation run reads raw v2 and judges model 1: provenance and impact name it apart."""
+    judge = uuid.uuid4()
+    with session_scope(engine) as session:
+        raw = dataset(DB, "public.adult", version="v2")
+        event = run_event(event_type="COMPLETE", run_id=judge, job="evaluate", inputs=[raw])
+        ingest_event(session=session, project_id=project_id, body=encode(event))
+        first = get_model_version(
+            session=session, project_id=project_id, name="income", version="1"
+        )
+        run = session.exec(select(Run).where(Run.run_id == judge)).one()
+        link(
+            session=session,
+            project_id=project_id,
+            kind=EdgeKind.RUN_EVALUATES,
+            source_id=run.id,
+            target_id=first.id,
+        )
+        session.flush()
+        made = model_provenance(session=session, project_id=project_id, model_version_id=first.id)
+        v2 = get_dataset_version(
+            session=session, project_id=project_id, namespace=DB, name="public.adult", version="v2"
+        )
+        fed = dataset_impact(session=session, project_id=project_id, dataset_version_id=v2.id)
+        v1 = get_dataset_version(
+            session=session, project_id=project_id, namespace=DB, name="public.adult", version="v1"
+        )
+        unjudged = dataset_impact(session=session, project_id=project_id, dataset_version_id=v1.id)
+    assert [made.jobs[r.job_id].name for r in made.evaluations] == ["evaluate"]
+    assert [v.version for v in made.evaluation_dataset_versions] == ["v2"]
+    assert [made.jobs[r.job_id].name for r in made.runs] == ["featurize", "train"]
+    assert "v2" not in [v.version for v in made.dataset_versions]  # judging is not making
+    assert [(m.name, m.version) for m in fed.judged] == [("income", "1")]
+    assert [(m.name, m.version) for m in fed.model_versions] == [("income", "2")]
+    assert "evaluate" in [fed.jobs[r.job_id].name for r in fed.runs]
+    assert unjudged.judged == []
 
 
 @pytest.mark.usefixtures("two_generations")
