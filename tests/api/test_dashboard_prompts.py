@@ -237,15 +237,15 @@ def test_the_author_requests_promotion_and_puts_the_approved_version_live_from_i
             registry=registry,
         )
     assert v4.number == "4"
-    page = dana.get("/p/acme/prompts/triage/versions/4", headers=HTML).text
-    assert re.findall(r'data-binding="([^"]+)"', page) == [
+    v4_page = dana.get("/p/acme/prompts/triage/versions/4", headers=HTML).text
+    assert re.findall(r'data-binding="([^"]+)"', v4_page) == [
         "triage-bot/production",
         "triage-bot/staging",
     ]
-    assert "Put v4 live in triage-bot (production)" in page
+    assert "Put v4 live in triage-bot (production)" in v4_page
     assert "Put v4 live" not in vic.get("/p/acme/prompts/triage/versions/4", headers=HTML).text
     action = "/p/acme/prompts/triage/versions/4/promote"
-    form = {"csrf_token": _token(page), "deployment": "triage-bot", "environment": "production"}
+    form = {"csrf_token": _token(v4_page), "deployment": "triage-bot", "environment": "production"}
     assert dana.post(action, data=form | {"csrf_token": ""}).status_code == 403  # forged
     vic_form = form | {"csrf_token": _token(vic.get("/p/acme/prompts", headers=HTML).text)}
     assert vic.post(action, data=vic_form).status_code == 403  # a viewer may not promote

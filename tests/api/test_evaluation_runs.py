@@ -172,9 +172,9 @@ def test_v2_is_evaluated_compared_approved_and_gated_to_production(
         assert {(s.prompt_name, s.prompt_version) for s in spans} == {("support", "2")}
         assert all(s.attributes.get("warden.evaluation.run_id") == second["id"] for s in spans)
         # v1 is live in the slot, yet its six evaluation calls are not the slot's traffic.
-        live = session.exec(select(Deployment).where(Deployment.name == "support-bot")).one()
+        slot = session.exec(select(Deployment).where(Deployment.name == "support-bot")).one()
         assert len(spans) == 3
-        assert read_calls(session=session, deployment=live, start=None, end=None).empty
+        assert read_calls(session=session, deployment=slot, start=None, end=None).empty
 
     comparison = team.ok(
         "GET", f"/evaluation/comparison?runs={first['id']},{second['id']}", team.author
