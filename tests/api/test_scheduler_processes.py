@@ -12,12 +12,9 @@ import itertools
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,25 +30,18 @@ from lineage.runtime.queue import get_job
 from monitors.models import Monitor, MonitorCreate, MonitorRunPublic
 from monitors.run_jobs import read_runs
 from monitors.schedules import create_monitor
+from tests.api.processes import Processes, free_port, marks, wait_for
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-WARDEN = Path(sys.executable).with_name("warden")
 INTERVAL = 2
 
 
-class Processes:
-    """Start ``warden`` sub-commands with test settings; kill or stop them; show their logs."""
-
-    def __init__(self, database_url: str, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.started: list[tuple[subprocess.Popen[bytes], Path]] = []
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "DO_NOT_TRACK": "1",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
+@pytest.fixture
+def processes(database_url: str, tmp_path: Path) -> Iterator[Processes]:
+    started = Processes(
+        tmp_path,
+        {
             "WARDEN_DATABASE_URL": database_url,
             "WARDEN_DATA_DIR": str(tmp_path / "data"),
             "WARDEN_SCHEDULER_HEARTBEAT_SECONDS": "0.25",
@@ -61,68 +51,13 @@ class Processes:
             "WARDEN_WORKER_HEARTBEAT_SECONDS": "0.25",
             "WARDEN_WORKER_LEASE_SECONDS": "3",
             "WARDEN_WORKER_RETRY_DELAY_SECONDS": "0",
-            "WARDEN_TEST_MARKER_DIR": str(tmp_path),
             "WARDEN_TEST_JOB_SECONDS": "1.0",
-        }
-
-    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = self.tmp_path / f"{args[0]}-{len(self.started)}.log"
-        process = subprocess.Popen(
-            [str(WARDEN), *args],
-            cwd=self.tmp_path,
-            env={**self.env, **(env or {})},
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        self.started.append((process, log))
-        return process
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {log.name}\n{log.read_text(errors='replace')}" for _, log in self.started
-        )
-
-    def stop_all(self) -> None:
-        for process, _ in self.started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process, _ in self.started:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@pytest.fixture
-def processes(database_url: str, tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(database_url, tmp_path)
+        },
+    )
     try:
         yield started
     finally:
         started.stop_all()
-
-
-# Waits end as soon as their condition holds: generous bounds cost nothing on a quiet machine
-# and keep a busy shared CI runner (process start-up imports mlflow and evidently) from flaking.
-def _wait_for(condition: Callable[[], bool], *, timeout: float, what: str, logs: Processes) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{logs.logs()}")
-
-
-def _marks(tmp_path: Path) -> list[tuple[str, str, int, int]]:
-    path = tmp_path / "markers"
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        event, run_id, pid, attempt = line.split()
-        rows.append((event, run_id, int(pid), int(attempt)))
-    return rows
 
 
 def _runs(engine: Engine) -> list[MonitorRunPublic]:
@@ -172,20 +107,20 @@ def test_slots_run_exactly_once_with_two_schedulers_and_a_killed_worker(
     victim: dict[str, int | str] = {}
 
     def a_worker_is_mid_job() -> bool:
-        marks = _marks(tmp_path)
-        done = {(run, pid) for event, run, pid, _ in marks if event == "done"}
-        for event, run, pid, _ in marks:
+        seen = marks(tmp_path)
+        done = {(run, pid) for event, run, pid, _ in seen if event == "done"}
+        for event, run, pid, _ in seen:
             if event == "start" and pid in worker_pids and (run, pid) not in done:
                 victim.update(pid=pid, run=run)
                 return True
         return False
 
-    _wait_for(a_worker_is_mid_job, timeout=240, what="a worker to start a job", logs=processes)
+    wait_for(a_worker_is_mid_job, timeout=240, what="a worker to start a job", logs=processes)
     os.kill(int(victim["pid"]), signal.SIGKILL)
     killed_at = utcnow()
 
     # Let the survivors advance a few slots, then kill the leading scheduler.
-    _wait_for(
+    wait_for(
         lambda: sum(r.scheduled_for > killed_at for r in _runs(engine)) >= 3,
         timeout=120,
         what="three more slots after the worker was killed",
@@ -196,7 +131,7 @@ def test_slots_run_exactly_once_with_two_schedulers_and_a_killed_worker(
     os.kill(leader, signal.SIGKILL)
     leader_killed = time.monotonic()
     standby = next(s.pid for s in schedulers if s.pid != leader)
-    _wait_for(
+    wait_for(
         lambda: _leader_pid(engine) == standby,
         timeout=15,
         what="the standby scheduler to take the lease",
@@ -204,7 +139,7 @@ def test_slots_run_exactly_once_with_two_schedulers_and_a_killed_worker(
     )
     assert time.monotonic() - leader_killed < 2 + 0.25 + 5  # lease + heartbeat + slack
     takeover_at = utcnow()
-    _wait_for(
+    wait_for(
         lambda: sum(r.scheduled_for > takeover_at for r in _runs(engine)) >= 2,
         timeout=120,
         what="the new leader to queue two slots",
@@ -215,7 +150,7 @@ def test_slots_run_exactly_once_with_two_schedulers_and_a_killed_worker(
         if scheduler.poll() is None:
             scheduler.send_signal(signal.SIGTERM)
             assert scheduler.wait(timeout=15) == 0
-    _wait_for(
+    wait_for(
         lambda: all(r.state == "succeeded" for r in _runs(engine)),
         timeout=160,
         what="every queued run to finish",
@@ -223,10 +158,10 @@ def test_slots_run_exactly_once_with_two_schedulers_and_a_killed_worker(
     )
 
     runs = _runs(engine)
-    marks = _marks(tmp_path)
+    seen = marks(tmp_path)
     assert len(runs) >= 6
     # Every run finished exactly once; no slot was executed to completion twice.
-    done = [run for event, run, _, _ in marks if event == "done"]
+    done = [run for event, run, _, _ in seen if event == "done"]
     assert sorted(done) == sorted(str(r.id) for r in runs)
     # Slots sit on the monitor's 2-second grid, and a gap is only ever bridged by a catch-up run.
     for previous, current in itertools.pairwise(runs):
@@ -237,23 +172,16 @@ def test_slots_run_exactly_once_with_two_schedulers_and_a_killed_worker(
     # The killed worker's job was retried and completed by the other worker.
     killed_run = next(r for r in runs if str(r.id) == victim["run"])
     assert killed_run.attempts == 2
-    finishers = [pid for event, run, pid, _ in marks if event == "done" and run == victim["run"]]
+    finishers = [pid for event, run, pid, _ in seen if event == "done" and run == victim["run"]]
     assert finishers == [next(pid for pid in worker_pids if pid != victim["pid"])]
     assert _result(engine, killed_run.job_id) == {"pid": finishers[0], "attempt": 2}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_warden_up_serves_schedules_and_works_in_one_process(
     engine: Engine, processes: Processes
 ) -> None:
     _monitor(engine, interval=1)
-    port = _free_port()
+    port = free_port()
     up = processes.start("up", "--port", str(port))
 
     def healthy() -> bool:
@@ -262,8 +190,8 @@ def test_warden_up_serves_schedules_and_works_in_one_process(
         except httpx.HTTPError:
             return False
 
-    _wait_for(healthy, timeout=240, what="the API to answer", logs=processes)
-    _wait_for(
+    wait_for(healthy, timeout=240, what="the API to answer", logs=processes)
+    wait_for(
         lambda: sum(r.state == "succeeded" for r in _runs(engine)) >= 2,
         timeout=30,
         what="two runs done by the embedded scheduler and worker",
