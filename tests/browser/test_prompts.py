@@ -3,7 +3,7 @@
 Prompt ``triage`` (:mod:`tests.api.prompt_seed`) went live through real promotions, with its
 versions in the live server's own MLflow prompt registry; no LLM endpoint is called. Writes
 the screenshots the docs show: ``docs/img/prompts-*.png``, ``prompt-version-diff.png``,
-``llm-deployments.png`` and ``eval-dataset-version.png``.
+``llm-deployments.png``, ``eval-dataset-version.png`` and ``prompt-version-promote.png``.
 """
 
 from __future__ import annotations
@@ -139,3 +139,11 @@ def test_the_author_asks_and_an_approver_approves_on_the_approvals_page(
     request.get_by_role("button", name="Approve").click()
     expect(alex.get_by_role("status")).to_contain_text("approved")
     context.close()
+
+    # Approved: the author puts v3 live in production from its page, as the REST route would.
+    dana.goto(f"{live.url}/p/{live.seeded.project}/prompts/{triage}/versions/3")
+    put_live = dana.get_by_role("button", name="Put v3 live in triage-bot (production)")
+    dana.locator("#promotion").screenshot(path=str(DOCS_IMG / "prompt-version-promote.png"))
+    put_live.click()
+    expect(dana.get_by_role("status")).to_contain_text("v3 is live in triage-bot (production).")
+    expect(dana.locator("dl.facts")).to_contain_text("triage-bot (production) since")
