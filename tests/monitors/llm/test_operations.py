@@ -38,7 +38,8 @@ def test_operations_per_deployment_and_prompt_version(llm_setup: LlmSetup) -> No
     llm_setup.store(_calls())
     # Calls outside the window (the hour before it is the reference) are not counted in it.
     llm_setup.store([Call("old", "old", at=i * MINUTE, latency_ms=50) for i in range(5)], first=100)
-    # An evaluation run's calls to the same slot are traced there but are not production traffic.
+    # Spans marked by an evaluation run but stored against the slot (Warden before traces_0002
+    # did so; an application may send the mark) are not production traffic either.
     evaluation = {"warden.evaluation.run_id": "0b0e4f9c-2f8e-4d59-9a43-1c1f0d3b7a10"}
     llm_setup.store(
         [
