@@ -200,7 +200,13 @@ class Gate:
         source = _source(request)
         action = _action(request)
         denial: _Denial | None = None
-        with session_scope(engine) as session:
+        # An API key is checked by reads alone: that transaction takes no write lock (SQLite),
+        # so authenticating never queues behind writers. Other credentials may provision or
+        # touch rows (OIDC, dashboard sessions) and keep a writing transaction.
+        reads_only = credentials is not None and credentials.credentials.startswith(
+            f"{KEY_PREFIX}_"
+        )
+        with session_scope(engine, read_only=reads_only) as session:
             try:
                 principal = self._authenticate(request, session, credentials)
             except Unauthenticated as error:

@@ -46,7 +46,7 @@ import enum
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -68,7 +68,7 @@ from governance.checkpoints import (
 from governance.signing import Signer
 from lineage.errors import InvalidInput
 from lineage.store import session_scope
-from lineage.tables import Record
+from lineage.tables import Record, utcnow
 
 __all__ = [
     "ADVISORY_LOCK_KEY",
@@ -79,9 +79,11 @@ __all__ = [
     "AuditFilter",
     "ChainHead",
     "Outcome",
+    "PendingEntry",
     "act_then_audit",
     "append",
     "append_in_own_transaction",
+    "append_many",
     "canonical_json",
     "checkpoint",
     "entry_hash",
@@ -89,6 +91,7 @@ __all__ = [
     "head",
     "iter_entries",
     "list_entries",
+    "payload_text",
 ]
 
 GENESIS_HASH = "0" * 64
@@ -208,14 +211,17 @@ def canonical_json(value: Any) -> str:
     UUIDs become strings, aware datetimes ISO 8601 UTC with microseconds, enums their value,
     decimals strings; anything else non-JSON raises ``TypeError``/``ValueError``.
     """
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_json_default,
-    )
+    return _CANONICAL.encode(value)
+
+
+# What ``json.dumps`` with these arguments builds on every call, built once (the same output).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=_json_default,
+)
 
 
 def entry_payload(entry: AuditEntry | Mapping[Any, Any]) -> dict[str, Any]:
@@ -249,6 +255,70 @@ def entry_payload(entry: AuditEntry | Mapping[Any, Any]) -> dict[str, Any]:
 def entry_hash(payload: Mapping[str, Any]) -> str:
     """Return the SHA-256 (hex) of the canonical JSON of an entry payload."""
     return hashlib.sha256(canonical_json(dict(payload)).encode("utf-8")).hexdigest()
+
+
+_quote: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def payload_text(
+    *,
+    action: str,
+    actor_id: str | None,
+    actor_kind: str,
+    actor_name: str,
+    created_at: str,
+    detail: str,
+    id: str,
+    outcome: str,
+    prev_hash: str,
+    project_id: str | None,
+    reason: str,
+    request_id: str | None,
+    seq: int,
+    target: str,
+) -> str:
+    """Return ``canonical_json(entry_payload(...))`` from fields already in canonical form.
+
+    The same text, built by joining the fields in their sorted order (the string quoting is the
+    one ``json.dumps`` uses), without a dict or a sort per entry: appends and verification hash
+    every entry, so this is their hot path. ``detail`` is the canonical JSON text of the detail;
+    ``created_at`` the formatted time; ids hyphenated lowercase strings.
+    """
+    return (
+        f'{{"action":{_quote(action)},"actor_id":{_text(actor_id)},'
+        f'"actor_kind":{_quote(actor_kind)},"actor_name":{_quote(actor_name)},'
+        f'"created_at":{_quote(created_at)},"detail":{detail},"id":{_quote(id)},'
+        f'"outcome":{_quote(outcome)},"prev_hash":{_quote(prev_hash)},'
+        f'"project_id":{_text(project_id)},"reason":{_quote(reason)},'
+        f'"request_id":{_text(request_id)},"seq":{seq},"target":{_quote(target)}}}'
+    )
+
+
+def _row_hash(row: Mapping[str, Any], created_at: str) -> str:
+    """Return the hash of a row being appended (the documented one, without a dict round trip)."""
+    actor_id, project_id = row["actor_id"], row["project_id"]
+    detail = row["detail"]
+    text = payload_text(
+        action=row["action"],
+        actor_id=str(actor_id) if actor_id else None,
+        actor_kind=row["actor_kind"],
+        actor_name=row["actor_name"],
+        created_at=created_at,
+        detail=detail if detail == "{}" else canonical_json(json.loads(detail)),
+        id=str(row["id"]),
+        outcome=row["outcome"],
+        prev_hash=row["prev_hash"],
+        project_id=str(project_id) if project_id else None,
+        reason=row["reason"],
+        request_id=row["request_id"],
+        seq=row["seq"],
+        target=row["target"],
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _lock_chain(session: Session) -> None:
@@ -298,6 +368,121 @@ def _canonical_detail(detail: Mapping[str, Any] | None) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """One action for :func:`append_many`: the fields of :func:`append` but the actor."""
+
+    action: str
+    target: str
+    outcome: Outcome | Literal["success", "denied", "failure"] = Outcome.SUCCESS
+    reason: str = ""
+    detail: Mapping[str, Any] | None = None
+    project_id: uuid.UUID | None = None
+
+
+def _checked_actor(actor: Actor) -> str:
+    _check_text(actor.name, field="actor.name", limit=200, required=True)
+    _check_text(actor.request_id or "", field="actor.request_id", limit=128, required=False)
+    return actor.kind.value if isinstance(actor.kind, PrincipalKind) else str(actor.kind)
+
+
+def _row(actor: Actor, kind: str, pending: PendingEntry, at: dt.datetime) -> dict[str, Any]:
+    """Check one pending entry; return its row, without ``seq``, ``prev_hash`` and ``hash``."""
+    _check_text(pending.action, field="action", limit=100, required=True)
+    _check_text(pending.target, field="target", limit=300, required=True)
+    _check_text(pending.reason, field="reason", limit=4000, required=False)
+    try:
+        outcome = Outcome(pending.outcome)
+    except ValueError as error:
+        raise InvalidInput(
+            f"audit outcome {pending.outcome!r} is not one of success, denied, failure",
+            field="outcome",
+        ) from error
+    return {
+        "id": uuid.uuid4(),
+        "created_at": at,
+        "actor_id": actor.principal_id,
+        "actor_name": actor.name,
+        "actor_kind": kind,
+        "project_id": pending.project_id or actor.project_id,
+        "action": pending.action,
+        "target": pending.target,
+        "outcome": outcome.value,
+        "reason": pending.reason,
+        "request_id": actor.request_id,
+        "detail": _canonical_detail(pending.detail),
+    }
+
+
+_TABLE: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
+_CHECKPOINTS: sa.Table = AuditCheckpoint.__table__  # type: ignore[attr-defined]
+# The head and the last checkpoint's position in one indexed read (both are ``max(seq)``).
+_HEAD_AND_SEALED = (
+    sa.select(
+        _TABLE.c.seq,
+        _TABLE.c.hash,
+        sa.select(sa.func.max(_CHECKPOINTS.c.seq)).scalar_subquery(),
+    )
+    .order_by(_TABLE.c.seq.desc())
+    .limit(1)
+)
+_INSERT = sa.insert(_TABLE)
+
+
+def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows``; on SQLite straight to the driver, with SQLAlchemy's column conversions.
+
+    SQLAlchemy's per-row parameter handling cost more than SQLite's insert itself.
+    """
+    dialect = connection.dialect
+    if dialect.name != "sqlite" or len(rows) == 1:
+        connection.execute(_INSERT, rows)
+        return
+    compiled = _INSERT.compile(dialect=dialect)  # INSERT … VALUES (?, …): every column
+    names = list(compiled.positiontup or ())
+    convert = [_TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    connection.exec_driver_sql(
+        str(compiled),
+        [
+            tuple(
+                row[name] if process is None else process(row[name])
+                for name, process in zip(names, convert, strict=True)
+            )
+            for row in rows
+        ],
+    )
+
+
+def _chain(session: Session, rows: list[dict[str, Any]]) -> tuple[ChainHead, dict[int, str]]:
+    """Lock the chain, number and hash ``rows`` after the head, insert them; return the new head.
+
+    One head read and one multi-row INSERT whatever the number of rows; the hash of each row is
+    the documented one (:func:`entry_hash` of :func:`entry_payload`). Also returns the hash at
+    each new sequence number, so checkpoints due inside the batch need no read back.
+    """
+    session.flush()  # the action (and a project it created) first: the entry may point at it
+    _lock_chain(session)
+    connection = session.connection()
+    found = connection.execute(_HEAD_AND_SEALED).first()
+    seq, last_hash, sealed = (found[0], found[1], found[2] or 0) if found else (0, GENESIS_HASH, 0)
+    hashes: dict[int, str] = {}
+    times: dict[dt.datetime, str] = {}  # a batch shares one time: format it once
+    for row in rows:
+        seq += 1
+        row["seq"] = seq
+        row["prev_hash"] = last_hash
+        at = row["created_at"]
+        at_text = times.get(at) or times.setdefault(at, format_time(at))
+        last_hash = row["hash"] = _row_hash(row, at_text)
+        hashes[seq] = last_hash
+    _insert(connection, rows)
+    current = ChainHead(seq=seq, hash=last_hash)
+    policy = policy_for(session)
+    if policy is not None:
+        _seal(session=session, policy=policy, current=current, sealed=sealed, known=hashes)
+    return current, hashes
+
+
 def append(
     *,
     session: Session,
@@ -322,50 +507,40 @@ def append(
         project_id: The project, when it is not the actor's current one.
 
     Returns:
-        The flushed entry, with its sequence number and hash.
+        The inserted entry, with its sequence number and hash (a copy: the row is written with
+        one INSERT, not through the session's unit of work).
 
     Raises:
         InvalidInput: A field is empty, too long or not JSON-serialisable.
     """
-    _check_text(action, field="action", limit=100, required=True)
-    _check_text(target, field="target", limit=300, required=True)
-    _check_text(reason, field="reason", limit=4000, required=False)
-    _check_text(actor.name, field="actor.name", limit=200, required=True)
-    _check_text(actor.request_id or "", field="actor.request_id", limit=128, required=False)
-    try:
-        outcome = Outcome(outcome)
-    except ValueError as error:
-        raise InvalidInput(
-            f"audit outcome {outcome!r} is not one of success, denied, failure", field="outcome"
-        ) from error
-    detail_text = _canonical_detail(detail)
-    kind = actor.kind.value if isinstance(actor.kind, PrincipalKind) else str(actor.kind)
+    pending = PendingEntry(action, target, outcome, reason, detail, project_id)
+    row = _row(actor, _checked_actor(actor), pending, utcnow())
+    _chain(session, [row])
+    return AuditEntry(**row)
 
-    _lock_chain(session)
-    previous = head(session=session)
-    entry = AuditEntry(
-        seq=previous.seq + 1,
-        actor_id=actor.principal_id,
-        actor_name=actor.name,
-        actor_kind=kind,
-        project_id=project_id or actor.project_id,
-        action=action,
-        target=target,
-        outcome=outcome.value,
-        reason=reason,
-        request_id=actor.request_id,
-        detail=detail_text,
-        prev_hash=previous.hash,
-        hash="",
-    )
-    entry.hash = entry_hash(entry_payload(entry))
-    session.add(entry)
-    session.flush()
 
-    policy = policy_for(session)
-    if policy is not None:
-        _seal(session=session, policy=policy, current=ChainHead(entry.seq, entry.hash))
-    return entry
+def append_many(*, session: Session, actor: Actor, entries: Iterable[PendingEntry]) -> ChainHead:
+    """Append many entries by one actor in the caller's transaction (never commits).
+
+    For internal bulk writers (imports, batch jobs): every entry is checked before any is
+    written, then the chain head is read once and all entries go in with one multi-row INSERT,
+    so the cost per entry is its hash, not a round trip. The entries are exactly those
+    :func:`append` would write one by one (same fields, same chain, same checkpoints).
+
+    Returns:
+        The new head (the previous one when ``entries`` is empty).
+
+    Raises:
+        InvalidInput: An entry's field is empty, too long or not JSON-serialisable (nothing is
+            written).
+    """
+    kind = _checked_actor(actor)
+    at = utcnow()
+    rows = [_row(actor, kind, pending, at) for pending in entries]
+    if not rows:
+        return head(session=session)
+    current, _hashes = _chain(session, rows)
+    return current
 
 
 def _hash_at(session: Session, seq: int) -> str:
@@ -373,18 +548,30 @@ def _hash_at(session: Session, seq: int) -> str:
 
 
 def _seal(
-    *, session: Session, policy: CheckpointPolicy, current: ChainHead, at_head: bool = False
+    *,
+    session: Session,
+    policy: CheckpointPolicy,
+    current: ChainHead,
+    at_head: bool = False,
+    sealed: int | None = None,
+    known: Mapping[int, str] | None = None,
 ) -> list[AuditCheckpoint]:
     # Checkpoints fall at exact positions, every ``policy.every`` entries after the previous one,
     # so a verifier knows where they must be. A process without the key (a CLI command, a worker
     # not configured to sign) may have appended past such a position: the next process holding
     # the key signs the missed positions then, from the hashes already in the chain.
-    last = last_checkpoint(session=session)
-    last_seq = last.seq if last is not None else 0
+    # ``sealed`` (the last checkpoint's seq) and ``known`` (hashes just written) spare reads.
+    if sealed is None:
+        last = last_checkpoint(session=session)
+        sealed = last.seq if last is not None else 0
+    last_seq = sealed
+    known = known or {}
     made: list[AuditCheckpoint] = []
     while current.seq - last_seq >= policy.every:
         target = last_seq + policy.every
-        target_hash = current.hash if target == current.seq else _hash_at(session, target)
+        target_hash = known.get(target) or (
+            current.hash if target == current.seq else _hash_at(session, target)
+        )
         made.append(
             sign_head(
                 session=session,

@@ -29,10 +29,13 @@ was rewritten and re-hashed (its successor still vouches for the original), so *
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +51,7 @@ from governance.audit import (
     canonical_json,
     entry_hash,
     entry_payload,
+    payload_text,
 )
 from governance.checkpoints import (
     GENESIS_DIGEST,
@@ -60,7 +64,7 @@ from governance.permissions import Permission
 from governance.roles import ROLE_PERMISSIONS, Role, RoleGrant
 from governance.signing import key_id_of, verify_signature
 from lineage.errors import InvalidInput
-from lineage.store import session_scope
+from lineage.store import READ_ONLY, session_scope
 from lineage.tables import utcnow
 
 __all__ = [
@@ -222,6 +226,15 @@ class ChainVerifier:
             return
         self._expected = seq + 1
         self._last_hash = stored_hash
+
+    def hashed(self, seq: int, prev_hash: str, stored_hash: str) -> None:
+        """Check one full entry whose content the caller found to match ``stored_hash``."""
+        self._seen(seq, stored_hash)
+        if self._broken is not None:
+            return
+        if self._link(seq, prev_hash, stored_hash):
+            self._expected = seq + 1
+            self._last_hash = stored_hash
 
     def redacted(self, seq: int, prev_hash: str, stored_hash: str) -> None:
         """Check one redacted entry: its place and link only (its content is not exported)."""
@@ -407,25 +420,155 @@ def _stored_checkpoints(engine: Engine, *, up_to: int | None = None) -> list[Che
         return [CheckpointRecord.of(row) for row in session.exec(query).all()]
 
 
-def _entries_in_order(
-    engine: Engine, *, up_to: int | None = None, batch: int = 1000
-) -> Iterator[sa.RowMapping]:
-    # Plain rows, one short transaction per batch: the log is append-only, so batches read at
-    # different moments still form one consistent prefix, and no reader holds SQLite's write
-    # lock for long.
-    table: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
-    after = 0
-    while True:
-        query = sa.select(table).where(table.c.seq > after)
-        if up_to is not None:
-            query = query.where(table.c.seq <= up_to)
-        with engine.connect() as connection:
-            rows = list(connection.execute(query.order_by(table.c.seq).limit(batch)).mappings())
+_TABLE: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
+_FIELDS = (
+    "action", "actor_id", "actor_kind", "actor_name", "created_at", "detail", "id", "outcome",
+    "prev_hash", "project_id", "reason", "request_id", "seq", "target", "hash",
+)  # fmt: skip
+_CHUNK = 20_000
+_hex32 = re.compile(r"[0-9a-f]{32}").fullmatch
+_sqlite_time = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}"
+).fullmatch
+
+
+def _stream(engine: Engine, query: sa.Select[*tuple[Any, ...]]) -> Iterator[Sequence[sa.Row[Any]]]:
+    # One read-only transaction, read in large chunks (a server-side cursor on PostgreSQL): a
+    # consistent snapshot that takes no write lock, so appends go on meanwhile.
+    reader = engine.execution_options(**{READ_ONLY: True})
+    with reader.connect() as connection:
+        result = connection.execution_options(stream_results=True, yield_per=_CHUNK).execute(query)
+        yield from result.partitions()
+        connection.rollback()
+
+
+def _raw_chunks(
+    engine: Engine, query: sa.Select[*tuple[Any, ...]]
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """Like :func:`_stream`, but plain tuples from the driver's cursor on SQLite.
+
+    No Row objects: building them cost as much as hashing the entries.
+    """
+    if engine.dialect.name != "sqlite":
+        yield from _stream(engine, query)
+        return
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    reader = engine.execution_options(**{READ_ONLY: True})
+    with reader.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")  # begins the read transaction (the snapshot)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(_CHUNK):
+                yield rows
+        finally:
+            cursor.close()
             connection.rollback()
-        yield from rows
-        if len(rows) < batch:
-            return
-        after = rows[-1]["seq"]
+
+
+def _entries_in_order(engine: Engine, *, up_to: int | None = None) -> Iterator[sa.RowMapping]:
+    query = sa.select(_TABLE)
+    if up_to is not None:
+        query = query.where(_TABLE.c.seq <= up_to)
+    for rows in _stream(engine, query.order_by(_TABLE.c.seq)):
+        for row in rows:
+            yield row._mapping
+
+
+def _uuid_text(value: Any) -> str | None:
+    """The canonical text of a stored UUID as read raw, ``None`` when it is not the usual form."""
+    if type(value) is str:
+        if _hex32(value):
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        return None
+    return str(value) if isinstance(value, uuid.UUID) else None
+
+
+def _time_text(value: Any) -> str | None:
+    """The canonical text of a stored time as read raw, ``None`` when it is not the usual form."""
+    if type(value) is str:
+        if not _sqlite_time(value):
+            return None
+        datetime.fromisoformat(value)  # a real date (ValueError otherwise: the slow path judges)
+        return f"{value[:10]}T{value[11:]}Z"
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return format_time(value)
+    return None
+
+
+def _fast_hash(raw: Sequence[Any]) -> str | None:
+    """The hash of a raw row when every field has its usual stored form, else ``None``.
+
+    The text hashed is exactly ``canonical_json(entry_payload(row))`` for such rows (the
+    conversions are the ones SQLAlchemy and :func:`entry_payload` apply, done on the raw values),
+    so the verdict is that of the general path, which judges every other row.
+    """
+    (action, actor_id, actor_kind, actor_name, created_at, detail, id_, outcome, prev_hash,
+     project_id, reason, request_id, seq, target, _stored) = raw  # fmt: skip
+    try:
+        at, entry_id = _time_text(created_at), _uuid_text(id_)
+        actor = None if actor_id is None else _uuid_text(actor_id)
+        project = None if project_id is None else _uuid_text(project_id)
+        if (
+            at is None
+            or entry_id is None
+            or (actor is None and actor_id is not None)
+            or (project is None and project_id is not None)
+            or type(seq) is not int
+            or type(action) is not str
+            or type(actor_kind) is not str
+            or type(actor_name) is not str
+            or type(detail) is not str
+            or type(outcome) is not str
+            or type(prev_hash) is not str
+            or type(reason) is not str
+            or type(target) is not str
+            or (request_id is not None and type(request_id) is not str)
+        ):
+            return None
+        text = payload_text(
+            action=action,
+            actor_id=actor,
+            actor_kind=actor_kind,
+            actor_name=actor_name,
+            created_at=at,
+            detail=detail if detail == "{}" else canonical_json(json.loads(detail)),
+            id=entry_id,
+            outcome=outcome,
+            prev_hash=prev_hash,
+            project_id=project,
+            reason=reason,
+            request_id=request_id,
+            seq=seq,
+            target=target,
+        )
+    except ValueError:  # JSON that does not parse, an impossible date: the general path judges
+        return None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _verify_entries(engine: Engine, verifier: ChainVerifier, *, up_to: int) -> None:
+    """Feed entries 1..``up_to`` to ``verifier``: raw rows, hashed on the fast path."""
+    dialect = engine.dialect
+    columns = [_TABLE.c[name] for name in _FIELDS]
+    processors = [
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+    ]
+    raw = sa.select(*(sa.type_coerce(column, sa.types.NullType()) for column in columns))
+    query = raw.where(_TABLE.c.seq <= up_to).order_by(_TABLE.c.seq)
+    for rows in _raw_chunks(engine, query):
+        for row in rows:
+            stored = row[14]
+            if type(stored) is str and _fast_hash(row) == stored:
+                verifier.hashed(row[12], row[8], stored)
+                continue
+            values: dict[
+                str, Any
+            ] = {  # the general path, on the values SQLAlchemy would have returned
+                name: process(value) if process is not None else value
+                for name, process, value in zip(_FIELDS, processors, row, strict=True)
+            }
+            verifier.entry(entry_payload(values), values["hash"])
 
 
 def _head_seq(engine: Engine) -> int:
@@ -469,8 +612,7 @@ def verify_store(
         anchored=anchored,
         anchor=anchor.location if anchor is not None else None,
     )
-    for row in _entries_in_order(engine, up_to=up_to):
-        verifier.entry(entry_payload(row), row["hash"])
+    _verify_entries(engine, verifier, up_to=up_to)
     return verifier.finish()
 
 

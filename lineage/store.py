@@ -4,12 +4,27 @@ SQLite is the embedded default (a file under the data directory, WAL journal, fo
 ``BEGIN IMMEDIATE`` for writers so concurrent appends serialise instead of failing); PostgreSQL is
 used when the URL says so. Services never commit: the caller opens one :func:`session_scope`
 around an action and everything it wrote, audit entry included, commits or rolls back together.
+
+Durability on SQLite: WAL with ``synchronous=NORMAL``. A committed transaction survives a crash of
+the process (it is in the WAL file, which the OS holds); a power cut or kernel crash may lose the
+last commits before the next WAL checkpoint, never corrupt the file. ``FULL`` would fsync every
+commit; set ``PRAGMA synchronous=FULL`` per deployment if power loss must not lose a commit.
+
+Writers on SQLite queue twice: first on a lock of this process per database file (waiters wake
+the moment the holder commits), then on SQLite's own write lock (``BEGIN IMMEDIATE``, shared with
+other processes, whose waiters poll with growing sleeps: alone, it left the slowest of eight
+concurrent writers waiting many times the median). Transactions that only read use
+``session_scope(engine, read_only=True)``: a deferred ``BEGIN`` that takes no write lock at all
+and reads a consistent snapshot while writers go on.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +32,63 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-__all__ = ["create_store_engine", "is_sqlite", "session_scope"]
+__all__ = ["READ_ONLY", "create_store_engine", "is_sqlite", "session_scope"]
+
+READ_ONLY = "warden_read_only"
+"""Execution option: on SQLite, begin with a deferred ``BEGIN`` (reads only, no write lock)."""
+_LOCK_WAIT_SECONDS = 30.0
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(database: str) -> threading.Lock:
+    """Return this process's write lock of one SQLite file (every engine on it shares it)."""
+    key = str(Path(database).resolve())
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
+
+
+class _QueuedConnection(sqlite3.Connection):
+    """A SQLite connection that holds its file's process lock from ``BEGIN IMMEDIATE`` to the end.
+
+    The lock only orders this process's writers; SQLite's own lock still guards the file (a
+    writer that waited too long for the lock goes on to SQLite's, as before).
+    """
+
+    write_lock: threading.Lock | None = None
+    holding = False
+
+    def begin_write(self) -> None:
+        if self.write_lock is not None:
+            self.holding = self.write_lock.acquire(timeout=_LOCK_WAIT_SECONDS)
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self.holding and self.write_lock is not None:
+            self.holding = False
+            self.write_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release()
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -34,7 +105,8 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
 
     Returns:
         An engine whose SQLite connections use WAL, enforce foreign keys and begin writers
-        immediately, so that two writers queue rather than deadlock.
+        immediately, so that two writers queue rather than deadlock (readers marked
+        :data:`READ_ONLY` begin deferred).
     """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -42,10 +114,14 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
         return sa.create_engine(url, echo=echo, pool_pre_ping=True, future=True)
 
     in_memory = url in ("sqlite://", "sqlite:///:memory:")
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
+    if not in_memory:
+        connect_args["factory"] = _QueuedConnection
+    kwargs: dict[str, Any] = {"connect_args": connect_args}
     if in_memory:
         kwargs["poolclass"] = StaticPool
     engine = sa.create_engine(url, echo=echo, future=True, **kwargs)
+    lock = None if in_memory else _write_lock(str(engine.url.database))
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -59,18 +135,33 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if isinstance(dbapi_connection, _QueuedConnection):
+            dbapi_connection.write_lock = lock
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+            return
+        raw = connection.connection.dbapi_connection
+        if isinstance(raw, _QueuedConnection):
+            raw.begin_write()
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """Open a session whose work commits on success and rolls back on any exception."""
-    with Session(engine, expire_on_commit=False) as session:
+def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """Open a session whose work commits on success and rolls back on any exception.
+
+    ``read_only`` is for transactions that only read (an authentication, a verification): on
+    SQLite they neither take nor wait for the write lock. Writing in one is a bug; SQLite may
+    refuse it (``database is locked``) when another writer committed meanwhile.
+    """
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

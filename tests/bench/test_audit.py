@@ -1,0 +1,37 @@
+"""Small runs of the audit benchmark: every figure comes out and every entry is accounted for."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.audit import main, run_batched, run_verify
+
+pytestmark = pytest.mark.slow
+
+
+def test_batched_appends_and_verification_at_a_tiny_size(tmp_path: Path) -> None:
+    batched = run_batched(tmp_path, 300, 100)
+    assert batched["batched_entries"] == 300
+    assert batched["batched_per_s"] > 0
+    assert batched["anchor_inserts_per_s"] > 0
+    verify = run_verify(tmp_path, 250, 100)  # raises unless the chain verifies intact
+    assert verify["chain_entries"] == 250
+    assert verify["checkpoints_verified"] == 2
+    assert verify["verify_seconds"] >= 0
+    assert verify["hashed_mib"] > 0
+
+
+def test_a_small_whole_run_through_the_api(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--actions", "3", "--writers", "2", "--entries", "200", "--batch", "100"]
+    assert main([*argv, "--chain", "200"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["api_actions"] == 6  # each answered 200 and left its audit entry
+    for key in (
+        "api_actions_per_s", "api_p50_ms", "api_p99_ms", "anchor_commits_per_s",
+        "batched_per_s", "anchor_inserts_per_s", "verify_per_s",
+    ):  # fmt: skip
+        assert figures[key] > 0, key
+    assert figures["anchor_hash_seconds"] >= 0
