@@ -6,6 +6,9 @@
   (≤ ``bins``) every value is an atom, so its counts are exact; with a small reference
   (≤ ``RAW_LIMIT`` rows) it also keeps the raw values, which the exact small-sample tests
   (Kolmogorov-Smirnov) need;
+* a numeric column with more than ``RAW_LIMIT`` values and more than ``FREQUENCY_LIMIT``
+  distinct ones also keeps its exact count in each of 16,384 equal-width cells over its range
+  (:mod:`monitors.baseline.grid`), which a large window is counted into without sorting;
 * a categorical column keeps category frequencies and its missing count.
 
 Column types follow Evidently 0.7's inference so that drift methods match its defaults: floats
@@ -23,6 +26,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+from monitors.baseline.grid import reference_cells
 
 __all__ = [
     "BINS",
@@ -149,6 +154,8 @@ class NumericSummary:
         distinct: Number of distinct values, or ``None`` when above ``FREQUENCY_LIMIT``.
         values: The sorted raw values when ``count`` ≤ ``RAW_LIMIT``, else ``None``.
         dtype: The pandas dtype the reference had (schema checks compare it).
+        cells: Exact counts in equal-width cells from ``minimum`` to ``maximum``
+            (:mod:`monitors.baseline.grid`), or ``None`` (small, few distinct values, merged).
     """
 
     count: int
@@ -166,6 +173,7 @@ class NumericSummary:
     values: FloatArray | None
     dtype: str
     type: Literal["numeric"] = "numeric"
+    cells: IntArray | None = None
 
     @property
     def std(self) -> float:
@@ -223,6 +231,7 @@ class NumericSummary:
             edges = np.unique(np.concatenate((picks, ordered[_tail_ranks(count, bins)])))
         atom_counts = count_at_atoms(ordered, atoms)
         bin_counts, bin_sums = bin_totals(ordered, edges, atoms)
+        many = count > RAW_LIMIT and distinct > FREQUENCY_LIMIT
         return cls(
             count=count,
             missing=missing,
@@ -238,6 +247,7 @@ class NumericSummary:
             distinct=distinct if distinct <= FREQUENCY_LIMIT else None,
             values=ordered if count <= RAW_LIMIT else None,
             dtype=dtype,
+            cells=reference_cells(ordered, atoms, atom_counts) if many else None,
         )
 
     def cumulative(self, points: FloatArray) -> FloatArray:
@@ -276,6 +286,7 @@ class NumericSummary:
             "distinct": self.distinct,
             "values": None if self.values is None else self.values.tolist(),
             "dtype": self.dtype,
+            "cells": None if self.cells is None else self.cells.tolist(),
         }
 
     @classmethod
@@ -296,6 +307,7 @@ class NumericSummary:
             distinct=data["distinct"],
             values=None if data["values"] is None else np.asarray(data["values"], np.float64),
             dtype=str(data["dtype"]),
+            cells=None if data.get("cells") is None else np.asarray(data["cells"], np.int64),
         )
 
 

@@ -17,10 +17,11 @@ with an effect size (KS statistic, Cramér's V, Cohen's h). The dataset drifts w
 drifted columns reaches ``drift_share`` (0.5, Evidently's default).
 
 Speed: a window is never compared value by value with the reference. Each numeric column is
-sorted once and counted into the baseline's quantile bins (plus exact counts at heavy values and
-the exact mass beyond the reference range), which gives the normalised Wasserstein distance
-with a relative error far below 1 % on large windows. Parquet windows stream in batches, so
-memory stays bounded by the batch size, whatever the window's length.
+counted in one vectorised pass into the reference's equal-width cells, stored with the baseline
+(:mod:`monitors.baseline.grid`), or, where a reference has none, sorted and counted into its
+quantile bins; with the exact mass beyond the reference range this gives the normalised
+Wasserstein distance within a small fraction of 1 % of scipy's on large windows. Parquet windows
+stream in batches, so memory stays bounded by the batch size, whatever the window's length.
 
 Where each part lives: ``window`` (streaming window summaries), ``statistics`` (the tests and
 distances), ``verdicts`` (per-column and dataset verdicts), ``monitor`` (the two monitor kinds).

@@ -2,7 +2,8 @@
 
 Each test takes a baseline column summary and a window summary (never raw reference data) and
 matches Evidently 0.7's definition; numeric tests run on raw values when both sides kept them,
-otherwise on the baseline's bins, and say so (``approximate``).
+otherwise on the reference's grid cells (:mod:`monitors.baseline.grid`) or quantile bins, and
+say so (``approximate``).
 """
 
 from __future__ import annotations
@@ -215,7 +216,28 @@ def _linear_area(start: FloatArray, end: FloatArray) -> FloatArray:
     return np.where(start * end >= 0, magnitude / 2, crossing)
 
 
+def _wasserstein_grid(current: NumericWindow) -> float:
+    """Return W1 from the window's cell counts: both CDFs linear between integration points."""
+    grid, cells = current.grid, current.cells
+    assert grid is not None
+    assert cells is not None
+    difference = grid.cdf - grid.window_cdf(cells, current.below, current.count)
+    areas = _linear_area(difference[:-1], difference[1:]) * np.diff(grid.boundaries)
+    return float(areas.sum()) + (current.below_mass + current.above_mass) / current.count
+
+
+def _ks_statistic_grid(current: NumericWindow) -> float:
+    grid, cells = current.grid, current.cells
+    assert grid is not None
+    assert cells is not None
+    difference = grid.cdf - grid.window_cdf(cells, current.below, current.count)
+    beyond = max(current.below, current.above) / current.count
+    return float(max(np.abs(difference).max(), beyond))
+
+
 def _ks_statistic_binned(reference: NumericSummary, current: NumericWindow) -> float:
+    if current.cells is not None:
+        return _ks_statistic_grid(current)
     ref_start, ref_end, cur_start, cur_end = _binned_cdfs(reference, current)
     below = current.below / current.count
     return float(max(np.abs(ref_start - cur_start).max(), np.abs(ref_end - cur_end).max(), below))
@@ -256,4 +278,6 @@ def wasserstein(reference: NumericSummary, current: NumericWindow) -> tuple[floa
         from scipy import stats
 
         return float(stats.wasserstein_distance(reference.values, raw)) / norm, False
+    if current.cells is not None:
+        return _wasserstein_grid(current) / norm, True
     return _wasserstein_binned(reference, current) / norm, True

@@ -220,6 +220,11 @@ def _current_cumulative(
     raw = current.raw_values()
     if raw is not None:
         return np.searchsorted(raw, points, side="right") / max(raw.size, 1)
+    if current.grid is not None and current.cells is not None:
+        grid = current.grid
+        cdf = grid.window_cdf(current.cells, current.below, current.count)
+        shares = np.interp(points, grid.boundaries, cdf)
+        return np.asarray(np.where(points >= grid.high, 1 - current.above / current.count, shares))
     proxy = NumericSummary(
         count=current.count - current.below - current.above,
         missing=0,

@@ -1,9 +1,12 @@
 """Window summaries: a window's columns counted into the baseline's bins, streamed from files.
 
-A window is never compared value by value with the reference. Each numeric column is sorted once
-per batch and counted into the baseline's quantile bins (plus exact counts at heavy values and
-the exact mass beyond the reference range); small windows also keep raw values for exact tests.
-Parquet windows stream in batches, so memory stays bounded by the batch size.
+A window is never compared value by value with the reference. A numeric column whose reference
+has a uniform grid (:mod:`monitors.baseline.grid`: many distinct values, a large reference) is
+counted into its equal-width cells in one vectorised pass, block by block so the temporaries stay
+in cache, plus the exact count and mass beyond the reference range; other numeric columns are
+sorted once per batch and counted into the quantile bins (and exact counts at heavy values).
+Small windows also keep raw values for exact tests. Categorical columns are counted from their
+codes. Parquet windows stream in batches, so memory stays bounded by the batch size.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from monitors.baseline.column_summary import (
     numeric_values,
     plain_value,
 )
+from monitors.baseline.grid import ReferenceGrid, count_cells
 from monitors.baseline.summary import Baseline
 from monitors.kinds import Progress
 
@@ -56,9 +60,6 @@ class NumericWindow:
     reference: NumericSummary
     count: int = 0
     missing: int = 0
-    total: float = 0.0
-    minimum: float = math.inf
-    maximum: float = -math.inf
     bin_counts: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     bin_sums: FloatArray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
     atom_counts: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
@@ -70,8 +71,16 @@ class NumericWindow:
     grid_lt: IntArray | None = None
     frequencies: dict[float, int] | None = field(default_factory=dict)
     raw: list[FloatArray] | None = field(default_factory=list)
+    cells: IntArray | None = None
+    grid: ReferenceGrid | None = None
 
     def __post_init__(self) -> None:
+        reference = self.reference
+        self.grid = ReferenceGrid.of(reference.cells, low=reference.minimum, high=reference.maximum)
+        if self.grid is not None:
+            self.cells = np.zeros(self.grid.cells, dtype=np.int64)
+            self.frequencies = None
+            return
         edges = self.reference.edges
         self.bin_counts = np.zeros(max(edges.size - 1, 0), dtype=np.int64)
         self.bin_sums = np.zeros(max(edges.size - 1, 0), dtype=np.float64)
@@ -87,12 +96,12 @@ class NumericWindow:
         self.missing += missing
         if finite.size == 0:
             return
+        if self.grid is not None:
+            self._add_to_cells(finite, self.grid)
+            return
         ordered = np.sort(finite)
         size = int(ordered.size)
         self.count += size
-        self.total += float(ordered.sum())
-        self.minimum = min(self.minimum, float(ordered[0]))
-        self.maximum = max(self.maximum, float(ordered[-1]))
         reference = self.reference
         if reference.edges.size:
             low, high = float(reference.edges[0]), float(reference.edges[-1])
@@ -128,6 +137,24 @@ class NumericWindow:
                 self.raw = None
             else:
                 self.raw.append(ordered)
+
+    def _add_to_cells(self, finite: FloatArray, grid: ReferenceGrid) -> None:
+        """Count a batch into the reference's cells (:func:`monitors.baseline.grid.count_cells`)."""
+        counted = count_cells(
+            finite, low=grid.low, high=grid.high, scale=grid.scale, cells=grid.cells
+        )
+        assert self.cells is not None
+        self.cells += counted.counts
+        self.below += counted.below
+        self.below_mass += counted.below_mass
+        self.above += counted.above
+        self.above_mass += counted.above_mass
+        self.count += int(finite.size)
+        if self.raw is not None:
+            if self.count > EXACT_KS_LIMIT:
+                self.raw = None
+            else:
+                self.raw.append(np.array(finite, dtype=np.float64))
 
     def raw_values(self) -> FloatArray | None:
         """Return every window value when the window was small enough to keep them."""
@@ -178,9 +205,7 @@ def window_to_dict(summary: WindowSummary) -> dict[str, Any]:
         "type": "numeric",
         "count": summary.count,
         "missing": summary.missing,
-        "total": summary.total,
-        "minimum": summary.minimum,
-        "maximum": summary.maximum,
+        "cells": None if summary.cells is None else summary.cells.tolist(),
         "bin_counts": summary.bin_counts.tolist(),
         "bin_sums": summary.bin_sums.tolist(),
         "atom_counts": summary.atom_counts.tolist(),
@@ -213,9 +238,8 @@ def window_from_dict(
     summary = NumericWindow(reference=reference)
     summary.count = int(data["count"])
     summary.missing = int(data["missing"])
-    summary.total = float(data["total"])
-    summary.minimum = float(data["minimum"])
-    summary.maximum = float(data["maximum"])
+    cells = data["cells"]
+    summary.cells = None if cells is None else np.asarray(cells, dtype=np.int64)
     summary.bin_counts = np.asarray(data["bin_counts"], dtype=np.int64)
     summary.bin_sums = np.asarray(data["bin_sums"], dtype=np.float64)
     summary.atom_counts = np.asarray(data["atom_counts"], dtype=np.int64)
@@ -249,9 +273,8 @@ def merge_window(left: WindowSummary, right: WindowSummary) -> WindowSummary:
         raise ValueError("cannot merge a numeric and a categorical window summary")
     left.count += right.count
     left.missing += right.missing
-    left.total += right.total
-    left.minimum = min(left.minimum, right.minimum)
-    left.maximum = max(left.maximum, right.maximum)
+    if left.cells is not None and right.cells is not None:
+        left.cells = left.cells + right.cells
     left.bin_counts = left.bin_counts + right.bin_counts
     left.bin_sums = left.bin_sums + right.bin_sums
     left.atom_counts = left.atom_counts + right.atom_counts
@@ -287,6 +310,14 @@ def _add_series(summary: WindowSummary, values: pd.Series) -> None:
     if isinstance(summary, NumericWindow):
         finite = numeric_values(values)
         summary.add(finite, len(values) - int(finite.size))
+    elif isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        categories = values.cat.categories
+        if codes.size and codes.min() < 0:
+            codes = codes[codes >= 0]
+        counted = np.bincount(codes, minlength=len(categories))
+        missing = len(values) - int(counted.sum())
+        summary.add(zip(categories.tolist(), counted.tolist(), strict=True), missing)
     else:
         counts = values.value_counts(dropna=False, sort=False)
         present = [(key, count) for key, count in counts.items() if not _is_missing(key)]

@@ -12,11 +12,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_small_benchmark_run_reports_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--rows", "3000", "--parquet-rows", "20000"]) == 0
+    assert main(["--rows", "3000", "--parquet-rows", "20000", "--repeats", "1"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in (
         "rows", "columns", "evidently_seconds", "warden_seconds", "speedup",
         "evidently_peak_mib", "warden_peak_mib", "memory_ratio", "verdict_agreement",
+        "read_once_seconds", "warden_read_ratio", "parquet_read_ratio", "rounds",
     ):  # fmt: skip
         assert key in figures, key
     assert figures["rows"] == 3000

@@ -43,13 +43,14 @@ def test_default_methods_follow_evidently_rules() -> None:
 def test_wasserstein_matches_scipy_on_adult(
     adult_baseline: Baseline, train: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
+    """Cell counts (age, fnlwgt, capital gain and loss) or quantile bins: within 1 % of scipy."""
     result = compute_drift(adult_baseline, holdout)
     for name in NUMERIC:
         column = result.column(name)
         assert column.method is DriftMethod.WASSERSTEIN
         reference = _finite(train[name])
         exact = stats.wasserstein_distance(reference, _finite(holdout[name])) / np.std(reference)
-        assert column.value == pytest.approx(exact, rel=0.02), name
+        assert column.value == pytest.approx(exact, rel=0.01), name
         assert column.effect_size == column.value
 
 
