@@ -10,8 +10,9 @@ seconds, since a busy shared machine stretches wall time but not CPU.
 * client-mode commands (``whoami``, ``monitors list``, ``approvals list``, ``--json``) against a
   live ``warden up``: typer, httpx and one REST call;
 * ``warden up`` on a fresh data directory (the first start migrates the store), then again on
-  the same store: seconds from spawn until ``GET /readyz`` answers 200; beside it the cost of
-  ``import api.app`` alone, which is most of it.
+  the same store: seconds from spawn until ``GET /readyz`` answers 200, and the CPU seconds the
+  process had used by then (all its threads: API, scheduler, worker; from ``/proc`` on Linux);
+  beside it the cost of ``import api.app`` alone, which is most of it.
 
 Medians of the runs; the last line printed is one JSON object with every figure.
 """
@@ -83,8 +84,18 @@ def _free_port() -> int:
         return port
 
 
-def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
-    """Start ``warden up``; return it and the seconds until ``/readyz`` answered 200."""
+def cpu_seconds(pid: int) -> float | None:
+    """Return the user + system CPU seconds a live process has used so far (None without /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # fields 3… of proc(5); utime and stime are 14, 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], float, float | None]:
+    """Start ``warden up``; return it, the seconds until ``/readyz`` answered 200 and its CPU."""
     start = time.perf_counter()
     process = subprocess.Popen(
         [WARDEN, "up", "--host", "127.0.0.1", "--port", str(port)],
@@ -99,7 +110,7 @@ def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], float]
             raise RuntimeError(f"warden up exited with {process.returncode}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process, time.perf_counter() - start
+                return process, time.perf_counter() - start, cpu_seconds(process.pid)
         except httpx.HTTPError:
             pass
         time.sleep(0.02)
@@ -156,19 +167,25 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         fresh = Path(root) / "fresh" / ".warden"
         fresh.parent.mkdir()
         port = _free_port()
-        process, figures["up_fresh_ready_s"] = start_up(fresh, port)
+        process, figures["up_fresh_ready_s"], figures["up_fresh_ready_cpu_s"] = start_up(
+            fresh, port
+        )
         stop(process)
 
         data_dir = Path(root) / "store" / ".warden"
         data_dir.parent.mkdir()
         key = _bootstrap(data_dir)
         ready: list[float] = []
+        ready_cpu: list[float] = []
         for attempt in range(options.up_runs):
-            process, seconds = start_up(data_dir, port)
+            process, seconds, cpu = start_up(data_dir, port)
             ready.append(seconds)
+            if cpu is not None:
+                ready_cpu.append(cpu)
             if attempt < options.up_runs - 1:
                 stop(process)
         figures["up_ready_s"] = statistics.median(ready)
+        figures["up_ready_cpu_s"] = statistics.median(ready_cpu) if ready_cpu else None
         try:
             client = _env(
                 WARDEN_URL=f"http://127.0.0.1:{port}", WARDEN_API_KEY=key, WARDEN_PROJECT="bench"
@@ -216,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{figures['up_fresh_ready_s']:.2f} s on a fresh one (target {UP_TARGET_S} s); "
         f"load average {figures['load_average_1m']:.1f}"
     )
+    if figures["up_ready_cpu_s"] is not None and figures["up_fresh_ready_cpu_s"] is not None:
+        print(
+            f"warden up CPU until ready: {figures['up_ready_cpu_s']:.2f} s on an existing store, "
+            f"{figures['up_fresh_ready_cpu_s']:.2f} s on a fresh one"
+        )
     print(json.dumps(figures, sort_keys=True))
     return 0
 

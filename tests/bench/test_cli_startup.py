@@ -25,3 +25,5 @@ def test_small_benchmark_run_reports_commands_against_the_anchor(
     assert set(figures["import_app"]) == {"wall_s", "cpu_s"}
     assert figures["up_ready_s"] > 0
     assert figures["up_fresh_ready_s"] > 0
+    assert figures["up_ready_cpu_s"] > 0
+    assert figures["up_fresh_ready_cpu_s"] > 0
