@@ -1,7 +1,9 @@
 """FastAPI dependencies shared by every router: the engine and a per-request session.
 
 The session commits when the handler returns normally and rolls back on any error, so a failed
-request leaves the store exactly as it was.
+request leaves the store exactly as it was. It commits before the response is sent (the
+dependency's ``scope="function"``; FastAPI's default runs it after): a client holding a 2xx can
+read its write back through any replica, and a failed commit is the client's error response.
 """
 
 from __future__ import annotations
@@ -38,5 +40,5 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
