@@ -202,7 +202,7 @@ def test_a_loopback_cluster_on_postgresql(
     survivor = processes.start("worker", env={"WARDEN_TEST_JOB_SECONDS": "0.1"})
     api = Replicas(ports, admin.key)
     request.addfinalizer(api.close)
-    wait_for(api.healthy, timeout=TIMEOUT * 2, what="both API replicas", logs=processes)
+    wait_for(api.healthy, timeout=240, what="both API replicas", logs=processes)
 
     # Writes through both replicas: the scheduled monitors in turn, then paused ones all at once.
     monitors = "/api/v1/projects/credit/monitors"
