@@ -57,7 +57,10 @@ PASSWORD = "a long enough password"
 MONITORS = 4  # each fires every second: 20+ slots within a few seconds
 PAUSED = 10  # monitors created at the same time through both replicas (concurrent audit writes)
 EVERY = 4  # a signed audit checkpoint every 4 entries, so both replicas write some
-LEASE = 1.5  # scheduler and worker leases, in seconds; heartbeats every 0.25 s
+# Leases in seconds (heartbeats every 0.25 s): short, yet long enough that a busy runner never
+# lets a live worker's lease lapse (its job would then legitimately run twice).
+SCHEDULER_LEASE = 2
+WORKER_LEASE = 3
 TIMEOUT = 60  # bound of each wait: generous for a busy runner, free on a quiet one
 
 
@@ -114,11 +117,11 @@ def cluster_env(database_url: str, tmp_path: Path, bucket: str) -> dict[str, str
         "AWS_ENDPOINT_URL": bucket,
         "WARDEN_AUDIT_CHECKPOINT_EVERY": str(EVERY),
         "WARDEN_SCHEDULER_HEARTBEAT_SECONDS": "0.25",
-        "WARDEN_SCHEDULER_LEASE_SECONDS": str(LEASE),
+        "WARDEN_SCHEDULER_LEASE_SECONDS": str(SCHEDULER_LEASE),
         "WARDEN_SCHEDULER_SYNC_SECONDS": "1",
         "WARDEN_WORKER_POLL_SECONDS": "0.1",
         "WARDEN_WORKER_HEARTBEAT_SECONDS": "0.25",
-        "WARDEN_WORKER_LEASE_SECONDS": str(LEASE),
+        "WARDEN_WORKER_LEASE_SECONDS": str(WORKER_LEASE),
         "WARDEN_WORKER_RETRY_DELAY_SECONDS": "0",
         "WARDEN_WORKER_HANDLERS": json.dumps(
             {"monitor_run": "tests.api.marker_handlers:slow_marker"}
@@ -278,7 +281,9 @@ def test_a_loopback_cluster_on_postgresql(
         what="the standby scheduler to take the lease",
         logs=processes,
     )
-    assert time.monotonic() - leader_killed < LEASE + 0.25 + 5  # lease + heartbeat + slack
+    assert (
+        time.monotonic() - leader_killed < SCHEDULER_LEASE + 0.25 + 5
+    )  # lease + heartbeat + slack
     takeover = utcnow()
     wait_for(
         lambda: (
