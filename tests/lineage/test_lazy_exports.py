@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import pkgutil
 from pathlib import Path
 
 import pytest
@@ -59,5 +60,7 @@ def test_typed_and_lazy_names_agree_and_resolve_to_their_home(path: Path) -> Non
     for home, name in sorted(lazy):
         assert getattr(package, name) is getattr(importlib.import_module(home), name)
     assert set(exported) <= set(dir(package))
+    # Importing a submodule sets the package attribute of its name: a lazy name must not be one.
+    assert not set(exported) & {sub.name for sub in pkgutil.iter_modules([str(path.parent)])}
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         package.not_a_name  # noqa: B018
