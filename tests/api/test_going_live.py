@@ -72,6 +72,11 @@ CANNOT_GO_LIVE: list[tuple[str, str]] = [
     (r"/approvals(/\{approval_id\}/reject)?$", "asks for or rejects a request"),
     (r"/approval-rules", "sets how many approve and who carries out"),
     (r"^/p/\{project\}/approvals/", "the dashboard's form: decide_and_carry_out, as …/approve"),
+    (
+        r"^/p/\{project\}/prompts/\{name\}/versions/\{version\}/promote$",
+        "the dashboard's form: calls …/llm-deployments/{name}/promote's handler (attacked "
+        "here); refused unapproved in test_dashboard_prompts",
+    ),
     (r"^/(login|logout)$", "dashboard sign-in"),
     (r"^/api/v1/audit/", "audit checkpoints"),
     (r"^/api/v1/lineage$", "OpenLineage: runs, jobs and datasets, never deployments (below)"),
