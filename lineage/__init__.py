@@ -55,6 +55,7 @@ from lineage.model_versions import (
     get_model_version,
     get_model_version_by_id,
     list_model_versions,
+    page_model_versions,
     register_model_version,
     revise_schema,
 )
@@ -73,6 +74,7 @@ from lineage.models import (
     VersionKind,
 )
 from lineage.openlineage_ingest import LineageIngestResult, ingest_event
+from lineage.pages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.projects import Project, create_project, get_project, list_projects
 from lineage.prompts import (
     Prompt,
@@ -87,6 +89,8 @@ from lineage.store import create_store_engine, is_sqlite, session_scope
 from lineage.tables import NAMING_CONVENTION, AwareDateTime, Record, new_id, utcnow
 
 __all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
     "NAMING_CONVENTION",
     "AwareDateTime",
     "Conflict",
@@ -110,6 +114,7 @@ __all__ = [
     "ModelVersionCreate",
     "NotFound",
     "NotInstalled",
+    "Page",
     "PayloadTooLarge",
     "PermissionDenied",
     "Project",
@@ -124,6 +129,7 @@ __all__ = [
     "RunState",
     "SchemaRevision",
     "SeparationOfDuties",
+    "SortKey",
     "Unauthenticated",
     "Unavailable",
     "VersionKind",
@@ -143,6 +149,7 @@ __all__ = [
     "get_run",
     "ingest_event",
     "is_sqlite",
+    "keyset_page",
     "lineage_graph",
     "list_dataset_versions",
     "list_datasets",
@@ -156,6 +163,7 @@ __all__ = [
     "model_provenance",
     "model_provenance_by_name",
     "new_id",
+    "page_model_versions",
     "record_deployment",
     "register_model_version",
     "register_prompt_version",

@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 import uuid
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -22,6 +21,7 @@ from sqlmodel import Session, col, select
 from lineage.edges import link
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.models import EdgeKind, ModelVersion, Run, VersionKind
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 
 __all__ = [
     "MODEL_NAME_PATTERN",
@@ -34,6 +34,7 @@ __all__ = [
     "get_model_version",
     "get_model_version_by_id",
     "list_model_versions",
+    "page_model_versions",
     "register_model_version",
     "revise_schema",
 ]
@@ -307,11 +308,39 @@ def list_model_versions(
     *, session: Session, project_id: uuid.UUID, name: str | None = None
 ) -> list[ModelVersion]:
     """Return the project's model versions (of one model when ``name`` is given), oldest first."""
-    query = select(ModelVersion).where(ModelVersion.project_id == project_id)
-    if name is not None:
-        query = query.where(ModelVersion.name == name)
-    query = query.order_by(sa.asc(col(ModelVersion.name)), sa.asc(col(ModelVersion.created_at)))
+    query = _versions_of(project_id, name).order_by(*(k.column for k in _VERSION_ORDER))
     return list(session.exec(query).all())
+
+
+_VERSION_ORDER = (
+    SortKey(col(ModelVersion.name)),
+    SortKey(col(ModelVersion.created_at)),
+    SortKey(col(ModelVersion.id)),
+)
+
+
+def _versions_of(project_id: uuid.UUID, name: str | None) -> Any:
+    query = select(ModelVersion).where(ModelVersion.project_id == project_id)
+    return query if name is None else query.where(ModelVersion.name == name)
+
+
+def page_model_versions(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    name: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[ModelVersion]:
+    """Return a page of the project's model versions (of ``name``), by name, oldest first."""
+    return keyset_page(
+        session=session,
+        query=_versions_of(project_id, name),
+        keys=_VERSION_ORDER,
+        key_of=lambda v: (v.name, v.created_at, v.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 class SchemaRevision(BaseModel):

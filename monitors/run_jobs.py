@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from lineage.errors import InvalidInput, NotFound
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
 from lineage.runtime.presence import worker_alive
 from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, RuntimeJob, enqueue
@@ -49,6 +50,7 @@ __all__ = [
     "get_monitor_run",
     "latest_runs",
     "list_monitor_runs",
+    "page_monitor_runs",
     "queue_monitor_run",
     "read_runs",
     "register_monitor_handlers",
@@ -193,6 +195,35 @@ def list_monitor_runs(
     """
     get_monitor(session=session, project_id=project_id, monitor_id=monitor_id)
     return read_runs(session=session, monitor_ids=[monitor_id], limit=limit)
+
+
+def page_monitor_runs(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    monitor_id: uuid.UUID,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[MonitorRunPublic]:
+    """Return a page of a monitor's runs with their state, newest slot first.
+
+    A slot is unique per monitor, so the slot alone is the page's key.
+
+    Raises:
+        NotFound: The project has no such monitor.
+        InvalidInput: A cursor this API did not return.
+    """
+    get_monitor(session=session, project_id=project_id, monitor_id=monitor_id)
+    found = keyset_page(
+        session=session,
+        query=_with_jobs().where(col(MonitorRun.monitor_id) == monitor_id),
+        keys=[SortKey(col(MonitorRun.scheduled_for), "desc")],
+        key_of=lambda row: (row[0].scheduled_for,),
+        limit=limit,
+        cursor=cursor,
+    )
+    waiting = worker_waiting(session=session) if found.items else None
+    return found.map(lambda row: run_view(row[0], row[1], waiting=waiting))
 
 
 def latest_runs(

@@ -16,9 +16,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import AwareDatetime, BaseModel
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.deps import SessionDep
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import act_then_audit
@@ -35,7 +36,7 @@ from lineage.model_versions import (
     ModelVersionCreate,
     SchemaRevision,
     get_model_version,
-    list_model_versions,
+    page_model_versions,
     register_model_version,
     revise_schema,
 )
@@ -73,12 +74,31 @@ class ModelVersionPublic(BaseModel):
     def of(cls, model_version: ModelVersion, *, session: Session) -> ModelVersionPublic:
         """Build the public view, translating the training run to its OpenLineage runId."""
         run = session.get(Run, model_version.source_run_id) if model_version.source_run_id else None
+        return cls.with_run(model_version, run.run_id if run else None)
+
+    @classmethod
+    def of_all(cls, versions: list[ModelVersion], *, session: Session) -> list[ModelVersionPublic]:
+        """Build the public views of many versions with one query for their training runs."""
+        run_ids = {v.source_run_id for v in versions if v.source_run_id is not None}
+        runs = (
+            dict(session.exec(select(Run.id, Run.run_id).where(col(Run.id).in_(run_ids))).all())
+            if run_ids
+            else {}
+        )
+        return [
+            cls.with_run(v, runs.get(v.source_run_id) if v.source_run_id else None)
+            for v in versions
+        ]
+
+    @classmethod
+    def with_run(cls, model_version: ModelVersion, run_id: uuid.UUID | None) -> ModelVersionPublic:
+        """Build the public view given the training run's OpenLineage runId."""
         return cls(
             id=model_version.id,
             name=model_version.name,
             version=model_version.version,
             kind=model_version.kind,
-            source_run_id=run.run_id if run else None,
+            source_run_id=run_id,
             external=model_version.external,
             artifact_uri=model_version.artifact_uri,
             artifact_sha256=model_version.artifact_sha256,
@@ -210,10 +230,14 @@ def revise_version_schema(
     dependencies=[Depends(require(Permission.MODEL_READ))],
     summary="List every model version of the project",
 )
-def list_all_versions(project: CurrentProject, session: SessionDep) -> list[ModelVersionPublic]:
-    """Return every registered model version of the project, by name, oldest first."""
-    versions = list_model_versions(session=session, project_id=project.id)
-    return [ModelVersionPublic.of(v, session=session) for v in versions]
+def list_all_versions(
+    project: CurrentProject, session: SessionDep, page: PageDep
+) -> list[ModelVersionPublic]:
+    """Return a page of the project's model versions, by name, oldest first."""
+    found = page_model_versions(
+        session=session, project_id=project.id, limit=page.limit, cursor=page.cursor
+    )
+    return ModelVersionPublic.of_all(page.answer(found), session=session)
 
 
 @router.get(
@@ -222,11 +246,13 @@ def list_all_versions(project: CurrentProject, session: SessionDep) -> list[Mode
     summary="List a model's versions",
 )
 def list_versions(
-    name: str, project: CurrentProject, session: SessionDep
+    name: str, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[ModelVersionPublic]:
-    """Return every registered version of model ``name``, oldest first."""
-    versions = list_model_versions(session=session, project_id=project.id, name=name)
-    return [ModelVersionPublic.of(v, session=session) for v in versions]
+    """Return a page of model ``name``'s registered versions, oldest first."""
+    found = page_model_versions(
+        session=session, project_id=project.id, name=name, limit=page.limit, cursor=page.cursor
+    )
+    return ModelVersionPublic.of_all(page.answer(found), session=session)
 
 
 @router.get(

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
+from api.pages import PageDep
 from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
@@ -34,7 +35,7 @@ from monitors.models import (
 )
 from monitors.run_jobs import (
     get_monitor_run,
-    list_monitor_runs,
+    page_monitor_runs,
     queue_monitor_run,
     run_view,
     worker_waiting,
@@ -224,11 +225,17 @@ def runs(
     monitor_id: uuid.UUID,
     project: CurrentProject,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: PageDep,
 ) -> list[MonitorRunPublic]:
-    """List the monitor's most recent runs, newest slot first."""
-    return list_monitor_runs(
-        session=session, project_id=project.id, monitor_id=monitor_id, limit=limit
+    """List the monitor's runs, newest slot first."""
+    return page.answer(
+        page_monitor_runs(
+            session=session,
+            project_id=project.id,
+            monitor_id=monitor_id,
+            limit=page.limit,
+            cursor=page.cursor,
+        )
     )
 
 

@@ -1,0 +1,92 @@
+"""List routes page by keyset cursor: ``limit`` and ``cursor`` in, ``Link: rel="next"`` out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from governance.roles import Role
+from lineage import ModelVersionCreate, Project, register_model_version, session_scope
+from monitors.models import MonitorCreate, RunTrigger
+from monitors.run_jobs import queue_monitor_run
+from monitors.schedules import create_monitor
+from tests.conftest import Issued
+
+BASE = "/api/v1/projects/acme"
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def _walk(client: TestClient, url: str, who: Issued, limit: int) -> list[list[object]]:
+    """Return each page's items, following ``rel="next"`` until it is absent."""
+    pages: list[list[object]] = []
+    next_url: str | None = f"{url}?limit={limit}"
+    while next_url is not None:
+        answer = client.get(next_url, headers=who.headers)
+        assert answer.status_code == 200, answer.text
+        pages.append(answer.json())
+        link = httpx.Response(200, headers=answer.headers).links.get("next")
+        next_url = None if link is None else link["url"]
+    return pages
+
+
+def test_model_versions_and_monitor_runs_page_by_cursor(
+    client: TestClient,
+    engine: Engine,
+    make_project: Callable[[str], Project],
+    make_principal: Callable[..., Issued],
+) -> None:
+    reader = make_principal(role=Role.DATA_SCIENTIST, project="acme")
+    with session_scope(engine) as session:
+        from sqlmodel import select
+
+        from lineage import Project
+
+        project = session.exec(select(Project).where(Project.name == "acme")).one()
+        for name in ("b", "a", "b", "a", "b"):
+            register_model_version(
+                session=session,
+                project_id=project.id,
+                name=name,
+                spec=ModelVersionCreate(artifact_uri="s3://m", external=True),
+            )
+        monitor = create_monitor(
+            session=session,
+            project_id=project.id,
+            spec=MonitorCreate.model_validate({"name": "drift", "spec": {"kind": "drift"}}),
+            now=T0,
+        )
+        for hour in range(3):
+            queue_monitor_run(
+                session=session,
+                monitor=monitor,
+                scheduled_for=T0 + timedelta(hours=hour),
+                trigger=RunTrigger.MANUAL,
+            )
+        monitor_id = monitor.id
+    pages = _walk(client, f"{BASE}/models", reader, limit=2)
+    names = [[(v["name"], v["version"]) for v in page] for page in pages]  # type: ignore[index]
+    assert names == [[("a", "1"), ("a", "2")], [("b", "1"), ("b", "2")], [("b", "3")]]
+    assert [len(p) for p in _walk(client, f"{BASE}/models/b/versions", reader, limit=2)] == [2, 1]
+    runs = _walk(client, f"{BASE}/monitors/{monitor_id}/runs", reader, limit=2)
+    slots = [run["scheduled_for"] for page in runs for run in page]  # type: ignore[index]
+    assert slots == sorted(slots, reverse=True)
+    assert len(slots) == 3
+
+
+def test_a_bad_cursor_or_limit_is_a_problem_naming_the_field(
+    client: TestClient, make_principal: Callable[..., Issued]
+) -> None:
+    reader = make_principal(role=Role.VIEWER, project="acme")
+    for query, field in (
+        ("cursor=bm9wZQ", "cursor"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+    ):
+        answer = client.get(f"{BASE}/models?{query}", headers=reader.headers)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["field"] == field
