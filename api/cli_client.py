@@ -218,8 +218,6 @@ class Connection:
         raw: bool = False,
     ) -> Any:
         """Send one request; return the decoded answer (bytes if ``raw``), or exit 1 if refused."""
-        import urllib.error
-        import urllib.request
         from urllib.parse import urlencode
 
         headers = {
@@ -234,20 +232,49 @@ class Connection:
             content = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
-        url = f"{self.url}{path}" + (f"?{query}" if query else "")
+        answer, _ = self._exchange(method, path + (f"?{query}" if query else ""), content, headers)
+        if raw:
+            return answer
+        return json.loads(answer) if answer else None
+
+    def request_all(self, path: str, *, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Return every item of a list route, following its ``Link: rel="next"`` pages."""
+        from urllib.parse import urlencode
+
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "User-Agent": _USER_AGENT,
+            "Accept": "application/json",
+        }
+        query = urlencode(
+            {k: v for k, v in {**(params or {}), "limit": 1000}.items() if v is not None}
+        )
+        target: str | None = f"{path}?{query}"
+        items: list[Any] = []
+        while target is not None:
+            answer, link = self._exchange("GET", target, None, headers)
+            items.extend(json.loads(answer))
+            target = _next_page(link)
+        return items
+
+    def _exchange(
+        self, method: str, target: str, content: bytes | None, headers: dict[str, str]
+    ) -> tuple[bytes, str]:
+        """Send one request to ``target`` (path and query); return the body and ``Link``."""
+        import urllib.error
+        import urllib.request
+
+        url = f"{self.url}{target}"
         # The scheme is http(s), checked by connect(); a redirect is not followed (_opener).
         request = urllib.request.Request(url, data=content, headers=headers, method=method)  # noqa: S310
         try:
             with _opener().open(request, timeout=_TIMEOUT) as response:
-                answer = response.read()
+                return response.read(), response.headers.get("Link") or ""
         except urllib.error.HTTPError as refused:
             with refused:
                 fail(_problem(refused.code, refused.reason, refused.read()), code=1)
         except (urllib.error.URLError, OSError) as error:
             fail(f"cannot reach Warden at {self.url}: {getattr(error, 'reason', error)}")
-        if raw:
-            return answer
-        return json.loads(answer) if answer else None
 
     def wait(
         self,
@@ -266,6 +293,15 @@ class Connection:
             if time.monotonic() >= deadline:
                 fail(f"still not finished after {timeout:g}s: {path}", code=1)
             time.sleep(every)
+
+
+def _next_page(link: str) -> str | None:
+    """Return the path and query of a ``Link`` header's ``rel="next"`` target, if any."""
+    for part in link.split(","):
+        target, _, params = part.partition(";")
+        if 'rel="next"' in params:
+            return target.strip().removeprefix("<").removesuffix(">")
+    return None
 
 
 def emit(answer: Any, *, as_json: bool, human: Callable[[Any], None]) -> None:

@@ -59,7 +59,7 @@ _Reason = Annotated[str, typer.Option(help="Why (required; kept in the audit log
 
 
 def _policy(connection: Connection, ref: str) -> dict[str, Any]:
-    for found in connection.request("GET", connection.project_path("/policies")):
+    for found in connection.request_all(connection.project_path("/policies")):
         if ref in (found["name"], found["id"]):
             return dict(found)
     fail(f"no policy {ref!r} in project {connection.project!r}; see `warden policies list`", 1)
@@ -123,7 +123,7 @@ def policies_list(
 ) -> None:
     """List the project's policies."""
     connection = connect(ctx, project)
-    found = connection.request("GET", connection.project_path("/policies"))
+    found = connection.request_all(connection.project_path("/policies"))
     emit(found, as_json=as_json, human=each(_print_policy))
 
 
@@ -137,9 +137,7 @@ def policies_show(
     """Show a policy and its versions."""
     connection = connect(ctx, project)
     found = _policy(connection, policy)
-    versions = connection.request(
-        "GET", connection.project_path(f"/policies/{found['id']}/versions")
-    )
+    versions = connection.request_all(connection.project_path(f"/policies/{found['id']}/versions"))
 
     def human(answer: dict[str, Any]) -> None:
         _print_policy(answer)
@@ -266,7 +264,7 @@ def policies_dry_run(
 
 
 def _rule(connection: Connection, ref: str) -> dict[str, Any]:
-    for found in connection.request("GET", connection.project_path("/alert-rules")):
+    for found in connection.request_all(connection.project_path("/alert-rules")):
         if ref in (found["name"], found["id"]):
             return dict(found)
     fail(f"no alert rule {ref!r} in project {connection.project!r}", 1)
@@ -288,7 +286,7 @@ def alert_rules_list(
     """List the project's alert rules."""
     connection = connect(ctx, project)
     emit(
-        connection.request("GET", connection.project_path("/alert-rules")),
+        connection.request_all(connection.project_path("/alert-rules")),
         as_json=as_json,
         human=each(_print_rule),
     )
@@ -385,8 +383,7 @@ def approvals_list(
 ) -> None:
     """List the project's approval requests, newest first."""
     connection = connect(ctx, project)
-    found = connection.request(
-        "GET",
+    found = connection.request_all(
         connection.project_path("/approvals"),
         params={"status": status, "for_me": "true" if for_me else None},
     )

@@ -203,7 +203,7 @@ _Environment = Annotated[
 
 def _monitor(connection: Connection, ref: str) -> dict[str, Any]:
     """Return the monitor named ``ref`` (or with that id) in the connection's project."""
-    for found in connection.request("GET", connection.project_path("/monitors")):
+    for found in connection.request_all(connection.project_path("/monitors")):
         if ref in (found["name"], found["id"]):
             return dict(found)
     fail(f"no monitor {ref!r} in project {connection.project!r}; see `warden monitors list`", 1)
@@ -243,7 +243,7 @@ def monitors_list(
 ) -> None:
     """List the project's monitors."""
     connection = connect(ctx, project)
-    found = connection.request("GET", connection.project_path("/monitors"))
+    found = connection.request_all(connection.project_path("/monitors"))
     emit(found, as_json=as_json, human=each(_print_monitor))
 
 

@@ -214,10 +214,9 @@ def runs(ctx: typer.Context, project: ProjectOption = None, as_json: JsonOption 
         connection = connect(ctx, project)
         listed = [
             run
-            for pipeline in connection.request("GET", connection.project_path("/pipelines"))
-            for run in connection.request(
-                "GET",
-                connection.project_path(f"/pipelines/{quote(pipeline['name'], safe='')}/runs"),
+            for pipeline in connection.request_all(connection.project_path("/pipelines"))
+            for run in connection.request_all(
+                connection.project_path(f"/pipelines/{quote(pipeline['name'], safe='')}/runs")
             )
         ]
         listed.sort(key=lambda run: str(run["created_at"]), reverse=True)

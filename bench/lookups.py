@@ -215,8 +215,6 @@ def _seed(database_url: str, *, versions: int, runs: int, audit: int) -> dict[st
         _insert(engine, RuntimeJob.__table__, (job for job, _ in pairs))  # type: ignore[attr-defined]
         _insert(engine, MonitorRun.__table__, (run for _, run in pairs))  # type: ignore[attr-defined]
         _insert(engine, AuditEntry.__table__, audit_entries())  # type: ignore[attr-defined]
-        with engine.begin() as connection:
-            connection.exec_driver_sql("ANALYZE")
         return {
             "key": key,
             "project_id": project_id.hex,
@@ -224,6 +222,18 @@ def _seed(database_url: str, *, versions: int, runs: int, audit: int) -> dict[st
             "run_ids": run_ids,
             "models": [f"model-{n:03d}" for n in range(0, MODELS, 17)],
         }
+    finally:
+        engine.dispose()
+
+
+def _verify(database_url: str) -> bool:
+    """Return whether the seeded chain verifies (with the audit module's own verifier)."""
+    from governance.audit_export import verify_store
+    from lineage import create_store_engine
+
+    engine = create_store_engine(database_url)
+    try:
+        return verify_store(engine=engine, public_key=None).intact
     finally:
         engine.dispose()
 
@@ -257,12 +267,15 @@ def _audit_after(answer: httpx.Response) -> str | None:
     return None if after is None else str(after)
 
 
-def run(versions: int, runs: int, audit: int, requests: int, folder: Path) -> dict[str, Any]:
+def run(
+    versions: int, runs: int, audit: int, requests: int, folder: Path, *, verify: bool = False
+) -> dict[str, Any]:
     """Seed a store, start one API process, time the routes and their anchors."""
     database = folder / "warden.db"
     started = time.perf_counter()
     seeded = _seed(f"sqlite:///{database}", versions=versions, runs=runs, audit=audit)
     seed_s = time.perf_counter() - started
+    intact = _verify(f"sqlite:///{database}") if verify else None
     print(
         f"seeded {versions:,} model versions, {runs:,} monitor runs, {audit:,} audit entries "
         f"in {seed_s:.1f}s",
@@ -333,6 +346,10 @@ def run(versions: int, runs: int, audit: int, requests: int, folder: Path) -> di
             deep_audit = halfway(f"{root}/api/v1/audit", {"_pages": audit // 8000}, _audit_after)
             middle_seq = int(deep_audit.get("after", 0))
             cases: dict[str, tuple[Callable[[int], Any], Callable[[int], Any]]] = {
+                "whoami": (  # the floor: authentication and one small answer, no list
+                    lambda _: get(f"{root}/api/v1/principals/me"),
+                    sql_page("SELECT * FROM governance_principal LIMIT 1", ()),
+                ),
                 "models_list": (
                     lambda _: get(f"{base}/models"),
                     sql_page(f"{mv} ORDER BY name, created_at, id LIMIT 101", (project,)),
@@ -432,6 +449,7 @@ def run(versions: int, runs: int, audit: int, requests: int, folder: Path) -> di
         "audit_entries": audit,
         "requests_per_route": requests,
         "seed_s": round(seed_s, 1),
+        "audit_chain_intact": intact,
         "routes": figures,
         "worst_p95_ms": worst["p95_ms"],
     }
@@ -444,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=100_000, help="monitor runs")
     parser.add_argument("--audit", type=int, default=1_000_000, help="audit entries")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per route")
+    parser.add_argument("--verify", action="store_true", help="verify the seeded audit chain")
     options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="warden-lookups-bench-") as folder:
         figures = run(options.versions, options.runs, options.audit, options.requests, Path(folder))

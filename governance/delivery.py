@@ -37,6 +37,7 @@ from governance.transports import (
     SendResult,
 )
 from lineage.errors import Conflict, NotFound
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.projects import Project
 from lineage.store import session_scope
 from lineage.tables import AwareDateTime, Record, new_id, utcnow
@@ -183,10 +184,14 @@ def list_deliveries(
     state: DeliveryState | None = None,
     channel_id: uuid.UUID | None = None,
     incident_id: uuid.UUID | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[Delivery]:
-    """Return the project's deliveries, newest first, optionally filtered."""
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[Delivery]:
+    """Return a page of the project's deliveries, newest first, optionally filtered.
+
+    Raises:
+        InvalidInput: A cursor this API did not return.
+    """
     query = select(Delivery).where(Delivery.project_id == project_id)
     if state is not None:
         query = query.where(Delivery.state == state)
@@ -194,8 +199,14 @@ def list_deliveries(
         query = query.where(Delivery.channel_id == channel_id)
     if incident_id is not None:
         query = query.where(Delivery.incident_id == incident_id)
-    query = query.order_by(col(Delivery.created_at).desc()).offset(offset).limit(limit)
-    return list(session.exec(query).all())
+    return keyset_page(
+        session=session,
+        query=query,
+        keys=[SortKey(col(Delivery.created_at), "desc"), SortKey(col(Delivery.id), "desc")],
+        key_of=lambda d: (d.created_at, d.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def list_attempts(*, session: Session, delivery_id: uuid.UUID) -> list[Attempt]:

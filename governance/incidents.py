@@ -36,6 +36,7 @@ from governance.alerts import AlertRule, judged_in_scope, list_rules, rule_chann
 from governance.audit import act_then_audit, append
 from governance.delivery import DeliveryPolicy, build_event, enqueue
 from lineage.errors import Conflict, InvalidInput, NotFound
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.projects import Project
 from lineage.tables import AwareDateTime, Record, utcnow
 from monitors.findings import Finding, FindingList, Status, worst_status
@@ -47,6 +48,7 @@ __all__ = [
     "get_incident",
     "incident_view",
     "list_incidents",
+    "page_incidents",
     "resolve_incident",
     "route_findings",
 ]
@@ -349,9 +351,30 @@ def list_incidents(
     state: IncidentState | None = None,
     open_only: bool = False,
     limit: int = 100,
-    offset: int = 0,
 ) -> list[Incident]:
-    """Return incidents, newest first; all projects when ``project_id`` is ``None``."""
+    """Return incidents, most recently seen first; all projects when ``project_id`` is ``None``."""
+    return page_incidents(
+        session=session, project_id=project_id, state=state, open_only=open_only, limit=limit
+    ).items
+
+
+def page_incidents(
+    *,
+    session: Session,
+    project_id: uuid.UUID | None,
+    state: IncidentState | None = None,
+    open_only: bool = False,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[Incident]:
+    """Return a page of incidents, most recently seen first.
+
+    An incident seen again moves to the front: a client paging meanwhile meets it where it
+    now is, which is what "most recently seen" means.
+
+    Raises:
+        InvalidInput: A cursor this API did not return.
+    """
     query = select(Incident)
     if project_id is not None:
         query = query.where(Incident.project_id == project_id)
@@ -359,8 +382,14 @@ def list_incidents(
         query = query.where(Incident.state == state)
     if open_only:
         query = query.where(col(Incident.open_key).is_not(None))
-    query = query.order_by(col(Incident.last_seen_at).desc()).offset(offset).limit(limit)
-    return list(session.exec(query).all())
+    return keyset_page(
+        session=session,
+        query=query,
+        keys=[SortKey(col(Incident.last_seen_at), "desc"), SortKey(col(Incident.id), "desc")],
+        key_of=lambda i: (i.last_seen_at, i.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def acknowledge_incident(

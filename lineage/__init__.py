@@ -74,7 +74,15 @@ from lineage.models import (
     VersionKind,
 )
 from lineage.openlineage_ingest import LineageIngestResult, ingest_event
-from lineage.pages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, SortKey, keyset_page
+from lineage.pages import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    KeyValue,
+    Page,
+    SortKey,
+    keyset_page,
+    page_in_memory,
+)
 from lineage.projects import Project, create_project, get_project, list_projects
 from lineage.prompts import (
     Prompt,
@@ -108,6 +116,7 @@ __all__ = [
     "InvalidInput",
     "Job",
     "JobSummary",
+    "KeyValue",
     "LineageEvent",
     "LineageIngestResult",
     "ModelVersion",
@@ -163,6 +172,7 @@ __all__ = [
     "model_provenance",
     "model_provenance_by_name",
     "new_id",
+    "page_in_memory",
     "page_model_versions",
     "record_deployment",
     "register_model_version",

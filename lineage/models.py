@@ -157,7 +157,11 @@ class ModelVersion(Record, table=True):
     """
 
     __tablename__ = "lineage_model_version"
-    __table_args__ = (sa.UniqueConstraint("project_id", "name", "version"),)
+    __table_args__ = (
+        sa.UniqueConstraint("project_id", "name", "version"),
+        # The order lists page in (lineage.model_versions): no sort, however deep the page.
+        sa.Index("ix_lineage_model_version_page", "project_id", "name", "created_at", "id"),
+    )
 
     project_id: uuid.UUID = Field(foreign_key=_PROJECT_FK, index=True)
     name: str = Field(sa_column=sa.Column(sa.String(256), nullable=False))

@@ -23,7 +23,15 @@ from sqlmodel import Session
 
 from lineage.errors import InvalidInput
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Page", "SortKey", "keyset_page"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "KeyValue",
+    "Page",
+    "SortKey",
+    "keyset_page",
+    "page_in_memory",
+]
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -98,17 +106,20 @@ def encode_cursor(values: Sequence[KeyValue]) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, *, types: Sequence[type]) -> list[KeyValue]:
-    """Return a cursor's key values, of ``types``; ``InvalidInput`` (``cursor``) if not ours."""
+def decode_cursor(cursor: str, *, types: Sequence[type] | None) -> list[KeyValue]:
+    """Return a cursor's key values, of ``types``; ``InvalidInput`` (``cursor``) if not ours.
+
+    ``types=None`` checks only that it is a cursor (for an empty collection: nothing to match).
+    """
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         pairs = json.loads(text)
     except (binascii.Error, ValueError):
         raise InvalidInput(_BAD, field="cursor") from None
-    if not isinstance(pairs, list) or len(pairs) != len(types):
+    if not isinstance(pairs, list) or not pairs or (types is not None and len(pairs) != len(types)):
         raise InvalidInput(_BAD, field="cursor")
     values = [_decode_value(pair) for pair in pairs]
-    if any(type(v) is not t for v, t in zip(values, types, strict=True)):
+    if types is not None and any(type(v) is not t for v, t in zip(values, types, strict=True)):
         raise InvalidInput(_BAD, field="cursor")
     return values
 
@@ -135,6 +146,41 @@ def _after(keys: Sequence[SortKey], values: Sequence[KeyValue]) -> Any:
     return sa.and_(bound, tail)
 
 
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+
+
+def page_in_memory(
+    items: Sequence[T],
+    *,
+    key_of: Callable[[T], Sequence[KeyValue]],
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    descending: bool = False,
+) -> Page[T]:
+    """Return the page of ``items`` after ``cursor``, ordered by ``key_of`` (unique per item).
+
+    For collections the size of a configuration (channels, rules, policies, keys), read whole:
+    the same cursors and the same stability as :func:`keyset_page`, without a query per list.
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    _check_limit(limit)
+    keyed = sorted(((tuple(key_of(item)), item) for item in items), key=lambda pair: pair[0])
+    if descending:
+        keyed.reverse()
+    if cursor is not None and keyed:
+        after = tuple(decode_cursor(cursor, types=[type(v) for v in keyed[0][0]]))
+        keyed = [(key, item) for key, item in keyed if (key < after if descending else key > after)]
+    elif cursor is not None:
+        decode_cursor(cursor, types=None)  # nothing to page; still refuse what is not a cursor
+    page = keyed[:limit]
+    next_cursor = encode_cursor(page[-1][0]) if len(keyed) > limit else None
+    return Page(items=[item for _, item in page], next_cursor=next_cursor)
+
+
 def keyset_page(
     *,
     session: Session,
@@ -152,8 +198,7 @@ def keyset_page(
     Raises:
         InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
     """
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+    _check_limit(limit)
     if cursor is not None:
         values = decode_cursor(cursor, types=[_python_type(k) for k in keys])
         query = query.where(_after(keys, values))

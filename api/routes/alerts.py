@@ -18,12 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.deps import SessionDep
-from api.limits import MAX_SQL_BIGINT
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from api.settings import Settings
 from governance.actors import Actor
@@ -66,7 +66,7 @@ from governance.incidents import (
     acknowledge_incident,
     get_incident,
     incident_view,
-    list_incidents,
+    page_incidents,
     resolve_incident,
 )
 from governance.outbound import (
@@ -251,12 +251,13 @@ def create_alert_channel(
 
 @router.get("/alert-channels", summary="List channels")
 def list_alert_channels(
-    _actor: Reader, project: CurrentProject, session: SessionDep
+    _actor: Reader, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[ChannelPublic]:
-    """Return the project's channels, without secrets."""
+    """Return the project's channels, without secrets, by name."""
+    found = list_channels(session=session, project_id=project.id)
     return [
         ChannelPublic.model_validate(public_view(c))
-        for c in list_channels(session=session, project_id=project.id)
+        for c in page.answer_all(found, key_of=lambda c: (c.name, c.id))
     ]
 
 
@@ -377,12 +378,13 @@ def create_alert_rule(
 
 @router.get("/alert-rules", summary="List rules")
 def list_alert_rules(
-    _actor: Reader, project: CurrentProject, session: SessionDep
+    _actor: Reader, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[RulePublic]:
-    """Return the project's rules."""
+    """Return the project's rules by name."""
+    found = list_rules(session=session, project_id=project.id)
     return [
         RulePublic.model_validate(rule_view(session=session, rule=r))
-        for r in list_rules(session=session, project_id=project.id)
+        for r in page.answer_all(found, key_of=lambda r: (r.name, r.id))
     ]
 
 
@@ -448,11 +450,10 @@ def list_alert_deliveries(
     _actor: Reader,
     project: CurrentProject,
     session: SessionDep,
+    page: PageDep,
     state: DeliveryState | None = None,
     channel_id: uuid.UUID | None = None,
     incident_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_SQL_BIGINT)] = 0,
 ) -> list[DeliveryPublic]:
     """Return deliveries, newest first, filtered by state, channel or incident."""
     found = list_deliveries(
@@ -461,10 +462,10 @@ def list_alert_deliveries(
         state=state,
         channel_id=channel_id,
         incident_id=incident_id,
-        limit=limit,
-        offset=offset,
+        limit=page.limit,
+        cursor=page.cursor,
     )
-    return [DeliveryPublic.model_validate(delivery_view(d)) for d in found]
+    return [DeliveryPublic.model_validate(delivery_view(d)) for d in page.answer(found)]
 
 
 @router.get("/deliveries/{delivery_id}", summary="Read a delivery and its attempts")
@@ -510,15 +511,14 @@ def list_alert_incidents(
     _actor: Reader,
     project: CurrentProject,
     session: SessionDep,
+    page: PageDep,
     state: IncidentState | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_SQL_BIGINT)] = 0,
 ) -> list[IncidentPublic]:
     """Return incidents, most recently seen first, optionally by state."""
-    found = list_incidents(
-        session=session, project_id=project.id, state=state, limit=limit, offset=offset
+    found = page_incidents(
+        session=session, project_id=project.id, state=state, limit=page.limit, cursor=page.cursor
     )
-    return [_incident(session, i) for i in found]
+    return [_incident(session, i) for i in page.answer(found)]
 
 
 @router.get("/incidents/{incident_id}", summary="Read an incident")

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.deps import EngineDep, SessionDep
+from api.pages import PageDep
 from api.routes.deployments_serving import get_embedded_deployer, get_registry
 from api.security import CurrentProject, require
 from governance.actors import Actor
@@ -217,6 +218,7 @@ def list_all(
     actor: Annotated[Actor, Depends(require(Permission.PROJECT_READ))],
     project: CurrentProject,
     session: SessionDep,
+    page: PageDep,
     status: ApprovalStatus | None = None,
     for_me: Annotated[bool, Query(description="Only what I may still decide.")] = False,
 ) -> list[ApprovalPublic]:
@@ -225,7 +227,8 @@ def list_all(
         found = pending_for(session=session, actor=actor)
     else:
         found = list_requests(session=session, project_id=project.id, status=status)
-    return [_public(session, r) for r in found]
+    chosen = page.answer_all(found, key_of=lambda r: (r.created_at, r.id), descending=True)
+    return [_public(session, r) for r in chosen]
 
 
 @router.get("/approvals/{approval_id}", dependencies=[Depends(require(Permission.PROJECT_READ))])

@@ -15,13 +15,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from api.deps import EngineDep, SessionDep
 from api.limits import MAX_SQL_BIGINT
+from api.pages import next_link
 from api.security import require, require_admin
 from api.store import attach_audit_signer
 from governance.actors import Actor
@@ -210,6 +211,9 @@ def list_audit(
         int, Query(ge=0, le=MAX_SQL_BIGINT, description="Cursor: the last seq received.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    *,
+    request: Request,
+    response: Response,
 ) -> AuditPagePublic:
     """List audit entries you may read, oldest first, filtered and paginated by cursor."""
     base = _readable_filter(session, actor, project=project)
@@ -226,6 +230,8 @@ def list_audit(
     )
     entries = list_entries(session=session, where=where, limit=limit)
     next_after = entries[-1].seq if len(entries) == limit else None
+    if next_after is not None:
+        response.headers["Link"] = next_link(request, str(next_after), param="after")
     return AuditPagePublic(entries=[AuditEntryPublic.of(e) for e in entries], next_after=next_after)
 
 
@@ -308,9 +314,14 @@ def list_audit_checkpoints(
         int, Query(ge=0, le=MAX_SQL_BIGINT, description="Cursor: the last seq received.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    *,
+    request: Request,
+    response: Response,
 ) -> list[CheckpointPublic]:
     """List signed checkpoints, oldest first, to archive where the database owner cannot write."""
     found = list_checkpoints(session=session, after_seq=after, limit=limit)
+    if len(found) == limit:
+        response.headers["Link"] = next_link(request, str(found[-1].seq), param="after")
     return [CheckpointPublic.of(c) for c in found]
 
 

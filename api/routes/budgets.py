@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 
 from api.deps import SessionDep
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.budgets import (
@@ -49,11 +50,12 @@ def create(
 
 
 @router.get("/budgets", dependencies=_READ)
-def list_all(project: CurrentProject, session: SessionDep) -> list[BudgetPublic]:
-    """List the project's budgets with the current window's spend."""
+def list_all(project: CurrentProject, session: SessionDep, page: PageDep) -> list[BudgetPublic]:
+    """List the project's budgets by name, with the current window's spend."""
+    found = list_budgets(session=session, project_id=project.id)
     return [
         budget_status(session=session, budget=budget)
-        for budget in list_budgets(session=session, project_id=project.id)
+        for budget in page.answer_all(found, key_of=lambda b: (b.name, b.id))
     ]
 
 

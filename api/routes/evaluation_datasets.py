@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from api.deps import SessionDep
 from api.limits import MAX_SQL_INTEGER
+from api.pages import PageDep
 from api.routes.llm_governance import request_box
 from api.security import CurrentProject, require
 from governance import act_then_audit
@@ -182,11 +183,14 @@ def post_dataset(
 
 
 @router.get("/datasets", dependencies=_READ, summary="List datasets")
-def read_datasets(project: CurrentProject, session: SessionDep) -> list[EvalDatasetPublic]:
+def read_datasets(
+    project: CurrentProject, session: SessionDep, page: PageDep
+) -> list[EvalDatasetPublic]:
     """Return the project's evaluation datasets by name."""
+    found = list_datasets(session=session, project_id=project.id)
     return [
         EvalDatasetPublic.of(d, session=session)
-        for d in list_datasets(session=session, project_id=project.id)
+        for d in page.answer_all(found, key_of=lambda d: (d.name, d.id))
     ]
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from api.deps import SessionDep
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from governance import act_then_audit
 from governance.actors import Actor
@@ -192,6 +193,7 @@ def post_run(
 def read_runs(
     project: CurrentProject,
     session: SessionDep,
+    page: PageDep,
     prompt: Annotated[str | None, Query(max_length=256)] = None,
     prompt_version: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[EvalRunPublic]:
@@ -201,7 +203,11 @@ def read_runs(
         version_id = get_prompt(
             session=session, project_id=project.id, name=prompt, version=prompt_version
         ).version.id
-    runs = list_eval_runs(session=session, project_id=project.id, model_version_id=version_id)
+    runs = page.answer_all(
+        list_eval_runs(session=session, project_id=project.id, model_version_id=version_id),
+        key_of=lambda r: (r.created_at, r.id),
+        descending=True,
+    )
     return [EvalRunPublic.of(r, session=session) for r in runs]
 
 
@@ -214,14 +220,12 @@ def read_run(run_id: uuid.UUID, project: CurrentProject, session: SessionDep) ->
 
 @router.get("/runs/{run_id}/results", dependencies=_READ, summary="Read a run's results")
 def read_results(
-    run_id: uuid.UUID, project: CurrentProject, session: SessionDep
+    run_id: uuid.UUID, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[EvalResultPublic]:
     """Return each record's answer, cost and scores, in record order."""
     run = get_eval_run(session=session, project_id=project.id, run_id=run_id)
-    return [
-        EvalResultPublic.model_validate(r, from_attributes=True)
-        for r in results_of(session=session, run=run)
-    ]
+    found = page.answer_all(results_of(session=session, run=run), key_of=lambda r: (r.position,))
+    return [EvalResultPublic.model_validate(r, from_attributes=True) for r in found]
 
 
 def parse_run_ids(text: str) -> list[uuid.UUID]:

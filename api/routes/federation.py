@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from api.deps import SessionDep
 from api.oidc import SEALED_PREFIX, box_of
+from api.pages import PageDep
 from api.security import require_admin
 from governance.actors import Actor
 from governance.audit import act_then_audit
@@ -93,9 +94,12 @@ class SealedSecretPublic(BaseModel):
 
 
 @router.get("/group-mappings")
-def list_mappings(actor: Admin, session: SessionDep) -> list[GroupMappingPublic]:
-    """List every group mapping (global administrators only)."""
-    return [GroupMappingPublic.of(m, name) for m, name in list_group_mappings(session=session)]
+def list_mappings(actor: Admin, session: SessionDep, page: PageDep) -> list[GroupMappingPublic]:
+    """List the group mappings, oldest first (global administrators only)."""
+    found = page.answer_all(
+        list_group_mappings(session=session), key_of=lambda pair: (pair[0].created_at, pair[0].id)
+    )
+    return [GroupMappingPublic.of(m, name) for m, name in found]
 
 
 @router.post("/group-mappings", status_code=status.HTTP_201_CREATED)

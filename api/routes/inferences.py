@@ -52,6 +52,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.deps import SessionDep, SettingsDep
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import act_then_audit
@@ -439,6 +440,7 @@ def upload_baseline(
 def get_baselines(
     project: CurrentProject,
     session: SessionDep,
+    page: PageDep,
     deployment_id: Annotated[
         str | None,
         Query(min_length=1, max_length=256, description="Only this deployment's (id or name)."),
@@ -450,7 +452,8 @@ def get_baselines(
         None if deployment_id is None else _resolve(session, project.id, deployment_id, environment)
     )
     found = list_baselines(session=session, project_id=project.id, deployment_id=target)
-    return [BaselinePublic.model_validate(row) for row in found]
+    chosen = page.answer_all(found, key_of=lambda b: (b.created_at, b.id), descending=True)
+    return [BaselinePublic.model_validate(row) for row in chosen]
 
 
 @router.get("/baselines/{baseline_id}", dependencies=_READ)

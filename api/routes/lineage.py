@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep, SessionDep, SettingsDep
 from api.limits import gunzip
+from api.pages import PageDep
 from api.routes.model_versions import DeploymentPublic, ModelVersionPublic
 from api.security import CurrentProject, require
 from governance.actors import Actor
@@ -400,8 +401,11 @@ def get_impact(
     dependencies=[Depends(require(Permission.LINEAGE_READ))],
     summary="List datasets with their newest version",
 )
-def read_datasets(project: CurrentProject, session: SessionDep) -> list[DatasetPublic]:
-    """Return every dataset of the project, by namespace and name."""
+def read_datasets(
+    project: CurrentProject, session: SessionDep, page: PageDep
+) -> list[DatasetPublic]:
+    """Return the project's datasets, by namespace and name."""
+    found = list_datasets(session=session, project_id=project.id)
     return [
         DatasetPublic(
             namespace=s.dataset.namespace,
@@ -410,7 +414,7 @@ def read_datasets(project: CurrentProject, session: SessionDep) -> list[DatasetP
             latest_version=DatasetVersionPublic.of(s.latest, s.dataset) if s.latest else None,
             versions=s.versions,
         )
-        for s in list_datasets(session=session, project_id=project.id)
+        for s in page.answer_all(found, key_of=lambda s: (s.dataset.namespace, s.dataset.name))
     ]
 
 
@@ -422,12 +426,17 @@ def read_datasets(project: CurrentProject, session: SessionDep) -> list[DatasetP
 def read_dataset_versions(
     project: CurrentProject,
     session: SessionDep,
+    page: PageDep,
     namespace: Annotated[str, Query(min_length=1, max_length=1024)],
     name: Annotated[str, Query(min_length=1, max_length=1024)],
 ) -> list[DatasetVersionPublic]:
     """Return the versions of a dataset, newest first."""
-    versions = list_dataset_versions(
-        session=session, project_id=project.id, namespace=namespace, name=name
+    versions = page.answer_all(
+        list_dataset_versions(
+            session=session, project_id=project.id, namespace=namespace, name=name
+        ),
+        key_of=lambda v: (v.created_at, v.id),
+        descending=True,
     )
     if not versions:
         return []
@@ -441,8 +450,9 @@ def read_dataset_versions(
     dependencies=[Depends(require(Permission.LINEAGE_READ))],
     summary="List jobs with their most recent run",
 )
-def read_jobs(project: CurrentProject, session: SessionDep) -> list[JobPublic]:
-    """Return every job of the project, by namespace and name."""
+def read_jobs(project: CurrentProject, session: SessionDep, page: PageDep) -> list[JobPublic]:
+    """Return the project's jobs, by namespace and name."""
+    found = list_jobs(session=session, project_id=project.id)
     return [
         JobPublic(
             namespace=s.job.namespace,
@@ -451,7 +461,7 @@ def read_jobs(project: CurrentProject, session: SessionDep) -> list[JobPublic]:
             latest_run=LineageRunPublic.of(s.latest_run, s.job) if s.latest_run else None,
             runs=s.runs,
         )
-        for s in list_jobs(session=session, project_id=project.id)
+        for s in page.answer_all(found, key_of=lambda s: (s.job.namespace, s.job.name))
     ]
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.deps import EngineDep, SessionDep
+from api.pages import PageDep
 from api.routes.deployments_serving import get_registry
 from api.routes.llm_governance import request_box
 from api.routes.promotions import PromotionPublic, promotion_public, refusal_audited
@@ -139,12 +140,15 @@ def create(
     dependencies=[Depends(require(Permission.MODEL_READ))],
     summary="List LLM deployments",
 )
-def list_all(project: CurrentProject, session: SessionDep) -> list[LlmDeploymentPublic]:
-    """Return every LLM deployment of the project with the version it serves."""
-    return [
-        LlmDeploymentPublic.of(b, session=session)
-        for b in list_llm_deployments(session=session, project_id=project.id)
-    ]
+def list_all(
+    project: CurrentProject, session: SessionDep, page: PageDep
+) -> list[LlmDeploymentPublic]:
+    """Return the project's LLM deployments by name and environment, with what each serves."""
+    found = page.answer_all(
+        list_llm_deployments(session=session, project_id=project.id),
+        key_of=lambda b: (b.name, b.environment, b.id),
+    )
+    return [LlmDeploymentPublic.of(b, session=session) for b in found]
 
 
 @router.get(

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep, SettingsDep
+from api.pages import PageDep
 from api.routes.alerts import secret_box
 from api.security import CurrentProject, require
 from governance import SecretBox, act_then_audit
@@ -96,10 +97,14 @@ class PriceCloseRequest(BaseModel):
 def prices(
     project: CurrentProject,
     session: SessionDep,
+    page: PageDep,
     at: Annotated[datetime | None, Query(description="only prices valid at this instant")] = None,
 ) -> list[PricePublic]:
     """List the project's prices (nano-dollars per million tokens), by provider and pattern."""
-    rows = list_prices(session=session, project_id=project.id, at=at)
+    rows = page.answer_all(
+        list_prices(session=session, project_id=project.id, at=at),
+        key_of=lambda p: (p.provider, p.model_pattern, p.valid_from, p.id),
+    )
     return [PricePublic.of(row) for row in rows]
 
 

@@ -278,6 +278,7 @@ def read_version(
 def read_deployments(
     project: CurrentProject,
     session: SessionDep,
+    page: PageDep,
     live: Annotated[bool, Query(description="Only what is live (at `as_of`, else now).")] = False,
     as_of: Annotated[
         AwareDatetime | None, Query(description="A moment with offset; implies `live`.")
@@ -298,7 +299,8 @@ def read_deployments(
         found = list_deployments(
             session=session, project_id=project.id, name=name, environment=environment
         )
-    return [DeploymentPublic.of(d, session=session) for d in found]
+    chosen = page.answer_all(found, key_of=lambda d: (d.live_from, d.id), descending=True)
+    return [DeploymentPublic.of(d, session=session) for d in chosen]
 
 
 @router.get(

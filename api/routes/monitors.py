@@ -15,8 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
-from api.pages import PageDep
 from api.deps import SessionDep, SettingsDep
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import act_then_audit
@@ -111,9 +111,10 @@ def create(
 
 
 @router.get("/monitors", dependencies=_READ)
-def list_all(project: CurrentProject, session: SessionDep) -> list[MonitorPublic]:
+def list_all(project: CurrentProject, session: SessionDep, page: PageDep) -> list[MonitorPublic]:
     """List the project's monitors by name."""
-    return [MonitorPublic.of(m) for m in list_monitors(session=session, project_id=project.id)]
+    found = list_monitors(session=session, project_id=project.id)
+    return [MonitorPublic.of(m) for m in page.answer_all(found, key_of=lambda m: (m.name, m.id))]
 
 
 @router.get("/monitors/{monitor_id}", dependencies=_READ)

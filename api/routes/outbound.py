@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import act_then_audit
@@ -64,10 +65,11 @@ def _entry(entry: AllowEntry) -> AllowEntryPublic:
 
 @router.get("/outbound-allowlist", summary="List the outbound allow-list")
 def list_outbound_allowlist(
-    _actor: Reader, project: CurrentProject, session: SessionDep
+    _actor: Reader, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[AllowEntryPublic]:
     """Return the destinations exempted from the outbound guard in this project."""
-    return [_entry(e) for e in list_allow_entries(session=session, project_id=project.id)]
+    found = list_allow_entries(session=session, project_id=project.id)
+    return [_entry(e) for e in page.answer_all(found, key_of=lambda e: (e.target, e.id))]
 
 
 @router.post(

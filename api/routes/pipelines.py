@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.deps import SessionDep, SettingsDep
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.permissions import Permission
@@ -143,9 +144,12 @@ def define_pipeline(
     dependencies=[Depends(require(Permission.PIPELINE_READ))],
     summary="List pipelines",
 )
-def read_pipelines(project: CurrentProject, session: SessionDep) -> list[PipelinePublic]:
+def read_pipelines(
+    project: CurrentProject, session: SessionDep, page: PageDep
+) -> list[PipelinePublic]:
     """Return the project's pipelines by name."""
-    return [PipelinePublic.of(p) for p in list_pipelines(session=session, project_id=project.id)]
+    found = list_pipelines(session=session, project_id=project.id)
+    return [PipelinePublic.of(p) for p in page.answer_all(found, key_of=lambda p: (p.name, p.id))]
 
 
 @router.get(
@@ -190,11 +194,14 @@ def start_run(
     dependencies=[Depends(require(Permission.PIPELINE_READ))],
     summary="List a pipeline's runs",
 )
-def read_runs(name: str, project: CurrentProject, session: SessionDep) -> list[PipelineRunPublic]:
+def read_runs(
+    name: str, project: CurrentProject, session: SessionDep, page: PageDep
+) -> list[PipelineRunPublic]:
     """Return a pipeline's runs, newest first."""
     pipeline = get_pipeline(session=session, project_id=project.id, name=name)
     runs = list_runs(session=session, project_id=project.id, pipeline_id=pipeline.id)
-    return [PipelineRunPublic.of(r, session=session) for r in runs]
+    chosen = page.answer_all(runs, key_of=lambda r: (r.created_at, r.id), descending=True)
+    return [PipelineRunPublic.of(r, session=session) for r in chosen]
 
 
 @router.get(

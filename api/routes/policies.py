@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import EngineDep, SessionDep
 from api.limits import MAX_SQL_INTEGER
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.audit import append_in_own_transaction
@@ -43,6 +44,7 @@ from governance.policies import (
 )
 from governance.policy_evaluation import PolicyRef, RunFindings
 from lineage.errors import InvalidInput, PermissionDenied
+from lineage.pages import SortKey, keyset_page
 from lineage.tables import utcnow
 from monitors.findings import Finding, Status
 
@@ -238,10 +240,13 @@ def create(
 @router.get(
     "/policies", dependencies=[Depends(require(Permission.POLICY_READ))], summary="List policies"
 )
-def read_policies(project: CurrentProject, session: SessionDep) -> list[PolicyPublic]:
+def read_policies(
+    project: CurrentProject, session: SessionDep, page: PageDep
+) -> list[PolicyPublic]:
     """Return the project's policies by name."""
+    found = list_policies(session=session, project_id=project.id)
     return [
-        PolicyPublic.of(p, session) for p in list_policies(session=session, project_id=project.id)
+        PolicyPublic.of(p, session) for p in page.answer_all(found, key_of=lambda p: (p.name, p.id))
     ]
 
 
@@ -303,11 +308,14 @@ def create_version(
     summary="List a policy's versions",
 )
 def read_versions(
-    policy_id: uuid.UUID, project: CurrentProject, session: SessionDep
+    policy_id: uuid.UUID, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[VersionPublic]:
-    """Return every version, oldest first."""
+    """Return the policy's versions, oldest first."""
     policy = get_policy(session=session, project_id=project.id, policy_id=policy_id)
-    return [VersionPublic.of(v, policy) for v in list_versions(session=session, policy=policy)]
+    found = list_versions(session=session, policy=policy)
+    return [
+        VersionPublic.of(v, policy) for v in page.answer_all(found, key_of=lambda v: (v.version,))
+    ]
 
 
 @router.post("/policies/{policy_id}/versions/{version}:activate", summary="Activate a version")
@@ -348,17 +356,24 @@ def activate(
     summary="List a policy's decisions",
 )
 def read_decisions(
-    policy_id: uuid.UUID, project: CurrentProject, session: SessionDep, limit: int = 100
+    policy_id: uuid.UUID, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[PolicyDecisionPublic]:
     """Return the policy's decisions, newest first, with their inputs and outcomes."""
     policy = get_policy(session=session, project_id=project.id, policy_id=policy_id)
-    rows = session.exec(
-        select(PolicyDecision)
-        .where(PolicyDecision.policy_id == policy.id)
-        .order_by(col(PolicyDecision.decided_at).desc())
-        .limit(max(1, min(limit, 1000)))
-    ).all()
-    return [PolicyDecisionPublic.model_validate(r, from_attributes=True) for r in rows]
+    found = keyset_page(
+        session=session,
+        query=select(PolicyDecision).where(PolicyDecision.policy_id == policy.id),
+        keys=[
+            SortKey(col(PolicyDecision.decided_at), "desc"),
+            SortKey(col(PolicyDecision.id), "desc"),
+        ],
+        key_of=lambda d: (d.decided_at, d.id),
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    return [
+        PolicyDecisionPublic.model_validate(r, from_attributes=True) for r in page.answer(found)
+    ]
 
 
 @router.post(

@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.deps import SessionDep, SettingsDep
+from api.pages import PageDep
 from api.security import require_admin, require_authenticated
 from governance.actors import Actor, PrincipalKind
 from governance.federation import federated_ids, identity_of
@@ -187,12 +188,11 @@ def create(
 
 
 @router.get("")
-def list_all(actor: Admin, session: SessionDep) -> list[PrincipalPublic]:
-    """List every principal (global administrators only)."""
+def list_all(actor: Admin, session: SessionDep, page: PageDep) -> list[PrincipalPublic]:
+    """List the principals by name (global administrators only)."""
     linked = federated_ids(session=session)
-    return [
-        PrincipalPublic.of(p, federated=p.id in linked) for p in list_principals(session=session)
-    ]
+    found = page.answer_all(list_principals(session=session), key_of=lambda p: (p.name, p.id))
+    return [PrincipalPublic.of(p, federated=p.id in linked) for p in found]
 
 
 @router.get("/me")
@@ -239,11 +239,16 @@ def create_key(
 
 
 @router.get("/{principal_id}/keys")
-def keys(principal_id: uuid.UUID, actor: Authenticated, session: SessionDep) -> list[ApiKeyPublic]:
-    """List a principal's keys by prefix (secrets are never stored, so never shown)."""
+def keys(
+    principal_id: uuid.UUID, actor: Authenticated, session: SessionDep, page: PageDep
+) -> list[ApiKeyPublic]:
+    """List a principal's keys, oldest first (secrets are never stored, so never shown)."""
     _own_or_admin(actor, principal_id)
     get_principal(session=session, principal_id=principal_id)
-    return [ApiKeyPublic.of(k) for k in list_api_keys(session=session, principal_id=principal_id)]
+    found = list_api_keys(session=session, principal_id=principal_id)
+    return [
+        ApiKeyPublic.of(k) for k in page.answer_all(found, key_of=lambda k: (k.created_at, k.id))
+    ]
 
 
 @router.delete("/{principal_id}/keys/{key_id}")

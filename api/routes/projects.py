@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import EngineDep, SessionDep
+from api.pages import PageDep
 from api.security import CurrentProject, require, require_admin, require_authenticated
 from governance.actors import Actor
 from governance.audit import act_then_audit, append_in_own_transaction
@@ -114,11 +115,12 @@ def create(
 
 @router.get("")
 def list_visible(
-    actor: Annotated[Actor, Depends(require_authenticated())], session: SessionDep
+    actor: Annotated[Actor, Depends(require_authenticated())], session: SessionDep, page: PageDep
 ) -> list[ProjectPublic]:
     """List the projects the caller holds a role in (all of them for global administrators)."""
     ids = visible_project_ids(session=session, actor=actor)
-    return [ProjectPublic.of(p) for p in list_projects(session=session, ids=ids)]
+    found = list_projects(session=session, ids=ids)
+    return [ProjectPublic.of(p) for p in page.answer_all(found, key_of=lambda p: (p.name, p.id))]
 
 
 @router.get("/{project}", dependencies=[Depends(require(Permission.PROJECT_READ))])
@@ -128,9 +130,12 @@ def read(project: CurrentProject) -> ProjectPublic:
 
 
 @router.get("/{project}/grants", dependencies=[Depends(require(Permission.PROJECT_ADMIN))])
-def grants(project: CurrentProject, session: SessionDep) -> list[GrantPublic]:
-    """List who holds which role in the project."""
-    return [GrantPublic.of(g) for g in list_grants(session=session, project_id=project.id)]
+def grants(project: CurrentProject, session: SessionDep, page: PageDep) -> list[GrantPublic]:
+    """List who holds which role in the project, oldest grant first."""
+    found = list_grants(session=session, project_id=project.id)
+    return [
+        GrantPublic.of(g) for g in page.answer_all(found, key_of=lambda g: (g.created_at, g.id))
+    ]
 
 
 @router.post("/{project}/grants", status_code=status.HTTP_201_CREATED)

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api.deps import EngineDep, SessionDep
+from api.pages import PageDep
 from api.routes.deployments_serving import get_embedded_deployer, get_registry
 from api.routes.model_versions import DeploymentPublic
 from api.security import CurrentProject, require
@@ -41,6 +42,7 @@ from lineage.deployments import DeploymentCreate
 from lineage.errors import PermissionDenied
 from lineage.model_versions import get_model_version
 from lineage.models import ModelVersion, VersionKind
+from lineage.pages import SortKey, keyset_page
 from retrain.champions import Promotion
 from retrain.deployers import AliasDeployer, Deployer
 from retrain.evaluation import Evaluation
@@ -391,15 +393,20 @@ def redeploy_live(
     summary="List a deployment's promotions and rollbacks",
 )
 def read_promotions(
-    name: str, project: CurrentProject, session: SessionDep
+    name: str, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[PromotionPublic]:
     """Return the slot's history of promotions and rollbacks, newest first."""
-    rows = session.exec(
-        select(Promotion)
-        .where(Promotion.project_id == project.id, Promotion.deployment == name)
-        .order_by(col(Promotion.created_at).desc())
-    ).all()
-    return [promotion_public(row, session) for row in rows]
+    found = keyset_page(
+        session=session,
+        query=select(Promotion).where(
+            Promotion.project_id == project.id, Promotion.deployment == name
+        ),
+        keys=[SortKey(col(Promotion.created_at), "desc"), SortKey(col(Promotion.id), "desc")],
+        key_of=lambda p: (p.created_at, p.id),
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    return [promotion_public(row, session) for row in page.answer(found)]
 
 
 @router.get(
@@ -408,18 +415,23 @@ def read_promotions(
     summary="List a version's evaluations against the champion",
 )
 def read_evaluations(
-    name: str, version: str, project: CurrentProject, session: SessionDep
+    name: str, version: str, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[EvaluationPublic]:
     """Return the stored evaluations of a candidate version, newest first."""
     model_version = get_model_version(
         session=session, project_id=project.id, name=name, version=version
     )
-    rows = session.exec(
-        select(Evaluation)
-        .where(
+    found = keyset_page(
+        session=session,
+        query=select(Evaluation).where(
             Evaluation.project_id == project.id,
             Evaluation.candidate_version_id == model_version.id,
-        )
-        .order_by(col(Evaluation.created_at).desc())
-    ).all()
-    return [EvaluationPublic.model_validate(row, from_attributes=True) for row in rows]
+        ),
+        keys=[SortKey(col(Evaluation.created_at), "desc"), SortKey(col(Evaluation.id), "desc")],
+        key_of=lambda e: (e.created_at, e.id),
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    return [
+        EvaluationPublic.model_validate(row, from_attributes=True) for row in page.answer(found)
+    ]

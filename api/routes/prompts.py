@@ -23,12 +23,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep
+from api.pages import PageDep
 from api.routes.deployments_serving import get_registry
 from api.routes.promotions import ApprovalRequestedPublic, PromotionRequestCreate
 from api.security import CurrentProject, require
@@ -194,23 +195,22 @@ def register_version(
 
 
 @router.get("/prompts", dependencies=_READ, summary="List prompts")
-def list_all(project: CurrentProject, session: SessionDep) -> list[PromptPublic]:
-    """Return every prompt of the project with its newest version and live aliases."""
-    return [
-        _summary(session, project.id, name)
-        for name in list_prompt_names(session=session, project_id=project.id)
-    ]
+def list_all(project: CurrentProject, session: SessionDep, page: PageDep) -> list[PromptPublic]:
+    """Return the project's prompts by name, each with its newest version and live aliases."""
+    names = list_prompt_names(session=session, project_id=project.id)
+    return [_summary(session, project.id, n) for n in page.answer_all(names, key_of=lambda n: (n,))]
 
 
 @router.get("/prompts/{name}/versions", dependencies=_READ, summary="List the versions of a prompt")
 def list_versions(
-    name: str, project: CurrentProject, session: SessionDep
+    name: str, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[PromptVersionPublic]:
-    """Return every version of a prompt, oldest first."""
+    """Return the versions of a prompt, oldest first."""
     versions = list_prompts(session=session, project_id=project.id, name=name)
     if not versions:
         raise NotFound(f"no prompt {name!r} in this project; register a version first")
-    return [PromptVersionPublic.of(p) for p in versions]
+    chosen = page.answer_all(versions, key_of=lambda p: (p.version.created_at, p.version.id))
+    return [PromptVersionPublic.of(p) for p in chosen]
 
 
 @router.get(
@@ -242,10 +242,11 @@ def version_traces(
     version: str,
     project: CurrentProject,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: PageDep,
 ) -> list[PromptSpanPublic]:
     """Return the spans naming the version, and those its slot served while it was live."""
     prompt = get_prompt(session=session, project_id=project.id, name=name, version=version)
+    every = spans_of_prompt(session=session, project_id=project.id, prompt=prompt, limit=_ALL)
     return [
         PromptSpanPublic(
             trace_id=link.trace_id,
@@ -253,10 +254,13 @@ def version_traces(
             start_at=link.start_at,
             linked_by=link.linked_by,
         )
-        for link in spans_of_prompt(
-            session=session, project_id=project.id, prompt=prompt, limit=limit
+        for link in page.answer_all(
+            every, key_of=lambda k: (k.start_at, k.trace_id, k.span_id), descending=True
         )
     ]
+
+
+_ALL = 2**62  # spans_of_prompt reads every link before it sorts; the page is cut here
 
 
 @router.get(

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime
 
 from api.deps import SessionDep
+from api.pages import PageDep
 from api.security import CurrentProject, require
 from governance.permissions import Permission
 from monitors.llm.assessments import TraceAssessmentPublic, list_assessments
@@ -102,7 +103,11 @@ def get_assessments(
     trace_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex.")],
     project: CurrentProject,
     session: SessionDep,
+    page: PageDep,
 ) -> list[TraceAssessmentPublic]:
     """Return what sampled judges said about the trace's calls (``llm_judge`` monitors)."""
     get_trace(session=session, project_id=project.id, trace_id=trace_id)  # 404 if not ours
-    return list_assessments(session=session, project_id=project.id, trace_id=trace_id)
+    found = list_assessments(session=session, project_id=project.id, trace_id=trace_id)
+    return page.answer_all(
+        found, key_of=lambda a: (a.created_at, a.span_id, a.name, a.monitor_run_id)
+    )

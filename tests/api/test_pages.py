@@ -67,6 +67,12 @@ def test_model_versions_and_monitor_runs_page_by_cursor(
                 trigger=RunTrigger.MANUAL,
             )
         monitor_id = monitor.id
+        create_monitor(
+            session=session,
+            project_id=project.id,
+            spec=MonitorCreate.model_validate({"name": "another", "spec": {"kind": "drift"}}),
+            now=T0,
+        )
     pages = _walk(client, f"{BASE}/models", reader, limit=2)
     names = [[(v["name"], v["version"]) for v in page] for page in pages]  # type: ignore[index]
     assert names == [[("a", "1"), ("a", "2")], [("b", "1"), ("b", "2")], [("b", "3")]]
@@ -75,6 +81,8 @@ def test_model_versions_and_monitor_runs_page_by_cursor(
     slots = [run["scheduled_for"] for page in runs for run in page]  # type: ignore[index]
     assert slots == sorted(slots, reverse=True)
     assert len(slots) == 3
+    monitors = _walk(client, f"{BASE}/monitors", reader, limit=1)  # a list read whole, paged
+    assert [[m["name"] for m in page] for page in monitors] == [["another"], ["drift"]]  # type: ignore[index]
 
 
 def test_a_bad_cursor_or_limit_is_a_problem_naming_the_field(
@@ -90,3 +98,18 @@ def test_a_bad_cursor_or_limit_is_a_problem_naming_the_field(
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["field"] == field
+
+
+def test_every_list_route_takes_a_bounded_limit_and_a_cursor(client: TestClient) -> None:
+    document = client.app.openapi()  # type: ignore[attr-defined]
+    lists = []
+    for path, operations in document["paths"].items():
+        answer = operations.get("get", {}).get("responses", {}).get("200", {})
+        schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+        if schema.get("type") != "array" and "Page" not in schema.get("$ref", ""):
+            continue
+        lists.append(path)
+        query = {p["name"]: p for p in operations["get"]["parameters"] if p["in"] == "query"}
+        assert {"cursor", "after"} & set(query), path
+        assert query["limit"]["schema"]["maximum"] <= 1000, path
+    assert len(lists) >= 40

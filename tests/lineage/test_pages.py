@@ -20,7 +20,7 @@ from lineage import (
     register_model_version,
     session_scope,
 )
-from lineage.pages import decode_cursor, encode_cursor
+from lineage.pages import KeyValue, decode_cursor, encode_cursor
 
 SPEC = ModelVersionCreate(artifact_uri="s3://m", external=True)
 
@@ -67,7 +67,12 @@ def test_a_descending_key_pages_newest_first(engine: Engine) -> None:
 
 
 def test_a_cursor_round_trips_its_typed_values() -> None:
-    values = [datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), uuid.uuid4(), "name~x", 2**40]
+    values: list[KeyValue] = [
+        datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        uuid.uuid4(),
+        "x",
+        2**40,
+    ]
     assert decode_cursor(encode_cursor(values), types=[datetime, uuid.UUID, str, int]) == values
 
 
