@@ -3,14 +3,15 @@
 Run ``python -m bench.lookups`` (defaults: 10,000 model versions, 100,000 monitor runs,
 1,000,000 audit entries; ``--versions/--runs/--audit`` run it small).
 
-Seeding goes straight to the tables (SQLAlchemy core, batched) on a migrated SQLite store;
-audit entries are hashed with the audit module's own ``entry_payload``/``entry_hash``, so the
-chain verifies. One ``warden serve`` process then answers ``--requests`` GETs per route with an
-API key (an auditor and data scientist of the project, so audit reads are filtered by project),
-through HTTP with keep-alive, and each route's first page, a deep page (by its cursor, halfway
-through) and single-object reads are timed. The anchor, measured in the same run on the same
-file, is the SQL query that reads the same page with ``sqlite3`` in this process: what a route
-costs beyond reading its rows is the ratio.
+Seeding goes straight to the tables (the driver's ``executemany``, values converted by the
+column types) on a migrated SQLite store; audit entries are hashed with the audit module's own
+``entry_payload``/``entry_hash``, so the chain verifies (``--verify`` checks it with the audit
+module's verifier). One ``warden serve`` process then answers ``--requests`` GETs per route with
+an API key (an auditor and data scientist of the project, so audit reads are filtered by
+project), through HTTP with keep-alive: each list's first page, a deep page (reached by
+following cursors), filtered pages and single-object reads, and ``/principals/me`` as the floor
+of any request. The anchor, measured in the same run on the same file, is the SQL query reading
+the same page with ``sqlite3`` in this process.
 
 Reported per route: p50 and p95 in milliseconds, the anchor's p50/p95, and the ratio of the
 p95s. The last line printed is one JSON object with the figures.
@@ -276,6 +277,8 @@ def run(
     seeded = _seed(f"sqlite:///{database}", versions=versions, runs=runs, audit=audit)
     seed_s = time.perf_counter() - started
     intact = _verify(f"sqlite:///{database}") if verify else None
+    if intact is not None:
+        print(f"the seeded audit chain verifies: {intact}", flush=True)
     print(
         f"seeded {versions:,} model versions, {runs:,} monitor runs, {audit:,} audit entries "
         f"in {seed_s:.1f}s",
@@ -465,7 +468,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", action="store_true", help="verify the seeded audit chain")
     options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="warden-lookups-bench-") as folder:
-        figures = run(options.versions, options.runs, options.audit, options.requests, Path(folder))
+        figures = run(
+            options.versions,
+            options.runs,
+            options.audit,
+            options.requests,
+            Path(folder),
+            verify=options.verify,
+        )
     print(json.dumps(figures, sort_keys=True))
     return 0
 
