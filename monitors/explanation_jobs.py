@@ -89,7 +89,7 @@ def queue_explanation(
         session=session, project_id=project_id, deployment_id=deployment_id
     )
     logged = session.exec(
-        select(InferenceKey.id).where(
+        select(InferenceKey.batch_id).where(
             InferenceKey.deployment_id == deployment.id, InferenceKey.request_id == request_id
         )
     ).first()

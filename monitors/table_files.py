@@ -22,8 +22,9 @@ from lineage.errors import InvalidInput, PayloadTooLarge
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
-__all__ = ["SUFFIXES", "TableLimits", "read_table", "table_suffix"]
+__all__ = ["SUFFIXES", "TableLimits", "read_parquet_table", "read_table", "table_suffix"]
 
 SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
 """The file names a table may carry, matched at the end of the name (case-insensitive)."""
@@ -124,6 +125,27 @@ def _check_footer(metadata: Any, limits: TableLimits, field: str) -> None:
 
 def _read_parquet(source: bytes | Path, *, limits: TableLimits, field: str) -> pd.DataFrame:
     import pyarrow as pa
+
+    table = read_parquet_table(source, limits=limits, field=field)
+    try:
+        frame: pd.DataFrame = table.to_pandas()
+    except (pa.ArrowException, ValueError) as error:
+        raise InvalidInput(
+            f"the file is not a readable Parquet file: {error}", field=field
+        ) from None
+    return frame
+
+
+def read_parquet_table(
+    source: bytes | Path, *, limits: TableLimits, field: str = "file"
+) -> pa.Table:
+    """Read a Parquet file within ``limits`` as an Arrow table (no pandas on the way).
+
+    Raises:
+        PayloadTooLarge: The table exceeds a bound (the message names it).
+        InvalidInput: The content is not a readable Parquet file.
+    """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     probe = _open_parquet(source, field=field)
@@ -158,13 +180,11 @@ def _read_parquet(source: bytes | Path, *, limits: TableLimits, field: str) -> p
             if used > limits.max_bytes:
                 raise _too_large("bytes once decoded", used, limits.max_bytes, field)
             batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
-        table = pa.Table.from_batches(batches, schema=schema)
-        frame: pd.DataFrame = table.to_pandas()
+        return pa.Table.from_batches(batches, schema=schema)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise InvalidInput(
             f"the file is not a readable Parquet file: {error}", field=field
         ) from None
-    return frame
 
 
 def _inflate(content: bytes, *, limit: int, field: str) -> bytes:

@@ -8,7 +8,7 @@ default ``production``), as ``…/predict`` accepts it.
 * ``POST …/deployments/{deployment_id}/inferences/upload`` — the same as a table file
   (multipart field ``file`` named ``*.parquet``, ``*.pq``, ``*.csv`` or ``*.csv.gz``; columns
   ``request_id``, ``time``, ``prediction``, ``score`` and one per feature), for batch scoring
-  jobs;
+  jobs; a plain Parquet table is bounded by the ``table_max_*`` settings, not by ``MAX_BATCH``;
 * ``POST …/deployments/{deployment_id}/labels`` — ground truth by request id, arriving later;
 * ``POST …/deployments/{deployment_id}/inferences/{request_id}/explanation`` — queue the local
   explanation of one logged inference (202, ``Location`` the same URL; the model is loaded only
@@ -58,7 +58,7 @@ from governance.actors import Actor
 from governance.audit import act_then_audit
 from governance.permissions import Permission
 from lineage.deployments import resolve_deployment
-from lineage.errors import InvalidInput
+from lineage.errors import InvalidInput, PayloadTooLarge
 from lineage.runtime.queue import RuntimeJob
 from monitors.baseline.storage import (
     UPLOADED,
@@ -85,7 +85,8 @@ from monitors.inferences import (
     records_from_frame,
     refuse_non_finite,
 )
-from monitors.table_files import read_table, table_suffix
+from monitors.inferences.columnar import upload_table
+from monitors.table_files import read_parquet_table, read_table, table_suffix
 
 __all__ = [
     "ExplanationPublic",
@@ -264,6 +265,7 @@ def post_inferences(
             orjson.loads(raw),
             schema=model_version.feature_schema,
             context_schema=model_version.context_schema,
+            booleans=b"true" in raw or b"false" in raw,
         )
     except (orjson.JSONDecodeError, Irregular):
         records = _records(raw)
@@ -301,11 +303,47 @@ def upload_inferences(
     settings: SettingsDep,
     environment: Environment = "production",
 ) -> InferenceBatchPublic:
-    """Log a batch scoring job's output from a Parquet or CSV file (at most 10,000 rows)."""
+    """Log a batch scoring job's output from a Parquet or CSV file.
+
+    A plain Parquet table (the model's features typed as its schema says, text request ids,
+    times with a time zone) is checked and stored column by column, bounded only by the
+    ``table_max_*`` settings; any other table, and CSV, is judged record by record, at most
+    :data:`~monitors.inferences.MAX_BATCH` rows.
+    """
     target = _resolve(session, project.id, deployment_id, environment)
-    deployment, _ = deployment_of(session=session, project_id=project.id, deployment_id=target)
-    limits = settings.table_limits(max_rows=MAX_BATCH)
-    frame = read_table(file.file.read(), suffix=_suffix(file), limits=limits)
+    deployment, model_version = deployment_of(
+        session=session, project_id=project.id, deployment_id=target
+    )
+    content, suffix = file.file.read(), _suffix(file)
+    if suffix in (".parquet", ".pq"):
+        table = read_parquet_table(content, limits=settings.table_limits())
+        try:
+            shaped = upload_table(
+                table,
+                schema=model_version.feature_schema,
+                context_schema=model_version.context_schema,
+            )
+        except Irregular as why:
+            if table.num_rows > MAX_BATCH:
+                raise PayloadTooLarge(
+                    f"the file holds {table.num_rows:,} rows and is judged record by record "
+                    f"({why}), which takes at most {MAX_BATCH:,}; send it in smaller files or "
+                    "as the plain shape",
+                    field="file",
+                ) from None
+            frame = table.to_pandas()
+        else:
+            return _answer(
+                lambda: log_inference_table(
+                    session=session, data_dir=settings.data_dir, deployment=deployment, table=shaped
+                ),
+                session,
+                actor,
+                "inference.upload",
+                target,
+            )
+    else:
+        frame = read_table(content, suffix=suffix, limits=settings.table_limits(max_rows=MAX_BATCH))
     records = records_from_frame(frame)
     refuse_non_finite(records)
     return _answer(

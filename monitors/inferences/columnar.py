@@ -8,7 +8,8 @@ shape: a missing or unknown field, a value of the wrong type, a time that is not
 with an offset, probabilities, attributions, a model version without a ``feature_schema``. The
 caller then takes the record-by-record path (:class:`~monitors.inferences.InferenceRecord`),
 which accepts and refuses exactly as before and names the field; so this path never accepts a
-batch that one refuses, and never has to say why it stepped aside.
+batch that one refuses, and never has to say why it stepped aside. :func:`upload_table` does the
+same for an uploaded Parquet table, already columns: no Python object per row at all.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from monitors.inferences.records import CONTEXT_PREFIX, MAX_BATCH, RESERVED_COLU
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Irregular", "inference_table"]
+__all__ = ["Irregular", "inference_table", "upload_table"]
 
 _RECORD_KEYS = frozenset({"request_id", "time", "features", "prediction", "score", "context"})
+_UPLOAD_OWN = frozenset({"request_id", "time", "prediction", "score"})
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
 _TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
@@ -33,8 +35,11 @@ class Irregular(Exception):
     """The batch is not the plain shape: judge it record by record instead."""
 
 
-def _array(values: list[Any], kind: str | None) -> pa.Array:
-    """Return one column; raise :class:`Irregular` unless every value fits ``kind`` as-is."""
+def _array(values: list[Any], kind: str | None, *, booleans: bool = True) -> pa.Array:
+    """Return one column; raise :class:`Irregular` unless every value fits ``kind`` as-is.
+
+    ``booleans=False`` says the body holds no JSON boolean, so none can hide among numbers.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -43,7 +48,7 @@ def _array(values: list[Any], kind: str | None) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise Irregular(str(error)) from None
     kind_of = array.type
-    if pa.types.is_floating(kind_of) and any(type(value) is bool for value in values):
+    if booleans and pa.types.is_floating(kind_of) and any(type(value) is bool for value in values):
         raise Irregular("a boolean among numbers")  # inferred as 1.0 after a float
     if kind in _NUMERIC:
         if not (pa.types.is_integer(kind_of) or pa.types.is_floating(kind_of)) and not (
@@ -79,15 +84,15 @@ def _array(values: list[Any], kind: str | None) -> pa.Array:
     raise Irregular(f"no plain column for {kind!r} values of {kind_of}")
 
 
-def _times(values: list[Any], rows: int) -> pa.Array:
+def _times(text: pa.Array, rows: int) -> pa.Array:
+    """Return the record times: ISO 8601 with an offset in every record, or now for all."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from lineage.tables import utcnow
 
-    if all(value is None for value in values):
+    if text.null_count == rows:
         return pa.array([utcnow()] * rows, type=pa.timestamp("ns", tz="UTC"))
-    text = _array(values, "string")
     if text.null_count or not pc.all(pc.match_substring_regex(text, _TIME)).as_py():
         raise Irregular("a time is missing or not plain ISO 8601 with an offset")
     try:
@@ -100,21 +105,56 @@ def _times(values: list[Any], rows: int) -> pa.Array:
     return parsed
 
 
+def _converted(records: list[Any], schema: Mapping[str, str]) -> dict[str, pa.Array]:
+    """Return request ids, times, scores and features converted in one pass by Arrow.
+
+    Only for a body without JSON booleans: Arrow reads ``true`` as ``1.0`` in a number column.
+    """
+    import pyarrow as pa
+
+    features = pa.struct(
+        [(name, pa.float64() if kind in _NUMERIC else pa.string()) for name, kind in schema.items()]
+    )
+    shape = pa.struct(
+        [
+            ("request_id", pa.string()),
+            ("time", pa.string()),
+            ("score", pa.float64()),
+            ("features", features),
+        ]
+    )
+    try:  # an integer past 2**53, a text for a number, a number for a text: all refused here
+        whole = pa.array(records, type=shape)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise Irregular(str(error)) from None
+    inner = whole.field("features")
+    return {
+        "request_id": whole.field("request_id"),
+        "time": whole.field("time"),
+        "score": whole.field("score"),
+        **{name: inner.field(name) for name in schema},
+    }
+
+
 def inference_table(
     body: Any,
     *,
     schema: Mapping[str, str],
     context_schema: Mapping[str, Mapping[str, str]],
+    booleans: bool = True,
 ) -> pa.Table:
     """Return a parsed JSON batch (``{"records": [...]}``) as the log's Arrow table.
 
     Columns as the record-by-record path writes them: ``request_id``, ``time``, the features
     in schema order, ``context.<name>``, ``prediction``, ``score``, ``probabilities`` (null).
+    ``booleans=False`` (the raw body holds neither ``true`` nor ``false``) lets Arrow convert
+    the fixed fields of every record in one pass.
 
     Raises:
         Irregular: The batch is not the plain shape; judge it record by record.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if not isinstance(body, dict) or body.keys() != {"records"}:
         raise Irregular("the body is not {'records': [...]}")
@@ -137,18 +177,27 @@ def inference_table(
         if not isinstance(context, dict) or (declared and not context.keys() <= declared):
             raise Irregular("a record's context is not an object of declared values")
     rows = len(records)
-    ids = _array([record.get("request_id") for record in records], "string")
+    if booleans or "boolean" in schema.values():
+        fixed = {
+            "request_id": _array([record.get("request_id") for record in records], "string"),
+            "time": _array([record.get("time") for record in records], "string"),
+            "score": _array([record.get("score") for record in records], "float"),
+            **{
+                name: _array([record["features"][name] for record in records], kind)
+                for name, kind in schema.items()
+            },
+        }
+    else:
+        fixed = _converted(records, schema)
+    ids = fixed["request_id"]
     if ids.null_count:
         raise Irregular("a record has no request id")
-    lengths = pa.compute.utf8_length(ids)
-    if pa.compute.min(lengths).as_py() < 1 or pa.compute.max(lengths).as_py() > 200:
+    lengths = pc.utf8_length(ids)
+    if pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > 200:
         raise Irregular("a request id is empty or longer than 200 characters")
-    columns: dict[str, pa.Array] = {
-        "request_id": ids,
-        "time": _times([record.get("time") for record in records], rows),
-    }
-    for name, kind in schema.items():
-        columns[name] = _array([record["features"][name] for record in records], kind)
+    columns: dict[str, pa.Array] = {"request_id": ids, "time": _times(fixed["time"], rows)}
+    for name in schema:
+        columns[name] = fixed[name]
     names = list(context_schema) or list(
         dict.fromkeys(name for record in records for name in record.get("context") or {})
     )
@@ -159,8 +208,127 @@ def inference_table(
         if typed is not None and typed not in _NUMERIC | _TEXT | {"boolean"}:
             raise Irregular(f"context {name!r} is {typed}")
         values = [(record.get("context") or {}).get(name) for record in records]
-        columns[f"{CONTEXT_PREFIX}{name}"] = _array(values, typed)
-    columns["prediction"] = _array([record.get("prediction") for record in records], None)
-    columns["score"] = _array([record.get("score") for record in records], "float")
+        columns[f"{CONTEXT_PREFIX}{name}"] = _array(values, typed, booleans=booleans)
+    predictions = [record.get("prediction") for record in records]
+    columns["prediction"] = _array(predictions, None, booleans=booleans)
+    columns["score"] = fixed["score"]
+    columns["probabilities"] = pa.nulls(rows)
+    return pa.table(columns)
+
+
+def _plain(column: pa.ChunkedArray) -> pa.Array:
+    """Return one contiguous array: dictionaries decoded, large text as text, ints as int64."""
+    import pyarrow as pa
+
+    array = column.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_large_string(array.type):
+        array = array.cast(pa.string())
+    elif pa.types.is_integer(array.type) and array.type != pa.int64():
+        array = array.cast(pa.int64())
+    elif pa.types.is_floating(array.type) and array.type != pa.float64():
+        array = array.cast(pa.float64())
+    return array
+
+
+def _typed(array: pa.Array, kind: str | None) -> pa.Array:
+    """Return an uploaded column as the log stores ``kind``, or raise :class:`Irregular`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind_of = array.type
+    numeric = pa.types.is_integer(kind_of) or pa.types.is_floating(kind_of)
+    if pa.types.is_floating(kind_of) and pc.any(pc.is_inf(array)).as_py():
+        raise Irregular("an infinite number")  # the record path refuses it, naming the cell
+    if kind in _NUMERIC and (numeric or pa.types.is_null(kind_of)):
+        try:
+            return array.cast(pa.float64())  # safe: an integer past 2**53 steps aside
+        except pa.ArrowInvalid as error:
+            raise Irregular(str(error)) from None
+    if kind in _TEXT and (pa.types.is_string(kind_of) or pa.types.is_null(kind_of)):
+        return array.cast(pa.string())
+    if kind == "boolean" and (pa.types.is_boolean(kind_of) or pa.types.is_null(kind_of)):
+        return array.cast(pa.bool_())
+    if kind is None:
+        if pa.types.is_integer(kind_of) and array.null_count:
+            return array.cast(pa.float64())  # as pandas stores a gap among integers: NaN
+        if (
+            numeric
+            or pa.types.is_string(kind_of)
+            or pa.types.is_null(kind_of)
+            or (pa.types.is_boolean(kind_of) and not array.null_count)
+        ):
+            return array
+    raise Irregular(f"no plain column for {kind!r} values of {kind_of}")
+
+
+def upload_table(
+    table: pa.Table,
+    *,
+    schema: Mapping[str, str],
+    context_schema: Mapping[str, Mapping[str, str]],
+) -> pa.Table:
+    """Return an uploaded table (a batch scoring job's Parquet file) as the log's Arrow table.
+
+    The columns are those :func:`~monitors.inferences.records_from_frame` reads: ``request_id``
+    (text), ``time`` (a timestamp with a time zone), ``prediction``, ``score``,
+    ``context.<name>``, and every other column a feature of the schema. Each is checked whole,
+    as :func:`inference_table` checks a JSON batch; any other table steps aside.
+
+    Raises:
+        Irregular: The table is not the plain shape; judge it record by record.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lineage.tables import utcnow
+
+    rows = table.num_rows
+    names = table.column_names
+    if not rows or not schema or len(set(names)) != len(names) or "request_id" not in names:
+        raise Irregular("no rows, no feature schema, a column twice or no request ids")
+    if set(schema) & set(RESERVED_COLUMNS):
+        raise Irregular("a feature carries one of Warden's names")
+    if any(kind not in _NUMERIC | _TEXT | {"boolean"} for kind in schema.values()):
+        raise Irregular("a feature type without a plain column (datetime)")
+    given = [name for name in names if name.startswith(CONTEXT_PREFIX)]
+    if {name for name in names if name not in _UPLOAD_OWN and name not in given} != set(schema):
+        raise Irregular("the feature columns are not the schema's")
+    context = [name.removeprefix(CONTEXT_PREFIX) for name in given]
+    declared = list(context_schema)
+    if declared and not set(context) <= set(declared):
+        raise Irregular("a context column the version does not declare")
+    if set(context) & (set(schema) | set(RESERVED_COLUMNS)):
+        raise Irregular("a context value carries a feature's or Warden's name")
+    ids = _plain(table.column("request_id"))
+    if not pa.types.is_string(ids.type) or ids.null_count:
+        raise Irregular("request ids are not text in every row")
+    lengths = pc.utf8_length(ids)
+    if pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > 200:
+        raise Irregular("a request id is empty or longer than 200 characters")
+    if "time" in names:
+        stamps = _plain(table.column("time"))
+        if not pa.types.is_timestamp(stamps.type) or stamps.type.tz is None or stamps.null_count:
+            raise Irregular("times are not timestamps with a time zone in every row")
+        try:
+            times = stamps.cast(pa.timestamp("ns", tz="UTC"))  # safe: out of range steps aside
+        except pa.ArrowInvalid as error:
+            raise Irregular(str(error)) from None
+    else:
+        times = pa.array([utcnow()] * rows, type=pa.timestamp("ns", tz="UTC"))
+    columns: dict[str, pa.Array] = {"request_id": ids, "time": times}
+    for name, kind in schema.items():
+        columns[name] = _typed(_plain(table.column(name)), kind)
+    for name in declared or context:
+        typed = context_schema.get(name, {}).get("type")
+        if typed is not None and typed not in _NUMERIC | _TEXT | {"boolean"}:
+            raise Irregular(f"context {name!r} is {typed}")
+        stored = f"{CONTEXT_PREFIX}{name}"
+        column = _plain(table.column(stored)) if stored in names else pa.nulls(rows)
+        columns[stored] = _typed(column, typed)
+    for name, kind in (("prediction", None), ("score", "float")):
+        column = _plain(table.column(name)) if name in names else pa.nulls(rows)
+        columns[name] = _typed(column, kind)
     columns["probabilities"] = pa.nulls(rows)
     return pa.table(columns)

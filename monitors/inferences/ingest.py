@@ -11,15 +11,13 @@ import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from lineage.errors import Conflict, InvalidInput, NotFound
+from lineage.errors import InvalidInput, NotFound
 from lineage.models import Deployment, ModelVersion
 from lineage.tables import utcnow
 
@@ -48,6 +46,21 @@ __all__ = ["deployment_of", "log_inference_table", "log_inferences", "log_labels
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
 _KEY_CHUNK = 500
+_WRITTEN = "monitors.inferences.written"  # session.info: partitions written, not yet committed
+# The request ids arrive as one JSON array (``WHERE true`` lets SQLite parse ``ON CONFLICT``).
+_CLAIM = {
+    "sqlite": (
+        "INSERT INTO {table} (deployment_id, request_id, batch_id) "
+        "SELECT :deployment_id, value, :batch_id "
+        "FROM json_each(:ids) WHERE true ON CONFLICT (deployment_id, request_id) DO NOTHING"
+    ),
+    "postgresql": (
+        "INSERT INTO {table} (deployment_id, request_id, batch_id) "
+        "SELECT :deployment_id, value, :batch_id "
+        "FROM jsonb_array_elements_text(CAST(:ids AS jsonb)) AS ids(value) "
+        "ON CONFLICT (deployment_id, request_id) DO NOTHING"
+    ),
+}
 
 
 def _check_features(records: Sequence[InferenceRecord], schema: Mapping[str, str]) -> list[str]:
@@ -159,22 +172,53 @@ def _unseen(
     return found
 
 
-def _fresh(
+def _first_occurrences(table: pa.Table) -> pa.Table:
+    """Return ``table`` without the rows whose request id came earlier in it (the first wins)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = table.column("request_id")
+    if pc.count_distinct(ids).as_py() == len(ids):
+        return table
+    rows = pa.table({"request_id": ids, "row": pa.array(range(len(ids)), pa.int64())})
+    first = rows.group_by("request_id", use_threads=False).aggregate([("row", "min")])
+    positions = first.column("row_min")
+    return table.take(pc.take(positions, pc.sort_indices(positions)))
+
+
+def _claim(
     session: Session,
-    table: type[InferenceKey] | type[LabelKey],
+    keys: type[InferenceKey] | type[LabelKey],
+    *,
     deployment_id: uuid.UUID,
+    batch_id: uuid.UUID,
     ids: list[str],
-) -> list[int]:
-    """Return the positions of records whose request id is new (first occurrence only)."""
-    known = _unseen(session, table, deployment_id, list(dict.fromkeys(ids)))
-    keep: list[int] = []
-    seen: set[str] = set()
-    for index, request_id in enumerate(ids):
-        if request_id in known or request_id in seen:
-            continue
-        seen.add(request_id)
-        keep.append(index)
-    return keep
+) -> set[str] | None:
+    """Key the (distinct) ``ids`` to the batch where no batch keyed them before.
+
+    One ``INSERT … SELECT … ON CONFLICT DO NOTHING`` over the ids sent as one JSON array: the
+    unique ``(deployment_id, request_id)`` constraint judges duplicates, also against a
+    concurrent batch (PostgreSQL makes the later insert wait for the earlier transaction).
+    Returns ``None`` when every id was claimed, else the ids this batch claimed.
+    """
+    import orjson
+
+    dialect = session.get_bind().dialect.name
+    statement = sa.text(_CLAIM[dialect].format(table=keys.__tablename__)).bindparams(
+        sa.bindparam("deployment_id", type_=sa.Uuid()),
+        sa.bindparam("batch_id", type_=sa.Uuid()),
+    )
+    claimed = session.execute(
+        statement,
+        {
+            "deployment_id": deployment_id,
+            "batch_id": batch_id,
+            "ids": orjson.dumps(ids).decode(),
+        },
+    )
+    if claimed.rowcount == len(ids):  # type: ignore[attr-defined]
+        return None
+    return set(session.exec(select(keys.request_id).where(keys.batch_id == batch_id)).all())
 
 
 def _store(
@@ -183,37 +227,43 @@ def _store(
     data_dir: Path,
     deployment: Deployment,
     kind: BatchKind,
-    table: type[InferenceKey] | type[LabelKey],
-    request_ids: list[str],
-    frame: pd.DataFrame | pa.Table,
-    times: tuple[datetime, datetime] | None,
-) -> uuid.UUID:
-    """Insert the batch row and its keys, then write its Parquet file (before commit)."""
+    keys: type[InferenceKey] | type[LabelKey],
+    table: pa.Table,
+) -> IngestResult:
+    """Store a shaped batch: first occurrences of ids not keyed before, one Parquet partition.
+
+    The batch row and its keys are inserted first, then the file is written (before commit); a
+    rollback of the caller's transaction removes the file again, so a failed request leaves
+    neither row nor file.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sent = len(table)
+    table = _first_occurrences(table)
     batch = InferenceBatch(
-        project_id=deployment.project_id,
-        deployment_id=deployment.id,
-        kind=kind,
-        rows=len(frame),
-        first_at=times[0] if times else None,
-        last_at=times[1] if times else None,
+        project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, rows=len(table)
     )
-    try:
-        with session.begin_nested():
-            session.add(batch)
+    session.add(batch)
+    session.flush()
+    claimed = _claim(
+        session,
+        keys,
+        deployment_id=deployment.id,
+        batch_id=batch.id,
+        ids=table.column("request_id").to_pylist(),
+    )
+    if claimed is not None:
+        if not claimed:
+            session.delete(batch)
             session.flush()
-            # One statement with the shared values bound once: only the id and request id
-            # vary per row (the ORM's bulk path converted every value of every row).
-            keys = sa.insert(table.__table__).values(  # type: ignore[union-attr]
-                created_at=utcnow(), deployment_id=deployment.id, batch_id=batch.id
-            )
-            session.execute(
-                keys, [{"id": uuid.uuid4(), "request_id": request_id} for request_id in request_ids]
-            )
-    except IntegrityError:
-        raise Conflict(
-            "another request logged some of these request ids at the same moment; send the batch "
-            "again (ids already stored are then counted as duplicates)"
-        ) from None
+            return IngestResult(batch_id=None, accepted=0, duplicates=sent)
+        table = table.filter(pc.is_in(table.column("request_id"), pa.array(claimed, pa.string())))
+        batch.rows = len(table)
+    if "time" in table.column_names:
+        bounds = pc.min_max(table.column("time")).as_py()
+        batch.first_at, batch.last_at = bounds["min"], bounds["max"]
+    session.flush()
     path = partition_path(
         data_dir,
         project_id=deployment.project_id,
@@ -221,21 +271,39 @@ def _store(
         kind=kind,
         batch_id=batch.id,
     )
-    _write_parquet(frame, path)
-    return batch.id
+    _write_parquet(table, path)
+    _unlink_on_rollback(session, path)
+    return IngestResult(batch_id=batch.id, accepted=len(table), duplicates=sent - len(table))
 
 
-def _write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
-    import pyarrow as pa
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    """Write a partition whole or not at all (a reader never sees a half-written file)."""
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    table = (
-        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-    )
-    pq.write_table(table, partial)
-    os.replace(partial, path)
+    try:
+        pq.write_table(table, partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _unlink_on_rollback(session: Session, path: Path) -> None:
+    """Remove ``path`` if the session's transaction rolls back; keep it once it commits."""
+    written: list[Path] | None = session.info.get(_WRITTEN)
+    if written is None:
+        written = session.info[_WRITTEN] = []
+
+        def forget(_: Session) -> None:
+            for each in written:
+                each.unlink(missing_ok=True)
+            written.clear()
+
+        sa.event.listen(session, "after_rollback", forget)
+        sa.event.listen(session, "after_commit", lambda _: written.clear())
+    written.append(path)
 
 
 def _feature_column(values: list[Cell], kind: str | None, name: str) -> pd.Series:
@@ -310,9 +378,9 @@ def log_inferences(
         InvalidInput: A record's structure does not match the schema (the field is named), or
             the batch is empty.
         PayloadTooLarge: More than :data:`MAX_BATCH` records.
-        Conflict: A concurrent batch logged one of the same request ids first; send again.
     """
     import pandas as pd
+    import pyarrow as pa
 
     check_batch_size(len(records), "records")
     model_version = session.get(ModelVersion, deployment.model_version_id)
@@ -320,21 +388,15 @@ def log_inferences(
     features = _check_features(records, schema)
     context_schema = {} if model_version is None else dict(model_version.context_schema)
     context = _check_context(records, context_schema, features)
-    keep = _fresh(session, InferenceKey, deployment.id, [r.request_id for r in records])
-    duplicates = len(records) - len(keep)
-    if not keep:
-        return IngestResult(batch_id=None, accepted=0, duplicates=duplicates)
     now = utcnow()
-    chosen = [records[i] for i in keep]
-    times = [r.time or now for r in chosen]
     columns: dict[str, pd.Series] = {
-        "request_id": pd.Series([r.request_id for r in chosen], dtype=object),
-        "time": pd.Series(pd.to_datetime(times, utc=True)),
+        "request_id": pd.Series([r.request_id for r in records], dtype=object),
+        "time": pd.Series(pd.to_datetime([r.time or now for r in records], utc=True)),
     }
     for name in features:
-        columns[name] = _feature_column([r.features[name] for r in chosen], schema.get(name), name)
+        columns[name] = _feature_column([r.features[name] for r in records], schema.get(name), name)
     for name in context:
-        values = [r.context.get(name) for r in chosen]
+        values = [r.context.get(name) for r in records]
         kind = context_schema.get(name, {}).get("type")
         stored = f"{CONTEXT_PREFIX}{name}"
         columns[stored] = (
@@ -342,63 +404,47 @@ def log_inferences(
             if kind is not None
             else _mixed_column(values, f"context.{name}")
         )
-    columns["prediction"] = _mixed_column([r.prediction for r in chosen], "prediction")
+    columns["prediction"] = _mixed_column([r.prediction for r in records], "prediction")
     columns["score"] = pd.Series(
-        [math.nan if r.score is None else r.score for r in chosen], dtype="float64"
+        [math.nan if r.score is None else r.score for r in records], dtype="float64"
     )
     columns["probabilities"] = pd.Series(
-        [None if r.probabilities is None else _json(r.probabilities) for r in chosen], dtype=object
+        [None if r.probabilities is None else _json(r.probabilities) for r in records],
+        dtype=object,
     )
-    if any(r.attributions is not None for r in chosen):
+    if any(r.attributions is not None for r in records):
         columns["attributions"] = pd.Series(
-            [None if r.attributions is None else _json(r.attributions) for r in chosen],
+            [None if r.attributions is None else _json(r.attributions) for r in records],
             dtype=object,
         )
-    frame = pd.DataFrame(columns)
-    batch_id = _store(
+    table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
+    return _store(
         session=session,
         data_dir=data_dir,
         deployment=deployment,
         kind="inferences",
-        table=InferenceKey,
-        request_ids=[r.request_id for r in chosen],
-        frame=frame,
-        times=(min(times), max(times)),
+        keys=InferenceKey,
+        table=table,
     )
-    return IngestResult(batch_id=batch_id, accepted=len(chosen), duplicates=duplicates)
 
 
 def log_inference_table(
     *, session: Session, data_dir: Path, deployment: Deployment, table: pa.Table
 ) -> IngestResult:
-    """Store a batch already checked and shaped as the log's columns (JSON's plain path).
+    """Store a batch already checked and shaped as the log's columns (the columnar path).
 
-    ``table`` comes from :func:`monitors.inferences.columnar.inference_table`, which applied
-    the checks :func:`log_inferences` applies record by record; here re-sent request ids are
-    counted once and the rest is stored the same way.
+    ``table`` comes from :mod:`monitors.inferences.columnar`, which applied the checks
+    :func:`log_inferences` applies record by record; here re-sent request ids are counted once
+    and the rest is stored the same way.
     """
-    import pyarrow.compute as pc
-
-    ids = table.column("request_id").to_pylist()
-    keep = _fresh(session, InferenceKey, deployment.id, ids)
-    duplicates = len(ids) - len(keep)
-    if not keep:
-        return IngestResult(batch_id=None, accepted=0, duplicates=duplicates)
-    if duplicates:
-        table = table.take(keep)
-        ids = [ids[i] for i in keep]
-    bounds = pc.min_max(table.column("time")).as_py()
-    batch_id = _store(
+    return _store(
         session=session,
         data_dir=data_dir,
         deployment=deployment,
         kind="inferences",
-        table=InferenceKey,
-        request_ids=ids,
-        frame=table,
-        times=(bounds["min"], bounds["max"]),
+        keys=InferenceKey,
+        table=table,
     )
-    return IngestResult(batch_id=batch_id, accepted=len(ids), duplicates=duplicates)
 
 
 def _json(value: Mapping[str, float]) -> str:
@@ -422,6 +468,7 @@ def log_labels(
         PayloadTooLarge: More than :data:`MAX_BATCH` labels.
     """
     import pandas as pd
+    import pyarrow as pa
 
     check_batch_size(len(labels), "labels")
     ids = [label.request_id for label in labels]
@@ -433,25 +480,17 @@ def log_labels(
                 "logged; log the inference first",
                 field=f"labels[{index}].request_id",
             )
-    keep = _fresh(session, LabelKey, deployment.id, ids)
-    duplicates = len(labels) - len(keep)
-    if not keep:
-        return IngestResult(batch_id=None, accepted=0, duplicates=duplicates)
-    chosen = [labels[i] for i in keep]
     frame = pd.DataFrame(
         {
-            "request_id": pd.Series([r.request_id for r in chosen], dtype=object),
-            "label": _mixed_column([r.label for r in chosen], "label"),
+            "request_id": pd.Series(ids, dtype=object),
+            "label": _mixed_column([r.label for r in labels], "label"),
         }
     )
-    batch_id = _store(
+    return _store(
         session=session,
         data_dir=data_dir,
         deployment=deployment,
         kind="labels",
-        table=LabelKey,
-        request_ids=[r.request_id for r in chosen],
-        frame=frame,
-        times=None,
+        keys=LabelKey,
+        table=pa.Table.from_pandas(frame, preserve_index=False),
     )
-    return IngestResult(batch_id=batch_id, accepted=len(chosen), duplicates=duplicates)

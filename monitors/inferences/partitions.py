@@ -2,8 +2,8 @@
 
 Each accepted batch is one Parquet file under the artifact store, at a path made of ids only
 (:func:`partition_path`), plus one ``monitors_inference_batch`` row that lists it and one key
-row per request id. The key tables carry a unique ``(deployment_id, request_id)`` constraint, so
-a re-sent request id is counted once.
+row per request id. The key tables' primary key is ``(deployment_id, request_id)``, so a re-sent
+request id is counted once.
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
 
 from lineage.tables import AwareDateTime, Record
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["BatchKind", "InferenceBatch", "InferenceKey", "LabelKey", "partition_path"]
 
@@ -41,27 +39,29 @@ class InferenceBatch(Record, table=True):
     last_at: datetime | None = SQLField(default=None, sa_type=AwareDateTime)
 
 
-class InferenceKey(Record, table=True):
-    """A request id logged for a deployment: what makes a re-sent inference count once."""
+class InferenceKey(SQLModel, table=True):
+    """A request id logged for a deployment: what makes a re-sent inference count once.
+
+    Keyed by the pair itself, with no id or time of its own: a key row is an index entry, and
+    one more random key per logged inference was a third of the cost of storing a batch.
+    """
 
     __tablename__ = "monitors_inference_key"
-    __table_args__ = (sa.UniqueConstraint("deployment_id", "request_id"),)
 
-    deployment_id: uuid.UUID = SQLField(foreign_key="lineage_deployment.id", nullable=False)
-    request_id: str = SQLField(sa_column=sa.Column(sa.String(200), nullable=False))
+    deployment_id: uuid.UUID = SQLField(foreign_key="lineage_deployment.id", primary_key=True)
+    request_id: str = SQLField(sa_column=sa.Column(sa.String(200), primary_key=True))
     batch_id: uuid.UUID = SQLField(
         foreign_key="monitors_inference_batch.id", index=True, nullable=False
     )
 
 
-class LabelKey(Record, table=True):
+class LabelKey(SQLModel, table=True):
     """A request id labelled for a deployment: the first label wins, re-sent ones count once."""
 
     __tablename__ = "monitors_label_key"
-    __table_args__ = (sa.UniqueConstraint("deployment_id", "request_id"),)
 
-    deployment_id: uuid.UUID = SQLField(foreign_key="lineage_deployment.id", nullable=False)
-    request_id: str = SQLField(sa_column=sa.Column(sa.String(200), nullable=False))
+    deployment_id: uuid.UUID = SQLField(foreign_key="lineage_deployment.id", primary_key=True)
+    request_id: str = SQLField(sa_column=sa.Column(sa.String(200), primary_key=True))
     batch_id: uuid.UUID = SQLField(
         foreign_key="monitors_inference_batch.id", index=True, nullable=False
     )

@@ -415,11 +415,11 @@ def test_a_parquet_bomb_is_refused_by_its_footer_on_both_uploads(
     finally:
         tracemalloc.stop()
     assert peak < 50 * 1024 * 1024
-    for answer, limit in ((inferences, "10,000"), (baseline, "2,000,000")):
+    for answer in (inferences, baseline):  # both bounded by the table limits, not MAX_BATCH
         assert answer.status_code == 413, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert answer.json()["field"] == "file"
-        assert f"20,000,000 rows; at most {limit} are accepted" in answer.json()["detail"]
+        assert "20,000,000 rows; at most 2,000,000 are accepted" in answer.json()["detail"]
     assert (_files(settings), _rows(engine)) == (files, rows)
 
 
@@ -597,3 +597,33 @@ def test_a_body_that_is_not_a_batch_is_a_problem_naming_the_body(
     assert answer.json()["field"] == "body"
     assert detail in answer.json()["detail"]
     assert _stored(engine, settings) == (0, 0, 0)
+
+
+def test_a_plain_parquet_upload_is_bounded_by_the_table_limits_not_the_batch_size(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+) -> None:
+    rows = 10_050
+    table = adult_test().iloc[:rows][FEATURES].reset_index(drop=True)
+    table.insert(0, "request_id", [f"u{i}" for i in range(rows)])
+    table.insert(1, "time", pd.Timestamp("2026-12-06T10:00:00Z"))
+    plain = _parquet_bytes(table.assign(prediction=0))
+    url = _url(deployment, "inferences/upload")
+    sent = {"file": ("scores.parquet", plain, "application/octet-stream")}
+    answer = client.post(url, files=sent, headers=scientist.headers)
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["accepted"], answer.json()["duplicates"]) == (rows, 0)
+    again = client.post(url, files=sent, headers=scientist.headers)
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, rows)
+    before = (_stored(engine, settings), len(_audit(engine)))
+    naive = _parquet_bytes(table.assign(time=table["time"].dt.tz_localize(None)))
+    refused = client.post(
+        url, files={"file": ("scores.parquet", naive, "text/plain")}, headers=scientist.headers
+    )
+    assert refused.status_code == 413, refused.text
+    assert "judged record by record (times are not timestamps" in refused.json()["detail"]
+    assert (_stored(engine, settings), len(_audit(engine))) == before
+    assert [a for a, _ in _audit(engine)].count("inference.upload") == 2

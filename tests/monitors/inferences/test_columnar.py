@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sqlalchemy.engine import Engine
 
@@ -28,7 +30,9 @@ from monitors.inferences import (
     log_inference_table,
     log_inferences,
     read_window,
+    records_from_frame,
 )
+from monitors.inferences.columnar import upload_table
 from tests.adult import adult_test
 from tests.monitors.serving import SCHEMA, adult_deployment, records
 
@@ -56,7 +60,10 @@ def _window(engine: Engine, data_dir: Path, deployment: Deployment) -> pd.DataFr
     return window
 
 
-def test_the_plain_path_stores_what_the_record_path_stores(engine: Engine, tmp_path: Path) -> None:
+@pytest.mark.parametrize("booleans", [True, False], ids=["column by column", "in one pass"])
+def test_the_plain_path_stores_what_the_record_path_stores(
+    engine: Engine, tmp_path: Path, booleans: bool
+) -> None:
     batch = _batch()
     slow = adult_deployment(engine, project="slow")
     fast = adult_deployment(engine, project="fast")
@@ -68,7 +75,10 @@ def test_the_plain_path_stores_what_the_record_path_stores(engine: Engine, tmp_p
             records=[InferenceRecord.model_validate(record) for record in batch],
         )
         table = inference_table(
-            orjson.loads(json.dumps({"records": batch})), schema=SCHEMA, context_schema={}
+            orjson.loads(json.dumps({"records": batch})),
+            schema=SCHEMA,
+            context_schema={},
+            booleans=booleans,
         )
         by_column = log_inference_table(
             session=session, data_dir=tmp_path, deployment=fast, table=table
@@ -133,6 +143,9 @@ def test_anything_but_the_plain_shape_steps_aside(
     change(batch)
     with pytest.raises(Irregular):
         inference_table({"records": batch}, schema=SCHEMA, context_schema={})
+    if b"true" not in orjson.dumps(batch):  # the one-pass conversion must step aside alike
+        with pytest.raises(Irregular):
+            inference_table({"records": batch}, schema=SCHEMA, context_schema={}, booleans=False)
 
 
 def test_a_version_without_a_schema_or_an_odd_body_steps_aside() -> None:
@@ -145,3 +158,61 @@ def test_a_version_without_a_schema_or_an_odd_body_steps_aside() -> None:
         inference_table({"records": []}, schema=SCHEMA, context_schema={})
     with pytest.raises(Irregular):
         inference_table([batch], schema=SCHEMA, context_schema={})
+
+
+def _upload_frame() -> pd.DataFrame:
+    rows = adult_test().iloc[:40].reset_index(drop=True)
+    frame = rows[list(SCHEMA)].copy()
+    frame.insert(0, "request_id", [f"u{i}" for i in range(len(rows))])
+    frame.insert(
+        1, "time", pd.Timestamp("2026-12-06T10:00:00Z") + pd.to_timedelta(frame.index, "s")
+    )
+    frame["prediction"] = [i % 2 for i in range(len(rows))]
+    frame["score"] = [i / 40 for i in range(len(rows))]
+    frame["context.region"] = ["north", "south"] * 20
+    frame.loc[3, "age"] = None  # a gap is a value, kept for the quality monitor
+    return pd.concat([frame, frame.iloc[[0]]], ignore_index=True)  # a re-sent id counts once
+
+
+def test_an_uploaded_table_is_stored_as_the_record_path_stores_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    frame = _upload_frame()
+    slow = adult_deployment(engine, project="slow")
+    fast = adult_deployment(engine, project="fast")
+    with session_scope(engine) as session:
+        log_inferences(
+            session=session, data_dir=tmp_path, deployment=slow, records=records_from_frame(frame)
+        )
+        table = upload_table(
+            pa.Table.from_pandas(frame, preserve_index=False), schema=SCHEMA, context_schema={}
+        )
+        by_column = log_inference_table(
+            session=session, data_dir=tmp_path, deployment=fast, table=table
+        )
+    assert (by_column.accepted, by_column.duplicates) == (40, 1)
+    pd.testing.assert_frame_equal(_window(engine, tmp_path, fast), _window(engine, tmp_path, slow))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda f: f.assign(time=f["time"].dt.tz_localize(None)),  # no time zone
+        lambda f: f.assign(request_id=range(len(f))),  # the record path keeps "7" as text
+        lambda f: f.drop(columns="age"),
+        lambda f: f.assign(zodiac="leo"),
+        lambda f: f.assign(age="41"),
+        lambda f: f.assign(workclass=7),
+        lambda f: f.assign(score=[math.inf] * len(f)),
+        lambda f: f.assign(prediction=[[1]] * len(f)),
+        lambda f: f.assign(request_id=[""] * len(f)),
+    ],
+    ids=[
+        "naive time", "numeric ids", "missing feature", "unknown feature", "text for a number",
+        "number for a text", "infinite score", "list prediction", "empty id",
+    ],
+)  # fmt: skip
+def test_an_upload_but_the_plain_shape_steps_aside(change: Callable[[pd.DataFrame], Any]) -> None:
+    table = pa.Table.from_pandas(change(_upload_frame()), preserve_index=False)
+    with pytest.raises(Irregular):
+        upload_table(table, schema=SCHEMA, context_schema={})

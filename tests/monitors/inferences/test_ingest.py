@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,50 @@ def test_a_label_for_an_unknown_request_id_is_refused_and_nothing_is_stored(
     assert error.value.field == "labels[1].request_id"
     assert _count(engine, "monitors_label_key") == 0
     assert not list((tmp_path / "inferences").rglob("labels/*.parquet"))
+
+
+def test_concurrent_batches_sharing_request_ids_store_each_id_once(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    batches = [records(rows.iloc[:30]), records(rows.iloc[:45])]  # r0…r29 in both
+    start = threading.Barrier(2)
+    results: list[Any] = []
+
+    def log(batch: list[dict[str, Any]]) -> None:
+        start.wait()
+        results.append(_log(engine, tmp_path, deployment, batch))
+
+    workers = [threading.Thread(target=log, args=(batch,)) for batch in batches]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(r.accepted + r.duplicates for r in results) == [30, 45]
+    assert sum(r.accepted for r in results) == 45
+    window = _window(engine, tmp_path, deployment)
+    assert len(window) == 45
+    assert window["request_id"].is_unique
+    stored = sum(1 for r in results if r.accepted)  # the 30 may all have come second
+    assert _stored(engine, tmp_path) == (stored, 45, stored)
+
+
+def test_a_batch_whose_transaction_rolls_back_leaves_no_row_and_no_file(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    parsed = [InferenceRecord.model_validate(record) for record in records(rows.iloc[:5])]
+    written: list[int] = []
+
+    def log_then_fail() -> None:
+        with session_scope(engine) as session:
+            log_inferences(
+                session=session, data_dir=tmp_path, deployment=deployment, records=parsed
+            )
+            written.append(len(_files(tmp_path)))
+            raise RuntimeError("the audit entry failed after the write")
+
+    with pytest.raises(RuntimeError, match="after the write"):
+        log_then_fail()
+    assert written == [1]
+    assert _stored(engine, tmp_path) == (0, 0, 0)
+    assert not list(tmp_path.rglob("*.partial"))
+    assert _log(engine, tmp_path, deployment, records(rows.iloc[:5])).accepted == 5
