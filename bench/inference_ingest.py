@@ -178,6 +178,8 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
         **os.environ,
         "WARDEN_DATABASE_URL": f"sqlite:///{database}",
         "WARDEN_DATA_DIR": str(folder / "data"),
+        # One upload holds a run's records (11.7 MiB at 100,000 rows): above the 10 MiB default.
+        "WARDEN_MAX_BODY_BYTES": str(256 * 2**20),
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     command = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port"]

@@ -15,6 +15,7 @@ same for an uploaded Parquet table, already columns: no Python object per row at
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from monitors.inferences.records import CONTEXT_PREFIX, MAX_BATCH, RESERVED_COLUMNS
@@ -167,15 +168,22 @@ def inference_table(
         raise Irregular("a feature type without a plain column (datetime)")
     wanted = set(schema)
     declared = set(context_schema)
-    for record in records:
-        if not isinstance(record, dict) or not record.keys() <= _RECORD_KEYS:
-            raise Irregular("a record is not an object with the plain fields")
-        features = record.get("features")
-        if not isinstance(features, dict) or features.keys() != wanted:
-            raise Irregular("a record's features are not the schema's")
-        context = record.get("context", {})
-        if not isinstance(context, dict) or (declared and not context.keys() <= declared):
-            raise Irregular("a record's context is not an object of declared values")
+    # The shape of every record, in C loops (``map``): a record or its features that is not an
+    # object, a field that is not a record's, a feature set that is not the schema's.
+    try:
+        shapes = set(map(tuple, map(dict.keys, records)))
+        keys = dict.fromkeys(schema).keys()  # compares with keys views as a set
+        plain = all(map(keys.__eq__, map(dict.keys, map(itemgetter("features"), records))))
+    except (KeyError, TypeError):
+        raise Irregular("a record or its features is not an object of the plain fields") from None
+    fields = {name for shape in shapes for name in shape}
+    if not plain or not fields <= _RECORD_KEYS:
+        raise Irregular("a record's fields or features are not the plain ones")
+    if "context" in fields:
+        for record in records:
+            context = record.get("context", {})
+            if not isinstance(context, dict) or (declared and not context.keys() <= declared):
+                raise Irregular("a record's context is not an object of declared values")
     rows = len(records)
     if booleans or "boolean" in schema.values():
         fixed = {
@@ -327,8 +335,9 @@ def upload_table(
         stored = f"{CONTEXT_PREFIX}{name}"
         column = _plain(table.column(stored)) if stored in names else pa.nulls(rows)
         columns[stored] = _typed(column, typed)
-    for name, kind in (("prediction", None), ("score", "float")):
-        column = _plain(table.column(name)) if name in names else pa.nulls(rows)
-        columns[name] = _typed(column, kind)
+    outputs: tuple[tuple[str, str | None], ...] = (("prediction", None), ("score", "float"))
+    for output, holds in outputs:
+        column = _plain(table.column(output)) if output in names else pa.nulls(rows)
+        columns[output] = _typed(column, holds)
     columns["probabilities"] = pa.nulls(rows)
     return pa.table(columns)

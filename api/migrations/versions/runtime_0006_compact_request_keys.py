@@ -53,7 +53,7 @@ def _recreate(table: str, *, compact: bool) -> None:
             f"fk_{table}_batch_id_monitors_inference_batch",
         ):
             op.execute(f'ALTER TABLE {old} DROP CONSTRAINT IF EXISTS "{name}"')
-    shared = [
+    shared: list[sa.schema.SchemaItem] = [
         sa.Column("deployment_id", sa.Uuid(), nullable=False),
         sa.Column("request_id", sa.String(length=200), nullable=False),
         sa.Column("batch_id", sa.Uuid(), nullable=False),
