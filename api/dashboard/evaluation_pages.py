@@ -24,6 +24,7 @@ from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.permissions import Permission
 from lineage.prompts import get_prompt
+from monitors.traces import count_run_traces
 from retrain.eval_comparison import compare_runs
 from retrain.eval_figures import RunFigures
 from retrain.eval_runs import get_eval_run, list_eval_runs
@@ -85,12 +86,22 @@ def template_diff(left: list[str], right: list[str]) -> list[DiffLine]:
 def evaluation_page(
     request: Request, actor: Reader, project: CurrentProject, session: SessionDep
 ) -> HTMLResponse:
-    """List the project's evaluation runs; pick two or more to compare."""
+    """List the project's evaluation runs, with links to their traces; pick some to compare."""
     runs = [
         EvalRunPublic.of(r, session=session)
         for r in list_eval_runs(session=session, project_id=project.id)
     ]
-    return _render(request, "evaluations.html", actor, session, project=project, runs=runs, usd=usd)
+    traced = count_run_traces(session=session, project_id=project.id, run_ids=[r.id for r in runs])
+    return _render(
+        request,
+        "evaluations.html",
+        actor,
+        session,
+        project=project,
+        runs=runs,
+        traced=traced,
+        usd=usd,
+    )
 
 
 @router.get("/p/{project}/evaluation/compare")

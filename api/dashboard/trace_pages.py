@@ -1,7 +1,8 @@
 """LLM trace pages: the filtered trace list, one trace as a waterfall, per-deployment charts.
 
 Read through the same services as ``GET /api/v1/projects/{project}/traces`` (and so filtered by
-project and gated by ``trace:read``). The filter form submits empty fields as empty strings,
+project and gated by ``trace:read``); ``evaluation_run_id`` narrows the list to one evaluation
+run's calls (the run list links here). The filter form submits empty fields as empty strings,
 so each filter is parsed here and a bad one answers 422 naming its field. Costs are shown in
 dollars from nano-dollars; a cost the price table could not compute is "pricing missing",
 never $0.
@@ -47,6 +48,7 @@ _CHART_TRACES = 2000
 """Charts are drawn from a deployment's latest traces, at most this many."""
 _FILTERS = (
     "deployment_id",
+    "evaluation_run_id",
     "since",
     "until",
     "status",
@@ -111,6 +113,14 @@ def _parse(given: Mapping[str, str]) -> TraceFilter:
                 values[name] = uuid.UUID(text)
             except ValueError:
                 raise InvalidInput("deployment_id is not a deployment id", field=name) from None
+        elif name == "evaluation_run_id":
+            try:
+                values[name] = uuid.UUID(text)
+            except ValueError:
+                raise InvalidInput(
+                    "evaluation_run_id is not an evaluation run id; follow a run's traces link",
+                    field=name,
+                ) from None
         elif name in ("since", "until"):
             values[name] = _time(name, text)
         elif name in ("min_cost_usd", "max_cost_usd"):
@@ -155,6 +165,8 @@ def traces_page(
         deployments=deployments,
         names={d.id: d.name for d in deployments},
         given={name: params.get(name, "") for name in _FILTERS},
+        without_run=f"/p/{quote(project.name)}/traces?"
+        + urlencode({k: v for k, v in kept.items() if k != "evaluation_run_id"}),
         older=older,
         first=f"/p/{quote(project.name)}/traces?{urlencode(kept)}" if cursor else None,
         usd=usd,

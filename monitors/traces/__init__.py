@@ -83,6 +83,7 @@ if TYPE_CHECKING:
         TracePagePublic,
         TracePublic,
         TraceTreePublic,
+        count_run_traces,
         get_trace,
         list_traces,
     )
@@ -179,6 +180,7 @@ else:
                 "TracePagePublic",
                 "TracePublic",
                 "TraceTreePublic",
+                "count_run_traces",
                 "get_trace",
                 "list_traces",
             ),
@@ -263,6 +265,7 @@ __all__ = [
     "add_price",
     "build_redactor",
     "close_price",
+    "count_run_traces",
     "decode_request",
     "default_redactor",
     "encode_response",

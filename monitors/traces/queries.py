@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from lineage.errors import InvalidInput, NotFound
 from monitors.traces.models import Trace, TraceContent, TraceSpan
@@ -29,6 +29,7 @@ __all__ = [
     "TracePagePublic",
     "TracePublic",
     "TraceTreePublic",
+    "count_run_traces",
     "get_trace",
     "list_traces",
 ]
@@ -244,6 +245,23 @@ def list_traces(
         traces=[TracePublic.model_validate(row, from_attributes=True) for row in page],
         next_cursor=_cursor_of(page[-1]) if len(rows) > limit else None,
     )
+
+
+def count_run_traces(
+    *, session: Session, project_id: uuid.UUID, run_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Return how many traces each of the project's evaluation runs stored (absent: none).
+
+    One grouped count over the indexed column, so a page listing runs can show it cheaply.
+    """
+    if not run_ids:
+        return {}
+    rows = session.exec(
+        select(Trace.evaluation_run_id, func.count())
+        .where(Trace.project_id == project_id, col(Trace.evaluation_run_id).in_(list(run_ids)))
+        .group_by(col(Trace.evaluation_run_id))
+    ).all()
+    return {run_id: int(count) for run_id, count in rows if run_id is not None}
 
 
 def _tree(spans: Sequence[SpanPublic]) -> list[SpanPublic]:

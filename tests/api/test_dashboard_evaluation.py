@@ -1,4 +1,5 @@
-"""The evaluation pages: the run list, and two runs compared with the templates' diff.
+"""The evaluation pages: the run list (linking to each run's traces), and two runs compared with
+the templates' diff.
 
 The runs call the stand-in (``api.demo.llm_stand_in``), a local fake of a hosted LLM.
 """
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from api.dashboard.evaluation_pages import template_diff, template_lines
 from api.demo.llm_stand_in import StandInLLM
@@ -46,9 +48,11 @@ def runs(engine: Engine, make_project: Callable[[str], Project]) -> Iterator[lis
 
 
 def test_a_viewer_lists_runs_and_compares_two(
-    runs: list[uuid.UUID], new_client: Callable[..., TestClient]
+    engine: Engine, runs: list[uuid.UUID], new_client: Callable[..., TestClient]
 ) -> None:
     vic = sign_in(new_client(), "vic")
+    # One seeded pair of runs serves the list, the runs' traces and the comparison (CI time).
+    _each_run_links_to_its_traces_and_back(engine, runs, vic, new_client)
     listing = vic.get("/p/acme/evaluation", headers=HTML)
     assert listing.status_code == 200, listing.text
     assert set(re.findall(r'data-run="([0-9a-f-]{36})"', listing.text)) == {str(r) for r in runs}
@@ -65,6 +69,51 @@ def test_a_viewer_lists_runs_and_compares_two(
     assert "<ins>[system] You are precise; give only the answer.</ins>" in page.text
     assert "0.333" in page.text  # v1's exact_match mean
     assert "pass 100 % of 3" in page.text
+
+
+def _each_run_links_to_its_traces_and_back(
+    engine: Engine,
+    runs: list[uuid.UUID],
+    vic: TestClient,
+    new_client: Callable[..., TestClient],
+) -> None:
+    """A run lists its traced calls; the filtered Traces page shows only them (and not to a
+    viewer of another project); each trace links back to its run."""
+    with session_scope(engine) as session:
+        olga = create_person(session=session, actor=Actor.system(), name="olga", password=PASSWORD)
+        other = session.exec(select(Project).where(Project.name == "other")).one()
+        grant_role(
+            session=session,
+            actor=Actor.system(),
+            project_id=other.id,
+            principal_id=olga.id,
+            role=Role.VIEWER,
+        )
+    listing = vic.get("/p/acme/evaluation", headers=HTML).text
+    first, second = (f"/p/acme/traces?evaluation_run_id={r}" for r in runs)
+    assert f'<a href="{first}" aria-label="Traces of support v1">3 calls</a>' in listing
+    assert f'href="{second}"' in listing
+
+    page = vic.get(first, headers=HTML)
+    assert page.status_code == 200, page.text
+    traces = re.findall(r'data-trace="([0-9a-f]{32})"', page.text)
+    assert len(traces) == 3  # one per record of the dataset, none of the other run's
+    assert "Only the calls of evaluation run" in page.text
+    assert 'href="/p/acme/traces?"' in page.text  # the filter removed: every trace
+    assert f'name="evaluation_run_id" value="{runs[0]}"' in page.text  # kept by the form
+    everything = vic.get("/p/acme/traces", headers=HTML).text
+    assert len(re.findall(r'data-trace="', everything)) == 6
+
+    trace = vic.get(f"/p/acme/traces/{traces[0]}", headers=HTML).text
+    assert f'href="/p/acme/evaluation#eval-run-{runs[0]}" data-link="evaluation-run"' in trace
+    assert f'id="eval-run-{runs[0]}"' in listing
+
+    bad = vic.get("/p/acme/traces?evaluation_run_id=nope", headers=HTML)
+    assert bad.status_code == 422
+    assert "evaluation_run_id" in bad.text
+    stranger = sign_in(new_client(), "olga").get(first, headers=HTML)
+    assert stranger.status_code in (403, 404)
+    assert traces[0] not in stranger.text
 
 
 def test_comparing_runs_of_another_project_or_one_run_is_refused(
