@@ -33,6 +33,7 @@ from lineage.models import Deployment
 from lineage.projects import Project
 from lineage.runtime.queue import RuntimeJob
 from lineage.store import session_scope
+from monitors.traces import ingest_spans
 from retrain.budget_checks import BUDGET_CHECK, check_budgets, queue_due_budget_checks
 from tests.monitors.llm.conftest import T0, Call, chat_spans
 from tests.monitors.traces.conftest import make_llm_deployment, store_spans
@@ -70,13 +71,15 @@ def spender(engine: Engine, project: Project) -> Spender:
     return Spender(engine, project, make_llm_deployment(engine, project))
 
 
-def _budget(engine: Engine, project: Project, admin: Actor, **scope: str) -> str:
+def _budget(
+    engine: Engine, project: Project, admin: Actor, name: str = "bot-daily", **scope: str
+) -> str:
     with session_scope(engine) as session:
         budget = create_budget(
             session=session,
             project_id=project.id,
             spec=BudgetCreate(
-                name="bot-daily",
+                name=name,
                 scope=BudgetScope(**scope),
                 period=BudgetPeriod.DAILY,
                 limit_usd=1.0,
@@ -152,6 +155,35 @@ def test_a_prompt_budget_counts_only_that_prompt(
     _budget(engine, project, admin, prompt="other-prompt")
     spender.spend(5.0, T0)  # spans name the prompt "support"
     assert spender.check(T0 + timedelta(minutes=5)) == []
+
+
+def test_evaluation_calls_count_for_the_project_and_prompt_but_not_the_slot(
+    engine: Engine, project: Project, admin: Actor, spender: Spender
+) -> None:
+    ids = {
+        "slot": _budget(engine, project, admin, "slot", deployment="support-bot"),
+        "project": _budget(engine, project, admin, "project"),
+        "prompt": _budget(engine, project, admin, "prompt", prompt="support"),
+    }
+    spender.spend(0.30, T0)  # the slot's production traffic
+    run_call = Call("q", "a", at=timedelta(0), extra={"gen_ai.usage.cost": 0.50})
+    with session_scope(engine) as session:  # an evaluation run's call: the run's, not the slot's
+        ingest_spans(
+            session=session,
+            project_id=project.id,
+            deployment_id=None,
+            evaluation_run_id=uuid.uuid4(),
+            spans=chat_spans([run_call], first=100),
+        )
+        spent = {
+            scope: budget_status(
+                session=session,
+                budget=get_budget(session=session, project_id=project.id, budget_id=uuid.UUID(i)),
+                now=T0 + timedelta(hours=1),
+            ).spend_usd
+            for scope, i in ids.items()
+        }
+    assert spent == pytest.approx({"slot": 0.30, "project": 0.80, "prompt": 0.80})
 
 
 def test_a_breach_runs_the_policy_actions(
