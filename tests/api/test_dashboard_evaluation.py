@@ -18,7 +18,7 @@ from sqlmodel import select
 from api.dashboard.evaluation_pages import template_diff, template_lines
 from api.demo.llm_stand_in import StandInLLM
 from governance.actors import Actor
-from governance.identity import create_person
+from governance.identity import Principal, create_person
 from governance.roles import Role, grant_role
 from lineage.projects import Project
 from lineage.store import session_scope
@@ -52,7 +52,7 @@ def test_a_viewer_lists_runs_and_compares_two(
 ) -> None:
     vic = sign_in(new_client(), "vic")
     # One seeded pair of runs serves the list, the runs' traces and the comparison (CI time).
-    _each_run_links_to_its_traces_and_back(engine, runs, vic, new_client)
+    _each_run_links_to_its_traces_and_back(engine, runs, vic)
     listing = vic.get("/p/acme/evaluation", headers=HTML)
     assert listing.status_code == 200, listing.text
     assert set(re.findall(r'data-run="([0-9a-f-]{36})"', listing.text)) == {str(r) for r in runs}
@@ -75,20 +75,9 @@ def _each_run_links_to_its_traces_and_back(
     engine: Engine,
     runs: list[uuid.UUID],
     vic: TestClient,
-    new_client: Callable[..., TestClient],
 ) -> None:
-    """A run lists its traced calls; the filtered Traces page shows only them (and not to a
-    viewer of another project); each trace links back to its run."""
-    with session_scope(engine) as session:
-        olga = create_person(session=session, actor=Actor.system(), name="olga", password=PASSWORD)
-        other = session.exec(select(Project).where(Project.name == "other")).one()
-        grant_role(
-            session=session,
-            actor=Actor.system(),
-            project_id=other.id,
-            principal_id=olga.id,
-            role=Role.VIEWER,
-        )
+    """A run lists its traced calls; the filtered Traces page shows only them, and another
+    project's never does; each trace links back to its run."""
     listing = vic.get("/p/acme/evaluation", headers=HTML).text
     first, second = (f"/p/acme/traces?evaluation_run_id={r}" for r in runs)
     assert f'<a href="{first}" aria-label="Traces of support v1">3 calls</a>' in listing
@@ -111,9 +100,24 @@ def _each_run_links_to_its_traces_and_back(
     bad = vic.get("/p/acme/traces?evaluation_run_id=nope", headers=HTML)
     assert bad.status_code == 422
     assert "evaluation_run_id" in bad.text
-    stranger = sign_in(new_client(), "olga").get(first, headers=HTML)
-    assert stranger.status_code in (403, 404)
-    assert traces[0] not in stranger.text
+    # Another project's pages never show acme's run traces: not to an outsider, and not to its
+    # own viewer naming acme's run (the project scopes the run filter).
+    elsewhere = f"/p/other/traces?evaluation_run_id={runs[0]}"
+    assert vic.get(elsewhere, headers=HTML).status_code in (403, 404)
+    with session_scope(engine) as session:
+        other = session.exec(select(Project).where(Project.name == "other")).one()
+        vic_id = session.exec(select(Principal.id).where(Principal.name == "vic")).one()
+        grant_role(
+            session=session,
+            actor=Actor.system(),
+            project_id=other.id,
+            principal_id=vic_id,
+            role=Role.VIEWER,
+        )
+    there = vic.get(elsewhere, headers=HTML)
+    assert there.status_code == 200, there.text
+    assert "No traces match." in there.text
+    assert not re.findall(r'data-trace="', there.text)
 
 
 def test_comparing_runs_of_another_project_or_one_run_is_refused(
