@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -149,5 +150,45 @@ def test_traces_of_evaluation_runs_survive_the_traces_0002_round_trip(database_u
         assert (trace_id, contents) == ("a" * 32, 1)
         assert deployment_id is not None
         assert uuid.UUID(str(evaluation_run_id)) == run_id
+    finally:
+        engine.dispose()
+
+
+def test_request_id_keys_survive_the_runtime_0006_round_trip(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Keys lose their own id and time on the way up, get them back on the way down, never rows."""
+    from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
+    from tests.adult import adult_test
+    from tests.monitors.serving import adult_deployment, records
+
+    engine = lineage.create_store_engine(database_url)
+    try:
+        deployment = adult_deployment(engine)
+        with lineage.session_scope(engine) as session:
+            parsed = [InferenceRecord.model_validate(r) for r in records(adult_test().iloc[:3])]
+            log_inferences(
+                session=session, data_dir=tmp_path, deployment=deployment, records=parsed
+            )
+            log_labels(
+                session=session,
+                data_dir=tmp_path,
+                deployment=deployment,
+                labels=[LabelRecord(request_id="r1", label=1)],
+            )
+
+        def keys(table: str) -> list[tuple[str, str]]:
+            with engine.connect() as connection:
+                found = connection.execute(
+                    sa.text(f"SELECT request_id, batch_id FROM {table} ORDER BY request_id")  # noqa: S608
+                )
+                return [(row[0], str(row[1])) for row in found]
+
+        before = (keys("monitors_inference_key"), keys("monitors_label_key"))
+        assert [len(found) for found in before] == [3, 1]
+        downgrade(database_url, "runtime_0005")
+        assert (keys("monitors_inference_key"), keys("monitors_label_key")) == before
+        upgrade(database_url)
+        assert (keys("monitors_inference_key"), keys("monitors_label_key")) == before
     finally:
         engine.dispose()
