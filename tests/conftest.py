@@ -12,9 +12,9 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 import sqlalchemy as sa
@@ -36,6 +36,44 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+#: A package whose tests share a package-scoped fixture (the seeded live server, the browser).
+SHARED_PACKAGE = "tests/browser"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Hand out whole test files, and ``tests/browser`` whole, to pytest-xdist's workers.
+
+    ``make test`` runs ``pytest -n auto`` with ``--dist=loadfile`` (pyproject): a file's tests run
+    on one worker, so a module fixture (the demo run, a moto server) is set up once, not once
+    per worker; the browser tests share one seeded live server, so their package goes as one.
+    Session fixtures (the template store) are set up once per worker.
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrPackage(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_PACKAGE if path.startswith(f"{SHARED_PACKAGE}/") else path
+
+    return FileOrPackage(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``store`` the tests that open the test store (:func:`template_store`).
+
+    Directly or through ``engine``, ``client``, a live server…: ``TEST_DATABASE_URL`` changes
+    what they run against. CI's PostgreSQL pass runs ``-m store``; every other test runs the
+    same code on either store.
+    """
+    for item in items:
+        if "template_store" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.store)
 
 
 def _pg_admin_engine(url: str) -> Engine:
@@ -66,22 +104,35 @@ def template_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield str(path)
 
 
-@pytest.fixture
-def database_url(template_store: str, tmp_path: Path) -> Iterator[str]:
-    """Return the URL of a fresh, migrated store for this test alone."""
+@contextmanager
+def fresh_store(template_store: str, folder: Path) -> Iterator[str]:
+    """Yield the URL of a fresh store cloned from the template; drop it afterwards (PostgreSQL).
+
+    SQLite: a copy of the template file in ``folder``. PostgreSQL: a database created from the
+    template database under a unique name (parallel workers never meet).
+    """
     if POSTGRES_URL:
         name = f"warden_t_{uuid.uuid4().hex[:10]}"
         admin = _pg_admin_engine(POSTGRES_URL)
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template_store}"')
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        try:
+            yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
     else:
-        path = tmp_path / "warden.db"
+        path = folder / "warden.db"
         shutil.copyfile(template_store, path)
         yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def database_url(template_store: str, tmp_path: Path) -> Iterator[str]:
+    """Return the URL of a fresh, migrated store for this test alone."""
+    with fresh_store(template_store, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

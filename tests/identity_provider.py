@@ -10,6 +10,7 @@ discovery, JWKS, authorization and token endpoints are the package's own.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -44,14 +45,19 @@ def _free_port() -> int:
 
 
 def ensure_installed() -> None:
-    """Install the provider's npm packages from the lock file when they are missing."""
-    if (FOLDER / "node_modules" / "oidc-provider").exists():
-        return
-    npm = shutil.which("npm")
-    assert npm, "npm is missing: install Node.js 20+ (the identity-provider tests need it)"
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=FOLDER, check=True, capture_output=True
-    )
+    """Install the provider's npm packages from the lock file when they are missing.
+
+    Parallel test workers (pytest-xdist) may get here at once: an exclusive lock on the lock
+    file lets one run ``npm ci`` (which wipes ``node_modules`` first); the others wait for it.
+    """
+    with (FOLDER / "package-lock.json").open("rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (FOLDER / "node_modules" / "oidc-provider").exists():
+            npm = shutil.which("npm")
+            assert npm, "npm is missing: install Node.js 20+ (the identity-provider tests need it)"
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"], cwd=FOLDER, check=True, capture_output=True
+            )
 
 
 @dataclass

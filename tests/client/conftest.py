@@ -1,4 +1,4 @@
-"""A live Warden for the client's tests: ``warden serve`` as a real process on a SQLite store.
+"""A live Warden for the client's tests: ``warden serve`` as a real process on a fresh store.
 
 One server per session (starting one costs seconds); each test gets its own deployment. The
 restart test kills it with SIGKILL and starts it again on the same store and data directory.
@@ -7,7 +7,6 @@ restart test kills it with SIGKILL and starts it again on the same store and dat
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +22,6 @@ import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 
-from api.migrate import upgrade
 from governance.actors import Actor
 from governance.identity import create_service_account, issue_api_key
 from governance.roles import Role, grant_role
@@ -34,6 +32,7 @@ from lineage.models import Deployment
 from lineage.projects import create_project
 from lineage.store import session_scope
 from monitors.inferences.windows import read_window
+from tests.conftest import fresh_store
 
 REPO = Path(__file__).resolve().parents[2]
 WARDEN = Path(sys.executable).with_name("warden")
@@ -51,16 +50,11 @@ def _free_port() -> int:
 class LiveWarden:
     """A ``warden serve`` process, its store, a project and a key that may log inferences."""
 
-    def __init__(self, root: Path, template: str | None) -> None:
+    def __init__(self, root: Path, database_url: str) -> None:
         self.root = root
         self.data_dir = root / "data"
         self.data_dir.mkdir()
-        store = root / "warden.db"
-        if template is not None:
-            shutil.copyfile(template, store)
-        self.database_url = f"sqlite:///{store}"
-        if template is None:
-            upgrade(self.database_url)
+        self.database_url = database_url
         self.engine: Engine = create_store_engine(self.database_url)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -177,13 +171,14 @@ def live_warden(
     template_store: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveWarden]:
     """Return the session's running Warden (started again if a test killed it)."""
-    template = None if os.environ.get("TEST_DATABASE_URL") else template_store
-    warden = LiveWarden(tmp_path_factory.mktemp("live-warden"), template)
-    try:
-        yield warden
-    finally:
-        warden.stop()
-        warden.engine.dispose()
+    root = tmp_path_factory.mktemp("live-warden")
+    with fresh_store(template_store, root) as database_url:
+        warden = LiveWarden(root, database_url)
+        try:
+            yield warden
+        finally:
+            warden.stop()
+            warden.engine.dispose()
 
 
 @pytest.fixture

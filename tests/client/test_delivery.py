@@ -85,7 +85,9 @@ def test_a_stream_survives_a_killed_and_restarted_server_with_nothing_lost_or_du
     assert len(stored) == TOTAL
     assert stored["request_id"].nunique() == TOTAL
     assert set(stored["request_id"]) == set(ids)
-    assert stats.sent - stats.duplicates == TOTAL
+    # Each record is answered once; a batch stored just before the kill (or a read timeout) is
+    # answered on its re-send, counted in ``duplicates``, and stored once all the same.
+    assert stats.sent == TOTAL
 
 
 def test_a_refused_record_goes_to_dead_letter_and_its_batch_mates_are_stored(
