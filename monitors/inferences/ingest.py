@@ -58,7 +58,8 @@ _CLAIM = {
         "INSERT INTO {table} (deployment_id, request_id, batch_id) "
         "SELECT :deployment_id, value, :batch_id "
         "FROM jsonb_array_elements_text(CAST(:ids AS jsonb)) AS ids(value) "
-        "ON CONFLICT (deployment_id, request_id) DO NOTHING"
+        # Sorted, so two batches sharing ids wait on each other in one order, never deadlock.
+        "ORDER BY value ON CONFLICT (deployment_id, request_id) DO NOTHING"
     ),
 }
 

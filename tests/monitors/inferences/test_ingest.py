@@ -244,7 +244,7 @@ def test_a_label_for_an_unknown_request_id_is_refused_and_nothing_is_stored(
 def test_concurrent_batches_sharing_request_ids_store_each_id_once(
     engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
 ) -> None:
-    batches = [records(rows.iloc[:30]), records(rows.iloc[:45])]  # r0…r29 in both
+    batches = [records(rows.iloc[:30]), records(rows.iloc[:45])[::-1]]  # r0…r29 in both
     start = threading.Barrier(2)
     results: list[Any] = []
 
