@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["Irregular", "inference_table", "upload_table"]
 
 _RECORD_KEYS = frozenset({"request_id", "time", "features", "prediction", "score", "context"})
+_CONTROL = "[\\x00-\\x1f\\x7f]"
+"""What a request id may not hold (the record path's ``REQUEST_ID_PATTERN`` names the field)."""
 _UPLOAD_OWN = frozenset({"request_id", "time", "prediction", "score"})
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
@@ -203,6 +205,8 @@ def inference_table(
     lengths = pc.utf8_length(ids)
     if pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > 200:
         raise Irregular("a request id is empty or longer than 200 characters")
+    if pc.any(pc.match_substring_regex(ids, _CONTROL)).as_py():
+        raise Irregular("a request id holds a control character")
     columns: dict[str, pa.Array] = {"request_id": ids, "time": _times(fixed["time"], rows)}
     for name in schema:
         columns[name] = fixed[name]
@@ -315,6 +319,8 @@ def upload_table(
     lengths = pc.utf8_length(ids)
     if pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > 200:
         raise Irregular("a request id is empty or longer than 200 characters")
+    if pc.any(pc.match_substring_regex(ids, _CONTROL)).as_py():
+        raise Irregular("a request id holds a control character")
     if "time" in names:
         stamps = _plain(table.column("time"))
         if not pa.types.is_timestamp(stamps.type) or stamps.type.tz is None or stamps.null_count:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTEXT_PREFIX",
     "MAX_BATCH",
+    "REQUEST_ID_PATTERN",
     "RESERVED_COLUMNS",
     "Cell",
     "InferenceRecord",
@@ -59,6 +60,11 @@ _EARLIEST = datetime(1678, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 
 
+REQUEST_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+"""A request id is printable: control characters (a NUL above all, which PostgreSQL refuses in
+text) would reach the store's key table."""
+
+
 class InferenceRecord(BaseModel):
     """One logged inference: what the model saw and what it answered.
 
@@ -77,7 +83,7 @@ class InferenceRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=200)
+    request_id: str = Field(min_length=1, max_length=200, pattern=REQUEST_ID_PATTERN)
     time: AwareDatetime | None = None
     features: dict[str, Cell]
     prediction: Cell = None
@@ -100,7 +106,7 @@ class LabelRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=200)
+    request_id: str = Field(min_length=1, max_length=200, pattern=REQUEST_ID_PATTERN)
     label: str | Int64 | float | bool
 
 

@@ -105,13 +105,22 @@ def test_a_batch_is_logged_and_audited_once_with_counts_not_data(
         (lambda b: b[3]["features"].update(age="old"), "records[3].features.age", 422),
         (lambda b: b[3].update(colour="red"), "records.3.colour", 422),
         (lambda b: b[3].pop("request_id"), "records.3.request_id", 422),
+        (lambda b: b[3].update(request_id="r\x003"), "records.3.request_id", 422),
         (
             lambda b: b.extend([{**b[0], "request_id": f"x{i}"} for i in range(10_000)]),
             "records",
             413,
         ),
     ],
-    ids=["missing column", "unknown column", "wrong type", "unknown field", "no id", "too many"],
+    ids=[
+        "missing column",
+        "unknown column",
+        "wrong type",
+        "unknown field",
+        "no id",
+        "NUL in id",  # PostgreSQL refuses NUL in text: it was a 500 there
+        "too many",
+    ],
 )
 def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
     client: TestClient,
@@ -178,6 +187,13 @@ def test_labels_are_logged_by_request_id_and_unknown_ids_refused(
     )
     assert refused.status_code == 422
     assert refused.json()["field"] == "labels[1].request_id"
+    nul = client.post(
+        _url(deployment, "labels"),
+        json={"labels": [{"request_id": "r\x001", "label": 1}]},
+        headers=scientist.headers,
+    )
+    assert nul.status_code == 422
+    assert nul.json()["field"] == "labels.0.request_id"
     assert _count(engine, "monitors_label_key") == 30
     assert [a for a, _ in _audit(engine)].count("inference.label") == 1
 
