@@ -185,10 +185,12 @@ def compute_fairness(
         else _as_label_state(y_true, rows, config.positive_label)
     )
     rng = np.random.default_rng(config.seed)
-    names = dict.fromkeys(f for scope in config.scopes() for f in scope)
+    names = list(dict.fromkeys(f for scope in config.scopes() for f in scope))
     columns = {name: _factorize(sensitive[name]) for name in names}
+    tables = _count_tables(columns, names, config.scopes(), label, predicted)
     disparities = tuple(
-        _disparity(columns, features, label, predicted, config, rng) for features in config.scopes()
+        _disparity(features, cells, values, rows, config, rng)
+        for features, (cells, values) in zip(config.scopes(), tables, strict=True)
     )
     return FairnessResult(
         rows=rows,
@@ -225,6 +227,16 @@ def _as_binary(values: npt.ArrayLike, rows: int, positive: object, *, field_name
 
 def _as_label_state(values: npt.ArrayLike, rows: int, positive: object) -> _INT:
     """Return 1 for the positive label, 0 for any other label, 2 where the label is unknown."""
+    numeric = np.asarray(values)
+    if (
+        numeric.shape == (rows,)
+        and numeric.dtype.kind in "biuf"
+        and isinstance(positive, int | bool)
+    ):  # numbers compare without boxing every label; NaN is unknown
+        state = np.asarray(numeric == positive, dtype=np.int64)
+        if numeric.dtype.kind == "f":
+            state[np.isnan(numeric)] = 2
+        return state
     array = np.asarray(values, dtype=object)
     if array.shape != (rows,):
         raise InvalidInput(
@@ -238,7 +250,20 @@ def _as_label_state(values: npt.ArrayLike, rows: int, positive: object) -> _INT:
 
 
 def _factorize(column: pd.Series) -> tuple[_INT, list[str]]:
-    """Return sorted category codes of one column, a missing value being ``<missing>``."""
+    """Return sorted category codes of one column, a missing value being ``<missing>``.
+
+    A categorical column's codes are used as they are (its categories in their order, as
+    ``pandas.factorize`` orders them; categories without rows are dropped with the empty
+    groups), so only other columns are hashed.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        labels = [str(value) for value in column.cat.categories]
+        codes = column.cat.codes.to_numpy().astype(np.int64)
+        missing = codes < 0
+        if missing.any():
+            codes[missing] = len(labels)
+            labels.append(MISSING)
+        return codes, labels
     codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
     labels = [str(value) for value in uniques]
     codes = np.asarray(codes, dtype=np.int64)
@@ -266,6 +291,58 @@ def _group_codes(
         for combo in zip(*combos, strict=True)
     ]
     return dense.astype(np.int64), values
+
+
+JOINT_CELLS = 1 << 22
+"""Largest joint (features x label x prediction) table counted in one pass over the rows."""
+
+
+def _count_tables(
+    columns: Mapping[str, tuple[_INT, list[str]]],
+    names: list[str],
+    scopes: list[tuple[str, ...]],
+    label: _INT,
+    predicted: _INT,
+) -> list[tuple[_INT, list[tuple[str, ...]]]]:
+    """Return each scope's ``(groups x 6)`` count table and its groups' values.
+
+    The rows are counted once into the joint table of every sensitive feature, label state and
+    prediction; each scope is that table summed over the other features. Groups without rows
+    are dropped; groups are ordered by their features' codes, as before. A joint table past
+    ``JOINT_CELLS`` (many high-cardinality features) is counted per scope instead.
+    """
+    sizes = [len(columns[name][1]) for name in names]
+    if math.prod(sizes) * 6 > JOINT_CELLS:
+        tables = []
+        for features in scopes:
+            codes, values = _group_codes(columns, features)
+            cells = np.bincount(codes * 6 + label * 2 + predicted, minlength=len(values) * 6)
+            tables.append((cells.reshape(len(values), 6), values))
+        return tables
+    key = np.zeros(label.size, dtype=np.int64)
+    for name, size in zip(names, sizes, strict=True):
+        key *= size
+        key += columns[name][0]
+    key *= 6
+    key += label * 2 + predicted
+    joint = np.bincount(key, minlength=math.prod(sizes) * 6).reshape(*sizes, 6)
+    tables = []
+    for features in scopes:
+        kept = [names.index(name) for name in features]
+        others = tuple(axis for axis in range(len(names)) if axis not in kept)
+        table = joint.sum(axis=others) if others else joint
+        ascending = sorted(kept)  # the summed table's axes; put them in the scope's order
+        table = table.transpose([ascending.index(axis) for axis in kept] + [len(kept)])
+        flat = table.reshape(-1, 6)
+        present = np.flatnonzero(flat.sum(axis=1))
+        combos = np.unravel_index(present, [sizes[axis] for axis in kept])
+        labels = [columns[name][1] for name in features]
+        values = [
+            tuple(labels[f][int(i)] for f, i in enumerate(combo))
+            for combo in zip(*combos, strict=True)
+        ]
+        tables.append((np.ascontiguousarray(flat[present]), values))
+    return tables
 
 
 def _rates(counts: _INT) -> dict[str, _FLOAT]:
@@ -327,13 +404,22 @@ def _gaps(
     }
 
 
-def _interval(samples: _FLOAT, confidence: float) -> tuple[float | None, float | None]:
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return None, None
+def _intervals(samples: _FLOAT, confidence: float) -> list[tuple[float | None, float | None]]:
+    """Return the percentile interval of each column of ``(replicates, k)`` samples.
+
+    Undefined replicates (NaN) are left out, as ``np.quantile`` of the finite ones would.
+    """
     tail = (1 - confidence) / 2
-    low, high = np.quantile(finite, [tail, 1 - tail])
-    return float(low), float(high)
+    columns = samples.reshape(samples.shape[0], -1)
+    defined = np.isfinite(columns).any(axis=0)
+    result: list[tuple[float | None, float | None]] = [(None, None)] * columns.shape[1]
+    if not defined.any():
+        return result
+    with np.errstate(all="ignore"):
+        bounds = np.nanquantile(columns[:, defined], [tail, 1 - tail], axis=0)
+    for position, index in enumerate(np.flatnonzero(defined)):
+        result[int(index)] = (float(bounds[0, position]), float(bounds[1, position]))
+    return result
 
 
 def _finite(value: float) -> float | None:
@@ -341,36 +427,36 @@ def _finite(value: float) -> float | None:
 
 
 def _disparity(
-    columns: Mapping[str, tuple[_INT, list[str]]],
     features: tuple[str, ...],
-    label: _INT,
-    predicted: _INT,
+    table: _INT,
+    values: list[tuple[str, ...]],
+    rows: int,
     config: FairnessConfig,
     rng: np.random.Generator,
 ) -> Disparity:
-    codes, values = _group_codes(columns, features)
     groups = len(values)
-    cells = np.bincount(codes * 6 + label * 2 + predicted, minlength=groups * 6)
+    cells = table.reshape(-1)
     point = _rates(cells.reshape(groups, 3, 2))
     judged = {m: point[f"n:{m}"] >= config.min_group_size for m in GROUP_METRICS}
     boot: dict[str, _FLOAT] | None = None
-    if config.bootstrap_samples and len(codes):
-        draws = rng.multinomial(len(codes), cells / len(codes), size=config.bootstrap_samples)
+    if config.bootstrap_samples and rows:
+        draws = rng.multinomial(rows, cells / rows, size=config.bootstrap_samples)
         boot = _rates(draws.reshape(config.bootstrap_samples, groups, 3, 2))
 
-    def estimate(value: float, samples: _FLOAT | None, n: int, sufficient: bool) -> Estimate:
-        low, high = (None, None) if samples is None else _interval(samples, config.confidence)
-        return Estimate(_finite(value), low, high, n, sufficient)
-
+    unknown: list[tuple[float | None, float | None]] = [(None, None)] * groups
+    bounds = {
+        m: unknown if boot is None else _intervals(boot[m], config.confidence)
+        for m in GROUP_METRICS
+    }
     results = tuple(
         GroupResult(
             features=features,
             values=group_values,
             size=int(point["n:selection_rate"][g]),
             metrics={
-                m: estimate(
-                    float(point[m][g]),
-                    None if boot is None else boot[m][:, g],
+                m: Estimate(
+                    _finite(float(point[m][g])),
+                    *bounds[m][g],
                     int(point[f"n:{m}"][g]),
                     bool(judged[m][g]),
                 )
@@ -391,10 +477,8 @@ def _disparity(
         if counted < 2:  # no gap between fewer than two judged groups: say so, guess nothing
             metrics[name] = Estimate(None, None, None, counted, False)
             continue
-        metrics[name] = estimate(
-            float(point_gaps[name]),
-            None if boot_gaps is None else boot_gaps[name],
-            counted,
-            True,
+        low, high = (
+            (None, None) if boot_gaps is None else _intervals(boot_gaps[name], config.confidence)[0]
         )
+        metrics[name] = Estimate(_finite(float(point_gaps[name])), low, high, counted, True)
     return Disparity(features=features, groups=results, metrics=metrics, excluded=excluded)

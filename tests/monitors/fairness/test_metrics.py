@@ -228,3 +228,36 @@ def test_scores_and_a_foreign_positive_label_are_refused() -> None:
     assert result.disparities[0].metrics["demographic_parity_difference"].value == pytest.approx(
         demographic_parity_difference(labels, predicted, sensitive_features=frame["sex"])
     )
+
+
+def test_categorical_columns_and_any_count_path_give_the_same_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Codes of a categorical column, one joint count or one count per scope: same result."""
+    frame, predicted, labels = window()
+    sensitive = frame[["sex", "race"]].copy()
+    sensitive.loc[sensitive.index[:40], "race"] = None
+    config = FairnessConfig(
+        sensitive_features=("sex", "race"),
+        intersections=(("race", "sex"), ("sex", "race")),
+        bootstrap_samples=50,
+    )
+    expected = compute_fairness(
+        sensitive=sensitive, y_pred=predicted, y_true=labels, config=config
+    ).to_dict()
+    categorical = sensitive.astype({"sex": "category", "race": "category"})
+    assert (
+        compute_fairness(
+            sensitive=categorical, y_pred=predicted, y_true=labels, config=config
+        ).to_dict()
+        == expected
+    )
+    monkeypatch.setattr("monitors.fairness.metrics.JOINT_CELLS", 0)
+    assert (
+        compute_fairness(
+            sensitive=sensitive, y_pred=predicted, y_true=labels, config=config
+        ).to_dict()
+        == expected
+    )
+    race_first = next(d for d in expected["disparities"] if d["features"] == ["race", "sex"])
+    assert {group["values"][1] for group in race_first["groups"]} == {"Female", "Male"}
