@@ -22,14 +22,17 @@ $(STAMP): pyproject.toml client/pyproject.toml requirements-model.txt | $(BIN)/p
 demo: $(STAMP)
 	$(BIN)/warden demo
 
+# pytest runs a worker per core (pytest-xdist; two on CI's machine), tests sharing a module or
+# package fixture on one worker (tests/conftest.py); pytest-cov combines the workers' coverage.
 # Spark's tests run in a process of their own (one JVM and its Python workers per process),
 # their coverage appended to the rest.
+PYTEST_WORKERS ?= auto
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy api governance lineage monitors reports retrain tests bench client
 	$(BIN)/lint-imports
-	$(BIN)/pytest --cov --cov-report= --ignore=tests/monitors/spark $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --cov --cov-report= --ignore=tests/monitors/spark $(PYTEST_ARGS)
 	$(BIN)/pytest --cov --cov-append --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) tests/monitors/spark
 
 format: $(STAMP)
