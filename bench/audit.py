@@ -29,47 +29,20 @@ import hashlib
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.otlp_ingest import _free_port, _wait_ready
+from bench.processes import cpu_seconds, free_port, running, wait_ready
 
 WRITERS = 8
 _PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
-
-
-@contextmanager
-def _server(command: list[str], env: dict[str, str], log: Path) -> Iterator[int]:
-    """Run ``command``; yield its process id (to read its CPU time)."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -155,7 +128,7 @@ def run_api(folder: Path, actions: int, writers: int = WRITERS) -> dict[str, Any
     """Start one API process; ``writers`` threads send ``actions`` audited changes each."""
     database = folder / "api.db"
     key, budgets = _seed_api(f"sqlite:///{database}", writers)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "WARDEN_DATABASE_URL": f"sqlite:///{database}",
@@ -167,11 +140,11 @@ def run_api(folder: Path, actions: int, writers: int = WRITERS) -> dict[str, Any
     latencies: list[float] = []
     errors: list[str] = []
     before = 0
-    with _server([*command, str(port)], env, folder / "warden.log") as pid:
-        _wait_ready(f"http://127.0.0.1:{port}/healthz", folder / "warden.log")
+    with running([*command, str(port)], env, folder / "warden.log") as pid:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", folder / "warden.log")
         _writer(base, key, budgets[0], 5, [], errors)  # warm up the process
         before = _audit_count(database, "budget.update")
-        cpu = _cpu_seconds(pid)
+        cpu = cpu_seconds(pid) or 0.0
         threads = [
             threading.Thread(target=_writer, args=(base, key, budget, actions, latencies, errors))
             for budget in budgets
@@ -182,7 +155,7 @@ def run_api(folder: Path, actions: int, writers: int = WRITERS) -> dict[str, Any
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        cpu = _cpu_seconds(pid) - cpu
+        cpu = (cpu_seconds(pid) or 0.0) - cpu
     if errors:
         raise RuntimeError(f"{len(errors)} writers failed; first: {errors[0]}")
     sent = writers * actions

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.processes import cpu_seconds, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 WARDEN = str(Path(sys.executable).with_name("warden"))
@@ -75,23 +76,6 @@ def median_of(argv: Sequence[str], env: dict[str, str], runs: int) -> dict[str, 
     """Return the median wall and CPU seconds of ``runs`` runs of ``argv``."""
     walls, cpus = zip(*(timed(argv, env) for _ in range(runs)), strict=True)
     return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """Return the user + system CPU seconds a live process has used so far (None without /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()  # fields 3… of proc(5); utime and stime are 14, 15
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], float, float | None]:
@@ -166,7 +150,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="warden-bench-") as root:
         fresh = Path(root) / "fresh" / ".warden"
         fresh.parent.mkdir()
-        port = _free_port()
+        port = free_port()
         process, figures["up_fresh_ready_s"], figures["up_fresh_ready_cpu_s"] = start_up(
             fresh, port
         )

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.otlp_ingest import _free_port, _process, _wait_ready
+from bench.processes import free_port, running, wait_ready
 
 NUMERIC = [f"num_{index}" for index in range(10)]
 CATEGORICAL = [f"cat_{index}" for index in range(5)]
@@ -173,7 +173,7 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
     """Start one API process, log the batches through it, return the figures."""
     database = folder / "warden.db"
     key, deployment_id = _seed(f"sqlite:///{database}")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "WARDEN_DATABASE_URL": f"sqlite:///{database}",
@@ -186,8 +186,8 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}/api/v1/projects/bench/deployments/{deployment_id}"
     headers = {"Authorization": f"Bearer {key}"}
     figures: dict[str, list[float]] = {"json": [], "parquet": [], "anchor": []}
-    with _process([*command, str(port)], env, folder / "warden.log"):
-        _wait_ready(f"http://127.0.0.1:{port}/healthz", folder / "warden.log")
+    with running([*command, str(port)], env, folder / "warden.log"):
+        wait_ready(f"http://127.0.0.1:{port}/healthz", folder / "warden.log")
         with httpx.Client(timeout=600, headers=headers) as client:
             warm = make_batches(1, size, "warm", seed=99)[0]
             for url, payload in (

@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from bench.otlp_ingest import _free_port, _process, _wait_ready
+from bench.processes import free_port, running, wait_ready
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 MODELS = 100  # the versions are spread over this many model names
@@ -284,7 +284,7 @@ def run(
         f"in {seed_s:.1f}s",
         flush=True,
     )
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "WARDEN_DATABASE_URL": f"sqlite:///{database}",
@@ -301,10 +301,10 @@ def run(
     per_model = max(1, versions // MODELS)
     figures: dict[str, Any] = {}
     with (
-        _process([*command, str(port)], env, folder / "warden.log"),
+        running([*command, str(port)], env, folder / "warden.log"),
         closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as sql,
     ):
-        _wait_ready(f"{root}/healthz", folder / "warden.log")
+        wait_ready(f"{root}/healthz", folder / "warden.log")
         headers = {"Authorization": f"Bearer {seeded['key']}"}
         with httpx.Client(timeout=60, headers=headers) as client:
 

@@ -25,15 +25,12 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +40,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from bench.processes import free_port, running, wait_ready
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -57,13 +56,6 @@ _ANSWER = (
     "I am sorry for the wait. Order 88231 left our depot yesterday and is with the carrier; "
     "it should reach you within two working days. I have sent the tracking link by e-mail."
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _messages(role: str, text: str) -> str:
@@ -235,33 +227,6 @@ def make_bodies(spans: int, batch: int, encoding: str) -> list[bytes]:
     return [encode(flat[at : at + batch]) for at in range(0, len(flat), batch)]
 
 
-@contextmanager
-def _process(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_ready(url: str, log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up in {timeout:.0f}s:\n{log.read_text()[-3000:]}")
-
-
 def _seed_warden(database_url: str) -> str:
     """Migrate a store; add the project, deployment, price and key the bench sends with."""
     from api.migrate import upgrade
@@ -349,7 +314,7 @@ def run(spans: int, batch: int, repeat: int, folder: Path) -> dict[str, Any]:
     """Start both servers, send the same spans to each, return the figures."""
     warden_db, mlflow_db = folder / "warden.db", folder / "mlflow.db"
     key = _seed_warden(f"sqlite:///{warden_db}")
-    warden_port, mlflow_port = _free_port(), _free_port()
+    warden_port, mlflow_port = free_port(), free_port()
     env = {
         **os.environ,
         "WARDEN_DATABASE_URL": f"sqlite:///{warden_db}",
@@ -392,13 +357,13 @@ def run(spans: int, batch: int, repeat: int, folder: Path) -> dict[str, Any]:
                 rates.setdefault(f"{name}_{encoding}", []).append(spans / elapsed)
 
     # One server at a time, so neither's background work slows the other's figure.
-    with _process(warden, env, folder / "warden.log"):
+    with running(warden, env, folder / "warden.log"):
         warden_url = f"http://127.0.0.1:{warden_port}"
-        _wait_ready(f"{warden_url}/healthz", folder / "warden.log")
+        wait_ready(f"{warden_url}/healthz", folder / "warden.log")
         measure("warden", f"{warden_url}/v1/traces", {"Authorization": f"Bearer {key}"})
-    with _process(mlflow, env, folder / "mlflow.log"):
+    with running(mlflow, env, folder / "mlflow.log"):
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-        _wait_ready(f"{mlflow_url}/health", folder / "mlflow.log")
+        wait_ready(f"{mlflow_url}/health", folder / "mlflow.log")
         created = httpx.post(
             f"{mlflow_url}/api/2.0/mlflow/experiments/create", json={"name": "bench"}, timeout=60
         )
