@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from governance.actors import Actor, PrincipalKind
 from governance.audit import AuditEntry
@@ -96,7 +96,9 @@ def test_group_roles_follow_the_groups_and_leave_direct_grants_alone(
     with session_scope(engine) as session:
         assert _grants(session, sam) == {("data_scientist", "group"), ("auditor", "direct")}
         entries = session.exec(
-            select(AuditEntry).where(AuditEntry.target == f"principal:{sam.id}")
+            select(AuditEntry)
+            .where(AuditEntry.target == f"principal:{sam.id}")
+            .order_by(col(AuditEntry.seq))  # the (target, project, seq) index orders otherwise
         ).all()
         changes = [(e.action, e.actor_name) for e in entries if e.action.startswith("role.")]
     assert changes == [
