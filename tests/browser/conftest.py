@@ -7,7 +7,6 @@ people sign in independently. Screenshots go to ``artifacts/screenshots/`` (git-
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -24,6 +23,7 @@ from api.app import create_app
 from api.settings import Settings
 from lineage import create_store_engine
 from tests.api.dashboard_seed import PASSWORD, Seeded, seed_dashboard
+from tests.conftest import fresh_store
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -50,11 +50,11 @@ def _free_port() -> int:
 def live(template_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """Seed a store, serve it with uvicorn in a thread, yield its URL; stop it afterwards."""
     folder = tmp_path_factory.mktemp("live")
-    if template_store.endswith(".db"):
-        shutil.copyfile(template_store, folder / "warden.db")
-        url = f"sqlite:///{folder / 'warden.db'}"
-    else:  # PostgreSQL: the template database is not ours to write; migrate a fresh one
-        pytest.skip("browser tests run against the SQLite store")
+    with fresh_store(template_store, folder) as url:
+        yield from _serve(url, folder)
+
+
+def _serve(url: str, folder: Path) -> Iterator[Live]:
     (folder / "data").mkdir()
     settings = Settings(
         database_url=url,

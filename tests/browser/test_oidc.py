@@ -9,7 +9,6 @@ sign in again and are offered no decision any more. Screenshots go to ``artifact
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import threading
 import time
@@ -38,6 +37,7 @@ from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.projects import create_project
 from lineage.store import session_scope
 from tests.browser.conftest import screenshot
+from tests.conftest import fresh_store
 from tests.identity_provider import WEB_CLIENT, WEB_SECRET, Provider, run_provider
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -108,11 +108,12 @@ def _seed(engine: Engine) -> list[uuid.UUID]:
 @pytest.fixture(scope="module")
 def oidc_live(template_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcLive]:
     """Start the provider and a Warden configured for it, on a store seeded for the journey."""
-    if not template_store.endswith(".db"):
-        pytest.skip("browser tests run against the SQLite store")
     folder = tmp_path_factory.mktemp("oidc-live")
-    shutil.copyfile(template_store, folder / "warden.db")
-    url = f"sqlite:///{folder / 'warden.db'}"
+    with fresh_store(template_store, folder) as url:
+        yield from _serve(url, folder)
+
+
+def _serve(url: str, folder: Path) -> Iterator[OidcLive]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     accounts = {

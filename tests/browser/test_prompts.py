@@ -28,7 +28,7 @@ DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 @pytest.fixture(scope="module")
 def triage(live: Live) -> str:
     """Seed prompt ``triage`` into the live store, registered in the server's MLflow."""
-    folder = Path(str(live.engine.url.database)).parent  # as tests/browser/conftest.py lays out
+    folder = live.data_dir.parent  # as tests/browser/conftest.py lays out
     with session_scope(live.engine) as session:
         project_id = get_project(session=session, name=live.seeded.project).id
     seed_prompts(
