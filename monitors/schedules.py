@@ -134,6 +134,7 @@ def create_monitor(
         paused=spec.paused,
         anchor_at=_whole_second(now),
         active_since=_whole_second(now),
+        created_at=now,
         updated_at=now,
     )
     _apply_schedule(monitor, spec.schedule, now)
