@@ -41,6 +41,10 @@ LABEL_METRICS = frozenset(GROUP_METRICS[1:])
 """Group metrics that need labels (all but the selection rate)."""
 _INT = npt.NDArray[np.int64]
 _FLOAT = npt.NDArray[np.float64]
+_CODES = npt.NDArray[np.integer[Any]]
+_BYTES = npt.NDArray[np.uint8]
+BLOCK = 65_536
+"""Rows per block when counting: the block's keys stay in cache, no window-sized temporaries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +184,7 @@ def compute_fairness(
     rows = len(sensitive)
     predicted = _as_binary(y_pred, rows, config.positive_label, field_name="prediction")
     label = (
-        np.full(rows, 2, dtype=np.int64)
+        np.full(rows, 2, dtype=np.uint8)
         if y_true is None
         else _as_label_state(y_true, rows, config.positive_label)
     )
@@ -200,7 +204,7 @@ def compute_fairness(
     )
 
 
-def _as_binary(values: npt.ArrayLike, rows: int, positive: object, *, field_name: str) -> _INT:
+def _as_binary(values: npt.ArrayLike, rows: int, positive: object, *, field_name: str) -> _BYTES:
     array = np.asarray(values)
     if array.shape != (rows,):
         raise InvalidInput(
@@ -214,7 +218,7 @@ def _as_binary(values: npt.ArrayLike, rows: int, positive: object, *, field_name
             "decisions: give the predicted classes (or threshold the scores first)",
             field=field_name,
         )
-    chosen = np.asarray(array == positive, dtype=np.int64)
+    chosen = np.asarray(array == positive, dtype=np.bool_).view(np.uint8)
     if array.dtype.kind in "OUS" and rows and not chosen.any():
         seen = sorted({str(value) for value in array[:1000]})[:5]
         raise InvalidInput(
@@ -225,15 +229,18 @@ def _as_binary(values: npt.ArrayLike, rows: int, positive: object, *, field_name
     return chosen
 
 
-def _as_label_state(values: npt.ArrayLike, rows: int, positive: object) -> _INT:
-    """Return 1 for the positive label, 0 for any other label, 2 where the label is unknown."""
+def _as_label_state(values: npt.ArrayLike, rows: int, positive: object) -> _BYTES:
+    """Return 1 for the positive label, 0 for any other label, 2 where the label is unknown.
+
+    One byte per row: a window-sized ``int64`` array costs more in fresh pages than in compares.
+    """
     numeric = np.asarray(values)
     if (
         numeric.shape == (rows,)
         and numeric.dtype.kind in "biuf"
         and isinstance(positive, int | bool)
     ):  # numbers compare without boxing every label; NaN is unknown
-        state = np.asarray(numeric == positive, dtype=np.int64)
+        state = np.asarray(numeric == positive, dtype=np.bool_).view(np.uint8)
         if numeric.dtype.kind == "f":
             state[np.isnan(numeric)] = 2
         return state
@@ -244,29 +251,28 @@ def _as_label_state(values: npt.ArrayLike, rows: int, positive: object) -> _INT:
             "give one label per row (None where unknown)",
             field="label",
         )
-    state = np.asarray(array == positive, dtype=np.int64)
+    state = np.asarray(array == positive, dtype=np.bool_).view(np.uint8)
     state[np.asarray(pd.isna(array), dtype=bool)] = 2
     return state
 
 
-def _factorize(column: pd.Series) -> tuple[_INT, list[str]]:
+def _factorize(column: pd.Series) -> tuple[_CODES, list[str]]:
     """Return sorted category codes of one column, a missing value being ``<missing>``.
 
-    A categorical column's codes are used as they are (its categories in their order, as
-    ``pandas.factorize`` orders them; categories without rows are dropped with the empty
-    groups), so only other columns are hashed.
+    A categorical column's codes are used as they are, in their own small integer type (its
+    categories in their order, as ``pandas.factorize`` orders them; categories without rows are
+    dropped with the empty groups), so only other columns are hashed.
     """
     if isinstance(column.dtype, pd.CategoricalDtype):
         labels = [str(value) for value in column.cat.categories]
-        codes = column.cat.codes.to_numpy().astype(np.int64)
-        missing = codes < 0
-        if missing.any():
-            codes[missing] = len(labels)
+        codes: _CODES = column.cat.codes.to_numpy()
+        if codes.size and codes.min() < 0:
+            codes = np.where(codes < 0, np.intp(len(labels)), codes)
             labels.append(MISSING)
         return codes, labels
-    codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
+    factorized, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
     labels = [str(value) for value in uniques]
-    codes = np.asarray(codes, dtype=np.int64)
+    codes = np.asarray(factorized, dtype=np.intp)
     if (codes < 0).any():
         codes[codes < 0] = len(labels)
         labels.append(MISSING)
@@ -274,7 +280,7 @@ def _factorize(column: pd.Series) -> tuple[_INT, list[str]]:
 
 
 def _group_codes(
-    columns: Mapping[str, tuple[_INT, list[str]]], features: tuple[str, ...]
+    columns: Mapping[str, tuple[_CODES, list[str]]], features: tuple[str, ...]
 ) -> tuple[_INT, list[tuple[str, ...]]]:
     """Return a dense code per row for the joint groups of ``features`` and each code's values.
 
@@ -297,12 +303,39 @@ JOINT_CELLS = 1 << 22
 """Largest joint (features x label x prediction) table counted in one pass over the rows."""
 
 
+def _count_keys(parts: list[tuple[_CODES, int]], outcome: _BYTES, cells: int) -> _INT:
+    """Count rows by the key ``((c1 · s2 + c2) · s3 + …) · 6 + outcome``, block by block.
+
+    ``parts`` are code columns with their sizes. A block's keys are built in the smallest
+    unsigned type that holds ``cells`` (one byte for a few dozen groups; every partial key is
+    below the final one, so nothing overflows), then widened for ``bincount`` into a reused
+    buffer: no window-sized temporary, and its fresh pages, is ever allocated.
+    """
+    counts = np.zeros(cells, dtype=np.int64)
+    rows = int(outcome.size)
+    size = min(rows, BLOCK)
+    small = np.empty(size, dtype=np.min_scalar_type(max(cells - 1, 0)))
+    wide = np.empty(size, dtype=np.intp)
+    for start in range(0, rows, BLOCK):
+        stop = min(start + BLOCK, rows)
+        key, index = small[: stop - start], wide[: stop - start]
+        key.fill(0)
+        for codes, radix in parts:
+            np.multiply(key, radix, out=key, casting="unsafe")
+            np.add(key, codes[start:stop], out=key, casting="unsafe")
+        np.multiply(key, 6, out=key, casting="unsafe")
+        np.add(key, outcome[start:stop], out=key, casting="unsafe")
+        np.copyto(index, key)
+        counts += np.bincount(index, minlength=cells)
+    return counts
+
+
 def _count_tables(
-    columns: Mapping[str, tuple[_INT, list[str]]],
+    columns: Mapping[str, tuple[_CODES, list[str]]],
     names: list[str],
     scopes: list[tuple[str, ...]],
-    label: _INT,
-    predicted: _INT,
+    label: _BYTES,
+    predicted: _BYTES,
 ) -> list[tuple[_INT, list[tuple[str, ...]]]]:
     """Return each scope's ``(groups x 6)`` count table and its groups' values.
 
@@ -312,20 +345,17 @@ def _count_tables(
     ``JOINT_CELLS`` (many high-cardinality features) is counted per scope instead.
     """
     sizes = [len(columns[name][1]) for name in names]
+    outcome = label * np.uint8(2)
+    outcome += predicted
     if math.prod(sizes) * 6 > JOINT_CELLS:
         tables = []
         for features in scopes:
             codes, values = _group_codes(columns, features)
-            cells = np.bincount(codes * 6 + label * 2 + predicted, minlength=len(values) * 6)
+            cells = _count_keys([(codes, len(values))], outcome, len(values) * 6)
             tables.append((cells.reshape(len(values), 6), values))
         return tables
-    key = np.zeros(label.size, dtype=np.int64)
-    for name, size in zip(names, sizes, strict=True):
-        key *= size
-        key += columns[name][0]
-    key *= 6
-    key += label * 2 + predicted
-    joint = np.bincount(key, minlength=math.prod(sizes) * 6).reshape(*sizes, 6)
+    parts = [(columns[name][0], size) for name, size in zip(names, sizes, strict=True)]
+    joint = _count_keys(parts, outcome, math.prod(sizes) * 6).reshape(*sizes, 6)
     tables = []
     for features in scopes:
         kept = [names.index(name) for name in features]
@@ -408,17 +438,23 @@ def _intervals(samples: _FLOAT, confidence: float) -> list[tuple[float | None, f
     """Return the percentile interval of each column of ``(replicates, k)`` samples.
 
     Undefined replicates (NaN) are left out, as ``np.quantile`` of the finite ones would.
+    Columns without an undefined replicate (nearly all) go through one vectorised
+    ``np.quantile``, the others one by one through ``np.nanquantile``: the same numbers.
     """
     tail = (1 - confidence) / 2
     columns = samples.reshape(samples.shape[0], -1)
-    defined = np.isfinite(columns).any(axis=0)
+    finite = np.isfinite(columns)
     result: list[tuple[float | None, float | None]] = [(None, None)] * columns.shape[1]
-    if not defined.any():
-        return result
-    with np.errstate(all="ignore"):
-        bounds = np.nanquantile(columns[:, defined], [tail, 1 - tail], axis=0)
-    for position, index in enumerate(np.flatnonzero(defined)):
-        result[int(index)] = (float(bounds[0, position]), float(bounds[1, position]))
+    whole = np.flatnonzero(finite.all(axis=0))
+    if whole.size:
+        bounds = np.quantile(columns[:, whole], [tail, 1 - tail], axis=0)
+        for position, index in enumerate(whole):
+            result[int(index)] = (float(bounds[0, position]), float(bounds[1, position]))
+    partial = np.flatnonzero(finite.any(axis=0) & ~finite.all(axis=0))
+    for index in partial:
+        with np.errstate(all="ignore"):
+            low, high = np.nanquantile(columns[:, index], [tail, 1 - tail])
+        result[int(index)] = (float(low), float(high))
     return result
 
 
@@ -444,10 +480,14 @@ def _disparity(
         boot = _rates(draws.reshape(config.bootstrap_samples, groups, 3, 2))
 
     unknown: list[tuple[float | None, float | None]] = [(None, None)] * groups
-    bounds = {
-        m: unknown if boot is None else _intervals(boot[m], config.confidence)
-        for m in GROUP_METRICS
-    }
+    bounds = {m: unknown for m in GROUP_METRICS}
+    if boot is not None:  # every metric's intervals in one quantile call
+        stacked = np.stack([boot[m] for m in GROUP_METRICS], axis=1)
+        every = _intervals(stacked, config.confidence)
+        bounds = {
+            m: every[position * groups : (position + 1) * groups]
+            for position, m in enumerate(GROUP_METRICS)
+        }
     results = tuple(
         GroupResult(
             features=features,
@@ -466,7 +506,11 @@ def _disparity(
         for g, group_values in enumerate(values)
     )
     point_gaps = _gaps(point, judged)
-    boot_gaps = None if boot is None else _gaps(boot, judged)
+    gap_bounds: dict[str, tuple[float | None, float | None]] = dict.fromkeys(_NEEDS, (None, None))
+    if boot is not None:
+        boot_gaps = _gaps(boot, judged)
+        stacked_gaps = np.stack([boot_gaps[name] for name in _NEEDS], axis=1)
+        gap_bounds = dict(zip(_NEEDS, _intervals(stacked_gaps, config.confidence), strict=True))
     metrics: dict[str, Estimate] = {}
     excluded: dict[str, list[str]] = {}
     for name, inputs in _NEEDS.items():
@@ -477,8 +521,6 @@ def _disparity(
         if counted < 2:  # no gap between fewer than two judged groups: say so, guess nothing
             metrics[name] = Estimate(None, None, None, counted, False)
             continue
-        low, high = (
-            (None, None) if boot_gaps is None else _intervals(boot_gaps[name], config.confidence)[0]
-        )
+        low, high = gap_bounds[name]
         metrics[name] = Estimate(_finite(float(point_gaps[name])), low, high, counted, True)
     return Disparity(features=features, groups=results, metrics=metrics, excluded=excluded)
