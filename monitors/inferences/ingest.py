@@ -62,6 +62,17 @@ _CLAIM = {
         "ORDER BY value ON CONFLICT (deployment_id, request_id) DO NOTHING"
     ),
 }
+_CLAIMED = {
+    "sqlite": (
+        "SELECT request_id FROM {table} WHERE deployment_id = :deployment_id "
+        "AND request_id IN (SELECT value FROM json_each(:ids)) AND batch_id = :batch_id"
+    ),
+    "postgresql": (
+        "SELECT request_id FROM {table} WHERE deployment_id = :deployment_id "
+        "AND request_id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb))) "
+        "AND batch_id = :batch_id"
+    ),
+}
 
 
 def _check_features(records: Sequence[InferenceRecord], schema: Mapping[str, str]) -> list[str]:
@@ -193,33 +204,44 @@ def _claim(
     *,
     deployment_id: uuid.UUID,
     batch_id: uuid.UUID,
-    ids: list[str],
-) -> set[str] | None:
-    """Key the (distinct) ``ids`` to the batch where no batch keyed them before.
+    ids: str,
+) -> int:
+    """Key the request ids (``ids``, a JSON array) to the batch where none was keyed before.
 
-    One ``INSERT … SELECT … ON CONFLICT DO NOTHING`` over the ids sent as one JSON array: the
-    unique ``(deployment_id, request_id)`` constraint judges duplicates, also against a
-    concurrent batch (PostgreSQL makes the later insert wait for the earlier transaction).
-    Returns ``None`` when every id was claimed, else the ids this batch claimed.
+    One ``INSERT … SELECT … ON CONFLICT DO NOTHING``: the unique ``(deployment_id,
+    request_id)`` key judges duplicates — an id keyed by an earlier batch, by a concurrent one
+    (PostgreSQL makes the later insert wait for the earlier transaction), or twice in this one.
+    Returns how many ids this batch keyed.
     """
-    import orjson
-
     dialect = session.get_bind().dialect.name
     statement = sa.text(_CLAIM[dialect].format(table=keys.__tablename__)).bindparams(
         sa.bindparam("deployment_id", type_=sa.Uuid()),
         sa.bindparam("batch_id", type_=sa.Uuid()),
     )
     claimed = session.execute(
-        statement,
-        {
-            "deployment_id": deployment_id,
-            "batch_id": batch_id,
-            "ids": orjson.dumps(ids).decode(),
-        },
+        statement, {"deployment_id": deployment_id, "batch_id": batch_id, "ids": ids}
     )
-    if claimed.rowcount == len(ids):  # type: ignore[attr-defined]
-        return None
-    return set(session.exec(select(keys.request_id).where(keys.batch_id == batch_id)).all())
+    return int(claimed.rowcount)  # type: ignore[attr-defined]
+
+
+def _claimed(
+    session: Session,
+    keys: type[InferenceKey] | type[LabelKey],
+    *,
+    deployment_id: uuid.UUID,
+    batch_id: uuid.UUID,
+    ids: str,
+) -> list[str]:
+    """Return which of ``ids`` (a JSON array) the batch keyed, probing the key, not a scan."""
+    dialect = session.get_bind().dialect.name
+    statement = sa.text(_CLAIMED[dialect].format(table=keys.__tablename__)).bindparams(
+        sa.bindparam("deployment_id", type_=sa.Uuid()),
+        sa.bindparam("batch_id", type_=sa.Uuid()),
+    )
+    found = session.execute(
+        statement, {"deployment_id": deployment_id, "batch_id": batch_id, "ids": ids}
+    )
+    return [row[0] for row in found]
 
 
 def _store(
@@ -237,29 +259,26 @@ def _store(
     rollback of the caller's transaction removes the file again, so a failed request leaves
     neither row nor file.
     """
+    import orjson
     import pyarrow as pa
     import pyarrow.compute as pc
 
     sent = len(table)
-    table = _first_occurrences(table)
     batch = InferenceBatch(
-        project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, rows=len(table)
+        project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, rows=sent
     )
     session.add(batch)
     session.flush()
-    claimed = _claim(
-        session,
-        keys,
-        deployment_id=deployment.id,
-        batch_id=batch.id,
-        ids=table.column("request_id").to_pylist(),
-    )
-    if claimed is not None:
+    ids = orjson.dumps(table.column("request_id").to_pylist()).decode()
+    claimed = _claim(session, keys, deployment_id=deployment.id, batch_id=batch.id, ids=ids)
+    if claimed < sent:  # an id keyed before, by a concurrent batch, or twice in this one
         if not claimed:
             session.delete(batch)
             session.flush()
             return IngestResult(batch_id=None, accepted=0, duplicates=sent)
-        table = table.filter(pc.is_in(table.column("request_id"), pa.array(claimed, pa.string())))
+        table = _first_occurrences(table)
+        mine = _claimed(session, keys, deployment_id=deployment.id, batch_id=batch.id, ids=ids)
+        table = table.filter(pc.is_in(table.column("request_id"), pa.array(mine, pa.string())))
         batch.rows = len(table)
     if "time" in table.column_names:
         bounds = pc.min_max(table.column("time")).as_py()

@@ -187,6 +187,19 @@ def test_re_sent_request_ids_are_counted_once(
     assert _count(engine, "monitors_inference_key") == 20
 
 
+def test_an_id_twice_in_a_fresh_batch_is_stored_once_as_first_sent(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    batch = records(rows.iloc[:5], predictions=[0] * 5)
+    batch.insert(2, {**batch[3], "prediction": 1})  # r3 first with 1, then with 0
+    result = _log(engine, tmp_path, deployment, batch)
+    assert (result.accepted, result.duplicates) == (5, 1)
+    window = _window(engine, tmp_path, deployment).set_index("request_id")
+    assert sorted(window.index) == [f"r{i}" for i in range(5)]
+    assert window.loc["r3", "prediction"] == 1
+    assert _stored(engine, tmp_path) == (1, 5, 1)
+
+
 def test_batches_are_bounded_and_never_empty(
     engine: Engine, tmp_path: Path, deployment: Deployment
 ) -> None:
