@@ -316,7 +316,7 @@ def rollback_command(
     settings = _settings()
     registry = Registry(
         tracking_uri=settings.resolved_mlflow_uri(),
-        artifact_root=settings.data_dir / "mlflow-artifacts",
+        artifact_root=settings.mlflow_artifact_root(),
     )
     engine = open_store(settings)
     try:
@@ -362,7 +362,7 @@ def sync_mlflow_command(
     settings = _settings()
     registry = Registry(
         tracking_uri=tracking_uri or settings.resolved_mlflow_uri(),
-        artifact_root=settings.data_dir / "mlflow-artifacts",
+        artifact_root=settings.mlflow_artifact_root(),
     )
     engine = open_store(settings)
     try:

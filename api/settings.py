@@ -385,6 +385,17 @@ class Settings(BaseSettings):
         """Return the artifact store ``artifact_url`` names (one per process and URL)."""
         return _artifact_store(self.artifact_url, self.data_dir)
 
+    def mlflow_artifact_root(self) -> Path | str:
+        """Return where experiments Warden creates keep MLflow artifacts: beside Warden's own.
+
+        In the bucket (``<artifact_url>/mlflow-artifacts``; MLflow's S3 support reads the same
+        ``AWS_*`` variables) when ``artifact_url`` is ``s3://``, else
+        ``<data_dir>/mlflow-artifacts``.
+        """
+        if self.artifact_url and urlsplit(self.artifact_url).scheme == "s3":
+            return f"{self.artifact_url.rstrip('/')}/mlflow-artifacts"
+        return self.data_dir / "mlflow-artifacts"
+
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to ``<data_dir>/warden.db``."""
         if self.database_url:

@@ -114,7 +114,7 @@ def build_model_loader(settings: Settings) -> VerifiedModelLoader:
     return VerifiedModelLoader(
         registry=Registry(
             tracking_uri=settings.resolved_mlflow_uri(),
-            artifact_root=settings.data_dir / "mlflow-artifacts",
+            artifact_root=settings.mlflow_artifact_root(),
         ),
         cache_dir=settings.data_dir / "models",
     )
@@ -141,6 +141,8 @@ def runner_config(settings: Settings) -> RunnerConfig:
         readable_roots=tuple(settings.sandbox_read_roots),
         protected=tuple(protected),
         network_projects=frozenset(settings.sandbox_network_projects),
+        store=settings.artifact_store(),
+        mlflow_artifact_root=settings.mlflow_artifact_root(),
     )
 
 
@@ -158,7 +160,7 @@ def build_registry(settings: Settings) -> HandlerRegistry:
     loader = VerifiedModelLoader(
         registry=Registry(
             tracking_uri=settings.resolved_mlflow_uri(),
-            artifact_root=settings.data_dir / "mlflow-artifacts",
+            artifact_root=settings.mlflow_artifact_root(),
         ),
         cache_dir=settings.data_dir / "models",
     )

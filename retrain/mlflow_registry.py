@@ -377,10 +377,12 @@ class Registry:
 
     Args:
         tracking_uri: The MLflow tracking and registry URI (``sqlite:///…`` or ``http://…``).
-        artifact_root: Where experiments Warden creates keep their artifacts (under the data dir).
+        artifact_root: Where experiments Warden creates keep their artifacts: a local folder
+            (under the data dir), or the URI of a bucket prefix (``s3://bucket/prefix``) when
+            artifacts live in object storage; MLflow reads the ``AWS_*`` variables for it.
     """
 
-    def __init__(self, *, tracking_uri: str, artifact_root: Path) -> None:
+    def __init__(self, *, tracking_uri: str, artifact_root: Path | str) -> None:
         _quiet_mlflow()
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
@@ -396,9 +398,14 @@ class Registry:
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return str(experiment.experiment_id)
-        location = self.artifact_root / _SLUG.sub("-", name)
-        location.mkdir(parents=True, exist_ok=True)
-        return str(client.create_experiment(name, artifact_location=location.resolve().as_uri()))
+        slug = _SLUG.sub("-", name)
+        if isinstance(self.artifact_root, str):
+            location = f"{self.artifact_root.rstrip('/')}/{slug}"
+        else:
+            folder = self.artifact_root / slug
+            folder.mkdir(parents=True, exist_ok=True)
+            location = folder.resolve().as_uri()
+        return str(client.create_experiment(name, artifact_location=location))
 
     @contextmanager
     def training_run(

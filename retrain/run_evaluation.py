@@ -176,6 +176,7 @@ def evaluate_candidate(
     except Exception as error:  # pipeline data and code: report whatever went wrong
         detail = error.detail if isinstance(error, WardenError) else repr(error)
         note = f"evaluation failed: {detail}"
+        shutil.rmtree(out, ignore_errors=True)  # no half-scored rows kept with the run
     finally:
         shutil.rmtree(models, ignore_errors=True)
     with (directory / "log.txt").open("a", encoding="utf-8") as log:

@@ -4,14 +4,16 @@
 :func:`pipeline_handler`). It claims the run (queued → running), resolves the training data to
 files, then starts each step through the configured :class:`~retrain.sandbox.StepExecutor`
 (bubblewrap by default): the step sees its inputs read-only, its output folder
-``<data_dir>/pipelines/runs/<run id>/out`` read-write, a scrubbed environment and no network
+``<data_dir>/staging/pipelines/<run id>/out`` read-write, a scrubbed environment and no network
 unless the operator allows it for the project — never the keys, the database, MLflow's store or
 another project's data. Files named by the pipeline (dataset version URIs, absolute paths in
 parameters, the held-out data) are exposed only if they lie under the operator's
 ``readable_roots``; anything else fails the run, naming the field. Output is captured to
-``<run dir>/log.txt`` (paths come from ids, never from user strings). While a step runs, the
-runner polls for the run's ``cancel_requested`` flag and its deadline; either stops the step's
-process group (SIGTERM, then SIGKILL after a grace period), and the sandbox dies with the worker.
+``<run dir>/log.txt`` (paths come from ids, never from user strings); when the run ends, its
+files go to the artifact store and the folder is removed (:mod:`retrain.run_files`). While a
+step runs, the runner polls for the run's ``cancel_requested`` flag and its deadline; either
+stops the step's process group (SIGTERM, then SIGKILL after a grace period), and the sandbox
+dies with the worker.
 
 When every step succeeded and one of them saved a model, the worker (not the step) logs it to
 MLflow with the step's parameters, metrics and inputs and registers a version; the run is then
@@ -26,6 +28,7 @@ of its job, which never trains again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
@@ -54,6 +57,7 @@ from retrain.pipelines import (
     finish_run,
 )
 from retrain.run_evaluation import evaluate_candidate
+from retrain.run_files import publish_run_files
 from retrain.runner_config import RunnerConfig, readable_file, run_directory
 from retrain.sandbox import SandboxSpec
 from retrain.step import StepContext, TrainingInput, read_output
@@ -289,8 +293,33 @@ def execute_pipeline_run(
     Each state change commits on its own, so the API shows ``running`` while the steps run.
     A run cancelled before it started is returned unchanged. A run found ``running`` was left
     by a worker that died (``lost_worker`` says how, when known): it is failed with that
-    reason and never trained again.
+    reason and never trained again. Whatever the outcome, the run's working folder then goes
+    to the artifact store (all of it if the run succeeded, else its log) and is removed; if the
+    store fails, the folder stays and a later attempt of the job publishes it.
     """
+    try:
+        finished = _execute(engine=engine, run_id=run_id, config=config, lost_worker=lost_worker)
+    except BaseException:
+        with contextlib.suppress(WardenError, OSError):  # the run's own error is the one to see
+            _publish(config, run_id, whole=False)
+        raise
+    _publish(config, run_id, whole=finished.run_state is PipelineRunState.SUCCEEDED)
+    return finished
+
+
+def _publish(config: RunnerConfig, run_id: uuid.UUID, *, whole: bool) -> None:
+    publish_run_files(
+        store=config.artifacts(),
+        directory=run_directory(config.data_dir, run_id),
+        run_id=run_id,
+        whole=whole,
+        max_bytes=config.max_model_bytes,
+    )
+
+
+def _execute(
+    *, engine: Engine, run_id: uuid.UUID, config: RunnerConfig, lost_worker: str | None
+) -> PipelineRun:
     with session_scope(engine) as session:
         try:
             run = claim_run(session=session, run_id=run_id)

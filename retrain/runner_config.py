@@ -1,8 +1,8 @@
 """Where pipeline runs keep their files and what their sandboxed code may see.
 
-The operator's choices (data directory, MLflow, executor, readable roots, network) in one
-frozen value, and the two questions every part of a run asks of it: where is this run's folder,
-and may a step read this file.
+The operator's choices (data directory, artifact store, MLflow, executor, readable roots,
+network) in one frozen value, and the two questions every part of a run asks of it: where is
+this run's working folder, and may a step read this file.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lineage.errors import InvalidInput
+from lineage.storage import LocalStore, ObjectStore
 from retrain.mlflow_registry import Registry
 from retrain.sandbox import BubblewrapExecutor, StepExecutor
 
-__all__ = ["RunnerConfig", "readable_file", "run_directory"]
+__all__ = ["RunnerConfig", "readable_file", "run_directory", "run_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +25,8 @@ class RunnerConfig:
     """Where runs keep their files, which MLflow the worker logs to, and how code is isolated.
 
     Attributes:
-        data_dir: Warden's artifact store; run directories live below it. Steps never see it.
+        data_dir: Warden's data directory; runs work in folders below it (steps see their own
+            only) and it is the artifact store unless ``store`` names another.
         tracking_uri: The MLflow tracking and registry URI the worker registers versions in.
         python: The interpreter entry-point steps run in.
         poll_seconds: How often to check for exit, cancellation and the deadline.
@@ -39,6 +41,9 @@ class RunnerConfig:
         code_paths: Folders of project code (packages a deployment installs for its steps and
             readers) put on the sandbox's ``PYTHONPATH``, read-only.
         max_model_bytes: The largest model folder a step may hand over.
+        store: Where a finished run's files are kept (the data directory when ``None``).
+        mlflow_artifact_root: Where experiments Warden creates keep their MLflow artifacts: a
+            folder or a bucket URI (``<data_dir>/mlflow-artifacts`` when ``None``).
     """
 
     data_dir: Path
@@ -52,6 +57,8 @@ class RunnerConfig:
     network_projects: frozenset[str] = frozenset()
     code_paths: tuple[Path, ...] = ()
     max_model_bytes: int = 2 * 1024**3
+    store: ObjectStore | None = None
+    mlflow_artifact_root: Path | str | None = None
 
     def __post_init__(self) -> None:
         for root in (*self.readable_roots, *self.code_paths):
@@ -64,9 +71,14 @@ class RunnerConfig:
                 )
 
     def guarded_paths(self) -> list[Path]:
-        """Return what no step may see: the data dir's keys, stores, runs, and ``protected``."""
+        """Return what no step may see: the data dir's keys, stores and runs, and ``protected``."""
         data = self.data_dir.resolve()
-        guarded = [data / "keys", data / "pipelines", data / "models", data / "mlflow-artifacts"]
+        guarded = [data / name for name in ("keys", "pipelines", "staging", "models")]
+        guarded.append(data / "mlflow-artifacts")
+        if isinstance(self.store, LocalStore) and self.store.root.resolve() != data:
+            guarded.append(self.store.root.resolve())  # an artifact directory elsewhere
+        if isinstance(self.mlflow_artifact_root, Path):
+            guarded.append(self.mlflow_artifact_root.resolve())
         guarded += [path.resolve() for path in self.protected]
         if self.tracking_uri.startswith("sqlite:///"):
             guarded.append(Path(self.tracking_uri.removeprefix("sqlite:///")).resolve())
@@ -78,9 +90,13 @@ class RunnerConfig:
         return Registry(tracking_uri=self.tracking_uri, artifact_root=self.artifact_root)
 
     @property
-    def artifact_root(self) -> Path:
+    def artifact_root(self) -> Path | str:
         """Return where Warden-created MLflow experiments keep their artifacts."""
-        return self.data_dir / "mlflow-artifacts"
+        return self.mlflow_artifact_root or self.data_dir / "mlflow-artifacts"
+
+    def artifacts(self) -> ObjectStore:
+        """Return the store a finished run's files go to."""
+        return self.store or LocalStore(self.data_dir)
 
 
 def _overlaps(a: Path, b: Path) -> bool:
@@ -88,8 +104,17 @@ def _overlaps(a: Path, b: Path) -> bool:
 
 
 def run_directory(data_dir: Path, run_id: uuid.UUID) -> Path:
-    """Return the directory of a run's context, output and log (derived from its id only)."""
-    return data_dir / "pipelines" / "runs" / str(run_id)
+    """Return the local folder a run works in: context, output and log (derived from its id).
+
+    It lives only while the run does; :func:`retrain.run_files.publish_run_files` then moves
+    what the run keeps into the artifact store under :func:`run_key`.
+    """
+    return data_dir / "staging" / "pipelines" / str(run_id)
+
+
+def run_key(run_id: uuid.UUID, relative: str = "") -> str:
+    """Return the artifact-store key of a finished run's file (its folder when empty)."""
+    return f"pipelines/runs/{run_id}/{relative}" if relative else f"pipelines/runs/{run_id}"
 
 
 def readable_file(config: RunnerConfig, uri: str, *, field: str) -> Path | None:

@@ -56,7 +56,7 @@ def get_registry(request: Request) -> Registry:
             settings: Settings = state.settings
             state.mlflow_registry = Registry(
                 tracking_uri=settings.resolved_mlflow_uri(),
-                artifact_root=settings.data_dir / "mlflow-artifacts",
+                artifact_root=settings.mlflow_artifact_root(),
             )
     registry: Registry = state.mlflow_registry
     return registry

@@ -35,7 +35,7 @@ from retrain.pipelines import (
     list_runs,
     request_run,
 )
-from retrain.runner_config import run_directory
+from retrain.run_files import run_log
 
 __all__ = ["PipelinePublic", "PipelineRunCreate", "PipelineRunPublic", "router"]
 
@@ -226,12 +226,10 @@ def read_run_log(
 ) -> PlainTextResponse:
     """Return the run's stdout and stderr as captured so far (the last megabyte)."""
     run = get_run(session=session, project_id=project.id, run_id=run_id)
-    path = run_directory(settings.data_dir, run.id) / "log.txt"
-    if not path.exists():
-        return PlainTextResponse(run.log_tail)
-    with path.open("rb") as handle:
-        handle.seek(max(0, path.stat().st_size - _LOG_LIMIT))
-        return PlainTextResponse(handle.read().decode("utf-8", errors="replace"))
+    log = run_log(
+        store=settings.artifact_store(), data_dir=settings.data_dir, run_id=run.id, limit=_LOG_LIMIT
+    )
+    return PlainTextResponse(run.log_tail if log is None else log)
 
 
 @router.post("/pipeline-runs/{run_id}/cancel", summary="Cancel a pipeline run")

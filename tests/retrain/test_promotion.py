@@ -243,6 +243,7 @@ def test_a_tampered_artifact_is_never_loaded_or_promoted(
     train_version: Callable[..., ModelVersion],
 ) -> None:
     version = train_version()
+    assert isinstance(registry.artifact_root, Path)  # a local root in these tests
     stored = next(registry.artifact_root.rglob("model.skops"))
     stored.write_bytes(stored.read_bytes() + b"\0")
     with pytest.raises(Conflict, match="refusing to load them"):

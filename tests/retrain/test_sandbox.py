@@ -40,7 +40,7 @@ from retrain.pipelines import (
     request_run,
 )
 from retrain.runner import execute_pipeline_run
-from retrain.runner_config import RunnerConfig, run_directory
+from retrain.runner_config import RunnerConfig, run_key
 from retrain.sandbox import BubblewrapExecutor, UnsandboxedExecutor, executor_for
 
 HOSTILE_CODE = Path(__file__).resolve().parent / "sandbox_code"
@@ -95,15 +95,20 @@ def _queue(engine: Engine, pipeline: Pipeline, actor: Actor) -> PipelineRun:
         return request_run(session=session, pipeline=pipeline, actor=actor, reason="test").run
 
 
+def _log(config: RunnerConfig, run: PipelineRun) -> str:
+    """Return the log the finished run keeps in the artifact store."""
+    return config.artifacts().get(run_key(run.id, "log.txt")).decode()
+
+
 def _assert_nothing_leaked(
     secrets: Secrets, run: PipelineRun, config: RunnerConfig, log: str
 ) -> None:
     assert secrets.marker not in log
     assert secrets.marker not in run.log_tail + run.error + str(run.metrics)
-    for path in config.data_dir.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            inside = path.is_relative_to(run_directory(config.data_dir, run.id))
-            assert not inside or secrets.marker.encode() not in path.read_bytes(), path
+    kept = config.artifacts().list(run_key(run.id))
+    assert run_key(run.id, "log.txt") in kept
+    for key in kept:  # what the run keeps (its step's output too) holds no secret
+        assert secrets.marker.encode() not in config.artifacts().get(key), key
     for path in secrets.files[:5]:  # unchanged on the host
         assert secrets.marker in path.read_text()
         assert "overwritten" not in path.read_text()
@@ -127,7 +132,7 @@ def test_a_hostile_step_reads_no_key_database_other_project_or_environment(
         engine=engine, run_id=_queue(engine, pipeline, trainer).id, config=hostile_config
     )
 
-    log = (run_directory(hostile_config.data_dir, run.id) / "log.txt").read_text()
+    log = _log(hostile_config, run)
     assert "LOOT" in log, log  # the step ran, as uid 65534 in the sandbox
     for path in secrets.files:
         assert f'"{path}": "refused FileNotFoundError"' in log, (path, log)
@@ -178,7 +183,7 @@ def test_a_pipeline_cannot_name_a_key_or_another_projects_file_as_its_input(
     assert run.state == PipelineRunState.FAILED
     assert "is not a file pipelines may read" in run.error
     assert run.error.startswith("parameters.train_path: ")
-    assert not (run_directory(runner_config.data_dir, run.id) / "log.txt").exists()  # no step
+    assert runner_config.artifacts().list(run_key(run.id)) == []  # no step, nothing kept
 
     with session_scope(engine) as session:
         dataset = Dataset(project_id=project.id, namespace="file", name="other/batch")
@@ -227,7 +232,7 @@ def test_a_hostile_reader_runs_in_the_sandbox_and_reads_nothing(
 
     assert run.state == PipelineRunState.SUCCEEDED, run.error + run.log_tail
     assert "hostile_code" not in sys.modules  # never imported into the worker
-    log = (run_directory(hostile_config.data_dir, run.id) / "log.txt").read_text()
+    log = _log(hostile_config, run)
     assert "==> evaluation: " in log
     assert "evaluation failed: evaluation exited with status 1" in log
     for path in secrets.files:
