@@ -20,14 +20,14 @@ moments) or, for bins, at the combined quantiles.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from monitors.baseline.grid import reference_cells
+from monitors.baseline.grid import ReferenceGrid, reference_cells
 
 __all__ = [
     "BINS",
@@ -85,8 +85,9 @@ def numeric_values(values: pd.Series) -> FloatArray:
             pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
             dtype=np.float64,
         )
-    finite = np.isfinite(array)
-    return array if finite.all() else array[finite]
+    if math.isfinite(float(np.add.reduce(array))):  # one read, no mask: all finite
+        return array
+    return array[np.isfinite(array)]
 
 
 def bin_totals(
@@ -174,6 +175,19 @@ class NumericSummary:
     dtype: str
     type: Literal["numeric"] = "numeric"
     cells: IntArray | None = None
+    _grid: tuple[ReferenceGrid | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def grid(self) -> ReferenceGrid | None:
+        """Return the grid of ``cells`` (``None`` without), built once per summary.
+
+        A baseline serves many windows; its grid's CDF and boundaries need not be rebuilt for
+        each of them.
+        """
+        if self._grid is None:
+            self._grid = (ReferenceGrid.of(self.cells, low=self.minimum, high=self.maximum),)
+        return self._grid[0]
 
     @property
     def std(self) -> float:

@@ -17,6 +17,7 @@ sort-and-search path, as do small references and columns with few distinct value
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,23 @@ MAX_CELL_MASS = 0.01
 """Largest share of the reference's mass (heavy values aside) one cell may hold."""
 BLOCK = 65_536
 """Values per block of the vectorised count (its temporaries stay in the CPU cache)."""
+
+_scratch = threading.local()
+
+
+def _block_buffers() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+    """Return this thread's two block buffers, allocated once.
+
+    Fresh buffers per call cost more than the arithmetic in them: each is a new mapping whose
+    pages fault in one by one, for every column of every window.
+    """
+    buffers: tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]] | None = getattr(
+        _scratch, "buffers", None
+    )
+    if buffers is None:
+        buffers = (np.empty(BLOCK, dtype=np.float64), np.empty(BLOCK, dtype=np.intp))
+        _scratch.buffers = buffers
+    return buffers
 
 
 @dataclass(slots=True)
@@ -73,8 +91,7 @@ def count_cells(
     offset = 1.0 - low * scale
     slots = np.zeros(cells + 2, dtype=np.int64)
     result = CellCounts(counts=slots[1:-1])
-    scaled = np.empty(min(size, BLOCK), dtype=np.float64)
-    index = np.empty(scaled.size, dtype=np.intp)
+    scaled, index = _block_buffers()
     for start in range(0, size, BLOCK):
         block = values[start : start + BLOCK]
         out, where = scaled[: block.size], index[: block.size]
@@ -133,12 +150,16 @@ class ReferenceGrid:
         high: The reference's maximum (right boundary of the last cell, included in it).
         scale: Cells per unit of the column.
         cdf: The reference's CDF at each cell boundary (``cells + 1`` values, 0 to 1).
+        boundaries: The cell boundaries, ``low`` to ``high``.
+        widths: Each cell's width (``numpy.diff`` of the boundaries).
     """
 
     low: float
     high: float
     scale: float
     cdf: npt.NDArray[np.float64]
+    boundaries: npt.NDArray[np.float64]
+    widths: npt.NDArray[np.float64]
 
     @classmethod
     def of(
@@ -152,19 +173,17 @@ class ReferenceGrid:
             return None
         total = float(counts.sum())
         cdf = np.concatenate(([0.0], np.cumsum(counts, dtype=np.float64))) / total
-        return cls(low=low, high=high, scale=scale, cdf=cdf)
+        boundaries = low + np.arange(counts.size + 1, dtype=np.float64) / scale
+        boundaries[-1] = high
+        return cls(
+            low=low, high=high, scale=scale, cdf=cdf, boundaries=boundaries,
+            widths=np.diff(boundaries),
+        )  # fmt: skip
 
     @property
     def cells(self) -> int:
         """Return the number of cells."""
         return int(self.cdf.size - 1)
-
-    @property
-    def boundaries(self) -> npt.NDArray[np.float64]:
-        """Return the cell boundaries, ``low`` to ``high``."""
-        points = self.low + np.arange(self.cells + 1, dtype=np.float64) / self.scale
-        points[-1] = self.high
-        return points
 
     def window_cdf(
         self, counts: npt.NDArray[np.int64], below: int, count: int

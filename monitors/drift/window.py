@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from monitors.baseline.column_summary import (
@@ -31,7 +32,7 @@ from monitors.baseline.column_summary import (
     numeric_values,
     plain_value,
 )
-from monitors.baseline.grid import ReferenceGrid, count_cells
+from monitors.baseline.grid import BLOCK, ReferenceGrid, count_cells
 from monitors.baseline.summary import Baseline
 from monitors.kinds import Progress
 
@@ -76,7 +77,7 @@ class NumericWindow:
 
     def __post_init__(self) -> None:
         reference = self.reference
-        self.grid = ReferenceGrid.of(reference.cells, low=reference.minimum, high=reference.maximum)
+        self.grid = reference.grid()
         if self.grid is not None:
             self.cells = np.zeros(self.grid.cells, dtype=np.int64)
             self.frequencies = None
@@ -311,17 +312,29 @@ def _add_series(summary: WindowSummary, values: pd.Series) -> None:
         finite = numeric_values(values)
         summary.add(finite, len(values) - int(finite.size))
     elif isinstance(values.dtype, pd.CategoricalDtype):
-        codes = values.cat.codes.to_numpy()
         categories = values.cat.categories
-        if codes.size and codes.min() < 0:
-            codes = codes[codes >= 0]
-        counted = np.bincount(codes, minlength=len(categories))
-        missing = len(values) - int(counted.sum())
-        summary.add(zip(categories.tolist(), counted.tolist(), strict=True), missing)
+        counted = count_codes(values.cat.codes.to_numpy(), len(categories))
+        summary.add(zip(categories.tolist(), counted[1:].tolist(), strict=True), int(counted[0]))
     else:
         counts = values.value_counts(dropna=False, sort=False)
         present = [(key, count) for key, count in counts.items() if not _is_missing(key)]
         summary.add(present, int(counts.sum()) - sum(count for _, count in present))
+
+
+def count_codes(codes: npt.NDArray[np.integer[Any]], size: int) -> IntArray:
+    """Return how often each code occurs, the missing code ``-1`` first: ``size + 1`` counts.
+
+    Codes are widened for ``bincount`` one block at a time into a reused buffer, not all at once
+    (a window-sized ``intp`` copy of one-byte codes costs more in fresh pages than in counting).
+    """
+    counts = np.zeros(size + 1, dtype=np.int64)
+    wide = np.empty(min(int(codes.size), BLOCK), dtype=np.intp)
+    for start in range(0, int(codes.size), BLOCK):
+        block = codes[start : start + BLOCK]
+        index = wide[: block.size]
+        np.add(block, 1, out=index, casting="unsafe")
+        counts += np.bincount(index, minlength=size + 1)
+    return counts
 
 
 def _is_missing(value: Any) -> bool:

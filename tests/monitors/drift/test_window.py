@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitors.baseline import Baseline
-from monitors.drift import compute_drift
+from monitors.baseline import Baseline, build_baseline
+from monitors.baseline.grid import BLOCK
+from monitors.drift import compute_drift, summarise_window
 
 
 def test_a_parquet_window_streams_to_the_same_result(
@@ -31,3 +32,17 @@ def test_a_parquet_window_streams_to_the_same_result(
         assert left.drifted == right.drifted
         assert left.current_rows == right.current_rows, left.column
     assert streamed.column("race").current_rows == len(window) - 40
+
+
+def test_categorical_codes_count_as_the_values_do_across_blocks() -> None:
+    """Codes counted block by block (missing first) give the object column's counts."""
+    rng = np.random.default_rng(3)
+    rows = BLOCK + 4_321
+    reference = pd.DataFrame({"c": pd.Categorical(rng.choice(list("abcdef"), rows))})
+    window = reference.copy()
+    window.loc[window.index[rng.random(rows) < 0.01], "c"] = np.nan
+    baseline = build_baseline(reference)
+    coded = summarise_window(baseline, window, ["c"])["c"]
+    plain = summarise_window(baseline, window.astype({"c": object}), ["c"])["c"]
+    assert coded.frequencies == plain.frequencies
+    assert coded.missing == plain.missing == int(window["c"].isna().sum()) > 0
