@@ -21,13 +21,13 @@ from lineage import session_scope
 __all__ = ["EngineDep", "SessionDep", "SettingsDep", "get_engine", "get_session", "get_settings"]
 
 
-def get_engine(request: Request) -> Engine:
-    """Return the engine the app's lifespan created."""
+async def get_engine(request: Request) -> Engine:
+    """Return the engine the app's lifespan created (async: no thread hop for an attribute)."""
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """Return the settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings

@@ -53,7 +53,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from api.deps import EngineDep
 from api.oidc import access_token_principal, provider_of
@@ -70,7 +70,7 @@ from governance.identity import (
     record_auth_failure,
 )
 from governance.permissions import Permission
-from governance.roles import holds_anywhere, permissions_of
+from governance.roles import holds_anywhere, project_permissions
 from lineage.errors import NotFound, PermissionDenied, Unauthenticated, WardenError
 from lineage.projects import Project
 from lineage.store import session_scope
@@ -272,10 +272,9 @@ class Gate:
                 f"none of your roles grants {self.permission.value!r}; ask a project admin"
             )
             return _Denial(error, actor, action, "route", action)
-        project = session.exec(select(Project).where(Project.name == name)).first()
+        project, held = project_permissions(session=session, actor=actor, name=name)
         if project is None:
             return _Denial(NotFound(_NO_PROJECT), actor, action, "project", name)
-        held = permissions_of(session=session, actor=actor, project_id=project.id)
         if not held:
             return _Denial(NotFound(_NO_PROJECT), actor, action, "project", str(project.id))
         scoped = actor.in_project(project.id)
@@ -304,7 +303,7 @@ def require_authenticated() -> Gate:
     return Gate(None)
 
 
-def current_project(request: Request) -> Project:
+async def current_project(request: Request) -> Project:
     """Return the project the gate loaded for this request's ``{project}`` path parameter.
 
     Raises:

@@ -344,6 +344,15 @@ def _digest(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+_NO_KEY_DIGEST = "0" * 64
+# Built once, so SQLAlchemy computes its cache key once, not per request.
+_KEY_WITH_PRINCIPAL = (
+    select(ApiKey, Principal)
+    .join(Principal, col(Principal.id) == col(ApiKey.principal_id))
+    .where(ApiKey.prefix == sa.bindparam("prefix"))
+)
+
+
 def issue_api_key(
     *,
     session: Session,
@@ -394,14 +403,19 @@ def authenticate_api_key(
     parts = raw_key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise Unauthenticated(f"the credential is not a Warden API key ({KEY_PREFIX}_…)")
-    key = session.exec(select(ApiKey).where(ApiKey.prefix == parts[1])).first()
-    if key is None or not hmac.compare_digest(key.secret_hash, _digest(raw_key)):
+    # The key and its principal in one indexed read: every API request makes it.
+    found = session.exec(_KEY_WITH_PRINCIPAL, params={"prefix": parts[1]}).first()
+    digest = _digest(raw_key)
+    if found is None:
+        hmac.compare_digest(_NO_KEY_DIGEST, digest)  # the same work as for a known prefix
+        raise Unauthenticated(_UNKNOWN_KEY)
+    key, principal = found
+    if not hmac.compare_digest(key.secret_hash, digest):
         raise Unauthenticated(_UNKNOWN_KEY)
     now = now or utcnow()
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         raise Unauthenticated(_UNKNOWN_KEY)
-    principal = session.get(Principal, key.principal_id)
-    if principal is None or principal.disabled_at is not None:
+    if principal.disabled_at is not None:
         raise Unauthenticated(_UNKNOWN_KEY)
     return principal, key
 

@@ -37,6 +37,7 @@ __all__ = ["READ_ONLY", "create_store_engine", "is_sqlite", "session_scope"]
 READ_ONLY = "warden_read_only"
 """Execution option: on SQLite, begin with a deferred ``BEGIN`` (reads only, no write lock)."""
 _LOCK_WAIT_SECONDS = 30.0
+_POOL_SIZE = 20
 _WRITE_LOCKS: dict[str, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
@@ -120,6 +121,11 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
     kwargs: dict[str, Any] = {"connect_args": connect_args}
     if in_memory:
         kwargs["poolclass"] = StaticPool
+    else:
+        # A request holds two connections for a moment (the gate's read, then its own): past
+        # the pool, each would open a fresh connection and run the pragmas again. As many as
+        # the threads that run requests (anyio's default 40); an idle one costs a file handle.
+        kwargs.update(pool_size=_POOL_SIZE, max_overflow=_POOL_SIZE)
     engine = sa.create_engine(url, echo=echo, future=True, **kwargs)
     lock = None if in_memory else _write_lock(str(engine.url.database))
 

@@ -80,6 +80,8 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.dashboard import (  # noqa: F401  (importing a page module registers its pages)
     access_forms,
@@ -123,6 +125,74 @@ def _is_dashboard(path: str) -> bool:
     return not path.startswith(("/api/", "/static/", "/metrics", "/healthz", "/readyz"))
 
 
+async def _dashboard_errors(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    if (
+        response.status_code < 400
+        or not _is_dashboard(request.url.path)
+        or not _wants_html(request)
+        or response.headers.get("content-type", "").startswith("text/html")
+    ):
+        return response
+    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+    if response.status_code == 401:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        redirect = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+        if request.cookies.get("warden_session"):
+            clear_session_cookie(request, redirect)
+        return redirect
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        problem = {}
+    try:
+        signed_in = read_session(request) is not None
+    except Unauthenticated:
+        signed_in = False
+    page = _templates(request).TemplateResponse(
+        request,
+        "error.html",
+        {
+            "me": None,
+            "signed_in": signed_in,
+            "project": None,
+            "projects": [],
+            "can": set(),
+            "csrf": _csrf(request) if signed_in else "",
+            "csrf_field": CSRF_FIELD,
+            "status": response.status_code,
+            "title": problem.get("title", "Error"),
+            "detail": problem.get("detail", ""),
+            "field": problem.get("field"),
+        },
+        status_code=response.status_code,
+    )
+    for name in ("retry-after", "x-request-id"):
+        if name in response.headers:
+            page.headers[name] = response.headers[name]
+    return page
+
+
+class _DashboardErrors:
+    """Error pages and sign-in redirects for browsers on dashboard paths; others pass through.
+
+    The page rewrite needs a ``BaseHTTPMiddleware`` (it reads the response body back), which
+    costs every request a task and a stream: API paths, the bulk of the traffic, skip it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pages = BaseHTTPMiddleware(app, dispatch=_dashboard_errors)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _is_dashboard(scope["path"]):
+            await self.pages(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def install_dashboard(app: FastAPI) -> None:
     """Add the dashboard to ``app``: pages, static files, the cookie reader, HTML errors.
 
@@ -134,52 +204,4 @@ def install_dashboard(app: FastAPI) -> None:
     readers = list(getattr(app.state, "credential_readers", []))
     app.state.credential_readers = [*readers, session_credential_reader]
 
-    @app.middleware("http")
-    async def dashboard_errors(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if (
-            response.status_code < 400
-            or not _is_dashboard(request.url.path)
-            or not _wants_html(request)
-            or response.headers.get("content-type", "").startswith("text/html")
-        ):
-            return response
-        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
-        if response.status_code == 401:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            redirect = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
-            if request.cookies.get("warden_session"):
-                clear_session_cookie(request, redirect)
-            return redirect
-        try:
-            problem = json.loads(body)
-        except ValueError:
-            problem = {}
-        try:
-            signed_in = read_session(request) is not None
-        except Unauthenticated:
-            signed_in = False
-        page = _templates(request).TemplateResponse(
-            request,
-            "error.html",
-            {
-                "me": None,
-                "signed_in": signed_in,
-                "project": None,
-                "projects": [],
-                "can": set(),
-                "csrf": _csrf(request) if signed_in else "",
-                "csrf_field": CSRF_FIELD,
-                "status": response.status_code,
-                "title": problem.get("title", "Error"),
-                "detail": problem.get("detail", ""),
-                "field": problem.get("field"),
-            },
-            status_code=response.status_code,
-        )
-        for name in ("retry-after", "x-request-id"):
-            if name in response.headers:
-                page.headers[name] = response.headers[name]
-        return page
+    app.add_middleware(_DashboardErrors)

@@ -14,7 +14,7 @@ from api.security import CurrentProject, require
 from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import AuditEntry
-from governance.identity import Principal
+from governance.identity import ApiKey, Principal, revoke_api_key
 from governance.permissions import Permission
 from governance.roles import Role
 from lineage.errors import Unauthenticated
@@ -102,6 +102,23 @@ def test_another_projects_route_is_404_like_a_missing_project(
     missing = gated.post("/api/v1/projects/nowhere/probe", headers=scientist.headers)
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json()["detail"] == missing.json()["detail"]
+
+
+def test_a_revoked_key_is_refused_on_its_next_request(
+    gated: TestClient, make_principal: Callable[..., Issued], engine: Engine
+) -> None:
+    scientist = make_principal(role=Role.DATA_SCIENTIST, project="acme")
+    assert gated.post("/api/v1/projects/acme/probe", headers=scientist.headers).status_code == 200
+    with session_scope(engine) as session:
+        key = session.exec(
+            select(ApiKey).where(ApiKey.principal_id == scientist.principal.id)
+        ).one()
+        revoke_api_key(
+            session=session, actor=Actor.system(), principal_id=key.principal_id, key_id=key.id
+        )
+    refused = gated.post("/api/v1/projects/acme/probe", headers=scientist.headers)
+    assert refused.status_code == 401  # no cache between a revocation and the next request
+    assert [e.action for e in _audit(engine)][-1] == "auth.failed"
 
 
 def test_a_global_admin_passes_everywhere(

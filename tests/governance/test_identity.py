@@ -19,6 +19,7 @@ from governance.identity import (
     create_person,
     create_service_account,
     issue_api_key,
+    list_api_keys,
     record_auth_failure,
     revoke_api_key,
     verify_password,
@@ -89,6 +90,37 @@ def test_wrong_keys_are_refused_alike(
     key = make_principal().key
     with session_scope(engine) as session, pytest.raises(Unauthenticated):
         authenticate_api_key(session=session, raw_key=mangle(key))
+
+
+def test_a_secret_under_another_keys_prefix_is_refused_with_the_same_message(
+    engine: Engine, make_principal: Callable[..., Issued]
+) -> None:
+    """An attacker holding one key learns nothing by pairing its secret with other prefixes."""
+    own, other = make_principal().key, make_principal().key
+    own_prefix, own_secret = own.split("_", 2)[1:]
+    other_prefix = other.split("_", 2)[1]
+    revoked = make_principal()
+    with session_scope(engine) as session:
+        (key,) = list_api_keys(session=session, principal_id=revoked.principal.id)
+        revoke_api_key(
+            session=session, actor=SYSTEM, principal_id=revoked.principal.id, key_id=key.id
+        )
+    attempts = {
+        "secret under another key's prefix": f"wdn_{other_prefix}_{own_secret}",
+        "unknown prefix": f"wdn_{'f' * 12}_{own_secret}",
+        "right prefix, wrong secret": f"wdn_{own_prefix}_{own_secret[:-2]}xx",
+        "revoked": revoked.key,
+    }
+    messages = set()
+    with session_scope(engine) as session:
+        for what, raw in attempts.items():
+            with pytest.raises(Unauthenticated) as refused:
+                authenticate_api_key(session=session, raw_key=raw)
+            messages.add(str(refused.value))
+            assert raw not in str(refused.value), what
+        principal, _key = authenticate_api_key(session=session, raw_key=own)
+    assert len(messages) == 1  # one answer for every way of being wrong: no oracle
+    assert principal.name != revoked.principal.name
 
 
 def test_revoked_and_expired_keys_are_refused(engine: Engine) -> None:

@@ -17,6 +17,7 @@ from governance.roles import (
     grant_role,
     holds_anywhere,
     permissions_of,
+    project_permissions,
     render_matrix,
     revoke_role,
     visible_project_ids,
@@ -88,6 +89,32 @@ def test_a_global_admin_holds_everything_everywhere(
             Permission
         )
         assert visible_project_ids(session=session, actor=admin) is None
+
+
+def test_the_gates_one_read_finds_the_project_and_only_the_actors_own_roles(
+    engine: Engine, make_principal: Callable[..., Issued], make_project: Callable[[str], Project]
+) -> None:
+    acme = make_project("acme")
+    make_project("other")
+    both = actor_for(make_principal(role=[Role.VIEWER, Role.APPROVER], project="acme").principal)
+    make_principal(role=Role.ADMIN, project="other")  # someone else's grant must not leak
+    outsider = actor_for(make_principal(role=Role.ADMIN, project="other").principal)
+    admin = actor_for(make_principal(admin=True).principal)
+    with session_scope(engine) as session:
+        project, held = project_permissions(session=session, actor=both, name="acme")
+        assert project is not None
+        assert project.id == acme.id
+        assert held == ROLE_PERMISSIONS[Role.VIEWER] | ROLE_PERMISSIONS[Role.APPROVER]
+        assert held == permissions_of(session=session, actor=both, project_id=acme.id)
+        assert project_permissions(session=session, actor=both, name="other")[1] == frozenset()
+        assert project_permissions(session=session, actor=outsider, name="acme")[1] == frozenset()
+        assert project_permissions(session=session, actor=admin, name="acme")[1] == frozenset(
+            Permission
+        )
+        assert project_permissions(session=session, actor=both, name="nowhere") == (
+            None,
+            frozenset(),
+        )
 
 
 def test_roles_combine_and_can_be_revoked(
