@@ -49,6 +49,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -305,16 +306,19 @@ def payload_text(
 
 
 def _row_hash(row: Mapping[str, Any], created_at: str) -> str:
-    """Return the hash of a row being appended (the documented one, without a dict round trip)."""
+    """Return the hash of a row being appended (the documented one, without a dict round trip).
+
+    ``row["detail"]`` is already canonical JSON text (:func:`_row` made it so), so it goes in
+    as it is rather than parsed and serialised again.
+    """
     actor_id, project_id = row["actor_id"], row["project_id"]
-    detail = row["detail"]
     text = payload_text(
         action=row["action"],
         actor_id=str(actor_id) if actor_id else None,
         actor_kind=row["actor_kind"],
         actor_name=row["actor_name"],
         created_at=created_at,
-        detail=detail if detail == "{}" else canonical_json(json.loads(detail)),
+        detail=row["detail"],
         id=str(row["id"]),
         outcome=row["outcome"],
         prev_hash=row["prev_hash"],
@@ -438,24 +442,36 @@ _INSERT = sa.insert(_TABLE)
 def _insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows``; on SQLite straight to the driver, with SQLAlchemy's column conversions.
 
-    SQLAlchemy's per-row parameter handling cost more than SQLite's insert itself.
+    SQLAlchemy's per-row parameter handling cost more than SQLite's insert itself. Values are
+    converted a column at a time; a batch repeats its time, actor and projects, so each distinct
+    value is converted once (the conversions are pure functions of the value).
     """
     dialect = connection.dialect
     if dialect.name != "sqlite" or len(rows) == 1:
         connection.execute(_INSERT, rows)
         return
-    compiled = _INSERT.compile(dialect=dialect)  # INSERT … VALUES (?, …): every column
-    names = list(compiled.positiontup or ())
-    convert = [_TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-    connection.exec_driver_sql(
-        str(compiled),
-        [
-            tuple(
-                row[name] if process is None else process(row[name])
-                for name, process in zip(names, convert, strict=True)
-            )
-            for row in rows
-        ],
+    sql, converters = _driver_insert(dialect)
+    columns: list[list[Any]] = []
+    for name, process in converters:
+        values = [row[name] for row in rows]
+        if process is not None and name == "id":
+            values = [process(value) for value in values]
+        elif process is not None:
+            done: dict[Any, Any] = {}
+            values = [done[v] if v in done else done.setdefault(v, process(v)) for v in values]
+        columns.append(values)
+    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+@lru_cache(maxsize=8)
+def _driver_insert(
+    dialect: sa.Dialect,
+) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
+    """Return the driver's ``INSERT … VALUES (?, …)`` and each column's conversion, in order."""
+    compiled = _INSERT.compile(dialect=dialect)
+    return str(compiled), tuple(
+        (name, _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in compiled.positiontup or ()
     )
 
 
