@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import orjson
@@ -85,8 +85,11 @@ from monitors.inferences import (
     records_from_frame,
     refuse_non_finite,
 )
-from monitors.inferences.columnar import upload_table
+from monitors.inferences.columnar import json_table, upload_table
 from monitors.table_files import read_parquet_table, read_table, table_suffix
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "ExplanationPublic",
@@ -229,6 +232,23 @@ def _records(raw: bytes) -> list[InferenceRecord]:
     return body.records
 
 
+def _plain_batch(
+    raw: bytes, schema: dict[str, str], context_schema: dict[str, dict[str, str]]
+) -> pa.Table:
+    """Return a plain batch as columns: parsed by Arrow from bytes, else by orjson, or raise."""
+    if not context_schema:
+        try:
+            return json_table(raw, schema=schema)
+        except Irregular:
+            pass  # nulls to tell from absent values, context, NaN: the parsed objects decide
+    return inference_table(
+        orjson.loads(raw),
+        schema=schema,
+        context_schema=context_schema,
+        booleans=b"true" in raw or b"false" in raw,
+    )
+
+
 @router.post(
     "/deployments/{deployment_id}/inferences",
     status_code=status.HTTP_201_CREATED,
@@ -253,20 +273,16 @@ def post_inferences(
     """Log a batch of inferences (``InferencesCreate``); re-sent request ids are counted once.
 
     A plain batch — the model's features and nothing else per record, plain ISO times — is
-    checked and stored column by column (:mod:`monitors.inferences.columnar`); any other is
-    judged record by record, which names the field of a refusal.
+    checked and stored column by column (:mod:`monitors.inferences.columnar`; without context
+    or null features, parsed from the bytes by Arrow); any other is judged record by record,
+    which names the field of a refusal.
     """
     target = _resolve(session, project.id, deployment_id, environment)
     deployment, model_version = deployment_of(
         session=session, project_id=project.id, deployment_id=target
     )
     try:
-        table = inference_table(
-            orjson.loads(raw),
-            schema=model_version.feature_schema,
-            context_schema=model_version.context_schema,
-            booleans=b"true" in raw or b"false" in raw,
-        )
+        table = _plain_batch(raw, model_version.feature_schema, model_version.context_schema)
     except (orjson.JSONDecodeError, Irregular):
         records = _records(raw)
         return _answer(

@@ -32,7 +32,7 @@ from monitors.inferences import (
     read_window,
     records_from_frame,
 )
-from monitors.inferences.columnar import upload_table
+from monitors.inferences.columnar import json_table, upload_table
 from tests.adult import adult_test
 from tests.monitors.serving import SCHEMA, adult_deployment, records
 
@@ -113,29 +113,29 @@ def _set(path: tuple[Any, ...], value: Any) -> Callable[[list[dict[str, Any]]], 
     return change
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        _set((3, "features", "age"), True),  # a bool where a number belongs
-        _set((3, "features", "age"), "41"),
-        _set((3, "features", "workclass"), 7),  # the record path keeps it as text "7"
-        _set((3, "features", "zodiac"), "leo"),
-        lambda batch: batch[3]["features"].pop("age"),
-        _set((3, "colour"), "red"),
-        lambda batch: batch[3].pop("request_id"),
-        _set((3, "request_id"), ""),
-        _set((3, "request_id"), 12),
-        _set((3, "time"), "2026-12-06T10:00:00"),  # no offset
-        _set((3, "time"), "2026-12-06 10:00:00+00:00"),
-        _set((3, "time"), "2026-02-30T10:00:00+00:00"),
-        _set((3, "time"), "3026-01-01T10:00:00+00:00"),
-        _set((3, "probabilities"), {"a": 1.0}),
-        _set((3, "context"), None),
-        _set((3, "prediction"), "yes"),  # text among numbers
-        _set((3, "prediction"), [1]),
-        _set((3, "score"), True),  # after floats, Arrow alone would read it as 1.0
-    ],
-)
+_IRREGULAR: list[Callable[[list[dict[str, Any]]], Any]] = [
+    _set((3, "features", "age"), True),  # a bool where a number belongs
+    _set((3, "features", "age"), "41"),
+    _set((3, "features", "workclass"), 7),  # the record path keeps it as text "7"
+    _set((3, "features", "zodiac"), "leo"),
+    lambda batch: batch[3]["features"].pop("age"),
+    _set((3, "colour"), "red"),
+    lambda batch: batch[3].pop("request_id"),
+    _set((3, "request_id"), ""),
+    _set((3, "request_id"), 12),
+    _set((3, "time"), "2026-12-06T10:00:00"),  # no offset
+    _set((3, "time"), "2026-12-06 10:00:00+00:00"),
+    _set((3, "time"), "2026-02-30T10:00:00+00:00"),
+    _set((3, "time"), "3026-01-01T10:00:00+00:00"),
+    _set((3, "probabilities"), {"a": 1.0}),
+    _set((3, "context"), None),
+    _set((3, "prediction"), "yes"),  # text among numbers
+    _set((3, "prediction"), [1]),
+    _set((3, "score"), True),  # after floats, Arrow alone would read it as 1.0
+]
+
+
+@pytest.mark.parametrize("change", _IRREGULAR)
 def test_anything_but_the_plain_shape_steps_aside(
     change: Callable[[list[dict[str, Any]]], None],
 ) -> None:
@@ -158,6 +158,80 @@ def test_a_version_without_a_schema_or_an_odd_body_steps_aside() -> None:
         inference_table({"records": []}, schema=SCHEMA, context_schema={})
     with pytest.raises(Irregular):
         inference_table([batch], schema=SCHEMA, context_schema={})
+
+
+def _plain_body(batch: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"records": batch}).encode()
+
+
+def _plain() -> list[dict[str, Any]]:
+    """A batch Arrow's reader takes: no context, no null feature."""
+    batch = _batch()
+    del batch[6]["context"]
+    for record in batch:
+        for name, value in record["features"].items():
+            if value is None:
+                record["features"][name] = "unknown" if SCHEMA[name] == "category" else 0
+    return batch
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["compact", "pretty"])
+def test_arrow_reads_a_plain_body_into_the_columns_the_parsed_objects_give(
+    indent: int | None,
+) -> None:
+    raw = json.dumps({"records": _plain()}, indent=indent).encode()
+    by_arrow = json_table(raw, schema=SCHEMA)
+    by_objects = inference_table(orjson.loads(raw), schema=SCHEMA, context_schema={})
+    assert by_arrow.schema == by_objects.schema
+    assert by_arrow.equals(by_objects)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        *_IRREGULAR,
+        _set((3, "features", "age"), None),  # null or absent: Arrow cannot tell
+        _set((3, "context"), {"region": "north"}),
+        _set((3,), None),
+        _set((3, "features"), None),
+    ],
+)
+def test_arrow_steps_aside_from_anything_but_the_plain_shape(
+    change: Callable[[list[dict[str, Any]]], None],
+) -> None:
+    batch = _plain()
+    change(batch)
+    with pytest.raises(Irregular):
+        json_table(_plain_body(batch), schema=SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"records": [{"request_id": "a", "features": {"age": NaN}}]}',
+        b"",
+        b'{"records": []}',
+        b'{"records": null}',
+        b'[{"records": []}]',
+        b'{"records": [{"request_id": "a", "request_id": "b"}]}',
+        b'{"records": [{"request_id": "\xff"}]}',
+    ],
+    ids=["NaN", "empty", "no records", "null", "array", "a name twice", "not UTF-8"],
+)
+def test_arrow_steps_aside_from_bodies_that_are_not_one_plain_object(raw: bytes) -> None:
+    with pytest.raises(Irregular):
+        json_table(raw, schema=SCHEMA)
+
+
+def test_arrow_steps_aside_from_non_finite_numbers_and_a_second_object() -> None:
+    body = _plain_body(_plain())
+    for bad in (b"NaN", b"Infinity", b"-Infinity"):
+        with pytest.raises(Irregular):
+            json_table(body.replace(b'"score": 0.075', b'"score": ' + bad, 1), schema=SCHEMA)
+    with pytest.raises(Irregular):
+        json_table(body + b"\n" + body, schema=SCHEMA)
+    with pytest.raises(Irregular):
+        json_table(body[:-1] + b', "more": 1}', schema=SCHEMA)
 
 
 def _upload_frame() -> pd.DataFrame:
