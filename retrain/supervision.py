@@ -3,7 +3,9 @@
 Steps and the evaluation's reader both go through :func:`supervise`: the child starts through
 the configured executor with an environment built from nothing (:func:`sandbox_env`), its output
 is appended to the run's log, and the run's deadline or a cancel request stops its process group
-(SIGTERM, then SIGKILL after the grace period).
+(SIGTERM, then SIGKILL after the grace period). The log is a file on the worker's disk; while it
+grows, its tail is copied to the run's row every :data:`LOG_SHARE_SECONDS`, so an API replica on
+another machine shows the live log too.
 """
 
 from __future__ import annotations
@@ -17,16 +19,28 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from lineage.errors import Unavailable
+from lineage.store import session_scope
 from retrain.pipelines import PipelineRun, PipelineRunState
 from retrain.runner_config import RunnerConfig
 from retrain.sandbox import SandboxSpec, source_root
 from retrain.step import CONTEXT_ENV
 
-__all__ = ["SandboxGrant", "StepOutcome", "log_tail", "sandbox_env", "supervise"]
+__all__ = [
+    "LOG_SHARE_SECONDS",
+    "SandboxGrant",
+    "StepOutcome",
+    "log_tail",
+    "sandbox_env",
+    "supervise",
+]
+
+LOG_SHARE_SECONDS = 2.0
+"""How often a growing log's tail is copied to the run's row while its code runs."""
 
 
 def sandbox_env(config: RunnerConfig, context_path: Path | None = None) -> dict[str, str]:
@@ -107,7 +121,8 @@ def supervise(
         except (OSError, Unavailable) as error:
             detail = error.detail if isinstance(error, Unavailable) else error.strerror or error
             return StepOutcome(PipelineRunState.FAILED, f"{label} could not start: {detail}")
-        last_check = 0.0
+        last_check = last_share = 0.0
+        shared_size = -1
         while process.poll() is None:
             now = time.monotonic()
             if now >= deadline:
@@ -121,6 +136,11 @@ def supervise(
                 if _cancel_requested(engine, run_id):
                     _terminate(process, config.kill_grace_seconds)
                     return StepOutcome(PipelineRunState.CANCELLED, f"cancelled during {label}")
+            if now - last_share >= LOG_SHARE_SECONDS:
+                last_share, size = now, os.fstat(log.fileno()).st_size
+                if size != shared_size:
+                    shared_size = size
+                    _share_tail(engine, run_id, log_path)
             time.sleep(config.poll_seconds)
     if process.returncode != 0:
         return StepOutcome(
@@ -129,6 +149,16 @@ def supervise(
             process.returncode,
         )
     return StepOutcome(PipelineRunState.SUCCEEDED, exit_code=0)
+
+
+def _share_tail(engine: Engine, run_id: uuid.UUID, log_path: Path) -> None:
+    """Copy the log's tail to the run's row (that column only) for readers on other machines."""
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(PipelineRun)
+            .where(col(PipelineRun.id) == run_id)
+            .values(log_tail=log_tail(log_path.parent))
+        )
 
 
 def log_tail(directory: Path) -> str:

@@ -83,6 +83,7 @@ def test_a_run_keeps_its_files_and_model_in_the_bucket_and_none_locally(
             Step(name="train", entrypoint="api.demo.adult:train"),
             Step(name="link", command=[sys.executable, "-c", leak]),
         ],
+        parameters={"train_path": str(ADULT_TRAIN), "max_rows": 1000, "max_iter": 10},
         evaluation=EvaluationSpec(
             holdout_uri=str(ADULT_TRAIN.with_name("adult.test.gz")),
             reader="api.demo.adult:read_adult",

@@ -24,6 +24,7 @@ from lineage.models import DatasetVersion, Edge, EdgeKind, LineageEvent, ModelVe
 from lineage.projects import Project
 from lineage.store import session_scope
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
+from retrain import supervision
 from retrain.evaluation import Evaluation
 from retrain.mlflow_registry import Registry
 from retrain.pipelines import (
@@ -111,13 +112,15 @@ def test_a_run_trains_registers_and_records_lineage(
     assert "sex=Female" in scored.fairness["candidate"]["sex"]["selection_rate"]
 
 
-def test_a_running_run_can_be_cancelled(
+def test_a_running_run_shares_its_live_log_and_can_be_cancelled(
     make_pipeline: Callable[..., Pipeline],
     engine: Engine,
     trainer: Actor,
     runner_config: RunnerConfig,
     project: Project,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(supervision, "LOG_SHARE_SECONDS", 0.1)
     pipeline = make_pipeline(steps=[Step(name="sleep", command=SLEEP)], parameters={})
     queued = _queue(engine, pipeline, trainer)
     finished: list[PipelineRun] = []
@@ -132,10 +135,18 @@ def test_a_running_run_can_be_cancelled(
     while not (log.exists() and "sleeping" in log.read_text()):
         assert time.monotonic() - started < 30, "the step never started"
         time.sleep(0.05)
+
+    def shared_tail() -> str:  # what an API replica on another machine shows of the live log
+        with session_scope(engine) as session:
+            running = session.get(PipelineRun, queued.id)
+            assert running is not None
+            assert running.state == PipelineRunState.RUNNING
+            return running.log_tail
+
+    while "sleeping" not in shared_tail():
+        assert time.monotonic() - started < 30, "the live log never reached the run's row"
+        time.sleep(0.05)
     with session_scope(engine) as session:
-        running = session.get(PipelineRun, queued.id)
-        assert running is not None
-        assert running.state == PipelineRunState.RUNNING
         cancel_run(session=session, project_id=project.id, run_id=queued.id, actor=trainer)
     thread.join(timeout=30)
 
