@@ -1,11 +1,12 @@
 """Benchmark: the audit log — audited actions through the API, batched appends, verification.
 
 Run ``python -m bench.audit`` (defaults: 8 writers x 250 actions through the API, 100,000 batched
-appends in batches of 1,000, verification of a 1,000,000-entry chain; ``--actions``,
-``--entries``, ``--chain`` run it small). Everything runs on a fresh SQLite store (WAL,
-``synchronous=NORMAL``: a commit survives a crash of the process, not a power cut) with the
-checkpoint key attached, so a signed checkpoint lands every 100 entries as in production.
-Measured side by side in the same run:
+appends in batches of 1,000, verification of a 1,000,000-entry chain, each ``--repeats`` (3)
+times; ``--actions``, ``--entries``, ``--chain`` run it small). Everything runs on a fresh SQLite
+store (WAL, ``synchronous=NORMAL``: a commit survives a crash of the process, not a power cut)
+with the checkpoint key attached, so a signed checkpoint lands every 100 entries as in
+production. Each round measures Warden and its anchor back to back; a figure is the median of the
+rounds (each round's figures are in the JSON line). Measured side by side in the same run:
 
 * **single audited actions**: ``warden serve`` (one API process) and 8 client threads, each
   sending ``PATCH …/budgets/{id}`` (authenticated with an API key, permission checked, the budget
@@ -16,8 +17,9 @@ Measured side by side in the same run:
   entries per second. Anchor: inserting the same rows (same columns, same indexes) with a bare
   ``sqlite3`` ``executemany`` per batch.
 * **verification** (:func:`governance.audit_export.verify_store`) of a chain of ``--chain``
-  entries, checkpoints and signatures included. Anchor: SHA-256 of the same canonical bytes with
-  ``hashlib`` alone.
+  entries, checkpoints and signatures included (the chain is built once, by ``append_many`` in
+  batches of ``--seed-batch``, then verified each round). Anchors: SHA-256 of the same canonical
+  bytes with ``hashlib`` alone, and reading the same rows in seq order with bare ``sqlite3``.
 
 The last line printed is one JSON object with the figures.
 """
@@ -29,6 +31,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import statistics
 import sys
 import tempfile
 import threading
@@ -295,13 +298,41 @@ def _anchor_hashing(path: Path) -> tuple[float, int]:
     return seconds, size
 
 
-def run_verify(folder: Path, chain: int, batch: int) -> dict[str, Any]:
-    """Build a chain of ``chain`` entries, verify it, and hash its bytes with hashlib alone."""
-    from governance.audit_export import verify_store
-
-    engine, signer = _open_store(folder, "chain.db")
+def build_chain(folder: Path, chain: int, batch: int) -> dict[str, Any]:
+    """Build the chain to verify (``append_many`` in batches of ``batch``); its build rate."""
+    engine, _signer = _open_store(folder, "chain.db")
     try:
         built = _append_batches(engine, chain, batch)
+    finally:
+        engine.dispose()
+    return {
+        "chain_entries": chain,
+        "chain_seed_batch": batch,
+        "chain_built_per_s": round(chain / built),
+    }
+
+
+def _anchor_reading(path: Path) -> float:
+    """Read every entry in seq order with bare ``sqlite3``, 20,000 rows at a time; the seconds."""
+    with closing(sqlite3.connect(path)) as connection:
+        started = time.perf_counter()
+        cursor = connection.execute("SELECT * FROM governance_audit_entry ORDER BY seq")
+        while cursor.fetchmany(20_000):
+            pass
+        return time.perf_counter() - started
+
+
+def run_verify(folder: Path, chain: int) -> dict[str, Any]:
+    """Verify the chain built by :func:`build_chain`; hash its bytes with hashlib alone."""
+    from governance.audit_export import verify_store
+    from governance.checkpoints import attach_signer
+    from governance.signing import load_or_create_signer
+    from lineage import create_store_engine
+
+    engine = create_store_engine(f"sqlite:///{folder / 'chain.db'}")
+    signer = load_or_create_signer(folder / "keys" / "chain.db.pem")
+    attach_signer(engine, signer, every=100)
+    try:
         started = time.perf_counter()
         report = verify_store(engine=engine, public_key=signer.public_key, every=100)
         seconds = time.perf_counter() - started
@@ -310,15 +341,25 @@ def run_verify(folder: Path, chain: int, batch: int) -> dict[str, Any]:
     if not report.intact or report.entries != chain:
         raise RuntimeError(f"verification failed: {report.as_dict()}")
     anchor, size = _anchor_hashing(folder / "chain.db")
+    reading = _anchor_reading(folder / "chain.db")
     return {
-        "chain_entries": chain,
-        "chain_built_per_s": round(chain / built),
         "verify_seconds": round(seconds, 2),
         "verify_per_s": round(chain / seconds),
         "checkpoints_verified": report.checkpoints_verified,
         "anchor_hash_seconds": round(anchor, 3),
+        "anchor_read_seconds": round(reading, 2),
         "verify_to_anchor_ratio": round(seconds / anchor, 1),
         "hashed_mib": round(size / 2**20, 1),
+    }
+
+
+def _median(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return each figure's median over the rounds (counts are the same in every round)."""
+    return {
+        name: round(statistics.median(r[name] for r in rounds), 2)
+        if isinstance(rounds[0][name], float)
+        else statistics.median_low(r[name] for r in rounds)
+        for name in rounds[0]
     }
 
 
@@ -330,33 +371,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=100_000, help="batched appends")
     parser.add_argument("--batch", type=int, default=1000, help="entries per append_many")
     parser.add_argument("--chain", type=int, default=1_000_000, help="entries to verify")
+    parser.add_argument(
+        "--seed-batch", type=int, default=10_000, help="entries per append_many building the chain"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; figures are medians")
     options = parser.parse_args(argv)
     figures: dict[str, Any] = {"load_average_1min": round(os.getloadavg()[0], 1)}
+    rounds: dict[str, list[dict[str, Any]]] = {"api": [], "batched": [], "verify": []}
     with tempfile.TemporaryDirectory(prefix="warden-audit-bench-") as name:
         folder = Path(name)
-        api = run_api(folder, options.actions, options.writers)
+        for number in range(1, options.repeats + 1):
+            with tempfile.TemporaryDirectory(dir=folder) as round_folder:
+                api = run_api(Path(round_folder), options.actions, options.writers)
+            rounds["api"].append(api)
+            print(
+                f"round {number}, API, {api['api_writers']} writers: "
+                f"{api['api_actions_per_s']:,.0f} audited actions/s, p50 {api['api_p50_ms']} ms, "
+                f"p95 {api['api_p95_ms']} ms, p99 {api['api_p99_ms']} ms; server CPU "
+                f"{api['api_server_cpu_ms_per_action']} ms per action; anchor (bare one-row "
+                f"SQLite commits): {api['anchor_commits_per_s']:,.0f}/s",
+                flush=True,
+            )
+        for number in range(1, options.repeats + 1):
+            with tempfile.TemporaryDirectory(dir=folder) as round_folder:
+                batched = run_batched(Path(round_folder), options.entries, options.batch)
+            rounds["batched"].append(batched)
+            print(
+                f"round {number}, append_many, batches of {options.batch}: "
+                f"{batched['batched_per_s']:,}/s; anchor (bare executemany of the same rows): "
+                f"{batched['anchor_inserts_per_s']:,}/s",
+                flush=True,
+            )
+        built = build_chain(folder, options.chain, options.seed_batch)
         print(
-            f"API, {api['api_writers']} writers: {api['api_actions_per_s']:,.0f} audited actions/s,"
-            f" p50 {api['api_p50_ms']} ms, p95 {api['api_p95_ms']} ms, p99 {api['api_p99_ms']} "
-            f"ms; server CPU {api['api_server_cpu_ms_per_action']} ms per action; anchor (bare "
-            f"one-row SQLite commits): {api['anchor_commits_per_s']:,.0f}/s",
+            f"chain of {options.chain:,} built by append_many (batches of "
+            f"{options.seed_batch:,}): {built['chain_built_per_s']:,}/s",
             flush=True,
         )
-        batched = run_batched(folder, options.entries, options.batch)
-        print(
-            f"append_many, batches of {options.batch}: {batched['batched_per_s']:,}/s; anchor "
-            f"(bare executemany of the same rows): {batched['anchor_inserts_per_s']:,}/s",
-            flush=True,
-        )
-        verify = run_verify(folder, options.chain, options.batch)
-        print(
-            f"verify {verify['chain_entries']:,} entries: {verify['verify_seconds']} s "
-            f"({verify['verify_per_s']:,}/s); anchor (hashlib over the same "
-            f"{verify['hashed_mib']} MiB): {verify['anchor_hash_seconds']} s; "
-            f"{verify['verify_to_anchor_ratio']}x",
-            flush=True,
-        )
-        figures.update(api, **batched, **verify)
+        for number in range(1, options.repeats + 1):
+            verify = run_verify(folder, options.chain)
+            rounds["verify"].append(verify)
+            print(
+                f"round {number}, verify {options.chain:,} entries: {verify['verify_seconds']} s "
+                f"({verify['verify_per_s']:,}/s); anchors: hashlib over the same "
+                f"{verify['hashed_mib']} MiB {verify['anchor_hash_seconds']} s "
+                f"({verify['verify_to_anchor_ratio']}x), bare sqlite3 reading the rows "
+                f"{verify['anchor_read_seconds']} s",
+                flush=True,
+            )
+        figures.update(built)
+        for part in rounds.values():
+            figures.update(_median(part))
+        figures["rounds"] = rounds
     print(json.dumps(figures, sort_keys=True))
     return 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.audit import main, run_batched, run_verify
+from bench.audit import build_chain, main, run_batched, run_verify
 
 pytestmark = pytest.mark.slow
 
@@ -17,8 +17,8 @@ def test_batched_appends_and_verification_at_a_tiny_size(tmp_path: Path) -> None
     assert batched["batched_entries"] == 300
     assert batched["batched_per_s"] > 0
     assert batched["anchor_inserts_per_s"] > 0
-    verify = run_verify(tmp_path, 250, 100)  # raises unless the chain verifies intact
-    assert verify["chain_entries"] == 250
+    assert build_chain(tmp_path, 250, 100)["chain_entries"] == 250
+    verify = run_verify(tmp_path, 250)  # raises unless the chain verifies intact
     assert verify["checkpoints_verified"] == 2
     assert verify["verify_seconds"] >= 0
     assert verify["hashed_mib"] > 0
@@ -26,7 +26,7 @@ def test_batched_appends_and_verification_at_a_tiny_size(tmp_path: Path) -> None
 
 def test_a_small_whole_run_through_the_api(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--actions", "3", "--writers", "2", "--entries", "200", "--batch", "100"]
-    assert main([*argv, "--chain", "200"]) == 0
+    assert main([*argv, "--chain", "200", "--seed-batch", "100", "--repeats", "1"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["api_actions"] == 6  # each answered 200 and left its audit entry
     for key in (
@@ -35,3 +35,4 @@ def test_a_small_whole_run_through_the_api(capsys: pytest.CaptureFixture[str]) -
     ):  # fmt: skip
         assert figures[key] > 0, key
     assert figures["anchor_hash_seconds"] >= 0
+    assert len(figures["rounds"]["verify"]) == 1
