@@ -21,6 +21,7 @@ from lineage.deployments import (
     get_deployment,
     list_deployments,
     live_deployments,
+    page_deployments,
     record_deployment,
 )
 from lineage.errors import (
@@ -172,6 +173,7 @@ __all__ = [
     "model_provenance",
     "model_provenance_by_name",
     "new_id",
+    "page_deployments",
     "page_in_memory",
     "page_model_versions",
     "record_deployment",

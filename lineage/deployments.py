@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -25,6 +25,7 @@ from lineage.edges import link
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.model_versions import MODEL_NAME_PATTERN, VERSION_PATTERN
 from lineage.models import Deployment, EdgeKind, ModelVersion
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.tables import utcnow
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "import_deployment",
     "list_deployments",
     "live_deployments",
+    "page_deployments",
     "record_deployment",
     "resolve_body_deployment",
     "resolve_deployment",
@@ -346,13 +348,47 @@ def list_deployments(
     environment: str | None = None,
 ) -> list[Deployment]:
     """Return the project's deployment history, newest first, optionally for one slot."""
+    query = _history_of(project_id, name, environment)
+    return list(session.exec(query.order_by(*(k.column.desc() for k in _HISTORY_ORDER))).all())
+
+
+_HISTORY_ORDER = (
+    SortKey(col(Deployment.live_from), "desc"),
+    SortKey(col(Deployment.id), "desc"),
+)
+
+
+def _history_of(project_id: uuid.UUID, name: str | None, environment: str | None) -> Any:
     query = select(Deployment).where(Deployment.project_id == project_id)
     if name is not None:
         query = query.where(Deployment.name == name)
     if environment is not None:
         query = query.where(Deployment.environment == environment)
-    query = query.order_by(sa.desc(col(Deployment.live_from)))
-    return list(session.exec(query).all())
+    return query
+
+
+def page_deployments(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    name: str | None = None,
+    environment: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[Deployment]:
+    """Return a page of the project's deployment history (of one slot), newest first.
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    return keyset_page(
+        session=session,
+        query=_history_of(project_id, name, environment),
+        keys=_HISTORY_ORDER,
+        key_of=lambda d: (d.live_from, d.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def live_deployments(

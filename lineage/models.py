@@ -241,6 +241,8 @@ class Deployment(Record, table=True):
             sqlite_where=sa.text("live_until IS NULL"),
             postgresql_where=sa.text("live_until IS NULL"),
         ),
+        # The order the history pages in (lineage.deployments): no sort, however long.
+        sa.Index("ix_lineage_deployment_page", "project_id", "live_from", "id"),
     )
 
     project_id: uuid.UUID = Field(foreign_key=_PROJECT_FK, index=True)

@@ -390,7 +390,7 @@ def get_impact(
         runs=_runs(found.runs, found.jobs),
         dataset_versions=_versions(found.dataset_versions, found.datasets),
         model_versions=[ModelVersionPublic.of(m, session=session) for m in found.model_versions],
-        deployments=[DeploymentPublic.of(d, session=session) for d in found.deployments],
+        deployments=DeploymentPublic.of_all(found.deployments, session=session),
         as_of=found.as_of,
         judged_model_versions=[ModelVersionPublic.of(m, session=session) for m in found.judged],
     )

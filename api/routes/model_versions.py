@@ -11,6 +11,7 @@ system (``POST …/deployments/import``, ``project:admin``) writes closed interv
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -29,8 +30,8 @@ from lineage.deployments import (
     end_deployment,
     get_deployment,
     import_deployment,
-    list_deployments,
     live_deployments,
+    page_deployments,
 )
 from lineage.model_versions import (
     ModelVersionCreate,
@@ -134,6 +135,22 @@ class DeploymentPublic(BaseModel):
         """Build the public view of a stored deployment."""
         model_version = session.get(ModelVersion, deployment.model_version_id)
         assert model_version is not None  # a foreign key guarantees it
+        return cls.joined(deployment, model_version)
+
+    @classmethod
+    def of_all(
+        cls, deployments: Sequence[Deployment], *, session: Session
+    ) -> list[DeploymentPublic]:
+        """Build the views of a page of deployments, their model versions read in one query."""
+        ids = {d.model_version_id for d in deployments}
+        served = {
+            v.id: v for v in session.exec(select(ModelVersion).where(col(ModelVersion.id).in_(ids)))
+        }
+        return [cls.joined(d, served[d.model_version_id]) for d in deployments]
+
+    @classmethod
+    def joined(cls, deployment: Deployment, model_version: ModelVersion) -> DeploymentPublic:
+        """Build the view of a deployment from the model version it serves."""
         return cls(
             id=deployment.id,
             name=deployment.name,
@@ -295,12 +312,19 @@ def read_deployments(
             if (name is None or d.name == name)
             and (environment is None or d.environment == environment)
         ]
+        chosen = page.answer_all(found, key_of=lambda d: (d.live_from, d.id), descending=True)
     else:
-        found = list_deployments(
-            session=session, project_id=project.id, name=name, environment=environment
+        chosen = page.answer(
+            page_deployments(
+                session=session,
+                project_id=project.id,
+                name=name,
+                environment=environment,
+                limit=page.limit,
+                cursor=page.cursor,
+            )
         )
-    chosen = page.answer_all(found, key_of=lambda d: (d.live_from, d.id), descending=True)
-    return [DeploymentPublic.of(d, session=session) for d in chosen]
+    return DeploymentPublic.of_all(chosen, session=session)
 
 
 @router.get(

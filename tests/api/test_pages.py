@@ -23,7 +23,7 @@ T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 def _walk(client: TestClient, url: str, who: Issued, limit: int) -> list[list[object]]:
     """Return each page's items, following ``rel="next"`` until it is absent."""
     pages: list[list[object]] = []
-    next_url: str | None = f"{url}?limit={limit}"
+    next_url: str | None = f"{url}{'&' if '?' in url else '?'}limit={limit}"
     while next_url is not None:
         answer = client.get(next_url, headers=who.headers)
         assert answer.status_code == 200, answer.text
@@ -113,3 +113,44 @@ def test_every_list_route_takes_a_bounded_limit_and_a_cursor(client: TestClient)
         assert {"cursor", "after"} & set(query), path
         assert query["limit"]["schema"]["maximum"] <= 1000, path
     assert len(lists) >= 40
+
+
+def _deploy(engine: Engine, slot: str, version: str, at: datetime) -> None:
+    from sqlmodel import select
+
+    from lineage import DeploymentCreate, record_deployment
+
+    with session_scope(engine) as session:
+        project = session.exec(select(Project).where(Project.name == "acme")).one()
+        register_model_version(
+            session=session,
+            project_id=project.id,
+            name="m",
+            spec=ModelVersionCreate(artifact_uri=f"s3://m/{version}", external=True),
+        )
+        record_deployment(
+            session=session,
+            project_id=project.id,
+            spec=DeploymentCreate(
+                name=slot, environment="production", model_name="m", model_version=version
+            ),
+            at=at,
+        )
+
+
+def test_deployment_history_pages_in_sql_stable_while_deployments_are_recorded(
+    client: TestClient, engine: Engine, make_principal: Callable[..., Issued]
+) -> None:
+    reader = make_principal(role=Role.VIEWER, project="acme")
+    for number in range(5):  # slots a, b, a, b, a: versions 1..5, an hour apart
+        _deploy(engine, "ab"[number % 2], str(number + 1), T0 + timedelta(hours=number))
+    first = client.get(f"{BASE}/deployments?limit=2", headers=reader.headers)
+    assert [d["model_version"] for d in first.json()] == ["5", "4"]
+    _deploy(engine, "b", "6", T0 + timedelta(hours=9))  # newer than every page: not in the next
+    link = httpx.Response(200, headers=first.headers).links["next"]["url"]
+    rest = client.get(link, headers=reader.headers)
+    assert [d["model_version"] for d in rest.json()] == ["3", "2"]
+    pages = _walk(client, f"{BASE}/deployments?name=a&environment=production", reader, limit=2)
+    versions = [[d["model_version"] for d in page] for page in pages]  # type: ignore[index]
+    assert versions == [["5", "3"], ["1"]]
+    assert all(d["name"] == "a" for page in pages for d in page)  # type: ignore[index]
