@@ -163,19 +163,27 @@ def test_a_run_over_the_size_bound_keeps_its_log_only(tmp_path: Path) -> None:
 
 
 def test_a_store_that_fails_leaves_the_folder_for_the_next_attempt(
-    in_s3: Settings, tmp_path: Path
+    in_s3: Settings,
+    runner_config: RunnerConfig,
+    make_pipeline: Callable[..., Pipeline],
+    engine: Engine,
+    trainer: Actor,
 ) -> None:
-    run_id = uuid.uuid4()
-    directory = _working_folder(tmp_path, run_id)
-    missing = open_store("s3://no-such-bucket/prod", data_dir=tmp_path)
+    good = replace(runner_config_for(in_s3), poll_seconds=0.05)
+    missing = open_store("s3://no-such-bucket/prod", data_dir=in_s3.data_dir)
+    say = [sys.executable, "-c", "print('said')"]
+    pipeline = make_pipeline(steps=[Step(name="say", command=say)], parameters={})
+    with session_scope(engine) as session:
+        queued = request_run(session=session, pipeline=pipeline, actor=trainer).run
+    directory = run_directory(in_s3.data_dir, queued.id)
 
     with pytest.raises(Unavailable, match="does not exist"):
-        publish_run_files(
-            store=missing, directory=directory, run_id=run_id, whole=True, max_bytes=1000
-        )
-    assert (directory / "out" / "model.bin").exists()
+        execute_pipeline_run(engine=engine, run_id=queued.id, config=replace(good, store=missing))
+    assert "said" in (directory / "log.txt").read_text()
 
+    again = execute_pipeline_run(engine=engine, run_id=queued.id, config=good)  # the job's retry
+    assert again.run_state is PipelineRunState.FAILED  # as it ended the first time: no model
     store = in_s3.artifact_store()
-    publish_run_files(store=store, directory=directory, run_id=run_id, whole=True, max_bytes=1000)
-    assert store.list() == [run_key(run_id, "log.txt"), run_key(run_id, "out/model.bin")]
+    assert store.list(run_key(queued.id)) == [run_key(queued.id, "log.txt")]
+    assert b"said" in store.get(run_key(queued.id, "log.txt"))
     assert not directory.exists()
