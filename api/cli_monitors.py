@@ -140,6 +140,7 @@ def run(
             summary = execute_monitor_run(
                 engine=engine,
                 data_dir=settings.data_dir,
+                store=settings.artifact_store(),
                 run_id=run_id,
                 loader=build_model_loader(settings),
                 on_findings=handle_run_findings,

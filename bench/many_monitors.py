@@ -63,7 +63,7 @@ def _seed(
     from lineage.tables import utcnow
     from monitors.baseline.storage import BaselineCreate, create_baseline
     from monitors.inferences import InferenceBatch
-    from monitors.inferences.partitions import partition_path
+    from monitors.inferences.partitions import partition_key
     from monitors.models import MonitorCreate, Schedule
     from monitors.schedules import create_monitor
     from monitors.spec import MonitorSpec
@@ -140,8 +140,7 @@ def _seed(
             )
             session.add(batch)
             session.flush()
-            path = partition_path(
-                data_dir,
+            path = data_dir / partition_key(
                 project_id=project_id,
                 deployment_id=deployment.id,
                 kind="inferences",

@@ -122,7 +122,7 @@ def _window(
     from lineage.store import session_scope
     from lineage.tables import utcnow
     from monitors.inferences import InferenceBatch
-    from monitors.inferences.partitions import partition_path
+    from monitors.inferences.partitions import partition_key
 
     at = utcnow() - timedelta(minutes=10)
     paths: list[Path] = []
@@ -160,8 +160,7 @@ def _window(
             )
             session.add(batch)
             session.flush()
-            path = partition_path(
-                data_dir,
+            path = data_dir / partition_key(
                 project_id=deployment.project_id,
                 deployment_id=deployment.id,
                 kind="inferences",

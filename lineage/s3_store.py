@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lineage.errors import NotFound, NotInstalled, Unavailable
 from lineage.storage import check_key
+
+if TYPE_CHECKING:
+    import pyarrow.fs
 
 __all__ = ["PART_SIZE", "S3Store"]
 
@@ -58,6 +61,7 @@ class S3Store:
             endpoint_url=endpoint_url,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}),
         )
+        self._arrow: Any = None
 
     @property
     def url(self) -> str:
@@ -191,3 +195,22 @@ class S3Store:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=start + prefix):
                 keys.extend(item["Key"][len(start) :] for item in page.get("Contents", []))
         return sorted(keys)
+
+    def arrow_filesystem(self) -> tuple[pyarrow.fs.FileSystem, str]:
+        """Arrow's own S3 client, at boto3's endpoint and region, and ``bucket/prefix``.
+
+        Credentials come from the same AWS variables (Arrow's SDK reads them the way boto3
+        does); the client is built once, on first use.
+        """
+        if self._arrow is None:
+            import pyarrow.fs
+
+            meta = self._client.meta
+            self._arrow = pyarrow.fs.S3FileSystem(
+                endpoint_override=meta.endpoint_url,
+                region=meta.region_name or "us-east-1",
+                allow_bucket_creation=False,
+                allow_bucket_deletion=False,
+            )
+        root = f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
+        return self._arrow, root

@@ -61,6 +61,7 @@ from sqlmodel import Session
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.openlineage_events import DatasetRef, emit, run_event
+from lineage.storage import LocalStore, ObjectStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline import Baseline
@@ -161,7 +162,7 @@ def _live_version(session: Session, deployment: Deployment, at: datetime | None)
 
 
 def _gather(
-    session: Session, data_dir: Path, run_id: uuid.UUID, chat_for: ChatFactory | None = None
+    session: Session, store: ObjectStore, run_id: uuid.UUID, chat_for: ChatFactory | None = None
 ) -> _Inputs:
     run = session.get(MonitorRun, run_id)
     if run is None:
@@ -205,7 +206,7 @@ def _gather(
             inputs.reference = (dataset, version)
     inputs.window, inputs.batches = read_window(
         session=session,
-        data_dir=data_dir,
+        store=store,
         deployment=deployment,
         start=run.window_start,
         end=run.window_end,
@@ -482,6 +483,7 @@ def execute_monitor_run(
     engine: Engine,
     data_dir: Path,
     run_id: uuid.UUID,
+    store: ObjectStore | None = None,
     loader: ModelLoader | None = None,
     on_findings: FindingsCallback | None = None,
     progress: Progress | None = None,
@@ -499,8 +501,9 @@ def execute_monitor_run(
 
     Args:
         engine: The store.
-        data_dir: The artifact store (inference logs, baselines, reports).
+        data_dir: The data directory (baselines, reports).
         run_id: The :class:`~monitors.models.MonitorRun` to execute.
+        store: The artifact store holding the inference logs (default: ``data_dir``).
         loader: Loads the model for kinds that need it; without one, explanations cannot run.
         on_findings: Called with the findings in the transaction that records the run.
         progress: Called with a fraction and a message while the run works.
@@ -520,7 +523,7 @@ def execute_monitor_run(
             progress(fraction, message)
 
     with session_scope(engine) as session:
-        inputs = _gather(session, data_dir, run_id, chat_for)
+        inputs = _gather(session, store or LocalStore(data_dir), run_id, chat_for)
     paged = False
     rows = 0 if inputs.window is None else len(inputs.window)
     tell(0.1, inputs.reason or f"read {rows} rows of the window")

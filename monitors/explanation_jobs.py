@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from lineage.errors import NotFound
 from lineage.runtime.handlers import JobContext
 from lineage.runtime.queue import JobState, RuntimeJob, enqueue
+from lineage.storage import ObjectStore
 from lineage.store import session_scope
 from monitors.baseline.storage import latest_baseline, load_baseline
 from monitors.inferences import RESERVED_COLUMNS, InferenceKey, deployment_of, read_inference
@@ -113,11 +114,13 @@ class ExplanationHandler:
     """Execute ``explanation`` jobs: explain one logged inference with the deployment's model.
 
     Attributes:
-        data_dir: The artifact store (inference logs, baselines).
+        data_dir: The data directory (baselines).
+        store: The artifact store (inference logs).
         loader: Loads registered, hash-checked model versions; without one nothing is explained.
     """
 
     data_dir: Path
+    store: ObjectStore
     loader: ModelLoader | None = None
 
     def __call__(self, context: JobContext) -> dict[str, Any]:
@@ -139,7 +142,7 @@ class ExplanationHandler:
             )
             row = read_inference(
                 session=session,
-                data_dir=self.data_dir,
+                store=self.store,
                 deployment=deployment,
                 request_id=request_id,
             )

@@ -34,6 +34,7 @@ from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
 from lineage.runtime.presence import worker_alive
 from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, RuntimeJob, enqueue
+from lineage.storage import LocalStore, ObjectStore
 from monitors.drift_page_jobs import DRIFT_PAGE, DriftPageHandler
 from monitors.engine import SummaryEngine
 from monitors.explanation_jobs import EXPLANATION, ExplanationHandler
@@ -269,7 +270,8 @@ class MonitorRunHandler:
     """Execute ``monitor_run`` jobs: one persisted monitor run each.
 
     Attributes:
-        data_dir: The artifact store (inference logs, baselines, reports).
+        data_dir: The data directory (baselines, reports).
+        store: The artifact store (inference logs).
         loader: Loads registered, hash-checked model versions for kinds that need the model.
         on_findings: Receives each run's findings in the transaction that records the run.
         chat_for: Gives judge runs the project's guarded chat sender.
@@ -277,6 +279,7 @@ class MonitorRunHandler:
     """
 
     data_dir: Path
+    store: ObjectStore
     loader: ModelLoader | None = None
     on_findings: FindingsCallback | None = None
     chat_for: ChatFactory | None = None
@@ -296,6 +299,7 @@ class MonitorRunHandler:
             execute_monitor_run(
                 engine=context.engine,
                 data_dir=self.data_dir,
+                store=self.store,
                 run_id=uuid.UUID(str(context.payload["monitor_run_id"])),
                 loader=self.loader,
                 on_findings=self.on_findings,
@@ -311,6 +315,7 @@ def register_monitor_handlers(
     registry: HandlerRegistry,
     *,
     data_dir: Path = Path(".warden"),
+    store: ObjectStore | None = None,
     loader: ModelLoader | None = None,
     on_findings: FindingsCallback | None = None,
     chat_for: ChatFactory | None = None,
@@ -318,21 +323,26 @@ def register_monitor_handlers(
 ) -> HandlerRegistry:
     """Register the monitors' job kinds (monitor runs, local explanations, drift pages).
 
-    Drift pages are a background kind: rendered only when no other job waits.
+    Drift pages are a background kind: rendered only when no other job waits. ``store`` is
+    where inference logs live (default: ``data_dir`` itself).
 
     Returns:
         ``registry``.
     """
+    store = store or LocalStore(data_dir)
     registry.register(
         MONITOR_RUN,
         MonitorRunHandler(
             data_dir=data_dir,
+            store=store,
             loader=loader,
             on_findings=on_findings,
             chat_for=chat_for,
             summary_engine=summary_engine,
         ),
     )
-    registry.register(EXPLANATION, ExplanationHandler(data_dir=data_dir, loader=loader))
+    registry.register(
+        EXPLANATION, ExplanationHandler(data_dir=data_dir, store=store, loader=loader)
+    )
     registry.register(DRIFT_PAGE, DriftPageHandler(data_dir=data_dir), background=True)
     return registry

@@ -139,7 +139,7 @@ def _labelled_inferences(
         )
     window, batches = read_window(
         session=session,
-        data_dir=config.data_dir,
+        store=config.artifacts(),
         deployment=latest,
         start=query.since,
         end=query.until,

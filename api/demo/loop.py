@@ -34,6 +34,7 @@ __all__ = [
 
 def export_recent_labelled(demo: Demo) -> str:
     """Export the labelled traffic from Warden's inference log as a dataset version."""
+    from api.demo.processes import demo_settings
     from lineage.models import Deployment
     from lineage.store import session_scope
     from monitors.inferences import read_window
@@ -44,7 +45,7 @@ def export_recent_labelled(demo: Demo) -> str:
         assert deployment is not None
         window, _ = read_window(
             session=session,
-            data_dir=demo.data_dir,
+            store=demo_settings(demo).artifact_store(),
             deployment=deployment,
             start=datetime.now(UTC) - timedelta(hours=1),
             end=None,

@@ -144,7 +144,7 @@ def log_inferences(
     ]
     result = act_then_audit(
         lambda: store_inferences(
-            session=session, data_dir=settings.data_dir, deployment=deployment, records=records
+            session=session, store=settings.artifact_store(), deployment=deployment, records=records
         ),
         session=session,
         actor=actor,

@@ -287,7 +287,10 @@ def post_inferences(
         records = _records(raw)
         return _answer(
             lambda: log_inferences(
-                session=session, data_dir=settings.data_dir, deployment=deployment, records=records
+                session=session,
+                store=settings.artifact_store(),
+                deployment=deployment,
+                records=records,
             ),
             session,
             actor,
@@ -296,7 +299,7 @@ def post_inferences(
         )
     return _answer(
         lambda: log_inference_table(
-            session=session, data_dir=settings.data_dir, deployment=deployment, table=table
+            session=session, store=settings.artifact_store(), deployment=deployment, table=table
         ),
         session,
         actor,
@@ -351,7 +354,10 @@ def upload_inferences(
         else:
             return _answer(
                 lambda: log_inference_table(
-                    session=session, data_dir=settings.data_dir, deployment=deployment, table=shaped
+                    session=session,
+                    store=settings.artifact_store(),
+                    deployment=deployment,
+                    table=shaped,
                 ),
                 session,
                 actor,
@@ -364,7 +370,7 @@ def upload_inferences(
     refuse_non_finite(records)
     return _answer(
         lambda: log_inferences(
-            session=session, data_dir=settings.data_dir, deployment=deployment, records=records
+            session=session, store=settings.artifact_store(), deployment=deployment, records=records
         ),
         session,
         actor,
@@ -388,7 +394,10 @@ def post_labels(
     deployment, _ = deployment_of(session=session, project_id=project.id, deployment_id=target)
     return _answer(
         lambda: log_labels(
-            session=session, data_dir=settings.data_dir, deployment=deployment, labels=body.labels
+            session=session,
+            store=settings.artifact_store(),
+            deployment=deployment,
+            labels=body.labels,
         ),
         session,
         actor,

@@ -15,13 +15,14 @@ nothing of the batch is stored. A well-formed record with bad *values* (nulls, N
 out-of-range numbers, unseen categories) is kept: counting those is the data-quality monitor's
 job, and dropping them would hide exactly what it must see.
 
-Storage: each accepted batch is one Parquet file (a partition) under the artifact store, at a
-path made of ids only (:func:`partition_path`), plus one ``monitors_inference_batch`` row that
+Storage: each accepted batch is one Parquet object (a partition) in the artifact store (the data
+directory or an S3 bucket, :mod:`lineage.storage`), under a key made of ids only
+(:func:`partition_key`), plus one ``monitors_inference_batch`` row that
 lists it and one key row per request id. The key tables carry a unique ``(deployment_id,
 request_id)`` constraint, so a re-sent request id is counted once (the first record wins; the
-duplicate is reported as such, not stored). The file is written before the transaction commits,
-so a committed batch always has its file; a file whose transaction rolled back is never listed,
-so it is never read.
+duplicate is reported as such, not stored). The object is written whole before the transaction
+commits, so a committed batch always has its object; one whose transaction rolled back is
+deleted again and never listed, so it is never read.
 
 A monitor reads a window with :func:`read_window`: the inference partitions of a deployment
 slot overlapping ``[start, end)``, filtered by record time, with labels joined by request id;
@@ -30,7 +31,7 @@ a local explanation reads one logged record with :func:`read_inference`.
 A plain JSON batch is checked and shaped column by column, any other record by record. Where
 each part lives: ``records`` (what a client sends), ``columnar`` (a plain batch as Arrow
 columns), ``ingest`` (checking and storing a batch), ``partitions`` (batch and key rows,
-partition paths), ``windows`` (reading back).
+partition keys), ``windows`` (reading back).
 """
 
 from typing import TYPE_CHECKING
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
         InferenceBatch,
         InferenceKey,
         LabelKey,
-        partition_path,
+        partition_key,
     )
     from monitors.inferences.records import (
         CONTEXT_PREFIX,
@@ -78,7 +79,7 @@ else:
                 "InferenceBatch",
                 "InferenceKey",
                 "LabelKey",
-                "partition_path",
+                "partition_key",
             ),
             "monitors.inferences.records": (
                 "CONTEXT_PREFIX",
@@ -112,7 +113,7 @@ __all__ = [
     "log_inference_table",
     "log_inferences",
     "log_labels",
-    "partition_path",
+    "partition_key",
     "read_inference",
     "read_window",
     "records_from_frame",

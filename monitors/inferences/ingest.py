@@ -2,16 +2,15 @@
 
 A batch whose structure does not match the model version's ``feature_schema`` is refused whole,
 naming the field; well-formed records with bad values are kept for the quality monitor (see
-:mod:`monitors.inferences`). The Parquet file is written before the transaction commits.
+:mod:`monitors.inferences`). The Parquet object is written to the artifact store before the
+transaction commits.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -19,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Deployment, ModelVersion
+from lineage.storage import ObjectStore, write_parquet
 from lineage.tables import utcnow
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ from monitors.inferences.partitions import (
     InferenceBatch,
     InferenceKey,
     LabelKey,
-    partition_path,
+    partition_key,
 )
 from monitors.inferences.records import (
     CONTEXT_PREFIX,
@@ -247,7 +247,7 @@ def _claimed(
 def _store(
     *,
     session: Session,
-    data_dir: Path,
+    store: ObjectStore,
     deployment: Deployment,
     kind: BatchKind,
     keys: type[InferenceKey] | type[LabelKey],
@@ -255,9 +255,9 @@ def _store(
 ) -> IngestResult:
     """Store a shaped batch: first occurrences of ids not keyed before, one Parquet partition.
 
-    The batch row and its keys are inserted first, then the file is written (before commit); a
-    rollback of the caller's transaction removes the file again, so a failed request leaves
-    neither row nor file.
+    The batch row and its keys are inserted first, then the object is written whole (before
+    commit); a rollback of the caller's transaction deletes the object again, so a failed
+    request leaves neither row nor object.
     """
     import orjson
     import pyarrow as pa
@@ -284,46 +284,28 @@ def _store(
         bounds = pc.min_max(table.column("time")).as_py()
         batch.first_at, batch.last_at = bounds["min"], bounds["max"]
     session.flush()
-    path = partition_path(
-        data_dir,
-        project_id=deployment.project_id,
-        deployment_id=deployment.id,
-        kind=kind,
-        batch_id=batch.id,
+    key = partition_key(
+        project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, batch_id=batch.id
     )
-    _write_parquet(table, path)
-    _unlink_on_rollback(session, path)
+    write_parquet(store, key, table)
+    _delete_on_rollback(session, store, key)
     return IngestResult(batch_id=batch.id, accepted=len(table), duplicates=sent - len(table))
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    """Write a partition whole or not at all (a reader never sees a half-written file)."""
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    try:
-        pq.write_table(table, partial)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
-def _unlink_on_rollback(session: Session, path: Path) -> None:
-    """Remove ``path`` if the session's transaction rolls back; keep it once it commits."""
-    written: list[Path] | None = session.info.get(_WRITTEN)
+def _delete_on_rollback(session: Session, store: ObjectStore, key: str) -> None:
+    """Delete ``key`` if the session's transaction rolls back; keep it once it commits."""
+    written: list[tuple[ObjectStore, str]] | None = session.info.get(_WRITTEN)
     if written is None:
         written = session.info[_WRITTEN] = []
 
         def forget(_: Session) -> None:
-            for each in written:
-                each.unlink(missing_ok=True)
+            for each_store, each_key in written:
+                each_store.delete(each_key)
             written.clear()
 
         sa.event.listen(session, "after_rollback", forget)
         sa.event.listen(session, "after_commit", lambda _: written.clear())
-    written.append(path)
+    written.append((store, key))
 
 
 def _feature_column(values: list[Cell], kind: str | None, name: str) -> pd.Series:
@@ -380,7 +362,7 @@ def deployment_of(
 def log_inferences(
     *,
     session: Session,
-    data_dir: Path,
+    store: ObjectStore,
     deployment: Deployment,
     records: Sequence[InferenceRecord],
 ) -> IngestResult:
@@ -389,7 +371,7 @@ def log_inferences(
     Args:
         session: The caller's session; nothing is committed here (the caller audits the batch
             in the same transaction).
-        data_dir: The artifact store.
+        store: The artifact store the batch's Parquet object goes to.
         deployment: The deployment that answered (its model version's ``feature_schema`` is the
             structure every record must have).
         records: At most :data:`MAX_BATCH` records.
@@ -440,7 +422,7 @@ def log_inferences(
     table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
     return _store(
         session=session,
-        data_dir=data_dir,
+        store=store,
         deployment=deployment,
         kind="inferences",
         keys=InferenceKey,
@@ -449,7 +431,7 @@ def log_inferences(
 
 
 def log_inference_table(
-    *, session: Session, data_dir: Path, deployment: Deployment, table: pa.Table
+    *, session: Session, store: ObjectStore, deployment: Deployment, table: pa.Table
 ) -> IngestResult:
     """Store a batch already checked and shaped as the log's columns (the columnar path).
 
@@ -459,7 +441,7 @@ def log_inference_table(
     """
     return _store(
         session=session,
-        data_dir=data_dir,
+        store=store,
         deployment=deployment,
         kind="inferences",
         keys=InferenceKey,
@@ -476,7 +458,7 @@ def _json(value: Mapping[str, float]) -> str:
 def log_labels(
     *,
     session: Session,
-    data_dir: Path,
+    store: ObjectStore,
     deployment: Deployment,
     labels: Sequence[LabelRecord],
 ) -> IngestResult:
@@ -508,7 +490,7 @@ def log_labels(
     )
     return _store(
         session=session,
-        data_dir=data_dir,
+        store=store,
         deployment=deployment,
         kind="labels",
         keys=LabelKey,

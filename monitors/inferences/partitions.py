@@ -1,16 +1,15 @@
 """Where logged inferences are kept: batch and key rows, and each batch's Parquet partition.
 
-Each accepted batch is one Parquet file under the artifact store, at a path made of ids only
-(:func:`partition_path`), plus one ``monitors_inference_batch`` row that lists it and one key
-row per request id. The key tables' primary key is ``(deployment_id, request_id)``, so a re-sent
-request id is counted once.
+Each accepted batch is one Parquet object in the artifact store (:mod:`lineage.storage`: the data
+directory or a bucket), under a key made of ids only (:func:`partition_key`), plus one
+``monitors_inference_batch`` row that lists it and one key row per request id. The key tables'
+primary key is ``(deployment_id, request_id)``, so a re-sent request id is counted once.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Literal
 
 import sqlalchemy as sa
@@ -19,7 +18,7 @@ from sqlmodel import SQLModel
 
 from lineage.tables import AwareDateTime, Record
 
-__all__ = ["BatchKind", "InferenceBatch", "InferenceKey", "LabelKey", "partition_path"]
+__all__ = ["BatchKind", "InferenceBatch", "InferenceKey", "LabelKey", "partition_key"]
 
 BatchKind = Literal["inferences", "labels"]
 
@@ -67,20 +66,8 @@ class LabelKey(SQLModel, table=True):
     batch_id: uuid.UUID = SQLField(nullable=False)
 
 
-def partition_path(
-    data_dir: Path,
-    *,
-    project_id: uuid.UUID,
-    deployment_id: uuid.UUID,
-    kind: str,
-    batch_id: uuid.UUID,
-) -> Path:
-    """Return where a batch lives in the artifact store: ids only, never a client's string."""
-    return (
-        data_dir
-        / "inferences"
-        / str(project_id)
-        / str(deployment_id)
-        / kind
-        / f"{batch_id}.parquet"
-    )
+def partition_key(
+    *, project_id: uuid.UUID, deployment_id: uuid.UUID, kind: str, batch_id: uuid.UUID
+) -> str:
+    """Return a batch's key in the artifact store: ids only, never a client's string."""
+    return f"inferences/{project_id}/{deployment_id}/{kind}/{batch_id}.parquet"

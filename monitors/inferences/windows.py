@@ -10,18 +10,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
 from lineage.errors import NotFound
 from lineage.models import Deployment
+from lineage.storage import ObjectStore, read_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-from monitors.inferences.partitions import BatchKind, InferenceBatch, InferenceKey, partition_path
+from monitors.inferences.partitions import BatchKind, InferenceBatch, InferenceKey, partition_key
 
 __all__ = ["read_inference", "read_window", "slot_deployments"]
 
@@ -55,7 +55,7 @@ def _batches(
 def read_window(
     *,
     session: Session,
-    data_dir: Path,
+    store: ObjectStore,
     deployment: Deployment,
     start: datetime | None,
     end: datetime | None,
@@ -70,7 +70,6 @@ def read_window(
         The window and the ids of the inference batches it read (what lineage records).
     """
     import pandas as pd
-    import pyarrow.parquet as pq
 
     slot = [d.id for d in slot_deployments(session=session, deployment=deployment)]
     used: list[uuid.UUID] = []
@@ -80,14 +79,7 @@ def read_window(
             continue
         if end is not None and batch.first_at is not None and batch.first_at >= end:
             continue
-        path = partition_path(
-            data_dir,
-            project_id=batch.project_id,
-            deployment_id=batch.deployment_id,
-            kind="inferences",
-            batch_id=batch.id,
-        )
-        table = _within(pq.read_table(path), start, end)
+        table = _within(read_parquet(store, _key(batch, "inferences")), start, end)
         if table.num_rows:
             tables.append(table)
             used.append(batch.id)
@@ -95,15 +87,7 @@ def read_window(
         _concat(tables) if tables else pd.DataFrame({"request_id": pd.Series([], dtype=object)})
     )
     labels = [
-        pq.read_table(
-            partition_path(
-                data_dir,
-                project_id=batch.project_id,
-                deployment_id=batch.deployment_id,
-                kind="labels",
-                batch_id=batch.id,
-            )
-        ).to_pandas()
+        read_parquet(store, _key(batch, "labels")).to_pandas()
         for batch in _batches(session, slot, "labels")
     ]
     if labels and len(window):
@@ -112,6 +96,15 @@ def read_window(
     else:
         window["label"] = pd.Series([None] * len(window), dtype=object)
     return window, used
+
+
+def _key(batch: InferenceBatch, kind: BatchKind) -> str:
+    return partition_key(
+        project_id=batch.project_id,
+        deployment_id=batch.deployment_id,
+        kind=kind,
+        batch_id=batch.id,
+    )
 
 
 def _within(table: pa.Table, start: datetime | None, end: datetime | None) -> pa.Table:
@@ -149,7 +142,7 @@ def _concat(tables: list[pa.Table]) -> pd.DataFrame:
 
 
 def read_inference(
-    *, session: Session, data_dir: Path, deployment: Deployment, request_id: str
+    *, session: Session, store: ObjectStore, deployment: Deployment, request_id: str
 ) -> pd.DataFrame:
     """Return the one logged inference of ``request_id`` as a one-row frame (window columns).
 
@@ -158,8 +151,6 @@ def read_inference(
     Raises:
         NotFound: The deployment logged no inference with this request id.
     """
-    import pyarrow.parquet as pq
-
     key = session.exec(
         select(InferenceKey).where(
             InferenceKey.deployment_id == deployment.id, InferenceKey.request_id == request_id
@@ -168,15 +159,8 @@ def read_inference(
     batch = None if key is None else session.get(InferenceBatch, key.batch_id)
     if batch is None:
         raise NotFound(f"deployment {deployment.id} logged no inference {request_id!r}")
-    path = partition_path(
-        data_dir,
-        project_id=batch.project_id,
-        deployment_id=batch.deployment_id,
-        kind="inferences",
-        batch_id=batch.id,
-    )
-    frame: pd.DataFrame = pq.read_table(
-        path, filters=[("request_id", "==", request_id)]
+    frame: pd.DataFrame = read_parquet(
+        store, _key(batch, "inferences"), filters=[("request_id", "==", request_id)]
     ).to_pandas()
     if len(frame) != 1:  # pragma: no cover - the key is written with its record
         raise NotFound(f"inference {request_id!r} is listed but not stored in batch {batch.id}")

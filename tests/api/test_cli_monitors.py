@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from api.cli import app
 from api.settings import Settings
 from lineage.projects import Project
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from monitors.baseline.storage import BaselineCreate, create_baseline
 from monitors.inferences import InferenceRecord, log_inferences
@@ -57,7 +58,7 @@ def monitored(engine: Engine, settings: Settings, make_project: Callable[[str], 
         )
         log_inferences(
             session=session,
-            data_dir=settings.data_dir,
+            store=LocalStore(settings.data_dir),
             deployment=deployment,
             records=[InferenceRecord.model_validate(r) for r in batch],
         )

@@ -18,6 +18,7 @@ import retrain  # noqa: F401
 from api.migrate import downgrade, upgrade
 from governance.actors import Actor
 from lineage.projects import create_project
+from lineage.storage import LocalStore
 from monitors.traces import ingest_spans
 from retrain.pipelines import EvaluationSpec, PipelineSpec, Step, create_pipeline
 from tests.monitors.traces.conftest import make_llm_deployment, otlp_span, store_spans
@@ -168,11 +169,11 @@ def test_request_id_keys_survive_the_runtime_0006_round_trip(
         with lineage.session_scope(engine) as session:
             parsed = [InferenceRecord.model_validate(r) for r in records(adult_test().iloc[:3])]
             log_inferences(
-                session=session, data_dir=tmp_path, deployment=deployment, records=parsed
+                session=session, store=LocalStore(tmp_path), deployment=deployment, records=parsed
             )
             log_labels(
                 session=session,
-                data_dir=tmp_path,
+                store=LocalStore(tmp_path),
                 deployment=deployment,
                 labels=[LabelRecord(request_id="r1", label=1)],
             )

@@ -30,6 +30,7 @@ from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Deployment
 from lineage.projects import create_project
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from monitors.inferences.windows import read_window
 from tests.conftest import fresh_store
@@ -158,7 +159,7 @@ class LiveWarden:
         with session_scope(self.engine) as session:
             frame, _ = read_window(
                 session=session,
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 deployment=deployment,
                 start=None,
                 end=None,

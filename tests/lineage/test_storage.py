@@ -13,7 +13,14 @@ import pytest
 
 from lineage.errors import InvalidInput, NotFound, Unavailable
 from lineage.s3_store import PART_SIZE, S3Store
-from lineage.storage import PARTIAL_PREFIX, LocalStore, ObjectStore, open_store
+from lineage.storage import (
+    PARTIAL_PREFIX,
+    LocalStore,
+    ObjectStore,
+    open_store,
+    read_parquet,
+    write_parquet,
+)
 from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
 
 BUCKET = "warden-artifacts"
@@ -109,6 +116,25 @@ def test_interrupted_upload_leaves_nothing_visible(store: ObjectStore, cut_after
         assert uploads.get("Uploads", []) == []  # aborted, no orphaned parts
 
 
+def test_parquet_objects_are_read_in_place(store: ObjectStore) -> None:
+    """Columnar reads go through the store's Arrow filesystem, with column and row filters."""
+    import pyarrow as pa
+
+    key = "inferences/p1/d1/inferences/b1.parquet"
+    table = pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    write_parquet(store, key, table)
+
+    assert store.list("inferences/") == [key]
+    assert read_parquet(store, key).equals(table)
+    picked = read_parquet(store, key, columns=["b"], filters=[("a", ">=", 2)])
+    assert picked.column_names == ["b"]
+    assert picked.column("b").to_pylist() == ["y", "z"]
+    filesystem, root = store.arrow_filesystem()
+    assert filesystem.get_file_info(f"{root}/{key}").size == len(store.get(key))
+    with pytest.raises(NotFound, match=r"b2\.parquet"):
+        read_parquet(store, "inferences/p1/d1/inferences/b2.parquet")
+
+
 @pytest.mark.parametrize(
     "key", ["", "/etc/passwd", "../escape", "a/../../b", "a//b", "a/./b", f"a/{PARTIAL_PREFIX}x"]
 )
@@ -120,7 +146,12 @@ def test_keys_never_leave_the_store(store: ObjectStore, key: str) -> None:
 
 def test_missing_bucket_names_the_setting(s3_endpoint: str, tmp_path: Path) -> None:
     store = open_store("s3://no-such-bucket/x", data_dir=tmp_path, endpoint_url=s3_endpoint)
-    for action in (store.check, lambda: store.put("a.txt", b"x"), lambda: store.get("a.txt")):
+    for action in (
+        store.check,
+        lambda: store.put("a.txt", b"x"),
+        lambda: store.get("a.txt"),
+        lambda: read_parquet(store, "a.parquet"),
+    ):
         with pytest.raises(Unavailable, match="bucket 'no-such-bucket' does not exist") as raised:
             action()
         assert raised.value.field == "WARDEN_ARTIFACT_URL"
@@ -132,7 +163,11 @@ def test_denied_access_names_the_credentials(tmp_path: Path) -> None:
     """A server enforcing authentication refuses unknown keys: Unavailable, naming the fix."""
     with moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as endpoint:
         store = open_store(f"s3://{BUCKET}/x", data_dir=tmp_path, endpoint_url=endpoint)
-        for action in (store.check, lambda: store.put("a.txt", b"x")):
+        for action in (
+            store.check,
+            lambda: store.put("a.txt", b"x"),
+            lambda: read_parquet(store, "a.parquet"),
+        ):
             with pytest.raises(Unavailable, match="refused access") as raised:
                 action()
             assert "AWS_SECRET_ACCESS_KEY" in raised.value.detail

@@ -35,6 +35,7 @@ from lineage.models import (
 )
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
@@ -125,13 +126,13 @@ class Setup:
         with session_scope(engine) as session:
             log_inferences(
                 session=session,
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 deployment=self.deployment,
                 records=[InferenceRecord.model_validate(r) for r in batch],
             )
             log_labels(
                 session=session,
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 deployment=self.deployment,
                 labels=[
                     LabelRecord(request_id=f"r{i}", label=int(label))
@@ -260,7 +261,7 @@ def test_quality_counts_bad_values_that_were_logged(plain: Setup) -> None:
     with session_scope(plain.engine) as session:
         log_inferences(
             session=session,
-            data_dir=plain.data_dir,
+            store=LocalStore(plain.data_dir),
             deployment=plain.deployment,
             records=[InferenceRecord.model_validate(r) for r in bad],
         )

@@ -32,6 +32,7 @@ from lineage.models import Deployment, ModelVersion
 from lineage.projects import create_project
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.execute import report_paths
@@ -115,13 +116,13 @@ class External:
         with session_scope(engine) as session:
             log_inferences(
                 session=session,
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 deployment=self.deployment,
                 records=[InferenceRecord.model_validate(r) for r in batch],
             )
             log_labels(
                 session=session,
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 deployment=self.deployment,
                 labels=[
                     LabelRecord(request_id=f"r{i}", label=int(label))
@@ -188,7 +189,7 @@ def test_fairness_of_an_external_model_reads_context_and_loads_no_model(
     with session_scope(external.engine) as session:
         window, _ = read_window(
             session=session,
-            data_dir=external.data_dir,
+            store=LocalStore(external.data_dir),
             deployment=external.deployment,
             start=None,
             end=None,
@@ -279,7 +280,7 @@ def test_explanations_of_an_external_model_read_logged_attributions(external: Ex
     with session_scope(external.engine) as session:
         log_inferences(
             session=session,
-            data_dir=external.data_dir,
+            store=LocalStore(external.data_dir),
             deployment=external.deployment,
             records=[InferenceRecord.model_validate(r) for r in batch],
         )
@@ -305,7 +306,7 @@ def test_attributions_must_name_model_inputs(external: External) -> None:
     ):
         log_inferences(
             session=session,
-            data_dir=external.data_dir,
+            store=LocalStore(external.data_dir),
             deployment=external.deployment,
             records=[InferenceRecord.model_validate(record)],
         )
@@ -318,7 +319,7 @@ def test_attributions_must_name_model_inputs(external: External) -> None:
     ):
         log_inferences(
             session=session,
-            data_dir=external.data_dir,
+            store=LocalStore(external.data_dir),
             deployment=external.deployment,
             records=[InferenceRecord.model_validate(record)],
         )

@@ -30,6 +30,7 @@ from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.projects import Project
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
@@ -185,13 +186,13 @@ class Watch:
         with session_scope(self.engine) as session:
             log_inferences(
                 session=session,
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 deployment=self.deployment,
                 records=[InferenceRecord.model_validate(r) for r in batch],
             )
             log_labels(
                 session=session,
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 deployment=self.deployment,
                 labels=[
                     LabelRecord(request_id=f"r{i}", label=int(label))

@@ -37,6 +37,7 @@ from lineage.deployments import DeploymentCreate, live_deployments, record_deplo
 from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.models import Dataset, DatasetVersion, Edge, EdgeKind, ModelVersion
 from lineage.projects import Project
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
@@ -253,7 +254,7 @@ def test_drifted_traffic_retrains_and_the_new_version_goes_live_through_its_gate
         [slot] = live_deployments(session=session, project_id=project.id)
         log_inferences(
             session=session,
-            data_dir=settings.data_dir,
+            store=LocalStore(settings.data_dir),
             deployment=slot,
             records=[
                 InferenceRecord.model_validate(r)

@@ -22,6 +22,7 @@ from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.model_versions import FeatureType, ModelVersionCreate, register_model_version
 from lineage.models import DatasetVersion, Edge, EdgeKind, LineageEvent, ModelVersion, Run
 from lineage.projects import Project
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
 from retrain import supervision
@@ -255,7 +256,7 @@ def test_a_run_can_train_on_the_labelled_inferences_of_a_deployment(
         )
         log_inferences(
             session=session,
-            data_dir=runner_config.data_dir,
+            store=LocalStore(runner_config.data_dir),
             deployment=deployment,
             records=[
                 InferenceRecord(
@@ -266,7 +267,7 @@ def test_a_run_can_train_on_the_labelled_inferences_of_a_deployment(
         )
         log_labels(
             session=session,
-            data_dir=runner_config.data_dir,
+            store=LocalStore(runner_config.data_dir),
             deployment=deployment,
             labels=[LabelRecord(request_id="r0", label=1), LabelRecord(request_id="r1", label=0)],
         )

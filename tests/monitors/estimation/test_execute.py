@@ -21,6 +21,7 @@ from api.dashboard.summaries import _series
 from api.settings import Settings
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import (
@@ -87,7 +88,7 @@ def test_estimate_before_labels_then_realised_beside_it(engine: Engine, settings
         assert baseline.extras["performance_estimate"]["rows"] == 6000
         batch = records(window, predictions=window["predicted"], scores=window["proba"])
         log_inferences(
-            session=session, data_dir=settings.data_dir, deployment=deployment,
+            session=session, store=LocalStore(settings.data_dir), deployment=deployment,
             records=[InferenceRecord.model_validate(r) for r in batch],
         )  # fmt: skip
         monitor = create_monitor(
@@ -113,7 +114,7 @@ def test_estimate_before_labels_then_realised_beside_it(engine: Engine, settings
 
     with session_scope(engine) as session:
         log_labels(
-            session=session, data_dir=settings.data_dir, deployment=deployment,
+            session=session, store=LocalStore(settings.data_dir), deployment=deployment,
             labels=[
                 LabelRecord(request_id=f"r{i}", label=int(v)) for i, v in enumerate(window[TARGET])
             ],

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from lineage.models import Deployment
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from monitors.inferences import (
     InferenceRecord,
@@ -55,7 +56,7 @@ def _batch() -> list[dict[str, Any]]:
 def _window(engine: Engine, data_dir: Path, deployment: Deployment) -> pd.DataFrame:
     with session_scope(engine) as session:
         window, _ = read_window(
-            session=session, data_dir=data_dir, deployment=deployment, start=None, end=None
+            session=session, store=LocalStore(data_dir), deployment=deployment, start=None, end=None
         )
     return window
 
@@ -70,7 +71,7 @@ def test_the_plain_path_stores_what_the_record_path_stores(
     with session_scope(engine) as session:
         by_record = log_inferences(
             session=session,
-            data_dir=tmp_path,
+            store=LocalStore(tmp_path),
             deployment=slow,
             records=[InferenceRecord.model_validate(record) for record in batch],
         )
@@ -81,7 +82,7 @@ def test_the_plain_path_stores_what_the_record_path_stores(
             booleans=booleans,
         )
         by_column = log_inference_table(
-            session=session, data_dir=tmp_path, deployment=fast, table=table
+            session=session, store=LocalStore(tmp_path), deployment=fast, table=table
         )
     assert (by_column.accepted, by_column.duplicates) == (by_record.accepted, 1)
     expected = _window(engine, tmp_path, slow)
@@ -256,13 +257,16 @@ def test_an_uploaded_table_is_stored_as_the_record_path_stores_it(
     fast = adult_deployment(engine, project="fast")
     with session_scope(engine) as session:
         log_inferences(
-            session=session, data_dir=tmp_path, deployment=slow, records=records_from_frame(frame)
+            session=session,
+            store=LocalStore(tmp_path),
+            deployment=slow,
+            records=records_from_frame(frame),
         )
         table = upload_table(
             pa.Table.from_pandas(frame, preserve_index=False), schema=SCHEMA, context_schema={}
         )
         by_column = log_inference_table(
-            session=session, data_dir=tmp_path, deployment=fast, table=table
+            session=session, store=LocalStore(tmp_path), deployment=fast, table=table
         )
     assert (by_column.accepted, by_column.duplicates) == (40, 1)
     pd.testing.assert_frame_equal(_window(engine, tmp_path, fast), _window(engine, tmp_path, slow))

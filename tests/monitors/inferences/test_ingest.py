@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from lineage.errors import InvalidInput, PayloadTooLarge
 from lineage.models import Deployment
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from monitors.inferences import (
     MAX_BATCH,
@@ -21,7 +22,7 @@ from monitors.inferences import (
     LabelRecord,
     log_inferences,
     log_labels,
-    partition_path,
+    partition_key,
     read_window,
 )
 from tests.adult import adult_test
@@ -55,14 +56,14 @@ def _log(
     parsed = [InferenceRecord.model_validate(record) for record in batch]
     with session_scope(engine) as session:
         return log_inferences(
-            session=session, data_dir=data_dir, deployment=deployment, records=parsed
+            session=session, store=LocalStore(data_dir), deployment=deployment, records=parsed
         )
 
 
 def _window(engine: Engine, data_dir: Path, deployment: Deployment) -> pd.DataFrame:
     with session_scope(engine) as session:
         frame, _ = read_window(
-            session=session, data_dir=data_dir, deployment=deployment, start=None, end=None
+            session=session, store=LocalStore(data_dir), deployment=deployment, start=None, end=None
         )
     return frame
 
@@ -83,8 +84,7 @@ def test_a_batch_is_stored_as_one_parquet_partition_and_read_back(
     )
     assert (result.accepted, result.duplicates) == (50, 0)
     assert result.batch_id is not None
-    path = partition_path(
-        tmp_path,
+    path = tmp_path / partition_key(
         project_id=deployment.project_id,
         deployment_id=deployment.id,
         kind="inferences",
@@ -206,9 +206,13 @@ def test_batches_are_bounded_and_never_empty(
     one = InferenceRecord.model_validate(records(adult_test().iloc[:1])[0])
     too_many = [one.model_copy(update={"request_id": f"x{i}"}) for i in range(MAX_BATCH + 1)]
     with session_scope(engine) as session, pytest.raises(PayloadTooLarge, match="at most 10,000"):
-        log_inferences(session=session, data_dir=tmp_path, deployment=deployment, records=too_many)
+        log_inferences(
+            session=session, store=LocalStore(tmp_path), deployment=deployment, records=too_many
+        )
     with session_scope(engine) as session, pytest.raises(InvalidInput, match="empty"):
-        log_inferences(session=session, data_dir=tmp_path, deployment=deployment, records=[])
+        log_inferences(
+            session=session, store=LocalStore(tmp_path), deployment=deployment, records=[]
+        )
     assert _stored(engine, tmp_path) == (0, 0, 0)
 
 
@@ -219,7 +223,7 @@ def test_labels_join_by_request_id_and_the_first_label_wins(
     with session_scope(engine) as session:
         first = log_labels(
             session=session,
-            data_dir=tmp_path,
+            store=LocalStore(tmp_path),
             deployment=deployment,
             labels=[LabelRecord(request_id=f"r{i}", label=i % 2) for i in range(4)],
         )
@@ -227,7 +231,7 @@ def test_labels_join_by_request_id_and_the_first_label_wins(
     with session_scope(engine) as session:
         again = log_labels(
             session=session,
-            data_dir=tmp_path,
+            store=LocalStore(tmp_path),
             deployment=deployment,
             labels=[LabelRecord(request_id="r0", label=1), LabelRecord(request_id="r5", label=1)],
         )
@@ -248,7 +252,9 @@ def test_a_label_for_an_unknown_request_id_is_refused_and_nothing_is_stored(
         session_scope(engine) as session,
         pytest.raises(InvalidInput, match="never logged") as error,
     ):
-        log_labels(session=session, data_dir=tmp_path, deployment=deployment, labels=labels)
+        log_labels(
+            session=session, store=LocalStore(tmp_path), deployment=deployment, labels=labels
+        )
     assert error.value.field == "labels[1].request_id"
     assert _count(engine, "monitors_label_key") == 0
     assert not list((tmp_path / "inferences").rglob("labels/*.parquet"))
@@ -288,7 +294,7 @@ def test_a_batch_whose_transaction_rolls_back_leaves_no_row_and_no_file(
     def log_then_fail() -> None:
         with session_scope(engine) as session:
             log_inferences(
-                session=session, data_dir=tmp_path, deployment=deployment, records=parsed
+                session=session, store=LocalStore(tmp_path), deployment=deployment, records=parsed
             )
             written.append(len(_files(tmp_path)))
             raise RuntimeError("the audit entry failed after the write")
