@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -20,6 +22,7 @@ def test_readyz_reports_a_migrated_store_ready(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["migrations"] == "at head"
+    assert response.json()["artifacts"] == "ok"
 
 
 def test_readyz_reports_worker_liveness_without_failing_on_it(
@@ -46,6 +49,19 @@ def test_readyz_reports_a_store_behind_its_migrations(settings: Settings) -> Non
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert "warden migrate" in response.json()["detail"]
+
+
+def test_readyz_reports_an_artifact_store_it_cannot_write(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    unusable = settings.model_copy(update={"artifact_url": f"file://{blocker}/artifacts"})
+    with TestClient(create_app(unusable, engine=engine)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "WARDEN_ARTIFACT_URL" in response.json()["detail"]
 
 
 def test_unknown_route_is_a_problem_not_a_page(client: TestClient) -> None:
