@@ -136,11 +136,17 @@ class AuditEntry(Record, table=True):
     __tablename__ = "governance_audit_entry"
     # The log's list filters with seq after them: a page is an index range, not a sort of every
     # matching entry (SQLite, without statistics, sorted a project's entries for each page).
-    # A target is selective, so its index also takes the project, which auditors always filter.
+    # A target is selective, so its index also takes the project, which auditors always filter;
+    # so do the actor's and the outcome's (a rare one otherwise walked the project's entries).
     __table_args__ = (
         sa.Index("ix_governance_audit_entry_project_seq", "project_id", "seq"),
         sa.Index("ix_governance_audit_entry_action_seq", "action", "seq"),
         sa.Index("ix_governance_audit_entry_target_project_seq", "target", "project_id", "seq"),
+        sa.Index(
+            "ix_governance_audit_entry_actor_name_project_seq", "actor_name", "project_id", "seq"
+        ),
+        sa.Index("ix_governance_audit_entry_actor_id_project_seq", "actor_id", "project_id", "seq"),
+        sa.Index("ix_governance_audit_entry_outcome_project_seq", "outcome", "project_id", "seq"),
     )
 
     seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, unique=True))
