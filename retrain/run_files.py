@@ -6,7 +6,8 @@ goes to the store under ``pipelines/runs/<run id>/`` and the folder is removed: 
 run that succeeded (context, staged inputs, step output, the evaluation's scored rows, log), only
 the log of one that did not, so a failed step leaves no half-made output behind. The log goes up
 last: whoever finds it finds the rest. Files a step wrote are never read through a link (a link
-to a key would otherwise be uploaded): links and special files are skipped.
+to a key would otherwise be uploaded): links, special files and files a step made unreadable
+are skipped.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _kept_files(directory: Path) -> list[tuple[str, int]]:
                 check_key(relative)
             except InvalidInput:
                 continue  # a name no store key may have (".partial-…"): never Warden's file
-            if stat.S_ISREG(info.st_mode):
+            if stat.S_ISREG(info.st_mode) and os.access(path, os.R_OK):
                 found.append((relative, info.st_size))
     return sorted(found)
 
@@ -77,7 +78,7 @@ def publish_run_files(
         key = run_key(run_id, name)
         store.put_stream(key, _chunks(directory / name))
         keys.append(key)
-    shutil.rmtree(directory)
+    shutil.rmtree(directory, ignore_errors=True)  # a folder a step locked stays on the worker
     return keys
 
 
