@@ -287,9 +287,11 @@ def _store(
     key = partition_key(
         project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, batch_id=batch.id
     )
-    write_parquet(store, key, table)
+    digest = write_parquet(store, key, table, unique=("request_id",))
     _delete_on_rollback(session, store, key)
-    return IngestResult(batch_id=batch.id, accepted=len(table), duplicates=sent - len(table))
+    return IngestResult(
+        batch_id=batch.id, accepted=len(table), duplicates=sent - len(table), sha256=digest
+    )
 
 
 def _delete_on_rollback(session: Session, store: ObjectStore, key: str) -> None:

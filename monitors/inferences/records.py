@@ -118,18 +118,22 @@ class IngestResult:
         batch_id: The stored batch, ``None`` when every record was a duplicate.
         accepted: Records stored.
         duplicates: Records whose request id was logged before (or twice in the batch).
+        sha256: The SHA-256 (hex) of the batch's stored Parquet object, ``None`` when nothing
+            was stored: the audit entry names the exact bytes, not just their count.
     """
 
     batch_id: uuid.UUID | None
     accepted: int
     duplicates: int
+    sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (what the routes answer and the audit entry keeps)."""
+        """Return a JSON-ready dict (what the audit entry keeps)."""
         return {
             "batch_id": None if self.batch_id is None else str(self.batch_id),
             "accepted": self.accepted,
             "duplicates": self.duplicates,
+            "sha256": self.sha256,
         }
 
 

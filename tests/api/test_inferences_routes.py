@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import tracemalloc
@@ -79,6 +80,7 @@ def _url(deployment: Deployment, what: str = "inferences") -> str:
 def test_a_batch_is_logged_and_audited_once_with_counts_not_data(
     client: TestClient,
     engine: Engine,
+    settings: Settings,
     scientist: Issued,
     deployment: Deployment,
     rows: pd.DataFrame,
@@ -95,6 +97,9 @@ def test_a_batch_is_logged_and_audited_once_with_counts_not_data(
     assert '"accepted":30' in entries[0][1]
     assert "Private" not in entries[0][1]
     assert _count(engine, "monitors_inference_key") == 30
+    (stored,) = (settings.data_dir / "inferences").rglob("*.parquet")
+    digests = [json.loads(detail)["after"]["sha256"] for _, detail in entries]
+    assert digests == [hashlib.sha256(stored.read_bytes()).hexdigest(), None]
 
 
 @pytest.mark.parametrize(

@@ -189,3 +189,25 @@ def test_file_url_is_a_local_store(tmp_path: Path) -> None:
     store.put("a/b.txt", b"x")
     assert (tmp_path / "elsewhere" / "a" / "b.txt").read_bytes() == b"x"
     assert store.url == (tmp_path / "elsewhere").as_uri()
+
+
+def test_a_parquet_object_names_its_digest_and_dictionary_encodes_only_repeated_text(
+    tmp_path: Path,
+) -> None:
+    """Numbers and unique ids are written plain (a dictionary of them is wasted work)."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = LocalStore(tmp_path)
+    table = pa.table({"id": ["a", "b", "c"], "x": [0.5, 1.5, 0.5], "colour": ["r", "g", "r"]})
+    digest = write_parquet(store, "t.parquet", table, unique=("id",))
+
+    assert digest == hashlib.sha256(store.get("t.parquet")).hexdigest()
+    columns = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+    dictionary = {
+        columns.column(i).path_in_schema: columns.column(i).has_dictionary_page for i in range(3)
+    }
+    assert dictionary == {"id": False, "x": False, "colour": True}
+    assert pq.read_table(tmp_path / "t.parquet").equals(table)
