@@ -47,6 +47,7 @@ from governance.audit import Outcome, append
 from governance.permissions import Permission
 from governance.roles import authorize, permissions_of
 from lineage.errors import Conflict, InvalidInput, NotFound, SeparationOfDuties
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.tables import AwareDateTime, Record, utcnow
 
 __all__ = [
@@ -61,11 +62,13 @@ __all__ = [
     "carried_out_actions",
     "decide",
     "decisions_of",
+    "decisions_of_all",
     "find_approved",
     "get_request",
     "is_approved",
     "list_requests",
     "list_rules",
+    "page_requests",
     "pending_for",
     "record_outcome",
     "request_approval",
@@ -458,12 +461,25 @@ def get_request(
 
 def decisions_of(*, session: Session, approval_id: uuid.UUID) -> list[ApprovalDecision]:
     """Return the decisions on a request, oldest first."""
+    return decisions_of_all(session=session, approval_ids=[approval_id]).get(approval_id, [])
+
+
+def decisions_of_all(
+    *, session: Session, approval_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[ApprovalDecision]]:
+    """Return the decisions on each of ``approval_ids``, oldest first, in one query (a page)."""
+    ids = list(approval_ids)
+    found: dict[uuid.UUID, list[ApprovalDecision]] = {}
+    if not ids:
+        return found
     query = (
         select(ApprovalDecision)
-        .where(ApprovalDecision.request_id == approval_id)
-        .order_by(sa.asc(col(ApprovalDecision.created_at)))
+        .where(col(ApprovalDecision.request_id).in_(ids))
+        .order_by(sa.asc(col(ApprovalDecision.created_at)), sa.asc(col(ApprovalDecision.id)))
     )
-    return list(session.exec(query).all())
+    for decision in session.exec(query):
+        found.setdefault(decision.request_id, []).append(decision)
+    return found
 
 
 def _check_may_decide(*, session: Session, actor: Actor, request: ApprovalRequest) -> uuid.UUID:
@@ -594,10 +610,42 @@ def list_requests(
     *, session: Session, project_id: uuid.UUID, status: ApprovalStatus | None = None
 ) -> list[ApprovalRequest]:
     """Return the project's requests, newest first, optionally only those in ``status``."""
+    query = _requests_of(project_id, status)
+    return list(session.exec(query.order_by(*(k.column.desc() for k in _NEWEST_FIRST))).all())
+
+
+_NEWEST_FIRST = (
+    SortKey(col(ApprovalRequest.created_at), "desc"),
+    SortKey(col(ApprovalRequest.id), "desc"),
+)
+
+
+def _requests_of(project_id: uuid.UUID, status: ApprovalStatus | None) -> Any:
     query = select(ApprovalRequest).where(ApprovalRequest.project_id == project_id)
-    if status is not None:
-        query = query.where(ApprovalRequest.status == status)
-    return list(session.exec(query.order_by(sa.desc(col(ApprovalRequest.created_at)))).all())
+    return query if status is None else query.where(ApprovalRequest.status == status)
+
+
+def page_requests(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    status: ApprovalStatus | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[ApprovalRequest]:
+    """Return a page of the project's requests (only those in ``status``), newest first.
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    return keyset_page(
+        session=session,
+        query=_requests_of(project_id, status),
+        keys=_NEWEST_FIRST,
+        key_of=lambda r: (r.created_at, r.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def pending_for(*, session: Session, actor: Actor) -> list[ApprovalRequest]:

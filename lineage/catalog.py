@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from lineage.errors import NotFound
 from lineage.models import Dataset, DatasetVersion, Edge, EdgeKind, Job, ModelVersion, Run
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 
 __all__ = [
     "DatasetSummary",
@@ -24,6 +25,7 @@ __all__ = [
     "list_datasets",
     "list_jobs",
     "list_runs",
+    "page_dataset_versions",
 ]
 
 
@@ -92,6 +94,18 @@ def list_dataset_versions(
     Raises:
         NotFound: No such dataset in the project.
     """
+    dataset = _dataset(session, project_id, namespace, name)
+    query = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
+    return list(session.exec(query.order_by(*(k.column.desc() for k in _NEWEST_FIRST))).all())
+
+
+_NEWEST_FIRST = (
+    SortKey(col(DatasetVersion.created_at), "desc"),
+    SortKey(col(DatasetVersion.id), "desc"),
+)
+
+
+def _dataset(session: Session, project_id: uuid.UUID, namespace: str, name: str) -> Dataset:
     dataset = session.exec(
         select(Dataset).where(
             Dataset.project_id == project_id, Dataset.namespace == namespace, Dataset.name == name
@@ -99,12 +113,32 @@ def list_dataset_versions(
     ).first()
     if dataset is None:
         raise NotFound(f"no dataset {name!r} in namespace {namespace!r} in this project")
-    return list(
-        session.exec(
-            select(DatasetVersion)
-            .where(DatasetVersion.dataset_id == dataset.id)
-            .order_by(sa.desc(col(DatasetVersion.created_at)))
-        ).all()
+    return dataset
+
+
+def page_dataset_versions(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    namespace: str,
+    name: str,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> tuple[Dataset, Page[DatasetVersion]]:
+    """Return a dataset and a page of its versions, newest first (one per run that wrote it).
+
+    Raises:
+        NotFound: No such dataset in the project.
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    dataset = _dataset(session, project_id, namespace, name)
+    return dataset, keyset_page(
+        session=session,
+        query=select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id),
+        keys=_NEWEST_FIRST,
+        key_of=lambda v: (v.created_at, v.id),
+        limit=limit,
+        cursor=cursor,
     )
 
 

@@ -39,6 +39,7 @@ from lineage.edges import link
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import EdgeKind, ModelVersion, Run
 from lineage.openlineage_events import DatasetRef, EventType, emit, run_event
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.runtime.queue import enqueue
 from lineage.tables import AwareDateTime, Record, utcnow
 from monitors.scoring import parse_scorers
@@ -63,6 +64,8 @@ __all__ = [
     "ModelOverrides",
     "get_eval_run",
     "list_eval_runs",
+    "page_eval_runs",
+    "page_results",
     "record_eval_lineage",
     "request_eval_run",
     "results_of",
@@ -327,11 +330,42 @@ def list_eval_runs(
     limit: int = 100,
 ) -> list[EvalRun]:
     """Return a project's runs, newest first (optionally of one prompt version)."""
+    query = _runs_of(project_id, model_version_id)
+    query = query.order_by(*(k.column.desc() for k in _NEWEST_FIRST)).limit(limit)
+    return list(session.exec(query).all())
+
+
+_NEWEST_FIRST = (SortKey(col(EvalRun.created_at), "desc"), SortKey(col(EvalRun.id), "desc"))
+
+
+def _runs_of(project_id: uuid.UUID, model_version_id: uuid.UUID | None) -> Any:
     query = select(EvalRun).where(EvalRun.project_id == project_id)
     if model_version_id is not None:
         query = query.where(EvalRun.model_version_id == model_version_id)
-    query = query.order_by(sa.desc(col(EvalRun.created_at))).limit(limit)
-    return list(session.exec(query).all())
+    return query
+
+
+def page_eval_runs(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    model_version_id: uuid.UUID | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[EvalRun]:
+    """Return a page of a project's runs (of one prompt version), newest first.
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    return keyset_page(
+        session=session,
+        query=_runs_of(project_id, model_version_id),
+        keys=_NEWEST_FIRST,
+        key_of=lambda r: (r.created_at, r.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def results_of(*, session: Session, run: EvalRun) -> list[EvalResult]:
@@ -340,4 +374,22 @@ def results_of(*, session: Session, run: EvalRun) -> list[EvalResult]:
         session.exec(
             select(EvalResult).where(EvalResult.run_id == run.id).order_by(col(EvalResult.position))
         ).all()
+    )
+
+
+def page_results(
+    *, session: Session, run: EvalRun, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+) -> Page[EvalResult]:
+    """Return a page of a run's results in record order (one per record of its dataset).
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    return keyset_page(
+        session=session,
+        query=select(EvalResult).where(EvalResult.run_id == run.id),
+        keys=[SortKey(col(EvalResult.position))],
+        key_of=lambda r: (r.position,),
+        limit=limit,
+        cursor=cursor,
     )

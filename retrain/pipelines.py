@@ -45,6 +45,7 @@ from sqlmodel import Session, col, select
 
 from governance import Actor, append
 from lineage.errors import Conflict, InvalidInput, NotFound
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.runtime.queue import JobState, RuntimeJob, enqueue
 from lineage.tables import AwareDateTime, Record, utcnow
 
@@ -71,6 +72,7 @@ __all__ = [
     "get_run",
     "list_pipelines",
     "list_runs",
+    "page_runs",
     "request_run",
 ]
 
@@ -468,11 +470,42 @@ def list_runs(
     *, session: Session, project_id: uuid.UUID, pipeline_id: uuid.UUID | None = None
 ) -> list[PipelineRun]:
     """Return a project's runs, newest first (optionally of one pipeline)."""
+    query = _runs_of(project_id, pipeline_id)
+    return list(session.exec(query.order_by(*(k.column.desc() for k in _NEWEST_FIRST))).all())
+
+
+_NEWEST_FIRST = (
+    SortKey(col(PipelineRun.created_at), "desc"),
+    SortKey(col(PipelineRun.id), "desc"),
+)
+
+
+def _runs_of(project_id: uuid.UUID, pipeline_id: uuid.UUID | None) -> Any:
     query = select(PipelineRun).where(PipelineRun.project_id == project_id)
-    if pipeline_id is not None:
-        query = query.where(PipelineRun.pipeline_id == pipeline_id)
-    query = query.order_by(sa.desc(col(PipelineRun.created_at)))
-    return list(session.exec(query).all())
+    return query if pipeline_id is None else query.where(PipelineRun.pipeline_id == pipeline_id)
+
+
+def page_runs(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    pipeline_id: uuid.UUID | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[PipelineRun]:
+    """Return a page of a project's runs (of one pipeline), newest first.
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    return keyset_page(
+        session=session,
+        query=_runs_of(project_id, pipeline_id),
+        keys=_NEWEST_FIRST,
+        key_of=lambda r: (r.created_at, r.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def _move(run: PipelineRun, to: PipelineRunState) -> None:

@@ -38,9 +38,10 @@ from governance.approvals import (
     carried_out_actions,
     decide,
     decisions_of,
+    decisions_of_all,
     get_request,
-    list_requests,
     list_rules,
+    page_requests,
     pending_for,
     request_approval,
     rule_settings,
@@ -223,12 +224,21 @@ def list_all(
     for_me: Annotated[bool, Query(description="Only what I may still decide.")] = False,
 ) -> list[ApprovalPublic]:
     """List the project's approval requests, newest first (or only those awaiting me)."""
-    if for_me:
+    if for_me:  # pending requests only, filtered by who decided: read whole
         found = pending_for(session=session, actor=actor)
+        chosen = page.answer_all(found, key_of=lambda r: (r.created_at, r.id), descending=True)
     else:
-        found = list_requests(session=session, project_id=project.id, status=status)
-    chosen = page.answer_all(found, key_of=lambda r: (r.created_at, r.id), descending=True)
-    return [_public(session, r) for r in chosen]
+        chosen = page.answer(
+            page_requests(
+                session=session,
+                project_id=project.id,
+                status=status,
+                limit=page.limit,
+                cursor=page.cursor,
+            )
+        )
+    decided = decisions_of_all(session=session, approval_ids=[r.id for r in chosen])
+    return [ApprovalPublic.of(r, decided.get(r.id, [])) for r in chosen]
 
 
 @router.get("/approvals/{approval_id}", dependencies=[Depends(require(Permission.PROJECT_READ))])

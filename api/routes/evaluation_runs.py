@@ -33,9 +33,9 @@ from retrain.eval_runs import (
     EvalRun,
     EvalRunCreate,
     get_eval_run,
-    list_eval_runs,
+    page_eval_runs,
+    page_results,
     request_eval_run,
-    results_of,
 )
 from retrain.llm_deployments import LlmDeployment, get_llm_deployment
 
@@ -203,12 +203,14 @@ def read_runs(
         version_id = get_prompt(
             session=session, project_id=project.id, name=prompt, version=prompt_version
         ).version.id
-    runs = page.answer_all(
-        list_eval_runs(session=session, project_id=project.id, model_version_id=version_id),
-        key_of=lambda r: (r.created_at, r.id),
-        descending=True,
+    runs = page_eval_runs(
+        session=session,
+        project_id=project.id,
+        model_version_id=version_id,
+        limit=page.limit,
+        cursor=page.cursor,
     )
-    return [EvalRunPublic.of(r, session=session) for r in runs]
+    return [EvalRunPublic.of(r, session=session) for r in page.answer(runs)]
 
 
 @router.get("/runs/{run_id}", dependencies=_READ, summary="Read an evaluation run")
@@ -224,8 +226,8 @@ def read_results(
 ) -> list[EvalResultPublic]:
     """Return each record's answer, cost and scores, in record order."""
     run = get_eval_run(session=session, project_id=project.id, run_id=run_id)
-    found = page.answer_all(results_of(session=session, run=run), key_of=lambda r: (r.position,))
-    return [EvalResultPublic.model_validate(r, from_attributes=True) for r in found]
+    found = page_results(session=session, run=run, limit=page.limit, cursor=page.cursor)
+    return [EvalResultPublic.model_validate(r, from_attributes=True) for r in page.answer(found)]
 
 
 def parse_run_ids(text: str) -> list[uuid.UUID]:

@@ -30,7 +30,7 @@ from governance.actors import Actor
 from governance.audit import Outcome, act_then_audit, append_in_own_transaction
 from governance.permissions import Permission
 from governance.roles import authorize, visible_project_ids
-from lineage.catalog import get_run, list_dataset_versions, list_datasets, list_jobs
+from lineage.catalog import get_run, list_datasets, list_jobs, page_dataset_versions
 from lineage.errors import InvalidInput, NotFound, PermissionDenied
 from lineage.graph import (
     MAX_DEPTH,
@@ -431,18 +431,15 @@ def read_dataset_versions(
     name: Annotated[str, Query(min_length=1, max_length=1024)],
 ) -> list[DatasetVersionPublic]:
     """Return the versions of a dataset, newest first."""
-    versions = page.answer_all(
-        list_dataset_versions(
-            session=session, project_id=project.id, namespace=namespace, name=name
-        ),
-        key_of=lambda v: (v.created_at, v.id),
-        descending=True,
+    dataset, versions = page_dataset_versions(
+        session=session,
+        project_id=project.id,
+        namespace=namespace,
+        name=name,
+        limit=page.limit,
+        cursor=page.cursor,
     )
-    if not versions:
-        return []
-    dataset = session.get(Dataset, versions[0].dataset_id)
-    assert dataset is not None  # a foreign key guarantees it
-    return [DatasetVersionPublic.of(v, dataset) for v in versions]
+    return [DatasetVersionPublic.of(v, dataset) for v in page.answer(versions)]
 
 
 @router.get(

@@ -32,7 +32,7 @@ from retrain.pipelines import (
     get_pipeline,
     get_run,
     list_pipelines,
-    list_runs,
+    page_runs,
     request_run,
 )
 from retrain.run_files import run_log
@@ -199,9 +199,14 @@ def read_runs(
 ) -> list[PipelineRunPublic]:
     """Return a pipeline's runs, newest first."""
     pipeline = get_pipeline(session=session, project_id=project.id, name=name)
-    runs = list_runs(session=session, project_id=project.id, pipeline_id=pipeline.id)
-    chosen = page.answer_all(runs, key_of=lambda r: (r.created_at, r.id), descending=True)
-    return [PipelineRunPublic.of(r, session=session) for r in chosen]
+    found = page_runs(
+        session=session,
+        project_id=project.id,
+        pipeline_id=pipeline.id,
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    return [PipelineRunPublic.of(r, session=session) for r in page.answer(found)]
 
 
 @router.get(

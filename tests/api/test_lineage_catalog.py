@@ -65,3 +65,27 @@ def test_browse_what_a_pipeline_reported(
     assert missing.status_code == 404
     outsider = make_principal(role=Role.ADMIN, project="other")
     assert client.get(f"{BASE}/datasets", headers=outsider.headers).status_code == 404
+
+
+def test_dataset_versions_page_newest_first(
+    client: TestClient, make_principal: Callable[..., Issued]
+) -> None:
+    writer = make_principal(role=Role.DATA_SCIENTIST, project="acme", service=True)
+    viewer = make_principal(role=Role.VIEWER, project="acme")
+    for version in ("f1", "f2", "f3"):
+        event = run_event(
+            event_type="COMPLETE",
+            run_id=uuid.uuid4(),
+            job="train",
+            inputs=[dataset("file", "/features.parquet", version=version)],
+        )
+        posted = client.post("/api/v1/lineage", content=encode(event), headers=writer.headers)
+        assert posted.status_code == 201, posted.text
+    pages: list[list[str]] = []
+    url: str | None = f"{BASE}/datasets/versions?namespace=file&name=/features.parquet&limit=2"
+    while url is not None:
+        answer = client.get(url, headers=viewer.headers)
+        assert answer.status_code == 200, answer.text
+        pages.append([v["version"] for v in answer.json()])
+        url = answer.links["next"]["url"] if "next" in answer.links else None
+    assert pages == [["f3", "f2"], ["f1"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -154,3 +155,50 @@ def test_deployment_history_pages_in_sql_stable_while_deployments_are_recorded(
     versions = [[d["model_version"] for d in page] for page in pages]  # type: ignore[index]
     assert versions == [["5", "3"], ["1"]]
     assert all(d["name"] == "a" for page in pages for d in page)  # type: ignore[index]
+
+
+def test_approvals_page_in_sql_by_status_with_their_decisions(
+    client: TestClient, engine: Engine, make_principal: Callable[..., Issued]
+) -> None:
+    from sqlmodel import select
+
+    from governance.approvals import ApprovalAction, decide, request_approval
+    from governance.identity import actor_for
+
+    requester = make_principal(role=Role.DATA_SCIENTIST, project="acme")
+    approver = make_principal(role=Role.APPROVER, project="acme")
+    with session_scope(engine) as session:
+        project = session.exec(select(Project).where(Project.name == "acme")).one()
+        asking = actor_for(requester.principal, project_id=project.id)
+        deciding = actor_for(approver.principal, project_id=project.id)
+
+    def ask(target: str) -> uuid.UUID:
+        with session_scope(engine) as session:
+            made = request_approval(
+                session=session,
+                actor=asking,
+                action=ApprovalAction.PROMOTE,
+                target_kind="model_version",
+                target_id=target,
+                reason="better",
+            )
+            return made.id
+
+    ids = [ask(f"v{n}") for n in range(4)]  # v0..v3; v1 and v3 approved
+    for decided in (ids[1], ids[3]):
+        with session_scope(engine) as session:
+            decide(session=session, actor=deciding, approval_id=decided, approve=True, reason="ok")
+    url = f"{BASE}/approvals?status=pending&limit=1"
+    first = client.get(url, headers=approver.headers)
+    assert [a["target_id"] for a in first.json()] == ["v2"]
+    ask("v4")  # newer than the first page: not in the pages after it
+    pages = [first.json()]
+    link = httpx.Response(200, headers=first.headers).links.get("next")
+    while link is not None:
+        answer = client.get(link["url"], headers=approver.headers)
+        pages.append(answer.json())
+        link = httpx.Response(200, headers=answer.headers).links.get("next")
+    assert [[a["target_id"] for a in page] for page in pages] == [["v2"], ["v0"]]
+    approved = _walk(client, f"{BASE}/approvals?status=approved", approver, limit=1)
+    assert [[a["target_id"] for a in page] for page in approved] == [["v3"], ["v1"]]  # type: ignore[index]
+    assert all(len(a["decisions"]) == 1 for page in approved for a in page)  # type: ignore[index]
