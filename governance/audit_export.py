@@ -33,7 +33,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -496,7 +496,32 @@ def _time_text(value: Any) -> str | None:
     return None
 
 
-def _fast_hash(raw: Sequence[Any]) -> str | None:
+_MEMO_LIMIT = 4096
+
+
+def _remembered(
+    convert: Callable[[Any], str | None], value: Any, memo: dict[str, str]
+) -> str | None:
+    """Return ``convert(value)``, converting each distinct stored text once (they repeat).
+
+    Only exact ``str`` values are remembered (a pure function of the text); the memo is emptied
+    when it grows past a few thousand texts.
+    """
+    if type(value) is not str:
+        return convert(value)
+    found = memo.get(value)
+    if found is None:
+        found = convert(value)
+        if found is not None:
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[value] = found
+    return found
+
+
+def _fast_hash(
+    raw: Sequence[Any], uuids: dict[str, str] | None = None, times: dict[str, str] | None = None
+) -> str | None:
     """The hash of a raw row when every field has its usual stored form, else ``None``.
 
     The text hashed is exactly ``canonical_json(entry_payload(row))`` for such rows (the
@@ -506,9 +531,11 @@ def _fast_hash(raw: Sequence[Any]) -> str | None:
     (action, actor_id, actor_kind, actor_name, created_at, detail, id_, outcome, prev_hash,
      project_id, reason, request_id, seq, target, _stored) = raw  # fmt: skip
     try:
-        at, entry_id = _time_text(created_at), _uuid_text(id_)
-        actor = None if actor_id is None else _uuid_text(actor_id)
-        project = None if project_id is None else _uuid_text(project_id)
+        uuids = {} if uuids is None else uuids  # one memo per conversion, never shared
+        at = _remembered(_time_text, created_at, {} if times is None else times)
+        entry_id = _uuid_text(id_)
+        actor = None if actor_id is None else _remembered(_uuid_text, actor_id, uuids)
+        project = None if project_id is None else _remembered(_uuid_text, project_id, uuids)
         if (
             at is None
             or entry_id is None
@@ -556,10 +583,12 @@ def _verify_entries(engine: Engine, verifier: ChainVerifier, *, up_to: int) -> N
     ]
     raw = sa.select(*(sa.type_coerce(column, sa.types.NullType()) for column in columns))
     query = raw.where(_TABLE.c.seq <= up_to).order_by(_TABLE.c.seq)
+    uuids: dict[str, str] = {}
+    times: dict[str, str] = {}
     for rows in _raw_chunks(engine, query):
         for row in rows:
             stored = row[14]
-            if type(stored) is str and _fast_hash(row) == stored:
+            if type(stored) is str and _fast_hash(row, uuids, times) == stored:
                 verifier.hashed(row[12], row[8], stored)
                 continue
             values: dict[

@@ -159,6 +159,28 @@ def test_unusual_stored_forms_are_judged_like_before(engine: Engine, alice: Acto
     assert report.first_broken_seq == 4
 
 
+def test_remembered_actors_and_times_do_not_hide_a_changed_one(
+    engine: Engine, alice: Actor
+) -> None:
+    """The verifier converts each repeated actor, project and time once; a changed one is seen."""
+    bob = Actor(principal_id=uuid.uuid4(), name="bob", kind=PrincipalKind.PERSON)
+    with session_scope(engine) as session:
+        append_many(
+            session=session,
+            actor=alice,
+            entries=[PendingEntry(action="a.b", target=f"t:{n}") for n in range(6)],
+        )
+    assert verify_store(engine=engine, public_key=None).intact
+    drop_triggers(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(AuditEntry.__table__)  # type: ignore[attr-defined]
+            .where(sa.column("seq") == 5)
+            .values(actor_id=bob.principal_id)
+        )
+    assert verify_store(engine=engine, public_key=None).first_broken_seq == 5
+
+
 def test_a_read_only_scope_does_not_wait_for_a_writer(engine: Engine, alice: Actor) -> None:
     with session_scope(engine) as session:
         append(session=session, actor=alice, action="a.b", target="t:1")
