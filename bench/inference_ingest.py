@@ -17,7 +17,9 @@ afterwards. Measured side by side in each run, on the same bytes:
   ``pyarrow.Table.from_pylist``) and Arrow's JSON reader (columns directly).
 
 Reported: rows per second of each (median of the runs) and the ratios of Warden's times to the
-anchor's. The last line printed is one JSON object with the figures.
+anchor's; and, since a loaded machine shares its cores unevenly between the client, the server
+and the anchor, rows per CPU second of the server process (``/proc``) and of the anchor. The
+last line printed is one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.processes import free_port, running, wait_ready
+from bench.processes import cpu_seconds, free_port, running, wait_ready
 
 NUMERIC = [f"num_{index}" for index in range(10)]
 CATEGORICAL = [f"cat_{index}" for index in range(5)]
@@ -143,8 +145,8 @@ def _parquet(batch: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def _anchor(bodies: list[bytes]) -> tuple[float, str]:
-    """Parse each body and write its records as Parquet; return the faster parser's seconds.
+def _anchor(bodies: list[bytes]) -> tuple[float, float, str]:
+    """Parse each body and write its records as Parquet; the faster parser's seconds and CPU.
 
     Two parsers: ``orjson`` (then ``Table.from_pylist``) and Arrow's own JSON reader, which
     yields columns directly; each body is written with ``pq.write_table``'s defaults.
@@ -154,28 +156,31 @@ def _anchor(bodies: list[bytes]) -> tuple[float, str]:
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for body in bodies:
         records = orjson.loads(body)["records"]
         pq.write_table(pa.Table.from_pylist(records), io.BytesIO())
-    by_orjson = time.perf_counter() - started
-    started = time.perf_counter()
+    by_orjson = (time.perf_counter() - started, time.process_time() - cpu, "orjson")
+    started, cpu = time.perf_counter(), time.process_time()
     for body in bodies:
         read = pj.ReadOptions(block_size=len(body) + 1, use_threads=False)
         table = pj.read_json(io.BytesIO(body), read_options=read)
         records = table.column("records").combine_chunks().flatten()
         pq.write_table(pa.Table.from_struct_array(records), io.BytesIO())
-    by_arrow = time.perf_counter() - started
-    return min((by_orjson, "orjson"), (by_arrow, "pyarrow.json"))
+    by_arrow = (time.perf_counter() - started, time.process_time() - cpu, "pyarrow.json")
+    return min(by_orjson, by_arrow)
 
 
-def _post(client: httpx.Client, url: str, payloads: list[dict[str, Any]], rows: int) -> float:
-    started = time.perf_counter()
+def _post(
+    client: httpx.Client, url: str, payloads: list[dict[str, Any]], rows: int, pid: int = 0
+) -> tuple[float, float]:
+    """Post the payloads one after the other; return the seconds and the server's CPU seconds."""
+    started, cpu = time.perf_counter(), cpu_seconds(pid) or 0.0
     for payload in payloads:
         answer = client.post(url, **payload)
         if answer.status_code != 201 or answer.json()["accepted"] != rows:
             raise RuntimeError(f"{url} answered {answer.status_code}: {answer.text[:500]}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, (cpu_seconds(pid) or 0.0) - cpu
 
 
 def _stored(path: Path) -> int:
@@ -199,8 +204,10 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
     command = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port"]
     base = f"http://127.0.0.1:{port}/api/v1/projects/bench/deployments/{deployment_id}"
     headers = {"Authorization": f"Bearer {key}"}
-    figures: dict[str, list[float]] = {"json": [], "parquet": [], "anchor": []}
-    with running([*command, str(port)], env, folder / "warden.log"):
+    figures: dict[str, list[float]] = {
+        name: [] for name in ("json", "parquet", "anchor", "json_cpu", "parquet_cpu", "anchor_cpu")
+    }
+    with running([*command, str(port)], env, folder / "warden.log") as pid:
         wait_ready(f"http://127.0.0.1:{port}/healthz", folder / "warden.log")
         with httpx.Client(timeout=600, headers=headers) as client:
             warm = make_batches(1, size, "warm", seed=99)[0]
@@ -229,8 +236,8 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
                 upload = _parquet(
                     [r for batch in make_batches(batches, size, f"p{index}", index) for r in batch]
                 )
-                anchor, parser = _anchor(bodies)
-                sent = _post(
+                anchor, anchor_cpu, parser = _anchor(bodies)
+                sent, sent_cpu = _post(
                     client,
                     f"{base}/inferences",
                     [
@@ -238,22 +245,32 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
                         for body in bodies
                     ],
                     size,
+                    pid,
                 )
-                uploaded = _post(
+                uploaded, uploaded_cpu = _post(
                     client,
                     f"{base}/inferences/upload",
                     [{"files": {"file": ("batch.parquet", upload)}}],
                     batches * size,
+                    pid,
                 )
                 rows = batches * size
-                figures["anchor"].append(anchor)
-                figures["json"].append(sent)
-                figures["parquet"].append(uploaded)
+                for name, value in (
+                    ("anchor", anchor),
+                    ("json", sent),
+                    ("parquet", uploaded),
+                    ("anchor_cpu", anchor_cpu),
+                    ("json_cpu", sent_cpu),
+                    ("parquet_cpu", uploaded_cpu),
+                ):
+                    figures[name].append(value)
                 print(
                     f"run {index + 1}: JSON {rows / sent:,.0f} rows/s, Parquet upload "
                     f"{rows / uploaded:,.0f} rows/s; anchor ({parser} + Parquet) "
                     f"{rows / anchor:,.0f} rows/s; JSON takes {sent / anchor:.1f}x the anchor, "
-                    f"the Parquet upload {uploaded / anchor:.2f}x",
+                    f"the Parquet upload {uploaded / anchor:.2f}x. CPU: the server's "
+                    f"{rows / sent_cpu:,.0f} rows/s JSON, {rows / uploaded_cpu:,.0f} upload; "
+                    f"the anchor's {rows / anchor_cpu:,.0f}",
                     flush=True,
                 )
     rows = batches * size
@@ -263,6 +280,10 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
         raise RuntimeError(f"the store holds {stored} request ids, {expected} were sent")
     ratios = [s / a for s, a in zip(figures["json"], figures["anchor"], strict=True)]
     upload_ratios = [u / a for u, a in zip(figures["parquet"], figures["anchor"], strict=True)]
+
+    def cpu(name: str) -> int:
+        return round(rows / statistics.median(figures[f"{name}_cpu"]))
+
     return {
         "batches": batches,
         "batch_rows": size,
@@ -274,6 +295,9 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
         "json_to_anchor_ratio": round(statistics.median(ratios), 2),
         "parquet_to_anchor_ratio": round(statistics.median(upload_ratios), 2),
         "json_body_mib": round(len(bodies[0]) / 2**20, 2),
+        "server_cpu_json_rows_per_s": cpu("json"),
+        "server_cpu_parquet_rows_per_s": cpu("parquet"),
+        "anchor_cpu_rows_per_s": cpu("anchor"),
         "stored_rows": stored,
     }
 
