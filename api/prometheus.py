@@ -48,6 +48,7 @@ from prometheus_client.registry import Collector
 from sqlmodel import Session, col, func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.security import require
 from governance.actors import Actor
@@ -272,7 +273,7 @@ class StoreCollector(Collector):
         yield family
 
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(route_class=DeferredAPIRoute, tags=["metrics"])
 
 
 @router.get(

@@ -2,19 +2,24 @@
 
 Run ``python -m bench.cli_startup`` (``--runs`` sets the repetitions, default 7; ``--up-runs``
 the ``warden up`` starts, default 3). Everything runs as a child process and is timed from spawn
-to exit, side by side with the anchor ``python -c pass`` measured in the same run (the price of
-any Python program here); CPU seconds (user + system, from ``wait4``) are reported beside wall
-seconds, since a busy shared machine stretches wall time but not CPU.
+to exit, side by side with anchors measured in the same run; CPU seconds (user + system, from
+``wait4``) are reported beside wall seconds, since a busy shared machine stretches wall time but
+not CPU.
 
-* ``warden --help``, ``warden monitors --help``: typer only, nothing of the server;
+* ``warden --help``, ``warden monitors --help``: typer only, nothing of the server; anchor
+  ``python -c pass`` (the price of any Python program here);
 * client-mode commands (``whoami``, ``monitors list``, ``approvals list``, ``--json``) against a
   live ``warden up``: typer, httpx and one REST call;
 * ``warden up`` on a fresh data directory (the first start migrates the store), then again on
   the same store: seconds from spawn until ``GET /readyz`` answers 200, and the CPU seconds the
-  process had used by then (all its threads: API, scheduler, worker; from ``/proc`` on Linux);
-  beside it the cost of ``import api.app`` alone, which is most of it.
+  process had used by then (all its threads: API, scheduler, worker; from ``/proc`` on Linux).
+  Anchors: ``python -c "import fastapi, uvicorn"``, and a one-route FastAPI app under uvicorn
+  timed the same way, started alternately with ``warden up``; beside them ``import api.app``.
 
-Medians of the runs; the last line printed is one JSON object with every figure.
+The children write and read Python's bytecode cache (in a directory of their own, warmed by one
+untimed run of each command), as an installed program does; an environment that sets
+``PYTHONDONTWRITEBYTECODE`` recompiles every module of Warden at each start, which the figure
+``import_app_uncached`` shows. Medians of the runs; the last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -43,14 +48,35 @@ HELP_TARGET_S = 0.3
 UP_TARGET_S = 3.0
 
 
+MINIMAL_APP = """
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/readyz")
+def readyz() -> dict[str, str]:
+    return {"status": "ready"}
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+_BYTECODE = Path(tempfile.gettempdir()) / "warden-bench-bytecode"
+
+
 def _env(data_dir: Path | None = None, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "DO_NOT_TRACK": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYTHONPYCACHEPREFIX": str(_BYTECODE),
         **extra,
     }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if data_dir is not None:
         env["WARDEN_DATA_DIR"] = str(data_dir)
         env.pop("WARDEN_DATABASE_URL", None)
@@ -73,25 +99,24 @@ def timed(argv: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def median_of(argv: Sequence[str], env: dict[str, str], runs: int) -> dict[str, float]:
-    """Return the median wall and CPU seconds of ``runs`` runs of ``argv``."""
+    """Return the median wall and CPU seconds of ``runs`` runs of ``argv`` (after one untimed)."""
+    timed(argv, env)
     walls, cpus = zip(*(timed(argv, env) for _ in range(runs)), strict=True)
     return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
 
 
-def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], float, float | None]:
-    """Start ``warden up``; return it, the seconds until ``/readyz`` answered 200 and its CPU."""
+def ready_after(
+    argv: Sequence[str], env: dict[str, str], cwd: Path, port: int
+) -> tuple[subprocess.Popen[bytes], float, float | None]:
+    """Start ``argv``; return it, the seconds until its ``/readyz`` answered 200 and its CPU."""
     start = time.perf_counter()
     process = subprocess.Popen(
-        [WARDEN, "up", "--host", "127.0.0.1", "--port", str(port)],
-        env=_env(data_dir),
-        cwd=data_dir.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = start + 300
     while time.perf_counter() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"warden up exited with {process.returncode}")
+            raise RuntimeError(f"{' '.join(argv)} exited with {process.returncode}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return process, time.perf_counter() - start, cpu_seconds(process.pid)
@@ -99,7 +124,21 @@ def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], float,
             pass
         time.sleep(0.02)
     process.kill()
-    raise RuntimeError("warden up was not ready within 300 s")
+    raise RuntimeError(f"{' '.join(argv)} was not ready within 300 s")
+
+
+def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], float, float | None]:
+    """Start ``warden up``; return it, the seconds until ``/readyz`` answered 200 and its CPU."""
+    argv = [WARDEN, "up", "--host", "127.0.0.1", "--port", str(port)]
+    return ready_after(argv, _env(data_dir), data_dir.parent, port)
+
+
+def minimal_app_ready(port: int) -> tuple[float, float | None]:
+    """Start the one-route FastAPI app under uvicorn; return its seconds and CPU until ready."""
+    argv = [sys.executable, "-c", MINIMAL_APP, str(port)]
+    process, seconds, cpu = ready_after(argv, _env(), REPO, port)
+    stop(process)
+    return seconds, cpu
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -142,15 +181,26 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         ("monitors_help", [WARDEN, "monitors", "--help"]),
     ):
         figures[name] = median_of(argv, plain, options.runs)
-    # What `warden up` pays before it can answer: importing the app (and everything it pulls).
-    figures["import_app"] = median_of(
-        [sys.executable, "-c", "import api.app"], plain, min(options.runs, 3)
+    # What `warden up` pays before it can answer: the libraries every FastAPI server imports,
+    # and importing the app (everything it pulls), with and without a bytecode cache.
+    few = min(options.runs, 3)
+    figures["anchor_import_fastapi_uvicorn"] = median_of(
+        [sys.executable, "-c", "import fastapi, uvicorn"], plain, few
+    )
+    figures["import_app"] = median_of([sys.executable, "-c", "import api.app"], plain, few)
+    uncached = {**plain, "PYTHONDONTWRITEBYTECODE": "1"}
+    del uncached["PYTHONPYCACHEPREFIX"]  # the libraries' own __pycache__, Warden compiled anew
+    figures["import_app_uncached"] = median_of(
+        [sys.executable, "-c", "import api.app"], uncached, few
     )
 
     with tempfile.TemporaryDirectory(prefix="warden-bench-") as root:
+        port = free_port()
+        warm = Path(root) / "warm" / ".warden"  # an untimed start fills the bytecode cache
+        warm.parent.mkdir()
+        stop(start_up(warm, port)[0])
         fresh = Path(root) / "fresh" / ".warden"
         fresh.parent.mkdir()
-        port = free_port()
         process, figures["up_fresh_ready_s"], figures["up_fresh_ready_cpu_s"] = start_up(
             fresh, port
         )
@@ -161,7 +211,13 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         key = _bootstrap(data_dir)
         ready: list[float] = []
         ready_cpu: list[float] = []
+        minimal: list[float] = []
+        minimal_cpu: list[float] = []
         for attempt in range(options.up_runs):
+            seconds, cpu = minimal_app_ready(port)
+            minimal.append(seconds)
+            if cpu is not None:
+                minimal_cpu.append(cpu)
             process, seconds, cpu = start_up(data_dir, port)
             ready.append(seconds)
             if cpu is not None:
@@ -170,6 +226,10 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 stop(process)
         figures["up_ready_s"] = statistics.median(ready)
         figures["up_ready_cpu_s"] = statistics.median(ready_cpu) if ready_cpu else None
+        figures["anchor_minimal_app_ready_s"] = statistics.median(minimal)
+        figures["anchor_minimal_app_ready_cpu_s"] = (
+            statistics.median(minimal_cpu) if minimal_cpu else None
+        )
         try:
             client = _env(
                 WARDEN_URL=f"http://127.0.0.1:{port}", WARDEN_API_KEY=key, WARDEN_PROJECT="bench"
@@ -210,8 +270,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<24} {got['wall_s']:.3f} s wall ({got['x_anchor']:.1f}x anchor), "
             f"{got['cpu_s']:.3f} s CPU (target {HELP_TARGET_S} s)"
         )
-    got = figures["import_app"]
-    print(f"import api.app           {got['wall_s']:.3f} s wall, {got['cpu_s']:.3f} s CPU")
+    for name, label in (
+        ("anchor_import_fastapi_uvicorn", "anchor `import fastapi, uvicorn`"),
+        ("import_app", "import api.app"),
+        ("import_app_uncached", "import api.app, no bytecode cache"),
+    ):
+        got = figures[name]
+        print(f"{label:<34} {got['wall_s']:.3f} s wall, {got['cpu_s']:.3f} s CPU")
+    print(
+        f"anchor one-route FastAPI app under uvicorn ready: "
+        f"{figures['anchor_minimal_app_ready_s']:.2f} s wall, "
+        f"{figures['anchor_minimal_app_ready_cpu_s'] or float('nan'):.2f} s CPU"
+    )
     print(
         f"warden up ready: {figures['up_ready_s']:.2f} s on an existing store, "
         f"{figures['up_fresh_ready_s']:.2f} s on a fresh one (target {UP_TARGET_S} s); "

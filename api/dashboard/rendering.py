@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
+from api.deferred_routes import DeferredAPIRoute
 from api.security import require_authenticated
 from api.web_session import (
     CSRF_FIELD,
@@ -30,7 +31,9 @@ _HERE = Path(__file__).parent.parent
 _AUDIT_PAGE = 50
 _CHART_RUNS = 60
 
-router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+router = APIRouter(
+    route_class=DeferredAPIRoute, include_in_schema=False, default_response_class=HTMLResponse
+)
 
 Viewer = Annotated[Actor, Depends(require_authenticated())]
 

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.pages import PageDep
 from api.security import CurrentProject, require
@@ -88,7 +89,9 @@ __all__ = [
     "secret_box",
 ]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["alerts"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["alerts"]
+)
 
 Reader = Annotated[Actor, Depends(require(Permission.ALERT_READ))]
 Writer = Annotated[Actor, Depends(require(Permission.ALERT_WRITE))]

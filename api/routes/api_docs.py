@@ -17,13 +17,18 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from api.deferred_routes import DeferredAPIRoute
 from api.security import require_authenticated
 
 __all__ = ["OPENAPI_URL", "router"]
 
 OPENAPI_URL = "/openapi.json"
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(require_authenticated())])
+router = APIRouter(
+    route_class=DeferredAPIRoute,
+    include_in_schema=False,
+    dependencies=[Depends(require_authenticated())],
+)
 
 
 @router.get(OPENAPI_URL)

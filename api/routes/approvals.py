@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SessionDep
 from api.pages import PageDep
 from api.routes.deployments_serving import get_embedded_deployer, get_registry
@@ -66,7 +67,9 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["approvals"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["approvals"]
+)
 
 
 class ApprovalCreate(BaseModel):

@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SessionDep
 from api.limits import MAX_SQL_BIGINT
 from api.pages import next_link
@@ -59,7 +60,7 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(route_class=DeferredAPIRoute, prefix="/api/v1/audit", tags=["audit"])
 
 
 def get_signer(request: Request) -> Signer:

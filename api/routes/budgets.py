@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.pages import PageDep
 from api.security import CurrentProject, require
@@ -34,7 +35,9 @@ from lineage.errors import InvalidInput
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["budgets"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["budgets"]
+)
 
 Writer = Annotated[Actor, Depends(require(Permission.POLICY_WRITE))]
 _READ = [Depends(require(Permission.POLICY_READ))]

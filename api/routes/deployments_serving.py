@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from api.settings import Settings
@@ -42,7 +43,9 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["serving"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["serving"]
+)
 _build_lock = threading.Lock()
 
 Cell = str | int | float | bool | None

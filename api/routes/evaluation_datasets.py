@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile, s
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.limits import MAX_SQL_INTEGER
 from api.pages import PageDep
@@ -54,7 +55,11 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1/projects/{project}/evaluation", tags=["evaluation"])
+router = APIRouter(
+    route_class=DeferredAPIRoute,
+    prefix="/api/v1/projects/{project}/evaluation",
+    tags=["evaluation"],
+)
 
 Writer = Annotated[Actor, Depends(require(Permission.MODEL_WRITE))]
 _READ = [Depends(require(Permission.MODEL_READ))]

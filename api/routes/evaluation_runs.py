@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.pages import PageDep
 from api.security import CurrentProject, require
@@ -47,7 +48,11 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1/projects/{project}/evaluation", tags=["evaluation"])
+router = APIRouter(
+    route_class=DeferredAPIRoute,
+    prefix="/api/v1/projects/{project}/evaluation",
+    tags=["evaluation"],
+)
 
 _READ = [Depends(require(Permission.MODEL_READ))]
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.oidc import SEALED_PREFIX, box_of
 from api.pages import PageDep
@@ -40,7 +41,7 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1", tags=["identity provider"])
+router = APIRouter(route_class=DeferredAPIRoute, prefix="/api/v1", tags=["identity provider"])
 
 Admin = Annotated[Actor, Depends(require_admin())]
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SettingsDep
 from api.migrate import pending_heads
 from api.problems import problem_response
@@ -25,7 +26,7 @@ from lineage.store import session_scope
 
 __all__ = ["PUBLIC_PATHS", "router"]
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=DeferredAPIRoute, tags=["health"])
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 

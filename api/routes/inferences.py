@@ -51,6 +51,7 @@ from fastapi import (
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep, SettingsDep
 from api.pages import PageDep
 from api.security import CurrentProject, require
@@ -99,7 +100,9 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["inferences"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["inferences"]
+)
 
 Logger = Annotated[Actor, Depends(require(Permission.INFERENCE_WRITE))]
 Writer = Annotated[Actor, Depends(require(Permission.MONITOR_WRITE))]

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.engine import Engine
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SessionDep, SettingsDep
 from api.limits import gunzip
 from api.pages import PageDep
@@ -57,7 +58,7 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(tags=["lineage"])
+router = APIRouter(route_class=DeferredAPIRoute, tags=["lineage"])
 
 
 class LineageEventPublic(BaseModel):

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SessionDep
 from api.pages import PageDep
 from api.routes.deployments_serving import get_registry
@@ -51,7 +52,9 @@ from retrain.promotion import promote_prompt
 
 __all__ = ["LlmDeploymentPublic", "PromptPromoteRequest", "router"]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["llm deployments"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["llm deployments"]
+)
 
 _SLUG = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Environment = Annotated[str, Query(pattern=_SLUG)]

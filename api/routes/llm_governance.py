@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep, SettingsDep
 from api.pages import PageDep
 from api.routes.alerts import secret_box
@@ -64,7 +65,9 @@ __all__ = [
 MAX_PREVIEW_CHARS = 100_000
 """The longest text the redaction preview accepts."""
 
-router = APIRouter(prefix="/api/v1/projects/{project}/llm", tags=["llm governance"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}/llm", tags=["llm governance"]
+)
 
 Admin = Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))]
 _READ = [Depends(require(Permission.PROJECT_READ))]

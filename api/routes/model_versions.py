@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, status
 from pydantic import AwareDatetime, BaseModel
 from sqlmodel import Session, col, select
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.pages import PageDep
 from api.security import CurrentProject, require
@@ -45,7 +46,9 @@ from lineage.models import Deployment, ModelVersion, Run
 
 __all__ = ["DeploymentPublic", "ModelVersionPublic", "router"]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["models"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["models"]
+)
 
 
 class ModelVersionPublic(BaseModel):

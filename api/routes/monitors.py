@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep, SettingsDep
 from api.pages import PageDep
 from api.security import CurrentProject, require
@@ -51,7 +52,9 @@ from monitors.schedules import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["monitors"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["monitors"]
+)
 
 Writer = Annotated[Actor, Depends(require(Permission.MONITOR_WRITE))]
 Runner = Annotated[Actor, Depends(require(Permission.MONITOR_RUN))]

@@ -32,6 +32,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SettingsDep
 from api.limits import gunzip
 from api.problems import problem_response
@@ -58,7 +59,7 @@ from monitors.traces.redaction_rules import Sealer
 
 __all__ = ["DEPLOYMENT_HEADER", "PROJECT_HEADER", "router"]
 
-router = APIRouter(tags=["traces"])
+router = APIRouter(route_class=DeferredAPIRoute, tags=["traces"])
 
 PROJECT_HEADER = "X-Warden-Project"
 DEPLOYMENT_HEADER = "X-Warden-Deployment"

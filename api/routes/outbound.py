@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.pages import PageDep
 from api.security import CurrentProject, require
@@ -28,7 +29,9 @@ from governance.permissions import Permission
 
 __all__ = ["AllowEntryCreate", "AllowEntryPublic", "router"]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["alerts"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["alerts"]
+)
 
 Reader = Annotated[Actor, Depends(require(Permission.ALERT_READ))]
 Admin = Annotated[Actor, Depends(require(Permission.PROJECT_ADMIN))]

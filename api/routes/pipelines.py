@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep, SettingsDep
 from api.pages import PageDep
 from api.security import CurrentProject, require
@@ -39,7 +40,9 @@ from retrain.run_files import run_log
 
 __all__ = ["PipelinePublic", "PipelineRunCreate", "PipelineRunPublic", "router"]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["pipelines"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["pipelines"]
+)
 
 _LOG_LIMIT = 1_000_000
 

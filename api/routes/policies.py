@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SessionDep
 from api.limits import MAX_SQL_INTEGER
 from api.pages import PageDep
@@ -62,7 +63,9 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["policies"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["policies"]
+)
 
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep, SettingsDep
 from api.pages import PageDep
 from api.security import require_admin, require_authenticated
@@ -48,7 +49,7 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1/principals", tags=["principals"])
+router = APIRouter(route_class=DeferredAPIRoute, prefix="/api/v1/principals", tags=["principals"])
 
 Admin = Annotated[Actor, Depends(require_admin())]
 Authenticated = Annotated[Actor, Depends(require_authenticated())]

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SessionDep
 from api.pages import PageDep
 from api.security import CurrentProject, require, require_admin, require_authenticated
@@ -33,7 +34,7 @@ from lineage.projects import PROJECT_NAME_PATTERN, Project, create_project, list
 
 __all__ = ["GrantCreate", "GrantPublic", "ProjectCreate", "ProjectPublic", "router"]
 
-router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+router = APIRouter(route_class=DeferredAPIRoute, prefix="/api/v1/projects", tags=["projects"])
 
 
 class ProjectCreate(BaseModel):

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SessionDep
 from api.pages import PageDep
 from api.routes.deployments_serving import get_embedded_deployer, get_registry
@@ -61,7 +62,9 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["promotion"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["promotion"]
+)
 
 _SLUG = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.pages import PageDep
 from api.routes.deployments_serving import get_registry
@@ -59,7 +60,9 @@ __all__ = [
     "version_response",
 ]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["prompts"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["prompts"]
+)
 
 _READ = [Depends(require(Permission.MODEL_READ))]
 

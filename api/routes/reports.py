@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime, BaseModel
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import EngineDep, SessionDep, SettingsDep
 from api.routes.audit import SignerDep
 from api.security import CurrentProject, require
@@ -44,7 +45,9 @@ from reports import (
 
 __all__ = ["ModelCardPublic", "RenderJobPublic", "router"]
 
-router = APIRouter(prefix="/api/v1/projects/{project}/reports", tags=["reports"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}/reports", tags=["reports"]
+)
 
 Reader = Annotated[Actor, Depends(require(Permission.REPORT_READ))]
 FormatQuery = Annotated[Format, Query(description="html, json or pdf.")]

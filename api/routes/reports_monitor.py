@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from governance.permissions import Permission
@@ -28,7 +29,9 @@ from monitors.run_jobs import get_monitor_run
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["monitors"])
+router = APIRouter(
+    route_class=DeferredAPIRoute, prefix="/api/v1/projects/{project}", tags=["monitors"]
+)
 _READ = [Depends(require(Permission.REPORT_READ))]
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime
 
+from api.deferred_routes import DeferredAPIRoute
 from api.deps import SessionDep
 from api.pages import PageDep
 from api.security import CurrentProject, require
@@ -34,6 +35,7 @@ from monitors.traces import (
 __all__ = ["router"]
 
 router = APIRouter(
+    route_class=DeferredAPIRoute,
     prefix="/api/v1/projects/{project}/traces",
     tags=["traces"],
     dependencies=[Depends(require(Permission.TRACE_READ))],
