@@ -20,11 +20,11 @@ default ``production``), as ``…/predict`` accepts it.
 
 Logging needs ``inference:write``; explanations need ``monitor:run`` to request (audited) and
 ``monitor:read`` to read; baselines need ``monitor:write`` to build and ``monitor:read``
-to list. Each accepted batch is audited once, with counts, never the data. A refused batch
-(structure not matching the model's ``feature_schema``, ``NaN`` or ``Infinity`` where JSON has
-only numbers and ``null``) leaves the store unchanged. Uploaded tables are read within the
-``table_max_*`` settings (a Parquet file judged by its footer before anything is decoded), and a
-refused upload leaves no file behind.
+to list. Each batch is audited once, with counts and the SHA-256 of the Parquet object stored,
+never the data. A refused batch (structure not matching the model's ``feature_schema``, ``NaN``
+or ``Infinity`` where JSON has only numbers and ``null``) leaves the store unchanged. Uploaded
+tables are read within the ``table_max_*`` settings (a Parquet file judged by its footer before
+anything is decoded), and a refused upload leaves no file behind.
 """
 
 from __future__ import annotations
