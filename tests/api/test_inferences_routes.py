@@ -142,7 +142,7 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
         _url(deployment), json={"records": records(rows, prefix="ok")}, headers=scientist.headers
     )
     before = (_stored(engine, settings), len(_audit(engine)))
-    batch = records(rows)
+    batch = records(rows.dropna())  # no null feature: Arrow's parse of the bytes is tried first
     change(batch)
     answer = client.post(_url(deployment), json={"records": batch}, headers=scientist.headers)
     assert answer.status_code == status, answer.text
@@ -363,7 +363,8 @@ def test_json_nan_and_infinity_are_refused_at_the_door_naming_the_field(
     literal: str,
     field: str,
 ) -> None:
-    batch = records(rows, scores=[0.5] * len(rows))
+    plain = rows.dropna()  # no null feature: Arrow's parse of the bytes is tried first
+    batch = records(plain, scores=[0.5] * len(plain))
     target = batch[3]
     for key in where[:-1]:
         target = target[key]
