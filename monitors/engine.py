@@ -4,15 +4,25 @@ Only the summaries change engine; statistics, verdicts and findings are computed
 the same way, so both engines give the same findings. Spark pays off only on large windows
 (starting its JVM and Python workers costs seconds: ``bench/spark_engine.py`` measures where),
 so ``auto`` sends a window to Spark from ``row_threshold`` rows, and named deployments always.
-Today the drift and prediction-drift kinds summarise on Spark; other kinds run locally.
+Drift and prediction drift summarise into :mod:`monitors.drift.window`'s summaries; quality,
+performance and fairness into a :class:`Fold` (start, add a batch, merge two partials), run here
+over a DataFrame or a Parquet file's batches (:func:`fold_locally`) or by Spark's tasks
+(:func:`monitors.spark_engine.spark_fold`): one fold, so both engines count with the same code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
-__all__ = ["ENGINES", "EngineName", "SummaryEngine"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ENGINES", "EngineName", "Fold", "SummaryEngine", "fold_locally"]
+
+S = TypeVar("S")
 
 EngineName = Literal["local", "spark"]
 ENGINES: tuple[str, ...] = ("local", "spark", "auto")
@@ -41,3 +51,40 @@ class SummaryEngine:
                 return "spark"
             return "spark" if rows >= self.row_threshold else "local"
         return self.mode
+
+
+@dataclass(frozen=True, slots=True)
+class Fold(Generic[S]):
+    """A mergeable summary of a window: what a kind counts, whichever engine counts it.
+
+    ``add`` folds one batch (a DataFrame of ``columns``, in any order and of any size) into a
+    partial; ``merge`` joins two partials. A fold must give the same partial whatever the
+    batches and the order of merging, up to floating-point summation order: that is what makes
+    the Spark engine's findings the local engine's. Its functions travel to Spark's Python
+    workers (cloudpickle), so they close over plain data only.
+    """
+
+    columns: tuple[str, ...]
+    start: Callable[[], S]
+    add: Callable[[S, pd.DataFrame], S]
+    merge: Callable[[S, S], S]
+
+
+BATCH_ROWS = 262_144
+"""Rows per batch when a Parquet window streams (the drift engine's batch size too)."""
+
+
+def fold_locally(fold: Fold[S], window: pd.DataFrame | Path, *, batch_rows: int = BATCH_ROWS) -> S:
+    """Fold the window here: a DataFrame as one batch, a Parquet file batch by batch."""
+    import pandas as pd
+
+    columns = list(fold.columns)
+    if isinstance(window, pd.DataFrame):
+        return fold.add(fold.start(), window[columns])
+    import pyarrow.parquet as pq
+
+    state = fold.start()
+    source = pq.ParquetFile(window, pre_buffer=False, buffer_size=1 << 20)
+    for batch in source.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
+        state = fold.add(state, batch.to_pandas())
+    return state

@@ -17,6 +17,9 @@ Contract for a kind (fairness and explanations plug in through exactly this):
   monitor has none); it needs no stored baseline. A kind that calls an LLM (``llm_judge``)
   sends through ``context.chat`` (the worker binds it to the project's outbound guard), never
   its own client.
+* A kind that counts mergeable summaries hands a :class:`monitors.engine.Fold` to
+  ``context.summarise(fold)``, which runs it on the context's engine (here, or Spark's tasks):
+  quality, performance and fairness do; their findings are then the same on either engine.
 * It may use ``context.model`` (anything with ``predict``; ``predict_proba`` when it exists) and
   ``context.feature_names``; it calls ``context.report_progress(fraction, message)`` on long work.
 * It returns ``KindResult(findings, report, charts)``:
@@ -49,10 +52,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from lineage.errors import InvalidInput
-from monitors.engine import EngineName
+from monitors.engine import EngineName, Fold, fold_locally
 from monitors.findings import Finding, FindingSink, Status, worst_status
 from monitors.spec import Kind, MonitorSpec
 
@@ -79,6 +82,7 @@ __all__ = [
 
 ChartKind = Literal["distribution", "bars", "intervals"]
 Progress = Callable[[float, str], None]
+S = TypeVar("S")
 
 BUILTIN_KINDS: dict[str, str] = {
     Kind.DRIFT: "monitors.drift.monitor",
@@ -144,8 +148,9 @@ class MonitorContext:
         reference: The reference window of a kind over LLM traces (its calls), if any.
         chat: Sends one chat completion through the project's outbound guard (the signature of
             :func:`monitors.scoring.openai_chat.chat`); ``None`` outside a worker.
-        engine: Which engine summarises the window (:mod:`monitors.engine`); kinds without a
-            Spark path summarise locally whatever it says.
+        engine: Which engine summarises the window (:mod:`monitors.engine`): a kind that
+            counts through :meth:`summarise` (drift through its own summaries) runs on it;
+            the other kinds summarise locally whatever it says.
         spark_master: The Spark master URL when ``engine`` is ``spark``.
     """
 
@@ -189,6 +194,14 @@ class MonitorContext:
 
         frame: pd.DataFrame = pq.read_table(self.window, columns=columns).to_pandas()
         return frame
+
+    def summarise(self, fold: Fold[S]) -> S:
+        """Fold the window on this context's engine (Spark's tasks, or here)."""
+        if self.engine == "spark":
+            from monitors.spark_engine import spark_fold, spark_session
+
+            return spark_fold(fold, self.window, session=spark_session(self.spark_master))
+        return fold_locally(fold, self.window)
 
     def report_progress(self, fraction: float, message: str) -> None:
         """Tell the caller how far a long computation is (a no-op without a callback)."""

@@ -11,6 +11,10 @@ Intervals (95 %):
 * ROC AUC by the Hanley-McNeil standard error;
 * MAE and RMSE by the normal approximation of the mean absolute and mean squared error.
 
+Every metric is computed from counts that add across batches (the confusion matrix, error
+moments, per-label score counts: :mod:`monitors.performance_counts`), so the Spark engine's
+metrics and intervals are the local engine's.
+
 The reference values live in ``baseline.extras["performance"]`` (``reference_performance``
 computes them, typically on a held-out set at training time). A metric degrades when it is worse
 than the reference by more than its threshold (``spec.thresholds`` by metric name): an absolute
@@ -33,8 +37,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from lineage.errors import InvalidInput
+from monitors.engine import fold_locally
 from monitors.findings import Finding, Status
 from monitors.kinds import Chart, KindResult, MonitorContext, register_kind
+from monitors.performance_counts import PerformanceCounts, ScoreTable, performance_fold
 from monitors.spec import Kind, MonitorSpec, Task
 
 __all__ = [
@@ -45,6 +51,7 @@ __all__ = [
     "REGRESSION_METRICS",
     "compute_performance",
     "judge_metric",
+    "performance_from_counts",
     "reference_performance",
     "run_performance",
 ]
@@ -71,14 +78,6 @@ ABSOLUTE_THRESHOLDS = (
 """Absolute limits per metric, judged with or without a reference."""
 
 Metric = dict[str, float | None]
-
-
-def _infer_task(labels: pd.Series, predictions: pd.Series) -> Task:
-    if predictions.dtype.kind == "f" and predictions.nunique() > 20:
-        return "regression"
-    if labels.dtype.kind == "f" and labels.nunique() > 20:
-        return "regression"
-    return "classification"
 
 
 def _confusion_metrics(
@@ -109,16 +108,31 @@ def _confusion_metrics(
     }
 
 
-def _roc_auc(truth: npt.NDArray[np.bool_], scores: npt.NDArray[np.float64]) -> float | None:
-    """Return ROC AUC via the rank-sum (Mann-Whitney) statistic, ties averaged."""
-    from scipy import stats
+def _roc_auc(tables: dict[Any, ScoreTable], positive: Any) -> float | None:
+    """Return ROC AUC by the Mann-Whitney statistic over the labels' score counts, ties averaged.
 
-    positives = int(truth.sum())
-    negatives = truth.size - positives
+    Counting the negatives below each positive score (half at equal scores) is the rank sum of
+    the positives without ranking every row, so it merges across batches. NaN scores make it NaN.
+    """
+    ours = [table for label, table in tables.items() if label == positive]
+    theirs = [table for label, table in tables.items() if label != positive]
+    positives = int(sum(int(counts.sum()) for _, counts in ours))
+    negatives = int(sum(int(counts.sum()) for _, counts in theirs))
     if positives == 0 or negatives == 0:
         return None
-    ranks = stats.rankdata(scores)
-    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    values = np.unique(np.concatenate([scores for scores, _ in tables.values()]))
+    if np.isnan(values).any():
+        return math.nan
+
+    def at(found: list[ScoreTable]) -> npt.NDArray[np.float64]:
+        counted = np.zeros(values.size)
+        for scores, counts in found:
+            counted[np.searchsorted(values, scores)] += counts
+        return counted
+
+    above, below = at(ours), at(theirs)
+    before = np.cumsum(below) - below
+    return float((above * (before + 0.5 * below)).sum() / (positives * negatives))
 
 
 def _hanley_mcneil(auc: float, positives: int, negatives: int) -> tuple[float, float]:
@@ -154,34 +168,63 @@ def compute_performance(
     ):
         if name is not None and name not in frame.columns:
             raise InvalidInput(f"column {name!r} is not in the window", field=field_name)
-    labelled = frame[frame[label_column].notna() & frame[prediction_column].notna()]
-    labels, predictions = labelled[label_column], labelled[prediction_column]
-    chosen: Task = task or _infer_task(labels, predictions)
+    fold = performance_fold(
+        label_column=label_column,
+        prediction_column=prediction_column,
+        score_column=score_column,
+        task=task,
+    )
+    return performance_from_counts(
+        fold_locally(fold, frame),
+        task=task,
+        positive_label=positive_label,
+        seed=seed,
+        bootstrap=bootstrap,
+    )
+
+
+def performance_from_counts(
+    counts: PerformanceCounts,
+    *,
+    task: Task | None = None,
+    positive_label: int | str = 1,
+    seed: int = 0,
+    bootstrap: int = BOOTSTRAP,
+) -> dict[str, Any]:
+    """Return every metric with its 95 % interval from the window's merged counts.
+
+    The bootstrap draws from the merged confusion matrix, so the intervals depend on the
+    counts alone (and the seed), never on how the rows were split or which engine counted.
+    """
+    chosen: Task = counts.task(task)
     metrics: dict[str, Metric] = {}
-    result: dict[str, Any] = {"task": chosen, "rows": len(labelled), "metrics": metrics}
-    if labelled.empty:
+    result: dict[str, Any] = {"task": chosen, "rows": counts.rows, "metrics": metrics}
+    if not counts.rows:
         return result
     if chosen == "regression":
-        errors = predictions.to_numpy(np.float64) - labels.to_numpy(np.float64)
-        absolute, squared = np.abs(errors), errors**2
-        size = errors.size
-        mae, mse = float(absolute.mean()), float(squared.mean())
+        if counts.absolute is None or counts.squared is None:
+            raise InvalidInput(
+                "regression needs numeric labels and predictions", field="label_column"
+            )
+        size = counts.rows
+        mae, mse = counts.absolute.mean, counts.squared.mean
         metrics["mae"] = {"value": mae, "lower": None, "upper": None}
         metrics["rmse"] = {"value": math.sqrt(mse), "lower": None, "upper": None}
         if size > 1:  # one error has no spread: its interval stays unknown
-            mae_half = Z95 * float(absolute.std(ddof=1)) / math.sqrt(size)
-            mse_half = Z95 * float(squared.std(ddof=1)) / math.sqrt(size)
+            mae_half = Z95 * counts.absolute.std() / math.sqrt(size)
+            mse_half = Z95 * counts.squared.std() / math.sqrt(size)
             metrics["mae"].update(lower=max(mae - mae_half, 0.0), upper=mae + mae_half)
             metrics["rmse"].update(
                 lower=math.sqrt(max(mse - mse_half, 0.0)), upper=math.sqrt(mse + mse_half)
             )
         return result
-    classes = sorted(set(labels.tolist()) | set(predictions.tolist()), key=str)
+    pairs = counts.pairs or {}
+    classes = sorted({t for t, _ in pairs} | {g for _, g in pairs}, key=str)
     index = {value: position for position, value in enumerate(classes)}
-    truth = labels.map(index).to_numpy(np.int64)
-    guess = predictions.map(index).to_numpy(np.int64)
     size = len(classes)
-    matrix = np.bincount(truth * size + guess, minlength=size * size).reshape(size, size)
+    matrix = np.zeros((size, size), dtype=np.int64)
+    for (truth, guess), count in pairs.items():
+        matrix[index[truth], index[guess]] += count
     positive = index.get(positive_label) if size <= 2 else None
     if size <= 2 and positive is None:
         positive = size - 1
@@ -197,13 +240,14 @@ def compute_performance(
         metrics[name] = {"value": float(value), "lower": float(lower), "upper": float(upper)}
     result["classes"] = [str(value) for value in classes]
     result["confusion_matrix"] = matrix.tolist()
-    if score_column is not None and size <= 2:
-        scores = labelled[score_column].to_numpy(np.float64)
-        is_positive = labels.to_numpy() == (classes[positive] if positive is not None else None)
-        auc = _roc_auc(np.asarray(is_positive, dtype=bool), scores)
+    if counts.scores is not None and size <= 2 and positive is not None:
+        auc = _roc_auc(counts.scores, classes[positive])
         if auc is not None:
-            positives = int(is_positive.sum())
-            lower, upper = _hanley_mcneil(auc, positives, is_positive.size - positives)
+            positives = sum(
+                int(table[1].sum()) for label, table in counts.scores.items()
+                if label == classes[positive]
+            )  # fmt: skip
+            lower, upper = _hanley_mcneil(auc, positives, counts.rows - positives)
             metrics["roc_auc"] = {"value": auc, "lower": lower, "upper": upper}
     return result
 
@@ -299,10 +343,12 @@ def run_performance(spec: MonitorSpec, context: MonitorContext) -> KindResult:
     missing = [name for name in columns if name not in context.window_columns()]
     if missing:
         raise InvalidInput(f"the window has no column {missing[0]!r}", field="label_column")
-    result = compute_performance(
-        context.frame(columns), label_column=spec.label_column,
-        prediction_column=spec.prediction_column, score_column=spec.score_column,
-        task=spec.task, positive_label=spec.positive_label,
+    fold = performance_fold(
+        label_column=spec.label_column, prediction_column=spec.prediction_column,
+        score_column=spec.score_column, task=spec.task,
+    )  # fmt: skip
+    result = performance_from_counts(
+        context.summarise(fold), task=spec.task, positive_label=spec.positive_label,
         seed=int(spec.options.get("seed", 0)),
     )  # fmt: skip
     reference: dict[str, Any] = context.baseline.extras.get("performance", {}).get("metrics", {})

@@ -11,12 +11,15 @@ Ingestion keeps well-formed records with bad values; this monitor counts them:
   saw (``unseen_share``).
 
 Thresholds (``spec.thresholds`` keys, defaults in ``DEFAULT_THRESHOLDS``) are shares of the
-window's rows; a share above its threshold is a ``warn``. Parquet windows stream in batches.
+window's rows; a share above its threshold is a ``warn``. The counts are a :class:`Fold` (Parquet
+windows stream in batches; the Spark engine folds them in its tasks).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +34,19 @@ from monitors.baseline.column_summary import (
     plain_value,
 )
 from monitors.baseline.summary import Baseline
-from monitors.drift.window import BATCH_ROWS
+from monitors.engine import BATCH_ROWS, Fold, fold_locally
 from monitors.findings import Finding, Status
 from monitors.kinds import Chart, KindResult, MonitorContext, register_kind
 from monitors.spec import Kind, MonitorSpec
 
-__all__ = ["DEFAULT_THRESHOLDS", "ColumnQuality", "QualityResult", "check_quality", "run_quality"]
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "ColumnQuality",
+    "QualityResult",
+    "check_quality",
+    "quality_fold",
+    "run_quality",
+]
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "missing_share_increase": 0.05,
@@ -77,7 +87,12 @@ class ColumnQuality:
         type_errors: Values present but not numbers, in a numeric column.
         out_of_range: Numbers outside the reference's ``[min, max]`` (±inf included).
         unseen: Categories the reference never saw.
-        examples: A few offending values, for people to read.
+        bad_values: Distinct type errors as text, the first ``EXAMPLES`` in text order.
+        outliers: Distinct out-of-range numbers, the ``EXAMPLES`` furthest outside.
+        unseen_values: Distinct unseen categories, the first ``EXAMPLES`` in text order.
+
+    Examples are chosen by value, not by row position, so they are the same however the
+    window is split into batches (and on either engine).
     """
 
     column: str
@@ -88,7 +103,16 @@ class ColumnQuality:
     type_errors: int = 0
     out_of_range: int = 0
     unseen: int = 0
-    examples: list[Any] = field(default_factory=list)
+    bad_values: tuple[str, ...] = ()
+    outliers: tuple[float, ...] = ()
+    unseen_values: tuple[Any, ...] = ()
+
+    @property
+    def examples(self) -> list[Any]:
+        """Return a few offending values, for people to read."""
+        if self.type == "numeric":
+            return [*self.bad_values, *self.outliers][:EXAMPLES]
+        return list(self.unseen_values)
 
     def share(self, count: int) -> float:
         """Return ``count`` as a share of the window's rows."""
@@ -112,7 +136,7 @@ class ColumnQuality:
 
 @dataclass(frozen=True, slots=True)
 class QualityResult:
-    """The schema differences and per-column counts of one window."""
+    """The schema differences and per-column counts of one window (also the fold's partial)."""
 
     rows: int
     missing_columns: list[str]
@@ -141,6 +165,25 @@ class QualityResult:
         }
 
 
+def _text_key(value: Any) -> tuple[str, str]:
+    return str(value), type(value).__name__
+
+
+def _first_in_text_order(values: Any) -> tuple[Any, ...]:
+    return tuple(sorted(set(values), key=_text_key)[:EXAMPLES])
+
+
+def _furthest_outside(values: Any, reference: NumericSummary) -> tuple[float, ...]:
+    """Return the ``EXAMPLES`` distinct values furthest outside the reference range."""
+
+    def key(value: float) -> tuple[float, float]:
+        if not math.isfinite(value) or not reference.count:
+            return -math.inf, value
+        return -max(reference.minimum - value, value - reference.maximum), value
+
+    return tuple(sorted({float(value) for value in values}, key=key)[:EXAMPLES])
+
+
 def _numeric_quality(name: str, values: pd.Series, reference: NumericSummary) -> ColumnQuality:
     missing_mask = values.isna().to_numpy()
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -149,9 +192,7 @@ def _numeric_quality(name: str, values: pd.Series, reference: NumericSummary) ->
     outside = ~np.isfinite(present)
     if reference.count:
         outside |= (present < reference.minimum) | (present > reference.maximum)
-    examples = list(values[type_error_mask].head(EXAMPLES)) + [
-        float(value) for value in present[outside][:EXAMPLES]
-    ]
+    bad = values[type_error_mask]
     return ColumnQuality(
         column=name,
         type="numeric",
@@ -160,18 +201,19 @@ def _numeric_quality(name: str, values: pd.Series, reference: NumericSummary) ->
         reference_missing_share=reference.missing_share,
         type_errors=int(type_error_mask.sum()),
         out_of_range=int(outside.sum()),
-        examples=examples[:EXAMPLES],
+        bad_values=_first_in_text_order(str(value) for value in bad.unique()) if len(bad) else (),
+        outliers=_furthest_outside(np.unique(present[outside]), reference),
     )
 
 
 def _categorical_quality(
     name: str, values: pd.Series, reference: CategoricalSummary
 ) -> ColumnQuality:
-    counts = values.value_counts(dropna=True, sort=True)
+    counts = values.value_counts(dropna=True, sort=False)
     unseen = [
         (plain_value(key), int(count))
         for key, count in counts.items()
-        if plain_value(key) not in reference.frequencies
+        if count and plain_value(key) not in reference.frequencies
     ]
     return ColumnQuality(
         column=name,
@@ -180,7 +222,7 @@ def _categorical_quality(
         missing=int(values.isna().sum()),
         reference_missing_share=reference.missing_share,
         unseen=sum(count for _, count in unseen),
-        examples=[key for key, _ in unseen[:EXAMPLES]],
+        unseen_values=_first_in_text_order(key for key, _ in unseen),
     )
 
 
@@ -188,8 +230,6 @@ def _check_frame(baseline: Baseline, window: pd.DataFrame, names: list[str]) -> 
     type_changes: dict[str, tuple[str, str]] = {}
     results: list[ColumnQuality] = []
     for name in names:
-        if name not in window.columns:
-            continue
         reference = baseline.columns[name]
         values = window[name]
         before, after = _family(reference.dtype), _family(values.dtype)
@@ -208,7 +248,7 @@ def _check_frame(baseline: Baseline, window: pd.DataFrame, names: list[str]) -> 
     )
 
 
-def _combine(total: ColumnQuality, part: ColumnQuality) -> ColumnQuality:
+def _combine(total: ColumnQuality, part: ColumnQuality, reference: Any) -> ColumnQuality:
     return replace(
         total,
         rows=total.rows + part.rows,
@@ -216,7 +256,65 @@ def _combine(total: ColumnQuality, part: ColumnQuality) -> ColumnQuality:
         type_errors=total.type_errors + part.type_errors,
         out_of_range=total.out_of_range + part.out_of_range,
         unseen=total.unseen + part.unseen,
-        examples=[*total.examples, *part.examples][:EXAMPLES],
+        bad_values=_first_in_text_order([*total.bad_values, *part.bad_values]),
+        outliers=(
+            _furthest_outside([*total.outliers, *part.outliers], reference)
+            if isinstance(reference, NumericSummary)
+            else ()
+        ),
+        unseen_values=_first_in_text_order([*total.unseen_values, *part.unseen_values]),
+    )
+
+
+def _start(baseline: Baseline, names: list[str]) -> QualityResult:
+    return QualityResult(
+        rows=0,
+        missing_columns=[],
+        extra_columns=[],
+        type_changes={},
+        columns=[
+            ColumnQuality(
+                column=name,
+                type=baseline.columns[name].type,
+                rows=0,
+                missing=0,
+                reference_missing_share=baseline.columns[name].missing_share,
+            )
+            for name in names
+        ],
+    )
+
+
+def _merge(
+    baseline: Baseline, names: list[str], a: QualityResult, b: QualityResult
+) -> QualityResult:
+    """Add two partials; a type change is named in the columns' order, whichever saw it."""
+    changes = {**b.type_changes, **a.type_changes}
+    return QualityResult(
+        rows=a.rows + b.rows,
+        missing_columns=[],
+        extra_columns=[],
+        type_changes={name: changes[name] for name in names if name in changes},
+        columns=[
+            _combine(left, right, baseline.columns[left.column])
+            for left, right in zip(a.columns, b.columns, strict=True)
+        ],
+    )
+
+
+def _add(
+    baseline: Baseline, names: list[str], state: QualityResult, batch: pd.DataFrame
+) -> QualityResult:
+    return _merge(baseline, names, state, _check_frame(baseline, batch, names))
+
+
+def quality_fold(baseline: Baseline, names: list[str]) -> Fold[QualityResult]:
+    """Return the fold counting ``names`` (columns of the window) against the baseline."""
+    return Fold(
+        columns=tuple(names),
+        start=partial(_start, baseline, names),
+        add=partial(_add, baseline, names),
+        merge=partial(_merge, baseline, names),
     )
 
 
@@ -226,36 +324,28 @@ def check_quality(
     *,
     columns: list[str] | None = None,
     batch_rows: int = BATCH_ROWS,
+    context: MonitorContext | None = None,
 ) -> QualityResult:
     """Count schema differences and bad values of a window against the baseline.
 
     A Parquet window streams in batches of ``batch_rows``; counts add up across batches.
+    With a ``context`` (whose window this is), its engine counts (Spark or here).
     """
     names = list(baseline.columns) if columns is None else columns
     for name in names:
         baseline.column(name)
     if isinstance(window, pd.DataFrame):
         present = [str(name) for name in window.columns]
-        result = _check_frame(baseline, window, names)
     else:
         import pyarrow.parquet as pq
 
-        source = pq.ParquetFile(window, pre_buffer=False, buffer_size=1 << 20)
-        present = [str(name) for name in source.schema_arrow.names]
-        wanted = [name for name in names if name in present]
-        result = _check_frame(baseline, source.schema_arrow.empty_table().to_pandas(), wanted)
-        for batch in source.iter_batches(batch_size=batch_rows, columns=wanted, use_threads=False):
-            part = _check_frame(baseline, batch.to_pandas(), wanted)
-            merged = {column.column: column for column in result.columns}
-            for column in part.columns:
-                merged[column.column] = _combine(merged[column.column], column)
-            result = QualityResult(
-                rows=result.rows + part.rows,
-                missing_columns=[],
-                extra_columns=[],
-                type_changes={**part.type_changes, **result.type_changes},
-                columns=[merged[column.column] for column in result.columns],
-            )
+        present = [str(name) for name in pq.ParquetFile(window).schema_arrow.names]
+    fold = quality_fold(baseline, [name for name in names if name in present])
+    result = (
+        fold_locally(fold, window, batch_rows=batch_rows)
+        if context is None
+        else context.summarise(fold)
+    )
     return replace(
         result,
         missing_columns=[name for name in names if name not in present],
@@ -348,7 +438,7 @@ def run_quality(spec: MonitorSpec, context: MonitorContext) -> KindResult:
             field="thresholds",
         )
     thresholds = {**DEFAULT_THRESHOLDS, **spec.thresholds}
-    result = check_quality(context.baseline, context.window, columns=spec.columns)
+    result = check_quality(context.baseline, context.window, columns=spec.columns, context=context)
     charts = [
         Chart(
             title="Missing share per column",

@@ -1,4 +1,4 @@
-"""The Spark summary engine: a window's drift summaries computed by Apache Spark, merged here.
+"""The Spark summary engine: a window's summaries computed by Apache Spark, merged here.
 
 The one module that imports PySpark (lazily, inside functions). Spark reads the window's Parquet
 files itself and splits them into tasks; each task folds its Arrow batches into the very running
@@ -6,7 +6,11 @@ summaries the local engine keeps (:mod:`monitors.drift.window`: counts per refer
 counts at heavy values, moments, frequencies) and returns one small JSON partial per column; the
 driver merges the partials (:func:`monitors.drift.window.merge_window`). Counting with the local
 engine's own code is what makes the findings identical: only the order of floating-point sums
-differs. The raw window never reaches the driver.
+differs. The raw window never reaches the driver. Quality, performance and fairness summarise
+through a :class:`monitors.engine.Fold` the same way (:func:`spark_fold`): each task folds its
+batches with the fold's own ``add`` and sends one pickled partial (Spark already pickles the
+functions it ships to its workers; the partials come back from those same workers), which the
+driver merges with the fold's ``merge``.
 
 Which engine a run uses is :class:`monitors.engine.SummaryEngine`'s choice.
 """
@@ -15,12 +19,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -33,12 +39,16 @@ from monitors.drift.window import (
     window_from_dict,
     window_to_dict,
 )
+from monitors.engine import BATCH_ROWS, Fold
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import SparkSession
 
-__all__ = ["spark_session", "spark_window_summaries", "stop_spark"]
+__all__ = ["spark_fold", "spark_session", "spark_window_summaries", "stop_spark"]
+
+S = TypeVar("S")
+Window = pd.DataFrame | Path | Sequence[Path]
 
 _LOCK = threading.Lock()
 _SESSION: list[Any] = []
@@ -104,9 +114,27 @@ def _partials(
     return summarise
 
 
+@contextmanager
+def _parquet_paths(window: Window, columns: Sequence[str]) -> Iterator[list[str]]:
+    """Yield the window's Parquet paths; a DataFrame is staged to a temporary file first."""
+    if not isinstance(window, pd.DataFrame):
+        yield [str(window)] if isinstance(window, Path) else [str(path) for path in window]
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="warden-spark-") as staging:
+        path = Path(staging) / "window.parquet"
+        present = [name for name in columns if name in window.columns]
+        table = pa.Table.from_pandas(window[present], preserve_index=False)
+        # Row groups of a batch each: Spark splits a file between tasks by row group only.
+        pq.write_table(table, path, row_group_size=BATCH_ROWS)
+        yield [str(path)]
+
+
 def spark_window_summaries(
     baseline: Baseline,
-    window: pd.DataFrame | Path | Sequence[Path],
+    window: Window,
     columns: list[str],
     *,
     session: SparkSession | None = None,
@@ -117,27 +145,49 @@ def spark_window_summaries(
     (staged to a temporary Parquet file first, so Spark reads it as it reads any window).
     Columns absent from the window get an empty summary, as with the local engine.
     """
-    if isinstance(window, pd.DataFrame):
-        with tempfile.TemporaryDirectory(prefix="warden-spark-") as staging:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            path = Path(staging) / "window.parquet"
-            present = [name for name in columns if name in window.columns]
-            pq.write_table(pa.Table.from_pandas(window[present], preserve_index=False), path)
-            return spark_window_summaries(baseline, path, columns, session=session)
-    paths = [str(window)] if isinstance(window, Path) else [str(path) for path in window]
     summaries = {name: new_window_summary(baseline.column(name)) for name in columns}
     spark = session or spark_session()
-    frame = spark.read.parquet(*paths)
-    present = [name for name in columns if name in frame.columns]
-    if not present:
-        return summaries
-    partials = frame.select(*present).mapInArrow(
-        _partials(baseline, present), "column string, payload string"
-    )
-    for row in partials.toLocalIterator():
-        name = str(row["column"])
-        part = window_from_dict(json.loads(row["payload"]), baseline.column(name))
-        summaries[name] = merge_window(summaries[name], part)
+    with _parquet_paths(window, columns) as paths:
+        frame = spark.read.parquet(*paths)
+        present = [name for name in columns if name in frame.columns]
+        if not present:
+            return summaries
+        partials = frame.select(*present).mapInArrow(
+            _partials(baseline, present), "column string, payload string"
+        )
+        for row in partials.toLocalIterator():
+            name = str(row["column"])
+            part = window_from_dict(json.loads(row["payload"]), baseline.column(name))
+            summaries[name] = merge_window(summaries[name], part)
     return summaries
+
+
+def _fold_task(fold: Fold[Any]) -> Any:  # a function Spark ships to its Python workers
+    def summarise(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        state = fold.start()
+        for batch in batches:
+            if batch.num_rows:
+                state = fold.add(state, batch.to_pandas())
+        yield pa.RecordBatch.from_pydict(
+            {"partial": [pickle.dumps(state, protocol=5)]},
+            schema=pa.schema([("partial", pa.binary())]),
+        )
+
+    return summarise
+
+
+def spark_fold(fold: Fold[S], window: Window, *, session: SparkSession | None = None) -> S:
+    """Fold the window with Spark: each task folds its batches, the driver merges the partials.
+
+    ``window`` is read as by :func:`spark_window_summaries`; every column of the fold must be in
+    it (the kinds check that against the window's columns first).
+    """
+    spark = session or spark_session()
+    state = fold.start()
+    with _parquet_paths(window, fold.columns) as paths:
+        frame = spark.read.parquet(*paths).select(*fold.columns)
+        for row in frame.mapInArrow(_fold_task(fold), "partial binary").toLocalIterator():
+            state = fold.merge(state, pickle.loads(row["partial"]))  # noqa: S301 - our workers
+    return state

@@ -34,6 +34,7 @@ from monitors.baseline.column_summary import (
 )
 from monitors.baseline.grid import BLOCK, ReferenceGrid, count_cells
 from monitors.baseline.summary import Baseline
+from monitors.engine import BATCH_ROWS
 from monitors.kinds import Progress
 
 __all__ = [
@@ -48,8 +49,6 @@ __all__ = [
     "window_to_dict",
 ]
 
-BATCH_ROWS = 262_144
-"""Rows per Parquet batch when a window streams from a file."""
 EXACT_KS_LIMIT = 10_000
 """Up to this many window values KS p-values are exact (scipy's ``auto`` boundary)."""
 

@@ -1,6 +1,7 @@
 """Fairness metrics: per-group rates and the gaps between groups, with bootstrap intervals.
 
-Every metric is a function of the confusion counts per group, so a window is reduced once to a
+Every metric is a function of the confusion counts per group, so a window is reduced once to
+counts (:mod:`monitors.fairness.counts`, a fold either engine runs) and per scope to a
 ``(group, label, prediction)`` count table; a bootstrap replicate is one multinomial draw over
 its cells (see :mod:`monitors.fairness` for why, and how fairlearn stays the reference).
 """
@@ -18,6 +19,7 @@ import pandas as pd
 
 from lineage.errors import InvalidInput
 from monitors.fairness.config import FairnessConfig
+from monitors.fairness.counts import FairnessCounts, count_rows, fairness_features
 
 __all__ = [
     "DISPARITY_METRICS",
@@ -28,6 +30,7 @@ __all__ = [
     "FairnessResult",
     "GroupResult",
     "compute_fairness",
+    "fairness_from_counts",
 ]
 
 MISSING = "<missing>"
@@ -42,8 +45,6 @@ LABEL_METRICS = frozenset(GROUP_METRICS[1:])
 _INT = npt.NDArray[np.int64]
 _FLOAT = npt.NDArray[np.float64]
 _CODES = npt.NDArray[np.integer[Any]]
-_BYTES = npt.NDArray[np.uint8]
-BLOCK = 65_536
 """Rows per block when counting: the block's keys stay in cache, no window-sized temporaries."""
 
 
@@ -174,109 +175,54 @@ def compute_fairness(
     Raises:
         InvalidInput: A sensitive feature is not a column, or the lengths disagree.
     """
-    for name in {f for scope in config.scopes() for f in scope}:
+    features = fairness_features(config)
+    for name in features:
         if name not in sensitive.columns:
             raise InvalidInput(
                 f"sensitive feature {name!r} is not a column of the window; "
                 f"the columns are {sorted(map(str, sensitive.columns))}",
                 field="sensitive_features",
             )
-    rows = len(sensitive)
-    predicted = _as_binary(y_pred, rows, config.positive_label, field_name="prediction")
-    label = (
-        np.full(rows, 2, dtype=np.uint8)
-        if y_true is None
-        else _as_label_state(y_true, rows, config.positive_label)
+    counts = count_rows(
+        sensitive=sensitive,
+        features=features,
+        y_pred=y_pred,
+        y_true=y_true,
+        positive=config.positive_label,
     )
+    return fairness_from_counts(counts, config=config)
+
+
+def fairness_from_counts(counts: FairnessCounts, *, config: FairnessConfig) -> FairnessResult:
+    """Measure group metrics and disparities from a window's merged counts.
+
+    Every number, the bootstrap intervals included, depends on the counts alone (and the
+    seed): a replicate is a multinomial draw over the merged count table's cells, so the
+    intervals are the same however the rows were split or whichever engine counted them.
+    """
+    counts.check_positive(config.positive_label)
+    names = list(counts.features)
+    columns: dict[str, tuple[_INT, list[str]]] = {}
+    for axis, (name, values) in enumerate(zip(names, counts.values, strict=True)):
+        codes = counts.entries[:, axis]
+        labels = [str(value) for value in values]
+        if (codes == len(values)).any():
+            labels.append(MISSING)
+        columns[name] = (codes, labels)
+    label = counts.entries[:, len(names)]
+    predicted = counts.entries[:, len(names) + 1]
+    tables = _count_tables(columns, names, config.scopes(), label, predicted, counts.counts)
     rng = np.random.default_rng(config.seed)
-    names = list(dict.fromkeys(f for scope in config.scopes() for f in scope))
-    columns = {name: _factorize(sensitive[name]) for name in names}
-    tables = _count_tables(columns, names, config.scopes(), label, predicted)
     disparities = tuple(
-        _disparity(features, cells, values, rows, config, rng)
+        _disparity(features, cells, values, counts.rows, config, rng)
         for features, (cells, values) in zip(config.scopes(), tables, strict=True)
     )
     return FairnessResult(
-        rows=rows,
-        labelled=int(np.count_nonzero(label != 2)),
+        rows=counts.rows,
+        labelled=int(counts.counts[label != 2].sum()),
         disparities=disparities,
         config=config,
     )
-
-
-def _as_binary(values: npt.ArrayLike, rows: int, positive: object, *, field_name: str) -> _BYTES:
-    array = np.asarray(values)
-    if array.shape != (rows,):
-        raise InvalidInput(
-            f"{field_name} has shape {array.shape} but the window has {rows} rows; "
-            "give one value per row",
-            field=field_name,
-        )
-    if array.dtype.kind == "f" and not np.all(np.isnan(array) | (array == np.round(array))):
-        raise InvalidInput(
-            f"{field_name} holds fractional values, which look like scores; fairness compares "
-            "decisions: give the predicted classes (or threshold the scores first)",
-            field=field_name,
-        )
-    chosen = np.asarray(array == positive, dtype=np.bool_).view(np.uint8)
-    if array.dtype.kind in "OUS" and rows and not chosen.any():
-        seen = sorted({str(value) for value in array[:1000]})[:5]
-        raise InvalidInput(
-            f"positive_label {positive!r} never appears among the predictions (e.g. {seen}); "
-            "set positive_label to the favourable class",
-            field="positive_label",
-        )
-    return chosen
-
-
-def _as_label_state(values: npt.ArrayLike, rows: int, positive: object) -> _BYTES:
-    """Return 1 for the positive label, 0 for any other label, 2 where the label is unknown.
-
-    One byte per row: a window-sized ``int64`` array costs more in fresh pages than in compares.
-    """
-    numeric = np.asarray(values)
-    if (
-        numeric.shape == (rows,)
-        and numeric.dtype.kind in "biuf"
-        and isinstance(positive, int | bool)
-    ):  # numbers compare without boxing every label; NaN is unknown
-        state = np.asarray(numeric == positive, dtype=np.bool_).view(np.uint8)
-        if numeric.dtype.kind == "f":
-            state[np.isnan(numeric)] = 2
-        return state
-    array = np.asarray(values, dtype=object)
-    if array.shape != (rows,):
-        raise InvalidInput(
-            f"labels have shape {array.shape} but the window has {rows} rows; "
-            "give one label per row (None where unknown)",
-            field="label",
-        )
-    state = np.asarray(array == positive, dtype=np.bool_).view(np.uint8)
-    state[np.asarray(pd.isna(array), dtype=bool)] = 2
-    return state
-
-
-def _factorize(column: pd.Series) -> tuple[_CODES, list[str]]:
-    """Return sorted category codes of one column, a missing value being ``<missing>``.
-
-    A categorical column's codes are used as they are, in their own small integer type (its
-    categories in their order, as ``pandas.factorize`` orders them; categories without rows are
-    dropped with the empty groups), so only other columns are hashed.
-    """
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        labels = [str(value) for value in column.cat.categories]
-        codes: _CODES = column.cat.codes.to_numpy()
-        if codes.size and codes.min() < 0:
-            codes = np.where(codes < 0, np.intp(len(labels)), codes)
-            labels.append(MISSING)
-        return codes, labels
-    factorized, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
-    labels = [str(value) for value in uniques]
-    codes = np.asarray(factorized, dtype=np.intp)
-    if (codes < 0).any():
-        codes[codes < 0] = len(labels)
-        labels.append(MISSING)
-    return codes, labels
 
 
 def _group_codes(
@@ -303,59 +249,42 @@ JOINT_CELLS = 1 << 22
 """Largest joint (features x label x prediction) table counted in one pass over the rows."""
 
 
-def _count_keys(parts: list[tuple[_CODES, int]], outcome: _BYTES, cells: int) -> _INT:
-    """Count rows by the key ``((c1 · s2 + c2) · s3 + …) · 6 + outcome``, block by block.
-
-    ``parts`` are code columns with their sizes. A block's keys are built in the smallest
-    unsigned type that holds ``cells`` (one byte for a few dozen groups; every partial key is
-    below the final one, so nothing overflows), then widened for ``bincount`` into a reused
-    buffer: no window-sized temporary, and its fresh pages, is ever allocated.
-    """
-    counts = np.zeros(cells, dtype=np.int64)
-    rows = int(outcome.size)
-    size = min(rows, BLOCK)
-    small = np.empty(size, dtype=np.min_scalar_type(max(cells - 1, 0)))
-    wide = np.empty(size, dtype=np.intp)
-    for start in range(0, rows, BLOCK):
-        stop = min(start + BLOCK, rows)
-        key, index = small[: stop - start], wide[: stop - start]
-        key.fill(0)
-        for codes, radix in parts:
-            np.multiply(key, radix, out=key, casting="unsafe")
-            np.add(key, codes[start:stop], out=key, casting="unsafe")
-        np.multiply(key, 6, out=key, casting="unsafe")
-        np.add(key, outcome[start:stop], out=key, casting="unsafe")
-        np.copyto(index, key)
-        counts += np.bincount(index, minlength=cells)
-    return counts
+def _weighted(key: _INT, weights: _INT, cells: int) -> _INT:
+    """Return the summed weights per key (integer counts: exact in float64 below 2**53)."""
+    return np.bincount(key, weights=weights, minlength=cells).astype(np.int64)
 
 
 def _count_tables(
     columns: Mapping[str, tuple[_CODES, list[str]]],
     names: list[str],
     scopes: list[tuple[str, ...]],
-    label: _BYTES,
-    predicted: _BYTES,
+    label: _INT,
+    predicted: _INT,
+    weights: _INT,
 ) -> list[tuple[_INT, list[tuple[str, ...]]]]:
     """Return each scope's ``(groups x 6)`` count table and its groups' values.
 
-    The rows are counted once into the joint table of every sensitive feature, label state and
-    prediction; each scope is that table summed over the other features. Groups without rows
-    are dropped; groups are ordered by their features' codes, as before. A joint table past
-    ``JOINT_CELLS`` (many high-cardinality features) is counted per scope instead.
+    Each position (an entry of the counts) stands for ``weights`` rows, counted once into the
+    joint table of every sensitive feature, label state and prediction; each scope is that
+    table summed over the other features. Groups without rows are dropped; groups are ordered
+    by their features' codes (their values' sorted order). A joint table past ``JOINT_CELLS``
+    (many high-cardinality features) is counted per scope instead.
     """
     sizes = [len(columns[name][1]) for name in names]
-    outcome = label * np.uint8(2)
-    outcome += predicted
     if math.prod(sizes) * 6 > JOINT_CELLS:
         tables = []
         for features in scopes:
             codes, values = _group_codes(columns, features)
-            cells = _count_keys([(codes, len(values))], outcome, len(values) * 6)
+            cells = _weighted(codes * 6 + label * 2 + predicted, weights, len(values) * 6)
             tables.append((cells.reshape(len(values), 6), values))
         return tables
-    parts = [(columns[name][0], size) for name, size in zip(names, sizes, strict=True)]
-    joint = _count_keys(parts, outcome, math.prod(sizes) * 6).reshape(*sizes, 6)
+    key = np.zeros(label.size, dtype=np.int64)
+    for name, size in zip(names, sizes, strict=True):
+        key *= size
+        key += columns[name][0]
+    key *= 6
+    key += label * 2 + predicted
+    joint = _weighted(key, weights, math.prod(sizes) * 6).reshape(*sizes, 6)
     tables = []
     for features in scopes:
         kept = [names.index(name) for name in features]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from lineage.errors import InvalidInput
 from monitors.fairness.config import config_from_spec
+from monitors.fairness.counts import fairness_fold
 from monitors.fairness.metrics import (
     DISPARITY_METRICS,
     GROUP_METRICS,
@@ -24,6 +25,7 @@ from monitors.fairness.metrics import (
     Estimate,
     FairnessResult,
     compute_fairness,
+    fairness_from_counts,
 )
 from monitors.findings import Finding, Status
 from monitors.kinds import Chart, KindResult, Model, MonitorContext, register_kind
@@ -269,11 +271,17 @@ def run_fairness(spec: MonitorSpec, context: MonitorContext) -> KindResult:
     columns = sorted(wanted | {c for c in (spec.prediction_column, spec.label_column) if c})
     if spec.prediction_column is None:
         columns = sorted(set(columns) | set(context.feature_names or available))
-    frame = context.frame(columns)
-    predicted = _predictions(spec, frame, context.model, context.feature_names)
-    labels = None if spec.label_column is None else frame[spec.label_column].to_numpy()
-    context.report_progress(0.1, f"fairness over {len(frame)} rows")
-    result = compute_fairness(sensitive=frame, y_pred=predicted, y_true=labels, config=config)
+    context.report_progress(0.1, f"fairness over {context.row_count()} rows")
+    if spec.prediction_column is not None:  # counted on the context's engine
+        fold = fairness_fold(
+            config, prediction_column=spec.prediction_column, label_column=spec.label_column
+        )
+        result = fairness_from_counts(context.summarise(fold), config=config)
+    else:  # the model predicts here
+        frame = context.frame(columns)
+        predicted = _predictions(spec, frame, context.model, context.feature_names)
+        labels = None if spec.label_column is None else frame[spec.label_column].to_numpy()
+        result = compute_fairness(sensitive=frame, y_pred=predicted, y_true=labels, config=config)
     reference = context.baseline.extras.get("fairness", {}).get("groups")
     return KindResult(
         findings=fairness_findings(result, reference=reference),

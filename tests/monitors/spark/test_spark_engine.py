@@ -6,7 +6,6 @@ there, so verdicts must be identical and statistics equal up to floating-point s
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,11 @@ import pytest
 from monitors.baseline import Baseline
 from monitors.drift.verdicts import compare
 from monitors.drift.window import summarise_window
-from monitors.findings import Finding, Status
+from monitors.findings import Status
 from monitors.kinds import MonitorContext, run_monitor
 from monitors.spark_engine import spark_window_summaries
 from monitors.spec import Kind, MonitorSpec
+from tests.monitors.spark.same import same, same_findings
 
 pytestmark = pytest.mark.slow
 
@@ -33,33 +33,6 @@ def _planted(window: pd.DataFrame) -> pd.DataFrame:
     return shifted
 
 
-def _same(local: Any, spark: Any) -> None:
-    if isinstance(local, float) and isinstance(spark, float):
-        assert math.isclose(local, spark, rel_tol=1e-9, abs_tol=1e-12) or (
-            math.isnan(local) and math.isnan(spark)
-        )
-    elif isinstance(local, dict):
-        assert local.keys() == spark.keys()
-        for key in local:
-            _same(local[key], spark[key])
-    elif isinstance(local, list):
-        assert len(local) == len(spark)
-        for left, right in zip(local, spark, strict=True):
-            _same(left, right)
-    else:
-        assert local == spark
-
-
-def _same_findings(local: list[Finding], spark: list[Finding]) -> None:
-    assert [(f.scope, f.metric, f.status) for f in local] == [
-        (f.scope, f.metric, f.status) for f in spark
-    ]
-    for left, right in zip(local, spark, strict=True):
-        _same(left.value, right.value)
-        _same(left.threshold, right.threshold)
-        _same(left.detail, right.detail)
-
-
 @pytest.mark.parametrize("planted", [False, True], ids=["unshifted", "planted-shift"])
 def test_drift_findings_match_the_local_engine(
     spark: Any, adult_baseline: Baseline, random_window: pd.DataFrame, planted: bool
@@ -70,7 +43,7 @@ def test_drift_findings_match_the_local_engine(
     on_spark = run_monitor(
         spec, MonitorContext(window=window, baseline=adult_baseline, engine="spark")
     )
-    _same_findings(local.findings, on_spark.findings)
+    same_findings(local.findings, on_spark.findings)
     drifted = {f.scope for f in on_spark.findings if f.status is Status.WARN}
     if planted:
         assert {"column:hours_per_week", "column:workclass"} <= drifted
@@ -89,7 +62,7 @@ def test_p_value_tests_on_a_small_reference_match(
     on_spark = run_monitor(
         spec, MonitorContext(window=older_window, baseline=small_baseline, engine="spark")
     )
-    _same_findings(local.findings, on_spark.findings)
+    same_findings(local.findings, on_spark.findings)
     assert {f.metric for f in on_spark.findings} >= {"ks_p_value", "chisquare_p_value", "z_p_value"}
     assert on_spark.status is Status.ALERT
 
@@ -109,5 +82,5 @@ def test_a_window_in_several_parquet_files_matches_one_local_pass(
     on_spark = compare(
         adult_baseline, spark_window_summaries(adult_baseline, paths, columns, session=spark)
     )
-    _same(local.to_dict(), on_spark.to_dict())
+    same(local.to_dict(), on_spark.to_dict())
     assert on_spark.dataset_drift == local.dataset_drift
