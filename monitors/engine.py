@@ -12,15 +12,19 @@ over a DataFrame or a Parquet file's batches (:func:`fold_locally`) or by Spark'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.fs
 
-__all__ = ["ENGINES", "EngineName", "Fold", "SummaryEngine", "fold_locally"]
+    from lineage.storage import ObjectStore
+
+__all__ = ["ENGINES", "EngineName", "Fold", "ObjectWindow", "SummaryEngine", "fold_locally"]
 
 S = TypeVar("S")
 
@@ -74,17 +78,57 @@ BATCH_ROWS = 262_144
 """Rows per batch when a Parquet window streams (the drift engine's batch size too)."""
 
 
-def fold_locally(fold: Fold[S], window: pd.DataFrame | Path, *, batch_rows: int = BATCH_ROWS) -> S:
-    """Fold the window here: a DataFrame as one batch, a Parquet file batch by batch."""
+@dataclass(frozen=True, slots=True)
+class ObjectWindow:
+    """A window's Parquet objects in an artifact store (the data directory or an S3 bucket).
+
+    Read in place through the store's Arrow filesystem (:meth:`ObjectStore.arrow_filesystem`):
+    here object by object, on Spark one task per object (:mod:`monitors.spark_engine`).
+    """
+
+    store: ObjectStore
+    keys: tuple[str, ...]
+
+    def files(self) -> tuple[pyarrow.fs.FileSystem, list[str]]:
+        """Return the store's Arrow filesystem and the objects' paths on it."""
+        filesystem, root = self.store.arrow_filesystem()
+        return filesystem, [f"{root}/{key}" for key in self.keys]
+
+
+def read_batches(
+    filesystem: pyarrow.fs.FileSystem,
+    paths: list[str],
+    columns: list[str] | None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """Yield the Parquet files' record batches (``columns`` only), one file open at a time."""
+    import pyarrow.parquet as pq
+
+    for path in paths:
+        with filesystem.open_input_file(path) as handle:
+            source = pq.ParquetFile(handle, pre_buffer=False, buffer_size=1 << 20)
+            yield from source.iter_batches(
+                batch_size=batch_rows, columns=columns, use_threads=False
+            )
+
+
+def fold_locally(
+    fold: Fold[S], window: pd.DataFrame | Path | ObjectWindow, *, batch_rows: int = BATCH_ROWS
+) -> S:
+    """Fold the window here: a DataFrame as one batch, Parquet files batch by batch."""
     import pandas as pd
 
     columns = list(fold.columns)
     if isinstance(window, pd.DataFrame):
         return fold.add(fold.start(), window[columns])
-    import pyarrow.parquet as pq
+    if isinstance(window, ObjectWindow):
+        filesystem, paths = window.files()
+    else:
+        import pyarrow.fs
 
+        filesystem, paths = pyarrow.fs.LocalFileSystem(), [str(Path(window).absolute())]
     state = fold.start()
-    source = pq.ParquetFile(window, pre_buffer=False, buffer_size=1 << 20)
-    for batch in source.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
+    for batch in read_batches(filesystem, paths, columns, batch_rows=batch_rows):
         state = fold.add(state, batch.to_pandas())
     return state

@@ -23,7 +23,7 @@ import pickle
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,7 +39,7 @@ from monitors.drift.window import (
     window_from_dict,
     window_to_dict,
 )
-from monitors.engine import BATCH_ROWS, Fold
+from monitors.engine import BATCH_ROWS, Fold, ObjectWindow, read_batches
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["spark_fold", "spark_session", "spark_window_summaries", "stop_spark"]
 
 S = TypeVar("S")
-Window = pd.DataFrame | Path | Sequence[Path]
+Window = pd.DataFrame | Path | Sequence[Path] | ObjectWindow
 
 _LOCK = threading.Lock()
 _SESSION: list[Any] = []
@@ -115,7 +115,9 @@ def _partials(
 
 
 @contextmanager
-def _parquet_paths(window: Window, columns: Sequence[str]) -> Iterator[list[str]]:
+def _parquet_paths(
+    window: pd.DataFrame | Path | Sequence[Path], columns: Sequence[str]
+) -> Iterator[list[str]]:
     """Yield the window's Parquet paths; a DataFrame is staged to a temporary file first."""
     if not isinstance(window, pd.DataFrame):
         yield [str(window)] if isinstance(window, Path) else [str(path) for path in window]
@@ -132,6 +134,51 @@ def _parquet_paths(window: Window, columns: Sequence[str]) -> Iterator[list[str]
         yield [str(path)]
 
 
+def _available(spark: SparkSession, window: Window) -> list[str]:
+    """Return the window's column names (an object window's from its first object's footer)."""
+    if isinstance(window, pd.DataFrame):
+        return [str(name) for name in window.columns]
+    if isinstance(window, ObjectWindow):
+        if not window.keys:
+            return []
+        import pyarrow.parquet as pq
+
+        filesystem, paths = window.files()
+        with filesystem.open_input_file(paths[0]) as handle:
+            return [str(name) for name in pq.read_schema(handle).names]
+    paths = [str(window)] if isinstance(window, Path) else [str(path) for path in window]
+    return [str(name) for name in spark.read.parquet(*paths).columns]
+
+
+def _task_rows(
+    spark: SparkSession, window: Window, columns: list[str], task: Any, schema: str
+) -> Iterator[dict[str, Any]]:
+    """Run ``task`` (Arrow batches in, Arrow batches out) over the window; yield its rows.
+
+    Spark reads files itself (a DataFrame is staged to one first). An object window's objects
+    are listed as tasks instead, each reading its object through the store's Arrow filesystem
+    (for a bucket, pyarrow's S3 client): Spark here has no S3 connector of its own, and needs
+    none. The filesystem travels to the tasks as its options (endpoint, region), never
+    credentials: each task's client reads the usual ``AWS_*`` variables.
+    """
+    if isinstance(window, ObjectWindow):
+        if not window.keys:
+            return
+        filesystem, paths = window.files()
+
+        def run(part: Iterable[str]) -> Iterator[pa.RecordBatch]:
+            yield from task(read_batches(filesystem, list(part), columns))
+
+        tasks = spark.sparkContext.parallelize(paths, len(paths))
+        for batch in tasks.mapPartitions(run).collect():
+            yield from batch.to_pylist()
+        return
+    with _parquet_paths(window, columns) as paths:
+        frame = spark.read.parquet(*paths).select(*columns)
+        for row in frame.mapInArrow(task, schema).toLocalIterator():
+            yield row.asDict()
+
+
 def spark_window_summaries(
     baseline: Baseline,
     window: Window,
@@ -141,24 +188,22 @@ def spark_window_summaries(
 ) -> dict[str, WindowSummary]:
     """Summarise the window's ``columns`` against the baseline's bins with Spark.
 
-    ``window`` is one Parquet file, several (a deployment's inference batches), or a DataFrame
-    (staged to a temporary Parquet file first, so Spark reads it as it reads any window).
+    ``window`` is one Parquet file, several (a deployment's inference batches), a DataFrame
+    (staged to a temporary Parquet file first, so Spark reads it as it reads any window), or
+    objects in an artifact store, a bucket's included (:class:`monitors.engine.ObjectWindow`).
     Columns absent from the window get an empty summary, as with the local engine.
     """
     summaries = {name: new_window_summary(baseline.column(name)) for name in columns}
     spark = session or spark_session()
-    with _parquet_paths(window, columns) as paths:
-        frame = spark.read.parquet(*paths)
-        present = [name for name in columns if name in frame.columns]
-        if not present:
-            return summaries
-        partials = frame.select(*present).mapInArrow(
-            _partials(baseline, present), "column string, payload string"
-        )
-        for row in partials.toLocalIterator():
-            name = str(row["column"])
-            part = window_from_dict(json.loads(row["payload"]), baseline.column(name))
-            summaries[name] = merge_window(summaries[name], part)
+    available = _available(spark, window)
+    present = [name for name in columns if name in available]
+    if not present:
+        return summaries
+    task = _partials(baseline, present)
+    for row in _task_rows(spark, window, present, task, "column string, payload string"):
+        name = str(row["column"])
+        part = window_from_dict(json.loads(row["payload"]), baseline.column(name))
+        summaries[name] = merge_window(summaries[name], part)
     return summaries
 
 
@@ -186,8 +231,6 @@ def spark_fold(fold: Fold[S], window: Window, *, session: SparkSession | None = 
     """
     spark = session or spark_session()
     state = fold.start()
-    with _parquet_paths(window, fold.columns) as paths:
-        frame = spark.read.parquet(*paths).select(*fold.columns)
-        for row in frame.mapInArrow(_fold_task(fold), "partial binary").toLocalIterator():
-            state = fold.merge(state, pickle.loads(row["partial"]))  # noqa: S301 - our workers
+    for row in _task_rows(spark, window, list(fold.columns), _fold_task(fold), "partial binary"):
+        state = fold.merge(state, pickle.loads(row["partial"]))  # noqa: S301 - our workers
     return state
