@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Deployment, ModelVersion
@@ -45,7 +45,6 @@ __all__ = ["deployment_of", "log_inference_table", "log_inferences", "log_labels
 
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
-_KEY_CHUNK = 500
 _WRITTEN = "monitors.inferences.written"  # session.info: partitions written, not yet committed
 # The request ids arrive as one JSON array (``WHERE true`` lets SQLite parse ``ON CONFLICT``).
 _CLAIM = {
@@ -62,15 +61,15 @@ _CLAIM = {
         "ORDER BY value ON CONFLICT (deployment_id, request_id) DO NOTHING"
     ),
 }
-_CLAIMED = {
+# Which of the ids (one JSON array) are keyed: probes of the key, in one statement.
+_KEYED = {
     "sqlite": (
         "SELECT request_id FROM {table} WHERE deployment_id = :deployment_id "
-        "AND request_id IN (SELECT value FROM json_each(:ids)) AND batch_id = :batch_id"
+        "AND request_id IN (SELECT value FROM json_each(:ids)){batch}"
     ),
     "postgresql": (
         "SELECT request_id FROM {table} WHERE deployment_id = :deployment_id "
-        "AND request_id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb))) "
-        "AND batch_id = :batch_id"
+        "AND request_id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb))){batch}"
     ),
 }
 
@@ -165,25 +164,6 @@ def _check_context(
     return names
 
 
-def _unseen(
-    session: Session,
-    table: type[InferenceKey] | type[LabelKey],
-    deployment_id: uuid.UUID,
-    ids: list[str],
-) -> set[str]:
-    """Return which of ``ids`` are already keyed for the deployment."""
-    found: set[str] = set()
-    for start in range(0, len(ids), _KEY_CHUNK):
-        chunk = ids[start : start + _KEY_CHUNK]
-        rows = session.exec(
-            select(table.request_id).where(
-                table.deployment_id == deployment_id, col(table.request_id).in_(chunk)
-            )
-        ).all()
-        found.update(rows)
-    return found
-
-
 def _first_occurrences(table: pa.Table) -> pa.Table:
     """Return ``table`` without the rows whose request id came earlier in it (the first wins)."""
     import pyarrow as pa
@@ -224,24 +204,24 @@ def _claim(
     return int(claimed.rowcount)  # type: ignore[attr-defined]
 
 
-def _claimed(
+def _keyed(
     session: Session,
     keys: type[InferenceKey] | type[LabelKey],
     *,
     deployment_id: uuid.UUID,
-    batch_id: uuid.UUID,
     ids: str,
+    batch_id: uuid.UUID | None = None,
 ) -> list[str]:
-    """Return which of ``ids`` (a JSON array) the batch keyed, probing the key, not a scan."""
+    """Return which of ``ids`` (a JSON array) are keyed for the deployment (to ``batch_id``)."""
     dialect = session.get_bind().dialect.name
-    statement = sa.text(_CLAIMED[dialect].format(table=keys.__tablename__)).bindparams(
-        sa.bindparam("deployment_id", type_=sa.Uuid()),
-        sa.bindparam("batch_id", type_=sa.Uuid()),
-    )
-    found = session.execute(
-        statement, {"deployment_id": deployment_id, "batch_id": batch_id, "ids": ids}
-    )
-    return [row[0] for row in found]
+    batch = "" if batch_id is None else " AND batch_id = :batch_id"
+    statement = sa.text(_KEYED[dialect].format(table=keys.__tablename__, batch=batch))
+    parameters: dict[str, object] = {"deployment_id": deployment_id, "ids": ids}
+    if batch_id is not None:
+        statement = statement.bindparams(sa.bindparam("batch_id", type_=sa.Uuid()))
+        parameters["batch_id"] = batch_id
+    statement = statement.bindparams(sa.bindparam("deployment_id", type_=sa.Uuid()))
+    return [row[0] for row in session.execute(statement, parameters)]
 
 
 def _store(
@@ -277,7 +257,7 @@ def _store(
             session.flush()
             return IngestResult(batch_id=None, accepted=0, duplicates=sent)
         table = _first_occurrences(table)
-        mine = _claimed(session, keys, deployment_id=deployment.id, batch_id=batch.id, ids=ids)
+        mine = _keyed(session, keys, deployment_id=deployment.id, ids=ids, batch_id=batch.id)
         table = table.filter(pc.is_in(table.column("request_id"), pa.array(mine, pa.string())))
         batch.rows = len(table)
     if "time" in table.column_names:
@@ -471,12 +451,14 @@ def log_labels(
             named: ``labels[3].request_id``), or the batch is empty.
         PayloadTooLarge: More than :data:`MAX_BATCH` labels.
     """
+    import orjson
     import pandas as pd
     import pyarrow as pa
 
     check_batch_size(len(labels), "labels")
     ids = [label.request_id for label in labels]
-    logged = _unseen(session, InferenceKey, deployment.id, list(dict.fromkeys(ids)))
+    distinct = orjson.dumps(list(dict.fromkeys(ids))).decode()
+    logged = set(_keyed(session, InferenceKey, deployment_id=deployment.id, ids=distinct))
     for index, request_id in enumerate(ids):
         if request_id not in logged:
             raise InvalidInput(
