@@ -38,6 +38,7 @@ from sqlmodel import Session, col, select
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.model_versions import MODEL_NAME_PATTERN
 from lineage.models import Deployment, ModelVersion, PromptVersion, VersionKind
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 
 __all__ = [
     "LATEST",
@@ -52,6 +53,7 @@ __all__ = [
     "list_prompt_names",
     "list_prompts",
     "next_prompt_version",
+    "page_prompts",
     "prompt_at",
     "prompt_uri",
     "register_prompt_version",
@@ -431,6 +433,32 @@ def list_prompts(*, session: Session, project_id: uuid.UUID, name: str) -> list[
         .order_by(sa.asc(col(ModelVersion.created_at)))
     ).all()
     return [Prompt(version=v, artifact=a) for v, a in rows]
+
+
+def page_prompts(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    name: str,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[Prompt]:
+    """Return a page of prompt ``name``'s versions, oldest first (empty when there is none).
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    found = keyset_page(
+        session=session,
+        query=select(ModelVersion, PromptVersion)
+        .join(PromptVersion, col(PromptVersion.model_version_id) == col(ModelVersion.id))
+        .where(ModelVersion.project_id == project_id, ModelVersion.name == name),
+        keys=[SortKey(col(ModelVersion.created_at)), SortKey(col(ModelVersion.id))],
+        key_of=lambda row: (row[0].created_at, row[0].id),
+        limit=limit,
+        cursor=cursor,
+    )
+    return found.map(lambda row: Prompt(version=row[0], artifact=row[1]))
 
 
 def list_prompt_names(*, session: Session, project_id: uuid.UUID) -> list[str]:

@@ -69,7 +69,7 @@ from monitors.baseline.storage import (
     create_baseline,
     create_uploaded_baseline,
     get_baseline,
-    list_baselines,
+    page_baselines,
 )
 from monitors.explanation_jobs import latest_explanation, queue_explanation
 from monitors.inferences import (
@@ -517,9 +517,14 @@ def get_baselines(
     target = (
         None if deployment_id is None else _resolve(session, project.id, deployment_id, environment)
     )
-    found = list_baselines(session=session, project_id=project.id, deployment_id=target)
-    chosen = page.answer_all(found, key_of=lambda b: (b.created_at, b.id), descending=True)
-    return [BaselinePublic.model_validate(row) for row in chosen]
+    found = page_baselines(
+        session=session,
+        project_id=project.id,
+        deployment_id=target,
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    return [BaselinePublic.model_validate(row) for row in page.answer(found)]
 
 
 @router.get("/baselines/{baseline_id}", dependencies=_READ)

@@ -45,6 +45,7 @@ from lineage.prompts import (
     get_prompt,
     list_prompt_names,
     list_prompts,
+    page_prompts,
     prompt_uri,
     resolve_alias,
 )
@@ -209,11 +210,12 @@ def list_versions(
     name: str, project: CurrentProject, session: SessionDep, page: PageDep
 ) -> list[PromptVersionPublic]:
     """Return the versions of a prompt, oldest first."""
-    versions = list_prompts(session=session, project_id=project.id, name=name)
-    if not versions:
+    found = page_prompts(
+        session=session, project_id=project.id, name=name, limit=page.limit, cursor=page.cursor
+    )
+    if not found.items and page.cursor is None:
         raise NotFound(f"no prompt {name!r} in this project; register a version first")
-    chosen = page.answer_all(versions, key_of=lambda p: (p.version.created_at, p.version.id))
-    return [PromptVersionPublic.of(p) for p in chosen]
+    return [PromptVersionPublic.of(p) for p in page.answer(found)]
 
 
 @router.get(

@@ -34,6 +34,7 @@ from sqlmodel import Session, col, or_, select
 from lineage.deployments import DeploymentRef, resolve_body_deployment
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.tables import Record
 from monitors.inferences import RESERVED_COLUMNS
 from monitors.table_files import SUFFIXES, TableLimits, read_table, table_suffix
@@ -55,6 +56,7 @@ __all__ = [
     "latest_baseline",
     "list_baselines",
     "load_baseline",
+    "page_baselines",
     "read_reference",
     "resolve_inside",
     "save_baseline",
@@ -472,10 +474,44 @@ def list_baselines(
     *, session: Session, project_id: uuid.UUID, deployment_id: uuid.UUID | None = None
 ) -> list[StoredBaseline]:
     """Return the project's baselines, newest first (of one deployment when given)."""
+    query = _baselines_of(project_id, deployment_id)
+    return list(session.exec(query.order_by(*(k.column.desc() for k in _NEWEST_FIRST))).all())
+
+
+_NEWEST_FIRST = (
+    SortKey(col(StoredBaseline.created_at), "desc"),
+    SortKey(col(StoredBaseline.id), "desc"),
+)
+
+
+def _baselines_of(project_id: uuid.UUID, deployment_id: uuid.UUID | None) -> Any:
     query = select(StoredBaseline).where(StoredBaseline.project_id == project_id)
     if deployment_id is not None:
         query = query.where(StoredBaseline.deployment_id == deployment_id)
-    return list(session.exec(query.order_by(col(StoredBaseline.created_at).desc())).all())
+    return query
+
+
+def page_baselines(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    deployment_id: uuid.UUID | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[StoredBaseline]:
+    """Return a page of the project's baselines (of one deployment), newest first.
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    return keyset_page(
+        session=session,
+        query=_baselines_of(project_id, deployment_id),
+        keys=_NEWEST_FIRST,
+        key_of=lambda b: (b.created_at, b.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def latest_baseline(*, session: Session, deployment: Deployment) -> StoredBaseline:

@@ -202,3 +202,35 @@ def test_approvals_page_in_sql_by_status_with_their_decisions(
     approved = _walk(client, f"{BASE}/approvals?status=approved", approver, limit=1)
     assert [[a["target_id"] for a in page] for page in approved] == [["v3"], ["v1"]]  # type: ignore[index]
     assert all(len(a["decisions"]) == 1 for page in approved for a in page)  # type: ignore[index]
+
+
+def test_prompt_versions_page_in_sql_oldest_first(
+    client: TestClient, engine: Engine, make_principal: Callable[..., Issued]
+) -> None:
+    from sqlmodel import select
+
+    from lineage import PromptVersionCreate
+    from lineage.prompts import register_prompt_version
+
+    reader = make_principal(role=Role.VIEWER, project="acme")
+    with session_scope(engine) as session:
+        project = session.exec(select(Project).where(Project.name == "acme")).one()
+        for number in ("1", "2", "3"):
+            register_prompt_version(
+                session=session,
+                project_id=project.id,
+                name="support",
+                version=number,
+                spec=PromptVersionCreate.model_validate(
+                    {
+                        "template": f"answer {{{{q}}}} ({number})",
+                        "model": {"provider": "openai", "name": "m"},
+                        "commit_message": number,
+                    }
+                ),
+                registered_by=None,
+            )
+    pages = _walk(client, f"{BASE}/prompts/support/versions", reader, limit=2)
+    assert [[p["version"] for p in page] for page in pages] == [["1", "2"], ["3"]]  # type: ignore[index]
+    missing = client.get(f"{BASE}/prompts/nothing/versions", headers=reader.headers)
+    assert missing.status_code == 404
