@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from pathlib import Path
@@ -20,13 +21,15 @@ from monitors.inferences import (
     MAX_BATCH,
     InferenceRecord,
     LabelRecord,
+    log_inference_table,
     log_inferences,
     log_labels,
     partition_key,
     read_window,
 )
+from monitors.inferences.columnar import json_table
 from tests.adult import adult_test
-from tests.monitors.serving import adult_deployment, records
+from tests.monitors.serving import SCHEMA, adult_deployment, records
 
 
 @pytest.fixture
@@ -283,6 +286,35 @@ def test_concurrent_batches_sharing_request_ids_store_each_id_once(
     assert window["request_id"].is_unique
     stored = sum(1 for r in results if r.accepted)  # the 30 may all have come second
     assert _stored(engine, tmp_path) == (stored, 45, stored)
+
+
+def test_concurrent_identical_column_batches_are_stored_once(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    """The columnar path (JSON parsed by Arrow, Parquet uploads): one of two uploads wins whole."""
+    body = json.dumps({"records": records(rows.dropna())}).encode()
+    table = json_table(body, schema=SCHEMA)
+    start = threading.Barrier(2)
+    results: list[Any] = []
+
+    def upload() -> None:
+        start.wait()
+        with session_scope(engine) as session:
+            results.append(
+                log_inference_table(
+                    session=session, store=LocalStore(tmp_path), deployment=deployment, table=table
+                )
+            )
+
+    workers = [threading.Thread(target=upload) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    rows_sent = table.num_rows
+    assert sorted((r.accepted, r.duplicates) for r in results) == [(0, rows_sent), (rows_sent, 0)]
+    assert _stored(engine, tmp_path) == (1, rows_sent, 1)
+    assert len(_window(engine, tmp_path, deployment)) == rows_sent
 
 
 def test_a_batch_whose_transaction_rolls_back_leaves_no_row_and_no_file(
