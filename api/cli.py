@@ -112,9 +112,9 @@ def _collector_paused() -> Iterator[None]:
 
     Start-up creates some 200,000 objects that live as long as the process (classes, pydantic
     schemas, routes), and the collector rescans them again and again while they are made: about
-    a tenth of ``warden up``'s start-up CPU (``bench/cli_startup.py``). Freezing them afterwards
-    also keeps them out of every later full collection. The few cycles start-up leaves as
-    garbage are frozen with them, a bounded one-off cost.
+    a sixth of ``warden up``'s CPU until ready (interleaved starts; the README's benchmarks).
+    Freezing them afterwards also keeps them out of every later full collection. The few
+    cycles start-up leaves as garbage are frozen with them, a bounded one-off cost.
     """
     gc.disable()
     try:
