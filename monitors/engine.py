@@ -61,11 +61,11 @@ class SummaryEngine:
 class Fold(Generic[S]):
     """A mergeable summary of a window: what a kind counts, whichever engine counts it.
 
-    ``add`` folds one batch (a DataFrame of ``columns``, in any order and of any size) into a
-    partial; ``merge`` joins two partials. A fold must give the same partial whatever the
-    batches and the order of merging, up to floating-point summation order: that is what makes
-    the Spark engine's findings the local engine's. Its functions travel to Spark's Python
-    workers (cloudpickle), so they close over plain data only.
+    ``add`` folds one batch (a DataFrame holding ``columns``, maybe others, in any order and of
+    any size) into a partial; ``merge`` joins two partials. A fold must give the same partial
+    whatever the batches and the order of merging, up to floating-point summation order: that
+    is what makes the Spark engine's findings the local engine's. Its functions travel to
+    Spark's Python workers (cloudpickle), so they close over plain data only.
     """
 
     columns: tuple[str, ...]
@@ -120,8 +120,8 @@ def fold_locally(
     import pandas as pd
 
     columns = list(fold.columns)
-    if isinstance(window, pd.DataFrame):
-        return fold.add(fold.start(), window[columns])
+    if isinstance(window, pd.DataFrame):  # as it is: a fold reads its columns by name
+        return fold.add(fold.start(), window)
     if isinstance(window, ObjectWindow):
         filesystem, paths = window.files()
     else:

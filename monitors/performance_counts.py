@@ -195,6 +195,7 @@ def _add(
     batch: pd.DataFrame,
 ) -> PerformanceCounts:
     label_column, prediction_column, score_column = columns
+    batch = batch[[c for c in dict.fromkeys(columns) if c is not None]]  # filter these alone
     labelled = batch[batch[label_column].notna() & batch[prediction_column].notna()]
     labels, predictions = labelled[label_column], labelled[prediction_column]
     numeric = labels.dtype.kind in "biuf" and predictions.dtype.kind in "biuf"
