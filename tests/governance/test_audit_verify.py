@@ -86,6 +86,25 @@ def test_a_row_changed_behind_wardens_back_is_found_at_its_seq(
     assert "entry 7 was changed" in report.problem
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("actor_id", "not-a-uuid"), ("created_at", "yesterday")]
+)
+def test_a_value_no_column_could_hold_is_a_break_not_a_crash(
+    engine: Engine, alice: Actor, column: str, value: str
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's uuid and timestamptz columns refuse such values outright")
+    _fill(engine, alice, 10)
+    drop_triggers(engine)
+    statement = f"UPDATE governance_audit_entry SET {column} = :value WHERE seq = 7"  # noqa: S608
+    _sql(engine, statement, value=value)
+    report = verify_store(engine=engine, public_key=None)
+    assert not report.intact
+    assert report.first_broken_seq == 7
+    assert report.problem is not None
+    assert f"entry 7 was changed: its {column}" in report.problem
+
+
 def test_a_row_rewritten_and_rehashed_is_found_by_its_successor(
     engine: Engine, alice: Actor
 ) -> None:
