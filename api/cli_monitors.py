@@ -81,7 +81,7 @@ def run(
     from lineage.runtime.worker import worker_name
     from lineage.store import session_scope
     from lineage.tables import utcnow
-    from monitors.execute import execute_monitor_run, report_paths
+    from monitors.execute import execute_monitor_run, report_keys
     from monitors.findings import RunSummary, run_status
     from monitors.models import Monitor, RunTrigger
     from monitors.run_jobs import queue_monitor_run
@@ -139,7 +139,6 @@ def run(
         try:
             summary = execute_monitor_run(
                 engine=engine,
-                data_dir=settings.data_dir,
                 store=settings.artifact_store(),
                 run_id=run_id,
                 loader=build_model_loader(settings),
@@ -179,8 +178,8 @@ def run(
             f"  {finding.status:<12} {finding.metric:<28} {finding.scope:<30} "
             f"{value} (threshold {threshold})"
         )
-    _, html = report_paths(settings.data_dir, project_id=project_uuid, run_id=run_id)
-    typer.echo(f"report: {html}")
+    _, html = report_keys(project_id=project_uuid, run_id=run_id)
+    typer.echo(f"report: {settings.artifact_store().url}/{html}")
 
 
 monitors_app = typer.Typer(

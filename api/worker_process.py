@@ -166,7 +166,6 @@ def build_registry(settings: Settings) -> HandlerRegistry:
     )
     registry = register_monitor_handlers(
         HandlerRegistry(),
-        data_dir=settings.data_dir,
         store=settings.artifact_store(),
         loader=loader,
         on_findings=partial(

@@ -59,6 +59,7 @@ def _seed(
     from lineage.model_versions import ModelVersionCreate, register_model_version
     from lineage.models import Dataset, DatasetVersion
     from lineage.projects import create_project
+    from lineage.storage import LocalStore
     from lineage.store import session_scope
     from lineage.tables import utcnow
     from monitors.baseline.storage import BaselineCreate, create_baseline
@@ -112,7 +113,7 @@ def _seed(
             )
             create_baseline(
                 session=session,
-                data_dir=data_dir,
+                store=LocalStore(data_dir),
                 project_id=project_id,
                 spec=BaselineCreate(
                     deployment_id=deployment.id,
@@ -170,6 +171,7 @@ def _anchor(engine: Any, data_dir: Path, windows: list[Any], monitors: int) -> f
     from sqlmodel import select
 
     from lineage.models import Deployment
+    from lineage.storage import LocalStore
     from lineage.store import session_scope
     from monitors.baseline.storage import latest_baseline, load_baseline
     from monitors.drift import compute_drift
@@ -177,7 +179,9 @@ def _anchor(engine: Any, data_dir: Path, windows: list[Any], monitors: int) -> f
     with session_scope(engine) as session:
         deployments = list(session.exec(select(Deployment).order_by(Deployment.name)).all())
         baselines = [
-            load_baseline(data_dir=data_dir, stored=latest_baseline(session=session, deployment=d))
+            load_baseline(
+                store=LocalStore(data_dir), stored=latest_baseline(session=session, deployment=d)
+            )
             for d in deployments
         ]
     columns = list(windows[0].columns)

@@ -78,6 +78,7 @@ def _deployment(engine: Any, schema: dict[str, str]) -> Any:
 def _baseline(engine: Any, data_dir: Path, deployment: Any, rows: int, seed: int) -> None:
     from bench.drift import make_frame
     from lineage.models import Dataset, DatasetVersion
+    from lineage.storage import LocalStore
     from lineage.store import session_scope
     from monitors.baseline.storage import BaselineCreate, create_baseline
 
@@ -98,7 +99,7 @@ def _baseline(engine: Any, data_dir: Path, deployment: Any, rows: int, seed: int
         session.flush()
         create_baseline(
             session=session,
-            data_dir=data_dir,
+            store=LocalStore(data_dir),
             project_id=deployment.project_id,
             spec=BaselineCreate(
                 deployment_id=deployment.id,
@@ -195,14 +196,14 @@ def _monitor(engine: Any, deployment: Any) -> uuid.UUID:
         ).id
 
 
-def _end_to_end(engine: Any, data_dir: Path, monitor_id: uuid.UUID) -> dict[str, float]:
+def _end_to_end(engine: Any, store: Any, monitor_id: uuid.UUID) -> dict[str, float]:
     """Queue a run, let a worker run it; return its critical-path and page times."""
     from lineage.runtime.handlers import HandlerRegistry
     from lineage.runtime.worker import Worker
     from lineage.store import session_scope
     from lineage.tables import utcnow
     from monitors.models import Monitor, RunTrigger
-    from monitors.report import report_paths
+    from monitors.report import report_keys
     from monitors.run_jobs import get_monitor_run, queue_monitor_run, register_monitor_handlers
 
     routed: list[float] = []
@@ -212,9 +213,7 @@ def _end_to_end(engine: Any, data_dir: Path, monitor_id: uuid.UUID) -> dict[str,
 
     worker = Worker(
         engine=engine,
-        registry=register_monitor_handlers(
-            HandlerRegistry(), data_dir=data_dir, on_findings=on_findings
-        ),
+        registry=register_monitor_handlers(HandlerRegistry(), store=store, on_findings=on_findings),
     )
     started = time.perf_counter()
     with session_scope(engine) as session:
@@ -231,7 +230,7 @@ def _end_to_end(engine: Any, data_dir: Path, monitor_id: uuid.UUID) -> dict[str,
     assert view.state == "succeeded", view.error
     assert view.summary is not None
     assert view.summary["status"] == "alert", view.summary["status"]
-    assert report_paths(data_dir, project_id=run.project_id, run_id=run.id)[1].is_file()
+    assert store.exists(report_keys(project_id=run.project_id, run_id=run.id)[1])
     page_started = time.perf_counter()
     assert worker.run_once()  # the background job: Evidently's page
     page = time.perf_counter() - page_started
@@ -262,6 +261,7 @@ def _anchor(paths: list[Path], baseline: Any, columns: list[str]) -> dict[str, f
 def run(rows: int, chunk: int, repeat: int, seed: int) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     from bench.drift import make_frame
+    from lineage.storage import LocalStore
     from lineage.store import session_scope
     from monitors.baseline.storage import latest_baseline, load_baseline
 
@@ -278,16 +278,18 @@ def run(rows: int, chunk: int, repeat: int, seed: int) -> dict[str, Any]:
         print(f"logging a {rows:,}-row window in {chunk:,}-row partitions", flush=True)
         paths = _window(engine, data_dir, deployment, rows, chunk, seed)
         monitor_id = _monitor(engine, deployment)
+        store = LocalStore(data_dir)  # one per process, as the worker's
         with session_scope(engine) as session:
             baseline = load_baseline(
-                data_dir=data_dir, stored=latest_baseline(session=session, deployment=deployment)
+                store=store,
+                stored=latest_baseline(session=session, deployment=deployment),
             )
         _anchor(paths[:2], baseline, list(schema))  # warm imports before measuring
         runs: list[dict[str, float]] = []
         anchors: list[dict[str, float]] = []
         for index in range(repeat):
             anchors.append(_anchor(paths, baseline, list(schema)))
-            runs.append(_end_to_end(engine, data_dir, monitor_id))
+            runs.append(_end_to_end(engine, store, monitor_id))
             anchor = anchors[-1]["read"] + anchors[-1]["statistic"]
             print(
                 f"run {index + 1}: end to end {runs[-1]['end_to_end']:.3f} s "

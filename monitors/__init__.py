@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         list_baselines,
     )
     from monitors.drift import ColumnDrift, DriftResult, compute_drift
-    from monitors.execute import FindingsCallback, ModelLoader, execute_monitor_run, report_paths
+    from monitors.execute import FindingsCallback, ModelLoader, execute_monitor_run, report_keys
     from monitors.findings import (
         Finding,
         FindingList,
@@ -125,7 +125,7 @@ else:
                 "FindingsCallback",
                 "ModelLoader",
                 "execute_monitor_run",
-                "report_paths",
+                "report_keys",
             ),
             "monitors.findings": (
                 "Finding",
@@ -272,7 +272,7 @@ __all__ = [
     "register_kind",
     "register_monitor_handlers",
     "registered_kinds",
-    "report_paths",
+    "report_keys",
     "resume_monitor",
     "run_monitor",
     "run_status",

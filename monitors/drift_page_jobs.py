@@ -7,7 +7,7 @@ drift run does not wait for it: :func:`save_page_sample` keeps the window's samp
 :func:`queue_drift_page` queues a :data:`DRIFT_PAGE` job in the transaction that records the run.
 The worker registers that kind as ``background`` (:mod:`lineage.runtime.handlers`): it is
 claimed only when no monitor run or other work is waiting. :class:`DriftPageHandler` renders the
-baseline's reference sample against the saved sample into :func:`drift_page_path` and removes
+baseline's reference sample against the saved sample into :func:`drift_page_key` and removes
 the sample; :func:`drift_page_job` tells a reader whether the page is still coming or why it
 failed. When pages fall behind, a run's page is skipped if a newer run of the same monitor has
 one coming (:func:`superseding_run`): the queue of pages stays at most one per monitor deep.
@@ -18,17 +18,18 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from lineage.errors import NotFound
 from lineage.runtime.handlers import JobContext, Permanent
 from lineage.runtime.queue import JobState, RuntimeJob, enqueue
+from lineage.storage import ObjectStore, read_parquet, write_parquet
 from lineage.store import session_scope
 from monitors.baseline.storage import StoredBaseline, load_baseline
-from monitors.report import report_paths
+from monitors.report import run_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +41,7 @@ __all__ = [
     "DRIFT_PAGE_ROWS",
     "DriftPageHandler",
     "drift_page_job",
-    "drift_page_path",
+    "drift_page_key",
     "queue_drift_page",
     "save_page_sample",
     "superseding_run",
@@ -57,18 +58,18 @@ _SAMPLE = "drift-sample.parquet"
 _log = logging.getLogger("warden.monitors")
 
 
-def drift_page_path(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> Path:
-    """Return where a drift run's Evidently page lives: beside its report, ids only."""
-    return report_paths(data_dir, project_id=project_id, run_id=run_id)[0].parent / _PAGE
+def drift_page_key(*, project_id: uuid.UUID, run_id: uuid.UUID) -> str:
+    """Return the key of a drift run's Evidently page: beside its report, ids only."""
+    return f"{run_folder(project_id=project_id, run_id=run_id)}/{_PAGE}"
 
 
-def _sample_path(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> Path:
-    return report_paths(data_dir, project_id=project_id, run_id=run_id)[0].parent / _SAMPLE
+def _sample_key(*, project_id: uuid.UUID, run_id: uuid.UUID) -> str:
+    return f"{run_folder(project_id=project_id, run_id=run_id)}/{_SAMPLE}"
 
 
 def save_page_sample(
     *,
-    data_dir: Path,
+    store: ObjectStore,
     project_id: uuid.UUID,
     run_id: uuid.UUID,
     baseline: Baseline,
@@ -81,26 +82,21 @@ def save_page_sample(
     An earlier attempt's page is removed, so a reader never sees a page of another attempt.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    drift_page_path(data_dir, project_id=project_id, run_id=run_id).unlink(missing_ok=True)
-    sample_path = _sample_path(data_dir, project_id=project_id, run_id=run_id)
+    store.delete(drift_page_key(project_id=project_id, run_id=run_id))
+    sample_key = _sample_key(project_id=project_id, run_id=run_id)
     reference = baseline.sample
     names = [c for c in columns if reference is not None and c in reference.columns]
     names = [c for c in names if c in frame.columns]
     if reference is None or reference.empty or not names:
-        sample_path.unlink(missing_ok=True)
+        store.delete(sample_key)
         return False
     current = (
         frame.sample(n=DRIFT_PAGE_ROWS, random_state=0) if len(frame) > DRIFT_PAGE_ROWS else frame
     )
     current = current[names]
-    sample_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = sample_path.with_suffix(".partial")
-    pq.write_table(
-        pa.Table.from_pandas(current.reset_index(drop=True), preserve_index=False), partial
-    )
-    partial.replace(sample_path)
+    table = pa.Table.from_pandas(current.reset_index(drop=True), preserve_index=False)
+    write_parquet(store, sample_key, table)
     return True
 
 
@@ -179,21 +175,15 @@ def queue_drift_page(
     )
 
 
-def _write(path: Path, text: str) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-
-
 @dataclass(frozen=True, slots=True)
 class DriftPageHandler:
     """Render ``drift_page`` jobs: Evidently's page of one recorded drift run.
 
     Attributes:
-        data_dir: The artifact store (baselines, reports).
+        store: The artifact store (baselines, reports).
     """
 
-    data_dir: Path
+    store: ObjectStore
 
     def __call__(self, context: JobContext) -> dict[str, Any]:
         """Render the page from the saved sample, then remove the sample.
@@ -205,24 +195,25 @@ class DriftPageHandler:
         from monitors.evidently_report import render_drift_html
 
         run_id = uuid.UUID(str(context.payload["monitor_run_id"]))
-        page = drift_page_path(self.data_dir, project_id=context.project_id, run_id=run_id)
-        sample_path = _sample_path(self.data_dir, project_id=context.project_id, run_id=run_id)
-        if not sample_path.is_file():
-            if page.is_file():  # an earlier attempt rendered it and died before recording
+        page = drift_page_key(project_id=context.project_id, run_id=run_id)
+        sample_key = _sample_key(project_id=context.project_id, run_id=run_id)
+        try:
+            sample = read_parquet(self.store, sample_key).to_pandas()
+        except NotFound:
+            if self.store.exists(page):  # an earlier attempt rendered it and died before recording
                 return {"page": _PAGE}
-            raise Permanent(f"the window sample of run {run_id} is gone; run the monitor again")
+            raise Permanent(
+                f"the window sample of run {run_id} is gone; run the monitor again"
+            ) from None
         with session_scope(context.engine) as session:
             newer = superseding_run(session=session, project_id=context.project_id, run_id=run_id)
             stored = session.get(StoredBaseline, uuid.UUID(str(context.payload["baseline_id"])))
         if newer is not None:
-            sample_path.unlink(missing_ok=True)
+            self.store.delete(sample_key)
             return {"page": None, "superseded_by": str(newer)}
         if stored is None:
             raise Permanent(f"the baseline of run {run_id} was deleted")
-        import pandas as pd
-
-        baseline = load_baseline(data_dir=self.data_dir, stored=stored)
-        sample = pd.read_parquet(sample_path)
+        baseline = load_baseline(store=self.store, stored=stored)
         context.progress(0.1, f"rendering Evidently's drift page on {len(sample)} rows per side")
         try:
             html = render_drift_html(
@@ -230,8 +221,8 @@ class DriftPageHandler:
             )
         except Exception as error:  # the page illustrates; the run's findings stand without it
             _log.warning("Evidently's drift page failed for run %s: %s", run_id, error)
-            sample_path.unlink(missing_ok=True)
+            self.store.delete(sample_key)
             raise Permanent(f"Evidently could not render the page: {error}") from error
-        _write(page, html)
-        sample_path.unlink(missing_ok=True)
+        self.store.put(page, html.encode())
+        self.store.delete(sample_key)
         return {"page": _PAGE}

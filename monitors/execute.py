@@ -17,7 +17,8 @@ call:
    quality, performance and fairness read the logged features, context values, predictions,
    scores and labels and never load a model;
 4. run the computation library (:func:`monitors.kinds.run_monitor`) with progress reported;
-5. store the JSON and HTML report at paths made of ids (:func:`report_paths`); a drift run
+5. store the JSON and HTML report in the artifact store under keys made of ids
+   (:func:`report_keys`); a drift run
    also keeps a sample of the window for Evidently's detailed drift page, linked from the
    report (:mod:`monitors.drift_page_jobs`);
 6. in one transaction: write the run's ``summary`` (a :class:`monitors.findings.RunSummary`),
@@ -52,7 +53,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Engine
@@ -61,7 +61,7 @@ from sqlmodel import Session
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.openlineage_events import DatasetRef, emit, run_event
-from lineage.storage import LocalStore, ObjectStore
+from lineage.storage import ObjectStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline import Baseline
@@ -74,7 +74,7 @@ from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.llm.assessments import record_assessments
 from monitors.llm.windows import CallWindows, read_call_windows
 from monitors.models import Monitor, MonitorRun
-from monitors.report import report_paths
+from monitors.report import report_keys
 from monitors.spec import TRACE_KINDS, Kind, MonitorSpec
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ __all__ = [
     "FindingsCallback",
     "ModelLoader",
     "execute_monitor_run",
-    "report_paths",
+    "report_keys",
     "summarise",
 ]
 
@@ -139,13 +139,6 @@ class _Inputs:
     calls: CallWindows | None = None
     chat: Callable[..., Any] | None = None
     reason: str | None = None
-
-
-def _write(path: Path, text: str) -> None:
-    """Write ``text`` atomically (a reader never sees half a file)."""
-    partial = path.with_suffix(".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def _live_version(session: Session, deployment: Deployment, at: datetime | None) -> ModelVersion:
@@ -481,9 +474,8 @@ def _iso(moment: datetime | None) -> str | None:
 def execute_monitor_run(
     *,
     engine: Engine,
-    data_dir: Path,
+    store: ObjectStore,
     run_id: uuid.UUID,
-    store: ObjectStore | None = None,
     loader: ModelLoader | None = None,
     on_findings: FindingsCallback | None = None,
     progress: Progress | None = None,
@@ -501,9 +493,8 @@ def execute_monitor_run(
 
     Args:
         engine: The store.
-        data_dir: The data directory (baselines, reports).
+        store: The artifact store (inference logs, baselines, reports).
         run_id: The :class:`~monitors.models.MonitorRun` to execute.
-        store: The artifact store holding the inference logs (default: ``data_dir``).
         loader: Loads the model for kinds that need it; without one, explanations cannot run.
         on_findings: Called with the findings in the transaction that records the run.
         progress: Called with a fraction and a message while the run works.
@@ -523,7 +514,7 @@ def execute_monitor_run(
             progress(fraction, message)
 
     with session_scope(engine) as session:
-        inputs = _gather(session, store or LocalStore(data_dir), run_id, chat_for)
+        inputs = _gather(session, store, run_id, chat_for)
     paged = False
     rows = 0 if inputs.window is None else len(inputs.window)
     tell(0.1, inputs.reason or f"read {rows} rows of the window")
@@ -552,7 +543,7 @@ def execute_monitor_run(
         baseline = (
             Baseline(rows=0, columns={})
             if inputs.stored is None
-            else load_baseline(data_dir=data_dir, stored=inputs.stored)
+            else load_baseline(store=store, stored=inputs.stored)
         )
         spec, frame = _frame_for(
             _conventions(inputs.spec, window, features, context_names, baseline), window
@@ -583,7 +574,7 @@ def execute_monitor_run(
             result = _with_slices(spec, result, frame, baseline)
         if spec.kind == Kind.DRIFT and inputs.stored is not None:
             paged = save_page_sample(
-                data_dir=data_dir,
+                store=store,
                 project_id=inputs.run.project_id,
                 run_id=inputs.run.id,
                 baseline=baseline,
@@ -611,10 +602,9 @@ def execute_monitor_run(
         meta["reference_end"] = _iso(inputs.calls.reference_end)
     links = {"Evidently drift page (sampled)": "drift.html"} if paged else {}
     report = build_report([result], title=title, meta=meta, generated_at=at, links=links)
-    json_path, html_path = report_paths(data_dir, project_id=run.project_id, run_id=run.id)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in ((json_path, report.to_json()), (html_path, report.html)):
-        _write(path, text)
+    json_key, html_key = report_keys(project_id=run.project_id, run_id=run.id)
+    for key, text in ((json_key, report.to_json()), (html_key, report.html)):
+        store.put(key, text.encode())  # each whole or not at all
     with session_scope(engine) as session:
         stored_run = session.get(MonitorRun, run.id)
         monitor = session.get(Monitor, inputs.monitor.id)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -114,12 +113,10 @@ class ExplanationHandler:
     """Execute ``explanation`` jobs: explain one logged inference with the deployment's model.
 
     Attributes:
-        data_dir: The data directory (baselines).
-        store: The artifact store (inference logs).
+        store: The artifact store (inference logs, baselines).
         loader: Loads registered, hash-checked model versions; without one nothing is explained.
     """
 
-    data_dir: Path
     store: ObjectStore
     loader: ModelLoader | None = None
 
@@ -157,7 +154,7 @@ class ExplanationHandler:
         model = self.loader.load(model_version)
         background = None
         if stored is not None:
-            sample = load_baseline(data_dir=self.data_dir, stored=stored).sample
+            sample = load_baseline(store=self.store, stored=stored).sample
             if sample is not None and set(features) <= set(sample.columns):
                 background = sample[features]
         context.progress(0.6, f"explaining inference {request_id}")

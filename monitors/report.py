@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
@@ -28,13 +27,18 @@ from monitors.report_charts import render_chart_svg
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-__all__ = ["RunReport", "build_report", "render_chart_svg", "report_paths"]
+__all__ = ["RunReport", "build_report", "render_chart_svg", "report_keys", "run_folder"]
 
 
-def report_paths(data_dir: Path, *, project_id: uuid.UUID, run_id: uuid.UUID) -> tuple[Path, Path]:
-    """Return where a run's JSON and HTML reports live: ids only, never a client's string."""
-    folder = data_dir / "reports" / str(project_id) / str(run_id)
-    return folder / "report.json", folder / "report.html"
+def run_folder(*, project_id: uuid.UUID, run_id: uuid.UUID) -> str:
+    """Return the artifact-store folder of a run's report and pages: ids only."""
+    return f"reports/{project_id}/{run_id}"
+
+
+def report_keys(*, project_id: uuid.UUID, run_id: uuid.UUID) -> tuple[str, str]:
+    """Return the keys of a run's JSON and HTML reports in the artifact store."""
+    folder = run_folder(project_id=project_id, run_id=run_id)
+    return f"{folder}/report.json", f"{folder}/report.html"
 
 
 @dataclass(frozen=True, slots=True)

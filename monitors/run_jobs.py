@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
@@ -34,7 +33,7 @@ from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
 from lineage.runtime.presence import worker_alive
 from lineage.runtime.queue import DEFAULT_MAX_ATTEMPTS, RuntimeJob, enqueue
-from lineage.storage import LocalStore, ObjectStore
+from lineage.storage import ObjectStore
 from monitors.drift_page_jobs import DRIFT_PAGE, DriftPageHandler
 from monitors.engine import SummaryEngine
 from monitors.explanation_jobs import EXPLANATION, ExplanationHandler
@@ -270,15 +269,13 @@ class MonitorRunHandler:
     """Execute ``monitor_run`` jobs: one persisted monitor run each.
 
     Attributes:
-        data_dir: The data directory (baselines, reports).
-        store: The artifact store (inference logs).
+        store: The artifact store (inference logs, baselines, reports).
         loader: Loads registered, hash-checked model versions for kinds that need the model.
         on_findings: Receives each run's findings in the transaction that records the run.
         chat_for: Gives judge runs the project's guarded chat sender.
         summary_engine: Which engine summarises windows (local or Spark, by size/deployment).
     """
 
-    data_dir: Path
     store: ObjectStore
     loader: ModelLoader | None = None
     on_findings: FindingsCallback | None = None
@@ -298,7 +295,6 @@ class MonitorRunHandler:
         try:
             execute_monitor_run(
                 engine=context.engine,
-                data_dir=self.data_dir,
                 store=self.store,
                 run_id=uuid.UUID(str(context.payload["monitor_run_id"])),
                 loader=self.loader,
@@ -314,8 +310,7 @@ class MonitorRunHandler:
 def register_monitor_handlers(
     registry: HandlerRegistry,
     *,
-    data_dir: Path = Path(".warden"),
-    store: ObjectStore | None = None,
+    store: ObjectStore,
     loader: ModelLoader | None = None,
     on_findings: FindingsCallback | None = None,
     chat_for: ChatFactory | None = None,
@@ -324,16 +319,14 @@ def register_monitor_handlers(
     """Register the monitors' job kinds (monitor runs, local explanations, drift pages).
 
     Drift pages are a background kind: rendered only when no other job waits. ``store`` is
-    where inference logs live (default: ``data_dir`` itself).
+    the artifact store (inference logs, baselines, reports).
 
     Returns:
         ``registry``.
     """
-    store = store or LocalStore(data_dir)
     registry.register(
         MONITOR_RUN,
         MonitorRunHandler(
-            data_dir=data_dir,
             store=store,
             loader=loader,
             on_findings=on_findings,
@@ -341,8 +334,6 @@ def register_monitor_handlers(
             summary_engine=summary_engine,
         ),
     )
-    registry.register(
-        EXPLANATION, ExplanationHandler(data_dir=data_dir, store=store, loader=loader)
-    )
-    registry.register(DRIFT_PAGE, DriftPageHandler(data_dir=data_dir), background=True)
+    registry.register(EXPLANATION, ExplanationHandler(store=store, loader=loader))
+    registry.register(DRIFT_PAGE, DriftPageHandler(store=store), background=True)
     return registry

@@ -67,8 +67,8 @@ problem+json as from the API.
 
 A monitor run's verdict and findings are read from its ``summary`` (``status``, ``findings``;
 :func:`monitors.execute.summarise`); its report is the worker's stored one
-(:func:`monitors.execute.report_paths`). Charts over time are drawn from the findings of
-successive runs.
+(:func:`monitors.report_keys`, in the artifact store). Charts over time are drawn from the
+findings of successive runs.
 """
 
 from __future__ import annotations

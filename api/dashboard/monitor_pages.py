@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -36,7 +35,7 @@ from lineage.models import Deployment
 from lineage.projects import Project
 from monitors.findings import RunSummary
 from monitors.models import Monitor, MonitorRunPublic
-from monitors.report import report_paths
+from monitors.report import report_keys
 from monitors.run_jobs import get_monitor_run, list_monitor_runs
 from monitors.schedules import get_monitor, list_monitors
 
@@ -150,12 +149,13 @@ def run_page(
 
 def _download(
     session: Session, settings: Settings, project: Project, run_id: uuid.UUID, index: int
-) -> tuple[MonitorRunPublic, Path]:
+) -> tuple[MonitorRunPublic, bytes]:
     run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
-    path = report_paths(settings.data_dir, project_id=project.id, run_id=run.id)[index]
-    if not path.is_file():
-        raise NotFound(f"monitor run {run_id} has no report yet (it is {run.state})")
-    return run, path
+    key = report_keys(project_id=project.id, run_id=run.id)[index]
+    try:
+        return run, settings.artifact_store().get(key)
+    except NotFound:
+        raise NotFound(f"monitor run {run_id} has no report yet (it is {run.state})") from None
 
 
 @router.get("/p/{project}/monitor-runs/{run_id}/report.json", response_model=None)
@@ -167,9 +167,9 @@ def run_report_json(
     settings: SettingsDep,
 ) -> Response:
     """Download a run's stored report document (JSON)."""
-    run, path = _download(session, settings, project, run_id, 0)
+    run, content = _download(session, settings, project, run_id, 0)
     return Response(
-        path.read_bytes(),
+        content,
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="warden-run-{run.id}.json"'},
     )
@@ -189,10 +189,10 @@ def run_report_html(
     Served with a policy allowing no scripts and no requests out, framed only by Warden's own
     pages (the run page embeds it).
     """
-    run, path = _download(session, settings, project, run_id, 1)
+    run, content = _download(session, settings, project, run_id, 1)
     disposition = "attachment" if download else "inline"
     return Response(
-        path.read_bytes(),
+        content,
         media_type="text/html",
         headers={
             "Content-Disposition": f'{disposition}; filename="warden-run-{run.id}.html"',

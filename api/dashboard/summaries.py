@@ -11,9 +11,10 @@ from sqlmodel import Session
 
 from api.charts import Point
 from api.settings import Settings
+from lineage.errors import NotFound
 from monitors.findings import RunSummary, Status, run_status, worst_status
 from monitors.models import Monitor, MonitorRunPublic, MonitorRunState
-from monitors.report import report_paths
+from monitors.report import report_keys
 from monitors.run_jobs import latest_runs
 
 # --- monitor run summaries ------------------------------------------------------------------
@@ -112,8 +113,9 @@ def _series(runs: list[MonitorRunPublic]) -> list[tuple[str, dict[str, list[Poin
 
 def _stored_report(settings: Settings, run: MonitorRunPublic) -> dict[str, Any] | None:
     """Return the run's stored report document (written by the worker), if there is one."""
-    json_path, _ = report_paths(settings.data_dir, project_id=run.project_id, run_id=run.id)
-    if not json_path.is_file():
+    json_key, _ = report_keys(project_id=run.project_id, run_id=run.id)
+    try:
+        document: dict[str, Any] = json.loads(settings.artifact_store().get(json_key))
+    except NotFound:
         return None
-    document: dict[str, Any] = json.loads(json_path.read_text(encoding="utf-8"))
     return document

@@ -422,7 +422,7 @@ def post_baseline(
     return _created(
         lambda: create_baseline(
             session=session,
-            data_dir=settings.data_dir,
+            store=settings.artifact_store(),
             project_id=project.id,
             spec=body,
             created_by=actor.principal_id,
@@ -468,7 +468,7 @@ def upload_baseline(
     score_column: Annotated[str | None, Form(max_length=256)] = None,
     environment: Environment = "production",
 ) -> BaselinePublic:
-    """Upload the reference data itself (kept in the data directory) and build the baseline.
+    """Upload the reference data itself (kept in the artifact store) and build the baseline.
 
     A refused upload (not a readable table, beyond the table limits, a column missing) leaves
     no file and no row behind.
@@ -488,7 +488,7 @@ def upload_baseline(
     return _created(
         lambda: create_uploaded_baseline(
             session=session,
-            data_dir=settings.data_dir,
+            store=settings.artifact_store(),
             project_id=project.id,
             content=file.file.read(),
             suffix=_suffix(file),

@@ -1,7 +1,7 @@
 """A monitor run's stored report: ``GET …/monitor-runs/{id}/report`` (JSON) and ``report.html``.
 
-The worker writes both files when the run finishes (:func:`monitors.execute.report_paths`, paths
-made of ids); these routes only read them, after checking the run belongs to the project.
+The worker writes both to the artifact store when the run finishes (:func:`monitors.report_keys`,
+keys made of ids); these routes only read them, after checking the run belongs to the project.
 A drift run also has Evidently's detailed drift page, ``…/drift.html``, rendered by a background
 job of the worker on a sample of the window once the run is recorded (until then, or if it
 failed, 404 says so). Reading needs ``report:read``. A run without a report yet (queued,
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -23,8 +22,8 @@ from api.deps import SessionDep, SettingsDep
 from api.security import CurrentProject, require
 from governance.permissions import Permission
 from lineage.errors import NotFound
-from monitors.drift_page_jobs import drift_page_job, drift_page_path
-from monitors.report import report_paths
+from monitors.drift_page_jobs import drift_page_job, drift_page_key
+from monitors.report import report_keys
 from monitors.run_jobs import get_monitor_run
 
 __all__ = ["router"]
@@ -36,13 +35,19 @@ _READ = [Depends(require(Permission.REPORT_READ))]
 
 
 def _report(
-    run_id: uuid.UUID, project: CurrentProject, session: SessionDep, settings: SettingsDep
-) -> tuple[Path, Path]:
+    run_id: uuid.UUID,
+    project: CurrentProject,
+    session: SessionDep,
+    settings: SettingsDep,
+    index: int,
+) -> bytes:
+    """Return the run's stored report (0: JSON, 1: HTML) from the artifact store."""
     run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
-    paths = report_paths(settings.data_dir, project_id=project.id, run_id=run.id)
-    if not paths[0].is_file():
-        raise NotFound(f"monitor run {run_id} has no report yet (it is {run.state})")
-    return paths
+    key = report_keys(project_id=project.id, run_id=run.id)[index]
+    try:
+        return settings.artifact_store().get(key)
+    except NotFound:
+        raise NotFound(f"monitor run {run_id} has no report yet (it is {run.state})") from None
 
 
 @router.get("/monitor-runs/{run_id}/report", dependencies=_READ)
@@ -50,8 +55,7 @@ def read_report(
     run_id: uuid.UUID, project: CurrentProject, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Return the run's report: every metric, threshold and verdict, and the chart data."""
-    json_path, _ = _report(run_id, project, session, settings)
-    document: dict[str, Any] = json.loads(json_path.read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads(_report(run_id, project, session, settings, 0))
     return document
 
 
@@ -60,8 +64,7 @@ def read_report_html(
     run_id: uuid.UUID, project: CurrentProject, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     """Return the run's report as a self-contained HTML page (static SVG charts, no scripts)."""
-    _, html_path = _report(run_id, project, session, settings)
-    return HTMLResponse(html_path.read_text(encoding="utf-8"))
+    return HTMLResponse(_report(run_id, project, session, settings, 1).decode())
 
 
 @router.get("/monitor-runs/{run_id}/drift.html", dependencies=_READ, response_class=HTMLResponse)
@@ -70,9 +73,12 @@ def read_drift_page(
 ) -> HTMLResponse:
     """Return Evidently's detailed drift page of a drift run (sampled; rendered by the worker)."""
     run = get_monitor_run(session=session, project_id=project.id, run_id=run_id)
-    page = drift_page_path(settings.data_dir, project_id=project.id, run_id=run.id)
-    if page.is_file():
-        return HTMLResponse(page.read_text(encoding="utf-8"))
+    try:
+        page = settings.artifact_store().get(drift_page_key(project_id=project.id, run_id=run.id))
+    except NotFound:
+        pass
+    else:
+        return HTMLResponse(page.decode())
     job = drift_page_job(session=session, project_id=project.id, run_id=run.id)
     if job is None:
         raise NotFound(

@@ -1,9 +1,10 @@
 """Stored reference baselines: built once from a dataset version, read by every monitor run.
 
 A baseline belongs to a deployment (and so to the model version it serves). It is built from a
-dataset version of the project, typically the training data, whose URI must resolve to a CSV or
-Parquet file *inside the artifact store* (``data_dir``; an uploaded reference lands there too):
-Warden never reads an arbitrary server path a client names.
+dataset version of the project, typically the training data, whose URI must name a CSV or
+Parquet object *inside the artifact store* (:mod:`lineage.storage`: the data directory or a
+bucket; an uploaded reference lands there too): Warden never reads an arbitrary server path a
+client names.
 
 Building renames the reference's label, prediction and score columns to the names inference
 windows use (``label``, ``prediction``, ``score``), keeps the model's input columns (numeric
@@ -12,15 +13,16 @@ ones as float64, like logged inferences), and summarises them with
 performance when the reference holds labels and predictions, and a reference sample. What
 fairness and explanations compare against (reference group metrics, reference SHAP importance)
 needs the model, which is never loaded in a request: the worker computes those from the sample
-on first use (:mod:`monitors.execute`). The summary is kept as JSON in the artifact store at a
-path made of ids (:func:`baseline_path`); the ``monitors_baseline`` row records where it came
+on first use (:mod:`monitors.execute`). The summary is kept as JSON in the artifact store under
+a key made of ids (:func:`baseline_key`); the ``monitors_baseline`` row records where it came
 from.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
 import uuid
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,7 @@ from lineage.deployments import DeploymentRef, resolve_body_deployment
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
+from lineage.storage import LocalStore, ObjectStore, check_key
 from lineage.tables import Record
 from monitors.inferences import RESERVED_COLUMNS
 from monitors.table_files import SUFFIXES, TableLimits, read_table, table_suffix
@@ -49,7 +52,7 @@ __all__ = [
     "BaselineCreate",
     "BaselinePublic",
     "StoredBaseline",
-    "baseline_path",
+    "baseline_key",
     "create_baseline",
     "create_uploaded_baseline",
     "get_baseline",
@@ -58,11 +61,14 @@ __all__ = [
     "load_baseline",
     "page_baselines",
     "read_reference",
-    "resolve_inside",
+    "reference_key",
     "save_baseline",
     "store_reference",
 ]
 
+_CACHED_BASELINES = 32
+_CACHE: OrderedDict[tuple[str, str], Baseline] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 UPLOADED = uuid.UUID(int=0)
 """The ``dataset_version_id`` of a spec whose reference is being uploaded (replaced on storing)."""
 _COLUMN = Field(default=None, min_length=1, max_length=256)
@@ -98,7 +104,7 @@ class BaselineCreate(BaseModel):
         deployment_id: The deployment the baseline is the reference of: its id, or its name
             (the one live in the caller's ``environment``).
         dataset_version_id: The reference data (a lineage dataset version whose URI is a CSV or
-            Parquet file inside the data directory).
+            Parquet object inside the artifact store).
         label_column: The reference's ground-truth column (renamed ``label``).
         prediction_column: The reference's prediction column, if it has one (``prediction``).
         score_column: The reference's positive-class probability column (``score``).
@@ -136,52 +142,75 @@ class BaselinePublic(BaseModel):
     created_at: datetime
 
 
-def baseline_path(data_dir: Path, *, project_id: uuid.UUID, baseline_id: uuid.UUID) -> Path:
-    """Return where a baseline's JSON lives: ids only, never a client's string."""
-    return data_dir / "baselines" / str(project_id) / f"{baseline_id}.json"
+def baseline_key(*, project_id: uuid.UUID, baseline_id: uuid.UUID) -> str:
+    """Return a baseline's key in the artifact store: ids only, never a client's string."""
+    return f"baselines/{project_id}/{baseline_id}.json"
 
 
-def resolve_inside(data_dir: Path, uri: str) -> Path:
-    """Return the file a dataset URI names, if and only if it lies inside the data directory.
+def _outside(uri: str) -> InvalidInput:
+    return InvalidInput(
+        f"the dataset version lives at {uri!r}, outside Warden's artifact store; Warden never "
+        "reads arbitrary server paths or buckets — copy or upload the reference into the store",
+        field="dataset_version_id",
+    )
 
-    Accepts ``file://`` URIs, absolute paths and paths relative to the data directory; refuses
-    anything that resolves (symbolic links followed) outside it, other schemes, and files that
-    are not CSV or Parquet.
+
+def reference_key(store: ObjectStore, uri: str) -> str:
+    """Return the key of the object a dataset URI names, if and only if it lies in ``store``.
+
+    Accepts a key (a path relative to the store), the store's own URL followed by a key
+    (``s3://bucket/prefix/…``), and for a local store ``file://`` URIs and absolute paths that
+    resolve (symbolic links followed) inside its directory; refuses anything else and objects
+    that are not CSV or Parquet or do not exist.
 
     Raises:
-        InvalidInput: The URI is not a readable reference inside the data directory.
+        InvalidInput: The URI is not a readable reference inside the store.
     """
     parsed = urlparse(uri)
-    if parsed.scheme not in ("", "file"):
+    if parsed.scheme in ("", "file") and isinstance(store, LocalStore):
+        # Resolved with symbolic links followed, so a link cannot lead a read out of the store.
+        raw = Path(unquote(parsed.path) if parsed.scheme == "file" else uri)
+        root = store.root.resolve()
+        path = (raw if raw.is_absolute() else root / raw).resolve()
+        if not path.is_relative_to(root):
+            raise _outside(uri)
+        key = path.relative_to(root).as_posix()
+    elif uri.startswith(f"{store.url}/"):
+        key = uri.removeprefix(f"{store.url}/")
+    elif parsed.scheme == "" and not uri.startswith("/"):
+        key = uri
+    else:
+        raise _outside(uri)
+    try:
+        check_key(key)
+    except InvalidInput:
+        raise _outside(uri) from None
+    if not key.lower().endswith(SUFFIXES) or not store.exists(key):
         raise InvalidInput(
-            f"the dataset version lives at {uri!r}; Warden builds baselines only from files in "
-            "its data directory (upload the reference there)",
+            f"the dataset version's object {key} is not a CSV or Parquet file in the artifact "
+            f"store {store.url}",
             field="dataset_version_id",
         )
-    raw = Path(unquote(parsed.path) if parsed.scheme == "file" else uri)
-    root = data_dir.resolve()
-    path = (raw if raw.is_absolute() else root / raw).resolve()
-    if not path.is_relative_to(root):
-        raise InvalidInput(
-            "the dataset version's file is outside Warden's data directory; Warden never reads "
-            "arbitrary server paths — copy or upload the reference into the data directory",
-            field="dataset_version_id",
-        )
-    if not path.name.lower().endswith(SUFFIXES) or not path.is_file():
-        raise InvalidInput(
-            f"the dataset version's file {path.relative_to(root)} is not a CSV or Parquet file "
-            "in the data directory",
-            field="dataset_version_id",
-        )
-    return path
+    return key
 
 
 def read_reference(
-    path: Path, *, limits: TableLimits | None = None, field: str = "dataset_version_id"
+    store: ObjectStore,
+    key: str,
+    *,
+    limits: TableLimits | None = None,
+    field: str = "dataset_version_id",
 ) -> pd.DataFrame:
-    """Read a reference table from a CSV or Parquet file, within ``limits``."""
-    suffix = table_suffix(path.name, field=field)
-    return read_table(path, suffix=suffix, limits=limits or TableLimits(), field=field)
+    """Read a reference table from a CSV or Parquet object, within ``limits``.
+
+    A local file is read from its path, so a Parquet file too large is refused by its footer
+    before anything else is read; an object in a bucket is downloaded first.
+    """
+    suffix = table_suffix(key, field=field)
+    source: bytes | Path = (
+        store.root.joinpath(*key.split("/")) if isinstance(store, LocalStore) else store.get(key)
+    )
+    return read_table(source, suffix=suffix, limits=limits or TableLimits(), field=field)
 
 
 def _prepare(frame: pd.DataFrame, spec: BaselineCreate, schema: dict[str, str]) -> pd.DataFrame:
@@ -223,13 +252,13 @@ def _prepare(frame: pd.DataFrame, spec: BaselineCreate, schema: dict[str, str]) 
 def save_baseline(
     *,
     session: Session,
-    data_dir: Path,
+    store: ObjectStore,
     deployment: Deployment,
     baseline: Baseline,
     dataset_version_id: uuid.UUID | None,
     created_by: uuid.UUID | None,
 ) -> StoredBaseline:
-    """Record a built baseline for a deployment and write its JSON (before the caller commits)."""
+    """Record a built baseline for a deployment and store its JSON (before the caller commits)."""
     row = StoredBaseline(
         project_id=deployment.project_id,
         deployment_id=deployment.id,
@@ -242,11 +271,8 @@ def save_baseline(
     )
     session.add(row)
     session.flush()
-    path = baseline_path(data_dir, project_id=row.project_id, baseline_id=row.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(baseline.to_json(), encoding="utf-8")
-    partial.replace(path)
+    key = baseline_key(project_id=row.project_id, baseline_id=row.id)
+    store.put(key, baseline.to_json().encode())
     return row
 
 
@@ -291,7 +317,7 @@ def _estimation_section(
 def create_baseline(
     *,
     session: Session,
-    data_dir: Path,
+    store: ObjectStore,
     project_id: uuid.UUID,
     spec: BaselineCreate,
     created_by: uuid.UUID | None = None,
@@ -302,7 +328,7 @@ def create_baseline(
 
     Raises:
         InvalidInput: The deployment or dataset version is not in the project, the dataset's
-            file is not inside the data directory or not a readable table, or a named column
+            object is not inside the artifact store or not a readable table, or a named column
             is missing.
         PayloadTooLarge: The reference exceeds ``limits``.
     """
@@ -325,7 +351,7 @@ def create_baseline(
         )
     model_version = session.get(ModelVersion, deployment.model_version_id)
     schema = {} if model_version is None else dict(model_version.feature_schema)
-    reference = read_reference(resolve_inside(data_dir, version.uri), limits=limits)
+    reference = read_reference(store, reference_key(store, version.uri), limits=limits)
     frame = _prepare(reference, spec, schema)
     extras: dict[str, Any] = {}
     if spec.label_column is not None and spec.prediction_column is not None:
@@ -344,7 +370,7 @@ def create_baseline(
     )
     return save_baseline(
         session=session,
-        data_dir=data_dir,
+        store=store,
         deployment=deployment,
         baseline=baseline,
         dataset_version_id=version.id,
@@ -353,11 +379,11 @@ def create_baseline(
 
 
 def store_reference(
-    *, session: Session, data_dir: Path, project_id: uuid.UUID, content: bytes, suffix: str
+    *, session: Session, store: ObjectStore, project_id: uuid.UUID, content: bytes, suffix: str
 ) -> uuid.UUID:
     """Keep an uploaded reference file in the artifact store and record it as a dataset version.
 
-    The file lands at ``references/<project id>/<sha256><suffix>`` (a path made of the project id
+    The file lands at ``references/<project id>/<sha256><suffix>`` (a key made of the project id
     and the content digest only) and is recorded in lineage through an OpenLineage dataset event
     (namespace ``warden``, name ``references/<sha256>``, version the digest, ``dataSource`` the
     path), so a baseline built from it has the same provenance as one built from any dataset.
@@ -378,13 +404,9 @@ def store_reference(
     if not content:
         raise InvalidInput("the file is empty", field="file")
     digest = hashlib.sha256(content).hexdigest()
-    relative = _reference_path(project_id=project_id, content=content, suffix=suffix)
-    path = data_dir / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{digest}.partial")
-    partial.write_bytes(content)
-    partial.replace(path)
-    dataset = DatasetRef("warden", f"references/{digest}", version=digest, uri=relative.as_posix())
+    key = _reference_key(project_id=project_id, content=content, suffix=suffix)
+    store.put(key, content)
+    dataset = DatasetRef("warden", f"references/{digest}", version=digest, uri=key)
     emit(
         session=session,
         project_id=project_id,
@@ -403,18 +425,18 @@ def store_reference(
     return version.id
 
 
-def _reference_path(*, project_id: uuid.UUID, content: bytes, suffix: str) -> Path:
-    """Return where an uploaded reference lives, relative to the data directory."""
+def _reference_key(*, project_id: uuid.UUID, content: bytes, suffix: str) -> str:
+    """Return the key of an uploaded reference in the artifact store."""
     import hashlib
 
     digest = hashlib.sha256(content).hexdigest()
-    return Path("references") / str(project_id) / f"{digest}{suffix}"
+    return f"references/{project_id}/{digest}{suffix}"
 
 
 def create_uploaded_baseline(
     *,
     session: Session,
-    data_dir: Path,
+    store: ObjectStore,
     project_id: uuid.UUID,
     content: bytes,
     suffix: str,
@@ -435,19 +457,19 @@ def create_uploaded_baseline(
         PayloadTooLarge: The file exceeds ``limits``.
     """
     read_table(content, suffix=suffix, limits=limits)
-    reference = data_dir / _reference_path(project_id=project_id, content=content, suffix=suffix)
-    existed = reference.exists()
+    reference = _reference_key(project_id=project_id, content=content, suffix=suffix)
+    existed = store.exists(reference)
     try:
         version_id = store_reference(
             session=session,
-            data_dir=data_dir,
+            store=store,
             project_id=project_id,
             content=content,
             suffix=suffix,
         )
         return create_baseline(
             session=session,
-            data_dir=data_dir,
+            store=store,
             project_id=project_id,
             spec=spec.model_copy(update={"dataset_version_id": version_id}),
             created_by=created_by,
@@ -456,7 +478,7 @@ def create_uploaded_baseline(
         )
     except BaseException:
         if not existed:
-            reference.unlink(missing_ok=True)
+            store.delete(reference)
         raise
 
 
@@ -539,21 +561,25 @@ def latest_baseline(*, session: Session, deployment: Deployment) -> StoredBaseli
     return row
 
 
-def load_baseline(*, data_dir: Path, stored: StoredBaseline) -> Baseline:
+def load_baseline(*, store: ObjectStore, stored: StoredBaseline) -> Baseline:
     """Read a stored baseline's summary from the artifact store.
 
-    A baseline is written once and never changed, and parsing it costs more than a small
-    monitor run's statistics, so a process keeps the last few it read (keyed by file, size
-    and modification time, so a replaced file is read again). Treat the result as read-only.
+    A baseline is written once under its own id and never changed, and parsing it costs more
+    than a small monitor run's statistics, so a process keeps the last few it read (keyed by
+    the store's URL and the key: nothing to ask the store on a hit). Treat the result as
+    read-only.
     """
-    path = baseline_path(data_dir, project_id=stored.project_id, baseline_id=stored.id)
-    status = path.stat()
-    return _read_baseline(str(path), status.st_size, status.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _read_baseline(path: str, size: int, mtime_ns: int) -> Baseline:
     from monitors.baseline.summary import Baseline
 
-    del size, mtime_ns  # part of the cache key only
-    return Baseline.from_json(Path(path).read_text(encoding="utf-8"))
+    key = baseline_key(project_id=stored.project_id, baseline_id=stored.id)
+    cached = (store.url, key)
+    with _CACHE_LOCK:
+        if cached in _CACHE:
+            _CACHE.move_to_end(cached)
+            return _CACHE[cached]
+    baseline = Baseline.from_json(store.get(key).decode())
+    with _CACHE_LOCK:
+        _CACHE[cached] = baseline
+        while len(_CACHE) > _CACHED_BASELINES:
+            _CACHE.popitem(last=False)
+    return baseline

@@ -31,6 +31,7 @@ from lineage.openlineage_ingest import ingest_event
 from lineage.projects import Project
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.models import Monitor, MonitorCreate, RunTrigger, Schedule
@@ -116,7 +117,7 @@ def _run(setup: Setup, monitor_id: uuid.UUID, *, minutes_ago: int = 0) -> uuid.U
         assert run is not None
         run_id, project_id = run.id, run.project_id
     registry = register_monitor_handlers(
-        HandlerRegistry(), data_dir=setup.data_dir, loader=setup.loader
+        HandlerRegistry(), store=LocalStore(setup.data_dir), loader=setup.loader
     )
     assert Worker(engine=setup.engine, registry=registry).run_once()
     with session_scope(setup.engine) as session:

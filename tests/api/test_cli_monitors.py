@@ -52,7 +52,7 @@ def monitored(engine: Engine, settings: Settings, make_project: Callable[[str], 
     with session_scope(engine) as session:
         create_baseline(
             session=session,
-            data_dir=settings.data_dir,
+            store=LocalStore(settings.data_dir),
             project_id=deployment.project_id,
             spec=BaselineCreate(deployment_id=deployment.id, dataset_version_id=version),
         )

@@ -25,6 +25,7 @@ from lineage.projects import Project
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.queue import RuntimeJob
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from monitors.run_jobs import register_monitor_handlers
 from tests.adult import CATEGORICAL, FEATURES, adult_model, adult_test
@@ -100,7 +101,7 @@ def test_an_explanation_is_queued_computed_by_the_worker_and_matches_shap(
 
     loader = AdultLoader()
     registry = register_monitor_handlers(
-        HandlerRegistry(), data_dir=settings.data_dir, loader=loader
+        HandlerRegistry(), store=LocalStore(settings.data_dir), loader=loader
     )
     assert Worker(engine=engine, registry=registry).run_once()
     assert loader.loaded == ["income"]

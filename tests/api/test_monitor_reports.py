@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from scipy import stats
 from sqlalchemy.engine import Engine
 
+from api.app import create_app
 from api.settings import Settings
 from api.worker_process import build_registry
 from governance.roles import Role
@@ -23,6 +24,7 @@ from lineage.runtime.worker import Worker
 from tests.adult import FEATURES, TARGET, adult_test, adult_train
 from tests.conftest import Issued
 from tests.monitors.serving import adult_deployment, dataset_version, records
+from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
 
 Make = Callable[..., Issued]
 BASE = "/api/v1/projects/acme"
@@ -163,3 +165,101 @@ def test_inferences_in_over_http_a_run_and_its_report_out(
         f"/api/v1/projects/other/monitor-runs/{run['id']}/drift.html", headers=outsider.headers
     )
     assert elsewhere.status_code == 404
+
+
+@pytest.mark.slow
+def test_monitor_data_lives_in_the_bucket_when_artifacts_do(
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WARDEN_ARTIFACT_URL=s3://… on a real S3 API (moto's server on 127.0.0.1): an uploaded
+    reference and its baseline, logged inferences and labels, a drift run's report, window
+    sample and Evidently page all go to the bucket and are read back from it over the API; the
+    data directory holds nothing of the monitors' afterwards."""
+    headers = scientist.headers
+    columns = ["age", "hours_per_week", "education"]
+    train = adult_train().sample(1000, random_state=0)[[*FEATURES, TARGET]]
+    test = adult_test()
+    window = test[test["age"] > 45].sample(300, random_state=0).reset_index(drop=True)
+    with moto_server() as endpoint:
+        create_bucket(endpoint, "warden-monitors")
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", endpoint),
+        ):
+            monkeypatch.setenv(name, value)
+        in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-monitors/prod"})
+        store = in_s3.artifact_store()
+        with TestClient(create_app(in_s3, engine=engine)) as client:
+            baseline = client.post(
+                f"{BASE}/baselines/upload",
+                data={"deployment_id": str(deployment.id), "label_column": TARGET},
+                files={"file": ("train.csv", train.to_csv(index=False).encode(), "text/csv")},
+                headers=headers,
+            )
+            assert baseline.status_code == 201, baseline.text
+            logged = client.post(
+                f"{BASE}/deployments/{deployment.id}/inferences",
+                json={"records": records(window)},
+                headers=headers,
+            )
+            assert logged.status_code == 201, logged.text
+            labelled = client.post(
+                f"{BASE}/deployments/{deployment.id}/labels",
+                json={"labels": [{"request_id": "r0", "label": 1}]},
+                headers=headers,
+            )
+            assert labelled.status_code == 201, labelled.text
+            monitor = client.post(
+                f"{BASE}/monitors",
+                json={
+                    "name": "drift-s3",
+                    "deployment_id": str(deployment.id),
+                    "spec": {"kind": "drift", "columns": columns},
+                    "schedule": {"interval_seconds": 86400},
+                    "window": "last:24h",
+                    "paused": True,
+                },
+                headers=headers,
+            ).json()
+            run = client.post(f"{BASE}/monitors/{monitor['id']}/runs", headers=headers).json()
+            worker = Worker(engine=engine, registry=build_registry(in_s3))
+            assert worker.run_once()
+            assert worker.run_once()  # the background job: Evidently's page
+            report_url = f"{BASE}/monitor-runs/{run['id']}/report"
+            document = client.get(report_url, headers=headers)
+            assert document.status_code == 200, document.text
+            assert document.json()["meta"]["baseline_id"] == baseline.json()["id"]
+            [result] = document.json()["results"]
+            assert {f["scope"] for f in result["findings"]} >= {f"column:{c}" for c in columns}
+            page = client.get(f"{report_url}.html", headers=headers)
+            assert page.status_code == 200
+            assert "drift-s3" in page.text
+            drift = client.get(f"{BASE}/monitor-runs/{run['id']}/drift.html", headers=headers)
+            assert drift.status_code == 200, drift.text
+
+        project, folder = deployment.project_id, f"reports/{deployment.project_id}/{run['id']}"
+        kept = store.list()
+        assert [k for k in kept if k.startswith(folder)] == [
+            f"{folder}/drift.html",  # the window sample was removed once the page was drawn
+            f"{folder}/report.html",
+            f"{folder}/report.json",
+        ]
+        assert {k.split("/")[0] for k in kept} == {
+            "baselines",
+            "inferences",
+            "references",
+            "reports",
+        }
+        assert f"baselines/{project}/{baseline.json()['id']}.json" in kept
+        assert sorted(k.split("/")[3] for k in kept if k.startswith("inferences/")) == [
+            "inferences",
+            "labels",
+        ]
+    left = sorted(p.relative_to(settings.data_dir).as_posix() for p in settings.data_dir.rglob("*"))
+    assert [p for p in left if not p.startswith("keys")] == [], left

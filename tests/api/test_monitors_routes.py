@@ -17,6 +17,7 @@ from lineage.model_versions import ModelVersionCreate, register_model_version
 from lineage.projects import Project
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from monitors.run_jobs import register_monitor_handlers
 from monitors.schedules import active_monitors
 from tests.conftest import Issued
@@ -111,7 +112,8 @@ def test_a_manual_run_is_queued_with_202_and_watchable_until_done(
     assert "monitor.run" in _audit_actions(engine)
 
     assert Worker(
-        engine=engine, registry=register_monitor_handlers(HandlerRegistry(), data_dir=tmp_path)
+        engine=engine,
+        registry=register_monitor_handlers(HandlerRegistry(), store=LocalStore(tmp_path)),
     ).run_once()
     done = client.get(f"{BASE}/monitor-runs/{run['id']}", headers=scientist.headers).json()
     assert (done["state"], done["progress"], done["attempts"]) == ("succeeded", 1.0, 1)

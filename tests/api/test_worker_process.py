@@ -37,7 +37,7 @@ def test_the_default_registry_runs_monitor_and_pipeline_runs(tmp_path: Path) -> 
     assert renders.store.root == tmp_path
     handler = registry.handler_for("monitor_run")
     assert isinstance(handler, MonitorRunHandler)
-    assert handler.data_dir == tmp_path
+    assert handler.store is renders.store  # one store per process
     checks = registry.handler_for("budget_check")
     assert isinstance(checks, BudgetCheckHandler)
     assert checks.registry is not None  # so a policy may perform a rollback on a breach

@@ -29,6 +29,7 @@ from lineage.errors import NotFound
 from lineage.projects import get_project
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.findings import Finding, Status
@@ -83,7 +84,7 @@ def _run_worker_once(live: Live) -> None:
     """Let a worker take the queued preview run, with the real findings → policies loop."""
     registry = register_monitor_handlers(
         HandlerRegistry(),
-        data_dir=live.data_dir,
+        store=LocalStore(live.data_dir),
         loader=AdultLoader(),
         on_findings=handle_run_findings,
     )

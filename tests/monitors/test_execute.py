@@ -39,8 +39,8 @@ from lineage.storage import LocalStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
-from monitors.drift_page_jobs import drift_page_job, drift_page_path
-from monitors.execute import execute_monitor_run, report_paths
+from monitors.drift_page_jobs import drift_page_job, drift_page_key
+from monitors.execute import execute_monitor_run, report_keys
 from monitors.findings import Finding
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
 from monitors.models import (
@@ -104,7 +104,7 @@ class Setup:
         with session_scope(engine) as session:
             self.baseline = create_baseline(
                 session=session,
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 project_id=self.deployment.project_id,
                 spec=BaselineCreate(
                     deployment_id=self.deployment.id,
@@ -176,12 +176,17 @@ class Setup:
     def worker(self) -> Worker:
         """Return a worker with the monitors' handlers (drift pages in the background)."""
         registry = register_monitor_handlers(
-            HandlerRegistry(), data_dir=self.data_dir, loader=self.loader, on_findings=self.route
+            HandlerRegistry(),
+            store=LocalStore(self.data_dir),
+            loader=self.loader,
+            on_findings=self.route,
         )
         return Worker(engine=self.engine, registry=registry)
 
     def report(self, run: MonitorRunPublic) -> dict[str, Any]:
-        path, html = report_paths(self.data_dir, project_id=run.project_id, run_id=run.id)
+        path, html = (
+            self.data_dir / key for key in report_keys(project_id=run.project_id, run_id=run.id)
+        )
         assert "<svg" in html.read_text(encoding="utf-8")
         document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return document
@@ -380,7 +385,7 @@ def test_a_spec_that_cannot_apply_fails_the_run_at_once(plain: Setup) -> None:
 
 def test_execute_run_refuses_an_unknown_run(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(LookupError, match="does not exist"):
-        execute_monitor_run(engine=engine, data_dir=tmp_path, run_id=uuid.uuid4())
+        execute_monitor_run(engine=engine, store=LocalStore(tmp_path), run_id=uuid.uuid4())
 
 
 def test_a_failing_evidently_page_leaves_the_drift_findings_standing(
@@ -404,7 +409,7 @@ def test_a_failing_evidently_page_leaves_the_drift_findings_standing(
         assert job is not None
         assert (job.state, job.attempts) == ("failed", 1)
         assert job.error == "RuntimeError: Evidently could not render the page: renderer broke"
-    page = drift_page_path(older.data_dir, project_id=run.project_id, run_id=run.id)
+    page = older.data_dir / drift_page_key(project_id=run.project_id, run_id=run.id)
     assert not page.exists()
     assert not list(page.parent.glob("*.parquet"))  # the window sample is not left behind
     assert older.report(run)["results"][0]["status"] == "alert"
@@ -414,7 +419,7 @@ def test_a_failing_evidently_page_leaves_the_drift_findings_standing(
 def test_the_drift_page_waits_behind_monitor_runs_and_is_rendered_after(older: Setup) -> None:
     first = older.run({"kind": "drift", "thresholds": {"drift_share": 0.25}})
     queued = older.queue({"kind": "quality"})
-    page = drift_page_path(older.data_dir, project_id=first.project_id, run_id=first.id)
+    page = older.data_dir / drift_page_key(project_id=first.project_id, run_id=first.id)
     assert older.report(first)["links"] == {"Evidently drift page (sampled)": "drift.html"}
     assert not page.exists()
     worker = older.worker()
@@ -462,8 +467,8 @@ def test_when_pages_fall_behind_only_the_newest_run_of_a_monitor_gets_one(
             {"page": None, "superseded_by": str(second.id)},
         )
         assert (rendered.state, rendered.result) == ("succeeded", {"page": "drift.html"})
-    old_page = drift_page_path(older.data_dir, project_id=first.project_id, run_id=first.id)
+    old_page = older.data_dir / drift_page_key(project_id=first.project_id, run_id=first.id)
     assert not old_page.exists()
     assert not list(old_page.parent.glob("*.parquet"))  # its window sample is not kept
-    new_page = drift_page_path(older.data_dir, project_id=first.project_id, run_id=second.id)
+    new_page = older.data_dir / drift_page_key(project_id=first.project_id, run_id=second.id)
     assert new_page.read_text(encoding="utf-8") == "<html>page</html>"

@@ -35,7 +35,7 @@ from lineage.runtime.worker import Worker
 from lineage.storage import LocalStore
 from lineage.store import session_scope
 from lineage.tables import utcnow
-from monitors.execute import report_paths
+from monitors.execute import report_keys
 from monitors.inferences import (
     InferenceRecord,
     LabelRecord,
@@ -148,14 +148,16 @@ class External:
             )
             assert run is not None
         registry = register_monitor_handlers(
-            HandlerRegistry(), data_dir=self.data_dir, loader=self.loader
+            HandlerRegistry(), store=LocalStore(self.data_dir), loader=self.loader
         )
         assert Worker(engine=self.engine, registry=registry).run_once()
         with session_scope(self.engine) as session:
             return get_monitor_run(session=session, project_id=run.project_id, run_id=run.id)
 
     def report(self, run: MonitorRunPublic) -> dict[str, Any]:
-        path, _ = report_paths(self.data_dir, project_id=run.project_id, run_id=run.id)
+        path, _ = (
+            self.data_dir / key for key in report_keys(project_id=run.project_id, run_id=run.id)
+        )
         document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return document
 
@@ -371,7 +373,9 @@ def test_fairness_is_judged_per_slice_with_group_rates_in_the_report(external: E
     assert white["groups"]["Female"]["selection_rate"] == pytest.approx(
         float((chosen[women] == 1).mean())
     )
-    _, html = report_paths(external.data_dir, project_id=run.project_id, run_id=run.id)
+    _, html = (
+        external.data_dir / key for key in report_keys(project_id=run.project_id, run_id=run.id)
+    )
     assert "Group rates per slice" in html.read_text(encoding="utf-8")
     refused = external.run(
         {"kind": "fairness", "sensitive_features": ["sex"], "slices": ["zodiac"]}

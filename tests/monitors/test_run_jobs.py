@@ -22,6 +22,7 @@ from lineage.runtime.handlers import HandlerRegistry, JobContext
 from lineage.runtime.presence import WORKER_STALE, WorkerBeat, worker_alive
 from lineage.runtime.queue import RuntimeJob, cancel_job, claim, get_job, requeue_expired
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from monitors.models import Monitor, MonitorCreate, MonitorRun, MonitorRunPublic, RunTrigger
 from monitors.run_jobs import (
     MONITOR_RUN,
@@ -142,7 +143,7 @@ def test_the_worker_runs_a_monitor_run_and_the_run_shows_its_outcome(
     engine: Engine, project_id: uuid.UUID, tmp_path: Path
 ) -> None:
     run = _queued(engine, project_id)
-    registry = register_monitor_handlers(HandlerRegistry(), data_dir=tmp_path)
+    registry = register_monitor_handlers(HandlerRegistry(), store=LocalStore(tmp_path))
     worker = Worker(engine=engine, registry=registry, owner="w1")
     assert worker.run_once()
     assert not worker.run_once()
@@ -292,9 +293,10 @@ def test_latest_runs_picks_each_monitors_newest_finished_run(
 
 
 def test_the_monitors_register_their_kinds(tmp_path: Path) -> None:
-    registry = register_monitor_handlers(HandlerRegistry(), data_dir=tmp_path)
+    store = LocalStore(tmp_path)
+    registry = register_monitor_handlers(HandlerRegistry(), store=store)
     assert registry.kinds() == ["drift_page", "explanation", "monitor_run"]
     assert registry.background_kinds() == ["drift_page"]  # Evidently's page never goes first
     handler = registry.handler_for(MONITOR_RUN)
     assert isinstance(handler, MonitorRunHandler)
-    assert handler.data_dir == tmp_path
+    assert handler.store is store

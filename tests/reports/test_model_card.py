@@ -132,7 +132,7 @@ class Watch:
             engine=engine,
             registry=register_monitor_handlers(
                 HandlerRegistry(),
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 loader=loader,
                 on_findings=handle_run_findings,
             ),
@@ -163,7 +163,7 @@ class Watch:
             session.flush()
             create_baseline(
                 session=session,
-                data_dir=self.data_dir,
+                store=LocalStore(self.data_dir),
                 project_id=self.project.id,
                 spec=BaselineCreate(
                     deployment_id=self.deployment.id,

@@ -180,7 +180,7 @@ def _baseline(
         session.flush()
         create_baseline(
             session=session,
-            data_dir=settings.data_dir,
+            store=LocalStore(settings.data_dir),
             project_id=project.id,
             spec=BaselineCreate(
                 deployment_id=deployment_id,

@@ -30,7 +30,7 @@ from monitors.baseline.storage import (
     latest_baseline,
     load_baseline,
 )
-from monitors.execute import report_paths
+from monitors.execute import report_keys
 from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
 from monitors.models import Monitor, MonitorCreate, MonitorRunPublic, RunTrigger, Schedule
 from monitors.run_jobs import get_monitor_run, queue_monitor_run, register_monitor_handlers
@@ -50,7 +50,7 @@ def _run(engine: Engine, settings: Settings, monitor_id: uuid.UUID) -> MonitorRu
             session=session, monitor=monitor, scheduled_for=utcnow(), trigger=RunTrigger.MANUAL
         )
         assert run is not None
-    registry = register_monitor_handlers(HandlerRegistry(), data_dir=settings.data_dir)
+    registry = register_monitor_handlers(HandlerRegistry(), store=LocalStore(settings.data_dir))
     assert Worker(engine=engine, registry=registry).run_once()
     with session_scope(engine) as session:
         return get_monitor_run(session=session, project_id=run.project_id, run_id=run.id)
@@ -76,7 +76,7 @@ def test_estimate_before_labels_then_realised_beside_it(engine: Engine, settings
     version_id = dataset_version(engine, deployment.project_id, "datasets/adult-holdout.parquet")
     with session_scope(engine) as session:
         create_baseline(
-            session=session, data_dir=settings.data_dir, project_id=deployment.project_id,
+            session=session, store=LocalStore(settings.data_dir), project_id=deployment.project_id,
             spec=BaselineCreate(
                 deployment_id=deployment.id, dataset_version_id=version_id, label_column=TARGET,
                 prediction_column="predicted", score_column="proba",
@@ -84,7 +84,7 @@ def test_estimate_before_labels_then_realised_beside_it(engine: Engine, settings
         )  # fmt: skip
         stored = latest_baseline(session=session, deployment=deployment)
         assert "performance_estimate" in stored.extras
-        baseline = load_baseline(data_dir=settings.data_dir, stored=stored)
+        baseline = load_baseline(store=LocalStore(settings.data_dir), stored=stored)
         assert baseline.extras["performance_estimate"]["rows"] == 6000
         batch = records(window, predictions=window["predicted"], scores=window["proba"])
         log_inferences(
@@ -127,8 +127,8 @@ def test_estimate_before_labels_then_realised_beside_it(engine: Engine, settings
     assert accuracy["value"] == pytest.approx(_finding(before, "accuracy")["value"])
     assert _finding(after, "estimate_reliability")["status"] == "ok"
 
-    json_path, html_path = report_paths(
-        settings.data_dir, project_id=after.project_id, run_id=after.id
+    json_path, html_path = (
+        settings.data_dir / key for key in report_keys(project_id=after.project_id, run_id=after.id)
     )
     document = json.loads(json_path.read_text(encoding="utf-8"))
     section = document["results"][0]["report"]

@@ -16,8 +16,9 @@ from sqlmodel import Session
 
 from lineage.models import Deployment
 from lineage.projects import Project
+from lineage.storage import LocalStore
 from lineage.store import session_scope
-from monitors.execute import ChatFactory, execute_monitor_run, report_paths
+from monitors.execute import ChatFactory, execute_monitor_run, report_keys
 from monitors.findings import Finding, RunSummary
 from monitors.models import Monitor, MonitorCreate, MonitorRun, RunTrigger
 from monitors.schedules import create_monitor, record_run
@@ -164,14 +165,16 @@ class LlmSetup:
             run_id, project_id = run.id, run.project_id
         stored = execute_monitor_run(
             engine=self.engine,
-            data_dir=self.data_dir,
+            store=LocalStore(self.data_dir),
             run_id=run_id,
             on_findings=capture,
             chat_for=chat_for,
         )
         summary = RunSummary.from_json(stored)
         assert summary is not None
-        json_path, html_path = report_paths(self.data_dir, project_id=project_id, run_id=run_id)
+        json_path, html_path = (
+            self.data_dir / key for key in report_keys(project_id=project_id, run_id=run_id)
+        )
         assert html_path.is_file()
         return summary, json.loads(json_path.read_text())
 

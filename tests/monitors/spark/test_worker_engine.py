@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from api.settings import Settings
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
+from lineage.storage import LocalStore
 from lineage.store import session_scope
 from monitors.engine import SummaryEngine
 from monitors.run_jobs import get_monitor_run, register_monitor_handlers
@@ -21,7 +22,10 @@ from tests.monitors.test_execute import Setup
 def _run(setup: Setup, rule: SummaryEngine) -> list[dict[str, Any]]:
     run = setup.queue({"kind": "drift", "thresholds": {"drift_share": 0.25}})
     registry = register_monitor_handlers(
-        HandlerRegistry(), data_dir=setup.data_dir, loader=setup.loader, summary_engine=rule
+        HandlerRegistry(),
+        store=LocalStore(setup.data_dir),
+        loader=setup.loader,
+        summary_engine=rule,
     )
     assert Worker(engine=setup.engine, registry=registry).run_once()
     with session_scope(setup.engine) as session:
