@@ -102,11 +102,14 @@ def _codes(column: pd.Series) -> tuple[_CODES, tuple[Any, ...]]:
     if isinstance(column.dtype, pd.CategoricalDtype):
         categories = list(column.cat.categories.tolist())
         order = _text_sorted(categories)
+        codes: _CODES = column.cat.codes.to_numpy()
+        if order == categories and not (codes.size and codes.min() < 0):
+            return codes, tuple(order)  # already the sorted places: no gather over the rows
         position = np.array(
             [order.index(value) for value in categories] + [len(order)],
             dtype=np.min_scalar_type(len(order)),
         )  # the categories' sorted places, in their own small type; -1 (missing) is the last
-        return position[column.cat.codes.to_numpy()], tuple(order)
+        return position[codes], tuple(order)
     factorized, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
     values = tuple(uniques.tolist())
     codes = np.asarray(factorized, dtype=np.intp)
