@@ -133,11 +133,22 @@ class LocalStore:
         return self.root.joinpath(*PurePosixPath(check_key(key)).parts)
 
     def check(self) -> None:
-        """Create the directory if needed and prove it is writable with a throwaway object."""
+        """Create the directory if needed and prove it is writable with a throwaway object.
+
+        Raises:
+            Unavailable: The directory cannot be created or written (naming the setting).
+        """
         probe = f"{PARTIAL_PREFIX}check-{uuid.uuid4().hex}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / probe).write_bytes(b"")
-        (self.root / probe).unlink()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / probe).write_bytes(b"")
+            (self.root / probe).unlink()
+        except OSError as error:
+            raise Unavailable(
+                f"the artifact store {self.url} cannot be written ({error.strerror or error}); "
+                "check WARDEN_ARTIFACT_URL (or WARDEN_DATA_DIR)",
+                field="WARDEN_ARTIFACT_URL",
+            ) from None
 
     def put(self, key: str, data: bytes) -> None:
         """Write a partial file next to the target, then rename it into place."""

@@ -61,13 +61,6 @@ def readyz(engine: EngineDep, settings: SettingsDep) -> dict[str, Any] | JSONRes
         store.check()
     except Unavailable as error:
         return problem_response(status=503, title="Service unavailable", detail=error.detail)
-    except OSError as error:
-        return problem_response(
-            status=503,
-            title="Service unavailable",
-            detail=f"the artifact store {store.url} cannot be written ({error.strerror}); check "
-            "WARDEN_ARTIFACT_URL (or WARDEN_DATA_DIR)",
-        )
     with session_scope(engine) as session:
         alive, last_beat = worker_alive(session=session)
     return {

@@ -158,6 +158,17 @@ def test_missing_bucket_names_the_setting(s3_endpoint: str, tmp_path: Path) -> N
     assert not (tmp_path / "a.txt").exists()
 
 
+def test_a_local_store_it_cannot_write_names_the_setting(tmp_path: Path) -> None:
+    """Tests run as root, so the unwritable root is a path under a regular file."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    store = open_store((blocker / "artifacts").as_uri(), data_dir=tmp_path)
+    with pytest.raises(Unavailable, match="cannot be written") as raised:
+        store.check()
+    assert raised.value.field == "WARDEN_ARTIFACT_URL"
+    assert "WARDEN_ARTIFACT_URL" in raised.value.detail
+
+
 @pytest.mark.slow
 def test_denied_access_names_the_credentials(tmp_path: Path) -> None:
     """A server enforcing authentication refuses unknown keys: Unavailable, naming the fix."""
