@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["SUFFIXES", "TableLimits", "read_parquet_table", "read_table", "table_suffix"]
+__all__ = [
+    "SUFFIXES",
+    "TableLimits",
+    "check_parquet_footer",
+    "read_parquet_table",
+    "read_table",
+    "table_suffix",
+]
 
 SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
 """The file names a table may carry, matched at the end of the name (case-insensitive)."""
@@ -95,7 +102,7 @@ def _too_large(what: str, value: int, limit: int, field: str) -> PayloadTooLarge
     )
 
 
-def _open_parquet(source: bytes | Path, *, field: str, **options: Any) -> Any:
+def _open_parquet(source: Any, *, field: str, **options: Any) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -121,6 +128,19 @@ def _check_footer(metadata: Any, limits: TableLimits, field: str) -> None:
     size = max(sum(int(group.total_byte_size) for group in groups), rows * columns * 8)
     if size > limits.max_bytes:
         raise _too_large("bytes once decoded", size, limits.max_bytes, field)
+
+
+def check_parquet_footer(source: Any, *, limits: TableLimits, field: str = "file") -> None:
+    """Refuse a Parquet file by its footer alone: rows, columns, uncompressed size.
+
+    ``source`` may be an open pyarrow file (an object in a bucket, read in place), so only the
+    footer's bytes are fetched; an oversized table is refused before its body is downloaded.
+
+    Raises:
+        PayloadTooLarge: The footer declares more than ``limits`` allow.
+        InvalidInput: The footer is not a readable Parquet footer.
+    """
+    _check_footer(_open_parquet(source, field=field).metadata, limits, field)
 
 
 def _read_parquet(source: bytes | Path, *, limits: TableLimits, field: str) -> pd.DataFrame:

@@ -34,13 +34,19 @@ from sqlmodel import Field as SQLField
 from sqlmodel import Session, col, or_, select
 
 from lineage.deployments import DeploymentRef, resolve_body_deployment
-from lineage.errors import InvalidInput, NotFound
+from lineage.errors import InvalidInput, NotFound, Unavailable
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
 from lineage.storage import LocalStore, ObjectStore, check_key
 from lineage.tables import Record
 from monitors.inferences import RESERVED_COLUMNS
-from monitors.table_files import SUFFIXES, TableLimits, read_table, table_suffix
+from monitors.table_files import (
+    SUFFIXES,
+    TableLimits,
+    check_parquet_footer,
+    read_table,
+    table_suffix,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -203,14 +209,39 @@ def read_reference(
 ) -> pd.DataFrame:
     """Read a reference table from a CSV or Parquet object, within ``limits``.
 
-    A local file is read from its path, so a Parquet file too large is refused by its footer
-    before anything else is read; an object in a bucket is downloaded first.
+    A Parquet file too large is refused by its footer before anything else is read: a local
+    file is read from its path; of an object in a bucket only the footer is fetched (through
+    the store's Arrow filesystem) before the object is downloaded.
+
+    Raises:
+        PayloadTooLarge: The table exceeds ``limits``.
+        InvalidInput: The object is not a readable table.
+        Unavailable: The store cannot be read.
     """
     suffix = table_suffix(key, field=field)
-    source: bytes | Path = (
-        store.root.joinpath(*key.split("/")) if isinstance(store, LocalStore) else store.get(key)
-    )
-    return read_table(source, suffix=suffix, limits=limits or TableLimits(), field=field)
+    bounds = limits or TableLimits()
+    if isinstance(store, LocalStore):
+        source: bytes | Path = store.root.joinpath(*key.split("/"))
+    else:
+        if suffix in (".parquet", ".pq"):
+            _check_remote_footer(store, key, limits=bounds, field=field)
+        source = store.get(key)
+    return read_table(source, suffix=suffix, limits=bounds, field=field)
+
+
+def _check_remote_footer(store: ObjectStore, key: str, *, limits: TableLimits, field: str) -> None:
+    """Refuse a Parquet object in a bucket by its footer, fetching only the footer's bytes."""
+    filesystem, root = store.arrow_filesystem()
+    try:
+        handle = filesystem.open_input_file(f"{root}/{check_key(key)}")
+    except OSError as error:
+        store.check()  # names a missing bucket or refused credentials
+        raise Unavailable(
+            f"the object store {store.url} failed reading {key!r} ({error})",
+            field="WARDEN_ARTIFACT_URL",
+        ) from None
+    with handle:
+        check_parquet_footer(handle, limits=limits, field=field)
 
 
 def _prepare(frame: pd.DataFrame, spec: BaselineCreate, schema: dict[str, str]) -> pd.DataFrame:

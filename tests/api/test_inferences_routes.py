@@ -514,6 +514,63 @@ def test_a_parquet_bomb_in_the_data_directory_is_refused_as_a_reference(
     assert _count(engine, "monitors_baseline") == 0
 
 
+def test_an_oversized_reference_in_a_bucket_is_refused_by_its_footer_before_download(
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WARDEN_ARTIFACT_URL=s3://… (moto's server on 127.0.0.1): a Parquet reference of one row
+    too many, 16 MB of incompressible values, is refused with the local answer (413) while the
+    request's Python allocations stay far below the object's size: only its footer was fetched."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from api.app import create_app
+    from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
+
+    rows = 2_000_001
+    buffer = io.BytesIO()
+    values = np.random.default_rng(0).random(rows)
+    pq.write_table(pa.table({"age": values}), buffer, compression="none")
+    reference = buffer.getvalue()
+    with moto_server() as endpoint:
+        create_bucket(endpoint, "warden-references")
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", endpoint),
+        ):
+            monkeypatch.setenv(name, value)
+        in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-references/prod"})
+        store = in_s3.artifact_store()
+        store.put("datasets/train.parquet", reference)
+        uri = "s3://warden-references/prod/datasets/train.parquet"
+        version = dataset_version(engine, deployment.project_id, uri)
+        body = {"deployment_id": str(deployment.id), "dataset_version_id": str(version)}
+        with TestClient(create_app(in_s3, engine=engine)) as client:
+            # The first answer imports the route's modules; the second is the one measured.
+            warm = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
+            assert warm.status_code == 413, warm.text
+            files = _files(settings)  # the app's own keys, written when it started
+            tracemalloc.start()
+            try:
+                answer = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        assert answer.status_code == 413, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["field"] == "dataset_version_id"
+        assert "2,000,001 rows; at most 2,000,000" in answer.json()["detail"]
+        assert peak < len(reference) // 4, peak
+        assert store.list() == ["datasets/train.parquet"]
+    assert _count(engine, "monitors_baseline") == 0
+    assert _files(settings) == files
+
+
 def test_a_deployment_is_addressed_by_name_as_well_as_by_id(
     client: TestClient,
     engine: Engine,
