@@ -138,3 +138,64 @@ def test_an_explanation_is_queued_computed_by_the_worker_and_matches_shap(
         headers=elsewhere.headers,
     )
     assert foreign.status_code == 404
+
+
+@pytest.mark.slow
+def test_an_explanation_reads_its_inference_and_baseline_from_a_bucket(
+    engine: Engine,
+    settings: Settings,
+    make_principal: Make,
+    deployment: Deployment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WARDEN_ARTIFACT_URL=s3://… (moto's server on 127.0.0.1): the worker reads the logged
+    request and the baseline's sample from the bucket and the explanation is produced; nothing
+    lands in the data directory but the app's own keys."""
+    from api.app import create_app
+    from tests.adult import TARGET, adult_train
+    from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
+
+    scientist = make_principal(role=Role.DATA_SCIENTIST, project="acme")
+    window = adult_test().sample(10, random_state=3).reset_index(drop=True)
+    train = adult_train().sample(200, random_state=0)[[*FEATURES, TARGET]]
+    with moto_server() as endpoint:
+        create_bucket(endpoint, "warden-explanations")
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", endpoint),
+        ):
+            monkeypatch.setenv(name, value)
+        in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-explanations/prod"})
+        store = in_s3.artifact_store()
+        with TestClient(create_app(in_s3, engine=engine)) as client:
+            baseline = client.post(
+                f"{BASE}/baselines/upload",
+                data={"deployment_id": str(deployment.id), "label_column": TARGET},
+                files={"file": ("train.csv", train.to_csv(index=False).encode(), "text/csv")},
+                headers=scientist.headers,
+            )
+            assert baseline.status_code == 201, baseline.text
+            logged = client.post(
+                f"{BASE}/deployments/{deployment.id}/inferences",
+                json={"records": records(window)},
+                headers=scientist.headers,
+            )
+            assert logged.status_code == 201, logged.text
+            url = f"{BASE}/deployments/{deployment.id}/inferences/r7/explanation"
+            assert client.post(url, headers=scientist.headers).status_code == 202
+            loader = AdultLoader()
+            registry = register_monitor_handlers(HandlerRegistry(), store=store, loader=loader)
+            assert Worker(engine=engine, registry=registry).run_once()
+            body = client.get(url, headers=scientist.headers).json()
+        assert body["state"] == "succeeded", body["error"]
+        explanation = body["explanation"]
+        assert explanation["request_id"] == "r7"
+        assert set(explanation["contributions"]) == set(FEATURES)
+        assert explanation["base_value"] + sum(
+            explanation["contributions"].values()
+        ) == pytest.approx(explanation["output"], abs=1e-9)
+        assert {key.split("/")[0] for key in store.list()} >= {"baselines", "inferences"}
+    kept = [p for p in settings.data_dir.rglob("*") if p.is_file() and "keys" not in p.parts]
+    assert kept == []
