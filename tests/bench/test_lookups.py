@@ -25,5 +25,11 @@ def test_small_benchmark_run_times_each_route_against_its_sql(
         "audit_list", "audit_list_deep", "audit_list_by_action", "audit_list_by_target",
     ):  # fmt: skip
         route = figures["routes"][name]
-        assert set(route) == {"p50_ms", "p95_ms", "anchor_p50_ms", "anchor_p95_ms", "x_anchor_p95"}
-        assert route["p50_ms"] > 0, name
+        assert set(route) == {
+            "count", "p50_ms", "p95_ms", "p99_ms", "server_cpu_ms",
+            "anchor_p50_ms", "anchor_p95_ms", "x_anchor_p95",
+        }  # fmt: skip
+        assert route["count"] == 3, name
+        assert 0 < route["p50_ms"] <= route["p95_ms"] <= route["p99_ms"], name
+        assert route["server_cpu_ms"] > 0, name
+    assert figures["worst_p95_ms"] == max(r["p95_ms"] for r in figures["routes"].values())
