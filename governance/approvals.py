@@ -47,7 +47,12 @@ from governance.audit import Outcome, append
 from governance.permissions import Permission
 from governance.roles import authorize, permissions_of
 from lineage.errors import Conflict, InvalidInput, NotFound, SeparationOfDuties
-from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
+from lineage.pages import (
+    DEFAULT_PAGE_SIZE,
+    Page,
+    newest_first,
+    newest_first_page,
+)
 from lineage.tables import AwareDateTime, Record, utcnow
 
 __all__ = [
@@ -611,13 +616,7 @@ def list_requests(
 ) -> list[ApprovalRequest]:
     """Return the project's requests, newest first, optionally only those in ``status``."""
     query = _requests_of(project_id, status)
-    return list(session.exec(query.order_by(*(k.column.desc() for k in _NEWEST_FIRST))).all())
-
-
-_NEWEST_FIRST = (
-    SortKey(col(ApprovalRequest.created_at), "desc"),
-    SortKey(col(ApprovalRequest.id), "desc"),
-)
+    return list(session.exec(newest_first(query, ApprovalRequest)).all())
 
 
 def _requests_of(project_id: uuid.UUID, status: ApprovalStatus | None) -> Any:
@@ -638,11 +637,10 @@ def page_requests(
     Raises:
         InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
     """
-    return keyset_page(
+    return newest_first_page(
         session=session,
         query=_requests_of(project_id, status),
-        keys=_NEWEST_FIRST,
-        key_of=lambda r: (r.created_at, r.id),
+        record=ApprovalRequest,
         limit=limit,
         cursor=cursor,
     )

@@ -14,7 +14,12 @@ from sqlmodel import Session, col, select
 
 from lineage.errors import NotFound
 from lineage.models import Dataset, DatasetVersion, Edge, EdgeKind, Job, ModelVersion, Run
-from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
+from lineage.pages import (
+    DEFAULT_PAGE_SIZE,
+    Page,
+    newest_first,
+    newest_first_page,
+)
 
 __all__ = [
     "DatasetSummary",
@@ -96,13 +101,7 @@ def list_dataset_versions(
     """
     dataset = _dataset(session, project_id, namespace, name)
     query = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
-    return list(session.exec(query.order_by(*(k.column.desc() for k in _NEWEST_FIRST))).all())
-
-
-_NEWEST_FIRST = (
-    SortKey(col(DatasetVersion.created_at), "desc"),
-    SortKey(col(DatasetVersion.id), "desc"),
-)
+    return list(session.exec(newest_first(query, DatasetVersion)).all())
 
 
 def _dataset(session: Session, project_id: uuid.UUID, namespace: str, name: str) -> Dataset:
@@ -132,11 +131,10 @@ def page_dataset_versions(
         InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
     """
     dataset = _dataset(session, project_id, namespace, name)
-    return dataset, keyset_page(
+    return dataset, newest_first_page(
         session=session,
         query=select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id),
-        keys=_NEWEST_FIRST,
-        key_of=lambda v: (v.created_at, v.id),
+        record=DatasetVersion,
         limit=limit,
         cursor=cursor,
     )

@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from lineage.errors import InvalidInput
+from lineage.tables import Record
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -30,6 +31,8 @@ __all__ = [
     "Page",
     "SortKey",
     "keyset_page",
+    "newest_first",
+    "newest_first_page",
     "page_in_memory",
 ]
 
@@ -207,3 +210,31 @@ def keyset_page(
     page = rows[:limit]
     next_cursor = encode_cursor(key_of(page[-1])) if len(rows) > limit else None
     return Page(items=page, next_cursor=next_cursor)
+
+
+def newest_first(query: Any, record: type[Record]) -> Any:
+    """Order ``query`` the way every growing log is listed: newest first, the id breaking ties."""
+    return query.order_by(col(record.created_at).desc(), col(record.id).desc())
+
+
+def newest_first_page(
+    *,
+    session: Session,
+    query: Any,
+    record: type[Record],
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[Any]:
+    """Return the page of ``query``'s ``record`` rows after ``cursor``, newest first.
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    return keyset_page(
+        session=session,
+        query=query,
+        keys=(SortKey(col(record.created_at), "desc"), SortKey(col(record.id), "desc")),
+        key_of=lambda row: (row.created_at, row.id),
+        limit=limit,
+        cursor=cursor,
+    )

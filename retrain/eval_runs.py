@@ -39,7 +39,14 @@ from lineage.edges import link
 from lineage.errors import InvalidInput, NotFound
 from lineage.models import EdgeKind, ModelVersion, Run
 from lineage.openlineage_events import DatasetRef, EventType, emit, run_event
-from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
+from lineage.pages import (
+    DEFAULT_PAGE_SIZE,
+    Page,
+    SortKey,
+    keyset_page,
+    newest_first,
+    newest_first_page,
+)
 from lineage.runtime.queue import enqueue
 from lineage.tables import AwareDateTime, Record, utcnow
 from monitors.scoring import parse_scorers
@@ -331,11 +338,8 @@ def list_eval_runs(
 ) -> list[EvalRun]:
     """Return a project's runs, newest first (optionally of one prompt version)."""
     query = _runs_of(project_id, model_version_id)
-    query = query.order_by(*(k.column.desc() for k in _NEWEST_FIRST)).limit(limit)
+    query = newest_first(query, EvalRun).limit(limit)
     return list(session.exec(query).all())
-
-
-_NEWEST_FIRST = (SortKey(col(EvalRun.created_at), "desc"), SortKey(col(EvalRun.id), "desc"))
 
 
 def _runs_of(project_id: uuid.UUID, model_version_id: uuid.UUID | None) -> Any:
@@ -358,11 +362,10 @@ def page_eval_runs(
     Raises:
         InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
     """
-    return keyset_page(
+    return newest_first_page(
         session=session,
         query=_runs_of(project_id, model_version_id),
-        keys=_NEWEST_FIRST,
-        key_of=lambda r: (r.created_at, r.id),
+        record=EvalRun,
         limit=limit,
         cursor=cursor,
     )

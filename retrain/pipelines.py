@@ -45,7 +45,12 @@ from sqlmodel import Session, col, select
 
 from governance import Actor, append
 from lineage.errors import Conflict, InvalidInput, NotFound
-from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
+from lineage.pages import (
+    DEFAULT_PAGE_SIZE,
+    Page,
+    newest_first,
+    newest_first_page,
+)
 from lineage.runtime.queue import JobState, RuntimeJob, enqueue
 from lineage.tables import AwareDateTime, Record, utcnow
 
@@ -471,13 +476,7 @@ def list_runs(
 ) -> list[PipelineRun]:
     """Return a project's runs, newest first (optionally of one pipeline)."""
     query = _runs_of(project_id, pipeline_id)
-    return list(session.exec(query.order_by(*(k.column.desc() for k in _NEWEST_FIRST))).all())
-
-
-_NEWEST_FIRST = (
-    SortKey(col(PipelineRun.created_at), "desc"),
-    SortKey(col(PipelineRun.id), "desc"),
-)
+    return list(session.exec(newest_first(query, PipelineRun)).all())
 
 
 def _runs_of(project_id: uuid.UUID, pipeline_id: uuid.UUID | None) -> Any:
@@ -498,11 +497,10 @@ def page_runs(
     Raises:
         InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
     """
-    return keyset_page(
+    return newest_first_page(
         session=session,
         query=_runs_of(project_id, pipeline_id),
-        keys=_NEWEST_FIRST,
-        key_of=lambda r: (r.created_at, r.id),
+        record=PipelineRun,
         limit=limit,
         cursor=cursor,
     )

@@ -36,7 +36,12 @@ from sqlmodel import Session, col, or_, select
 from lineage.deployments import DeploymentRef, resolve_body_deployment
 from lineage.errors import InvalidInput, NotFound, Unavailable
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
-from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
+from lineage.pages import (
+    DEFAULT_PAGE_SIZE,
+    Page,
+    newest_first,
+    newest_first_page,
+)
 from lineage.storage import LocalStore, ObjectStore, check_key
 from lineage.tables import Record
 from monitors.inferences import RESERVED_COLUMNS
@@ -528,13 +533,7 @@ def list_baselines(
 ) -> list[StoredBaseline]:
     """Return the project's baselines, newest first (of one deployment when given)."""
     query = _baselines_of(project_id, deployment_id)
-    return list(session.exec(query.order_by(*(k.column.desc() for k in _NEWEST_FIRST))).all())
-
-
-_NEWEST_FIRST = (
-    SortKey(col(StoredBaseline.created_at), "desc"),
-    SortKey(col(StoredBaseline.id), "desc"),
-)
+    return list(session.exec(newest_first(query, StoredBaseline)).all())
 
 
 def _baselines_of(project_id: uuid.UUID, deployment_id: uuid.UUID | None) -> Any:
@@ -557,11 +556,10 @@ def page_baselines(
     Raises:
         InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
     """
-    return keyset_page(
+    return newest_first_page(
         session=session,
         query=_baselines_of(project_id, deployment_id),
-        keys=_NEWEST_FIRST,
-        key_of=lambda b: (b.created_at, b.id),
+        record=StoredBaseline,
         limit=limit,
         cursor=cursor,
     )
