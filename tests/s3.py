@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["ACCESS_KEY", "SECRET_KEY", "create_bucket", "moto_server"]
+import pytest
+
+__all__ = ["ACCESS_KEY", "SECRET_KEY", "create_bucket", "moto_server", "use_local_s3"]
 
 ACCESS_KEY = "warden-test"
 SECRET_KEY = "warden-test-secret"
@@ -64,3 +66,11 @@ def create_bucket(endpoint: str, bucket: str) -> None:
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
     ).create_bucket(Bucket=bucket)
+
+
+def use_local_s3(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """Point the usual AWS variables at the local server, as an operator's environment would."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)

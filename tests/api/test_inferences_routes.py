@@ -528,7 +528,7 @@ def test_an_oversized_reference_in_a_bucket_is_refused_by_its_footer_before_down
     import pyarrow.parquet as pq
 
     from api.app import create_app
-    from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
+    from tests.s3 import create_bucket, moto_server, use_local_s3
 
     rows = 2_000_001
     buffer = io.BytesIO()
@@ -537,13 +537,7 @@ def test_an_oversized_reference_in_a_bucket_is_refused_by_its_footer_before_down
     reference = buffer.getvalue()
     with moto_server() as endpoint:
         create_bucket(endpoint, "warden-references")
-        for name, value in (
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-            ("AWS_ENDPOINT_URL", endpoint),
-        ):
-            monkeypatch.setenv(name, value)
+        use_local_s3(monkeypatch, endpoint)
         in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-references/prod"})
         store = in_s3.artifact_store()
         store.put("datasets/train.parquet", reference)

@@ -24,7 +24,7 @@ from lineage.runtime.worker import Worker
 from tests.adult import FEATURES, TARGET, adult_test, adult_train
 from tests.conftest import Issued
 from tests.monitors.serving import adult_deployment, dataset_version, records
-from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
+from tests.s3 import create_bucket, moto_server, use_local_s3
 
 Make = Callable[..., Issued]
 BASE = "/api/v1/projects/acme"
@@ -186,13 +186,7 @@ def test_monitor_data_lives_in_the_bucket_when_artifacts_do(
     window = test[test["age"] > 45].sample(300, random_state=0).reset_index(drop=True)
     with moto_server() as endpoint:
         create_bucket(endpoint, "warden-monitors")
-        for name, value in (
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-            ("AWS_ENDPOINT_URL", endpoint),
-        ):
-            monkeypatch.setenv(name, value)
+        use_local_s3(monkeypatch, endpoint)
         in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-monitors/prod"})
         store = in_s3.artifact_store()
         with TestClient(create_app(in_s3, engine=engine)) as client:

@@ -29,7 +29,7 @@ from lineage.tables import utcnow
 from reports import REPORT_RENDER, ReportRenderHandler
 from tests.conftest import Issued
 from tests.governance.tamper import drop_triggers
-from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
+from tests.s3 import create_bucket, moto_server, use_local_s3
 
 Make = Callable[..., Issued]
 BASE = "/api/v1/projects/acme/reports"
@@ -309,10 +309,7 @@ def test_a_render_goes_to_the_bucket_when_artifacts_live_in_s3(
     moto on 127.0.0.1), the API serves it from there, and the data directory holds no report."""
     with moto_server() as endpoint:
         create_bucket(endpoint, "warden-artifacts")
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        use_local_s3(monkeypatch, endpoint)
         in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-artifacts/prod"})
         auditor = make_principal(role=Role.AUDITOR)
         with TestClient(create_app(in_s3, engine=engine)) as client:

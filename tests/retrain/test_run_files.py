@@ -30,7 +30,7 @@ from retrain.runner import execute_pipeline_run
 from retrain.runner_config import RunnerConfig, run_directory, run_key
 from tests.conftest import Issued
 from tests.retrain.conftest import ADULT_TRAIN
-from tests.s3 import ACCESS_KEY, SECRET_KEY, create_bucket, moto_server
+from tests.s3 import create_bucket, moto_server, use_local_s3
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +50,7 @@ def in_s3(
     """The test's settings with WARDEN_ARTIFACT_URL in a fresh bucket of the local S3 API."""
     bucket = f"warden-{uuid.uuid4().hex[:12]}"
     create_bucket(s3_endpoint, bucket)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    use_local_s3(monkeypatch, s3_endpoint)
     return settings.model_copy(update={"artifact_url": f"s3://{bucket}/prod"})
 
 
