@@ -90,6 +90,22 @@ def _array(values: list[Any], kind: str | None, *, booleans: bool = True) -> pa.
     raise Irregular(f"no plain column for {kind!r} values of {kind_of}")
 
 
+def _check_ids(ids: pa.Array) -> None:
+    """Raise :class:`Irregular` unless every request id is present, 1..200 characters, printable.
+
+    Both columnar parses judge ids here; the record path gives the 4xx that names the one at fault.
+    """
+    import pyarrow.compute as pc
+
+    if ids.null_count:
+        raise Irregular("a record has no request id")
+    lengths = pc.utf8_length(ids)
+    if pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > 200:
+        raise Irregular("a request id is empty or longer than 200 characters")
+    if pc.any(pc.match_substring_regex(ids, _CONTROL)).as_py():
+        raise Irregular("a request id holds a control character")
+
+
 def _times(text: pa.Array, rows: int) -> pa.Array:
     """Return the record times: ISO 8601 with an offset in every record, or now for all."""
     import pyarrow as pa
@@ -160,7 +176,6 @@ def inference_table(
         Irregular: The batch is not the plain shape; judge it record by record.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if not isinstance(body, dict) or body.keys() != {"records"}:
         raise Irregular("the body is not {'records': [...]}")
@@ -203,13 +218,7 @@ def inference_table(
     else:
         fixed = _converted(records, schema)
     ids = fixed["request_id"]
-    if ids.null_count:
-        raise Irregular("a record has no request id")
-    lengths = pc.utf8_length(ids)
-    if pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > 200:
-        raise Irregular("a request id is empty or longer than 200 characters")
-    if pc.any(pc.match_substring_regex(ids, _CONTROL)).as_py():
-        raise Irregular("a request id holds a control character")
+    _check_ids(ids)
     columns: dict[str, pa.Array] = {"request_id": ids, "time": _times(fixed["time"], rows)}
     for name in schema:
         columns[name] = fixed[name]
@@ -308,13 +317,7 @@ def json_table(raw: bytes, *, schema: Mapping[str, str]) -> pa.Table:
     if inner.null_count or any(inner.field(name).null_count for name in schema):
         raise Irregular("a feature is null or absent: only the parsed objects tell which")
     ids = records.field("request_id")
-    if ids.null_count:
-        raise Irregular("a record has no request id")
-    lengths = pc.utf8_length(ids)
-    if pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > 200:
-        raise Irregular("a request id is empty or longer than 200 characters")
-    if pc.any(pc.match_substring_regex(ids, _CONTROL)).as_py():
-        raise Irregular("a request id holds a control character")
+    _check_ids(ids)
     columns: dict[str, pa.Array] = {"request_id": ids, "time": _times(records.field("time"), rows)}
     for name in schema:
         columns[name] = inner.field(name)
