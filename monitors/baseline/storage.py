@@ -34,7 +34,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import Session, col, or_, select
 
 from lineage.deployments import DeploymentRef, resolve_body_deployment
-from lineage.errors import InvalidInput, NotFound, Unavailable
+from lineage.errors import InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
 from lineage.pages import (
     DEFAULT_PAGE_SIZE,
@@ -216,7 +216,8 @@ def read_reference(
 
     A Parquet file too large is refused by its footer before anything else is read: a local
     file is read from its path; of an object in a bucket only the footer is fetched (through
-    the store's Arrow filesystem) before the object is downloaded.
+    the store's Arrow filesystem) before the object is downloaded. A CSV object in a bucket is
+    refused by its size, from the bucket's listing, before it is downloaded.
 
     Raises:
         PayloadTooLarge: The table exceeds ``limits``.
@@ -228,25 +229,41 @@ def read_reference(
     if isinstance(store, LocalStore):
         source: bytes | Path = store.root.joinpath(*key.split("/"))
     else:
-        if suffix in (".parquet", ".pq"):
-            _check_remote_footer(store, key, limits=bounds, field=field)
+        _check_remote(store, key, suffix=suffix, limits=bounds, field=field)
         source = store.get(key)
     return read_table(source, suffix=suffix, limits=bounds, field=field)
 
 
-def _check_remote_footer(store: ObjectStore, key: str, *, limits: TableLimits, field: str) -> None:
-    """Refuse a Parquet object in a bucket by its footer, fetching only the footer's bytes."""
+def _check_remote(
+    store: ObjectStore, key: str, *, suffix: str, limits: TableLimits, field: str
+) -> None:
+    """Refuse an object in a bucket too large for ``limits`` before downloading it.
+
+    Parquet by its footer (only the footer's bytes are fetched); CSV by its size. A gzipped
+    CSV inflates to at least its compressed size less deflate's framing (5 bytes per stored
+    64 KiB block, plus the header), so a compressed size beyond that margin is too large too.
+    """
     filesystem, root = store.arrow_filesystem()
+    path = f"{root}/{check_key(key)}"
     try:
-        handle = filesystem.open_input_file(f"{root}/{check_key(key)}")
+        if suffix in (".parquet", ".pq"):
+            with filesystem.open_input_file(path) as handle:
+                check_parquet_footer(handle, limits=limits, field=field)
+            return
+        size = int(filesystem.get_file_info(path).size or 0)
     except OSError as error:
         store.check()  # names a missing bucket or refused credentials
         raise Unavailable(
             f"the object store {store.url} failed reading {key!r} ({error})",
             field="WARDEN_ARTIFACT_URL",
         ) from None
-    with handle:
-        check_parquet_footer(handle, limits=limits, field=field)
+    framing = 0 if suffix == ".csv" else 1024 + 5 * (size // 65_536 + 1)
+    if size - framing > limits.max_bytes:
+        raise PayloadTooLarge(
+            f"the file holds {size:,} bytes{'' if suffix == '.csv' else ' compressed'}; "
+            f"at most {limits.max_bytes:,} are accepted",
+            field=field,
+        )
 
 
 def _prepare(frame: pd.DataFrame, spec: BaselineCreate, schema: dict[str, str]) -> pd.DataFrame:

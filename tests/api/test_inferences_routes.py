@@ -565,6 +565,58 @@ def test_an_oversized_reference_in_a_bucket_is_refused_by_its_footer_before_down
     assert _files(settings) == files
 
 
+@pytest.mark.parametrize("name", ["train.csv", "train.csv.gz"])
+def test_an_oversized_csv_reference_in_a_bucket_is_refused_by_its_size_before_download(
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+) -> None:
+    """A CSV reference in a bucket (moto's server) beyond the byte bound is refused by the size
+    the bucket lists, before download: the request's Python allocations stay far below the
+    object's size. Gzipped, its compressed size counts, less deflate's framing (inflating
+    would have stopped at the bound and named a smaller size)."""
+    import base64
+    import os
+
+    from api.app import create_app
+    from tests.s3 import create_bucket, moto_server, use_local_s3
+
+    lines = [base64.b64encode(os.urandom(60)).decode() for _ in range(50_000)]
+    text = ("age\n" + "\n".join(lines) + "\n").encode()
+    content = gzip.compress(text) if name.endswith(".gz") else text
+    with moto_server() as endpoint:
+        create_bucket(endpoint, "warden-references")
+        use_local_s3(monkeypatch, endpoint)
+        in_s3 = settings.model_copy(
+            update={"artifact_url": "s3://warden-references/prod", "table_max_bytes": 200_000}
+        )
+        store = in_s3.artifact_store()
+        store.put(f"datasets/{name}", content)
+        uri = f"s3://warden-references/prod/datasets/{name}"
+        version = dataset_version(engine, deployment.project_id, uri)
+        body = {"deployment_id": str(deployment.id), "dataset_version_id": str(version)}
+        with TestClient(create_app(in_s3, engine=engine)) as client:
+            # The first answer imports the route's modules; the second is the one measured.
+            warm = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
+            assert warm.status_code == 413, warm.text
+            tracemalloc.start()
+            try:
+                answer = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+    assert answer.status_code == 413, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == "dataset_version_id"
+    assert peak < len(content) // 4, peak
+    assert f"holds {len(content):,} bytes" in answer.json()["detail"]
+    assert "at most 200,000" in answer.json()["detail"]
+    assert _count(engine, "monitors_baseline") == 0
+
+
 def test_a_deployment_is_addressed_by_name_as_well_as_by_id(
     client: TestClient,
     engine: Engine,
