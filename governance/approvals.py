@@ -654,11 +654,18 @@ def pending_for(*, session: Session, actor: Actor) -> list[ApprovalRequest]:
     held = permissions_of(session=session, actor=actor, project_id=project_id)
     if Permission.APPROVAL_DECIDE not in held:
         return []
-    eligible = []
-    for request in list_requests(
-        session=session, project_id=project_id, status=ApprovalStatus.PENDING
-    ):
-        decided = {d.principal_id for d in decisions_of(session=session, approval_id=request.id)}
-        if actor.principal_id not in request.barred() | decided:
-            eligible.append(request)
-    return eligible
+    pending = list_requests(session=session, project_id=project_id, status=ApprovalStatus.PENDING)
+    decided = set(  # one query for all of them: the actor's own decisions on pending requests
+        session.exec(
+            select(ApprovalDecision.request_id)
+            .join(ApprovalRequest, col(ApprovalRequest.id) == col(ApprovalDecision.request_id))
+            .where(ApprovalRequest.project_id == project_id)
+            .where(ApprovalRequest.status == ApprovalStatus.PENDING)
+            .where(ApprovalDecision.principal_id == actor.principal_id)
+        ).all()
+    )
+    return [
+        request
+        for request in pending
+        if request.id not in decided and actor.principal_id not in request.barred()
+    ]

@@ -224,3 +224,19 @@ def test_pending_for_me_lists_only_what_i_may_decide(
         )
         assert [r.id for r in pending_for(session=session, actor=approver)] == [mine]
         assert pending_for(session=session, actor=viewer) == []
+
+
+def test_pending_for_me_drops_what_i_have_already_decided(
+    engine: Engine, actor: Callable[..., Actor]
+) -> None:
+    """A request that needs two approvers stays pending after the first, but no longer waits
+    for that first approver; the second still sees it."""
+    admin, scientist = actor(Role.ADMIN), actor(Role.DATA_SCIENTIST)
+    first, second = actor(Role.APPROVER), actor(Role.APPROVER)
+    with session_scope(engine) as session:
+        set_required_approvers(session=session, actor=admin, action="promote", count=2)
+    approval_id = _request(engine, scientist)
+    assert _decide(engine, first, approval_id) == ApprovalStatus.PENDING
+    with session_scope(engine) as session:
+        assert pending_for(session=session, actor=first) == []
+        assert [r.id for r in pending_for(session=session, actor=second)] == [approval_id]
