@@ -46,13 +46,14 @@ def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[int]
 def wait_ready(url: str, log: Path, timeout: float = 120.0) -> None:
     """Poll ``url`` until it answers below 500; raise with the log's tail after ``timeout``."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+    with httpx.Client(timeout=2) as poll:  # one client: building one costs ~20 ms of CPU
+        while time.monotonic() < deadline:
+            try:
+                if poll.get(url).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
     raise RuntimeError(f"{url} did not come up in {timeout:.0f}s:\n{log.read_text()[-3000:]}")
 
 
