@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -21,7 +24,7 @@ from sqlmodel import Session, col, select
 from lineage.edges import link
 from lineage.errors import Conflict, InvalidInput, NotFound
 from lineage.models import EdgeKind, ModelVersion, Run, VersionKind
-from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page
+from lineage.pages import DEFAULT_PAGE_SIZE, Page, SortKey, keyset_page, newest_first_page
 
 __all__ = [
     "MODEL_NAME_PATTERN",
@@ -29,12 +32,16 @@ __all__ = [
     "ContextColumn",
     "ContextRole",
     "FeatureType",
+    "ModelSummary",
     "ModelVersionCreate",
     "SchemaRevision",
     "get_model_version",
     "get_model_version_by_id",
+    "get_model_versions_by_id",
     "list_model_versions",
+    "model_summaries",
     "page_model_versions",
+    "page_recent_model_versions",
     "register_model_version",
     "revise_schema",
 ]
@@ -338,6 +345,81 @@ def page_model_versions(
         query=_versions_of(project_id, name),
         keys=_VERSION_ORDER,
         key_of=lambda v: (v.name, v.created_at, v.id),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSummary:
+    """One model of a project at a glance: how many versions, and the newest."""
+
+    name: str
+    versions: int
+    latest: ModelVersion
+
+
+def model_summaries(*, session: Session, project_id: uuid.UUID) -> list[ModelSummary]:
+    """Return each model of the project with its version count and newest version, by name.
+
+    Two queries whatever the number of versions (a count per name, then the newest rows).
+    """
+    counted = session.exec(
+        select(ModelVersion.name, sa.func.count(), sa.func.max(col(ModelVersion.created_at)))
+        .where(ModelVersion.project_id == project_id)
+        .group_by(col(ModelVersion.name))
+    ).all()
+    if not counted:
+        return []
+    newest = session.exec(
+        select(ModelVersion)
+        .where(ModelVersion.project_id == project_id)
+        .where(
+            sa.tuple_(col(ModelVersion.name), col(ModelVersion.created_at)).in_(
+                [(name, at) for name, _, at in counted]
+            )
+        )
+        .order_by(col(ModelVersion.created_at), col(ModelVersion.id))
+    ).all()
+    latest = {version.name: version for version in newest}  # ties: the last by id wins
+    return [
+        ModelSummary(name=name, versions=int(count), latest=latest[name])
+        for name, count, _ in sorted(counted)
+    ]
+
+
+def get_model_versions_by_id(
+    *, session: Session, project_id: uuid.UUID, ids: Iterable[uuid.UUID | None]
+) -> dict[uuid.UUID, ModelVersion]:
+    """Return the project's versions among ``ids`` by id, in one query (absent ones left out)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    found = session.exec(
+        select(ModelVersion)
+        .where(ModelVersion.project_id == project_id)
+        .where(col(ModelVersion.id).in_(wanted))
+    ).all()
+    return {version.id: version for version in found}
+
+
+def page_recent_model_versions(
+    *,
+    session: Session,
+    project_id: uuid.UUID,
+    name: str,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[ModelVersion]:
+    """Return a page of one model's versions, newest first (what a reader compares first).
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    return newest_first_page(
+        session=session,
+        query=_versions_of(project_id, name),
+        record=ModelVersion,
         limit=limit,
         cursor=cursor,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
@@ -30,13 +30,16 @@ from governance.permissions import Permission
 from lineage.deployments import get_deployment, list_deployments
 from lineage.errors import InvalidInput, NotFound, Unavailable
 from lineage.graph import lineage_graph
-from lineage.model_versions import get_model_version, list_model_versions
+from lineage.model_versions import get_model_version, page_recent_model_versions
 from lineage.models import ModelVersion
 from lineage.projects import Project
 from monitors.models import Monitor, MonitorRunPublic
 from monitors.schedules import list_monitors
 from retrain.deployers import mlflow_coordinates
 from retrain.promotion import version_aliases
+
+_VERSIONS_SHOWN = 20
+"""Versions compared side by side on one model page."""
 
 
 def _graph(session: Session, project: Project, version: ModelVersion) -> Any:
@@ -118,10 +121,19 @@ def model_page(
     session: SessionDep,
     settings: SettingsDep,
 ) -> HTMLResponse:
-    """Show a model's versions side by side (metrics, parameters, MLflow aliases) and lineage."""
-    versions = list_model_versions(session=session, project_id=project.id, name=name)
+    """Show a model's versions side by side (metrics, parameters, MLflow aliases) and lineage.
+
+    A page of the newest :data:`_VERSIONS_SHOWN` versions, oldest on the left, with a link to
+    the older ones: a model retrained daily for years must not render thousands of columns.
+    """
+    cursor = request.query_params.get("cursor") or None
+    page = page_recent_model_versions(
+        session=session, project_id=project.id, name=name, limit=_VERSIONS_SHOWN, cursor=cursor
+    )
+    versions = page.items[::-1]
     if not versions:
         raise NotFound(f"no model {name!r} in project {project.name!r}")
+    here = f"/p/{quote(project.name)}/models/{quote(name)}"
     metrics = sorted({m for v in versions for m in v.metrics})
     parameters = sorted({p for v in versions for p in v.parameters})
     aliases, mlflow_notice = _aliases(request, versions)
@@ -139,6 +151,8 @@ def model_page(
         mlflow_notice=mlflow_notice,
         mlflow_links=_mlflow_links(settings, versions),
         graph=_graph(session, project, versions[-1]),
+        older=f"{here}?{urlencode({'cursor': page.next_cursor})}" if page.next_cursor else None,
+        newest=here if cursor else None,
     )
 
 

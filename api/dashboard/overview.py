@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -30,8 +28,8 @@ from governance.incidents import list_incidents
 from governance.permissions import Permission
 from governance.roles import permissions_of
 from lineage.deployments import live_deployments
-from lineage.model_versions import list_model_versions
-from lineage.models import Deployment, ModelVersion
+from lineage.model_versions import get_model_versions_by_id, model_summaries
+from lineage.models import Deployment
 from lineage.projects import Project
 from monitors.schedules import list_monitors
 
@@ -44,14 +42,12 @@ def home(request: Request, actor: Viewer, session: SessionDep) -> HTMLResponse:
     return _render(request, "home.html", actor, session)
 
 
-def _versions_by_id(session: Session, project_id: uuid.UUID) -> dict[uuid.UUID, ModelVersion]:
-    return {v.id: v for v in list_model_versions(session=session, project_id=project_id)}
-
-
 def _deployment_rows(
     session: Session, project: Project, deployments: list[Deployment]
 ) -> list[dict[str, Any]]:
-    versions = _versions_by_id(session, project.id)
+    versions = get_model_versions_by_id(
+        session=session, project_id=project.id, ids=[d.model_version_id for d in deployments]
+    )
     monitors = list_monitors(session=session, project_id=project.id)
     latest = _latest_runs(session, monitors)
     # A monitor watches a slot: promotion records a new deployment row, the monitors stay.
@@ -90,9 +86,6 @@ def overview(
 ) -> HTMLResponse:
     """Show a project at a glance: models, live deployments, incidents, my approvals."""
     held = permissions_of(session=session, actor=actor, project_id=project.id)
-    models: dict[str, list[ModelVersion]] = defaultdict(list)
-    for version in list_model_versions(session=session, project_id=project.id):
-        models[version.name].append(version)
     live = _deployment_rows(
         session, project, live_deployments(session=session, project_id=project.id)
     )
@@ -107,7 +100,7 @@ def overview(
         actor,
         session,
         project=project,
-        models=dict(models),
+        models=model_summaries(session=session, project_id=project.id),
         live=live,
         incidents=incidents,
         mine=pending_for(session=session, actor=actor),

@@ -6,6 +6,9 @@ Real MLflow (the app's local store): two tiny models are logged and registered, 
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -100,3 +103,47 @@ def test_a_version_outside_mlflow_has_no_aliases_and_the_page_still_answers(
     assert page.status_code == 200
     assert "@champion" not in page.text
     assert "not shown" not in page.text
+
+
+def test_a_model_with_many_versions_pages_its_comparison_and_the_overview_counts_them(
+    client: TestClient, engine: Engine
+) -> None:
+    """25 versions: the overview counts them and names the newest from one grouped query; the
+    model page compares the newest 20 (oldest on the left) and links to the 5 older ones."""
+    with session_scope(engine) as session:
+        project = create_project(session=session, name="acme")
+        vic = create_person(session=session, actor=Actor.system(), name="vic", password=PASSWORD)
+        grant_role(
+            session=session,
+            actor=Actor.system(),
+            project_id=project.id,
+            principal_id=vic.id,
+            role=Role.VIEWER,
+        )
+        for number in range(1, 26):
+            register_model_version(
+                session=session,
+                project_id=project.id,
+                name="vendor-score",
+                spec=ModelVersionCreate(version=str(number), external=True),
+            )
+    signed = sign_in(client, "vic")
+    overview = signed.get("/p/acme", headers=HTML)
+    assert overview.status_code == 200
+    row = overview.text.split('href="/p/acme/models/vendor-score">vendor-score</a>')[1]
+    assert row.split("</tr>")[0] == "</td><td>25</td><td>v25</td>"
+
+    def shown(page: str) -> list[str]:
+        head = page.split('<table class="compare">')[1].split("</thead>")[0]
+        return re.findall(r">v(\d+)</a></th>", head)
+
+    newest = signed.get("/p/acme/models/vendor-score", headers=HTML)
+    assert shown(newest.text) == [str(n) for n in range(6, 26)]
+    assert "Newest versions" not in newest.text
+    older = re.search(r'href="([^"]+)" rel="next">Older versions', newest.text)
+    assert older is not None
+    rest = signed.get(html.unescape(older.group(1)), headers=HTML)
+    assert rest.status_code == 200
+    assert shown(rest.text) == ["1", "2", "3", "4", "5"]
+    assert "Newest versions" in rest.text
+    assert "Older versions" not in rest.text
