@@ -11,6 +11,10 @@ What is measured, in one process:
   once per model version, is timed and printed apart). Each of ``--repeats`` rounds runs
   Evidently once and Warden five times around it (their median), and the speed-up is the
   median of the rounds' ratios, so a busy machine slows both sides of a ratio alike;
+* CPU time: the process's CPU seconds (``time.process_time``, every thread) of the same calls,
+  and their ratio per round: what each side costs whatever else the machine runs (on a shared
+  machine wall time also holds the time spent waiting for a core). Warden's drift runs on one
+  thread; the load average is printed with each round;
 * the reading anchors: one vectorised pass over every value of the window in memory (``sum``
   of each numeric column and of each categorical column's codes), the least any statistic
   over every value can cost; for the Parquet window, decoding the file once batch by batch,
@@ -106,9 +110,10 @@ def _status_kib(key: str) -> int:
 
 
 class Measure:
-    """Wall time and peak RSS growth of a block."""
+    """Wall time, CPU time and peak RSS growth of a block."""
 
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     peak_mib: float = 0.0
 
 
@@ -121,9 +126,10 @@ def measure() -> Iterator[Measure]:
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")
     start_rss = _status_kib("VmRSS")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     yield result
     result.seconds = time.perf_counter() - started
+    result.cpu_seconds = time.process_time() - cpu_started
     result.peak_mib = max(_status_kib("VmHWM") - start_rss, 0) / 1024
 
 
@@ -176,17 +182,24 @@ def _read_once(frame: pd.DataFrame) -> float:
     return total
 
 
-def _seconds(call: Any, times: int) -> list[float]:
+def _seconds(call: Any, times: int) -> list[tuple[float, float]]:
+    """Return the wall and CPU seconds of each of ``times`` calls."""
     seconds = []
     for _ in range(times):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         call()
-        seconds.append(time.perf_counter() - started)
+        seconds.append((time.perf_counter() - started, time.process_time() - cpu_started))
     return seconds
 
 
-def _median_seconds(call: Any, times: int) -> float:
-    return float(np.median(_seconds(call, times)))
+def _median_seconds(call: Any, times: int) -> tuple[float, float]:
+    """Return the median wall and median CPU seconds of ``times`` calls."""
+    wall, cpu = zip(*_seconds(call, times), strict=True)
+    return float(np.median(wall)), float(np.median(cpu))
+
+
+def _load() -> str:
+    return "load average " + ", ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def _read_file_once(path: Path) -> None:
@@ -218,11 +231,14 @@ def run(
     with measure() as warden:
         ours = compute_drift(baseline, current, fdr=None)
     print(f"warden drift:    {warden.seconds:.3f} s, peak +{warden.peak_mib:.1f} MiB", flush=True)
-    reading = _median_seconds(partial(_read_once, current), 5)
-    warden_median = _median_seconds(partial(compute_drift, baseline, current, fdr=None), 5)
+    reading, reading_cpu = _median_seconds(partial(_read_once, current), 5)
+    warden_median, warden_cpu = _median_seconds(
+        partial(compute_drift, baseline, current, fdr=None), 5
+    )
     print(
-        f"reading every value once: {reading:.4f} s; warden (median of 5) "
-        f"{warden_median:.4f} s = {warden_median / reading:.1f}x reading",
+        f"reading every value once: {reading:.4f} s ({reading_cpu:.4f} s CPU); warden (median "
+        f"of 5) {warden_median:.4f} s = {warden_median / reading:.1f}x reading "
+        f"({warden_cpu:.4f} s CPU = {warden_cpu / reading_cpu:.1f}x); {_load()}",
         flush=True,
     )
     tracemalloc.start()
@@ -246,6 +262,9 @@ def run(
         "warden_seconds": round(warden_median, 4),
         "read_once_seconds": round(reading, 4),
         "warden_read_ratio": round(warden_median / reading, 2),
+        "warden_cpu_seconds": round(warden_cpu, 4),
+        "read_once_cpu_seconds": round(reading_cpu, 4),
+        "warden_read_cpu_ratio": round(warden_cpu / reading_cpu, 2),
         "warden_peak_mib": round(warden_peak, 2),
         "warden_rss_peak_mib": round(warden.peak_mib, 2),
         "warden_tracemalloc_peak_mib": round(traced_mib, 2),
@@ -259,23 +278,32 @@ def run(
 
         evidently_verdicts(reference.head(200), current.head(200))  # import and warm up
         ratios: list[float] = []
-        rounds: list[dict[str, float]] = []
+        cpu_ratios: list[float] = []
+        rounds: list[dict[str, Any]] = []
         for round_number in range(1, repeats + 1):
+            load_before = _load()
             before = _seconds(partial(compute_drift, baseline, current, fdr=None), 3)
             with measure() as theirs_measure:
                 theirs = evidently_verdicts(reference, current)
             after = _seconds(partial(compute_drift, baseline, current, fdr=None), 2)
-            ours_seconds = float(np.median(before + after))
+            ours_seconds = float(np.median([wall for wall, _ in before + after]))
+            ours_cpu = float(np.median([cpu for _, cpu in before + after]))
             ratios.append(theirs_measure.seconds / ours_seconds)
+            cpu_ratios.append(theirs_measure.cpu_seconds / ours_cpu)
             rounds.append(
                 {"evidently_seconds": round(theirs_measure.seconds, 3),
+                 "evidently_cpu_seconds": round(theirs_measure.cpu_seconds, 3),
                  "evidently_peak_mib": round(theirs_measure.peak_mib, 1),
-                 "warden_seconds": round(ours_seconds, 4), "ratio": round(ratios[-1], 1)}
+                 "warden_seconds": round(ours_seconds, 4), "warden_cpu_seconds": round(ours_cpu, 4),
+                 "ratio": round(ratios[-1], 1), "cpu_ratio": round(cpu_ratios[-1], 1),
+                 "load_before": load_before, "load_after": _load()}
             )  # fmt: skip
             print(
-                f"round {round_number}: evidently {theirs_measure.seconds:.3f} s, "
-                f"peak +{theirs_measure.peak_mib:.1f} MiB; warden {ours_seconds:.4f} s; "
-                f"ratio {ratios[-1]:.1f}x",
+                f"round {round_number}: evidently {theirs_measure.seconds:.3f} s "
+                f"({theirs_measure.cpu_seconds:.3f} s CPU), peak +{theirs_measure.peak_mib:.1f} "
+                f"MiB; warden {ours_seconds:.4f} s ({ours_cpu:.4f} s CPU); ratio "
+                f"{ratios[-1]:.1f}x (CPU {cpu_ratios[-1]:.1f}x); before: {load_before}, "
+                f"after: {_load()}",
                 flush=True,
             )
         median_round = rounds[int(np.argsort(ratios)[len(ratios) // 2])]
@@ -285,12 +313,14 @@ def run(
             evidently_seconds=median_round["evidently_seconds"],
             evidently_peak_mib=median_round["evidently_peak_mib"],
             speedup=round(float(np.median(ratios)), 1),
+            cpu_speedup=round(float(np.median(cpu_ratios)), 1),
             memory_ratio=round(median_round["evidently_peak_mib"] / max(warden_peak, 0.01), 1),
             verdict_agreement=len(agreeing),
             evidently_drifted_columns=sorted(c for c, v in theirs.items() if v.drifted),
         )
         print(
-            f"speedup {figures['speedup']}x (median of {repeats} rounds), "
+            f"speedup {figures['speedup']}x (median of {repeats} rounds; in CPU time "
+            f"{figures['cpu_speedup']}x), "
             f"memory ratio {figures['memory_ratio']}x, "
             f"verdicts agree on {len(agreeing)}/{len(ours.columns)} columns",
             flush=True,
@@ -302,7 +332,7 @@ def run(
             path = Path(directory) / "window.parquet"
             print(f"writing a {parquet_rows:,}-row Parquet window", flush=True)
             _write_parquet(path, parquet_rows, seed=seed, chunk=min(rows, 1_000_000))
-            parquet_read = _median_seconds(lambda: _read_file_once(path), 3)
+            parquet_read = _median_seconds(lambda: _read_file_once(path), 3)[0]
             with measure() as streamed:
                 from_file = compute_drift(baseline, path, fdr=None)
             print(

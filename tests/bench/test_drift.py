@@ -18,9 +18,13 @@ def test_small_benchmark_run_reports_every_figure(capsys: pytest.CaptureFixture[
         "rows", "columns", "evidently_seconds", "warden_seconds", "speedup",
         "evidently_peak_mib", "warden_peak_mib", "memory_ratio", "verdict_agreement",
         "read_once_seconds", "warden_read_ratio", "parquet_read_ratio", "rounds",
+        "cpu_speedup", "warden_cpu_seconds", "warden_read_cpu_ratio",
     ):  # fmt: skip
         assert key in figures, key
     assert figures["rows"] == 3000
+    assert all(
+        one["evidently_cpu_seconds"] > 0 and one["cpu_ratio"] > 0 for one in figures["rounds"]
+    )
     assert figures["columns"] == 25
     assert figures["verdict_agreement"] >= 24
     assert figures["max_relative_error"] < 0.02
