@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from governance import audit_export
 from governance.actors import Actor, PrincipalKind
 from governance.audit import (
     AuditEntry,
@@ -103,6 +104,46 @@ def test_a_value_no_column_could_hold_is_a_break_not_a_crash(
     assert report.first_broken_seq == 7
     assert report.problem is not None
     assert f"entry 7 was changed: its {column}" in report.problem
+
+
+def test_a_detail_that_is_not_json_is_a_break_not_a_crash(engine: Engine, alice: Actor) -> None:
+    _fill(engine, alice, 10)
+    drop_triggers(engine)
+    _sql(engine, "UPDATE governance_audit_entry SET detail = 'not json' WHERE seq = 6")
+    report = verify_store(engine=engine, public_key=None)
+    assert (report.intact, report.first_broken_seq) == (False, 6)
+    assert report.problem == "entry 6 was changed: its detail is not JSON"
+
+
+@pytest.mark.parametrize(
+    ("statement", "broken"),
+    [
+        # A detail that reaches into the next field's text, then that field shortened to match.
+        (
+            "UPDATE governance_audit_entry SET detail = substr(detail, 1, length(detail) - 1) "
+            '|| \',"id":"x"}\' WHERE seq = 5',
+            5,
+        ),
+        ("UPDATE governance_audit_entry SET reason = 'x' WHERE seq = 8", 8),
+        ("UPDATE governance_audit_entry SET seq = seq + 100 WHERE seq = 9", 9),
+    ],
+)
+def test_changes_inside_a_run_of_rows_read_in_small_chunks_are_found(
+    engine: Engine,
+    alice: Actor,
+    monkeypatch: pytest.MonkeyPatch,
+    statement: str,
+    broken: int,
+) -> None:
+    """Entries are read and hashed a chunk at a time; a run across chunks links up, and a
+    change anywhere in a run is found at its own seq."""
+    monkeypatch.setattr(audit_export, "_CHUNK", 3)
+    _fill(engine, alice, 10)
+    assert verify_store(engine=engine, public_key=None).entries == 10
+    drop_triggers(engine)
+    _sql(engine, statement)
+    report = verify_store(engine=engine, public_key=None)
+    assert (report.intact, report.first_broken_seq, report.entries) == (False, broken, 10)
 
 
 def test_a_row_rewritten_and_rehashed_is_found_by_its_successor(
