@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -24,19 +25,22 @@ from api.security import CurrentProject, require
 from governance.actors import Actor
 from governance.approvals import (
     ApprovalRequest,
-    decisions_of,
-    list_requests,
+    decisions_of_all,
+    page_requests,
     pending_for,
 )
 from governance.audit import AuditFilter, Outcome, list_entries
 from governance.audit_export import readable_project_ids, verify_store
 from governance.incidents import list_incidents
 from governance.permissions import Permission
-from lineage.errors import InvalidInput, NotFound
-from lineage.model_versions import get_model_version_by_id
+from lineage.errors import InvalidInput
+from lineage.model_versions import get_model_versions_by_id
 from lineage.models import VersionKind
 from lineage.projects import Project
 from lineage.store import session_scope
+
+_APPROVALS_PAGE = 50
+"""Requests per page of the approvals inbox's list of all requests."""
 
 
 @router.get("/p/{project}/incidents")
@@ -63,37 +67,37 @@ def incidents_page(
     )
 
 
-def _target(session: Session, project: Project, request: ApprovalRequest) -> tuple[str, str | None]:
-    """Name a request's target for people (``income v2``, linked) instead of its raw id."""
-    if request.target_kind == "model_version":
-        try:
-            version = get_model_version_by_id(
-                session=session,
-                project_id=project.id,
-                model_version_id=uuid.UUID(request.target_id),
-            )
-        except (ValueError, NotFound):
-            pass
-        else:
+def _approval_rows(
+    session: Session, project: Project, requests: list[ApprovalRequest]
+) -> list[dict[str, Any]]:
+    """Rows for the inbox: each request's decisions and its target named for people.
+
+    Two queries for any number of requests (decisions, then the model versions targeted).
+    """
+    decisions = decisions_of_all(session=session, approval_ids=[r.id for r in requests])
+    targeted: dict[uuid.UUID, uuid.UUID] = {}
+    for request in requests:
+        if request.target_kind == "model_version":
+            with contextlib.suppress(ValueError):  # a malformed id is shown as it is
+                targeted[request.id] = uuid.UUID(request.target_id)
+    versions = get_model_versions_by_id(
+        session=session, project_id=project.id, ids=targeted.values()
+    )
+    rows = []
+    for request in requests:
+        label, href = f"{request.target_kind} {request.target_id}", None
+        version = versions.get(targeted[request.id]) if request.id in targeted else None
+        if version is not None:  # named for people (``income v2``, linked), not its raw id
             area = "prompts" if version.kind == VersionKind.PROMPT else "models"
+            label = f"{version.name} v{version.version}"
             href = (
                 f"/p/{quote(project.name)}/{area}/{quote(version.name)}"
                 f"/versions/{quote(version.version)}"
             )
-            return f"{version.name} v{version.version}", href
-    return f"{request.target_kind} {request.target_id}", None
-
-
-def _approval_rows(
-    session: Session, project: Project, requests: list[ApprovalRequest]
-) -> list[dict[str, Any]]:
-    rows = []
-    for request in requests:
-        label, href = _target(session, project, request)
         rows.append(
             {
                 "request": request,
-                "decisions": decisions_of(session=session, approval_id=request.id),
+                "decisions": decisions.get(request.id, []),
                 "label": label,
                 "href": href,
             }
@@ -108,10 +112,14 @@ def approvals_page(
     project: CurrentProject,
     session: SessionDep,
     decided: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:
-    """Show what awaits my decision (with approve / reject forms) and every recent request."""
+    """Show what awaits my decision (with approve / reject forms) and every request by page."""
     mine = pending_for(session=session, actor=actor)
-    everything = list_requests(session=session, project_id=project.id)[:100]
+    here = f"/p/{quote(project.name)}/approvals"
+    page = page_requests(
+        session=session, project_id=project.id, limit=_APPROVALS_PAGE, cursor=cursor or None
+    )
     return _render(
         request,
         "approvals.html",
@@ -119,7 +127,9 @@ def approvals_page(
         session,
         project=project,
         mine=_approval_rows(session, project, mine),
-        everything=_approval_rows(session, project, everything),
+        everything=_approval_rows(session, project, page.items),
+        older=f"{here}?{urlencode({'cursor': page.next_cursor})}" if page.next_cursor else None,
+        newest=here if cursor else None,
         decided=decided if decided in ("approved", "rejected") else None,
     )
 

@@ -6,6 +6,7 @@ journey itself is in ``tests/browser/``.
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -367,6 +368,43 @@ def test_an_approver_decides_with_a_required_reason_and_a_csrf_token(
     assert (entry.actor_name, entry.reason) == ("alex", "reviewed the evaluation")
     after = client.get(done.headers["location"], headers=HTML)
     assert "Your decision was recorded: approved." in after.text
+
+
+def test_the_approvals_inbox_lists_every_request_a_page_at_a_time(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    """55 requests past the store's one: the newest 50 on the first page, the rest behind
+    "Older requests" (the fixture's promotion, named ``income v1``, on the last page)."""
+    with session_scope(engine) as session:
+        project = get_project(session=session, name="acme")
+        dana = get_principal_by_name(session=session, name="dana")
+        asker = Actor(principal_id=dana.id, name="dana", kind=dana.kind, project_id=project.id)
+        for number in range(55):
+            request_approval(
+                session=session,
+                actor=asker,
+                action=ApprovalAction.ROLLBACK,
+                target_kind="deployment",
+                target_id=f"slot-{number}",
+                reason="regression",
+            )
+    client = sign_in(new_client(), "vic")
+    all_rows = '<h2 id="h-all">All requests</h2>'
+    first = client.get("/p/acme/approvals", headers=HTML).text.split(all_rows)[1]
+    assert first.count("<tr><td>") == 50
+    assert "deployment slot-54" in first
+    assert "deployment slot-5<" in first
+    assert "deployment slot-4<" not in first
+    assert "Newest requests" not in first
+    older = re.search(r'href="([^"]+)" rel="next">Older requests', first)
+    assert older is not None
+    rest = client.get(html.unescape(older.group(1)), headers=HTML).text.split(all_rows)[1]
+    assert rest.count("<tr><td>") == 6
+    assert "deployment slot-4<" in rest
+    assert "deployment slot-0<" in rest
+    assert '<a href="/p/acme/models/income/versions/1">income v1</a>' in rest
+    assert "Newest requests" in rest
+    assert "Older requests" not in rest
 
 
 def test_the_requester_cannot_approve_their_own_request_and_is_audited(
