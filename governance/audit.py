@@ -64,7 +64,7 @@ from governance.checkpoints import (
     format_time,
     last_checkpoint,
     policy_for,
-    sign_head,
+    sign_heads,
 )
 from governance.signing import Signer
 from lineage.errors import InvalidInput
@@ -594,32 +594,19 @@ def _seal(
         sealed = last.seq if last is not None else 0
     last_seq = sealed
     known = known or {}
-    made: list[AuditCheckpoint] = []
+    heads: list[tuple[int, str]] = []
     while current.seq - last_seq >= policy.every:
         target = last_seq + policy.every
         target_hash = known.get(target) or (
             current.hash if target == current.seq else _hash_at(session, target)
         )
-        made.append(
-            sign_head(
-                session=session,
-                seq=target,
-                entry_hash=target_hash,
-                signer=policy.signer,
-                every=policy.every,
-            )
-        )
+        heads.append((target, target_hash))
         last_seq = target
     if at_head and last_seq < current.seq:
-        made.append(
-            sign_head(
-                session=session,
-                seq=current.seq,
-                entry_hash=current.hash,
-                signer=policy.signer,
-                every=policy.every,
-            )
-        )
+        heads.append((current.seq, current.hash))
+    if not heads:
+        return []
+    made = sign_heads(session=session, heads=heads, signer=policy.signer, every=policy.every)
     if made and policy.anchor is not None:
         publish_after_commit(session=session, anchor=policy.anchor, made=made)
     if made and policy.announce_to:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -56,7 +57,7 @@ __all__ = [
     "last_checkpoint",
     "list_checkpoints",
     "policy_for",
-    "sign_head",
+    "sign_heads",
 ]
 
 CHECKPOINT_TYPE = "warden.audit.checkpoint/v2"
@@ -243,38 +244,44 @@ def last_checkpoint(*, session: Session) -> AuditCheckpoint | None:
     return session.exec(query).first()
 
 
-def sign_head(
-    *, session: Session, seq: int, entry_hash: str, signer: Signer, every: int
-) -> AuditCheckpoint:
-    """Sign entry ``seq`` (hash ``entry_hash``) chained to the latest checkpoint; add it.
+def sign_heads(
+    *, session: Session, heads: Sequence[tuple[int, str]], signer: Signer, every: int
+) -> list[AuditCheckpoint]:
+    """Sign each ``(seq, entry_hash)`` in order, each chained to the one before; add them all.
 
+    The first is chained to the latest stored checkpoint, the others to the one just signed, so
+    a batch that passes several checkpoint positions reads the latest once and flushes once.
     Call it under the chain lock (as :mod:`governance.audit` does), so "the latest checkpoint"
-    cannot change before this one is flushed.
+    cannot change before these are flushed.
     """
     previous = last_checkpoint(session=session)
     prev = CheckpointRecord.of(previous).digest() if previous is not None else GENESIS_DIGEST
-    at = utcnow()
-    record = CheckpointRecord(
-        seq=seq,
-        hash=entry_hash,
-        key_id=signer.key_id,
-        at=format_time(at),
-        signature="",
-        prev=prev,
-        every=every,
-    )
-    checkpoint = AuditCheckpoint(
-        created_at=at,
-        seq=seq,
-        entry_hash=entry_hash,
-        key_id=signer.key_id,
-        signature=signer.sign(record.message()),
-        prev_hash=prev,
-        every=every,
-    )
-    session.add(checkpoint)
+    made: list[AuditCheckpoint] = []
+    for seq, entry_hash in heads:
+        at = utcnow()
+        message = checkpoint_message(
+            seq=seq,
+            entry_hash=entry_hash,
+            key_id=signer.key_id,
+            at=format_time(at),
+            prev=prev,
+            every=every,
+        )
+        made.append(
+            AuditCheckpoint(
+                created_at=at,
+                seq=seq,
+                entry_hash=entry_hash,
+                key_id=signer.key_id,
+                signature=signer.sign(message),
+                prev_hash=prev,
+                every=every,
+            )
+        )
+        prev = hashlib.sha256(message).hexdigest()  # this one's digest (CheckpointRecord.digest)
+    session.add_all(made)
     session.flush()
-    return checkpoint
+    return made
 
 
 def list_checkpoints(
