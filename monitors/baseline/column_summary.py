@@ -178,6 +178,9 @@ class NumericSummary:
     _grid: tuple[ReferenceGrid | None] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _chart: tuple[int, FloatArray, FloatArray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def grid(self) -> ReferenceGrid | None:
         """Return the grid of ``cells`` (``None`` without), built once per summary.
@@ -188,6 +191,21 @@ class NumericSummary:
         if self._grid is None:
             self._grid = (ReferenceGrid.of(self.cells, low=self.minimum, high=self.maximum),)
         return self._grid[0]
+
+    def chart_points(self, bins: int) -> tuple[FloatArray, FloatArray]:
+        """Return the reference's quantile points for a ``bins``-bar chart and its CDF at them.
+
+        Built once per summary, like the grid: they depend on the reference alone.
+        """
+        if self._chart is None or self._chart[0] != bins:
+            points = np.unique(
+                np.quantile(
+                    np.concatenate(([self.minimum], self.edges, [self.maximum])),
+                    np.linspace(0, 1, bins + 1),
+                )
+            )
+            self._chart = (bins, points, self.cumulative(points) / self.count)
+        return self._chart[1], self._chart[2]
 
     @property
     def std(self) -> float:

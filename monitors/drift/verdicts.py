@@ -186,13 +186,7 @@ def _distribution(reference: Any, current: WindowSummary) -> dict[str, Any]:
     if isinstance(reference, NumericSummary) and isinstance(current, NumericWindow):
         if reference.count == 0 or current.count == 0:
             return {}
-        points = np.unique(
-            np.quantile(
-                np.concatenate(([reference.minimum], reference.edges, [reference.maximum])),
-                np.linspace(0, 1, CHART_BINS + 1),
-            )
-        )
-        ref_cdf = reference.cumulative(points) / reference.count
+        points, ref_cdf = reference.chart_points(CHART_BINS)
         cur_cdf = _current_cumulative(reference, current, points)
         ref_bins = np.diff(np.concatenate(([0.0], ref_cdf)))
         cur_bins = np.diff(np.concatenate(([0.0], cur_cdf)))

@@ -11,6 +11,7 @@ import pytest
 from monitors.baseline import Baseline, build_baseline
 from monitors.baseline.grid import BLOCK
 from monitors.drift import compute_drift, summarise_window
+from monitors.drift.window import FEW_CODES, count_codes
 
 
 def test_a_parquet_window_streams_to_the_same_result(
@@ -46,3 +47,10 @@ def test_categorical_codes_count_as_the_values_do_across_blocks() -> None:
     plain = summarise_window(baseline, window.astype({"c": object}), ["c"])["c"]
     assert coded.frequencies == plain.frequencies
     assert coded.missing == plain.missing == int(window["c"].isna().sum()) > 0
+
+
+@pytest.mark.parametrize("size", [1, FEW_CODES - 1, FEW_CODES, 120])
+def test_codes_count_exactly_by_comparisons_or_by_bincount(size: int) -> None:
+    """Few codes (compared) and many (widened for bincount) count as ``bincount`` does."""
+    codes = np.random.default_rng(size).integers(-1, size, BLOCK + 999).astype(np.int8)
+    assert count_codes(codes, size).tolist() == np.bincount(codes + 1, minlength=size + 1).tolist()
