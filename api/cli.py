@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from api.settings import Settings
 
 from api.cli_admin import app as admin_app
@@ -169,6 +171,9 @@ def up(
         upgrade(settings.resolved_database_url())
         engine = open_store(settings)
         application = create_app(settings, engine=engine)
+    server = uvicorn.Server(
+        uvicorn.Config(application, host=host or settings.host, port=port or settings.port)
+    )
     # uvicorn restores these handlers and re-raises the signal it caught once it has shut down,
     # so the signal ends up setting ``stop`` and the scheduler and worker finish cleanly.
     stop = stop_on_signals()
@@ -176,16 +181,37 @@ def up(
         threading.Thread(target=Scheduler(engine=engine, settings=settings).run, args=(stop,)),
         threading.Thread(target=run_worker, args=(settings, engine, stop)),
     ]
-    for thread in threads:
-        thread.start()
+    starter = threading.Thread(target=_start_once_serving, args=(server, threads, stop))
+    starter.start()
     typer.echo(f"Warden is up on http://{host or settings.host}:{port or settings.port}")
     try:
-        uvicorn.run(application, host=host or settings.host, port=port or settings.port)
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
+        starter.join()
         for thread in threads:
-            thread.join()
+            if thread.ident is not None:  # started
+                thread.join()
         engine.dispose()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's exit status when it could not start (port taken, ...)
+
+
+def _start_once_serving(
+    server: uvicorn.Server, threads: list[threading.Thread], stop: threading.Event
+) -> None:
+    """Start the scheduler and worker once the server listens, unless stopped before.
+
+    A store with due monitors or queued jobs would otherwise have them importing their
+    libraries and computing while the API is still starting, on the same interpreter.
+    """
+    while not server.started:
+        if stop.wait(0.05):
+            return
+    for thread in threads:
+        thread.start()
 
 
 @app.command()
