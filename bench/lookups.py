@@ -53,7 +53,7 @@ SLOTS = 10
 PROJECT = "bench"
 RARE_ACTOR = "rare-writer"  # one audit entry in 1,000 (in the project): a filter matching few
 SEEDED = "seeded.json"  # in --store: the sizes and the ids the routes are asked about
-LAYOUT = 2  # what the seeding writes; a store seeded otherwise is seeded again
+LAYOUT = 3  # what the seeding writes; a store seeded otherwise is seeded again
 
 
 def _batches(rows: Iterator[dict[str, Any]], size: int = 20_000) -> Iterator[list[dict[str, Any]]]:
@@ -140,6 +140,8 @@ def _seed(database_url: str, *, versions: int, runs: int, audit: int) -> dict[st
             ]
             start = head(session=session)
             project_id, other_id = project.id, other.id
+        # After the set-up's own entries: an entry's time never precedes the one before it.
+        audit_t0 = datetime.now(UTC)
 
         version_ids: list[uuid.UUID] = []
 
@@ -229,7 +231,7 @@ def _seed(database_url: str, *, versions: int, runs: int, audit: int) -> dict[st
             texts = {p: None if p is None else str(p) for p in projects}
             actions = ("monitor.run", "model_version.register", "deployment.end")
             for number in range(audit):
-                created_at = T0 + timedelta(milliseconds=number * 10)
+                created_at = audit_t0 + timedelta(milliseconds=number * 10)
                 entry_id, seq = uuid.uuid4(), start.seq + number + 1
                 actor = RARE_ACTOR if number % 1000 == 998 else "bench-writer"
                 project_of, action = projects[number % 4], actions[number % 3]
@@ -286,6 +288,7 @@ def _seed(database_url: str, *, versions: int, runs: int, audit: int) -> dict[st
             "runs": runs,
             "audit": audit,
             "key": key,
+            "audit_t0": audit_t0.isoformat(),
             "project_id": project_id.hex,
             "monitor_id": monitors[0].hex,
             "run_ids": [r.hex for r in run_ids],
@@ -413,7 +416,9 @@ def run(
     models = seeded["models"]
     run_ids = seeded["run_ids"]
     per_model = max(1, versions // MODELS)
-    middle = (T0 + timedelta(milliseconds=audit * 5)).isoformat()
+    audit_t0 = datetime.fromisoformat(seeded["audit_t0"])
+    middle = (audit_t0 + timedelta(milliseconds=audit * 5)).isoformat()
+    middle_end = (audit_t0 + timedelta(milliseconds=audit * 5 + 60_000)).isoformat()
     figures: dict[str, Any] = {}
     with (
         running([*command, str(port)], env, folder / "warden.log") as server,
@@ -445,6 +450,15 @@ def run(
 
             def sql_page(query: str, args: tuple[Any, ...]) -> Callable[[int], Any]:
                 return lambda _: sql.execute(query, args).fetchall()
+
+            def seq_at(when: str) -> int:
+                """Return the first seq at or after ``when`` (time rises with seq), as Warden."""
+                found = sql.execute(
+                    "SELECT seq FROM governance_audit_entry WHERE created_at >= ? "
+                    "ORDER BY created_at, seq LIMIT 1",
+                    (when.replace("T", " ").replace("+00:00", ""),),
+                ).fetchone()
+                return int(found[0]) if found else audit + 1_000
 
             mv = "SELECT * FROM lineage_model_version WHERE project_id = ?"
             runs_sql = (
@@ -553,10 +567,16 @@ def run(
                 ),
                 "audit_list_since": (
                     lambda _: get(f"{root}/api/v1/audit", {"since": middle}),
-                    sql_page(
-                        audit_sql.format(extra="AND created_at >= ? "),
-                        (project, middle.replace("T", " ").replace("+00:00", "")),
-                    ),
+                    lambda _: sql.execute(
+                        audit_sql.format(extra="AND seq >= ? "), (project, seq_at(middle))
+                    ).fetchall(),
+                ),
+                "audit_list_window": (  # a minute in the middle of the log
+                    lambda _: get(f"{root}/api/v1/audit", {"since": middle, "until": middle_end}),
+                    lambda _: sql.execute(
+                        audit_sql.format(extra="AND seq >= ? AND seq < ? "),
+                        (project, seq_at(middle), seq_at(middle_end)),
+                    ).fetchall(),
                 ),
                 "deployments_list": (
                     lambda _: get(f"{base}/deployments"),

@@ -69,7 +69,7 @@ from governance.checkpoints import (
 from governance.signing import Signer
 from lineage.errors import InvalidInput
 from lineage.store import session_scope
-from lineage.tables import Record, utcnow
+from lineage.tables import AwareDateTime, Record, utcnow
 
 __all__ = [
     "ADVISORY_LOCK_KEY",
@@ -78,6 +78,7 @@ __all__ = [
     "MAX_DETAIL_BYTES",
     "AuditEntry",
     "AuditFilter",
+    "AuditTimeOrder",
     "ChainHead",
     "Outcome",
     "PendingEntry",
@@ -147,6 +148,8 @@ class AuditEntry(Record, table=True):
         ),
         sa.Index("ix_governance_audit_entry_actor_id_project_seq", "actor_id", "project_id", "seq"),
         sa.Index("ix_governance_audit_entry_outcome_project_seq", "outcome", "project_id", "seq"),
+        # ``?since=``/``?until=``: the first seq at a time (time rises with seq; AuditTimeOrder).
+        sa.Index("ix_governance_audit_entry_created_at_seq", "created_at", "seq"),
     )
 
     seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, unique=True))
@@ -170,6 +173,21 @@ class AuditEntry(Record, table=True):
         """Return ``detail`` parsed back from its canonical JSON text."""
         parsed: dict[str, Any] = json.loads(self.detail)
         return parsed
+
+
+class AuditTimeOrder(Record, table=True):
+    """The latest time before which the log's entries may be out of time order (one row at most).
+
+    An entry takes its time under the chain lock, never earlier than the head's (:func:`append`),
+    so time rises with ``seq`` and a time bound of :func:`list_entries` is a ``seq`` bound. Entries
+    appended before ``audit_0005`` took their time before the lock, so two writers could store
+    them out of order; that migration records here the latest time followed by an earlier one,
+    if any. A bound at or before it is applied by reading entries, not translated.
+    """
+
+    __tablename__ = "governance_audit_time_order"
+
+    unordered_until: dt.datetime = Field(sa_type=AwareDateTime, nullable=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +216,7 @@ class AuditFilter:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     after_seq: int = 0
+    before_seq: int | None = None
 
 
 def _json_default(value: Any) -> Any:
@@ -402,8 +421,8 @@ def _checked_actor(actor: Actor) -> str:
     return actor.kind.value if isinstance(actor.kind, PrincipalKind) else str(actor.kind)
 
 
-def _row(actor: Actor, kind: str, pending: PendingEntry, at: dt.datetime) -> dict[str, Any]:
-    """Check one pending entry; return its row, without ``seq``, ``prev_hash`` and ``hash``."""
+def _row(actor: Actor, kind: str, pending: PendingEntry) -> dict[str, Any]:
+    """Check one pending entry; return its row without time, ``seq`` and hashes (:func:`_chain`)."""
     _check_text(pending.action, field="action", limit=100, required=True)
     _check_text(pending.target, field="target", limit=300, required=True)
     _check_text(pending.reason, field="reason", limit=4000, required=False)
@@ -416,7 +435,6 @@ def _row(actor: Actor, kind: str, pending: PendingEntry, at: dt.datetime) -> dic
         ) from error
     return {
         "id": uuid.uuid4(),
-        "created_at": at,
         "actor_id": actor.principal_id,
         "actor_name": actor.name,
         "actor_kind": kind,
@@ -438,6 +456,7 @@ _HEAD_AND_SEALED = (
         _TABLE.c.seq,
         _TABLE.c.hash,
         sa.select(sa.func.max(_CHECKPOINTS.c.seq)).scalar_subquery(),
+        _TABLE.c.created_at,
     )
     .order_by(_TABLE.c.seq.desc())
     .limit(1)
@@ -493,14 +512,17 @@ def _chain(session: Session, rows: list[dict[str, Any]]) -> tuple[ChainHead, dic
     connection = session.connection()
     found = connection.execute(_HEAD_AND_SEALED).first()
     seq, last_hash, sealed = (found[0], found[1], found[2] or 0) if found else (0, GENESIS_HASH, 0)
+    # The time is taken under the lock and never before the head's, so it rises with seq (a
+    # clock stepping back or a replica behind does not break that): see AuditTimeOrder.
+    now = utcnow()
+    at = max(now, found[3]) if found else now
+    at_text = format_time(at)
     hashes: dict[int, str] = {}
-    times: dict[dt.datetime, str] = {}  # a batch shares one time: format it once
     for row in rows:
         seq += 1
         row["seq"] = seq
         row["prev_hash"] = last_hash
-        at = row["created_at"]
-        at_text = times.get(at) or times.setdefault(at, format_time(at))
+        row["created_at"] = at
         last_hash = row["hash"] = _row_hash(row, at_text)
         hashes[seq] = last_hash
     _insert(connection, rows)
@@ -542,7 +564,7 @@ def append(
         InvalidInput: A field is empty, too long or not JSON-serialisable.
     """
     pending = PendingEntry(action, target, outcome, reason, detail, project_id)
-    row = _row(actor, _checked_actor(actor), pending, utcnow())
+    row = _row(actor, _checked_actor(actor), pending)
     _chain(session, [row])
     return AuditEntry(**row)
 
@@ -563,8 +585,7 @@ def append_many(*, session: Session, actor: Actor, entries: Iterable[PendingEntr
             written).
     """
     kind = _checked_actor(actor)
-    at = utcnow()
-    rows = [_row(actor, kind, pending, at) for pending in entries]
+    rows = [_row(actor, kind, pending) for pending in entries]
     if not rows:
         return head(session=session)
     current, _hashes = _chain(session, rows)
@@ -754,7 +775,52 @@ def _filtered(query: Any, where: AuditFilter) -> Any:
         query = query.where(col(AuditEntry.created_at) < where.until)
     if where.after_seq:
         query = query.where(col(AuditEntry.seq) > where.after_seq)
+    if where.before_seq is not None:
+        query = query.where(col(AuditEntry.seq) < where.before_seq)
     return query
+
+
+def _first_seq_at(bound: dt.datetime) -> Any:
+    """Return the seq of the first entry at or after ``bound``: one seek on (created_at, seq)."""
+    return (
+        select(AuditEntry.seq)
+        .where(col(AuditEntry.created_at) >= bound)
+        .order_by(col(AuditEntry.created_at), col(AuditEntry.seq))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _in_seq(session: Session, where: AuditFilter) -> AuditFilter:
+    """Return ``where`` with its time bounds turned into seq bounds where time follows seq.
+
+    Filtering on the time walked the project's entries in seq order up to the bound (a third of
+    a second in the middle of a million); a seq bound is an index range. A bound at or before
+    the log's :class:`AuditTimeOrder` time, if any, stays a time filter (exact, not fast).
+    """
+    if where.since is None and where.until is None:
+        return where
+    since_seq, until_seq, unordered_until = session.exec(
+        select(
+            sa.null() if where.since is None else _first_seq_at(where.since),
+            sa.null() if where.until is None else _first_seq_at(where.until),
+            select(sa.func.max(AuditTimeOrder.unordered_until)).scalar_subquery(),
+        )
+    ).one()
+
+    def ordered(bound: dt.datetime | None) -> bool:
+        return bound is not None and (unordered_until is None or bound > unordered_until)
+
+    if ordered(where.since):
+        after = where.after_seq if since_seq is None else max(where.after_seq, since_seq - 1)
+        before = 0 if since_seq is None else where.before_seq  # nothing at or after ``since``
+        where = replace(where, since=None, after_seq=after, before_seq=before)
+    if ordered(where.until) and until_seq is not None:
+        before = until_seq if where.before_seq is None else min(where.before_seq, until_seq)
+        where = replace(where, until=None, before_seq=before)
+    elif ordered(where.until):
+        where = replace(where, until=None)  # every entry is before ``until``
+    return where
 
 
 def list_entries(*, session: Session, where: AuditFilter, limit: int = 100) -> list[AuditEntry]:
@@ -765,15 +831,15 @@ def list_entries(*, session: Session, where: AuditFilter, limit: int = 100) -> l
     """
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"limit must be between 1 and 1000, got {limit}", field="limit")
-    query = _filtered(select(AuditEntry), where).order_by(col(AuditEntry.seq)).limit(limit)
-    return list(session.exec(query).all())
+    query = _filtered(select(AuditEntry), _in_seq(session, where))
+    return list(session.exec(query.order_by(col(AuditEntry.seq)).limit(limit)).all())
 
 
 def iter_entries(
     *, session: Session, where: AuditFilter | None = None, batch: int = 1000
 ) -> Iterator[AuditEntry]:
     """Yield every entry matching ``where`` in sequence order, reading ``batch`` rows at a time."""
-    where = where or AuditFilter()
+    where = _in_seq(session, where or AuditFilter())
     after = where.after_seq
     while True:
         query = _filtered(select(AuditEntry), where).where(col(AuditEntry.seq) > after)

@@ -193,3 +193,56 @@ def test_request_id_keys_survive_the_runtime_0006_round_trip(
         assert (keys("monitors_inference_key"), keys("monitors_label_key")) == before
     finally:
         engine.dispose()
+
+
+def test_audit_0005_records_how_far_an_older_log_is_out_of_time_order(database_url: str) -> None:
+    """No row for a log in time order; else the latest time followed by an earlier one."""
+    from datetime import UTC, datetime, timedelta
+
+    from governance.audit import AuditEntry
+    from lineage.tables import AwareDateTime
+
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def add(connection: sa.Connection, seq: int, seconds: int) -> None:
+        connection.execute(
+            sa.insert(AuditEntry.__table__),  # type: ignore[attr-defined]
+            {
+                "id": uuid.uuid4(),
+                "created_at": start + timedelta(seconds=seconds),
+                "seq": seq,
+                "actor_name": "robot",
+                "actor_kind": "service",
+                "action": "a.b",
+                "target": "t:1",
+                "outcome": "success",
+                "reason": "",
+                "detail": "{}",
+                "prev_hash": "0" * 64,
+                "hash": "0" * 64,
+            },
+        )
+
+    def recorded() -> list[datetime]:
+        with engine.connect() as connection:
+            query = sa.text("SELECT unordered_until FROM governance_audit_time_order").columns(
+                sa.column("unordered_until", AwareDateTime())
+            )
+            return [row[0] for row in connection.execute(query)]
+
+    engine = lineage.create_store_engine(database_url)
+    try:
+        downgrade(database_url, "audit_0004")
+        with engine.begin() as connection:
+            for seq, seconds in enumerate([0, 1, 1, 5], start=1):
+                add(connection, seq, seconds)
+        upgrade(database_url)
+        assert recorded() == []
+        downgrade(database_url, "audit_0004")
+        with engine.begin() as connection:
+            for seq, seconds in enumerate([2, 9], start=5):  # 2 < 5, and 5 was the latest before
+                add(connection, seq, seconds)
+        upgrade(database_url)
+        assert recorded() == [start + timedelta(seconds=5)]
+    finally:
+        engine.dispose()
