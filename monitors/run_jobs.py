@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, func, select
 
 from lineage.errors import InvalidInput, NotFound
@@ -136,8 +137,11 @@ def run_view(
 
 
 def _with_jobs() -> Any:
-    return select(MonitorRun, RuntimeJob).outerjoin(
-        RuntimeJob, col(RuntimeJob.id) == col(MonitorRun.job_id)
+    # A run's view needs its job's state, not its logs (up to a megabyte each): read on access.
+    return (
+        select(MonitorRun, RuntimeJob)
+        .outerjoin(RuntimeJob, col(RuntimeJob.id) == col(MonitorRun.job_id))
+        .options(defer(RuntimeJob.logs))  # type: ignore[arg-type]
     )
 
 
