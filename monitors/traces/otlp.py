@@ -21,16 +21,12 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.errors import InvalidInput
+
+if TYPE_CHECKING:  # protobuf's generated modules load with the first protobuf request
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 __all__ = [
     "SPAN_KINDS",
@@ -103,6 +99,10 @@ def decode_request(body: bytes, *, encoding: Encoding) -> list[ResourceSpans]:
 def encode_response(*, rejected: int, message: str, encoding: Encoding) -> bytes:
     """Return an ``ExportTraceServiceResponse`` naming the rejected spans, in ``encoding``."""
     if encoding == "protobuf":
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceResponse,
+        )
+
         response = ExportTraceServiceResponse()
         if rejected or message:
             response.partial_success.rejected_spans = rejected
@@ -178,6 +178,11 @@ def _pb_attributes(pairs: Sequence[KeyValue]) -> Attributes:
 
 
 def _decode_protobuf(body: bytes) -> list[ResourceSpans]:
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)

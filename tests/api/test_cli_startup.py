@@ -120,3 +120,4 @@ def test_the_server_starts_without_statistics_or_ml_libraries() -> None:
     loaded = {name.split(".")[0] for name in modules}
     assert {"api.app", "api.worker_process", "api.scheduler"} <= modules
     assert not loaded & set(STATISTICS), sorted(loaded & set(STATISTICS))
+    assert "google.protobuf" not in modules  # OTLP's protobuf: loaded by the first such body
