@@ -1,7 +1,8 @@
 """Benchmark: inference logging over REST, against parsing the same payload and writing Parquet.
 
 Run ``python -m bench.inference_ingest`` (defaults: 10 batches of 10,000 records, 15 features —
-10 numeric, 5 categorical — plus prediction, score and time, 3 runs; ``--batches`` runs it small).
+10 numeric, 5 categorical — plus prediction, score and time, 3 runs; ``--batches`` runs it small;
+``--random-ids`` sends random UUIDs as request ids instead of ``<run>-<batch>-<row>``).
 
 One ``warden serve`` process on a fresh SQLite store; one client posts the batches one after the
 other, each answer must be 201 with every record accepted, and the store must hold every row
@@ -11,7 +12,8 @@ afterwards. Measured side by side in each run, on the same bytes:
   request ids, the Parquet partition and one audit entry per batch;
 * **Parquet upload**: the same number of records as one ``.parquet`` file to
   ``…/inferences/upload`` (a plain table: checked and stored column by column, bounded by the
-  table limits rather than 10,000 rows);
+  table limits rather than 10,000 rows), once as a multipart field and once as the body itself
+  (``Content-Type: application/vnd.apache.parquet``), each with fresh request ids;
 * **anchor**: parsing each JSON body and writing its records as Parquet (``pq.write_table``'s
   defaults), in this process, with the faster of two parsers: ``orjson`` (then
   ``pyarrow.Table.from_pylist``) and Arrow's JSON reader (columns directly).
@@ -33,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,8 +100,10 @@ def _seed(database_url: str) -> tuple[str, str]:
         engine.dispose()
 
 
-def make_batches(batches: int, size: int, prefix: str, seed: int) -> list[list[dict[str, Any]]]:
-    """Return ``batches`` lists of ``size`` records with fresh request ids."""
+def make_batches(
+    batches: int, size: int, prefix: str, seed: int, *, random_ids: bool = False
+) -> list[list[dict[str, Any]]]:
+    """Return ``batches`` lists of ``size`` records with fresh request ids (UUIDs if random)."""
     rng = np.random.default_rng(seed)
     start = datetime.now(UTC) - timedelta(hours=1)
     out = []
@@ -107,10 +112,15 @@ def make_batches(batches: int, size: int, prefix: str, seed: int) -> list[list[d
         codes = rng.integers(0, 20, size=(size, len(CATEGORICAL)))
         predictions = rng.integers(0, 2, size=size)
         scores = rng.random(size)
+        ids = (
+            [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(size)]
+            if random_ids
+            else [f"{prefix}-{number}-{row}" for row in range(size)]
+        )
         out.append(
             [
                 {
-                    "request_id": f"{prefix}-{number}-{row}",
+                    "request_id": ids[row],
                     "time": (start + timedelta(milliseconds=row)).isoformat(),
                     "features": {
                         **{name: float(values[row, i]) for i, name in enumerate(NUMERIC)},
@@ -180,7 +190,9 @@ def _post(
         answer = client.post(url, **payload)
         if answer.status_code != 201 or answer.json()["accepted"] != rows:
             raise RuntimeError(f"{url} answered {answer.status_code}: {answer.text[:500]}")
-    return time.perf_counter() - started, (cpu_seconds(pid) or 0.0) - cpu
+    # /proc counts CPU in clock ticks: a small run may use less than one.
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    return time.perf_counter() - started, max((cpu_seconds(pid) or 0.0) - cpu, tick)
 
 
 def _stored(path: Path) -> int:
@@ -188,7 +200,9 @@ def _stored(path: Path) -> int:
         return int(connection.execute("SELECT count(*) FROM monitors_inference_key").fetchone()[0])
 
 
-def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
+def run(
+    batches: int, size: int, repeat: int, folder: Path, *, random_ids: bool = False
+) -> dict[str, Any]:
     """Start one API process, log the batches through it, return the figures."""
     database = folder / "warden.db"
     key, deployment_id = _seed(f"sqlite:///{database}")
@@ -204,9 +218,9 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
     command = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port"]
     base = f"http://127.0.0.1:{port}/api/v1/projects/bench/deployments/{deployment_id}"
     headers = {"Authorization": f"Bearer {key}"}
-    figures: dict[str, list[float]] = {
-        name: [] for name in ("json", "parquet", "anchor", "json_cpu", "parquet_cpu", "anchor_cpu")
-    }
+    kinds = ("json", "parquet", "parquet_body", "anchor")
+    figures: dict[str, list[float]] = {f"{k}{cpu}": [] for k in kinds for cpu in ("", "_cpu")}
+    as_parquet = {"content-type": "application/vnd.apache.parquet"}
     with running([*command, str(port)], env, folder / "warden.log") as pid:
         wait_ready(f"http://127.0.0.1:{port}/healthz", folder / "warden.log")
         with httpx.Client(timeout=600, headers=headers) as client:
@@ -230,11 +244,20 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
             ):
                 _post(client, url, [payload], size)
             for index in range(repeat):
-                made = make_batches(batches, size, f"j{index}", seed=index)
+                made = make_batches(batches, size, f"j{index}", index, random_ids=random_ids)
                 bodies = [json.dumps({"records": batch}).encode() for batch in made]
                 # One file of the run's records: an upload is bounded by size, not batch count.
-                upload = _parquet(
-                    [r for batch in make_batches(batches, size, f"p{index}", index) for r in batch]
+                upload, upload_body = (
+                    _parquet(
+                        [
+                            record
+                            for batch in make_batches(
+                                batches, size, f"{kind}{index}", index + seed, random_ids=random_ids
+                            )
+                            for record in batch
+                        ]
+                    )
+                    for kind, seed in (("p", 1000), ("b", 2000))
                 )
                 anchor, anchor_cpu, parser = _anchor(bodies)
                 sent, sent_cpu = _post(
@@ -254,32 +277,44 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
                     batches * size,
                     pid,
                 )
+                body_sent, body_cpu = _post(
+                    client,
+                    f"{base}/inferences/upload",
+                    [{"content": upload_body, "headers": as_parquet}],
+                    batches * size,
+                    pid,
+                )
                 rows = batches * size
                 for name, value in (
                     ("anchor", anchor),
                     ("json", sent),
                     ("parquet", uploaded),
+                    ("parquet_body", body_sent),
                     ("anchor_cpu", anchor_cpu),
                     ("json_cpu", sent_cpu),
                     ("parquet_cpu", uploaded_cpu),
+                    ("parquet_body_cpu", body_cpu),
                 ):
                     figures[name].append(value)
                 print(
                     f"run {index + 1}: JSON {rows / sent:,.0f} rows/s, Parquet upload "
                     f"{rows / uploaded:,.0f} rows/s; anchor ({parser} + Parquet) "
                     f"{rows / anchor:,.0f} rows/s; JSON takes {sent / anchor:.1f}x the anchor, "
-                    f"the Parquet upload {uploaded / anchor:.2f}x. CPU: the server's "
-                    f"{rows / sent_cpu:,.0f} rows/s JSON, {rows / uploaded_cpu:,.0f} upload; "
-                    f"the anchor's {rows / anchor_cpu:,.0f}",
+                    f"the Parquet upload {uploaded / anchor:.2f}x; as the body "
+                    f"{rows / body_sent:,.0f} rows/s, {body_sent / anchor:.2f}x. CPU: the "
+                    f"server's {rows / sent_cpu:,.0f} rows/s JSON, {rows / uploaded_cpu:,.0f} "
+                    f"upload, {rows / body_cpu:,.0f} as the body; the anchor's "
+                    f"{rows / anchor_cpu:,.0f}",
                     flush=True,
                 )
     rows = batches * size
     stored = _stored(database)
-    expected = repeat * 2 * rows + 2 * size
+    expected = repeat * 3 * rows + 2 * size
     if stored != expected:
         raise RuntimeError(f"the store holds {stored} request ids, {expected} were sent")
     ratios = [s / a for s, a in zip(figures["json"], figures["anchor"], strict=True)]
     upload_ratios = [u / a for u, a in zip(figures["parquet"], figures["anchor"], strict=True)]
+    body_ratios = [u / a for u, a in zip(figures["parquet_body"], figures["anchor"], strict=True)]
 
     def cpu(name: str) -> int:
         return round(rows / statistics.median(figures[f"{name}_cpu"]))
@@ -294,9 +329,13 @@ def run(batches: int, size: int, repeat: int, folder: Path) -> dict[str, Any]:
         "anchor_rows_per_s": round(rows / statistics.median(figures["anchor"])),
         "json_to_anchor_ratio": round(statistics.median(ratios), 2),
         "parquet_to_anchor_ratio": round(statistics.median(upload_ratios), 2),
+        "parquet_body_rows_per_s": round(rows / statistics.median(figures["parquet_body"])),
+        "parquet_body_to_anchor_ratio": round(statistics.median(body_ratios), 2),
+        "random_ids": random_ids,
         "json_body_mib": round(len(bodies[0]) / 2**20, 2),
         "server_cpu_json_rows_per_s": cpu("json"),
         "server_cpu_parquet_rows_per_s": cpu("parquet"),
+        "server_cpu_parquet_body_rows_per_s": cpu("parquet_body"),
         "anchor_cpu_rows_per_s": cpu("anchor"),
         "stored_rows": stored,
     }
@@ -308,9 +347,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=10, help="batches per run")
     parser.add_argument("--size", type=int, default=10_000, help="records per batch")
     parser.add_argument("--repeat", type=int, default=3, help="runs (median)")
+    parser.add_argument(
+        "--random-ids", action="store_true", help="random UUIDs as request ids (a B-tree's worst)"
+    )
     options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="warden-ingest-bench-") as folder:
-        figures = run(options.batches, options.size, options.repeat, Path(folder))
+        figures = run(
+            options.batches,
+            options.size,
+            options.repeat,
+            Path(folder),
+            random_ids=options.random_ids,
+        )
     print(json.dumps(figures, sort_keys=True))
     return 0
 

@@ -752,3 +752,34 @@ def test_a_plain_parquet_upload_is_bounded_by_the_table_limits_not_the_batch_siz
     assert "judged record by record (times are not timestamps" in refused.json()["detail"]
     assert (_stored(engine, settings), len(_audit(engine))) == before
     assert [a for a, _ in _audit(engine)].count("inference.upload") == 2
+
+
+def test_a_parquet_file_is_taken_as_the_body_itself(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+) -> None:
+    """``Content-Type: application/vnd.apache.parquet``: no multipart, the same checks."""
+    table = adult_test().iloc[:40][FEATURES].reset_index(drop=True)
+    table.insert(0, "request_id", [f"b{i}" for i in range(len(table))])
+    table.insert(1, "time", pd.Timestamp("2026-12-06T10:00:00Z"))
+    plain = _parquet_bytes(table.assign(prediction=0))
+    url = _url(deployment, "inferences/upload")
+    as_body = {**scientist.headers, "content-type": "application/vnd.apache.parquet"}
+    answer = client.post(url, content=plain, headers=as_body)
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["accepted"], answer.json()["duplicates"]) == (40, 0)
+    sent = {"file": ("scores.parquet", plain, "application/octet-stream")}
+    again = client.post(url, files=sent, headers=scientist.headers)
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 40)
+    before = (_stored(engine, settings), len(_audit(engine)))
+    broken = client.post(url, content=b"PAR1 not a table PAR1", headers=as_body)
+    assert broken.status_code == 422, broken.text
+    assert broken.json()["field"] == "body"
+    nothing = client.post(url, headers=scientist.headers)
+    assert nothing.status_code == 422, nothing.text
+    assert nothing.json()["field"] == "file"
+    assert (_stored(engine, settings), len(_audit(engine))) == before
+    assert _stored(engine, settings) == (1, 40, 1)

@@ -16,7 +16,8 @@ def test_small_benchmark_run_stores_every_record(capsys: pytest.CaptureFixture[s
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in (
         "json_rows_per_s", "parquet_rows_per_s", "anchor_rows_per_s",
-        "json_to_anchor_ratio", "parquet_to_anchor_ratio",
+        "json_to_anchor_ratio", "parquet_to_anchor_ratio", "parquet_body_rows_per_s",
+        "server_cpu_parquet_body_rows_per_s",
     ):  # fmt: skip
         assert figures[key] > 0, key
-    assert figures["stored_rows"] == 2 * 2 * 50 + 2 * 50
+    assert figures["stored_rows"] == 3 * 2 * 50 + 2 * 50
