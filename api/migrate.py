@@ -7,6 +7,7 @@ Each package owns a branch of the revision graph (``lineage``, ``governance``, `
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -38,9 +39,18 @@ def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """Warden's revision scripts, read once per process (they do not change while it runs)."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
 def pending_heads(engine: Engine) -> set[str]:
-    """Return the head revisions the database has not reached yet (empty when current)."""
-    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    """Return the head revisions the database has not reached yet (empty when current).
+
+    ``/readyz`` asks on every probe: only the database's recorded heads are read each time.
+    """
+    script = _scripts()
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
     # Alembic records only the tips; a head that another branch ``depends_on`` is applied but
