@@ -66,10 +66,11 @@ from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline import Baseline
 from monitors.baseline.storage import StoredBaseline, latest_baseline, load_baseline
-from monitors.drift_page_jobs import queue_drift_page, save_page_sample
-from monitors.engine import SummaryEngine
+from monitors.drift_page_jobs import DRIFT_PAGE_ROWS, queue_drift_page, save_page_sample
+from monitors.engine import EngineName, SummaryEngine
 from monitors.findings import Finding, RunSummary, Status, worst_status
 from monitors.inferences import CONTEXT_PREFIX, read_window, slot_deployments
+from monitors.inferences.windows import WindowObjects, WindowView, window_objects
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.llm.assessments import record_assessments
 from monitors.llm.windows import CallWindows, read_call_windows
@@ -79,6 +80,7 @@ from monitors.spec import TRACE_KINDS, Kind, MonitorSpec
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = [
     "ChatFactory",
@@ -94,6 +96,11 @@ _OUTPUTS = ("prediction", "score", "label", "attributions")
 _NO_BASELINE_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
 """Kinds that judge a window without any baseline: absolute thresholds (fairness,
 performance), or the window's importance alone (explanations)."""
+_IN_PLACE_KINDS = frozenset(
+    {Kind.DRIFT, Kind.PREDICTION_DRIFT, Kind.QUALITY, Kind.PERFORMANCE, Kind.FAIRNESS}
+)
+"""Kinds Spark judges where the window lies (their summaries are folds or drift summaries)."""
+_NO_ROWS = "no inferences were logged in the window"
 
 
 class ModelLoader(Protocol):
@@ -135,6 +142,9 @@ class _Inputs:
     stored: StoredBaseline | None = None
     reference: tuple[Dataset, DatasetVersion] | None = None
     window: pd.DataFrame | None = None
+    objects: WindowObjects | None = None
+    schemas: tuple[pa.Schema, pa.Schema | None] | None = None
+    engine: EngineName = "local"
     batches: list[uuid.UUID] | None = None
     calls: CallWindows | None = None
     chat: Callable[..., Any] | None = None
@@ -154,8 +164,20 @@ def _live_version(session: Session, deployment: Deployment, at: datetime | None)
     return model_version
 
 
+def _in_place(spec: MonitorSpec) -> bool:
+    """Say whether Spark can judge this run's window where it lies, unread by the worker.
+
+    Per-slice findings are judged here over rows, so a sliced run reads its window.
+    """
+    return spec.kind in _IN_PLACE_KINDS and not (spec.slices and spec.kind in _SLICED_KINDS)
+
+
 def _gather(
-    session: Session, store: ObjectStore, run_id: uuid.UUID, chat_for: ChatFactory | None = None
+    session: Session,
+    store: ObjectStore,
+    run_id: uuid.UUID,
+    chat_for: ChatFactory | None = None,
+    rule: SummaryEngine | None = None,
 ) -> _Inputs:
     run = session.get(MonitorRun, run_id)
     if run is None:
@@ -197,6 +219,20 @@ def _gather(
         dataset = None if version is None else session.get(Dataset, version.dataset_id)
         if version is not None and dataset is not None:
             inputs.reference = (dataset, version)
+    objects = window_objects(
+        session=session,
+        store=store,
+        deployment=deployment,
+        start=run.window_start,
+        end=run.window_end,
+    )
+    inputs.engine = (rule or SummaryEngine()).choose(rows=objects.rows, deployment=deployment.name)
+    if inputs.engine == "spark" and _in_place(inputs.spec):
+        schema, label_schema = objects.schemas()
+        if schema is not None and (label_schema is not None or not objects.labels.keys):
+            inputs.objects, inputs.schemas = objects, (schema, label_schema)
+            inputs.batches = list(objects.batches)
+            return inputs
     inputs.window, inputs.batches = read_window(
         session=session,
         store=store,
@@ -205,7 +241,7 @@ def _gather(
         end=run.window_end,
     )
     if not len(inputs.window):
-        inputs.reason = "no inferences were logged in the window"
+        inputs.reason = _NO_ROWS
     return inputs
 
 
@@ -213,35 +249,50 @@ def _has_data(frame: pd.DataFrame, name: str) -> bool:
     return name in frame.columns and bool(frame[name].notna().any())
 
 
-def _with_context(window: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Return the window with context columns under their own names, and those names."""
-    stored = [str(c) for c in window.columns if str(c).startswith(CONTEXT_PREFIX)]
-    names = [c.removeprefix(CONTEXT_PREFIX) for c in stored]
-    clash = sorted(set(names) & {str(c) for c in window.columns})
+def _context_names(columns: list[str]) -> dict[str, str]:
+    """Return each stored context column's judged name (``context.race`` is judged as ``race``)."""
+    stored = [c for c in columns if c.startswith(CONTEXT_PREFIX)]
+    names = {c: c.removeprefix(CONTEXT_PREFIX) for c in stored}
+    clash = sorted(set(names.values()) & set(columns))
     if clash:
         raise InvalidInput(
             f"context columns {clash} share their names with logged features; rename one",
             field="context",
         )
-    renamed = window.rename(columns=dict(zip(stored, names, strict=True)), copy=False)
-    return renamed, names
+    return names
+
+
+def _with_context(window: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Return the window with context columns under their own names, and those names."""
+    names = _context_names([str(c) for c in window.columns])
+    return window.rename(columns=names, copy=False), list(names.values())
+
+
+def _features(model_version: ModelVersion, columns: list[str], context: list[str]) -> list[str]:
+    """Return the model's inputs: its schema's, else the window's columns that are neither."""
+    return list(model_version.feature_schema) or [
+        c for c in columns if c not in (*_HIDDEN, *_OUTPUTS) and c not in context
+    ]
 
 
 def _conventions(
     spec: MonitorSpec,
-    window: pd.DataFrame,
+    filled: set[str],
     features: list[str],
     context: list[str],
     baseline: Baseline,
 ) -> MonitorSpec:
-    """Fill the column names the window uses where the spec leaves them unset."""
+    """Fill the column names the window uses where the spec leaves them unset.
+
+    ``filled`` names the window's columns holding at least one value.
+    """
     update: dict[str, Any] = {}
     for attribute, name in (
         ("label_column", "label"),
         ("prediction_column", "prediction"),
         ("score_column", "score"),
     ):
-        if getattr(spec, attribute) is None and _has_data(window, name):
+        if getattr(spec, attribute) is None and name in filled:
             update[attribute] = name
     if spec.columns is None and spec.kind == Kind.DRIFT:
         update["columns"] = list(features)
@@ -385,6 +436,164 @@ def _complete_reference(
     return replace(baseline, extras=extras)
 
 
+def _view_for(
+    spec: MonitorSpec, view: WindowView, filled: dict[str, int]
+) -> tuple[MonitorSpec, WindowView]:
+    """Return the spec and the rows a kind judges, as :func:`_frame_for` selects them, unread.
+
+    ``filled`` counts the values of the view's columns that matter (the label's, at least).
+    """
+    label = spec.label_column
+    if label is None or label not in view.columns:
+        return spec, view
+    without = {name: source for name, source in view.columns.items() if name != label}
+    if spec.kind == Kind.FAIRNESS and filled.get(label, 0) < spec.min_rows:
+        return spec.model_copy(update={"label_column": None}), replace(view, columns=without)
+    if spec.kind in (Kind.PERFORMANCE, Kind.FAIRNESS):
+        judged = replace(
+            view, labelled=label, label_as=spec.prediction_column, rows=filled.get(label, 0)
+        )
+        return spec, judged
+    return spec, replace(view, columns=without)
+
+
+def _judge_in_place(
+    inputs: _Inputs, store: ObjectStore, rule: SummaryEngine, tell: Progress
+) -> tuple[MonitorResult, bool]:
+    """Judge the window where its objects lie: Spark reads them, the worker reads no row.
+
+    One Spark job counts the rows and the values of the output columns (what the conventions
+    and the labelled rows' selection need), then the kind's own summaries run on Spark. A drift
+    run's page keeps a sample of at most ``DRIFT_PAGE_ROWS`` rows, drawn by Spark. Returns the
+    result and whether a drift page sample was kept.
+    """
+    from monitors.spark_engine import spark_census, spark_sample, spark_session
+
+    assert inputs.objects is not None
+    assert inputs.schemas is not None
+    assert inputs.model_version is not None
+    schema, label_schema = inputs.schemas
+    stored = [str(name) for name in schema.names]
+    context = _context_names(stored)
+    judged = {context.get(name, name): name for name in stored}
+    features = _features(inputs.model_version, list(judged), list(context.values()))
+    columns = {
+        name: source for name, source in judged.items() if name not in (*_HIDDEN, "attributions")
+    }
+    columns["label"] = "label"  # joined from the label objects; the local window always has one
+    view = WindowView(
+        objects=inputs.objects, schema=schema, label_schema=label_schema, columns=columns
+    )
+    spec = inputs.spec
+    counted = ["prediction", "score"]
+    if spec.kind in (Kind.PERFORMANCE, Kind.FAIRNESS):
+        counted += ["label", *([spec.label_column] if spec.label_column else [])]
+    counted = [name for name in dict.fromkeys(counted) if name in columns]
+    session = spark_session(rule.master)
+    rows, filled = spark_census(view, counted, session=session)
+    if not rows:
+        inputs.reason = _NO_ROWS
+        return _insufficient(spec, _NO_ROWS), False
+    view = replace(view, rows=rows)
+    baseline = (
+        Baseline(rows=0, columns={})
+        if inputs.stored is None
+        else load_baseline(store=store, stored=inputs.stored)
+    )
+    with_data = {name for name, count in filled.items() if count}
+    conventions = _conventions(spec, with_data, features, list(context.values()), baseline)
+    spec, view = _view_for(conventions, view, filled)
+    baseline = _complete_reference(spec, baseline, None, features)
+    result = run_monitor(
+        spec,
+        MonitorContext(
+            window=view,
+            baseline=baseline,
+            feature_names=features,
+            progress=lambda fraction, message: tell(0.2 + 0.7 * fraction, message),
+            engine="spark",
+            spark_master=rule.master,
+        ),
+    )
+    if spec.kind != Kind.DRIFT or inputs.stored is None:
+        return result, False
+    import pandas as pd
+
+    reference = baseline.sample
+    shown = [
+        name
+        for name in spec.columns or []
+        if reference is not None and name in reference.columns and name in view.columns
+    ]
+    sample = (
+        spark_sample(view, shown, DRIFT_PAGE_ROWS, session=session) if shown else pd.DataFrame()
+    )
+    paged = save_page_sample(
+        store=store,
+        project_id=inputs.run.project_id,
+        run_id=inputs.run.id,
+        baseline=baseline,
+        frame=sample,
+        columns=list(spec.columns or []),
+    )
+    return result, paged
+
+
+def _judge_read(
+    inputs: _Inputs,
+    store: ObjectStore,
+    loader: ModelLoader | None,
+    rule: SummaryEngine,
+    tell: Progress,
+) -> tuple[MonitorResult, bool]:
+    """Judge the window read into this process; return the result and whether a page is kept."""
+    assert inputs.window is not None
+    assert inputs.model_version is not None
+    window, context_names = _with_context(inputs.window)
+    features = _features(inputs.model_version, [str(c) for c in window.columns], context_names)
+    baseline = (
+        Baseline(rows=0, columns={})
+        if inputs.stored is None
+        else load_baseline(store=store, stored=inputs.stored)
+    )
+    filled = {name for name in ("label", "prediction", "score") if _has_data(window, name)}
+    spec, frame = _frame_for(
+        _conventions(inputs.spec, filled, features, context_names, baseline), window
+    )
+    model = None
+    if _needs_model(spec, frame, inputs.model_version) and loader is not None:
+        tell(0.15, f"loading model {inputs.model_version.name} v{inputs.model_version.version}")
+        model = loader.load(inputs.model_version)
+    baseline = _complete_reference(spec, baseline, model, features)
+
+    def scaled(fraction: float, message: str) -> None:
+        tell(0.2 + 0.7 * fraction, message)
+
+    context = MonitorContext(
+        window=frame,
+        baseline=baseline,
+        model=model,
+        feature_names=features,
+        progress=scaled,
+        engine=inputs.engine,
+        spark_master=rule.master,
+    )
+    result = run_monitor(spec, context)
+    if spec.slices and spec.kind in _SLICED_KINDS and result.status != Status.INSUFFICIENT:
+        tell(0.85, f"judging slices by {', '.join(spec.slices)}")
+        result = _with_slices(spec, result, frame, baseline)
+    if spec.kind == Kind.DRIFT and inputs.stored is not None:
+        return result, save_page_sample(
+            store=store,
+            project_id=inputs.run.project_id,
+            run_id=inputs.run.id,
+            baseline=baseline,
+            frame=frame,
+            columns=list(spec.columns or []),
+        )
+    return result, False
+
+
 def summarise(result: MonitorResult, *, reason: str | None = None) -> RunSummary:
     """Return the run summary ``/metrics``, the dashboard, the reports and the API read.
 
@@ -513,14 +722,16 @@ def execute_monitor_run(
         if progress is not None:
             progress(fraction, message)
 
+    rule = summary_engine or SummaryEngine()
     with session_scope(engine) as session:
-        inputs = _gather(session, store, run_id, chat_for)
+        inputs = _gather(session, store, run_id, chat_for, rule)
     paged = False
     rows = 0 if inputs.window is None else len(inputs.window)
-    tell(0.1, inputs.reason or f"read {rows} rows of the window")
     if inputs.reason is not None:
+        tell(0.1, inputs.reason)
         result = _insufficient(inputs.spec, inputs.reason)
     elif inputs.calls is not None:
+        tell(0.1, f"read {rows} rows of the window")
         result = run_monitor(
             inputs.spec,
             MonitorContext(
@@ -531,56 +742,12 @@ def execute_monitor_run(
                 chat=inputs.chat,
             ),
         )
+    elif inputs.objects is not None:
+        tell(0.1, f"judging the window's {len(inputs.objects.batches)} batches in place on Spark")
+        result, paged = _judge_in_place(inputs, store, rule, tell)
     else:
-        assert inputs.window is not None
-        assert inputs.model_version is not None
-        window, context_names = _with_context(inputs.window)
-        features = list(inputs.model_version.feature_schema) or [
-            str(c)
-            for c in window.columns
-            if c not in (*_HIDDEN, *_OUTPUTS) and c not in context_names
-        ]
-        baseline = (
-            Baseline(rows=0, columns={})
-            if inputs.stored is None
-            else load_baseline(store=store, stored=inputs.stored)
-        )
-        spec, frame = _frame_for(
-            _conventions(inputs.spec, window, features, context_names, baseline), window
-        )
-        model = None
-        if _needs_model(spec, frame, inputs.model_version) and loader is not None:
-            tell(0.15, f"loading model {inputs.model_version.name} v{inputs.model_version.version}")
-            model = loader.load(inputs.model_version)
-        baseline = _complete_reference(spec, baseline, model, features)
-
-        def scaled(fraction: float, message: str) -> None:
-            tell(0.2 + 0.7 * fraction, message)
-
-        rule = summary_engine or SummaryEngine()
-        deployment_name = None if inputs.deployment is None else inputs.deployment.name
-        context = MonitorContext(
-            window=frame,
-            baseline=baseline,
-            model=model,
-            feature_names=features,
-            progress=scaled,
-            engine=rule.choose(rows=len(frame), deployment=deployment_name),
-            spark_master=rule.master,
-        )
-        result = run_monitor(spec, context)
-        if spec.slices and spec.kind in _SLICED_KINDS and result.status != Status.INSUFFICIENT:
-            tell(0.85, f"judging slices by {', '.join(spec.slices)}")
-            result = _with_slices(spec, result, frame, baseline)
-        if spec.kind == Kind.DRIFT and inputs.stored is not None:
-            paged = save_page_sample(
-                store=store,
-                project_id=inputs.run.project_id,
-                run_id=inputs.run.id,
-                baseline=baseline,
-                frame=frame,
-                columns=list(spec.columns or []),
-            )
+        tell(0.1, f"read {rows} rows of the window")
+        result, paged = _judge_read(inputs, store, loader, rule, tell)
     summary = summarise(result, reason=inputs.reason)
     tell(0.92, "writing the report")
     at = utcnow()

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from monitors.baseline.summary import Baseline
+    from monitors.inferences.windows import WindowView
 
 __all__ = [
     "BUILTIN_KINDS",
@@ -140,7 +141,9 @@ class MonitorContext:
     """Everything a kind may read: the window, the reference baseline, and optionally a model.
 
     Attributes:
-        window: The current data, as a DataFrame or the path of a Parquet file (streamed).
+        window: The current data, as a DataFrame, the path of a Parquet file (streamed), or a
+            logged window's objects read in place by Spark (only with ``engine`` ``spark``,
+            for kinds that read it through :meth:`summarise` or drift's summaries).
         baseline: The stored reference summary.
         model: The model under watch, for kinds that need predictions or explanations.
         feature_names: The model's input columns, in order.
@@ -154,7 +157,7 @@ class MonitorContext:
         spark_master: The Spark master URL when ``engine`` is ``spark``.
     """
 
-    window: pd.DataFrame | Path
+    window: pd.DataFrame | Path | WindowView
     baseline: Baseline
     model: Model | None = None
     feature_names: list[str] | None = None
@@ -170,6 +173,8 @@ class MonitorContext:
 
         if isinstance(self.window, pd.DataFrame):
             return len(self.window)
+        if not isinstance(self.window, Path):
+            return self.window.rows
         import pyarrow.parquet as pq
 
         return int(pq.ParquetFile(self.window).metadata.num_rows)
@@ -180,6 +185,8 @@ class MonitorContext:
 
         if isinstance(self.window, pd.DataFrame):
             return [str(column) for column in self.window.columns]
+        if not isinstance(self.window, Path):
+            return list(self.window.columns)
         import pyarrow.parquet as pq
 
         return [str(name) for name in pq.ParquetFile(self.window).schema_arrow.names]
@@ -190,6 +197,8 @@ class MonitorContext:
 
         if isinstance(self.window, pd.DataFrame):
             return self.window if columns is None else self.window[columns]
+        if not isinstance(self.window, Path):
+            raise TypeError("a window read in place by Spark is never loaded as a frame")
         import pyarrow.parquet as pq
 
         frame: pd.DataFrame = pq.read_table(self.window, columns=columns).to_pandas()
@@ -201,6 +210,10 @@ class MonitorContext:
             from monitors.spark_engine import spark_fold, spark_session
 
             return spark_fold(fold, self.window, session=spark_session(self.spark_master))
+        import pandas as pd
+
+        if not isinstance(self.window, pd.DataFrame | Path):
+            raise TypeError("a window read in place is summarised by Spark, never here")
         return fold_locally(fold, self.window)
 
     def report_progress(self, fraction: float, message: str) -> None:

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ from monitors.engine import BATCH_ROWS, Fold, fold_locally
 from monitors.findings import Finding, Status
 from monitors.kinds import Chart, KindResult, MonitorContext, register_kind
 from monitors.spec import Kind, MonitorSpec
+
+if TYPE_CHECKING:
+    from monitors.inferences.windows import WindowView
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -320,7 +323,7 @@ def quality_fold(baseline: Baseline, names: list[str]) -> Fold[QualityResult]:
 
 def check_quality(
     baseline: Baseline,
-    window: pd.DataFrame | Path,
+    window: pd.DataFrame | Path | WindowView,
     *,
     columns: list[str] | None = None,
     batch_rows: int = BATCH_ROWS,
@@ -329,23 +332,28 @@ def check_quality(
     """Count schema differences and bad values of a window against the baseline.
 
     A Parquet window streams in batches of ``batch_rows``; counts add up across batches.
-    With a ``context`` (whose window this is), its engine counts (Spark or here).
+    With a ``context`` (whose window this is), its engine counts (Spark or here); a logged
+    window read in place (:class:`monitors.inferences.windows.WindowView`) needs one.
     """
     names = list(baseline.columns) if columns is None else columns
     for name in names:
         baseline.column(name)
-    if isinstance(window, pd.DataFrame):
+    if context is not None:
+        present = context.window_columns()
+    elif isinstance(window, pd.DataFrame):
         present = [str(name) for name in window.columns]
-    else:
+    elif isinstance(window, Path):
         import pyarrow.parquet as pq
 
         present = [str(name) for name in pq.ParquetFile(window).schema_arrow.names]
+    else:
+        raise TypeError("a window read in place is checked through its context, on Spark")
     fold = quality_fold(baseline, [name for name in names if name in present])
-    result = (
-        fold_locally(fold, window, batch_rows=batch_rows)
-        if context is None
-        else context.summarise(fold)
-    )
+    if context is not None:
+        result = context.summarise(fold)
+    else:
+        assert isinstance(window, pd.DataFrame | Path)
+        result = fold_locally(fold, window, batch_rows=batch_rows)
     return replace(
         result,
         missing_columns=[name for name in names if name not in present],

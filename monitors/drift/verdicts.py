@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,9 @@ from monitors.drift.window import (
 from monitors.engine import EngineName
 from monitors.kinds import Progress
 from monitors.spec import DriftMethod
+
+if TYPE_CHECKING:
+    from monitors.inferences.windows import WindowView
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -369,7 +372,7 @@ def _adjust(
 
 def compute_drift(
     baseline: Baseline,
-    window: pd.DataFrame | Path,
+    window: pd.DataFrame | Path | WindowView,
     *,
     columns: list[str] | None = None,
     methods: dict[str, DriftMethod] | None = None,
@@ -385,7 +388,9 @@ def compute_drift(
 
     Args:
         baseline: The reference summary.
-        window: The current data; a Parquet file streams in ``batch_rows`` batches.
+        window: The current data; a Parquet file streams in ``batch_rows`` batches; a logged
+            window read in place (:class:`monitors.inferences.windows.WindowView`) only on
+            Spark.
         columns: Columns to judge (default: every baseline column).
         methods: Per-column method overrides.
         column_thresholds: Per-column thresholds (p-value level or distance).
@@ -411,10 +416,12 @@ def compute_drift(
         summaries = spark_window_summaries(
             baseline, window, names, session=spark_session(spark_master)
         )
-    else:
+    elif isinstance(window, pd.DataFrame | Path):
         summaries = summarise_window(
             baseline, window, names, batch_rows=batch_rows, progress=progress
         )
+    else:
+        raise TypeError("a window read in place is summarised by Spark, never here")
     return compare(
         baseline, summaries, methods=methods, column_thresholds=column_thresholds, fdr=fdr,
         drift_share=drift_share,

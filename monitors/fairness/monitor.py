@@ -214,16 +214,21 @@ def fairness_charts(
     return charts
 
 
+def _require_decisions(spec: MonitorSpec, model: Model | None) -> None:
+    if spec.prediction_column is None and model is None:
+        raise InvalidInput(
+            "fairness needs the model's decisions: set prediction_column, or run with the model",
+            field="prediction_column",
+        )
+
+
 def _predictions(
     spec: MonitorSpec, frame: pd.DataFrame, model: Model | None, features: list[str] | None
 ) -> npt.ArrayLike:
     if spec.prediction_column is not None:
         return frame[spec.prediction_column].to_numpy()
-    if model is None:
-        raise InvalidInput(
-            "fairness needs the model's decisions: set prediction_column, or run with the model",
-            field="prediction_column",
-        )
+    _require_decisions(spec, model)
+    assert model is not None
     columns = features or [str(c) for c in frame.columns]
     return np.asarray(model.predict(frame[columns]))
 
@@ -278,6 +283,7 @@ def run_fairness(spec: MonitorSpec, context: MonitorContext) -> KindResult:
         )
         result = fairness_from_counts(context.summarise(fold), config=config)
     else:  # the model predicts here
+        _require_decisions(spec, context.model)
         frame = context.frame(columns)
         predicted = _predictions(spec, frame, context.model, context.feature_names)
         labels = None if spec.label_column is None else frame[spec.label_column].to_numpy()

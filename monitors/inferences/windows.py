@@ -2,13 +2,17 @@
 
 A monitor reads a window with :func:`read_window`: the inference partitions of a deployment
 slot overlapping ``[start, end)``, filtered by record time, with labels joined by request id; a
-local explanation reads one logged record with :func:`read_inference`.
+local explanation reads one logged record with :func:`read_inference`. A run that summarises on
+Spark reads no row here: :func:`window_objects` describes the same partitions (keys, row count,
+column schema) from the database and the objects' footers, and :class:`WindowView` is what a
+kind judges of them, read in place by Spark's tasks (:mod:`monitors.spark_engine`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,13 +21,22 @@ from sqlmodel import Session, col, select
 from lineage.errors import NotFound
 from lineage.models import Deployment
 from lineage.storage import ObjectStore, read_parquet
+from monitors.engine import ObjectWindow
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 from monitors.inferences.partitions import BatchKind, InferenceBatch, InferenceKey, partition_key
 
-__all__ = ["read_inference", "read_window", "slot_deployments"]
+__all__ = [
+    "WindowObjects",
+    "WindowView",
+    "read_inference",
+    "read_window",
+    "slot_deployments",
+    "window_objects",
+    "within",
+]
 
 
 def slot_deployments(*, session: Session, deployment: Deployment) -> list[Deployment]:
@@ -52,6 +65,18 @@ def _batches(
     )
 
 
+def _overlapping(
+    session: Session, slot: Iterable[uuid.UUID], start: datetime | None, end: datetime | None
+) -> list[InferenceBatch]:
+    """Return the slot's inference batches whose record times may fall in ``[start, end)``."""
+    return [
+        batch
+        for batch in _batches(session, slot, "inferences")
+        if not (start is not None and batch.last_at is not None and batch.last_at < start)
+        and not (end is not None and batch.first_at is not None and batch.first_at >= end)
+    ]
+
+
 def read_window(
     *,
     session: Session,
@@ -74,12 +99,8 @@ def read_window(
     slot = [d.id for d in slot_deployments(session=session, deployment=deployment)]
     used: list[uuid.UUID] = []
     tables: list[pa.Table] = []
-    for batch in _batches(session, slot, "inferences"):
-        if start is not None and batch.last_at is not None and batch.last_at < start:
-            continue
-        if end is not None and batch.first_at is not None and batch.first_at >= end:
-            continue
-        table = _within(read_parquet(store, _key(batch, "inferences")), start, end)
+    for batch in _overlapping(session, slot, start, end):
+        table = within(read_parquet(store, _key(batch, "inferences")), start, end)
         if table.num_rows:
             tables.append(table)
             used.append(batch.id)
@@ -98,6 +119,109 @@ def read_window(
     return window, used
 
 
+@dataclass(frozen=True, slots=True)
+class WindowObjects:
+    """A window's Parquet objects, described from the database alone: no row read.
+
+    Attributes:
+        inferences: The inference batches overlapping ``[start, end)`` (:func:`read_window`'s).
+        labels: Every label batch of the slot (labels join by request id, whenever they came).
+        batches: The ids of the inference batches (what lineage records).
+        start: The window's first instant (inclusive), if bounded.
+        end: The window's end (exclusive), if bounded.
+        rows: The rows those batches hold (the database's count): the window's rows at most,
+            exactly them when no batch straddles a bound. What the engine rule decides on.
+    """
+
+    inferences: ObjectWindow
+    labels: ObjectWindow
+    batches: tuple[uuid.UUID, ...]
+    start: datetime | None
+    end: datetime | None
+    rows: int
+
+    def schemas(self) -> tuple[pa.Schema | None, pa.Schema | None]:
+        """Return the inference and the label objects' columns, from their footers alone.
+
+        Each is unified as :func:`read_window` unifies partitions, and ``None`` where there is
+        no object or Arrow cannot unify them (one batch logged text where another logged
+        numbers: the local reader then keeps Python objects).
+        """
+        return _unified(self.inferences), _unified(self.labels)
+
+
+def window_objects(
+    *,
+    session: Session,
+    store: ObjectStore,
+    deployment: Deployment,
+    start: datetime | None,
+    end: datetime | None,
+) -> WindowObjects:
+    """Describe the window :func:`read_window` would read, from the database alone."""
+    slot = [d.id for d in slot_deployments(session=session, deployment=deployment)]
+    batches = _overlapping(session, slot, start, end)
+    labels = _batches(session, slot, "labels")
+    return WindowObjects(
+        inferences=ObjectWindow(store, tuple(_key(b, "inferences") for b in batches)),
+        labels=ObjectWindow(store, tuple(_key(b, "labels") for b in labels)),
+        batches=tuple(b.id for b in batches),
+        start=start,
+        end=end,
+        rows=sum(b.rows for b in batches),
+    )
+
+
+def _unified(objects: ObjectWindow) -> pa.Schema | None:
+    """Return the objects' schemas unified as :func:`_concat` unifies tables, else ``None``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not objects.keys:
+        return None
+    filesystem, paths = objects.files()
+    schemas = []
+    for path in paths:
+        with filesystem.open_input_file(path) as handle:
+            schemas.append(pq.read_schema(handle))
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowView:
+    """What a kind judges of a window read in place: its objects seen through the conventions.
+
+    The run's executor builds it (:mod:`monitors.execute`) where it would otherwise read the
+    window and select its rows and columns; Spark's tasks read it (:mod:`monitors.spark_engine`).
+
+    Attributes:
+        objects: The window's objects.
+        schema: Their columns, unified (:meth:`WindowObjects.schemas`).
+        label_schema: The label objects' columns, unified (``None``: no label logged).
+        columns: Each column a kind sees, by the name it is judged under, and the stored
+            column it comes from (``context.race`` is judged as ``race``); ``label`` comes from
+            the label objects, joined by request id (the oldest label batch wins, as in
+            :func:`read_window`).
+        labelled: Only rows where this column has a value count (the label column of
+            performance, and of fairness with enough labels).
+        label_as: Cast the ``labelled`` column to this judged column's type when it is an
+            integer or bool and the label's a float (what the local engine does to labelled
+            rows).
+        rows: The rows judged (counted by the engine; :meth:`MonitorContext.row_count`).
+    """
+
+    objects: WindowObjects
+    schema: pa.Schema
+    label_schema: pa.Schema | None
+    columns: dict[str, str]
+    labelled: str | None = None
+    label_as: str | None = None
+    rows: int = 0
+
+
 def _key(batch: InferenceBatch, kind: BatchKind) -> str:
     return partition_key(
         project_id=batch.project_id,
@@ -107,7 +231,7 @@ def _key(batch: InferenceBatch, kind: BatchKind) -> str:
     )
 
 
-def _within(table: pa.Table, start: datetime | None, end: datetime | None) -> pa.Table:
+def within(table: pa.Table, start: datetime | None, end: datetime | None) -> pa.Table:
     """Keep the rows of a partition with ``start <= time < end`` (Arrow, no per-row Python)."""
     import pyarrow as pa
     import pyarrow.compute as pc

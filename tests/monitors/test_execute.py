@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shap
 from fairlearn.metrics import demographic_parity_difference
@@ -35,7 +36,7 @@ from lineage.models import (
 )
 from lineage.runtime.handlers import HandlerRegistry
 from lineage.runtime.worker import Worker
-from lineage.storage import LocalStore
+from lineage.storage import LocalStore, ObjectStore, write_parquet
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline.storage import BaselineCreate, create_baseline
@@ -83,28 +84,37 @@ def _scored_training() -> pd.DataFrame:
     )
 
 
-def _reference(data_dir: Path) -> None:
-    """Write the scored training rows into the data directory, as a team would upload them."""
-    folder = data_dir / "datasets"
-    folder.mkdir(parents=True, exist_ok=True)
-    _scored_training().to_parquet(folder / "adult-train.parquet", index=False)
+def _reference(store: ObjectStore) -> None:
+    """Write the scored training rows into the artifact store, as a team would upload them."""
+    write_parquet(
+        store,
+        "datasets/adult-train.parquet",
+        pa.Table.from_pandas(_scored_training(), preserve_index=False),
+    )
 
 
 class Setup:
     """A deployment of the Adult model with a baseline and a logged, labelled window."""
 
-    def __init__(self, engine: Engine, settings: Settings, window: pd.DataFrame) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        window: pd.DataFrame,
+        store: ObjectStore | None = None,
+    ) -> None:
         self.engine = engine
         self.data_dir = settings.data_dir
+        self.store = store or LocalStore(self.data_dir)
         self.deployment: Deployment = adult_deployment(engine)
-        _reference(self.data_dir)
+        _reference(self.store)
         version_id = dataset_version(
             engine, self.deployment.project_id, "datasets/adult-train.parquet"
         )
         with session_scope(engine) as session:
             self.baseline = create_baseline(
                 session=session,
-                store=LocalStore(self.data_dir),
+                store=self.store,
                 project_id=self.deployment.project_id,
                 spec=BaselineCreate(
                     deployment_id=self.deployment.id,
@@ -126,13 +136,13 @@ class Setup:
         with session_scope(engine) as session:
             log_inferences(
                 session=session,
-                store=LocalStore(self.data_dir),
+                store=self.store,
                 deployment=self.deployment,
                 records=[InferenceRecord.model_validate(r) for r in batch],
             )
             log_labels(
                 session=session,
-                store=LocalStore(self.data_dir),
+                store=self.store,
                 deployment=self.deployment,
                 labels=[
                     LabelRecord(request_id=f"r{i}", label=int(label))
@@ -177,7 +187,7 @@ class Setup:
         """Return a worker with the monitors' handlers (drift pages in the background)."""
         registry = register_monitor_handlers(
             HandlerRegistry(),
-            store=LocalStore(self.data_dir),
+            store=self.store,
             loader=self.loader,
             on_findings=self.route,
         )
