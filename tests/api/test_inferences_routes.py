@@ -427,6 +427,11 @@ def test_a_parquet_bomb_is_refused_by_its_footer_on_both_uploads(
             files={"file": ("scores.parquet", bomb, "application/octet-stream")},
             headers=scientist.headers,
         )
+        as_body = client.post(
+            _url(deployment, "inferences/upload"),
+            content=bomb,
+            headers={**scientist.headers, "content-type": "application/vnd.apache.parquet"},
+        )
         baseline = client.post(
             f"{BASE}/baselines/upload",
             data={"deployment_id": str(deployment.id)},
@@ -437,10 +442,11 @@ def test_a_parquet_bomb_is_refused_by_its_footer_on_both_uploads(
     finally:
         tracemalloc.stop()
     assert peak < 50 * 1024 * 1024
-    for answer in (inferences, baseline):  # both bounded by the table limits, not MAX_BATCH
+    for answer, field in ((inferences, "file"), (as_body, "body"), (baseline, "file")):
+        # all bounded by the table limits, not MAX_BATCH
         assert answer.status_code == 413, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
-        assert answer.json()["field"] == "file"
+        assert answer.json()["field"] == field
         assert "20,000,000 rows; at most 2,000,000 are accepted" in answer.json()["detail"]
     assert (_files(settings), _rows(engine)) == (files, rows)
 
