@@ -9,7 +9,10 @@ call:
    window rule when the run was queued) from the Parquet inference log, labels joined
    (:func:`monitors.inferences.read_window`); a kind over LLM traces reads the window's model
    and tool calls and its reference window instead, and needs no baseline
-   (:mod:`monitors.llm.windows`);
+   (:mod:`monitors.llm.windows`). The engine is chosen first, from the rows the window's batches
+   hold (:func:`monitors.inferences.windows.window_objects`, nothing read); when it is Spark,
+   drift, prediction drift, quality, performance and fairness runs without slices read no row
+   here: Spark's tasks read the objects in place (:func:`_judge_in_place`);
 3. load the model only when the computation needs it: an explanations run whose records logged
    no attributions, of a version that is not ``external``; through the :class:`ModelLoader` the
    composition root passes in (the real one loads only versions registered in Warden after
