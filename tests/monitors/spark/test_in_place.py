@@ -3,9 +3,9 @@
 The window: 1,500 labelled Adult rows of people over 45 (a real shift) in one batch, plus a batch
 of 300 unlabelled rows of which half were answered two days ago, outside the run's 24 hours (so
 Spark's tasks must filter by time and the label join must leave rows without a label). Drift,
-quality and performance run through the worker with the objects in the data directory, fairness
-with them in an S3 bucket (moto's server), each on the local engine and on Spark: the findings
-are the same.
+quality and performance run through the worker with the objects in the data directory,
+prediction drift and fairness with them in an S3 bucket (moto's server), each on the local
+engine and on Spark: the findings are the same.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from tests.s3 import create_bucket, moto_server
 pytestmark = pytest.mark.slow
 
 DRIFT: dict[str, Any] = {"kind": "drift", "thresholds": {"drift_share": 0.25}}
+PREDICTION_DRIFT: dict[str, Any] = {"kind": "prediction_drift"}
 QUALITY: dict[str, Any] = {"kind": "quality"}
 PERFORMANCE: dict[str, Any] = {"kind": "performance"}
 FAIRNESS: dict[str, Any] = {
@@ -49,7 +50,7 @@ FAIRNESS: dict[str, Any] = {
     "sensitive_features": ["sex"],
     "options": {"bootstrap_samples": 50},
 }
-SPECS = {"data directory": [DRIFT, QUALITY, PERFORMANCE], "bucket": [FAIRNESS]}
+SPECS = {"data directory": [DRIFT, QUALITY, PERFORMANCE], "bucket": [PREDICTION_DRIFT, FAIRNESS]}
 """What each store runs (each kind once: Spark jobs cost seconds on a shared machine)."""
 
 
