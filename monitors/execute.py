@@ -30,14 +30,8 @@ call:
    ``retrain.loop.handle_run_findings`` there: alert rules, then policies), and queue the
    drift page as a background job: findings and policies never wait for Evidently.
 
-Window conventions: the window's columns are the model's features, the context values under
-their own names (``context.race`` is stored, ``race`` is judged; the model never sees them),
-plus ``prediction``, ``score`` and ``label``; a spec that leaves ``label_column``,
-``prediction_column`` or ``score_column`` unset gets those names when the window has data in
-them; drift judges the features and quality the features and context columns unless the spec
-names columns. Performance judges the labelled rows; fairness judges labelled rows with labels
-when at least ``min_rows`` have one, else selection rates over every row; a performance estimate
-judges every row and measures the labelled ones beside it (it also reads ``probabilities``).
+Window conventions (which columns a kind judges, under which names) live in
+:mod:`monitors.window_conventions`.
 
 A monitor with nothing to read — no deployment, no baseline yet (for the kinds that need one:
 fairness and performance judge absolute thresholds without it), an empty window — yields a run
@@ -72,7 +66,7 @@ from monitors.baseline.storage import StoredBaseline, latest_baseline, load_base
 from monitors.drift_page_jobs import DRIFT_PAGE_ROWS, queue_drift_page, save_page_sample
 from monitors.engine import EngineName, SummaryEngine
 from monitors.findings import Finding, RunSummary, Status, worst_status
-from monitors.inferences import CONTEXT_PREFIX, read_window, slot_deployments
+from monitors.inferences import read_window, slot_deployments
 from monitors.inferences.windows import WindowObjects, WindowView, window_objects
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.llm.assessments import record_assessments
@@ -80,6 +74,15 @@ from monitors.llm.windows import CallWindows, read_call_windows
 from monitors.models import Monitor, MonitorRun
 from monitors.report import report_keys
 from monitors.spec import TRACE_KINDS, Kind, MonitorSpec
+from monitors.window_conventions import (
+    HIDDEN_COLUMNS,
+    context_names,
+    fill_conventions,
+    has_data,
+    judged_frame,
+    model_features,
+    with_context,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,8 +97,6 @@ __all__ = [
     "summarise",
 ]
 
-_HIDDEN = ("request_id", "time", "probabilities")
-_OUTPUTS = ("prediction", "score", "label", "attributions")
 _NO_BASELINE_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
 """Kinds that judge a window without any baseline: absolute thresholds (fairness,
 performance), or the window's importance alone (explanations)."""
@@ -248,98 +249,6 @@ def _gather(
     return inputs
 
 
-def _has_data(frame: pd.DataFrame, name: str) -> bool:
-    return name in frame.columns and bool(frame[name].notna().any())
-
-
-def _context_names(columns: list[str]) -> dict[str, str]:
-    """Return each stored context column's judged name (``context.race`` is judged as ``race``)."""
-    stored = [c for c in columns if c.startswith(CONTEXT_PREFIX)]
-    names = {c: c.removeprefix(CONTEXT_PREFIX) for c in stored}
-    clash = sorted(set(names.values()) & set(columns))
-    if clash:
-        raise InvalidInput(
-            f"context columns {clash} share their names with logged features; rename one",
-            field="context",
-        )
-    return names
-
-
-def _with_context(window: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Return the window with context columns under their own names, and those names."""
-    names = _context_names([str(c) for c in window.columns])
-    return window.rename(columns=names, copy=False), list(names.values())
-
-
-def _features(model_version: ModelVersion, columns: list[str], context: list[str]) -> list[str]:
-    """Return the model's inputs: its schema's, else the window's columns that are neither."""
-    return list(model_version.feature_schema) or [
-        c for c in columns if c not in (*_HIDDEN, *_OUTPUTS) and c not in context
-    ]
-
-
-def _conventions(
-    spec: MonitorSpec,
-    filled: set[str],
-    features: list[str],
-    context: list[str],
-    baseline: Baseline,
-) -> MonitorSpec:
-    """Fill the column names the window uses where the spec leaves them unset.
-
-    ``filled`` names the window's columns holding at least one value.
-    """
-    update: dict[str, Any] = {}
-    for attribute, name in (
-        ("label_column", "label"),
-        ("prediction_column", "prediction"),
-        ("score_column", "score"),
-    ):
-        if getattr(spec, attribute) is None and name in filled:
-            update[attribute] = name
-    if spec.columns is None and spec.kind == Kind.DRIFT:
-        update["columns"] = list(features)
-    if spec.columns is None and spec.kind == Kind.QUALITY:
-        update["columns"] = [*features, *(c for c in context if c in baseline.columns)]
-    return spec.model_copy(update=update)
-
-
-def _without(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
-    """Return ``frame`` without ``names``, sharing the other columns (``drop`` copies them all)."""
-    import pandas as pd
-
-    kept = {column: frame[column] for column in frame.columns if column not in names}
-    return pd.DataFrame(kept, index=frame.index, copy=False)
-
-
-def _frame_for(spec: MonitorSpec, window: pd.DataFrame) -> tuple[MonitorSpec, pd.DataFrame]:
-    """Return the rows and spec a kind judges (labelled rows for performance and fairness)."""
-    hidden: tuple[str, ...] = (
-        _HIDDEN if spec.kind == Kind.EXPLANATIONS else (*_HIDDEN, "attributions")
-    )
-    if spec.kind == Kind.PERFORMANCE_ESTIMATE:
-        hidden = tuple(c for c in hidden if c != "probabilities")
-    frame = _without(window, hidden)
-    label = spec.label_column
-    if label is None or label not in frame.columns or spec.kind == Kind.PERFORMANCE_ESTIMATE:
-        # An estimate judges every row; labels already in are measured beside it.
-        return spec, frame
-    labelled = frame[frame[label].notna()]
-    if spec.kind == Kind.FAIRNESS and len(labelled) < spec.min_rows:
-        return spec.model_copy(update={"label_column": None}), _without(frame, (label,))
-    if spec.kind in (Kind.PERFORMANCE, Kind.FAIRNESS):
-        labelled = labelled.copy()
-        prediction = spec.prediction_column
-        if (
-            prediction in labelled.columns
-            and labelled[prediction].dtype.kind in "iub"
-            and labelled[label].dtype.kind == "f"
-        ):
-            labelled[label] = labelled[label].astype(labelled[prediction].dtype)
-        return spec, labelled.reset_index(drop=True)
-    return spec, _without(frame, (label,))
-
-
 _SLICED_KINDS = frozenset({Kind.DRIFT, Kind.PERFORMANCE, Kind.FAIRNESS})
 
 
@@ -395,7 +304,7 @@ def _needs_model(spec: MonitorSpec, frame: pd.DataFrame, model_version: ModelVer
     """Say whether the run must load the model: explanations without logged attributions only."""
     if spec.kind != Kind.EXPLANATIONS or model_version.external:
         return False
-    return not _has_data(frame, "attributions")
+    return not has_data(frame, "attributions")
 
 
 def _model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -442,7 +351,7 @@ def _complete_reference(
 def _view_for(
     spec: MonitorSpec, view: WindowView, filled: dict[str, int]
 ) -> tuple[MonitorSpec, WindowView]:
-    """Return the spec and the rows a kind judges, as :func:`_frame_for` selects them, unread.
+    """Return the spec and the rows a kind judges, as :func:`judged_frame` selects them, unread.
 
     ``filled`` counts the values of the view's columns that matter (the label's, at least).
     """
@@ -477,11 +386,13 @@ def _judge_in_place(
     assert inputs.model_version is not None
     schema, label_schema = inputs.schemas
     stored = [str(name) for name in schema.names]
-    context = _context_names(stored)
+    context = context_names(stored)
     judged = {context.get(name, name): name for name in stored}
-    features = _features(inputs.model_version, list(judged), list(context.values()))
+    features = model_features(inputs.model_version, list(judged), list(context.values()))
     columns = {
-        name: source for name, source in judged.items() if name not in (*_HIDDEN, "attributions")
+        name: source
+        for name, source in judged.items()
+        if name not in (*HIDDEN_COLUMNS, "attributions")
     }
     columns["label"] = "label"  # joined from the label objects; the local window always has one
     view = WindowView(
@@ -504,7 +415,7 @@ def _judge_in_place(
         else load_baseline(store=store, stored=inputs.stored)
     )
     with_data = {name for name, count in filled.items() if count}
-    conventions = _conventions(spec, with_data, features, list(context.values()), baseline)
+    conventions = fill_conventions(spec, with_data, features, list(context.values()), baseline)
     spec, view = _view_for(conventions, view, filled)
     baseline = _complete_reference(spec, baseline, None, features)
     result = run_monitor(
@@ -552,16 +463,18 @@ def _judge_read(
     """Judge the window read into this process; return the result and whether a page is kept."""
     assert inputs.window is not None
     assert inputs.model_version is not None
-    window, context_names = _with_context(inputs.window)
-    features = _features(inputs.model_version, [str(c) for c in window.columns], context_names)
+    window, context_columns = with_context(inputs.window)
+    features = model_features(
+        inputs.model_version, [str(c) for c in window.columns], context_columns
+    )
     baseline = (
         Baseline(rows=0, columns={})
         if inputs.stored is None
         else load_baseline(store=store, stored=inputs.stored)
     )
-    filled = {name for name in ("label", "prediction", "score") if _has_data(window, name)}
-    spec, frame = _frame_for(
-        _conventions(inputs.spec, filled, features, context_names, baseline), window
+    filled = {name for name in ("label", "prediction", "score") if has_data(window, name)}
+    spec, frame = judged_frame(
+        fill_conventions(inputs.spec, filled, features, context_columns, baseline), window
     )
     model = None
     if _needs_model(spec, frame, inputs.model_version) and loader is not None:
