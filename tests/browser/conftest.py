@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
@@ -143,3 +143,12 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def done_notice(page: Page) -> Locator:
+    """The page's notice of a completed action (``.ok-box``).
+
+    Not any ``status`` role: the "no worker seen recently" banner has that role too, and it
+    appears on every page once a worker a test ran last beat more than a minute ago.
+    """
+    return page.locator('.ok-box[role="status"]')

@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from governance.audit import AuditEntry
 from lineage.store import session_scope
-from tests.browser.conftest import Live, screenshot, sign_in
+from tests.browser.conftest import Live, done_notice, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -136,7 +136,7 @@ def test_an_approver_approves_the_promotion_and_sees_the_audit_entry(
     assert request.get_by_label(re.compile("^Reason")).evaluate("e => !e.validity.valid")
     request.get_by_label(re.compile("^Reason")).fill("metrics and fairness reviewed; ship it")
     request.get_by_role("button", name="Approve").click()
-    expect(page.get_by_role("status")).to_contain_text("approved")
+    expect(done_notice(page)).to_contain_text("approved")
     expect(page.get_by_role("cell", name="approved", exact=True)).to_be_visible()
 
     page.get_by_role("link", name="Audit log").click()

@@ -36,7 +36,7 @@ from monitors.findings import Finding, Status
 from monitors.run_jobs import register_monitor_handlers
 from retrain.loop import handle_run_findings
 from tests.api.dashboard_seed import PASSWORD
-from tests.browser.conftest import Live, sign_in
+from tests.browser.conftest import Live, done_notice, sign_in
 from tests.monitors.test_execute import AdultLoader
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -124,7 +124,7 @@ def test_a_data_scientist_edits_a_monitor(page: Page, live: Live) -> None:
     page.get_by_label("Runs", exact=True).select_option("cron")
     page.get_by_label("Cron line").fill("0 6 * * *")
     page.get_by_role("button", name="Save", exact=True).click()
-    expect(page.get_by_role("status")).to_contain_text("Monitor changed.")
+    expect(done_notice(page)).to_contain_text("Monitor changed.")
     expect(page.locator("code", has_text="last:7d")).to_be_visible()
 
 
@@ -180,7 +180,7 @@ def test_an_admin_writes_a_policy_sees_its_error_at_its_line_and_dry_runs_it(
     expect(dry.get_by_role("cell", name="alert-on-drift", exact=True).first).to_be_visible()
     doc_image(page, "form-policy-dry-run")
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_role("status")).to_contain_text("Policy created.")
+    expect(done_notice(page)).to_contain_text("Policy created.")
     expect(page.get_by_role("heading", name="Policy drift-alerts")).to_be_visible()
 
 
@@ -196,7 +196,7 @@ def test_a_data_scientist_adds_a_channel_and_a_rule_then_changes_the_rule(
     channel.get_by_label("Sender address").fill("warden@example.org")
     channel.get_by_label("Recipients").fill("ops@example.org")
     channel.get_by_role("button", name="Create channel").click()
-    expect(page.get_by_role("status")).to_contain_text("Channel ops-mail created.")
+    expect(done_notice(page)).to_contain_text("Channel ops-mail created.")
     rule = page.get_by_role("form", name="New rule")
     rule.get_by_label("Rule name").fill("drift-to-ops")
     rule.get_by_label("Alert on").select_option("warn")
@@ -204,14 +204,14 @@ def test_a_data_scientist_adds_a_channel_and_a_rule_then_changes_the_rule(
     rule.get_by_label("ops-mail").check()
     doc_image(page, "form-alerts")
     rule.get_by_role("button", name="Create rule").click()
-    expect(page.get_by_role("status")).to_contain_text("Rule created.")
+    expect(done_notice(page)).to_contain_text("Rule created.")
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name="drift-to-ops"))
     expect(row).to_contain_text("warn or worse")
     row.get_by_role("link", name="drift-to-ops").click()
     change = page.get_by_role("form", name="Change rule")
     change.get_by_label("Alert on").select_option("alert")
     change.get_by_role("button", name="Save rule").click()
-    expect(page.get_by_role("status")).to_contain_text("Rule changed.")
+    expect(done_notice(page)).to_contain_text("Rule changed.")
     expect(row).to_contain_text("alert or worse")
 
 
@@ -230,7 +230,7 @@ def test_a_data_scientist_defines_a_pipeline(page: Page, live: Live) -> None:
     page.get_by_label("Parameters").fill("max_iter = 200")
     doc_image(page, "form-pipeline")
     page.get_by_role("button", name="Define pipeline").click()
-    expect(page.get_by_role("status")).to_contain_text("Pipeline income-train defined.")
+    expect(done_notice(page)).to_contain_text("Pipeline income-train defined.")
     expect(page.get_by_role("cell", name="income-train")).to_be_visible()
 
 
@@ -240,7 +240,7 @@ def test_an_admin_sets_an_approval_rule_and_grants_a_role(page: Page, live: Live
     page.get_by_label("Approvers for rollback").fill("2")
     page.get_by_label("Who carries out rollback").select_option("on_approval")
     page.get_by_role("button", name="Save the rollback rule").click()
-    expect(page.get_by_role("status")).to_contain_text("Approval rule saved.")
+    expect(done_notice(page)).to_contain_text("Approval rule saved.")
     expect(page.get_by_label("Approvers for rollback")).to_have_value("2")
     grant = page.get_by_role("form", name="Grant a role")
     grant.get_by_label("Person (sign-in name)").fill(pat)
@@ -251,9 +251,9 @@ def test_an_admin_sets_an_approval_rule_and_grants_a_role(page: Page, live: Live
     page.get_by_label("Role", exact=True).select_option("auditor")
     doc_image(page, "form-access")
     page.get_by_role("button", name="Grant", exact=True).click()
-    expect(page.get_by_role("status")).to_contain_text("Role granted.")
+    expect(done_notice(page)).to_contain_text("Role granted.")
     page.get_by_role("button", name="Revoke auditor from vic").click()
-    expect(page.get_by_role("status")).to_contain_text("Role revoked.")
+    expect(done_notice(page)).to_contain_text("Role revoked.")
     expect(page.get_by_role("button", name="Revoke auditor from vic")).to_have_count(0)
 
 

@@ -18,7 +18,7 @@ from lineage.projects import get_project
 from lineage.store import session_scope
 from retrain.mlflow_registry import Registry
 from tests.api.prompt_seed import KEY, seed_prompts
-from tests.browser.conftest import Live, sign_in
+from tests.browser.conftest import Live, done_notice, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -127,7 +127,7 @@ def test_the_author_asks_and_an_approver_approves_on_the_approvals_page(
     dana.get_by_role("link", name="Request promotion of v3").click()
     dana.get_by_label("Why should v3 go live?").fill("JSON answers parse reliably")
     dana.get_by_role("button", name="Request promotion").click()
-    expect(dana.get_by_role("status")).to_contain_text("Promotion requested")
+    expect(done_notice(dana)).to_contain_text("Promotion requested")
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     alex = context.new_page()
@@ -137,7 +137,7 @@ def test_the_author_asks_and_an_approver_approves_on_the_approvals_page(
     expect(request).to_contain_text(f"{triage} v3")
     request.get_by_label("Reason").fill("read the diff against v2")
     request.get_by_role("button", name="Approve").click()
-    expect(alex.get_by_role("status")).to_contain_text("approved")
+    expect(done_notice(alex)).to_contain_text("approved")
     context.close()
 
     # Approved: the author puts v3 live in production from its page, as the REST route would.
@@ -145,5 +145,5 @@ def test_the_author_asks_and_an_approver_approves_on_the_approvals_page(
     put_live = dana.get_by_role("button", name="Put v3 live in triage-bot (production)")
     dana.locator("#promotion").screenshot(path=str(DOCS_IMG / "prompt-version-promote.png"))
     put_live.click()
-    expect(dana.get_by_role("status")).to_contain_text("v3 is live in triage-bot (production).")
+    expect(done_notice(dana)).to_contain_text("v3 is live in triage-bot (production).")
     expect(dana.locator("dl.facts")).to_contain_text("triage-bot (production) since")
