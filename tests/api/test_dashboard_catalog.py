@@ -12,6 +12,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from api.app import create_app
 from api.settings import Settings
@@ -19,25 +20,31 @@ from governance.actors import Actor
 from governance.identity import create_person
 from governance.roles import Role, grant_role
 from lineage.model_versions import ModelVersionCreate, register_model_version
-from lineage.projects import create_project
+from lineage.projects import Project, create_project
 from lineage.store import session_scope
 from retrain.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from tests.api.test_dashboard import HTML, PASSWORD, sign_in
 from tests.api.test_going_live import _train
 
 
+def _acme_with_viewer_vic(session: Session) -> Project:
+    """Project acme, and vic who may view it."""
+    project = create_project(session=session, name="acme")
+    vic = create_person(session=session, actor=Actor.system(), name="vic", password=PASSWORD)
+    grant_role(
+        session=session,
+        actor=Actor.system(),
+        project_id=project.id,
+        principal_id=vic.id,
+        role=Role.VIEWER,
+    )
+    return project
+
+
 def _catalog(engine: Engine, settings: Settings) -> None:
     """Project acme with income v1 (champion) and v2 (challenger) in MLflow and in lineage."""
     with session_scope(engine) as session:
-        project = create_project(session=session, name="acme")
-        vic = create_person(session=session, actor=Actor.system(), name="vic", password=PASSWORD)
-        grant_role(
-            session=session,
-            actor=Actor.system(),
-            project_id=project.id,
-            principal_id=vic.id,
-            role=Role.VIEWER,
-        )
+        project = _acme_with_viewer_vic(session)
         for flip in (False, True):
             version, sha = _train(settings, flip)
             register_model_version(
@@ -84,15 +91,7 @@ def test_a_version_outside_mlflow_has_no_aliases_and_the_page_still_answers(
     client: TestClient, settings: Settings, engine: Engine
 ) -> None:
     with session_scope(engine) as session:
-        project = create_project(session=session, name="acme")
-        vic = create_person(session=session, actor=Actor.system(), name="vic", password=PASSWORD)
-        grant_role(
-            session=session,
-            actor=Actor.system(),
-            project_id=project.id,
-            principal_id=vic.id,
-            role=Role.VIEWER,
-        )
+        project = _acme_with_viewer_vic(session)
         register_model_version(
             session=session,
             project_id=project.id,
@@ -111,15 +110,7 @@ def test_a_model_with_many_versions_pages_its_comparison_and_the_overview_counts
     """25 versions: the overview counts them and names the newest from one grouped query; the
     model page compares the newest 20 (oldest on the left) and links to the 5 older ones."""
     with session_scope(engine) as session:
-        project = create_project(session=session, name="acme")
-        vic = create_person(session=session, actor=Actor.system(), name="vic", password=PASSWORD)
-        grant_role(
-            session=session,
-            actor=Actor.system(),
-            project_id=project.id,
-            principal_id=vic.id,
-            role=Role.VIEWER,
-        )
+        project = _acme_with_viewer_vic(session)
         for number in range(1, 26):
             register_model_version(
                 session=session,

@@ -8,6 +8,7 @@ import io
 import json
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -520,38 +521,46 @@ def test_a_parquet_bomb_in_the_data_directory_is_refused_as_a_reference(
     assert _count(engine, "monitors_baseline") == 0
 
 
-def test_an_oversized_reference_in_a_bucket_is_refused_by_its_footer_before_download(
+@dataclass(frozen=True)
+class _Refused:
+    """A baseline request refused for a reference in a bucket, measured."""
+
+    answer: Any
+    peak: int
+    objects: list[str]
+    files_before: set[Path]
+
+
+def _baseline_from_bucket(
     engine: Engine,
     settings: Settings,
     scientist: Issued,
     deployment: Deployment,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """WARDEN_ARTIFACT_URL=s3://… (moto's server on 127.0.0.1): a Parquet reference of one row
-    too many, 16 MB of incompressible values, is refused with the local answer (413) while the
-    request's Python allocations stay far below the object's size: only its footer was fetched."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    *,
+    name: str,
+    content: bytes,
+    max_bytes: int | None = None,
+) -> _Refused:
+    """Put ``content`` in a bucket (moto's server on 127.0.0.1) as a dataset version's
+    reference, ask for a baseline from it twice (the first answer imports the route's modules),
+    and measure the second request's peak Python allocation."""
     from api.app import create_app
     from tests.s3 import create_bucket, moto_server, use_local_s3
 
-    rows = 2_000_001
-    buffer = io.BytesIO()
-    values = np.random.default_rng(0).random(rows)
-    pq.write_table(pa.table({"age": values}), buffer, compression="none")
-    reference = buffer.getvalue()
+    update: dict[str, Any] = {"artifact_url": "s3://warden-references/prod"}
+    if max_bytes is not None:
+        update["table_max_bytes"] = max_bytes
     with moto_server() as endpoint:
         create_bucket(endpoint, "warden-references")
         use_local_s3(monkeypatch, endpoint)
-        in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-references/prod"})
+        in_s3 = settings.model_copy(update=update)
         store = in_s3.artifact_store()
-        store.put("datasets/train.parquet", reference)
-        uri = "s3://warden-references/prod/datasets/train.parquet"
+        store.put(f"datasets/{name}", content)
+        uri = f"s3://warden-references/prod/datasets/{name}"
         version = dataset_version(engine, deployment.project_id, uri)
         body = {"deployment_id": str(deployment.id), "dataset_version_id": str(version)}
         with TestClient(create_app(in_s3, engine=engine)) as client:
-            # The first answer imports the route's modules; the second is the one measured.
             warm = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
             assert warm.status_code == 413, warm.text
             files = _files(settings)  # the app's own keys, written when it started
@@ -561,14 +570,44 @@ def test_an_oversized_reference_in_a_bucket_is_refused_by_its_footer_before_down
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()
-        assert answer.status_code == 413, answer.text
-        assert answer.headers["content-type"].startswith("application/problem+json")
-        assert answer.json()["field"] == "dataset_version_id"
-        assert "2,000,001 rows; at most 2,000,000" in answer.json()["detail"]
-        assert peak < len(reference) // 4, peak
-        assert store.list() == ["datasets/train.parquet"]
+        return _Refused(answer, peak, store.list(), files)
+
+
+def test_an_oversized_reference_in_a_bucket_is_refused_by_its_footer_before_download(
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WARDEN_ARTIFACT_URL=s3://…: a Parquet reference of one row too many, 16 MB of
+    incompressible values, is refused with the local answer (413) while the request's Python
+    allocations stay far below the object's size: only its footer was fetched."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    values = np.random.default_rng(0).random(2_000_001)
+    pq.write_table(pa.table({"age": values}), buffer, compression="none")
+    reference = buffer.getvalue()
+    refused = _baseline_from_bucket(
+        engine,
+        settings,
+        scientist,
+        deployment,
+        monkeypatch,
+        name="train.parquet",
+        content=reference,
+    )
+    answer = refused.answer
+    assert answer.status_code == 413, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == "dataset_version_id"
+    assert "2,000,001 rows; at most 2,000,000" in answer.json()["detail"]
+    assert refused.peak < len(reference) // 4, refused.peak
+    assert refused.objects == ["datasets/train.parquet"]
     assert _count(engine, "monitors_baseline") == 0
-    assert _files(settings) == files
+    assert _files(settings) == refused.files_before
 
 
 @pytest.mark.parametrize("name", ["train.csv", "train.csv.gz"])
@@ -580,44 +619,25 @@ def test_an_oversized_csv_reference_in_a_bucket_is_refused_by_its_size_before_do
     monkeypatch: pytest.MonkeyPatch,
     name: str,
 ) -> None:
-    """A CSV reference in a bucket (moto's server) beyond the byte bound is refused by the size
-    the bucket lists, before download: the request's Python allocations stay far below the
-    object's size. Gzipped, its compressed size counts, less deflate's framing (inflating
-    would have stopped at the bound and named a smaller size)."""
+    """A CSV reference in a bucket beyond the byte bound is refused by the size the bucket
+    lists, before download: the request's Python allocations stay far below the object's size.
+    Gzipped, its compressed size counts, less deflate's framing (inflating would have stopped
+    at the bound and named a smaller size)."""
     import base64
     import os
-
-    from api.app import create_app
-    from tests.s3 import create_bucket, moto_server, use_local_s3
 
     lines = [base64.b64encode(os.urandom(60)).decode() for _ in range(50_000)]
     text = ("age\n" + "\n".join(lines) + "\n").encode()
     content = gzip.compress(text) if name.endswith(".gz") else text
-    with moto_server() as endpoint:
-        create_bucket(endpoint, "warden-references")
-        use_local_s3(monkeypatch, endpoint)
-        in_s3 = settings.model_copy(
-            update={"artifact_url": "s3://warden-references/prod", "table_max_bytes": 200_000}
-        )
-        store = in_s3.artifact_store()
-        store.put(f"datasets/{name}", content)
-        uri = f"s3://warden-references/prod/datasets/{name}"
-        version = dataset_version(engine, deployment.project_id, uri)
-        body = {"deployment_id": str(deployment.id), "dataset_version_id": str(version)}
-        with TestClient(create_app(in_s3, engine=engine)) as client:
-            # The first answer imports the route's modules; the second is the one measured.
-            warm = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
-            assert warm.status_code == 413, warm.text
-            tracemalloc.start()
-            try:
-                answer = client.post(f"{BASE}/baselines", json=body, headers=scientist.headers)
-                _, peak = tracemalloc.get_traced_memory()
-            finally:
-                tracemalloc.stop()
+    refused = _baseline_from_bucket(
+        engine, settings, scientist, deployment, monkeypatch,
+        name=name, content=content, max_bytes=200_000,
+    )  # fmt: skip
+    answer = refused.answer
     assert answer.status_code == 413, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert answer.json()["field"] == "dataset_version_id"
-    assert peak < len(content) // 4, peak
+    assert refused.peak < len(content) // 4, refused.peak
     assert f"holds {len(content):,} bytes" in answer.json()["detail"]
     assert "at most 200,000" in answer.json()["detail"]
     assert _count(engine, "monitors_baseline") == 0
