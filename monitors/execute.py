@@ -12,7 +12,7 @@ call:
    (:mod:`monitors.llm.windows`). The engine is chosen first, from the rows the window's batches
    hold (:func:`monitors.inferences.windows.window_objects`, nothing read); when it is Spark,
    drift, prediction drift, quality, performance and fairness runs without slices read no row
-   here: Spark's tasks read the objects in place (:func:`_judge_in_place`);
+   here: Spark's tasks read the objects in place (:mod:`monitors.in_place`);
 3. load the model only when the computation needs it: an explanations run whose records logged
    no attributions, of a version that is not ``external``; through the :class:`ModelLoader` the
    composition root passes in (the real one loads only versions registered in Warden after
@@ -38,10 +38,8 @@ fairness and performance judge absolute thresholds without it), an empty window 
 that *succeeds* with status ``insufficient`` and a ``reason``: too little data is reported,
 never alerted on, and never retried. A spec that cannot apply (unknown column) fails the run.
 
-Reference sections a kind needs but the stored baseline lacks (fairness group metrics from the
-reference's logged predictions, SHAP importance with the model) are computed here from the
-baseline's reference sample: that is why baselines can be built in a request without ever
-loading a model.
+Reference sections a kind needs but the stored baseline lacks are computed at run time from the
+baseline's reference sample (:mod:`monitors.reference_completion`).
 """
 
 from __future__ import annotations
@@ -63,20 +61,20 @@ from lineage.store import session_scope
 from lineage.tables import utcnow
 from monitors.baseline import Baseline
 from monitors.baseline.storage import StoredBaseline, latest_baseline, load_baseline
-from monitors.drift_page_jobs import DRIFT_PAGE_ROWS, queue_drift_page, save_page_sample
+from monitors.drift_page_jobs import queue_drift_page, save_page_sample
 from monitors.engine import EngineName, SummaryEngine
 from monitors.findings import Finding, RunSummary, Status, worst_status
+from monitors.in_place import can_judge_in_place, judge_in_place
 from monitors.inferences import read_window, slot_deployments
-from monitors.inferences.windows import WindowObjects, WindowView, window_objects
+from monitors.inferences.windows import WindowObjects, window_objects
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.llm.assessments import record_assessments
 from monitors.llm.windows import CallWindows, read_call_windows
 from monitors.models import Monitor, MonitorRun
+from monitors.reference_completion import complete_reference
 from monitors.report import report_keys
-from monitors.spec import TRACE_KINDS, Kind, MonitorSpec
+from monitors.spec import SLICED_KINDS, TRACE_KINDS, Kind, MonitorSpec
 from monitors.window_conventions import (
-    HIDDEN_COLUMNS,
-    context_names,
     fill_conventions,
     has_data,
     judged_frame,
@@ -100,10 +98,6 @@ __all__ = [
 _NO_BASELINE_KINDS = frozenset({Kind.EXPLANATIONS, Kind.FAIRNESS, Kind.PERFORMANCE})
 """Kinds that judge a window without any baseline: absolute thresholds (fairness,
 performance), or the window's importance alone (explanations)."""
-_IN_PLACE_KINDS = frozenset(
-    {Kind.DRIFT, Kind.PREDICTION_DRIFT, Kind.QUALITY, Kind.PERFORMANCE, Kind.FAIRNESS}
-)
-"""Kinds Spark judges where the window lies (their summaries are folds or drift summaries)."""
 _NO_ROWS = "no inferences were logged in the window"
 
 
@@ -168,14 +162,6 @@ def _live_version(session: Session, deployment: Deployment, at: datetime | None)
     return model_version
 
 
-def _in_place(spec: MonitorSpec) -> bool:
-    """Say whether Spark can judge this run's window where it lies, unread by the worker.
-
-    Per-slice findings are judged here over rows, so a sliced run reads its window.
-    """
-    return spec.kind in _IN_PLACE_KINDS and not (spec.slices and spec.kind in _SLICED_KINDS)
-
-
 def _gather(
     session: Session,
     store: ObjectStore,
@@ -231,7 +217,7 @@ def _gather(
         end=run.window_end,
     )
     inputs.engine = (rule or SummaryEngine()).choose(rows=objects.rows, deployment=deployment.name)
-    if inputs.engine == "spark" and _in_place(inputs.spec):
+    if inputs.engine == "spark" and can_judge_in_place(inputs.spec):
         schema, label_schema = objects.schemas()
         if schema is not None and (label_schema is not None or not objects.labels.keys):
             inputs.objects, inputs.schemas = objects, (schema, label_schema)
@@ -247,9 +233,6 @@ def _gather(
     if not len(inputs.window):
         inputs.reason = _NO_ROWS
     return inputs
-
-
-_SLICED_KINDS = frozenset({Kind.DRIFT, Kind.PERFORMANCE, Kind.FAIRNESS})
 
 
 def _with_slices(
@@ -307,150 +290,29 @@ def _needs_model(spec: MonitorSpec, frame: pd.DataFrame, model_version: ModelVer
     return not has_data(frame, "attributions")
 
 
-def _model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    return frame[features]
-
-
-def _complete_reference(
-    spec: MonitorSpec, baseline: Baseline, model: Any, features: list[str]
-) -> Baseline:
-    """Compute reference sections the baseline lacks, from its sample (with the model)."""
-    sample = baseline.sample
-    extras = dict(baseline.extras)
-    if sample is None or not len(sample):
-        return baseline
-    has_features = all(name in sample.columns for name in features)
-    if spec.kind == Kind.EXPLANATIONS and "explanations" not in extras and model is not None:
-        from monitors.explanations import reference_importance
-
-        if has_features:
-            extras["explanations"] = reference_importance(
-                _model_inputs(sample, features), model=model, spec=spec
-            )
-    if spec.kind == Kind.FAIRNESS and "fairness" not in extras:
-        from monitors.fairness import reference_fairness
-
-        reference = sample
-        if "prediction" not in sample.columns and model is not None and has_features:
-            reference = sample.assign(prediction=model.predict(_model_inputs(sample, features)))
-        wanted = set(spec.sensitive_features)
-        if "prediction" in reference.columns and wanted <= set(reference.columns):
-            labelled = spec.label_column is not None and spec.label_column in reference.columns
-            extras["fairness"] = reference_fairness(
-                reference,
-                spec=spec.model_copy(
-                    update={
-                        "prediction_column": "prediction",
-                        "label_column": spec.label_column if labelled else None,
-                    }
-                ),
-            )
-    return replace(baseline, extras=extras)
-
-
-def _view_for(
-    spec: MonitorSpec, view: WindowView, filled: dict[str, int]
-) -> tuple[MonitorSpec, WindowView]:
-    """Return the spec and the rows a kind judges, as :func:`judged_frame` selects them, unread.
-
-    ``filled`` counts the values of the view's columns that matter (the label's, at least).
-    """
-    label = spec.label_column
-    if label is None or label not in view.columns:
-        return spec, view
-    without = {name: source for name, source in view.columns.items() if name != label}
-    if spec.kind == Kind.FAIRNESS and filled.get(label, 0) < spec.min_rows:
-        return spec.model_copy(update={"label_column": None}), replace(view, columns=without)
-    if spec.kind in (Kind.PERFORMANCE, Kind.FAIRNESS):
-        judged = replace(
-            view, labelled=label, label_as=spec.prediction_column, rows=filled.get(label, 0)
-        )
-        return spec, judged
-    return spec, replace(view, columns=without)
-
-
 def _judge_in_place(
     inputs: _Inputs, store: ObjectStore, rule: SummaryEngine, tell: Progress
 ) -> tuple[MonitorResult, bool]:
-    """Judge the window where its objects lie: Spark reads them, the worker reads no row.
-
-    One Spark job counts the rows and the values of the output columns (what the conventions
-    and the labelled rows' selection need), then the kind's own summaries run on Spark. A drift
-    run's page keeps a sample of at most ``DRIFT_PAGE_ROWS`` rows, drawn by Spark. Returns the
-    result and whether a drift page sample was kept.
-    """
-    from monitors.spark_engine import spark_census, spark_sample, spark_session
-
+    """Judge the window in place (:mod:`monitors.in_place`); an empty one leaves it insufficient."""
     assert inputs.objects is not None
     assert inputs.schemas is not None
     assert inputs.model_version is not None
-    schema, label_schema = inputs.schemas
-    stored = [str(name) for name in schema.names]
-    context = context_names(stored)
-    judged = {context.get(name, name): name for name in stored}
-    features = model_features(inputs.model_version, list(judged), list(context.values()))
-    columns = {
-        name: source
-        for name, source in judged.items()
-        if name not in (*HIDDEN_COLUMNS, "attributions")
-    }
-    columns["label"] = "label"  # joined from the label objects; the local window always has one
-    view = WindowView(
-        objects=inputs.objects, schema=schema, label_schema=label_schema, columns=columns
-    )
-    spec = inputs.spec
-    counted = ["prediction", "score"]
-    if spec.kind in (Kind.PERFORMANCE, Kind.FAIRNESS):
-        counted += ["label", *([spec.label_column] if spec.label_column else [])]
-    counted = [name for name in dict.fromkeys(counted) if name in columns]
-    session = spark_session(rule.master)
-    rows, filled = spark_census(view, counted, session=session)
-    if not rows:
-        inputs.reason = _NO_ROWS
-        return _insufficient(spec, _NO_ROWS), False
-    view = replace(view, rows=rows)
-    baseline = (
-        Baseline(rows=0, columns={})
-        if inputs.stored is None
-        else load_baseline(store=store, stored=inputs.stored)
-    )
-    with_data = {name for name, count in filled.items() if count}
-    conventions = fill_conventions(spec, with_data, features, list(context.values()), baseline)
-    spec, view = _view_for(conventions, view, filled)
-    baseline = _complete_reference(spec, baseline, None, features)
-    result = run_monitor(
-        spec,
-        MonitorContext(
-            window=view,
-            baseline=baseline,
-            feature_names=features,
-            progress=lambda fraction, message: tell(0.2 + 0.7 * fraction, message),
-            engine="spark",
-            spark_master=rule.master,
-        ),
-    )
-    if spec.kind != Kind.DRIFT or inputs.stored is None:
-        return result, False
-    import pandas as pd
-
-    reference = baseline.sample
-    shown = [
-        name
-        for name in spec.columns or []
-        if reference is not None and name in reference.columns and name in view.columns
-    ]
-    sample = (
-        spark_sample(view, shown, DRIFT_PAGE_ROWS, session=session) if shown else pd.DataFrame()
-    )
-    paged = save_page_sample(
+    judged = judge_in_place(
+        spec=inputs.spec,
+        objects=inputs.objects,
+        schemas=inputs.schemas,
+        model_version=inputs.model_version,
+        stored_baseline=inputs.stored,
         store=store,
         project_id=inputs.run.project_id,
         run_id=inputs.run.id,
-        baseline=baseline,
-        frame=sample,
-        columns=list(spec.columns or []),
+        master=rule.master,
+        tell=tell,
     )
-    return result, paged
+    if judged is None:
+        inputs.reason = _NO_ROWS
+        return _insufficient(inputs.spec, _NO_ROWS), False
+    return judged
 
 
 def _judge_read(
@@ -480,7 +342,7 @@ def _judge_read(
     if _needs_model(spec, frame, inputs.model_version) and loader is not None:
         tell(0.15, f"loading model {inputs.model_version.name} v{inputs.model_version.version}")
         model = loader.load(inputs.model_version)
-    baseline = _complete_reference(spec, baseline, model, features)
+    baseline = complete_reference(spec, baseline, model, features)
 
     def scaled(fraction: float, message: str) -> None:
         tell(0.2 + 0.7 * fraction, message)
@@ -495,7 +357,7 @@ def _judge_read(
         spark_master=rule.master,
     )
     result = run_monitor(spec, context)
-    if spec.slices and spec.kind in _SLICED_KINDS and result.status != Status.INSUFFICIENT:
+    if spec.slices and spec.kind in SLICED_KINDS and result.status != Status.INSUFFICIENT:
         tell(0.85, f"judging slices by {', '.join(spec.slices)}")
         result = _with_slices(spec, result, frame, baseline)
     if spec.kind == Kind.DRIFT and inputs.stored is not None:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["TRACE_KINDS", "DriftMethod", "Kind", "MonitorSpec", "Task"]
+__all__ = ["SLICED_KINDS", "TRACE_KINDS", "DriftMethod", "Kind", "MonitorSpec", "Task"]
 
 
 class Kind(StrEnum):
@@ -38,6 +38,8 @@ TRACE_KINDS = frozenset(
     {Kind.LLM_OPERATIONS, Kind.TEXT_DESCRIPTORS, Kind.EMBEDDING_DRIFT, Kind.LLM_JUDGE}
 )
 """Kinds that read a deployment's LLM traces (model and tool calls) instead of its inference log."""
+SLICED_KINDS = frozenset({Kind.DRIFT, Kind.PERFORMANCE, Kind.FAIRNESS})
+"""Kinds that judge ``slices`` one by one beside the whole window (:mod:`monitors.drift.slices`)."""
 
 
 class DriftMethod(StrEnum):

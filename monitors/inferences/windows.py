@@ -194,8 +194,8 @@ def _unified(objects: ObjectWindow) -> pa.Schema | None:
 class WindowView:
     """What a kind judges of a window read in place: its objects seen through the conventions.
 
-    The run's executor builds it (:mod:`monitors.execute`) where it would otherwise read the
-    window and select its rows and columns; Spark's tasks read it (:mod:`monitors.spark_engine`).
+    :mod:`monitors.in_place` builds it where a run would otherwise read the window and select
+    its rows and columns; Spark's tasks read it (:mod:`monitors.spark_engine`).
 
     Attributes:
         objects: The window's objects.
