@@ -116,7 +116,7 @@ def verify(
         raise typer.Exit(0 if report["intact"] else 1)
     from api.store import open_store
     from governance.anchors import FileAnchor
-    from governance.audit_export import verify_export, verify_store
+    from governance.audit_verify import verify_export, verify_store
     from governance.signing import load_or_create_signer, load_public_key
     from lineage import WardenError
 

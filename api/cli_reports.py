@@ -76,7 +76,7 @@ def _generate(project: str, request_fields: dict[str, object], fmt: str, out: Pa
     """Build, audit and write one report; return whether the audit chain verified intact."""
     from api.cli_direct import break_glass_actor, warn_direct
     from api.store import open_store
-    from governance.audit_export import verify_store
+    from governance.audit_verify import verify_store
     from governance.signing import load_or_create_signer
     from lineage import WardenError, session_scope
     from lineage.projects import get_project

@@ -16,7 +16,7 @@ rounds (each round's figures are in the JSON line). Measured side by side in the
 * **batched appends** (:func:`governance.audit.append_many`, for internal bulk writers):
   entries per second. Anchor: inserting the same rows (same columns, same indexes) with a bare
   ``sqlite3`` ``executemany`` per batch.
-* **verification** (:func:`governance.audit_export.verify_store`) of a chain of ``--chain``
+* **verification** (:func:`governance.audit_verify.verify_store`) of a chain of ``--chain``
   entries, checkpoints and signatures included (the chain is built once, by ``append_many`` in
   batches of ``--seed-batch``, then verified each round). Anchors: SHA-256 of the same canonical
   bytes with ``hashlib`` alone, and reading the same rows in seq order with bare ``sqlite3``.
@@ -326,7 +326,7 @@ def _anchor_reading(path: Path) -> tuple[float, float]:
 
 def run_verify(folder: Path, chain: int) -> dict[str, Any]:
     """Verify the chain built by :func:`build_chain`; hash its bytes with hashlib alone."""
-    from governance.audit_export import verify_store
+    from governance.audit_verify import verify_store
     from governance.checkpoints import attach_signer
     from governance.signing import load_or_create_signer
     from lineage import create_store_engine

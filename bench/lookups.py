@@ -325,7 +325,7 @@ def _seeded_store(
 
 def _verify(database_url: str) -> bool:
     """Return whether the seeded chain verifies (with the audit module's own verifier)."""
-    from governance.audit_export import verify_store
+    from governance.audit_verify import verify_store
     from lineage import create_store_engine
 
     engine = create_store_engine(database_url)

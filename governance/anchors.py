@@ -4,7 +4,7 @@ The design follows CloudTrail's digest files: the log lives in one place, and a 
 summary of it is delivered somewhere its writer cannot silently change. Whoever holds the
 database (and even the signing key) can rewrite the chain and re-sign it; they cannot make an
 anchor that already holds the old head hashes forget them. Verification
-(:mod:`governance.audit_export`) compares the chain with the anchor and finds truncation and
+(:mod:`governance.audit_verify`) compares the chain with the anchor and finds truncation and
 re-signed rewrites.
 
 Contract of an :class:`Anchor` (write a new one against this; the tests hand in fakes):

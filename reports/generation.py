@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from governance.actors import Actor
 from governance.audit import append
-from governance.audit_export import VerifyReport
+from governance.audit_verify import VerifyReport
 from reports.model_card import model_card
 from reports.project_report import project_report
 from reports.sensitive import sees_sensitive

@@ -23,7 +23,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from sqlmodel import Session
 
 from governance.actors import Actor
-from governance.audit_export import verify_store
+from governance.audit_verify import verify_store
 from lineage.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from lineage.model_versions import MODEL_NAME_PATTERN, VERSION_PATTERN
 from lineage.runtime.handlers import JobContext

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from governance.audit import AuditEntry
-from governance.audit_export import VerifyReport
+from governance.audit_verify import VerifyReport
 from governance.checkpoints import AuditCheckpoint
 from governance.incidents import Incident
 from lineage.errors import InvalidInput
@@ -89,7 +89,7 @@ def project_report(
         since: Start of the period (inclusive, timezone-aware).
         until: End of the period (exclusive, timezone-aware).
         verification: The result of verifying the whole chain
-            (:func:`governance.audit_export.verify_store`), taken by the caller before reading,
+            (:func:`governance.audit_verify.verify_store`), taken by the caller before reading,
             so the verdict describes at least the entries read here.
         full: Whether the reader may see sensitive fields.
 

@@ -30,7 +30,8 @@ from governance.approvals import (
     pending_for,
 )
 from governance.audit import AuditFilter, Outcome, list_entries
-from governance.audit_export import readable_project_ids, verify_store
+from governance.audit_export import readable_project_ids
+from governance.audit_verify import verify_store
 from governance.incidents import list_incidents
 from governance.permissions import Permission
 from lineage.errors import InvalidInput

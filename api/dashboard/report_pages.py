@@ -17,7 +17,7 @@ from api.deps import EngineDep, SessionDep
 from api.routes.audit import get_signer
 from api.security import CurrentProject, require
 from governance.actors import Actor
-from governance.audit_export import verify_store
+from governance.audit_verify import verify_store
 from governance.permissions import Permission
 from lineage.errors import InvalidInput
 from lineage.model_versions import get_model_version_by_id, list_model_versions

@@ -36,11 +36,8 @@ from governance.audit import (
     head,
     list_entries,
 )
-from governance.audit_export import (
-    export_lines,
-    readable_project_ids,
-    verify_store,
-)
+from governance.audit_export import export_lines, readable_project_ids
+from governance.audit_verify import verify_store
 from governance.checkpoints import AuditCheckpoint, format_time, list_checkpoints
 from governance.permissions import Permission
 from governance.signing import Signer

@@ -20,7 +20,7 @@ from api.deps import EngineDep, SessionDep, SettingsDep
 from api.routes.audit import SignerDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
-from governance.audit_export import verify_store
+from governance.audit_verify import verify_store
 from governance.permissions import Permission
 from lineage.model_versions import get_model_version
 from lineage.runtime.queue import RuntimeJob

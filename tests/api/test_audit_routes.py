@@ -14,7 +14,7 @@ from api.app import create_app
 from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import append
-from governance.audit_export import verify_export
+from governance.audit_verify import verify_export
 from governance.roles import Role
 from governance.signing import load_public_key
 from lineage.projects import Project

@@ -21,7 +21,8 @@ from sqlmodel import Session, col, select
 from governance.actors import Actor, PrincipalKind
 from governance.anchors import ANNOUNCE_EVENT_TYPE, ChannelRef, FileAnchor, parse_anchor_lines
 from governance.audit import AuditEntry, act_then_audit, append, checkpoint
-from governance.audit_export import export_lines, verify_export, verify_store
+from governance.audit_export import export_lines
+from governance.audit_verify import verify_export, verify_store
 from governance.channels import SecretBox, create_channel
 from governance.checkpoints import (
     AuditCheckpoint,

@@ -25,7 +25,7 @@ from governance.audit import (
     head,
     payload_text,
 )
-from governance.audit_export import verify_store
+from governance.audit_verify import verify_store
 from governance.checkpoints import AuditCheckpoint, attach_signer, detach_signer
 from governance.signing import Signer, load_or_create_signer
 from lineage import InvalidInput, create_project, session_scope

@@ -25,7 +25,7 @@ from governance.audit import (
     iter_entries,
     list_entries,
 )
-from governance.audit_export import verify_store
+from governance.audit_verify import verify_store
 from lineage import create_project, session_scope
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)

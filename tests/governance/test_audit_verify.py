@@ -21,7 +21,8 @@ from governance.audit import (
     entry_hash,
     entry_payload,
 )
-from governance.audit_export import export_lines, verify_export, verify_store
+from governance.audit_export import export_lines
+from governance.audit_verify import verify_export, verify_store
 from governance.checkpoints import AuditCheckpoint, attach_signer, detach_signer
 from governance.signing import Signer, load_or_create_signer
 from lineage import create_project, session_scope

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from governance.actors import Actor
-from governance.audit_export import verify_store
+from governance.audit_verify import verify_store
 from governance.policies import Policy, add_version, create_policy, set_enabled
 from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.errors import InvalidInput
