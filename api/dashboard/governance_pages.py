@@ -32,7 +32,7 @@ from governance.approvals import (
 from governance.audit import AuditFilter, Outcome, list_entries
 from governance.audit_export import readable_project_ids
 from governance.audit_verify import verify_store
-from governance.incidents import list_incidents
+from governance.incidents import page_incidents
 from governance.permissions import Permission
 from lineage.errors import InvalidInput
 from lineage.model_versions import get_model_versions_by_id
@@ -40,6 +40,8 @@ from lineage.models import VersionKind
 from lineage.projects import Project
 from lineage.store import session_scope
 
+_INCIDENTS_PAGE = 100
+"""Incidents per page of the incidents list."""
 _APPROVALS_PAGE = 50
 """Requests per page of the approvals inbox's list of all requests."""
 
@@ -51,19 +53,30 @@ def incidents_page(
     project: CurrentProject,
     session: SessionDep,
     state: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:
-    """List incidents (open first by recency) with their latest findings."""
+    """List incidents (most recently seen first) with their latest findings, a page at a time."""
     open_only = state != "all"
-    incidents = list_incidents(
-        session=session, project_id=project.id, open_only=open_only, limit=200
+    page = page_incidents(
+        session=session,
+        project_id=project.id,
+        open_only=open_only,
+        limit=_INCIDENTS_PAGE,
+        cursor=cursor or None,
     )
+    here = f"/p/{quote(project.name)}/incidents"
+    kept = {} if open_only else {"state": "all"}
     return _render(
         request,
         "incidents.html",
         actor,
         session,
         project=project,
-        incidents=incidents,
+        incidents=page.items,
+        older=f"{here}?{urlencode({**kept, 'cursor': page.next_cursor})}"
+        if page.next_cursor
+        else None,
+        newest=f"{here}?{urlencode(kept)}" if cursor else None,
         open_only=open_only,
     )
 

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from api.app import create_app
 from api.settings import Settings
@@ -584,24 +584,29 @@ def test_numbers_on_pages_read_as_people_write_them() -> None:
     assert _num(True) == "True"
 
 
+def _alert_on_everything(session: Session, project_id: uuid.UUID) -> None:
+    """An alert rule over every source, to a webhook (never sent: no worker runs)."""
+    channel, _ = create_channel(
+        session=session,
+        project_id=project_id,
+        spec={"kind": "webhook", "name": "ops", "url": "http://10.0.0.1/"},
+        box=SecretBox.generate(),
+        created_by="t",
+    )
+    create_rule(
+        session=session,
+        project_id=project_id,
+        spec=RuleCreate(name="drift", channel_ids=[channel.id]),
+        created_by="t",
+    )
+
+
 def test_the_incidents_page_lists_an_incident_with_its_findings(
     new_client: Callable[..., TestClient], store: Store, engine: Engine
 ) -> None:
     with session_scope(engine) as session:
         project = get_project(session=session, name="acme")
-        channel, _ = create_channel(
-            session=session,
-            project_id=project.id,
-            spec={"kind": "webhook", "name": "ops", "url": "http://10.0.0.1/"},
-            box=SecretBox.generate(),
-            created_by="t",
-        )
-        create_rule(
-            session=session,
-            project_id=project.id,
-            spec=RuleCreate(name="drift", channel_ids=[channel.id]),
-            created_by="t",
-        )
+        _alert_on_everything(session, project.id)
         route_findings(
             session=session,
             actor=Actor.system(),
@@ -615,6 +620,38 @@ def test_the_incidents_page_lists_an_incident_with_its_findings(
     page = client.get("/p/acme/incidents", headers=HTML)
     assert page.status_code == 200, page.text
     assert "drift_share dataset = 0.5 (alert)" in page.text
+
+
+def test_the_incidents_page_lists_every_incident_a_page_at_a_time(
+    new_client: Callable[..., TestClient], store: Store, engine: Engine
+) -> None:
+    """105 open incidents: the 100 seen last on the first page, 5 behind "Older incidents"."""
+    with session_scope(engine) as session:
+        project = get_project(session=session, name="acme")
+        _alert_on_everything(session, project.id)
+        for number in range(105):
+            route_findings(
+                session=session,
+                actor=Actor.system(),
+                project_id=project.id,
+                source_kind="policy",
+                source_id=f"p{number}",
+                run_id=None,
+                findings=[Finding("drift", "drift_share", "dataset", 0.5, 0.3, Status.ALERT)],
+            )
+    client = sign_in(new_client(), "vic")
+    first = client.get("/p/acme/incidents", headers=HTML).text
+    shown = re.findall(r"<code>(p\d+)</code>", first)
+    assert len(shown) == 100
+    assert "Most recent incidents" not in first
+    older = re.search(r'href="([^"]+)" rel="next">Older incidents', first)
+    assert older is not None
+    rest = client.get(html.unescape(older.group(1)), headers=HTML).text
+    more = re.findall(r"<code>(p\d+)</code>", rest)
+    assert len(more) == 5
+    assert sorted(shown + more) == sorted(f"p{n}" for n in range(105))
+    assert "Most recent incidents" in rest
+    assert "Older incidents" not in rest
 
 
 def test_a_promotion_keeps_the_slots_monitors_on_the_overview(
