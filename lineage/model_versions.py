@@ -407,11 +407,11 @@ def page_recent_model_versions(
     *,
     session: Session,
     project_id: uuid.UUID,
-    name: str,
+    name: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
 ) -> Page[ModelVersion]:
-    """Return a page of one model's versions, newest first (what a reader compares first).
+    """Return a page of the project's versions (of model ``name``), newest first.
 
     Raises:
         InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.

@@ -563,6 +563,9 @@ def test_reports_are_generated_downloaded_and_audited(
         == 422
     )
     assert len([e for e in _all_audit(engine) if e.actor_name == "vic"]) == 2
+    version = client.get("/p/acme/models/income/versions/1", headers=HTML).text
+    link = f'/p/acme/reports/model-card?version_id={version_id.group(1)}&amp;format=html">HTML'
+    assert link in version  # every version's page links its card, however old
 
 
 def _all_audit(engine: Engine) -> list[AuditEntry]:

@@ -138,3 +138,6 @@ def test_a_model_with_many_versions_pages_its_comparison_and_the_overview_counts
     assert shown(rest.text) == ["1", "2", "3", "4", "5"]
     assert "Newest versions" in rest.text
     assert "Older versions" not in rest.text
+    offered = signed.get("/p/acme/reports", headers=HTML).text
+    names = re.findall(r'<option value="[0-9a-f-]{36}">vendor-score v(\d+)</option>', offered)
+    assert names == [str(n) for n in range(25, 0, -1)]  # newest first
