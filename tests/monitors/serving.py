@@ -57,14 +57,21 @@ def records(
     scores: Any = None,
     prefix: str = "r",
     time: datetime | None = None,
+    context: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Return JSON-ready inference records for the rows of ``frame`` (ids ``<prefix><row>``)."""
+    """Return JSON-ready inference records for the rows of ``frame`` (ids ``<prefix><row>``).
+
+    ``context`` maps a context name to the column of ``frame`` it is sent from (``{"segment":
+    "workclass"}`` logs ``context.segment``, judged as ``segment``).
+    """
     out: list[dict[str, Any]] = []
-    for position, (_, row) in enumerate(frame[FEATURES].iterrows()):
+    for position, (_, row) in enumerate(frame.iterrows()):
         record: dict[str, Any] = {
             "request_id": f"{prefix}{position}",
             "features": {name: _cell(row[name]) for name in FEATURES},
         }
+        if context:
+            record["context"] = {name: _cell(row[column]) for name, column in context.items()}
         if predictions is not None:
             record["prediction"] = _cell(predictions[position])
         if scores is not None:

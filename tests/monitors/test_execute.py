@@ -102,6 +102,7 @@ class Setup:
         settings: Settings,
         window: pd.DataFrame,
         store: ObjectStore | None = None,
+        context: dict[str, str] | None = None,
     ) -> None:
         self.engine = engine
         self.data_dir = settings.data_dir
@@ -132,7 +133,9 @@ class Setup:
         model = adult_model()
         self.predicted = model.predict(self.window[FEATURES])
         self.scores = model.predict_proba(self.window[FEATURES])[:, 1]
-        batch = records(self.window, predictions=self.predicted, scores=self.scores)
+        batch = records(
+            self.window, predictions=self.predicted, scores=self.scores, context=context
+        )
         with session_scope(engine) as session:
             log_inferences(
                 session=session,

@@ -47,7 +47,7 @@ QUALITY: dict[str, Any] = {"kind": "quality"}
 PERFORMANCE: dict[str, Any] = {"kind": "performance"}
 FAIRNESS: dict[str, Any] = {
     "kind": "fairness",
-    "sensitive_features": ["sex"],
+    "sensitive_features": ["sex", "segment"],  # segment: logged as context.segment
     "options": {"bootstrap_samples": 50},
 }
 SPECS = {"data directory": [DRIFT, QUALITY, PERFORMANCE], "bucket": [PREDICTION_DRIFT, FAIRNESS]}
@@ -66,13 +66,18 @@ def store(request: pytest.FixtureRequest, spark: Any, tmp_path: Path) -> Iterato
 
 def _window(engine: Engine, settings: Settings, store: ObjectStore) -> Setup:
     test = adult_test()
-    setup = Setup(engine, settings, test[test["age"] > 45].sample(1500, random_state=0), store)
+    segment = {"segment": "workclass"}  # a context value, not a model input
+    setup = Setup(
+        engine, settings, test[test["age"] > 45].sample(1500, random_state=0), store, segment
+    )
     extra = test[test["age"] <= 45].sample(300, random_state=1)
     predicted = adult_model().predict(extra[FEATURES])
     now, before = utcnow(), utcnow() - timedelta(days=2)
     batch = [
-        *records(extra[:150], predictions=predicted[:150], prefix="old", time=before),
-        *records(extra[150:], predictions=predicted[150:], prefix="new", time=now),
+        *records(
+            extra[:150], predictions=predicted[:150], prefix="old", time=before, context=segment
+        ),
+        *records(extra[150:], predictions=predicted[150:], prefix="new", time=now, context=segment),
     ]
     with session_scope(engine) as session:
         log_inferences(
@@ -152,5 +157,7 @@ def test_spark_judges_the_window_in_place_with_the_local_findings(
             assert json.loads(store.get(json_key))["links"]  # the page's sample was kept
             with session_scope(engine) as session:
                 assert drift_page_job(session=session, project_id=run.project_id, run_id=run.id)
+        if spec is FAIRNESS:  # the context column is judged under its own name on Spark too
+            assert any("segment" in f.scope for f in there.findings), there.findings
         if spec in (PERFORMANCE, FAIRNESS):  # the others load the baseline's reference sample
             assert peak < size <= local_peak
