@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from api.settings import Settings
+
 __all__ = ["ACCESS_KEY", "SECRET_KEY", "create_bucket", "moto_server", "use_local_s3"]
 
 ACCESS_KEY = "warden-test"
@@ -74,3 +76,13 @@ def use_local_s3(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+
+
+def artifacts_in_bucket(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, settings: Settings, bucket: str
+) -> Settings:
+    """Create ``bucket`` on the local server and return ``settings`` keeping artifacts there
+    (``WARDEN_ARTIFACT_URL=s3://<bucket>/prod``, the usual AWS variables pointed at it)."""
+    create_bucket(endpoint, bucket)
+    use_local_s3(monkeypatch, endpoint)
+    return settings.model_copy(update={"artifact_url": f"s3://{bucket}/prod"})

@@ -153,15 +153,13 @@ def test_an_explanation_reads_its_inference_and_baseline_from_a_bucket(
     lands in the data directory but the app's own keys."""
     from api.app import create_app
     from tests.adult import TARGET, adult_train
-    from tests.s3 import create_bucket, moto_server, use_local_s3
+    from tests.s3 import artifacts_in_bucket, moto_server
 
     scientist = make_principal(role=Role.DATA_SCIENTIST, project="acme")
     window = adult_test().sample(10, random_state=3).reset_index(drop=True)
     train = adult_train().sample(200, random_state=0)[[*FEATURES, TARGET]]
     with moto_server() as endpoint:
-        create_bucket(endpoint, "warden-explanations")
-        use_local_s3(monkeypatch, endpoint)
-        in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-explanations/prod"})
+        in_s3 = artifacts_in_bucket(monkeypatch, endpoint, settings, "warden-explanations")
         store = in_s3.artifact_store()
         with TestClient(create_app(in_s3, engine=engine)) as client:
             baseline = client.post(

@@ -546,15 +546,15 @@ def _baseline_from_bucket(
     reference, ask for a baseline from it twice (the first answer imports the route's modules),
     and measure the second request's peak Python allocation."""
     from api.app import create_app
-    from tests.s3 import create_bucket, moto_server, use_local_s3
+    from tests.s3 import artifacts_in_bucket, moto_server
 
-    update: dict[str, Any] = {"artifact_url": "s3://warden-references/prod"}
-    if max_bytes is not None:
-        update["table_max_bytes"] = max_bytes
+    limited = (
+        settings
+        if max_bytes is None
+        else settings.model_copy(update={"table_max_bytes": max_bytes})
+    )
     with moto_server() as endpoint:
-        create_bucket(endpoint, "warden-references")
-        use_local_s3(monkeypatch, endpoint)
-        in_s3 = settings.model_copy(update=update)
+        in_s3 = artifacts_in_bucket(monkeypatch, endpoint, limited, "warden-references")
         store = in_s3.artifact_store()
         store.put(f"datasets/{name}", content)
         uri = f"s3://warden-references/prod/datasets/{name}"

@@ -24,7 +24,7 @@ from lineage.runtime.worker import Worker
 from tests.adult import FEATURES, TARGET, adult_test, adult_train
 from tests.conftest import Issued
 from tests.monitors.serving import adult_deployment, dataset_version, records
-from tests.s3 import create_bucket, moto_server, use_local_s3
+from tests.s3 import artifacts_in_bucket, moto_server
 
 Make = Callable[..., Issued]
 BASE = "/api/v1/projects/acme"
@@ -185,9 +185,7 @@ def test_monitor_data_lives_in_the_bucket_when_artifacts_do(
     test = adult_test()
     window = test[test["age"] > 45].sample(300, random_state=0).reset_index(drop=True)
     with moto_server() as endpoint:
-        create_bucket(endpoint, "warden-monitors")
-        use_local_s3(monkeypatch, endpoint)
-        in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-monitors/prod"})
+        in_s3 = artifacts_in_bucket(monkeypatch, endpoint, settings, "warden-monitors")
         store = in_s3.artifact_store()
         with TestClient(create_app(in_s3, engine=engine)) as client:
             baseline = client.post(

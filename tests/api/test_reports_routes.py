@@ -29,7 +29,7 @@ from lineage.tables import utcnow
 from reports import REPORT_RENDER, ReportRenderHandler
 from tests.conftest import Issued
 from tests.governance.tamper import drop_triggers
-from tests.s3 import create_bucket, moto_server, use_local_s3
+from tests.s3 import artifacts_in_bucket, moto_server
 
 Make = Callable[..., Issued]
 BASE = "/api/v1/projects/acme/reports"
@@ -308,9 +308,7 @@ def test_a_render_goes_to_the_bucket_when_artifacts_live_in_s3(
     """With WARDEN_ARTIFACT_URL=s3://…, the worker writes the render to the bucket (a real S3 API,
     moto on 127.0.0.1), the API serves it from there, and the data directory holds no report."""
     with moto_server() as endpoint:
-        create_bucket(endpoint, "warden-artifacts")
-        use_local_s3(monkeypatch, endpoint)
-        in_s3 = settings.model_copy(update={"artifact_url": "s3://warden-artifacts/prod"})
+        in_s3 = artifacts_in_bucket(monkeypatch, endpoint, settings, "warden-artifacts")
         auditor = make_principal(role=Role.AUDITOR)
         with TestClient(create_app(in_s3, engine=engine)) as client:
             queued = client.post(

@@ -30,7 +30,7 @@ from retrain.runner import execute_pipeline_run
 from retrain.runner_config import RunnerConfig, run_directory, run_key
 from tests.conftest import Issued
 from tests.retrain.conftest import ADULT_TRAIN
-from tests.s3 import create_bucket, moto_server, use_local_s3
+from tests.s3 import artifacts_in_bucket, moto_server
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +49,7 @@ def in_s3(
 ) -> Settings:
     """The test's settings with WARDEN_ARTIFACT_URL in a fresh bucket of the local S3 API."""
     bucket = f"warden-{uuid.uuid4().hex[:12]}"
-    create_bucket(s3_endpoint, bucket)
-    use_local_s3(monkeypatch, s3_endpoint)
-    return settings.model_copy(update={"artifact_url": f"s3://{bucket}/prod"})
+    return artifacts_in_bucket(monkeypatch, s3_endpoint, settings, bucket)
 
 
 def _local_files(data_dir: Path) -> list[str]:
