@@ -41,7 +41,6 @@ __all__ = [
     "list_model_versions",
     "model_summaries",
     "page_model_versions",
-    "page_recent_model_versions",
     "register_model_version",
     "revise_schema",
 ]
@@ -338,11 +337,24 @@ def page_model_versions(
     name: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
+    newest_first: bool = False,
 ) -> Page[ModelVersion]:
-    """Return a page of the project's model versions (of ``name``), by name, oldest first."""
+    """Return a page of the project's model versions (of ``name``).
+
+    By name, oldest first; or, with ``newest_first``, newest first whatever the name (what a
+    reader compares or picks first).
+
+    Raises:
+        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
+    """
+    query = _versions_of(project_id, name)
+    if newest_first:
+        return newest_first_page(
+            session=session, query=query, record=ModelVersion, limit=limit, cursor=cursor
+        )
     return keyset_page(
         session=session,
-        query=_versions_of(project_id, name),
+        query=query,
         keys=_VERSION_ORDER,
         key_of=lambda v: (v.name, v.created_at, v.id),
         limit=limit,
@@ -401,28 +413,6 @@ def get_model_versions_by_id(
         .where(col(ModelVersion.id).in_(wanted))
     ).all()
     return {version.id: version for version in found}
-
-
-def page_recent_model_versions(
-    *,
-    session: Session,
-    project_id: uuid.UUID,
-    name: str | None = None,
-    limit: int = DEFAULT_PAGE_SIZE,
-    cursor: str | None = None,
-) -> Page[ModelVersion]:
-    """Return a page of the project's versions (of model ``name``), newest first.
-
-    Raises:
-        InvalidInput: ``limit`` outside 1..1000, or a cursor this API did not return.
-    """
-    return newest_first_page(
-        session=session,
-        query=_versions_of(project_id, name),
-        record=ModelVersion,
-        limit=limit,
-        cursor=cursor,
-    )
 
 
 class SchemaRevision(BaseModel):

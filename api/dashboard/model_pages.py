@@ -30,7 +30,7 @@ from governance.permissions import Permission
 from lineage.deployments import get_deployment, list_deployments
 from lineage.errors import InvalidInput, NotFound, Unavailable
 from lineage.graph import lineage_graph
-from lineage.model_versions import get_model_version, page_recent_model_versions
+from lineage.model_versions import get_model_version, page_model_versions
 from lineage.models import ModelVersion
 from lineage.projects import Project
 from monitors.models import Monitor, MonitorRunPublic
@@ -127,8 +127,13 @@ def model_page(
     the older ones: a model retrained daily for years must not render thousands of columns.
     """
     cursor = request.query_params.get("cursor") or None
-    page = page_recent_model_versions(
-        session=session, project_id=project.id, name=name, limit=_VERSIONS_SHOWN, cursor=cursor
+    page = page_model_versions(
+        session=session,
+        project_id=project.id,
+        name=name,
+        limit=_VERSIONS_SHOWN,
+        cursor=cursor,
+        newest_first=True,
     )
     versions = page.items[::-1]
     if not versions:

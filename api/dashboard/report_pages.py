@@ -20,7 +20,7 @@ from governance.actors import Actor
 from governance.audit_verify import verify_store
 from governance.permissions import Permission
 from lineage.errors import InvalidInput
-from lineage.model_versions import get_model_version_by_id, page_recent_model_versions
+from lineage.model_versions import get_model_version_by_id, page_model_versions
 from lineage.store import session_scope
 from lineage.tables import utcnow
 from reports import MEDIA_TYPES, Format, generate_model_card, generate_project_report, render
@@ -44,8 +44,8 @@ def reports_page(
         actor,
         session,
         project=project,
-        versions=page_recent_model_versions(
-            session=session, project_id=project.id, limit=_VERSIONS_OFFERED
+        versions=page_model_versions(
+            session=session, project_id=project.id, limit=_VERSIONS_OFFERED, newest_first=True
         ).items,
         default_from=(today - timedelta(days=30)).strftime("%Y-%m-%d"),
         default_to=today.strftime("%Y-%m-%d"),
