@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from governance.audit import AuditEntry
+from governance.audit import AuditEntry, AuditFilter, iter_entries
 from governance.audit_verify import VerifyReport
 from governance.checkpoints import AuditCheckpoint
 from governance.incidents import Incident
@@ -108,15 +108,10 @@ def project_report(
     hide = Sensitive(full)
     project = session.get(Project, project_id)
     entries = list(
-        session.exec(
-            select(AuditEntry)
-            .where(
-                AuditEntry.project_id == project_id,
-                col(AuditEntry.created_at) >= since,
-                col(AuditEntry.created_at) < until,
-            )
-            .order_by(sa.asc(col(AuditEntry.seq)))
-        ).all()
+        iter_entries(
+            session=session,
+            where=AuditFilter(project_id=project_id, since=since, until=until),
+        )
     )
     broken = verification.first_broken_seq
     rows = [_entry_row(entry, hide, broken) for entry in entries]

@@ -160,11 +160,13 @@ def test_project_report_flags_an_audit_row_altered_behind_wardens_back(
     auditor = make_principal(role=Role.AUDITOR)
     scientist = make_principal(role=Role.DATA_SCIENTIST)
     start = (utcnow() - timedelta(minutes=1)).isoformat()
+    middle = ""
     for text in ("first", "second", "third"):
         answer = client.put(
             f"{BASE}/models/income/1/card", json={"limitations": text}, headers=scientist.headers
         )
         assert answer.status_code == 200
+        middle = middle or utcnow().isoformat()
     denied = client.put(
         f"{BASE}/models/income/1/card", json={"limitations": "no"}, headers=auditor.headers
     )
@@ -180,6 +182,12 @@ def test_project_report_flags_an_audit_row_altered_behind_wardens_back(
     updates = intact["groups"]["models_and_deployments"]
     assert [row["action"] for row in updates] == ["model_card.update"] * 3
     assert [row["actor"] for row in intact["denied"]] == [auditor.principal.name]
+    for period, updates_in_it in (({"from": start, "to": middle}, 1), ({"from": middle}, 2)):
+        part = client.get(
+            f"{BASE}/project", params={**period, "format": "json"}, headers=auditor.headers
+        ).json()
+        rows = part["groups"]["models_and_deployments"]
+        assert [row["action"] for row in rows] == ["model_card.update"] * updates_in_it
 
     with session_scope(engine) as session:
         target = session.exec(
