@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 
 from bench.processes import cpu_seconds, free_port, running, wait_ready
+from bench.seeding import service_key
 
 WRITERS = 8
 _PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
@@ -58,8 +59,7 @@ def _seed_api(database_url: str, writers: int) -> tuple[str, list[str]]:
     from api.migrate import upgrade
     from governance.actors import Actor
     from governance.budgets import BudgetCreate, BudgetPeriod, create_budget
-    from governance.identity import create_service_account, issue_api_key
-    from governance.roles import Role, grant_role
+    from governance.roles import Role
     from lineage import create_store_engine, session_scope
     from lineage.projects import create_project
 
@@ -78,16 +78,14 @@ def _seed_api(database_url: str, writers: int) -> tuple[str, list[str]]:
                 )
                 for n in range(writers)
             ]
-            account = create_service_account(session=session, actor=system, name="bench-writer")
-            grant_role(
+            key = service_key(
                 session=session,
                 actor=system,
                 project_id=project.id,
-                principal_id=account.id,
+                name="bench-writer",
                 role=Role.ADMIN,
             )
-            key = issue_api_key(session=session, actor=system, principal_id=account.id)
-            return key.secret, [str(budget.id) for budget in budgets]
+            return key, [str(budget.id) for budget in budgets]
     finally:
         engine.dispose()
 

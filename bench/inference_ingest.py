@@ -45,6 +45,7 @@ import httpx
 import numpy as np
 
 from bench.processes import cpu_seconds, free_port, running, wait_ready
+from bench.seeding import service_key
 
 NUMERIC = [f"num_{index}" for index in range(10)]
 CATEGORICAL = [f"cat_{index}" for index in range(5)]
@@ -55,8 +56,7 @@ def _seed(database_url: str) -> tuple[str, str]:
     """Migrate a store; add the project, deployment and key the bench logs with."""
     from api.migrate import upgrade
     from governance.actors import Actor
-    from governance.identity import create_service_account, issue_api_key
-    from governance.roles import Role, grant_role
+    from governance.roles import Role
     from lineage import create_store_engine, session_scope
     from lineage.deployments import DeploymentCreate, record_deployment
     from lineage.model_versions import ModelVersionCreate, register_model_version
@@ -86,16 +86,14 @@ def _seed(database_url: str) -> tuple[str, str]:
                     model_version="1",
                 ),
             )
-            account = create_service_account(session=session, actor=system, name="bench-logger")
-            grant_role(
+            key = service_key(
                 session=session,
                 actor=system,
                 project_id=project.id,
-                principal_id=account.id,
+                name="bench-logger",
                 role=Role.DATA_SCIENTIST,
             )
-            key = issue_api_key(session=session, actor=system, principal_id=account.id)
-            return key.secret, str(deployment.id)
+            return key, str(deployment.id)
     finally:
         engine.dispose()
 

@@ -49,11 +49,9 @@ def _seed(
     data_dir: Path, *, monitors: int, deployments: int, every: int, seed: int
 ) -> tuple[Any, list[Any]]:
     """Create the store, deployments with baselines and windows, and the scheduled monitors."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from api.migrate import upgrade
     from bench.drift import make_frame
+    from bench.seeding import store_inference_batch
     from lineage import create_store_engine
     from lineage.deployments import DeploymentCreate, record_deployment
     from lineage.model_versions import ModelVersionCreate, register_model_version
@@ -63,8 +61,6 @@ def _seed(
     from lineage.store import session_scope
     from lineage.tables import utcnow
     from monitors.baseline.storage import BaselineCreate, create_baseline
-    from monitors.inferences import InferenceBatch
-    from monitors.inferences.partitions import partition_key
     from monitors.models import MonitorCreate, Schedule
     from monitors.schedules import create_monitor
     from monitors.spec import MonitorSpec
@@ -131,24 +127,14 @@ def _seed(
             frame["prediction"] = 0
             frame["score"] = 0.5
             frame["probabilities"] = None
-            batch = InferenceBatch(
+            store_inference_batch(
+                session=session,
+                data_dir=data_dir,
                 project_id=project_id,
                 deployment_id=deployment.id,
-                kind="inferences",
-                rows=WINDOW_ROWS,
-                first_at=at,
-                last_at=at,
+                frame=frame,
+                at=at,
             )
-            session.add(batch)
-            session.flush()
-            path = data_dir / partition_key(
-                project_id=project_id,
-                deployment_id=deployment.id,
-                kind="inferences",
-                batch_id=batch.id,
-            )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
             for slot in range(index, monitors, deployments):
                 create_monitor(
                     session=session,

@@ -116,14 +116,11 @@ def _window(
 ) -> list[Path]:
     """Store the window as the inference log stores batches: one partition and row each."""
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from bench.drift import make_frame
+    from bench.seeding import store_inference_batch
     from lineage.store import session_scope
     from lineage.tables import utcnow
-    from monitors.inferences import InferenceBatch
-    from monitors.inferences.partitions import partition_key
 
     at = utcnow() - timedelta(minutes=10)
     paths: list[Path] = []
@@ -151,24 +148,14 @@ def _window(
             axis=1,
         )
         with session_scope(engine) as session:
-            batch = InferenceBatch(
+            path = store_inference_batch(
+                session=session,
+                data_dir=data_dir,
                 project_id=deployment.project_id,
                 deployment_id=deployment.id,
-                kind="inferences",
-                rows=size,
-                first_at=at,
-                last_at=at,
+                frame=frame,
+                at=at,
             )
-            session.add(batch)
-            session.flush()
-            path = data_dir / partition_key(
-                project_id=deployment.project_id,
-                deployment_id=deployment.id,
-                kind="inferences",
-                batch_id=batch.id,
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
         paths.append(path)
     return paths
 

@@ -42,6 +42,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from bench.processes import free_port, running, wait_ready
+from bench.seeding import service_key
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -231,8 +232,7 @@ def _seed_warden(database_url: str) -> str:
     """Migrate a store; add the project, deployment, price and key the bench sends with."""
     from api.migrate import upgrade
     from governance.actors import Actor
-    from governance.identity import create_service_account, issue_api_key
-    from governance.roles import Role, grant_role
+    from governance.roles import Role
     from lineage import create_store_engine, session_scope
     from lineage.deployments import DeploymentCreate, record_deployment
     from lineage.model_versions import ModelVersionCreate, register_model_version
@@ -275,16 +275,14 @@ def _seed_warden(database_url: str) -> str:
                 ),
                 created_by="bench",
             )
-            account = create_service_account(session=session, actor=system, name="bench-exporter")
-            grant_role(
+            key = service_key(
                 session=session,
                 actor=system,
                 project_id=project.id,
-                principal_id=account.id,
+                name="bench-exporter",
                 role=Role.DATA_SCIENTIST,
             )
-            key = issue_api_key(session=session, actor=system, principal_id=account.id)
-            return key.secret
+            return key
     finally:
         engine.dispose()
 
