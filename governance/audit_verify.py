@@ -18,10 +18,16 @@ was rewritten and re-hashed (its successor still vouches for the original), so *
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import logging
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,9 +50,11 @@ from governance.audit_export import _TABLE, _raw_chunks, _stored_checkpoints
 from governance.checkpoints import GENESIS_DIGEST, CheckpointRecord, format_time, policy_for
 from governance.signing import key_id_of, verify_signature
 from lineage.errors import InvalidInput
-from lineage.store import session_scope
+from lineage.store import create_store_engine, session_scope
 
 __all__ = ["ChainVerifier", "CheckpointRecord", "VerifyReport", "verify_export", "verify_store"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,23 @@ class VerifyReport:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class LinkedRun:
+    """Entries a worker process found sound among themselves (:func:`_hash_range`).
+
+    Every entry from ``first`` to ``last_seq`` (``count`` of them, seq numbers without a gap)
+    matches its stored hash, and each but the first records its predecessor's hash;
+    ``pinned`` holds their hashes at the sequence numbers the verifier asked for. ``first``
+    is ``(seq, prev_hash, hash)``, ``None`` when the run is empty.
+    """
+
+    first: tuple[int, str, str] | None
+    count: int
+    last_seq: int
+    last_hash: str
+    pinned: dict[int, str]
+
+
 @dataclass
 class ChainVerifier:
     """Check a stream of entries against the chain rules, then the checkpoints against it.
@@ -121,6 +146,11 @@ class ChainVerifier:
     _max_seq: int = 0
     _pinned: dict[int, str] = field(default_factory=dict)
     _seqs: frozenset[int] = field(init=False)
+
+    @property
+    def pins(self) -> frozenset[int]:
+        """The sequence numbers whose hashes the checkpoints and the anchor are compared with."""
+        return self._seqs
 
     def __post_init__(self) -> None:
         if self.anchored is not None and self.anchor_up_to is not None:
@@ -203,6 +233,22 @@ class ChainVerifier:
                 self._advance(expected, last)
         for seq, prev_hash, stored_hash in rest:
             self.hashed(seq, prev_hash, stored_hash)
+
+    def linked_run(self, run: LinkedRun) -> None:
+        """Take a run another process hashed and linked, as :meth:`hashed_many` would take it.
+
+        Its first entry is judged here (its place and its link to the entry before it); the
+        others are only counted and their pins kept, which is all :meth:`hashed_many` does with
+        entries that link up (or :meth:`hashed` after a break).
+        """
+        if run.first is None:
+            return
+        self.hashed(*run.first)
+        self._entries += run.count - 1
+        self._max_seq = max(self._max_seq, run.last_seq)
+        self._pinned.update(run.pinned)
+        if self._broken is None:
+            self._expected, self._last_hash = run.last_seq + 1, run.last_hash
 
     def _advance(self, expected: int, last_hash: str) -> None:
         """Record that the entries from ``_expected`` to ``expected - 1`` linked up."""
@@ -582,15 +628,51 @@ def _hashed_run(
     return links, len(rows)
 
 
-def _verify_entries(engine: Engine, verifier: ChainVerifier, *, up_to: int) -> None:
-    """Feed entries 1..``up_to`` to ``verifier``: raw rows, hashed on the fast path."""
+def _raw_entries(after: int, up_to: int) -> sa.Select[*tuple[Any, ...]]:
+    """The entries after ``after`` up to ``up_to`` in seq order, as the driver stores them."""
+    raw = sa.select(*(sa.type_coerce(_TABLE.c[name], sa.types.NullType()) for name in _FIELDS))
+    return raw.where(_TABLE.c.seq > after, _TABLE.c.seq <= up_to).order_by(_TABLE.c.seq)
+
+
+def _hash_range(url: str, after: int, up_to: int, pins: frozenset[int]) -> LinkedRun:
+    """In a worker process: hash and link the entries after ``after`` up to ``up_to``.
+
+    Stops at the first entry the fast path does not confirm or that does not link to the one
+    before it: the parent judges the rest of the range itself (:func:`_verify_entries`), so
+    whatever is unusual there gets exactly the serial verdict.
+    """
+    engine = create_store_engine(url)
+    first: tuple[int, str, str] | None = None
+    count, last_seq, last_hash = 0, after, ""
+    pinned: dict[int, str] = {}
+    uuids: dict[str, str] = {}
+    times: dict[str, str] = {}
+    try:
+        for rows in _raw_chunks(engine, _raw_entries(after, up_to)):
+            links, index = _hashed_run(rows, 0, uuids, times)
+            for seq, prev_hash, stored in links:
+                if first is None:
+                    first = (seq, prev_hash, stored)
+                elif seq != last_seq + 1 or prev_hash != last_hash:
+                    return LinkedRun(first, count, last_seq, last_hash, pinned)
+                if seq in pins:
+                    pinned[seq] = stored
+                count, last_seq, last_hash = count + 1, seq, stored
+            if index < len(rows):
+                break
+    finally:
+        engine.dispose()
+    return LinkedRun(first, count, last_seq, last_hash, pinned)
+
+
+def _verify_entries(engine: Engine, verifier: ChainVerifier, *, up_to: int, after: int = 0) -> None:
+    """Feed entries ``after + 1``..``up_to`` to ``verifier``: raw rows, hashed on the fast path."""
     dialect = engine.dialect
-    columns = [_TABLE.c[name] for name in _FIELDS]
     processors = [
-        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        _TABLE.c[name].type.dialect_impl(dialect).result_processor(dialect, None)
+        for name in _FIELDS
     ]
-    raw = sa.select(*(sa.type_coerce(column, sa.types.NullType()) for column in columns))
-    query = raw.where(_TABLE.c.seq <= up_to).order_by(_TABLE.c.seq)
+    query = _raw_entries(after, up_to)
     uuids: dict[str, str] = {}
     times: dict[str, str] = {}
     quoted_uuids: dict[str, str] = {}
@@ -670,8 +752,88 @@ def verify_store(
         anchored=anchored,
         anchor=anchor.location if anchor is not None else None,
     )
-    _verify_entries(engine, verifier, up_to=up_to)
+    _verify_parts(engine, verifier, up_to=up_to)
     return verifier.finish()
+
+
+# A chain at least this long is split into as many parts as there are CPUs: the parent verifies
+# the first while spawned workers hash and link the others. A worker costs about a second of
+# start-up (a fresh interpreter importing the store), so a small log stays in one process.
+PARALLEL_FROM = 200_000
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_WORKER = "from governance.audit_verify import _worker; _worker()"
+
+
+def _worker() -> None:
+    """A worker interpreter's entry: a part's request on stdin, its :class:`LinkedRun` out."""
+    asked = json.load(sys.stdin)
+    run = _hash_range(asked["url"], asked["after"], asked["up_to"], frozenset(asked["pins"]))
+    json.dump(asdict(run), sys.stdout)
+
+
+def _hash_elsewhere(url: str, after: int, up_to: int, pins: frozenset[int]) -> LinkedRun | None:
+    """Run :func:`_hash_range` in a fresh interpreter; ``None`` when that failed.
+
+    A fresh interpreter, not a fork (the caller may be a threaded server) nor
+    :mod:`multiprocessing` (which re-imports the caller's main script). The request, with the
+    database URL and its password, goes through a pipe, not the command line.
+    """
+    request = json.dumps({"url": url, "after": after, "up_to": up_to, "pins": sorted(pins)})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER], input=request, capture_output=True, text=True, env=env
+    )
+    if done.returncode != 0:
+        _log.warning(
+            "an audit verification worker failed; verifying its part here: %s", done.stderr[-2000:]
+        )
+        return None
+    found = json.loads(done.stdout)
+    return LinkedRun(
+        first=tuple(found["first"]) if found["first"] else None,
+        count=found["count"],
+        last_seq=found["last_seq"],
+        last_hash=found["last_hash"],
+        pinned={int(seq): value for seq, value in found["pinned"].items()},
+    )
+
+
+def _verify_parts(engine: Engine, verifier: ChainVerifier, *, up_to: int) -> None:
+    """Feed entries 1..``up_to`` to ``verifier``, the later parts hashed by worker processes.
+
+    Each worker returns the run at the start of its part that hashes and links; the parent
+    judges the first entry of each run against the entry before it (the boundary), takes the
+    run, and verifies the rest of a part itself when the run stopped short (or the worker
+    failed). The verifier thus sees what reading the chain in one process gives it: the same
+    first break, message and counts. Each part is read in a snapshot of its own; entries at or
+    below ``up_to`` do not change (the triggers refuse it), and a change the owner makes anyway
+    while verification runs is found by the next one.
+    """
+    parts = min(_cpus(), up_to // (PARALLEL_FROM // 2))
+    if parts < 2 or engine.url.database in (None, "", ":memory:"):
+        _verify_entries(engine, verifier, up_to=up_to)
+        return
+    bounds = [up_to * part // parts for part in range(parts + 1)]
+    url = engine.url.render_as_string(hide_password=False)
+    pins = verifier.pins
+    with ThreadPoolExecutor(parts - 1) as waiting:  # threads that wait on the workers
+        runs = [
+            waiting.submit(_hash_elsewhere, url, after, end, pins)
+            for after, end in itertools.pairwise(bounds[1:])
+        ]
+        _verify_entries(engine, verifier, up_to=bounds[1])
+        for future, (after, end) in zip(runs, itertools.pairwise(bounds[1:]), strict=True):
+            run = future.result()
+            if run is not None:
+                verifier.linked_run(run)
+                after = run.last_seq
+            if after < end:
+                _verify_entries(engine, verifier, after=after, up_to=end)
 
 
 def _parse(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -5,6 +5,7 @@ import itertools
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from governance import audit_export
+from governance import audit_export, audit_verify
 from governance.actors import Actor, PrincipalKind
 from governance.audit import (
     AuditEntry,
@@ -166,6 +167,84 @@ def test_a_row_rewritten_and_rehashed_is_found_by_its_successor(
     assert report.first_broken_seq == 4
     assert report.problem is not None
     assert "entry 5 recorded" in report.problem
+
+
+def _rehash(engine: Engine, seq: int) -> None:
+    """Change entry ``seq`` and re-hash it alone: its successor still records the old hash."""
+    with Session(engine) as session:
+        entry = session.exec(select(AuditEntry).where(AuditEntry.seq == seq)).one()
+        entry.reason = "approved by the board"
+        forged_hash = entry_hash(entry_payload(entry))
+    _sql(
+        engine,
+        "UPDATE governance_audit_entry SET reason = 'approved by the board', hash = :h "
+        "WHERE seq = :s",
+        h=forged_hash,
+        s=seq,
+    )
+
+
+def _change(*seqs: int) -> Callable[[Engine], None]:
+    def change(engine: Engine) -> None:
+        for seq in seqs:
+            _sql(engine, "UPDATE governance_audit_entry SET reason = 'x' WHERE seq = :s", s=seq)
+
+    return change
+
+
+# 30 entries in three parts: 1..10 verified by the parent, 11..20 and 21..30 by two workers.
+@pytest.mark.parametrize(
+    ("tamper", "broken"),
+    [
+        (lambda engine: None, None),
+        (_change(15, 25), 15),  # inside a worker's part, and again in the next part
+        (_change(21), 21),  # the first entry of a part
+        (lambda engine: _rehash(engine, 10), 10),  # found at the boundary: entry 11's link
+        (
+            lambda engine: _sql(engine, "DELETE FROM governance_audit_entry WHERE seq IN (20, 21)"),
+            20,
+        ),
+        # A detail re-spaced: not the fast path's form, so the parent judges that part (intact).
+        (
+            lambda engine: _sql(
+                engine,
+                "UPDATE governance_audit_entry SET detail = replace(detail, ':', ': ') "
+                "WHERE seq = 15",
+            ),
+            None,
+        ),
+    ],
+    ids=[
+        "intact",
+        "part-2",
+        "part-start",
+        "boundary-rehash",
+        "boundary-gap",
+        "slow-path",
+    ],
+)
+def test_a_chain_split_across_processes_gets_the_serial_report(
+    engine: Engine,
+    alice: Actor,
+    signer: Signer,
+    monkeypatch: pytest.MonkeyPatch,
+    tamper: Callable[[Engine], None],
+    broken: int | None,
+) -> None:
+    """Long chains are hashed by worker processes, a part each; the report is the one reading
+    the chain in one process gives, whatever was changed and wherever."""
+    attach_signer(engine, signer, every=4)
+    try:
+        _fill(engine, alice, 30)
+    finally:
+        detach_signer(engine)
+    drop_triggers(engine)
+    tamper(engine)
+    serial = verify_store(engine=engine, public_key=signer.public_key)
+    monkeypatch.setattr(audit_verify, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(audit_verify, "_cpus", lambda: 3)
+    assert verify_store(engine=engine, public_key=signer.public_key) == serial
+    assert (serial.first_broken_seq, serial.checkpoints) == (broken, 7)
 
 
 def test_a_deleted_row_is_found_as_a_gap(engine: Engine, alice: Actor) -> None:
