@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,9 +158,18 @@ def _read_parquet(source: bytes | Path, *, limits: TableLimits, field: str) -> p
 
 
 def read_parquet_table(
-    source: bytes | Path, *, limits: TableLimits, field: str = "file"
+    source: bytes | Path,
+    *,
+    limits: TableLimits,
+    field: str = "file",
+    columns: Sequence[str] | None = None,
+    decode_text: bool = True,
 ) -> pa.Table:
     """Read a Parquet file within ``limits`` as an Arrow table (no pandas on the way).
+
+    ``columns`` reads only those (the footer is still judged whole); ``decode_text=False``
+    leaves text dictionary-encoded once its expanded length has been counted, for a caller
+    that only checks the values.
 
     Raises:
         PayloadTooLarge: The table exceeds a bound (the message names it).
@@ -171,6 +181,8 @@ def read_parquet_table(
     probe = _open_parquet(source, field=field)
     _check_footer(probe.metadata, limits, field)
     schema = probe.schema_arrow
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns])
     text = [
         column.name
         for column in schema
@@ -184,7 +196,8 @@ def read_parquet_table(
     used = 0
     batches = []
     try:
-        for batch in handle.iter_batches(batch_size=_BATCH_ROWS, use_threads=False):
+        chosen = None if columns is None else list(columns)
+        for batch in handle.iter_batches(batch_size=_BATCH_ROWS, columns=chosen, use_threads=False):
             arrays = []
             for column, array in zip(schema, batch.columns, strict=True):
                 if pa.types.is_dictionary(array.type):
@@ -192,15 +205,20 @@ def read_parquet_table(
                     used += int(pc.sum(lengths).as_py() or 0) + 8 * len(array)
                     if used > limits.max_bytes:
                         break
-                    if column.name in text:
+                    if column.name in text and decode_text:
                         array = array.dictionary_decode()
                 else:
                     used += int(array.nbytes)
                 arrays.append(array)
             if used > limits.max_bytes:
                 raise _too_large("bytes once decoded", used, limits.max_bytes, field)
-            batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
-        return pa.Table.from_batches(batches, schema=schema)
+            if decode_text:
+                batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+            else:  # dictionary-encoded text: not the file's own types
+                batches.append(pa.RecordBatch.from_arrays(arrays, names=schema.names))
+        if decode_text or not batches:
+            return pa.Table.from_batches(batches, schema=schema)
+        return pa.Table.from_batches(batches)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise InvalidInput(
             f"the file is not a readable Parquet file: {error}", field=field

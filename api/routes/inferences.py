@@ -82,12 +82,14 @@ from monitors.inferences import (
     deployment_of,
     inference_table,
     log_inference_table,
+    log_inference_upload,
     log_inferences,
     log_labels,
     records_from_frame,
     refuse_non_finite,
 )
 from monitors.inferences.columnar import json_table, upload_table
+from monitors.inferences.kept import kept_upload
 from monitors.table_files import read_parquet_table, read_table, table_suffix
 
 if TYPE_CHECKING:
@@ -358,7 +360,8 @@ def upload_inferences(
     The file comes as the multipart field ``file``, or, for Parquet, as the body itself
     (``Content-Type: application/vnd.apache.parquet``). A plain Parquet table (the model's
     features typed as its schema says, text request ids, times with a time zone) is checked
-    and stored column by column, bounded only by the ``table_max_*`` settings; any other
+    and stored column by column, bounded only by the ``table_max_*`` settings — and a file
+    that already is a partition (:mod:`monitors.inferences.kept`) is stored as it came; any other
     table, and CSV, is judged record by record, at most :data:`~monitors.inferences.MAX_BATCH`
     rows.
     """
@@ -375,9 +378,36 @@ def upload_inferences(
         session=session, project_id=project.id, deployment_id=target
     )
     if suffix in (".parquet", ".pq"):
-        table = read_parquet_table(
-            content, limits=settings.table_limits(), field="file" if body is None else "body"
+        field = "file" if body is None else "body"
+
+        def shape() -> pa.Table:
+            return upload_table(
+                read_parquet_table(content, limits=settings.table_limits(), field=field),
+                schema=model_version.feature_schema,
+                context_schema=model_version.context_schema,
+            )
+
+        kept = kept_upload(
+            content,
+            schema=model_version.feature_schema,
+            context_schema=model_version.context_schema,
+            limits=settings.table_limits(),
+            shaped=shape,
         )
+        if kept is not None:  # already a partition: stored as it came
+            return _answer(
+                lambda: log_inference_upload(
+                    session=session,
+                    store=settings.artifact_store(),
+                    deployment=deployment,
+                    upload=kept,
+                ),
+                session,
+                actor,
+                "inference.upload",
+                target,
+            )
+        table = read_parquet_table(content, limits=settings.table_limits(), field=field)
         try:
             shaped = upload_table(
                 table,

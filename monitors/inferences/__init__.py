@@ -31,7 +31,8 @@ a local explanation reads one logged record with :func:`read_inference`.
 A plain JSON batch is checked and shaped column by column, any other record by record. Where
 each part lives: ``records`` (what a client sends), ``columnar`` (a plain batch as Arrow
 columns), ``ingest`` (checking and storing a batch), ``partitions`` (batch and key rows,
-partition keys), ``windows`` (reading back).
+partition keys), ``kept`` (an uploaded Parquet file stored as it came, when it already is a
+partition), ``windows`` (reading back).
 """
 
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from monitors.inferences.ingest import (
         deployment_of,
         log_inference_table,
+        log_inference_upload,
         log_inferences,
         log_labels,
     )
@@ -72,6 +74,7 @@ else:
             "monitors.inferences.ingest": (
                 "deployment_of",
                 "log_inference_table",
+                "log_inference_upload",
                 "log_inferences",
                 "log_labels",
             ),
@@ -111,6 +114,7 @@ __all__ = [
     "deployment_of",
     "inference_table",
     "log_inference_table",
+    "log_inference_upload",
     "log_inferences",
     "log_labels",
     "partition_key",

@@ -26,7 +26,7 @@ from monitors.inferences.records import CONTEXT_PREFIX, MAX_BATCH, RESERVED_COLU
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Irregular", "inference_table", "json_table", "upload_table"]
+__all__ = ["Irregular", "check_ids", "inference_table", "json_table", "upload_table"]
 
 _RECORD_KEYS = frozenset({"request_id", "time", "features", "prediction", "score", "context"})
 _CONTROL = "[\\x00-\\x1f\\x7f]"
@@ -90,7 +90,7 @@ def _array(values: list[Any], kind: str | None, *, booleans: bool = True) -> pa.
     raise Irregular(f"no plain column for {kind!r} values of {kind_of}")
 
 
-def _check_ids(ids: pa.Array) -> None:
+def check_ids(ids: pa.Array) -> None:
     """Raise :class:`Irregular` unless every request id is present, 1..200 characters, printable.
 
     Both columnar parses judge ids here; the record path gives the 4xx that names the one at fault.
@@ -218,7 +218,7 @@ def inference_table(
     else:
         fixed = _converted(records, schema)
     ids = fixed["request_id"]
-    _check_ids(ids)
+    check_ids(ids)
     columns: dict[str, pa.Array] = {"request_id": ids, "time": _times(fixed["time"], rows)}
     for name in schema:
         columns[name] = fixed[name]
@@ -317,7 +317,7 @@ def json_table(raw: bytes, *, schema: Mapping[str, str]) -> pa.Table:
     if inner.null_count or any(inner.field(name).null_count for name in schema):
         raise Irregular("a feature is null or absent: only the parsed objects tell which")
     ids = records.field("request_id")
-    _check_ids(ids)
+    check_ids(ids)
     columns: dict[str, pa.Array] = {"request_id": ids, "time": _times(records.field("time"), rows)}
     for name in schema:
         columns[name] = inner.field(name)

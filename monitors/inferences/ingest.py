@@ -24,6 +24,7 @@ from lineage.tables import utcnow
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+from monitors.inferences.kept import KeptUpload
 from monitors.inferences.partitions import (
     BatchKind,
     InferenceBatch,
@@ -41,7 +42,13 @@ from monitors.inferences.records import (
     check_batch_size,
 )
 
-__all__ = ["deployment_of", "log_inference_table", "log_inferences", "log_labels"]
+__all__ = [
+    "deployment_of",
+    "log_inference_table",
+    "log_inference_upload",
+    "log_inferences",
+    "log_labels",
+]
 
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
@@ -235,46 +242,59 @@ def _store(
     deployment: Deployment,
     kind: BatchKind,
     keys: type[InferenceKey] | type[LabelKey],
-    table: pa.Table,
+    table: pa.Table | KeptUpload,
 ) -> IngestResult:
     """Store a shaped batch: first occurrences of ids not keyed before, one Parquet partition.
 
     The batch row and its keys are inserted first, then the object is written whole (before
     commit); a rollback of the caller's transaction deletes the object again, so a failed
-    request leaves neither row nor object.
+    request leaves neither row nor object. A :class:`KeptUpload` whose ids are all new is
+    stored as its own bytes; if some were logged before, it is shaped and filtered as a table.
     """
+    import hashlib
+
     import orjson
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    sent = len(table)
+    shaped = None if isinstance(table, KeptUpload) else table
+    given = table.ids if isinstance(table, KeptUpload) else table.column("request_id")
+    sent = len(given)
     batch = InferenceBatch(
         project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, rows=sent
     )
     session.add(batch)
     session.flush()
-    ids = orjson.dumps(table.column("request_id").to_pylist()).decode()
+    ids = orjson.dumps(given.to_pylist()).decode()
     claimed = _claim(session, keys, deployment_id=deployment.id, batch_id=batch.id, ids=ids)
     if claimed < sent:  # an id keyed before, by a concurrent batch, or twice in this one
         if not claimed:
             session.delete(batch)
             session.flush()
             return IngestResult(batch_id=None, accepted=0, duplicates=sent)
-        table = _first_occurrences(table)
+        whole = _first_occurrences(table.shaped() if isinstance(table, KeptUpload) else table)
         mine = _keyed(session, keys, deployment_id=deployment.id, ids=ids, batch_id=batch.id)
-        table = table.filter(pc.is_in(table.column("request_id"), pa.array(mine, pa.string())))
-        batch.rows = len(table)
-    if "time" in table.column_names:
-        bounds = pc.min_max(table.column("time")).as_py()
-        batch.first_at, batch.last_at = bounds["min"], bounds["max"]
-    session.flush()
+        shaped = whole.filter(pc.is_in(whole.column("request_id"), pa.array(mine, pa.string())))
+        batch.rows = len(shaped)
     key = partition_key(
         project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, batch_id=batch.id
     )
-    digest = write_parquet(store, key, table, unique=("request_id",))
+    if shaped is not None:
+        if "time" in shaped.column_names:
+            bounds = pc.min_max(shaped.column("time")).as_py()
+            batch.first_at, batch.last_at = bounds["min"], bounds["max"]
+        session.flush()
+        digest = write_parquet(store, key, shaped, unique=("request_id",))
+        accepted = len(shaped)
+    elif isinstance(table, KeptUpload):  # every id new: the uploaded file is the partition
+        batch.first_at, batch.last_at = table.first_at, table.last_at
+        session.flush()
+        store.put(key, table.content)
+        digest = hashlib.sha256(table.content).hexdigest()
+        accepted = sent
     _delete_on_rollback(session, store, key)
     return IngestResult(
-        batch_id=batch.id, accepted=len(table), duplicates=sent - len(table), sha256=digest
+        batch_id=batch.id, accepted=accepted, duplicates=sent - accepted, sha256=digest
     )
 
 
@@ -432,6 +452,25 @@ def log_inference_table(
         kind="inferences",
         keys=InferenceKey,
         table=table,
+    )
+
+
+def log_inference_upload(
+    *, session: Session, store: ObjectStore, deployment: Deployment, upload: KeptUpload
+) -> IngestResult:
+    """Store an uploaded Parquet file that is already a partition, as its own bytes.
+
+    ``upload`` comes from :func:`monitors.inferences.kept.kept_upload`, which judged the file
+    as :func:`log_inference_table`'s caller judges a table; re-sent request ids are counted
+    once, as there (the file is then shaped and only its new ids are stored).
+    """
+    return _store(
+        session=session,
+        store=store,
+        deployment=deployment,
+        kind="inferences",
+        keys=InferenceKey,
+        table=upload,
     )
 
 

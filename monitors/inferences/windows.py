@@ -107,6 +107,8 @@ def read_window(
     window = (
         _concat(tables) if tables else pd.DataFrame({"request_id": pd.Series([], dtype=object)})
     )
+    if tables and "probabilities" not in window.columns:  # uploads kept as they came have none
+        window["probabilities"] = pd.Series([None] * len(window), dtype=object)
     labels = [
         read_parquet(store, _key(batch, "labels")).to_pandas()
         for batch in _batches(session, slot, "labels")

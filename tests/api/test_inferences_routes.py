@@ -809,3 +809,65 @@ def test_a_parquet_file_is_taken_as_the_body_itself(
     assert nothing.json()["field"] == "file"
     assert (_stored(engine, settings), len(_audit(engine))) == before
     assert _stored(engine, settings) == (1, 40, 1)
+
+
+def _partition_file(ids: list[str]) -> bytes:
+    """Return an upload that already is a partition: float features, UTC ns times, outputs."""
+    from tests.adult import NUMERIC
+
+    table = adult_test().iloc[: len(ids)][FEATURES].reset_index(drop=True)
+    table[NUMERIC] = table[NUMERIC].astype("float64")
+    table.insert(0, "request_id", ids)
+    table.insert(1, "time", pd.Timestamp("2026-12-06T10:00:00Z").as_unit("ns"))
+    return _parquet_bytes(table.assign(prediction=1, score=0.25))
+
+
+def test_an_upload_that_already_is_a_partition_is_stored_as_it_came_and_deduplicated(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+) -> None:
+    from lineage.storage import read_parquet
+    from monitors.inferences import read_window
+
+    url = _url(deployment, "inferences/upload")
+    as_body = {**scientist.headers, "content-type": "application/vnd.apache.parquet"}
+    first = _partition_file([f"k{i}" for i in range(20)])
+    answer = client.post(url, content=first, headers=as_body)
+    assert (answer.json()["accepted"], answer.json()["duplicates"]) == (20, 0), answer.text
+    (stored,) = (settings.data_dir / "inferences").rglob("*.parquet")
+    assert stored.read_bytes() == first  # not decoded and written again
+    (_, detail), *_ = [e for e in _audit(engine) if e[0] == "inference.upload"]
+    assert json.loads(detail)["after"]["sha256"] == hashlib.sha256(first).hexdigest()
+    # Ids logged before — by that file and by a JSON batch — count once; the rest is stored.
+    batch = records(rows.iloc[:5], predictions=[0] * 5, prefix="k")  # k0..k4: logged already
+    logged = client.post(_url(deployment), json={"records": batch}, headers=scientist.headers)
+    assert (logged.json()["accepted"], logged.json()["duplicates"]) == (0, 5), logged.text
+    json_batch = records(rows.iloc[:3], predictions=[0] * 3, prefix="j")
+    client.post(_url(deployment), json={"records": json_batch}, headers=scientist.headers)
+    overlapping = _partition_file([*(f"k{i}" for i in range(15, 25)), "j0", "j1"])
+    again = client.post(url, content=overlapping, headers=as_body)
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (5, 7), again.text
+    assert _stored(engine, settings) == (3, 28, 3)
+    with session_scope(engine) as session:
+        window, _ = read_window(
+            session=session,
+            store=settings.artifact_store(),
+            deployment=session.get(Deployment, deployment.id),  # type: ignore[arg-type]
+            start=None,
+            end=None,
+        )
+    assert sorted(window["request_id"]) == sorted([*(f"k{i}" for i in range(25)), "j0", "j1", "j2"])
+    assert window["probabilities"].isna().all()
+    kept = read_parquet(settings.artifact_store(), str(stored.relative_to(settings.data_dir)))
+    assert kept.column("score").to_pylist() == [0.25] * 20
+    # The same shape with an infinite score is refused as before, naming the cell.
+    infinite = pd.read_parquet(io.BytesIO(_partition_file(["i0", "i1"])))
+    infinite.loc[1, "score"] = float("inf")
+    refused = client.post(url, content=_parquet_bytes(infinite), headers=as_body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "records.1.score"
+    assert _stored(engine, settings) == (3, 28, 3)
