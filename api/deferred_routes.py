@@ -21,6 +21,8 @@ from typing import Any
 from fastapi.routing import APIRoute
 from starlette.routing import get_name
 
+from api.deps import commit_in_endpoint_thread
+
 __all__ = ["DeferredAPIRoute"]
 
 # The arguments ``APIRouter.add_api_route`` passes, which an inclusion reads back as attributes
@@ -66,6 +68,7 @@ class DeferredAPIRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         self.declared = options
+        endpoint = commit_in_endpoint_thread(endpoint)
         if not _PASSED_THROUGH <= set(options) <= _PASSED_THROUGH | _NORMALISED:
             super().__init__(path, endpoint, **options)
             return

@@ -8,15 +8,23 @@ response is handed to the server, from a connection of its own.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 
 from api.app import create_app
+from api.deferred_routes import DeferredAPIRoute
+from api.deps import SessionDep
+from api.problems import install_problem_handlers
 from api.settings import Settings
+from lineage.errors import InvalidInput
+from lineage.projects import Project, create_project
 from monitors.models import Monitor
 from tests.conftest import Issued
 
@@ -60,3 +68,45 @@ def test_a_write_is_committed_before_its_response_is_sent(
     assert created.status_code == 201, created.text
     reader.dispose()
     assert stored_when_sent == [["drift"]]
+
+
+def test_a_sync_endpoint_commits_its_session_before_returning_to_the_loop(engine: Engine) -> None:
+    """A sync endpoint's request session is committed in the endpoint's own thread hop.
+
+    An async endpoint's is committed at the dependency's exit; an error stores nothing.
+    """
+    router = APIRouter(route_class=DeferredAPIRoute)
+    open_after_endpoint: list[bool] = []
+
+    async def watch(session: SessionDep) -> AsyncIterator[None]:
+        yield  # exits after the endpoint, before the session's own exit
+        open_after_endpoint.append(session.in_transaction())
+
+    watched = [Depends(watch, scope="function")]
+
+    @router.post("/write/{name}", dependencies=watched)
+    def write(name: str, session: SessionDep) -> dict[str, str]:
+        create_project(session=session, name=name)
+        if name.startswith("fail"):
+            raise InvalidInput("asked to fail after writing", field="name")
+        return {"name": name}
+
+    @router.get("/written/{name}", dependencies=watched)
+    async def written(name: str, session: SessionDep) -> dict[str, bool]:
+        return {"found": await run_in_threadpool(_stored, session, name)}
+
+    app = FastAPI()
+    app.state.engine = engine
+    install_problem_handlers(app)
+    app.include_router(router)
+    with TestClient(app) as client:
+        assert client.post("/write/kept").status_code == 200
+        assert open_after_endpoint == [False]
+        assert client.post("/write/fail-dropped").status_code == 422
+        assert client.get("/written/kept").json() == {"found": True}
+        assert client.get("/written/fail-dropped").json() == {"found": False}
+    assert open_after_endpoint == [False, True, True]
+
+
+def _stored(session: Session, name: str) -> bool:
+    return session.exec(select(Project).where(Project.name == name)).first() is not None
