@@ -45,6 +45,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import secrets
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -422,7 +423,7 @@ def _checked_actor(actor: Actor) -> str:
 
 
 def _row(actor: Actor, kind: str, pending: PendingEntry) -> dict[str, Any]:
-    """Check one pending entry; return its row without time, ``seq`` and hashes (:func:`_chain`)."""
+    """Check one pending entry; return its row without id, time, seq and hashes (:func:`_chain`)."""
     _check_text(pending.action, field="action", limit=100, required=True)
     _check_text(pending.target, field="target", limit=300, required=True)
     _check_text(pending.reason, field="reason", limit=4000, required=False)
@@ -434,7 +435,6 @@ def _row(actor: Actor, kind: str, pending: PendingEntry) -> dict[str, Any]:
             field="outcome",
         ) from error
     return {
-        "id": uuid.uuid4(),
         "actor_id": actor.principal_id,
         "actor_name": actor.name,
         "actor_kind": kind,
@@ -500,6 +500,23 @@ def _driver_insert(
     )
 
 
+def _ordered_ids(at: dt.datetime, count: int) -> Iterator[uuid.UUID]:
+    """``count`` rising ids for entries written at ``at``: UUIDv7 (RFC 9562), time then random.
+
+    The id is the table's primary key: random (v4) ids put every insert at a random place in its
+    index, which made an insert cost twice what it does at the index's end. The 74 bits after
+    the time in milliseconds are one random start plus the entry's place in the batch (RFC 9562
+    "monotonic random"), so a batch's ids rise with its ``seq`` and stay unguessable.
+    """
+    millis = int(at.timestamp() * 1000) & (2**48 - 1)
+    start = secrets.randbits(73)
+    for number in range(count):
+        rand = start + number
+        yield uuid.UUID(
+            int=millis << 80 | 7 << 76 | (rand >> 62) << 64 | 2 << 62 | (rand & (2**62 - 1))
+        )
+
+
 def _chain(session: Session, rows: list[dict[str, Any]]) -> tuple[ChainHead, dict[int, str]]:
     """Lock the chain, number and hash ``rows`` after the head, insert them; return the new head.
 
@@ -518,8 +535,9 @@ def _chain(session: Session, rows: list[dict[str, Any]]) -> tuple[ChainHead, dic
     at = max(now, found[3]) if found else now
     at_text = format_time(at)
     hashes: dict[int, str] = {}
-    for row in rows:
+    for row, entry_id in zip(rows, _ordered_ids(at, len(rows)), strict=True):
         seq += 1
+        row["id"] = entry_id
         row["seq"] = seq
         row["prev_hash"] = last_hash
         row["created_at"] = at

@@ -95,6 +95,25 @@ def test_append_many_writes_the_chain_append_would(
     assert report.checkpoints_verified == 2
 
 
+def test_entry_ids_rise_with_seq_and_carry_their_time(engine: Engine, alice: Actor) -> None:
+    """Ids are UUIDv7 (time, then a random start counted up within a batch): inserts go in at
+    the end of the primary key's index, not at a random place in it."""
+    with session_scope(engine) as session:
+        append(session=session, actor=alice, action="a.one", target="t:0")
+        pending = [PendingEntry(action="a.many", target=f"t:{n}") for n in range(50)]
+        append_many(session=session, actor=alice, entries=pending)
+    with session_scope(engine) as session:
+        append(session=session, actor=alice, action="a.later", target="t:1")
+    entries = _entries(engine)
+    ids = [entry.id for entry in entries]
+    assert {entry_id.version for entry_id in ids} == {7}
+    assert ids[1:51] == sorted(ids[1:51])
+    assert len(set(ids)) == 52
+    for entry in entries:
+        assert entry.id.int >> 80 == int(entry.created_at.timestamp() * 1000)
+    assert verify_store(engine=engine, public_key=None).intact
+
+
 def test_one_bad_entry_in_a_batch_writes_nothing(engine: Engine, alice: Actor) -> None:
     good = PendingEntry(action="a.b", target="t:1")
     with pytest.raises(InvalidInput) as raised, session_scope(engine) as session:
