@@ -45,6 +45,7 @@ __all__ = [
     "column_type",
     "count_at_atoms",
     "merge_numeric",
+    "numeric_array",
     "numeric_values",
     "plain_value",
 ]
@@ -76,15 +77,19 @@ def column_type(values: pd.Series) -> ColumnType:
     return "categorical"
 
 
+def numeric_array(values: pd.Series) -> FloatArray:
+    """Return a numeric column as float64, missing and unparsable values as NaN."""
+    if values.dtype.kind in "fiu":
+        return np.asarray(values.to_numpy(), dtype=np.float64)
+    return np.asarray(
+        pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
+        dtype=np.float64,
+    )
+
+
 def numeric_values(values: pd.Series) -> FloatArray:
     """Return the finite values of a numeric column as float64 (missing and ±inf dropped)."""
-    if values.dtype.kind in "fiu":
-        array: FloatArray = np.asarray(values.to_numpy(), dtype=np.float64)
-    else:
-        array = np.asarray(
-            pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
-            dtype=np.float64,
-        )
+    array = numeric_array(values)
     if math.isfinite(float(np.add.reduce(array))):  # one read, no mask: all finite
         return array
     return array[np.isfinite(array)]

@@ -17,6 +17,7 @@ sort-and-search path, as do small references and columns with few distinct value
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ import numpy.typing as npt
 __all__ = [
     "BLOCK",
     "CELLS",
+    "COMPILED_MIN",
     "MAX_CELL_MASS",
     "CellCounts",
     "ReferenceGrid",
@@ -39,6 +41,12 @@ MAX_CELL_MASS = 0.01
 """Largest share of the reference's mass (heavy values aside) one cell may hold."""
 BLOCK = 65_536
 """Values per block of the vectorised count (its temporaries stay in the CPU cache)."""
+COMPILED_MIN = 1 << 18
+"""From this many values an array is counted by the compiled loop (:mod:`.grid_kernel`).
+
+One streamed Parquet batch (``BATCH_ROWS``) is that large; smaller arrays (small windows)
+keep numpy's passes, so numba is neither imported nor compiled for them.
+"""
 
 _scratch = threading.local()
 
@@ -64,6 +72,7 @@ class CellCounts:
 
     Attributes:
         counts: Values per cell; a value equal to ``high`` is in the last cell.
+        missing: Values skipped as not finite (NaN, ±inf).
         below: Values under ``low``.
         below_mass: ``Σ (low - v)`` over them.
         above: Values over ``high``.
@@ -71,6 +80,7 @@ class CellCounts:
     """
 
     counts: npt.NDArray[np.int64]
+    missing: int = 0
     below: int = 0
     below_mass: float = 0.0
     above: int = 0
@@ -80,17 +90,31 @@ class CellCounts:
 def count_cells(
     values: npt.NDArray[np.float64], *, low: float, high: float, scale: float, cells: int
 ) -> CellCounts:
-    """Count finite values into ``cells`` equal-width cells from ``low`` to ``high``, by block.
+    """Count the finite values into ``cells`` equal-width cells from ``low`` to ``high``, by block.
 
-    Scale, clip, truncate, ``bincount``: four passes over a block that stays in cache, no sort,
-    no search. Slot 0 of a block's count gathers values under ``low`` and the last slot those at
-    or over ``high``; only a block with either looks at those values again, exactly, and puts
-    back the ones that rounding put on the wrong side of a boundary.
+    Scale, clip, truncate, count: no sort, no search. Slot 0 of a block's count gathers values
+    under ``low`` and the last slot those at or over ``high``; only a block with either looks at
+    those values again, exactly, and puts back the ones that rounding put on the wrong side of a
+    boundary. Non-finite values are skipped (``missing``). From ``COMPILED_MIN`` values one
+    compiled loop does it all in one read (:mod:`monitors.baseline.grid_kernel`), with the same
+    counts; below that, numpy's passes over blocks that stay in cache and ``bincount``.
     """
-    size = int(values.size)
-    offset = 1.0 - low * scale
     slots = np.zeros(cells + 2, dtype=np.int64)
     result = CellCounts(counts=slots[1:-1])
+    if values.size >= COMPILED_MIN:
+        from monitors.baseline.grid_kernel import count_into
+
+        totals = count_into(values, low=low, high=high, scale=scale, slots=slots, block=BLOCK)
+        (result.missing, result.below, result.below_mass, result.above, result.above_mass) = totals
+        return result
+    with np.errstate(invalid="ignore"):  # inf + -inf: not finite, as meant
+        total = float(np.add.reduce(values)) if values.size else 0.0
+    if not math.isfinite(total):
+        finite = values[np.isfinite(values)]
+        result.missing = int(values.size - finite.size)
+        values = finite
+    size = int(values.size)
+    offset = 1.0 - low * scale
     scaled, index = _block_buffers()
     for start in range(0, size, BLOCK):
         block = values[start : start + BLOCK]

@@ -29,10 +29,11 @@ from monitors.baseline.column_summary import (
     NumericSummary,
     bin_totals,
     count_at_atoms,
+    numeric_array,
     numeric_values,
     plain_value,
 )
-from monitors.baseline.grid import BLOCK, ReferenceGrid, count_cells
+from monitors.baseline.grid import BLOCK, CellCounts, ReferenceGrid, count_cells
 from monitors.baseline.summary import Baseline
 from monitors.engine import BATCH_ROWS
 from monitors.kinds import Progress
@@ -138,23 +139,44 @@ class NumericWindow:
             else:
                 self.raw.append(ordered)
 
+    def add_values(self, values: FloatArray) -> None:
+        """Fold a batch of values, missing and ±inf included, into the summary.
+
+        A column with reference cells is counted as it is, non-finite values skipped in the
+        same pass (no separate finiteness pass, no filtered copy); others are filtered first.
+        """
+        if self.grid is None:
+            finite = values[np.isfinite(values)]
+            self.add(finite, int(values.size - finite.size))
+            return
+        counted = count_cells(
+            values, low=self.grid.low, high=self.grid.high, scale=self.grid.scale,
+            cells=self.grid.cells,
+        )  # fmt: skip
+        self._add_counted(counted, values, int(values.size) - counted.missing)
+
     def _add_to_cells(self, finite: FloatArray, grid: ReferenceGrid) -> None:
         """Count a batch into the reference's cells (:func:`monitors.baseline.grid.count_cells`)."""
         counted = count_cells(
             finite, low=grid.low, high=grid.high, scale=grid.scale, cells=grid.cells
         )
+        self._add_counted(counted, finite, int(finite.size))
+
+    def _add_counted(self, counted: CellCounts, values: FloatArray, finite: int) -> None:
         assert self.cells is not None
         self.cells += counted.counts
+        self.missing += counted.missing
         self.below += counted.below
         self.below_mass += counted.below_mass
         self.above += counted.above
         self.above_mass += counted.above_mass
-        self.count += int(finite.size)
+        self.count += finite
         if self.raw is not None:
             if self.count > EXACT_KS_LIMIT:
                 self.raw = None
             else:
-                self.raw.append(np.array(finite, dtype=np.float64))
+                kept = values if finite == values.size else values[np.isfinite(values)]
+                self.raw.append(np.array(kept, dtype=np.float64))
 
     def raw_values(self) -> FloatArray | None:
         """Return every window value when the window was small enough to keep them."""
@@ -308,6 +330,9 @@ def new_window_summary(reference: NumericSummary | CategoricalSummary) -> Window
 
 def _add_series(summary: WindowSummary, values: pd.Series) -> None:
     if isinstance(summary, NumericWindow):
+        if summary.grid is not None:
+            summary.add_values(numeric_array(values))
+            return
         finite = numeric_values(values)
         summary.add(finite, len(values) - int(finite.size))
     elif isinstance(values.dtype, pd.CategoricalDtype):
@@ -367,9 +392,7 @@ def add_arrow_batch(summary: WindowSummary, array: Any) -> None:
         array = array.combine_chunks()
     if isinstance(summary, NumericWindow):
         if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
-            values = array.cast(pa.float64()).to_numpy(zero_copy_only=False)
-            finite = values[np.isfinite(values)]
-            summary.add(finite, len(values) - int(finite.size))
+            summary.add_values(array.cast(pa.float64()).to_numpy(zero_copy_only=False))
         else:
             _add_series(summary, array.to_pandas())
         return

@@ -11,6 +11,7 @@ from scipy import stats
 
 from monitors.baseline import Baseline, build_baseline
 from monitors.baseline.column_summary import NumericSummary
+from monitors.baseline.grid import CELLS, COMPILED_MIN, count_cells
 from monitors.drift import compute_drift, summarise_window
 from monitors.drift.window import NumericWindow, merge_window, window_from_dict, window_to_dict
 from monitors.spec import DriftMethod
@@ -122,3 +123,40 @@ def test_cell_counts_merge_and_travel_exactly(
     assert (merged.count, merged.missing, merged.above) == (whole.count, 60, whole.above)
     assert merged.above_mass == pytest.approx(whole.above_mass, rel=1e-12)
     assert whole.count + whole.missing == ROWS
+
+
+def _bincount_cells(
+    values: np.ndarray, *, low: float, high: float, scale: float, cells: int
+) -> tuple[np.ndarray, int, float, int, float]:
+    """The cells by ``np.bincount`` over all finite values at once: the definition counted."""
+    finite = values[np.isfinite(values)]
+    below, above = finite[finite < low], finite[finite > high]
+    inside = finite[(finite >= low) & (finite <= high)]
+    where = np.clip(np.trunc(inside * scale + (1.0 - low * scale)), 1, cells).astype(np.int64)
+    counts = np.bincount(where - 1, minlength=cells)
+    return (
+        counts, below.size, float(np.sum(low - below)), above.size, float(np.sum(above - high))
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [70_001, 300_003])
+def test_the_compiled_count_equals_bincount_with_nan_inf_and_values_beyond(size: int) -> None:
+    rng = np.random.default_rng(size)
+    low, high, cells = -2.0, 3.0, CELLS
+    values = rng.normal(0.5, 1.5, size)  # about 10 % under low, 5 % over high
+    values[rng.choice(size, 500, replace=False)] = np.nan
+    values[rng.choice(size, 30, replace=False)] = np.inf
+    values[rng.choice(size, 30, replace=False)] = -np.inf
+    values[:7] = [low, high, np.nextafter(low, 0), np.nextafter(high, 0), -1e300, 1e300, 0.0]
+    values[-3:] = [np.nan, high, low]  # the last values outside a group of four
+    scale = cells / (high - low)
+    counted = count_cells(values, low=low, high=high, scale=scale, cells=cells)
+    counts, below, below_mass, above, above_mass = _bincount_cells(
+        values, low=low, high=high, scale=scale, cells=cells
+    )
+    assert (size >= COMPILED_MIN) == (size == 300_003)  # one size each way
+    assert np.array_equal(counted.counts, counts)
+    missing = int(np.count_nonzero(~np.isfinite(values)))
+    assert (counted.missing, counted.below, counted.above) == (missing, below, above)
+    assert counted.below_mass == pytest.approx(below_mass, rel=1e-12)
+    assert counted.above_mass == pytest.approx(above_mass, rel=1e-12)
