@@ -104,7 +104,7 @@ def count_cells(
     if values.size >= COMPILED_MIN:
         from monitors.baseline.grid_kernel import count_into
 
-        totals = count_into(values, low=low, high=high, scale=scale, slots=slots, block=BLOCK)
+        totals = count_into(values, low=low, high=high, scale=scale, slots=slots)
         (result.missing, result.below, result.below_mass, result.above, result.above_mass) = totals
         return result
     with np.errstate(invalid="ignore"):  # inf + -inf: not finite, as meant
