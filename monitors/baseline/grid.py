@@ -1,4 +1,4 @@
-"""Equal-width cells: what a large window is counted into in one vectorised pass.
+"""Equal-width cells: what a large window is counted into in one pass.
 
 Counting a window into the reference's quantile bins needs a sort or a binary search per value;
 counting it into equal-width cells needs only ``floor((v - low) · scale)`` and a ``bincount``.

@@ -17,7 +17,7 @@ with an effect size (KS statistic, Cramér's V, Cohen's h). The dataset drifts w
 drifted columns reaches ``drift_share`` (0.5, Evidently's default).
 
 Speed: a window is never compared value by value with the reference. Each numeric column is
-counted in one vectorised pass into the reference's equal-width cells, stored with the baseline
+counted in one pass into the reference's equal-width cells, stored with the baseline
 (:mod:`monitors.baseline.grid`), or, where a reference has none, sorted and counted into its
 quantile bins; with the exact mass beyond the reference range this gives the normalised
 Wasserstein distance within a small fraction of 1 % of scipy's on large windows. Parquet windows
