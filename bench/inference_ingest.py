@@ -201,7 +201,8 @@ def _post(
 
 def _stored(path: Path) -> int:
     with closing(sqlite3.connect(path)) as connection:
-        return int(connection.execute("SELECT count(*) FROM monitors_inference_key").fetchone()[0])
+        found = connection.execute("SELECT sum(length(hashes)) FROM monitors_request_run")
+        return int(found.fetchone()[0] or 0) // 8  # 8 bytes per id hash
 
 
 def run(

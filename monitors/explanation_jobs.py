@@ -26,7 +26,8 @@ from lineage.runtime.queue import JobState, RuntimeJob, enqueue
 from lineage.storage import ObjectStore
 from lineage.store import session_scope
 from monitors.baseline.storage import latest_baseline, load_baseline
-from monitors.inferences import RESERVED_COLUMNS, InferenceKey, deployment_of, read_inference
+from monitors.inferences import RESERVED_COLUMNS, deployment_of, read_inference
+from monitors.inferences.runs import batch_of
 
 if TYPE_CHECKING:
     from monitors.execute import ModelLoader
@@ -88,11 +89,7 @@ def queue_explanation(
     deployment, _ = deployment_of(
         session=session, project_id=project_id, deployment_id=deployment_id
     )
-    logged = session.exec(
-        select(InferenceKey.batch_id).where(
-            InferenceKey.deployment_id == deployment.id, InferenceKey.request_id == request_id
-        )
-    ).first()
+    logged = batch_of(session=session, deployment_id=deployment.id, request_id=request_id)
     if logged is None:
         raise NotFound(f"deployment {deployment_id} logged no inference {request_id!r}")
     pending = session.exec(_jobs(project_id, deployment_id, request_id)).first()

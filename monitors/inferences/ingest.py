@@ -41,6 +41,7 @@ from monitors.inferences.records import (
     LabelRecord,
     check_batch_size,
 )
+from monitors.inferences.runs import claim_ids, logged_ids
 
 __all__ = [
     "deployment_of",
@@ -265,16 +266,24 @@ def _store(
     )
     session.add(batch)
     session.flush()
-    ids = orjson.dumps(given.to_pylist()).decode()
-    claimed = _claim(session, keys, deployment_id=deployment.id, batch_id=batch.id, ids=ids)
+    if keys is InferenceKey:  # sorted runs of id hashes (monitors.inferences.runs)
+        mask = claim_ids(session=session, deployment_id=deployment.id, batch_id=batch.id, ids=given)
+        claimed = int(mask.sum())
+    else:
+        ids = orjson.dumps(given.to_pylist()).decode()
+        claimed = _claim(session, keys, deployment_id=deployment.id, batch_id=batch.id, ids=ids)
     if claimed < sent:  # an id keyed before, by a concurrent batch, or twice in this one
         if not claimed:
             session.delete(batch)
             session.flush()
             return IngestResult(batch_id=None, accepted=0, duplicates=sent)
-        whole = _first_occurrences(table.shaped() if isinstance(table, KeptUpload) else table)
-        mine = _keyed(session, keys, deployment_id=deployment.id, ids=ids, batch_id=batch.id)
-        shaped = whole.filter(pc.is_in(whole.column("request_id"), pa.array(mine, pa.string())))
+        whole = table.shaped() if isinstance(table, KeptUpload) else table
+        if keys is InferenceKey:
+            shaped = whole.filter(pa.array(mask))
+        else:
+            whole = _first_occurrences(whole)
+            mine = _keyed(session, keys, deployment_id=deployment.id, ids=ids, batch_id=batch.id)
+            shaped = whole.filter(pc.is_in(whole.column("request_id"), pa.array(mine, pa.string())))
         batch.rows = len(shaped)
     key = partition_key(
         project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, batch_id=batch.id
@@ -494,16 +503,16 @@ def log_labels(
             named: ``labels[3].request_id``), or the batch is empty.
         PayloadTooLarge: More than :data:`MAX_BATCH` labels.
     """
-    import orjson
     import pandas as pd
     import pyarrow as pa
 
     check_batch_size(len(labels), "labels")
     ids = [label.request_id for label in labels]
-    distinct = orjson.dumps(list(dict.fromkeys(ids))).decode()
-    logged = set(_keyed(session, InferenceKey, deployment_id=deployment.id, ids=distinct))
+    known = logged_ids(
+        session=session, deployment_id=deployment.id, ids=pa.array(ids, pa.string())
+    ).tolist()
     for index, request_id in enumerate(ids):
-        if request_id not in logged:
+        if not known[index]:
             raise InvalidInput(
                 f"label {index} is for request id {request_id!r}, which this deployment never "
                 "logged; log the inference first",

@@ -2,8 +2,9 @@
 
 Each accepted batch is one Parquet object in the artifact store (:mod:`lineage.storage`: the data
 directory or a bucket), under a key made of ids only (:func:`partition_key`), plus one
-``monitors_inference_batch`` row that lists it and one key row per request id. The key tables'
-primary key is ``(deployment_id, request_id)``, so a re-sent request id is counted once.
+``monitors_inference_batch`` row that lists it. An inference batch's request ids are one
+``monitors_request_run`` row (sorted id hashes, :mod:`monitors.inferences.runs`); a label's are
+one key row each, keyed by ``(deployment_id, request_id)``; so a re-sent request id counts once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from sqlmodel import SQLModel
 
 from lineage.tables import AwareDateTime, Record
 
-__all__ = ["BatchKind", "InferenceBatch", "InferenceKey", "LabelKey", "partition_key"]
+__all__ = [
+    "BatchKind",
+    "InferenceBatch",
+    "InferenceKey",
+    "LabelKey",
+    "RequestRun",
+    "partition_key",
+]
 
 BatchKind = Literal["inferences", "labels"]
 
@@ -39,12 +47,10 @@ class InferenceBatch(Record, table=True):
 
 
 class InferenceKey(SQLModel, table=True):
-    """A request id logged for a deployment: what makes a re-sent inference count once.
+    """A request id logged for a deployment, one key row each: no longer written.
 
-    Keyed by the pair itself and nothing else: a key row is one index entry (``WITHOUT ROWID``
-    on SQLite). ``batch_id`` is read only through the key, so it has no index, and no foreign
-    key either (the batch row is written in the same transaction, just before its keys): each
-    would cost every logged inference one more B-tree probe or insert.
+    Since ``runtime_0008`` inference request ids are :class:`RequestRun` rows (the migration
+    moved these rows there; its downgrade writes them back). Shaped as :class:`LabelKey`.
     """
 
     __tablename__ = "monitors_inference_key"
@@ -53,6 +59,33 @@ class InferenceKey(SQLModel, table=True):
     deployment_id: uuid.UUID = SQLField(foreign_key="lineage_deployment.id", primary_key=True)
     request_id: str = SQLField(sa_column=sa.Column(sa.String(200), primary_key=True))
     batch_id: uuid.UUID = SQLField(nullable=False)
+
+
+class RequestRun(SQLModel, table=True):
+    """The request ids one inference batch logged: sorted 64-bit hashes and the ids in that order.
+
+    What de-duplicates inference request ids (:mod:`monitors.inferences.runs`): one row per
+    batch instead of one index entry per id. ``seq`` orders the runs of a deployment as they
+    were committed (its writers queue), so a process reads only the runs written since.
+    ``offsets`` and ``ids`` are an Arrow text column's buffers (int32 offsets, UTF-8 bytes).
+    """
+
+    __tablename__ = "monitors_request_run"
+    __table_args__ = (sa.Index("ix_monitors_request_run_deployment_seq", "deployment_id", "seq"),)
+
+    seq: int | None = SQLField(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+    )
+    deployment_id: uuid.UUID = SQLField(foreign_key="lineage_deployment.id", nullable=False)
+    batch_id: uuid.UUID = SQLField(nullable=False)
+    hashes: bytes = SQLField(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    offsets: bytes = SQLField(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    ids: bytes = SQLField(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
 
 
 class LabelKey(SQLModel, table=True):

@@ -26,7 +26,8 @@ from monitors.engine import ObjectWindow
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-from monitors.inferences.partitions import BatchKind, InferenceBatch, InferenceKey, partition_key
+from monitors.inferences.partitions import BatchKind, InferenceBatch, partition_key
+from monitors.inferences.runs import batch_of
 
 __all__ = [
     "WindowObjects",
@@ -272,17 +273,13 @@ def read_inference(
 ) -> pd.DataFrame:
     """Return the one logged inference of ``request_id`` as a one-row frame (window columns).
 
-    The request id's key row names the batch that stored it, so exactly one partition is read.
+    The request id's run names the batch that stored it, so exactly one partition is read.
 
     Raises:
         NotFound: The deployment logged no inference with this request id.
     """
-    key = session.exec(
-        select(InferenceKey).where(
-            InferenceKey.deployment_id == deployment.id, InferenceKey.request_id == request_id
-        )
-    ).first()
-    batch = None if key is None else session.get(InferenceBatch, key.batch_id)
+    batch_id = batch_of(session=session, deployment_id=deployment.id, request_id=request_id)
+    batch = None if batch_id is None else session.get(InferenceBatch, batch_id)
     if batch is None:
         raise NotFound(f"deployment {deployment.id} logged no inference {request_id!r}")
     frame: pd.DataFrame = read_parquet(

@@ -27,7 +27,7 @@ from lineage.store import session_scope
 from tests.adult import FEATURES, TARGET, adult_test
 from tests.conftest import Issued
 from tests.lineage.openlineage_spec import assert_spec_event
-from tests.monitors.serving import adult_deployment, dataset_version, records
+from tests.monitors.serving import adult_deployment, dataset_version, logged_ids, records
 from tests.monitors.test_table_files import parquet_bomb
 
 Make = Callable[..., Issued]
@@ -61,7 +61,7 @@ def _stored(engine: Engine, settings: Settings) -> tuple[int, int, int]:
     files = len(list((settings.data_dir / "inferences").rglob("*.parquet")))
     return (
         _count(engine, "monitors_inference_batch"),
-        _count(engine, "monitors_inference_key"),
+        logged_ids(engine),
         files,
     )
 
@@ -97,7 +97,7 @@ def test_a_batch_is_logged_and_audited_once_with_counts_not_data(
     assert len(entries) == 2
     assert '"accepted":30' in entries[0][1]
     assert "Private" not in entries[0][1]
-    assert _count(engine, "monitors_inference_key") == 30
+    assert logged_ids(engine) == 30
     (stored,) = (settings.data_dir / "inferences").rglob("*.parquet")
     digests = [json.loads(detail)["after"]["sha256"] for _, detail in entries]
     assert digests == [hashlib.sha256(stored.read_bytes()).hexdigest(), None]
@@ -228,7 +228,7 @@ def test_batch_scoring_output_is_uploaded_as_csv_or_parquet(
     )
     assert answer.status_code == 201, answer.text
     assert answer.json()["accepted"] == len(rows)
-    assert _count(engine, "monitors_inference_key") == len(rows)
+    assert logged_ids(engine) == len(rows)
     wrong = client.post(
         _url(deployment, "inferences/upload"),
         files={"file": ("scores.txt", b"hello", "text/plain")},

@@ -185,12 +185,30 @@ def test_request_id_keys_survive_the_runtime_0006_round_trip(
                 )
                 return [(row[0], str(row[1])) for row in found]
 
+        downgrade(database_url, "runtime_0007")  # the runs written back as key rows
         before = (keys("monitors_inference_key"), keys("monitors_label_key"))
         assert [len(found) for found in before] == [3, 1]
         downgrade(database_url, "runtime_0005")
         assert (keys("monitors_inference_key"), keys("monitors_label_key")) == before
-        upgrade(database_url)
+        upgrade(database_url, "runtime_0007")
         assert (keys("monitors_inference_key"), keys("monitors_label_key")) == before
+        upgrade(database_url)  # key rows become runs, and still de-duplicate
+        assert keys("monitors_inference_key") == []
+        from lineage.storage import LocalStore as Store
+        from monitors.inferences.runs import batch_of
+
+        with lineage.session_scope(engine) as session:
+            found = [
+                batch_of(session=session, deployment_id=deployment.id, request_id=f"r{i}")
+                for i in range(3)
+            ]
+            assert [(f"r{i}", b) for i, b in enumerate(found)] == [
+                (request_id, uuid.UUID(batch)) for request_id, batch in before[0]
+            ]
+            again = log_inferences(
+                session=session, store=Store(tmp_path), deployment=deployment, records=parsed
+            )
+            assert (again.accepted, again.duplicates) == (0, 3)
     finally:
         engine.dispose()
 

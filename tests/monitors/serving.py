@@ -94,3 +94,14 @@ def dataset_version(engine: Engine, project_id: uuid.UUID, uri: str) -> uuid.UUI
         session.add(version)
         session.flush()
         return version.id
+
+
+def logged_ids(engine: Engine) -> int:
+    """Return how many inference request ids the store keys (every deployment's runs)."""
+    import sqlalchemy as sa
+
+    with engine.connect() as connection:
+        total = connection.execute(
+            sa.text("SELECT coalesce(sum(length(hashes)), 0) FROM monitors_request_run")
+        ).scalar_one()
+    return int(total) // 8

@@ -29,7 +29,7 @@ from monitors.inferences import (
 )
 from monitors.inferences.columnar import json_table
 from tests.adult import adult_test
-from tests.monitors.serving import SCHEMA, adult_deployment, records
+from tests.monitors.serving import SCHEMA, adult_deployment, logged_ids, records
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def _window(engine: Engine, data_dir: Path, deployment: Deployment) -> pd.DataFr
 def _stored(engine: Engine, data_dir: Path) -> tuple[int, int, int]:
     return (
         _count(engine, "monitors_inference_batch"),
-        _count(engine, "monitors_inference_key"),
+        logged_ids(engine),
         len(_files(data_dir)),
     )
 
@@ -187,7 +187,7 @@ def test_re_sent_request_ids_are_counted_once(
     window = _window(engine, tmp_path, deployment)
     assert len(window) == 20
     assert window["request_id"].is_unique
-    assert _count(engine, "monitors_inference_key") == 20
+    assert logged_ids(engine) == 20
 
 
 def test_an_id_twice_in_a_fresh_batch_is_stored_once_as_first_sent(
@@ -337,3 +337,53 @@ def test_a_batch_whose_transaction_rolls_back_leaves_no_row_and_no_file(
     assert _stored(engine, tmp_path) == (0, 0, 0)
     assert not list(tmp_path.rglob("*.partial"))
     assert _log(engine, tmp_path, deployment, records(rows.iloc[:5])).accepted == 5
+
+
+def test_ids_whose_hashes_collide_are_told_apart_by_the_ids_themselves(
+    engine: Engine,
+    tmp_path: Path,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hash hit is checked on the stored ids: every id hashing alike loses no record."""
+    import numpy as np
+
+    import monitors.inferences.runs as runs
+
+    monkeypatch.setattr(runs, "id_hashes", lambda ids: np.zeros(len(ids), dtype=np.uint64))
+    first = _log(engine, tmp_path, deployment, records(rows.iloc[:10]))  # r0…r9
+    resent = [*records(rows.iloc[:15])[5:], *records(rows.iloc[:2])]  # r5…r14, r0, r1
+    again = _log(engine, tmp_path, deployment, resent)
+    assert (first.accepted, again.accepted, again.duplicates) == (10, 5, 7)
+    assert sorted(_window(engine, tmp_path, deployment)["request_id"]) == sorted(
+        f"r{i}" for i in range(15)
+    )
+
+
+def test_two_batches_in_one_rolled_back_transaction_leave_no_ids_behind(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    """The second batch sees the first's ids; after the rollback neither counts as logged."""
+    first = [InferenceRecord.model_validate(r) for r in records(rows.iloc[:5])]  # r0…r4
+    second = [InferenceRecord.model_validate(r) for r in records(rows.iloc[:8])[3:]]  # r3…r7
+    seen: list[tuple[int, int]] = []
+
+    def log_both_then_fail() -> None:
+        with session_scope(engine) as session:
+            for batch in (first, second):
+                stored = log_inferences(
+                    session=session,
+                    store=LocalStore(tmp_path),
+                    deployment=deployment,
+                    records=batch,
+                )
+                seen.append((stored.accepted, stored.duplicates))
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        log_both_then_fail()
+    assert seen == [(5, 0), (3, 2)]
+    assert _stored(engine, tmp_path) == (0, 0, 0)
+    assert _log(engine, tmp_path, deployment, records(rows.iloc[:8])[3:]).accepted == 5
+    assert _log(engine, tmp_path, deployment, records(rows.iloc[:5])).accepted == 3

@@ -1,0 +1,318 @@
+"""Which request ids a deployment logged: sorted runs of 64-bit id hashes, one per batch.
+
+A key table of one B-tree entry per request id made each logged inference one random index
+insert (the largest share of an upload's CPU, several times more with random ids once the
+index outgrew the cache). Here each batch writes one row, ``monitors_request_run``: its ids'
+FNV-1a hashes sorted (``uint64``) and the ids themselves in the same order. A new batch is
+checked by binary search (:func:`numpy.searchsorted`) against the deployment's runs, kept per
+process in memory (:class:`_Runs`) and refreshed from the runs written since (``seq``), by this
+process or by another replica. A hash hit is checked exactly against the ids of the run that
+holds it, so a collision never drops a record.
+
+Writers of one deployment queue: on PostgreSQL on a transaction advisory lock taken before the
+runs are read, on SQLite on the write lock its writers already take (the batch row is written
+first). So the runs a writer reads are every run committed before it, in ``seq`` order, and a
+batch rolled back takes its run with it (the run is a row of its transaction; the memory holds
+only committed runs, read back from the store).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from monitors.inferences.partitions import RequestRun
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+__all__ = ["batch_of", "claim_ids", "id_hashes", "logged_ids"]
+
+_OFFSET = 0xCBF29CE484222325
+_PRIME = 0x100000001B3
+_MERGE = 4
+"""Runs in memory are merged while the newest is at least 1/_MERGE of the one before it."""
+
+
+def id_hashes(ids: pa.Array) -> np.ndarray:
+    """Return the 64-bit FNV-1a hash of each id's UTF-8 bytes (whole columns, no per-id Python).
+
+    Stable across processes and versions (the hashes are stored): never Python's ``hash``.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    ids = ids.cast(pa.string())
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    rows = len(ids)
+    _, offsets_buffer, data_buffer = ids.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=rows + 1, offset=ids.offset * 4)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else None
+    starts = offsets[:-1].astype(np.int64)
+    lengths = np.diff(offsets)
+    hashes = np.full(rows, _OFFSET, dtype=np.uint64)
+    prime = np.uint64(_PRIME)
+    longest = int(lengths.max()) if rows else 0
+    shortest = int(lengths.min()) if rows else 0
+    for position in range(longest):
+        if data is None:  # pragma: no cover - every id holds at least one character
+            break
+        if position < shortest:
+            hashes ^= data[starts + position]
+            hashes *= prime
+        else:
+            live = np.nonzero(lengths > position)[0]
+            hashes[live] = (hashes[live] ^ data[starts[live] + position]) * prime
+    return hashes
+
+
+@dataclass(slots=True)
+class _Runs:
+    """A deployment's runs in memory: sorted hashes, each with the ``seq`` of its run."""
+
+    seen: int = 0
+    levels: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def add(self, hashes: np.ndarray, seqs: np.ndarray) -> None:
+        """Add one sorted run; merge the newest levels so searches stay a few per id."""
+        import numpy as np
+
+        # Copy on write: a thread searching the levels meanwhile keeps a whole list.
+        levels = [*self.levels, (hashes, seqs)]
+        while len(levels) > 1 and len(levels[-1][0]) * _MERGE >= len(levels[-2][0]):
+            (older, older_seqs), (newer, newer_seqs) = levels[-2], levels[-1]
+            merged = np.concatenate([older, newer])
+            order = np.argsort(merged, kind="stable")
+            levels[-2:] = [(merged[order], np.concatenate([older_seqs, newer_seqs])[order])]
+        self.levels = levels
+
+    def hits(self, hashes: np.ndarray) -> dict[int, np.ndarray]:
+        """Return, by run ``seq``, the positions of ``hashes`` that run may hold."""
+        import numpy as np
+
+        found: dict[int, list[np.ndarray]] = {}
+        for level, seqs in self.levels:  # one read of the list: see add
+            at = np.searchsorted(level, hashes)
+            for step in range(len(level)):  # one pass per equal hash: a collision, so rarely two
+                inside = at + step < len(level)
+                positions = np.nonzero(inside)[0]
+                positions = positions[level[at[positions] + step] == hashes[positions]]
+                if not len(positions):
+                    break
+                owners = seqs[at[positions] + step]
+                for seq in np.unique(owners).tolist():
+                    found.setdefault(int(seq), []).append(positions[owners == seq])
+        return {seq: np.unique(np.concatenate(parts)) for seq, parts in found.items()}
+
+
+_TABLE = sa.table(
+    RequestRun.__tablename__,
+    sa.column("seq", sa.BigInteger()),
+    sa.column("deployment_id", sa.Uuid()),
+    sa.column("batch_id", sa.Uuid()),
+    sa.column("hashes", sa.LargeBinary()),
+    sa.column("offsets", sa.LargeBinary()),
+    sa.column("ids", sa.LargeBinary()),
+)
+_CACHE: dict[tuple[str, uuid.UUID], _Runs] = {}
+_GUARD = threading.Lock()
+_WRITTEN = "monitors.inferences.runs.written"
+"""session.info: deployments this transaction wrote a run for, not yet committed."""
+
+
+def _written(session: Session) -> set[uuid.UUID]:
+    """Return the deployments with a run in the session's open transaction (cleared at its end)."""
+    written: set[uuid.UUID] | None = session.info.get(_WRITTEN)
+    if written is None:
+        written = session.info[_WRITTEN] = set()
+        sa.event.listen(session, "after_commit", lambda _: written.clear())
+        sa.event.listen(session, "after_rollback", lambda _: written.clear())
+    return written
+
+
+def _refresh(session: Session, deployment_id: uuid.UUID) -> _Runs:
+    """Return the deployment's runs in memory, with every run committed since read in.
+
+    The memory holds committed runs only: a transaction that already wrote a run of the
+    deployment (two batches in one transaction) reads every run into a private copy instead.
+    """
+    import numpy as np
+
+    columns = _TABLE.c
+    where = columns.deployment_id == deployment_id
+    newest = session.execute(sa.select(sa.func.max(columns.seq)).where(where))
+    last = newest.scalar_one() or 0
+    with _GUARD:
+        place = (str(session.get_bind().engine.url), deployment_id)
+        runs = _CACHE.get(place)
+        if runs is None or last < runs.seen:  # a store rebuilt under the same name
+            runs = _CACHE[place] = _Runs()
+        if deployment_id in _written(session):
+            runs = _Runs()
+    if last == runs.seen:
+        return runs
+    found = session.execute(
+        sa.select(columns.seq, columns.hashes)
+        .where(where, columns.seq > runs.seen)
+        .order_by(columns.seq)
+    ).all()
+    with _GUARD:
+        for seq, blob in found:
+            if seq <= runs.seen:  # another thread of this process read it in meanwhile
+                continue
+            hashes = np.frombuffer(blob, dtype="<u8").astype(np.uint64)
+            runs.add(hashes, np.full(len(hashes), seq, dtype=np.int64))
+            runs.seen = seq
+    return runs
+
+
+def _run_ids(
+    session: Session, seqs: list[int]
+) -> dict[int, tuple[np.ndarray, pa.Array, uuid.UUID]]:
+    """Return the stored hashes, ids and batch of the runs ``seqs`` (read on a hash hit only)."""
+    import numpy as np
+    import pyarrow as pa
+
+    columns = _TABLE.c
+    rows = session.execute(
+        sa.select(
+            columns.seq, columns.hashes, columns.offsets, columns.ids, columns.batch_id
+        ).where(columns.seq.in_(seqs))
+    ).all()
+    out = {}
+    for seq, hashes, offsets, ids, batch_id in rows:
+        count = len(hashes) // 8
+        text = pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(ids))
+        out[int(seq)] = (np.frombuffer(hashes, dtype="<u8").astype(np.uint64), text, batch_id)
+    return out
+
+
+def _lock(session: Session, deployment_id: uuid.UUID) -> None:
+    """Queue the writers of one deployment (PostgreSQL; SQLite writers already hold its lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(deployment_id.bytes[:8], "big", signed=True)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _holds(
+    run_hashes: np.ndarray, run_ids: pa.Array, hashes: np.ndarray, ids: pa.Array
+) -> np.ndarray:
+    """Return a mask of ``ids`` (with their ``hashes``) that the run holds, comparing ids."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    held = np.zeros(len(ids), dtype=bool)
+    at = np.searchsorted(run_hashes, hashes)
+    for step in range(len(run_hashes)):  # one pass per equal hash in the run: rarely two
+        index = at + step
+        candidates = np.nonzero(index < len(run_hashes))[0]
+        candidates = candidates[run_hashes[index[candidates]] == hashes[candidates]]
+        if not len(candidates):
+            break
+        same = pc.equal(
+            pc.take(run_ids, pa.array(index[candidates])), pc.take(ids, pa.array(candidates))
+        )
+        held[candidates[same.to_numpy(zero_copy_only=False)]] = True
+    return held
+
+
+def _logged(session: Session, runs: _Runs, ids: pa.Array, hashes: np.ndarray) -> np.ndarray:
+    """Return a mask of ``ids`` that an earlier run holds (exact, on the real ids)."""
+    import numpy as np
+    import pyarrow as pa
+
+    logged = np.zeros(len(ids), dtype=bool)
+    hits = runs.hits(hashes)
+    if not hits:
+        return logged
+    stored = _run_ids(session, sorted(hits))
+    for seq, positions in hits.items():
+        run_hashes, run_ids, _ = stored[seq]
+        picked = pa.array(positions)
+        held = _holds(run_hashes, run_ids, hashes[positions], ids.take(picked))
+        logged[positions[held]] = True
+    return logged
+
+
+def claim_ids(
+    *, session: Session, deployment_id: uuid.UUID, batch_id: uuid.UUID, ids: pa.Array
+) -> np.ndarray:
+    """Key the ids not logged before to ``batch_id``; return the mask of those it keyed.
+
+    The first of an id sent twice in ``ids`` is keyed, never the second. Call after the batch
+    row is written (on SQLite that write takes the lock the writers queue on).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    _lock(session, deployment_id)
+    runs = _refresh(session, deployment_id)
+    ids = ids.cast(pa.string())
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    hashes = id_hashes(ids)
+    keep = ~_logged(session, runs, ids, hashes)
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    same = np.nonzero(ordered[1:] == ordered[:-1])[0]
+    if len(same):  # equal hashes in the batch: the first of an id sent twice is kept
+        first: dict[str, int] = {}
+        group = sorted({int(order[i]) for j in same.tolist() for i in (j, j + 1)})
+        for position in group:
+            value = ids[position].as_py()
+            if value in first:
+                keep[position] = False
+            else:
+                first[value] = position
+    chosen = order[keep[order]]
+    if not len(chosen):
+        return keep
+    kept_ids = pc.take(ids, pa.array(chosen))
+    _, offsets, data = kept_ids.buffers()
+    session.execute(
+        sa.insert(_TABLE).values(
+            deployment_id=deployment_id,
+            batch_id=batch_id,
+            hashes=hashes[chosen].astype("<u8").tobytes(),
+            offsets=offsets.to_pybytes()[
+                kept_ids.offset * 4 : (kept_ids.offset + len(kept_ids) + 1) * 4
+            ],
+            ids=data.to_pybytes() if data is not None else b"",
+        )
+    )
+    _written(session).add(deployment_id)
+    return keep
+
+
+def logged_ids(*, session: Session, deployment_id: uuid.UUID, ids: pa.Array) -> np.ndarray:
+    """Return a mask of ``ids`` the deployment logged (reads only; no lock)."""
+    import pyarrow as pa
+
+    ids = ids.cast(pa.string())
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    runs = _refresh(session, deployment_id)
+    return _logged(session, runs, ids, id_hashes(ids))
+
+
+def batch_of(*, session: Session, deployment_id: uuid.UUID, request_id: str) -> uuid.UUID | None:
+    """Return the batch that logged ``request_id`` for the deployment, if one did."""
+    import pyarrow as pa
+
+    ids = pa.array([request_id], pa.string())
+    hashes = id_hashes(ids)
+    runs = _refresh(session, deployment_id)
+    hits = runs.hits(hashes)
+    for run_hashes, run_ids, batch_id in _run_ids(session, sorted(hits)).values():
+        if _holds(run_hashes, run_ids, hashes, ids)[0]:
+            return batch_id if isinstance(batch_id, uuid.UUID) else uuid.UUID(str(batch_id))
+    return None
