@@ -68,27 +68,30 @@ def _count(
     first_fix = 0
     last_fix = 0
     for start in range(0, size, block):
-        end = min(start + block, size)
+        # A slice per block, its loops from 0: with the block's offsets in the indices the
+        # same loop took 20 % longer.
+        part = values[start : min(start + block, size)]
+        length = part.size
         under = tables[0].sum()
         over = tables[last].sum()
         block_missing = missing
-        grouped = start + (end - start) // WAYS * WAYS
-        for i in range(start, grouped, WAYS):
+        grouped = length // WAYS * WAYS
+        for i in range(0, grouped, WAYS):
             check = 0.0
             for k in range(WAYS):
-                check += values[i + k] - values[i + k]
+                check += part[i + k] - part[i + k]
             if check == 0.0:
                 for k in range(WAYS):
-                    tables[int(min(max(values[i + k] * scale + offset, 0.0), top)), k] += 1
+                    tables[int(min(max(part[i + k] * scale + offset, 0.0), top)), k] += 1
             else:
                 for k in range(WAYS):
-                    v = values[i + k]
+                    v = part[i + k]
                     if v - v == 0.0:
                         tables[int(min(max(v * scale + offset, 0.0), top)), k] += 1
                     else:
                         missing += 1
-        for j in range(grouped, end):
-            v = values[j]
+        for j in range(grouped, length):
+            v = part[j]
             if v - v == 0.0:
                 tables[int(min(max(v * scale + offset, 0.0), top)), 0] += 1
             else:
@@ -102,24 +105,24 @@ def _count(
             count_under = count_over = 0
             under_0 = under_1 = over_0 = over_1 = 0.0
             if missing == block_missing:
-                for i in range(start, end - 1, 2):
-                    v0 = values[i]
-                    v1 = values[i + 1]
+                for i in range(0, length - 1, 2):
+                    v0 = part[i]
+                    v1 = part[i + 1]
                     count_under += int(v0 < low) + int(v1 < low)
                     count_over += int(v0 > high) + int(v1 > high)
                     under_0 += min(v0 - low, 0.0)
                     under_1 += min(v1 - low, 0.0)
                     over_0 += max(v0 - high, 0.0)
                     over_1 += max(v1 - high, 0.0)
-                if (end - start) % 2:
-                    v0 = values[end - 1]
+                if length % 2:
+                    v0 = part[length - 1]
                     count_under += int(v0 < low)
                     count_over += int(v0 > high)
                     under_0 += min(v0 - low, 0.0)
                     over_0 += max(v0 - high, 0.0)
             else:
-                for j in range(start, end):
-                    v0 = values[j]
+                for j in range(length):
+                    v0 = part[j]
                     if v0 - v0 == 0.0:
                         if v0 < low:
                             count_under += 1
