@@ -93,13 +93,21 @@ class _Runs:
             levels[-2:] = [(merged[order], np.concatenate([older_seqs, newer_seqs])[order])]
         self.levels = levels
 
-    def hits(self, hashes: np.ndarray) -> dict[int, np.ndarray]:
-        """Return, by run ``seq``, the positions of ``hashes`` that run may hold."""
+    def hits(self, hashes: np.ndarray, order: np.ndarray | None = None) -> dict[int, np.ndarray]:
+        """Return, by run ``seq``, the positions of ``hashes`` that run may hold.
+
+        ``order`` sorts ``hashes`` (an argsort): searched in that order, each level is walked
+        once from start to end, not probed at random (a third of the time on 100,000 ids).
+        """
         import numpy as np
 
+        if order is None:
+            order = np.argsort(hashes)
+        ordered = hashes[order]
         found: dict[int, list[np.ndarray]] = {}
         for level, seqs in self.levels:  # one read of the list: see add
-            at = np.searchsorted(level, hashes)
+            at = np.empty(len(hashes), dtype=np.int64)
+            at[order] = np.searchsorted(level, ordered)
             for step in range(len(level)):  # one pass per equal hash: a collision, so rarely two
                 inside = at + step < len(level)
                 positions = np.nonzero(inside)[0]
@@ -224,13 +232,19 @@ def _holds(
     return held
 
 
-def _logged(session: Session, runs: _Runs, ids: pa.Array, hashes: np.ndarray) -> np.ndarray:
+def _logged(
+    session: Session,
+    runs: _Runs,
+    ids: pa.Array,
+    hashes: np.ndarray,
+    order: np.ndarray | None = None,
+) -> np.ndarray:
     """Return a mask of ``ids`` that an earlier run holds (exact, on the real ids)."""
     import numpy as np
     import pyarrow as pa
 
     logged = np.zeros(len(ids), dtype=bool)
-    hits = runs.hits(hashes)
+    hits = runs.hits(hashes, order)
     if not hits:
         return logged
     stored = _run_ids(session, sorted(hits))
@@ -260,8 +274,8 @@ def claim_ids(
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     hashes = id_hashes(ids)
-    keep = ~_logged(session, runs, ids, hashes)
     order = np.argsort(hashes, kind="stable")
+    keep = ~_logged(session, runs, ids, hashes, order)
     ordered = hashes[order]
     same = np.nonzero(ordered[1:] == ordered[:-1])[0]
     if len(same):  # equal hashes in the batch: the first of an id sent twice is kept
