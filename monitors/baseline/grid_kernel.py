@@ -7,7 +7,8 @@ truncates it without a branch and increments one of sixteen interleaved ``uint32
 (``WAYS``, one 64-byte line per cell): consecutive values go to different tables, so an
 increment never waits on a recent one to the same cell, which with four tables made a column
 whose values crowd into few cells (lognormal, exponential) twice as slow as a uniform one.
-About 1.5-2 ns a value on the benchmark's columns against numpy's 2.5-3. Only a 4,096-value
+About 1.4-1.8 ns a value on the benchmark's columns (2.4-3.1 where a shifted window puts many
+values beyond the range) against numpy's 2.2-2.9. Only a 4,096-value
 block whose first or last slot was hit is read again, for the exact count and mass beyond the
 range, as numpy's path does per block.
 
