@@ -201,7 +201,9 @@ def _post(
 
 def _stored(path: Path) -> int:
     with closing(sqlite3.connect(path)) as connection:
-        found = connection.execute("SELECT sum(length(hashes)) FROM monitors_request_run")
+        found = connection.execute(
+            "SELECT sum(length(hashes)) FROM monitors_request_run WHERE kind = 'inferences'"
+        )
         return int(found.fetchone()[0] or 0) // 8  # 8 bytes per id hash
 
 

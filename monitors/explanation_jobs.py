@@ -89,7 +89,9 @@ def queue_explanation(
     deployment, _ = deployment_of(
         session=session, project_id=project_id, deployment_id=deployment_id
     )
-    logged = batch_of(session=session, deployment_id=deployment.id, request_id=request_id)
+    logged = batch_of(
+        session=session, kind="inferences", deployment_id=deployment.id, request_id=request_id
+    )
     if logged is None:
         raise NotFound(f"deployment {deployment_id} logged no inference {request_id!r}")
     pending = session.exec(_jobs(project_id, deployment_id, request_id)).first()

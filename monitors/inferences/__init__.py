@@ -18,11 +18,11 @@ job, and dropping them would hide exactly what it must see.
 Storage: each accepted batch is one Parquet object (a partition) in the artifact store (the data
 directory or an S3 bucket, :mod:`lineage.storage`), under a key made of ids only
 (:func:`partition_key`), plus one ``monitors_inference_batch`` row that lists it and one run
-of its request ids (sorted id hashes, :mod:`monitors.inferences.runs`; a label batch: one key
-row per id), so a re-sent request id is counted once (the first record wins; the duplicate is
-reported as such, not stored). The object is written whole before the transaction commits, so
-a committed batch always has its object; one whose transaction rolled back is
-deleted again and never listed, so it is never read.
+of its request ids (sorted id hashes of its kind, inferences or labels,
+:mod:`monitors.inferences.runs`), so a re-sent request id is counted once (the first record
+wins; the duplicate is reported as such, not stored). The object is written whole before the
+transaction commits, so a committed batch always has its object; one whose transaction rolled
+back is deleted again and never listed, so it is never read.
 
 A monitor reads a window with :func:`read_window`: the inference partitions of a deployment
 slot overlapping ``[start, end)``, filtered by record time, with labels joined by request id;
@@ -31,8 +31,9 @@ a local explanation reads one logged record with :func:`read_inference`.
 A plain JSON batch is checked and shaped column by column, any other record by record. Where
 each part lives: ``records`` (what a client sends), ``columnar`` (a plain batch as Arrow
 columns), ``ingest`` (checking and storing a batch), ``runs`` (which request ids a deployment
-logged), ``partitions`` (batch, run and key rows, partition keys), ``kept`` (an uploaded
-Parquet file stored as it came, when it already is a partition), ``windows`` (reading back).
+logged or labelled), ``partitions`` (batch and run rows, the key rows before them, partition
+keys), ``kept`` (an uploaded Parquet file stored as it came, when it already is a partition),
+``windows`` (reading back).
 """
 
 from typing import TYPE_CHECKING

@@ -25,13 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 from monitors.inferences.kept import KeptUpload
-from monitors.inferences.partitions import (
-    BatchKind,
-    InferenceBatch,
-    InferenceKey,
-    LabelKey,
-    partition_key,
-)
+from monitors.inferences.partitions import BatchKind, InferenceBatch, partition_key
 from monitors.inferences.records import (
     CONTEXT_PREFIX,
     RESERVED_COLUMNS,
@@ -54,36 +48,6 @@ __all__ = [
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
 _WRITTEN = "monitors.inferences.written"  # session.info: partitions written, not yet committed
-# The request ids arrive as one JSON array (``WHERE true`` lets SQLite parse ``ON CONFLICT``).
-# Inserted in key order: each B-tree page is then visited once, in turn, rather than once per
-# id in random order (random ids, such as UUIDs, cost SQLite several times more unsorted);
-# on PostgreSQL the order also makes two batches sharing ids wait on each other in one order,
-# never deadlock.
-_CLAIM = {
-    "sqlite": (
-        "INSERT INTO {table} (deployment_id, request_id, batch_id) "
-        "SELECT :deployment_id, value, :batch_id "
-        "FROM json_each(:ids) WHERE true ORDER BY value "
-        "ON CONFLICT (deployment_id, request_id) DO NOTHING"
-    ),
-    "postgresql": (
-        "INSERT INTO {table} (deployment_id, request_id, batch_id) "
-        "SELECT :deployment_id, value, :batch_id "
-        "FROM jsonb_array_elements_text(CAST(:ids AS jsonb)) AS ids(value) "
-        "ORDER BY value ON CONFLICT (deployment_id, request_id) DO NOTHING"
-    ),
-}
-# Which of the ids (one JSON array) are keyed: probes of the key, in one statement.
-_KEYED = {
-    "sqlite": (
-        "SELECT request_id FROM {table} WHERE deployment_id = :deployment_id "
-        "AND request_id IN (SELECT value FROM json_each(:ids)){batch}"
-    ),
-    "postgresql": (
-        "SELECT request_id FROM {table} WHERE deployment_id = :deployment_id "
-        "AND request_id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb))){batch}"
-    ),
-}
 
 
 def _check_features(records: Sequence[InferenceRecord], schema: Mapping[str, str]) -> list[str]:
@@ -176,85 +140,25 @@ def _check_context(
     return names
 
 
-def _first_occurrences(table: pa.Table) -> pa.Table:
-    """Return ``table`` without the rows whose request id came earlier in it (the first wins)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    ids = table.column("request_id")
-    if pc.count_distinct(ids).as_py() == len(ids):
-        return table
-    rows = pa.table({"request_id": ids, "row": pa.array(range(len(ids)), pa.int64())})
-    first = rows.group_by("request_id", use_threads=False).aggregate([("row", "min")])
-    positions = first.column("row_min")
-    return table.take(pc.take(positions, pc.sort_indices(positions)))
-
-
-def _claim(
-    session: Session,
-    keys: type[InferenceKey] | type[LabelKey],
-    *,
-    deployment_id: uuid.UUID,
-    batch_id: uuid.UUID,
-    ids: str,
-) -> int:
-    """Key the request ids (``ids``, a JSON array) to the batch where none was keyed before.
-
-    One ``INSERT … SELECT … ON CONFLICT DO NOTHING``: the unique ``(deployment_id,
-    request_id)`` key judges duplicates — an id keyed by an earlier batch, by a concurrent one
-    (PostgreSQL makes the later insert wait for the earlier transaction), or twice in this one.
-    Returns how many ids this batch keyed.
-    """
-    dialect = session.get_bind().dialect.name
-    statement = sa.text(_CLAIM[dialect].format(table=keys.__tablename__)).bindparams(
-        sa.bindparam("deployment_id", type_=sa.Uuid()),
-        sa.bindparam("batch_id", type_=sa.Uuid()),
-    )
-    claimed = session.execute(
-        statement, {"deployment_id": deployment_id, "batch_id": batch_id, "ids": ids}
-    )
-    return int(claimed.rowcount)  # type: ignore[attr-defined]
-
-
-def _keyed(
-    session: Session,
-    keys: type[InferenceKey] | type[LabelKey],
-    *,
-    deployment_id: uuid.UUID,
-    ids: str,
-    batch_id: uuid.UUID | None = None,
-) -> list[str]:
-    """Return which of ``ids`` (a JSON array) are keyed for the deployment (to ``batch_id``)."""
-    dialect = session.get_bind().dialect.name
-    batch = "" if batch_id is None else " AND batch_id = :batch_id"
-    statement = sa.text(_KEYED[dialect].format(table=keys.__tablename__, batch=batch))
-    parameters: dict[str, object] = {"deployment_id": deployment_id, "ids": ids}
-    if batch_id is not None:
-        statement = statement.bindparams(sa.bindparam("batch_id", type_=sa.Uuid()))
-        parameters["batch_id"] = batch_id
-    statement = statement.bindparams(sa.bindparam("deployment_id", type_=sa.Uuid()))
-    return [row[0] for row in session.execute(statement, parameters)]
-
-
 def _store(
     *,
     session: Session,
     store: ObjectStore,
     deployment: Deployment,
     kind: BatchKind,
-    keys: type[InferenceKey] | type[LabelKey],
     table: pa.Table | KeptUpload,
 ) -> IngestResult:
     """Store a shaped batch: first occurrences of ids not keyed before, one Parquet partition.
 
-    The batch row and its keys are inserted first, then the object is written whole (before
+    The ids are keyed in the deployment's runs of ``kind`` (:mod:`monitors.inferences.runs`):
+    an id a batch of that kind stored before, or sent twice, is stored once, as first sent.
+    The batch row and its run are inserted first, then the object is written whole (before
     commit); a rollback of the caller's transaction deletes the object again, so a failed
     request leaves neither row nor object. A :class:`KeptUpload` whose ids are all new is
     stored as its own bytes; if some were logged before, it is shaped and filtered as a table.
     """
     import hashlib
 
-    import orjson
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -266,24 +170,17 @@ def _store(
     )
     session.add(batch)
     session.flush()
-    if keys is InferenceKey:  # sorted runs of id hashes (monitors.inferences.runs)
-        mask = claim_ids(session=session, deployment_id=deployment.id, batch_id=batch.id, ids=given)
-        claimed = int(mask.sum())
-    else:
-        ids = orjson.dumps(given.to_pylist()).decode()
-        claimed = _claim(session, keys, deployment_id=deployment.id, batch_id=batch.id, ids=ids)
+    mask = claim_ids(
+        session=session, kind=kind, deployment_id=deployment.id, batch_id=batch.id, ids=given
+    )
+    claimed = int(mask.sum())
     if claimed < sent:  # an id keyed before, by a concurrent batch, or twice in this one
         if not claimed:
             session.delete(batch)
             session.flush()
             return IngestResult(batch_id=None, accepted=0, duplicates=sent)
         whole = table.shaped() if isinstance(table, KeptUpload) else table
-        if keys is InferenceKey:
-            shaped = whole.filter(pa.array(mask))
-        else:
-            whole = _first_occurrences(whole)
-            mine = _keyed(session, keys, deployment_id=deployment.id, ids=ids, batch_id=batch.id)
-            shaped = whole.filter(pc.is_in(whole.column("request_id"), pa.array(mine, pa.string())))
+        shaped = whole.filter(pa.array(mask))
         batch.rows = len(shaped)
     key = partition_key(
         project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, batch_id=batch.id
@@ -440,7 +337,6 @@ def log_inferences(
         store=store,
         deployment=deployment,
         kind="inferences",
-        keys=InferenceKey,
         table=table,
     )
 
@@ -459,7 +355,6 @@ def log_inference_table(
         store=store,
         deployment=deployment,
         kind="inferences",
-        keys=InferenceKey,
         table=table,
     )
 
@@ -478,7 +373,6 @@ def log_inference_upload(
         store=store,
         deployment=deployment,
         kind="inferences",
-        keys=InferenceKey,
         table=upload,
     )
 
@@ -509,7 +403,10 @@ def log_labels(
     check_batch_size(len(labels), "labels")
     ids = [label.request_id for label in labels]
     known = logged_ids(
-        session=session, deployment_id=deployment.id, ids=pa.array(ids, pa.string())
+        session=session,
+        kind="inferences",
+        deployment_id=deployment.id,
+        ids=pa.array(ids, pa.string()),
     ).tolist()
     for index, request_id in enumerate(ids):
         if not known[index]:
@@ -529,6 +426,5 @@ def log_labels(
         store=store,
         deployment=deployment,
         kind="labels",
-        keys=LabelKey,
         table=pa.Table.from_pandas(frame, preserve_index=False),
     )

@@ -2,9 +2,9 @@
 
 Each accepted batch is one Parquet object in the artifact store (:mod:`lineage.storage`: the data
 directory or a bucket), under a key made of ids only (:func:`partition_key`), plus one
-``monitors_inference_batch`` row that lists it. An inference batch's request ids are one
-``monitors_request_run`` row (sorted id hashes, :mod:`monitors.inferences.runs`); a label's are
-one key row each, keyed by ``(deployment_id, request_id)``; so a re-sent request id counts once.
+``monitors_inference_batch`` row that lists it. A batch's request ids are one
+``monitors_request_run`` row of its kind (sorted id hashes, :mod:`monitors.inferences.runs`), so
+a re-sent request id counts once.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class InferenceKey(SQLModel, table=True):
     """A request id logged for a deployment, one key row each: no longer written.
 
     Since ``runtime_0008`` inference request ids are :class:`RequestRun` rows (the migration
-    moved these rows there; its downgrade writes them back). Shaped as :class:`LabelKey`.
+    moved these rows there; its downgrade writes them back, hence the table).
     """
 
     __tablename__ = "monitors_inference_key"
@@ -62,16 +62,20 @@ class InferenceKey(SQLModel, table=True):
 
 
 class RequestRun(SQLModel, table=True):
-    """The request ids one inference batch logged: sorted 64-bit hashes and the ids in that order.
+    """The request ids one batch stored: sorted 64-bit hashes and the ids in that order.
 
-    What de-duplicates inference request ids (:mod:`monitors.inferences.runs`): one row per
-    batch instead of one index entry per id. ``seq`` orders the runs of a deployment as they
-    were committed (its writers queue), so a process reads only the runs written since.
-    ``offsets`` and ``ids`` are an Arrow text column's buffers (int32 offsets, UTF-8 bytes).
+    What de-duplicates request ids (:mod:`monitors.inferences.runs`): one row per batch instead
+    of one index entry per id; ``kind`` (a :data:`BatchKind`) keeps inference and label runs
+    apart. ``seq`` orders the runs of a deployment and kind as they were committed (its writers
+    queue), so a process reads only the runs written since. ``offsets`` and ``ids`` are an
+    Arrow text column's buffers (int32 offsets, UTF-8 bytes). ``kind``'s server default is
+    what ``runtime_0009`` gave the runs already stored (no table rewrite); writers always set it.
     """
 
     __tablename__ = "monitors_request_run"
-    __table_args__ = (sa.Index("ix_monitors_request_run_deployment_seq", "deployment_id", "seq"),)
+    __table_args__ = (
+        sa.Index("ix_monitors_request_run_deployment_kind_seq", "deployment_id", "kind", "seq"),
+    )
 
     seq: int | None = SQLField(
         default=None,
@@ -82,6 +86,9 @@ class RequestRun(SQLModel, table=True):
         ),
     )
     deployment_id: uuid.UUID = SQLField(foreign_key="lineage_deployment.id", nullable=False)
+    kind: str = SQLField(
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default="inferences")
+    )
     batch_id: uuid.UUID = SQLField(nullable=False)
     hashes: bytes = SQLField(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
     offsets: bytes = SQLField(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
@@ -89,7 +96,11 @@ class RequestRun(SQLModel, table=True):
 
 
 class LabelKey(SQLModel, table=True):
-    """A request id labelled for a deployment: the first label wins, re-sent ones count once."""
+    """A request id labelled for a deployment, one key row each: no longer written.
+
+    Since ``runtime_0009`` label request ids are :class:`RequestRun` rows of kind ``labels``
+    (the migration moved these rows there; its downgrade writes them back, hence the table).
+    """
 
     __tablename__ = "monitors_label_key"
     __table_args__ = {"sqlite_with_rowid": False}

@@ -1,4 +1,4 @@
-"""Which request ids a deployment logged: sorted runs of 64-bit id hashes, one per batch.
+"""Which request ids a deployment logged or labelled: sorted runs of 64-bit id hashes, per batch.
 
 A key table of one B-tree entry per request id made each logged inference one random index
 insert (the largest share of an upload's CPU, several times more with random ids once the
@@ -7,13 +7,20 @@ FNV-1a hashes sorted (``uint64``) and the ids themselves in the same order. A ne
 checked by binary search (:func:`numpy.searchsorted`) against the deployment's runs, kept per
 process in memory (:class:`_Runs`) and refreshed from the runs written since (``seq``), by this
 process or by another replica. A hash hit is checked exactly against the ids of the run that
-holds it, so a collision never drops a record.
+holds it, so a collision never drops a record. Inference and label batches keep their runs apart
+(``kind``): every function takes the kind, and so does the memory.
 
-Writers of one deployment queue: on PostgreSQL on a transaction advisory lock taken before the
-runs are read, on SQLite on the write lock its writers already take (the batch row is written
-first). So the runs a writer reads are every run committed before it, in ``seq`` order, and a
-batch rolled back takes its run with it (the run is a row of its transaction; the memory holds
-only committed runs, read back from the store).
+Writers of one deployment and kind queue: on PostgreSQL on a transaction advisory lock taken
+before the runs are read, on SQLite on the write lock its writers already take (the batch row is
+written first). So the runs a writer reads are every run committed before it, in ``seq`` order,
+and a batch rolled back takes its run with it (the run is a row of its transaction; the memory
+holds only committed runs, read back from the store). One lock per kind: a label batch reads
+only label runs under it, so it need not wait for an inference upload writing its Parquet object
+(a transaction writing both kinds in opposite orders to another could deadlock; PostgreSQL then
+fails one, and no caller writes both).
+
+Memory: each process keeps 12 bytes per stored request id (the 8-byte hash and a 4-byte place of
+its run) for each deployment and kind it has checked.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitors.inferences.partitions import RequestRun
+from monitors.inferences.partitions import BatchKind, RequestRun
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,22 +82,30 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
 
 @dataclass(slots=True)
 class _Runs:
-    """A deployment's runs in memory: sorted hashes, each with the ``seq`` of its run."""
+    """A deployment's runs of one kind in memory: sorted hashes, each with its run's place.
+
+    A run's place is an ``int32`` index into ``seqs`` (the runs' ``seq`` in the order read),
+    not the ``int64`` seq itself: 12 bytes per stored id rather than 16.
+    """
 
     seen: int = 0
+    seqs: list[int] = field(default_factory=list)
     levels: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
-    def add(self, hashes: np.ndarray, seqs: np.ndarray) -> None:
+    def add(self, hashes: np.ndarray, seq: int) -> None:
         """Add one sorted run; merge the newest levels so searches stay a few per id."""
         import numpy as np
 
+        # Appended before the levels name it: a search meanwhile finds every place it meets.
+        self.seqs.append(seq)
+        places = np.full(len(hashes), len(self.seqs) - 1, dtype=np.int32)
         # Copy on write: a thread searching the levels meanwhile keeps a whole list.
-        levels = [*self.levels, (hashes, seqs)]
+        levels = [*self.levels, (hashes, places)]
         while len(levels) > 1 and len(levels[-1][0]) * _MERGE >= len(levels[-2][0]):
-            (older, older_seqs), (newer, newer_seqs) = levels[-2], levels[-1]
+            (older, older_places), (newer, newer_places) = levels[-2], levels[-1]
             merged = np.concatenate([older, newer])
             order = np.argsort(merged, kind="stable")
-            levels[-2:] = [(merged[order], np.concatenate([older_seqs, newer_seqs])[order])]
+            levels[-2:] = [(merged[order], np.concatenate([older_places, newer_places])[order])]
         self.levels = levels
 
     def hits(self, hashes: np.ndarray, order: np.ndarray | None = None) -> dict[int, np.ndarray]:
@@ -105,7 +120,7 @@ class _Runs:
             order = np.argsort(hashes)
         ordered = hashes[order]
         found: dict[int, list[np.ndarray]] = {}
-        for level, seqs in self.levels:  # one read of the list: see add
+        for level, places in self.levels:  # one read of the list: see add
             at = np.empty(len(hashes), dtype=np.int64)
             at[order] = np.searchsorted(level, ordered)
             for step in range(len(level)):  # one pass per equal hash: a collision, so rarely two
@@ -114,9 +129,9 @@ class _Runs:
                 positions = positions[level[at[positions] + step] == hashes[positions]]
                 if not len(positions):
                     break
-                owners = seqs[at[positions] + step]
-                for seq in np.unique(owners).tolist():
-                    found.setdefault(int(seq), []).append(positions[owners == seq])
+                owners = places[at[positions] + step]
+                for place in np.unique(owners).tolist():
+                    found.setdefault(self.seqs[place], []).append(positions[owners == place])
         return {seq: np.unique(np.concatenate(parts)) for seq, parts in found.items()}
 
 
@@ -124,20 +139,21 @@ _TABLE = sa.table(
     RequestRun.__tablename__,
     sa.column("seq", sa.BigInteger()),
     sa.column("deployment_id", sa.Uuid()),
+    sa.column("kind", sa.String()),
     sa.column("batch_id", sa.Uuid()),
     sa.column("hashes", sa.LargeBinary()),
     sa.column("offsets", sa.LargeBinary()),
     sa.column("ids", sa.LargeBinary()),
 )
-_CACHE: dict[tuple[str, uuid.UUID], _Runs] = {}
+_CACHE: dict[tuple[str, BatchKind, uuid.UUID], _Runs] = {}
 _GUARD = threading.Lock()
 _WRITTEN = "monitors.inferences.runs.written"
-"""session.info: deployments this transaction wrote a run for, not yet committed."""
+"""session.info: (kind, deployment) this transaction wrote a run for, not yet committed."""
 
 
-def _written(session: Session) -> set[uuid.UUID]:
-    """Return the deployments with a run in the session's open transaction (cleared at its end)."""
-    written: set[uuid.UUID] | None = session.info.get(_WRITTEN)
+def _written(session: Session) -> set[tuple[BatchKind, uuid.UUID]]:
+    """Return the (kind, deployment) with a run in the open transaction (cleared at its end)."""
+    written: set[tuple[BatchKind, uuid.UUID]] | None = session.info.get(_WRITTEN)
     if written is None:
         written = session.info[_WRITTEN] = set()
         sa.event.listen(session, "after_commit", lambda _: written.clear())
@@ -145,8 +161,8 @@ def _written(session: Session) -> set[uuid.UUID]:
     return written
 
 
-def _refresh(session: Session, deployment_id: uuid.UUID) -> _Runs:
-    """Return the deployment's runs in memory, with every run committed since read in.
+def _refresh(session: Session, kind: BatchKind, deployment_id: uuid.UUID) -> _Runs:
+    """Return the deployment's runs of ``kind`` in memory, with every run committed since read in.
 
     The memory holds committed runs only: a transaction that already wrote a run of the
     deployment (two batches in one transaction) reads every run into a private copy instead.
@@ -154,15 +170,15 @@ def _refresh(session: Session, deployment_id: uuid.UUID) -> _Runs:
     import numpy as np
 
     columns = _TABLE.c
-    where = columns.deployment_id == deployment_id
+    where = sa.and_(columns.deployment_id == deployment_id, columns.kind == kind)
     newest = session.execute(sa.select(sa.func.max(columns.seq)).where(where))
     last = newest.scalar_one() or 0
     with _GUARD:
-        place = (str(session.get_bind().engine.url), deployment_id)
+        place = (str(session.get_bind().engine.url), kind, deployment_id)
         runs = _CACHE.get(place)
         if runs is None or last < runs.seen:  # a store rebuilt under the same name
             runs = _CACHE[place] = _Runs()
-        if deployment_id in _written(session):
+        if (kind, deployment_id) in _written(session):
             runs = _Runs()
     if last == runs.seen:
         return runs
@@ -175,8 +191,7 @@ def _refresh(session: Session, deployment_id: uuid.UUID) -> _Runs:
         for seq, blob in found:
             if seq <= runs.seen:  # another thread of this process read it in meanwhile
                 continue
-            hashes = np.frombuffer(blob, dtype="<u8").astype(np.uint64)
-            runs.add(hashes, np.full(len(hashes), seq, dtype=np.int64))
+            runs.add(np.frombuffer(blob, dtype="<u8").astype(np.uint64), int(seq))
             runs.seen = seq
     return runs
 
@@ -202,10 +217,15 @@ def _run_ids(
     return out
 
 
-def _lock(session: Session, deployment_id: uuid.UUID) -> None:
-    """Queue the writers of one deployment (PostgreSQL; SQLite writers already hold its lock)."""
+def _lock(session: Session, kind: BatchKind, deployment_id: uuid.UUID) -> None:
+    """Queue the writers of one deployment and kind (PostgreSQL; SQLite writers hold its lock).
+
+    The key is the id's first 8 bytes for inferences (as before labels had runs), its last 8
+    for labels; two deployments sharing a key only wait for each other, never mix runs.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(deployment_id.bytes[:8], "big", signed=True)
+        half = deployment_id.bytes[:8] if kind == "inferences" else deployment_id.bytes[8:]
+        key = int.from_bytes(half, "big", signed=True)
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
@@ -257,9 +277,14 @@ def _logged(
 
 
 def claim_ids(
-    *, session: Session, deployment_id: uuid.UUID, batch_id: uuid.UUID, ids: pa.Array
+    *,
+    session: Session,
+    kind: BatchKind,
+    deployment_id: uuid.UUID,
+    batch_id: uuid.UUID,
+    ids: pa.Array,
 ) -> np.ndarray:
-    """Key the ids not logged before to ``batch_id``; return the mask of those it keyed.
+    """Key the ids no batch of ``kind`` stored before to ``batch_id``; return the mask it keyed.
 
     The first of an id sent twice in ``ids`` is keyed, never the second. Call after the batch
     row is written (on SQLite that write takes the lock the writers queue on).
@@ -268,8 +293,8 @@ def claim_ids(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    _lock(session, deployment_id)
-    runs = _refresh(session, deployment_id)
+    _lock(session, kind, deployment_id)
+    runs = _refresh(session, kind, deployment_id)
     ids = ids.cast(pa.string())
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
@@ -295,6 +320,7 @@ def claim_ids(
     session.execute(
         sa.insert(_TABLE).values(
             deployment_id=deployment_id,
+            kind=kind,
             batch_id=batch_id,
             hashes=hashes[chosen].astype("<u8").tobytes(),
             offsets=offsets.to_pybytes()[
@@ -303,28 +329,32 @@ def claim_ids(
             ids=data.to_pybytes() if data is not None else b"",
         )
     )
-    _written(session).add(deployment_id)
+    _written(session).add((kind, deployment_id))
     return keep
 
 
-def logged_ids(*, session: Session, deployment_id: uuid.UUID, ids: pa.Array) -> np.ndarray:
-    """Return a mask of ``ids`` the deployment logged (reads only; no lock)."""
+def logged_ids(
+    *, session: Session, kind: BatchKind, deployment_id: uuid.UUID, ids: pa.Array
+) -> np.ndarray:
+    """Return a mask of ``ids`` a batch of ``kind`` stored for the deployment (reads; no lock)."""
     import pyarrow as pa
 
     ids = ids.cast(pa.string())
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
-    runs = _refresh(session, deployment_id)
+    runs = _refresh(session, kind, deployment_id)
     return _logged(session, runs, ids, id_hashes(ids))
 
 
-def batch_of(*, session: Session, deployment_id: uuid.UUID, request_id: str) -> uuid.UUID | None:
-    """Return the batch that logged ``request_id`` for the deployment, if one did."""
+def batch_of(
+    *, session: Session, kind: BatchKind, deployment_id: uuid.UUID, request_id: str
+) -> uuid.UUID | None:
+    """Return the batch of ``kind`` that stored ``request_id`` for the deployment, if one did."""
     import pyarrow as pa
 
     ids = pa.array([request_id], pa.string())
     hashes = id_hashes(ids)
-    runs = _refresh(session, deployment_id)
+    runs = _refresh(session, kind, deployment_id)
     hits = runs.hits(hashes)
     for run_hashes, run_ids, batch_id in _run_ids(session, sorted(hits)).values():
         if _holds(run_hashes, run_ids, hashes, ids)[0]:

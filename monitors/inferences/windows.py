@@ -278,7 +278,9 @@ def read_inference(
     Raises:
         NotFound: The deployment logged no inference with this request id.
     """
-    batch_id = batch_of(session=session, deployment_id=deployment.id, request_id=request_id)
+    batch_id = batch_of(
+        session=session, kind="inferences", deployment_id=deployment.id, request_id=request_id
+    )
     batch = None if batch_id is None else session.get(InferenceBatch, batch_id)
     if batch is None:
         raise NotFound(f"deployment {deployment.id} logged no inference {request_id!r}")

@@ -158,7 +158,11 @@ def test_traces_of_evaluation_runs_survive_the_traces_0002_round_trip(database_u
 def test_request_id_keys_survive_the_runtime_0006_round_trip(
     database_url: str, tmp_path: Path
 ) -> None:
-    """Keys lose their own id and time on the way up, get them back on the way down, never rows."""
+    """Keys lose their own id and time on the way up, get them back on the way down, never rows.
+
+    Since ``runtime_0008`` (inferences) and ``runtime_0009`` (labels) the keys are runs: the ids
+    stored before still de-duplicate after the round trip.
+    """
     from monitors.inferences import InferenceRecord, LabelRecord, log_inferences, log_labels
     from tests.adult import adult_test
     from tests.monitors.serving import adult_deployment, records
@@ -193,22 +197,38 @@ def test_request_id_keys_survive_the_runtime_0006_round_trip(
         upgrade(database_url, "runtime_0007")
         assert (keys("monitors_inference_key"), keys("monitors_label_key")) == before
         upgrade(database_url)  # key rows become runs, and still de-duplicate
-        assert keys("monitors_inference_key") == []
+        assert (keys("monitors_inference_key"), keys("monitors_label_key")) == ([], [])
         from lineage.storage import LocalStore as Store
         from monitors.inferences.runs import batch_of
 
         with lineage.session_scope(engine) as session:
             found = [
-                batch_of(session=session, deployment_id=deployment.id, request_id=f"r{i}")
+                batch_of(
+                    session=session,
+                    kind="inferences",
+                    deployment_id=deployment.id,
+                    request_id=f"r{i}",
+                )
                 for i in range(3)
             ]
             assert [(f"r{i}", b) for i, b in enumerate(found)] == [
                 (request_id, uuid.UUID(batch)) for request_id, batch in before[0]
             ]
+            labelled = batch_of(
+                session=session, kind="labels", deployment_id=deployment.id, request_id="r1"
+            )
+            assert [("r1", labelled)] == [(r, uuid.UUID(b)) for r, b in before[1]]
             again = log_inferences(
                 session=session, store=Store(tmp_path), deployment=deployment, records=parsed
             )
             assert (again.accepted, again.duplicates) == (0, 3)
+            relabelled = log_labels(
+                session=session,
+                store=Store(tmp_path),
+                deployment=deployment,
+                labels=[LabelRecord(request_id=r, label=0) for r in ("r1", "r2")],
+            )
+            assert (relabelled.accepted, relabelled.duplicates) == (1, 1)
     finally:
         engine.dispose()
 

@@ -96,12 +96,16 @@ def dataset_version(engine: Engine, project_id: uuid.UUID, uri: str) -> uuid.UUI
         return version.id
 
 
-def logged_ids(engine: Engine) -> int:
-    """Return how many inference request ids the store keys (every deployment's runs)."""
+def logged_ids(engine: Engine, kind: str = "inferences") -> int:
+    """Return how many request ids of ``kind`` the store keys (every deployment's runs)."""
     import sqlalchemy as sa
 
     with engine.connect() as connection:
         total = connection.execute(
-            sa.text("SELECT coalesce(sum(length(hashes)), 0) FROM monitors_request_run")
+            sa.text(
+                "SELECT coalesce(sum(length(hashes)), 0) FROM monitors_request_run "
+                "WHERE kind = :kind"
+            ),
+            {"kind": kind},
         ).scalar_one()
     return int(total) // 8

@@ -246,6 +246,60 @@ def test_labels_join_by_request_id_and_the_first_label_wins(
     assert pd.isna(window.loc["r4", "label"])
 
 
+def _label(
+    engine: Engine, data_dir: Path, deployment: Deployment, labels: dict[str, int] | list[Any]
+) -> Any:
+    pairs = labels.items() if isinstance(labels, dict) else labels
+    with session_scope(engine) as session:
+        return log_labels(
+            session=session,
+            store=LocalStore(data_dir),
+            deployment=deployment,
+            labels=[LabelRecord(request_id=i, label=v) for i, v in pairs],
+        )
+
+
+def test_a_label_sent_twice_in_one_batch_is_stored_once_as_first_sent(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    _log(engine, tmp_path, deployment, records(rows.iloc[:4]))
+    result = _label(engine, tmp_path, deployment, [("r1", 1), ("r2", 0), ("r1", 0)])
+    assert (result.accepted, result.duplicates) == (2, 1)
+    repeat = _label(engine, tmp_path, deployment, {"r2": 1, "r1": 0})  # labelled before
+    assert (repeat.batch_id, repeat.accepted, repeat.duplicates) == (None, 0, 2)
+    window = _window(engine, tmp_path, deployment).set_index("request_id")
+    assert (window.loc["r1", "label"], window.loc["r2", "label"]) == (1, 0)
+    assert (logged_ids(engine, "labels"), logged_ids(engine)) == (2, 4)
+
+
+def test_label_batches_rolled_back_leave_no_labelled_ids_behind(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    """The second batch sees the first's labels; after the rollback neither counts, no file."""
+    _log(engine, tmp_path, deployment, records(rows.iloc[:5]))
+    seen: list[tuple[int, int]] = []
+
+    def label_both_then_fail() -> None:
+        with session_scope(engine) as session:
+            for ids in (["r0", "r1", "r2"], ["r1", "r2", "r3", "r4"]):
+                stored = log_labels(
+                    session=session,
+                    store=LocalStore(tmp_path),
+                    deployment=deployment,
+                    labels=[LabelRecord(request_id=i, label=1) for i in ids],
+                )
+                seen.append((stored.accepted, stored.duplicates))
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        label_both_then_fail()
+    assert seen == [(3, 0), (2, 2)]
+    assert logged_ids(engine, "labels") == 0
+    assert not list((tmp_path / "inferences").rglob("labels/*.parquet"))
+    again = _label(engine, tmp_path, deployment, {f"r{i}": 0 for i in range(5)})
+    assert (again.accepted, again.duplicates) == (5, 0)
+
+
 def test_a_label_for_an_unknown_request_id_is_refused_and_nothing_is_stored(
     engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
 ) -> None:
@@ -259,7 +313,7 @@ def test_a_label_for_an_unknown_request_id_is_refused_and_nothing_is_stored(
             session=session, store=LocalStore(tmp_path), deployment=deployment, labels=labels
         )
     assert error.value.field == "labels[1].request_id"
-    assert _count(engine, "monitors_label_key") == 0
+    assert logged_ids(engine, "labels") == 0
     assert not list((tmp_path / "inferences").rglob("labels/*.parquet"))
 
 
@@ -387,3 +441,25 @@ def test_two_batches_in_one_rolled_back_transaction_leave_no_ids_behind(
     assert _stored(engine, tmp_path) == (0, 0, 0)
     assert _log(engine, tmp_path, deployment, records(rows.iloc[:8])[3:]).accepted == 5
     assert _log(engine, tmp_path, deployment, records(rows.iloc[:5])).accepted == 3
+
+
+def test_a_process_keeps_12_bytes_per_stored_id_of_each_kind(
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+) -> None:
+    """The memory docs/monitors.md states: an 8-byte hash and a 4-byte place of its run."""
+    from monitors.inferences import runs
+    from monitors.inferences.partitions import BatchKind
+
+    kinds: tuple[BatchKind, ...] = ("inferences", "labels")
+    _log(engine, tmp_path, deployment, records(rows.iloc[:10]))
+    _log(engine, tmp_path, deployment, records(rows.iloc[:30])[5:])  # r5…r29
+    _label(engine, tmp_path, deployment, {f"r{i}": 1 for i in range(7)})
+    with session_scope(engine) as session:
+        kept = {
+            kind: sum(
+                hashes.nbytes + places.nbytes
+                for hashes, places in runs._refresh(session, kind, deployment.id).levels
+            )
+            for kind in kinds
+        }
+    assert kept == {"inferences": 12 * 30, "labels": 12 * 7}
