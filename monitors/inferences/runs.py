@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-__all__ = ["batch_of", "claim_ids", "id_hashes", "logged_ids"]
+__all__ = ["batch_of", "claim_ids", "id_hashes", "logged_ids", "run_columns", "run_ids"]
 
 _OFFSET = 0xCBF29CE484222325
 _PRIME = 0x100000001B3
@@ -78,6 +78,39 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
             live = np.nonzero(lengths > position)[0]
             hashes[live] = (hashes[live] ^ data[starts[live] + position]) * prime
     return hashes
+
+
+def run_columns(ids: pa.Array, hashes: np.ndarray | None = None) -> dict[str, bytes]:
+    """Return the stored columns of a run of ``ids``: their hashes sorted, ids in the same order.
+
+    The one encoding of a run (``hashes`` as little-endian ``uint64``, ``ids`` as Arrow string
+    offsets and UTF-8 bytes), written by :func:`claim_ids` and by the migrations that turned
+    key rows into runs; :func:`run_ids` reads the ids back. ``hashes`` are the ids' own, if
+    already computed.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    if hashes is None:
+        hashes = id_hashes(ids)
+    order = np.argsort(hashes, kind="stable")
+    ordered = ids.cast(pa.string()).take(pa.array(order))
+    if isinstance(ordered, pa.ChunkedArray):
+        ordered = ordered.combine_chunks()
+    _, offsets, data = ordered.buffers()
+    start, end = ordered.offset * 4, (ordered.offset + len(ordered) + 1) * 4
+    return {
+        "hashes": hashes[order].astype("<u8").tobytes(),
+        "offsets": offsets.to_pybytes()[start:end],
+        "ids": data.to_pybytes() if data is not None else b"",
+    }
+
+
+def run_ids(*, hashes: bytes, offsets: bytes, ids: bytes) -> pa.StringArray:
+    """Return a stored run's ids, in its hashes' order (see :func:`run_columns`)."""
+    import pyarrow as pa
+
+    return pa.StringArray.from_buffers(len(hashes) // 8, pa.py_buffer(offsets), pa.py_buffer(ids))
 
 
 @dataclass(slots=True)
@@ -201,7 +234,6 @@ def _run_ids(
 ) -> dict[int, tuple[np.ndarray, pa.Array, uuid.UUID]]:
     """Return the stored hashes, ids and batch of the runs ``seqs`` (read on a hash hit only)."""
     import numpy as np
-    import pyarrow as pa
 
     columns = _TABLE.c
     rows = session.execute(
@@ -211,8 +243,7 @@ def _run_ids(
     ).all()
     out = {}
     for seq, hashes, offsets, ids, batch_id in rows:
-        count = len(hashes) // 8
-        text = pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(ids))
+        text = run_ids(hashes=hashes, offsets=offsets, ids=ids)
         out[int(seq)] = (np.frombuffer(hashes, dtype="<u8").astype(np.uint64), text, batch_id)
     return out
 
@@ -315,18 +346,12 @@ def claim_ids(
     chosen = order[keep[order]]
     if not len(chosen):
         return keep
-    kept_ids = pc.take(ids, pa.array(chosen))
-    _, offsets, data = kept_ids.buffers()
     session.execute(
         sa.insert(_TABLE).values(
             deployment_id=deployment_id,
             kind=kind,
             batch_id=batch_id,
-            hashes=hashes[chosen].astype("<u8").tobytes(),
-            offsets=offsets.to_pybytes()[
-                kept_ids.offset * 4 : (kept_ids.offset + len(kept_ids) + 1) * 4
-            ],
-            ids=data.to_pybytes() if data is not None else b"",
+            **run_columns(pc.take(ids, pa.array(chosen)), hashes[chosen]),
         )
     )
     _written(session).add((kind, deployment_id))

@@ -27,11 +27,29 @@ _RUNS = "monitors_request_run"
 _KEYS = "monitors_inference_key"
 
 
+def _tables() -> tuple[sa.TableClause, sa.TableClause]:
+    keys = sa.table(
+        _KEYS,
+        sa.column("deployment_id", sa.Uuid()),
+        sa.column("request_id", sa.String()),
+        sa.column("batch_id", sa.Uuid()),
+    )
+    runs = sa.table(
+        _RUNS,
+        sa.column("seq", sa.BigInteger()),
+        sa.column("deployment_id", sa.Uuid()),
+        sa.column("batch_id", sa.Uuid()),
+        sa.column("hashes", sa.LargeBinary()),
+        sa.column("offsets", sa.LargeBinary()),
+        sa.column("ids", sa.LargeBinary()),
+    )
+    return keys, runs
+
+
 def upgrade() -> None:
-    import numpy as np
     import pyarrow as pa
 
-    from monitors.inferences.runs import id_hashes
+    from monitors.inferences.runs import run_columns
 
     op.create_table(
         _RUNS,
@@ -57,70 +75,34 @@ def upgrade() -> None:
         "ix_monitors_request_run_deployment_seq", _RUNS, ["deployment_id", "seq"], unique=False
     )
     bind = op.get_bind()
-    keys = sa.table(
-        _KEYS,
-        sa.column("deployment_id", sa.Uuid()),
-        sa.column("request_id", sa.String()),
-        sa.column("batch_id", sa.Uuid()),
-    )
-    runs = sa.table(
-        _RUNS,
-        sa.column("deployment_id", sa.Uuid()),
-        sa.column("batch_id", sa.Uuid()),
-        sa.column("hashes", sa.LargeBinary()),
-        sa.column("offsets", sa.LargeBinary()),
-        sa.column("ids", sa.LargeBinary()),
-    )
+    keys, runs = _tables()
     groups: dict[tuple[uuid.UUID, uuid.UUID], list[str]] = {}
     found = bind.execute(sa.select(keys.c.deployment_id, keys.c.batch_id, keys.c.request_id))
     for deployment_id, batch_id, request_id in found:
         groups.setdefault((deployment_id, batch_id), []).append(request_id)
     for (deployment_id, batch_id), request_ids in groups.items():
-        ids = pa.array(request_ids, pa.string())
-        hashes = id_hashes(ids)
-        order = np.argsort(hashes, kind="stable")
-        ordered = ids.take(pa.array(order))
-        _, offsets, data = ordered.buffers()
         bind.execute(
             sa.insert(runs).values(
                 deployment_id=deployment_id,
                 batch_id=batch_id,
-                hashes=hashes[order].astype("<u8").tobytes(),
-                offsets=offsets.to_pybytes()[: (len(ordered) + 1) * 4],
-                ids=data.to_pybytes() if data is not None else b"",
+                **run_columns(pa.array(request_ids, pa.string())),
             )
         )
     bind.execute(sa.delete(keys))
 
 
 def downgrade() -> None:
-    import pyarrow as pa
+    from monitors.inferences.runs import run_ids
 
     bind = op.get_bind()
-    keys = sa.table(
-        _KEYS,
-        sa.column("deployment_id", sa.Uuid()),
-        sa.column("request_id", sa.String()),
-        sa.column("batch_id", sa.Uuid()),
-    )
-    runs = sa.table(
-        _RUNS,
-        sa.column("seq", sa.BigInteger()),
-        sa.column("deployment_id", sa.Uuid()),
-        sa.column("batch_id", sa.Uuid()),
-        sa.column("hashes", sa.LargeBinary()),
-        sa.column("offsets", sa.LargeBinary()),
-        sa.column("ids", sa.LargeBinary()),
-    )
+    keys, runs = _tables()
     found = bind.execute(
         sa.select(
             runs.c.deployment_id, runs.c.batch_id, runs.c.hashes, runs.c.offsets, runs.c.ids
         ).order_by(runs.c.seq)
     )
     for deployment_id, batch_id, hashes, offsets, ids in found.all():
-        text = pa.StringArray.from_buffers(
-            len(hashes) // 8, pa.py_buffer(offsets), pa.py_buffer(ids)
-        )
+        text = run_ids(hashes=hashes, offsets=offsets, ids=ids)
         rows = [
             {"deployment_id": deployment_id, "request_id": value, "batch_id": batch_id}
             for value in text.to_pylist()

@@ -52,10 +52,9 @@ def _tables() -> tuple[sa.TableClause, sa.TableClause]:
 
 
 def upgrade() -> None:
-    import numpy as np
     import pyarrow as pa
 
-    from monitors.inferences.runs import id_hashes
+    from monitors.inferences.runs import run_columns
 
     op.add_column(
         _RUNS,
@@ -70,26 +69,19 @@ def upgrade() -> None:
     for deployment_id, batch_id, request_id in found:
         groups.setdefault((deployment_id, batch_id), []).append(request_id)
     for (deployment_id, batch_id), request_ids in groups.items():
-        ids = pa.array(request_ids, pa.string())
-        hashes = id_hashes(ids)
-        order = np.argsort(hashes, kind="stable")
-        ordered = ids.take(pa.array(order))
-        _, offsets, data = ordered.buffers()
         bind.execute(
             sa.insert(runs).values(
                 deployment_id=deployment_id,
                 kind="labels",
                 batch_id=batch_id,
-                hashes=hashes[order].astype("<u8").tobytes(),
-                offsets=offsets.to_pybytes()[: (len(ordered) + 1) * 4],
-                ids=data.to_pybytes() if data is not None else b"",
+                **run_columns(pa.array(request_ids, pa.string())),
             )
         )
     bind.execute(sa.delete(keys))
 
 
 def downgrade() -> None:
-    import pyarrow as pa
+    from monitors.inferences.runs import run_ids
 
     bind = op.get_bind()
     keys, runs = _tables()
@@ -100,9 +92,7 @@ def downgrade() -> None:
         .order_by(runs.c.seq)
     )
     for deployment_id, batch_id, hashes, offsets, ids in found.all():
-        text = pa.StringArray.from_buffers(
-            len(hashes) // 8, pa.py_buffer(offsets), pa.py_buffer(ids)
-        )
+        text = run_ids(hashes=hashes, offsets=offsets, ids=ids)
         rows = [
             {"deployment_id": deployment_id, "request_id": value, "batch_id": batch_id}
             for value in text.to_pylist()
