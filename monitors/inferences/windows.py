@@ -273,7 +273,9 @@ def read_inference(
 ) -> pd.DataFrame:
     """Return the one logged inference of ``request_id`` as a one-row frame (window columns).
 
-    The request id's run names the batch that stored it, so exactly one partition is read.
+    The request id's run names the batch that stored it, so exactly one partition is read, and
+    filtered in memory: an upload kept as it came (:mod:`monitors.inferences.kept`) carries its
+    sender's row-group statistics, which a pushed-down filter would trust to skip the record.
 
     Raises:
         NotFound: The deployment logged no inference with this request id.
@@ -284,9 +286,10 @@ def read_inference(
     batch = None if batch_id is None else session.get(InferenceBatch, batch_id)
     if batch is None:
         raise NotFound(f"deployment {deployment.id} logged no inference {request_id!r}")
-    frame: pd.DataFrame = read_parquet(
-        store, _key(batch, "inferences"), filters=[("request_id", "==", request_id)]
-    ).to_pandas()
+    import pyarrow.compute as pc
+
+    table = read_parquet(store, _key(batch, "inferences"))
+    frame: pd.DataFrame = table.filter(pc.equal(table["request_id"], request_id)).to_pandas()
     if len(frame) != 1:  # pragma: no cover - the key is written with its record
         raise NotFound(f"inference {request_id!r} is listed but not stored in batch {batch.id}")
     return frame.reset_index(drop=True)

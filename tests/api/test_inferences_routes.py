@@ -822,6 +822,46 @@ def _partition_file(ids: list[str]) -> bytes:
     return _parquet_bytes(table.assign(prediction=1, score=0.25))
 
 
+def _forged_statistics(content: bytes, *, old: bytes, new: bytes) -> bytes:
+    """Return a Parquet file whose footer states ``new`` where its statistics said ``old``."""
+    import struct
+
+    length = struct.unpack("<I", content[-8:-4])[0]
+    footer = content[-8 - length : -8]
+    assert footer.count(old) == 1
+    return content[: -8 - length] + footer.replace(old, new) + content[-8:]
+
+
+def test_a_kept_upload_with_lying_statistics_still_reads_back_its_records(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    scientist: Issued,
+    deployment: Deployment,
+) -> None:
+    """A kept file's row-group statistics are its sender's: no read may trust them to skip."""
+    from monitors.inferences import read_inference
+
+    ids = [f"k{i:02d}" for i in range(20)]
+    forged = _forged_statistics(
+        _forged_statistics(_partition_file(ids), old=b"k00", new=b"k50"), old=b"k19", new=b"k59"
+    )
+    as_body = {**scientist.headers, "content-type": "application/vnd.apache.parquet"}
+    answer = client.post(_url(deployment, "inferences/upload"), content=forged, headers=as_body)
+    assert (answer.json()["accepted"], answer.json()["duplicates"]) == (20, 0), answer.text
+    (stored,) = (settings.data_dir / "inferences").rglob("*.parquet")
+    assert stored.read_bytes() == forged  # kept, statistics and all
+    with session_scope(engine) as session:
+        one = read_inference(
+            session=session,
+            store=settings.artifact_store(),
+            deployment=session.get(Deployment, deployment.id),  # type: ignore[arg-type]
+            request_id="k03",
+        )
+    assert one["request_id"].tolist() == ["k03"]
+    assert one["age"].tolist() == [float(adult_test().iloc[3]["age"])]
+
+
 def test_an_upload_that_already_is_a_partition_is_stored_as_it_came_and_deduplicated(
     client: TestClient,
     engine: Engine,
