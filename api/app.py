@@ -49,6 +49,7 @@ from api.routes import traces as trace_routes
 from api.settings import Settings
 from api.store import attach_audit_signer
 from lineage import create_store_engine
+from monitors.inferences.runs import set_memory_budget
 
 __all__ = ["create_app"]
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or create_store_engine(settings.resolved_database_url())
         app.state.audit_signer = attach_audit_signer(app.state.engine, settings)
+        set_memory_budget(settings.id_runs_memory_bytes)
         try:
             yield
         finally:

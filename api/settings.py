@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         "Parquet footer before decoding, enforced while it streams, and the inflated size of a "
         "gzipped CSV.",
     )
+    id_runs_memory_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Memory each API process may keep for de-duplicating request ids (12 bytes "
+        "per stored id of each deployment checked); past it, the deployments checked least "
+        "recently are dropped and read back from the store when next checked.",
+    )
     scheduler_lease_seconds: float = Field(
         default=15.0,
         gt=0,

@@ -20,15 +20,19 @@ only label runs under it, so it need not wait for an inference upload writing it
 fails one, and no caller writes both).
 
 Memory: each process keeps 12 bytes per stored request id (the 8-byte hash and a 4-byte place of
-its run) for each deployment and kind it has checked.
+its run) for each deployment and kind it has checked, within a budget
+(:func:`set_memory_budget`, the ``id_runs_memory_bytes`` setting): past it, the deployments
+checked least recently are dropped and read back whole from the store when next checked. A run
+this process writes joins the memory when its transaction commits, not read back from the store.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -39,7 +43,15 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-__all__ = ["batch_of", "claim_ids", "id_hashes", "logged_ids", "run_columns", "run_ids"]
+__all__ = [
+    "batch_of",
+    "claim_ids",
+    "id_hashes",
+    "logged_ids",
+    "run_columns",
+    "run_ids",
+    "set_memory_budget",
+]
 
 _OFFSET = 0xCBF29CE484222325
 _PRIME = 0x100000001B3
@@ -113,6 +125,29 @@ def run_ids(*, hashes: bytes, offsets: bytes, ids: bytes) -> pa.StringArray:
     return pa.StringArray.from_buffers(len(hashes) // 8, pa.py_buffer(offsets), pa.py_buffer(ids))
 
 
+def _merged(
+    older: tuple[np.ndarray, np.ndarray], newer: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return two sorted levels (hashes, places) as one, older first among equal hashes.
+
+    One binary search per newer hash and two scatters: linear in the older level, where
+    sorting the concatenation cost three times as much on a million hashes.
+    """
+    import numpy as np
+
+    (old_hashes, old_places), (new_hashes, new_places) = older, newer
+    size = len(old_hashes) + len(new_hashes)
+    at = np.searchsorted(old_hashes, new_hashes, side="right")
+    at += np.arange(len(new_hashes))
+    rest = np.ones(size, dtype=bool)
+    rest[at] = False
+    hashes = np.empty(size, dtype=old_hashes.dtype)
+    places = np.empty(size, dtype=old_places.dtype)
+    hashes[at], places[at] = new_hashes, new_places
+    hashes[rest], places[rest] = old_hashes, old_places
+    return hashes, places
+
+
 @dataclass(slots=True)
 class _Runs:
     """A deployment's runs of one kind in memory: sorted hashes, each with its run's place.
@@ -125,8 +160,18 @@ class _Runs:
     seqs: list[int] = field(default_factory=list)
     levels: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
+    @property
+    def nbytes(self) -> int:
+        """Return the bytes the levels hold (what the memory budget counts)."""
+        return sum(hashes.nbytes + places.nbytes for hashes, places in self.levels)
+
     def add(self, hashes: np.ndarray, seq: int) -> None:
-        """Add one sorted run; merge the newest levels so searches stay a few per id."""
+        """Add one sorted run; merge the newest levels so searches stay a few per id.
+
+        Levels grow geometrically (a level merges into the one before it once it reaches
+        1/_MERGE of its size), and a merge is linear (:func:`_merged`), so storing a run costs
+        a few passes over memory amortised, never a sort of everything kept.
+        """
         import numpy as np
 
         # Appended before the levels name it: a search meanwhile finds every place it meets.
@@ -135,10 +180,7 @@ class _Runs:
         # Copy on write: a thread searching the levels meanwhile keeps a whole list.
         levels = [*self.levels, (hashes, places)]
         while len(levels) > 1 and len(levels[-1][0]) * _MERGE >= len(levels[-2][0]):
-            (older, older_places), (newer, newer_places) = levels[-2], levels[-1]
-            merged = np.concatenate([older, newer])
-            order = np.argsort(merged, kind="stable")
-            levels[-2:] = [(merged[order], np.concatenate([older_places, newer_places])[order])]
+            levels[-2:] = [_merged(levels[-2], levels[-1])]
         self.levels = levels
 
     def hits(self, hashes: np.ndarray, order: np.ndarray | None = None) -> dict[int, np.ndarray]:
@@ -178,18 +220,54 @@ _TABLE = sa.table(
     sa.column("offsets", sa.LargeBinary()),
     sa.column("ids", sa.LargeBinary()),
 )
-_CACHE: dict[tuple[str, BatchKind, uuid.UUID], _Runs] = {}
+_CACHE: OrderedDict[tuple[str, BatchKind, uuid.UUID], _Runs] = OrderedDict()
+"""The runs in memory, least recently checked first (what the budget drops first)."""
 _GUARD = threading.Lock()
+_BUDGET = [256 * 2**20]
+"""Bytes the runs in memory may hold before the least recently checked are dropped."""
 _WRITTEN = "monitors.inferences.runs.written"
-"""session.info: (kind, deployment) this transaction wrote a run for, not yet committed."""
+"""session.info: (kind, deployment) this transaction wrote a run for, not yet committed, with
+what joins the memory when it commits (the runs in memory, their ``seen`` when the run was
+written, its sorted hashes and ``seq``; ``None`` when the run was checked against a private copy).
+"""
+
+_Pending: TypeAlias = "tuple[_Runs, int, np.ndarray, int] | None"
 
 
-def _written(session: Session) -> set[tuple[BatchKind, uuid.UUID]]:
-    """Return the (kind, deployment) with a run in the open transaction (cleared at its end)."""
-    written: set[tuple[BatchKind, uuid.UUID]] | None = session.info.get(_WRITTEN)
+def set_memory_budget(nbytes: int) -> None:
+    """Bound the runs this process keeps in memory (12 bytes per id; dropped runs are re-read)."""
+    with _GUARD:
+        _BUDGET[0] = nbytes
+        _evict()
+
+
+def _evict() -> None:
+    """Drop the least recently checked runs past the budget, never the newest (hold _GUARD)."""
+    held = sum(runs.nbytes for runs in _CACHE.values())
+    while held > _BUDGET[0] and len(_CACHE) > 1:
+        _, dropped = _CACHE.popitem(last=False)
+        held -= dropped.nbytes
+
+
+def _written(session: Session) -> dict[tuple[BatchKind, uuid.UUID], list[_Pending]]:
+    """Return the runs written in the open transaction, by (kind, deployment) (see _WRITTEN)."""
+    written: dict[tuple[BatchKind, uuid.UUID], list[_Pending]] | None = session.info.get(_WRITTEN)
     if written is None:
-        written = session.info[_WRITTEN] = set()
-        sa.event.listen(session, "after_commit", lambda _: written.clear())
+        written = session.info[_WRITTEN] = {}
+
+        def committed(_: Session) -> None:
+            with _GUARD:
+                for pending in (each for runs in written.values() for each in runs):
+                    if pending is None:
+                        continue
+                    runs, seen, hashes, seq = pending
+                    if runs.seen == seen:  # else another thread read it (or more) in meanwhile
+                        runs.add(hashes, seq)
+                        runs.seen = seq
+                _evict()
+            written.clear()
+
+        sa.event.listen(session, "after_commit", committed)
         sa.event.listen(session, "after_rollback", lambda _: written.clear())
     return written
 
@@ -211,6 +289,7 @@ def _refresh(session: Session, kind: BatchKind, deployment_id: uuid.UUID) -> _Ru
         runs = _CACHE.get(place)
         if runs is None or last < runs.seen:  # a store rebuilt under the same name
             runs = _CACHE[place] = _Runs()
+        _CACHE.move_to_end(place)
         if (kind, deployment_id) in _written(session):
             runs = _Runs()
     if last == runs.seen:
@@ -226,6 +305,7 @@ def _refresh(session: Session, kind: BatchKind, deployment_id: uuid.UUID) -> _Ru
                 continue
             runs.add(np.frombuffer(blob, dtype="<u8").astype(np.uint64), int(seq))
             runs.seen = seq
+        _evict()
     return runs
 
 
@@ -325,7 +405,9 @@ def claim_ids(
     import pyarrow.compute as pc
 
     _lock(session, kind, deployment_id)
+    private = (kind, deployment_id) in _written(session)  # then _refresh reads into a copy
     runs = _refresh(session, kind, deployment_id)
+    seen = runs.seen
     ids = ids.cast(pa.string())
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
@@ -346,15 +428,20 @@ def claim_ids(
     chosen = order[keep[order]]
     if not len(chosen):
         return keep
-    session.execute(
-        sa.insert(_TABLE).values(
+    stored = hashes[chosen]  # sorted: ``order`` sorts the hashes
+    seq = session.execute(
+        sa.insert(_TABLE)
+        .values(
             deployment_id=deployment_id,
             kind=kind,
             batch_id=batch_id,
-            **run_columns(pc.take(ids, pa.array(chosen)), hashes[chosen]),
+            **run_columns(pc.take(ids, pa.array(chosen)), stored),
         )
-    )
-    _written(session).add((kind, deployment_id))
+        .returning(_TABLE.c.seq)
+    ).scalar_one()
+    # Joins the memory at commit (the writers queue, so no other run comes between).
+    pending = None if private else (runs, seen, stored, int(seq))
+    _written(session).setdefault((kind, deployment_id), []).append(pending)
     return keep
 
 

@@ -911,3 +911,15 @@ def test_an_upload_that_already_is_a_partition_is_stored_as_it_came_and_deduplic
     assert refused.status_code == 422, refused.text
     assert refused.json()["field"] == "records.1.score"
     assert _stored(engine, settings) == (3, 28, 3)
+
+
+def test_the_memory_for_request_ids_is_bounded_by_the_setting(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.app import create_app
+    from monitors.inferences import runs
+
+    monkeypatch.setattr(runs, "_BUDGET", [0])
+    bounded = settings.model_copy(update={"id_runs_memory_bytes": 12 * 1000})
+    with TestClient(create_app(bounded, engine=engine)):
+        assert runs._BUDGET == [12 * 1000]

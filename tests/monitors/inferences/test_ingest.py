@@ -463,3 +463,29 @@ def test_a_process_keeps_12_bytes_per_stored_id_of_each_kind(
             for kind in kinds
         }
     assert kept == {"inferences": 12 * 30, "labels": 12 * 7}
+
+
+def test_runs_past_the_memory_budget_are_dropped_and_read_back_exactly(
+    engine: Engine,
+    tmp_path: Path,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no budget only the runs last checked stay; dropped ones are re-read when needed."""
+    from monitors.inferences import runs
+
+    monkeypatch.setattr(runs, "_BUDGET", [0])
+
+    def held() -> set[str]:
+        return {kind for _, kind, owner in runs._CACHE if owner == deployment.id}
+
+    assert _log(engine, tmp_path, deployment, records(rows.iloc[:10])).accepted == 10
+    assert held() == {"inferences"}  # the runs last checked stay, whatever the budget
+    _label(engine, tmp_path, deployment, {"r0": 1})
+    assert held() == {"labels"}  # the inference runs were dropped
+    again = _log(engine, tmp_path, deployment, records(rows.iloc[:15])[5:])  # r5…r14
+    assert (again.accepted, again.duplicates) == (5, 5)
+    assert held() == {"inferences"}
+    assert _label(engine, tmp_path, deployment, {"r0": 0, "r1": 1}).accepted == 1
+    assert logged_ids(engine) == 15
