@@ -18,6 +18,10 @@ beyond the range (as numpy's path does per block), for the values that rounding 
 wrong slot, and for the non-finite ones, which the branch-free pass shows by a mass that is
 not finite.
 
+A categorical column's codes are counted by a loop of their own (:func:`count_codes_into`), four
+interleaved tables too: 0.45 ns a code, against 0.4-1.2 for numpy's compare-and-count passes
+(one a code) or ``bincount``.
+
 Imported (with numba) only when a large array is counted, never at import time of the package;
 its first use in a process costs about 1.8 s of CPU (numba's import and the compilation), or
 about 0.9 s when the compiled loop is loaded from numba's on-disk cache (kept when a cache
@@ -33,7 +37,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BLOCK", "FLUSH_BLOCKS", "WAYS", "count_into"]
+__all__ = ["BLOCK", "FLUSH_BLOCKS", "WAYS", "count_codes_into", "count_into"]
 
 WAYS = 4
 """Interleaved count tables (consecutive values go to different tables)."""
@@ -175,7 +179,20 @@ def _count(
     return missing, below, below_mass, above, above_mass
 
 
+def _count_codes(
+    codes: npt.NDArray[np.integer[Any]], tables: npt.NDArray[np.int64]
+) -> None:  # pragma: no cover - compiled by numba
+    size = codes.size
+    grouped = size // WAYS * WAYS
+    for i in range(0, grouped, WAYS):
+        for way in range(WAYS):
+            tables[way, codes[i + way] + 1] += 1
+    for i in range(grouped, size):
+        tables[0, codes[i] + 1] += 1
+
+
 _flush_compiled = _compile(_flush)
+_count_codes_compiled = _compile(_count_codes)
 _beyond_compiled = _compile(_beyond)
 _count_compiled = _compile(_count)
 
@@ -205,3 +222,14 @@ def count_into(
         array, low, high, scale, 1.0 - low * scale, tables, where, slots
     )
     return int(missing), int(below), float(below_mass), int(above), float(above_mass)
+
+
+def count_codes_into(codes: npt.NDArray[np.integer[Any]], counts: npt.NDArray[np.int64]) -> None:
+    """Add how often each code occurs to ``counts``, the missing code ``-1`` first.
+
+    ``counts`` has one entry more than there are categories; every code must lie in
+    ``[-1, counts.size - 1)`` (pandas' codes do: the loop does not check).
+    """
+    tables = np.zeros((WAYS, counts.size), dtype=np.int64)
+    _count_codes_compiled(np.ascontiguousarray(codes), tables)
+    counts += tables.sum(axis=0)

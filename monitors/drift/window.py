@@ -34,7 +34,7 @@ from monitors.baseline.column_summary import (
     numeric_values,
     plain_value,
 )
-from monitors.baseline.grid import BLOCK, CellCounts, ReferenceGrid, count_cells
+from monitors.baseline.grid import BLOCK, COMPILED_MIN, CellCounts, ReferenceGrid, count_cells
 from monitors.baseline.summary import Baseline
 from monitors.engine import BATCH_ROWS
 from monitors.kinds import Progress
@@ -348,18 +348,28 @@ def _add_series(summary: WindowSummary, values: pd.Series) -> None:
 
 FEW_CODES = 16
 """Up to this many codes (the missing code included) a column is counted by comparisons."""
+COMPILED_CODES = 65_536
+"""Fewer categories than this are counted by the compiled loop (its tables stay small)."""
 
 
 def count_codes(codes: npt.NDArray[np.integer[Any]], size: int) -> IntArray:
     """Return how often each code occurs, the missing code ``-1`` first: ``size + 1`` counts.
 
-    Few codes are counted one comparison pass each, on the narrow codes as they are (a
+    From ``COMPILED_MIN`` codes (fewer than ``COMPILED_CODES`` categories) one compiled loop
+    counts them (:func:`monitors.baseline.grid_kernel.count_codes_into`, half the cost of the
+    passes below on the benchmark's columns). Below that, few codes are counted one comparison
+    pass each, on the narrow codes as they are (a
     vectorised compare and count of one-byte codes costs a fraction of ``bincount``'s scattered
     increment per value). More are widened for ``bincount`` one block at a time into a reused
     buffer, not all at once (a window-sized ``intp`` copy of one-byte codes costs more in fresh
     pages than in counting).
     """
     counts = np.zeros(size + 1, dtype=np.int64)
+    if codes.size >= COMPILED_MIN and size < COMPILED_CODES:
+        from monitors.baseline.grid_kernel import count_codes_into
+
+        count_codes_into(codes, counts)
+        return counts
     few = size + 1 <= FEW_CODES
     wide: npt.NDArray[Any] = np.empty(
         min(int(codes.size), BLOCK), dtype=np.bool_ if few else np.intp

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from monitors.baseline import Baseline, build_baseline
-from monitors.baseline.grid import BLOCK
+from monitors.baseline.grid import BLOCK, COMPILED_MIN
 from monitors.drift import compute_drift, summarise_window
 from monitors.drift.window import FEW_CODES, count_codes
 
@@ -49,8 +49,13 @@ def test_categorical_codes_count_as_the_values_do_across_blocks() -> None:
     assert coded.missing == plain.missing == int(window["c"].isna().sum()) > 0
 
 
-@pytest.mark.parametrize("size", [1, FEW_CODES - 1, FEW_CODES, 120])
-def test_codes_count_exactly_by_comparisons_or_by_bincount(size: int) -> None:
-    """Few codes (compared) and many (widened for bincount) count as ``bincount`` does."""
-    codes = np.random.default_rng(size).integers(-1, size, BLOCK + 999).astype(np.int8)
+@pytest.mark.parametrize(
+    ("size", "rows"),
+    [(1, BLOCK + 999), (FEW_CODES - 1, BLOCK + 999), (FEW_CODES, BLOCK + 999),
+     (120, BLOCK + 999), (40, COMPILED_MIN + 3)],
+)  # fmt: skip
+def test_codes_count_exactly_by_comparisons_or_by_bincount(size: int, rows: int) -> None:
+    """Few codes (compared), many (widened for bincount) and a large array (the compiled loop)
+    count as ``bincount`` does."""
+    codes = np.random.default_rng(size).integers(-1, size, rows).astype(np.int8)
     assert count_codes(codes, size).tolist() == np.bincount(codes + 1, minlength=size + 1).tolist()
