@@ -16,6 +16,7 @@ apart, never as $0. Services here never commit.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -215,16 +216,37 @@ class BudgetPublic(BaseModel):
     updated_at: datetime
 
 
-def _slot_ids(session: Session, project_id: uuid.UUID, name: str, environment: str) -> Any:
-    return (
-        select(Deployment.id)
-        .where(
-            Deployment.project_id == project_id,
-            Deployment.name == name,
-            Deployment.environment == environment,
-        )
-        .scalar_subquery()
+@functools.cache
+def _spend_query(by_deployment: bool, by_prompt: bool) -> Any:
+    """The spend statement for a budget's scope, built once (parameters bound per call).
+
+    Built per call, the statement cost more than its execution (construction and cache key):
+    every budget answer reads it.
+    """
+    query = select(
+        func.coalesce(func.sum(TraceSpan.cost_nano_usd), 0),
+        func.count().filter(
+            col(TraceSpan.cost_nano_usd).is_(None), col(TraceSpan.input_tokens).is_not(None)
+        ),
+    ).where(
+        TraceSpan.project_id == sa.bindparam("project_id"),
+        col(TraceSpan.start_at) >= sa.bindparam("start"),
+        col(TraceSpan.start_at) < sa.bindparam("end"),
     )
+    if by_deployment:
+        slot = (
+            select(Deployment.id)
+            .where(
+                Deployment.project_id == sa.bindparam("project_id"),
+                Deployment.name == sa.bindparam("deployment"),
+                Deployment.environment == sa.bindparam("environment"),
+            )
+            .scalar_subquery()
+        )
+        query = query.where(col(TraceSpan.deployment_id).in_(slot))
+    if by_prompt:
+        query = query.where(TraceSpan.prompt_name == sa.bindparam("prompt"))
+    return query
 
 
 def spend_in(
@@ -235,31 +257,26 @@ def spend_in(
     Spans are placed by their start time; a span without a cost (no price known) adds to the
     second number, never to the first.
     """
-    query = select(
-        func.coalesce(func.sum(TraceSpan.cost_nano_usd), 0),
-        func.count().filter(
-            col(TraceSpan.cost_nano_usd).is_(None), col(TraceSpan.input_tokens).is_not(None)
-        ),
-    ).where(
-        TraceSpan.project_id == budget.project_id,
-        col(TraceSpan.start_at) >= start,
-        col(TraceSpan.start_at) < end,
-    )
+    query = _spend_query(budget.deployment is not None, budget.prompt is not None)
+    params: dict[str, Any] = {"project_id": budget.project_id, "start": start, "end": end}
     if budget.deployment is not None:
-        ids = _slot_ids(session, budget.project_id, budget.deployment, budget.environment)
-        query = query.where(col(TraceSpan.deployment_id).in_(ids))
+        params.update(deployment=budget.deployment, environment=budget.environment)
     if budget.prompt is not None:
-        query = query.where(TraceSpan.prompt_name == budget.prompt)
-    total, unpriced = session.exec(query).one()
+        params["prompt"] = budget.prompt
+    total, unpriced = session.exec(query, params=params).one()
     return int(total or 0), int(unpriced or 0)
 
 
+@functools.cache
+def _reached_query() -> Any:
+    return select(BudgetAlert.level).where(
+        BudgetAlert.budget_id == sa.bindparam("budget_id"),
+        BudgetAlert.window_start == sa.bindparam("start"),
+    )
+
+
 def _reached(session: Session, budget: Budget, start: datetime) -> list[float]:
-    rows = session.exec(
-        select(BudgetAlert.level).where(
-            BudgetAlert.budget_id == budget.id, BudgetAlert.window_start == start
-        )
-    ).all()
+    rows = session.exec(_reached_query(), params={"budget_id": budget.id, "start": start}).all()
     return sorted(float(level) for level in rows)
 
 
