@@ -35,4 +35,5 @@ def test_a_small_whole_run_through_the_api(capsys: pytest.CaptureFixture[str]) -
     ):  # fmt: skip
         assert figures[key] > 0, key
     assert figures["anchor_hash_seconds"] >= 0
+    assert figures["api_client_cpu_ms_per_action"] >= 0  # the writers' share of the machine
     assert len(figures["rounds"]["verify"]) == 1
