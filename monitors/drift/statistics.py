@@ -218,10 +218,9 @@ def _linear_area(start: FloatArray, end: FloatArray) -> FloatArray:
 
 def _wasserstein_grid(current: NumericWindow) -> float:
     """Return W1 from the window's cell counts: both CDFs linear between integration points."""
-    grid, cells = current.grid, current.cells
+    grid = current.grid
     assert grid is not None
-    assert cells is not None
-    difference = grid.cdf - grid.window_cdf(cells, current.below, current.count)
+    difference = grid.cdf - current.cell_cdf()
     start, end = difference[:-1], difference[1:]
     magnitude = np.abs(difference)
     magnitude = magnitude[:-1] + magnitude[1:]
@@ -234,10 +233,9 @@ def _wasserstein_grid(current: NumericWindow) -> float:
 
 
 def _ks_statistic_grid(current: NumericWindow) -> float:
-    grid, cells = current.grid, current.cells
+    grid = current.grid
     assert grid is not None
-    assert cells is not None
-    difference = grid.cdf - grid.window_cdf(cells, current.below, current.count)
+    difference = grid.cdf - current.cell_cdf()
     beyond = max(current.below, current.above) / current.count
     return float(max(np.abs(difference).max(), beyond))
 
