@@ -164,12 +164,16 @@ def read_parquet_table(
     field: str = "file",
     columns: Sequence[str] | None = None,
     decode_text: bool = True,
+    whole: bool = False,
 ) -> pa.Table:
     """Read a Parquet file within ``limits`` as an Arrow table (no pandas on the way).
 
     ``columns`` reads only those (the footer is still judged whole); ``decode_text=False``
     leaves text dictionary-encoded once its expanded length has been counted, for a caller
-    that only checks the values.
+    that only checks the values. ``whole=True`` decodes the columns side by side on Arrow's
+    threads, the file as one batch rather than 65,536 rows at a time: only for a caller that
+    has checked the columns are flat numbers, times, booleans or text, whose decoded size the
+    footer bounds (text stays dictionary-encoded until counted either way).
 
     Raises:
         PayloadTooLarge: The table exceeds a bound (the message names it).
@@ -197,7 +201,8 @@ def read_parquet_table(
     batches = []
     try:
         chosen = None if columns is None else list(columns)
-        for batch in handle.iter_batches(batch_size=_BATCH_ROWS, columns=chosen, use_threads=False):
+        rows = max(_BATCH_ROWS, int(handle.metadata.num_rows)) if whole else _BATCH_ROWS
+        for batch in handle.iter_batches(batch_size=rows, columns=chosen, use_threads=whole):
             arrays = []
             for column, array in zip(schema, batch.columns, strict=True):
                 if pa.types.is_dictionary(array.type):

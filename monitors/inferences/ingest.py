@@ -24,7 +24,7 @@ from lineage.tables import utcnow
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-from monitors.inferences.kept import KeptUpload
+from monitors.inferences.kept import KeptUpload, in_background
 from monitors.inferences.partitions import BatchKind, InferenceBatch, partition_key
 from monitors.inferences.records import (
     CONTEXT_PREFIX,
@@ -155,50 +155,60 @@ def _store(
     The batch row and its run are inserted first, then the object is written whole (before
     commit); a rollback of the caller's transaction deletes the object again, so a failed
     request leaves neither row nor object. A :class:`KeptUpload` whose ids are all new is
-    stored as its own bytes; if some were logged before, it is shaped and filtered as a table.
+    stored as its own bytes, written on another thread while the ids are claimed (it is
+    replaced if some were logged before: then it is shaped and filtered as a table).
     """
-    import hashlib
-
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    kept = table if isinstance(table, KeptUpload) else None
     shaped = None if isinstance(table, KeptUpload) else table
     given = table.ids if isinstance(table, KeptUpload) else table.column("request_id")
     sent = len(given)
     batch = InferenceBatch(
         project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, rows=sent
     )
+    if kept is not None:
+        batch.first_at, batch.last_at = kept.first_at, kept.last_at
     session.add(batch)
     session.flush()
-    mask = claim_ids(
-        session=session, kind=kind, deployment_id=deployment.id, batch_id=batch.id, ids=given
-    )
-    claimed = int(mask.sum())
-    if claimed < sent:  # an id keyed before, by a concurrent batch, or twice in this one
-        if not claimed:
-            session.delete(batch)
-            session.flush()
-            return IngestResult(batch_id=None, accepted=0, duplicates=sent)
-        whole = table.shaped() if isinstance(table, KeptUpload) else table
-        shaped = whole.filter(pa.array(mask))
-        batch.rows = len(shaped)
     key = partition_key(
         project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, batch_id=batch.id
     )
+    writing = None if kept is None else in_background(lambda: store.put(key, kept.content))
+    try:
+        mask = claim_ids(
+            session=session, kind=kind, deployment_id=deployment.id, batch_id=batch.id, ids=given
+        )
+    finally:
+        if writing is not None:  # awaited before any rollback, which deletes what it wrote
+            _delete_on_rollback(session, store, key)
+            writing.result()
+    claimed = int(mask.sum())
+    if claimed < sent:  # an id keyed before, by a concurrent batch, or twice in this one
+        if not claimed:
+            if writing is not None:
+                store.delete(key)
+            session.delete(batch)
+            session.flush()
+            return IngestResult(batch_id=None, accepted=0, duplicates=sent)
+        whole = kept.shaped() if kept is not None else table
+        assert isinstance(whole, pa.Table)
+        shaped = whole.filter(pa.array(mask))
+        batch.rows = len(shaped)
     if shaped is not None:
         if "time" in shaped.column_names:
             bounds = pc.min_max(shaped.column("time")).as_py()
             batch.first_at, batch.last_at = bounds["min"], bounds["max"]
         session.flush()
-        digest = write_parquet(store, key, shaped, unique=("request_id",))
+        digest = write_parquet(store, key, shaped, unique=("request_id",))  # replaces the kept
         accepted = len(shaped)
-    elif isinstance(table, KeptUpload):  # every id new: the uploaded file is the partition
-        batch.first_at, batch.last_at = table.first_at, table.last_at
-        session.flush()
-        store.put(key, table.content)
-        digest = hashlib.sha256(table.content).hexdigest()
+        if writing is None:
+            _delete_on_rollback(session, store, key)
+    else:  # a kept upload, every id new: the uploaded file is the partition
+        assert kept is not None
+        digest = kept.sha256.result()
         accepted = sent
-    _delete_on_rollback(session, store, key)
     return IngestResult(
         batch_id=batch.id, accepted=accepted, duplicates=sent - accepted, sha256=digest
     )

@@ -11,14 +11,20 @@ booleans (no nulls) — and returns the file as it came. A file that is not
 exactly that shape or fails a bound returns ``None``, and the caller
 takes the path that decodes and shapes the table, which refuses or accepts as it always did:
 so this path never accepts a file that one refuses, and never refuses one itself.
+
+The work that does not depend on the checks runs beside them on another core
+(:func:`in_background`): the file's SHA-256 while its columns are decoded (on Arrow's threads),
+and writing it to the store while its ids are claimed (:mod:`monitors.inferences.ingest`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from lineage.errors import InvalidInput, PayloadTooLarge
 from monitors.inferences.columnar import Irregular, check_ids
@@ -28,10 +34,31 @@ from monitors.table_files import TableLimits, read_parquet_table
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["KeptUpload", "kept_upload"]
+__all__ = ["KeptUpload", "in_background", "kept_upload"]
 
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
+_T = TypeVar("_T")
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_GUARD = threading.Lock()
+
+
+def in_background(work: Callable[[], _T]) -> Future[_T]:
+    """Run ``work`` on a thread of this process's ingest pool (two threads, made when first used).
+
+    For work that releases the GIL (hashing, writing a file, Arrow): it then runs on the other
+    core while the request's thread goes on.
+    """
+    with _POOL_GUARD:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="warden-ingest"))
+    return _POOL[0].submit(work)
+
+
+def _sha256(content: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(content).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +67,7 @@ class KeptUpload:
 
     Attributes:
         content: The file's bytes, stored as they came.
+        sha256: Their SHA-256 (hex), computed beside the checks.
         ids: Its request ids (text; one sent twice makes de-duplication shape the file).
         first_at: The earliest record time.
         last_at: The latest record time.
@@ -48,6 +76,7 @@ class KeptUpload:
     """
 
     content: bytes
+    sha256: Future[str]
     ids: pa.Array
     first_at: datetime
     last_at: datetime
@@ -124,10 +153,13 @@ def kept_upload(
     types = {name: file_schema.field(name).type for name in kinds}
     if not all(_conforms(kind, types[name]) for name, kind in kinds.items() if name != "time"):
         return None
+    digest = in_background(lambda: _sha256(content))  # hashlib lets go of the GIL meanwhile
     # Every column is decoded (text only to its dictionary), so a file the whole read would
     # refuse (a page that does not decode, a bound exceeded) is never kept.
     try:
-        table = read_parquet_table(content, limits=limits, columns=list(kinds), decode_text=False)
+        table = read_parquet_table(
+            content, limits=limits, columns=list(kinds), decode_text=False, whole=True
+        )
     except (InvalidInput, PayloadTooLarge):
         return None
     if not table.num_rows:
@@ -143,9 +175,15 @@ def kept_upload(
     stamps = table.column("time")
     if stamps.null_count:
         return None
-    ids = table.column("request_id").combine_chunks()
-    if pa.types.is_dictionary(ids.type):
-        ids = ids.dictionary_decode()
+    given = table.column("request_id")
+    # Chunk by chunk: combining dictionary chunks first would unify their dictionaries, a hash
+    # of every id (ten times the decode).
+    ids = pa.concat_arrays(
+        [
+            chunk.dictionary_decode() if pa.types.is_dictionary(chunk.type) else chunk
+            for chunk in given.chunks
+        ]
+    )
     try:
         check_ids(ids)
     except Irregular:
@@ -153,6 +191,7 @@ def kept_upload(
     bounds = pc.min_max(stamps).as_py()
     return KeptUpload(
         content=content,
+        sha256=digest,
         ids=ids,
         first_at=bounds["min"],
         last_at=bounds["max"],

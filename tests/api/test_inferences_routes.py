@@ -892,6 +892,10 @@ def test_an_upload_that_already_is_a_partition_is_stored_as_it_came_and_deduplic
     again = client.post(url, content=overlapping, headers=as_body)
     assert (again.json()["accepted"], again.json()["duplicates"]) == (5, 7), again.text
     assert _stored(engine, settings) == (3, 28, 3)
+    # Written while its ids were claimed, a file of ids all logged before leaves nothing.
+    repeated = client.post(url, content=first, headers=as_body)
+    assert (repeated.json()["accepted"], repeated.json()["duplicates"]) == (0, 20)
+    assert _stored(engine, settings) == (3, 28, 3)
     with session_scope(engine) as session:
         window, _ = read_window(
             session=session,

@@ -33,7 +33,7 @@ from monitors.inferences import (
     read_window,
     records_from_frame,
 )
-from monitors.inferences.columnar import json_table, upload_table
+from monitors.inferences.columnar import check_ids, json_table, upload_table
 from tests.adult import adult_test
 from tests.monitors.serving import SCHEMA, adult_deployment, records
 
@@ -294,3 +294,18 @@ def test_an_upload_but_the_plain_shape_steps_aside(change: Callable[[pd.DataFram
     table = pa.Table.from_pandas(change(_upload_frame()), preserve_index=False)
     with pytest.raises(Irregular):
         upload_table(table, schema=SCHEMA, context_schema={})
+
+
+def test_request_ids_holding_a_control_character_step_aside_and_no_others() -> None:
+    """The byte scan refuses what ``[\\x00-\\x1f\\x7f]`` matches: never a byte of a longer one."""
+    check_ids(pa.array(["a", "é-ü", "\u0085x", "日本", "~"]))
+    check_ids(pa.array(["x\x07", "fine"]).slice(1))  # only the ids of the slice count
+    for bad in ("a\x00", "\x1fb", "c\x7f", "tab\t", "line\n"):
+        with pytest.raises(Irregular):
+            check_ids(pa.array(["ok", bad, "ok"]))
+        frame = _upload_frame()
+        frame.loc[0, "request_id"] = bad
+        with pytest.raises(Irregular):
+            upload_table(
+                pa.Table.from_pandas(frame, preserve_index=False), schema=SCHEMA, context_schema={}
+            )

@@ -371,17 +371,42 @@ def test_concurrent_identical_column_batches_are_stored_once(
     assert len(_window(engine, tmp_path, deployment)) == rows_sent
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["records", "an upload kept as it came"])
 def test_a_batch_whose_transaction_rolls_back_leaves_no_row_and_no_file(
-    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
+    engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame, kept: bool
 ) -> None:
+    from monitors.inferences.ingest import log_inference_upload
+    from monitors.inferences.kept import kept_upload
+    from monitors.table_files import TableLimits
+    from tests.api.test_inferences_routes import _partition_file
+
     parsed = [InferenceRecord.model_validate(record) for record in records(rows.iloc[:5])]
+    upload = kept_upload(
+        _partition_file([f"r{i}" for i in range(5)]),
+        schema=SCHEMA,
+        context_schema={},
+        limits=TableLimits(),
+        shaped=lambda: pytest.fail("every id is new"),
+    )
+    assert upload is not None
     written: list[int] = []
 
     def log_then_fail() -> None:
         with session_scope(engine) as session:
-            log_inferences(
-                session=session, store=LocalStore(tmp_path), deployment=deployment, records=parsed
-            )
+            if kept:  # written on another thread while the ids are claimed
+                log_inference_upload(
+                    session=session,
+                    store=LocalStore(tmp_path),
+                    deployment=deployment,
+                    upload=upload,
+                )
+            else:
+                log_inferences(
+                    session=session,
+                    store=LocalStore(tmp_path),
+                    deployment=deployment,
+                    records=parsed,
+                )
             written.append(len(_files(tmp_path)))
             raise RuntimeError("the audit entry failed after the write")
 
