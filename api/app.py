@@ -17,6 +17,7 @@ from api.headers import SecurityHeaders
 from api.limits import BodySizeLimit
 from api.problems import install_problem_handlers
 from api.prometheus import install_metrics
+from api.route_index import prefilter_included_routers
 from api.routes import alerts as alert_routes
 from api.routes import (
     api_docs,
@@ -121,4 +122,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(evaluation_run_routes.router)
     install_metrics(app)
     app.add_middleware(SecurityHeaders)  # last added runs outermost: every response gets them
+    prefilter_included_routers(app)
     return app
