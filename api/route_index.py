@@ -53,7 +53,9 @@ if _Included is not None:
 
         def matches(self, scope: Scope) -> tuple[Match, Scope]:
             if scope["type"] == "http":
-                version = self.original_router._get_routes_version()
+                # The router's own count: a router with a nested one is never filtered.
+                router = self.original_router
+                version = (getattr(router, "_routes_version", None), len(router.routes))
                 if getattr(self, "_any_path_version", None) != version:
                     self._any_path = _any_path(self)
                     self._any_path_version = version

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from fastapi import APIRouter, FastAPI
 from fastapi import routing as fastapi_routing
 from fastapi.testclient import TestClient
 from starlette.routing import Match
@@ -63,3 +64,24 @@ def test_a_late_route_still_answers_and_a_wrong_method_is_still_405(
     assert client.get("/api/v1/projects/acme/evaluation/runs").status_code == 401  # gated
     assert client.put("/healthz").status_code == 405
     assert client.get("/api/v1/no-such-route").status_code == 404
+
+
+def test_a_route_added_after_the_regex_was_made_is_found() -> None:
+    router = APIRouter(prefix="/things")
+
+    @router.get("/one")
+    def one() -> dict[str, str]:
+        return {"thing": "one"}
+
+    app = FastAPI()
+    app.include_router(router)
+    assert prefilter_included_routers(app) == 1
+    with TestClient(app) as client:
+        assert client.get("/things/one").json() == {"thing": "one"}
+        assert client.get("/things/two").status_code == 404
+
+        @router.get("/two")
+        def two() -> dict[str, str]:
+            return {"thing": "two"}
+
+        assert client.get("/things/two").json() == {"thing": "two"}
