@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlparse
@@ -32,6 +33,7 @@ from lineage.errors import InvalidInput, NotFound, Unavailable
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.fs
+    import pyarrow.parquet as pq
 
 __all__ = [
     "PARTIAL_PREFIX",
@@ -39,7 +41,9 @@ __all__ = [
     "ObjectStore",
     "check_key",
     "open_store",
+    "parquet_metadata",
     "read_parquet",
+    "read_parquet_columns",
     "write_parquet",
 ]
 
@@ -226,10 +230,50 @@ def read_parquet(
     import pyarrow.parquet as pq
 
     filesystem, root = store.arrow_filesystem()
-    try:
+    with _reading(store, key):
         return pq.read_table(
             f"{root}/{check_key(key)}", filesystem=filesystem, columns=columns, filters=filters
         )
+
+
+def parquet_metadata(store: ObjectStore, key: str) -> pq.FileMetaData:
+    """Read a Parquet object's footer alone: its columns and row count, no value.
+
+    Raises:
+        NotFound: No object under ``key``.
+        Unavailable: The store cannot be used (a missing bucket, refused credentials).
+    """
+    import pyarrow.parquet as pq
+
+    filesystem, root = store.arrow_filesystem()
+    with _reading(store, key), filesystem.open_input_file(f"{root}/{check_key(key)}") as handle:
+        return pq.read_metadata(handle)
+
+
+def read_parquet_columns(
+    store: ObjectStore, key: str, *, columns: list[str], metadata: pq.FileMetaData
+) -> pa.Table:
+    """Read ``columns`` of a Parquet object whose footer was read (:func:`parquet_metadata`).
+
+    The footer is not read again, and no dataset is set up: of many small objects (a window's
+    partitions) that is a third of :func:`read_parquet`'s time.
+
+    Raises:
+        NotFound: No object under ``key``.
+        Unavailable: The store cannot be used (a missing bucket, refused credentials).
+    """
+    import pyarrow.parquet as pq
+
+    filesystem, root = store.arrow_filesystem()
+    with _reading(store, key), filesystem.open_input_file(f"{root}/{check_key(key)}") as handle:
+        return pq.ParquetFile(handle, metadata=metadata).read(columns=columns)
+
+
+@contextmanager
+def _reading(store: ObjectStore, key: str) -> Iterator[None]:
+    """Name a missing object, or the store's setting when Arrow fails reading one."""
+    try:
+        yield
     except FileNotFoundError:
         store.check()  # a missing bucket also reads as a missing file: name the setting
         raise NotFound(f"no stored object {key!r} in {store.url}") from None

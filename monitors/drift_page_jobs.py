@@ -33,6 +33,7 @@ from monitors.report import run_folder
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from monitors.baseline import Baseline
 
@@ -73,28 +74,40 @@ def save_page_sample(
     project_id: uuid.UUID,
     run_id: uuid.UUID,
     baseline: Baseline,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | pa.Table,
     columns: list[str],
 ) -> bool:
     """Keep the window's sample for the page beside the run's report; say whether there is one.
 
     There is none when the baseline kept no reference sample or shares no judged column with it.
     An earlier attempt's page is removed, so a reader never sees a page of another attempt.
+    A window read as an Arrow table gives the same sample its frame would, converting only it.
     """
+    import pandas as pd
     import pyarrow as pa
 
     store.delete(drift_page_key(project_id=project_id, run_id=run_id))
     sample_key = _sample_key(project_id=project_id, run_id=run_id)
     reference = baseline.sample
+    present = frame.column_names if isinstance(frame, pa.Table) else frame.columns
     names = [c for c in columns if reference is not None and c in reference.columns]
-    names = [c for c in names if c in frame.columns]
+    names = [c for c in names if c in present]
     if reference is None or reference.empty or not names:
         store.delete(sample_key)
         return False
-    current = (
-        frame.sample(n=DRIFT_PAGE_ROWS, random_state=0) if len(frame) > DRIFT_PAGE_ROWS else frame
-    )
-    current = current[names]
+    if isinstance(frame, pa.Table):
+        table, rows = frame.select(names), len(frame)
+        if rows > DRIFT_PAGE_ROWS:  # the rows pandas' sample draws: they depend on the length
+            drawn = pd.RangeIndex(rows).to_series().sample(n=DRIFT_PAGE_ROWS, random_state=0)
+            table = table.take(pa.array(drawn.to_numpy()))
+        current = table.to_pandas()
+    else:
+        current = (
+            frame.sample(n=DRIFT_PAGE_ROWS, random_state=0)
+            if len(frame) > DRIFT_PAGE_ROWS
+            else frame
+        )
+        current = current[names]
     table = pa.Table.from_pandas(current.reset_index(drop=True), preserve_index=False)
     write_parquet(store, sample_key, table)
     return True

@@ -66,7 +66,7 @@ from monitors.engine import EngineName, SummaryEngine
 from monitors.findings import Finding, RunSummary, Status, worst_status
 from monitors.in_place import can_judge_in_place, judge_in_place
 from monitors.inferences import read_window, slot_deployments
-from monitors.inferences.windows import WindowObjects, window_objects
+from monitors.inferences.windows import WindowObjects, window_objects, window_parts
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.llm.assessments import record_assessments
 from monitors.llm.windows import CallWindows, read_call_windows
@@ -75,6 +75,8 @@ from monitors.reference_completion import complete_reference
 from monitors.report import report_keys
 from monitors.spec import SLICED_KINDS, TRACE_KINDS, Kind, MonitorSpec
 from monitors.window_conventions import (
+    DriftColumns,
+    drift_columns,
     fill_conventions,
     has_data,
     judged_frame,
@@ -139,7 +141,8 @@ class _Inputs:
     model_version: ModelVersion | None = None
     stored: StoredBaseline | None = None
     reference: tuple[Dataset, DatasetVersion] | None = None
-    window: pd.DataFrame | None = None
+    window: pd.DataFrame | pa.Table | None = None
+    columns: DriftColumns | None = None
     objects: WindowObjects | None = None
     schemas: tuple[pa.Schema, pa.Schema | None] | None = None
     engine: EngineName = "local"
@@ -222,6 +225,30 @@ def _gather(
         if schema is not None and (label_schema is not None or not objects.labels.keys):
             inputs.objects, inputs.schemas = objects, (schema, label_schema)
             inputs.batches = list(objects.batches)
+            return inputs
+    if inputs.engine == "local" and inputs.spec.kind == Kind.DRIFT and not inputs.spec.slices:
+        parts = window_parts(
+            session=session,
+            store=store,
+            deployment=deployment,
+            start=run.window_start,
+            end=run.window_end,
+        )
+        columns = drift_columns(inputs.spec, inputs.model_version, list(parts.names))
+        if columns is not None:  # only the judged columns, columnar: no request ids, no pandas
+            inputs.columns, inputs.batches = columns, list(parts.batches)
+            if not parts.rows:
+                inputs.reason = _NO_ROWS
+                return inputs
+            import pyarrow as pa
+
+            window = parts.read(store, list(columns.sources.values()))
+            named = {source: name for name, source in columns.sources.items()}
+            inputs.window = (
+                window.rename_columns([named[str(c)] for c in window.column_names])
+                if isinstance(window, pa.Table)
+                else window.rename(columns=named)
+            )
             return inputs
     inputs.window, inputs.batches = read_window(
         session=session,
@@ -313,6 +340,40 @@ def _judge_in_place(
         inputs.reason = _NO_ROWS
         return _insufficient(inputs.spec, _NO_ROWS), False
     return judged
+
+
+def _judge_columns(
+    inputs: _Inputs, store: ObjectStore, rule: SummaryEngine, tell: Progress
+) -> tuple[MonitorResult, bool]:
+    """Judge a drift run on its judged columns as read (:func:`drift_columns`).
+
+    The same spec, baseline, findings and page sample as :func:`_judge_read` gives reading
+    the whole window.
+    """
+    assert inputs.window is not None
+    assert inputs.columns is not None
+    assert inputs.stored is not None
+    columns = inputs.columns
+    baseline = load_baseline(store=store, stored=inputs.stored)
+    spec = fill_conventions(inputs.spec, set(), columns.features, columns.context, baseline)
+    baseline = complete_reference(spec, baseline, None, columns.features)
+    context = MonitorContext(
+        window=inputs.window,
+        baseline=baseline,
+        feature_names=columns.features,
+        progress=lambda fraction, message: tell(0.2 + 0.7 * fraction, message),
+        engine=inputs.engine,
+        spark_master=rule.master,
+    )
+    result = run_monitor(spec, context)
+    return result, save_page_sample(
+        store=store,
+        project_id=inputs.run.project_id,
+        run_id=inputs.run.id,
+        baseline=baseline,
+        frame=inputs.window,
+        columns=list(spec.columns or []),
+    )
 
 
 def _judge_read(
@@ -523,6 +584,9 @@ def execute_monitor_run(
     elif inputs.objects is not None:
         tell(0.1, f"judging the window's {len(inputs.objects.batches)} batches in place on Spark")
         result, paged = _judge_in_place(inputs, store, rule, tell)
+    elif inputs.columns is not None:
+        tell(0.1, f"read {rows} rows of the window's {len(inputs.columns.sources)} judged columns")
+        result, paged = _judge_columns(inputs, store, rule, tell)
     else:
         tell(0.1, f"read {rows} rows of the window")
         result, paged = _judge_read(inputs, store, loader, rule, tell)

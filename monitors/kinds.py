@@ -61,6 +61,7 @@ from monitors.spec import Kind, MonitorSpec
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from monitors.baseline.summary import Baseline
     from monitors.inferences.windows import WindowView
@@ -141,9 +142,10 @@ class MonitorContext:
     """Everything a kind may read: the window, the reference baseline, and optionally a model.
 
     Attributes:
-        window: The current data, as a DataFrame, the path of a Parquet file (streamed), or a
-            logged window's objects read in place by Spark (only with ``engine`` ``spark``,
-            for kinds that read it through :meth:`summarise` or drift's summaries).
+        window: The current data, as a DataFrame, an Arrow table (a logged window's columns
+            read columnar), the path of a Parquet file (streamed), or a logged window's
+            objects read in place by Spark (only with ``engine`` ``spark``, for kinds that
+            read it through :meth:`summarise` or drift's summaries).
         baseline: The stored reference summary.
         model: The model under watch, for kinds that need predictions or explanations.
         feature_names: The model's input columns, in order.
@@ -157,7 +159,7 @@ class MonitorContext:
         spark_master: The Spark master URL when ``engine`` is ``spark``.
     """
 
-    window: pd.DataFrame | Path | WindowView
+    window: pd.DataFrame | pa.Table | Path | WindowView
     baseline: Baseline
     model: Model | None = None
     feature_names: list[str] | None = None
@@ -170,8 +172,9 @@ class MonitorContext:
     def row_count(self) -> int:
         """Return the window's number of rows (Parquet metadata only, for a file)."""
         import pandas as pd
+        import pyarrow as pa
 
-        if isinstance(self.window, pd.DataFrame):
+        if isinstance(self.window, pd.DataFrame | pa.Table):
             return len(self.window)
         if not isinstance(self.window, Path):
             return self.window.rows
@@ -182,9 +185,12 @@ class MonitorContext:
     def window_columns(self) -> list[str]:
         """Return the window's column names (schema only, for a file)."""
         import pandas as pd
+        import pyarrow as pa
 
         if isinstance(self.window, pd.DataFrame):
             return [str(column) for column in self.window.columns]
+        if isinstance(self.window, pa.Table):
+            return [str(name) for name in self.window.column_names]
         if not isinstance(self.window, Path):
             return list(self.window.columns)
         import pyarrow.parquet as pq
@@ -194,9 +200,14 @@ class MonitorContext:
     def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
         """Return the window (or the given columns of it) as a DataFrame."""
         import pandas as pd
+        import pyarrow as pa
 
         if isinstance(self.window, pd.DataFrame):
             return self.window if columns is None else self.window[columns]
+        if isinstance(self.window, pa.Table):
+            table = self.window if columns is None else self.window.select(columns)
+            converted: pd.DataFrame = table.to_pandas()
+            return converted
         if not isinstance(self.window, Path):
             raise TypeError("a window read in place by Spark is never loaded as a frame")
         import pyarrow.parquet as pq
@@ -211,7 +222,10 @@ class MonitorContext:
 
             return spark_fold(fold, self.window, session=spark_session(self.spark_master))
         import pandas as pd
+        import pyarrow as pa
 
+        if isinstance(self.window, pa.Table):
+            return fold_locally(fold, self.frame())
         if not isinstance(self.window, pd.DataFrame | Path):
             raise TypeError("a window read in place is summarised by Spark, never here")
         return fold_locally(fold, self.window)

@@ -12,6 +12,7 @@ judges every row and measures the labelled ones beside it (it also reads ``proba
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lineage.errors import InvalidInput
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = [
     "HIDDEN_COLUMNS",
     "OUTPUT_COLUMNS",
+    "DriftColumns",
     "context_names",
+    "drift_columns",
     "fill_conventions",
     "has_data",
     "judged_frame",
@@ -72,6 +75,46 @@ def model_features(
     return list(model_version.feature_schema) or [
         c for c in columns if c not in (*HIDDEN_COLUMNS, *OUTPUT_COLUMNS) and c not in context
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class DriftColumns:
+    """What a drift run reads of a window: the columns it judges, nothing else.
+
+    Attributes:
+        features: The model's inputs (:func:`model_features` of the whole window).
+        context: The window's context columns, by their judged names.
+        sources: Each judged column the window stores, and the stored column it comes from.
+    """
+
+    features: list[str]
+    context: list[str]
+    sources: dict[str, str]
+
+
+def drift_columns(
+    spec: MonitorSpec, model_version: ModelVersion, stored: list[str]
+) -> DriftColumns | None:
+    """Return the columns a drift run judges of a window storing ``stored``, else ``None``.
+
+    They are those it would judge of the whole window read (:func:`judged_frame`); ``None``
+    when it judges ``label``, which only the whole window has (joined by request id).
+    Request ids, times, probabilities, attributions and the label column are never judged.
+    """
+    names = list(dict.fromkeys([*stored, "probabilities", "label"]))  # the read window's
+    context = context_names(names)
+    judged = {context.get(name, name): name for name in names}
+    features = model_features(model_version, list(judged), list(context.values()))
+    wanted = features if spec.columns is None else list(spec.columns)
+    if "label" in wanted:
+        return None
+    never = {*HIDDEN_COLUMNS, "attributions", spec.label_column}
+    sources = {
+        name: judged[name]
+        for name in wanted
+        if name in judged and name not in never and judged[name] in stored
+    }
+    return DriftColumns(features=features, context=list(context.values()), sources=sources)
 
 
 def fill_conventions(

@@ -47,6 +47,8 @@ from monitors.kinds import Progress
 from monitors.spec import DriftMethod
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from monitors.inferences.windows import WindowView
 
 __all__ = [
@@ -371,7 +373,7 @@ def _adjust(
 
 def compute_drift(
     baseline: Baseline,
-    window: pd.DataFrame | Path | WindowView,
+    window: pd.DataFrame | pa.Table | Path | WindowView,
     *,
     columns: list[str] | None = None,
     methods: dict[str, DriftMethod] | None = None,
@@ -387,7 +389,8 @@ def compute_drift(
 
     Args:
         baseline: The reference summary.
-        window: The current data; a Parquet file streams in ``batch_rows`` batches; a logged
+        window: The current data; a Parquet file streams in ``batch_rows`` batches; an Arrow
+            table (a logged window's judged columns) is counted from Arrow; a logged
             window read in place (:class:`monitors.inferences.windows.WindowView`) only on
             Spark.
         columns: Columns to judge (default: every baseline column).
@@ -409,13 +412,17 @@ def compute_drift(
                 f"column {name!r} has an override but is not judged; judged: {names}",
                 field="methods",
             )
+    import pyarrow as pa
+
     if engine == "spark":
         from monitors.spark_engine import spark_session, spark_window_summaries
 
+        if isinstance(window, pa.Table):
+            window = window.to_pandas()
         summaries = spark_window_summaries(
             baseline, window, names, session=spark_session(spark_master)
         )
-    elif isinstance(window, pd.DataFrame | Path):
+    elif isinstance(window, pd.DataFrame | pa.Table | Path):
         summaries = summarise_window(
             baseline, window, names, batch_rows=batch_rows, progress=progress
         )

@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,9 @@ from monitors.baseline.grid import BLOCK, COMPILED_MIN, CellCounts, ReferenceGri
 from monitors.baseline.summary import Baseline
 from monitors.engine import BATCH_ROWS
 from monitors.kinds import Progress
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "BATCH_ROWS",
@@ -438,9 +441,33 @@ def add_arrow_batch(summary: WindowSummary, array: Any) -> None:
     summary.add(((key, count) for key, count in pairs if key is not None), array.null_count)
 
 
+def _add_column(summary: WindowSummary, column: pa.ChunkedArray) -> None:
+    """Fold a read window's column exactly as its pandas conversion would fold.
+
+    Numbers into numeric summaries and text into categorical ones are counted from Arrow
+    (the same float64 values; the same counts in the same first-seen order); any other
+    pairing (integer categories, whose nulls pandas turns into floats; booleans; dates)
+    converts this one column and folds it as a frame's.
+    """
+    import pyarrow as pa
+
+    kind = column.type
+    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    if (numeric and isinstance(summary, NumericWindow)) or (
+        text and isinstance(summary, CategoricalWindow)
+    ):
+        try:
+            add_arrow_batch(summary, column)
+            return
+        except pa.ArrowInvalid:  # an integer beyond float64's exact range: convert as pandas
+            pass
+    _add_series(summary, column.to_pandas())
+
+
 def summarise_window(
     baseline: Baseline,
-    window: pd.DataFrame | Path,
+    window: pd.DataFrame | pa.Table | Path,
     columns: list[str],
     *,
     batch_rows: int = BATCH_ROWS,
@@ -449,13 +476,19 @@ def summarise_window(
     """Summarise the window's ``columns`` against the baseline's bins, streaming files.
 
     Columns absent from the window get an empty summary (judged ``insufficient``);
-    ``progress`` hears the share of a file's rows read after each batch.
+    ``progress`` hears the share of a file's rows read after each batch. A window read as an
+    Arrow table gives the summaries its pandas conversion would.
     """
     summaries = {name: new_window_summary(baseline.column(name)) for name in columns}
     if isinstance(window, pd.DataFrame):
         for name in columns:
             if name in window.columns:
                 _add_series(summaries[name], window[name])
+        return summaries
+    if not isinstance(window, Path):
+        for name in columns:
+            if name in window.column_names:
+                _add_column(summaries[name], window.column(name))
         return summaries
     import pyarrow.parquet as pq
 

@@ -20,22 +20,25 @@ from sqlmodel import Session, col, select
 
 from lineage.errors import NotFound
 from lineage.models import Deployment
-from lineage.storage import ObjectStore, read_parquet
+from lineage.storage import ObjectStore, parquet_metadata, read_parquet, read_parquet_columns
 from monitors.engine import ObjectWindow
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.parquet as pq
 from monitors.inferences.partitions import BatchKind, InferenceBatch, partition_key
 from monitors.inferences.runs import batch_of
 
 __all__ = [
     "WindowObjects",
+    "WindowParts",
     "WindowView",
     "read_inference",
     "read_window",
     "slot_deployments",
     "window_objects",
+    "window_parts",
     "within",
 ]
 
@@ -120,6 +123,100 @@ def read_window(
     else:
         window["label"] = pd.Series([None] * len(window), dtype=object)
     return window, used
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One partition with rows in the window: its key, its columns, which of its rows count."""
+
+    key: str
+    metadata: pq.FileMetaData
+    names: tuple[str, ...]
+    keep: pa.ChunkedArray | None
+    """The rows inside the window (``None``: every row, the batch lies wholly inside)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowParts:
+    """The partitions :func:`read_window` would read, known from their footers: no value read.
+
+    A run that judges a few columns reads only those (:meth:`read`), columnar, where
+    :func:`read_window` reads every column, request ids included, into pandas.
+
+    Attributes:
+        names: Every stored column of the partitions with rows in the window, in the order
+            :func:`read_window`'s frame has them (labels aside: none is joined here).
+        batches: The ids of those partitions' batches (what lineage records).
+        rows: The rows in the window.
+    """
+
+    parts: tuple[_Part, ...]
+    names: tuple[str, ...]
+    batches: tuple[uuid.UUID, ...]
+    rows: int
+
+    def read(self, store: ObjectStore, columns: list[str]) -> pa.Table | pd.DataFrame:
+        """Return the window's ``columns`` (those stored), its rows only, partitions joined.
+
+        Arrow, chunk per partition, nothing copied; where Arrow cannot unify the partitions
+        (one batch logged text where another logged numbers) the frame :func:`read_window`
+        would give, of these columns only.
+        """
+        import pyarrow as pa
+
+        if not any(name in self.names for name in columns):  # rows alone: Arrow keeps them so
+            return pa.table({"rows": pa.nulls(self.rows)}).select([])
+        tables = []
+        for part in self.parts:
+            present = [name for name in columns if name in part.names]
+            table = read_parquet_columns(store, part.key, columns=present, metadata=part.metadata)
+            tables.append(table if part.keep is None else table.filter(part.keep))
+        return _joined(tables)
+
+
+def window_parts(
+    *,
+    session: Session,
+    store: ObjectStore,
+    deployment: Deployment,
+    start: datetime | None,
+    end: datetime | None,
+) -> WindowParts:
+    """Describe the partitions :func:`read_window` reads, reading no value but record times.
+
+    Footers give each partition's columns and rows; only a batch that straddles a bound has its
+    record times read (a batch wholly inside needs none).
+    """
+    import pyarrow.compute as pc
+
+    slot = [d.id for d in slot_deployments(session=session, deployment=deployment)]
+    parts: list[_Part] = []
+    used: list[uuid.UUID] = []
+    names: dict[str, None] = {}
+    rows = 0
+    for batch in _overlapping(session, slot, start, end):
+        key = _key(batch, "inferences")
+        metadata = parquet_metadata(store, key)
+        kept, keep = int(metadata.num_rows), None
+        inside = (
+            batch.first_at is not None
+            and batch.last_at is not None
+            and (start is None or batch.first_at >= start)
+            and (end is None or batch.last_at < end)
+        )
+        if not inside:
+            keep = _in_window(read_parquet(store, key, columns=["time"]), start, end)
+            if keep is not None:
+                kept = int(pc.sum(keep).as_py() or 0)
+                keep = None if kept == metadata.num_rows else keep
+        if not kept:
+            continue
+        stored = tuple(str(name) for name in metadata.schema.to_arrow_schema().names)
+        names.update(dict.fromkeys(stored))
+        parts.append(_Part(key=key, metadata=metadata, names=stored, keep=keep))
+        used.append(batch.id)
+        rows += kept
+    return WindowParts(parts=tuple(parts), names=tuple(names), batches=tuple(used), rows=rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,11 +333,17 @@ def _key(batch: InferenceBatch, kind: BatchKind) -> str:
 
 def within(table: pa.Table, start: datetime | None, end: datetime | None) -> pa.Table:
     """Keep the rows of a partition with ``start <= time < end`` (Arrow, no per-row Python)."""
+    keep = _in_window(table, start, end)
+    return table if keep is None else table.filter(keep)
+
+
+def _in_window(
+    table: pa.Table, start: datetime | None, end: datetime | None
+) -> pa.ChunkedArray | None:
+    """Return which rows have ``start <= time < end`` (``None``: unbounded, every row)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if start is None and end is None:
-        return table
     time = table.column("time")
     keep = None
     if start is not None:
@@ -248,11 +351,22 @@ def within(table: pa.Table, start: datetime | None, end: datetime | None) -> pa.
     if end is not None:
         before = pc.less(time, pa.scalar(end, type=time.type))
         keep = before if keep is None else pc.and_(keep, before)
-    return table.filter(keep)
+    return keep
 
 
 def _concat(tables: list[pa.Table]) -> pd.DataFrame:
-    """Return the partitions as one frame, converted once.
+    """Return the partitions as one frame, converted once (:func:`_joined`)."""
+    import pyarrow as pa
+
+    joined = _joined(tables)
+    if isinstance(joined, pa.Table):
+        frame: pd.DataFrame = joined.to_pandas()
+        return frame
+    return joined
+
+
+def _joined(tables: list[pa.Table]) -> pa.Table | pd.DataFrame:
+    """Return the partitions as one Arrow table, else as one frame.
 
     Partitions written by different batches may differ (a column all null in one, text in
     another; attributions only in some): Arrow unifies them. Where it cannot (one batch logged
@@ -262,10 +376,9 @@ def _concat(tables: list[pa.Table]) -> pd.DataFrame:
     import pyarrow as pa
 
     try:
-        frame: pd.DataFrame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        frame = pd.concat([table.to_pandas() for table in tables], ignore_index=True)
-    return frame
+        return pd.concat([table.to_pandas() for table in tables], ignore_index=True)
 
 
 def read_inference(
