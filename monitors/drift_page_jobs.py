@@ -83,7 +83,7 @@ def save_page_sample(
     An earlier attempt's page is removed, so a reader never sees a page of another attempt.
     A window read as an Arrow table gives the same sample its frame would, converting only it.
     """
-    import pandas as pd
+    import numpy as np
     import pyarrow as pa
 
     store.delete(drift_page_key(project_id=project_id, run_id=run_id))
@@ -97,9 +97,9 @@ def save_page_sample(
         return False
     if isinstance(frame, pa.Table):
         table, rows = frame.select(names), len(frame)
-        if rows > DRIFT_PAGE_ROWS:  # the rows pandas' sample draws: they depend on the length
-            drawn = pd.RangeIndex(rows).to_series().sample(n=DRIFT_PAGE_ROWS, random_state=0)
-            table = table.take(pa.array(drawn.to_numpy()))
+        if rows > DRIFT_PAGE_ROWS:  # the rows a frame's ``sample(random_state=0)`` draws
+            drawn = np.random.RandomState(0).choice(rows, size=DRIFT_PAGE_ROWS, replace=False)
+            table = table.take(pa.array(drawn))
         current = table.to_pandas()
     else:
         current = (
