@@ -218,9 +218,10 @@ def _linear_area(start: FloatArray, end: FloatArray) -> FloatArray:
 
 def _wasserstein_grid(current: NumericWindow) -> float:
     """Return W1 from the window's cell counts: both CDFs linear between integration points."""
-    grid = current.grid
+    grid, cells = current.grid, current.cells
     assert grid is not None
-    difference = grid.cdf - current.cell_cdf()
+    assert cells is not None
+    difference = grid.cdf - grid.window_cdf(cells, current.below, current.count)
     start, end = difference[:-1], difference[1:]
     magnitude = np.abs(difference)
     magnitude = magnitude[:-1] + magnitude[1:]
@@ -233,9 +234,10 @@ def _wasserstein_grid(current: NumericWindow) -> float:
 
 
 def _ks_statistic_grid(current: NumericWindow) -> float:
-    grid = current.grid
+    grid, cells = current.grid, current.cells
     assert grid is not None
-    difference = grid.cdf - current.cell_cdf()
+    assert cells is not None
+    difference = grid.cdf - grid.window_cdf(cells, current.below, current.count)
     beyond = max(current.below, current.above) / current.count
     return float(max(np.abs(difference).max(), beyond))
 

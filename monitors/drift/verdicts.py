@@ -221,7 +221,8 @@ def _current_cumulative(
         return np.searchsorted(raw, points, side="right") / max(raw.size, 1)
     if current.grid is not None and current.cells is not None:
         grid = current.grid
-        shares = np.interp(points, grid.boundaries, current.cell_cdf())
+        cdf = grid.window_cdf(current.cells, current.below, current.count)
+        shares = np.interp(points, grid.boundaries, cdf)
         return np.asarray(np.where(points >= grid.high, 1 - current.above / current.count, shares))
     proxy = NumericSummary(
         count=current.count - current.below - current.above,

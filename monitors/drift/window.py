@@ -78,7 +78,6 @@ class NumericWindow:
     raw: list[FloatArray] | None = field(default_factory=list)
     cells: IntArray | None = None
     grid: ReferenceGrid | None = None
-    _cell_cdf: FloatArray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         reference = self.reference
@@ -167,21 +166,8 @@ class NumericWindow:
         )
         self._add_counted(counted, finite, int(finite.size))
 
-    def cell_cdf(self) -> FloatArray:
-        """Return the window's CDF at each cell boundary (the statistic and the chart read it).
-
-        Computed once (16,385 cumulative sums, about 50 µs a column) until more values are
-        counted or merged in.
-        """
-        assert self.grid is not None
-        assert self.cells is not None
-        if self._cell_cdf is None:
-            self._cell_cdf = self.grid.window_cdf(self.cells, self.below, self.count)
-        return self._cell_cdf
-
     def _add_counted(self, counted: CellCounts, values: FloatArray, finite: int) -> None:
         assert self.cells is not None
-        self._cell_cdf = None
         self.cells += counted.counts
         self.missing += counted.missing
         self.below += counted.below
@@ -313,7 +299,6 @@ def merge_window(left: WindowSummary, right: WindowSummary) -> WindowSummary:
         raise ValueError("cannot merge a numeric and a categorical window summary")
     left.count += right.count
     left.missing += right.missing
-    left._cell_cdf = None
     if left.cells is not None and right.cells is not None:
         left.cells = left.cells + right.cells
     left.bin_counts = left.bin_counts + right.bin_counts
