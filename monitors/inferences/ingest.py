@@ -24,7 +24,8 @@ from lineage.tables import utcnow
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-from monitors.inferences.kept import KeptUpload, in_background
+from monitors.inferences.background import in_background
+from monitors.inferences.kept import KeptUpload
 from monitors.inferences.partitions import BatchKind, InferenceBatch, partition_key
 from monitors.inferences.records import (
     CONTEXT_PREFIX,

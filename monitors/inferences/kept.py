@@ -13,20 +13,21 @@ takes the path that decodes and shapes the table, which refuses or accepts as it
 so this path never accepts a file that one refuses, and never refuses one itself.
 
 The work that does not depend on the checks runs beside them on another core
-(:func:`in_background`): the file's SHA-256 while its columns are decoded (on Arrow's threads),
-and writing it to the store while its ids are claimed (:mod:`monitors.inferences.ingest`).
+(:mod:`monitors.inferences.background`): the file's SHA-256 while its columns are decoded (on
+Arrow's threads), and writing it to the store while its ids are claimed
+(:mod:`monitors.inferences.ingest`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from lineage.errors import InvalidInput, PayloadTooLarge
+from monitors.inferences.background import in_background
 from monitors.inferences.columnar import Irregular, check_ids
 from monitors.inferences.records import CONTEXT_PREFIX, RESERVED_COLUMNS
 from monitors.table_files import TableLimits, read_parquet_table
@@ -34,25 +35,10 @@ from monitors.table_files import TableLimits, read_parquet_table
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["KeptUpload", "in_background", "kept_upload"]
+__all__ = ["KeptUpload", "kept_upload"]
 
 _NUMERIC = frozenset({"float", "integer"})
 _TEXT = frozenset({"category", "string"})
-_T = TypeVar("_T")
-_POOL: list[ThreadPoolExecutor] = []
-_POOL_GUARD = threading.Lock()
-
-
-def in_background(work: Callable[[], _T]) -> Future[_T]:
-    """Run ``work`` on a thread of this process's ingest pool (two threads, made when first used).
-
-    For work that releases the GIL (hashing, writing a file, Arrow): it then runs on the other
-    core while the request's thread goes on.
-    """
-    with _POOL_GUARD:
-        if not _POOL:
-            _POOL.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="warden-ingest"))
-    return _POOL[0].submit(work)
 
 
 def _sha256(content: bytes) -> str:

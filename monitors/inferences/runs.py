@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from monitors.inferences.background import in_background
 from monitors.inferences.partitions import BatchKind, RequestRun
 
 if TYPE_CHECKING:
@@ -148,6 +149,13 @@ def _merged(
     return hashes, places
 
 
+def _compacted(levels: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return ``levels`` with the newest merged while one is at least 1/_MERGE of the one before."""
+    while len(levels) > 1 and len(levels[-1][0]) * _MERGE >= len(levels[-2][0]):
+        levels[-2:] = [_merged(levels[-2], levels[-1])]
+    return levels
+
+
 @dataclass(slots=True)
 class _Runs:
     """A deployment's runs of one kind in memory: sorted hashes, each with its run's place.
@@ -165,12 +173,13 @@ class _Runs:
         """Return the bytes the levels hold (what the memory budget counts)."""
         return sum(hashes.nbytes + places.nbytes for hashes, places in self.levels)
 
-    def add(self, hashes: np.ndarray, seq: int) -> None:
-        """Add one sorted run; merge the newest levels so searches stay a few per id.
+    def add(self, hashes: np.ndarray, seq: int, *, merge: bool = True) -> None:
+        """Add one sorted run (hold _GUARD); merge the newest levels so searches stay few per id.
 
         Levels grow geometrically (a level merges into the one before it once it reaches
         1/_MERGE of its size), and a merge is linear (:func:`_merged`), so storing a run costs
-        a few passes over memory amortised, never a sort of everything kept.
+        a few passes over memory amortised, never a sort of everything kept. ``merge=False``
+        leaves that to :meth:`compact` (after a commit, on another thread).
         """
         import numpy as np
 
@@ -178,10 +187,30 @@ class _Runs:
         self.seqs.append(seq)
         places = np.full(len(hashes), len(self.seqs) - 1, dtype=np.int32)
         # Copy on write: a thread searching the levels meanwhile keeps a whole list.
-        levels = [*self.levels, (hashes, places)]
-        while len(levels) > 1 and len(levels[-1][0]) * _MERGE >= len(levels[-2][0]):
-            levels[-2:] = [_merged(levels[-2], levels[-1])]
-        self.levels = levels
+        self.levels = (
+            _compacted([*self.levels, (hashes, places)])
+            if merge
+            else [
+                *self.levels,
+                (hashes, places),
+            ]
+        )
+
+    def compact(self) -> None:
+        """Merge the newest levels as :meth:`add` does, without holding _GUARD meanwhile.
+
+        The merged levels replace those they were made of only if no thread changed those
+        meanwhile (levels added since are kept after them); otherwise the work is dropped.
+        """
+        with _GUARD:
+            before = self.levels
+        merged = _compacted(list(before))
+        if len(merged) == len(before):
+            return
+        with _GUARD:
+            now = self.levels
+            if len(now) >= len(before) and all(a is b for a, b in zip(now, before, strict=False)):
+                self.levels = [*merged, *now[len(before) :]]
 
     def hits(self, hashes: np.ndarray, order: np.ndarray | None = None) -> dict[int, np.ndarray]:
         """Return, by run ``seq``, the positions of ``hashes`` that run may hold.
@@ -256,16 +285,20 @@ def _written(session: Session) -> dict[tuple[BatchKind, uuid.UUID], list[_Pendin
         written = session.info[_WRITTEN] = {}
 
         def committed(_: Session) -> None:
+            grown = []
             with _GUARD:
                 for pending in (each for runs in written.values() for each in runs):
                     if pending is None:
                         continue
                     runs, seen, hashes, seq = pending
                     if runs.seen == seen:  # else another thread read it (or more) in meanwhile
-                        runs.add(hashes, seq)
+                        runs.add(hashes, seq, merge=False)
                         runs.seen = seq
+                        grown.append(runs)
                 _evict()
             written.clear()
+            for runs in grown:  # the merge need not hold up the answer
+                in_background(runs.compact)
 
         sa.event.listen(session, "after_commit", committed)
         sa.event.listen(session, "after_rollback", lambda _: written.clear())

@@ -514,3 +514,22 @@ def test_runs_past_the_memory_budget_are_dropped_and_read_back_exactly(
     assert held() == {"inferences"}
     assert _label(engine, tmp_path, deployment, {"r0": 0, "r1": 1}).accepted == 1
     assert logged_ids(engine) == 15
+
+
+def test_runs_merged_after_a_commit_find_what_they_found_before() -> None:
+    """Merging levels in the background changes how many searches a check takes, not its answer."""
+    import numpy as np
+
+    from monitors.inferences import runs
+
+    rng = np.random.default_rng(7)
+    memory = runs._Runs()
+    batches = [np.sort(rng.integers(0, 2**63, size, dtype=np.uint64)) for size in (40, 30, 20, 5)]
+    for seq, hashes in enumerate(batches, start=1):
+        memory.add(hashes, seq, merge=False)
+    probe = np.concatenate([batches[1][:3], batches[3][-2:], rng.integers(0, 2**63, 4, np.uint64)])
+    before = {seq: found.tolist() for seq, found in memory.hits(probe).items()}
+    assert before == {2: [0, 1, 2], 4: [3, 4]}
+    memory.compact()
+    assert len(memory.levels) == 1
+    assert {seq: found.tolist() for seq, found in memory.hits(probe).items()} == before
