@@ -106,17 +106,30 @@ def run_columns(ids: pa.Array, hashes: np.ndarray | None = None) -> dict[str, by
 
     if hashes is None:
         hashes = id_hashes(ids)
-    order = np.argsort(hashes, kind="stable")
-    ordered = ids.cast(pa.string()).take(pa.array(order))
+    ordered = ids.cast(pa.string())
     if isinstance(ordered, pa.ChunkedArray):
         ordered = ordered.combine_chunks()
+    if not (_compact(ordered) and bool(np.all(hashes[1:] >= hashes[:-1]))):
+        order = np.argsort(hashes, kind="stable")  # the take also makes the buffers compact
+        ordered, hashes = ordered.take(pa.array(order)), hashes[order]
     _, offsets, data = ordered.buffers()
     start, end = ordered.offset * 4, (ordered.offset + len(ordered) + 1) * 4
     return {
-        "hashes": hashes[order].astype("<u8").tobytes(),
+        "hashes": hashes.astype("<u8").tobytes(),
         "offsets": offsets.to_pybytes()[start:end],
         "ids": data.to_pybytes() if data is not None else b"",
     }
+
+
+def _compact(ids: pa.Array) -> bool:
+    """Return whether a text array's buffers hold just its ids (offsets from 0, no bytes more)."""
+    import numpy as np
+
+    _, offsets, data = ids.buffers()
+    if ids.offset or offsets is None:
+        return False
+    ends = np.frombuffer(offsets, dtype=np.int32, count=len(ids) + 1)
+    return int(ends[0]) == 0 and (0 if data is None else data.size) == int(ends[-1])
 
 
 def run_ids(*, hashes: bytes, offsets: bytes, ids: bytes) -> pa.StringArray:

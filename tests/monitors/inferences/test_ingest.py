@@ -533,3 +533,20 @@ def test_runs_merged_after_a_commit_find_what_they_found_before() -> None:
     memory.compact()
     assert len(memory.levels) == 1
     assert {seq: found.tolist() for seq, found in memory.hits(probe).items()} == before
+
+
+def test_a_run_is_stored_sorted_and_compact_however_its_ids_come() -> None:
+    """Ids already in hash order are stored as they are; a slice or any other order is taken."""
+    import pyarrow as pa
+
+    from monitors.inferences.runs import id_hashes, run_columns, run_ids
+
+    ids = pa.array(["b", "a", "c", "dd", "eee"])
+    ordered = ids.take(pa.array(id_hashes(ids).argsort(kind="stable")))
+    stored = run_columns(ordered)
+    assert run_columns(ids) == stored
+    assert run_ids(**stored).to_pylist() == ordered.to_pylist()
+    part = run_columns(ordered.slice(1, 3))
+    assert run_ids(**part).to_pylist() == ordered.to_pylist()[1:4]
+    assert len(part["ids"]) == sum(len(text) for text in ordered.to_pylist()[1:4])
+    assert part["offsets"][:4] == b"\0\0\0\0"
