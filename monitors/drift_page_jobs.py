@@ -29,6 +29,7 @@ from lineage.runtime.queue import JobState, RuntimeJob, enqueue
 from lineage.storage import ObjectStore, read_parquet, write_parquet
 from lineage.store import session_scope
 from monitors.baseline.storage import StoredBaseline, load_baseline
+from monitors.engine import FIRST_SEEN
 from monitors.report import run_folder
 
 if TYPE_CHECKING:
@@ -100,6 +101,10 @@ def save_page_sample(
         if rows > DRIFT_PAGE_ROWS:  # the rows a frame's ``sample(random_state=0)`` draws
             drawn = np.random.RandomState(0).choice(rows, size=DRIFT_PAGE_ROWS, replace=False)
             table = table.take(pa.array(drawn))
+        for index, field in enumerate(table.schema):  # text read as codes is text again
+            if field.metadata == FIRST_SEEN:
+                plain = pa.field(field.name, field.type.value_type)
+                table = table.set_column(index, plain, table.column(index).cast(plain.type))
         current = table.to_pandas()
     else:
         current = (

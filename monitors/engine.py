@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 
     from lineage.storage import ObjectStore
 
-__all__ = ["ENGINES", "EngineName", "Fold", "ObjectWindow", "SummaryEngine", "fold_locally"]
+__all__ = [
+    "ENGINES",
+    "FIRST_SEEN",
+    "EngineName",
+    "Fold",
+    "ObjectWindow",
+    "SummaryEngine",
+    "dictionary_codes",
+    "fold_locally",
+]
 
 S = TypeVar("S")
 
@@ -76,6 +85,41 @@ class Fold(Generic[S]):
 
 BATCH_ROWS = 262_144
 """Rows per batch when a Parquet window streams (the drift engine's batch size too)."""
+
+FIRST_SEEN = {b"warden.dictionary": b"first-seen"}
+"""Arrow field metadata of a window's text column read as dictionary codes: in every chunk the
+dictionary holds the values present, in the order they first occur, so counting the codes chunk
+by chunk counts as a frame's ``value_counts`` does (:mod:`monitors.drift.window`)."""
+
+
+def dictionary_codes(column: pa.ChunkedArray) -> tuple[Any, int]:
+    """Return a dictionary column's codes, chunks laid end to end, nulls left out.
+
+    Each chunk's codes are shifted past the previous chunks' dictionaries, so code ``k`` names
+    the ``k``-th value of the chunks' dictionaries concatenated; also return how many values
+    those hold. One pass over the whole column, whatever its number of chunks.
+    """
+    import numpy as np
+
+    chunks = column.chunks
+    sizes = np.array([len(chunk.dictionary) for chunk in chunks], dtype=np.int64)
+    if not chunks:
+        return np.empty(0, dtype=np.int64), 0
+    lengths = np.array([len(chunk) for chunk in chunks], dtype=np.int64)
+    shifts = np.repeat(np.cumsum(sizes) - sizes, lengths)
+    codes = np.concatenate([_codes(chunk) for chunk in chunks]) + shifts
+    if column.null_count:
+        import pyarrow.compute as pc
+
+        codes = codes[pc.is_valid(column).to_numpy(zero_copy_only=False)]
+    return codes, int(sizes.sum())
+
+
+def _codes(chunk: pa.DictionaryArray) -> Any:
+    indices = chunk.indices
+    if indices.null_count:  # its nulls would come out as NaN: any code does, they are dropped
+        indices = indices.fill_null(0)
+    return indices.to_numpy(zero_copy_only=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,7 @@ from monitors.engine import EngineName, SummaryEngine
 from monitors.findings import Finding, RunSummary, Status, worst_status
 from monitors.in_place import can_judge_in_place, judge_in_place
 from monitors.inferences import read_window, slot_deployments
-from monitors.inferences.windows import WindowObjects, window_objects, window_parts
+from monitors.inferences.windows import WindowObjects, WindowParts, window_objects, window_parts
 from monitors.kinds import MonitorContext, MonitorResult, Progress, run_monitor
 from monitors.llm.assessments import record_assessments
 from monitors.llm.windows import CallWindows, read_call_windows
@@ -143,6 +143,7 @@ class _Inputs:
     reference: tuple[Dataset, DatasetVersion] | None = None
     window: pd.DataFrame | pa.Table | None = None
     columns: DriftColumns | None = None
+    parts: WindowParts | None = None
     objects: WindowObjects | None = None
     schemas: tuple[pa.Schema, pa.Schema | None] | None = None
     engine: EngineName = "local"
@@ -235,20 +236,10 @@ def _gather(
             end=run.window_end,
         )
         columns = drift_columns(inputs.spec, inputs.model_version, list(parts.names))
-        if columns is not None:  # only the judged columns, columnar: no request ids, no pandas
-            inputs.columns, inputs.batches = columns, list(parts.batches)
+        if columns is not None:  # only the judged columns, read after: no ids, no labels joined
+            inputs.columns, inputs.parts, inputs.batches = columns, parts, list(parts.batches)
             if not parts.rows:
                 inputs.reason = _NO_ROWS
-                return inputs
-            import pyarrow as pa
-
-            window = parts.read(store, list(columns.sources.values()))
-            named = {source: name for name, source in columns.sources.items()}
-            inputs.window = (
-                window.rename_columns([named[str(c)] for c in window.column_names])
-                if isinstance(window, pa.Table)
-                else window.rename(columns=named)
-            )
             return inputs
     inputs.window, inputs.batches = read_window(
         session=session,
@@ -350,11 +341,27 @@ def _judge_columns(
     The same spec, baseline, findings and page sample as :func:`_judge_read` gives reading
     the whole window.
     """
-    assert inputs.window is not None
+    import pyarrow as pa
+
+    from monitors.baseline.column_summary import CategoricalSummary
+
+    assert inputs.parts is not None
     assert inputs.columns is not None
     assert inputs.stored is not None
     columns = inputs.columns
     baseline = load_baseline(store=store, stored=inputs.stored)
+    counted = [  # categories are counted from codes, never decoded
+        source
+        for name, source in columns.sources.items()
+        if isinstance(baseline.columns.get(name), CategoricalSummary)
+    ]
+    window = inputs.parts.read(store, list(columns.sources.values()), codes=counted)
+    named = {source: name for name, source in columns.sources.items()}
+    inputs.window = (
+        window.rename_columns([named[str(c)] for c in window.column_names])
+        if isinstance(window, pa.Table)
+        else window.rename(columns=named)
+    )
     spec = fill_conventions(inputs.spec, set(), columns.features, columns.context, baseline)
     baseline = complete_reference(spec, baseline, None, columns.features)
     context = MonitorContext(
@@ -566,6 +573,8 @@ def execute_monitor_run(
         inputs = _gather(session, store, run_id, chat_for, rule)
     paged = False
     rows = 0 if inputs.window is None else len(inputs.window)
+    if inputs.parts is not None:
+        rows = inputs.parts.rows
     if inputs.reason is not None:
         tell(0.1, inputs.reason)
         result = _insufficient(inputs.spec, inputs.reason)

@@ -36,7 +36,7 @@ from monitors.baseline.column_summary import (
 )
 from monitors.baseline.grid import BLOCK, COMPILED_MIN, CellCounts, ReferenceGrid, count_cells
 from monitors.baseline.summary import Baseline
-from monitors.engine import BATCH_ROWS
+from monitors.engine import BATCH_ROWS, FIRST_SEEN, dictionary_codes
 from monitors.kinds import Progress
 
 if TYPE_CHECKING:
@@ -426,17 +426,21 @@ def add_arrow_batch(summary: WindowSummary, array: Any) -> None:
     summary.add(((key, count) for key, count in pairs if key is not None), array.null_count)
 
 
-def _add_column(summary: WindowSummary, column: pa.ChunkedArray) -> None:
+def _add_column(summary: WindowSummary, column: pa.ChunkedArray, field: pa.Field) -> None:
     """Fold a read window's column exactly as its pandas conversion would fold.
 
     Numbers into numeric summaries and text into categorical ones are counted from Arrow
-    (the same float64 values; the same counts in the same first-seen order); any other
-    pairing (integer categories, whose nulls pandas turns into floats; booleans; dates)
-    converts this one column and folds it as a frame's.
+    (the same float64 values; the same counts in the same first-seen order), text read as
+    codes (:data:`monitors.engine.FIRST_SEEN`) chunk by chunk from its codes; any other
+    pairing (integer categories, whose nulls pandas turns into floats; booleans; dates;
+    dictionaries as stored) converts this one column and folds it as a frame's.
     """
     import pyarrow as pa
 
     kind = column.type
+    if isinstance(summary, CategoricalWindow) and field.metadata == FIRST_SEEN:
+        _add_codes(summary, column)
+        return
     numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
     text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
     if (numeric and isinstance(summary, NumericWindow)) or (
@@ -448,6 +452,16 @@ def _add_column(summary: WindowSummary, column: pa.ChunkedArray) -> None:
         except pa.ArrowInvalid:  # an integer beyond float64's exact range: convert as pandas
             pass
     _add_series(summary, column.to_pandas())
+
+
+def _add_codes(summary: CategoricalWindow, column: pa.ChunkedArray) -> None:
+    """Count text read as codes whose dictionaries list values in first-seen order."""
+    import pyarrow as pa
+
+    codes, values = dictionary_codes(column)
+    counts = np.bincount(codes, minlength=values)
+    keys = pa.concat_arrays([c.dictionary for c in column.chunks]).to_pylist() if values else []
+    summary.add(zip(keys, counts.tolist(), strict=True), column.null_count)
 
 
 def summarise_window(
@@ -473,7 +487,7 @@ def summarise_window(
     if not isinstance(window, Path):
         for name in columns:
             if name in window.column_names:
-                _add_column(summaries[name], window.column(name))
+                _add_column(summaries[name], window.column(name), window.field(name))
         return summaries
     import pyarrow.parquet as pq
 

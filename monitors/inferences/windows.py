@@ -11,7 +11,7 @@ kind judges of them, read in place by Spark's tasks (:mod:`monitors.spark_engine
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from lineage.errors import NotFound
 from lineage.models import Deployment
 from lineage.storage import ObjectStore, parquet_metadata, read_parquet, read_parquet_columns
-from monitors.engine import ObjectWindow
+from monitors.engine import FIRST_SEEN, ObjectWindow, dictionary_codes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -132,6 +132,8 @@ class _Part:
     key: str
     metadata: pq.FileMetaData
     names: tuple[str, ...]
+    text: frozenset[str]
+    """The columns it stores as plain text (not dictionary-encoded in its Arrow schema)."""
     keep: pa.ChunkedArray | None
     """The rows inside the window (``None``: every row, the batch lies wholly inside)."""
 
@@ -155,23 +157,79 @@ class WindowParts:
     batches: tuple[uuid.UUID, ...]
     rows: int
 
-    def read(self, store: ObjectStore, columns: list[str]) -> pa.Table | pd.DataFrame:
+    def read(
+        self, store: ObjectStore, columns: list[str], *, codes: Collection[str] = ()
+    ) -> pa.Table | pd.DataFrame:
         """Return the window's ``columns`` (those stored), its rows only, partitions joined.
 
         Arrow, chunk per partition, nothing copied; where Arrow cannot unify the partitions
         (one batch logged text where another logged numbers) the frame :func:`read_window`
         would give, of these columns only.
+
+        ``codes`` names text columns to count rather than read: those every partition stores
+        as text come as dictionary codes, never decoded, each chunk's dictionary holding its
+        values in the order they first occur, and their field says so (:data:`FIRST_SEEN`).
         """
         import pyarrow as pa
 
         if not any(name in self.names for name in columns):  # rows alone: Arrow keeps them so
             return pa.table({"rows": pa.nulls(self.rows)}).select([])
+        coded = [
+            name
+            for name in columns
+            if name in codes and all(name in p.text for p in self.parts if name in p.names)
+        ]
         tables = []
         for part in self.parts:
             present = [name for name in columns if name in part.names]
-            table = read_parquet_columns(store, part.key, columns=present, metadata=part.metadata)
+            table = read_parquet_columns(
+                store,
+                part.key,
+                columns=present,
+                metadata=part.metadata,
+                dictionary=[name for name in coded if name in present],
+            )
             tables.append(table if part.keep is None else table.filter(part.keep))
-        return _joined(tables)
+        joined = _joined(tables)
+        if isinstance(joined, pa.Table):
+            for name in coded:
+                index = joined.schema.get_field_index(name)
+                if index >= 0 and pa.types.is_dictionary(joined.schema.field(index).type):
+                    column = _first_seen(joined.column(index))
+                    field = joined.schema.field(index).with_metadata(FIRST_SEEN)
+                    joined = joined.set_column(index, field, column)
+        return joined
+
+
+def _first_seen(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Return the column with each chunk's dictionary its values present, in first-seen order.
+
+    A dictionary read from Parquet is usually that already: checked for every chunk at once
+    (:func:`monitors.engine.dictionary_codes` lays their codes end to end, each chunk's above
+    the previous one's: they must start at 0, climb by one at most, and use every value).
+    Where not, each chunk that is not is decoded and encoded again.
+    """
+    import pyarrow as pa
+
+    if _in_first_seen_order(column):
+        return column
+    fixed = [
+        chunk
+        if _in_first_seen_order(pa.chunked_array([chunk], type=column.type))
+        else chunk.dictionary_decode().dictionary_encode().cast(column.type)
+        for chunk in column.chunks
+    ]
+    return pa.chunked_array(fixed, type=column.type)
+
+
+def _in_first_seen_order(column: pa.ChunkedArray) -> bool:
+    import numpy as np
+
+    codes, values = dictionary_codes(column)
+    if not codes.size:
+        return not values
+    running = np.maximum.accumulate(codes)
+    return bool(codes[0] == 0 and running[-1] == values - 1 and (np.diff(running) <= 1).all())
 
 
 def window_parts(
@@ -187,6 +245,7 @@ def window_parts(
     Footers give each partition's columns and rows; only a batch that straddles a bound has its
     record times read (a batch wholly inside needs none).
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     slot = [d.id for d in slot_deployments(session=session, deployment=deployment)]
@@ -211,9 +270,11 @@ def window_parts(
                 keep = None if kept == metadata.num_rows else keep
         if not kept:
             continue
-        stored = tuple(str(name) for name in metadata.schema.to_arrow_schema().names)
+        schema = metadata.schema.to_arrow_schema()
+        stored = tuple(str(name) for name in schema.names)
         names.update(dict.fromkeys(stored))
-        parts.append(_Part(key=key, metadata=metadata, names=stored, keep=keep))
+        text = frozenset(f.name for f in schema if f.type in (pa.string(), pa.large_string()))
+        parts.append(_Part(key=key, metadata=metadata, names=stored, text=text, keep=keep))
         used.append(batch.id)
         rows += kept
     return WindowParts(parts=tuple(parts), names=tuple(names), batches=tuple(used), rows=rows)
