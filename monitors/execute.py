@@ -594,7 +594,7 @@ def execute_monitor_run(
         tell(0.1, f"judging the window's {len(inputs.objects.batches)} batches in place on Spark")
         result, paged = _judge_in_place(inputs, store, rule, tell)
     elif inputs.columns is not None:
-        tell(0.1, f"read {rows} rows of the window's {len(inputs.columns.sources)} judged columns")
+        tell(0.1, f"reading {len(inputs.columns.sources)} judged columns of {rows} rows")
         result, paged = _judge_columns(inputs, store, rule, tell)
     else:
         tell(0.1, f"read {rows} rows of the window")

@@ -417,13 +417,17 @@ def _in_window(
 
 def _concat(tables: list[pa.Table]) -> pd.DataFrame:
     """Return the partitions as one frame, converted once (:func:`_joined`)."""
+    import pandas as pd
     import pyarrow as pa
 
     joined = _joined(tables)
-    if isinstance(joined, pa.Table):
+    if not isinstance(joined, pa.Table):
+        return joined
+    try:
         frame: pd.DataFrame = joined.to_pandas()
-        return frame
-    return joined
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        frame = pd.concat([table.to_pandas() for table in tables], ignore_index=True)
+    return frame
 
 
 def _joined(tables: list[pa.Table]) -> pa.Table | pd.DataFrame:
