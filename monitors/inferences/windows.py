@@ -140,7 +140,9 @@ class _Part:
 
 @dataclass(frozen=True, slots=True)
 class WindowParts:
-    """The partitions :func:`read_window` would read, known from their footers: no value read.
+    """The partitions :func:`read_window` would read, known from their footers.
+
+    No value is read to know them but the record times of a batch straddling a bound.
 
     A run that judges a few columns reads only those (:meth:`read`), columnar, where
     :func:`read_window` reads every column, request ids included, into pandas.
