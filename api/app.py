@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from starlette.formparsers import MultiPartParser
 
 from api.dashboard import install_dashboard
 from api.headers import SecurityHeaders
@@ -72,6 +73,12 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.state.engine = engine or create_store_engine(settings.resolved_database_url())
         app.state.audit_signer = attach_audit_signer(app.state.engine, settings)
         set_memory_budget(settings.id_runs_memory_bytes)
+        # An uploaded file (at most the body limit) stays in memory, where the routes read it
+        # whole: spooled to disk past 1 MiB, a 12 MiB Parquet upload was written and read back
+        # through a thread hop per chunk.
+        MultiPartParser.spool_max_size = max(
+            MultiPartParser.spool_max_size, settings.max_body_bytes
+        )
         try:
             yield
         finally:

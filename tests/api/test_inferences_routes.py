@@ -917,13 +917,20 @@ def test_an_upload_that_already_is_a_partition_is_stored_as_it_came_and_deduplic
     assert _stored(engine, settings) == (3, 28, 3)
 
 
-def test_the_memory_for_request_ids_is_bounded_by_the_setting(
+def test_the_memory_for_request_ids_is_bounded_and_uploads_are_kept_in_memory(
     settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Startup bounds the id runs in memory and spools an uploaded file in memory, not on disk."""
+    from starlette.formparsers import MultiPartParser
+
     from api.app import create_app
     from monitors.inferences import runs
 
     monkeypatch.setattr(runs, "_BUDGET", [0])
-    bounded = settings.model_copy(update={"id_runs_memory_bytes": 12 * 1000})
+    monkeypatch.setattr(MultiPartParser, "spool_max_size", 1024 * 1024)
+    bounded = settings.model_copy(
+        update={"id_runs_memory_bytes": 12 * 1000, "max_body_bytes": 32 * 2**20}
+    )
     with TestClient(create_app(bounded, engine=engine)):
         assert runs._BUDGET == [12 * 1000]
+        assert MultiPartParser.spool_max_size == 32 * 2**20
