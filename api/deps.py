@@ -12,7 +12,8 @@ synchronous endpoint that takes it commits it in its own thread (:func:`commit_i
 applied by the route class of every Warden router): the gate and the endpoint are the request's
 only hops, and SQLite's write lock is released as soon as the endpoint's work is done rather than
 when the loop next gets to the dependency's exit. A session still in a transaction at the exit
-(an async endpoint, an error) is committed or rolled back in a worker thread there.
+(an async endpoint, an error) is committed or rolled back in a worker thread there. A ``GET``'s
+session is read-only, so on SQLite reads never queue behind writers for the write lock.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from anyio import CancelScope
@@ -35,13 +37,16 @@ __all__ = [
     "EngineDep",
     "SessionDep",
     "SettingsDep",
+    "WritingSessionDep",
     "commit_in_endpoint_thread",
     "get_engine",
     "get_session",
     "get_settings",
+    "get_writing_session",
 ]
 
 _REQUEST_SESSION = "warden_request_session"
+_READS = frozenset({"GET", "HEAD"})
 
 
 async def get_engine(request: Request) -> Engine:
@@ -56,9 +61,30 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIterator[Session]:
-    """Yield a session committed after the handler succeeds, rolled back otherwise."""
-    scope = session_scope(engine)
+async def get_session(
+    request: Request, engine: Annotated[Engine, Depends(get_engine)]
+) -> AsyncIterator[Session]:
+    """Yield a session committed after the handler succeeds, rolled back otherwise.
+
+    A ``GET`` or ``HEAD`` only reads: its transaction is read-only (on SQLite it never queues
+    for the write lock behind writers, and cannot write). A ``GET`` that must write (a sign-in
+    callback) takes :data:`WritingSessionDep`.
+    """
+    async with _request_session(engine, read_only=request.method in _READS) as session:
+        yield session
+
+
+async def get_writing_session(
+    engine: Annotated[Engine, Depends(get_engine)],
+) -> AsyncIterator[Session]:
+    """Yield a request session that may write whatever the method."""
+    async with _request_session(engine, read_only=False) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _request_session(engine: Engine, *, read_only: bool) -> AsyncIterator[Session]:
+    scope = session_scope(engine, read_only=read_only)
     session = scope.__enter__()  # builds the Session on the loop: no I/O before a statement
     session.info[_REQUEST_SESSION] = True
     try:
@@ -112,3 +138,4 @@ def _call_and_commit(endpoint: Callable[..., Any], arguments: dict[str, Any]) ->
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+WritingSessionDep = Annotated[Session, Depends(get_writing_session, scope="function")]

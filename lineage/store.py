@@ -15,7 +15,7 @@ the moment the holder commits), then on SQLite's own write lock (``BEGIN IMMEDIA
 other processes, whose waiters poll with growing sleeps: alone, it left the slowest of eight
 concurrent writers waiting many times the median). Transactions that only read use
 ``session_scope(engine, read_only=True)``: a deferred ``BEGIN`` that takes no write lock at all
-and reads a consistent snapshot while writers go on.
+and reads a consistent snapshot while writers go on (``PRAGMA query_only``: it cannot write).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ __all__ = ["READ_ONLY", "create_store_engine", "is_sqlite", "session_scope"]
 READ_ONLY = "warden_read_only"
 """Execution option: on SQLite, begin with a deferred ``BEGIN`` (reads only, no write lock)."""
 _READ_ONLY_TWIN = "_warden_read_only_twin"
+_QUERY_ONLY = "warden_query_only"  # connection info: its last transaction was read-only
 _LOCK_WAIT_SECONDS = 30.0
 _POOL_SIZE = 20
 _WRITE_LOCKS: dict[str, threading.Lock] = {}
@@ -113,7 +114,18 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+        server = sa.create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+
+        @sa.event.listens_for(server, "begin")
+        def _read_only_begin(connection: sa.Connection) -> None:
+            if connection.get_execution_options().get(READ_ONLY):
+                # On the driver's cursor: the transaction's options (a server-side cursor to
+                # stream results) apply to its statements, not to this one. As SQLite: no writes.
+                cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                cursor.execute("SET TRANSACTION READ ONLY")
+                cursor.close()
+
+        return server
 
     in_memory = url in ("sqlite://", "sqlite:///:memory:")
     connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
@@ -147,9 +159,17 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
+        info = connection.connection.info
         if connection.get_execution_options().get(READ_ONLY):
+            # A write here would be a bug that SQLite lets through while no writer commits in
+            # between (and refuses otherwise): refuse it every time.
+            if not info.get(_QUERY_ONLY):
+                connection.exec_driver_sql("PRAGMA query_only=ON")
+                info[_QUERY_ONLY] = True
             connection.exec_driver_sql("BEGIN")
             return
+        if info.pop(_QUERY_ONLY, False):
+            connection.exec_driver_sql("PRAGMA query_only=OFF")
         raw = connection.connection.dbapi_connection
         if isinstance(raw, _QueuedConnection):
             raw.begin_write()
@@ -172,9 +192,10 @@ def _read_only(engine: Engine) -> Engine:
 def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
     """Open a session whose work commits on success and rolls back on any exception.
 
-    ``read_only`` is for transactions that only read (an authentication, a verification): on
-    SQLite they neither take nor wait for the write lock. Writing in one is a bug; SQLite may
-    refuse it (``database is locked``) when another writer committed meanwhile.
+    ``read_only`` is for transactions that only read (an authentication, a verification, a
+    ``GET``): on SQLite they neither take nor wait for the write lock. A write in one is refused
+    on both stores (SQLite's ``query_only``, PostgreSQL's ``READ ONLY`` transaction), so a read
+    path that writes fails its tests on either rather than only when a writer interleaves.
     """
     bind = _read_only(engine) if read_only else engine
     with Session(bind, expire_on_commit=False) as session:

@@ -13,7 +13,7 @@ from api.dashboard.rendering import (
     _render,
     router,
 )
-from api.deps import EngineDep, SessionDep
+from api.deps import EngineDep, SessionDep, WritingSessionDep
 from api.routes.audit import get_signer
 from api.security import CurrentProject, require
 from governance.actors import Actor
@@ -73,7 +73,7 @@ def _attachment(document: dict[str, Any], fmt: Format, stem: str) -> Response:
 def model_card_download(
     actor: Annotated[Actor, Depends(require(Permission.REPORT_READ))],
     project: CurrentProject,
-    session: SessionDep,
+    session: WritingSessionDep,
     version_id: uuid.UUID,
     format: Annotated[str, Query(max_length=8)] = "html",
 ) -> Response:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime, BaseModel
 
 from api.deferred_routes import DeferredAPIRoute
-from api.deps import EngineDep, SessionDep, SettingsDep
+from api.deps import EngineDep, SessionDep, SettingsDep, WritingSessionDep
 from api.routes.audit import SignerDep
 from api.security import CurrentProject, require
 from governance.actors import Actor
@@ -100,10 +100,10 @@ def read_model_card(
     version: str,
     actor: Reader,
     project: CurrentProject,
-    session: SessionDep,
+    session: WritingSessionDep,
     format: FormatQuery = "html",
 ) -> Response:
-    """Return a model version's report (model card), built from what Warden recorded."""
+    """Return a model version's report (model card), built from what Warden recorded (audited)."""
     document = generate_model_card(
         session=session,
         actor=actor,
@@ -140,7 +140,7 @@ def write_model_card(
 def read_project_report(
     actor: Reader,
     project: CurrentProject,
-    session: SessionDep,
+    session: WritingSessionDep,
     engine: EngineDep,
     signer: SignerDep,
     since: Annotated[AwareDatetime, Query(alias="from", description="Period start (ISO 8601).")],
@@ -149,7 +149,7 @@ def read_project_report(
     ] = None,
     format: FormatQuery = "html",
 ) -> Response:
-    """Return every audited change of the period and the verdict on the audit chain."""
+    """Return every audited change of the period and the verdict on the audit chain (audited)."""
     end = until or utcnow()
     verification = verify_store(engine=engine, public_key=signer.public_key)
     document = generate_project_report(
@@ -168,11 +168,11 @@ def read_project_report(
 def read_as_of(
     actor: Reader,
     project: CurrentProject,
-    session: SessionDep,
+    session: WritingSessionDep,
     at: Annotated[AwareDatetime, Query(description="The moment (ISO 8601 with offset).")],
     format: FormatQuery = "html",
 ) -> Response:
-    """Return the deployments, policies and baselines in force at ``at``."""
+    """Return the deployments, policies and baselines in force at ``at`` (audited)."""
     full = sees_sensitive(session=session, actor=actor, project_id=project.id)
     document = as_of(session=session, project_id=project.id, at=at, full=full)
     audit_generation(

@@ -8,9 +8,11 @@ response is handed to the server, from a connection of its own.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
@@ -20,11 +22,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.app import create_app
 from api.deferred_routes import DeferredAPIRoute
-from api.deps import SessionDep
+from api.deps import SessionDep, WritingSessionDep
 from api.problems import install_problem_handlers
 from api.settings import Settings
 from lineage.errors import InvalidInput
 from lineage.projects import Project, create_project
+from lineage.store import session_scope
 from monitors.models import Monitor
 from tests.conftest import Issued
 
@@ -110,3 +113,63 @@ def test_a_sync_endpoint_commits_its_session_before_returning_to_the_loop(engine
 
 def _stored(session: Session, name: str) -> bool:
     return session.exec(select(Project).where(Project.name == name)).first() is not None
+
+
+def test_a_get_reads_while_a_writer_holds_the_lock_and_cannot_write(engine: Engine) -> None:
+    """A ``GET``'s session is read-only: it never queues behind a writer, and never writes.
+
+    A ``GET`` that must write (a report read is audited) says so with ``WritingSessionDep``.
+    """
+    router = APIRouter(route_class=DeferredAPIRoute)
+
+    @router.get("/written/{name}")
+    def written(name: str, session: SessionDep) -> dict[str, bool]:
+        return {"found": _stored(session, name)}
+
+    @router.get("/sneak/{name}")
+    def sneak(name: str, session: SessionDep) -> dict[str, str]:
+        create_project(session=session, name=name)
+        return {"name": name}
+
+    @router.get("/audited/{name}")
+    def audited(name: str, session: WritingSessionDep) -> dict[str, str]:
+        create_project(session=session, name=name)
+        return {"name": name}
+
+    app = FastAPI()
+    app.state.engine = engine
+    install_problem_handlers(app)
+    app.include_router(router)
+    with session_scope(engine) as session:
+        create_project(session=session, name="kept")
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with session_scope(engine) as session:
+            create_project(session=session, name="held")
+            session.flush()  # the write lock (SQLite) is taken and held until the commit
+            holding.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    answers: list[Any] = []
+    try:
+        assert holding.wait(30)
+        reader = threading.Thread(
+            target=lambda: answers.extend(
+                TestClient(app).get(f"/written/{name}").json() for name in ("kept", "held")
+            )
+        )
+        reader.start()
+        reader.join(30)  # a GET queued behind the writer would still be waiting here
+        assert answers == [{"found": True}, {"found": False}]
+    finally:
+        release.set()
+        thread.join()
+    with TestClient(app) as client:
+        with pytest.raises(sa.exc.DBAPIError):
+            client.get("/sneak/stolen")
+        assert client.get("/audited/read-report").json() == {"name": "read-report"}
+        assert client.get("/written/stolen").json() == {"found": False}
+        assert client.get("/written/held").json() == {"found": True}
