@@ -143,7 +143,12 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="How often a worker renews the lease of its job."
     )
     worker_poll_seconds: float = Field(
-        default=1.0, gt=0, description="How long an idle worker waits before looking again."
+        default=1.0,
+        gt=0,
+        description=(
+            "How long an idle worker waits before looking again (a job queued in this process,"
+            " or on PostgreSQL anywhere, wakes it at once)."
+        ),
     )
     worker_retry_delay_seconds: float = Field(
         default=10.0, ge=0, description="Backoff after a failed attempt, times the attempt number."

@@ -12,7 +12,8 @@ available) in one transaction — ``SELECT … FOR UPDATE SKIP LOCKED``
 on PostgreSQL; on SQLite the store's ``BEGIN IMMEDIATE`` serialises claimers — and first
 re-queues (or fails, once attempts are spent) running jobs whose lease expired. Only the lease
 owner may report progress, heartbeat or finish a job, so a worker that stalled past its lease
-cannot overwrite its successor's outcome.
+cannot overwrite its successor's outcome. Queueing wakes idle workers when the transaction
+commits (:mod:`lineage.runtime.wakeup`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, col, func, select
 
 from lineage.errors import Conflict, NotFound
+from lineage.runtime.wakeup import announce_job
 from lineage.tables import AwareDateTime, Record, utcnow
 
 __all__ = [
@@ -112,6 +114,7 @@ def enqueue(
     )
     session.add(job)
     session.flush()
+    announce_job(session=session)
     return job
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from lineage.runtime.handlers import HandlerRegistry, JobContext, Permanent
 from lineage.runtime.presence import beat_worker
 from lineage.runtime.queue import append_log, claim, complete, fail, heartbeat
+from lineage.runtime.wakeup import JobAlarm
 from lineage.store import session_scope
 from lineage.tables import utcnow
 
@@ -48,7 +49,7 @@ class Worker:
         owner: This worker's lease-owner name.
         lease: How long a claim lasts without a heartbeat.
         heartbeat_every: How often the heartbeat thread renews the lease (well below ``lease``).
-        poll_every: How long to sleep when the queue is empty.
+        poll_every: How long to sleep when the queue is empty (a job queued meanwhile wakes it).
         retry_delay: Backoff unit after a failed attempt (multiplied by the attempt number).
     """
 
@@ -142,12 +143,14 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; a job in progress is finished first."""
         _log.info("worker %s started; handles %s", self.owner, ", ".join(self.registry.kinds()))
-        while not stop.is_set():
-            try:
-                worked = self.run_once()
-            except sa.exc.SQLAlchemyError:
-                _log.exception("worker %s could not reach the store; retrying", self.owner)
-                worked = False
-            if not worked:
-                stop.wait(self.poll_every.total_seconds())
+        with JobAlarm(self.engine) as alarm:
+            while not stop.is_set():
+                alarm.clear()  # a job queued from here on wakes the wait below
+                try:
+                    worked = self.run_once()
+                except sa.exc.SQLAlchemyError:
+                    _log.exception("worker %s could not reach the store; retrying", self.owner)
+                    worked = False
+                if not worked:
+                    alarm.wait(stop, self.poll_every)
         _log.info("worker %s stopped", self.owner)

@@ -7,6 +7,7 @@ under test is claiming, leases, retries, progress and logs, whatever the kind of
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -359,3 +360,32 @@ def test_a_worker_beats_while_it_polls_so_readers_know_it_is_alive(
         assert (beat.owner, beat.kinds) == (worker.owner, ["work"])
         later = last + WORKER_STALE + timedelta(seconds=1)
         assert worker_alive(session=session, now=later) == (False, last)
+
+
+def test_an_idle_worker_starts_a_job_as_soon_as_it_is_queued(
+    engine: Engine, project_id: uuid.UUID
+) -> None:
+    """Queueing wakes the idle worker: its next look at the queue would be an hour away."""
+    ran = threading.Event()
+    worker = Worker(
+        engine=engine,
+        registry=HandlerRegistry({"work": lambda _context: ran.set()}),
+        poll_every=timedelta(hours=1),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        for _ in range(300):  # its first look found nothing (it beats as it looks)
+            with session_scope(engine) as session:
+                if worker_alive(session=session)[0]:
+                    break
+            time.sleep(0.1)
+        with session_scope(engine) as session:
+            job_id = enqueue(session=session, project_id=project_id, kind="work", payload={}).id
+        assert ran.wait(30)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()  # stop is noticed within the hour's wait too
+    assert _job(engine, job_id).state == "succeeded"
