@@ -31,8 +31,14 @@ _Effective: Any = getattr(fastapi_routing, "_EffectiveRouteContext", None)
 
 
 def _any_path(router: Any) -> re.Pattern[str] | None:
-    """The alternation of the router's effective route paths, or ``None`` (do not filter)."""
-    candidates = router.effective_candidates()
+    """The alternation of the router's effective route paths, or ``None`` (do not filter).
+
+    These are FastAPI's private internals: a release that changes them gets ``None``.
+    """
+    try:
+        candidates = list(router.effective_candidates())
+    except Exception:
+        return None
     patterns = []
     for candidate in candidates:
         if not (
@@ -73,7 +79,10 @@ def prefilter_included_routers(app: FastAPI) -> int:
     routes: list[Any] = app.router.routes
     for index, route in enumerate(routes):
         if type(route) is _Included:
-            routes[index] = _Prefiltered(
-                original_router=route.original_router, include_context=route.include_context
-            )
+            try:
+                routes[index] = _Prefiltered(
+                    original_router=route.original_router, include_context=route.include_context
+                )
+            except (AttributeError, TypeError):  # a FastAPI whose internals changed: leave it
+                return 0
     return sum(1 for route in routes if isinstance(route, _Prefiltered))
