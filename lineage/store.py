@@ -159,22 +159,24 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
+        # On the driver's connection: through SQLAlchemy each of these statements cost about
+        # 0.2 ms of CPU, a tenth of an audited request's SQL (bench.audit).
+        raw: Any = connection.connection.dbapi_connection
         info = connection.connection.info
         if connection.get_execution_options().get(READ_ONLY):
             # A write here would be a bug that SQLite lets through while no writer commits in
             # between (and refuses otherwise): refuse it every time.
             if not info.get(_QUERY_ONLY):
-                connection.exec_driver_sql("PRAGMA query_only=ON")
+                raw.execute("PRAGMA query_only=ON")
                 info[_QUERY_ONLY] = True
-            connection.exec_driver_sql("BEGIN")
+            raw.execute("BEGIN")
             return
         if info.pop(_QUERY_ONLY, False):
-            connection.exec_driver_sql("PRAGMA query_only=OFF")
-        raw = connection.connection.dbapi_connection
+            raw.execute("PRAGMA query_only=OFF")
         if isinstance(raw, _QueuedConnection):
             raw.begin_write()
         else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            raw.execute("BEGIN IMMEDIATE")
 
     return engine
 
