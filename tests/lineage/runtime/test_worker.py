@@ -381,6 +381,8 @@ def test_an_idle_worker_starts_a_job_as_soon_as_it_is_queued(
                 if worker_alive(session=session)[0]:
                     break
             time.sleep(0.1)
+        else:
+            pytest.fail("the worker never looked at the queue")
         with session_scope(engine) as session:
             job_id = enqueue(session=session, project_id=project_id, kind="work", payload={}).id
         assert ran.wait(30)

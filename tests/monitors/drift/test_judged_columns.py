@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from lineage.deployments import DeploymentCreate, record_deployment
 from lineage.model_versions import ModelVersionCreate, register_model_version
-from lineage.models import Dataset, DatasetVersion, Deployment, ModelVersion
+from lineage.models import Deployment, ModelVersion
 from lineage.projects import create_project
 from lineage.storage import LocalStore, read_parquet, write_parquet
 from lineage.store import session_scope
@@ -52,6 +52,7 @@ from monitors.window_conventions import (
     model_features,
     with_context,
 )
+from tests.monitors.serving import dataset_version
 
 SCHEMA = {
     "amount": "float",
@@ -125,25 +126,16 @@ class Window:
                     model_version="1",
                 ),
             )  # fmt: skip
-            reference = _rows(2000, seed=1, shift=0.0)
-            write_parquet(store, "datasets/ref.parquet", pa.Table.from_pandas(reference))
-            dataset = Dataset(project_id=project_id, namespace="file", name="ref")
-            session.add(dataset)
-            session.flush()
-            version = DatasetVersion(
-                project_id=project_id,
-                dataset_id=dataset.id,
-                version="v1",
-                uri="datasets/ref.parquet",
-            )
-            session.add(version)
-            session.flush()
+        reference = _rows(2000, seed=1, shift=0.0)
+        write_parquet(store, "datasets/ref.parquet", pa.Table.from_pandas(reference))
+        version_id = dataset_version(engine, project_id, "datasets/ref.parquet")
+        with session_scope(engine) as session:
             create_baseline(
                 session=session,
                 store=store,
                 project_id=project_id,
                 spec=BaselineCreate(
-                    deployment_id=self.deployment.id, dataset_version_id=version.id,
+                    deployment_id=self.deployment.id, dataset_version_id=version_id,
                     label_column=None, prediction_column=None, score_column=None,
                     categorical=["tier", "member"],
                 ),
