@@ -10,10 +10,10 @@ the process (it is in the WAL file, which the OS holds); a power cut or kernel c
 last commits before the next WAL checkpoint, never corrupt the file. ``FULL`` would fsync every
 commit; set ``PRAGMA synchronous=FULL`` per deployment if power loss must not lose a commit.
 
-Writers on SQLite queue twice: first on a lock of this process per database file (waiters wake
-the moment the holder commits), then on SQLite's own write lock (``BEGIN IMMEDIATE``, shared with
-other processes, whose waiters poll with growing sleeps: alone, it left the slowest of eight
-concurrent writers waiting many times the median). Transactions that only read use
+Writers on SQLite queue before SQLite's own write lock (``BEGIN IMMEDIATE``, whose waiters poll
+with growing sleeps): on a lock of this process per database file, then on a file lock shared
+by every process writing to it (:mod:`lineage.sqlite_writers`); each wakes its next waiter the
+moment the holder commits. Transactions that only read use
 ``session_scope(engine, read_only=True)``: a deferred ``BEGIN`` that takes no write lock at all
 and reads a consistent snapshot while writers go on (``PRAGMA query_only``: it cannot write).
 """
@@ -21,16 +21,16 @@ and reads a consistent snapshot while writers go on (``PRAGMA query_only``: it c
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
+
+from lineage.sqlite_writers import Held, WriterQueue, writer_queue
 
 __all__ = ["READ_ONLY", "create_store_engine", "is_sqlite", "session_scope"]
 
@@ -40,30 +40,22 @@ _READ_ONLY_TWIN = "_warden_read_only_twin"
 _QUERY_ONLY = "warden_query_only"  # connection info: its last transaction was read-only
 _LOCK_WAIT_SECONDS = 30.0
 _POOL_SIZE = 20
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
-def _write_lock(database: str) -> threading.Lock:
-    """Return this process's write lock of one SQLite file (every engine on it shares it)."""
-    key = str(Path(database).resolve())
-    with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
 class _QueuedConnection(sqlite3.Connection):
-    """A SQLite connection that holds its file's process lock from ``BEGIN IMMEDIATE`` to the end.
+    """A SQLite connection that holds its file's writer queue from ``BEGIN IMMEDIATE`` to the end.
 
-    The lock only orders this process's writers; SQLite's own lock still guards the file (a
-    writer that waited too long for the lock goes on to SQLite's, as before).
+    The queue orders Warden's writers of the file; SQLite's own lock still guards it (a writer
+    that waited too long in the queue goes on to SQLite's, as before). Whatever ends the
+    transaction (commit, rollback, close, a failed ``BEGIN``) lets the next writer in, once.
     """
 
-    write_lock: threading.Lock | None = None
-    holding = False
+    queue: WriterQueue | None = None
+    held = Held.NOTHING
 
     def begin_write(self) -> None:
-        if self.write_lock is not None:
-            self.holding = self.write_lock.acquire(timeout=_LOCK_WAIT_SECONDS)
+        if self.queue is not None:
+            self.held = self.queue.acquire(_LOCK_WAIT_SECONDS)
         try:
             self.execute("BEGIN IMMEDIATE")
         except BaseException:
@@ -71,9 +63,9 @@ class _QueuedConnection(sqlite3.Connection):
             raise
 
     def _release(self) -> None:
-        if self.holding and self.write_lock is not None:
-            self.holding = False
-            self.write_lock.release()
+        held, self.held = self.held, Held.NOTHING
+        if held is not Held.NOTHING and self.queue is not None:
+            self.queue.release(held)
 
     def commit(self) -> None:
         try:
@@ -140,7 +132,7 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
         # the threads that run requests (anyio's default 40); an idle one costs a file handle.
         kwargs.update(pool_size=_POOL_SIZE, max_overflow=_POOL_SIZE)
     engine = sa.create_engine(url, echo=echo, future=True, **kwargs)
-    lock = None if in_memory else _write_lock(str(engine.url.database))
+    queue = None if in_memory else writer_queue(str(engine.url.database))
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -155,7 +147,7 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
         if isinstance(dbapi_connection, _QueuedConnection):
-            dbapi_connection.write_lock = lock
+            dbapi_connection.queue = queue
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
