@@ -10,11 +10,8 @@ command that needs it, so ``warden --help`` stays fast (``bench/cli_startup.py``
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -108,24 +105,6 @@ def _settings() -> Settings:
     return settings
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a server imports and builds its app.
-
-    Start-up creates some 200,000 objects that live as long as the process (classes, pydantic
-    schemas, routes), and the collector rescans them again and again while they are made: about
-    a sixth of ``warden up``'s CPU until ready (interleaved starts; the README's benchmarks).
-    Freezing them afterwards also keeps them out of every later full collection. The few
-    cycles start-up leaves as garbage are frozen with them, a bounded one-off cost.
-    """
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
-
-
 @app.command()
 def migrate() -> None:
     """Create or upgrade the store's schema to the latest revision."""
@@ -140,16 +119,35 @@ def migrate() -> None:
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default WARDEN_HOST)."),
     port: int | None = typer.Option(None, help="Port to bind (default WARDEN_PORT)."),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        max=64,
+        help="API processes sharing the port (default WARDEN_API_WORKERS, 1): one process "
+        "uses one core at most.",
+    ),
 ) -> None:
-    """Run the API and dashboard only (scale out with several replicas)."""
-    with _collector_paused():
+    """Run the API and dashboard only (scale out with several processes or replicas)."""
+    from api.serve_process import collector_paused
+
+    with collector_paused():
         import uvicorn
 
-        from api.app import create_app
-
         settings = _settings()
-        application = create_app(settings)
-    uvicorn.run(application, host=host or settings.host, port=port or settings.port)
+        processes = workers or settings.api_workers
+        if processes == 1:
+            from api.app import create_app
+
+            application: Any = create_app(settings)
+        else:  # each process builds its own app (and engine) from the same environment
+            application = "api.serve_process:application"
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=processes,
+        factory=processes > 1,
+    )
 
 
 @app.command()
@@ -158,7 +156,9 @@ def up(
     port: int | None = typer.Option(None, help="Port to bind (default WARDEN_PORT)."),
 ) -> None:
     """Run everything in one process on the embedded store: API, scheduler and one worker."""
-    with _collector_paused():
+    from api.serve_process import collector_paused
+
+    with collector_paused():
         import uvicorn
 
         from api.app import create_app

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes `warden serve` runs on its one port (the kernel spreads the "
+        "connections); on SQLite they queue their writes on a lock file beside the database.",
+    )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024,
         description="Largest request body accepted, after decompression.",
