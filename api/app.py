@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from starlette.formparsers import MultiPartParser
 
 from api.dashboard import install_dashboard
+from api.gate_cache import GateCache
 from api.headers import SecurityHeaders
 from api.limits import BodySizeLimit
 from api.problems import install_problem_handlers
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.gate_cache = GateCache()  # API-key answers of the permission gate (this process)
     if engine is not None:
         app.state.engine = engine
     install_problem_handlers(app)

@@ -55,6 +55,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.gate_cache import GateCache, KeyAnswer, project_snapshot
 from api.oidc import access_token_principal, provider_of
 from api.settings import Settings
 from governance.actors import Actor, PrincipalKind
@@ -68,11 +69,13 @@ from governance.identity import (
     check_throttle,
     record_auth_failure,
 )
+from governance.identity_generation import read_generation
 from governance.permissions import Permission
-from governance.roles import holds_anywhere, project_permissions
+from governance.roles import permissions_anywhere, project_permissions
 from lineage.errors import NotFound, PermissionDenied, Unauthenticated, WardenError
 from lineage.projects import Project
 from lineage.store import session_scope
+from lineage.tables import utcnow
 
 __all__ = [
     "PROJECT_PATH_PARAM",
@@ -162,7 +165,8 @@ def _record_denial(
 
 def _action(request: Request) -> str:
     route = request.scope.get("route")
-    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+    path = getattr(route, "path", None)  # request.url only when needed: it builds the whole URL
+    return f"{request.method} {path if isinstance(path, str) else request.url.path}"
 
 
 class Gate:
@@ -191,17 +195,91 @@ class Gate:
         engine: Engine = request.app.state.engine  # as get_engine: one dependency fewer to solve
         request_id = request_id_of(request)
         response.headers[REQUEST_ID_HEADER] = request_id
+        action = _action(request)
+        cache: GateCache | None = getattr(request.app.state, "gate_cache", None)
+        outcome: Actor | _Denial | None
+        if (
+            cache is not None
+            and credentials is not None
+            and credentials.credentials.startswith(f"{KEY_PREFIX}_")
+        ):
+            outcome = self._with_api_key(
+                request, engine, cache, credentials.credentials, request_id, action
+            )
+        else:
+            outcome = self._uncached(request, engine, credentials, request_id, action)
+        if isinstance(outcome, Actor):
+            return outcome
+        if outcome is None:
+            raise Unauthenticated(
+                "credentials required: send `Authorization: Bearer <API key>` "
+                "(create a key with `warden admin key create`)"
+            )
         settings: Settings = request.app.state.settings
         throttle = AuthThrottle(
             max_failures=settings.auth_max_failures,
             window=timedelta(seconds=settings.auth_failure_window_seconds),
         )
-        source = _source(request)
-        action = _action(request)
-        denial: _Denial | None = None
+        _record_denial(
+            engine, outcome, request_id=request_id, source=_source(request), throttle=throttle
+        )
+        raise outcome.error
+
+    def _with_api_key(
+        self,
+        request: Request,
+        engine: Engine,
+        cache: GateCache,
+        raw_key: str,
+        request_id: str,
+        action: str,
+    ) -> Actor | _Denial:
+        """Answer from the cache while the identity generation holds, else read and keep it.
+
+        The generation is read *before* the answer, so an answer is never kept under a
+        generation newer than what it saw (see :mod:`api.gate_cache`).
+        """
+        name: str | None = request.path_params.get(PROJECT_PATH_PARAM)
+        digest = cache.digest(raw_key)
+        generation = read_generation(engine)
+        if generation is not None:
+            answer = cache.get(digest=digest, name=name, generation=generation)
+            if answer is not None and not answer.expired(utcnow()):
+                actor = answer.actor(request_id=request_id)
+                return self._decide(request, actor, answer.fresh_project(), answer.held, action)
         # An API key is checked by reads alone: that transaction takes no write lock (SQLite),
-        # so authenticating never queues behind writers. Other credentials may provision or
-        # touch rows (OIDC, dashboard sessions) and keep a writing transaction.
+        # so authenticating never queues behind writers.
+        with session_scope(engine, read_only=True) as session:
+            try:
+                principal, key = authenticate_api_key(session=session, raw_key=raw_key)
+            except Unauthenticated as error:
+                return _Denial(error, None, action, "route", action)  # never cached
+            actor = actor_for(principal, request_id=request_id)
+            project, held = self._resolve(session, actor, name, everything=True)
+        if generation is not None and (name is None or (project is not None and held)):
+            answer = KeyAnswer(
+                principal_id=principal.id,
+                name=principal.name,
+                kind=actor.kind,
+                is_admin=principal.is_admin,
+                expires_at=key.expires_at,
+                project=None if project is None else project_snapshot(project),
+                held=held,
+            )
+            cache.put(digest=digest, name=name, generation=generation, answer=answer)
+        return self._decide(request, actor, project, held, action)
+
+    def _uncached(
+        self,
+        request: Request,
+        engine: Engine,
+        credentials: HTTPAuthorizationCredentials | None,
+        request_id: str,
+        action: str,
+    ) -> Actor | _Denial | None:
+        """Authenticate and authorize by reading the store (access tokens, session cookies)."""
+        # Other credentials than API keys may provision or touch rows (OIDC, dashboard
+        # sessions) and keep a writing transaction.
         reads_only = credentials is not None and credentials.credentials.startswith(
             f"{KEY_PREFIX}_"
         )
@@ -209,22 +287,13 @@ class Gate:
             try:
                 principal = self._authenticate(request, session, credentials)
             except Unauthenticated as error:
-                denial = _Denial(error, None, action, "route", action)
-                principal = None
-            if principal is not None:
-                result = self._authorize(
-                    request, session, actor_for(principal, request_id=request_id), action
-                )
-                if isinstance(result, Actor):
-                    return result
-                denial = result
-        if denial is None:
-            raise Unauthenticated(
-                "credentials required: send `Authorization: Bearer <API key>` "
-                "(create a key with `warden admin key create`)"
-            )
-        _record_denial(engine, denial, request_id=request_id, source=source, throttle=throttle)
-        raise denial.error
+                return _Denial(error, None, action, "route", action)
+            if principal is None:
+                return None
+            actor = actor_for(principal, request_id=request_id)
+            name = request.path_params.get(PROJECT_PATH_PARAM)
+            project, held = self._resolve(session, actor, name, everything=False)
+            return self._decide(request, actor, project, held, action)
 
     def _authenticate(
         self,
@@ -255,23 +324,40 @@ class Gate:
                 return found
         return None
 
-    def _authorize(
-        self, request: Request, session: Session, actor: Actor, action: str
+    def _resolve(
+        self, session: Session, actor: Actor, name: str | None, *, everything: bool
+    ) -> tuple[Project | None, frozenset[Permission]]:
+        """Return the project called ``name`` and what ``actor`` holds there.
+
+        Without a project: what ``actor`` holds in any project, read only when this gate
+        checks a permission or when ``everything`` (an answer to cache) is asked for.
+        """
+        if name is not None:
+            return project_permissions(session=session, actor=actor, name=name)
+        if everything or (self.permission is not None and not self.admin_only):
+            return None, permissions_anywhere(session=session, actor=actor)
+        return None, frozenset()
+
+    def _decide(
+        self,
+        request: Request,
+        actor: Actor,
+        project: Project | None,
+        held: frozenset[Permission],
+        action: str,
     ) -> Actor | _Denial:
+        """Return the (scoped) actor or the denial, from what the store or the cache said."""
         name = request.path_params.get(PROJECT_PATH_PARAM)
         if self.admin_only and not actor.is_admin:
             error = PermissionDenied("only a global administrator may do this")
             return _Denial(error, actor, action, "route", action)
         if name is None:
-            if self.permission is None or self.admin_only:
-                return actor
-            if holds_anywhere(session=session, actor=actor, permission=self.permission):
+            if self.permission is None or self.admin_only or self.permission in held:
                 return actor
             error = PermissionDenied(
                 f"none of your roles grants {self.permission.value!r}; ask a project admin"
             )
             return _Denial(error, actor, action, "route", action)
-        project, held = project_permissions(session=session, actor=actor, name=name)
         if project is None:
             return _Denial(NotFound(_NO_PROJECT), actor, action, "project", name)
         if not held:

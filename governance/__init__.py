@@ -17,6 +17,7 @@ from governance.decisions import FindingBatch, PolicyDecision, PromotionBlock
 from governance.delivery import Attempt, Delivery, deliver_due, deliver_due_now
 from governance.federation import ExternalIdentity, GroupMapping, OidcLogin
 from governance.identity import ApiKey, AuthFailure, DashboardSession, IssuedKey, Principal
+from governance.identity_generation import IDENTITY_TABLES, IdentityGeneration, read_generation
 from governance.incidents import Incident, route_findings
 from governance.outbound import AllowEntry
 from governance.permissions import Permission
@@ -24,6 +25,7 @@ from governance.policies import Policy, PolicyVersion
 from governance.roles import ROLE_PERMISSIONS, Role, RoleGrant
 
 __all__ = [
+    "IDENTITY_TABLES",
     "ROLE_PERMISSIONS",
     "Actor",
     "AlertRule",
@@ -45,6 +47,7 @@ __all__ = [
     "FileAnchor",
     "FindingBatch",
     "GroupMapping",
+    "IdentityGeneration",
     "Incident",
     "IssuedKey",
     "OidcLogin",
@@ -65,5 +68,6 @@ __all__ = [
     "append_in_own_transaction",
     "deliver_due",
     "deliver_due_now",
+    "read_generation",
     "route_findings",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "grant_role",
     "holds_anywhere",
     "list_grants",
+    "permissions_anywhere",
     "permissions_of",
     "project_permissions",
     "render_matrix",
@@ -209,17 +210,23 @@ def authorize(
 
 def holds_anywhere(*, session: Session, actor: Actor, permission: Permission) -> bool:
     """Return whether ``actor`` holds ``permission`` in at least one project."""
+    return permission in permissions_anywhere(session=session, actor=actor)
+
+
+def permissions_anywhere(*, session: Session, actor: Actor) -> frozenset[Permission]:
+    """Return every permission ``actor`` holds in at least one project (all for global admins)."""
     if actor.is_admin:
-        return True
+        return frozenset(Permission)
     if actor.principal_id is None:
-        return False
-    roles = {
-        Role(r)
-        for r in session.exec(
+        return frozenset()
+    held: frozenset[Permission] = frozenset()
+    for role in set(
+        session.exec(
             select(RoleGrant.role).where(RoleGrant.principal_id == actor.principal_id)
         ).all()
-    }
-    return any(permission in ROLE_PERMISSIONS[role] for role in roles)
+    ):
+        held |= ROLE_PERMISSIONS[Role(role)]
+    return held
 
 
 def visible_project_ids(*, session: Session, actor: Actor) -> set[uuid.UUID] | None:
