@@ -8,13 +8,17 @@ with the checkpoint key attached, so a signed checkpoint lands every 100 entries
 production. Each round measures Warden and its anchor back to back; a figure is the median of the
 rounds (each round's figures are in the JSON line). Measured side by side in the same run:
 
-* **single audited actions**: ``warden serve`` (one API process) and 8 client threads, each
-  sending ``PATCH …/budgets/{id}`` (authenticated with an API key, permission checked, the budget
+* **single audited actions**: ``warden serve`` and 8 client threads, each sending
+  ``PATCH …/budgets/{id}`` (authenticated with an API key, permission checked, the budget
   changed and its ``budget.update`` entry appended in one transaction) one after the other on
   its own keep-alive connection (``http.client``); throughput, latency percentiles, and the CPU
-  per action of the server and of the writers (they share the machine). Anchor: the same
-  number of bare ``sqlite3`` commits of one row each, with the same journal settings, in this
-  process.
+  per action of the server and of the writers (they share the machine). Each round runs it
+  twice on fresh stores: one API process (keys ``api_…``), then ``--workers``
+  ``--api-processes`` (3 by default, the best of 2, 3 and 4 on this 2-core machine; keys
+  ``api_multi_…``), whose writes queue on the lock file beside the database; the kernel hands
+  each writer's connection to one of them, so the split may be uneven (each process's CPU is in
+  the round's ``…_process_cpu_s``). Anchor: the same number of bare ``sqlite3`` commits of one
+  row each, with the same journal settings, in this process.
 * **batched appends** (:func:`governance.audit.append_many`, for internal bulk writers):
   entries per second. Anchor: inserting the same rows (same columns, same indexes) with a bare
   ``sqlite3`` ``executemany`` per batch.
@@ -47,10 +51,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.processes import cpu_seconds, free_port, running, wait_ready
+from bench.processes import free_port, running, tree_cpu_seconds, wait_ready
 from bench.seeding import service_key
 
 WRITERS = 8
+API_PROCESSES = 3
 _PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
 
 
@@ -128,9 +133,9 @@ def _audit_count(path: Path, action: str) -> int:
         return int(connection.execute(query, (action,)).fetchone()[0])
 
 
-def _anchor_commits(path: Path, commits: int) -> float:
+def _anchor_commits(folder: Path, commits: int) -> float:
     """Commit ``commits`` one-row transactions with the store's journal settings; the seconds."""
-    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+    with closing(sqlite3.connect(folder / "anchor-commits.db", isolation_level=None)) as connection:
         for pragma in _PRAGMAS:
             connection.execute(pragma)
         connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
@@ -142,8 +147,29 @@ def _anchor_commits(path: Path, commits: int) -> float:
         return time.perf_counter() - started
 
 
-def run_api(folder: Path, actions: int, writers: int = WRITERS) -> dict[str, Any]:
-    """Start one API process; ``writers`` threads send ``actions`` audited changes each."""
+def _warm_up(base: str, key: str, budgets: list[str]) -> None:
+    """Send a few actions on each writer's budget at once: every API process gets some."""
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=_writer, args=(base, key, budget, 5, [], errors))
+        for budget in budgets
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"warm-up failed: {errors[0]}")
+
+
+def run_api(
+    folder: Path, actions: int, writers: int = WRITERS, processes: int = 1
+) -> dict[str, Any]:
+    """Start ``warden serve --workers processes``; ``writers`` threads send ``actions`` each.
+
+    Keys start ``api_`` for one process and ``api_multi_`` for several; the server's CPU is
+    its processes' together (uvicorn's parent included), ``…_process_cpu_s`` each one's.
+    """
     database = folder / "api.db"
     key, budgets = _seed_api(f"sqlite:///{database}", writers)
     port = free_port()
@@ -153,16 +179,16 @@ def run_api(folder: Path, actions: int, writers: int = WRITERS) -> dict[str, Any
         "WARDEN_DATA_DIR": str(folder / "data"),
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
-    command = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port"]
+    command = [sys.executable, "-c", "from api.cli import main; main()", "serve"]
+    command += ["--workers", str(processes), "--port", str(port)]
     base = f"http://127.0.0.1:{port}/api/v1/projects/bench"
     latencies: list[float] = []
     errors: list[str] = []
-    before = 0
-    with running([*command, str(port)], env, folder / "warden.log") as pid:
+    with running(command, env, folder / "warden.log") as pid:
         wait_ready(f"http://127.0.0.1:{port}/healthz", folder / "warden.log")
-        _writer(base, key, budgets[0], 5, [], errors)  # warm up the process
+        _warm_up(base, key, budgets)
         before = _audit_count(database, "budget.update")
-        cpu = cpu_seconds(pid) or 0.0
+        cpu = tree_cpu_seconds(pid)
         client_cpu = time.process_time()
         threads = [
             threading.Thread(target=_writer, args=(base, key, budget, actions, latencies, errors))
@@ -174,7 +200,7 @@ def run_api(folder: Path, actions: int, writers: int = WRITERS) -> dict[str, Any
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        cpu = (cpu_seconds(pid) or 0.0) - cpu
+        used = {member: s - cpu.get(member, 0.0) for member, s in tree_cpu_seconds(pid).items()}
         client_cpu = time.process_time() - client_cpu
     if errors:
         raise RuntimeError(f"{len(errors)} writers failed; first: {errors[0]}")
@@ -182,18 +208,24 @@ def run_api(folder: Path, actions: int, writers: int = WRITERS) -> dict[str, Any
     stored = _audit_count(database, "budget.update") - before
     if stored != sent:
         raise RuntimeError(f"{sent} audited actions answered 200 but {stored} entries are stored")
-    anchor = _anchor_commits(folder / "anchor-commits.db", sent)
+    prefix = "api_" if processes == 1 else "api_multi_"
     return {
-        "api_writers": writers,
-        "api_actions": sent,
-        "api_actions_per_s": round(sent / elapsed, 1),
-        "api_p50_ms": round(_percentile(latencies, 0.50) * 1000, 1),
-        "api_p95_ms": round(_percentile(latencies, 0.95) * 1000, 1),
-        "api_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
-        "api_server_cpu_ms_per_action": round(cpu / sent * 1000, 2),
-        "api_client_cpu_ms_per_action": round(client_cpu / sent * 1000, 2),
-        "anchor_commits_per_s": round(sent / anchor, 1),
+        f"{prefix}processes": processes,
+        f"{prefix}writers": writers,
+        f"{prefix}actions": sent,
+        f"{prefix}actions_per_s": round(sent / elapsed, 1),
+        f"{prefix}p50_ms": round(_percentile(latencies, 0.50) * 1000, 1),
+        f"{prefix}p95_ms": round(_percentile(latencies, 0.95) * 1000, 1),
+        f"{prefix}p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+        f"{prefix}server_cpu_ms_per_action": round(sum(used.values()) / sent * 1000, 2),
+        f"{prefix}client_cpu_ms_per_action": round(client_cpu / sent * 1000, 2),
+        f"{prefix}process_cpu_s": sorted(round(seconds, 2) for seconds in used.values()),
     }
+
+
+def run_api_anchor(folder: Path, commits: int) -> dict[str, Any]:
+    """The API's anchor: as many bare one-row ``sqlite3`` commits, in this process."""
+    return {"anchor_commits_per_s": round(commits / _anchor_commits(folder, commits), 1)}
 
 
 def _open_store(folder: Path, name: str) -> Any:
@@ -391,7 +423,21 @@ def _median(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(rounds[0][name], float)
         else statistics.median_low(r[name] for r in rounds)
         for name in rounds[0]
+        if not isinstance(rounds[0][name], list)  # each process's CPU: in the rounds only
     }
+
+
+def _api_line(number: int, api: dict[str, Any], prefix: str) -> str:
+    processes = api[f"{prefix}processes"]
+    split = " + ".join(f"{seconds:g}" for seconds in api[f"{prefix}process_cpu_s"])
+    return (
+        f"round {number}, API, {processes} process{'es' if processes > 1 else ''}, "
+        f"{api[f'{prefix}writers']} writers: {api[f'{prefix}actions_per_s']:,.0f} audited "
+        f"actions/s, p50 {api[f'{prefix}p50_ms']} ms, p95 {api[f'{prefix}p95_ms']} ms, "
+        f"p99 {api[f'{prefix}p99_ms']} ms; server CPU "
+        f"{api[f'{prefix}server_cpu_ms_per_action']} ms per action ({split} s by process), "
+        f"the writers' {api[f'{prefix}client_cpu_ms_per_action']} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,6 +451,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed-batch", type=int, default=10_000, help="entries per append_many building the chain"
     )
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=API_PROCESSES,
+        help="API processes (warden serve --workers) of the second API run of each round, "
+        "after one process; 1 runs only the one-process run",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="rounds; figures are medians")
     options = parser.parse_args(argv)
     figures: dict[str, Any] = {"load_average_1min": round(os.getloadavg()[0], 1)}
@@ -414,16 +467,24 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, options.repeats + 1):
             with tempfile.TemporaryDirectory(dir=folder) as round_folder:
                 api = run_api(Path(round_folder), options.actions, options.writers)
-            rounds["api"].append(api)
+            print(_api_line(number, api, "api_"), flush=True)
+            if options.api_processes > 1:
+                with tempfile.TemporaryDirectory(dir=folder) as round_folder:
+                    api |= run_api(
+                        Path(round_folder),
+                        options.actions,
+                        options.writers,
+                        options.api_processes,
+                    )
+                print(_api_line(number, api, "api_multi_"), flush=True)
+            with tempfile.TemporaryDirectory(dir=folder) as round_folder:
+                api |= run_api_anchor(Path(round_folder), api["api_actions"])
             print(
-                f"round {number}, API, {api['api_writers']} writers: "
-                f"{api['api_actions_per_s']:,.0f} audited actions/s, p50 {api['api_p50_ms']} ms, "
-                f"p95 {api['api_p95_ms']} ms, p99 {api['api_p99_ms']} ms; server CPU "
-                f"{api['api_server_cpu_ms_per_action']} ms per action (the writers' "
-                f"{api['api_client_cpu_ms_per_action']} ms); anchor (bare one-row "
-                f"SQLite commits): {api['anchor_commits_per_s']:,.0f}/s",
+                f"round {number}, anchor of the API: bare one-row SQLite commits, "
+                f"{api['anchor_commits_per_s']:,.0f}/s",
                 flush=True,
             )
+            rounds["api"].append(api)
         for number in range(1, options.repeats + 1):
             with tempfile.TemporaryDirectory(dir=folder) as round_folder:
                 batched = run_batched(Path(round_folder), options.entries, options.batch)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["cpu_seconds", "free_port", "running", "wait_ready"]
+__all__ = ["cpu_seconds", "free_port", "running", "tree_cpu_seconds", "wait_ready"]
 
 
 def free_port() -> int:
@@ -64,3 +64,29 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """Return the CPU seconds of a live process and of each live descendant, by pid.
+
+    For a server that runs several processes (``warden serve --workers N``: uvicorn's parent
+    and its N children); a child that ended is no longer counted.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    used = {member: cpu_seconds(member) for member in tree}
+    return {member: seconds for member, seconds in used.items() if seconds is not None}

@@ -26,14 +26,21 @@ def test_batched_appends_and_verification_at_a_tiny_size(tmp_path: Path) -> None
 
 def test_a_small_whole_run_through_the_api(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--actions", "3", "--writers", "2", "--entries", "200", "--batch", "100"]
+    argv += ["--api-processes", "2"]
     assert main([*argv, "--chain", "200", "--seed-batch", "100", "--repeats", "1"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert figures["api_actions"] == 6  # each answered 200 and left its audit entry
+    # each answered 200 and left its audit entry, through one process and through two
+    assert (figures["api_actions"], figures["api_multi_actions"]) == (6, 6)
+    assert (figures["api_processes"], figures["api_multi_processes"]) == (1, 2)
     for key in (
         "api_actions_per_s", "api_p50_ms", "api_p99_ms", "anchor_commits_per_s",
+        "api_multi_actions_per_s", "api_multi_p50_ms", "api_multi_p99_ms",
         "batched_per_s", "anchor_inserts_per_s", "verify_per_s",
     ):  # fmt: skip
         assert figures[key] > 0, key
+    assert figures["api_multi_server_cpu_ms_per_action"] >= 0  # in clock ticks: 0 on 6 actions
+    # uvicorn's parent and its two processes at least
+    assert len(figures["rounds"]["api"][0]["api_multi_process_cpu_s"]) >= 3
     assert figures["anchor_hash_seconds"] >= 0
     assert figures["api_client_cpu_ms_per_action"] >= 0  # the writers' share of the machine
     assert len(figures["rounds"]["verify"]) == 1
