@@ -37,6 +37,11 @@ Denied attempts are written to the audit log in their own transaction, so they s
 failed request. The gate reads in its own short transaction too, so it never holds the
 request's session (and, on SQLite, its write lock) while auditing.
 
+What steps 2, 4 and 5 read for a valid API key is kept per process (:mod:`api.gate_cache`) and
+reused only while the identity generation, moved by database triggers on every change to keys,
+principals, role grants and projects, reads the same; the decisions above are made afresh from
+it on every request (expiry included), so a cached answer is refused exactly as a fresh one.
+
 The route sweep (``tests/api/test_route_sweep.py``) finds the :class:`Gate` in each route's
 dependencies and reads its :attr:`Gate.permission`, so new routes are covered automatically.
 """
