@@ -440,6 +440,28 @@ def test_ids_whose_hashes_collide_are_told_apart_by_the_ids_themselves(
     )
 
 
+def test_ids_sent_twice_among_colliding_hashes_are_stored_once_as_first_sent(
+    engine: Engine,
+    tmp_path: Path,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Equal hashes in one batch are told apart by the ids; the first of each id is kept."""
+    import numpy as np
+
+    import monitors.inferences.runs as runs
+
+    monkeypatch.setattr(runs, "id_hashes", lambda ids: np.zeros(len(ids), dtype=np.uint64))
+    sent = records(rows.iloc[:4], predictions=[0, 0, 0, 0])  # r0…r3
+    batch = [sent[2], sent[0], {**sent[2], "prediction": 1}, sent[1], {**sent[0], "prediction": 1}]
+    result = _log(engine, tmp_path, deployment, batch)
+    assert (result.accepted, result.duplicates) == (3, 2)
+    window = _window(engine, tmp_path, deployment).set_index("request_id")
+    assert sorted(window.index) == ["r0", "r1", "r2"]
+    assert window["prediction"].tolist() == [0, 0, 0]
+
+
 def test_two_batches_in_one_rolled_back_transaction_leave_no_ids_behind(
     engine: Engine, tmp_path: Path, deployment: Deployment, rows: pd.DataFrame
 ) -> None:
