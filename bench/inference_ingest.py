@@ -2,7 +2,7 @@
 
 Run ``python -m bench.inference_ingest`` (defaults: 10 batches of 10,000 records, 15 features —
 10 numeric, 5 categorical — plus prediction, score and time, 3 runs; ``--batches`` runs it small;
-``--random-ids`` sends random UUIDs as request ids instead of ``<run>-<batch>-<row>``).
+``--random-ids`` sends random UUIDs as request ids instead of ``<run>-<batch>-<row>`` everywhere).
 
 One ``warden serve`` process on a fresh SQLite store; one client posts the batches one after the
 other, each answer must be 201 with every record accepted, and the store must hold every row
@@ -16,9 +16,17 @@ afterwards. Measured side by side in each run, on the same bytes:
   (``Content-Type: application/vnd.apache.parquet``), each with fresh request ids; the file holds
   the columns and types the log stores (times in nanoseconds), so it is checked and kept as it
   came, not decoded and written again;
+* **random request ids**: the same JSON batches and uploads (both ways) again in each run with
+  random UUIDs as request ids, what serving code usually sends (``uuid4``), reported under their
+  own keys (``…_random_ids_…``): 36 random bytes an id hash and store as they come, where the
+  sequential ids are short and compress;
 * **anchor**: parsing each JSON body and writing its records as Parquet (``pq.write_table``'s
   defaults), in this process, with the faster of two parsers: ``orjson`` (then
   ``pyarrow.Table.from_pylist``) and Arrow's JSON reader (columns directly).
+
+The uploads of a run go in a rotated order (the first of a run in one run is the last in the
+next), so no way of sending always follows the same one: an upload's answer leaves work behind
+on another thread (the id runs merged in memory) that the next one's CPU figure may count.
 
 Reported: rows per second of each (median of the runs) and the ratios of Warden's times to the
 anchor's; and, since a loaded machine shares its cores unevenly between the client, the server
@@ -199,9 +207,12 @@ def _post(
     return time.perf_counter() - started, max((cpu_seconds(pid) or 0.0) - cpu, tick)
 
 
-def _records(batches: int, size: int, prefix: str) -> list[dict[str, Any]]:
+def _records(
+    batches: int, size: int, prefix: str, seed: int = 97, *, random: bool = False
+) -> list[dict[str, Any]]:
     """Return ``batches * size`` fresh records as one list (an upload's worth)."""
-    return [record for batch in make_batches(batches, size, prefix, 97) for record in batch]
+    made = make_batches(batches, size, prefix, seed, random_ids=random)
+    return [record for batch in made for record in batch]
 
 
 def _stored(path: Path) -> int:
@@ -230,7 +241,15 @@ def run(
     command = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port"]
     base = f"http://127.0.0.1:{port}/api/v1/projects/bench/deployments/{deployment_id}"
     headers = {"Authorization": f"Bearer {key}"}
-    kinds = ("json", "parquet", "parquet_body", "anchor")
+    kinds = (
+        "json",
+        "json_random_ids",
+        "parquet",
+        "parquet_body",
+        "parquet_random_ids",
+        "parquet_body_random_ids",
+        "anchor",
+    )
     figures: dict[str, list[float]] = {f"{k}{cpu}": [] for k in kinds for cpu in ("", "_cpu")}
     as_parquet = {"content-type": "application/vnd.apache.parquet"}
     with running([*command, str(port)], env, folder / "warden.log") as pid:
@@ -262,73 +281,83 @@ def run(
                 ),
             ):
                 _post(client, url, [payload], rows)
+            rows = batches * size
             for index in range(repeat):
                 made = make_batches(batches, size, f"j{index}", index, random_ids=random_ids)
                 bodies = [json.dumps({"records": batch}).encode() for batch in made]
-                # One file of the run's records: an upload is bounded by size, not batch count.
-                upload, upload_body = (
-                    _parquet(
-                        [
-                            record
-                            for batch in make_batches(
-                                batches, size, f"{kind}{index}", index + seed, random_ids=random_ids
-                            )
-                            for record in batch
-                        ]
+                uuids = [
+                    json.dumps({"records": batch}).encode()
+                    for batch in make_batches(
+                        batches, size, f"r{index}", index + 5000, random_ids=True
                     )
-                    for kind, seed in (("p", 1000), ("b", 2000))
-                )
+                ]
+                # One file of the run's records: an upload is bounded by size, not batch count.
+                uploads = {
+                    kind: _parquet(
+                        _records(batches, size, f"{kind}{index}", index + seed, random=randomly)
+                    )
+                    for kind, seed, randomly in (
+                        ("parquet", 1000, random_ids),
+                        ("parquet_body", 2000, random_ids),
+                        ("parquet_random_ids", 3000, True),
+                        ("parquet_body_random_ids", 4000, True),
+                    )
+                }
                 anchor, anchor_cpu, parser = _anchor(bodies)
-                sent, sent_cpu = _post(
-                    client,
-                    f"{base}/inferences",
-                    [
-                        {"content": body, "headers": {"content-type": "application/json"}}
-                        for body in bodies
-                    ],
-                    size,
-                    pid,
-                )
-                uploaded, uploaded_cpu = _post(
-                    client,
-                    f"{base}/inferences/upload",
-                    [{"files": {"file": ("batch.parquet", upload)}}],
-                    batches * size,
-                    pid,
-                )
-                body_sent, body_cpu = _post(
-                    client,
-                    f"{base}/inferences/upload",
-                    [{"content": upload_body, "headers": as_parquet}],
-                    batches * size,
-                    pid,
-                )
-                rows = batches * size
-                for name, value in (
-                    ("anchor", anchor),
-                    ("json", sent),
-                    ("parquet", uploaded),
-                    ("parquet_body", body_sent),
-                    ("anchor_cpu", anchor_cpu),
-                    ("json_cpu", sent_cpu),
-                    ("parquet_cpu", uploaded_cpu),
-                    ("parquet_body_cpu", body_cpu),
-                ):
+                for name, value in zip(("anchor", "anchor_cpu"), (anchor, anchor_cpu), strict=True):
                     figures[name].append(value)
+                for kind, sent in (("json", bodies), ("json_random_ids", uuids)):
+                    seconds, cpu_used = _post(
+                        client,
+                        f"{base}/inferences",
+                        [
+                            {"content": body, "headers": {"content-type": "application/json"}}
+                            for body in sent
+                        ],
+                        size,
+                        pid,
+                    )
+                    figures[kind].append(seconds)
+                    figures[f"{kind}_cpu"].append(cpu_used)
+                turn = index % len(uploads)
+                for kind in [*uploads][turn:] + [*uploads][:turn]:
+                    payload = (
+                        {"content": uploads[kind], "headers": as_parquet}
+                        if kind.startswith("parquet_body")
+                        else {"files": {"file": ("batch.parquet", uploads[kind])}}
+                    )
+                    seconds, cpu_used = _post(
+                        client, f"{base}/inferences/upload", [payload], rows, pid
+                    )
+                    figures[kind].append(seconds)
+                    figures[f"{kind}_cpu"].append(cpu_used)
+
+                def rate(kind: str) -> str:
+                    return f"{rows / figures[kind][-1]:,.0f}"
+
+                def cpu_rate(kind: str) -> str:
+                    return f"{rows / figures[f'{kind}_cpu'][-1]:,.0f}"
+
                 print(
-                    f"run {index + 1}: JSON {rows / sent:,.0f} rows/s, Parquet upload "
-                    f"{rows / uploaded:,.0f} rows/s; anchor ({parser} + Parquet) "
-                    f"{rows / anchor:,.0f} rows/s; JSON takes {sent / anchor:.1f}x the anchor, "
-                    f"the Parquet upload {uploaded / anchor:.2f}x; as the body "
-                    f"{rows / body_sent:,.0f} rows/s, {body_sent / anchor:.2f}x. CPU: the "
-                    f"server's {rows / sent_cpu:,.0f} rows/s JSON, {rows / uploaded_cpu:,.0f} "
-                    f"upload, {rows / body_cpu:,.0f} as the body; the anchor's "
+                    f"run {index + 1}: JSON {rate('json')} rows/s, Parquet upload "
+                    f"{rate('parquet')} rows/s; anchor ({parser} + Parquet) "
+                    f"{rows / anchor:,.0f} rows/s; JSON takes "
+                    f"{figures['json'][-1] / anchor:.1f}x the anchor, the Parquet upload "
+                    f"{figures['parquet'][-1] / anchor:.2f}x; as the body "
+                    f"{rate('parquet_body')} rows/s, {figures['parquet_body'][-1] / anchor:.2f}x. "
+                    f"Random UUIDs: JSON {rate('json_random_ids')}, upload "
+                    f"{rate('parquet_random_ids')}, as the body "
+                    f"{rate('parquet_body_random_ids')} rows/s. CPU: the server's "
+                    f"{cpu_rate('json')} rows/s JSON, {cpu_rate('parquet')} upload, "
+                    f"{cpu_rate('parquet_body')} as the body (random UUIDs "
+                    f"{cpu_rate('json_random_ids')}, {cpu_rate('parquet_random_ids')}, "
+                    f"{cpu_rate('parquet_body_random_ids')}); the anchor's "
                     f"{rows / anchor_cpu:,.0f}",
                     flush=True,
                 )
     rows = batches * size
     stored = _stored(database)
-    expected = repeat * 3 * rows + size + 2 * rows  # the warm-up: a batch, two uploads
+    expected = repeat * 6 * rows + size + 2 * rows  # the warm-up: a batch, two uploads
     if stored != expected:
         raise RuntimeError(f"the store holds {stored} request ids, {expected} were sent")
     ratios = [s / a for s, a in zip(figures["json"], figures["anchor"], strict=True)]
@@ -351,6 +380,16 @@ def run(
         "parquet_body_rows_per_s": round(rows / statistics.median(figures["parquet_body"])),
         "parquet_body_to_anchor_ratio": round(statistics.median(body_ratios), 2),
         "random_ids": random_ids,
+        "json_random_ids_rows_per_s": round(rows / statistics.median(figures["json_random_ids"])),
+        "parquet_random_ids_rows_per_s": round(
+            rows / statistics.median(figures["parquet_random_ids"])
+        ),
+        "parquet_body_random_ids_rows_per_s": round(
+            rows / statistics.median(figures["parquet_body_random_ids"])
+        ),
+        "server_cpu_json_random_ids_rows_per_s": cpu("json_random_ids"),
+        "server_cpu_parquet_random_ids_rows_per_s": cpu("parquet_random_ids"),
+        "server_cpu_parquet_body_random_ids_rows_per_s": cpu("parquet_body_random_ids"),
         "json_body_mib": round(len(bodies[0]) / 2**20, 2),
         "server_cpu_json_rows_per_s": cpu("json"),
         "server_cpu_parquet_rows_per_s": cpu("parquet"),

@@ -17,7 +17,11 @@ def test_small_benchmark_run_stores_every_record(capsys: pytest.CaptureFixture[s
     for key in (
         "json_rows_per_s", "parquet_rows_per_s", "anchor_rows_per_s",
         "json_to_anchor_ratio", "parquet_to_anchor_ratio", "parquet_body_rows_per_s",
-        "server_cpu_parquet_body_rows_per_s",
+        "server_cpu_parquet_body_rows_per_s", "json_random_ids_rows_per_s",
+        "parquet_random_ids_rows_per_s", "parquet_body_random_ids_rows_per_s",
+        "server_cpu_parquet_random_ids_rows_per_s",
+        "server_cpu_parquet_body_random_ids_rows_per_s",
     ):  # fmt: skip
         assert figures[key] > 0, key
-    assert figures["stored_rows"] == 3 * 2 * 50 + 50 + 2 * 2 * 50  # rounds, then the warm-up
+    # each round: JSON, JSON with UUIDs and four uploads; then the warm-up
+    assert figures["stored_rows"] == 6 * 2 * 50 + 50 + 2 * 2 * 50
