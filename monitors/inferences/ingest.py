@@ -179,7 +179,12 @@ def _store(
     writing = None if kept is None else in_background(lambda: store.put(key, kept.content))
     try:
         mask = claim_ids(
-            session=session, kind=kind, deployment_id=deployment.id, batch_id=batch.id, ids=given
+            session=session,
+            kind=kind,
+            deployment_id=deployment.id,
+            batch_id=batch.id,
+            ids=given,
+            hashes=None if kept is None else kept.hashes.result(),
         )
     finally:
         if writing is not None:  # awaited before any rollback, which deletes what it wrote

@@ -14,8 +14,8 @@ so this path never accepts a file that one refuses, and never refuses one itself
 
 The work that does not depend on the checks runs beside them on another core
 (:mod:`monitors.inferences.background`): the file's SHA-256 while its columns are decoded (on
-Arrow's threads), and writing it to the store while its ids are claimed
-(:mod:`monitors.inferences.ingest`).
+Arrow's threads), the request ids' hashes while the ids and times are checked, and writing it
+to the store while its ids are claimed (:mod:`monitors.inferences.ingest`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from lineage.errors import InvalidInput, PayloadTooLarge
 from monitors.inferences.background import in_background
 from monitors.inferences.columnar import Irregular, check_ids
 from monitors.inferences.records import CONTEXT_PREFIX, RESERVED_COLUMNS
+from monitors.inferences.runs import id_hashes
 from monitors.table_files import TableLimits, read_parquet_table
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
 __all__ = ["KeptUpload", "kept_upload"]
@@ -55,6 +57,8 @@ class KeptUpload:
         content: The file's bytes, stored as they came.
         sha256: Their SHA-256 (hex), computed beside the checks.
         ids: Its request ids (text; one sent twice makes de-duplication shape the file).
+        hashes: Their hashes (:func:`~monitors.inferences.runs.id_hashes`), computed beside the
+            checks of the ids and times.
         first_at: The earliest record time.
         last_at: The latest record time.
         shaped: Today's path for the same file (decode, check, shape): what de-duplication
@@ -64,6 +68,7 @@ class KeptUpload:
     content: bytes
     sha256: Future[str]
     ids: pa.Array
+    hashes: Future[np.ndarray]
     first_at: datetime
     last_at: datetime
     shaped: Callable[[], pa.Table]
@@ -170,6 +175,7 @@ def kept_upload(
             for chunk in given.chunks
         ]
     )
+    hashes = in_background(lambda: id_hashes(ids))  # numpy lets go of the GIL meanwhile
     try:
         check_ids(ids)
     except Irregular:
@@ -179,6 +185,7 @@ def kept_upload(
         content=content,
         sha256=digest,
         ids=ids,
+        hashes=hashes,
         first_at=bounds["min"],
         last_at=bounds["max"],
         shaped=shaped,
