@@ -14,11 +14,12 @@ rounds (each round's figures are in the JSON line). Measured side by side in the
   its own keep-alive connection (``http.client``); throughput, latency percentiles, and the CPU
   per action of the server and of the writers (they share the machine). Each round runs it
   twice on fresh stores: one API process (keys ``api_…``), then ``--workers``
-  ``--api-processes`` (3 by default, the best of 2, 3 and 4 on this 2-core machine; keys
-  ``api_multi_…``), whose writes queue on the lock file beside the database; the kernel hands
-  each writer's connection to one of them, so the split may be uneven (each process's CPU is in
-  the round's ``…_process_cpu_s``). Anchor: the same number of bare ``sqlite3`` commits of one
-  row each, with the same journal settings, in this process.
+  ``--api-processes`` (2 by default, one per core of this machine: 3 and 4 cost more CPU an
+  action and were not faster under load; keys ``api_multi_…``), whose writes queue on the lock
+  file beside the database; the kernel hands each writer's connection to one of them, so the
+  split may be uneven (each process's CPU is in the round's ``…_process_cpu_s``). Anchor: the
+  same number of bare ``sqlite3`` commits of one row each, with the same journal settings, in
+  this process.
 * **batched appends** (:func:`governance.audit.append_many`, for internal bulk writers):
   entries per second. Anchor: inserting the same rows (same columns, same indexes) with a bare
   ``sqlite3`` ``executemany`` per batch.
@@ -55,7 +56,7 @@ from bench.processes import free_port, running, tree_cpu_seconds, wait_ready
 from bench.seeding import service_key
 
 WRITERS = 8
-API_PROCESSES = 3
+API_PROCESSES = 2
 _PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
 
 
