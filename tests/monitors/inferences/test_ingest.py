@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from lineage.errors import InvalidInput, PayloadTooLarge
 from lineage.models import Deployment
-from lineage.storage import LocalStore
+from lineage.storage import PARTIAL_PREFIX, LocalStore
 from lineage.store import session_scope
 from monitors.inferences import (
     MAX_BATCH,
@@ -414,7 +414,8 @@ def test_a_batch_whose_transaction_rolls_back_leaves_no_row_and_no_file(
         log_then_fail()
     assert written == [1]
     assert _stored(engine, tmp_path) == (0, 0, 0)
-    assert not list(tmp_path.rglob("*.partial"))
+    # Partial files are named .partial-<hex>-<name> (lineage.storage.PARTIAL_PREFIX).
+    assert not [path for path in tmp_path.rglob("*") if path.name.startswith(PARTIAL_PREFIX)]
     assert _log(engine, tmp_path, deployment, records(rows.iloc[:5])).accepted == 5
 
 
