@@ -59,14 +59,14 @@ def wait_ready(url: str, log: Path, timeout: float = 120.0) -> None:
 
 def cpu_seconds(pid: int) -> float | None:
     """Return the user + system CPU seconds a live process has used so far (None without /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = _stat_fields(pid)
+    if fields is None:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stat_fields(pid: int) -> list[str] | None:
+    """Return the fields of ``/proc/<pid>/stat`` after the command name (None if it is gone)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
