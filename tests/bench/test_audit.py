@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from bench.audit import build_chain, main, run_batched, run_verify
+from bench.audit import _Answers, build_chain, main, run_batched, run_verify
 
 pytestmark = pytest.mark.slow
 
@@ -44,3 +46,24 @@ def test_a_small_whole_run_through_the_api(capsys: pytest.CaptureFixture[str]) -
     assert figures["anchor_hash_seconds"] >= 0
     assert figures["api_client_cpu_ms_per_action"] >= 0  # the writers' share of the machine
     assert len(figures["rounds"]["verify"]) == 1
+
+
+def test_the_writers_client_reads_answers_split_anyhow_and_refuses_unframed_ones() -> None:
+    """Answers on one keep-alive connection come back whole, however the bytes arrive."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        answers = _Answers(ours)
+        first = b'HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{"ok":true}'
+        second = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}"
+        theirs.sendall(first[:20])
+        sender = threading.Timer(0.05, theirs.sendall, args=(first[20:] + second,))
+        sender.start()
+        assert answers.next() == (200, b'{"ok":true}')
+        assert answers.next() == (404, b"{}")
+        sender.join()
+        theirs.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        with pytest.raises(ValueError, match="without Content-Length"):
+            answers.next()
+        theirs.close()
+        with pytest.raises(ConnectionError):
+            _Answers(ours).next()
