@@ -384,19 +384,56 @@ def list_budgets(*, session: Session, project_id: uuid.UUID) -> list[Budget]:
     )
 
 
+@functools.cache
+def _budget_row() -> Any:
+    table = Budget.__table__  # type: ignore[attr-defined]
+    return sa.select(table).where(
+        table.c.id == sa.bindparam("budget_id"), table.c.project_id == sa.bindparam("project_id")
+    )
+
+
+@functools.cache
+def _budget_update() -> Any:
+    table = Budget.__table__  # type: ignore[attr-defined]
+    return (
+        table.update()
+        .where(table.c.id == sa.bindparam("budget_id"))
+        .values(
+            limit_nano_usd=sa.bindparam("limit_nano_usd"),
+            warn_at=sa.bindparam("warn_at", type_=sa.JSON()),
+            updated_at=sa.bindparam("updated_at", type_=AwareDateTime()),
+        )
+    )
+
+
 def update_budget(
     *,
     session: Session,
-    budget: Budget,
+    project_id: uuid.UUID,
+    budget_id: uuid.UUID,
     changes: BudgetUpdate,
     actor: Actor,
     now: datetime | None = None,
 ) -> Budget:
-    """Change a budget's limit or levels, audited as ``budget.update``.
+    """Change a budget's limit or levels, audited as ``budget.update``; return the changed budget.
 
     Levels already reached in this window stay reached (a lowered limit fires the levels the
-    spend now passes at the next check).
+    spend now passes at the next check). The row is read and written with two Core statements
+    rather than through the ORM's identity map and unit of work, which cost about 0.25 ms more
+    of CPU per change (``bench.audit`` changes budgets); the budget returned is therefore not in
+    the session (read it with :func:`get_budget` to change it through the ORM), and a copy the
+    session already held is expired.
+
+    Raises:
+        NotFound: No such budget in the project.
     """
+    connection = session.connection()
+    found = connection.execute(
+        _budget_row(), {"budget_id": budget_id, "project_id": project_id}
+    ).first()
+    if found is None:
+        raise NotFound(f"no budget {budget_id} in this project; list them with GET …/budgets")
+    budget = Budget.model_validate(found._mapping)
     before = _snapshot(budget)
 
     def change() -> Budget:
@@ -405,7 +442,16 @@ def update_budget(
         if changes.warn_at is not None:
             budget.warn_at = list(changes.warn_at)
         budget.updated_at = now or utcnow()
-        session.add(budget)
+        values = {
+            "budget_id": budget.id,
+            "limit_nano_usd": budget.limit_nano_usd,
+            "warn_at": budget.warn_at,
+            "updated_at": budget.updated_at,
+        }
+        connection.execute(_budget_update(), values)
+        held = session.identity_map.get(session.identity_key(Budget, budget.id))
+        if held is not None:
+            session.expire(held)
         return budget
 
     return act_then_audit(

@@ -80,8 +80,9 @@ def change(
     """Change a budget's limit or warning levels."""
     if not body.model_fields_set:
         raise InvalidInput("nothing to change: send limit_usd, warn_at or both", field="body")
-    budget = get_budget(session=session, project_id=project.id, budget_id=budget_id)
-    update_budget(session=session, budget=budget, changes=body, actor=actor)
+    budget = update_budget(
+        session=session, project_id=project.id, budget_id=budget_id, changes=body, actor=actor
+    )
     return budget_status(session=session, budget=budget)
 
 

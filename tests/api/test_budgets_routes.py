@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -9,8 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from governance.actors import Actor
 from governance.audit import AuditEntry
-from governance.budgets import Budget
+from governance.budgets import Budget, BudgetUpdate, update_budget
 from governance.roles import Role
 from lineage import session_scope
 from tests.conftest import Issued
@@ -95,3 +98,58 @@ def test_an_empty_change_is_refused(client: TestClient, admin: dict[str, str]) -
     answer = client.patch(f"{BASE}/{budget['id']}", json={}, headers=admin)
     assert answer.status_code == 422
     assert "nothing to change" in answer.text
+
+
+def test_a_change_is_stored_audited_with_before_and_after_and_seen_by_a_session_holding_it(
+    client: TestClient, admin: dict[str, str], engine: Engine
+) -> None:
+    budget = client.post(BASE, json=BODY, headers=admin).json()
+    with session_scope(engine) as holder:
+        held = holder.get(Budget, uuid.UUID(budget["id"]))
+        assert held is not None
+        assert held.limit_nano_usd == 250 * 10**9
+        patched = update_budget(
+            session=holder,
+            project_id=held.project_id,
+            budget_id=held.id,
+            changes=BudgetUpdate(limit_usd=80, warn_at=[0.7]),
+            actor=Actor.system(),
+        )
+        assert held.limit_nano_usd == 80 * 10**9  # the held copy was expired, not left stale
+        assert patched is not held
+        assert patched.warn_at == [0.7]
+    changed = client.patch(f"{BASE}/{budget['id']}", json={"warn_at": [0.25]}, headers=admin)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["limit_usd"], changed.json()["warn_at"]) == (80.0, [0.25])
+    assert changed.json()["updated_at"] > budget["updated_at"]
+    read = client.get(f"{BASE}/{budget['id']}", headers=admin).json()
+    assert (read["limit_usd"], read["warn_at"]) == (80.0, [0.25])
+    with session_scope(engine) as session:
+        entries = session.exec(
+            select(AuditEntry)
+            .where(AuditEntry.action == "budget.update")
+            .order_by(col(AuditEntry.seq))
+        ).all()
+        details = [json.loads(entry.detail) for entry in entries]
+    assert [
+        (d["before"]["limit_usd"], d["after"]["limit_usd"], d["after"]["warn_at"]) for d in details
+    ] == [
+        (250.0, 80.0, [0.7]),
+        (80.0, 80.0, [0.25]),
+    ]
+
+
+def test_a_budget_of_another_project_cannot_be_changed_through_this_one(
+    client: TestClient, make_principal: Callable[..., Issued], engine: Engine
+) -> None:
+    theirs = make_principal(role=Role.ADMIN, project="globex").headers
+    ours = make_principal(role=Role.ADMIN, project="acme").headers
+    made = client.post("/api/v1/projects/globex/budgets", json=BODY, headers=theirs).json()
+    answer = client.patch(f"{BASE}/{made['id']}", json={"limit_usd": 1}, headers=ours)
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    with session_scope(engine) as session:
+        stored = session.get(Budget, uuid.UUID(made["id"]))
+        assert stored is not None
+        assert stored.limit_nano_usd == 250 * 10**9
+    assert _actions(engine) == ["budget.create"]
