@@ -51,6 +51,7 @@ from api.routes import reports_monitor as monitor_report_routes
 from api.routes import traces as trace_routes
 from api.settings import Settings
 from api.store import attach_audit_signer
+from governance.identity_generation import LoopGenerationReader
 from lineage import create_store_engine
 from monitors.inferences.runs import set_memory_budget
 
@@ -71,7 +72,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = engine or create_store_engine(settings.resolved_database_url())
+        if owns_engine:
+            app.state.engine = create_store_engine(settings.resolved_database_url())
+            app.state.loop_generation = LoopGenerationReader.for_engine(app.state.engine)
         app.state.audit_signer = attach_audit_signer(app.state.engine, settings)
         set_memory_budget(settings.id_runs_memory_bytes)
         # An uploaded file (at most the body limit) stays in memory, where the routes read it
@@ -83,6 +86,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if app.state.loop_generation is not None:
+                app.state.loop_generation.close()
             if owns_engine:
                 app.state.engine.dispose()
 
@@ -99,6 +104,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.gate_cache = GateCache()  # API-key answers of the permission gate (this process)
     if engine is not None:
         app.state.engine = engine
+        app.state.loop_generation = LoopGenerationReader.for_engine(engine)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)

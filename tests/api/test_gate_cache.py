@@ -8,9 +8,11 @@ store) or with SQL on another engine, then sends the very next request to A.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,12 +23,12 @@ from sqlmodel import col, select
 
 from api.app import create_app
 from api.gate_cache import GateCache
-from api.security import CurrentProject, require
+from api.security import CurrentProject, Gate, require
 from api.settings import Settings
 from governance.actors import Actor
 from governance.audit import AuditEntry
 from governance.identity import ApiKey, issue_api_key
-from governance.identity_generation import read_generation
+from governance.identity_generation import LoopGenerationReader, read_generation
 from governance.permissions import Permission
 from governance.roles import Role, RoleGrant
 from lineage.store import create_store_engine, session_scope
@@ -52,9 +54,18 @@ def _app(settings: Settings, engine: Engine) -> FastAPI:
     return app
 
 
-@pytest.fixture
-def replica_a(settings: Settings, engine: Engine) -> TestClient:
-    return TestClient(_app(settings, engine), raise_server_exceptions=False)
+@pytest.fixture(params=["on the loop", "on a worker thread"])
+def replica_a(request: pytest.FixtureRequest, settings: Settings, engine: Engine) -> TestClient:
+    """Replica A, whose cached answers are read on the event loop (SQLite files) or not at all.
+
+    On the loop, a cached answer that admits the caller is used without a worker thread; the
+    second parameter takes the reader away, so every request goes through the worker thread,
+    as on PostgreSQL.
+    """
+    app = _app(settings, engine)
+    if request.param == "on a worker thread":
+        app.state.loop_generation = None
+    return TestClient(app, raise_server_exceptions=False)
 
 
 @pytest.fixture
@@ -291,3 +302,53 @@ def test_a_new_grant_is_honoured_on_the_next_request(
     assert len(_cache(replica_a)) == 1
     _sql(other_engine, "UPDATE governance_role_grant SET role = 'data_scientist'")
     assert replica_a.post(PROBE, headers=viewer.headers).status_code == 200
+
+
+def test_a_cached_admission_needs_no_worker_thread_and_a_change_goes_back_to_one(
+    settings: Settings,
+    engine: Engine,
+    other_engine: Engine,
+    make_principal: Callable[..., Issued],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if LoopGenerationReader.for_engine(engine) is None:
+        pytest.skip("the loop's reader is for SQLite files; other stores always take the thread")
+    client = TestClient(_app(settings, engine), raise_server_exceptions=False)
+    on_threads: list[str] = []
+    through_thread = Gate._gate
+
+    def counted(gate: Gate, *args: Any) -> Actor:
+        on_threads.append(threading.current_thread().name)
+        return through_thread(gate, *args)
+
+    monkeypatch.setattr(Gate, "_gate", counted)
+    scientist = make_principal(role=Role.DATA_SCIENTIST)
+    _warm(client, scientist)
+    assert len(on_threads) == 1  # the first request read the store; the second, the cache
+    assert client.post(PROBE, headers=scientist.headers).status_code == 200
+    assert len(on_threads) == 1
+    _sql(other_engine, "UPDATE governance_role_grant SET role = 'viewer'")
+    assert client.post(PROBE, headers=scientist.headers).status_code == 403
+    assert _last_action(engine) == "access.denied"
+    assert len(on_threads) == 2  # the generation moved: read again, on a worker thread
+    assert client.post(PROBE, headers=scientist.headers).status_code == 403  # cached denial:
+    assert len(on_threads) == 3  # decided and audited on a worker thread, never on the loop
+    assert _last_action(engine) == "access.denied"
+
+
+def test_the_loops_reader_never_waits_and_answers_none_when_it_cannot_read(
+    engine: Engine, tmp_path: Path
+) -> None:
+    reader = LoopGenerationReader.for_engine(engine)
+    if reader is None:
+        pytest.skip("the loop's reader is for SQLite files")
+    assert reader.read() == read_generation(engine)
+    with reader._in_use:  # another thread is reading: no waiting, no answer
+        assert reader.read() is None
+    empty = LoopGenerationReader(str(tmp_path / "empty.db"))  # a store without the table
+    assert empty.read() is None
+    reader.close()
+    assert reader.read() == read_generation(engine)  # opens again after a close
+    memory = create_store_engine("sqlite://")
+    assert LoopGenerationReader.for_engine(memory) is None
+    memory.dispose()
