@@ -104,8 +104,8 @@ class S3Store:
         with self._errors():
             self._client.head_bucket(Bucket=self.bucket)
 
-    def put(self, key: str, data: bytes) -> None:
-        """Upload in one request; S3 shows the object only once it is complete."""
+    def put(self, key: str, data: bytes, *, cached: bool = True) -> None:
+        """Upload in one request; S3 shows the object only once it is complete (no cache)."""
         name = self._key(key)
         with self._errors(key):
             self._client.put_object(Bucket=self.bucket, Key=name, Body=data)

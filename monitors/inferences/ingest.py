@@ -176,7 +176,9 @@ def _store(
     key = partition_key(
         project_id=deployment.project_id, deployment_id=deployment.id, kind=kind, batch_id=batch.id
     )
-    writing = None if kept is None else in_background(lambda: store.put(key, kept.content))
+    writing = (  # write-once, read by a monitor run later: kept out of the page cache
+        None if kept is None else in_background(lambda: store.put(key, kept.content, cached=False))
+    )
     try:
         mask = claim_ids(
             session=session,

@@ -79,6 +79,17 @@ def test_put_get_list_delete_round_trip(store: ObjectStore) -> None:
         store.get("reports/p1/renders/j1.html")
 
 
+def test_an_object_put_out_of_the_cache_is_stored_whole(store: ObjectStore, tmp_path: Path) -> None:
+    """``cached=False`` (an uploaded inference partition) stores the same bytes, atomically."""
+    data = bytes(range(256)) * 4096  # 1 MiB
+    store.put("inferences/p1/d1/inferences/b1.parquet", data, cached=False)
+    store.put("inferences/p1/d1/inferences/b1.parquet", data[::-1], cached=False)
+
+    assert store.get("inferences/p1/d1/inferences/b1.parquet") == data[::-1]
+    assert store.list("inferences/") == ["inferences/p1/d1/inferences/b1.parquet"]
+    assert not list(tmp_path.rglob(f"{PARTIAL_PREFIX}*"))
+
+
 def test_streamed_upload_spans_several_parts(store: ObjectStore) -> None:
     block = bytes(range(256)) * (1 << 12)  # 1 MiB
     chunks = [block] * ((2 * PART_SIZE) // len(block) + 3)
