@@ -7,10 +7,16 @@ original text, keeps the first claim on each stretch (detectors in :data:`DETECT
 custom patterns), and replaces in one pass — so a replacement is never re-scanned.
 
 Validators stop look-alikes: a card number must pass Luhn, an IBAN mod-97, an IPv6 candidate
-the standard library's parser. Replacement is a typed token (``[EMAIL]``) or, with
-``mode="hash"``, the token plus a keyed hash of the normalised value (``[EMAIL:3f9a…]``,
-HMAC-SHA256 under the project's key), so equal values still join without being readable. The
-key is the project's, sealed at rest by the caller; this module only receives its bytes.
+the standard library's parser. Identifiers are not numbers: the detectors of number-shaped values
+(phone, card, SSN, IBAN, IP address) never claim text inside a UUID or a hex id of the usual
+lengths holding a letter (a span or trace id, a digest), where about 1 random UUID in 140 held a
+"phone number" (``…-3958-4112-9972-…``) and some a Luhn-valid "card"; secrets (a bearer token
+that is a UUID) are still found there, and a hex id of digits alone is a number like any other.
+
+Replacement is a typed token (``[EMAIL]``) or, with ``mode="hash"``, the token plus a keyed hash
+of the normalised value (``[EMAIL:3f9a…]``, HMAC-SHA256 under the project's key), so equal values
+still join without being readable. The key is the project's, sealed at rest by the caller; this
+module only receives its bytes.
 
 Custom patterns are untrusted regexes: they are bounded in length, refused if they can match the
 empty string or use back-references, compiled once, and run with a time limit; a text on which
@@ -151,6 +157,26 @@ def _lower(text: str) -> str:
 
 def _same(text: str) -> str:
     return text
+
+
+_NUMBER_SHAPED = frozenset(
+    {Entity.PHONE, Entity.CREDIT_CARD, Entity.US_SSN, Entity.IBAN, Entity.IP_ADDRESS}
+)
+# A UUID, or 16, 32, 40 or 64 hex digits holding both a digit and a letter (a span or trace id,
+# a UUID's hex, a SHA-1 or SHA-256 digest), between non-word characters: an identifier, in which
+# number-shaped values are not looked for. Other lengths are not exempt: a card number glued to
+# a few letters is still a card number.
+_IDENTIFIER = re.compile(
+    r"(?<![\w-])(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|(?=[0-9A-Fa-f]*[A-Fa-f])(?=[0-9A-Fa-f]*\d)"
+    r"(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32}|[0-9A-Fa-f]{16}))(?![\w-])"
+)
+
+
+def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Return whether ``[start, end)`` overlaps one of ``spans`` (sorted, not overlapping)."""
+    at = bisect.bisect_right(spans, (start, end))
+    return (at > 0 and spans[at - 1][1] > start) or (at < len(spans) and spans[at][0] < end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,11 +363,14 @@ class Redactor:
             ends.insert(at, end)
             claims.append((start, end, entity, value))
 
+        identifiers = [match.span() for match in _IDENTIFIER.finditer(text)]
         for detector in self.detectors:
             for match in detector.pattern.finditer(text):
+                start, end = match.span(detector.group)
+                if detector.entity in _NUMBER_SHAPED and _inside(identifiers, start, end):
+                    continue
                 value = detector.check(match.group(detector.group))
                 if value is not None:
-                    start, end = match.span(detector.group)
                     claim(start, end, str(detector.entity), value)
         for custom in self.custom:
             try:

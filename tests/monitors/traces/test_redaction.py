@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
@@ -85,6 +86,38 @@ def test_each_detector_replaces_what_it_finds_with_its_token(
 def test_look_alikes_are_kept(text: str) -> None:
     assert REDACT(text).text == text
     assert REDACT(text).counts == {}
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "232b070c-3958-4112-9972-abcce2b06660",  # held a "phone number" before
+        "64bf8473-7487-4751-92b6-c4b562476459",  # held a Luhn-valid "card" before
+        "232B070C-3958-4112-9972-ABCCE2B06660",
+        "64bf84737487475192b6c4b562476459",  # a trace id, a UUID's hex
+        "84737487475192b6",  # a span id
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",  # a SHA-256
+    ],
+)
+def test_identifiers_are_not_read_as_phone_or_card_numbers(identifier: str) -> None:
+    for text in (identifier, f"run {identifier} done", f'{{"run_id": "{identifier}"}}'):
+        assert REDACT(text).text == text
+
+
+def test_random_uuids_come_through_whole() -> None:
+    """About 1 random UUID in 140 lost digits to the phone detector; none may now."""
+    for _ in range(20_000):
+        identifier = str(uuid.uuid4())
+        assert REDACT(identifier).text == identifier
+
+
+def test_values_beside_an_identifier_and_secrets_inside_one_are_still_found() -> None:
+    run = "232b070c-3958-4112-9972-abcce2b06660"
+    result = REDACT(f"call 555-123-4567 about {run}, card 4111111111111111abc")
+    assert result.text == f"call [PHONE] about {run}, card [CREDIT_CARD]abc"
+    assert REDACT(f"Authorization: Bearer {run}").text == "Authorization: Bearer [BEARER_TOKEN]"
+    assert REDACT("x-3958-4112-9972-y").counts == {"phone": 1}  # not shaped like an identifier
+    assert REDACT("4111111111111111").counts == {"credit_card": 1}  # digits alone: a number
 
 
 def test_several_values_are_counted_per_type_and_replaced_in_one_pass() -> None:
