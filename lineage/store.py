@@ -9,6 +9,8 @@ Durability on SQLite: WAL with ``synchronous=NORMAL``. A committed transaction s
 the process (it is in the WAL file, which the OS holds); a power cut or kernel crash may lose the
 last commits before the next WAL checkpoint, never corrupt the file. ``FULL`` would fsync every
 commit; set ``PRAGMA synchronous=FULL`` per deployment if power loss must not lose a commit.
+Checkpoints run on a thread of the process shortly after a write commits, not inside the commit
+that fills the WAL (:mod:`lineage.sqlite_checkpoints`); that changes none of the above.
 
 Writers on SQLite queue before SQLite's own write lock (``BEGIN IMMEDIATE``, whose waiters poll
 with growing sleeps): on a lock of this process per database file, then on a file lock shared
@@ -30,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
+from lineage.sqlite_checkpoints import checkpoint_soon
 from lineage.sqlite_writers import Held, WriterQueue, writer_queue
 
 __all__ = ["READ_ONLY", "create_store_engine", "is_sqlite", "session_scope"]
@@ -52,13 +55,17 @@ class _QueuedConnection(sqlite3.Connection):
 
     queue: WriterQueue | None = None
     held = Held.NOTHING
+    path: str | None = None  # checkpointed off this thread after a write commits
+    writing = False
 
     def begin_write(self) -> None:
+        self.writing = True
         if self.queue is not None:
             self.held = self.queue.acquire(_LOCK_WAIT_SECONDS)
         try:
             self.execute("BEGIN IMMEDIATE")
         except BaseException:
+            self.writing = False
             self._release()
             raise
 
@@ -72,8 +79,12 @@ class _QueuedConnection(sqlite3.Connection):
             super().commit()
         finally:
             self._release()
+        if self.writing and self.path is not None:
+            self.writing = False
+            checkpoint_soon(self.path)
 
     def rollback(self) -> None:
+        self.writing = False
         try:
             super().rollback()
         finally:
@@ -148,6 +159,9 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
         cursor.close()
         if isinstance(dbapi_connection, _QueuedConnection):
             dbapi_connection.queue = queue
+            # Not in the commit that fills the WAL: on a thread of its own (sqlite_checkpoints).
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+            dbapi_connection.path = str(engine.url.database)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
