@@ -137,7 +137,9 @@ def serve(
         processes = workers or settings.api_workers
         if processes == 1:
             from api.app import create_app
+            from api.memory import keep_freed_memory
 
+            keep_freed_memory()  # an API process only (api.memory)
             application: Any = create_app(settings)
         else:  # each process builds its own app (and engine) from the same environment
             application = "api.serve_process:application"

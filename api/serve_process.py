@@ -43,6 +43,8 @@ def application() -> FastAPI:
     """Build this process's app from the environment's settings (uvicorn's app factory)."""
     with collector_paused():
         from api.app import create_app
+        from api.memory import keep_freed_memory
         from api.settings import Settings
 
+        keep_freed_memory()
         return create_app(Settings())
