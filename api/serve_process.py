@@ -43,8 +43,12 @@ def application() -> FastAPI:
     """Build this process's app from the environment's settings (uvicorn's app factory)."""
     with collector_paused():
         from api.app import create_app
+        from api.cpu_slots import claim_a_core
         from api.memory import keep_freed_memory
         from api.settings import Settings
 
+        settings = Settings()
         keep_freed_memory()
-        return create_app(Settings())
+        if settings.api_pin_cores:
+            claim_a_core()  # before the loop starts its threads: they run on the same core
+        return create_app(settings)

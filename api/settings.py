@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         description="API processes `warden serve` runs on its one port (the kernel spreads the "
         "connections); on SQLite they queue their writes on a lock file beside the database.",
     )
+    api_pin_cores: bool = Field(
+        default=True,
+        description="With several API processes, hold each to a core of its own (Linux): "
+        "their threads then hand over the interpreter lock on one core (api/cpu_slots.py).",
+    )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024,
         description="Largest request body accepted, after decompression.",

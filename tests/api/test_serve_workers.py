@@ -58,6 +58,10 @@ def test_two_api_processes_share_the_port_and_each_answers(
         )
         children = _api_processes(server.pid)
         assert len(children) == 2, processes.logs()
+        if len(os.sched_getaffinity(0)) >= 2:  # each on a core of its own (api/cpu_slots.py)
+            cores = [os.sched_getaffinity(child) for child in children]
+            assert all(len(held) == 1 for held in cores), cores
+            assert cores[0] != cores[1]
         for number, frozen in enumerate(children):
             os.kill(frozen, signal.SIGSTOP)
             try:
