@@ -14,11 +14,11 @@ rounds (each round's figures are in the JSON line). Measured side by side in the
   its own keep-alive connection (a minimal HTTP/1.1 client on a socket, see :func:`_writer`);
   throughput, latency percentiles, and the CPU per action of the server and of the writers
   (they share the machine). Each round runs it twice on fresh stores: one API process (keys
-  ``api_…``), then ``--workers`` ``--api-processes`` (2 by default; keys ``api_multi_…``),
-  whose writes queue on the lock file beside the database; the kernel hands each writer's
-  connection to one of them, so the split may be uneven (each process's CPU is in the round's
-  ``…_process_cpu_s``). Anchor: the same number of bare ``sqlite3`` commits of one row each,
-  with the same journal settings, in this process.
+  ``api_…``), then ``--workers`` ``--api-processes`` (2 by default, each held to a core of its
+  own, ``api/cpu_slots.py``; keys ``api_multi_…``), whose writes queue on the lock file beside
+  the database; the kernel hands each writer's connection to one of them, so the split may be
+  uneven (each process's CPU is in the round's ``…_process_cpu_s``). Anchor: the same number of
+  bare ``sqlite3`` commits of one row each, with the same journal settings, in this process.
 * **batched appends** (:func:`governance.audit.append_many`, for internal bulk writers):
   entries per second. Anchor: inserting the same rows (same columns, same indexes) with a bare
   ``sqlite3`` ``executemany`` per batch.
@@ -110,8 +110,8 @@ def _writer(
     under test shares the machine with the writers, so what they spend is CPU it does not get:
     ``http.client`` spent 0.19-0.23 ms an action (its header parsing goes through
     ``email.parser``) and httpx about 0.7; this about 0.1 (one API process, 8 writers,
-    2026-12-07 19:45 UTC, three rounds each way: 465-469 actions/s against 326-445 with
-    ``http.client``).
+    2026-12-07 19:45 UTC under load, three rounds each way: 465-469 actions/s against 326-445
+    with ``http.client``).
     """
     url = urlsplit(f"{base}/budgets/{budget_id}")
     host, port = url.hostname or "127.0.0.1", url.port or 80

@@ -367,11 +367,15 @@ def create_budget(
     )
 
 
+def _not_found(budget_id: uuid.UUID) -> NotFound:
+    return NotFound(f"no budget {budget_id} in this project; list them with GET …/budgets")
+
+
 def get_budget(*, session: Session, project_id: uuid.UUID, budget_id: uuid.UUID) -> Budget:
     """Return a budget of the project, or raise :class:`NotFound` (also for other projects)."""
     budget = session.get(Budget, budget_id)
     if budget is None or budget.project_id != project_id:
-        raise NotFound(f"no budget {budget_id} in this project; list them with GET …/budgets")
+        raise _not_found(budget_id)
     return budget
 
 
@@ -432,7 +436,7 @@ def update_budget(
         _budget_row(), {"budget_id": budget_id, "project_id": project_id}
     ).first()
     if found is None:
-        raise NotFound(f"no budget {budget_id} in this project; list them with GET …/budgets")
+        raise _not_found(budget_id)
     budget = Budget.model_validate(found._mapping)
     before = _snapshot(budget)
 
